@@ -1,0 +1,44 @@
+/**
+ * Unix-domain socket transport: `unix:PATH`. Listening removes a stale socket file left at
+ * PATH first (a regular file there is refused, not deleted) and removes the socket file on
+ * close.
+ *
+ * @module
+ */
+
+import type { ChannelListener } from "../../domain/ports.ts";
+import { ConnChannel, ConnListener } from "./conn_channel.ts";
+
+/** Connects to the socket at `path`. Errors are Deno's (see connectChannel for wrapping). */
+export async function connectUnix(path: string): Promise<ConnChannel> {
+  return new ConnChannel(await Deno.connect({ transport: "unix", path }));
+}
+
+/** Listens on `path`, replacing a stale socket file; the listener's `uri` is `unix:PATH`. */
+export function listenUnix(path: string): ChannelListener {
+  removeStaleSocket(path);
+  const listener = Deno.listen({ transport: "unix", path });
+  return new ConnListener(listener, `unix:${path}`, undefined, () => removeQuietly(path));
+}
+
+function removeStaleSocket(path: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  if (!info.isSocket) {
+    throw new Deno.errors.AlreadyExists(`'${path}' exists and is not a socket`);
+  }
+  Deno.removeSync(path);
+}
+
+function removeQuietly(path: string): void {
+  try {
+    if (Deno.lstatSync(path).isSocket) Deno.removeSync(path);
+  } catch {
+    // Gone already (Deno may remove it when the listener closes).
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * Guest RAM on SharedArrayBuffers: the structured-cloneable `SharedGuest` handle, its
+ * allocation, filling (zero / random / pattern) and pre-touching, and `--ram` size parsing.
+ *
+ * @module
+ */
+
+import {
+  layoutBlocks,
+  PAGE_SIZE,
+  pageMapBytes,
+  type RamBlockLayout,
+  type RamBlockSpec,
+  totalPages,
+  validateBlockSpecs,
+} from "./layout.ts";
+import { CTL_BYTES } from "./vcpu_ctl.ts";
+import type { GuestMemory } from "./workload.ts";
+
+/** Everything another thread needs to reach the guest; postMessage it to any Worker. */
+export interface SharedGuest {
+  /** Target page size, PAGE_SIZE. */
+  pageSize: number;
+  /** Blocks in the flat page space. */
+  layout: RamBlockLayout[];
+  /** One buffer per block, `block.size` bytes. */
+  ram: SharedArrayBuffer[];
+  /** Dirty log: one byte per page of the flat page space (rounded up to a multiple of 8). */
+  dirty: SharedArrayBuffer;
+  /** Destination postcopy: one byte per page, 1 = page present (same size as `dirty`). */
+  received: SharedArrayBuffer;
+  /** vCPU control block and registers (see vcpu_ctl.ts). */
+  ctl: SharedArrayBuffer;
+}
+
+/** How `Machine.create` fills RAM that does not arrive by migration. */
+export type RamFill = "zero" | "random" | "pattern";
+
+const SIZE_SUFFIX = "BKMGTPE";
+
+/**
+ * Parses a size: a number with an optional suffix B, K, M, G, T, P or E (powers of 1024,
+ * any case), e.g. `4096`, `64k`, `128M`, `1G`, `1.5G`. Throws a RangeError on anything else,
+ * on fractional byte counts and on sizes beyond 2^53.
+ */
+export function parseSize(s: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]?)\s*$/i.exec(s);
+  const unit = m ? SIZE_SUFFIX.indexOf((m[2] || "B").toUpperCase()) : -1;
+  if (!m || unit < 0) {
+    throw new RangeError(
+      `invalid size '${s}': expected a number with an optional suffix B, K, M, G, T, P or E`,
+    );
+  }
+  const bytes = Number(m[1]) * 1024 ** unit;
+  if (!Number.isSafeInteger(bytes)) {
+    throw new RangeError(`invalid size '${s}': not a whole number of bytes below 2^53`);
+  }
+  return bytes;
+}
+
+/** Allocates zeroed RAM, dirty log, received map and control block for the given blocks. */
+export function allocateGuest(specs: readonly RamBlockSpec[]): SharedGuest {
+  validateBlockSpecs(specs);
+  const layout = layoutBlocks(specs);
+  const mapBytes = pageMapBytes(totalPages(layout));
+  return {
+    pageSize: PAGE_SIZE,
+    layout,
+    ram: layout.map((block) => new SharedArrayBuffer(block.size)),
+    dirty: new SharedArrayBuffer(mapBytes),
+    received: new SharedArrayBuffer(mapBytes),
+    ctl: new SharedArrayBuffer(CTL_BYTES),
+  };
+}
+
+/** Total RAM bytes of a guest. */
+export function ramSize(guest: SharedGuest): number {
+  return guest.layout.reduce((n, block) => n + block.size, 0);
+}
+
+/** Fills `words` with xorshift32 output, four words per round (well over 1 GB/s). */
+export function fillRandom(words: Uint32Array, seed: number): void {
+  let x = seed >>> 0 || 0x2545f491;
+  const n = words.length & ~3;
+  for (let i = 0; i < n; i += 4) {
+    x ^= x << 13, x ^= x >>> 17, x ^= x << 5, words[i] = x;
+    x ^= x << 13, x ^= x >>> 17, x ^= x << 5, words[i + 1] = x;
+    x ^= x << 13, x ^= x >>> 17, x ^= x << 5, words[i + 2] = x;
+    x ^= x << 13, x ^= x >>> 17, x ^= x << 5, words[i + 3] = x;
+  }
+  for (let i = n; i < words.length; i++) x ^= x << 13, x ^= x >>> 17, x ^= x << 5, words[i] = x;
+}
+
+/**
+ * Fills whole pages with the deterministic pattern; `ram` starts at flat page `firstPage`.
+ * Byte `o` of flat page `p` is `(p + o) & 255`, except bytes 0..7, which hold `p` as a
+ * little-endian 64-bit integer (so every page differs).
+ */
+export function fillPattern(ram: Uint8Array, firstPage: number): void {
+  const ramp = new Uint8Array(PAGE_SIZE + 256);
+  for (let i = 0; i < ramp.length; i++) ramp[i] = i & 255;
+  const pages = Math.floor(ram.length / PAGE_SIZE);
+  for (let i = 0; i < pages; i++) {
+    const p = firstPage + i;
+    const off = i * PAGE_SIZE;
+    const shift = p & 255;
+    ram.set(ramp.subarray(shift, shift + PAGE_SIZE), off);
+    let v = p;
+    for (let b = 0; b < 8; b++, v = Math.floor(v / 256)) ram[off + b] = v & 255;
+  }
+}
+
+/**
+ * Writes one byte per page so the kernel's first-touch page faults are paid now, before a
+ * migration stream arrives (like QEMU's -mem-prealloc). The bytes stay zero.
+ */
+export function preTouch(ram: Uint8Array): void {
+  for (let off = 0; off < ram.length; off += PAGE_SIZE) ram[off] = 0;
+}
+
+/** How RAM is prepared: one of the fills, or `touch` (pre-touch, for an incoming guest). */
+export type RamPrep = RamFill | "touch";
+
+/** A share of the preparation: `pages` pages of block buffer `buf` from page `pageInBlock`. */
+export interface PrepJob {
+  buf: SharedArrayBuffer;
+  pageInBlock: number;
+  pages: number;
+  /** Flat page number of the job's first page (pattern). */
+  firstPage: number;
+  prep: RamPrep;
+  seed: number;
+}
+
+/** Splits preparing a guest into about `parts` jobs of similar size (none for `zero`). */
+export function prepJobs(guest: SharedGuest, prep: RamPrep, parts: number): PrepJob[] {
+  if (prep === "zero") return [];
+  const per = Math.max(1, Math.ceil(totalPages(guest.layout) / Math.max(1, parts)));
+  const seeds = crypto.getRandomValues(new Uint32Array(guest.layout.length + parts));
+  const jobs: PrepJob[] = [];
+  guest.layout.forEach((block, i) => {
+    for (let at = 0; at < block.pages; at += per) {
+      const seed = seeds[jobs.length % seeds.length];
+      const pages = Math.min(per, block.pages - at);
+      jobs.push({
+        buf: guest.ram[i],
+        pageInBlock: at,
+        pages,
+        firstPage: block.firstPage + at,
+        prep,
+        seed,
+      });
+    }
+  });
+  return jobs;
+}
+
+/** Runs one preparation job (in any thread). */
+export function runPrepJob(job: PrepJob): void {
+  const offset = job.pageInBlock * PAGE_SIZE;
+  const bytes = job.pages * PAGE_SIZE;
+  if (job.prep === "random") fillRandom(new Uint32Array(job.buf, offset, bytes / 4), job.seed);
+  else if (job.prep === "pattern") {
+    fillPattern(new Uint8Array(job.buf, offset, bytes), job.firstPage);
+  } else if (job.prep === "touch") preTouch(new Uint8Array(job.buf, offset, bytes));
+}
+
+/** Prepares every block as `prep` says, in this thread. */
+export function prepareGuest(guest: SharedGuest, prep: RamPrep): void {
+  for (const job of prepJobs(guest, prep, 1)) runPrepJob(job);
+}
+
+/** Typed-array views of a guest for the workload step functions (postcopy checks off). */
+export function guestMemory(guest: SharedGuest): GuestMemory {
+  return {
+    layout: guest.layout,
+    bytes: guest.ram.map((buf) => new Uint8Array(buf)),
+    words: guest.ram.map((buf) => new Uint32Array(buf)),
+    dirty: new Uint8Array(guest.dirty),
+    received: null,
+    totalPages: totalPages(guest.layout),
+    fault: -1,
+  };
+}

@@ -1,0 +1,203 @@
+/**
+ * The machine (the guest) as the main thread sees it: RAM on SharedArrayBuffers, a vCPU
+ * Worker running the workload, QEMU-like `stop` / `cont`, `info` and a digest for tests.
+ *
+ * @module
+ */
+
+import type { DigestRequest, DigestResult } from "./digest_worker.ts";
+import {
+  allocateGuest,
+  prepareGuest,
+  prepJobs,
+  type RamFill,
+  type RamPrep,
+  ramSize,
+  type SharedGuest,
+} from "./guest_ram.ts";
+import { PAGE_SIZE, type RamBlockLayout, type RamBlockSpec } from "./layout.ts";
+import { ctlViews, ringWake, type RunState, SHUTDOWN } from "./vcpu_ctl.ts";
+import { initControl, VcpuControl, type VcpuRegisters } from "./vcpu_control.ts";
+import { resolveWorkload, type WorkloadSpec } from "./workload_spec.ts";
+
+export { parseSize } from "./guest_ram.ts";
+export { parseWorkload } from "./workload_spec.ts";
+export type { DigestResult, RamFill, RunState, SharedGuest, WorkloadSpec };
+
+/** Options of Machine.create (the `--ram`, `--fill`, `--workload`, `-S`, `--incoming` flags). */
+export interface MachineOptions {
+  blocks: RamBlockSpec[];
+  fill: RamFill;
+  workload: WorkloadSpec;
+  /** QEMU's -S: start paused. */
+  startPaused: boolean;
+  /** Destination: RAM pre-touched instead of filled, runstate `inmigrate`. */
+  incoming: boolean;
+}
+
+/** `GET /machine`. */
+export interface MachineInfo {
+  runstate: RunState;
+  "ram-size": number;
+  "page-size": number;
+  blocks: { name: string; size: number }[];
+  workload: VcpuRegisters;
+  "cpu-throttle-percentage": number;
+}
+
+/** How long stop() waits for the vCPU to park before failing. */
+const PARK_TIMEOUT_MS = 10_000;
+/** Guests smaller than this are filled in the calling thread (Workers cost ~50 ms to start). */
+const PARALLEL_PREP_BYTES = 64 << 20;
+/** At most this many preparation Workers. */
+const MAX_PREP_WORKERS = 4;
+
+/** The guest: owns its SharedArrayBuffers and vCPU Worker. Dispose it when done. */
+export class Machine {
+  /** Blocks in the flat page space. */
+  readonly layout: RamBlockLayout[];
+  /** The structured-cloneable handle for other Workers. */
+  readonly shared: SharedGuest;
+  /** Control of the vCPU. */
+  readonly vcpu: VcpuControl;
+  readonly #workers = new Set<Worker>();
+  #vcpuError: string | null = null;
+
+  private constructor(shared: SharedGuest, vcpu: VcpuControl) {
+    this.shared = shared;
+    this.layout = shared.layout;
+    this.vcpu = vcpu;
+  }
+
+  /**
+   * Allocates and fills (or, when incoming, pre-touches) RAM, sets the runstate (`inmigrate`,
+   * else `paused` with startPaused, else `running`) and starts the vCPU Worker. Throws a
+   * RangeError on a bad layout or a workload range outside the RAM.
+   */
+  static async create(opts: MachineOptions): Promise<Machine> {
+    const shared = allocateGuest(opts.blocks);
+    const size = ramSize(shared);
+    const seed = Array.from(crypto.getRandomValues(new Uint32Array(4)));
+    const regs = resolveWorkload(opts.workload, size, seed);
+    const runstate = opts.incoming ? "inmigrate" : opts.startPaused ? "paused" : "running";
+    const machine = new Machine(shared, initControl(shared, regs, runstate, size));
+    try {
+      await machine.#prepare(opts.incoming ? "touch" : opts.fill);
+      const vcpuWorker = await machine.#spawn<string>(
+        new URL("./vcpu_worker.ts", import.meta.url),
+        shared,
+      );
+      vcpuWorker.worker.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        machine.#vcpuError = e.message;
+        console.error(`vCPU worker failed: ${e.message}`);
+      };
+    } catch (e) {
+      await machine.dispose();
+      throw e;
+    }
+    return machine;
+  }
+
+  /** Fills or pre-touches RAM, spread over Workers when the guest is big. */
+  async #prepare(prep: RamPrep): Promise<void> {
+    const cores = Math.min(navigator.hardwareConcurrency || 1, MAX_PREP_WORKERS);
+    if (ramSize(this.shared) < PARALLEL_PREP_BYTES || cores < 2) {
+      return prepareGuest(this.shared, prep);
+    }
+    const jobs = prepJobs(this.shared, prep, cores);
+    const groups = Array.from({ length: cores }, (_, k) => jobs.filter((_, i) => i % cores === k));
+    const spawned = groups.filter((g) => g.length > 0).map((g) =>
+      this.#spawn(new URL("./prep_worker.ts", import.meta.url), g)
+    );
+    for (const { worker } of await Promise.all(spawned)) this.#drop(worker);
+  }
+
+  /** Starts a Worker, sends it `message`, resolves with its first answer. */
+  async #spawn<T>(url: URL, message: unknown): Promise<{ worker: Worker; answer: T }> {
+    const worker = new Worker(url, { type: "module" });
+    this.#workers.add(worker);
+    try {
+      const answer = await new Promise<T>((resolve, reject) => {
+        worker.onmessage = (e: MessageEvent<T>) => resolve(e.data);
+        worker.onerror = (e: ErrorEvent) => {
+          e.preventDefault();
+          reject(new Error(`${url.pathname.split("/").pop()}: ${e.message}`));
+        };
+        worker.postMessage(message);
+      });
+      return { worker, answer };
+    } catch (e) {
+      this.#drop(worker);
+      throw e;
+    }
+  }
+
+  #drop(worker: Worker): void {
+    worker.terminate();
+    this.#workers.delete(worker);
+  }
+
+  /** The current runstate. */
+  get runstate(): RunState {
+    return this.vcpu.runstate;
+  }
+
+  /** Set when the vCPU Worker died of an error (a bug); null otherwise. */
+  get vcpuError(): string | null {
+    return this.#vcpuError;
+  }
+
+  /** QEMU `stop`: running → paused; resolves once the vCPU is parked. */
+  async stop(): Promise<void> {
+    if (this.vcpu.runstate === "running") this.vcpu.setRunstate("paused");
+    if (!(await this.vcpu.waitParkedAsync(PARK_TIMEOUT_MS))) {
+      throw new Error(`vCPU did not park within ${PARK_TIMEOUT_MS} ms`);
+    }
+  }
+
+  /** QEMU `cont`: → running (the vCPU wakes at once). */
+  cont(): void {
+    this.vcpu.setRunstate("running");
+  }
+
+  /** `GET /machine`: runstate, RAM layout, workload registers, throttle. */
+  info(): MachineInfo {
+    return {
+      runstate: this.runstate,
+      "ram-size": ramSize(this.shared),
+      "page-size": PAGE_SIZE,
+      blocks: this.layout.map(({ name, size }) => ({ name, size })),
+      workload: this.vcpu.registers(),
+      "cpu-throttle-percentage": this.vcpu.throttle,
+    };
+  }
+
+  /**
+   * SHA-256 of every block, computed in a short-lived Worker, plus migration-test's check
+   * when the workload is `increment`. Meaningful when the vCPU is parked.
+   */
+  async digest(): Promise<DigestResult> {
+    const regs = this.vcpu.registers();
+    const request: DigestRequest = {
+      guest: this.shared,
+      check: regs.workload === "increment" ? { start: regs.start, end: regs.end } : null,
+    };
+    const { worker, answer } = await this.#spawn<DigestResult>(
+      new URL("./digest_worker.ts", import.meta.url),
+      request,
+    );
+    this.#drop(worker);
+    return answer;
+  }
+
+  /** Stops the vCPU Worker and any helper Worker. Safe to call twice. */
+  dispose(): Promise<void> {
+    const { i32 } = ctlViews(this.shared.ctl);
+    Atomics.store(i32, SHUTDOWN, 1);
+    ringWake(i32);
+    for (const w of this.#workers) w.terminate();
+    this.#workers.clear();
+    return Promise.resolve();
+  }
+}

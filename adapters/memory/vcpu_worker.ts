@@ -1,0 +1,165 @@
+/**
+ * The vCPU Worker: receives a SharedGuest, answers "ready", then runs its workload while the
+ * runstate is `running` and parks (Atomics.wait on the doorbell) otherwise, until asked to
+ * shut down. Registers live in locals while executing; counters are published to the control
+ * block after every chunk, everything at each park.
+ *
+ * @module
+ */
+
+import { guestMemory, type SharedGuest } from "./guest_ram.ts";
+import {
+  BOOTED,
+  type CtlViews,
+  ctlViews,
+  F_BLOCKTIME,
+  F_CURSOR,
+  F_FAULTS,
+  F_PAGES_WRITTEN,
+  F_PASSES,
+  FAULT_PAGE,
+  FAULT_SEQ,
+  FAULT_WAITING,
+  PARKED,
+  POSTCOPY,
+  PRNG,
+  readRegs,
+  RUNNING,
+  RUNSTATE,
+  SHUTDOWN,
+  STARTED,
+  THROTTLE,
+  WAKE,
+  writeRegs,
+} from "./vcpu_ctl.ts";
+import { type GuestMemory, WORKLOAD_STEPS, type WorkloadRegs } from "./workload.ts";
+
+/** Pages per increment chunk between runstate checks (about 10 µs of work). */
+const INCREMENT_CHUNK = 1024;
+/** Pages per random chunk between runstate checks (64 bytes each, tens of µs). */
+const RANDOM_CHUNK = 256;
+/** Throttle slice: the vCPU sleeps `throttle`% of each slice. */
+const SLICE_MS = 10;
+
+function executing(i32: Int32Array): boolean {
+  return Atomics.load(i32, RUNSTATE) === RUNNING && Atomics.load(i32, SHUTDOWN) === 0;
+}
+
+/** Sleeps up to `ms`, waking early when the runstate changes (doorbell). */
+function sleepFor(i32: Int32Array, ms: number): void {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const gen = Atomics.load(i32, WAKE);
+    const left = deadline - performance.now();
+    if (left <= 0 || !executing(i32)) return;
+    Atomics.wait(i32, WAKE, gen, left);
+  }
+}
+
+/** Publishes the fast-changing registers (plain stores: readers synchronise on PARKED). */
+function publish({ i32, f64 }: CtlViews, regs: WorkloadRegs): void {
+  f64[F_CURSOR] = regs.cursor;
+  f64[F_PASSES] = regs.passes;
+  f64[F_PAGES_WRITTEN] = regs.pagesWritten;
+  i32[BOOTED] = regs.booted ? 1 : 0;
+  for (let k = 0; k < 4; k++) i32[PRNG + k] = regs.prng[k];
+}
+
+/** Postcopy: publishes a fault for `page` and blocks until it is received or the vCPU must stop. */
+function awaitPage({ i32, f64 }: CtlViews, received: Uint8Array, page: number): void {
+  const t0 = performance.now();
+  Atomics.store(i32, FAULT_PAGE, page);
+  f64[F_FAULTS] += 1;
+  Atomics.add(i32, FAULT_SEQ, 1);
+  Atomics.notify(i32, FAULT_SEQ);
+  Atomics.store(i32, FAULT_WAITING, 1);
+  for (;;) {
+    const gen = Atomics.load(i32, WAKE);
+    if (Atomics.load(received, page) !== 0) break;
+    if (!executing(i32) || Atomics.load(i32, POSTCOPY) === 0) break;
+    Atomics.wait(i32, WAKE, gen, 1000);
+  }
+  Atomics.store(i32, FAULT_WAITING, 0);
+  f64[F_BLOCKTIME] += performance.now() - t0;
+}
+
+/** Runs the workload until the runstate leaves `running` (or shutdown). */
+function execute(ctl: CtlViews, regs: WorkloadRegs, mem: GuestMemory, received: Uint8Array) {
+  const i32 = ctl.i32;
+  const step = WORKLOAD_STEPS[regs.kind];
+  const paced = regs.kind === "random";
+  const burst = Math.max(1, regs.rate / 100);
+  let tokens = 0;
+  let last = performance.now();
+  let sliceStart = last;
+  for (;;) {
+    if (!executing(i32)) return;
+    const pct = Atomics.load(i32, THROTTLE);
+    if (pct > 0 && performance.now() - sliceStart >= ((100 - pct) * SLICE_MS) / 100) {
+      sleepFor(i32, (pct * SLICE_MS) / 100);
+      sliceStart = last = performance.now();
+    }
+    if (regs.kind === "idle") {
+      const gen = Atomics.load(i32, WAKE);
+      if (executing(i32)) Atomics.wait(i32, WAKE, gen, 1000);
+      continue;
+    }
+    let max = INCREMENT_CHUNK;
+    if (paced) {
+      const now = performance.now();
+      tokens = Math.min(burst, tokens + ((now - last) * regs.rate) / 1000);
+      last = now;
+      if (tokens < 1) {
+        sleepFor(i32, Math.max(1, ((1 - tokens) * 1000) / regs.rate));
+        continue;
+      }
+      max = Math.min(RANDOM_CHUNK, Math.floor(tokens));
+    }
+    mem.received = Atomics.load(i32, POSTCOPY) === 1 ? received : null;
+    tokens -= step(regs, mem, max);
+    publish(ctl, regs);
+    if (mem.fault >= 0) awaitPage(ctl, received, mem.fault);
+  }
+}
+
+/**
+ * The vCPU loop: parks while the runstate is not `running`; otherwise reloads the registers
+ * from the control block (device state may have been loaded meanwhile) and executes.
+ * Returns when SHUTDOWN is set.
+ */
+function runVcpu(guest: SharedGuest): void {
+  const ctl = ctlViews(guest.ctl);
+  const i32 = ctl.i32;
+  const mem = guestMemory(guest);
+  const received = new Uint8Array(guest.received);
+  Atomics.store(i32, STARTED, 1);
+  while (Atomics.load(i32, SHUTDOWN) === 0) {
+    const gen = Atomics.load(i32, WAKE);
+    if (Atomics.load(i32, RUNSTATE) !== RUNNING) {
+      Atomics.wait(i32, WAKE, gen, 1000);
+      continue;
+    }
+    Atomics.store(i32, PARKED, 0);
+    if (executing(i32)) {
+      const regs = readRegs(ctl);
+      execute(ctl, regs, mem, received);
+      writeRegs(ctl, regs);
+    }
+    Atomics.store(i32, PARKED, 1);
+    Atomics.notify(i32, PARKED);
+  }
+}
+
+interface WorkerScope {
+  onmessage: ((e: MessageEvent<SharedGuest>) => void) | null;
+  postMessage(message: unknown): void;
+  close(): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+scope.onmessage = (e) => {
+  scope.onmessage = null;
+  scope.postMessage("ready");
+  runVcpu(e.data);
+  scope.close();
+};

@@ -1,0 +1,180 @@
+/**
+ * The vCPU's workloads as step functions: each runs a bounded number of page writes against
+ * plain typed-array views of guest RAM and the dirty byte map, advancing the registers.
+ * Pure apart from the views and registers they are given, so tests drive them without Workers.
+ *
+ * @module
+ */
+
+import { blockIndexOfPage, PAGE_SIZE, type RamBlockLayout } from "./layout.ts";
+
+/** The workload kinds of `--workload`. */
+export type WorkloadKind = "idle" | "increment" | "random";
+
+/** A parsed `--workload`. Increment bounds left undefined take their defaults against the RAM. */
+export type WorkloadSpec =
+  | { kind: "idle" }
+  | { kind: "increment"; start?: number; end?: number }
+  | { kind: "random"; rate: number; hot: number };
+
+/** Workload kinds in the order of their numeric codes (device state, ctl block). */
+export const WORKLOAD_KINDS: readonly WorkloadKind[] = ["idle", "increment", "random"];
+
+/**
+ * The vCPU's registers: everything the workload needs to continue exactly where it stopped.
+ * Addresses are byte offsets in the flat guest address space (page-aligned).
+ */
+export interface WorkloadRegs {
+  kind: WorkloadKind;
+  /** Increment: the range was zeroed once ("boot"); a restored vCPU does not boot again. */
+  booted: boolean;
+  /** Increment range [start, end); 0 and 0 for other kinds. */
+  start: number;
+  end: number;
+  /** Increment: address of the next page to touch (boot walk too). 0 for other kinds. */
+  cursor: number;
+  /** Increment: completed walks over the range after boot. */
+  passes: number;
+  /** Pages written so far (boot included). */
+  pagesWritten: number;
+  /** Random: pages per second. 0 for other kinds. */
+  rate: number;
+  /** Random: hot fraction of the flat page space, (0, 1]. 0 for other kinds. */
+  hot: number;
+  /** xorshift128 state, four uint32 words, not all zero. */
+  prng: number[];
+}
+
+/** The views a step works on. `fault` is an out-cell: set by a step, read by its caller. */
+export interface GuestMemory {
+  layout: readonly RamBlockLayout[];
+  /** One byte view per block. */
+  bytes: readonly Uint8Array[];
+  /** One uint32 view per block (same buffers). */
+  words: readonly Uint32Array[];
+  /** Dirty log: one byte per flat page. */
+  dirty: Uint8Array;
+  /** Postcopy: when set, a page must be marked received (non-zero) before it is touched. */
+  received: Uint8Array | null;
+  /** Pages in the flat page space. */
+  totalPages: number;
+  /** Set by a step: the missing page it stopped before (postcopy), or -1. */
+  fault: number;
+}
+
+/** A step: writes at most `maxPages` pages, advances `regs`, returns the pages written. */
+export type WorkloadStep = (regs: WorkloadRegs, mem: GuestMemory, maxPages: number) => number;
+
+/** `idle`: touches nothing. */
+export function stepIdle(_regs: WorkloadRegs, mem: GuestMemory, _maxPages: number): number {
+  mem.fault = -1;
+  return 0;
+}
+
+/**
+ * `increment`: walks [start, end) page by page adding 1 to each page's first byte and marking
+ * the page dirty (data first, then the mark). Before `booted` it walks once writing 0 instead.
+ */
+export function stepIncrement(regs: WorkloadRegs, mem: GuestMemory, maxPages: number): number {
+  mem.fault = -1;
+  if (regs.end <= regs.start) return 0;
+  const first = regs.start / PAGE_SIZE;
+  const last = regs.end / PAGE_SIZE;
+  const dirty = mem.dirty;
+  const received = mem.received;
+  let page = regs.cursor / PAGE_SIZE;
+  let done = 0;
+  while (done < maxPages) {
+    const bi = blockIndexOfPage(mem.layout, page);
+    const block = mem.layout[bi];
+    const ram = mem.bytes[bi];
+    let stop = Math.min(page + maxPages - done, last, block.firstPage + block.pages);
+    let missing = -1;
+    if (received !== null) {
+      for (let q = page; q < stop; q++) {
+        if (received[q] === 0) {
+          missing = q;
+          stop = q;
+          break;
+        }
+      }
+    }
+    let off = (page - block.firstPage) * PAGE_SIZE;
+    if (regs.booted) {
+      for (let q = page; q < stop; q++, off += PAGE_SIZE) {
+        ram[off]++;
+        dirty[q] = 1;
+      }
+    } else {
+      for (let q = page; q < stop; q++, off += PAGE_SIZE) {
+        ram[off] = 0;
+        dirty[q] = 1;
+      }
+    }
+    done += stop - page;
+    page = stop;
+    if (missing >= 0) {
+      mem.fault = missing;
+      break;
+    }
+    if (page === last) {
+      page = first;
+      if (regs.booted) regs.passes++;
+      else regs.booted = true;
+    }
+  }
+  regs.cursor = page * PAGE_SIZE;
+  regs.pagesWritten += done;
+  return done;
+}
+
+/** Bytes written per page by the `random` workload, at a random aligned offset. */
+export const RANDOM_WRITE_BYTES = 64;
+
+/**
+ * `random`: writes 64 bytes from the xorshift128 PRNG at a random 64-byte-aligned offset of a
+ * page drawn uniformly from the hot set (the first `hot` fraction of the flat page space).
+ */
+export function stepRandom(regs: WorkloadRegs, mem: GuestMemory, maxPages: number): number {
+  mem.fault = -1;
+  const hotPages = Math.max(1, Math.floor(mem.totalPages * regs.hot));
+  const received = mem.received;
+  let [x, y, z, w] = regs.prng;
+  let done = 0;
+  for (; done < maxPages; done++) {
+    const sx = x, sy = y, sz = z, sw = w;
+    let t = x ^ (x << 11);
+    x = y, y = z, z = w;
+    w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
+    const page = Math.floor((w / 4294967296) * hotPages);
+    if (received !== null && received[page] === 0) {
+      x = sx, y = sy, z = sz, w = sw;
+      mem.fault = page;
+      break;
+    }
+    t = x ^ (x << 11);
+    x = y, y = z, z = w;
+    w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
+    const offset = (w & (PAGE_SIZE / RANDOM_WRITE_BYTES - 1)) * RANDOM_WRITE_BYTES;
+    const bi = blockIndexOfPage(mem.layout, page);
+    const words = mem.words[bi];
+    const at = ((page - mem.layout[bi].firstPage) * PAGE_SIZE + offset) >>> 2;
+    for (let k = 0; k < RANDOM_WRITE_BYTES / 4; k++) {
+      t = x ^ (x << 11);
+      x = y, y = z, z = w;
+      w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
+      words[at + k] = w;
+    }
+    mem.dirty[page] = 1;
+  }
+  regs.prng = [x >>> 0, y >>> 0, z >>> 0, w >>> 0];
+  regs.pagesWritten += done;
+  return done;
+}
+
+/** The step function of each workload kind. */
+export const WORKLOAD_STEPS: Readonly<Record<WorkloadKind, WorkloadStep>> = {
+  idle: stepIdle,
+  increment: stepIncrement,
+  random: stepRandom,
+};

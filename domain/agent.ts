@@ -1,0 +1,255 @@
+/**
+ * The agent: one guest, its migration settings, the outgoing and incoming migrations,
+ * the history of migrations, and the event stream. Every route makes one call here.
+ *
+ * @module
+ */
+import { Machine } from "../adapters/memory/machine.ts";
+import type { RamBlockSpec } from "../adapters/memory/layout.ts";
+import type { WorkloadSpec } from "../adapters/memory/workload.ts";
+import { parseMigrationUri } from "../adapters/channels/uri.ts";
+import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
+import { EventBus } from "./event_bus.ts";
+import { Incoming } from "./incoming.ts";
+import { Migration } from "./migration.ts";
+import { migrationInfo, type MigrationInfo, queryMigrate } from "./migration_info.ts";
+import { mergeCapabilities, mergeParameters } from "./option_checks.ts";
+import {
+  type Capabilities,
+  DEFAULT_CAPABILITIES,
+  DEFAULT_PARAMETERS,
+  type Parameters,
+} from "./options.ts";
+import { Outgoing } from "./outgoing.ts";
+import { isFinished, isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
+
+/** How an agent starts (from the command line). */
+export interface AgentConfig {
+  blocks: RamBlockSpec[];
+  fill: "zero" | "random" | "pattern";
+  workload: WorkloadSpec;
+  startPaused: boolean;
+  /** `--incoming`: a URI, `defer`, or null for a source agent. */
+  incoming: string | null;
+  parameters?: Parameters;
+  capabilities?: Capabilities;
+  onlyMigratable?: boolean;
+}
+
+/** The body of `POST /migrations` (QMP migrate). */
+export interface MigrateRequest {
+  uri: string;
+  resume?: boolean;
+  blk?: boolean;
+  inc?: boolean;
+  detach?: boolean;
+}
+
+const HISTORY = 32;
+const PROGRESS_MS = 250;
+
+/** One Ferry agent. */
+export class Agent {
+  readonly events = new EventBus();
+  readonly machine: Machine;
+  parameters: Parameters;
+  capabilities: Capabilities;
+  readonly onlyMigratable: boolean;
+  readonly #history: Migration[] = [];
+  #outgoing: Outgoing | null = null;
+  #incoming: Incoming | null = null;
+  #deferred: boolean;
+  #incomingStarted = false;
+  #progress: ReturnType<typeof setInterval> | undefined;
+
+  private constructor(machine: Machine, config: AgentConfig) {
+    this.machine = machine;
+    this.parameters = config.parameters ?? { ...DEFAULT_PARAMETERS };
+    this.capabilities = config.capabilities ?? { ...DEFAULT_CAPABILITIES };
+    this.onlyMigratable = config.onlyMigratable ?? false;
+    this.#deferred = config.incoming === "defer";
+  }
+
+  /** Builds the guest and, with `--incoming URI`, starts listening. */
+  static async create(config: AgentConfig): Promise<Agent> {
+    if (config.incoming && config.incoming !== "defer") parseMigrationUri(config.incoming, "incoming");
+    const machine = await Machine.create({
+      blocks: config.blocks,
+      fill: config.fill,
+      workload: config.workload,
+      startPaused: config.startPaused,
+      incoming: config.incoming !== null,
+    });
+    const agent = new Agent(machine, config);
+    if (config.incoming && config.incoming !== "defer") {
+      await agent.#listen(config.incoming, !config.startPaused);
+    }
+    return agent;
+  }
+
+  /** query-migrate. */
+  query(): MigrationInfo {
+    return queryMigrate(this.#outgoing?.migration ?? null, this.#incoming?.current ?? null);
+  }
+
+  /** Recent migrations, newest first. */
+  list(): MigrationInfo[] {
+    return this.#history.map(migrationInfo).reverse();
+  }
+
+  /** One migration by id. */
+  get(id: string): MigrationInfo {
+    const m = this.#history.find((x) => x.id === id);
+    if (!m) throw new DomainError("not-found", `Migration '${id}' not found`, "DeviceNotFound");
+    return migrationInfo(m);
+  }
+
+  /** The address the incoming side listens on, once bound. */
+  get incomingUri(): string | null {
+    return this.#incoming?.listeningUri ?? null;
+  }
+
+  /** QMP migrate: the seed's migrate_prepare checks, then start the data path. */
+  migrate(req: MigrateRequest): MigrationInfo {
+    const current = this.#outgoing?.migration.status ?? "none";
+    if (req.resume) {
+      throw new DomainError("wrong-state", "Cannot resume if there is no paused migration");
+    }
+    if (isSetupOrActive(current) || current === "cancelling" || current === "colo") {
+      throw new DomainError("active", MIGRATION_ACTIVE);
+    }
+    if (this.machine.runstate === "inmigrate") {
+      throw new DomainError("wrong-state", "Guest is waiting for an incoming migration");
+    }
+    if (req.blk || req.inc) {
+      throw new DomainError("unsupported", "QEMU compiled without old-style (blk/-b, inc/-i) block migration");
+    }
+    try {
+      parseMigrationUri(req.uri, "outgoing");
+    } catch (e) {
+      throw new DomainError("invalid-value", (e as Error).message);
+    }
+    const migration = this.#record(new Migration("source", req.uri, this.#onTransition));
+    migration.machine.transition("none", "setup");
+    const params = {
+      maxBandwidth: this.parameters["max-bandwidth"],
+      downtimeLimit: this.parameters["downtime-limit"],
+    };
+    this.#outgoing = new Outgoing(migration, this.machine.shared, params, (pass) => {
+      this.events.publish("MIGRATION_PASS", { pass });
+    });
+    return migrationInfo(migration);
+  }
+
+  /** QMP migrate_cancel: a no-op when nothing runs, as in the seed. */
+  cancel(): void {
+    this.#outgoing?.cancel();
+  }
+
+  /** QMP migrate-incoming (only with `--incoming defer`). */
+  async startIncoming(uri: string): Promise<MigrationInfo> {
+    if (!this.#deferred) throw new DomainError("wrong-state", "For use with '-incoming defer'");
+    if (this.#incomingStarted) {
+      throw new DomainError("wrong-state", "The incoming migration has already been started");
+    }
+    try {
+      parseMigrationUri(uri, "incoming");
+    } catch (e) {
+      throw new DomainError("invalid-value", (e as Error).message);
+    }
+    await this.#listen(uri, this.machine.runstate !== "paused");
+    return migrationInfo(this.#incoming!.current);
+  }
+
+  /** migrate-set-parameters: all or nothing; max-bandwidth and downtime-limit apply live. */
+  setParameters(patch: Partial<Record<keyof Parameters, unknown>>): Parameters {
+    this.parameters = mergeParameters(this.parameters, patch);
+    this.#outgoing?.setParams({
+      maxBandwidth: this.parameters["max-bandwidth"],
+      downtimeLimit: this.parameters["downtime-limit"],
+    });
+    return this.parameters;
+  }
+
+  /** migrate-set-capabilities: refused while a migration is set up or active. */
+  setCapabilities(patch: Partial<Capabilities>): Capabilities {
+    const current = this.#outgoing?.migration.status ?? "none";
+    if (isSetupOrActive(current)) throw new DomainError("active", MIGRATION_ACTIVE);
+    this.capabilities = mergeCapabilities(this.capabilities, patch);
+    return this.capabilities;
+  }
+
+  /** QMP stop. */
+  async stopGuest(): Promise<void> {
+    this.#assertIdle();
+    if (this.machine.runstate === "running") await this.machine.stop();
+  }
+
+  /** QMP cont. */
+  contGuest(): void {
+    this.#assertIdle();
+    this.machine.cont();
+  }
+
+  /** Stops everything (shutdown). */
+  async close(): Promise<void> {
+    this.cancel();
+    await Promise.race([this.#outgoing?.done, new Promise((r) => setTimeout(r, 2000))]);
+    this.#incoming?.close();
+    clearInterval(this.#progress);
+    await this.machine.dispose();
+  }
+
+  #assertIdle(): void {
+    const out = this.#outgoing?.migration.status ?? "none";
+    if (isSetupOrActive(out) || out === "cancelling") throw new DomainError("active", MIGRATION_ACTIVE);
+    if (this.machine.runstate === "inmigrate") {
+      throw new DomainError("wrong-state", "Guest is waiting for an incoming migration");
+    }
+  }
+
+  async #listen(uri: string, autostart: boolean): Promise<void> {
+    this.#incoming = new Incoming(
+      uri,
+      this.machine.shared,
+      autostart,
+      this.#onTransition,
+      (m) => this.#record(m),
+    );
+    await this.#incoming.ready;
+    const failed = this.#incoming.current;
+    if (failed.status === "failed") throw new DomainError("invalid-value", failed.error ?? "listen failed");
+    this.#incomingStarted = true;
+  }
+
+  #record(m: Migration): Migration {
+    this.#history.push(m);
+    if (this.#history.length > HISTORY) this.#history.shift();
+    return m;
+  }
+
+  #onTransition = (m: Migration, _from: MigrationStatus, to: MigrationStatus): void => {
+    this.events.publish("MIGRATION", { status: to, side: m.side, id: m.id });
+    if (isFinished(to) || !isSetupOrActive(to)) {
+      this.#publishProgress(m);
+    }
+    if (to === "active" && this.#progress === undefined) {
+      this.#progress = setInterval(() => this.#tick(), PROGRESS_MS);
+    }
+  };
+
+  #tick(): void {
+    const running = [this.#outgoing?.migration, this.#incoming?.current].filter(
+      (m): m is Migration => !!m && m.status !== "setup" && isSetupOrActive(m.status),
+    );
+    for (const m of running) this.#publishProgress(m);
+    if (running.length === 0) {
+      clearInterval(this.#progress);
+      this.#progress = undefined;
+    }
+  }
+
+  #publishProgress(m: Migration): void {
+    this.events.publish("progress", migrationInfo(m));
+  }
+}

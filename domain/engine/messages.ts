@@ -1,0 +1,52 @@
+/**
+ * Messages between the main thread (which owns the state machine and the API) and the
+ * data-path Workers. Workers never write status: they ask with `transition` and wait
+ * for the answer; the main thread's compare-and-set decides.
+ *
+ * @module
+ */
+import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
+import type { MigrationStatus } from "../state_machine.ts";
+
+/** What a data-path Worker needs from the parameters; sent at start and on every change. */
+export interface LiveParams {
+  maxBandwidth: number;
+  downtimeLimit: number;
+}
+
+/** Starts an outgoing migration in a source Worker. */
+export interface SourceStart {
+  t: "start";
+  uri: string;
+  guest: SharedGuest;
+  stats: Float64Array;
+  status: Int32Array;
+  params: LiveParams;
+}
+
+/** Starts listening for incoming migrations in a destination Worker. */
+export interface DestinationStart {
+  t: "start";
+  uri: string;
+  guest: SharedGuest;
+  stats: Float64Array;
+  status: Int32Array;
+  /** QEMU's autostart: false with -S. */
+  autostart: boolean;
+}
+
+/** Worker → main. */
+export type WorkerMessage =
+  | { t: "transition"; seq: number; from: MigrationStatus; to: MigrationStatus }
+  | { t: "pass"; pass: number }
+  | { t: "error"; message: string }
+  | { t: "listening"; uri: string }
+  | { t: "rearm" }
+  | { t: "done" };
+
+/** Main → Worker, after start. */
+export type MainMessage =
+  | { t: "transition-result"; seq: number; ok: boolean }
+  | { t: "cancel" }
+  | { t: "params"; params: LiveParams }
+  | { t: "stop" };

@@ -1,0 +1,181 @@
+/**
+ * The source's hot path: walks the migration bitmap, classifies each dirty page as zero
+ * or normal, and packs runs of each into ~1 MiB frames (one `set()` per run straight from
+ * guest RAM), double-buffered so one buffer is written while the next is filled.
+ *
+ * @module
+ */
+import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
+import { syncDirtyLog } from "../../adapters/memory/dirty_log.ts";
+import { MAX_RUN_PAGES, putPageRunHeader, putZeroRun } from "../wire/mod.ts";
+
+/** The byte sink the sender writes through (a ChannelWriter). */
+export interface ByteSink {
+  write(p: Uint8Array): Promise<void>;
+}
+
+const RUN_OVERHEAD = 15; // frame header + run header
+const STAGING = (1 << 20) + 64 * 1024;
+
+/** Sends dirty pages; owns the migration bitmap (one byte per page). */
+export class PageSender {
+  /** Migration bitmap: 1 = must be sent. Starts all ones (the bulk stage). */
+  readonly bitmap: Uint8Array;
+  /** Pages marked in the bitmap. */
+  pending: number;
+  /** Zero pages sent (QMP `duplicate`). */
+  duplicate = 0;
+  /** Normal pages sent (QMP `normal`). */
+  normal = 0;
+  readonly #guest: SharedGuest;
+  readonly #sink: ByteSink;
+  readonly #ram8: Uint8Array[];
+  readonly #ram32: Uint32Array[];
+  readonly #bitmap32: Uint32Array;
+  readonly #dirty: Uint8Array;
+  readonly #totalPages: number;
+  readonly #bufs = [new Uint8Array(STAGING), new Uint8Array(STAGING)];
+  readonly #views = this.#bufs.map((b) => new DataView(b.buffer));
+  #cur = 0;
+  #off = 0;
+  #inflight: Promise<void> | null = null;
+  #cursor = 0;
+
+  /** Prepares to send `guest` through `sink`. */
+  constructor(guest: SharedGuest, sink: ByteSink) {
+    this.#guest = guest;
+    this.#sink = sink;
+    this.#ram8 = guest.ram.map((b) => new Uint8Array(b));
+    this.#ram32 = guest.ram.map((b) => new Uint32Array(b));
+    const last = guest.layout[guest.layout.length - 1];
+    this.#totalPages = last ? last.firstPage + last.pages : 0;
+    const padded = Math.ceil(this.#totalPages / 8) * 8;
+    this.bitmap = new Uint8Array(padded);
+    this.bitmap.fill(1, 0, this.#totalPages);
+    this.#bitmap32 = new Uint32Array(this.bitmap.buffer);
+    this.pending = this.#totalPages;
+    this.#dirty = new Uint8Array(guest.dirty);
+  }
+
+  /** Total guest pages. */
+  get totalPages(): number {
+    return this.#totalPages;
+  }
+
+  /** Fetch-and-clears the dirty log into the bitmap; returns the pages found dirty. */
+  sync(): number {
+    const found = syncDirtyLog(this.#dirty, this.bitmap);
+    // Recount: pages already pending and dirtied again are counted once.
+    let n = 0;
+    const b32 = this.#bitmap32;
+    for (let i = 0; i < b32.length; i++) {
+      const w = b32[i];
+      if (w !== 0) n += (w & 1) + ((w >>> 8) & 1) + ((w >>> 16) & 1) + ((w >>> 24) & 1);
+    }
+    this.pending = n;
+    this.#cursor = 0;
+    return found;
+  }
+
+  /**
+   * Sends up to `maxPages` marked pages from the cursor on; returns true when the
+   * cursor reached the end of guest RAM (the pass is over).
+   */
+  async send(maxPages: number): Promise<boolean> {
+    const layout = this.#guest.layout;
+    const bitmap = this.bitmap;
+    const b32 = this.#bitmap32;
+    let p = this.#cursor;
+    let sent = 0;
+    let b = 0;
+    while (b < layout.length && p >= layout[b].firstPage + layout[b].pages) b++;
+    while (p < this.#totalPages && sent < maxPages) {
+      if ((p & 3) === 0 && b32[p >> 2] === 0) {
+        p += 4;
+        continue;
+      }
+      if (bitmap[p] === 0) {
+        p++;
+        continue;
+      }
+      while (p >= layout[b].firstPage + layout[b].pages) b++;
+      const blk = layout[b];
+      const end = blk.firstPage + blk.pages;
+      const first = p - blk.firstPage;
+      const zero = this.#isZero(b, first);
+      let count = 0;
+      if (zero) {
+        while (p < end && bitmap[p] === 1 && count < 0xffff_0000 && this.#isZero(b, p - blk.firstPage)) {
+          bitmap[p] = 0;
+          p++;
+          count++;
+        }
+        this.duplicate += count;
+        await this.#ensure(RUN_OVERHEAD);
+        this.#off = putZeroRun(this.#views[this.#cur], this.#off, b, first, count);
+      } else {
+        await this.#ensure(RUN_OVERHEAD + 4096);
+        const room = Math.min(MAX_RUN_PAGES, Math.floor((STAGING - this.#off - RUN_OVERHEAD) / 4096));
+        while (p < end && bitmap[p] === 1 && count < room && (count === 0 || !this.#isZero(b, p - blk.firstPage))) {
+          bitmap[p] = 0;
+          p++;
+          count++;
+        }
+        this.normal += count;
+        const view = this.#views[this.#cur];
+        const dataOff = putPageRunHeader(view, this.#off, b, first, count, 4096);
+        this.#bufs[this.#cur].set(this.#ram8[b].subarray(first * 4096, (first + count) * 4096), dataOff);
+        this.#off = dataOff + count * 4096;
+      }
+      this.pending -= count;
+      sent += count;
+    }
+    this.#cursor = p;
+    return p >= this.#totalPages;
+  }
+
+  /** Appends raw bytes (small frames) to the staging buffer. */
+  async append(bytes: Uint8Array): Promise<void> {
+    await this.#ensure(bytes.length);
+    this.#bufs[this.#cur].set(bytes, this.#off);
+    this.#off += bytes.length;
+  }
+
+  /** Writes out everything staged and waits until the sink took it. */
+  async flush(): Promise<void> {
+    await this.#swap();
+    await this.#inflight;
+    this.#inflight = null;
+  }
+
+  #isZero(b: number, page: number): boolean {
+    const w = this.#ram32[b];
+    let i = page * 1024;
+    if (w[i] !== 0) return false;
+    const end = i + 1024;
+    for (; i < end; i += 16) {
+      if (
+        (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7] |
+          w[i + 8] | w[i + 9] | w[i + 10] | w[i + 11] | w[i + 12] | w[i + 13] | w[i + 14] |
+          w[i + 15]) !== 0
+      ) return false;
+    }
+    return true;
+  }
+
+  async #ensure(n: number): Promise<void> {
+    if (this.#off + n > STAGING) await this.#swap();
+  }
+
+  /** Starts writing the current buffer and switches to the other (after its write ended). */
+  async #swap(): Promise<void> {
+    if (this.#off === 0) return;
+    const out = this.#bufs[this.#cur].subarray(0, this.#off);
+    const previous = this.#inflight;
+    if (previous) await previous;
+    this.#inflight = this.#sink.write(out);
+    this.#inflight.catch(() => {}); // observed by the next await
+    this.#cur ^= 1;
+    this.#off = 0;
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Counters the data-path Workers measure and the main thread reads, shared through one
+ * Float64Array so `GET /migrations/current` always sees fresh numbers without messages.
+ *
+ * @module
+ */
+
+/** Counter names and their slots. Units: bytes, pages, milliseconds, Mbit/s. */
+export const STAT = {
+  transferred: 0,
+  remaining: 1,
+  total: 2,
+  duplicate: 3,
+  normal: 4,
+  dirtyPagesRate: 5,
+  mbps: 6,
+  dirtySyncCount: 7,
+  postcopyRequests: 8,
+  multifdBytes: 9,
+  expectedDowntime: 10,
+  setupTime: 11,
+  downtime: 12,
+  totalTime: 13,
+  startTime: 14,
+  thresholdSize: 15,
+  bandwidth: 16,
+  throttle: 17,
+} as const;
+
+const SLOTS = 32;
+
+/** Allocates a zeroed counter block. */
+export function createStats(): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(SLOTS * 8));
+}

@@ -1,0 +1,96 @@
+/**
+ * The agent's event stream: every event gets an increasing id and is kept in a bounded
+ * backlog so a client reconnecting with `Last-Event-ID` gets what it missed. Each
+ * subscriber has a bounded queue; one that falls too far behind is dropped (it can
+ * reconnect and replay) so a slow reader never slows a migration.
+ *
+ * @module
+ */
+
+/** One published event. */
+export interface FerryEvent {
+  id: number;
+  event: string;
+  data: unknown;
+}
+
+/** A subscriber's view: pull events one at a time. */
+export interface Subscription {
+  /** Next event; `null` once closed or dropped. */
+  next(): Promise<FerryEvent | null>;
+  /** Stops the subscription. */
+  close(): void;
+  /** True when it was dropped for falling behind. */
+  readonly dropped: boolean;
+}
+
+interface Subscriber {
+  queue: FerryEvent[];
+  wake: (() => void) | null;
+  closed: boolean;
+  dropped: boolean;
+}
+
+/** Publishes events to many subscribers with replay. */
+export class EventBus {
+  #nextId = 1;
+  readonly #backlog: FerryEvent[] = [];
+  readonly #subscribers = new Set<Subscriber>();
+  readonly #backlogSize: number;
+  readonly #queueLimit: number;
+
+  /** `backlogSize` events are kept for replay; a subscriber may lag by `queueLimit` events. */
+  constructor(backlogSize = 2048, queueLimit = 4096) {
+    this.#backlogSize = backlogSize;
+    this.#queueLimit = queueLimit;
+  }
+
+  /** Number of live subscribers. */
+  get subscriberCount(): number {
+    return this.#subscribers.size;
+  }
+
+  /** Publishes one event to every subscriber and the backlog; returns it. */
+  publish(event: string, data: unknown): FerryEvent {
+    const e = { id: this.#nextId++, event, data };
+    this.#backlog.push(e);
+    if (this.#backlog.length > this.#backlogSize) this.#backlog.shift();
+    for (const s of this.#subscribers) {
+      if (s.queue.length >= this.#queueLimit) {
+        s.dropped = true;
+        this.#close(s);
+        continue;
+      }
+      s.queue.push(e);
+      s.wake?.();
+    }
+    return e;
+  }
+
+  /** Subscribes; with `lastEventId`, first replays the kept events after it. */
+  subscribe(lastEventId?: number): Subscription {
+    const s: Subscriber = { queue: [], wake: null, closed: false, dropped: false };
+    if (lastEventId !== undefined) s.queue.push(...this.#backlog.filter((e) => e.id > lastEventId));
+    this.#subscribers.add(s);
+    return {
+      next: async () => {
+        while (s.queue.length === 0 && !s.closed) {
+          await new Promise<void>((resolve) => (s.wake = resolve));
+          s.wake = null;
+        }
+        return s.queue.shift() ?? null;
+      },
+      close: () => this.#close(s),
+      get dropped() {
+        return s.dropped;
+      },
+    };
+  }
+
+  #close(s: Subscriber): void {
+    s.closed = true;
+    s.queue.length = 0;
+    this.#subscribers.delete(s);
+    s.wake?.();
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The incoming side: `--incoming URI` or `--incoming defer` + migrate-incoming. One
+ * destination Worker listens and loads streams; each accepted attempt is a migration
+ * resource. After a failed attempt the agent listens again, as a fresh migration in
+ * `setup`; after a completed one it stops listening.
+ *
+ * @module
+ */
+import type { SharedGuest } from "../adapters/memory/guest_ram.ts";
+import type { DestinationStart } from "./engine/messages.ts";
+import { Migration, type MigrationListener } from "./migration.ts";
+import { WorkerHost } from "./worker_host.ts";
+
+const DEST_WORKER = new URL("./engine/dest_worker.ts", import.meta.url);
+
+/** Listens for and loads incoming migrations. */
+export class Incoming {
+  current: Migration;
+  /** The bound address once listening (port 0 resolved). */
+  listeningUri: string | null = null;
+  readonly #host: WorkerHost;
+  readonly #listener: MigrationListener;
+  readonly #onNew: (m: Migration) => void;
+  readonly ready: Promise<void>;
+
+  /** Starts listening on `uri`; `onNew` hears each new migration record. */
+  constructor(
+    uri: string,
+    guest: SharedGuest,
+    autostart: boolean,
+    listener: MigrationListener,
+    onNew: (m: Migration) => void,
+  ) {
+    this.#listener = listener;
+    this.#onNew = onNew;
+    this.current = this.#fresh(uri);
+    let ready = () => {};
+    this.ready = new Promise((r) => (ready = r));
+    const start: DestinationStart = {
+      t: "start",
+      uri,
+      guest,
+      stats: this.current.stats,
+      status: this.current.statusCell,
+      autostart,
+    };
+    this.#host = new WorkerHost(DEST_WORKER, start, {
+      current: () => this.current,
+      onListening: (bound) => {
+        this.listeningUri = bound;
+        ready();
+      },
+      onRearm: () => {
+        const next = this.#fresh(uri, this.current);
+        this.current = next;
+      },
+      onDone: () => {
+        const m = this.current.machine;
+        if (m.status === "setup" || m.status === "active") {
+          this.current.setError("incoming data path ended unexpectedly");
+          m.transition(m.status, "failed");
+        }
+        ready();
+      },
+    });
+  }
+
+  #fresh(uri: string, previous?: Migration): Migration {
+    // A new attempt shares the Worker's counters and status cell with the previous one.
+    const m = new Migration("destination", uri, this.#listener, previous);
+    Atomics.store(m.statusCell, 0, 0);
+    this.#onNew(m);
+    m.machine.transition("none", "setup");
+    return m;
+  }
+
+  /** Stops listening (agent shutdown). */
+  close(): void {
+    this.#host.post({ t: "stop" });
+    this.#host.terminate();
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Builds QMP's MigrationInfo from a migration, member for member as the seed's
+ * fill_source_migration_info / fill_destination_migration_info / populate_ram_info.
+ *
+ * @module
+ */
+import { PAGE_SIZE } from "../adapters/memory/layout.ts";
+import type { Migration } from "./migration.ts";
+import type { MigrationStatus } from "./state_machine.ts";
+import { STAT } from "./engine/stats.ts";
+
+/** QMP MigrationStats. */
+export interface RamStats {
+  transferred: number;
+  remaining?: number;
+  total: number;
+  duplicate: number;
+  skipped: number;
+  normal: number;
+  "normal-bytes": number;
+  "dirty-pages-rate"?: number;
+  mbps: number;
+  "dirty-sync-count": number;
+  "postcopy-requests": number;
+  "page-size": number;
+  "multifd-bytes": number;
+}
+
+/** QMP MigrationInfo (the members Ferry can set), plus Ferry's `x-` additions. */
+export interface MigrationInfo {
+  status: MigrationStatus;
+  ram?: RamStats;
+  "total-time"?: number;
+  "expected-downtime"?: number;
+  downtime?: number;
+  "setup-time"?: number;
+  "cpu-throttle-percentage"?: number;
+  "error-desc"?: string;
+  "x-id"?: string;
+  "x-side"?: "source" | "destination";
+}
+
+function ram(m: Migration, completed: boolean): RamStats {
+  const s = m.stats;
+  const r: RamStats = {
+    transferred: s[STAT.transferred],
+    total: s[STAT.total],
+    duplicate: s[STAT.duplicate],
+    skipped: 0,
+    normal: s[STAT.normal],
+    "normal-bytes": s[STAT.normal] * PAGE_SIZE,
+    mbps: Math.round(s[STAT.mbps] * 1000) / 1000,
+    "dirty-sync-count": s[STAT.dirtySyncCount],
+    "postcopy-requests": s[STAT.postcopyRequests],
+    "page-size": PAGE_SIZE,
+    "multifd-bytes": s[STAT.multifdBytes],
+  };
+  if (!completed) {
+    r.remaining = s[STAT.remaining];
+    r["dirty-pages-rate"] = s[STAT.dirtyPagesRate];
+  }
+  return r;
+}
+
+/** The seed's fill_source_migration_info for one outgoing migration. */
+function sourceInfo(m: Migration): MigrationInfo {
+  const s = m.stats;
+  const info: MigrationInfo = { status: m.status };
+  switch (m.status) {
+    case "active":
+    case "cancelling":
+    case "postcopy-active":
+    case "pre-switchover":
+    case "device":
+    case "postcopy-paused":
+    case "postcopy-recover":
+      info["total-time"] = Date.now() - s[STAT.startTime];
+      info["expected-downtime"] = s[STAT.expectedDowntime];
+      info["setup-time"] = s[STAT.setupTime];
+      info.ram = ram(m, false);
+      if (s[STAT.throttle] > 0) info["cpu-throttle-percentage"] = s[STAT.throttle];
+      break;
+    case "completed":
+      info["total-time"] = s[STAT.totalTime];
+      info.downtime = s[STAT.downtime];
+      info["setup-time"] = s[STAT.setupTime];
+      info.ram = ram(m, true);
+      break;
+    case "failed":
+      if (m.error) info["error-desc"] = m.error;
+      break;
+  }
+  return info;
+}
+
+/** MigrationInfo for one migration of either side (with its id and side). */
+export function migrationInfo(m: Migration): MigrationInfo {
+  const info = m.side === "source" ? sourceInfo(m) : { status: m.status } as MigrationInfo;
+  if (m.side === "destination" && m.status === "failed" && m.error) info["error-desc"] = m.error;
+  info["x-id"] = m.id;
+  info["x-side"] = m.side;
+  return info;
+}
+
+/** query-migrate: the outgoing migration if there was one, else the incoming one. */
+export function queryMigrate(outgoing: Migration | null, incoming: Migration | null): MigrationInfo {
+  if (outgoing && outgoing.status !== "none") return migrationInfo(outgoing);
+  if (incoming && incoming.status !== "none") return migrationInfo(incoming);
+  return { status: "none" };
+}

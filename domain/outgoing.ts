@@ -1,0 +1,68 @@
+/**
+ * The outgoing side of the agent: starts a source Worker for one migration, forwards
+ * cancel and live parameter changes, and cleans up as migrate_fd_cleanup does
+ * (cancelling → cancelled once the data path has stopped).
+ *
+ * @module
+ */
+import type { SharedGuest } from "../adapters/memory/guest_ram.ts";
+import type { LiveParams, SourceStart } from "./engine/messages.ts";
+import type { Migration } from "./migration.ts";
+import { isSetupOrActive } from "./state_machine.ts";
+import { WorkerHost } from "./worker_host.ts";
+
+const SOURCE_WORKER = new URL("./engine/source_worker.ts", import.meta.url);
+
+/** A running outgoing migration's controls. */
+export class Outgoing {
+  readonly migration: Migration;
+  readonly #host: WorkerHost;
+  readonly done: Promise<void>;
+
+  /** Starts the data path; `onPass` hears each dirty-log sync. */
+  constructor(
+    migration: Migration,
+    guest: SharedGuest,
+    params: LiveParams,
+    onPass: (pass: number) => void,
+  ) {
+    this.migration = migration;
+    let resolveDone = () => {};
+    this.done = new Promise((r) => (resolveDone = r));
+    const start: SourceStart = {
+      t: "start",
+      uri: migration.uri,
+      guest,
+      stats: migration.stats,
+      status: migration.statusCell,
+      params,
+    };
+    this.#host = new WorkerHost(SOURCE_WORKER, start, {
+      current: () => migration,
+      onPass,
+      onDone: () => {
+        const m = migration.machine;
+        if (isSetupOrActive(m.status)) {
+          migration.setError("data path ended unexpectedly");
+          m.transition(m.status, "failed");
+        }
+        if (m.status === "cancelling") m.transition("cancelling", "cancelled");
+        resolveDone();
+      },
+    });
+  }
+
+  /** migrate_fd_cancel: any setup-or-active status → cancelling, then shut the channel. */
+  cancel(): void {
+    const m = this.migration.machine;
+    while (isSetupOrActive(m.status)) {
+      if (m.transition(m.status, "cancelling")) break;
+    }
+    if (m.status === "cancelling") this.#host.post({ t: "cancel" });
+  }
+
+  /** Applies max-bandwidth / downtime-limit to the running migration. */
+  setParams(params: LiveParams): void {
+    this.#host.post({ t: "params", params });
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The destination's streaming frame reader: one fixed buffer, no allocation sized by a
+ * peer's length field, big payloads read straight into their target (guest RAM).
+ *
+ * @module
+ */
+
+import type { Channel } from "../ports.ts";
+import {
+  decodeFrameHeader,
+  decodeStreamHeader,
+  FRAME_HEADER_SIZE,
+  type FrameHeader,
+  frameName,
+  MAX_SMALL_PAYLOAD,
+  STREAM_HEADER_SIZE,
+} from "./frames.ts";
+import { WireError } from "./wire_error.ts";
+
+/** Default size of the reader's internal buffer (1 MiB). */
+export const DEFAULT_READER_BUFFER = 1 << 20;
+/** Smallest internal buffer allowed: it must hold a 64 KiB payload plus a frame header. */
+export const MIN_READER_BUFFER = 128 << 10;
+/** Remainders of `readInto` at least this big bypass the buffer and land in the target. */
+const DIRECT_READ_MIN = 64 << 10;
+
+/**
+ * Reads frames from a {@link Channel}. Call `readStreamHeader()` once, then `next()` per frame
+ * and consume exactly its payload with `readPayload`, `readBytes`, `readInto` and `skip`.
+ * Malformed or truncated input throws {@link WireError}; misuse (reading past the current
+ * payload, calling `next()` with payload left) throws a plain `Error`.
+ */
+export class FrameReader {
+  #ch: Channel;
+  #buf: Uint8Array<ArrayBuffer>;
+  #start = 0;
+  #end = 0;
+  #remaining = 0;
+  #type = -1;
+  #started = false;
+  #bytesRead = 0;
+
+  /** Wraps `channel`; `bufferSize` is the one internal buffer (default 1 MiB). */
+  constructor(channel: Channel, bufferSize = DEFAULT_READER_BUFFER) {
+    if (!Number.isInteger(bufferSize) || bufferSize < MIN_READER_BUFFER) {
+      throw new RangeError(`reader buffer of ${bufferSize} bytes is below ${MIN_READER_BUFFER}`);
+    }
+    this.#ch = channel;
+    this.#buf = new Uint8Array(bufferSize);
+  }
+
+  /** All stream bytes consumed so far: stream header, frame headers and payload bytes. */
+  get bytesRead(): number {
+    return this.#bytesRead;
+  }
+
+  /** Payload bytes of the current frame not consumed yet. */
+  get remaining(): number {
+    return this.#remaining;
+  }
+
+  /** Reads and checks the 8-byte stream header; must be called once, first. */
+  async readStreamHeader(): Promise<void> {
+    if (this.#started) throw new Error("stream header already read");
+    await this.#fill(STREAM_HEADER_SIZE, "the stream header");
+    decodeStreamHeader(this.#buf.subarray(this.#start, this.#start + STREAM_HEADER_SIZE));
+    this.#consume(STREAM_HEADER_SIZE);
+    this.#started = true;
+  }
+
+  /** Reads and checks the next frame header (type known, length within the frame table). */
+  async next(): Promise<FrameHeader> {
+    if (!this.#started) throw new Error("next() before readStreamHeader()");
+    if (this.#remaining !== 0) {
+      throw new Error(
+        `${this.#remaining} payload bytes of the ${frameName(this.#type)} frame not consumed`,
+      );
+    }
+    if (this.#end - this.#start < FRAME_HEADER_SIZE) await this.#fill(FRAME_HEADER_SIZE, "");
+    const h = decodeFrameHeader(this.#buf, this.#start);
+    this.#consume(FRAME_HEADER_SIZE);
+    this.#type = h.type;
+    this.#remaining = h.length;
+    return h;
+  }
+
+  /**
+   * Returns the whole remaining payload of a small frame (≤ 64 KiB) as a view into the
+   * internal buffer, valid until the next call on this reader.
+   */
+  async readPayload(): Promise<Uint8Array> {
+    if (this.#remaining > MAX_SMALL_PAYLOAD) {
+      throw new Error(`readPayload() on ${this.#remaining} bytes; use readInto()`);
+    }
+    return await this.readBytes(this.#remaining);
+  }
+
+  /** Returns the next `n` payload bytes as a view valid until the next call on this reader. */
+  async readBytes(n: number): Promise<Uint8Array> {
+    this.#claim(n);
+    if (n > MAX_SMALL_PAYLOAD) throw new Error(`readBytes(${n}) exceeds ${MAX_SMALL_PAYLOAD}`);
+    if (this.#end - this.#start < n) await this.#fill(n, this.#payloadWhat());
+    const view = this.#buf.subarray(this.#start, this.#start + n);
+    this.#consume(n);
+    this.#remaining -= n;
+    return view;
+  }
+
+  /** Reads exactly `target.length` payload bytes into `target` (big parts read directly). */
+  async readInto(target: Uint8Array): Promise<void> {
+    const n = target.length;
+    this.#claim(n);
+    const have = Math.min(this.#end - this.#start, n);
+    target.set(this.#buf.subarray(this.#start, this.#start + have));
+    this.#consume(have);
+    let done = have;
+    if (n - done >= DIRECT_READ_MIN) {
+      while (done < n) {
+        const r = await this.#ch.read(target.subarray(done));
+        if (r === null) this.#truncated(n - done);
+        done += r;
+        this.#bytesRead += r;
+      }
+    } else if (done < n) {
+      await this.#fill(n - done, this.#payloadWhat());
+      target.set(this.#buf.subarray(this.#start, this.#start + n - done), done);
+      this.#consume(n - done);
+    }
+    this.#remaining -= n;
+  }
+
+  /** Discards the next `n` payload bytes (default: the rest of the current payload). */
+  async skip(n = this.#remaining): Promise<void> {
+    this.#claim(n);
+    let left = n;
+    const have = Math.min(this.#end - this.#start, left);
+    this.#consume(have);
+    left -= have;
+    while (left > 0) {
+      const r = await this.#ch.read(this.#buf);
+      if (r === null) this.#truncated(left);
+      const used = Math.min(r, left);
+      this.#start = 0;
+      this.#end = r;
+      this.#consume(used);
+      left -= used;
+    }
+    this.#remaining -= n;
+  }
+
+  #claim(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > this.#remaining) {
+      throw new Error(`cannot consume ${n} bytes: ${this.#remaining} left in this frame`);
+    }
+  }
+
+  #consume(n: number): void {
+    this.#start += n;
+    this.#bytesRead += n;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+  }
+
+  #payloadWhat(): string {
+    return `a ${frameName(this.#type)} payload`;
+  }
+
+  #truncated(missing: number): never {
+    throw new WireError(
+      `migration stream truncated: ${missing} bytes of ${this.#payloadWhat()} missing`,
+    );
+  }
+
+  /** Ensures `n` contiguous buffered bytes (`n` ≤ buffer size); `what` names them for errors. */
+  async #fill(n: number, what: string): Promise<void> {
+    if (this.#start + n > this.#buf.length) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    while (this.#end - this.#start < n) {
+      const r = await this.#ch.read(this.#buf.subarray(this.#end));
+      if (r === null) {
+        const have = this.#end - this.#start;
+        if (what === "") {
+          throw new WireError(
+            have === 0
+              ? "migration stream truncated: end of stream before the EOF frame"
+              : `migration stream truncated: frame header has ${have} of ${n} bytes`,
+          );
+        }
+        throw new WireError(`migration stream truncated: ${n - have} bytes of ${what} missing`);
+      }
+      this.#end += r;
+    }
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * Ferry migration stream v1: constants, the frame table, the stream header and the frame
+ * header. All integers on the wire are big-endian.
+ *
+ * @module
+ */
+
+import { WireError } from "./wire_error.ts";
+
+/** Size of the stream header: magic "FERY", u16 version, u16 flags. */
+export const STREAM_HEADER_SIZE = 8;
+/** Size of every frame header: u8 type, u32 payload length. */
+export const FRAME_HEADER_SIZE = 5;
+/** Size of the run header at the start of a ZERO_RUN / PAGE_RUN payload. */
+export const RUN_HEADER_SIZE = 10;
+/** Size of a SECTION_START / SECTION_END payload. */
+export const SECTION_PAYLOAD_SIZE = 5;
+/** Most pages one PAGE_RUN may carry. */
+export const MAX_RUN_PAGES = 256;
+/** "FERY" read as a big-endian u32. */
+export const STREAM_MAGIC = 0x46455259;
+/** The only stream version this code speaks. */
+export const STREAM_VERSION = 1;
+/** Largest payload of CONFIG and DEVICE frames (64 KiB). */
+export const MAX_SMALL_PAYLOAD = 65536;
+/** Smallest page size a CONFIG may announce. */
+export const MIN_PAGE_SIZE = 1024;
+/** Largest page size a CONFIG may announce (bounds PAGE_RUN lengths). */
+export const MAX_PAGE_SIZE = 65536;
+/** Most RAM blocks a CONFIG may announce. */
+export const MAX_BLOCKS = 1024;
+/** Largest RAM block size a CONFIG may announce (2^48 bytes). */
+export const MAX_BLOCK_SIZE = 2 ** 48;
+
+/** Frame type codes of version 1. */
+export const FrameType = {
+  CONFIG: 0x01,
+  SECTION_START: 0x02,
+  SECTION_END: 0x03,
+  ZERO_RUN: 0x04,
+  PAGE_RUN: 0x05,
+  DEVICE: 0x06,
+  GLOBAL_STATE: 0x07,
+  EOF: 0x08,
+} as const;
+
+/** One of the {@link FrameType} codes. */
+export type FrameTypeCode = typeof FrameType[keyof typeof FrameType];
+
+/** Kinds of section, carried in SECTION_START / SECTION_END. */
+export const SectionKind = {
+  SETUP: 1,
+  ITERATE: 2,
+  COMPLETE: 3,
+} as const;
+
+/** One of the {@link SectionKind} codes. */
+export type SectionKindCode = typeof SectionKind[keyof typeof SectionKind];
+
+/** How a frame's payload length is constrained: exactly `fixed`, or within `min..max`. */
+export interface FrameSpec {
+  /** Name used in error messages and docs. */
+  name: string;
+  /** Exact payload length, for fixed-size frames. */
+  fixed?: number;
+  /** Smallest payload length, for variable frames. */
+  min?: number;
+  /** Largest payload length, for variable frames. */
+  max?: number;
+}
+
+/** The frame table of version 1, keyed by type code. */
+export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
+  [FrameType.CONFIG]: { name: "CONFIG", min: 6, max: MAX_SMALL_PAYLOAD },
+  [FrameType.SECTION_START]: { name: "SECTION_START", fixed: SECTION_PAYLOAD_SIZE },
+  [FrameType.SECTION_END]: { name: "SECTION_END", fixed: SECTION_PAYLOAD_SIZE },
+  [FrameType.ZERO_RUN]: { name: "ZERO_RUN", fixed: RUN_HEADER_SIZE },
+  [FrameType.PAGE_RUN]: {
+    name: "PAGE_RUN",
+    min: RUN_HEADER_SIZE + MIN_PAGE_SIZE,
+    max: RUN_HEADER_SIZE + MAX_RUN_PAGES * MAX_PAGE_SIZE,
+  },
+  [FrameType.DEVICE]: { name: "DEVICE", min: 0, max: MAX_SMALL_PAYLOAD },
+  [FrameType.GLOBAL_STATE]: { name: "GLOBAL_STATE", min: 1, max: 64 },
+  [FrameType.EOF]: { name: "EOF", fixed: 0 },
+};
+
+/** Codes reserved for later versions; version 1 decoders reject them as unknown. */
+export const RESERVED_FRAMES: Readonly<Record<number, string>> = {
+  0x10: "POSTCOPY_ADVISE",
+  0x11: "POSTCOPY_LISTEN",
+  0x12: "POSTCOPY_RUN",
+  0x13: "PACKAGED",
+  0x14: "POSTCOPY_DISCARD",
+  0x15: "PING",
+  0x16: "OPEN_RETURN_PATH",
+  0x17: "POSTCOPY_RESUME",
+  0x20: "XBZRLE_PAGE",
+  0x21: "COMPRESSED_PAGE",
+  0x30: "MULTIFD_SYNC",
+};
+
+/** A decoded frame header. */
+export interface FrameHeader {
+  /** Frame type code (a {@link FrameType} value once decoded). */
+  type: number;
+  /** Payload length in bytes (excluding the 5-byte header). */
+  length: number;
+}
+
+/** Formats a byte as `0x2a`. */
+export function hex8(n: number): string {
+  return "0x" + n.toString(16).padStart(2, "0");
+}
+
+/** The table name of a frame type, or its hex code when unknown. */
+export function frameName(type: number): string {
+  return FRAMES[type]?.name ?? hex8(type);
+}
+
+/** Encodes the 8-byte stream header (magic, version 1, flags 0). */
+export function encodeStreamHeader(): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(STREAM_HEADER_SIZE);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, STREAM_MAGIC);
+  v.setUint16(4, STREAM_VERSION);
+  v.setUint16(6, 0);
+  return b;
+}
+
+/** Checks an 8-byte stream header; throws {@link WireError} on bad magic, version or flags. */
+export function decodeStreamHeader(b: Uint8Array): void {
+  if (b.length < STREAM_HEADER_SIZE) {
+    throw new WireError(
+      `migration stream truncated: stream header has ${b.length} of ${STREAM_HEADER_SIZE} bytes`,
+    );
+  }
+  const magic = be32(b, 0);
+  if (magic !== STREAM_MAGIC) {
+    throw new WireError(
+      `not a Ferry migration stream (magic 0x${magic.toString(16).padStart(8, "0")}, ` +
+        `expected 0x${STREAM_MAGIC.toString(16)} "FERY")`,
+    );
+  }
+  const version = be16(b, 4);
+  if (version !== STREAM_VERSION) {
+    throw new WireError(
+      `unsupported migration stream version ${version} (this side speaks version ${STREAM_VERSION})`,
+    );
+  }
+  const flags = be16(b, 6);
+  if (flags !== 0) {
+    throw new WireError(
+      `migration stream header has reserved flags set (0x${flags.toString(16).padStart(4, "0")})`,
+    );
+  }
+}
+
+/**
+ * Decodes and checks the 5-byte frame header at `b[off]`: rejects unknown types, fixed-length
+ * mismatches and variable lengths outside the table's bounds (before any payload is read).
+ */
+export function decodeFrameHeader(b: Uint8Array, off = 0): FrameHeader {
+  if (b.length - off < FRAME_HEADER_SIZE) {
+    throw new WireError(
+      `migration stream truncated: frame header has ${Math.max(0, b.length - off)} of ` +
+        `${FRAME_HEADER_SIZE} bytes`,
+    );
+  }
+  const type = b[off];
+  const length = be32(b, off + 1);
+  const spec: Readonly<FrameSpec> | undefined = FRAMES[type];
+  if (spec === undefined) {
+    const reserved = RESERVED_FRAMES[type];
+    throw new WireError(
+      `unknown frame type ${hex8(type)}` +
+        (reserved ? ` (reserved for ${reserved} in a later stream version)` : ""),
+    );
+  }
+  if (spec.fixed !== undefined) {
+    if (length !== spec.fixed) {
+      throw new WireError(
+        `frame ${spec.name} has payload length ${length}, expected ${spec.fixed}`,
+      );
+    }
+  } else if (length > spec.max!) {
+    throw new WireError(
+      `frame ${spec.name} payload length ${length} exceeds the maximum ${spec.max}`,
+    );
+  } else if (length < spec.min!) {
+    throw new WireError(
+      `frame ${spec.name} payload length ${length} is below the minimum ${spec.min}`,
+    );
+  }
+  return { type, length };
+}
+
+/** Reads a big-endian u16 at `b[o]` (no bounds check). */
+export function be16(b: Uint8Array, o: number): number {
+  return (b[o] << 8) | b[o + 1];
+}
+
+/** Reads a big-endian u32 at `b[o]` (no bounds check). */
+export function be32(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}

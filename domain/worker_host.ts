@@ -1,0 +1,76 @@
+/**
+ * Main-thread side of a data-path Worker: answers its transition requests with the
+ * current migration's compare-and-set, records its errors, and forwards the rest.
+ *
+ * @module
+ */
+import type { MainMessage, WorkerMessage } from "./engine/messages.ts";
+import type { Migration } from "./migration.ts";
+
+/** Handlers for the messages that are not transitions. */
+export interface WorkerHandlers {
+  /** The migration a transition or error applies to right now. */
+  current(): Migration | null;
+  onPass?(pass: number): void;
+  onListening?(uri: string): void;
+  onRearm?(): void;
+  onDone(): void;
+}
+
+/** Starts a module Worker and wires it to the state machine. */
+export class WorkerHost {
+  readonly #worker: Worker;
+  #alive = true;
+
+  /** Starts `url` and posts `start` to it. */
+  constructor(url: URL, start: unknown, handlers: WorkerHandlers) {
+    this.#worker = new Worker(url, { type: "module" });
+    this.#worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
+      const m = e.data;
+      const mig = handlers.current();
+      switch (m.t) {
+        case "transition": {
+          const ok = mig ? mig.machine.transition(m.from, m.to) : false;
+          this.post({ t: "transition-result", seq: m.seq, ok });
+          break;
+        }
+        case "error":
+          mig?.setError(m.message);
+          break;
+        case "pass":
+          handlers.onPass?.(m.pass);
+          break;
+        case "listening":
+          handlers.onListening?.(m.uri);
+          break;
+        case "rearm":
+          handlers.onRearm?.();
+          break;
+        case "done":
+          this.terminate();
+          handlers.onDone();
+          break;
+      }
+    };
+    this.#worker.onerror = (e) => {
+      e.preventDefault();
+      const mig = handlers.current();
+      mig?.setError(`data path crashed: ${e.message}`);
+      this.terminate();
+      handlers.onDone();
+    };
+    this.#worker.postMessage(start);
+  }
+
+  /** Sends a message if the Worker still runs. */
+  post(m: MainMessage): void {
+    if (this.#alive) this.#worker.postMessage(m);
+  }
+
+  /** Stops the Worker at once. */
+  terminate(): void {
+    if (!this.#alive) return;
+    this.#alive = false;
+    this.#worker.terminate();
+  }
+}

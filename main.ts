@@ -1,0 +1,109 @@
+/**
+ * Ferry agent: parses the command line (see contract.md), builds the agent, serves the
+ * API on TCP or a unix socket, and shuts down cleanly on SIGINT/SIGTERM.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { Agent } from "./domain/agent.ts";
+import { parseGlobals } from "./domain/globals.ts";
+import { PAGE_SIZE, type RamBlockSpec } from "./adapters/memory/layout.ts";
+import { parseSize, parseWorkload } from "./adapters/memory/machine.ts";
+import { createApp } from "./routes/app.ts";
+
+function fail(message: string): never {
+  console.error(`ferry: ${message}`);
+  Deno.exit(1);
+}
+
+function blocksFrom(ram: string | undefined, blocks: string[]): RamBlockSpec[] {
+  const specs = blocks.map((b) => {
+    const m = /^([^=]+)=(.+)$/.exec(b);
+    if (!m) fail(`--ram-block expects NAME=SIZE, got '${b}'`);
+    return { name: m[1], size: parseSize(m[2]) };
+  });
+  if (specs.length === 0 || ram) specs.unshift({ name: "pc.ram", size: parseSize(ram ?? "128M") });
+  for (const s of specs) {
+    if (s.size <= 0 || s.size % PAGE_SIZE !== 0) {
+      fail(`RAM block '${s.name}' size ${s.size} is not a positive multiple of ${PAGE_SIZE}`);
+    }
+  }
+  return specs;
+}
+
+/** Starts an agent from `args`; resolves when it has shut down. */
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      listen: { type: "string", default: "127.0.0.1:8080" },
+      incoming: { type: "string" },
+      ram: { type: "string" },
+      "ram-block": { type: "string", multiple: true, default: [] },
+      fill: { type: "string", default: "zero" },
+      workload: { type: "string", default: "idle" },
+      S: { type: "boolean", short: "S", default: false },
+      global: { type: "string", multiple: true, default: [] },
+      object: { type: "string", multiple: true, default: [] },
+      "api-token": { type: "string" },
+      "only-migratable": { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  if (!["zero", "random", "pattern"].includes(values.fill!)) fail(`--fill expects zero, random or pattern`);
+  let globals;
+  try {
+    globals = parseGlobals(values.global!);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  let agent: Agent;
+  try {
+    agent = await Agent.create({
+      blocks: blocksFrom(values.ram, values["ram-block"]!),
+      fill: values.fill as "zero" | "random" | "pattern",
+      workload: parseWorkload(values.workload!),
+      startPaused: values.S!,
+      incoming: values.incoming ?? null,
+      parameters: globals.parameters,
+      capabilities: globals.capabilities,
+      onlyMigratable: values["only-migratable"] || globals.flags["only-migratable"],
+    });
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const app = createApp(agent);
+  const listen = values.listen!;
+  const onListen = (addr: Deno.Addr) =>
+    console.error(JSON.stringify({
+      level: "info",
+      msg: "listening",
+      addr: addr.transport === "unix" ? `unix:${(addr as Deno.UnixAddr).path}` : `${(addr as Deno.NetAddr).hostname}:${(addr as Deno.NetAddr).port}`,
+      incoming: agent.incomingUri,
+    }));
+  let server: Deno.HttpServer;
+  if (listen.startsWith("unix:")) {
+    const path = listen.slice(5);
+    try {
+      Deno.removeSync(path);
+    } catch { /* no stale socket */ }
+    server = Deno.serve({ path, onListen }, app.fetch);
+  } else {
+    const m = /^(.*):(\d+)$/.exec(listen);
+    if (!m) fail(`--listen expects HOST:PORT or unix:PATH, got '${listen}'`);
+    server = Deno.serve({ hostname: m[1].replace(/^\[|\]$/g, ""), port: Number(m[2]), onListen }, app.fetch);
+  }
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) Deno.exit(1);
+    stopping = true;
+    await agent.close();
+    await server.shutdown();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await server.finished;
+}
+
+if (import.meta.main) await main(Deno.args);

@@ -1,0 +1,58 @@
+/**
+ * Response and request schemas shared by several routes (MigrationInfo, the migrate
+ * request). Option schemas come from `domain/option_schemas.ts`.
+ *
+ * @module
+ */
+import { z } from "@hono/zod-openapi";
+import { MIGRATION_STATUSES } from "../domain/state_machine.ts";
+
+const count = (d: string) => z.number().meta({ description: d });
+
+/** QMP MigrationStats. */
+export const RamStatsSchema = z.object({
+  transferred: count("Bytes sent on the migration channel(s)."),
+  remaining: count("Bytes still to send (absent once completed).").optional(),
+  total: count("Guest RAM in bytes."),
+  duplicate: count("Zero pages sent."),
+  skipped: count("Always 0 (legacy)."),
+  normal: count("Whole pages sent."),
+  "normal-bytes": count("normal × page-size."),
+  "dirty-pages-rate": count("Pages dirtied per second, measured over ≥ 1 s (absent once completed).").optional(),
+  mbps: count("Throughput in Mbit/s: over the last 100 ms while running, overall once completed."),
+  "dirty-sync-count": count("Dirty-log syncs (passes)."),
+  "postcopy-requests": count("Pages the destination asked for in postcopy."),
+  "page-size": count("Target page size in bytes."),
+  "multifd-bytes": count("Bytes sent on multifd channels."),
+}).meta({ id: "MigrationStats" });
+
+/** QMP MigrationInfo plus Ferry's x- members. */
+export const MigrationInfoSchema = z.object({
+  status: z.enum(MIGRATION_STATUSES).meta({ description: "QMP MigrationStatus." }),
+  ram: RamStatsSchema.optional(),
+  "total-time": count("Milliseconds since the migration started (total once finished).").optional(),
+  "expected-downtime": count("Estimated downtime in ms if it switched over now.").optional(),
+  downtime: count("Measured guest pause at switchover, ms.").optional(),
+  "setup-time": count("Milliseconds spent in setup.").optional(),
+  "cpu-throttle-percentage": count("Current auto-converge throttle.").optional(),
+  "error-desc": z.string().optional().meta({ description: "Why it failed." }),
+  "x-id": z.string().optional().meta({ description: "Ferry: the migration resource id." }),
+  "x-side": z.enum(["source", "destination"]).optional().meta({ description: "Ferry: which end." }),
+}).meta({ id: "MigrationInfo" });
+
+/** QMP migrate arguments. */
+export const MigrateRequestSchema = z.object({
+  uri: z.string().min(1).max(4096).meta({
+    description: "tcp:HOST:PORT, unix:PATH, exec:CMD or file:PATH",
+    example: "tcp:127.0.0.1:4444",
+  }),
+  resume: z.boolean().optional().meta({ description: "Resume a paused postcopy migration." }),
+  blk: z.boolean().optional().meta({ description: "Old-style block migration (not supported)." }),
+  inc: z.boolean().optional().meta({ description: "Incremental block migration (not supported)." }),
+  detach: z.boolean().optional().meta({ description: "Ignored, as in QMP." }),
+}).strict().meta({ id: "MigrateRequest" });
+
+/** A URI-only body (migrate-incoming, migrate-recover). */
+export const UriRequestSchema = z.object({
+  uri: z.string().min(1).max(4096).meta({ example: "tcp:127.0.0.1:4444" }),
+}).strict().meta({ id: "UriRequest" });

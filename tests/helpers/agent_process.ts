@@ -1,0 +1,101 @@
+/**
+ * Test helper: starts a real Ferry agent process (Deno.execPath() main.ts) on an ephemeral
+ * loopback port, talks to its API, follows its SSE stream, and stops it.
+ *
+ * @module
+ */
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** Loosely typed JSON for assertions. */
+// deno-lint-ignore no-explicit-any
+export type Json = any;
+
+/** A running agent. */
+export interface AgentProcess {
+  base: string;
+  /** The bound incoming URI (with --incoming), e.g. tcp:127.0.0.1:40123. */
+  incomingUri: string | null;
+  api<T = Json>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T; headers: Headers }>;
+  /** Polls /migrations/current until the status matches; returns it. */
+  waitStatus(pattern: RegExp, timeoutMs?: number): Promise<Json>;
+  stop(): Promise<void>;
+  log(): string;
+}
+
+/** Starts `main.ts` with `args` and waits until it listens. */
+export async function startAgent(args: string[]): Promise<AgentProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "--listen", "127.0.0.1:0", ...args],
+    stdout: "null",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  let logText = "";
+  const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let listening: { addr: string; incoming: string | null } | null = null;
+  const deadline = Date.now() + 30_000;
+  let pending = "";
+  while (!listening) {
+    if (Date.now() > deadline) throw new Error(`agent did not start: ${logText}`);
+    const { value, done } = await lines.read();
+    if (done) throw new Error(`agent exited: ${logText}`);
+    logText += value;
+    pending += value;
+    const parts = pending.split("\n");
+    pending = parts.pop() ?? "";
+    for (const line of parts) {
+      if (line.includes('"msg":"listening"')) listening = JSON.parse(line);
+    }
+  }
+  // Keep draining stderr so the child never blocks on a full pipe.
+  (async () => {
+    for (;;) {
+      const { value, done } = await lines.read().catch(() => ({ value: "", done: true }));
+      if (done) break;
+      logText += value;
+    }
+  })();
+  const base = `http://${listening.addr}`;
+  const api = async <T>(method: string, path: string, body?: unknown) => {
+    const r = await fetch(base + path, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    const text = await r.text();
+    return { status: r.status, body: (text ? JSON.parse(text) : null) as T, headers: r.headers };
+  };
+  let stopped = false;
+  return {
+    base,
+    incomingUri: listening.incoming,
+    api,
+    async waitStatus(pattern, timeoutMs = 60_000) {
+      const end = Date.now() + timeoutMs;
+      let last: Json = {};
+      while (Date.now() < end) {
+        last = (await api<Json>("GET", "/migrations/current")).body;
+        if (pattern.test(String(last.status))) return last;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`status ${JSON.stringify(last)} never matched ${pattern}`);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      const t = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, 3000);
+      await child.status;
+      clearTimeout(t);
+      await lines.cancel().catch(() => {});
+    },
+    log: () => logText,
+  };
+}

@@ -1,0 +1,192 @@
+/**
+ * Issue 2, end to end: two real agents over real sockets. A running, dirtying guest
+ * migrates live; digests match; the destination continues the loop; SSE sequences are
+ * exact; failures and cancel leave the source running.
+ */
+import assert from "node:assert/strict";
+import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
+
+
+async function withAgents(
+  fn: (track: (a: AgentProcess) => AgentProcess) => Promise<void>,
+): Promise<void> {
+  const agents: AgentProcess[] = [];
+  try {
+    await fn((a) => (agents.push(a), a));
+  } finally {
+    await Promise.all(agents.map((a) => a.stop()));
+  }
+}
+
+function statuses(rec: SseRecorder, side: string): string[] {
+  return rec.events.filter((e) => e.event === "MIGRATION" && (e.data as Json).side === side)
+    .map((e) => (e.data as Json).status);
+}
+
+async function digests(a: AgentProcess): Promise<Json> {
+  return (await a.api<Json>("GET", "/machine/digest")).body;
+}
+
+Deno.test("precopy over tcp: a dirtying guest arrives whole and keeps running", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await startAgent(["--ram", "96M", "--incoming", "tcp:127.0.0.1:0"]));
+    const src = track(await startAgent(["--ram", "96M", "--fill", "random", "--workload", "increment"]));
+    const dstEvents = await recordEvents(dst.base, "0");
+    const srcEvents = await recordEvents(src.base);
+    try {
+      const p = await src.api("PATCH", "/parameters", { "max-bandwidth": 10 * 2 ** 30, "downtime-limit": 300 });
+      assert.equal(p.status, 200);
+      const r = await src.api<Json>("POST", "/migrations", { uri: dst.incomingUri });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      assert.match(r.headers.get("location") ?? "", /^\/migrations\/out-/);
+      const info = await src.waitStatus(/completed|failed|cancelled/);
+      assert.equal(info.status, "completed", JSON.stringify(info));
+      await dst.waitStatus(/completed|failed/);
+      assert.equal((await dst.api<Json>("GET", "/migrations/current")).body.status, "completed");
+
+      // Counters are measured, not invented.
+      assert.equal(info.ram.total, 96 * 2 ** 20);
+      assert.ok(info.ram.transferred >= 96 * 2 ** 20 * 0.9, `transferred ${info.ram.transferred}`);
+      assert.ok(info.ram["dirty-sync-count"] >= 2);
+      assert.ok(info.ram.normal > 0 && info.ram.mbps > 0 && info.downtime >= 0);
+      assert.ok(!("remaining" in info.ram), "no remaining once completed");
+
+      const srcMachine = (await src.api<Json>("GET", "/machine")).body;
+      assert.equal(srcMachine.runstate, "postmigrate");
+      const dstMachine = (await dst.api<Json>("GET", "/machine")).body;
+      assert.equal(dstMachine.runstate, "running");
+      // The destination continues the source's loop: its counters start where the source stopped.
+      const before = srcMachine.workload["pages-written"];
+      assert.ok(before > 0);
+      await new Promise((r) => setTimeout(r, 200));
+      const later = (await dst.api<Json>("GET", "/machine")).body.workload["pages-written"];
+      assert.ok(later > before, `destination loop continues: ${later} > ${before}`);
+
+      assert.equal((await dst.api("POST", "/machine/stop")).status, 202);
+      const a = await digests(src);
+      const b = await digests(dst);
+      assert.deepEqual(a.blocks, b.blocks.map((x: Json) => x));
+      assert.equal(b["x-increment-check"].ok, true, JSON.stringify(b["x-increment-check"]));
+
+      await srcEvents.waitFor((e) => e.event === "MIGRATION" && (e.data as Json).status === "completed");
+      await dstEvents.waitFor((e) => e.event === "MIGRATION" && (e.data as Json).status === "completed");
+      assert.deepEqual(statuses(srcEvents, "source"), ["setup", "active", "completed"]);
+      assert.deepEqual(statuses(dstEvents, "destination"), ["setup", "active", "completed"]);
+      assert.ok(srcEvents.events.some((e) => e.event === "MIGRATION_PASS"));
+      assert.ok(srcEvents.events.some((e) => e.event === "progress"));
+    } finally {
+      await dstEvents.close();
+      await srcEvents.close();
+    }
+  });
+});
+
+Deno.test("precopy over a unix socket completes with equal digests", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await withAgents(async (track) => {
+      const sock = `${dir}/mig.sock`;
+      const dst = track(await startAgent(["--ram", "64M", "--incoming", `unix:${sock}`]));
+      const src = track(await startAgent(["--ram", "64M", "--fill", "pattern", "--workload", "random,rate=20000"]));
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
+      assert.equal((await src.api("POST", "/migrations", { uri: `unix:${sock}` })).status, 202);
+      assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
+      assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
+      await dst.api("POST", "/machine/stop");
+      assert.deepEqual((await digests(src)).blocks, (await digests(dst)).blocks);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a migration to a closed port fails with error-desc and the source keeps running", async () => {
+  await withAgents(async (track) => {
+    const src = track(await startAgent(["--ram", "32M", "--workload", "increment"]));
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    assert.equal((await src.api("POST", "/migrations", { uri: `tcp:127.0.0.1:${port}` })).status, 202);
+    const info = await src.waitStatus(/failed|completed/);
+    assert.equal(info.status, "failed");
+    assert.match(String(info["error-desc"]), /refused|connect/i);
+    assert.equal((await src.api<Json>("GET", "/machine")).body.runstate, "running");
+    // A second migration is accepted afterwards (not "in progress").
+    const again = await src.api<Json>("POST", "/migrations", { uri: `tcp:127.0.0.1:${port}` });
+    assert.equal(again.status, 202);
+    await src.waitStatus(/failed/);
+  });
+});
+
+Deno.test("cancel mid-flight: cancelling then cancelled, the source runs on", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await startAgent(["--ram", "128M", "--incoming", "tcp:127.0.0.1:0"]));
+    const src = track(await startAgent(["--ram", "128M", "--fill", "random", "--workload", "increment"]));
+    const ev = await recordEvents(src.base);
+    try {
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 16 * 2 ** 20 });
+      await src.api("POST", "/migrations", { uri: dst.incomingUri });
+      await src.waitStatus(/active/);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await src.api("POST", "/migrations/current/cancel")).status, 202);
+      const info = await src.waitStatus(/cancelled|failed|completed/);
+      assert.equal(info.status, "cancelled");
+      await ev.waitFor((e) => (e.data as Json).status === "cancelled");
+      assert.deepEqual(statuses(ev, "source"), ["setup", "active", "cancelling", "cancelled"]);
+      const m1 = (await src.api<Json>("GET", "/machine")).body;
+      assert.equal(m1.runstate, "running");
+      await new Promise((r) => setTimeout(r, 100));
+      const m2 = (await src.api<Json>("GET", "/machine")).body;
+      assert.ok(m2.workload["pages-written"] > m1.workload["pages-written"], "guest still runs");
+      // The destination saw the stream break: failed, guest not running.
+      const d = await dst.waitStatus(/failed|setup/);
+      assert.notEqual(d.status, "completed");
+      assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "inmigrate");
+    } finally {
+      await ev.close();
+    }
+  });
+});
+
+Deno.test("a destination with a different RAM layout rejects the stream", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await startAgent(["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"]));
+    const src = track(await startAgent(["--ram", "32M", "--fill", "random", "--workload", "increment"]));
+    const ev = await recordEvents(dst.base, "0");
+    try {
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
+      await src.api("POST", "/migrations", { uri: dst.incomingUri });
+      await ev.waitFor((e) => (e.data as Json).status === "failed");
+      const failed = (await dst.api<Json[]>("GET", "/migrations")).body.find((m) => m.status === "failed")!;
+      assert.match(String(failed["error-desc"]), /Configuration mismatch: RAM block 'pc.ram' is 33554432 bytes on the source, 67108864 here/);
+      assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "inmigrate");
+      const s = await src.waitStatus(/completed|failed/);
+      assert.equal((await src.api<Json>("GET", "/machine")).body.runstate, s.status === "failed" ? "running" : "postmigrate");
+      // The destination listens again: a matching source can still migrate in.
+      assert.equal((await dst.api<Json>("GET", "/migrations/current")).body.status, "setup");
+    } finally {
+      await ev.close();
+    }
+  });
+});
+
+Deno.test("exec: save to a file, then restore from it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await withAgents(async (track) => {
+      const file = `${dir}/guest.bin`;
+      const src = track(await startAgent(["--ram", "48M", "--fill", "random", "--workload", "increment"]));
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
+      assert.equal((await src.api("POST", "/migrations", { uri: `exec:cat > ${file}` })).status, 202);
+      assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
+      const dst = track(await startAgent(["--ram", "48M", "--incoming", `exec:cat ${file}`]));
+      assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
+      await dst.api("POST", "/machine/stop");
+      assert.deepEqual((await digests(src)).blocks, (await digests(dst)).blocks);
+      assert.equal((await digests(dst))["x-increment-check"].ok, true);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
