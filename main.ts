@@ -68,11 +68,13 @@ export async function main(args: string[]): Promise<void> {
       parameters: globals.parameters,
       capabilities: globals.capabilities,
       onlyMigratable: values["only-migratable"] || globals.flags["only-migratable"],
+      globals: globals.flags,
     });
   } catch (e) {
     fail((e as Error).message);
   }
-  const app = createApp(agent);
+  const apiToken = values["api-token"] || Deno.env.get("FERRY_API_TOKEN") || undefined;
+  const app = createApp(agent, { apiToken });
   const listen = values.listen!;
   const onListen = (addr: Deno.Addr) =>
     console.error(JSON.stringify({

@@ -4,12 +4,16 @@
  *
  * @module
  */
-import { Machine } from "../adapters/memory/machine.ts";
+import { Machine, type RunState } from "../adapters/memory/machine.ts";
 import type { RamBlockSpec } from "../adapters/memory/layout.ts";
 import type { WorkloadSpec } from "../adapters/memory/workload.ts";
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
+import { type Blocker, Blockers } from "./blockers.ts";
 import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
+import { etagOf, ifMatchHolds } from "./etag.ts";
 import { EventBus } from "./event_bus.ts";
+import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
+import { IdempotencyStore } from "./idempotency.ts";
 import { Incoming } from "./incoming.ts";
 import { Migration } from "./migration.ts";
 import { migrationInfo, type MigrationInfo, queryMigrate } from "./migration_info.ts";
@@ -21,6 +25,7 @@ import {
   type Parameters,
 } from "./options.ts";
 import { Outgoing } from "./outgoing.ts";
+import { DomainErrors, type MigrateRequest, migrateProblems, type PreflightState } from "./preflight.ts";
 import { isFinished, isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 
 /** How an agent starts (from the command line). */
@@ -34,15 +39,16 @@ export interface AgentConfig {
   parameters?: Parameters;
   capabilities?: Capabilities;
   onlyMigratable?: boolean;
+  /** The seed's non-option globals (`--global migration.store-global-state=...`). */
+  globals?: Globals["flags"];
 }
 
-/** The body of `POST /migrations` (QMP migrate). */
-export interface MigrateRequest {
-  uri: string;
-  resume?: boolean;
-  blk?: boolean;
-  inc?: boolean;
-  detach?: boolean;
+export type { MigrateRequest };
+
+/** A value with its strong ETag. */
+export interface Tagged<T> {
+  value: T;
+  etag: string;
 }
 
 const HISTORY = 32;
@@ -56,6 +62,9 @@ export class Agent {
   capabilities: Capabilities;
   readonly onlyMigratable: boolean;
   readonly #history: Migration[] = [];
+  readonly #blockers = new Blockers();
+  readonly #accepted = new IdempotencyStore<MigrationInfo>();
+  readonly #globals: Globals["flags"];
   #outgoing: Outgoing | null = null;
   #incoming: Incoming | null = null;
   #deferred: boolean;
@@ -67,6 +76,7 @@ export class Agent {
     this.parameters = config.parameters ?? { ...DEFAULT_PARAMETERS };
     this.capabilities = config.capabilities ?? { ...DEFAULT_CAPABILITIES };
     this.onlyMigratable = config.onlyMigratable ?? false;
+    this.#globals = { ...(config.globals ?? GLOBAL_DEFAULTS) };
     this.#deferred = config.incoming === "defer";
   }
 
@@ -111,24 +121,12 @@ export class Agent {
 
   /** QMP migrate: the seed's migrate_prepare checks, then start the data path. */
   migrate(req: MigrateRequest): MigrationInfo {
-    const current = this.#outgoing?.migration.status ?? "none";
+    const problems = migrateProblems(req, this.#preflight());
+    if (problems.length > 0) throw problems[0];
     if (req.resume) {
-      throw new DomainError("wrong-state", "Cannot resume if there is no paused migration");
+      throw new DomainError("unsupported", "Postcopy recovery is not supported by this Ferry build yet");
     }
-    if (isSetupOrActive(current) || current === "cancelling" || current === "colo") {
-      throw new DomainError("active", MIGRATION_ACTIVE);
-    }
-    if (this.machine.runstate === "inmigrate") {
-      throw new DomainError("wrong-state", "Guest is waiting for an incoming migration");
-    }
-    if (req.blk || req.inc) {
-      throw new DomainError("unsupported", "QEMU compiled without old-style (blk/-b, inc/-i) block migration");
-    }
-    try {
-      parseMigrationUri(req.uri, "outgoing");
-    } catch (e) {
-      throw new DomainError("invalid-value", (e as Error).message);
-    }
+    this.machine.clearArrival();
     const migration = this.#record(new Migration("source", req.uri, this.#onTransition));
     migration.machine.transition("none", "setup");
     const params = {
@@ -141,9 +139,32 @@ export class Agent {
     return migrationInfo(migration);
   }
 
+  /**
+   * migrate with an optional Idempotency-Key: a retry with the same key and request gets
+   * the first accepted result again and starts nothing.
+   */
+  submitMigration(req: MigrateRequest, idempotencyKey?: string): { info: MigrationInfo; replayed: boolean } {
+    if (idempotencyKey === undefined) return { info: this.migrate(req), replayed: false };
+    const { value, replayed } = this.#accepted.run(idempotencyKey, req, () => this.migrate(req));
+    return { info: value, replayed };
+  }
+
+  /** A dry run of migrate: every check, nothing started; throws DomainErrors listing all problems. */
+  checkMigration(req: MigrateRequest): { "dry-run": true; ok: true } {
+    const problems = migrateProblems(req, this.#preflight());
+    if (problems.length > 0) throw new DomainErrors(problems);
+    return { "dry-run": true, ok: true };
+  }
+
   /** QMP migrate_cancel: a no-op when nothing runs, as in the seed. */
   cancel(): void {
     this.#outgoing?.cancel();
+  }
+
+  /** migrate_cancel, then query-migrate. */
+  cancelMigration(): MigrationInfo {
+    this.cancel();
+    return this.query();
   }
 
   /** QMP migrate-incoming (only with `--incoming defer`). */
@@ -171,6 +192,52 @@ export class Agent {
     return this.parameters;
   }
 
+  /** query-migrate-parameters with its ETag. */
+  readParameters(): Tagged<Parameters> {
+    return { value: this.parameters, etag: etagOf(this.parameters) };
+  }
+
+  /** migrate-set-parameters honouring If-Match (a stale tag is a `stale` error, nothing changed). */
+  patchParameters(patch: Partial<Record<keyof Parameters, unknown>>, ifMatch?: string): Tagged<Parameters> {
+    this.#precondition(ifMatch, etagOf(this.parameters), "parameters");
+    this.setParameters(patch);
+    return this.readParameters();
+  }
+
+  /** query-migrate-capabilities with its ETag. */
+  readCapabilities(): Tagged<Capabilities> {
+    return { value: this.capabilities, etag: etagOf(this.capabilities) };
+  }
+
+  /** migrate-set-capabilities honouring If-Match. */
+  patchCapabilities(patch: Partial<Capabilities>, ifMatch?: string): Tagged<Capabilities> {
+    this.#precondition(ifMatch, etagOf(this.capabilities), "capabilities");
+    this.setCapabilities(patch);
+    return this.readCapabilities();
+  }
+
+  /** The registered migration blockers, oldest first. */
+  listBlockers(): Blocker[] {
+    return this.#blockers.list();
+  }
+
+  /** migrate_add_blocker. */
+  addBlocker(reason: string): Blocker {
+    const status = this.#outgoing?.migration.status ?? "none";
+    const idle = status === "none" || status === "cancelled" || status === "completed" || status === "failed";
+    return this.#blockers.add(reason, { idle, onlyMigratable: this.onlyMigratable });
+  }
+
+  /** migrate_del_blocker. */
+  removeBlocker(id: string): void {
+    this.#blockers.remove(id);
+  }
+
+  /** migration_global_dump: the non-option globals. */
+  globals(): Globals["flags"] {
+    return { ...this.#globals, "only-migratable": this.onlyMigratable };
+  }
+
   /** migrate-set-capabilities: refused while a migration is set up or active. */
   setCapabilities(patch: Partial<Capabilities>): Capabilities {
     const current = this.#outgoing?.migration.status ?? "none";
@@ -179,16 +246,18 @@ export class Agent {
     return this.capabilities;
   }
 
-  /** QMP stop. */
-  async stopGuest(): Promise<void> {
+  /** QMP stop; resolves to the runstate after it. */
+  async stopGuest(): Promise<RunState> {
     this.#assertIdle();
     if (this.machine.runstate === "running") await this.machine.stop();
+    return this.machine.runstate;
   }
 
-  /** QMP cont. */
-  contGuest(): void {
+  /** QMP cont; returns the runstate after it. */
+  contGuest(): RunState {
     this.#assertIdle();
     this.machine.cont();
+    return this.machine.runstate;
   }
 
   /** Stops everything (shutdown). */
@@ -200,6 +269,22 @@ export class Agent {
     await this.machine.dispose();
   }
 
+  #precondition(ifMatch: string | undefined, etag: string, what: string): void {
+    if (!ifMatchHolds(ifMatch, etag)) {
+      throw new DomainError("stale", `If-Match does not match the current ${what} (ETag ${etag})`);
+    }
+  }
+
+  #preflight(): PreflightState {
+    return {
+      status: this.#outgoing?.migration.status ?? "none",
+      runstate: this.machine.runstate,
+      blocker: this.#blockers.newest(),
+      capabilities: this.capabilities,
+      parameters: this.parameters,
+    };
+  }
+
   #assertIdle(): void {
     const out = this.#outgoing?.migration.status ?? "none";
     if (isSetupOrActive(out) || out === "cancelling") throw new DomainError("active", MIGRATION_ACTIVE);
@@ -209,12 +294,14 @@ export class Agent {
   }
 
   async #listen(uri: string, autostart: boolean): Promise<void> {
+    this.machine.clearArrival();
     this.#incoming = new Incoming(
       uri,
       this.machine.shared,
       autostart,
       this.#onTransition,
       (m) => this.#record(m),
+      () => this.machine.captureArrival(),
     );
     await this.#incoming.ready;
     const failed = this.#incoming.current;

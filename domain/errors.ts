@@ -16,6 +16,7 @@ export type ErrorCode =
   | "blocked" // a migration blocker is registered: 409
   | "not-found" // no such resource: 404
   | "stale" // If-Match did not match: 412
+  | "mismatch" // an Idempotency-Key reused with a different request: 422
   | "internal"; // a bug: 500
 
 /** QMP error classes as QEMU reports them. */

@@ -29,6 +29,7 @@ interface Subscriber {
   wake: (() => void) | null;
   closed: boolean;
   dropped: boolean;
+  onDrop?: () => void;
 }
 
 /** Publishes events to many subscribers with replay. */
@@ -59,6 +60,7 @@ export class EventBus {
       if (s.queue.length >= this.#queueLimit) {
         s.dropped = true;
         this.#close(s);
+        s.onDrop?.();
         continue;
       }
       s.queue.push(e);
@@ -67,9 +69,12 @@ export class EventBus {
     return e;
   }
 
-  /** Subscribes; with `lastEventId`, first replays the kept events after it. */
-  subscribe(lastEventId?: number): Subscription {
-    const s: Subscriber = { queue: [], wake: null, closed: false, dropped: false };
+  /**
+   * Subscribes; with `lastEventId`, first replays the kept events after it. `onDrop` is
+   * called if the bus drops this subscriber for falling behind.
+   */
+  subscribe(lastEventId?: number, onDrop?: () => void): Subscription {
+    const s: Subscriber = { queue: [], wake: null, closed: false, dropped: false, onDrop };
     if (lastEventId !== undefined) s.queue.push(...this.#backlog.filter((e) => e.id > lastEventId));
     this.#subscribers.add(s);
     return {

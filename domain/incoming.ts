@@ -30,6 +30,7 @@ export class Incoming {
     autostart: boolean,
     listener: MigrationListener,
     onNew: (m: Migration) => void,
+    onArrived: () => void,
   ) {
     this.#listener = listener;
     this.#onNew = onNew;
@@ -50,6 +51,7 @@ export class Incoming {
         this.listeningUri = bound;
         ready();
       },
+      onArrived,
       onRearm: () => {
         const next = this.#fresh(uri, this.current);
         this.current = next;

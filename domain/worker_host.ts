@@ -14,6 +14,8 @@ export interface WorkerHandlers {
   onPass?(pass: number): void;
   onListening?(uri: string): void;
   onRearm?(): void;
+  /** The destination loaded a whole guest and is about to run it. */
+  onArrived?(): void;
   onDone(): void;
 }
 
@@ -45,6 +47,9 @@ export class WorkerHost {
           break;
         case "rearm":
           handlers.onRearm?.();
+          break;
+        case "arrived":
+          handlers.onArrived?.();
           break;
         case "done":
           this.terminate();

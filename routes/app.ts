@@ -1,18 +1,26 @@
 /**
- * The HTTP application: mounts one sub-app per resource, maps errors to problem+json,
- * limits bodies to 64 KiB, and serves the OpenAPI document.
+ * The HTTP application: optional bearer auth, JSON-only bodies of at most 64 KiB, one
+ * sub-app per resource, errors as problem+json, and the OpenAPI document served. The
+ * document is built from the same route definitions without an agent, so
+ * `scripts/gen_openapi.ts` needs no guest.
  *
  * @module
  */
-import { OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { Agent } from "../domain/agent.ts";
+import { bearerAuth } from "./auth.ts";
+import { blockerRoutes } from "./blockers.ts";
+import { docRoutes } from "./docs.ts";
 import { eventRoutes } from "./events.ts";
 import { machineRoutes } from "./machine.ts";
 import { migrationRoutes } from "./migrations.ts";
 import { optionRoutes } from "./options.ts";
 import { errorResponse, problem } from "./problem.ts";
+import type { AgentRef } from "./route_kit.ts";
+import { MigrationEventSchema, MigrationPassEventSchema } from "./schemas.ts";
 
 /** OpenAPI document metadata. */
 export const OPENAPI_INFO = {
@@ -21,28 +29,96 @@ export const OPENAPI_INFO = {
     title: "Ferry",
     version: "0.1.0",
     description: "QEMU's live-migration subsystem as a REST + Server-Sent Events service. " +
-      "Names are QMP's; errors are application/problem+json with QMP's texts.",
+      "Names are QMP's; errors are application/problem+json with QMP's texts. " +
+      "With `--api-token` every request but /healthz needs `Authorization: Bearer TOKEN`.",
   },
+  servers: [{ url: "http://127.0.0.1:8080", description: "The default --listen address" }],
+  security: [{ bearerAuth: [] as string[] }, {} as Record<string, string[]>],
 };
 
-const MAX_BODY = 64 * 1024;
+/** The largest request body accepted. */
+export const MAX_BODY = 64 * 1024;
+
+/** How an app is built. */
+export interface AppOptions {
+  /** `--api-token`: when set, every request but /healthz must carry it as a bearer token. */
+  apiToken?: string;
+  /** The SSE heartbeat period (default 15 s). */
+  heartbeatMs?: number;
+}
+
+const health = createRoute({
+  method: "get",
+  path: "/healthz",
+  operationId: "healthz",
+  tags: ["service"],
+  summary: "Liveness (no token needed)",
+  security: [],
+  responses: {
+    200: {
+      description: "Alive",
+      content: { "application/json": { schema: z.object({ status: z.literal("ok") }) } },
+    },
+  },
+});
+
+/** Every documented route, acting on `agent` when a request comes. */
+function apiRoutes(agent: AgentRef, options: AppOptions): OpenAPIHono {
+  const api = new OpenAPIHono();
+  api.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    description: "The agent's --api-token (or FERRY_API_TOKEN), when it has one.",
+  });
+  api.openAPIRegistry.register("MigrationEvent", MigrationEventSchema);
+  api.openAPIRegistry.register("MigrationPassEvent", MigrationPassEventSchema);
+  api.openapi(health, (c) => c.json({ status: "ok" as const }, 200));
+  api.route("/", migrationRoutes(agent));
+  api.route("/", optionRoutes(agent));
+  api.route("/", blockerRoutes(agent));
+  api.route("/", machineRoutes(agent));
+  api.route("/", eventRoutes(agent, options.heartbeatMs));
+  return api;
+}
+
+/** The OpenAPI 3.1 document, built from the route definitions without any agent. */
+export function openApiDocument(): ReturnType<OpenAPIHono["getOpenAPI31Document"]> {
+  const noAgent = () => {
+    throw new Error("the document-only app has no agent");
+  };
+  return apiRoutes(noAgent, {}).getOpenAPI31Document(OPENAPI_INFO);
+}
+
+/** 415 for a request body that is not JSON (`application/json` or any `+json`). */
+function jsonBodiesOnly(): MiddlewareHandler {
+  return async (c, next) => {
+    const type = c.req.header("content-type");
+    const length = c.req.header("content-length");
+    const hasBody = type !== undefined || (length !== undefined && length !== "0") ||
+      c.req.header("transfer-encoding") !== undefined;
+    if (hasBody && !/^application\/([\w.-]+\+)?json\s*(;.*)?$/i.test(type ?? "")) {
+      return problem(c, 415, `Request bodies must be application/json, not '${type ?? "none"}'`);
+    }
+    return await next();
+  };
+}
 
 /** Builds the app for one agent. */
-export function createApp(agent: Agent): OpenAPIHono {
+export function createApp(agent: Agent, options: AppOptions = {}): OpenAPIHono {
   const app = new OpenAPIHono();
+  if (options.apiToken) app.use(bearerAuth(options.apiToken));
+  app.use(jsonBodiesOnly());
   app.use(bodyLimit({
     maxSize: MAX_BODY,
     onError: (c) => problem(c, 413, `Request body larger than ${MAX_BODY} bytes`),
   }));
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.route("/", migrationRoutes(agent));
-  app.route("/", optionRoutes(agent));
-  app.route("/", machineRoutes(agent));
-  app.route("/", eventRoutes(agent.events));
-  app.doc31("/openapi.json", OPENAPI_INFO);
+  const api = apiRoutes(() => agent, options);
+  app.route("/", api);
+  let document: unknown;
+  app.route("/", docRoutes(() => (document ??= api.getOpenAPI31Document(OPENAPI_INFO))));
   app.onError((e, c) => {
     if (e instanceof HTTPException) {
-      const status = e.status === 400 || e.status === 413 ? e.status : 400;
+      const status = e.status === 413 ? 413 : 400;
       return problem(c, status, e.message || "Malformed request");
     }
     return errorResponse(c, e);

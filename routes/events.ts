@@ -1,45 +1,68 @@
 /**
  * `GET /events`: Server-Sent Events from the agent's event bus, with `Last-Event-ID`
- * replay and a comment heartbeat. The typed `content` is left off this route's response
- * (honojs/middleware#735); the event payloads are described in the text.
+ * replay and a comment heartbeat. A subscriber the bus drops for falling behind has its
+ * stream ended (it reconnects with Last-Event-ID). The typed `content` is left off this
+ * route's response (honojs/middleware#735); the payloads are described by the component
+ * schemas named in the operation's `x-events` extension.
  *
  * @module
  */
-import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import type { EventBus } from "../domain/event_bus.ts";
+import { problems, validationHook } from "./problem.ts";
+import type { AgentRef } from "./route_kit.ts";
 
-const HEARTBEAT_MS = 15_000;
+/** The default heartbeat period. */
+export const HEARTBEAT_MS = 15_000;
+
+const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
 
 const events = createRoute({
   method: "get",
   path: "/events",
+  operationId: "events",
   tags: ["events"],
   summary: "Migration events (text/event-stream)",
   description: [
-    "`event: MIGRATION` `data: {\"status\", \"side\", \"id\"}` on every status change;",
-    "`event: MIGRATION_PASS` `data: {\"pass\"}` at each dirty-log sync;",
-    "`event: progress` `data: MigrationInfo` about every 250 ms while a migration runs.",
-    "Every event has an id; reconnect with Last-Event-ID to replay what was missed.",
+    "`event: MIGRATION` with `data:` a MigrationEvent on every status change, in order;",
+    "`event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync;",
+    "`event: progress` with a MigrationInfo about every 250 ms while a migration runs.",
+    "Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed",
+    "(the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open.",
+    "A subscriber more than 4096 events behind is disconnected; it can reconnect and replay.",
+    "The `x-events` extension maps each event name to the schema of its `data`.",
   ].join(" "),
-  responses: { 200: { description: "An event stream (text/event-stream)" } },
+  request: {
+    headers: z.object({
+      "last-event-id": z.string().max(32).optional().meta({
+        description: "The id of the last event received; the stream starts after it.",
+      }),
+    }),
+  },
+  "x-events": {
+    MIGRATION: ref("MigrationEvent"),
+    MIGRATION_PASS: ref("MigrationPassEvent"),
+    progress: ref("MigrationInfo"),
+  },
+  responses: { 200: { description: "An event stream (text/event-stream)" }, ...problems(400) },
 });
 
-/** The events sub-app. */
-export function eventRoutes(bus: EventBus): OpenAPIHono {
-  const app = new OpenAPIHono();
+/** The events sub-app; `heartbeatMs` is the comment period. */
+export function eventRoutes(agent: AgentRef, heartbeatMs = HEARTBEAT_MS): OpenAPIHono {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
   app.openapi(events, (c) => {
     const header = c.req.header("last-event-id");
     const last = header && /^\d+$/.test(header) ? Number(header) : undefined;
+    const bus = agent().events;
     return streamSSE(c, async (stream) => {
-      const sub = bus.subscribe(last);
+      const sub = bus.subscribe(last, () => stream.abort());
       stream.onAbort(() => sub.close());
-      const beat = setInterval(() => stream.write(": heartbeat\n\n").catch(() => sub.close()), HEARTBEAT_MS);
+      const beat = setInterval(() => void stream.write(": heartbeat\n\n"), heartbeatMs);
       try {
         await stream.write(": ferry events\n\n");
         for (;;) {
           const e = await sub.next();
-          if (!e) break;
+          if (!e || stream.aborted) break;
           await stream.writeSSE({ id: String(e.id), event: e.event, data: JSON.stringify(e.data) });
         }
       } finally {

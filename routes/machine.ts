@@ -4,10 +4,8 @@
  * @module
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { Agent } from "../domain/agent.ts";
 import { problems } from "./problem.ts";
-
-const json = <T>(schema: T) => ({ content: { "application/json": { schema } } });
+import { type AgentRef, json } from "./route_kit.ts";
 const tags = ["machine"];
 
 const RunstateSchema = z.enum(["running", "paused", "inmigrate", "finish-migrate", "postmigrate", "colo"]);
@@ -45,53 +43,51 @@ const DigestSchema = z.object({
 const RunstateReply = z.object({ runstate: RunstateSchema }).meta({ id: "Runstate" });
 
 /** The machine sub-app. */
-export function machineRoutes(agent: Agent): OpenAPIHono {
+export function machineRoutes(agent: AgentRef): OpenAPIHono {
   const app = new OpenAPIHono();
   app.openapi(
     createRoute({
       method: "get",
       path: "/machine",
+      operationId: "queryStatus",
       tags,
       summary: "query-status and the RAM layout",
-      responses: { 200: { description: "The guest", ...json(MachineSchema) } },
+      responses: { 200: { description: "The guest", ...json(MachineSchema) }, ...problems() },
     }),
-    (c) => c.json(agent.machine.info(), 200),
+    (c) => c.json(agent().machine.info(), 200),
   );
   app.openapi(
     createRoute({
       method: "post",
       path: "/machine/stop",
+      operationId: "stop",
       tags,
       summary: "stop",
-      responses: { 202: { description: "Stopped", ...json(RunstateReply) }, ...problems(409) },
+      responses: { 202: { description: "Stopped", ...json(RunstateReply) }, ...problems(409, 415) },
     }),
-    async (c) => {
-      await agent.stopGuest();
-      return c.json({ runstate: agent.machine.runstate }, 202);
-    },
+    async (c) => c.json({ runstate: await agent().stopGuest() }, 202),
   );
   app.openapi(
     createRoute({
       method: "post",
       path: "/machine/cont",
+      operationId: "cont",
       tags,
       summary: "cont",
-      responses: { 202: { description: "Running", ...json(RunstateReply) }, ...problems(409) },
+      responses: { 202: { description: "Running", ...json(RunstateReply) }, ...problems(409, 415) },
     }),
-    (c) => {
-      agent.contGuest();
-      return c.json({ runstate: agent.machine.runstate }, 202);
-    },
+    (c) => c.json({ runstate: agent().contGuest() }, 202),
   );
   app.openapi(
     createRoute({
       method: "get",
       path: "/machine/digest",
+      operationId: "machineDigest",
       tags,
       summary: "SHA-256 of every RAM block (test aid)",
-      responses: { 200: { description: "Digests", ...json(DigestSchema) } },
+      responses: { 200: { description: "Digests", ...json(DigestSchema) }, ...problems() },
     }),
-    async (c) => c.json(await agent.machine.digest(), 200),
+    async (c) => c.json(await agent().machine.digest(), 200),
   );
   return app;
 }

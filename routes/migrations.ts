@@ -1,96 +1,148 @@
 /**
- * `/migrations`: query-migrate, migrate, migrate_cancel, migrate-incoming, and the
- * history of migrations as resources.
+ * `/migrations`: query-migrate, migrate (with `Idempotency-Key` and `?dry-run=true`),
+ * migrate_cancel, migrate-incoming, and the history of migrations as resources.
  *
  * @module
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { Agent } from "../domain/agent.ts";
-import { problems, validationHook } from "./problem.ts";
-import { MigrateRequestSchema, MigrationInfoSchema, UriRequestSchema } from "./schemas.ts";
+import { BODY_PROBLEMS, problems, validationHook } from "./problem.ts";
+import { type AgentRef, json } from "./route_kit.ts";
+import {
+  DryRunSchema,
+  MigrateRequestSchema,
+  MigrationInfoSchema,
+  UriRequestSchema,
+} from "./schemas.ts";
 
-const json = <T>(schema: T) => ({ content: { "application/json": { schema } } });
 const tags = ["migrations"];
 
 const getCurrent = createRoute({
   method: "get",
   path: "/migrations/current",
+  operationId: "queryMigrate",
   tags,
   summary: "query-migrate",
-  responses: { 200: { description: "The current migration", ...json(MigrationInfoSchema) } },
+  responses: {
+    200: { description: "The current migration", ...json(MigrationInfoSchema) },
+    ...problems(),
+  },
 });
 
 const postMigration = createRoute({
   method: "post",
   path: "/migrations",
+  operationId: "migrate",
   tags,
   summary: "migrate",
-  request: { body: { required: true, ...json(MigrateRequestSchema) } },
+  description: [
+    "Starts an outgoing migration (202, `Location: /migrations/{id}`).",
+    "With `?dry-run=true` it runs every check (state, blockers, capabilities, URI) and starts",
+    "nothing: 200 when all pass, else a problem whose `errors` lists every problem.",
+    "With `Idempotency-Key`, a retry with the same key and body gets the first accepted",
+    "response again (with `Idempotent-Replayed: true`) and starts nothing; the same key with",
+    "a different body is a 422. Only accepted requests are remembered (the last 256 keys).",
+  ].join(" "),
+  request: {
+    query: z.object({
+      "dry-run": z.enum(["true", "false"]).optional().meta({
+        description: "Check only; start nothing.",
+      }),
+    }),
+    headers: z.object({
+      "idempotency-key": z.string().min(1).max(255).optional().meta({
+        description: "Makes a retried request safe: the first accepted response is replayed.",
+        example: "3f0c2a9e-retry-safe",
+      }),
+    }),
+    body: { required: true, ...json(MigrateRequestSchema) },
+  },
   responses: {
+    200: { description: "Dry run: every check passed", ...json(DryRunSchema) },
     202: {
-      description: "Started",
-      headers: z.object({ Location: z.string() }),
+      description: "Started (or, with a reused Idempotency-Key, the first response again)",
+      headers: z.object({
+        Location: z.string().meta({ description: "/migrations/{id}" }),
+        "Idempotent-Replayed": z.string().optional().meta({
+          description: "`true` when this is a replayed response.",
+        }),
+      }),
       ...json(MigrationInfoSchema),
     },
-    ...problems(400, 409),
+    ...problems(...BODY_PROBLEMS, 409, 422),
   },
 });
 
 const listMigrations = createRoute({
   method: "get",
   path: "/migrations",
+  operationId: "listMigrations",
   tags,
-  summary: "Recent migrations, newest first",
-  responses: { 200: { description: "Recent migrations", ...json(z.array(MigrationInfoSchema)) } },
+  summary: "Recent migrations (at most 32), newest first",
+  responses: {
+    200: { description: "Recent migrations", ...json(z.array(MigrationInfoSchema)) },
+    ...problems(),
+  },
 });
 
 const getMigration = createRoute({
   method: "get",
   path: "/migrations/{id}",
+  operationId: "getMigration",
   tags,
   summary: "One migration",
   request: { params: z.object({ id: z.string().max(128) }) },
   responses: {
     200: { description: "The migration", ...json(MigrationInfoSchema) },
-    ...problems(404),
+    ...problems(400, 404),
   },
 });
 
 const cancel = createRoute({
   method: "post",
   path: "/migrations/current/cancel",
+  operationId: "migrateCancel",
   tags,
   summary: "migrate_cancel",
-  responses: { 202: { description: "Cancelling", ...json(MigrationInfoSchema) } },
+  responses: {
+    202: { description: "Cancelling", ...json(MigrationInfoSchema) },
+    ...problems(415),
+  },
 });
 
 const incoming = createRoute({
   method: "post",
   path: "/migrations/incoming",
+  operationId: "migrateIncoming",
   tags,
   summary: "migrate-incoming (with --incoming defer)",
   request: { body: { required: true, ...json(UriRequestSchema) } },
   responses: {
     202: { description: "Listening", ...json(MigrationInfoSchema) },
-    ...problems(400, 409),
+    ...problems(...BODY_PROBLEMS, 409),
   },
 });
 
 /** The `/migrations` sub-app. */
-export function migrationRoutes(agent: Agent): OpenAPIHono {
+export function migrationRoutes(agent: AgentRef): OpenAPIHono {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  app.openapi(getCurrent, (c) => c.json(agent.query(), 200));
-  app.openapi(listMigrations, (c) => c.json(agent.list(), 200));
-  app.openapi(cancel, (c) => {
-    agent.cancel();
-    return c.json(agent.query(), 202);
-  });
+  app.openapi(getCurrent, (c) => c.json(agent().query(), 200));
+  app.openapi(listMigrations, (c) => c.json(agent().list(), 200));
+  app.openapi(cancel, (c) => c.json(agent().cancelMigration(), 202));
   app.openapi(postMigration, (c) => {
-    const info = agent.migrate(c.req.valid("json"));
+    const body = c.req.valid("json");
+    if (c.req.valid("query")["dry-run"] === "true") {
+      return c.json(agent().checkMigration(body), 200);
+    }
+    const key = c.req.valid("header")["idempotency-key"];
+    const { info, replayed } = agent().submitMigration(body, key);
     c.header("Location", `/migrations/${info["x-id"]}`);
+    if (replayed) c.header("Idempotent-Replayed", "true");
     return c.json(info, 202);
   });
-  app.openapi(incoming, async (c) => c.json(await agent.startIncoming(c.req.valid("json").uri), 202));
-  app.openapi(getMigration, (c) => c.json(agent.get(c.req.valid("param").id), 200));
+  app.openapi(
+    incoming,
+    async (c) => c.json(await agent().startIncoming(c.req.valid("json").uri), 202),
+  );
+  app.openapi(getMigration, (c) => c.json(agent().get(c.req.valid("param").id), 200));
   return app;
 }

@@ -1,10 +1,10 @@
 /**
- * `/capabilities` and `/parameters`: query and merge-patch the migration options.
+ * `/capabilities` and `/parameters`: query and merge-patch the migration options, with a
+ * strong `ETag` on every reply and `If-Match` honoured on PATCH.
  *
  * @module
  */
-import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import type { Agent } from "../domain/agent.ts";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
   CapabilitiesPatchSchema,
   CapabilitiesSchema,
@@ -12,59 +12,97 @@ import {
   ParametersSchema,
 } from "../domain/option_schemas.ts";
 import type { Capabilities } from "../domain/options.ts";
-import { problems, validationHook } from "./problem.ts";
+import { BODY_PROBLEMS, problems, validationHook } from "./problem.ts";
+import { type AgentRef, json } from "./route_kit.ts";
 
-const json = <T>(schema: T) => ({ content: { "application/json": { schema } } });
+const tags = ["options"];
+const etag = z.object({
+  ETag: z.string().meta({ description: "Strong tag of the whole map; send it as If-Match." }),
+});
+const ifMatch = z.object({
+  "if-match": z.string().max(1024).optional().meta({
+    description: "Apply only if the map still has this ETag (else 412).",
+  }),
+});
 
 const getCaps = createRoute({
   method: "get",
   path: "/capabilities",
-  tags: ["options"],
+  operationId: "queryMigrateCapabilities",
+  tags,
   summary: "query-migrate-capabilities",
-  responses: { 200: { description: "Every capability", ...json(CapabilitiesSchema) } },
+  responses: {
+    200: { description: "Every capability", headers: etag, ...json(CapabilitiesSchema) },
+    ...problems(),
+  },
 });
 
 const patchCaps = createRoute({
   method: "patch",
   path: "/capabilities",
-  tags: ["options"],
+  operationId: "migrateSetCapabilities",
+  tags,
   summary: "migrate-set-capabilities (JSON merge patch)",
-  request: { body: { required: true, ...json(CapabilitiesPatchSchema) } },
+  request: { headers: ifMatch, body: { required: true, ...json(CapabilitiesPatchSchema) } },
   responses: {
-    200: { description: "Every capability after the change", ...json(CapabilitiesSchema) },
-    ...problems(400, 409),
+    200: {
+      description: "Every capability after the change",
+      headers: etag,
+      ...json(CapabilitiesSchema),
+    },
+    ...problems(...BODY_PROBLEMS, 409, 412),
   },
 });
 
 const getParams = createRoute({
   method: "get",
   path: "/parameters",
-  tags: ["options"],
+  operationId: "queryMigrateParameters",
+  tags,
   summary: "query-migrate-parameters",
-  responses: { 200: { description: "Every parameter", ...json(ParametersSchema) } },
+  responses: {
+    200: { description: "Every parameter", headers: etag, ...json(ParametersSchema) },
+    ...problems(),
+  },
 });
 
 const patchParams = createRoute({
   method: "patch",
   path: "/parameters",
-  tags: ["options"],
+  operationId: "migrateSetParameters",
+  tags,
   summary: "migrate-set-parameters (JSON merge patch, all or nothing)",
-  request: { body: { required: true, ...json(ParametersPatchSchema) } },
+  request: { headers: ifMatch, body: { required: true, ...json(ParametersPatchSchema) } },
   responses: {
-    200: { description: "Every parameter after the change", ...json(ParametersSchema) },
-    ...problems(400),
+    200: {
+      description: "Every parameter after the change",
+      headers: etag,
+      ...json(ParametersSchema),
+    },
+    ...problems(...BODY_PROBLEMS, 412),
   },
 });
 
 /** The options sub-app. */
-export function optionRoutes(agent: Agent): OpenAPIHono {
+export function optionRoutes(agent: AgentRef): OpenAPIHono {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  app.openapi(getCaps, (c) => c.json(agent.capabilities, 200));
-  app.openapi(
-    patchCaps,
-    (c) => c.json(agent.setCapabilities(c.req.valid("json") as Partial<Capabilities>), 200),
-  );
-  app.openapi(getParams, (c) => c.json(agent.parameters, 200));
-  app.openapi(patchParams, (c) => c.json(agent.setParameters(c.req.valid("json")), 200));
+  app.openapi(getCaps, (c) => {
+    const { value, etag } = agent().readCapabilities();
+    return c.json(value, 200, { ETag: etag });
+  });
+  app.openapi(patchCaps, (c) => {
+    const patch = c.req.valid("json") as Partial<Capabilities>;
+    const { value, etag } = agent().patchCapabilities(patch, c.req.valid("header")["if-match"]);
+    return c.json(value, 200, { ETag: etag });
+  });
+  app.openapi(getParams, (c) => {
+    const { value, etag } = agent().readParameters();
+    return c.json(value, 200, { ETag: etag });
+  });
+  app.openapi(patchParams, (c) => {
+    const patch = c.req.valid("json");
+    const { value, etag } = agent().patchParameters(patch, c.req.valid("header")["if-match"]);
+    return c.json(value, 200, { ETag: etag });
+  });
   return app;
 }

@@ -9,6 +9,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "@hono/zod-openapi";
 import { DomainError, type ErrorClass, type ErrorCode } from "../domain/errors.ts";
 import { PARAMETER_NAMES, type ParameterName, rangeError } from "../domain/options.ts";
+import { DomainErrors } from "../domain/preflight.ts";
 
 /** The one table from domain error codes to HTTP statuses. */
 export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
@@ -20,6 +21,7 @@ export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
   "blocked": 409,
   "not-found": 404,
   "stale": 412,
+  "mismatch": 422,
   "internal": 500,
 };
 
@@ -30,8 +32,16 @@ const TITLES: Record<number, string> = {
   409: "Conflict",
   412: "Precondition Failed",
   413: "Content Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Content",
   500: "Internal Server Error",
 };
+
+/** One problem of several (a dry run). */
+export const ProblemItemSchema = z.object({
+  detail: z.string().meta({ description: "What went wrong, in the seed's words." }),
+  class: z.string().meta({ description: "QMP error class, e.g. GenericError." }),
+}).meta({ id: "ProblemItem" });
 
 /** The problem+json body schema. */
 export const ProblemSchema = z.object({
@@ -40,14 +50,18 @@ export const ProblemSchema = z.object({
   status: z.number().int(),
   detail: z.string().meta({ description: "What went wrong, in the seed's words." }),
   class: z.string().meta({ description: "QMP error class, e.g. GenericError." }),
+  errors: z.array(ProblemItemSchema).optional().meta({
+    description: "Every problem found, in the seed's order (dry runs); `detail` joins them.",
+  }),
 }).meta({ id: "Problem" });
 
-/** A problem+json response. */
+/** A problem+json response; `extra` members are added to the body. */
 export function problem(
   c: Context,
   status: ContentfulStatusCode,
   detail: string,
   errorClass: ErrorClass = "GenericError",
+  extra: Record<string, unknown> = {},
 ): Response {
   const body = {
     type: "about:blank",
@@ -55,33 +69,50 @@ export function problem(
     status,
     detail,
     class: errorClass,
+    ...extra,
   };
   return c.body(JSON.stringify(body), status, { "content-type": "application/problem+json" });
 }
 
 /** Maps any thrown error to problem+json (DomainError by its code; anything else 500). */
 export function errorResponse(c: Context, e: unknown): Response {
+  if (e instanceof DomainErrors) {
+    const errors = e.errors.map((x) => ({ detail: x.message, class: x.errorClass }));
+    return problem(c, STATUS_OF[e.code], e.message, e.errorClass, { errors });
+  }
   if (e instanceof DomainError) return problem(c, STATUS_OF[e.code], e.message, e.errorClass);
   console.error(e);
   return problem(c, 500, `internal error: ${e instanceof Error ? e.message : String(e)}`);
 }
 
-/** QMP-style text for the first zod issue. */
+const TYPE_NAMES: Record<string, string> = { int: "integer", number: "number" };
+
+/** QMP-style text for one zod issue. */
 export function describeIssue(issue: z.core.$ZodIssue): string {
   const name = issue.path.map(String).join(".");
+  if (name === "" && issue.code === "invalid_type") {
+    return `Invalid request body: expected a JSON ${issue.expected}`;
+  }
   switch (issue.code) {
     case "unrecognized_keys":
       return `Parameter '${issue.keys[0]}' is unexpected`;
     case "invalid_type":
-      return issue.input === undefined
+      // zod leaves `input` out of issues unless asked; its message names what it received.
+      return issue.input === undefined && /received undefined$/.test(issue.message)
         ? `Parameter '${name}' is missing`
-        : `Invalid parameter type for '${name}', expected: ${issue.expected}`;
+        : `Invalid parameter type for '${name}', expected: ${
+          TYPE_NAMES[issue.expected] ?? issue.expected
+        }`;
     case "too_big":
     case "too_small":
       if ((PARAMETER_NAMES as string[]).includes(name)) return rangeError(name as ParameterName);
-      return `Parameter '${name}' expects a value ${issue.code === "too_big" ? "at most" : "at least"} ${
+      return `Parameter '${name}' expects ${
+        issue.origin === "string" ? "a string of length" : "a value"
+      } ${issue.code === "too_big" ? "at most" : "at least"} ${
         String(issue.code === "too_big" ? issue.maximum : issue.minimum)
       }`;
+    case "invalid_value":
+      return `Parameter '${name}' expects one of ${issue.values.map((v) => `'${String(v)}'`).join(", ")}`;
     default:
       return name ? `Parameter '${name}': ${issue.message}` : issue.message;
   }
@@ -97,12 +128,20 @@ export function validationHook(
   return problem(c, 400, issue ? describeIssue(issue) : "Invalid request");
 }
 
-/** OpenAPI response entries for problem statuses. */
-export function problems(...statuses: number[]): Record<number, { description: string; content: Record<string, { schema: typeof ProblemSchema }> }> {
+type ProblemResponses = Record<
+  number,
+  { description: string; content: Record<string, { schema: typeof ProblemSchema }> }
+>;
+
+/** OpenAPI response entries for problem statuses; 401 (with `--api-token`) is always listed. */
+export function problems(...statuses: number[]): ProblemResponses {
   return Object.fromEntries(
-    statuses.map((s) => [s, {
+    [...new Set([401, ...statuses])].sort().map((s) => [s, {
       description: TITLES[s] ?? "Error",
       content: { "application/problem+json": { schema: ProblemSchema } },
     }]),
   );
 }
+
+/** The problems any request with a JSON body can get besides its own. */
+export const BODY_PROBLEMS = [400, 413, 415] as const;

@@ -56,3 +56,41 @@ export const MigrateRequestSchema = z.object({
 export const UriRequestSchema = z.object({
   uri: z.string().min(1).max(4096).meta({ example: "tcp:127.0.0.1:4444" }),
 }).strict().meta({ id: "UriRequest" });
+
+/** `event: MIGRATION` data: the seed's MIGRATION event, plus the migration's id. */
+export const MigrationEventSchema = z.object({
+  status: z.enum(MIGRATION_STATUSES).meta({ description: "The new status." }),
+  side: z.enum(["source", "destination"]),
+  id: z.string().meta({ description: "The migration resource id." }),
+}).meta({ id: "MigrationEvent" });
+
+/** `event: MIGRATION_PASS` data. */
+export const MigrationPassEventSchema = z.object({
+  pass: z.number().int().meta({ description: "The dirty-sync count after this sync." }),
+}).meta({ id: "MigrationPassEvent" });
+
+/** `POST /migrations?dry-run=true` when every check passes. */
+export const DryRunSchema = z.object({
+  "dry-run": z.literal(true),
+  ok: z.literal(true),
+}).meta({ id: "DryRunResult" });
+
+/** A migration blocker. */
+export const BlockerSchema = z.object({
+  id: z.string(),
+  reason: z.string().meta({ description: "Reported as the detail when migrate is refused." }),
+}).meta({ id: "Blocker" });
+
+/** `POST /blockers`. */
+export const BlockerRequestSchema = z.object({
+  reason: z.string().min(1).max(4096).meta({ example: "device foo does not support migration" }),
+}).strict().meta({ id: "BlockerRequest" });
+
+/** migration_global_dump. */
+export const GlobalsSchema = z.object({
+  "store-global-state": z.boolean(),
+  "only-migratable": z.boolean(),
+  "send-configuration": z.boolean(),
+  "send-section-footer": z.boolean(),
+  "decompress-error-check": z.boolean(),
+}).meta({ id: "Globals" });

@@ -3,17 +3,27 @@
  * (which accepts views of a SharedArrayBuffer, unlike crypto.subtle) in 4 MiB chunks; and,
  * when asked, the increment check. Posts one DigestResult and closes.
  *
+ * Mode `now` hashes RAM as it is (meaningful with the vCPU parked). Mode `snapshot` hashes RAM
+ * as it was when the copy-on-first-write snapshot began (VcpuControl.beginSnapshot), while the
+ * vCPU keeps running. Mode `check` hashes nothing (`blocks` is empty) and only runs the check.
+ *
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import type { SharedGuest } from "./guest_ram.ts";
 import { type IncrementCheck, incrementCheck } from "./increment_check.ts";
+import { PAGE_SIZE, type RamBlockLayout } from "./layout.ts";
+
+/** What the digest Worker hashes: current RAM, the snapshot, or nothing (check only). */
+export type DigestMode = "now" | "snapshot" | "check";
 
 /** What the digest Worker is sent. */
 export interface DigestRequest {
   guest: SharedGuest;
-  /** Increment range to check, or null. */
+  /** Defaults to `now`. */
+  mode?: DigestMode;
+  /** Increment range to check (on current RAM), or null. */
   check: { start: number; end: number } | null;
 }
 
@@ -21,19 +31,70 @@ export interface DigestRequest {
 export interface DigestResult {
   blocks: { name: string; size: number; sha256: string }[];
   "x-increment-check"?: IncrementCheck;
+  /** Which RAM was hashed: as it arrived by migration, or as it is now (set by Machine). */
+  "x-taken"?: "arrival" | "now";
 }
 
 const CHUNK = 4 << 20;
+const CHUNK_PAGES = CHUNK / PAGE_SIZE;
+
+/** Hashes a block as it is. */
+function hashNow(hash: Hash, ram: Uint8Array): void {
+  for (let off = 0; off < ram.length; off += CHUNK) {
+    hash.update(ram.subarray(off, Math.min(off + CHUNK, ram.length)));
+  }
+}
+
+/**
+ * Hashes a block as it was when the snapshot began, while the vCPU may be writing it.
+ *
+ * For each page p: if its mark is 1, the vCPU saved p into `snap` before its first write, so
+ * `snap` holds p as it was. Else we copy p from RAM into `temp`, and then read the mark again;
+ * if it is 1 now, the vCPU may have written p during our copy, so we take the saved copy
+ * (complete: the vCPU copies, then marks). If it is still 0, the vCPU had not marked p when we
+ * re-read, and it writes p only after marking it, so our copy is unmodified. A chunk is copied
+ * from RAM first, then its marks are re-read page by page (same order per page).
+ *
+ * Memory ordering: a mark read as 1 by Atomics.load synchronises with the vCPU's atomic mark,
+ * so the saved copy is visible. For a mark read as 0 a plain load would not order our earlier
+ * RAM reads before the vCPU's later writes; so the second read is a read-modify-write
+ * (Atomics.or with 0, which leaves the byte as it is): if it precedes the vCPU's
+ * read-modify-write of the mark (Atomics.exchange in snapshotPage), that one reads our write,
+ * which orders our RAM copy before the vCPU's writes.
+ */
+function hashSnapshot(
+  hash: Hash,
+  block: RamBlockLayout,
+  ram: Uint8Array,
+  snap: Uint8Array,
+  copied: Uint8Array,
+  temp: Uint8Array,
+): void {
+  for (let at = 0; at < block.pages; at += CHUNK_PAGES) {
+    const pages = Math.min(CHUNK_PAGES, block.pages - at);
+    const base = at * PAGE_SIZE;
+    const bytes = pages * PAGE_SIZE;
+    temp.set(ram.subarray(base, base + bytes));
+    for (let i = 0, p = block.firstPage + at; i < pages; i++, p++) {
+      const saved = Atomics.load(copied, p) === 1 || Atomics.or(copied, p, 0) === 1;
+      if (saved) {
+        const off = base + i * PAGE_SIZE;
+        temp.set(snap.subarray(off, off + PAGE_SIZE), i * PAGE_SIZE);
+      }
+    }
+    hash.update(temp.subarray(0, bytes));
+  }
+}
 
 /** Computes the digest of a guest (synchronously; meant for a Worker). */
-export function digestGuest({ guest, check }: DigestRequest): DigestResult {
+export function digestGuest({ guest, mode = "now", check }: DigestRequest): DigestResult {
   const ram = guest.ram.map((buf) => new Uint8Array(buf));
-  const blocks = guest.layout.map((block, i) => {
+  const copied = new Uint8Array(guest.snapCopied);
+  const temp = mode === "snapshot" ? new Uint8Array(CHUNK) : null;
+  const blocks = mode === "check" ? [] : guest.layout.map((block, i) => {
     const hash = createHash("sha256");
-    for (let off = 0; off < block.size; off += CHUNK) {
-      const n = Math.min(CHUNK, block.size - off);
-      hash.update(ram[i].subarray(off, off + n));
-    }
+    if (temp === null) hashNow(hash, ram[i]);
+    else hashSnapshot(hash, block, ram[i], new Uint8Array(guest.snap[i]), copied, temp);
     return { name: block.name, size: block.size, sha256: hash.digest("hex") };
   });
   const result: DigestResult = { blocks };

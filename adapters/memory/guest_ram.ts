@@ -31,6 +31,14 @@ export interface SharedGuest {
   received: SharedArrayBuffer;
   /** vCPU control block and registers (see vcpu_ctl.ts). */
   ctl: SharedArrayBuffer;
+  /**
+   * Copy-on-first-write snapshot: one buffer per block, `block.size` bytes. While the SNAPSHOT
+   * flag is set, the vCPU saves a page here before its first write to it. Allocated for every
+   * guest; the kernel commits a page of it only when it is written.
+   */
+  snap: SharedArrayBuffer[];
+  /** One byte per page (same size as `dirty`): 1 = the page's snapshot copy is in `snap`. */
+  snapCopied: SharedArrayBuffer;
 }
 
 /** How `Machine.create` fills RAM that does not arrive by migration. */
@@ -58,7 +66,10 @@ export function parseSize(s: string): number {
   return bytes;
 }
 
-/** Allocates zeroed RAM, dirty log, received map and control block for the given blocks. */
+/**
+ * Allocates zeroed RAM, dirty log, received map, snapshot buffers and control block for the
+ * given blocks. Nothing is touched, so RAM and snapshot pages cost memory only once written.
+ */
 export function allocateGuest(specs: readonly RamBlockSpec[]): SharedGuest {
   validateBlockSpecs(specs);
   const layout = layoutBlocks(specs);
@@ -70,6 +81,8 @@ export function allocateGuest(specs: readonly RamBlockSpec[]): SharedGuest {
     dirty: new SharedArrayBuffer(mapBytes),
     received: new SharedArrayBuffer(mapBytes),
     ctl: new SharedArrayBuffer(CTL_BYTES),
+    snap: layout.map((block) => new SharedArrayBuffer(block.size)),
+    snapCopied: new SharedArrayBuffer(mapBytes),
   };
 }
 
@@ -170,7 +183,7 @@ export function prepareGuest(guest: SharedGuest, prep: RamPrep): void {
   for (const job of prepJobs(guest, prep, 1)) runPrepJob(job);
 }
 
-/** Typed-array views of a guest for the workload step functions (postcopy checks off). */
+/** Typed-array views of a guest for the workload step functions (postcopy and snapshot off). */
 export function guestMemory(guest: SharedGuest): GuestMemory {
   return {
     layout: guest.layout,
@@ -178,6 +191,8 @@ export function guestMemory(guest: SharedGuest): GuestMemory {
     words: guest.ram.map((buf) => new Uint32Array(buf)),
     dirty: new Uint8Array(guest.dirty),
     received: null,
+    snap: null,
+    snapCopied: new Uint8Array(guest.snapCopied),
     totalPages: totalPages(guest.layout),
     fault: -1,
   };

@@ -29,6 +29,7 @@ import {
   RUN_STATES,
   RUNSTATE,
   type RunState,
+  SNAPSHOT,
   THROTTLE,
   writeRegs,
 } from "./vcpu_ctl.ts";
@@ -65,10 +66,14 @@ export interface Blocktime {
 /** Controls the vCPU of a guest; construct it in any thread from the guest or its ctl buffer. */
 export class VcpuControl {
   readonly #ctl: CtlViews;
+  /** The guest's snapshot marks; null when constructed from the control block alone. */
+  readonly #snapCopied: Uint8Array | null;
 
   /** Wraps a guest's control block. */
   constructor(source: SharedGuest | SharedArrayBuffer) {
-    this.#ctl = ctlViews(source instanceof SharedArrayBuffer ? source : source.ctl);
+    const guest = source instanceof SharedArrayBuffer ? null : source;
+    this.#ctl = ctlViews(guest === null ? source as SharedArrayBuffer : guest.ctl);
+    this.#snapCopied = guest === null ? null : new Uint8Array(guest.snapCopied);
   }
 
   /** The current runstate. */
@@ -173,6 +178,34 @@ export class VcpuControl {
   /** Whether postcopy page checks are on. */
   get postcopy(): boolean {
     return Atomics.load(this.#ctl.i32, POSTCOPY) === 1;
+  }
+
+  /**
+   * Starts a copy-on-first-write snapshot of RAM as it is now: clears the marks and sets the
+   * SNAPSHOT flag, so the vCPU saves each page into `SharedGuest.snap` before its first write
+   * to it. Any thread. Throws when the vCPU is executing (the marks must be cleared while it
+   * cannot write) or when this control was made from the control block alone.
+   */
+  beginSnapshot(): void {
+    if (this.#snapCopied === null) throw new Error("snapshot: needs the guest, not just its ctl");
+    if (!this.isParked()) throw new Error("snapshot: the vCPU is executing; stop it first");
+    this.#snapCopied.fill(0);
+    Atomics.store(this.#ctl.i32, SNAPSHOT, 1);
+  }
+
+  /**
+   * Ends the snapshot: clears the flag (the vCPU stops copying from its next chunk on). The
+   * marks are zeroed too: here when the vCPU is parked, else by the vCPU once it sees the flag
+   * off (store, then read PARKED; the vCPU stores PARKED, then reads the flag). Any thread.
+   */
+  endSnapshot(): void {
+    Atomics.store(this.#ctl.i32, SNAPSHOT, 0);
+    if (this.isParked()) this.#snapCopied?.fill(0);
+  }
+
+  /** Whether a snapshot is on (the SNAPSHOT flag). */
+  get snapshotting(): boolean {
+    return Atomics.load(this.#ctl.i32, SNAPSHOT) === 1;
   }
 
   /** The latest fault if its seq differs from `lastSeq`, else null. */

@@ -60,6 +60,8 @@ export const STARTED = 11;
 export const PRNG = 12;
 /** Bumped by every markReceived/markReceivedRange call (also their memory fence). */
 export const RECEIVED_MARKS = 16;
+/** 1 = copy-on-first-write snapshot: save a page into `snap` before the vCPU first writes it. */
+export const SNAPSHOT = 17;
 
 // Float64 cell indices (the float64 view covers the whole block; float64 indices 0..15
 // overlay int32 cells 0..31, which are reserved for the int32 cells above).

@@ -27,6 +27,7 @@ import {
   RUNNING,
   RUNSTATE,
   SHUTDOWN,
+  SNAPSHOT,
   STARTED,
   THROTTLE,
   WAKE,
@@ -83,8 +84,37 @@ function awaitPage({ i32, f64 }: CtlViews, received: Uint8Array, page: number): 
   f64[F_BLOCKTIME] += performance.now() - t0;
 }
 
+/**
+ * The vCPU's view of the snapshot: `views` are the snap buffers' byte views; `on` is the
+ * SNAPSHOT flag as the vCPU last saw it.
+ */
+interface SnapState {
+  views: Uint8Array[];
+  on: boolean;
+}
+
+/**
+ * Reads the SNAPSHOT flag (once per chunk, just before the step: the step functions then pay
+ * one byte load per page only while it is on) and points `mem.snap` at the snap buffers or
+ * null. When the vCPU sees the flag go off it zeroes `snapCopied`, after its last copy, so the
+ * marks do not outlive a snapshot (a snapshot-mode digest started before the next
+ * beginSnapshot, with the vCPU parked, then never reads stale marks).
+ */
+function syncSnapshot(i32: Int32Array, mem: GuestMemory, snap: SnapState): void {
+  const on = Atomics.load(i32, SNAPSHOT) === 1;
+  if (snap.on && !on) mem.snapCopied.fill(0);
+  snap.on = on;
+  mem.snap = on ? snap.views : null;
+}
+
 /** Runs the workload until the runstate leaves `running` (or shutdown). */
-function execute(ctl: CtlViews, regs: WorkloadRegs, mem: GuestMemory, received: Uint8Array) {
+function execute(
+  ctl: CtlViews,
+  regs: WorkloadRegs,
+  mem: GuestMemory,
+  received: Uint8Array,
+  snap: SnapState,
+) {
   const i32 = ctl.i32;
   const step = WORKLOAD_STEPS[regs.kind];
   const paced = regs.kind === "random";
@@ -116,6 +146,7 @@ function execute(ctl: CtlViews, regs: WorkloadRegs, mem: GuestMemory, received: 
       max = Math.min(RANDOM_CHUNK, Math.floor(tokens));
     }
     mem.received = Atomics.load(i32, POSTCOPY) === 1 ? received : null;
+    syncSnapshot(i32, mem, snap);
     tokens -= step(regs, mem, max);
     publish(ctl, regs);
     if (mem.fault >= 0) awaitPage(ctl, received, mem.fault);
@@ -132,6 +163,7 @@ function runVcpu(guest: SharedGuest): void {
   const i32 = ctl.i32;
   const mem = guestMemory(guest);
   const received = new Uint8Array(guest.received);
+  const snap: SnapState = { views: guest.snap.map((buf) => new Uint8Array(buf)), on: false };
   Atomics.store(i32, STARTED, 1);
   while (Atomics.load(i32, SHUTDOWN) === 0) {
     const gen = Atomics.load(i32, WAKE);
@@ -142,11 +174,14 @@ function runVcpu(guest: SharedGuest): void {
     Atomics.store(i32, PARKED, 0);
     if (executing(i32)) {
       const regs = readRegs(ctl);
-      execute(ctl, regs, mem, received);
+      execute(ctl, regs, mem, received, snap);
       writeRegs(ctl, regs);
     }
     Atomics.store(i32, PARKED, 1);
     Atomics.notify(i32, PARKED);
+    // After PARKED=1 (Dekker with VcpuControl.endSnapshot, which stores the flag and then
+    // reads PARKED): either it sees us parked and zeroes the marks, or we see the flag off.
+    syncSnapshot(i32, mem, snap);
   }
 }
 

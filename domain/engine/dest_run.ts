@@ -145,6 +145,10 @@ export async function runDestination(ctx: DestinationContext, channel: Channel):
     }
     if (!device) throw new WireError("migration stream: no device state received");
     stats[STAT.transferred] = reader.bytesRead;
+    // The guest as it arrived is measured by a copy-on-first-write snapshot, so the digest
+    // test aid can compare it with the source's without delaying the guest's start.
+    vcpu.beginSnapshot();
+    link.post({ t: "arrived" });
     // process_incoming_migration_bh: runstate first, then completed.
     if (globalState === null || globalState === "running") {
       vcpu.setRunstate(ctx.autostart ? "running" : "paused");

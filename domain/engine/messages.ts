@@ -42,6 +42,7 @@ export type WorkerMessage =
   | { t: "error"; message: string }
   | { t: "listening"; uri: string }
   | { t: "rearm" }
+  | { t: "arrived" }
   | { t: "done" };
 
 /** Main → Worker, after start. */

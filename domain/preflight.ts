@@ -1,0 +1,98 @@
+/**
+ * The checks `migrate` runs before it starts anything (the seed's migrate_prepare, then
+ * the URI), as one pure function that reports every problem, in the seed's order. A real
+ * `migrate` fails with the first; a dry run reports them all.
+ *
+ * @module
+ */
+import { parseMigrationUri } from "../adapters/channels/uri.ts";
+import type { Blocker } from "./blockers.ts";
+import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
+import { mergeCapabilities } from "./option_checks.ts";
+import type { Capabilities, Parameters } from "./options.ts";
+import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
+
+/** The body of `POST /migrations` (QMP migrate). */
+export interface MigrateRequest {
+  uri: string;
+  resume?: boolean;
+  blk?: boolean;
+  inc?: boolean;
+  detach?: boolean;
+}
+
+/** What the checks look at. */
+export interface PreflightState {
+  /** The outgoing migration's status (`none` before any). */
+  status: MigrationStatus;
+  /** The guest's runstate. */
+  runstate: string;
+  /** The blocker `migrate` would report, if any. */
+  blocker: Blocker | null;
+  capabilities: Capabilities;
+  parameters: Parameters;
+}
+
+/** Several problems at once (a dry run); code, class and status are the first one's. */
+export class DomainErrors extends DomainError {
+  readonly errors: readonly DomainError[];
+
+  /** Wraps a non-empty list of problems; the detail joins their texts. */
+  constructor(errors: readonly DomainError[]) {
+    super(errors[0].code, errors.map((e) => e.message).join("; "), errors[0].errorClass);
+    this.name = "DomainErrors";
+    this.errors = errors;
+  }
+}
+
+function resumeProblems(s: PreflightState): DomainError[] {
+  if (s.status !== "postcopy-paused") {
+    return [new DomainError("wrong-state", "Cannot resume if there is no paused migration")];
+  }
+  if (s.capabilities["release-ram"]) {
+    return [
+      new DomainError(
+        "incompatible",
+        "Postcopy recovery cannot work when release-ram capability is set",
+      ),
+    ];
+  }
+  return [];
+}
+
+/** Every reason `migrate` would refuse `req` in state `s`, in the seed's order; empty when it may start. */
+export function migrateProblems(req: MigrateRequest, s: PreflightState): DomainError[] {
+  if (req.resume) return resumeProblems(s);
+  const problems: DomainError[] = [];
+  if (isSetupOrActive(s.status) || s.status === "cancelling" || s.status === "colo") {
+    problems.push(new DomainError("active", MIGRATION_ACTIVE));
+  }
+  if (s.runstate === "inmigrate") {
+    problems.push(new DomainError("wrong-state", "Guest is waiting for an incoming migration"));
+  }
+  if (s.blocker) problems.push(new DomainError("blocked", s.blocker.reason));
+  if (req.blk || req.inc) {
+    problems.push(
+      s.capabilities.block || s.parameters["block-incremental"]
+        ? new DomainError(
+          "incompatible",
+          "Command options are incompatible with current migration capabilities",
+        )
+        : new DomainError(
+          "unsupported",
+          "QEMU compiled without old-style (blk/-b, inc/-i) block migration",
+        ),
+    );
+  }
+  try {
+    mergeCapabilities(s.capabilities, {});
+  } catch (e) {
+    problems.push(e as DomainError);
+  }
+  try {
+    parseMigrationUri(req.uri, "outgoing");
+  } catch (e) {
+    problems.push(new DomainError("invalid-value", (e as Error).message));
+  }
+  return problems;
+}

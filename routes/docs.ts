@@ -1,0 +1,53 @@
+/**
+ * The contract, served: `/openapi.json`, `/openapi.yaml`, and `/docs` (Swagger UI) whose
+ * JavaScript and CSS come from the `swagger-ui-dist` package through this agent, never
+ * from a CDN.
+ *
+ * @module
+ */
+import { swaggerUI } from "@hono/swagger-ui";
+import { Hono } from "hono";
+import { getAbsoluteFSPath } from "swagger-ui-dist";
+import { stringify } from "yaml";
+
+/** Where the Swagger UI assets are served. */
+export const ASSET_BASE = "/docs";
+
+const ASSETS: Record<string, string> = {
+  "swagger-ui.css": "text/css; charset=utf-8",
+  "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+};
+
+/** The OpenAPI document as committed in `openapi.yaml`. */
+export function documentYaml(document: unknown): string {
+  return stringify(document, { lineWidth: 0, aliasDuplicateObjects: false });
+}
+
+/** The docs sub-app for `document` (built once, on first use). */
+export function docRoutes(document: () => unknown): Hono {
+  const app = new Hono();
+  let yamlText: string | undefined;
+  const cache = new Map<string, Uint8Array>();
+  app.get("/openapi.json", (c) => c.json(document() as object));
+  app.get("/openapi.yaml", (c) => {
+    yamlText ??= documentYaml(document());
+    return c.body(yamlText, 200, { "content-type": "application/yaml; charset=utf-8" });
+  });
+  // The middleware puts assets at `${baseUrl}/swagger-ui-dist/<file>`.
+  app.get("/docs", swaggerUI({ url: "/openapi.json", baseUrl: ASSET_BASE, title: "Ferry API" }));
+  app.get(`${ASSET_BASE}/swagger-ui-dist/:file`, async (c) => {
+    const file = c.req.param("file");
+    const type = ASSETS[file];
+    if (!type) return c.notFound();
+    let bytes = cache.get(file);
+    if (!bytes) {
+      bytes = await Deno.readFile(`${getAbsoluteFSPath()}/${file}`);
+      cache.set(file, bytes);
+    }
+    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+      "content-type": type,
+      "cache-control": "public, max-age=86400",
+    });
+  });
+  return app;
+}

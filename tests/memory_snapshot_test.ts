@@ -1,0 +1,245 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { digestGuest } from "../adapters/memory/digest_worker.ts";
+import { allocateGuest, guestMemory, prepareGuest } from "../adapters/memory/guest_ram.ts";
+import { PAGE_SIZE } from "../adapters/memory/layout.ts";
+import { Machine, type MachineOptions } from "../adapters/memory/machine.ts";
+import { initControl } from "../adapters/memory/vcpu_control.ts";
+import { stepIncrement, stepRandom } from "../adapters/memory/workload.ts";
+import { resolveWorkload } from "../adapters/memory/workload_spec.ts";
+
+const MiB = 1 << 20;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+const rss = () => Deno.memoryUsage().rss;
+const written = (m: Machine) => m.vcpu.registers()["pages-written"];
+const sha = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+/** Runs `fn` with machines it creates, disposing every one whatever happens. */
+async function withMachines(
+  fn: (make: (o: Partial<MachineOptions>) => Promise<Machine>) => Promise<void>,
+) {
+  const made: Machine[] = [];
+  try {
+    await fn(async (o) => {
+      const m = await Machine.create({
+        blocks: [{ name: "pc.ram", size: 48 * MiB }, { name: "extra", size: 16 * MiB }],
+        fill: "random",
+        workload: { kind: "increment", start: 2 * MiB, end: 60 * MiB },
+        startPaused: false,
+        incoming: false,
+        ...o,
+      });
+      made.push(m);
+      return m;
+    });
+  } finally {
+    for (const m of made) await m.dispose();
+  }
+}
+
+// First in the file, while the heap holds little garbage that a GC could return meanwhile.
+Deno.test("snapshot: snap buffers cost no memory until pages are copied into them", () => {
+  const size = 256 * MiB;
+  const r0 = rss();
+  const guest = allocateGuest([{ name: "pc.ram", size }]);
+  const r1 = rss();
+  prepareGuest(guest, "touch");
+  const r2 = rss();
+  const control = initControl(
+    guest,
+    resolveWorkload({ kind: "idle" }, size, [1, 2, 3, 4]),
+    "paused",
+    size,
+  );
+  control.beginSnapshot();
+  const mem = { ...guestMemory(guest), snap: guest.snap.map((b) => new Uint8Array(b)) };
+  const regs = resolveWorkload({ kind: "increment", start: 0, end: 32 * MiB }, size, [1, 2, 3, 4]);
+  assert.equal(stepIncrement(regs, mem, (32 * MiB) / PAGE_SIZE), (32 * MiB) / PAGE_SIZE);
+  const r3 = rss();
+  const mb = (n: number) => Math.round(n / MiB);
+  console.log(
+    `rss growth MiB: allocate ${mb(r1 - r0)}, touch ram ${mb(r2 - r1)}, copy 32 MiB ${mb(r3 - r2)}`,
+  );
+  assert.ok(r1 - r0 < 64 * MiB, `allocating ram + snap grew rss by ${mb(r1 - r0)} MiB`);
+  assert.ok(r2 - r1 > 192 * MiB && r2 - r1 < 320 * MiB, `touching ram: ${mb(r2 - r1)} MiB`);
+  assert.ok(r3 - r2 > 16 * MiB && r3 - r2 < 96 * MiB, `copying 32 MiB: ${mb(r3 - r2)} MiB`);
+  control.endSnapshot();
+  assert.equal(new Uint8Array(guest.snapCopied).indexOf(1), -1, "ended while parked: marks zeroed");
+});
+
+Deno.test("snapshot: steps save a page into snap before their first write to it, once", () => {
+  const guest = allocateGuest([{ name: "a", size: 8 * PAGE_SIZE }, {
+    name: "b",
+    size: 8 * PAGE_SIZE,
+  }]);
+  prepareGuest(guest, "random");
+  const original = guest.ram.map((b) => new Uint8Array(b).slice());
+  const copied = new Uint8Array(guest.snapCopied);
+  const mem = { ...guestMemory(guest), snap: guest.snap.map((b) => new Uint8Array(b)) };
+  const regs = resolveWorkload(
+    { kind: "increment", start: 0, end: 16 * PAGE_SIZE },
+    16 * PAGE_SIZE,
+    [1, 2, 3, 4],
+  );
+  stepIncrement(regs, mem, 6);
+  assert.deepEqual([...copied.subarray(0, 16)], [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  stepIncrement(regs, mem, 40); // boot, then passes: pages 0..5 are written again, not saved again
+  assert.equal(copied.subarray(0, 16).indexOf(0), -1);
+  guest.layout.forEach((_, i) =>
+    assert.deepEqual(mem.snap[i], original[i], `block ${i} saved as it was`)
+  );
+  assert.notDeepEqual(mem.bytes[0], original[0], "RAM was written");
+  const rnd = resolveWorkload({ kind: "random", rate: 1000, hot: 1 }, 16 * PAGE_SIZE, [5, 6, 7, 8]);
+  copied.fill(0);
+  mem.snap.forEach((s) => s.fill(0));
+  const before = guest.ram.map((b) => new Uint8Array(b).slice());
+  stepRandom(rnd, mem, 200);
+  for (let p = 0; p < 16; p++) {
+    const [bi, off] = [p >> 3, (p & 7) * PAGE_SIZE];
+    const changed = sha(mem.bytes[bi].subarray(off, off + PAGE_SIZE)) !==
+      sha(before[bi].subarray(off, off + PAGE_SIZE));
+    if (changed) assert.equal(copied[p], 1, `random wrote page ${p} without saving it`);
+    if (copied[p] === 1) {
+      assert.deepEqual(
+        mem.snap[bi].subarray(off, off + PAGE_SIZE),
+        before[bi].subarray(off, off + PAGE_SIZE),
+      );
+    }
+  }
+});
+
+Deno.test("snapshot digest: a marked page is hashed from snap, an unmarked one from RAM", () => {
+  const guest = allocateGuest([{ name: "a", size: 8 * MiB }, { name: "b", size: 4 * PAGE_SIZE }]);
+  prepareGuest(guest, "random");
+  const before = digestGuest({ guest, mode: "now", check: null });
+  assert.deepEqual(digestGuest({ guest, mode: "snapshot", check: null }), before);
+  const [ram, snap] = [new Uint8Array(guest.ram[0]), new Uint8Array(guest.snap[0])];
+  const off = 1500 * PAGE_SIZE; // in the second 4 MiB chunk
+  snap.set(ram.subarray(off, off + PAGE_SIZE), off);
+  new Uint8Array(guest.snapCopied)[1500] = 1;
+  ram[off + 7]++;
+  assert.notDeepEqual(digestGuest({ guest, mode: "now", check: null }), before);
+  assert.deepEqual(digestGuest({ guest, mode: "snapshot", check: null }), before);
+  new Uint8Array(guest.snapCopied)[1500] = 0;
+  assert.notDeepEqual(digestGuest({ guest, mode: "snapshot", check: null }), before);
+  assert.deepEqual(digestGuest({ guest, mode: "check", check: null }), { blocks: [] });
+});
+
+Deno.test("snapshot digest races a vCPU incrementing at full speed and sees the start state", async () => {
+  await withMachines(async (make) => {
+    const m = await make({ startPaused: true });
+    for (let round = 0; round < 5; round++) {
+      const { blocks } = await m.digest("now");
+      m.vcpu.beginSnapshot();
+      assert.ok(m.vcpu.snapshotting);
+      m.cont();
+      await waitFor("the vCPU runs", () => !m.vcpu.isParked());
+      const w0 = written(m);
+      const snapshot = digestGuest({ guest: m.shared, mode: "snapshot", check: null });
+      const during = written(m) - w0;
+      const now = digestGuest({ guest: m.shared, mode: "now", check: null });
+      m.vcpu.endSnapshot();
+      await m.stop();
+      console.log(`round ${round}: the vCPU wrote ${during} pages during the snapshot digest`);
+      assert.ok(during > 5_000, `the vCPU wrote only ${during} pages during the digest`);
+      assert.deepEqual(snapshot.blocks, blocks, `round ${round}: snapshot digest = start state`);
+      assert.notDeepEqual(now.blocks, blocks, "control: hashing live RAM sees the writes");
+      assert.equal(m.vcpu.snapshotting, false);
+      // Marks left by the vCPU never leak into the next snapshot: beginning one clears them.
+      m.vcpu.beginSnapshot();
+      assert.equal(new Uint8Array(m.shared.snapCopied).indexOf(1), -1, "a new snapshot starts clean");
+      m.vcpu.endSnapshot();
+    }
+    m.cont();
+    await waitFor("the vCPU runs", () => !m.vcpu.isParked());
+    assert.throws(() => m.vcpu.beginSnapshot(), /executing/);
+    assert.equal(m.vcpu.snapshotting, false);
+  });
+});
+
+Deno.test("machine: the destination's digest is RAM as it arrived while its guest runs on", async () => {
+  await withMachines(async (make) => {
+    const src = await make({});
+    const dst = await make({ fill: "pattern", workload: { kind: "idle" }, incoming: true });
+    await waitFor("source passes", () => src.vcpu.registers().passes >= 2);
+    await src.stop();
+    src.shared.ram.forEach((buf, i) => new Uint8Array(dst.shared.ram[i]).set(new Uint8Array(buf)));
+    dst.vcpu.loadDeviceState(src.vcpu.saveDeviceState());
+    const source = await src.digest();
+    assert.equal(source["x-taken"], "now");
+
+    dst.vcpu.beginSnapshot();
+    dst.captureArrival();
+    dst.cont();
+    const w0 = written(dst);
+    await sleep(200);
+    await dst.stop();
+    assert.ok(written(dst) - w0 > 1_000_000, "the destination ran its workload");
+    const arrival = await dst.digest();
+    assert.equal(arrival["x-taken"], "arrival");
+    assert.deepEqual(arrival.blocks, source.blocks, "digest = the source's");
+    assert.equal(dst.vcpu.snapshotting, false, "snapshot ended when its digest was done");
+    const now = await dst.digest("now");
+    assert.equal(now["x-taken"], "now");
+    assert.notDeepEqual(now.blocks, source.blocks, "current memory moved on");
+    const check = arrival["x-increment-check"]!;
+    assert.ok(check.ok, JSON.stringify(check));
+    assert.deepEqual(check, now["x-increment-check"], "the check is on current memory");
+    const first = 2 * MiB;
+    assert.deepEqual(
+      new Uint8Array(dst.shared.snap[0], first, PAGE_SIZE),
+      new Uint8Array(src.shared.ram[0], first, PAGE_SIZE),
+      "the vCPU saved the range's first page as it arrived",
+    );
+    assert.deepEqual(await dst.digest(), arrival, "the arrival digest is kept");
+
+    dst.clearArrival();
+    assert.deepEqual(await dst.digest(), now, "after clearArrival: current memory");
+    // Cleared while in progress: the snapshot ends and digest() falls back to current memory.
+    dst.vcpu.beginSnapshot();
+    dst.captureArrival();
+    const pending = dst.digest();
+    dst.clearArrival();
+    assert.equal(dst.vcpu.snapshotting, false);
+    assert.deepEqual(await pending, now);
+  });
+});
+
+Deno.test("snapshot: vCPU pages/s with the snapshot off and on (printed)", async () => {
+  await withMachines(async (make) => {
+    const m = await make({ startPaused: true });
+    const rate = async () => {
+      m.cont();
+      await waitFor("running", () => !m.vcpu.isParked());
+      const [w0, t0] = [written(m), performance.now()];
+      await sleep(300);
+      const r = (written(m) - w0) / ((performance.now() - t0) / 1000);
+      await m.stop();
+      return r;
+    };
+    await rate(); // boot pass and warm-up
+    const off = await rate();
+    m.vcpu.beginSnapshot();
+    const first = await rate(); // the first pass copies every page of the range
+    const on = await rate();
+    m.vcpu.endSnapshot();
+    const fmt = (r: number) => `${(r / 1e6).toFixed(1)} M`;
+    console.log(
+      `increment over 58 MiB, pages/s: snapshot off ${fmt(off)}, on ${fmt(on)}` +
+        ` (first 300 ms after beginSnapshot, copying: ${fmt(first)})`,
+    );
+    assert.ok(off > 0 && on > 0 && first > 0);
+  });
+});
