@@ -52,6 +52,7 @@ export class Incoming {
         ready();
       },
       onArrived,
+      onRecoverFailed: () => (this.recoverTriggered = false),
       onRearm: () => {
         const next = this.#fresh(uri, this.current);
         this.current = next;
@@ -74,6 +75,20 @@ export class Incoming {
     this.#onNew(m);
     m.machine.transition("none", "setup");
     return m;
+  }
+
+  /** True between a migrate-recover and the end of that recovery attempt. */
+  recoverTriggered = false;
+
+  /** migrate-pause on the destination: shut the current channel (postcopy pauses). */
+  pause(): void {
+    this.#host.post({ t: "pause" });
+  }
+
+  /** migrate-recover: listen on `uri` for the source's resumed stream. */
+  recover(uri: string): void {
+    this.recoverTriggered = true;
+    this.#host.post({ t: "recover", uri });
   }
 
   /** Stops listening (agent shutdown). */

@@ -6,7 +6,8 @@
  * @module
  */
 import type { SharedGuest } from "../adapters/memory/guest_ram.ts";
-import type { LiveParams, SourceStart } from "./engine/messages.ts";
+import type { LiveParams, MainMessage, SourceStart } from "./engine/messages.ts";
+import type { SourceCaps } from "./engine/source_control.ts";
 import type { Migration } from "./migration.ts";
 import { isSetupOrActive } from "./state_machine.ts";
 import { WorkerHost } from "./worker_host.ts";
@@ -24,6 +25,7 @@ export class Outgoing {
     migration: Migration,
     guest: SharedGuest,
     params: LiveParams,
+    caps: SourceCaps,
     onPass: (pass: number) => void,
   ) {
     this.migration = migration;
@@ -36,6 +38,7 @@ export class Outgoing {
       stats: migration.stats,
       status: migration.statusCell,
       params,
+      caps,
     };
     this.#host = new WorkerHost(SOURCE_WORKER, start, {
       current: () => migration,
@@ -61,8 +64,13 @@ export class Outgoing {
     if (m.status === "cancelling") this.#host.post({ t: "cancel" });
   }
 
-  /** Applies max-bandwidth / downtime-limit to the running migration. */
+  /** Applies max-bandwidth / downtime-limit / max-postcopy-bandwidth to the running migration. */
   setParams(params: LiveParams): void {
     this.#host.post({ t: "params", params });
+  }
+
+  /** Forwards migrate-start-postcopy, migrate-continue, migrate-pause or a resume. */
+  command(m: Extract<MainMessage, { t: "postcopy" | "continue" | "pause" | "resume" }>): void {
+    this.#host.post(m);
   }
 }

@@ -16,6 +16,8 @@ export interface WorkerHandlers {
   onRearm?(): void;
   /** The destination loaded a whole guest and is about to run it. */
   onArrived?(): void;
+  /** A migrate-recover could not listen. */
+  onRecoverFailed?(): void;
   onDone(): void;
 }
 
@@ -50,6 +52,9 @@ export class WorkerHost {
           break;
         case "arrived":
           handlers.onArrived?.();
+          break;
+        case "recover-failed":
+          handlers.onRecoverFailed?.();
           break;
         case "done":
           this.terminate();

@@ -3,34 +3,10 @@
  * pair, with real guests and state machines standing in for the main thread.
  */
 import assert from "node:assert/strict";
-import { memoryChannelPair } from "../adapters/channels/memory_pair.ts";
 import { Machine } from "../adapters/memory/machine.ts";
-import { MainLink } from "../domain/engine/main_link.ts";
-import type { MainMessage, WorkerMessage } from "../domain/engine/messages.ts";
-import { runDestination } from "../domain/engine/dest_run.ts";
-import { runSource } from "../domain/engine/source_run.ts";
-import { createStats, STAT } from "../domain/engine/stats.ts";
-import { MIGRATION_STATUSES, type Side, StateMachine } from "../domain/state_machine.ts";
+import { STAT } from "../domain/engine/stats.ts";
 import type { Channel } from "../domain/ports.ts";
-
-/** A main thread stand-in: answers transitions with a real StateMachine. */
-function fakeMain(side: Side) {
-  const status = new Int32Array(new SharedArrayBuffer(4));
-  const seen: string[] = [];
-  const errors: string[] = [];
-  const sm = new StateMachine(side, (_f, to) => {
-    Atomics.store(status, 0, MIGRATION_STATUSES.indexOf(to));
-    seen.push(to);
-  });
-  sm.transition("none", "setup");
-  const link: MainLink = new MainLink(status, (m: WorkerMessage) => {
-    if (m.t === "transition") {
-      const ok = sm.transition(m.from, m.to);
-      queueMicrotask(() => link.receive({ t: "transition-result", seq: m.seq, ok } as MainMessage));
-    } else if (m.t === "error") errors.push(m.message);
-  });
-  return { sm, link, seen, errors };
-}
+import { migrateInProcess } from "./helpers/engine_pair.ts";
 
 async function guests(srcBlocks: number, dstBlocks = srcBlocks) {
   const src = await Machine.create({
@@ -53,21 +29,8 @@ async function guests(srcBlocks: number, dstBlocks = srcBlocks) {
 Deno.test("engine: precopy over a memory pair loads the guest exactly", async () => {
   const { src, dst } = await guests(16 << 20);
   try {
-    const [a, b] = memoryChannelPair(1 << 20);
-    const s = fakeMain("source");
-    const d = fakeMain("destination");
-    const srcStats = createStats();
-    const dstStats = createStats();
-    const dest = runDestination({ guest: dst.shared, stats: dstStats, link: d.link, autostart: false }, b);
-    await runSource({
-      guest: src.shared,
-      stats: srcStats,
-      link: s.link,
-      params: { maxBandwidth: 0, downtimeLimit: 300 },
-      connect: () => Promise.resolve(a as Channel),
-      onWriter: () => {},
-    });
-    assert.equal(await dest, true, d.errors.join("; "));
+    const { s, d, ok, srcStats, dstStats } = await migrateInProcess(src, dst, { autostart: false });
+    assert.equal(ok, true, d.errors.join("; "));
     assert.deepEqual(s.seen, ["setup", "active", "completed"], s.errors.join("; "));
     assert.deepEqual(d.seen, ["setup", "active", "completed"]);
     assert.equal(src.runstate, "postmigrate");
@@ -85,19 +48,8 @@ Deno.test("engine: precopy over a memory pair loads the guest exactly", async ()
 Deno.test("engine: a layout mismatch fails the destination, which never runs", async () => {
   const { src, dst } = await guests(8 << 20, 4 << 20);
   try {
-    const [a, b] = memoryChannelPair(1 << 20);
-    const s = fakeMain("source");
-    const d = fakeMain("destination");
-    const dest = runDestination({ guest: dst.shared, stats: createStats(), link: d.link, autostart: true }, b);
-    await runSource({
-      guest: src.shared,
-      stats: createStats(),
-      link: s.link,
-      params: { maxBandwidth: 0, downtimeLimit: 300 },
-      connect: () => Promise.resolve(a as Channel),
-      onWriter: () => {},
-    });
-    assert.equal(await dest, false);
+    const { s, d, ok } = await migrateInProcess(src, dst);
+    assert.equal(ok, false);
     assert.match(d.errors[0], /Configuration mismatch/);
     assert.deepEqual(d.seen, ["setup", "active", "failed"]);
     assert.equal(dst.runstate, "inmigrate");
@@ -113,30 +65,20 @@ Deno.test("engine: a layout mismatch fails the destination, which never runs", a
 Deno.test("engine: a stream cut before the device state leaves the destination failed", async () => {
   const { src, dst } = await guests(8 << 20);
   try {
-    const [a, b] = memoryChannelPair(1 << 20);
-    const d = fakeMain("destination");
-    const s = fakeMain("source");
-    const dest = runDestination({ guest: dst.shared, stats: createStats(), link: d.link, autostart: true }, b);
     // Let the source send a little, then cut the channel under it.
     let writes = 0;
-    const cutting: Channel = {
-      read: (p) => a.read(p),
-      write: (p) => (++writes === 3 ? (a.close(), Promise.reject(new Error("link cut"))) : a.write(p)),
-      closeWrite: () => a.closeWrite(),
-      close: () => a.close(),
-    };
-    await runSource({
-      guest: src.shared,
-      stats: createStats(),
-      link: s.link,
-      params: { maxBandwidth: 0, downtimeLimit: 300 },
-      connect: () => Promise.resolve(cutting),
-      onWriter: () => {},
+    const { s, d, ok } = await migrateInProcess(src, dst, {
+      wrap: (a: Channel): Channel => ({
+        read: (p) => a.read(p),
+        write: (p) => (++writes === 3 ? (a.close(), Promise.reject(new Error("link cut"))) : a.write(p)),
+        closeWrite: () => a.closeWrite(),
+        close: () => a.close(),
+      }),
     });
     assert.equal(s.sm.status, "failed");
     assert.match(s.errors[0], /link cut/);
     assert.equal(src.runstate, "running");
-    assert.equal(await dest, false);
+    assert.equal(ok, false);
     assert.equal(d.sm.status, "failed");
     assert.equal(dst.runstate, "inmigrate");
   } finally {

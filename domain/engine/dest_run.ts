@@ -1,35 +1,60 @@
 /**
- * The incoming migration, as the seed's process_incoming_migration_co: read the stream,
- * validate every frame against the local layout before it touches guest memory, load
- * pages and device state, and only then run (or pause) the guest. A failed load leaves
- * the guest in `inmigrate`, never running.
+ * The incoming migration, as the seed's process_incoming_migration_co and the postcopy
+ * listen thread: read the stream, validate every frame against the local layout before it
+ * touches guest memory, load pages and device state, and only then run (or pause) the
+ * guest. In postcopy the guest runs at once; a vCPU touching a missing page blocks and the
+ * page is requested over the return path; a page is placed whole, and never over one the
+ * guest already has. A broken link in postcopy pauses until a recovery channel arrives.
+ * A failed load leaves the guest in `inmigrate`, never running.
  *
  * @module
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
-import { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
-import type { RunState } from "../../adapters/memory/vcpu_control.ts";
+import {
+  markReceivedRange,
+  type RunState,
+  VcpuControl,
+} from "../../adapters/memory/vcpu_control.ts";
 import type { Channel } from "../ports.ts";
+import type { MigrationStatus } from "../state_machine.ts";
 import {
   checkConfig,
   checkPageRunLength,
   checkRun,
   checkSectionEnd,
   checkSectionStart,
-  FrameReader,
   decodeConfig,
+  decodeFrameHeader,
   decodeGlobalState,
   decodeRunHeader,
   decodeSection,
   decodeZeroRun,
+  FRAME_HEADER_SIZE,
+  FrameReader,
   FrameType,
+  MAX_PACKAGE,
   WireError,
   type WireSection,
 } from "../wire/mod.ts";
+import {
+  decodeDiscard,
+  decodeRecvBitmapRequest,
+  decodeU32,
+  encodeBitmapDump,
+} from "../wire/postcopy.ts";
+import {
+  encodeRpPong,
+  encodeRpReqPagesId,
+  encodeRpResumeAck,
+  encodeRpShut,
+  encodeRpRecvBitmap,
+  RESUME_ACK_VALUE,
+} from "../wire/return_path.ts";
 import { STAT } from "./stats.ts";
 import type { MainLink } from "./main_link.ts";
 
 const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];
+const RUN_BYTES = 256 * 65536;
 
 /** What one incoming run needs. */
 export interface DestinationContext {
@@ -37,6 +62,10 @@ export interface DestinationContext {
   stats: Float64Array;
   link: MainLink;
   autostart: boolean;
+  /** Resolves with the channel of a migrate-recover once one is accepted. */
+  awaitRecovery: () => Promise<Channel>;
+  /** Lets the worker shut the current channel (migrate-pause on the destination). */
+  onChannel: (ch: Channel | null) => void;
 }
 
 function isZeroPage(w: Uint32Array, page: number): boolean {
@@ -49,122 +78,372 @@ function isZeroPage(w: Uint32Array, page: number): boolean {
   return true;
 }
 
-/** Loads one incoming stream from `channel`; resolves true when completed. Never throws. */
-export async function runDestination(ctx: DestinationContext, channel: Channel): Promise<boolean> {
-  const { guest, stats, link } = ctx;
-  const vcpu = new VcpuControl(guest);
-  const layout = guest.layout;
-  const ram8 = guest.ram.map((b) => new Uint8Array(b));
-  const ram32 = guest.ram.map((b) => new Uint32Array(b));
-  const last = layout[layout.length - 1];
-  const totalPages = last ? last.firstPage + last.pages : 0;
-  const seen = new Uint8Array(totalPages);
-  let seenCount = 0;
-  const reader = new FrameReader(channel);
-  const start = Date.now();
-  stats.fill(0);
-  stats[STAT.startTime] = start;
-  stats[STAT.total] = totalPages * guest.pageSize;
-  const markSeen = (first: number, count: number) => {
-    for (let p = first; p < first + count; p++) {
-      if (seen[p] === 0) {
-        seen[p] = 1;
-        seenCount++;
+/** A broken link (pause in postcopy) rather than a malformed stream (fail). */
+function isLinkError(e: unknown): boolean {
+  return !(e instanceof WireError) || /truncated|closed/.test(e.message);
+}
+
+/** Serialises return-path messages from the loader and the fault loop. */
+class ReturnPath {
+  #tail: Promise<void> = Promise.resolve();
+  broken = false;
+  constructor(readonly channel: Channel) {}
+
+  send(bytes: Uint8Array): Promise<void> {
+    this.#tail = this.#tail.then(async () => {
+      if (this.broken) return;
+      try {
+        let off = 0;
+        while (off < bytes.length) off += await this.channel.write(bytes.subarray(off));
+      } catch {
+        this.broken = true;
       }
+    });
+    return this.#tail;
+  }
+}
+
+/** One incoming migration. */
+class DestinationRun {
+  readonly #ctx: DestinationContext;
+  readonly #vcpu: VcpuControl;
+  readonly #ram8: Uint8Array[];
+  readonly #ram32: Uint32Array[];
+  readonly #received: Uint8Array;
+  readonly #seen: Uint8Array;
+  readonly #totalPages: number;
+  #seenCount = 0;
+  #rp: ReturnPath | null = null;
+  #channel: Channel | null = null;
+  #open: WireSection | null = null;
+  #globalState: string | null = null;
+  #device = false;
+  #advised = false;
+  #postcopy = false;
+  #faults: Promise<void> | null = null;
+  #done = false;
+  #scratch: Uint8Array | null = null;
+  readonly #runHeader = new Uint8Array(10);
+  readonly #start = Date.now();
+
+  constructor(ctx: DestinationContext) {
+    this.#ctx = ctx;
+    const { guest } = ctx;
+    this.#vcpu = new VcpuControl(guest);
+    this.#ram8 = guest.ram.map((b) => new Uint8Array(b));
+    this.#ram32 = guest.ram.map((b) => new Uint32Array(b));
+    this.#received = new Uint8Array(guest.received);
+    const last = guest.layout[guest.layout.length - 1];
+    this.#totalPages = last ? last.firstPage + last.pages : 0;
+    this.#seen = new Uint8Array(this.#totalPages);
+  }
+
+  get #status(): MigrationStatus {
+    return this.#ctx.link.status;
+  }
+
+  async run(channel: Channel): Promise<boolean> {
+    const { stats, link } = this.#ctx;
+    stats.fill(0);
+    stats[STAT.startTime] = this.#start;
+    stats[STAT.total] = this.#totalPages * this.#ctx.guest.pageSize;
+    this.#received.fill(0);
+    try {
+      if (!await link.transition("setup", "active")) throw new WireError("incoming migration was stopped");
+      let reader = await this.#begin(channel);
+      for (;;) {
+        try {
+          await this.#load(reader);
+          break;
+        } catch (e) {
+          if (this.#status !== "postcopy-active" || !isLinkError(e)) throw e;
+          reader = await this.#pauseAndRecover(e);
+        }
+      }
+      await this.#complete();
+      await this.#rp?.send(encodeRpShut(0));
+      return true;
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      link.post({ t: "error", message: `load of migration failed: ${message}` });
+      await this.#rp?.send(encodeRpShut(1));
+      const status = this.#status;
+      if (status !== "failed" && status !== "completed") await link.transition(status, "failed");
+      if (this.#postcopy) {
+        // The guest's state is split between two hosts and the link is gone for good.
+        this.#vcpu.setRunstate("paused");
+      }
+      return false;
+    } finally {
+      this.#done = true;
+      this.#vcpu.setPostcopy(false);
+      stats[STAT.totalTime] = Date.now() - this.#start;
+      this.#ctx.onChannel(null);
+      this.#rp?.channel.close();
+      channel.close();
     }
-  };
-  try {
-    if (!await link.transition("setup", "active")) throw new WireError("incoming migration was stopped");
+  }
+
+  async #begin(channel: Channel): Promise<FrameReader> {
+    this.#channel = channel;
+    this.#ctx.onChannel(channel);
+    const reader = new FrameReader(channel);
     await reader.readStreamHeader();
-    let frame = await reader.next();
+    const frame = await reader.next();
     if (frame.type !== FrameType.CONFIG) {
       throw new WireError("migration stream: expected the configuration section first");
     }
-    checkConfig(layout, guest.pageSize, decodeConfig(await reader.readPayload()));
-    let open: WireSection | null = null;
-    let globalState: string | null = null;
-    let device = false;
-    const runHeader = new Uint8Array(10);
+    const { guest } = this.#ctx;
+    checkConfig(guest.layout, guest.pageSize, decodeConfig(await reader.readPayload()));
+    return reader;
+  }
+
+  /** Reads frames up to EOF. */
+  async #load(reader: FrameReader): Promise<void> {
+    const { stats } = this.#ctx;
     for (;;) {
-      frame = await reader.next();
-      if (frame.type === FrameType.EOF) break;
-      switch (frame.type) {
-        case FrameType.SECTION_START: {
-          const s = decodeSection(await reader.readPayload());
-          checkSectionStart(open, s);
-          open = s;
-          break;
-        }
-        case FrameType.SECTION_END: {
-          checkSectionEnd(open, decodeSection(await reader.readPayload()));
-          open = null;
-          break;
-        }
-        case FrameType.ZERO_RUN: {
-          const r = decodeZeroRun(await reader.readPayload());
-          checkRun(layout, r.block, r.firstPage, r.count);
-          const w = ram32[r.block];
-          for (let p = r.firstPage; p < r.firstPage + r.count; p++) {
-            if (!isZeroPage(w, p)) ram8[r.block].fill(0, p * 4096, (p + 1) * 4096);
-          }
-          markSeen(layout[r.block].firstPage + r.firstPage, r.count);
-          stats[STAT.duplicate] += r.count;
-          break;
-        }
-        case FrameType.PAGE_RUN: {
-          await reader.readInto(runHeader);
-          const r = decodeRunHeader(runHeader);
-          checkRun(layout, r.block, r.firstPage, r.count);
-          checkPageRunLength(frame.length, r.count, guest.pageSize);
-          const off = r.firstPage * guest.pageSize;
-          await reader.readInto(ram8[r.block].subarray(off, off + r.count * guest.pageSize));
-          markSeen(layout[r.block].firstPage + r.firstPage, r.count);
-          stats[STAT.normal] += r.count;
-          break;
-        }
-        case FrameType.GLOBAL_STATE: {
-          const rs = decodeGlobalState(await reader.readPayload());
-          if (!RUNSTATES.includes(rs)) throw new WireError(`migration stream: unknown runstate '${rs}'`);
-          globalState = rs;
-          break;
-        }
-        case FrameType.DEVICE: {
-          if (open) throw new WireError("migration stream: device state inside a RAM section");
-          vcpu.loadDeviceState(await reader.readPayload());
-          device = true;
-          break;
-        }
-        default:
-          throw new WireError(`migration stream: unexpected frame type 0x${frame.type.toString(16)}`);
-      }
+      const frame = await reader.next();
+      if (frame.type === FrameType.EOF) return;
+      if (frame.type === FrameType.PAGE_RUN) await this.#pageRun(reader, frame.length);
+      else if (frame.type === FrameType.PACKAGED) await this.#package(reader, frame.length);
+      else await this.#command(frame.type, await reader.readPayload());
       stats[STAT.transferred] = reader.bytesRead;
     }
-    if (open) throw new WireError("migration stream: ended inside a section");
-    if (seenCount !== totalPages) {
-      throw new WireError(`migration stream: ${totalPages - seenCount} pages were never received`);
+  }
+
+  async #pageRun(reader: FrameReader, length: number): Promise<void> {
+    const { guest, stats } = this.#ctx;
+    await reader.readInto(this.#runHeader);
+    const r = decodeRunHeader(this.#runHeader);
+    checkPageRunLength(length, r.count, guest.pageSize);
+    checkRun(guest.layout, r.block, r.firstPage, r.count);
+    const off = r.firstPage * guest.pageSize;
+    const bytes = r.count * guest.pageSize;
+    const first = guest.layout[r.block].firstPage + r.firstPage;
+    if (!this.#postcopy) {
+      await reader.readInto(this.#ram8[r.block].subarray(off, off + bytes));
+      if (this.#advised) markReceivedRange(guest, first, r.count);
+    } else {
+      // The guest runs: land the run aside, then place each missing page whole.
+      this.#scratch ??= new Uint8Array(RUN_BYTES);
+      const tmp = this.#scratch.subarray(0, bytes);
+      await reader.readInto(tmp);
+      const ram = this.#ram8[r.block];
+      for (let i = 0; i < r.count; i++) {
+        if (this.#received[first + i]) continue;
+        ram.set(tmp.subarray(i * guest.pageSize, (i + 1) * guest.pageSize), off + i * guest.pageSize);
+        markReceivedRange(guest, first + i, 1);
+      }
     }
-    if (!device) throw new WireError("migration stream: no device state received");
-    stats[STAT.transferred] = reader.bytesRead;
+    this.#markSeen(first, r.count);
+    stats[STAT.normal] += r.count;
+  }
+
+  #markSeen(first: number, count: number): void {
+    for (let p = first; p < first + count; p++) {
+      if (this.#seen[p] === 0) {
+        this.#seen[p] = 1;
+        this.#seenCount++;
+      }
+    }
+  }
+
+  /** Reads a PACKAGED frame whole, then runs its frames (listen, state, run). */
+  async #package(reader: FrameReader, length: number): Promise<void> {
+    if (length > MAX_PACKAGE) throw new WireError("package too large");
+    const pkg = new Uint8Array(length);
+    await reader.readInto(pkg);
+    let off = 0;
+    while (off < pkg.length) {
+      const h = decodeFrameHeader(pkg, off);
+      off += FRAME_HEADER_SIZE;
+      if (off + h.length > pkg.length) throw new WireError("migration stream: frame past the end of its package");
+      if (h.type === FrameType.PAGE_RUN || h.type === FrameType.PACKAGED || h.type === FrameType.EOF) {
+        throw new WireError(`migration stream: frame type 0x${h.type.toString(16)} inside a package`);
+      }
+      await this.#command(h.type, pkg.subarray(off, off + h.length));
+      off += h.length;
+    }
+  }
+
+  /** Every frame but PAGE_RUN, PACKAGED and EOF. */
+  async #command(type: number, payload: Uint8Array): Promise<void> {
+    const { guest, stats } = this.#ctx;
+    switch (type) {
+      case FrameType.SECTION_START: {
+        const s = decodeSection(payload);
+        checkSectionStart(this.#open, s);
+        this.#open = s;
+        break;
+      }
+      case FrameType.SECTION_END:
+        checkSectionEnd(this.#open, decodeSection(payload));
+        this.#open = null;
+        break;
+      case FrameType.ZERO_RUN: {
+        const r = decodeZeroRun(payload);
+        checkRun(guest.layout, r.block, r.firstPage, r.count);
+        const w = this.#ram32[r.block];
+        const base = guest.layout[r.block].firstPage;
+        for (let p = r.firstPage; p < r.firstPage + r.count; p++) {
+          if (this.#postcopy && this.#received[base + p]) continue;
+          if (!isZeroPage(w, p)) this.#ram8[r.block].fill(0, p * 4096, (p + 1) * 4096);
+          if (this.#advised) markReceivedRange(guest, base + p, 1);
+        }
+        this.#markSeen(base + r.firstPage, r.count);
+        stats[STAT.duplicate] += r.count;
+        break;
+      }
+      case FrameType.GLOBAL_STATE: {
+        const rs = decodeGlobalState(payload);
+        if (!RUNSTATES.includes(rs)) throw new WireError(`migration stream: unknown runstate '${rs}'`);
+        this.#globalState = rs;
+        break;
+      }
+      case FrameType.DEVICE:
+        if (this.#open) throw new WireError("migration stream: device state inside a RAM section");
+        this.#vcpu.loadDeviceState(payload);
+        this.#device = true;
+        break;
+      case FrameType.OPEN_RETURN_PATH:
+        this.#rp = new ReturnPath(this.#channel!);
+        break;
+      case FrameType.PING:
+        await this.#rp?.send(encodeRpPong(decodeU32(payload)));
+        break;
+      case FrameType.POSTCOPY_ADVISE:
+        if (decodeU32(payload) !== guest.pageSize) {
+          throw new WireError("Postcopy is not supported: page sizes differ");
+        }
+        this.#advised = true;
+        break;
+      case FrameType.POSTCOPY_DISCARD: {
+        if (!this.#advised || this.#postcopy) throw new WireError("migration stream: discard outside postcopy advise");
+        const d = decodeDiscard(payload);
+        for (const r of d.ranges) {
+          checkRun(guest.layout, d.block, r.first, r.count);
+          this.#received.fill(0, guest.layout[d.block].firstPage + r.first, guest.layout[d.block].firstPage + r.first + r.count);
+        }
+        break;
+      }
+      case FrameType.POSTCOPY_LISTEN:
+        if (!this.#advised || !this.#rp) throw new WireError("migration stream: postcopy listen without advise and return path");
+        if (!await this.#ctx.link.transition("active", "postcopy-active")) throw new WireError("incoming migration was stopped");
+        this.#postcopy = true;
+        this.#vcpu.setPostcopy(true);
+        this.#faults = this.#faultLoop();
+        break;
+      case FrameType.POSTCOPY_RUN:
+        if (!this.#postcopy || !this.#device) throw new WireError("migration stream: postcopy run before listen and device state");
+        // From here each page's first write is copied aside, so the guest "as it arrived"
+        // can be measured once every page is in.
+        this.#vcpu.beginSnapshot();
+        this.#setRunstate();
+        break;
+      default:
+        throw new WireError(`migration stream: unexpected frame type 0x${type.toString(16)}`);
+    }
+  }
+
+  /** Asks for each page a blocked vCPU waits on, until the migration ends. */
+  async #faultLoop(): Promise<void> {
+    const { guest } = this.#ctx;
+    const layout = guest.layout;
+    let seq = this.#vcpu.nextFault(-1)?.seq ?? 0;
+    while (!this.#done) {
+      const f = await this.#vcpu.waitFaultAsync(seq, 100);
+      if (f) seq = f.seq;
+      const page = f?.page ?? this.#vcpu.nextFault(-1)?.page ?? -1;
+      if (page < 0 || this.#received[page] || !this.#rp || this.#rp.broken) continue;
+      if (!f && this.#vcpu.isParked()) continue; // nothing new: re-ask only for a blocked vCPU
+      let b = 0;
+      while (page >= layout[b].firstPage + layout[b].pages) b++;
+      const start = (page - layout[b].firstPage) * guest.pageSize;
+      await this.#rp.send(encodeRpReqPagesId(start, guest.pageSize, layout[b].name));
+      if (!f) await new Promise((r) => setTimeout(r, 100)); // pace re-requests
+    }
+  }
+
+  #setRunstate(): void {
+    const gs = this.#globalState;
+    if (gs === null || gs === "running") this.#vcpu.setRunstate(this.#ctx.autostart ? "running" : "paused");
+    else this.#vcpu.setRunstate((gs === "finish-migrate" ? "paused" : gs) as RunState);
+  }
+
+  /** After EOF: everything must be here; then run (precopy) and report completed. */
+  async #complete(): Promise<void> {
+    const { link, stats } = this.#ctx;
+    if (this.#open) throw new WireError("migration stream: ended inside a section");
+    if (!this.#device) throw new WireError("migration stream: no device state received");
+    if (this.#postcopy) {
+      const missing = this.#totalPages - this.#received.subarray(0, this.#totalPages).reduce((n, v) => n + v, 0);
+      if (missing > 0) throw new WireError(`migration stream: ${missing} pages never arrived`);
+      this.#done = true;
+      await this.#faults;
+      this.#vcpu.setPostcopy(false);
+      const bt = this.#vcpu.blocktime();
+      stats[STAT.blocktime] = bt.totalMs;
+      stats[STAT.totalTime] = Date.now() - this.#start;
+      link.post({ t: "arrived" });
+      if (!await link.transition("postcopy-active", "completed")) throw new WireError("incoming migration was stopped");
+      return;
+    }
+    if (this.#seenCount !== this.#totalPages) {
+      throw new WireError(`migration stream: ${this.#totalPages - this.#seenCount} pages were never received`);
+    }
     // The guest as it arrived is measured by a copy-on-first-write snapshot, so the digest
     // test aid can compare it with the source's without delaying the guest's start.
-    vcpu.beginSnapshot();
+    this.#vcpu.beginSnapshot();
     link.post({ t: "arrived" });
     // process_incoming_migration_bh: runstate first, then completed.
-    if (globalState === null || globalState === "running") {
-      vcpu.setRunstate(ctx.autostart ? "running" : "paused");
-    } else {
-      vcpu.setRunstate((globalState === "finish-migrate" ? "paused" : globalState) as RunState);
-    }
-    stats[STAT.totalTime] = Date.now() - start;
-    return await link.transition("active", "completed");
-  } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    link.post({ t: "error", message: `load of migration failed: ${message}` });
-    const status = link.status;
-    if (status === "active" || status === "setup") await link.transition(status, "failed");
-    stats[STAT.totalTime] = Date.now() - start;
-    return false;
-  } finally {
-    channel.close();
+    this.#setRunstate();
+    stats[STAT.totalTime] = Date.now() - this.#start;
+    if (!await link.transition("active", "completed")) throw new WireError("incoming migration was stopped");
   }
+
+  /** postcopy-paused until migrate-recover brings a channel; then the recovery handshake. */
+  async #pauseAndRecover(why: unknown): Promise<FrameReader> {
+    const { link, guest } = this.#ctx;
+    link.post({ t: "error", message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}` });
+    let from: MigrationStatus = "postcopy-active";
+    for (;;) {
+      if (!await link.transition(from, "postcopy-paused")) throw new WireError("incoming migration was stopped");
+      if (this.#rp) this.#rp.broken = true;
+      const channel = await this.#ctx.awaitRecovery();
+      if (!await link.transition("postcopy-paused", "postcopy-recover")) throw new WireError("incoming migration was stopped");
+      try {
+        this.#channel = channel;
+        this.#ctx.onChannel(channel);
+        this.#rp = new ReturnPath(channel);
+        const reader = new FrameReader(channel);
+        await reader.readStreamHeader();
+        for (;;) {
+          const f = await reader.next();
+          if (f.type === FrameType.RECV_BITMAP) {
+            const name = decodeRecvBitmapRequest(await reader.readPayload());
+            const b = guest.layout.findIndex((x) => x.name === name);
+            if (b < 0) throw new WireError(`RECV_BITMAP for unknown RAM block '${name}'`);
+            const blk = guest.layout[b];
+            await this.#rp.send(encodeRpRecvBitmap(name));
+            await this.#rp.send(encodeBitmapDump(this.#received.subarray(blk.firstPage, blk.firstPage + blk.pages), blk.pages));
+          } else if (f.type === FrameType.POSTCOPY_RESUME) {
+            if (!await link.transition("postcopy-recover", "postcopy-active")) throw new WireError("incoming migration was stopped");
+            await this.#rp.send(encodeRpResumeAck(RESUME_ACK_VALUE));
+            return reader;
+          } else {
+            throw new WireError(`recovery: unexpected frame type 0x${f.type.toString(16)}`);
+          }
+        }
+      } catch (e) {
+        if (!isLinkError(e)) throw e;
+        channel.close();
+        from = "postcopy-recover";
+      }
+    }
+  }
+}
+
+/** Loads one incoming stream from `channel`; resolves true when completed. Never throws. */
+export function runDestination(ctx: DestinationContext, channel: Channel): Promise<boolean> {
+  return new DestinationRun(ctx).run(channel);
 }

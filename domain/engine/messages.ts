@@ -7,11 +7,14 @@
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import type { MigrationStatus } from "../state_machine.ts";
+import type { SourceCaps } from "./source_control.ts";
 
 /** What a data-path Worker needs from the parameters; sent at start and on every change. */
 export interface LiveParams {
   maxBandwidth: number;
   downtimeLimit: number;
+  /** Background page bandwidth in postcopy; 0 is unlimited. */
+  maxPostcopyBandwidth: number;
 }
 
 /** Starts an outgoing migration in a source Worker. */
@@ -22,6 +25,7 @@ export interface SourceStart {
   stats: Float64Array;
   status: Int32Array;
   params: LiveParams;
+  caps: SourceCaps;
 }
 
 /** Starts listening for incoming migrations in a destination Worker. */
@@ -43,6 +47,7 @@ export type WorkerMessage =
   | { t: "listening"; uri: string }
   | { t: "rearm" }
   | { t: "arrived" }
+  | { t: "recover-failed" }
   | { t: "done" };
 
 /** Main → Worker, after start. */
@@ -50,4 +55,9 @@ export type MainMessage =
   | { t: "transition-result"; seq: number; ok: boolean }
   | { t: "cancel" }
   | { t: "params"; params: LiveParams }
+  | { t: "postcopy" }
+  | { t: "continue" }
+  | { t: "pause" }
+  | { t: "resume"; uri: string }
+  | { t: "recover"; uri: string }
   | { t: "stop" };

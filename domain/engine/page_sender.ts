@@ -6,7 +6,7 @@
  * @module
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
-import { syncDirtyLog } from "../../adapters/memory/dirty_log.ts";
+import { countMarked, syncDirtyLog } from "../../adapters/memory/dirty_log.ts";
 import { MAX_RUN_PAGES, putPageRunHeader, putZeroRun } from "../wire/mod.ts";
 
 /** The byte sink the sender writes through (a ChannelWriter). */
@@ -21,6 +21,8 @@ const STAGING = (1 << 20) + 64 * 1024;
 export class PageSender {
   /** Migration bitmap: 1 = must be sent. Starts all ones (the bulk stage). */
   readonly bitmap: Uint8Array;
+  /** 1 = the page went out at least once (postcopy discards only those). */
+  readonly sentOnce: Uint8Array;
   /** Pages marked in the bitmap. */
   pending: number;
   /** Zero pages sent (QMP `duplicate`). */
@@ -28,7 +30,7 @@ export class PageSender {
   /** Normal pages sent (QMP `normal`). */
   normal = 0;
   readonly #guest: SharedGuest;
-  readonly #sink: ByteSink;
+  #sink: ByteSink;
   readonly #ram8: Uint8Array[];
   readonly #ram32: Uint32Array[];
   readonly #bitmap32: Uint32Array;
@@ -53,8 +55,39 @@ export class PageSender {
     this.bitmap = new Uint8Array(padded);
     this.bitmap.fill(1, 0, this.#totalPages);
     this.#bitmap32 = new Uint32Array(this.bitmap.buffer);
+    this.sentOnce = new Uint8Array(padded);
     this.pending = this.#totalPages;
     this.#dirty = new Uint8Array(guest.dirty);
+  }
+
+  /** Writes through a new sink (after a resume); anything staged for the old one is dropped. */
+  retarget(sink: ByteSink): void {
+    this.#sink = sink;
+    this.#off = 0;
+    this.#inflight = null;
+  }
+
+  /** Marks every page as to be sent (the bulk stage). */
+  markAll(): void {
+    this.bitmap.fill(1, 0, this.#totalPages);
+    this.pending = this.#totalPages;
+    this.#cursor = 0;
+  }
+
+  /** Recovery: pages the destination lacks (bit clear in `bits`) must be sent again. */
+  loadReceived(block: number, bits: Uint8Array): void {
+    const blk = this.#guest.layout[block];
+    for (let i = 0; i < blk.pages; i++) {
+      const has = (bits[i >> 3] >> (i & 7)) & 1;
+      this.bitmap[blk.firstPage + i] = has ? 0 : 1;
+    }
+    this.pending = countMarked(this.bitmap);
+    this.#cursor = 0;
+  }
+
+  /** Starts the next walk over the bitmap from page 0. */
+  rewind(): void {
+    this.#cursor = 0;
   }
 
   /** Total guest pages. */
@@ -66,13 +99,7 @@ export class PageSender {
   sync(): number {
     const found = syncDirtyLog(this.#dirty, this.bitmap);
     // Recount: pages already pending and dirtied again are counted once.
-    let n = 0;
-    const b32 = this.#bitmap32;
-    for (let i = 0; i < b32.length; i++) {
-      const w = b32[i];
-      if (w !== 0) n += (w & 1) + ((w >>> 8) & 1) + ((w >>> 16) & 1) + ((w >>> 24) & 1);
-    }
-    this.pending = n;
+    this.pending = countMarked(this.bitmap);
     this.#cursor = 0;
     return found;
   }
@@ -82,15 +109,49 @@ export class PageSender {
    * cursor reached the end of guest RAM (the pass is over).
    */
   async send(maxPages: number): Promise<boolean> {
+    const end = await this.#sendBetween(this.#cursor, this.#totalPages, maxPages);
+    this.#cursor = end;
+    return end >= this.#totalPages;
+  }
+
+  /**
+   * Sends the marked pages among `[first, first + count)` now (a postcopy page request),
+   * then writes out the staging buffer; returns how many went out.
+   */
+  async sendRange(first: number, count: number): Promise<number> {
+    const before = this.pending;
+    await this.#sendBetween(first, Math.min(first + count, this.#totalPages), Infinity);
+    await this.#swap();
+    return before - this.pending;
+  }
+
+  /** Ranges, per block, of pages marked again after they were sent once (postcopy discard). */
+  discardRanges(): { block: number; ranges: { first: number; count: number }[] }[] {
+    return this.#guest.layout.map((blk, block) => {
+      const ranges: { first: number; count: number }[] = [];
+      let p = blk.firstPage;
+      const end = blk.firstPage + blk.pages;
+      while (p < end) {
+        if (this.bitmap[p] === 1 && this.sentOnce[p] === 1) {
+          const first = p;
+          while (p < end && this.bitmap[p] === 1 && this.sentOnce[p] === 1) p++;
+          ranges.push({ first: first - blk.firstPage, count: p - first });
+        } else p++;
+      }
+      return { block, ranges };
+    }).filter((d) => d.ranges.length > 0);
+  }
+
+  async #sendBetween(from: number, to: number, maxPages: number): Promise<number> {
     const layout = this.#guest.layout;
     const bitmap = this.bitmap;
     const b32 = this.#bitmap32;
-    let p = this.#cursor;
+    let p = from;
     let sent = 0;
     let b = 0;
     while (b < layout.length && p >= layout[b].firstPage + layout[b].pages) b++;
-    while (p < this.#totalPages && sent < maxPages) {
-      if ((p & 3) === 0 && b32[p >> 2] === 0) {
+    while (p < to && sent < maxPages) {
+      if ((p & 3) === 0 && p + 4 <= to && b32[p >> 2] === 0) {
         p += 4;
         continue;
       }
@@ -100,13 +161,14 @@ export class PageSender {
       }
       while (p >= layout[b].firstPage + layout[b].pages) b++;
       const blk = layout[b];
-      const end = blk.firstPage + blk.pages;
+      const end = Math.min(blk.firstPage + blk.pages, to);
       const first = p - blk.firstPage;
       const zero = this.#isZero(b, first);
       let count = 0;
       if (zero) {
         while (p < end && bitmap[p] === 1 && count < 0xffff_0000 && this.#isZero(b, p - blk.firstPage)) {
           bitmap[p] = 0;
+          this.sentOnce[p] = 1;
           p++;
           count++;
         }
@@ -118,6 +180,7 @@ export class PageSender {
         const room = Math.min(MAX_RUN_PAGES, Math.floor((STAGING - this.#off - RUN_OVERHEAD) / 4096));
         while (p < end && bitmap[p] === 1 && count < room && (count === 0 || !this.#isZero(b, p - blk.firstPage))) {
           bitmap[p] = 0;
+          this.sentOnce[p] = 1;
           p++;
           count++;
         }
@@ -130,8 +193,7 @@ export class PageSender {
       this.pending -= count;
       sent += count;
     }
-    this.#cursor = p;
-    return p >= this.#totalPages;
+    return Math.min(p, to);
   }
 
   /** Appends raw bytes (small frames) to the staging buffer. */

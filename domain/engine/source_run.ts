@@ -1,8 +1,11 @@
 /**
  * The outgoing migration, as the seed's migration_thread: setup, iterate dirty passes
- * while pending ≥ threshold (bandwidth × downtime-limit, re-estimated every 100 ms),
- * then completion with the vCPU stopped; on failure or cancel the guest runs on.
- * Runs inside the source Worker; status changes are asked of the main thread.
+ * while pending ≥ threshold (bandwidth × downtime-limit, re-estimated every 100 ms), then
+ * completion with the vCPU stopped — or postcopy: stop, discard, send the device state as
+ * one package, and serve page requests from the return path ahead of background pages.
+ * A broken link in postcopy pauses (never loses the guest) until a resume. On failure or
+ * cancel before the switchover the guest runs on. Status changes are asked of the main
+ * thread; this code runs inside the source Worker.
  *
  * @module
  */
@@ -10,6 +13,7 @@ import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
 import { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
 import type { Channel } from "../ports.ts";
+import type { MigrationStatus } from "../state_machine.ts";
 import {
   encodeConfig,
   encodeDevice,
@@ -19,157 +23,505 @@ import {
   encodeStreamHeader,
   FrameType,
   SectionKind,
+  WireError,
 } from "../wire/mod.ts";
+import {
+  encodeDiscard,
+  encodeEmpty,
+  encodePackage,
+  encodeRecvBitmapRequest,
+  encodeU32Frame,
+} from "../wire/postcopy.ts";
+import { RESUME_ACK_VALUE } from "../wire/return_path.ts";
 import { STAT } from "./stats.ts";
 import type { LiveParams } from "./messages.ts";
 import type { MainLink } from "./main_link.ts";
 import { PageSender } from "./page_sender.ts";
+import { readReturnPath } from "./return_path_reader.ts";
+import type { SourceCaps, SourceControl } from "./source_control.ts";
 
 const BUFFER_DELAY = 100;
-/** Pages sent between bookkeeping rounds (8 MiB). */
+/** Pages sent between bookkeeping rounds in precopy (8 MiB). */
 const CHUNK_PAGES = 2048;
+/** Background pages between looks at the request queue in postcopy (256 KiB). */
+const POSTCOPY_CHUNK = 64;
 
-/** Everything the run needs; `connect` opens the channel (so tests can pass a memory pair). */
+/** Everything the run needs; `connect` opens a channel (so tests can pass a memory pair). */
 export interface SourceContext {
   guest: SharedGuest;
   stats: Float64Array;
   link: MainLink;
   params: LiveParams;
-  connect: () => Promise<Channel>;
+  caps: SourceCaps;
+  control: SourceControl;
+  /** Opens the migration's channel, or the one given on resume. */
+  connect: (uri?: string) => Promise<Channel>;
   /** Called with the writer once it exists, so cancel can shut it down. */
   onWriter: (w: ChannelWriter | null) => void;
+}
+
+class Cancelled extends Error {
+  constructor() {
+    super("cancelled");
+  }
 }
 
 function section(kind: number, pass: number, end: boolean): Uint8Array {
   return encodeSection(end ? FrameType.SECTION_END : FrameType.SECTION_START, kind, pass);
 }
 
-/** Runs one outgoing migration to its end; never throws. */
-export async function runSource(ctx: SourceContext): Promise<void> {
-  const { guest, stats, link } = ctx;
-  const vcpu = new VcpuControl(guest);
-  const start = Date.now();
-  stats[STAT.startTime] = start;
-  stats[STAT.expectedDowntime] = ctx.params.downtimeLimit;
-  let vmWasRunning = false;
-  let writer: ChannelWriter | null = null;
-  try {
-    const channel = await ctx.connect();
-    writer = new ChannelWriter(channel, { rateLimit: ctx.params.maxBandwidth });
-    ctx.onWriter(writer);
-    if (link.status === "cancelling") throw new Error("cancelled");
-    const sender = new PageSender(guest, writer);
+/** A protocol error from the peer (fails the migration) rather than a broken link (pauses). */
+function isProtocolError(e: unknown): boolean {
+  return e instanceof WireError && !/closed|truncated/.test(e.message);
+}
+
+/** One outgoing migration. */
+class SourceRun {
+  readonly #ctx: SourceContext;
+  readonly #vcpu: VcpuControl;
+  readonly #start = Date.now();
+  #channel: Channel | null = null;
+  #writer: ChannelWriter | null = null;
+  #sender: PageSender | null = null;
+  #rpError: Error | null = null;
+  #shut: number | null = null;
+  #resumeAck = false;
+  #bitmapsIn = 0;
+  readonly #requests: { first: number; count: number }[] = [];
+  #pass = 0;
+  #vmWasRunning = false;
+  #iterStart = 0;
+  #iterBytes = 0;
+  #rateStart = 0;
+  #dirtied = 0;
+
+  constructor(ctx: SourceContext) {
+    this.#ctx = ctx;
+    this.#vcpu = new VcpuControl(ctx.guest);
+  }
+
+  get #status(): MigrationStatus {
+    return this.#ctx.link.status;
+  }
+
+  get #useReturnPath(): boolean {
+    return this.#ctx.caps.postcopyRam || this.#ctx.caps.returnPath;
+  }
+
+  async run(): Promise<void> {
+    const { stats, link } = this.#ctx;
+    stats[STAT.startTime] = this.#start;
+    stats[STAT.expectedDowntime] = this.#ctx.params.downtimeLimit;
+    try {
+      await this.#open();
+      await this.#setup();
+      const next = await this.#iterate();
+      if (next === "postcopy") {
+        await this.#postcopyStart();
+        await this.#postcopyLoop();
+        await this.#finish("postcopy-active");
+      } else {
+        const state = await this.#stopForCompletion();
+        await this.#completePrecopy(state);
+        await this.#finish(state);
+      }
+      this.#vcpu.setRunstate("postmigrate");
+    } catch (e) {
+      this.#writer?.shutdown();
+      const status = this.#status;
+      if (!(e instanceof Cancelled) && status !== "cancelling") {
+        link.post({ t: "error", message: e instanceof Error ? e.message : String(e) });
+        if (status !== "failed" && status !== "completed" && status !== "cancelled") {
+          await link.transition(status, "failed");
+        }
+      }
+      // migration_iteration_finish: the guest goes on where it was, unless it already
+      // runs on the destination (postcopy after the package).
+      if (this.#vmWasRunning && !this.#postcopyLive) this.#vcpu.setRunstate("running");
+      else if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate("postmigrate");
+    } finally {
+      this.#vcpu.throttle = 0;
+      stats[STAT.throttle] = 0;
+      stats[STAT.totalTime] ||= Date.now() - this.#start;
+      this.#channel?.close();
+      this.#ctx.onWriter(null);
+    }
+  }
+
+  /** True once the device state left for the destination (postcopy): no way back. */
+  #postcopyLive = false;
+
+  async #open(uri?: string): Promise<void> {
+    const channel = await this.#ctx.connect(uri);
+    this.#channel = channel;
+    this.#writer = new ChannelWriter(channel, { rateLimit: this.#ctx.params.maxBandwidth });
+    this.#ctx.onWriter(this.#writer);
+    if (this.#ctx.control.cancelled) throw new Cancelled();
+    if (this.#sender) this.#sender.retarget(this.#writer);
+    else this.#sender = new PageSender(this.#ctx.guest, this.#writer);
+    if (this.#useReturnPath) {
+      const layout = this.#ctx.guest.layout;
+      readReturnPath(channel, layout, this.#ctx.guest.pageSize, {
+        onShut: (error) => {
+          this.#shut = error;
+          this.#ctx.control.wake.notify();
+        },
+        onRequest: (first, count) => {
+          this.#requests.push({ first, count });
+          this.#ctx.stats[STAT.postcopyRequests]++;
+          this.#ctx.control.wake.notify();
+        },
+        onReceivedBitmap: (block, bits) => {
+          this.#sender!.loadReceived(block, bits);
+          this.#bitmapsIn++;
+          this.#ctx.control.wake.notify();
+        },
+        onResumeAck: (value) => {
+          if (value !== RESUME_ACK_VALUE) {
+            this.#rpError = new WireError(`illegal resume_ack value ${value}`);
+          } else this.#resumeAck = true;
+          this.#ctx.control.wake.notify();
+        },
+      }).catch((e) => {
+        if (channel !== this.#channel) return; // an old channel after a resume
+        this.#rpError = e instanceof Error ? e : new Error(String(e));
+        this.#ctx.control.wake.notify();
+      });
+    }
+  }
+
+  #checkErrors(): void {
+    if (this.#ctx.control.cancelled || this.#status === "cancelling") throw new Cancelled();
+    if (this.#rpError) throw this.#rpError;
+    if (this.#shut !== null && this.#shut !== 0) {
+      throw new Error(`RP: Sibling indicated error ${this.#shut}`);
+    }
+    const werr = this.#writer?.error;
+    if (werr) throw werr;
+  }
+
+  async #setup(): Promise<void> {
+    const { guest, stats, link } = this.#ctx;
+    const sender = this.#sender!;
     stats[STAT.total] = sender.totalPages * guest.pageSize;
-    // Setup: header, configuration, the first dirty-log sync (bitmap starts all dirty).
     await sender.append(encodeStreamHeader());
     await sender.append(encodeConfig(guest.pageSize, guest.layout));
+    if (this.#useReturnPath) {
+      await sender.append(encodeEmpty(FrameType.OPEN_RETURN_PATH));
+      await sender.append(encodeU32Frame(FrameType.PING, 1));
+    }
+    if (this.#ctx.caps.postcopyRam) {
+      await sender.append(encodeU32Frame(FrameType.POSTCOPY_ADVISE, guest.pageSize));
+    }
     await sender.append(section(SectionKind.SETUP, 0, false));
     await sender.append(section(SectionKind.SETUP, 0, true));
-    let pass = 1;
+    // The bitmap starts all dirty (bulk stage); the first sync only clears the dirty log.
     sender.sync();
-    sender.pending = sender.totalPages;
-    sender.bitmap.fill(1, 0, sender.totalPages);
-    stats[STAT.dirtySyncCount] = pass;
-    link.post({ t: "pass", pass });
-    stats[STAT.setupTime] = Date.now() - start;
-    if (!await link.transition("setup", "active")) throw new Error("cancelled");
+    sender.markAll();
+    this.#pass = 1;
+    stats[STAT.dirtySyncCount] = 1;
+    link.post({ t: "pass", pass: 1 });
+    stats[STAT.setupTime] = Date.now() - this.#start;
+    if (!await link.transition("setup", "active")) throw new Cancelled();
+    this.#iterStart = this.#rateStart = Date.now();
+    this.#iterBytes = this.#writer!.bytesWritten;
+  }
 
-    let iterStart = Date.now();
-    let iterBytes = writer.bytesWritten;
-    let rateStart = iterStart;
-    let dirtiedSinceRate = 0;
+  #updateCounters(now: number): void {
+    const { stats, guest, params } = this.#ctx;
+    const writer = this.#writer!;
+    const sender = this.#sender!;
+    stats[STAT.transferred] = this.#transferred();
+    stats[STAT.remaining] = sender.pending * guest.pageSize;
+    stats[STAT.duplicate] = sender.duplicate;
+    stats[STAT.normal] = sender.normal;
+    stats[STAT.throttle] = this.#vcpu.throttle;
+    if (now < this.#iterStart + BUFFER_DELAY) return;
+    const transferred = writer.bytesWritten - this.#iterBytes;
+    const spent = now - this.#iterStart;
+    const bandwidth = transferred / spent; // bytes per ms
+    stats[STAT.bandwidth] = bandwidth;
+    stats[STAT.thresholdSize] = bandwidth * params.downtimeLimit;
+    stats[STAT.mbps] = transferred * 8 / (spent / 1000) / 1e6;
+    if (stats[STAT.dirtyPagesRate] && transferred > 10000) {
+      stats[STAT.expectedDowntime] = Math.round(stats[STAT.remaining] / bandwidth);
+    }
+    this.#iterStart = now;
+    this.#iterBytes = writer.bytesWritten;
+  }
+
+  /** Bytes sent over every channel of this migration, across resumes. */
+  #bytesBefore = 0;
+  #transferred(): number {
+    return this.#bytesBefore + (this.#writer?.bytesWritten ?? 0);
+  }
+
+  #syncPass(): void {
+    const { stats, link } = this.#ctx;
+    this.#dirtied += this.#sender!.sync();
+    this.#pass++;
+    stats[STAT.dirtySyncCount] = this.#pass;
+    link.post({ t: "pass", pass: this.#pass });
+    const now = Date.now();
+    if (now - this.#rateStart >= 1000) {
+      stats[STAT.dirtyPagesRate] = Math.round(this.#dirtied * 1000 / (now - this.#rateStart));
+      this.#rateStart = now;
+      this.#dirtied = 0;
+    }
+  }
+
+  /** Dirty passes until pending < threshold (completion) or postcopy is asked for. */
+  async #iterate(): Promise<"complete" | "postcopy"> {
+    const { guest, stats, control, caps } = this.#ctx;
+    const sender = this.#sender!;
     let inSection = false;
-    const updateCounters = (now: number) => {
-      stats[STAT.transferred] = writer!.bytesWritten;
-      stats[STAT.remaining] = sender.pending * guest.pageSize;
-      stats[STAT.duplicate] = sender.duplicate;
-      stats[STAT.normal] = sender.normal;
-      stats[STAT.throttle] = vcpu.throttle;
-      if (now < iterStart + BUFFER_DELAY) return;
-      const transferred = writer!.bytesWritten - iterBytes;
-      const spent = now - iterStart;
-      const bandwidth = transferred / spent; // bytes per ms
-      stats[STAT.bandwidth] = bandwidth;
-      stats[STAT.thresholdSize] = bandwidth * ctx.params.downtimeLimit;
-      stats[STAT.mbps] = transferred * 8 / (spent / 1000) / 1e6;
-      if (stats[STAT.dirtyPagesRate] && transferred > 10000) {
-        stats[STAT.expectedDowntime] = Math.round(stats[STAT.remaining] / bandwidth);
+    for (;;) {
+      this.#checkErrors();
+      if (this.#status !== "active") throw new Cancelled();
+      if (control.paramsChanged) {
+        control.paramsChanged = false;
+        this.#writer!.setRateLimit(this.#ctx.params.maxBandwidth);
       }
-      iterStart = now;
-      iterBytes = writer!.bytesWritten;
-    };
-    const syncPass = () => {
-      dirtiedSinceRate += sender.sync();
-      pass++;
-      stats[STAT.dirtySyncCount] = pass;
-      link.post({ t: "pass", pass });
-      const now = Date.now();
-      if (now - rateStart >= 1000) {
-        stats[STAT.dirtyPagesRate] = Math.round(dirtiedSinceRate * 1000 / (now - rateStart));
-        rateStart = now;
-        dirtiedSinceRate = 0;
-      }
-    };
-
-    while (link.status === "active") {
       const threshold = stats[STAT.thresholdSize];
-      if (sender.pending * guest.pageSize < threshold || sender.pending === 0) {
-        if (inSection) await sender.append(section(SectionKind.ITERATE, pass, true));
+      const closeSection = async () => {
+        if (inSection) await sender.append(section(SectionKind.ITERATE, this.#pass, true));
         inSection = false;
-        syncPass();
-        const pending = sender.pending * guest.pageSize;
-        if (pending === 0 || pending < threshold) break; // → completion
+      };
+      if (caps.postcopyRam && control.startPostcopy) {
+        await closeSection();
+        return "postcopy";
       }
-      if (!inSection) await sender.append(section(SectionKind.ITERATE, pass, false));
+      if (sender.pending * guest.pageSize < threshold || sender.pending === 0) {
+        await closeSection();
+        this.#syncPass();
+        const pending = sender.pending * guest.pageSize;
+        if (pending === 0 || pending < threshold) return "complete";
+      }
+      if (!inSection) await sender.append(section(SectionKind.ITERATE, this.#pass, false));
       inSection = true;
       await sender.send(CHUNK_PAGES);
-      updateCounters(Date.now());
+      this.#updateCounters(Date.now());
     }
-    if (link.status !== "active") throw new Error("cancelled");
+  }
 
-    // Completion: stop the vCPU, send the rest unthrottled, then the device state.
-    const downtimeStart = Date.now();
-    vmWasRunning = vcpu.runstate === "running";
-    const runstateBefore = vcpu.runstate;
-    vcpu.setRunstate("finish-migrate");
-    if (!vcpu.waitParked(5000)) throw new Error("vCPU did not stop");
-    writer.setRateLimit(0);
-    syncPass();
-    await sender.append(section(SectionKind.COMPLETE, pass, false));
+  /** Stops the vCPU (finish-migrate); returns when parked. */
+  #stopVcpu(): void {
+    this.#vmWasRunning = this.#vcpu.runstate === "running";
+    this.#runstateBefore = this.#vcpu.runstate;
+    this.#vcpu.setRunstate("finish-migrate");
+    if (!this.#vcpu.waitParked(5000)) throw new Error("vCPU did not stop");
+  }
+  #runstateBefore = "running";
+
+  /** migration_maybe_pause: pre-switchover until migrate-continue (or cancel). */
+  async #maybePause(from: MigrationStatus, to: MigrationStatus): Promise<void> {
+    const { link, control } = this.#ctx;
+    if (!this.#ctx.caps.pauseBeforeSwitchover) return;
+    control.continued = false;
+    if (!await link.transition(from, "pre-switchover")) throw new Cancelled();
+    while (!control.continued) {
+      this.#checkErrors();
+      await control.wake.wait(1000);
+    }
+    if (!await link.transition("pre-switchover", to)) throw new Cancelled();
+  }
+
+  /** Precopy completion, part 1: stop, maybe pause; returns the state completion runs in. */
+  async #stopForCompletion(): Promise<MigrationStatus> {
+    this.#downtimeStart = Date.now();
+    this.#stopVcpu();
+    if (this.#ctx.caps.pauseBeforeSwitchover) {
+      await this.#maybePause("active", "device");
+      return "device";
+    }
+    return "active";
+  }
+  #downtimeStart = 0;
+
+  /** Precopy completion, part 2: the rest of RAM, the device state, EOF, and SHUT. */
+  async #completePrecopy(state: MigrationStatus): Promise<void> {
+    const sender = this.#sender!;
+    this.#writer!.setRateLimit(0);
+    this.#syncPass();
+    await sender.append(section(SectionKind.COMPLETE, this.#pass, false));
     while (!await sender.send(1 << 30));
-    await sender.append(section(SectionKind.COMPLETE, pass, true));
-    await sender.append(encodeGlobalState(vmWasRunning ? "running" : runstateBefore));
-    await sender.append(encodeDevice(vcpu.saveDeviceState()));
+    await sender.append(section(SectionKind.COMPLETE, this.#pass, true));
+    await this.#sendState([]);
     await sender.append(encodeEof());
     await sender.flush();
-    await channel.closeWrite();
-    updateCounters(Date.now());
+    await this.#awaitShut();
+    await this.#channel!.closeWrite();
+    this.#ctx.stats[STAT.downtime] = Date.now() - this.#downtimeStart;
+    void state;
+  }
+
+  async #sendState(extra: Uint8Array[]): Promise<void> {
+    const frames = [
+      encodeGlobalState(this.#vmWasRunning ? "running" : this.#runstateBefore),
+      encodeDevice(this.#vcpu.saveDeviceState()),
+      ...extra,
+    ];
+    for (const f of frames) await this.#sender!.append(f);
+  }
+
+  /** With a return path, completed only after the destination's SHUT without error. */
+  async #awaitShut(): Promise<void> {
+    if (!this.#useReturnPath) return;
+    while (this.#shut === null) {
+      this.#checkErrors();
+      await this.#ctx.control.wake.wait(1000);
+    }
+    this.#checkErrors();
+  }
+
+  async #finish(state: MigrationStatus): Promise<void> {
+    const { stats, link } = this.#ctx;
+    this.#updateCounters(Date.now());
     const end = Date.now();
-    if (!await link.transition("active", "completed")) throw new Error("cancelled");
-    stats[STAT.downtime] = end - downtimeStart;
-    stats[STAT.totalTime] = end - start;
+    if (!await link.transition(state, "completed")) throw new Cancelled();
+    stats[STAT.totalTime] = end - this.#start;
     stats[STAT.remaining] = 0;
+    stats[STAT.transferred] = this.#transferred();
     const transferTime = stats[STAT.totalTime] - stats[STAT.setupTime];
-    if (transferTime > 0) stats[STAT.mbps] = writer.bytesWritten * 8 / transferTime / 1000;
-    vcpu.setRunstate("postmigrate");
-    channel.close();
-  } catch (e) {
-    writer?.shutdown();
-    const status = link.status;
-    if (status !== "cancelling") {
-      const message = e instanceof Error ? e.message : String(e);
-      link.post({ t: "error", message });
-      if (status === "setup" || status === "active" || status === "device") {
-        await link.transition(status, "failed");
+    if (transferTime > 0) stats[STAT.mbps] = this.#transferred() * 8 / transferTime / 1000;
+  }
+
+  /** postcopy_start: stop, discard re-dirtied pages, send the device state as one package. */
+  async #postcopyStart(): Promise<void> {
+    const { link, params, stats, guest } = this.#ctx;
+    const sender = this.#sender!;
+    const timeAtStop = Date.now();
+    if (!this.#ctx.caps.pauseBeforeSwitchover) {
+      if (!await link.transition("active", "postcopy-active")) throw new Cancelled();
+    }
+    this.#stopVcpu();
+    await this.#maybePause("active", "postcopy-active");
+    this.#syncPass();
+    for (const { block, ranges } of sender.discardRanges()) {
+      for (const f of encodeDiscard(block, ranges)) await sender.append(f);
+    }
+    await sender.append(encodeU32Frame(FrameType.PING, 2));
+    const pkg = [
+      encodeEmpty(FrameType.POSTCOPY_LISTEN),
+      encodeGlobalState(this.#vmWasRunning ? "running" : this.#runstateBefore),
+      encodeDevice(this.#vcpu.saveDeviceState()),
+      encodeU32Frame(FrameType.PING, 3),
+      encodeEmpty(FrameType.POSTCOPY_RUN),
+    ];
+    this.#checkErrors();
+    await sender.append(encodePackage(pkg));
+    await sender.flush();
+    this.#postcopyLive = true;
+    this.#writer!.setRateLimit(0); // background pages are paced below; requests never wait
+    stats[STAT.downtime] = Date.now() - timeAtStop;
+    void params;
+    void guest;
+  }
+
+  /** Requested pages first, background pages under max-postcopy-bandwidth, until all sent. */
+  async #postcopyLoop(): Promise<void> {
+    const { control, params } = this.#ctx;
+    let windowStart = Date.now();
+    let windowBytes = 0;
+    for (;;) {
+      try {
+        this.#checkErrors();
+        if (control.pauseRequested) {
+          control.pauseRequested = false;
+          throw new Error("migrate-pause");
+        }
+        const sender = this.#sender!;
+        if (this.#requests.length > 0) {
+          const r = this.#requests.shift()!;
+          await sender.sendRange(r.first, r.count);
+          await sender.flush();
+        } else if (sender.pending > 0) {
+          const limit = params.maxPostcopyBandwidth ?? 0;
+          const now = Date.now();
+          if (now - windowStart >= BUFFER_DELAY) {
+            windowStart = now;
+            windowBytes = 0;
+          }
+          if (limit > 0 && windowBytes >= limit / 10) {
+            await control.wake.wait(windowStart + BUFFER_DELAY - now);
+            continue;
+          }
+          const before = this.#writer!.bytesWritten;
+          const done = await sender.send(POSTCOPY_CHUNK);
+          await sender.flush();
+          windowBytes += this.#writer!.bytesWritten - before;
+          if (done && sender.pending > 0) sender.rewind();
+        } else {
+          await sender.append(encodeEof());
+          await sender.flush();
+          await this.#awaitShut();
+          return;
+        }
+        this.#updateCounters(Date.now());
+      } catch (e) {
+        if (e instanceof Cancelled || isProtocolError(e) || this.#status !== "postcopy-active") throw e;
+        await this.#postcopyPause(e);
       }
     }
-    // migration_iteration_finish: the guest goes on where it was.
-    if (vmWasRunning) vcpu.setRunstate("running");
-    else if (vcpu.runstate === "finish-migrate") vcpu.setRunstate("postmigrate");
-  } finally {
-    vcpu.throttle = 0;
-    stats[STAT.throttle] = 0;
-    stats[STAT.totalTime] ||= Date.now() - start;
-    ctx.onWriter(null);
   }
+
+  /** postcopy_pause: keep both guests safe until a resume brings a new channel. */
+  async #postcopyPause(why: unknown): Promise<void> {
+    const { link, control } = this.#ctx;
+    let from: MigrationStatus = "postcopy-active";
+    link.post({ t: "error", message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}` });
+    for (;;) {
+      if (!await link.transition(from, "postcopy-paused")) throw new Cancelled();
+      this.#bytesBefore += this.#writer?.bytesWritten ?? 0;
+      this.#writer?.shutdown();
+      this.#channel?.close();
+      this.#channel = null;
+      control.resumeUri = null;
+      while (control.resumeUri === null) {
+        if (control.cancelled || this.#status === "cancelling") throw new Cancelled();
+        await control.wake.wait(1000);
+      }
+      const uri = control.resumeUri;
+      if (!await link.transition("postcopy-paused", "postcopy-recover")) throw new Cancelled();
+      try {
+        await this.#recover(uri);
+        return;
+      } catch (e) {
+        if (e instanceof Cancelled) throw e;
+        link.post({ t: "error", message: `postcopy recovery failed: ${e instanceof Error ? e.message : e}` });
+        from = "postcopy-recover"; // pause is always better than throwing data away
+      }
+    }
+  }
+
+  /** Recovery handshake: received bitmaps, then RESUME → RESUME_ACK → postcopy-active. */
+  async #recover(uri: string): Promise<void> {
+    const { guest, link, control } = this.#ctx;
+    this.#rpError = null;
+    this.#shut = null;
+    this.#resumeAck = false;
+    this.#bitmapsIn = 0;
+    this.#requests.length = 0;
+    await this.#open(uri);
+    const sender = this.#sender!;
+    await sender.append(encodeStreamHeader());
+    for (const blk of guest.layout) await sender.append(encodeRecvBitmapRequest(blk.name));
+    await sender.flush();
+    while (this.#bitmapsIn < guest.layout.length) {
+      this.#checkErrors();
+      await control.wake.wait(1000);
+    }
+    await sender.append(encodeEmpty(FrameType.POSTCOPY_RESUME));
+    await sender.flush();
+    while (!this.#resumeAck) {
+      this.#checkErrors();
+      await control.wake.wait(1000);
+    }
+    if (!await link.transition("postcopy-recover", "postcopy-active")) throw new Cancelled();
+  }
+}
+
+/** Runs one outgoing migration to its end; never throws. */
+export async function runSource(ctx: SourceContext): Promise<void> {
+  await new SourceRun(ctx).run();
 }

@@ -1,5 +1,6 @@
 /**
- * Worker entry for an outgoing migration: connects, runs the migration, reports back.
+ * Worker entry for an outgoing migration: connects, runs the migration, reports back,
+ * and turns the main thread's commands into the run's mailbox.
  * Started by `domain/outgoing.ts`; see `messages.ts` for the protocol.
  *
  * @module
@@ -8,37 +9,58 @@
 import { connectChannel } from "../../adapters/channels/connect.ts";
 import type { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
 import { MainLink } from "./main_link.ts";
-import type { MainMessage, SourceStart, WorkerMessage } from "./messages.ts";
+import type { LiveParams, MainMessage, SourceStart, WorkerMessage } from "./messages.ts";
+import { SourceControl } from "./source_control.ts";
 import { runSource } from "./source_run.ts";
 
 let link: MainLink | null = null;
 let writer: ChannelWriter | null = null;
-let cancelled = false;
-const params = { maxBandwidth: 0, downtimeLimit: 300 };
+const control = new SourceControl();
+const params: LiveParams = { maxBandwidth: 0, downtimeLimit: 300, maxPostcopyBandwidth: 0 };
 
 self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
   const m = e.data;
-  if (m.t === "start") {
-    Object.assign(params, m.params);
-    link = new MainLink(m.status, (msg: WorkerMessage) => self.postMessage(msg));
-    runSource({
-      guest: m.guest,
-      stats: m.stats,
-      link,
-      params,
-      connect: () => connectChannel(m.uri),
-      onWriter: (w) => {
-        writer = w;
-        if (cancelled) w?.shutdown();
-      },
-    }).finally(() => self.postMessage({ t: "done" } satisfies WorkerMessage));
-  } else if (m.t === "cancel") {
-    cancelled = true;
-    writer?.shutdown();
-  } else if (m.t === "params") {
-    Object.assign(params, m.params);
-    writer?.setRateLimit(params.maxBandwidth);
-  } else {
-    link?.receive(m);
+  switch (m.t) {
+    case "start":
+      Object.assign(params, m.params);
+      link = new MainLink(m.status, (msg: WorkerMessage) => self.postMessage(msg));
+      runSource({
+        guest: m.guest,
+        stats: m.stats,
+        link,
+        params,
+        caps: m.caps,
+        control,
+        connect: (uri) => connectChannel(uri ?? m.uri),
+        onWriter: (w) => {
+          writer = w;
+          if (control.cancelled) w?.shutdown();
+        },
+      }).finally(() => self.postMessage({ t: "done" } satisfies WorkerMessage));
+      break;
+    case "cancel":
+      control.cancelled = true;
+      writer?.shutdown();
+      break;
+    case "params":
+      Object.assign(params, m.params);
+      control.paramsChanged = true;
+      break;
+    case "postcopy":
+      control.startPostcopy = true;
+      break;
+    case "continue":
+      control.continued = true;
+      break;
+    case "pause":
+      control.pauseRequested = true;
+      writer?.shutdown();
+      break;
+    case "resume":
+      control.resumeUri = m.uri;
+      break;
+    default:
+      link?.receive(m);
   }
+  control.wake.notify();
 };

@@ -25,6 +25,7 @@ export const STAT = {
   thresholdSize: 15,
   bandwidth: 16,
   throttle: 17,
+  blocktime: 18,
 } as const;
 
 const SLOTS = 32;

@@ -42,7 +42,21 @@ export const FrameType = {
   DEVICE: 0x06,
   GLOBAL_STATE: 0x07,
   EOF: 0x08,
+  POSTCOPY_ADVISE: 0x10,
+  POSTCOPY_LISTEN: 0x11,
+  POSTCOPY_RUN: 0x12,
+  PACKAGED: 0x13,
+  POSTCOPY_DISCARD: 0x14,
+  PING: 0x15,
+  OPEN_RETURN_PATH: 0x16,
+  POSTCOPY_RESUME: 0x17,
+  RECV_BITMAP: 0x18,
 } as const;
+
+/** Largest PACKAGED payload (the postcopy device-state package). */
+export const MAX_PACKAGE = 1 << 20;
+/** Most ranges one POSTCOPY_DISCARD frame may carry. */
+export const MAX_DISCARD_RANGES = 4096;
 
 /** One of the {@link FrameType} codes. */
 export type FrameTypeCode = typeof FrameType[keyof typeof FrameType];
@@ -83,18 +97,19 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.DEVICE]: { name: "DEVICE", min: 0, max: MAX_SMALL_PAYLOAD },
   [FrameType.GLOBAL_STATE]: { name: "GLOBAL_STATE", min: 1, max: 64 },
   [FrameType.EOF]: { name: "EOF", fixed: 0 },
+  [FrameType.POSTCOPY_ADVISE]: { name: "POSTCOPY_ADVISE", fixed: 4 },
+  [FrameType.POSTCOPY_LISTEN]: { name: "POSTCOPY_LISTEN", fixed: 0 },
+  [FrameType.POSTCOPY_RUN]: { name: "POSTCOPY_RUN", fixed: 0 },
+  [FrameType.PACKAGED]: { name: "PACKAGED", min: FRAME_HEADER_SIZE, max: MAX_PACKAGE },
+  [FrameType.POSTCOPY_DISCARD]: { name: "POSTCOPY_DISCARD", min: 12, max: 4 + 8 * MAX_DISCARD_RANGES },
+  [FrameType.PING]: { name: "PING", fixed: 4 },
+  [FrameType.OPEN_RETURN_PATH]: { name: "OPEN_RETURN_PATH", fixed: 0 },
+  [FrameType.POSTCOPY_RESUME]: { name: "POSTCOPY_RESUME", fixed: 0 },
+  [FrameType.RECV_BITMAP]: { name: "RECV_BITMAP", min: 2, max: 256 },
 };
 
 /** Codes reserved for later versions; version 1 decoders reject them as unknown. */
 export const RESERVED_FRAMES: Readonly<Record<number, string>> = {
-  0x10: "POSTCOPY_ADVISE",
-  0x11: "POSTCOPY_LISTEN",
-  0x12: "POSTCOPY_RUN",
-  0x13: "PACKAGED",
-  0x14: "POSTCOPY_DISCARD",
-  0x15: "PING",
-  0x16: "OPEN_RETURN_PATH",
-  0x17: "POSTCOPY_RESUME",
   0x20: "XBZRLE_PAGE",
   0x21: "COMPRESSED_PAGE",
   0x30: "MULTIFD_SYNC",

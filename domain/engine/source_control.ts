@@ -1,0 +1,32 @@
+/**
+ * Commands the main thread sends to a running outgoing migration, as flags the source's
+ * loop reads, plus one wake-up signal so a waiting loop reacts at once.
+ *
+ * @module
+ */
+import { Signal } from "./signal.ts";
+
+/** The source's mailbox. */
+export class SourceControl {
+  /** migrate-start-postcopy was asked. */
+  startPostcopy = false;
+  /** migrate-continue released pre-switchover. */
+  continued = false;
+  /** migrate-pause was asked (postcopy-active only). */
+  pauseRequested = false;
+  /** migrate with resume=true: the new URI. */
+  resumeUri: string | null = null;
+  /** Live parameters changed (max-bandwidth applies at once in precopy). */
+  paramsChanged = false;
+  /** migrate_cancel. */
+  cancelled = false;
+  /** Wakes the loop after any change. */
+  readonly wake = new Signal();
+}
+
+/** The capabilities a source run uses, fixed at start as QEMU fixes them. */
+export interface SourceCaps {
+  postcopyRam: boolean;
+  returnPath: boolean;
+  pauseBeforeSwitchover: boolean;
+}

@@ -1,0 +1,114 @@
+/**
+ * Issue 3, items 5 and 9, through main.ts as a real process: `--api-token` /
+ * FERRY_API_TOKEN guard every request but /healthz with 401 problems, `--listen unix:PATH`
+ * serves on a unix socket, and `--global` / `--only-migratable` reach GET /globals.
+ */
+import assert from "node:assert/strict";
+import { startAgent } from "./helpers/agent_process.ts";
+
+async function get(base: string, path: string, auth?: string): Promise<Response> {
+  return await fetch(base + path, { headers: auth === undefined ? {} : { authorization: auth } });
+}
+
+async function expect401(r: Response): Promise<void> {
+  assert.equal(r.status, 401);
+  assert.equal(r.headers.get("content-type"), "application/problem+json");
+  assert.match(r.headers.get("www-authenticate") ?? "", /^Bearer/);
+  const body = await r.json();
+  assert.equal(body.status, 401);
+  assert.equal(typeof body.detail, "string");
+}
+
+Deno.test("--api-token: /healthz is open, everything else needs the bearer token", async () => {
+  const agent = await startAgent(["--ram", "4M", "--api-token", "s3cret-token"]);
+  try {
+    const health = await get(agent.base, "/healthz");
+    assert.equal(health.status, 200);
+    await health.body?.cancel();
+    for (const path of ["/parameters", "/migrations/current", "/openapi.json", "/docs", "/events", "/nowhere"]) {
+      await expect401(await get(agent.base, path));
+      await expect401(await get(agent.base, path, "Bearer wrong"));
+      await expect401(await get(agent.base, path, "Bearer s3cret-token-longer"));
+      await expect401(await get(agent.base, path, "Basic czNjcmV0LXRva2Vu"));
+    }
+    const ok = await get(agent.base, "/parameters", "Bearer s3cret-token");
+    assert.equal(ok.status, 200);
+    assert.equal((await ok.json())["downtime-limit"], 300);
+    const lower = await get(agent.base, "/capabilities", "bearer s3cret-token");
+    assert.equal(lower.status, 200, "the scheme is case-insensitive");
+    await lower.body?.cancel();
+    // A refused request changes nothing.
+    const patch = await fetch(agent.base + "/parameters", {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ "downtime-limit": 999 }),
+    });
+    await expect401(patch);
+    const after = await get(agent.base, "/parameters", "Bearer s3cret-token");
+    assert.equal((await after.json())["downtime-limit"], 300);
+  } finally {
+    await agent.stop();
+  }
+});
+
+Deno.test("FERRY_API_TOKEN works like --api-token", async () => {
+  Deno.env.set("FERRY_API_TOKEN", "from-env");
+  let agent;
+  try {
+    agent = await startAgent(["--ram", "4M"]);
+  } finally {
+    Deno.env.delete("FERRY_API_TOKEN");
+  }
+  try {
+    await expect401(await get(agent.base, "/globals"));
+    const ok = await get(agent.base, "/globals", "Bearer from-env");
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+  } finally {
+    await agent.stop();
+  }
+});
+
+Deno.test("--listen unix:PATH serves the API on a unix socket", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ferry-unix-" });
+  const path = `${dir}/api.sock`;
+  const agent = await startAgent(["--ram", "4M", "--listen", `unix:${path}`]);
+  const client = Deno.createHttpClient({ proxy: { transport: "unix", path } } as Deno.CreateHttpClientOptions);
+  try {
+    assert.equal((await Deno.lstat(path)).isSocket, true);
+    const r = await fetch("http://ferry/parameters", { client });
+    assert.equal(r.status, 200);
+    assert.equal((await r.json())["max-bandwidth"], 33554432);
+  } finally {
+    client.close();
+    await agent.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--global migration.* and --only-migratable reach GET /globals", async () => {
+  const agent = await startAgent([
+    "--ram",
+    "4M",
+    "--only-migratable",
+    "--global",
+    "migration.send-configuration=off",
+    "--global",
+    "migration.decompress-error-check=no",
+  ]);
+  try {
+    const r = await agent.api("GET", "/globals");
+    assert.deepEqual(r.body, {
+      "store-global-state": true,
+      "only-migratable": true,
+      "send-configuration": false,
+      "send-section-footer": true,
+      "decompress-error-check": false,
+    });
+    const refused = await agent.api("POST", "/blockers", { reason: "r" });
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.detail, "disallowing migration blocker (--only_migratable) for: r");
+  } finally {
+    await agent.stop();
+  }
+});

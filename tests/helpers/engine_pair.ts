@@ -1,0 +1,87 @@
+/**
+ * Test helper: runs the engine's source and destination over an in-memory channel pair,
+ * with real state machines standing in for the main thread.
+ *
+ * @module
+ */
+import { memoryChannelPair } from "../../adapters/channels/memory_pair.ts";
+import type { Machine } from "../../adapters/memory/machine.ts";
+import { MainLink } from "../../domain/engine/main_link.ts";
+import type { MainMessage, WorkerMessage } from "../../domain/engine/messages.ts";
+import { runDestination } from "../../domain/engine/dest_run.ts";
+import { runSource } from "../../domain/engine/source_run.ts";
+import { type SourceCaps, SourceControl } from "../../domain/engine/source_control.ts";
+import { createStats } from "../../domain/engine/stats.ts";
+import { MIGRATION_STATUSES, type Side, StateMachine } from "../../domain/state_machine.ts";
+import type { Channel } from "../../domain/ports.ts";
+
+/** A main-thread stand-in for one side. */
+export function fakeMain(
+  side: Side,
+  onChange?: (to: string) => void,
+  onArrived?: () => void,
+) {
+  const status = new Int32Array(new SharedArrayBuffer(4));
+  const seen: string[] = [];
+  const errors: string[] = [];
+  const sm = new StateMachine(side, (_f, to) => {
+    Atomics.store(status, 0, MIGRATION_STATUSES.indexOf(to));
+    seen.push(to);
+    onChange?.(to);
+  });
+  sm.transition("none", "setup");
+  const link: MainLink = new MainLink(status, (m: WorkerMessage) => {
+    if (m.t === "transition") {
+      const ok = sm.transition(m.from, m.to);
+      queueMicrotask(() => link.receive({ t: "transition-result", seq: m.seq, ok } as MainMessage));
+    } else if (m.t === "error") errors.push(m.message);
+    else if (m.t === "arrived") onArrived?.();
+  });
+  return { sm, link, seen, errors };
+}
+
+/** How to run one engine-level migration. */
+export interface EngineRun {
+  caps?: SourceCaps;
+  maxBandwidth?: number;
+  maxPostcopyBandwidth?: number;
+  autostart?: boolean;
+  /** Sees every source status change, with the source's mailbox. */
+  onSourceState?: (to: string, control: SourceControl) => void;
+  /** Wraps the source's end of the channel (e.g. to cut it). */
+  wrap?: (ch: Channel) => Channel;
+}
+
+/** Migrates `src` into `dst` in this thread; resolves when both ends are done. */
+export async function migrateInProcess(src: Machine, dst: Machine, r: EngineRun = {}) {
+  const [a, b] = memoryChannelPair(1 << 20);
+  const control = new SourceControl();
+  const s = fakeMain("source", (to) => r.onSourceState?.(to, control));
+  const d = fakeMain("destination", undefined, () => dst.captureArrival());
+  const dstStats = createStats();
+  const srcStats = createStats();
+  const dest = runDestination({
+    guest: dst.shared,
+    stats: dstStats,
+    link: d.link,
+    autostart: r.autostart ?? true,
+    awaitRecovery: () => new Promise(() => {}),
+    onChannel: () => {},
+  }, b);
+  await runSource({
+    guest: src.shared,
+    stats: srcStats,
+    link: s.link,
+    params: {
+      maxBandwidth: r.maxBandwidth ?? 0,
+      downtimeLimit: 300,
+      maxPostcopyBandwidth: r.maxPostcopyBandwidth ?? 0,
+    },
+    caps: r.caps ?? { postcopyRam: false, returnPath: false, pauseBeforeSwitchover: false },
+    control,
+    connect: () => Promise.resolve(r.wrap ? r.wrap(a) : a),
+    onWriter: () => {},
+  });
+  const ok = await dest;
+  return { s, d, ok, srcStats, dstStats };
+}
