@@ -50,7 +50,9 @@ export async function main(args: string[]): Promise<void> {
     },
     strict: true,
   });
-  if (!["zero", "random", "pattern"].includes(values.fill!)) fail(`--fill expects zero, random or pattern`);
+  if (!["zero", "random", "pattern"].includes(values.fill!)) {
+    fail(`--fill expects zero, random or pattern`);
+  }
   let globals;
   try {
     globals = parseGlobals(values.global!);
@@ -80,7 +82,9 @@ export async function main(args: string[]): Promise<void> {
     console.error(JSON.stringify({
       level: "info",
       msg: "listening",
-      addr: addr.transport === "unix" ? `unix:${(addr as Deno.UnixAddr).path}` : `${(addr as Deno.NetAddr).hostname}:${(addr as Deno.NetAddr).port}`,
+      addr: addr.transport === "unix"
+        ? `unix:${(addr as Deno.UnixAddr).path}`
+        : `${(addr as Deno.NetAddr).hostname}:${(addr as Deno.NetAddr).port}`,
       incoming: agent.incomingUri,
     }));
   let server: Deno.HttpServer;
@@ -93,7 +97,10 @@ export async function main(args: string[]): Promise<void> {
   } else {
     const m = /^(.*):(\d+)$/.exec(listen);
     if (!m) fail(`--listen expects HOST:PORT or unix:PATH, got '${listen}'`);
-    server = Deno.serve({ hostname: m[1].replace(/^\[|\]$/g, ""), port: Number(m[2]), onListen }, app.fetch);
+    server = Deno.serve(
+      { hostname: m[1].replace(/^\[|\]$/g, ""), port: Number(m[2]), onListen },
+      app.fetch,
+    );
   }
   let stopping = false;
   const stop = async () => {

@@ -16,7 +16,7 @@ import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
 import { IdempotencyStore } from "./idempotency.ts";
 import { Incoming } from "./incoming.ts";
 import { Migration } from "./migration.ts";
-import { migrationInfo, type MigrationInfo, queryMigrate } from "./migration_info.ts";
+import { type MigrationInfo, migrationInfo, queryMigrate } from "./migration_info.ts";
 import { mergeCapabilities, mergeParameters } from "./option_checks.ts";
 import {
   type Capabilities,
@@ -24,8 +24,15 @@ import {
   DEFAULT_PARAMETERS,
   type Parameters,
 } from "./options.ts";
+import type { LiveParams } from "./engine/messages.ts";
+import type { SourceCaps } from "./engine/source_control.ts";
 import { Outgoing } from "./outgoing.ts";
-import { DomainErrors, type MigrateRequest, migrateProblems, type PreflightState } from "./preflight.ts";
+import {
+  DomainErrors,
+  migrateProblems,
+  type MigrateRequest,
+  type PreflightState,
+} from "./preflight.ts";
 import { isFinished, isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 
 /** How an agent starts (from the command line). */
@@ -82,7 +89,9 @@ export class Agent {
 
   /** Builds the guest and, with `--incoming URI`, starts listening. */
   static async create(config: AgentConfig): Promise<Agent> {
-    if (config.incoming && config.incoming !== "defer") parseMigrationUri(config.incoming, "incoming");
+    if (config.incoming && config.incoming !== "defer") {
+      parseMigrationUri(config.incoming, "incoming");
+    }
     const machine = await Machine.create({
       blocks: config.blocks,
       fill: config.fill,
@@ -124,18 +133,28 @@ export class Agent {
     const problems = migrateProblems(req, this.#preflight());
     if (problems.length > 0) throw problems[0];
     if (req.resume) {
-      throw new DomainError("unsupported", "Postcopy recovery is not supported by this Ferry build yet");
+      throw new DomainError(
+        "unsupported",
+        "Postcopy recovery is not supported by this Ferry build yet",
+      );
     }
     this.machine.clearArrival();
     const migration = this.#record(new Migration("source", req.uri, this.#onTransition));
     migration.machine.transition("none", "setup");
-    const params = {
-      maxBandwidth: this.parameters["max-bandwidth"],
-      downtimeLimit: this.parameters["downtime-limit"],
+    const caps: SourceCaps = {
+      postcopyRam: this.capabilities["postcopy-ram"],
+      returnPath: this.capabilities["return-path"],
+      pauseBeforeSwitchover: this.capabilities["pause-before-switchover"],
     };
-    this.#outgoing = new Outgoing(migration, this.machine.shared, params, (pass) => {
-      this.events.publish("MIGRATION_PASS", { pass });
-    });
+    this.#outgoing = new Outgoing(
+      migration,
+      this.machine.shared,
+      this.#liveParams(),
+      caps,
+      (pass) => {
+        this.events.publish("MIGRATION_PASS", { pass });
+      },
+    );
     return migrationInfo(migration);
   }
 
@@ -143,7 +162,10 @@ export class Agent {
    * migrate with an optional Idempotency-Key: a retry with the same key and request gets
    * the first accepted result again and starts nothing.
    */
-  submitMigration(req: MigrateRequest, idempotencyKey?: string): { info: MigrationInfo; replayed: boolean } {
+  submitMigration(
+    req: MigrateRequest,
+    idempotencyKey?: string,
+  ): { info: MigrationInfo; replayed: boolean } {
     if (idempotencyKey === undefined) return { info: this.migrate(req), replayed: false };
     const { value, replayed } = this.#accepted.run(idempotencyKey, req, () => this.migrate(req));
     return { info: value, replayed };
@@ -185,11 +207,17 @@ export class Agent {
   /** migrate-set-parameters: all or nothing; max-bandwidth and downtime-limit apply live. */
   setParameters(patch: Partial<Record<keyof Parameters, unknown>>): Parameters {
     this.parameters = mergeParameters(this.parameters, patch);
-    this.#outgoing?.setParams({
+    this.#outgoing?.setParams(this.#liveParams());
+    return this.parameters;
+  }
+
+  /** The parameters a running source applies live. */
+  #liveParams(): LiveParams {
+    return {
       maxBandwidth: this.parameters["max-bandwidth"],
       downtimeLimit: this.parameters["downtime-limit"],
-    });
-    return this.parameters;
+      maxPostcopyBandwidth: this.parameters["max-postcopy-bandwidth"],
+    };
   }
 
   /** query-migrate-parameters with its ETag. */
@@ -198,7 +226,10 @@ export class Agent {
   }
 
   /** migrate-set-parameters honouring If-Match (a stale tag is a `stale` error, nothing changed). */
-  patchParameters(patch: Partial<Record<keyof Parameters, unknown>>, ifMatch?: string): Tagged<Parameters> {
+  patchParameters(
+    patch: Partial<Record<keyof Parameters, unknown>>,
+    ifMatch?: string,
+  ): Tagged<Parameters> {
     this.#precondition(ifMatch, etagOf(this.parameters), "parameters");
     this.setParameters(patch);
     return this.readParameters();
@@ -224,7 +255,8 @@ export class Agent {
   /** migrate_add_blocker. */
   addBlocker(reason: string): Blocker {
     const status = this.#outgoing?.migration.status ?? "none";
-    const idle = status === "none" || status === "cancelled" || status === "completed" || status === "failed";
+    const idle = status === "none" || status === "cancelled" || status === "completed" ||
+      status === "failed";
     return this.#blockers.add(reason, { idle, onlyMigratable: this.onlyMigratable });
   }
 
@@ -287,7 +319,9 @@ export class Agent {
 
   #assertIdle(): void {
     const out = this.#outgoing?.migration.status ?? "none";
-    if (isSetupOrActive(out) || out === "cancelling") throw new DomainError("active", MIGRATION_ACTIVE);
+    if (isSetupOrActive(out) || out === "cancelling") {
+      throw new DomainError("active", MIGRATION_ACTIVE);
+    }
     if (this.machine.runstate === "inmigrate") {
       throw new DomainError("wrong-state", "Guest is waiting for an incoming migration");
     }
@@ -305,7 +339,9 @@ export class Agent {
     );
     await this.#incoming.ready;
     const failed = this.#incoming.current;
-    if (failed.status === "failed") throw new DomainError("invalid-value", failed.error ?? "listen failed");
+    if (failed.status === "failed") {
+      throw new DomainError("invalid-value", failed.error ?? "listen failed");
+    }
     this.#incomingStarted = true;
   }
 

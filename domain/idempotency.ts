@@ -18,10 +18,13 @@ interface Entry<T> {
 
 /** A canonical text for a JSON-like request: object members sorted by name. */
 export function fingerprintOf(request: unknown): string {
-  return JSON.stringify(request, (_k, v) =>
-    v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v);
+  return JSON.stringify(
+    request,
+    (_k, v) =>
+      v && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : v,
+  );
 }
 
 /** Remembers the result of the first successful call per key. */

@@ -123,6 +123,8 @@ export function createApp(agent: Agent, options: AppOptions = {}): OpenAPIHono {
     }
     return errorResponse(c, e);
   });
-  app.notFound((c) => problem(c, 404, `No route for ${c.req.method} ${c.req.path}`, "CommandNotFound"));
+  app.notFound((c) =>
+    problem(c, 404, `No route for ${c.req.method} ${c.req.path}`, "CommandNotFound")
+  );
   return app;
 }

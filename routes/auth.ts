@@ -14,13 +14,20 @@ function digest(text: string): Uint8Array {
 }
 
 /** Middleware requiring the bearer `token` on every path except `open`. */
-export function bearerAuth(token: string, open: readonly string[] = ["/healthz"]): MiddlewareHandler {
+export function bearerAuth(
+  token: string,
+  open: readonly string[] = ["/healthz"],
+): MiddlewareHandler {
   const want = digest(token);
   return async (c, next) => {
     if (open.includes(c.req.path)) return await next();
     const m = /^Bearer[ ]+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
     if (m && timingSafeEqual(digest(m[1]), want)) return await next();
     c.header("WWW-Authenticate", 'Bearer realm="ferry"');
-    return problem(c, 401, m ? "Invalid API token" : "Authentication required: send Authorization: Bearer TOKEN");
+    return problem(
+      c,
+      401,
+      m ? "Invalid API token" : "Authentication required: send Authorization: Bearer TOKEN",
+    );
   };
 }

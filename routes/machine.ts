@@ -8,7 +8,14 @@ import { problems } from "./problem.ts";
 import { type AgentRef, json } from "./route_kit.ts";
 const tags = ["machine"];
 
-const RunstateSchema = z.enum(["running", "paused", "inmigrate", "finish-migrate", "postmigrate", "colo"]);
+const RunstateSchema = z.enum([
+  "running",
+  "paused",
+  "inmigrate",
+  "finish-migrate",
+  "postmigrate",
+  "colo",
+]);
 
 const MachineSchema = z.object({
   runstate: RunstateSchema,

@@ -112,7 +112,9 @@ export function describeIssue(issue: z.core.$ZodIssue): string {
         String(issue.code === "too_big" ? issue.maximum : issue.minimum)
       }`;
     case "invalid_value":
-      return `Parameter '${name}' expects one of ${issue.values.map((v) => `'${String(v)}'`).join(", ")}`;
+      return `Parameter '${name}' expects one of ${
+        issue.values.map((v) => `'${String(v)}'`).join(", ")
+      }`;
     default:
       return name ? `Parameter '${name}': ${issue.message}` : issue.message;
   }

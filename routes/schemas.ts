@@ -18,7 +18,9 @@ export const RamStatsSchema = z.object({
   skipped: count("Always 0 (legacy)."),
   normal: count("Whole pages sent."),
   "normal-bytes": count("normal × page-size."),
-  "dirty-pages-rate": count("Pages dirtied per second, measured over ≥ 1 s (absent once completed).").optional(),
+  "dirty-pages-rate": count(
+    "Pages dirtied per second, measured over ≥ 1 s (absent once completed).",
+  ).optional(),
   mbps: count("Throughput in Mbit/s: over the last 100 ms while running, overall once completed."),
   "dirty-sync-count": count("Dirty-log syncs (passes)."),
   "postcopy-requests": count("Pages the destination asked for in postcopy."),

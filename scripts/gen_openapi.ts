@@ -51,7 +51,9 @@ function firstDifference(a: string, b: string): string {
   const x = a.split("\n");
   const y = b.split("\n");
   for (let i = 0; i < Math.max(x.length, y.length); i++) {
-    if (x[i] !== y[i]) return `line ${i + 1}:\n  committed: ${x[i] ?? "<end>"}\n  generated: ${y[i] ?? "<end>"}`;
+    if (x[i] !== y[i]) {
+      return `line ${i + 1}:\n  committed: ${x[i] ?? "<end>"}\n  generated: ${y[i] ?? "<end>"}`;
+    }
   }
   return "";
 }
@@ -66,7 +68,11 @@ async function check(files: Record<string, string>): Promise<boolean> {
       const committed = await Deno.readTextFile(new URL(path, ROOT)).catch(() => "");
       const regenerated = await Deno.readTextFile(fresh);
       if (committed !== regenerated) {
-        console.error(`${path} is out of date (run \`deno task openapi\`); first difference at ${firstDifference(committed, regenerated)}`);
+        console.error(
+          `${path} is out of date (run \`deno task openapi\`); first difference at ${
+            firstDifference(committed, regenerated)
+          }`,
+        );
         ok = false;
       }
     }
@@ -85,7 +91,9 @@ if (import.meta.main) {
     if (!(await check(files))) Deno.exit(1);
     console.error("openapi.yaml and tests/sdk/ferry.d.ts match the routes");
   } else {
-    for (const [path, text] of Object.entries(files)) await Deno.writeTextFile(new URL(path, ROOT), text);
+    for (const [path, text] of Object.entries(files)) {
+      await Deno.writeTextFile(new URL(path, ROOT), text);
+    }
     console.error(`wrote ${YAML_PATH} and ${SDK_PATH}`);
   }
 }

@@ -10,7 +10,9 @@ import { type Json, withAgent } from "./contract_fixture.ts";
 Deno.test("blockers: add, list, block migrate with the newest reason, delete", async () => {
   await withAgent(async ({ request }) => {
     assert.deepEqual((await request("GET", "/blockers")).body, []);
-    const a = await request("POST", "/blockers", { reason: "vhost-user device without migration support" });
+    const a = await request("POST", "/blockers", {
+      reason: "vhost-user device without migration support",
+    });
     assert.equal(a.status, 201);
     assert.deepEqual(Object.keys(a.body).sort(), ["id", "reason"]);
     assert.equal(a.headers.get("location"), `/blockers/${a.body.id}`);
@@ -37,7 +39,10 @@ Deno.test("blockers: refused under --only-migratable with the seed's text", asyn
   await withAgent(async ({ request }) => {
     const r = await request("POST", "/blockers", { reason: "usb-host device" });
     assert.equal(r.status, 409);
-    assert.equal(r.body.detail, "disallowing migration blocker (--only_migratable) for: usb-host device");
+    assert.equal(
+      r.body.detail,
+      "disallowing migration blocker (--only_migratable) for: usb-host device",
+    );
     assert.deepEqual((await request("GET", "/blockers")).body, []);
     assert.equal((await request("GET", "/globals")).body["only-migratable"], true);
   }, { onlyMigratable: true });
@@ -66,7 +71,10 @@ Deno.test("while a migration runs: migrate, dry run, capabilities, blockers and 
   await withAgent(async (dst) => {
     await withAgent(async (src) => {
       // A slow link keeps the migration running long enough to look at it.
-      assert.equal((await src.request("PATCH", "/parameters", { "max-bandwidth": 2 << 20 })).status, 200);
+      assert.equal(
+        (await src.request("PATCH", "/parameters", { "max-bandwidth": 2 << 20 })).status,
+        200,
+      );
       const start = await src.request("POST", "/migrations", { uri: dst.agent.incomingUri });
       assert.equal(start.status, 202, start.text);
       const again = await src.request("POST", "/migrations", { uri: dst.agent.incomingUri });
@@ -83,7 +91,10 @@ Deno.test("while a migration runs: migrate, dry run, capabilities, blockers and 
       assert.equal(caps.body.detail, MIGRATION_ACTIVE);
       const blocker = await src.request("POST", "/blockers", { reason: "late device" });
       assert.equal(blocker.status, 409);
-      assert.equal(blocker.body.detail, "disallowing migration blocker (migration in progress) for: late device");
+      assert.equal(
+        blocker.body.detail,
+        "disallowing migration blocker (migration in progress) for: late device",
+      );
       assert.equal((await src.request("POST", "/machine/stop")).status, 409);
       // max-bandwidth applies live: lift the cap and the migration finishes.
       assert.equal((await src.request("PATCH", "/parameters", { "max-bandwidth": 0 })).status, 200);

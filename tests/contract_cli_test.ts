@@ -25,7 +25,16 @@ Deno.test("--api-token: /healthz is open, everything else needs the bearer token
     const health = await get(agent.base, "/healthz");
     assert.equal(health.status, 200);
     await health.body?.cancel();
-    for (const path of ["/parameters", "/migrations/current", "/openapi.json", "/docs", "/events", "/nowhere"]) {
+    for (
+      const path of [
+        "/parameters",
+        "/migrations/current",
+        "/openapi.json",
+        "/docs",
+        "/events",
+        "/nowhere",
+      ]
+    ) {
       await expect401(await get(agent.base, path));
       await expect401(await get(agent.base, path, "Bearer wrong"));
       await expect401(await get(agent.base, path, "Bearer s3cret-token-longer"));
@@ -73,7 +82,9 @@ Deno.test("--listen unix:PATH serves the API on a unix socket", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ferry-unix-" });
   const path = `${dir}/api.sock`;
   const agent = await startAgent(["--ram", "4M", "--listen", `unix:${path}`]);
-  const client = Deno.createHttpClient({ proxy: { transport: "unix", path } } as Deno.CreateHttpClientOptions);
+  const client = Deno.createHttpClient(
+    { proxy: { transport: "unix", path } } as Deno.CreateHttpClientOptions,
+  );
   try {
     assert.equal((await Deno.lstat(path)).isSocket, true);
     const r = await fetch("http://ferry/parameters", { client });

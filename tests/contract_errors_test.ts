@@ -21,16 +21,51 @@ Deno.test("unknown members and wrong types are 400 naming the member, on every J
   await withAgent(async ({ request }) => {
     const bodies: [string, string, unknown, string][] = [
       ["PATCH", "/parameters", { "nonsense": 1 }, "Parameter 'nonsense' is unexpected"],
-      ["PATCH", "/parameters", { "downtime-limit": "300" }, "Invalid parameter type for 'downtime-limit', expected: number"],
-      ["PATCH", "/parameters", { "downtime-limit": 1.5 }, "Invalid parameter type for 'downtime-limit', expected: integer"],
-      ["PATCH", "/parameters", { "compress-wait-thread": 1 }, "Invalid parameter type for 'compress-wait-thread', expected: boolean"],
-      ["PATCH", "/capabilities", { "xbzrle": "yes" }, "Invalid parameter type for 'xbzrle', expected: boolean"],
+      [
+        "PATCH",
+        "/parameters",
+        { "downtime-limit": "300" },
+        "Invalid parameter type for 'downtime-limit', expected: number",
+      ],
+      [
+        "PATCH",
+        "/parameters",
+        { "downtime-limit": 1.5 },
+        "Invalid parameter type for 'downtime-limit', expected: integer",
+      ],
+      [
+        "PATCH",
+        "/parameters",
+        { "compress-wait-thread": 1 },
+        "Invalid parameter type for 'compress-wait-thread', expected: boolean",
+      ],
+      [
+        "PATCH",
+        "/capabilities",
+        { "xbzrle": "yes" },
+        "Invalid parameter type for 'xbzrle', expected: boolean",
+      ],
       ["PATCH", "/capabilities", { "fast": true }, "Parameter 'fast' is unexpected"],
-      ["POST", "/migrations", { "uri": "tcp:127.0.0.1:1", "speed": 1 }, "Parameter 'speed' is unexpected"],
+      [
+        "POST",
+        "/migrations",
+        { "uri": "tcp:127.0.0.1:1", "speed": 1 },
+        "Parameter 'speed' is unexpected",
+      ],
       ["POST", "/migrations", { "uri": 4 }, "Invalid parameter type for 'uri', expected: string"],
       ["POST", "/migrations", {}, "Parameter 'uri' is missing"],
-      ["POST", "/migrations/incoming", { "uri": "tcp:127.0.0.1:0", "x": 1 }, "Parameter 'x' is unexpected"],
-      ["POST", "/blockers", { "reason": false }, "Invalid parameter type for 'reason', expected: string"],
+      [
+        "POST",
+        "/migrations/incoming",
+        { "uri": "tcp:127.0.0.1:0", "x": 1 },
+        "Parameter 'x' is unexpected",
+      ],
+      [
+        "POST",
+        "/blockers",
+        { "reason": false },
+        "Invalid parameter type for 'reason', expected: string",
+      ],
       ["POST", "/blockers", { "reason": "r", "id": "mine" }, "Parameter 'id' is unexpected"],
     ];
     for (const [method, path, body, detail] of bodies) {
@@ -42,12 +77,24 @@ Deno.test("unknown members and wrong types are 400 naming the member, on every J
 Deno.test("malformed JSON and non-object bodies are 400", async () => {
   await withAgent(async ({ request }) => {
     for (const path of ["/parameters", "/capabilities"]) {
-      assertProblem(await request("PATCH", path, "{\"downtime-limit\": "), 400, "Malformed JSON in request body");
-      for (const text of ["[]", "1", "null", "\"x\"", "true"]) {
-        assertProblem(await request("PATCH", path, text), 400, /^Invalid request body: expected a JSON object/);
+      assertProblem(
+        await request("PATCH", path, '{"downtime-limit": '),
+        400,
+        "Malformed JSON in request body",
+      );
+      for (const text of ["[]", "1", "null", '"x"', "true"]) {
+        assertProblem(
+          await request("PATCH", path, text),
+          400,
+          /^Invalid request body: expected a JSON object/,
+        );
       }
     }
-    assertProblem(await request("POST", "/migrations", "{uri: tcp}"), 400, "Malformed JSON in request body");
+    assertProblem(
+      await request("POST", "/migrations", "{uri: tcp}"),
+      400,
+      "Malformed JSON in request body",
+    );
   });
 });
 
@@ -57,7 +104,11 @@ Deno.test("bodies over 64 KiB are 413; exactly 64 KiB is read", async () => {
     const exact = json + " ".repeat(64 * 1024 - json.length);
     const ok = await request("PATCH", "/parameters", exact);
     assert.equal(ok.status, 200, ok.text);
-    assertProblem(await request("PATCH", "/parameters", exact + " "), 413, "Request body larger than 65536 bytes");
+    assertProblem(
+      await request("PATCH", "/parameters", exact + " "),
+      413,
+      "Request body larger than 65536 bytes",
+    );
     // A streamed body with no length is counted as it arrives.
     const stream = new ReadableStream<Uint8Array>({
       start(c) {
@@ -80,7 +131,9 @@ Deno.test("bodies over 64 KiB are 413; exactly 64 KiB is read", async () => {
 Deno.test("non-JSON bodies are 415; JSON merge patches are accepted", async () => {
   await withAgent(async ({ request }) => {
     assertProblem(
-      await request("PATCH", "/parameters", '{"downtime-limit": 400}', { "content-type": "text/plain" }),
+      await request("PATCH", "/parameters", '{"downtime-limit": 400}', {
+        "content-type": "text/plain",
+      }),
       415,
       /application\/json/,
     );
@@ -100,7 +153,11 @@ Deno.test("unknown routes, unknown migrations and unknown blockers are 404 probl
     const m = await request("GET", "/migrations/out-none");
     assertProblem(m, 404, "Migration 'out-none' not found");
     assert.equal(m.body.class, "DeviceNotFound");
-    assertProblem(await request("DELETE", "/blockers/blocker-99"), 404, "Blocker 'blocker-99' not found");
+    assertProblem(
+      await request("DELETE", "/blockers/blocker-99"),
+      404,
+      "Blocker 'blocker-99' not found",
+    );
   });
 });
 
@@ -118,7 +175,11 @@ Deno.test("a destination refuses migrate with the seed's text; migrate-incoming 
     );
   }, { incoming: "tcp:127.0.0.1:0" });
   await withAgent(async ({ request }) => {
-    assertProblem(await request("POST", "/migrations/incoming", { uri: "foo:bar" }), 400, "unknown migration protocol: foo:bar");
+    assertProblem(
+      await request("POST", "/migrations/incoming", { uri: "foo:bar" }),
+      400,
+      "unknown migration protocol: foo:bar",
+    );
     const first = await request("POST", "/migrations/incoming", { uri: "tcp:127.0.0.1:0" });
     assert.equal(first.status, 202, first.text);
     assertProblem(

@@ -28,7 +28,11 @@ for (const { path, change, back } of CASES) {
       assert.equal(stale.status, 412);
       assert.equal(stale.headers.get("content-type"), "application/problem+json");
       assert.match(stale.body.detail, /^If-Match does not match the current/);
-      assert.deepEqual((await request("GET", path)).body, patched.body, "a stale PATCH changes nothing");
+      assert.deepEqual(
+        (await request("GET", path)).body,
+        patched.body,
+        "a stale PATCH changes nothing",
+      );
 
       const weak = await request("PATCH", path, back, { "if-match": `W/${newTag}` });
       assert.equal(weak.status, 412, "If-Match uses the strong comparison");

@@ -25,7 +25,12 @@ export interface InProcess {
   agent: Agent;
   app: ReturnType<typeof createApp>;
   /** Sends `body` as JSON (a string is sent as is) with `content-type: application/json`. */
-  request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply>;
+  request(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<Reply>;
 }
 
 /** Parses a response into a Reply. */
@@ -53,7 +58,12 @@ export async function withAgent(
     ...config,
   });
   const app = createApp(agent, options);
-  const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+  const request = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
     const init: RequestInit = { method, headers: { ...headers } };
     if (body !== undefined) {
       init.body = typeof body === "string" ? body : JSON.stringify(body);

@@ -46,7 +46,15 @@ const NAMES = [
   "constructor",
 ];
 // No exec: URIs: even though the blocker refuses every migrate, the generator never builds one.
-const URIS = ["tcp:127.0.0.1:1", "tcp:127.0.0.1:0", "unix:/nonexistent/ferry.sock", "foo:bar", "rdma:x", "fd:3", ""];
+const URIS = [
+  "tcp:127.0.0.1:1",
+  "tcp:127.0.0.1:0",
+  "unix:/nonexistent/ferry.sock",
+  "foo:bar",
+  "rdma:x",
+  "fd:3",
+  "",
+];
 
 const valueArb = fc.oneof(
   fc.integer(),
@@ -61,9 +69,17 @@ const valueArb = fc.oneof(
 );
 
 const bodyArb: fc.Arbitrary<string | undefined> = fc.oneof(
-  { weight: 4, arbitrary: fc.dictionary(fc.constantFrom(...NAMES), valueArb, { maxKeys: 4 }).map((o) => JSON.stringify(o)) },
+  {
+    weight: 4,
+    arbitrary: fc.dictionary(fc.constantFrom(...NAMES), valueArb, { maxKeys: 4 }).map((o) =>
+      JSON.stringify(o)
+    ),
+  },
   { weight: 2, arbitrary: fc.constantFrom(...URIS).map((uri) => JSON.stringify({ uri })) },
-  { weight: 1, arbitrary: fc.string({ maxLength: 5000 }).map((reason) => JSON.stringify({ reason })) },
+  {
+    weight: 1,
+    arbitrary: fc.string({ maxLength: 5000 }).map((reason) => JSON.stringify({ reason })),
+  },
   { weight: 2, arbitrary: fc.json() },
   { weight: 2, arbitrary: fc.string() },
   { weight: 1, arbitrary: fc.constant(undefined) },
@@ -78,7 +94,10 @@ const bodyArb: fc.Arbitrary<string | undefined> = fc.oneof(
 const requestArb = (ops: [string, string][]) =>
   fc.record({
     op: fc.constantFrom(...ops),
-    id: fc.oneof(fc.string({ minLength: 1 }), fc.constantFrom("out-x", "blocker-2", "%2e%2e", "a".repeat(200))),
+    id: fc.oneof(
+      fc.string({ minLength: 1 }),
+      fc.constantFrom("out-x", "blocker-2", "%2e%2e", "a".repeat(200)),
+    ),
     body: bodyArb,
     contentType: fc.oneof(
       { weight: 6, arbitrary: fc.constant("application/json") },
@@ -124,7 +143,12 @@ async function fire(send: Send, s: Sample): Promise<Reply> {
   const headers: Record<string, string> = {};
   const withBody = s.body !== undefined && method !== "GET" && method !== "HEAD";
   if (withBody && s.contentType) headers["content-type"] = s.contentType;
-  for (const [name, v] of [["idempotency-key", s.idempotencyKey], ["if-match", s.ifMatch], ["last-event-id", s.lastEventId]]) {
+  for (
+    const [name, v] of [["idempotency-key", s.idempotencyKey], ["if-match", s.ifMatch], [
+      "last-event-id",
+      s.lastEventId,
+    ]]
+  ) {
     if (v !== undefined && isHeaderSafe(v)) headers[name as string] = v;
   }
   return await send(method, path, { method, headers, body: withBody ? s.body : undefined });
@@ -134,7 +158,9 @@ async function checkOne(send: Send, s: Sample, tally: Map<number, number>): Prom
   const before = await snapshot(send);
   const r = await fire(send, s);
   tally.set(r.status, (tally.get(r.status) ?? 0) + 1);
-  const what = `${s.op.join(" ")} ${JSON.stringify(s).slice(0, 300)} -> ${r.status} ${r.text.slice(0, 200)}`;
+  const what = `${s.op.join(" ")} ${JSON.stringify(s).slice(0, 300)} -> ${r.status} ${
+    r.text.slice(0, 200)
+  }`;
   assert.ok(r.status < 500, what);
   if (r.status >= 400) {
     assert.equal(r.headers.get("content-type"), "application/problem+json", what);
@@ -146,7 +172,9 @@ async function checkOne(send: Send, s: Sample, tally: Map<number, number>): Prom
 }
 
 /** Sends through `app.request`; an event stream is cancelled after its headers. */
-function inProcessSender(app: { request: (p: string, i: RequestInit) => Response | Promise<Response> }): Send {
+function inProcessSender(
+  app: { request: (p: string, i: RequestInit) => Response | Promise<Response> },
+): Send {
   return async (_method, path, init) => {
     const r = await app.request(path, init);
     if (r.headers.get("content-type")?.startsWith("text/event-stream")) {
@@ -162,17 +190,23 @@ Deno.test("property: random requests to every endpoint (in process) never 5xx, a
   console.log("fast-check seed", seed);
   const ops = endpoints();
   await withAgent(async ({ app, request }) => {
-    const blocker = await request("POST", "/blockers", { reason: "fuzzing: no migration may start" });
+    const blocker = await request("POST", "/blockers", {
+      reason: "fuzzing: no migration may start",
+    });
     assert.equal(blocker.status, 201);
     const send = inProcessSender(app);
     const tally = new Map<number, number>();
     await fc.assert(
-      fc.asyncProperty(requestArb(ops).filter((s) => !(s.op[0] === "DELETE" && s.id === blocker.body.id)), (s) =>
-        checkOne(send, s, tally)),
+      fc.asyncProperty(
+        requestArb(ops).filter((s) => !(s.op[0] === "DELETE" && s.id === blocker.body.id)),
+        (s) => checkOne(send, s, tally),
+      ),
       { seed, numRuns: 600 },
     );
     console.log("statuses", Object.fromEntries(tally));
-    for (const status of [200, 400, 404, 409, 413, 415]) assert.ok(tally.has(status), `no ${status} seen`);
+    for (const status of [200, 400, 404, 409, 413, 415]) {
+      assert.ok(tally.has(status), `no ${status} seen`);
+    }
     const still = await request("GET", "/blockers");
     assert.ok(still.body.some((b: Json) => b.id === blocker.body.id), "the safety blocker stayed");
   });
@@ -189,8 +223,10 @@ Deno.test("property: random requests over real HTTP never 5xx; a 4xx changes not
     const send: Send = async (_m, path, init) => replyOf(await fetch(agent.base + path, init));
     const tally = new Map<number, number>();
     await fc.assert(
-      fc.asyncProperty(requestArb(ops).filter((s) => !(s.op[0] === "DELETE" && s.id === blocker.body.id)), (s) =>
-        checkOne(send, s, tally)),
+      fc.asyncProperty(
+        requestArb(ops).filter((s) => !(s.op[0] === "DELETE" && s.id === blocker.body.id)),
+        (s) => checkOne(send, s, tally),
+      ),
       { seed, numRuns: 150 },
     );
     console.log("statuses", Object.fromEntries(tally));

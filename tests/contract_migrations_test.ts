@@ -44,7 +44,11 @@ Deno.test("a migration is a resource: id, Location, GET by id, newest first, at 
     const list = (await h.request("GET", "/migrations")).body as Json[];
     assert.equal(list.length, 32, "the list is bounded");
     assert.deepEqual(list.map((m) => m["x-id"]), ids.slice(2).reverse(), "newest first");
-    assert.equal((await h.request("GET", `/migrations/${ids[0]}`)).status, 404, "the oldest is forgotten");
+    assert.equal(
+      (await h.request("GET", `/migrations/${ids[0]}`)).status,
+      404,
+      "the oldest is forgotten",
+    );
     const current = (await h.request("GET", "/migrations/current")).body;
     assert.equal(current["x-id"], ids.at(-1));
   });
@@ -65,16 +69,26 @@ Deno.test("Idempotency-Key: a retry replays the first response and starts nothin
     assert.deepEqual(again.body, first.body, "the first response's body, not the current state");
     assert.equal((await h.request("GET", "/migrations")).body.length, 1, "nothing new started");
     // Member order does not matter; a different request does.
-    const reordered = await h.request("POST", "/migrations", `{"detach": true, "uri": "${uri}"}`, key);
+    const reordered = await h.request(
+      "POST",
+      "/migrations",
+      `{"detach": true, "uri": "${uri}"}`,
+      key,
+    );
     assert.equal(reordered.status, 422);
     assert.equal(reordered.headers.get("content-type"), "application/problem+json");
-    assert.equal(reordered.body.detail, "Idempotency-Key 'retry-1' was already used with a different request body");
+    assert.equal(
+      reordered.body.detail,
+      "Idempotency-Key 'retry-1' was already used with a different request body",
+    );
     const other = await h.request("POST", "/migrations", { uri }, { "idempotency-key": "retry-2" });
     assert.equal(other.status, 202);
     assert.notEqual(other.body["x-id"], first.body["x-id"]);
     await waitFinished(h, other.body["x-id"]);
     assert.equal((await h.request("GET", "/migrations")).body.length, 2);
-    const tooLong = await h.request("POST", "/migrations", { uri }, { "idempotency-key": "k".repeat(256) });
+    const tooLong = await h.request("POST", "/migrations", { uri }, {
+      "idempotency-key": "k".repeat(256),
+    });
     assert.equal(tooLong.status, 400);
   });
 });
@@ -113,7 +127,10 @@ Deno.test("dry run: 200 when every check passes, and nothing starts", async () =
     assert.deepEqual((await h.request("GET", "/migrations/current")).body, { status: "none" });
     const off = await h.request("POST", "/migrations?dry-run=false", { uri: "foo:bar" });
     assert.equal(off.status, 400, "dry-run=false is a real migrate");
-    assert.equal((await h.request("POST", "/migrations?dry-run=maybe", { uri: "tcp:127.0.0.1:1" })).status, 400);
+    assert.equal(
+      (await h.request("POST", "/migrations?dry-run=maybe", { uri: "tcp:127.0.0.1:1" })).status,
+      400,
+    );
   });
 });
 

@@ -37,8 +37,16 @@ const CONTRACT = [
 
 Deno.test("openapi.yaml and tests/sdk/ferry.d.ts are what `deno task openapi` generates", async () => {
   const { yaml, sdk } = await generate();
-  assert.equal(await Deno.readTextFile(new URL("openapi.yaml", ROOT)), yaml, "run `deno task openapi`");
-  assert.equal(await Deno.readTextFile(new URL("tests/sdk/ferry.d.ts", ROOT)), sdk, "run `deno task openapi`");
+  assert.equal(
+    await Deno.readTextFile(new URL("openapi.yaml", ROOT)),
+    yaml,
+    "run `deno task openapi`",
+  );
+  assert.equal(
+    await Deno.readTextFile(new URL("tests/sdk/ferry.d.ts", ROOT)),
+    sdk,
+    "run `deno task openapi`",
+  );
 });
 
 Deno.test("the document is OpenAPI 3.1 and covers the contract's endpoints with problem+json errors", () => {
@@ -49,21 +57,40 @@ Deno.test("the document is OpenAPI 3.1 and covers the contract's endpoints with 
   for (const [path, item] of Object.entries(doc.paths as Record<string, Json>)) {
     for (const [method, op] of Object.entries(item as Record<string, Json>)) {
       ops.add(`${method.toUpperCase()} ${path}`);
-      assert.ok(op.operationId && !ids.has(op.operationId), `${method} ${path}: unique operationId`);
+      assert.ok(
+        op.operationId && !ids.has(op.operationId),
+        `${method} ${path}: unique operationId`,
+      );
       ids.add(op.operationId);
       for (const [status, res] of Object.entries(op.responses as Record<string, Json>)) {
         if (Number(status) >= 400) {
-          assert.deepEqual(Object.keys(res.content), ["application/problem+json"], `${method} ${path} ${status}`);
+          assert.deepEqual(
+            Object.keys(res.content),
+            ["application/problem+json"],
+            `${method} ${path} ${status}`,
+          );
         }
       }
     }
   }
   for (const op of CONTRACT) assert.ok(ops.has(op), `missing ${op}`);
-  for (const name of ["MigrationInfo", "MigrationEvent", "MigrationPassEvent", "Problem", "MigrationParameters"]) {
+  for (
+    const name of [
+      "MigrationInfo",
+      "MigrationEvent",
+      "MigrationPassEvent",
+      "Problem",
+      "MigrationParameters",
+    ]
+  ) {
     assert.ok(doc.components.schemas[name], `schema ${name}`);
   }
   const events = doc.paths["/events"].get;
-  assert.deepEqual(Object.keys(events["x-events"]).sort(), ["MIGRATION", "MIGRATION_PASS", "progress"]);
+  assert.deepEqual(Object.keys(events["x-events"]).sort(), [
+    "MIGRATION",
+    "MIGRATION_PASS",
+    "progress",
+  ]);
   assert.equal(events.responses["200"].content, undefined, "no typed content on the SSE response");
   assert.ok(doc.components.securitySchemes.bearerAuth);
   assert.deepEqual(doc.paths["/healthz"].get.security, []);
@@ -95,9 +122,16 @@ Deno.test("/docs is Swagger UI whose every asset comes from the agent itself", a
       assert.ok(url.startsWith("/"), url);
       const asset = await request("GET", url);
       assert.equal(asset.status, 200, url);
-      assert.match(asset.headers.get("content-type")!, url.endsWith(".css") ? /^text\/css/ : /^text\/javascript/);
+      assert.match(
+        asset.headers.get("content-type")!,
+        url.endsWith(".css") ? /^text\/css/ : /^text\/javascript/,
+      );
       assert.ok(asset.text.length > 10_000, `${url} is the real asset`);
     }
-    assert.equal((await request("GET", "/docs/swagger-ui-dist/package.json")).status, 404, "only the UI assets");
+    assert.equal(
+      (await request("GET", "/docs/swagger-ui-dist/package.json")).status,
+      404,
+      "only the UI assets",
+    );
   });
 });

@@ -36,7 +36,9 @@ function reader(r: Response) {
             if (line.startsWith(":")) comments.push(line.slice(1).trim());
             else if (line.startsWith("id: ")) e.id = Number(line.slice(4));
             else if (line.startsWith("event: ")) e.event = line.slice(7);
-            else if (line.startsWith("data: ")) (e.data = JSON.parse(line.slice(6)), isEvent = true);
+            else if (line.startsWith("data: ")) {
+              (e.data = JSON.parse(line.slice(6)), isEvent = true);
+            }
           }
           if (isEvent) events.push(e);
         }
@@ -53,7 +55,9 @@ function reader(r: Response) {
     async until(pred: () => boolean, timeoutMs = 10_000): Promise<void> {
       const end = Date.now() + timeoutMs;
       while (!pred()) {
-        if (Date.now() > end) throw new Error(`timed out with ${events.length} events, ended=${ended}`);
+        if (Date.now() > end) {
+          throw new Error(`timed out with ${events.length} events, ended=${ended}`);
+        }
         await new Promise((r) => setTimeout(r, 5));
       }
     },
@@ -72,7 +76,9 @@ Deno.test("Last-Event-ID: a reconnecting client gets exactly the events it misse
     const lastSeen = first.events[2].id;
     await first.close();
     const missed = [3, 4, 5, 6, 7].map((n) => agent.events.publish("test", { n }).id);
-    const again = reader(await app.request("/events", { headers: { "last-event-id": String(lastSeen) } }));
+    const again = reader(
+      await app.request("/events", { headers: { "last-event-id": String(lastSeen) } }),
+    );
     await again.until(() => again.events.length === 5);
     assert.deepEqual(again.events.map((e) => e.id), missed);
     assert.deepEqual(again.events.map((e) => (e.data as { n: number }).n), [3, 4, 5, 6, 7]);
@@ -92,17 +98,23 @@ Deno.test("Last-Event-ID: a reconnecting client gets exactly the events it misse
 });
 
 Deno.test("heartbeat: an idle stream gets a comment every heartbeat period", async () => {
-  await withAgent(async ({ app }) => {
-    const r = reader(await app.request("/events"));
-    await r.until(() => r.comments.filter((c) => c === "heartbeat").length >= 3, 2000);
-    assert.equal(r.events.length, 0);
-    await r.close();
-  }, {}, { heartbeatMs: 40 });
+  await withAgent(
+    async ({ app }) => {
+      const r = reader(await app.request("/events"));
+      await r.until(() => r.comments.filter((c) => c === "heartbeat").length >= 3, 2000);
+      assert.equal(r.events.length, 0);
+      await r.close();
+    },
+    {},
+    { heartbeatMs: 40 },
+  );
 });
 
 Deno.test("many subscribers each get every event, in order", async () => {
   await withAgent(async ({ app, agent }) => {
-    const subs = await Promise.all(Array.from({ length: 40 }, async () => reader(await app.request("/events"))));
+    const subs = await Promise.all(
+      Array.from({ length: 40 }, async () => reader(await app.request("/events"))),
+    );
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(agent.events.subscriberCount, 40);
     const ids: number[] = [];
@@ -135,7 +147,11 @@ Deno.test("a stalled subscriber is dropped while 10k events are published; the o
       await r.until(() => r.events.length === 10_000, 20_000);
       assert.deepEqual(r.events.slice(-1)[0].data, { i: 9999, pad: "x".repeat(64) });
     }
-    console.log(`published 10k in ${publishing.toFixed(1)} ms of publish time, ${(performance.now() - started).toFixed(0)} ms total`);
+    console.log(
+      `published 10k in ${publishing.toFixed(1)} ms of publish time, ${
+        (performance.now() - started).toFixed(0)
+      } ms total`,
+    );
     assert.ok(publishing < 1000, `publishing took ${publishing} ms`);
     assert.equal(agent.events.subscriberCount, 2, "the stalled subscriber was dropped");
     // Its stream has ended: reading it now yields what was buffered, then the end.

@@ -46,14 +46,17 @@ Deno.test("the specifier scanner finds every import form", () => {
     'const d = await import("@hono/zod-openapi");',
     'const w = new URL("./engine/w.ts", import.meta.url);',
   ].join("\n");
-  assert.deepEqual(specifiers(src).sort(), [
-    "../routes/b.ts",
-    "./a.ts",
-    "./engine/w.ts",
-    "./side.ts",
-    "@hono/zod-openapi",
-    "hono",
-  ].sort());
+  assert.deepEqual(
+    specifiers(src).sort(),
+    [
+      "../routes/b.ts",
+      "./a.ts",
+      "./engine/w.ts",
+      "./side.ts",
+      "@hono/zod-openapi",
+      "hono",
+    ].sort(),
+  );
   const here = new URL("domain/x.ts", ROOT);
   assert.equal(forbidden(here, "../routes/b.ts"), true);
   assert.equal(forbidden(here, "hono/streaming"), true);
@@ -66,7 +69,9 @@ Deno.test("domain/ never imports hono or routes/", async () => {
   for await (const file of tsFiles(DOMAIN)) {
     files++;
     for (const spec of specifiers(await Deno.readTextFile(file))) {
-      if (forbidden(file, spec)) offences.push(`${file.pathname.slice(ROOT.pathname.length)} imports ${spec}`);
+      if (forbidden(file, spec)) {
+        offences.push(`${file.pathname.slice(ROOT.pathname.length)} imports ${spec}`);
+      }
     }
   }
   assert.ok(files >= 10, `walked ${files} files`);

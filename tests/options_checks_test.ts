@@ -30,25 +30,51 @@ const SEED_DEFAULTS = {
 
 /** The seed's migrate_params_check ranges (lines 980-1072), with its texts said cleanly. */
 const SEED_RANGES: Record<string, { lo: number; hi: number; text: string }> = {
-  "compress-level": { lo: 0, hi: 9, text: "Parameter 'compress_level' expects a value between 0 and 9" },
-  "compress-threads": { lo: 1, hi: 255, text: "Parameter 'compress_threads' expects a value between 1 and 255" },
-  "decompress-threads": { lo: 1, hi: 255, text: "Parameter 'decompress_threads' expects a value between 1 and 255" },
-  "cpu-throttle-initial": { lo: 1, hi: 99, text: "Parameter 'cpu_throttle_initial' expects a value between 1 and 99" },
-  "cpu-throttle-increment": { lo: 1, hi: 99, text: "Parameter 'cpu_throttle_increment' expects a value between 1 and 99" },
+  "compress-level": {
+    lo: 0,
+    hi: 9,
+    text: "Parameter 'compress_level' expects a value between 0 and 9",
+  },
+  "compress-threads": {
+    lo: 1,
+    hi: 255,
+    text: "Parameter 'compress_threads' expects a value between 1 and 255",
+  },
+  "decompress-threads": {
+    lo: 1,
+    hi: 255,
+    text: "Parameter 'decompress_threads' expects a value between 1 and 255",
+  },
+  "cpu-throttle-initial": {
+    lo: 1,
+    hi: 99,
+    text: "Parameter 'cpu_throttle_initial' expects a value between 1 and 99",
+  },
+  "cpu-throttle-increment": {
+    lo: 1,
+    hi: 99,
+    text: "Parameter 'cpu_throttle_increment' expects a value between 1 and 99",
+  },
   "downtime-limit": {
     lo: 0,
     hi: 2_000_000,
     text: "Parameter 'downtime_limit' expects an integer in the range of 0 to 2000000 milliseconds",
   },
-  "x-multifd-channels": { lo: 1, hi: 255, text: "Parameter 'multifd_channels' expects a value between 1 and 255" },
+  "x-multifd-channels": {
+    lo: 1,
+    hi: 255,
+    text: "Parameter 'multifd_channels' expects a value between 1 and 255",
+  },
   "x-multifd-page-count": {
     lo: 1,
     hi: 10000,
     text: "Parameter 'multifd_page_count' expects a value between 1 and 10000",
   },
 };
-const XBZRLE_TEXT = "Parameter 'xbzrle_cache_size' expects a power of two no less than the target page size (4096)";
-const MAX_THROTTLE_TEXT = "Parameter 'max_cpu_throttle' expects a value between cpu_throttle_initial and 99";
+const XBZRLE_TEXT =
+  "Parameter 'xbzrle_cache_size' expects a power of two no less than the target page size (4096)";
+const MAX_THROTTLE_TEXT =
+  "Parameter 'max_cpu_throttle' expects a value between cpu_throttle_initial and 99";
 
 Deno.test("GET /parameters and /capabilities: the seed's defaults, all 17 and all 16", async () => {
   await withAgent(async ({ request }) => {
@@ -80,7 +106,11 @@ Deno.test("every range check answers 400 with the seed's text and changes nothin
     }
     const after = await request("GET", "/parameters");
     assert.equal(after.body["downtime-limit"], 2_000_000, "the last accepted value stays");
-    assert.equal(after.body["x-checkpoint-delay"], 20000, "no rejected PATCH applied its other member");
+    assert.equal(
+      after.body["x-checkpoint-delay"],
+      20000,
+      "no rejected PATCH applied its other member",
+    );
   });
 });
 
@@ -91,8 +121,14 @@ Deno.test("xbzrle-cache-size: a power of two no less than a page; max-cpu-thrott
       assert.equal(res.status, 400, String(bad));
       assert.equal(res.body.detail, XBZRLE_TEXT);
     }
-    assert.equal((await request("PATCH", "/parameters", { "xbzrle-cache-size": 4096 })).status, 200);
-    assert.equal((await request("PATCH", "/parameters", { "cpu-throttle-initial": 50 })).status, 200);
+    assert.equal(
+      (await request("PATCH", "/parameters", { "xbzrle-cache-size": 4096 })).status,
+      200,
+    );
+    assert.equal(
+      (await request("PATCH", "/parameters", { "cpu-throttle-initial": 50 })).status,
+      200,
+    );
     const low = await request("PATCH", "/parameters", { "max-cpu-throttle": 49 });
     assert.equal(low.status, 400);
     assert.equal(low.body.detail, MAX_THROTTLE_TEXT);
@@ -101,13 +137,22 @@ Deno.test("xbzrle-cache-size: a power of two no less than a page; max-cpu-thrott
     const raise = await request("PATCH", "/parameters", { "cpu-throttle-initial": 70 });
     assert.equal(raise.status, 400);
     assert.equal(raise.body.detail, MAX_THROTTLE_TEXT);
-    assert.equal((await request("PATCH", "/parameters", { "cpu-throttle-initial": 70, "max-cpu-throttle": 80 })).status, 200);
+    assert.equal(
+      (await request("PATCH", "/parameters", {
+        "cpu-throttle-initial": 70,
+        "max-cpu-throttle": 80,
+      })).status,
+      200,
+    );
   });
 });
 
 Deno.test("tls-creds / tls-hostname: null means empty (seed line 1233); other members keep", async () => {
   await withAgent(async ({ request }) => {
-    const set = await request("PATCH", "/parameters", { "tls-creds": "tls0", "tls-hostname": "dst" });
+    const set = await request("PATCH", "/parameters", {
+      "tls-creds": "tls0",
+      "tls-hostname": "dst",
+    });
     assert.equal(set.body["tls-creds"], "tls0");
     const cleared = await request("PATCH", "/parameters", { "tls-creds": null });
     assert.equal(cleared.status, 200);
@@ -121,12 +166,18 @@ Deno.test("tls-creds / tls-hostname: null means empty (seed line 1233); other me
 
 Deno.test("capabilities: the seed's incompatible pair, unsupported ones, block", async () => {
   await withAgent(async ({ request }) => {
-    const pair = await request("PATCH", "/capabilities", { "postcopy-ram": true, "compress": true });
+    const pair = await request("PATCH", "/capabilities", {
+      "postcopy-ram": true,
+      "compress": true,
+    });
     assert.equal(pair.status, 400);
     assert.equal(pair.body.detail, "Postcopy is not currently compatible with compression");
     const block = await request("PATCH", "/capabilities", { block: true });
     assert.equal(block.status, 400);
-    assert.equal(block.body.detail, "QEMU compiled without old-style (blk/-b, inc/-i) block migration");
+    assert.equal(
+      block.body.detail,
+      "QEMU compiled without old-style (blk/-b, inc/-i) block migration",
+    );
     const colo = await request("PATCH", "/capabilities", { "x-colo": true });
     assert.equal(colo.status, 400);
     assert.match(colo.body.detail, /^Capability 'x-colo' /);
@@ -138,7 +189,11 @@ Deno.test("capabilities: the seed's incompatible pair, unsupported ones, block",
     const unknown = await request("PATCH", "/capabilities", { events: false, turbo: true });
     assert.equal(unknown.status, 400);
     assert.equal(unknown.body.detail, "Parameter 'turbo' is unexpected");
-    assert.equal((await request("GET", "/capabilities")).body.events, true, "a rejected PATCH changes nothing");
+    assert.equal(
+      (await request("GET", "/capabilities")).body.events,
+      true,
+      "a rejected PATCH changes nothing",
+    );
   });
 });
 
@@ -155,7 +210,10 @@ Deno.test("property: a random parameter patch is accepted exactly when every mer
     "downtime-limit": int(0, 2_000_010),
     "x-multifd-channels": int(0, 260),
     "x-multifd-page-count": int(0, 10_010),
-    "xbzrle-cache-size": fc.oneof(fc.integer({ min: 0, max: 1 << 22 }), int(10, 30).map((e) => 2 ** e)),
+    "xbzrle-cache-size": fc.oneof(
+      fc.integer({ min: 0, max: 1 << 22 }),
+      int(10, 30).map((e) => 2 ** e),
+    ),
     "max-cpu-throttle": int(0, 101),
   }, { requiredKeys: [] });
   await withAgent(async ({ request }) => {

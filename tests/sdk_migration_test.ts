@@ -26,7 +26,9 @@ const EVENT_SCHEMAS: Record<string, string> = {
 };
 
 Deno.test("sdk: a typed client migrates a guest between two real agents; every reply matches openapi.yaml", async () => {
-  const contract = new ContractValidator(await Deno.readTextFile(new URL("../openapi.yaml", import.meta.url)));
+  const contract = new ContractValidator(
+    await Deno.readTextFile(new URL("../openapi.yaml", import.meta.url)),
+  );
   const agents: AgentProcess[] = [];
   try {
     const dst = await startAgent(["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"]);
@@ -59,7 +61,10 @@ Deno.test("sdk: a typed client migrates a guest between two real agents; every r
     // Capabilities.
     const caps = await source.PATCH("/capabilities", { body: { events: true } });
     assert.equal(caps.data?.events, true);
-    assert.equal((await destination.PATCH("/capabilities", { body: { events: true } })).data?.events, true);
+    assert.equal(
+      (await destination.PATCH("/capabilities", { body: { events: true } })).data?.events,
+      true,
+    );
     assert.deepEqual((await source.GET("/globals")).data?.["only-migratable"], false);
     assert.deepEqual((await source.GET("/blockers")).data, []);
 
@@ -67,7 +72,10 @@ Deno.test("sdk: a typed client migrates a guest between two real agents; every r
     const dstEvents = await recordEvents(dst.base);
     try {
       const uri = dst.incomingUri!;
-      const dry = await source.POST("/migrations", { params: { query: { "dry-run": "true" } }, body: { uri } });
+      const dry = await source.POST("/migrations", {
+        params: { query: { "dry-run": "true" } },
+        body: { uri },
+      });
       assert.deepEqual(dry.data, { "dry-run": true, ok: true });
 
       const started = await source.POST("/migrations", {
@@ -109,11 +117,21 @@ Deno.test("sdk: a typed client migrates a guest between two real agents; every r
       assert.equal((await source.GET("/machine")).data?.runstate, "postmigrate");
       const list = (await source.GET("/migrations")).data!;
       assert.deepEqual(list.map((m) => m["x-id"]), [id]);
-      assert.equal((await source.GET("/migrations/{id}", { params: { path: { id: "out-none" } } })).response.status, 404);
+      assert.equal(
+        (await source.GET("/migrations/{id}", { params: { path: { id: "out-none" } } })).response
+          .status,
+        404,
+      );
 
-      await events.waitFor((e) => e.event === "MIGRATION" && (e.data as { status: string }).status === "completed");
-      await dstEvents.waitFor((e) => e.event === "MIGRATION" && (e.data as { status: string }).status === "completed");
-      const statuses = events.events.filter((e) => e.event === "MIGRATION").map((e) => (e.data as { status: string }).status);
+      await events.waitFor((e) =>
+        e.event === "MIGRATION" && (e.data as { status: string }).status === "completed"
+      );
+      await dstEvents.waitFor((e) =>
+        e.event === "MIGRATION" && (e.data as { status: string }).status === "completed"
+      );
+      const statuses = events.events.filter((e) => e.event === "MIGRATION").map((e) =>
+        (e.data as { status: string }).status
+      );
       assert.deepEqual(statuses, ["setup", "active", "completed"]);
       for (const e of [...events.events, ...dstEvents.events]) {
         const schema = EVENT_SCHEMAS[e.event];
@@ -130,7 +148,9 @@ Deno.test("sdk: a typed client migrates a guest between two real agents; every r
     assert.equal(blocker.response.status, 201);
     const refused = await source.POST("/migrations", { body: { uri: "tcp:127.0.0.1:1" } });
     assert.equal(refused.error?.detail, "sdk says no");
-    const removed = await source.DELETE("/blockers/{id}", { params: { path: { id: blocker.data!.id } } });
+    const removed = await source.DELETE("/blockers/{id}", {
+      params: { path: { id: blocker.data!.id } },
+    });
     assert.equal(removed.response.status, 204);
     assert.ok(contract.checked >= 30, `validated ${contract.checked} replies and events`);
   } finally {

@@ -9,6 +9,8 @@ import { osErrorText } from "./errors.ts";
 import { ExecChannel } from "./exec.ts";
 import { openFileChannel } from "./file.ts";
 import { connectTcp } from "./tcp.ts";
+import { connectTlsChannel, connectTlsUnixChannel, type TlsChannelOptions } from "./tls.ts";
+import { TlsCredsError } from "./tls_creds.ts";
 import { connectUnix } from "./unix.ts";
 import { formatHostPort, type MigrationUri, parseMigrationUri, UriError } from "./uri.ts";
 
@@ -21,12 +23,25 @@ export class ChannelConnectError extends Error {
   }
 }
 
+/** Options for connectChannel. */
+export interface ConnectChannelOptions {
+  /** Make the channel TLS (tcp: and unix: only) with these client credentials. */
+  tls?: TlsChannelOptions;
+}
+
 /**
  * Connects to `uri` (parsed as outgoing if a string). Throws UriError for a bad URI and
  * ChannelConnectError e.g. "Failed to connect to 127.0.0.1:4444: Connection refused".
+ * With `opts.tls` the channel is TLS: unusable credentials throw TlsCredsError as they are,
+ * and a failed handshake gives e.g. "Failed to connect to 127.0.0.1:4444: TLS handshake
+ * failed: certificate rejected: ..."; exec:/file: URIs are refused with a UriError.
  */
-export async function connectChannel(uri: MigrationUri | string): Promise<Channel> {
+export async function connectChannel(
+  uri: MigrationUri | string,
+  opts: ConnectChannelOptions = {},
+): Promise<Channel> {
   const u = typeof uri === "string" ? parseMigrationUri(uri, "outgoing") : uri;
+  if (opts.tls !== undefined) return await connectTls(u, opts.tls);
   switch (u.kind) {
     case "tcp":
       return await wrap(
@@ -47,11 +62,38 @@ export async function connectChannel(uri: MigrationUri | string): Promise<Channe
   }
 }
 
-/** Runs `open`, rethrowing its failure as `${what}: <os error text>`. */
+function connectTls(u: MigrationUri, tls: TlsChannelOptions): Promise<Channel> {
+  const { creds, hostname, handshakeTimeoutMs } = tls;
+  switch (u.kind) {
+    case "tcp":
+      return wrap(
+        `Failed to connect to ${formatHostPort(u.host, u.port)}`,
+        () => connectTlsChannel(u.host, u.port, creds, hostname, { handshakeTimeoutMs }),
+      );
+    case "unix":
+      return wrap(
+        `Failed to connect to ${u.path}`,
+        () => connectTlsUnixChannel(u.path, creds, hostname, { handshakeTimeoutMs }),
+      );
+    default:
+      throw new UriError(tlsUnsupported(u));
+  }
+}
+
+/** The refusal for TLS on a URI other than tcp: or unix:. */
+export function tlsUnsupported(u: MigrationUri): string {
+  return `TLS is only supported on tcp: and unix: channels, not ${u.kind}:`;
+}
+
+/**
+ * Runs `open`, rethrowing its failure as `${what}: <os error text>`; a TlsCredsError (the
+ * credentials, not the address, are wrong) passes through unchanged.
+ */
 export async function wrap<T>(what: string, open: () => Promise<T>): Promise<T> {
   try {
     return await open();
   } catch (err) {
+    if (err instanceof TlsCredsError) throw err;
     throw new ChannelConnectError(`${what}: ${osErrorText(err)}`, err);
   }
 }

@@ -8,11 +8,12 @@
  */
 
 import type { Channel, ChannelListener } from "../../domain/ports.ts";
-import { wrap } from "./connect.ts";
+import { tlsUnsupported, wrap } from "./connect.ts";
 import { ChannelClosedError } from "./errors.ts";
 import { ExecChannel } from "./exec.ts";
 import { openFileChannel } from "./file.ts";
 import { listenTcp } from "./tcp.ts";
+import { listenTlsChannel, listenTlsUnixChannel, type TlsChannelOptions } from "./tls.ts";
 import { listenUnix } from "./unix.ts";
 import {
   formatHostPort,
@@ -22,13 +23,41 @@ import {
   UriError,
 } from "./uri.ts";
 
+/** Options for listenChannel. */
+export interface ListenChannelOptions {
+  /** Make every accepted channel TLS (tcp: and unix: only) with these server credentials. */
+  tls?: Omit<TlsChannelOptions, "hostname">;
+}
+
 /**
  * Starts listening on `uri` (parsed as incoming if a string). Throws UriError for a bad URI
  * (and for `defer`, which names no address) and ChannelConnectError when binding or opening
- * fails, e.g. "Failed to listen on 127.0.0.1:4444: Address already in use".
+ * fails, e.g. "Failed to listen on 127.0.0.1:4444: Address already in use". With
+ * `opts.tls` accepted channels are TLS (see tls.ts: a peer that fails the handshake makes
+ * its accept() reject with a TlsHandshakeError); exec:/file: URIs are refused (UriError).
  */
-export async function listenChannel(uri: MigrationUri | string): Promise<ChannelListener> {
+export async function listenChannel(
+  uri: MigrationUri | string,
+  opts: ListenChannelOptions = {},
+): Promise<ChannelListener> {
   const u = typeof uri === "string" ? parseMigrationUri(uri, "incoming") : uri;
+  if (opts.tls !== undefined && u.kind !== "defer") {
+    const { creds, handshakeTimeoutMs } = opts.tls;
+    switch (u.kind) {
+      case "tcp":
+        return await wrap(
+          `Failed to listen on ${formatHostPort(u.host, u.port)}`,
+          () => listenTlsChannel(u.host, u.port, creds, { handshakeTimeoutMs }),
+        );
+      case "unix":
+        return await wrap(
+          `Failed to listen on ${u.path}`,
+          () => listenTlsUnixChannel(u.path, creds, { handshakeTimeoutMs }),
+        );
+      default:
+        throw new UriError(tlsUnsupported(u));
+    }
+  }
   switch (u.kind) {
     case "tcp":
       return await wrap(

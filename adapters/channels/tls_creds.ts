@@ -101,13 +101,15 @@ export function parseTlsObject(spec: string): TlsCredsSpec {
  */
 export async function loadTlsCreds(spec: TlsCredsSpec): Promise<TlsCreds> {
   const caPath = credsPath(spec.dir, "ca-cert.pem");
-  const caCert = await readCredsFile(caPath, true);
+  const caCert = await readRequired(caPath);
   const certPath = credsPath(spec.dir, `${spec.endpoint}-cert.pem`);
   const keyPath = credsPath(spec.dir, `${spec.endpoint}-key.pem`);
   const required = spec.endpoint === "server";
-  const cert = await readCredsFile(certPath, required);
-  const key = await readCredsFile(keyPath, required || cert !== undefined);
-  if (key !== undefined && cert === undefined) await readCredsFile(certPath, true); // names it
+  const cert = required ? await readRequired(certPath) : await readOptional(certPath);
+  const key = required || cert !== undefined
+    ? await readRequired(keyPath)
+    : await readOptional(keyPath);
+  if (key !== undefined && cert === undefined) await readRequired(certPath); // names it
   checkCertificates(caPath, caCert);
   if (cert !== undefined && key !== undefined) checkKeyPair(certPath, cert, keyPath, key);
   const creds: TlsCreds = { ...spec, caCert };
@@ -182,20 +184,31 @@ function credsPath(dir: string, file: string): string {
   return dir.endsWith("/") ? `${dir}${file}` : `${dir}/${file}`;
 }
 
-/** Reads `path`; a missing optional file gives undefined, any other failure throws. */
-async function readCredsFile(path: string, required: boolean): Promise<string | undefined> {
+/** Reads `path`; any failure throws a TlsCredsError naming it. */
+async function readRequired(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (err) {
-    if (!required && err instanceof Deno.errors.NotFound) return undefined;
     throw new TlsCredsError(`Unable to access credentials ${path}: ${osErrorText(err)}`);
   }
+}
+
+/** Reads `path`; undefined if there is no such file, any other failure throws. */
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+  }
+  return await readRequired(path);
 }
 
 /** Parses every certificate in a PEM bundle; at least one must be there. */
 function checkCertificates(path: string, pem: string): X509Certificate[] {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g);
-  if (blocks === null) throw new TlsCredsError(`Unable to import certificate ${path}: no PEM certificate in it`);
+  if (blocks === null) {
+    throw new TlsCredsError(`Unable to import certificate ${path}: no PEM certificate in it`);
+  }
   return blocks.map((block) => {
     try {
       return new X509Certificate(block);

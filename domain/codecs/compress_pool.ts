@@ -11,7 +11,8 @@
  *
  * @module
  */
-import { WorkerPool } from "./worker_pool.ts";
+import type { CodecReply } from "./compress_messages.ts";
+import { type JobBody, WorkerPool } from "./worker_pool.ts";
 import { checkLevel } from "./zlib.ts";
 
 /** Sizes of a pool's batches. */
@@ -143,7 +144,7 @@ export class CompressPool {
     }
   }
 
-  #prepare(pages: Uint8Array, n: number) {
+  #prepare(pages: Uint8Array, n: number): { body: JobBody; transfer: Transferable[] } {
     this.#checkBatch(pages, n);
     const { pageSize, maxBatch, pagesPerBlob } = this.#sizes;
     const input = this.#free.pop() ?? new ArrayBuffer(maxBatch * pageSize);
@@ -160,8 +161,13 @@ export class CompressPool {
     return { body, transfer: [input] };
   }
 
-  async #finish(reply: Promise<import("./compress_messages.ts").CodecReply>, n: number) {
-    const r = await reply;
+  #finish(reply: Promise<CodecReply>, n: number): Promise<Uint8Array[]> {
+    const p = reply.then((r) => this.#split(r, n));
+    p.catch(() => {}); // see WorkerPool: a dropped promise must not crash the process on close
+    return p;
+  }
+
+  #split(r: CodecReply, n: number): Uint8Array[] {
     this.#free.push(r.input);
     const data = new Uint8Array(r.data!);
     const out: Uint8Array[] = [];

@@ -121,7 +121,9 @@ export class PageCache {
   insert(page: number, data: Uint8Array, gen: number): boolean {
     checkPage(page);
     if (data.length !== this.pageSize) {
-      throw new RangeError(`xbzrle cache: insert of ${data.length} bytes, pages are ${this.pageSize}`);
+      throw new RangeError(
+        `xbzrle cache: insert of ${data.length} bytes, pages are ${this.pageSize}`,
+      );
     }
     const s = page % this.#slots;
     const held = this.#pages[s];

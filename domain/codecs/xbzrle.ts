@@ -60,7 +60,8 @@ function skipEqual(
       let w = i >> 2;
       while (
         w + 4 <= nw &&
-        ((o[w] ^ c[w]) | (o[w + 1] ^ c[w + 1]) | (o[w + 2] ^ c[w + 2]) | (o[w + 3] ^ c[w + 3])) === 0
+        ((o[w] ^ c[w]) | (o[w + 1] ^ c[w + 1]) | (o[w + 2] ^ c[w + 2]) | (o[w + 3] ^ c[w + 3])) ===
+          0
       ) w += 4;
       while (w < nw && o[w] === c[w]) w++;
       i = w << 2;
@@ -131,11 +132,14 @@ function encode(old: Uint8Array, cur: Uint8Array, out: Uint8Array): number {
   }
 }
 
+/** The value the last `readUleb` read (a module variable: no allocation per call). */
+let ulebValue = 0;
+
 /**
- * Reads the ULEB128 at `delta[i]` into `pos[0]`; returns the offset after it.
+ * Reads the ULEB128 at `delta[i]` into `ulebValue`; returns the offset after it.
  * Throws on a truncated number or one longer than `MAX_ULEB128_BYTES`.
  */
-function readUleb(delta: Uint8Array, i: number, pos: Float64Array): number {
+function readUleb(delta: Uint8Array, i: number): number {
   let value = 0;
   let scale = 1;
   for (let k = 0; k < MAX_ULEB128_BYTES; k++) {
@@ -145,7 +149,7 @@ function readUleb(delta: Uint8Array, i: number, pos: Float64Array): number {
     const b = delta[i + k];
     value += (b & 0x7f) * scale;
     if ((b & 0x80) === 0) {
-      pos[0] = value;
+      ulebValue = value;
       return i + k + 1;
     }
     scale *= 128;
@@ -159,7 +163,6 @@ function readUleb(delta: Uint8Array, i: number, pos: Float64Array): number {
 function walk(delta: Uint8Array, page: Uint8Array, apply: boolean): void {
   const n = page.length;
   const len = delta.length;
-  const v = new Float64Array(1);
   let i = 0;
   let p = 0;
   while (i < len) {
@@ -169,8 +172,8 @@ function walk(delta: Uint8Array, page: Uint8Array, apply: boolean): void {
       );
     }
     const at = i;
-    i = readUleb(delta, i, v);
-    const zrun = v[0];
+    i = readUleb(delta, i);
+    const zrun = ulebValue;
     if (zrun === 0 && at !== 0) {
       throw new CodecError(`XBZRLE delta has an empty unchanged run at offset ${at}`);
     }
@@ -182,8 +185,8 @@ function walk(delta: Uint8Array, page: Uint8Array, apply: boolean): void {
       throw new CodecError(`XBZRLE delta truncated after an unchanged run (offset ${at})`);
     }
     const nzAt = i;
-    i = readUleb(delta, i, v);
-    const nzrun = v[0];
+    i = readUleb(delta, i);
+    const nzrun = ulebValue;
     if (nzrun === 0) {
       throw new CodecError(`XBZRLE delta has an empty changed run at offset ${nzAt}`);
     }
@@ -196,7 +199,7 @@ function walk(delta: Uint8Array, page: Uint8Array, apply: boolean): void {
       );
     }
     if (apply) {
-      if (nzrun < 32) {
+      if (nzrun <= 128) {
         for (let k = 0; k < nzrun; k++) page[p + k] = delta[i + k];
       } else {
         page.set(delta.subarray(i, i + nzrun), p);

@@ -11,12 +11,14 @@ import { deflateSync, inflateSync } from "node:zlib";
 import { CodecError } from "./codec_error.ts";
 
 /**
- * The longest zlib stream `compress` can produce for `len` input bytes (zlib's
- * `compressBound`, which includes the zlib header and trailer): 4110 for a 4096-byte page.
+ * The longest zlib stream `compress` may produce for `len` input bytes, and the longest a
+ * decoder accepts: `len + ceil(len / 8) + ceil(len / 4096) + 64` (4673 for a 4096-byte page).
+ * zlib's own `compressBound` (4110) does not hold for the zlib in Deno (Chromium's): at
+ * level 1 it codes incompressible data with fixed Huffman codes of up to 9 bits a byte, so a
+ * page can grow by 1/8 (4616 bytes measured). A sender should send such a page uncompressed.
  */
 export function zlibBound(len: number): number {
-  return len + Math.floor(len / 4096) + Math.floor(len / 16384) + Math.floor(len / 33554432) +
-    13;
+  return len + Math.ceil(len / 8) + Math.ceil(len / 4096) + 64;
 }
 
 /** Throws unless `level` is a zlib level 0 (stored) … 9 (smallest). */
@@ -26,10 +28,14 @@ export function checkLevel(level: number): void {
   }
 }
 
-/** Deflates `page` (any length) at `level` into a new zlib stream. */
+/**
+ * Deflates `page` (any length) at `level` into a new zlib stream, returned as a plain
+ * `Uint8Array` (not a Node `Buffer`, whose `slice` would share memory).
+ */
 function compress(page: Uint8Array, level: number): Uint8Array {
   checkLevel(level);
-  return deflateSync(page, { level });
+  const b = deflateSync(page, { level });
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
 
 /** What `inflateSync` returns with `info: true` (absent from its type). */

@@ -47,7 +47,11 @@ export class ContractValidator {
     const validate = this.#ajv.getSchema(`${DOC_ID}#${pointer}`);
     if (!validate) throw new Error(`no schema at ${pointer}`);
     if (!validate(value)) {
-      throw new Error(`${what} does not match ${pointer}: ${this.#ajv.errorsText(validate.errors)}\n${JSON.stringify(value)}`);
+      throw new Error(
+        `${what} does not match ${pointer}: ${this.#ajv.errorsText(validate.errors)}\n${
+          JSON.stringify(value)
+        }`,
+      );
     }
     this.checked++;
   }
@@ -68,7 +72,9 @@ export class ContractValidator {
         const res = op.responses[String(response.status)];
         if (!res) throw new Error(`${what}: status not documented`);
         for (const [name, h] of Object.entries(res.headers ?? {}) as [string, Json][]) {
-          if (h.required && !response.headers.has(name)) throw new Error(`${what}: no ${name} header`);
+          if (h.required && !response.headers.has(name)) {
+            throw new Error(`${what}: no ${name} header`);
+          }
         }
         const type = response.headers.get("content-type")?.split(";")[0].trim() ?? "";
         if (!res.content) {
@@ -77,7 +83,9 @@ export class ContractValidator {
           return undefined;
         }
         if (!res.content[type]) throw new Error(`${what}: content-type ${type} not documented`);
-        const pointer = `/paths/${escape(schemaPath)}/${method}/responses/${response.status}/content/${escape(type)}/schema`;
+        const pointer = `/paths/${
+          escape(schemaPath)
+        }/${method}/responses/${response.status}/content/${escape(type)}/schema`;
         this.assertMatches(pointer, await response.clone().json(), what);
         return undefined;
       },

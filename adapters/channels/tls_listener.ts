@@ -1,0 +1,151 @@
+/**
+ * A listening `node:tls` server as a {@link ChannelListener}. Each peer's outcome is queued
+ * in the order its handshake ends: a verified channel, or a TlsHandshakeError that the
+ * matching `accept()` rejects with (the listener goes on accepting later peers).
+ *
+ * With verify-peer on, the client's certificate is judged here after the handshake: a
+ * missing or unverifiable one is refused with the verdict byte and the reason (see tls.ts),
+ * and its connection is closed without a byte of its data being read.
+ *
+ * @module
+ */
+
+import type * as tls from "node:tls";
+import type { Channel, ChannelListener } from "../../domain/ports.ts";
+import { ChannelClosedError } from "./errors.ts";
+import {
+  certificateErrorText,
+  MAX_REASON_BYTES,
+  TlsHandshakeError,
+  VERDICT_ACCEPTED,
+  VERDICT_REJECTED,
+} from "./tls_handshake.ts";
+import { nodeErrorText, TlsSocketChannel } from "./tls_socket.ts";
+
+/** How long a refused peer gets to read the reason before its socket is destroyed. */
+const REFUSAL_LINGER_MS = 1000;
+
+type Outcome = { channel: TlsSocketChannel } | { error: Error };
+
+/** A TLS server as a ChannelListener. */
+export class TlsListener implements ChannelListener {
+  readonly uri: string;
+  readonly #server: tls.Server;
+  readonly #verifyPeer: boolean;
+  readonly #onClose: () => void;
+  readonly #outcomes: Outcome[] = [];
+  readonly #waiters: PromiseWithResolvers<Outcome>[] = [];
+  /** Sockets of refused peers still lingering, destroyed on close(). */
+  readonly #refused = new Set<tls.TLSSocket>();
+  #closed = false;
+
+  /**
+   * @param server a listening server (owned from now on), created with rejectUnauthorized
+   *   off and requestCert = verifyPeer.
+   * @param uri the bound address as a migration URI.
+   * @param verifyPeer refuse clients without a certificate the CA vouches for.
+   * @param onClose runs once after the server is closed (e.g. removes a socket file).
+   */
+  constructor(
+    server: tls.Server,
+    uri: string,
+    verifyPeer: boolean,
+    onClose: () => void = () => {},
+  ) {
+    this.#server = server;
+    this.uri = uri;
+    this.#verifyPeer = verifyPeer;
+    this.#onClose = onClose;
+    server.on("secureConnection", (socket: tls.TLSSocket) => this.#judge(socket));
+    server.on("tlsClientError", (err: Error, socket?: tls.TLSSocket) => {
+      socket?.destroy();
+      this.#push({ error: new TlsHandshakeError(handshakeErrorText(err), err) });
+    });
+    server.on("error", (err: Error) => this.#push({ error: new Error(nodeErrorText(err)) }));
+  }
+
+  /** Waits for the next peer: its channel, or a TlsHandshakeError if it was refused. */
+  async accept(): Promise<Channel> {
+    if (this.#closed) throw new ChannelClosedError("accept on a closed listener");
+    const next = this.#outcomes.shift();
+    const outcome = next ?? await this.#wait();
+    if ("error" in outcome) throw outcome.error;
+    return outcome.channel;
+  }
+
+  /** Stops listening; pending accepts reject, peers not yet accepted are closed. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#server.close();
+    for (const socket of this.#refused) socket.destroy();
+    this.#refused.clear();
+    for (const outcome of this.#outcomes.splice(0)) {
+      if ("channel" in outcome) outcome.channel.close();
+    }
+    for (const waiter of this.#waiters.splice(0)) {
+      waiter.reject(new ChannelClosedError("listener closed"));
+    }
+    this.#onClose();
+  }
+
+  #wait(): Promise<Outcome> {
+    const waiter = Promise.withResolvers<Outcome>();
+    this.#waiters.push(waiter);
+    return waiter.promise;
+  }
+
+  #push(outcome: Outcome): void {
+    if (this.#closed) {
+      if ("channel" in outcome) outcome.channel.close();
+      return;
+    }
+    const waiter = this.#waiters.shift();
+    if (waiter !== undefined) waiter.resolve(outcome);
+    else this.#outcomes.push(outcome);
+  }
+
+  /** Accepts or refuses a peer whose handshake has completed. */
+  #judge(socket: tls.TLSSocket): void {
+    const refusal = this.#verifyPeer ? refusalReason(socket) : null;
+    if (refusal === null) {
+      const channel = new TlsSocketChannel(socket);
+      channel.write(Uint8Array.of(VERDICT_ACCEPTED)).catch(() => {}); // a failure shows on use
+      this.#push({ channel });
+      return;
+    }
+    this.#refused.add(socket);
+    const reason = new TextEncoder().encode(refusal).subarray(0, MAX_REASON_BYTES);
+    const message = new Uint8Array(1 + reason.length);
+    message[0] = VERDICT_REJECTED;
+    message.set(reason, 1);
+    const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+    socket.on("error", () => {}); // the peer may reset first; the refusal stands
+    socket.on("close", () => {
+      clearTimeout(timer);
+      this.#refused.delete(socket);
+    });
+    socket.end(message, () => socket.destroy());
+    this.#push({ error: new TlsHandshakeError(`certificate rejected: ${refusal}`) });
+  }
+}
+
+/** Why the client's certificate is refused, or null if it verified. */
+function refusalReason(socket: tls.TLSSocket): string | null {
+  const peer = socket.getPeerCertificate();
+  if (peer === null || peer === undefined || Object.keys(peer).length === 0) {
+    return "the client sent no certificate";
+  }
+  if (socket.authorized) return null;
+  return certificateErrorText(socket.authorizationError);
+}
+
+/** Text for a handshake that failed before completing, with a hint for plain-TCP peers. */
+function handshakeErrorText(err: Error): string {
+  const text = nodeErrorText(err);
+  if (/timeout/i.test(text)) return "timed out (is the peer using TLS?)";
+  if (/corrupt message|wrong version number|InvalidContentType/i.test(text)) {
+    return `the peer did not start a TLS session (plain TCP?): ${text}`;
+  }
+  return text;
+}

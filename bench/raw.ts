@@ -1,0 +1,100 @@
+/**
+ * The raw socket baseline: two Deno processes (bench/raw_socket.ts as sink and source)
+ * move the same bytes as a migration over loopback TCP or a unix socket, with the same
+ * chunk size, and the bench reads their timestamps.
+ *
+ * @module
+ */
+import type { SinkReady, SinkResult, SourceResult } from "./raw_socket.ts";
+
+const SCRIPT = new URL("./raw_socket.ts", import.meta.url).pathname;
+
+/** One raw transfer, measured. */
+export interface RawResult {
+  transport: "tcp" | "unix";
+  bytes: number;
+  chunk: number;
+  /** Source's first write to the sink's end of stream (both processes' wall clocks). */
+  ms: number;
+  /** bytes / ms, in bytes per second. */
+  bytesPerSec: number;
+  /** The sink's own first-byte-to-EOF time, and its read count (mean read size = bytes/reads). */
+  sinkMs: number;
+  sinkReads: number;
+  /** The source's own first-write-to-half-close time. */
+  sourceMs: number;
+}
+
+function spawn(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SCRIPT, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+}
+
+/** Reads stdout lines of `child`, parsing each as JSON, until it exits. */
+async function* jsonLines(child: Deno.ChildProcess): AsyncGenerator<unknown> {
+  let pending = "";
+  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    const parts = pending.split("\n");
+    pending = parts.pop() ?? "";
+    for (const line of parts) if (line.trim()) yield JSON.parse(line);
+  }
+  if (pending.trim()) yield JSON.parse(pending);
+}
+
+function kill(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGKILL");
+  } catch { /* already exited */ }
+}
+
+/**
+ * Moves `bytes` bytes in `chunk`-sized writes from one fresh process to another over
+ * `transport` (a unix socket lives in a temp dir removed afterwards).
+ */
+export async function runRaw(
+  transport: "tcp" | "unix",
+  bytes: number,
+  chunk: number,
+): Promise<RawResult> {
+  const dir = transport === "unix" ? await Deno.makeTempDir({ prefix: "ferry-bench-" }) : null;
+  const uri = dir ? `unix:${dir}/raw.sock` : "tcp:127.0.0.1:0";
+  const sink = spawn(["sink", uri, "--chunk", String(chunk)]);
+  let source: Deno.ChildProcess | null = null;
+  try {
+    const sinkOut = jsonLines(sink);
+    const ready = (await sinkOut.next()).value as SinkReady | undefined;
+    if (!ready?.listening) throw new Error("raw sink did not start");
+    source = spawn(["source", ready.listening, "--bytes", String(bytes), "--chunk", String(chunk)]);
+    const [sinkDone, sourceDone] = await Promise.all([
+      sinkOut.next(),
+      jsonLines(source).next(),
+    ]);
+    const s = sinkDone.value as SinkResult;
+    const w = sourceDone.value as SourceResult;
+    const [a, b] = await Promise.all([sink.status, source.status]);
+    if (!a.success || !b.success || !s || !w) throw new Error("raw socket processes failed");
+    if (s.bytes !== bytes) throw new Error(`raw sink got ${s.bytes} of ${bytes} bytes`);
+    const ms = s.eofAt - w.firstWriteAt;
+    return {
+      transport,
+      bytes,
+      chunk,
+      ms,
+      bytesPerSec: bytes / (ms / 1000),
+      sinkMs: s.eofAt - s.firstByteAt,
+      sinkReads: s.reads,
+      sourceMs: w.doneAt - w.firstWriteAt,
+    };
+  } finally {
+    kill(sink);
+    if (source) kill(source);
+    await sink.status;
+    await source?.status;
+    if (dir) await Deno.remove(dir, { recursive: true });
+  }
+}

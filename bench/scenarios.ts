@@ -1,0 +1,182 @@
+/**
+ * The bench's scenarios, each one repetition with fresh agents:
+ * - A (+ C): a 1 GiB random idle guest over loopback TCP at unlimited bandwidth, with the
+ *   raw TCP and unix-socket baselines measured between the agents' start and the POST, and
+ *   a client polling `GET /migrations/current` throughout (scenario C).
+ * - B: a 1 GiB all-zero idle guest, with an in-process 1 GiB zero scan as its baseline.
+ *
+ * @module
+ */
+import { type Json, startAgent, withAgents } from "./agent.ts";
+import { type CpuSample, percentile, sampleCpu, wallNow } from "./measure.ts";
+import { pollFor, pollUntil } from "./poller.ts";
+import { type RawResult, runRaw } from "./raw.ts";
+
+/** Guest size, and the bytes each raw baseline moves. */
+export const GIB = 2 ** 30;
+/** Write size of the raw baseline: the engine's ~1 MiB frames. */
+export const CHUNK = 2 ** 20;
+const TERMINAL = /^(completed|failed|cancelled)$/;
+
+/** p50 / p99 / max of a set of latencies, in ms. */
+export interface LatencySummary {
+  n: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** One repetition of scenario A (and C). */
+export interface ScenarioARun {
+  rawTcp: RawResult;
+  rawUnix: RawResult;
+  /** GET /migrations/current on the idle source before the POST (C's baseline), ms. */
+  idleLatency: LatencySummary;
+  idleLatencyMs: number[];
+  /** The source's MigrationInfo once completed. */
+  info: Json;
+  /** ram.transferred / (total-time − setup-time), bytes per second. */
+  agentBytesPerSec: number;
+  /** POST sent → source seen completed, ms; and ram.transferred over it. */
+  wallMs: number;
+  wallBytesPerSec: number;
+  /** POST sent → destination seen completed, ms. */
+  destWallMs: number;
+  /** Scenario C: latencies during the migration, ms. */
+  latency: LatencySummary;
+  latencyMs: number[];
+  pollErrors: number;
+  /** CPU time per process and thread from the POST to the destination's completion. */
+  cpu: CpuSample;
+}
+
+/** One repetition of scenario B. */
+export interface ScenarioBRun {
+  /** Scanning a fresh 1 GiB buffer for zero pages in the bench process, ms. */
+  zeroScanMs: number;
+  info: Json;
+  /** The source's total-time, ms. */
+  totalTime: number;
+  /** POST sent → destination seen completed, ms. */
+  wallMs: number;
+  cpu: CpuSample;
+}
+
+/** Summarises latencies. */
+export function summarize(ms: readonly number[]): LatencySummary {
+  return {
+    n: ms.length,
+    p50: percentile(ms, 50),
+    p99: percentile(ms, 99),
+    max: ms.length ? Math.max(...ms) : NaN,
+  };
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** The source's info once it is completed and its counters are final (total-time set). */
+async function settledInfo(src: { base: string }): Promise<Json> {
+  const info = await pollFor(
+    src.base,
+    "/migrations/current",
+    (b) => b.status !== "completed" || b["total-time"] > 0,
+    5000,
+    10,
+  );
+  if (info.status !== "completed") {
+    throw new Error(`migration ended ${info.status}: ${info["error-desc"] ?? ""}`);
+  }
+  return info;
+}
+
+/** Starts a destination and a source (`fill`) of 1 GiB each, idle vCPU, unlimited bandwidth. */
+async function pair(
+  track: (a: ReturnType<typeof startAgent>) => ReturnType<typeof startAgent>,
+  fill: string,
+) {
+  const [dst, src] = await Promise.all([
+    track(startAgent(["--ram", "1G", "--incoming", "tcp:127.0.0.1:0"])),
+    track(startAgent(["--ram", "1G", "--fill", fill, "--workload", "idle"])),
+  ]);
+  const p = await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
+  if (p.status !== 200) throw new Error(`PATCH /parameters: ${p.status}`);
+  if (!dst.incomingUri) throw new Error("destination has no incoming URI");
+  return { dst, src, uri: dst.incomingUri };
+}
+
+/** Scenario A with C: see the module doc. `pollRate` is C's requests per second (0 = b2b). */
+export function scenarioA(pollRate: number): Promise<ScenarioARun> {
+  return withAgents(async (track) => {
+    const { dst, src, uri } = await pair(track, "random");
+    const idle = await pollUntil(src.base, { rate: pollRate, timeoutMs: 500, terminal: /^$/ });
+    const rawTcp = await runRaw("tcp", GIB, CHUNK);
+    const rawUnix = await runRaw("unix", GIB, CHUNK);
+    const cpu = sampleCpu({ source: src.pid, destination: dst.pid, bench: Deno.pid });
+    const t0 = wallNow();
+    const r = await src.api("POST", "/migrations", { uri });
+    if (r.status !== 202) throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
+    const poll = await pollUntil(src.base, { rate: pollRate, timeoutMs: 60_000, terminal: TERMINAL });
+    if (poll.last?.status !== "completed") {
+      throw new Error(`migration ended ${poll.last?.status}: ${poll.last?.["error-desc"] ?? ""}`);
+    }
+    await pollFor(dst.base, "/migrations/current", (b) => TERMINAL.test(b.status), 10_000);
+    const destAt = wallNow();
+    const cpuUsed = cpu();
+    const info = await settledInfo(src);
+    const transferred = info.ram.transferred;
+    const wallMs = poll.terminalAt - t0;
+    return {
+      rawTcp,
+      rawUnix,
+      idleLatency: summarize(idle.latencies),
+      idleLatencyMs: idle.latencies.map(round3),
+      info,
+      agentBytesPerSec: transferred / ((info["total-time"] - info["setup-time"]) / 1000),
+      wallMs,
+      wallBytesPerSec: transferred / (wallMs / 1000),
+      destWallMs: destAt - t0,
+      latency: summarize(poll.latencies),
+      latencyMs: poll.latencies.map(round3),
+      pollErrors: poll.errors,
+      cpu: cpuUsed,
+    };
+  });
+}
+
+/** Milliseconds to check a fresh `bytes`-byte buffer page by page for zeros (JS, ×16 OR). */
+export function zeroScanMs(bytes: number): number {
+  const w = new Uint32Array(new SharedArrayBuffer(bytes));
+  const t0 = performance.now();
+  let zero = 0;
+  for (let page = 0; page < w.length; page += 1024) {
+    let acc = 0;
+    for (let i = page; i < page + 1024; i += 16) {
+      acc |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7] |
+        w[i + 8] | w[i + 9] | w[i + 10] | w[i + 11] | w[i + 12] | w[i + 13] | w[i + 14] | w[i + 15];
+      if (acc !== 0) break;
+    }
+    if (acc === 0) zero++;
+  }
+  const ms = performance.now() - t0;
+  if (zero !== w.length / 1024) throw new Error("fresh memory was not zero");
+  return ms;
+}
+
+/** Scenario B: see the module doc. */
+export function scenarioB(): Promise<ScenarioBRun> {
+  return withAgents(async (track) => {
+    const zeroScan = zeroScanMs(GIB);
+    const { dst, src, uri } = await pair(track, "zero");
+    const cpu = sampleCpu({ source: src.pid, destination: dst.pid });
+    const t0 = wallNow();
+    const r = await src.api("POST", "/migrations", { uri });
+    if (r.status !== 202) throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
+    await pollFor(dst.base, "/migrations/current", (b) => TERMINAL.test(b.status), 30_000);
+    const wallMs = wallNow() - t0;
+    const cpuUsed = cpu();
+    const info = await settledInfo(src);
+    return { zeroScanMs: zeroScan, info, totalTime: info["total-time"], wallMs, cpu: cpuUsed };
+  });
+}

@@ -1,0 +1,220 @@
+/**
+ * A TCP proxy for fault tests: listens on 127.0.0.1 (a free port) and forwards every
+ * connection to a target, counting bytes each way. It can
+ *
+ * - `cut()`: close both sides of every current connection at once (`conn.close()`), as a
+ *   network failure or a killed peer would;
+ * - `pause()` / `resume()`: stop forwarding without closing, in both directions; the proxy
+ *   stops reading too, so the sender's writes block once the socket buffers fill, like a
+ *   peer that stopped reading;
+ * - cut a connection after it has forwarded N bytes in a direction (`cutAfter`): exactly N
+ *   bytes reach the far side, then both sides are closed.
+ *
+ * End of stream is passed on as a half-close, so a proxied stream ends as a direct one would.
+ *
+ * @module
+ */
+
+/** Where the proxy forwards to, and when it cuts on its own. */
+export interface CuttingProxyOptions {
+  /** Target host (loopback). */
+  hostname: string;
+  /** Target port. */
+  port: number;
+  /** Cut each connection once it has forwarded this many bytes client→target (`up`) or back. */
+  cutAfter?: { up?: number; down?: number };
+}
+
+interface Link {
+  client: Deno.TcpConn;
+  target: Deno.TcpConn;
+  closed: boolean;
+  /** Resolves when the link is closed (wakes pumps held by pause()). */
+  closedSignal: PromiseWithResolvers<void>;
+  done: Promise<void>;
+}
+
+const BUFFER_SIZE = 64 * 1024;
+
+/** A TCP proxy that can cut or stall its connections. */
+export class CuttingProxy {
+  /** The port the proxy listens on (127.0.0.1). */
+  readonly port: number;
+  readonly #listener: Deno.TcpListener;
+  readonly #options: CuttingProxyOptions;
+  readonly #links = new Set<Link>();
+  readonly #acceptLoop: Promise<void>;
+  #gate: PromiseWithResolvers<void> | null = null;
+  #bytesUp = 0;
+  #bytesDown = 0;
+  #connections = 0;
+  #cuts = 0;
+  #closed = false;
+
+  private constructor(listener: Deno.TcpListener, options: CuttingProxyOptions) {
+    this.#listener = listener;
+    this.#options = options;
+    this.port = (listener.addr as Deno.NetAddr).port;
+    this.#acceptLoop = this.#acceptAll();
+  }
+
+  /** Starts a proxy to `options.hostname:options.port` on 127.0.0.1 and a free port. */
+  static start(options: CuttingProxyOptions): Promise<CuttingProxy> {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0, transport: "tcp" });
+    return Promise.resolve(new CuttingProxy(listener, options));
+  }
+
+  /** The proxy's address as a migration URI. */
+  get uri(): string {
+    return `tcp:127.0.0.1:${this.port}`;
+  }
+
+  /** Bytes forwarded client→target, over every connection so far. */
+  get bytesUp(): number {
+    return this.#bytesUp;
+  }
+
+  /** Bytes forwarded target→client, over every connection so far. */
+  get bytesDown(): number {
+    return this.#bytesDown;
+  }
+
+  /** Connections accepted so far. */
+  get connections(): number {
+    return this.#connections;
+  }
+
+  /** Connections cut so far (by cut() or cutAfter). */
+  get cuts(): number {
+    return this.#cuts;
+  }
+
+  /** Whether forwarding is paused. */
+  get paused(): boolean {
+    return this.#gate !== null;
+  }
+
+  /** Abruptly closes both sides of every current connection. Later connections still work. */
+  cut(): void {
+    for (const link of this.#links) this.#cut(link);
+  }
+
+  /** Stops forwarding (and reading) in both directions, without closing anything. */
+  pause(): void {
+    this.#gate ??= Promise.withResolvers<void>();
+  }
+
+  /** Forwards again after pause(). */
+  resume(): void {
+    this.#gate?.resolve();
+    this.#gate = null;
+  }
+
+  /** Stops listening, cuts every connection and waits for all forwarding to stop. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      try {
+        this.#listener.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    this.resume();
+    this.cut();
+    await this.#acceptLoop;
+    await Promise.all([...this.#links].map((link) => link.done));
+  }
+
+  async #acceptAll(): Promise<void> {
+    for (;;) {
+      let client: Deno.TcpConn;
+      try {
+        client = await this.#listener.accept();
+      } catch {
+        return; // listener closed
+      }
+      let target: Deno.TcpConn;
+      try {
+        target = await Deno.connect({ hostname: this.#options.hostname, port: this.#options.port });
+      } catch {
+        client.close();
+        continue;
+      }
+      if (this.#closed) {
+        client.close();
+        target.close();
+        return;
+      }
+      this.#connections++;
+      client.setNoDelay(true);
+      target.setNoDelay(true);
+      const link: Link = {
+        client,
+        target,
+        closed: false,
+        closedSignal: Promise.withResolvers<void>(),
+        done: Promise.resolve(),
+      };
+      this.#links.add(link);
+      link.done = Promise.all([
+        this.#pump(link, client, target, "up"),
+        this.#pump(link, target, client, "down"),
+      ]).then(() => {
+        this.#close(link);
+        this.#links.delete(link);
+      });
+    }
+  }
+
+  /** Forwards `from` → `to` until end of stream, an error, or a cut. */
+  async #pump(link: Link, from: Deno.Conn, to: Deno.Conn, dir: "up" | "down"): Promise<void> {
+    const limit = this.#options.cutAfter?.[dir] ?? Infinity;
+    const buf = new Uint8Array(BUFFER_SIZE);
+    let forwarded = 0;
+    try {
+      for (;;) {
+        if (forwarded >= limit) return this.#cut(link);
+        if (!await this.#open(link)) return;
+        const want = Math.min(buf.length, limit - forwarded);
+        const n = await from.read(want === buf.length ? buf : buf.subarray(0, want));
+        if (n === null) return await to.closeWrite();
+        if (!await this.#open(link)) return;
+        for (let off = 0; off < n;) off += await to.write(buf.subarray(off, n));
+        forwarded += n;
+        if (dir === "up") this.#bytesUp += n;
+        else this.#bytesDown += n;
+      }
+    } catch {
+      // A cut or a reset: close both sides so the other pump ends too.
+      this.#close(link);
+    }
+  }
+
+  /** Waits while paused; false once the link is closed. */
+  async #open(link: Link): Promise<boolean> {
+    while (this.#gate !== null && !link.closed) {
+      await Promise.race([this.#gate.promise, link.closedSignal.promise]);
+    }
+    return !link.closed;
+  }
+
+  #cut(link: Link): void {
+    if (link.closed) return;
+    this.#cuts++;
+    this.#close(link);
+  }
+
+  #close(link: Link): void {
+    if (link.closed) return;
+    link.closed = true;
+    link.closedSignal.resolve();
+    for (const conn of [link.client, link.target]) {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+}
