@@ -15,7 +15,9 @@ export interface ByteSink {
 }
 
 const RUN_OVERHEAD = 15; // frame header + run header
-const STAGING = (1 << 20) + 64 * 1024;
+const STAGING = 256 * 1024;
+/** Writes handed to the sink and not yet done, at most. */
+const MAX_INFLIGHT = 2;
 
 /** Sends dirty pages; owns the migration bitmap (one byte per page). */
 export class PageSender {
@@ -40,7 +42,8 @@ export class PageSender {
   readonly #views = this.#bufs.map((b) => new DataView(b.buffer));
   #cur = 0;
   #off = 0;
-  #inflight: Promise<void> | null = null;
+  readonly #writes: Promise<void>[] = [];
+  readonly #bufBusy: (Promise<void> | undefined)[] = [undefined, undefined];
   #cursor = 0;
 
   /** Prepares to send `guest` through `sink`. */
@@ -64,7 +67,8 @@ export class PageSender {
   retarget(sink: ByteSink): void {
     this.#sink = sink;
     this.#off = 0;
-    this.#inflight = null;
+    this.#writes.length = 0;
+    this.#bufBusy.fill(undefined);
   }
 
   /** Marks every page as to be sent (the bulk stage). */
@@ -176,19 +180,19 @@ export class PageSender {
         await this.#ensure(RUN_OVERHEAD);
         this.#off = putZeroRun(this.#views[this.#cur], this.#off, b, first, count);
       } else {
-        await this.#ensure(RUN_OVERHEAD + 4096);
-        const room = Math.min(MAX_RUN_PAGES, Math.floor((STAGING - this.#off - RUN_OVERHEAD) / 4096));
-        while (p < end && bitmap[p] === 1 && count < room && (count === 0 || !this.#isZero(b, p - blk.firstPage))) {
+        while (p < end && bitmap[p] === 1 && count < MAX_RUN_PAGES && (count === 0 || !this.#isZero(b, p - blk.firstPage))) {
           bitmap[p] = 0;
           this.sentOnce[p] = 1;
           p++;
           count++;
         }
         this.normal += count;
-        const view = this.#views[this.#cur];
-        const dataOff = putPageRunHeader(view, this.#off, b, first, count, 4096);
-        this.#bufs[this.#cur].set(this.#ram8[b].subarray(first * 4096, (first + count) * 4096), dataOff);
-        this.#off = dataOff + count * 4096;
+        // The header goes through the staging buffer; the pages go straight from guest
+        // RAM to the socket (copying them first costs a third of the throughput here).
+        await this.#ensure(RUN_OVERHEAD);
+        this.#off = putPageRunHeader(this.#views[this.#cur], this.#off, b, first, count, 4096);
+        await this.#swap();
+        await this.#queue(this.#ram8[b].subarray(first * 4096, (first + count) * 4096));
       }
       this.pending -= count;
       sent += count;
@@ -203,11 +207,11 @@ export class PageSender {
     this.#off += bytes.length;
   }
 
-  /** Writes out everything staged and waits until the sink took it. */
+  /** Writes out everything staged and waits until the sink took all of it. */
   async flush(): Promise<void> {
     await this.#swap();
-    await this.#inflight;
-    this.#inflight = null;
+    await Promise.all(this.#writes);
+    this.#writes.length = 0;
   }
 
   #isZero(b: number, page: number): boolean {
@@ -229,15 +233,24 @@ export class PageSender {
     if (this.#off + n > STAGING) await this.#swap();
   }
 
-  /** Starts writing the current buffer and switches to the other (after its write ended). */
+  /** Hands `bytes` to the sink, keeping at most a few writes in flight (in order). */
+  async #queue(bytes: Uint8Array): Promise<void> {
+    const w = this.#sink.write(bytes);
+    w.catch(() => {}); // observed when awaited below or in flush()
+    this.#writes.push(w);
+    if (this.#writes.length > MAX_INFLIGHT) await this.#writes.shift();
+  }
+
+  /** Starts writing the staged bytes and switches to the other staging buffer. */
   async #swap(): Promise<void> {
     if (this.#off === 0) return;
     const out = this.#bufs[this.#cur].subarray(0, this.#off);
-    const previous = this.#inflight;
-    if (previous) await previous;
-    this.#inflight = this.#sink.write(out);
-    this.#inflight.catch(() => {}); // observed by the next await
+    const done = this.#queue(out);
+    this.#bufBusy[this.#cur] = this.#writes[this.#writes.length - 1];
+    await done;
     this.#cur ^= 1;
     this.#off = 0;
+    // The other buffer may still be on its way out: wait before filling it.
+    await this.#bufBusy[this.#cur];
   }
 }

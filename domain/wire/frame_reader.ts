@@ -23,6 +23,8 @@ export const DEFAULT_READER_BUFFER = 1 << 20;
 export const MIN_READER_BUFFER = 128 << 10;
 /** Remainders of `readInto` at least this big bypass the buffer and land in the target. */
 const DIRECT_READ_MIN = 64 << 10;
+/** How far past what it needs the reader reads into its own buffer. */
+const READ_AHEAD = 64 << 10;
 
 /**
  * Reads frames from a {@link Channel}. Call `readStreamHeader()` once, then `next()` per frame
@@ -178,7 +180,11 @@ export class FrameReader {
       this.#start = 0;
     }
     while (this.#end - this.#start < n) {
-      const r = await this.#ch.read(this.#buf.subarray(this.#end));
+      // Read ahead only a little: big payloads are read straight into their target.
+      const want = Math.max(n - (this.#end - this.#start), READ_AHEAD);
+      const r = await this.#ch.read(
+        this.#buf.subarray(this.#end, Math.min(this.#buf.length, this.#end + want)),
+      );
       if (r === null) {
         const have = this.#end - this.#start;
         if (what === "") {
