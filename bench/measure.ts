@@ -31,6 +31,13 @@ export interface ThreadCpu {
   ms: number;
 }
 
+/** One look at /proc: the threads and whole-process CPU of some processes, and the machine's. */
+interface ProcSnapshot {
+  threads: Map<number, ThreadCpu[]>;
+  process: Map<number, number>;
+  machine: { busy: number; steal: number } | null;
+}
+
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
 /** utime + stime in ms from a /proc .../stat line (the name may contain spaces). */
@@ -39,41 +46,45 @@ function cpuOfStat(stat: string): number {
   return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
 }
 
-/** CPU time of every thread of `pid` (empty when /proc cannot be read). */
-export function threadCpu(pid: number): ThreadCpu[] {
-  const out: ThreadCpu[] = [];
+/**
+ * Reads /proc through `sh` (Deno asks for --allow-all to read /proc itself, and the bench
+ * task runs with --allow-run): per pid, each thread's comm and stat, and the process stat;
+ * then the machine's first /proc/stat line. Empty results when that fails (not Linux).
+ */
+function readProc(pids: readonly number[]): ProcSnapshot {
+  const snap: ProcSnapshot = { threads: new Map(), process: new Map(), machine: null };
+  const script =
+    pids.map((p) =>
+      `for t in /proc/${p}/task/*; do printf 'T ${p} %s|' "$(cat $t/comm)"; cat $t/stat; done; ` +
+      `printf 'P ${p} '; cat /proc/${p}/stat; `
+    ).join("") + "head -1 /proc/stat";
+  let out = "";
   try {
-    for (const e of Deno.readDirSync(`/proc/${pid}/task`)) {
-      try {
-        const dir = `/proc/${pid}/task/${e.name}`;
-        const name = Deno.readTextFileSync(`${dir}/comm`).trim();
-        out.push({ tid: Number(e.name), name, ms: cpuOfStat(Deno.readTextFileSync(`${dir}/stat`)) });
-      } catch { /* the thread ended meanwhile */ }
+    const r = new Deno.Command("sh", { args: ["-c", script], stderr: "null" }).outputSync();
+    out = new TextDecoder().decode(r.stdout);
+  } catch {
+    return snap;
+  }
+  for (const line of out.split("\n")) {
+    if (line.startsWith("T ")) {
+      const pid = Number(line.split(" ")[1]);
+      const bar = line.indexOf("|");
+      const name = line.slice(line.indexOf(" ", 2) + 1, bar);
+      const stat = line.slice(bar + 1);
+      const list = snap.threads.get(pid) ?? [];
+      list.push({ tid: Number(stat.split(" ")[0]), name, ms: cpuOfStat(stat) });
+      snap.threads.set(pid, list);
+    } else if (line.startsWith("P ")) {
+      const pid = Number(line.split(" ")[1]);
+      snap.process.set(pid, cpuOfStat(line.slice(line.indexOf(" ", 2) + 1)));
+    } else if (line.startsWith("cpu ")) {
+      // user nice system idle iowait irq softirq steal
+      const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+      const busy = v[0] + v[1] + v[2] + v[5] + v[6];
+      snap.machine = { busy: busy * TICK_MS, steal: v[7] * TICK_MS };
     }
-  } catch { /* no /proc or the process ended */ }
-  return out;
-}
-
-/** CPU time of a whole process in ms, ended threads included (NaN when unreadable). */
-export function processCpu(pid: number): number {
-  try {
-    return cpuOfStat(Deno.readTextFileSync(`/proc/${pid}/stat`));
-  } catch {
-    return NaN;
   }
-}
-
-/** Busy and total CPU time of the whole machine in ms (from /proc/stat), or null. */
-export function machineCpu(): { busy: number; total: number } | null {
-  try {
-    const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
-    const v = line.split(/\s+/).slice(1).map(Number);
-    const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
-    const idle = v[3] + v[4];
-    return { busy: (total - idle) * TICK_MS, total: total * TICK_MS };
-  } catch {
-    return null;
-  }
+  return snap;
 }
 
 /** A before/after CPU sampler for a set of named processes. */
@@ -83,39 +94,49 @@ export interface CpuSample {
    * plus `total` for the whole process.
    */
   processes: Record<string, Record<string, number>>;
-  /** Machine-wide busy CPU ms and wall ms between start and stop. */
+  /** Machine-wide busy CPU ms (steal excluded) between start and stop. */
   machineBusyMs: number | null;
+  /** Busy CPU ms of every other process (machine busy minus the sampled processes). */
+  otherMs: number | null;
+  /** CPU ms the hypervisor took (steal). */
+  stealMs: number | null;
   wallMs: number;
 }
 
-/** Starts sampling `pids` (name → pid); call the returned function to get the deltas. */
+/** Starts sampling `pids` (label → pid); call the returned function to get the deltas. */
 export function sampleCpu(pids: Record<string, number>): () => CpuSample {
   const t0 = wallNow();
-  const m0 = machineCpu();
-  const before = new Map<number, number>();
-  const procBefore = new Map<number, number>();
-  for (const pid of Object.values(pids)) {
-    for (const t of threadCpu(pid)) before.set(t.tid, t.ms);
-    procBefore.set(pid, processCpu(pid));
-  }
+  const before = readProc(Object.values(pids));
   return () => {
     const wallMs = wallNow() - t0;
-    const m1 = machineCpu();
+    const after = readProc(Object.values(pids));
+    const was = new Map<number, number>();
+    for (const list of before.threads.values()) for (const t of list) was.set(t.tid, t.ms);
     const processes: Record<string, Record<string, number>> = {};
     for (const [label, pid] of Object.entries(pids)) {
       const threads: Record<string, number> = {};
       let live = 0;
-      for (const t of threadCpu(pid)) {
-        const d = t.ms - (before.get(t.tid) ?? 0);
+      for (const t of after.threads.get(pid) ?? []) {
+        const d = t.ms - (was.get(t.tid) ?? 0);
         live += d;
         if (d > 0) threads[t.name] = (threads[t.name] ?? 0) + d;
       }
-      const total = processCpu(pid) - (procBefore.get(pid) ?? 0);
+      const total = (after.process.get(pid) ?? NaN) - (before.process.get(pid) ?? NaN);
       // Threads that ended meanwhile (a finished migration Worker) count only in the total.
       if (total - live > 0) threads["(ended threads)"] = total - live;
       threads.total = total;
       processes[label] = threads;
     }
-    return { processes, machineBusyMs: m0 && m1 ? m1.busy - m0.busy : null, wallMs };
+    const m0 = before.machine;
+    const m1 = after.machine;
+    const busy = m0 && m1 ? m1.busy - m0.busy : null;
+    const ours = Object.values(processes).reduce((n, p) => n + (p.total || 0), 0);
+    return {
+      processes,
+      machineBusyMs: busy,
+      otherMs: busy === null ? null : Math.max(0, busy - ours),
+      stealMs: m0 && m1 ? m1.steal - m0.steal : null,
+      wallMs,
+    };
   };
 }

@@ -23,6 +23,9 @@ export interface RawResult {
   sinkReads: number;
   /** The source's own first-write-to-half-close time. */
   sourceMs: number;
+  /** CPU ms (user + system) of the sink and of the source process during the transfer. */
+  sinkCpuMs: number;
+  sourceCpuMs: number;
 }
 
 function spawn(args: string[]): Deno.ChildProcess {
@@ -89,6 +92,8 @@ export async function runRaw(
       sinkMs: s.eofAt - s.firstByteAt,
       sinkReads: s.reads,
       sourceMs: w.doneAt - w.firstWriteAt,
+      sinkCpuMs: s.cpuMs,
+      sourceCpuMs: w.cpuMs,
     };
   } finally {
     kill(sink);

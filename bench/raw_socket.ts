@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { cpuUsage } from "node:process";
 import { parseArgs } from "node:util";
 
 /** What `sink` prints once listening. */
@@ -26,6 +27,8 @@ export interface SinkResult {
   /** Wall-clock ms of the first byte read and of end of stream. */
   firstByteAt: number;
   eofAt: number;
+  /** CPU ms of this process (user + system) from accept to end of stream. */
+  cpuMs: number;
 }
 
 /** What `source` prints after its last write and half-close. */
@@ -36,6 +39,13 @@ export interface SourceResult {
   connectAt: number;
   firstWriteAt: number;
   doneAt: number;
+  /** CPU ms of this process (user + system) from connect to half-close. */
+  cpuMs: number;
+}
+
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const d = cpuUsage(start);
+  return (d.user + d.system) / 1000;
 }
 
 function wallNow(): number {
@@ -67,6 +77,7 @@ async function sink(uri: string, chunk: number): Promise<SinkResult> {
     : `tcp:${(a as Deno.NetAddr).hostname}:${(a as Deno.NetAddr).port}`;
   console.log(JSON.stringify({ listening: bound } satisfies SinkReady));
   const conn = await listener.accept();
+  const cpu0 = cpuUsage();
   listener.close();
   if (conn.localAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
   const buf = new Uint8Array(chunk);
@@ -82,14 +93,16 @@ async function sink(uri: string, chunk: number): Promise<SinkResult> {
     reads++;
   }
   const eofAt = wallNow();
+  const cpuMs = cpuMsSince(cpu0);
   conn.close();
-  return { bytes, reads, firstByteAt, eofAt };
+  return { bytes, reads, firstByteAt, eofAt, cpuMs };
 }
 
 async function source(uri: string, total: number, chunk: number): Promise<SourceResult> {
   const buf = new Uint8Array(chunk);
   crypto.getRandomValues(buf.subarray(0, Math.min(chunk, 65536)));
   for (let off = 65536; off < chunk; off += 65536) buf.copyWithin(off, 0, 65536);
+  const cpu0 = cpuUsage();
   const connectAt = wallNow();
   const conn = await connectTo(uri);
   if (conn.localAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
@@ -107,8 +120,9 @@ async function source(uri: string, total: number, chunk: number): Promise<Source
   }
   await conn.closeWrite();
   const doneAt = wallNow();
+  const cpuMs = cpuMsSince(cpu0);
   conn.close();
-  return { bytes: sent, writes, connectAt, firstWriteAt, doneAt };
+  return { bytes: sent, writes, connectAt, firstWriteAt, doneAt, cpuMs };
 }
 
 if (import.meta.main) {

@@ -116,8 +116,14 @@ export function scenarioA(pollRate: number): Promise<ScenarioARun> {
     const cpu = sampleCpu({ source: src.pid, destination: dst.pid, bench: Deno.pid });
     const t0 = wallNow();
     const r = await src.api("POST", "/migrations", { uri });
-    if (r.status !== 202) throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
-    const poll = await pollUntil(src.base, { rate: pollRate, timeoutMs: 60_000, terminal: TERMINAL });
+    if (r.status !== 202) {
+      throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
+    }
+    const poll = await pollUntil(src.base, {
+      rate: pollRate,
+      timeoutMs: 60_000,
+      terminal: TERMINAL,
+    });
     if (poll.last?.status !== "completed") {
       throw new Error(`migration ended ${poll.last?.status}: ${poll.last?.["error-desc"] ?? ""}`);
     }
@@ -172,7 +178,9 @@ export function scenarioB(): Promise<ScenarioBRun> {
     const cpu = sampleCpu({ source: src.pid, destination: dst.pid });
     const t0 = wallNow();
     const r = await src.api("POST", "/migrations", { uri });
-    if (r.status !== 202) throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
+    if (r.status !== 202) {
+      throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
+    }
     await pollFor(dst.base, "/migrations/current", (b) => TERMINAL.test(b.status), 30_000);
     const wallMs = wallNow() - t0;
     const cpuUsed = cpu();

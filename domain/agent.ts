@@ -108,19 +108,27 @@ export class Agent {
 
   /** query-migrate. */
   query(): MigrationInfo {
-    return queryMigrate(this.#outgoing?.migration ?? null, this.#incoming?.current ?? null);
+    return queryMigrate(
+      this.#outgoing?.migration ?? null,
+      this.#incoming?.current ?? null,
+      this.#infoOptions(),
+    );
   }
 
   /** Recent migrations, newest first. */
   list(): MigrationInfo[] {
-    return this.#history.map(migrationInfo).reverse();
+    return this.#history.map((m) => migrationInfo(m, this.#infoOptions())).reverse();
   }
 
   /** One migration by id. */
   get(id: string): MigrationInfo {
     const m = this.#history.find((x) => x.id === id);
     if (!m) throw new DomainError("not-found", `Migration '${id}' not found`, "DeviceNotFound");
-    return migrationInfo(m);
+    return migrationInfo(m, this.#infoOptions());
+  }
+
+  #infoOptions(): { blocktime: boolean } {
+    return { blocktime: this.capabilities["postcopy-blocktime"] };
   }
 
   /** The address the incoming side listens on, once bound. */
@@ -133,10 +141,9 @@ export class Agent {
     const problems = migrateProblems(req, this.#preflight());
     if (problems.length > 0) throw problems[0];
     if (req.resume) {
-      throw new DomainError(
-        "unsupported",
-        "Postcopy recovery is not supported by this Ferry build yet",
-      );
+      // A resume is not a new migration: the paused one gets a new channel.
+      this.#outgoing!.command({ t: "resume", uri: req.uri });
+      return migrationInfo(this.#outgoing!.migration);
     }
     this.machine.clearArrival();
     const migration = this.#record(new Migration("source", req.uri, this.#onTransition));
@@ -176,6 +183,72 @@ export class Agent {
     const problems = migrateProblems(req, this.#preflight());
     if (problems.length > 0) throw new DomainErrors(problems);
     return { "dry-run": true, ok: true };
+  }
+
+  /** migrate-start-postcopy: the seed's checks, then the flag the source's loop reads. */
+  startPostcopy(): MigrationInfo {
+    if (!this.capabilities["postcopy-ram"]) {
+      throw new DomainError(
+        "wrong-state",
+        "Enable postcopy with migrate_set_capability before the start of migration",
+      );
+    }
+    const out = this.#outgoing;
+    if (!out || out.migration.status === "none") {
+      throw new DomainError(
+        "wrong-state",
+        "Postcopy must be started after migration has been started",
+      );
+    }
+    // Not an error once finished: that would race with the command (as in the seed).
+    out.command({ t: "postcopy" });
+    return this.query();
+  }
+
+  /** migrate-continue: releases pre-switchover when the status is the one named. */
+  continueMigration(state: MigrationStatus): MigrationInfo {
+    const status = this.#outgoing?.migration.status ?? "none";
+    if (status !== state) {
+      throw new DomainError("wrong-state", `Migration not in expected state: ${status}`);
+    }
+    this.#outgoing!.command({ t: "continue" });
+    return this.query();
+  }
+
+  /** migrate-pause: only in postcopy-active, on either side. */
+  pauseMigration(): MigrationInfo {
+    if (this.#outgoing?.migration.status === "postcopy-active") {
+      this.#outgoing.command({ t: "pause" });
+    } else if (this.#incoming?.current.status === "postcopy-active") {
+      this.#incoming.pause();
+    } else {
+      throw new DomainError(
+        "wrong-state",
+        "migrate-pause is currently only supported during postcopy-active state",
+      );
+    }
+    return this.query();
+  }
+
+  /** migrate-recover on the destination: listen on `uri` for the resumed stream. */
+  recoverIncoming(uri: string): MigrationInfo {
+    const incoming = this.#incoming;
+    if (!incoming || incoming.current.status !== "postcopy-paused") {
+      throw new DomainError(
+        "wrong-state",
+        "Migrate recover can only be run when postcopy is paused.",
+      );
+    }
+    if (incoming.recoverTriggered) {
+      throw new DomainError("wrong-state", "Migrate recovery is triggered already");
+    }
+    try {
+      parseMigrationUri(uri, "incoming");
+    } catch (e) {
+      throw new DomainError("invalid-value", (e as Error).message);
+    }
+    incoming.recover(uri);
+    return this.query();
   }
 
   /** QMP migrate_cancel: a no-op when nothing runs, as in the seed. */
@@ -353,6 +426,10 @@ export class Agent {
 
   #onTransition = (m: Migration, _from: MigrationStatus, to: MigrationStatus): void => {
     this.events.publish("MIGRATION", { status: to, side: m.side, id: m.id });
+    if (m.side === "destination" && (to === "postcopy-paused" || to === "postcopy-active")) {
+      // A finished recovery attempt (either way) allows the next migrate-recover.
+      if (this.#incoming) this.#incoming.recoverTriggered = false;
+    }
     if (isFinished(to) || !isSetupOrActive(to)) {
       this.#publishProgress(m);
     }

@@ -8,8 +8,8 @@ import { DomainError } from "./errors.ts";
 import { mergeCapabilities, mergeParameters } from "./option_checks.ts";
 import {
   CAPABILITIES,
-  CAPABILITY_NAMES,
   type Capabilities,
+  CAPABILITY_NAMES,
   type CapabilityDef,
   DEFAULT_CAPABILITIES,
   DEFAULT_PARAMETERS,
@@ -47,9 +47,16 @@ export function parseGlobals(settings: readonly string[]): Globals {
   const caps: Partial<Capabilities> = {};
   for (const s of settings) {
     const m = /^migration\.([a-z0-9-]+)=(.*)$/.exec(s);
-    if (!m) throw new DomainError("invalid-value", `Invalid --global '${s}': expected migration.PROPERTY=VALUE`);
+    if (!m) {
+      throw new DomainError(
+        "invalid-value",
+        `Invalid --global '${s}': expected migration.PROPERTY=VALUE`,
+      );
+    }
     const [, prop, value] = m;
-    const param = PARAMETER_NAMES.find((n) => (PARAMETERS[n] as { global?: string }).global === prop);
+    const param = PARAMETER_NAMES.find((n) =>
+      (PARAMETERS[n] as { global?: string }).global === prop
+    );
     const cap = CAPABILITY_NAMES.find((n) => (CAPABILITIES[n] as CapabilityDef).global === prop);
     if (prop in flags) {
       flags[prop as keyof typeof flags] = parseBool(prop, value);
@@ -58,7 +65,10 @@ export function parseGlobals(settings: readonly string[]): Globals {
       if (def.type === "boolean") params[param] = parseBool(prop, value);
       else if (def.type === "string") params[param] = value;
       else if (/^\d+$/.test(value)) params[param] = Number(value);
-      else throw new DomainError("invalid-value", `Property 'migration.${prop}' doesn't take value '${value}'`);
+      else {throw new DomainError(
+          "invalid-value",
+          `Property 'migration.${prop}' doesn't take value '${value}'`,
+        );}
     } else if (cap) {
       caps[cap] = parseBool(prop, value);
     } else {

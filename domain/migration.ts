@@ -4,7 +4,12 @@
  *
  * @module
  */
-import { MIGRATION_STATUSES, type MigrationStatus, type Side, StateMachine } from "./state_machine.ts";
+import {
+  MIGRATION_STATUSES,
+  type MigrationStatus,
+  type Side,
+  StateMachine,
+} from "./state_machine.ts";
 import { createStats } from "./engine/stats.ts";
 
 /** Called after each status change of any migration. */
@@ -38,7 +43,9 @@ export class Migration {
   ) {
     this.stats = shared?.stats ?? createStats();
     this.statusCell = shared?.statusCell ?? new Int32Array(new SharedArrayBuffer(4));
-    this.id = `${side === "source" ? "out" : "in"}-${Date.now().toString(36)}-${(++counter).toString(36)}`;
+    this.id = `${side === "source" ? "out" : "in"}-${Date.now().toString(36)}-${
+      (++counter).toString(36)
+    }`;
     this.side = side;
     this.uri = uri;
     this.machine = new StateMachine(side, (from, to) => {

@@ -36,6 +36,8 @@ export interface MigrationInfo {
   "setup-time"?: number;
   "cpu-throttle-percentage"?: number;
   "error-desc"?: string;
+  "postcopy-blocktime"?: number;
+  "postcopy-vcpu-blocktime"?: number[];
   "x-id"?: string;
   "x-side"?: "source" | "destination";
 }
@@ -93,18 +95,34 @@ function sourceInfo(m: Migration): MigrationInfo {
   return info;
 }
 
+/** What query-time settings change in the answer. */
+export interface InfoOptions {
+  /** The postcopy-blocktime capability: report blocktime on a completed destination. */
+  blocktime?: boolean;
+}
+
 /** MigrationInfo for one migration of either side (with its id and side). */
-export function migrationInfo(m: Migration): MigrationInfo {
+export function migrationInfo(m: Migration, opts: InfoOptions = {}): MigrationInfo {
   const info = m.side === "source" ? sourceInfo(m) : { status: m.status } as MigrationInfo;
   if (m.side === "destination" && m.status === "failed" && m.error) info["error-desc"] = m.error;
+  if (m.side === "destination" && m.status === "completed" && opts.blocktime) {
+    // fill_destination_postcopy_migration_info: total, and per vCPU (Ferry has one).
+    const ms = Math.round(m.stats[STAT.blocktime]);
+    info["postcopy-blocktime"] = ms;
+    info["postcopy-vcpu-blocktime"] = [ms];
+  }
   info["x-id"] = m.id;
   info["x-side"] = m.side;
   return info;
 }
 
 /** query-migrate: the outgoing migration if there was one, else the incoming one. */
-export function queryMigrate(outgoing: Migration | null, incoming: Migration | null): MigrationInfo {
-  if (outgoing && outgoing.status !== "none") return migrationInfo(outgoing);
-  if (incoming && incoming.status !== "none") return migrationInfo(incoming);
+export function queryMigrate(
+  outgoing: Migration | null,
+  incoming: Migration | null,
+  opts: InfoOptions = {},
+): MigrationInfo {
+  if (outgoing && outgoing.status !== "none") return migrationInfo(outgoing, opts);
+  if (incoming && incoming.status !== "none") return migrationInfo(incoming, opts);
   return { status: "none" };
 }

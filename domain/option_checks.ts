@@ -7,15 +7,15 @@
  */
 import { DomainError } from "./errors.ts";
 import {
-  type Capabilities,
   CAPABILITIES,
-  type CapabilityDef,
+  type Capabilities,
   CAPABILITY_NAMES,
+  type CapabilityDef,
   type CapabilityName,
   INCOMPATIBLE,
   PARAMETER_NAMES,
-  parameterValid,
   type Parameters,
+  parameterValid,
   rangeError,
 } from "./options.ts";
 

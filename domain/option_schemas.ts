@@ -41,15 +41,17 @@ export const CapabilitiesSchema = z.object(
 
 /** `PATCH /capabilities`: a merge patch; members left out keep their state. */
 export const CapabilitiesPatchSchema = z.object(
-  fieldsOf(CAPABILITY_NAMES, (n) => z.boolean().optional().meta({ description: capDescription(n) })),
+  fieldsOf(
+    CAPABILITY_NAMES,
+    (n) => z.boolean().optional().meta({ description: capDescription(n) }),
+  ),
 ).strict().meta({ id: "MigrationCapabilitiesPatch" });
 
 /** `GET /parameters`: every parameter and its value. */
 export const ParametersSchema = z.object(
   fieldsOf(
     PARAMETER_NAMES,
-    (n) =>
-      paramType(n).meta({ description: param(n).description, default: param(n).default }),
+    (n) => paramType(n).meta({ description: param(n).description, default: param(n).default }),
   ),
 ).strict().meta({ id: "MigrationParameters" });
 

@@ -21,22 +21,74 @@ const NOT_YET = "is not supported by this Ferry build yet";
 
 /** All 16 capabilities of the seed, in QMP order. */
 export const CAPABILITIES = {
-  "xbzrle": { description: "Send resent pages as XOR deltas against a page cache (XBZRLE).", global: "x-xbzrle", unsupported: NOT_YET },
-  "rdma-pin-all": { description: "Pin all guest memory for RDMA (RDMA transport only).", global: "x-rdma-pin-all", unsupported: "requires RDMA, which Ferry does not support" },
-  "auto-converge": { description: "Throttle the vCPU when the guest dirties memory faster than it can be sent.", global: "x-auto-converge", unsupported: NOT_YET },
-  "zero-blocks": { description: "Skip zero blocks in old-style block migration; Ferry guests have no disks, so it changes nothing.", global: "x-zero-blocks" },
-  "compress": { description: "Deflate pages with a pool of compression threads.", global: "x-compress", unsupported: NOT_YET },
-  "events": { description: "Emit MIGRATION events (SSE subscribers always receive them; kept for QMP compatibility).", global: "x-events" },
-  "postcopy-ram": { description: "Allow switching to postcopy: run on the destination and fetch missing pages on demand.", global: "x-postcopy-ram", unsupported: NOT_YET },
-  "x-colo": { description: "COarse-grained LOck-stepping (COLO) fault tolerance.", global: "x-colo", unsupported: "COLO is not supported by Ferry" },
-  "release-ram": { description: "Free source pages once sent during postcopy.", global: "x-release-ram", unsupported: NOT_YET },
+  "xbzrle": {
+    description: "Send resent pages as XOR deltas against a page cache (XBZRLE).",
+    global: "x-xbzrle",
+    unsupported: NOT_YET,
+  },
+  "rdma-pin-all": {
+    description: "Pin all guest memory for RDMA (RDMA transport only).",
+    global: "x-rdma-pin-all",
+    unsupported: "requires RDMA, which Ferry does not support",
+  },
+  "auto-converge": {
+    description: "Throttle the vCPU when the guest dirties memory faster than it can be sent.",
+    global: "x-auto-converge",
+    unsupported: NOT_YET,
+  },
+  "zero-blocks": {
+    description:
+      "Skip zero blocks in old-style block migration; Ferry guests have no disks, so it changes nothing.",
+    global: "x-zero-blocks",
+  },
+  "compress": {
+    description: "Deflate pages with a pool of compression threads.",
+    global: "x-compress",
+    unsupported: NOT_YET,
+  },
+  "events": {
+    description:
+      "Emit MIGRATION events (SSE subscribers always receive them; kept for QMP compatibility).",
+    global: "x-events",
+  },
+  "postcopy-ram": {
+    description:
+      "Allow switching to postcopy: run on the destination and fetch missing pages on demand.",
+    global: "x-postcopy-ram",
+  },
+  "x-colo": {
+    description: "COarse-grained LOck-stepping (COLO) fault tolerance.",
+    global: "x-colo",
+    unsupported: "COLO is not supported by Ferry",
+  },
+  "release-ram": {
+    description: "Free source pages once sent during postcopy.",
+    global: "x-release-ram",
+    unsupported:
+      "cannot work here: JavaScript cannot return SharedArrayBuffer pages to the operating system",
+  },
   "block": { description: "Old-style (blk/-b, inc/-i) block migration.", global: "x-block" },
-  "return-path": { description: "Open a return path from destination to source.", global: "x-return-path", unsupported: NOT_YET },
-  "pause-before-switchover": { description: "Pause in pre-switchover before the device state moves, until migrate-continue." , unsupported: NOT_YET },
-  "x-multifd": { description: "Send pages over several channels, each with its own Worker.", global: "x-multifd", unsupported: NOT_YET },
-  "dirty-bitmaps": { description: "Migrate block dirty bitmaps; Ferry guests have no disks.", unsupported: "requires block devices, which Ferry guests do not have" },
-  "postcopy-blocktime": { description: "Measure how long vCPUs wait for pages during postcopy.", unsupported: NOT_YET },
-  "late-block-activate": { description: "Activate block devices only when the destination starts running; Ferry guests have no disks, so it changes nothing." },
+  "return-path": {
+    description: "Open a return path from destination to source.",
+    global: "x-return-path",
+  },
+  "pause-before-switchover": {
+    description: "Pause in pre-switchover before the device state moves, until migrate-continue.",
+  },
+  "x-multifd": {
+    description: "Send pages over several channels, each with its own Worker.",
+    global: "x-multifd",
+    unsupported: NOT_YET,
+  },
+  "dirty-bitmaps": {
+    description: "Migrate block dirty bitmaps; Ferry guests have no disks.",
+    unsupported: "requires block devices, which Ferry guests do not have",
+  },
+  "postcopy-blocktime": { description: "Measure how long vCPUs wait for pages during postcopy." },
+  "late-block-activate": {
+    description:
+      "Activate block devices only when the destination starts running; Ferry guests have no disks, so it changes nothing.",
+  },
 } as const satisfies Record<string, CapabilityDef>;
 
 /** A capability name in QMP spelling. */
@@ -54,7 +106,10 @@ export type Capabilities = Record<CapabilityName, boolean>;
  */
 export const INCOMPATIBLE: readonly { all: readonly CapabilityName[]; message: string }[] = [
   { all: ["block"], message: "QEMU compiled without old-style (blk/-b, inc/-i) block migration" },
-  { all: ["postcopy-ram", "compress"], message: "Postcopy is not currently compatible with compression" },
+  {
+    all: ["postcopy-ram", "compress"],
+    message: "Postcopy is not currently compatible with compression",
+  },
 ];
 
 const UINT32 = 0xffff_ffff;
@@ -83,23 +138,158 @@ function isPow2(v: number): boolean {
 
 /** All 17 parameters of the seed, in QMP order (checks run in this order). */
 export const PARAMETERS = {
-  "compress-level": { type: "integer", default: 1, min: 0, max: 9, seedName: "compress_level", global: "x-compress-level", description: "zlib level for compress: 0 none, 1 fastest ... 9 smallest." },
-  "compress-threads": { type: "integer", default: 8, min: 1, max: 255, seedName: "compress_threads", global: "x-compress-threads", description: "Compression Workers on the source." },
-  "compress-wait-thread": { type: "boolean", default: true, seedName: "compress_wait_thread", global: "x-compress-wait-thread", description: "Wait for a free compression thread instead of sending the page uncompressed." },
-  "decompress-threads": { type: "integer", default: 2, min: 1, max: 255, seedName: "decompress_threads", global: "x-decompress-threads", description: "Decompression Workers on the destination." },
-  "cpu-throttle-initial": { type: "integer", default: 20, min: 1, max: 99, seedName: "cpu_throttle_initial", global: "x-cpu-throttle-initial", description: "Initial vCPU throttle percentage for auto-converge." },
-  "cpu-throttle-increment": { type: "integer", default: 10, min: 1, max: 99, seedName: "cpu_throttle_increment", global: "x-cpu-throttle-increment", description: "Throttle increase per auto-converge step, in percent." },
-  "tls-creds": { type: "string", default: "", seedName: "tls_creds", description: "Id of a tls-creds-x509 object; empty for plain channels. null means empty." },
-  "tls-hostname": { type: "string", default: "", seedName: "tls_hostname", description: "Host name checked against the destination's certificate; empty means the URI's host. null means empty." },
-  "max-bandwidth": { type: "integer", default: 32 << 20, min: 0, max: SIZE, expects: `an integer in the range of 0 to ${SIZE} bytes/second`, seedName: "max_bandwidth", global: "x-max-bandwidth", description: "Precopy bandwidth cap in bytes per second; 0 is unlimited; changes apply live." },
-  "downtime-limit": { type: "integer", default: 300, min: 0, max: 2_000_000, expects: "an integer in the range of 0 to 2000000 milliseconds", seedName: "downtime_limit", global: "x-downtime-limit", description: "Longest acceptable guest pause at switchover, in milliseconds." },
-  "x-checkpoint-delay": { type: "integer", default: 20000, min: 0, max: UINT32, seedName: "x_checkpoint_delay", global: "x-checkpoint-delay", description: "Delay between COLO checkpoints, in milliseconds." },
-  "block-incremental": { type: "boolean", default: false, seedName: "block_incremental", description: "Incremental old-style block migration (Ferry guests have no disks)." },
-  "x-multifd-channels": { type: "integer", default: 2, min: 1, max: 255, seedName: "multifd_channels", global: "x-multifd-channels", description: "Number of multifd page channels." },
-  "x-multifd-page-count": { type: "integer", default: 16, min: 1, max: 10000, seedName: "multifd_page_count", global: "x-multifd-page-count", description: "Pages per multifd packet." },
-  "xbzrle-cache-size": { type: "integer", default: 64 << 20, min: PAGE_SIZE, max: SIZE, expects: `a power of two no less than the target page size (${PAGE_SIZE})`, valid: (v: number) => isPow2(v), seedName: "xbzrle_cache_size", global: "xbzrle-cache-size", description: "XBZRLE page cache size in bytes: a power of two, at least one page; resizes live." },
-  "max-postcopy-bandwidth": { type: "integer", default: 0, min: 0, max: SIZE, seedName: "max_postcopy_bandwidth", global: "max-postcopy-bandwidth", description: "Background page bandwidth in postcopy, bytes per second; 0 is unlimited. Requested pages are never throttled." },
-  "max-cpu-throttle": { type: "integer", default: 99, min: 1, max: 99, expects: "a value between cpu_throttle_initial and 99", valid: (v: number, all: Readonly<Record<string, unknown>>) => v >= (all["cpu-throttle-initial"] as number), seedName: "max_cpu_throttle", global: "max-cpu-throttle", description: "Highest auto-converge throttle percentage." },
+  "compress-level": {
+    type: "integer",
+    default: 1,
+    min: 0,
+    max: 9,
+    seedName: "compress_level",
+    global: "x-compress-level",
+    description: "zlib level for compress: 0 none, 1 fastest ... 9 smallest.",
+  },
+  "compress-threads": {
+    type: "integer",
+    default: 8,
+    min: 1,
+    max: 255,
+    seedName: "compress_threads",
+    global: "x-compress-threads",
+    description: "Compression Workers on the source.",
+  },
+  "compress-wait-thread": {
+    type: "boolean",
+    default: true,
+    seedName: "compress_wait_thread",
+    global: "x-compress-wait-thread",
+    description: "Wait for a free compression thread instead of sending the page uncompressed.",
+  },
+  "decompress-threads": {
+    type: "integer",
+    default: 2,
+    min: 1,
+    max: 255,
+    seedName: "decompress_threads",
+    global: "x-decompress-threads",
+    description: "Decompression Workers on the destination.",
+  },
+  "cpu-throttle-initial": {
+    type: "integer",
+    default: 20,
+    min: 1,
+    max: 99,
+    seedName: "cpu_throttle_initial",
+    global: "x-cpu-throttle-initial",
+    description: "Initial vCPU throttle percentage for auto-converge.",
+  },
+  "cpu-throttle-increment": {
+    type: "integer",
+    default: 10,
+    min: 1,
+    max: 99,
+    seedName: "cpu_throttle_increment",
+    global: "x-cpu-throttle-increment",
+    description: "Throttle increase per auto-converge step, in percent.",
+  },
+  "tls-creds": {
+    type: "string",
+    default: "",
+    seedName: "tls_creds",
+    description: "Id of a tls-creds-x509 object; empty for plain channels. null means empty.",
+  },
+  "tls-hostname": {
+    type: "string",
+    default: "",
+    seedName: "tls_hostname",
+    description:
+      "Host name checked against the destination's certificate; empty means the URI's host. null means empty.",
+  },
+  "max-bandwidth": {
+    type: "integer",
+    default: 32 << 20,
+    min: 0,
+    max: SIZE,
+    expects: `an integer in the range of 0 to ${SIZE} bytes/second`,
+    seedName: "max_bandwidth",
+    global: "x-max-bandwidth",
+    description: "Precopy bandwidth cap in bytes per second; 0 is unlimited; changes apply live.",
+  },
+  "downtime-limit": {
+    type: "integer",
+    default: 300,
+    min: 0,
+    max: 2_000_000,
+    expects: "an integer in the range of 0 to 2000000 milliseconds",
+    seedName: "downtime_limit",
+    global: "x-downtime-limit",
+    description: "Longest acceptable guest pause at switchover, in milliseconds.",
+  },
+  "x-checkpoint-delay": {
+    type: "integer",
+    default: 20000,
+    min: 0,
+    max: UINT32,
+    seedName: "x_checkpoint_delay",
+    global: "x-checkpoint-delay",
+    description: "Delay between COLO checkpoints, in milliseconds.",
+  },
+  "block-incremental": {
+    type: "boolean",
+    default: false,
+    seedName: "block_incremental",
+    description: "Incremental old-style block migration (Ferry guests have no disks).",
+  },
+  "x-multifd-channels": {
+    type: "integer",
+    default: 2,
+    min: 1,
+    max: 255,
+    seedName: "multifd_channels",
+    global: "x-multifd-channels",
+    description: "Number of multifd page channels.",
+  },
+  "x-multifd-page-count": {
+    type: "integer",
+    default: 16,
+    min: 1,
+    max: 10000,
+    seedName: "multifd_page_count",
+    global: "x-multifd-page-count",
+    description: "Pages per multifd packet.",
+  },
+  "xbzrle-cache-size": {
+    type: "integer",
+    default: 64 << 20,
+    min: PAGE_SIZE,
+    max: SIZE,
+    expects: `a power of two no less than the target page size (${PAGE_SIZE})`,
+    valid: (v: number) => isPow2(v),
+    seedName: "xbzrle_cache_size",
+    global: "xbzrle-cache-size",
+    description:
+      "XBZRLE page cache size in bytes: a power of two, at least one page; resizes live.",
+  },
+  "max-postcopy-bandwidth": {
+    type: "integer",
+    default: 0,
+    min: 0,
+    max: SIZE,
+    seedName: "max_postcopy_bandwidth",
+    global: "max-postcopy-bandwidth",
+    description:
+      "Background page bandwidth in postcopy, bytes per second; 0 is unlimited. Requested pages are never throttled.",
+  },
+  "max-cpu-throttle": {
+    type: "integer",
+    default: 99,
+    min: 1,
+    max: 99,
+    expects: "a value between cpu_throttle_initial and 99",
+    valid: (v: number, all: Readonly<Record<string, unknown>>) =>
+      v >= (all["cpu-throttle-initial"] as number),
+    seedName: "max_cpu_throttle",
+    global: "max-cpu-throttle",
+    description: "Highest auto-converge throttle percentage.",
+  },
 } as const satisfies Record<string, ParameterDef>;
 
 /** A parameter name in QMP spelling. */
@@ -118,7 +308,9 @@ export type Parameters = {
 /** The seed's error text for a parameter whose value is out of its range. */
 export function rangeError(name: ParameterName): string {
   const def: ParameterDef = PARAMETERS[name];
-  return `Parameter '${def.seedName}' expects ${def.expects ?? `a value between ${def.min} and ${def.max}`}`;
+  return `Parameter '${def.seedName}' expects ${
+    def.expects ?? `a value between ${def.min} and ${def.max}`
+  }`;
 }
 
 /** True when `value` is within `name`'s range and passes its extra check against `all`. */

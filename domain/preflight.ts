@@ -90,7 +90,16 @@ export function migrateProblems(req: MigrateRequest, s: PreflightState): DomainE
     problems.push(e as DomainError);
   }
   try {
-    parseMigrationUri(req.uri, "outgoing");
+    const uri = parseMigrationUri(req.uri, "outgoing");
+    const needsReturnPath = s.capabilities["postcopy-ram"] || s.capabilities["return-path"];
+    if (needsReturnPath && (uri.kind === "exec" || uri.kind === "file")) {
+      problems.push(
+        new DomainError(
+          "incompatible",
+          `Unable to open return-path for postcopy: ${uri.kind}: channels carry one direction only`,
+        ),
+      );
+    }
   } catch (e) {
     problems.push(new DomainError("invalid-value", (e as Error).message));
   }

@@ -37,7 +37,10 @@ export type Side = "source" | "destination";
  * postcopy_pause / recovery, migrate_fd_cancel (any setup-or-active → cancelling) and
  * migrate_fd_cleanup (cancelling → cancelled).
  */
-export const TRANSITIONS: Record<Side, Partial<Record<MigrationStatus, readonly MigrationStatus[]>>> = {
+export const TRANSITIONS: Record<
+  Side,
+  Partial<Record<MigrationStatus, readonly MigrationStatus[]>>
+> = {
   source: {
     "none": ["setup"],
     "setup": ["active", "failed", "cancelling"],

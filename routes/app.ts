@@ -17,6 +17,7 @@ import { docRoutes } from "./docs.ts";
 import { eventRoutes } from "./events.ts";
 import { machineRoutes } from "./machine.ts";
 import { migrationRoutes } from "./migrations.ts";
+import { switchoverRoutes } from "./switchover.ts";
 import { optionRoutes } from "./options.ts";
 import { errorResponse, problem } from "./problem.ts";
 import type { AgentRef } from "./route_kit.ts";
@@ -74,6 +75,7 @@ function apiRoutes(agent: AgentRef, options: AppOptions): OpenAPIHono {
   api.openAPIRegistry.register("MigrationPassEvent", MigrationPassEventSchema);
   api.openapi(health, (c) => c.json({ status: "ok" as const }, 200));
   api.route("/", migrationRoutes(agent));
+  api.route("/", switchoverRoutes(agent));
   api.route("/", optionRoutes(agent));
   api.route("/", blockerRoutes(agent));
   api.route("/", machineRoutes(agent));

@@ -38,6 +38,12 @@ export const MigrationInfoSchema = z.object({
   "setup-time": count("Milliseconds spent in setup.").optional(),
   "cpu-throttle-percentage": count("Current auto-converge throttle.").optional(),
   "error-desc": z.string().optional().meta({ description: "Why it failed." }),
+  "postcopy-blocktime": count(
+    "Destination, completed, postcopy-blocktime capability: total ms vCPUs waited for pages.",
+  ).optional(),
+  "postcopy-vcpu-blocktime": z.array(z.number()).optional().meta({
+    description: "The same per vCPU (Ferry guests have one).",
+  }),
   "x-id": z.string().optional().meta({ description: "Ferry: the migration resource id." }),
   "x-side": z.enum(["source", "destination"]).optional().meta({ description: "Ferry: which end." }),
 }).meta({ id: "MigrationInfo" });

@@ -126,7 +126,10 @@ Deno.test("page cache: behaves like the model under random operations", () => {
       let misses = 0;
       for (const o of ops) {
         if (o.op === "insert") {
-          assert.equal(cache.insert(o.page, pageOf(o.tag), o.gen), model.insert(o.page, o.gen, o.tag));
+          assert.equal(
+            cache.insert(o.page, pageOf(o.tag), o.gen),
+            model.insert(o.page, o.gen, o.tag),
+          );
         } else if (o.op === "lookup") {
           const want = model.lookup(o.page, o.gen);
           const got = cache.lookup(o.page, o.gen);

@@ -38,7 +38,10 @@ function placed(src: Uint8Array, at: number): Uint8Array {
   return b.subarray(at, at + src.length);
 }
 
-const patch = fc.record({ at: fc.nat(PAGE - 1), bytes: fc.uint8Array({ minLength: 1, maxLength: 200 }) });
+const patch = fc.record({
+  at: fc.nat(PAGE - 1),
+  bytes: fc.uint8Array({ minLength: 1, maxLength: 200 }),
+});
 /** An old page and a new one: a few patches, a dense scatter, or a whole new page. */
 const pagePair = fc.tuple(
   fc.uint8Array({ minLength: PAGE, maxLength: PAGE }),

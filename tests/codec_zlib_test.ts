@@ -10,7 +10,12 @@ console.log("fast-check seed", seed);
 Deno.test("zlib: pages round-trip at every level as zlib streams within the bound", () => {
   assert.equal(zlibBound(PAGE), 4673);
   const high = crypto.getRandomValues(new Uint8Array(PAGE)).map((b) => 144 + (b % 112));
-  const pages = [new Uint8Array(PAGE), textPage(1), crypto.getRandomValues(new Uint8Array(PAGE)), high];
+  const pages = [
+    new Uint8Array(PAGE),
+    textPage(1),
+    crypto.getRandomValues(new Uint8Array(PAGE)),
+    high,
+  ];
   for (let level = 0; level <= 9; level++) {
     for (const page of pages) {
       const c = zlib.compress(page, level);
@@ -23,7 +28,9 @@ Deno.test("zlib: pages round-trip at every level as zlib streams within the boun
     }
   }
   assert.ok(zlib.compress(textPage(2), 1).length < PAGE / 2, "text compresses");
-  for (const bad of [-1, 10, 1.5, NaN]) assert.throws(() => zlib.compress(pages[0], bad), RangeError);
+  for (const bad of [-1, 10, 1.5, NaN]) {
+    assert.throws(() => zlib.compress(pages[0], bad), RangeError);
+  }
 });
 
 Deno.test("zlib: bad compressed pages throw CodecError and leave out alone", () => {

@@ -70,7 +70,9 @@ Deno.test("engine: a stream cut before the device state leaves the destination f
     const { s, d, ok } = await migrateInProcess(src, dst, {
       wrap: (a: Channel): Channel => ({
         read: (p) => a.read(p),
-        write: (p) => (++writes === 3 ? (a.close(), Promise.reject(new Error("link cut"))) : a.write(p)),
+        write: (
+          p,
+        ) => (++writes === 3 ? (a.close(), Promise.reject(new Error("link cut"))) : a.write(p)),
         closeWrite: () => a.closeWrite(),
         close: () => a.close(),
       }),

@@ -35,13 +35,19 @@ Deno.test("engine: postcopy completes a guest that does not converge in precopy"
       maxBandwidth: 32 << 20, // 32 MiB/s against a guest dirtying GB/s
       maxPostcopyBandwidth: 64 << 20,
       onSourceState: (to, control) => {
-        if (to === "active") setTimeout(() => {
-          control.startPostcopy = true;
-          control.wake.notify();
-        }, 300);
+        if (to === "active") {
+          setTimeout(() => {
+            control.startPostcopy = true;
+            control.wake.notify();
+          }, 300);
+        }
       },
     });
-    assert.deepEqual(res.s.seen, ["setup", "active", "postcopy-active", "completed"], res.s.errors.join("; "));
+    assert.deepEqual(
+      res.s.seen,
+      ["setup", "active", "postcopy-active", "completed"],
+      res.s.errors.join("; "),
+    );
     assert.equal(res.ok, true, res.d.errors.join("; "));
     assert.deepEqual(res.d.seen, ["setup", "active", "postcopy-active", "completed"]);
     assert.equal(dst.runstate, "running");
@@ -66,13 +72,19 @@ Deno.test("engine: pause-before-switchover in precopy gives pre-switchover then 
       caps: { postcopyRam: false, returnPath: true, pauseBeforeSwitchover: true },
       maxBandwidth: 0,
       onSourceState: (to, control) => {
-        if (to === "pre-switchover") setTimeout(() => {
-          control.continued = true;
-          control.wake.notify();
-        }, 50);
+        if (to === "pre-switchover") {
+          setTimeout(() => {
+            control.continued = true;
+            control.wake.notify();
+          }, 50);
+        }
       },
     });
-    assert.deepEqual(res.s.seen, ["setup", "active", "pre-switchover", "device", "completed"], res.s.errors.join("; "));
+    assert.deepEqual(
+      res.s.seen,
+      ["setup", "active", "pre-switchover", "device", "completed"],
+      res.s.errors.join("; "),
+    );
     assert.equal(res.ok, true);
     assert.deepEqual((await src.digest("now")).blocks, (await dst.digest()).blocks);
   } finally {
@@ -82,8 +94,20 @@ Deno.test("engine: pause-before-switchover in precopy gives pre-switchover then 
 });
 
 Deno.test("engine: with a return path, a destination that fails to load fails the source", async () => {
-  const src = await Machine.create({ blocks: [{ name: "pc.ram", size: 8 << 20 }], fill: "random", workload: { kind: "increment" }, startPaused: false, incoming: false });
-  const dst = await Machine.create({ blocks: [{ name: "pc.ram", size: 8 << 20 }, { name: "extra", size: 4096 }], fill: "zero", workload: { kind: "idle" }, startPaused: false, incoming: true });
+  const src = await Machine.create({
+    blocks: [{ name: "pc.ram", size: 8 << 20 }],
+    fill: "random",
+    workload: { kind: "increment" },
+    startPaused: false,
+    incoming: false,
+  });
+  const dst = await Machine.create({
+    blocks: [{ name: "pc.ram", size: 8 << 20 }, { name: "extra", size: 4096 }],
+    fill: "zero",
+    workload: { kind: "idle" },
+    startPaused: false,
+    incoming: true,
+  });
   try {
     const res = await migrate(src, dst, {
       caps: { postcopyRam: false, returnPath: true, pauseBeforeSwitchover: false },

@@ -159,7 +159,11 @@ Deno.test("snapshot digest races a vCPU incrementing at full speed and sees the 
       assert.equal(m.vcpu.snapshotting, false);
       // Marks left by the vCPU never leak into the next snapshot: beginning one clears them.
       m.vcpu.beginSnapshot();
-      assert.equal(new Uint8Array(m.shared.snapCopied).indexOf(1), -1, "a new snapshot starts clean");
+      assert.equal(
+        new Uint8Array(m.shared.snapCopied).indexOf(1),
+        -1,
+        "a new snapshot starts clean",
+      );
       m.vcpu.endSnapshot();
     }
     m.cont();

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
 
-
 async function withAgents(
   fn: (track: (a: AgentProcess) => AgentProcess) => Promise<void>,
 ): Promise<void> {
@@ -31,11 +30,16 @@ async function digests(a: AgentProcess): Promise<Json> {
 Deno.test("precopy over tcp: a dirtying guest arrives whole and keeps running", async () => {
   await withAgents(async (track) => {
     const dst = track(await startAgent(["--ram", "96M", "--incoming", "tcp:127.0.0.1:0"]));
-    const src = track(await startAgent(["--ram", "96M", "--fill", "random", "--workload", "increment"]));
+    const src = track(
+      await startAgent(["--ram", "96M", "--fill", "random", "--workload", "increment"]),
+    );
     const dstEvents = await recordEvents(dst.base, "0");
     const srcEvents = await recordEvents(src.base);
     try {
-      const p = await src.api("PATCH", "/parameters", { "max-bandwidth": 10 * 2 ** 30, "downtime-limit": 300 });
+      const p = await src.api("PATCH", "/parameters", {
+        "max-bandwidth": 10 * 2 ** 30,
+        "downtime-limit": 300,
+      });
       assert.equal(p.status, 200);
       const r = await src.api<Json>("POST", "/migrations", { uri: dst.incomingUri });
       assert.equal(r.status, 202, JSON.stringify(r.body));
@@ -69,8 +73,12 @@ Deno.test("precopy over tcp: a dirtying guest arrives whole and keeps running", 
       assert.deepEqual(a.blocks, b.blocks.map((x: Json) => x));
       assert.equal(b["x-increment-check"].ok, true, JSON.stringify(b["x-increment-check"]));
 
-      await srcEvents.waitFor((e) => e.event === "MIGRATION" && (e.data as Json).status === "completed");
-      await dstEvents.waitFor((e) => e.event === "MIGRATION" && (e.data as Json).status === "completed");
+      await srcEvents.waitFor((e) =>
+        e.event === "MIGRATION" && (e.data as Json).status === "completed"
+      );
+      await dstEvents.waitFor((e) =>
+        e.event === "MIGRATION" && (e.data as Json).status === "completed"
+      );
       assert.deepEqual(statuses(srcEvents, "source"), ["setup", "active", "completed"]);
       assert.deepEqual(statuses(dstEvents, "destination"), ["setup", "active", "completed"]);
       assert.ok(srcEvents.events.some((e) => e.event === "MIGRATION_PASS"));
@@ -88,7 +96,9 @@ Deno.test("precopy over a unix socket completes with equal digests", async () =>
     await withAgents(async (track) => {
       const sock = `${dir}/mig.sock`;
       const dst = track(await startAgent(["--ram", "64M", "--incoming", `unix:${sock}`]));
-      const src = track(await startAgent(["--ram", "64M", "--fill", "pattern", "--workload", "random,rate=20000"]));
+      const src = track(
+        await startAgent(["--ram", "64M", "--fill", "pattern", "--workload", "random,rate=20000"]),
+      );
       await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
       assert.equal((await src.api("POST", "/migrations", { uri: `unix:${sock}` })).status, 202);
       assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
@@ -107,7 +117,10 @@ Deno.test("a migration to a closed port fails with error-desc and the source kee
     const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (probe.addr as Deno.NetAddr).port;
     probe.close();
-    assert.equal((await src.api("POST", "/migrations", { uri: `tcp:127.0.0.1:${port}` })).status, 202);
+    assert.equal(
+      (await src.api("POST", "/migrations", { uri: `tcp:127.0.0.1:${port}` })).status,
+      202,
+    );
     const info = await src.waitStatus(/failed|completed/);
     assert.equal(info.status, "failed");
     assert.match(String(info["error-desc"]), /refused|connect/i);
@@ -122,7 +135,9 @@ Deno.test("a migration to a closed port fails with error-desc and the source kee
 Deno.test("cancel mid-flight: cancelling then cancelled, the source runs on", async () => {
   await withAgents(async (track) => {
     const dst = track(await startAgent(["--ram", "128M", "--incoming", "tcp:127.0.0.1:0"]));
-    const src = track(await startAgent(["--ram", "128M", "--fill", "random", "--workload", "increment"]));
+    const src = track(
+      await startAgent(["--ram", "128M", "--fill", "random", "--workload", "increment"]),
+    );
     const ev = await recordEvents(src.base);
     try {
       await src.api("PATCH", "/parameters", { "max-bandwidth": 16 * 2 ** 20 });
@@ -152,17 +167,27 @@ Deno.test("cancel mid-flight: cancelling then cancelled, the source runs on", as
 Deno.test("a destination with a different RAM layout rejects the stream", async () => {
   await withAgents(async (track) => {
     const dst = track(await startAgent(["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"]));
-    const src = track(await startAgent(["--ram", "32M", "--fill", "random", "--workload", "increment"]));
+    const src = track(
+      await startAgent(["--ram", "32M", "--fill", "random", "--workload", "increment"]),
+    );
     const ev = await recordEvents(dst.base, "0");
     try {
       await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
       await src.api("POST", "/migrations", { uri: dst.incomingUri });
       await ev.waitFor((e) => (e.data as Json).status === "failed");
-      const failed = (await dst.api<Json[]>("GET", "/migrations")).body.find((m) => m.status === "failed")!;
-      assert.match(String(failed["error-desc"]), /Configuration mismatch: RAM block 'pc.ram' is 33554432 bytes on the source, 67108864 here/);
+      const failed = (await dst.api<Json[]>("GET", "/migrations")).body.find((m) =>
+        m.status === "failed"
+      )!;
+      assert.match(
+        String(failed["error-desc"]),
+        /Configuration mismatch: RAM block 'pc.ram' is 33554432 bytes on the source, 67108864 here/,
+      );
       assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "inmigrate");
       const s = await src.waitStatus(/completed|failed/);
-      assert.equal((await src.api<Json>("GET", "/machine")).body.runstate, s.status === "failed" ? "running" : "postmigrate");
+      assert.equal(
+        (await src.api<Json>("GET", "/machine")).body.runstate,
+        s.status === "failed" ? "running" : "postmigrate",
+      );
       // The destination listens again: a matching source can still migrate in.
       assert.equal((await dst.api<Json>("GET", "/migrations/current")).body.status, "setup");
     } finally {
@@ -176,9 +201,14 @@ Deno.test("exec: save to a file, then restore from it", async () => {
   try {
     await withAgents(async (track) => {
       const file = `${dir}/guest.bin`;
-      const src = track(await startAgent(["--ram", "48M", "--fill", "random", "--workload", "increment"]));
+      const src = track(
+        await startAgent(["--ram", "48M", "--fill", "random", "--workload", "increment"]),
+      );
       await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
-      assert.equal((await src.api("POST", "/migrations", { uri: `exec:cat > ${file}` })).status, 202);
+      assert.equal(
+        (await src.api("POST", "/migrations", { uri: `exec:cat > ${file}` })).status,
+        202,
+      );
       assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
       const dst = track(await startAgent(["--ram", "48M", "--incoming", `exec:cat ${file}`]));
       assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");

@@ -30,23 +30,30 @@ Deno.test("state machine: random walks only ever follow the table (property)", (
   const seed = Date.now();
   console.log("fast-check seed", seed);
   fc.assert(
-    fc.property(fc.constantFrom("source", "destination"), fc.array(fc.nat(12), { maxLength: 40 }), (side, picks) => {
-      const events: [MigrationStatus, MigrationStatus][] = [];
-      const sm = new StateMachine(side as "source" | "destination", (f, t) => events.push([f, t]));
-      for (const k of picks) {
-        const next = TRANSITIONS[sm.side][sm.status] ?? [];
-        if (next.length === 0) break;
-        const to = next[k % next.length];
-        assert.equal(sm.transition(sm.status, to), true);
-      }
-      let at: MigrationStatus = "none";
-      for (const [f, t] of events) {
-        assert.equal(f, at);
-        assert.ok(TRANSITIONS[sm.side][f]!.includes(t));
-        at = t;
-      }
-      assert.equal(sm.status, at);
-    }),
+    fc.property(
+      fc.constantFrom("source", "destination"),
+      fc.array(fc.nat(12), { maxLength: 40 }),
+      (side, picks) => {
+        const events: [MigrationStatus, MigrationStatus][] = [];
+        const sm = new StateMachine(
+          side as "source" | "destination",
+          (f, t) => events.push([f, t]),
+        );
+        for (const k of picks) {
+          const next = TRANSITIONS[sm.side][sm.status] ?? [];
+          if (next.length === 0) break;
+          const to = next[k % next.length];
+          assert.equal(sm.transition(sm.status, to), true);
+        }
+        let at: MigrationStatus = "none";
+        for (const [f, t] of events) {
+          assert.equal(f, at);
+          assert.ok(TRANSITIONS[sm.side][f]!.includes(t));
+          at = t;
+        }
+        assert.equal(sm.status, at);
+      },
+    ),
     { seed },
   );
 });

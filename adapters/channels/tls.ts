@@ -3,12 +3,18 @@
  * require and verify a client certificate (`Deno.listenTls` cannot), take the name to check
  * apart from the address to dial (`tls-hostname`), and run over a unix socket.
  *
- * The server verifies the client itself after the handshake (so it can say why it refused)
- * and then sends a one-byte verdict, which the client waits for before its connect resolves:
- * `0x01` accepted, or `0x00` followed by the reason and end of stream. With TLS 1.3 a client
- * otherwise finishes its handshake before the server has judged its certificate and would
- * only learn of the refusal from a later read or write; with the verdict a refused client's
- * connect fails with `TLS handshake failed: certificate rejected by the server: <reason>`.
+ * After the TLS handshake both sides exchange a one-byte verdict before the channel is
+ * handed out (a Ferry-internal step, invisible to callers):
+ *
+ * 1. the server judges the client's certificate itself (so it can say why it refused) and
+ *    sends `0x01` (accepted) or `0x00` followed by the reason and end of stream;
+ * 2. the client, having checked the server's certificate and name, answers `0x01`.
+ *
+ * With TLS 1.3 a client finishes its handshake before the server has judged its certificate,
+ * and a client's name check runs after the handshake, so without these bytes each side would
+ * only learn of the other's refusal from a later read or write. With them, a refused client's
+ * connect fails with `TLS handshake failed: certificate rejected by the server: <reason>`,
+ * and the server's accept fails when the client refused the server.
  *
  * A peer that fails the handshake (plain TCP, an untrusted certificate, silence past the
  * handshake timeout) makes that one `accept()` reject with a TlsHandshakeError; the listener
@@ -97,7 +103,7 @@ export async function listenTlsChannel(
   const bound = typeof addr === "object" && addr !== null
     ? formatHostPort(addr.address, addr.port)
     : `${host}:${port}`;
-  return new TlsListener(server, `tcp:${bound}`, creds.verifyPeer);
+  return new TlsListener(server, `tcp:${bound}`, listenerOptions(creds, opts));
 }
 
 /** Like listenTlsChannel on the unix socket `path` (a stale socket file there is replaced). */
@@ -110,7 +116,12 @@ export async function listenTlsUnixChannel(
   removeStaleSocket(path);
   const server = createServer(creds, opts.handshakeTimeoutMs);
   await startListening(server, (done) => server.listen(path, done));
-  return new TlsListener(server, `unix:${path}`, creds.verifyPeer, () => removeSocket(path));
+  return new TlsListener(
+    server,
+    `unix:${path}`,
+    listenerOptions(creds, opts),
+    () => removeSocket(path),
+  );
 }
 
 type Target = { host: string; port: number } | { path: string };
@@ -178,7 +189,10 @@ async function readVerdict(channel: TlsSocketChannel): Promise<void> {
   if (await channel.read(first) === null) {
     throw new TlsHandshakeError("the server closed the connection before accepting it");
   }
-  if (first[0] === VERDICT_ACCEPTED) return;
+  if (first[0] === VERDICT_ACCEPTED) {
+    await channel.write(Uint8Array.of(VERDICT_ACCEPTED)); // our own verdict on the server
+    return;
+  }
   if (first[0] !== VERDICT_REJECTED) {
     throw new TlsHandshakeError("unexpected reply from the server (not a Ferry TLS listener?)");
   }
@@ -202,6 +216,13 @@ function clientError(err: unknown): Error {
     return new TlsHandshakeError(`certificate rejected: ${nodeErrorText(err)}`, err);
   }
   return new TlsHandshakeError(nodeErrorText(err), err);
+}
+
+function listenerOptions(creds: TlsCreds, opts: { handshakeTimeoutMs?: number }) {
+  return {
+    verifyPeer: creds.verifyPeer,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+  };
 }
 
 function createServer(creds: TlsCreds, handshakeTimeoutMs?: number): tls.Server {

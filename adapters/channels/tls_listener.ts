@@ -5,7 +5,9 @@
  *
  * With verify-peer on, the client's certificate is judged here after the handshake: a
  * missing or unverifiable one is refused with the verdict byte and the reason (see tls.ts),
- * and its connection is closed without a byte of its data being read.
+ * and its connection is closed without a byte of its data being read. An accepted client
+ * must answer with its own verdict byte (it judged our certificate and name), so a client
+ * that refused us also fails its accept() instead of yielding a dead channel.
  *
  * @module
  */
@@ -32,29 +34,32 @@ export class TlsListener implements ChannelListener {
   readonly uri: string;
   readonly #server: tls.Server;
   readonly #verifyPeer: boolean;
+  readonly #handshakeTimeoutMs: number;
   readonly #onClose: () => void;
   readonly #outcomes: Outcome[] = [];
   readonly #waiters: PromiseWithResolvers<Outcome>[] = [];
-  /** Sockets of refused peers still lingering, destroyed on close(). */
-  readonly #refused = new Set<tls.TLSSocket>();
+  /** Sockets of peers being judged or refused, destroyed on close(). */
+  readonly #inFlight = new Set<tls.TLSSocket>();
   #closed = false;
 
   /**
    * @param server a listening server (owned from now on), created with rejectUnauthorized
    *   off and requestCert = verifyPeer.
    * @param uri the bound address as a migration URI.
-   * @param verifyPeer refuse clients without a certificate the CA vouches for.
+   * @param opts.verifyPeer refuse clients without a certificate the CA vouches for.
+   * @param opts.handshakeTimeoutMs how long an accepted client has to send its verdict.
    * @param onClose runs once after the server is closed (e.g. removes a socket file).
    */
   constructor(
     server: tls.Server,
     uri: string,
-    verifyPeer: boolean,
+    opts: { verifyPeer: boolean; handshakeTimeoutMs: number },
     onClose: () => void = () => {},
   ) {
     this.#server = server;
     this.uri = uri;
-    this.#verifyPeer = verifyPeer;
+    this.#verifyPeer = opts.verifyPeer;
+    this.#handshakeTimeoutMs = opts.handshakeTimeoutMs;
     this.#onClose = onClose;
     server.on("secureConnection", (socket: tls.TLSSocket) => this.#judge(socket));
     server.on("tlsClientError", (err: Error, socket?: tls.TLSSocket) => {
@@ -78,8 +83,8 @@ export class TlsListener implements ChannelListener {
     if (this.#closed) return;
     this.#closed = true;
     this.#server.close();
-    for (const socket of this.#refused) socket.destroy();
-    this.#refused.clear();
+    for (const socket of this.#inFlight) socket.destroy();
+    this.#inFlight.clear();
     for (const outcome of this.#outcomes.splice(0)) {
       if ("channel" in outcome) outcome.channel.close();
     }
@@ -107,26 +112,54 @@ export class TlsListener implements ChannelListener {
 
   /** Accepts or refuses a peer whose handshake has completed. */
   #judge(socket: tls.TLSSocket): void {
+    this.#inFlight.add(socket);
+    socket.once("close", () => this.#inFlight.delete(socket));
     const refusal = this.#verifyPeer ? refusalReason(socket) : null;
     if (refusal === null) {
-      const channel = new TlsSocketChannel(socket);
-      channel.write(Uint8Array.of(VERDICT_ACCEPTED)).catch(() => {}); // a failure shows on use
-      this.#push({ channel });
+      this.#welcome(new TlsSocketChannel(socket)).then((outcome) => this.#push(outcome));
       return;
     }
-    this.#refused.add(socket);
     const reason = new TextEncoder().encode(refusal).subarray(0, MAX_REASON_BYTES);
     const message = new Uint8Array(1 + reason.length);
     message[0] = VERDICT_REJECTED;
     message.set(reason, 1);
     const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
     socket.on("error", () => {}); // the peer may reset first; the refusal stands
-    socket.on("close", () => {
-      clearTimeout(timer);
-      this.#refused.delete(socket);
-    });
+    socket.once("close", () => clearTimeout(timer));
     socket.end(message, () => socket.destroy());
     this.#push({ error: new TlsHandshakeError(`certificate rejected: ${refusal}`) });
+  }
+
+  /** Sends our verdict and waits for the client's; resolves to the outcome either way. */
+  async #welcome(channel: TlsSocketChannel): Promise<Outcome> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new TlsHandshakeError("the client did not confirm the session in time")),
+        this.#handshakeTimeoutMs,
+      );
+    });
+    try {
+      await Promise.race([channel.write(Uint8Array.of(VERDICT_ACCEPTED)), deadline]);
+      const answer = new Uint8Array(1);
+      const n = await Promise.race([channel.read(answer), deadline]);
+      if (n === null) {
+        throw new TlsHandshakeError(
+          "the client closed the connection (did it reject our certificate?)",
+        );
+      }
+      if (answer[0] !== VERDICT_ACCEPTED) {
+        throw new TlsHandshakeError("unexpected reply from the client (not a Ferry TLS client?)");
+      }
+      this.#inFlight.delete(channel.socket);
+      return { channel };
+    } catch (err) {
+      channel.close();
+      if (err instanceof TlsHandshakeError) return { error: err };
+      return { error: new TlsHandshakeError(nodeErrorText(err), err) };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 

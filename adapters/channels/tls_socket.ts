@@ -4,7 +4,10 @@
  *
  * - read: incoming `data` chunks are queued and copied into the caller's buffer; past
  *   `highWaterMark` queued bytes the socket is paused (TCP backpressure reaches the sender),
- *   and resumed once the queue drains below half of it.
+ *   and resumed once the queue drains below half of it. Deno 2.9's TLSWrap does not stop
+ *   reading the socket underneath on `pause()` (it keeps decrypting into an unbounded buffer,
+ *   and resuming after a large backlog can stall the stream), so pausing also stops and
+ *   restarts reads on the native handle below it when the runtime exposes one.
  * - write: resolves with the whole length once the socket's write callback has run, i.e. the
  *   bytes were encrypted and handed on, so the caller may reuse its buffer at once (views of
  *   a SharedArrayBuffer are fine). One write in flight already reaches ~1 GB/s.
@@ -43,6 +46,21 @@ export function nodeErrorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** The handle a read-stop must reach, as Deno 2.9 lays it out (see the module doc). */
+interface NativeHandle {
+  readStart(): unknown;
+  readStop(): unknown;
+}
+
+/** The socket's native TCP/pipe handle under its TLS handle, if this runtime has one. */
+function nativeHandle(socket: TLSSocket): NativeHandle | null {
+  const tlsHandle = (socket as unknown as { _handle?: { _nativeTcpHandle?: unknown } })._handle;
+  const native = tlsHandle?._nativeTcpHandle as Partial<NativeHandle> | null | undefined;
+  return typeof native?.readStop === "function" && typeof native.readStart === "function"
+    ? native as NativeHandle
+    : null;
+}
+
 /** A connected TLS socket as a Channel. */
 export class TlsSocketChannel implements Channel {
   /** The wrapped socket (for handshake details such as the peer certificate). */
@@ -68,6 +86,7 @@ export class TlsSocketChannel implements Channel {
       if (this.#queued >= this.#highWater && !this.#paused) {
         this.#paused = true;
         socket.pause();
+        nativeHandle(socket)?.readStop();
       }
       this.#wake();
     });
@@ -154,6 +173,7 @@ export class TlsSocketChannel implements Channel {
     this.#queued -= n;
     if (this.#paused && this.#queued < this.#highWater / 2) {
       this.#paused = false;
+      nativeHandle(this.socket)?.readStart();
       this.socket.resume();
     }
     return n;

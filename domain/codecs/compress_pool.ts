@@ -94,6 +94,8 @@ export class CompressPool {
   /**
    * Compresses the first `n` pages of `pages`, waiting for a free thread; resolves with
    * `ceil(n / pagesPerBlob)` zlib streams, in page order. `pages` may be reused at once.
+   * Waiting batches queue without bound (each holds a copy of its pages): keep a few in
+   * flight, e.g. two per thread, and await the oldest before submitting more.
    */
   compress(pages: Uint8Array, n: number): Promise<Uint8Array[]> {
     const { body, transfer } = this.#prepare(pages, n);
@@ -168,7 +170,7 @@ export class CompressPool {
   }
 
   #split(r: CodecReply, n: number): Uint8Array[] {
-    this.#free.push(r.input);
+    if (this.#free.length < 2 * this.#pool.threads) this.#free.push(r.input);
     const data = new Uint8Array(r.data!);
     const out: Uint8Array[] = [];
     let off = 0;

@@ -79,7 +79,8 @@ export class DecompressPool {
   }
 
   #pagesOf(r: CodecReply, n: number): Uint8Array {
-    if (r.input.byteLength === this.#capacity) this.#free.push(r.input);
+    const keep = this.#free.length < 2 * this.#pool.threads;
+    if (keep && r.input.byteLength === this.#capacity) this.#free.push(r.input);
     if (r.error !== undefined) throw new CodecError(r.error);
     this.#pages += n;
     return new Uint8Array(r.data!);

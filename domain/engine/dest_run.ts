@@ -44,10 +44,10 @@ import {
 } from "../wire/postcopy.ts";
 import {
   encodeRpPong,
+  encodeRpRecvBitmap,
   encodeRpReqPagesId,
   encodeRpResumeAck,
   encodeRpShut,
-  encodeRpRecvBitmap,
   RESUME_ACK_VALUE,
 } from "../wire/return_path.ts";
 import { STAT } from "./stats.ts";
@@ -149,7 +149,9 @@ class DestinationRun {
     stats[STAT.total] = this.#totalPages * this.#ctx.guest.pageSize;
     this.#received.fill(0);
     try {
-      if (!await link.transition("setup", "active")) throw new WireError("incoming migration was stopped");
+      if (!await link.transition("setup", "active")) {
+        throw new WireError("incoming migration was stopped");
+      }
       let reader = await this.#begin(channel);
       for (;;) {
         try {
@@ -231,7 +233,10 @@ class DestinationRun {
       const ram = this.#ram8[r.block];
       for (let i = 0; i < r.count; i++) {
         if (this.#received[first + i]) continue;
-        ram.set(tmp.subarray(i * guest.pageSize, (i + 1) * guest.pageSize), off + i * guest.pageSize);
+        ram.set(
+          tmp.subarray(i * guest.pageSize, (i + 1) * guest.pageSize),
+          off + i * guest.pageSize,
+        );
         markReceivedRange(guest, first + i, 1);
       }
     }
@@ -257,9 +262,15 @@ class DestinationRun {
     while (off < pkg.length) {
       const h = decodeFrameHeader(pkg, off);
       off += FRAME_HEADER_SIZE;
-      if (off + h.length > pkg.length) throw new WireError("migration stream: frame past the end of its package");
-      if (h.type === FrameType.PAGE_RUN || h.type === FrameType.PACKAGED || h.type === FrameType.EOF) {
-        throw new WireError(`migration stream: frame type 0x${h.type.toString(16)} inside a package`);
+      if (off + h.length > pkg.length) {
+        throw new WireError("migration stream: frame past the end of its package");
+      }
+      if (
+        h.type === FrameType.PAGE_RUN || h.type === FrameType.PACKAGED || h.type === FrameType.EOF
+      ) {
+        throw new WireError(
+          `migration stream: frame type 0x${h.type.toString(16)} inside a package`,
+        );
       }
       await this.#command(h.type, pkg.subarray(off, off + h.length));
       off += h.length;
@@ -296,7 +307,9 @@ class DestinationRun {
       }
       case FrameType.GLOBAL_STATE: {
         const rs = decodeGlobalState(payload);
-        if (!RUNSTATES.includes(rs)) throw new WireError(`migration stream: unknown runstate '${rs}'`);
+        if (!RUNSTATES.includes(rs)) {
+          throw new WireError(`migration stream: unknown runstate '${rs}'`);
+        }
         this.#globalState = rs;
         break;
       }
@@ -318,23 +331,35 @@ class DestinationRun {
         this.#advised = true;
         break;
       case FrameType.POSTCOPY_DISCARD: {
-        if (!this.#advised || this.#postcopy) throw new WireError("migration stream: discard outside postcopy advise");
+        if (!this.#advised || this.#postcopy) {
+          throw new WireError("migration stream: discard outside postcopy advise");
+        }
         const d = decodeDiscard(payload);
         for (const r of d.ranges) {
           checkRun(guest.layout, d.block, r.first, r.count);
-          this.#received.fill(0, guest.layout[d.block].firstPage + r.first, guest.layout[d.block].firstPage + r.first + r.count);
+          this.#received.fill(
+            0,
+            guest.layout[d.block].firstPage + r.first,
+            guest.layout[d.block].firstPage + r.first + r.count,
+          );
         }
         break;
       }
       case FrameType.POSTCOPY_LISTEN:
-        if (!this.#advised || !this.#rp) throw new WireError("migration stream: postcopy listen without advise and return path");
-        if (!await this.#ctx.link.transition("active", "postcopy-active")) throw new WireError("incoming migration was stopped");
+        if (!this.#advised || !this.#rp) {
+          throw new WireError("migration stream: postcopy listen without advise and return path");
+        }
+        if (!await this.#ctx.link.transition("active", "postcopy-active")) {
+          throw new WireError("incoming migration was stopped");
+        }
         this.#postcopy = true;
         this.#vcpu.setPostcopy(true);
         this.#faults = this.#faultLoop();
         break;
       case FrameType.POSTCOPY_RUN:
-        if (!this.#postcopy || !this.#device) throw new WireError("migration stream: postcopy run before listen and device state");
+        if (!this.#postcopy || !this.#device) {
+          throw new WireError("migration stream: postcopy run before listen and device state");
+        }
         // From here each page's first write is copied aside, so the guest "as it arrived"
         // can be measured once every page is in.
         this.#vcpu.beginSnapshot();
@@ -366,8 +391,9 @@ class DestinationRun {
 
   #setRunstate(): void {
     const gs = this.#globalState;
-    if (gs === null || gs === "running") this.#vcpu.setRunstate(this.#ctx.autostart ? "running" : "paused");
-    else this.#vcpu.setRunstate((gs === "finish-migrate" ? "paused" : gs) as RunState);
+    if (gs === null || gs === "running") {
+      this.#vcpu.setRunstate(this.#ctx.autostart ? "running" : "paused");
+    } else this.#vcpu.setRunstate((gs === "finish-migrate" ? "paused" : gs) as RunState);
   }
 
   /** After EOF: everything must be here; then run (precopy) and report completed. */
@@ -376,7 +402,8 @@ class DestinationRun {
     if (this.#open) throw new WireError("migration stream: ended inside a section");
     if (!this.#device) throw new WireError("migration stream: no device state received");
     if (this.#postcopy) {
-      const missing = this.#totalPages - this.#received.subarray(0, this.#totalPages).reduce((n, v) => n + v, 0);
+      const missing = this.#totalPages -
+        this.#received.subarray(0, this.#totalPages).reduce((n, v) => n + v, 0);
       if (missing > 0) throw new WireError(`migration stream: ${missing} pages never arrived`);
       this.#done = true;
       await this.#faults;
@@ -385,11 +412,15 @@ class DestinationRun {
       stats[STAT.blocktime] = bt.totalMs;
       stats[STAT.totalTime] = Date.now() - this.#start;
       link.post({ t: "arrived" });
-      if (!await link.transition("postcopy-active", "completed")) throw new WireError("incoming migration was stopped");
+      if (!await link.transition("postcopy-active", "completed")) {
+        throw new WireError("incoming migration was stopped");
+      }
       return;
     }
     if (this.#seenCount !== this.#totalPages) {
-      throw new WireError(`migration stream: ${this.#totalPages - this.#seenCount} pages were never received`);
+      throw new WireError(
+        `migration stream: ${this.#totalPages - this.#seenCount} pages were never received`,
+      );
     }
     // The guest as it arrived is measured by a copy-on-first-write snapshot, so the digest
     // test aid can compare it with the source's without delaying the guest's start.
@@ -398,19 +429,28 @@ class DestinationRun {
     // process_incoming_migration_bh: runstate first, then completed.
     this.#setRunstate();
     stats[STAT.totalTime] = Date.now() - this.#start;
-    if (!await link.transition("active", "completed")) throw new WireError("incoming migration was stopped");
+    if (!await link.transition("active", "completed")) {
+      throw new WireError("incoming migration was stopped");
+    }
   }
 
   /** postcopy-paused until migrate-recover brings a channel; then the recovery handshake. */
   async #pauseAndRecover(why: unknown): Promise<FrameReader> {
     const { link, guest } = this.#ctx;
-    link.post({ t: "error", message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}` });
+    link.post({
+      t: "error",
+      message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}`,
+    });
     let from: MigrationStatus = "postcopy-active";
     for (;;) {
-      if (!await link.transition(from, "postcopy-paused")) throw new WireError("incoming migration was stopped");
+      if (!await link.transition(from, "postcopy-paused")) {
+        throw new WireError("incoming migration was stopped");
+      }
       if (this.#rp) this.#rp.broken = true;
       const channel = await this.#ctx.awaitRecovery();
-      if (!await link.transition("postcopy-paused", "postcopy-recover")) throw new WireError("incoming migration was stopped");
+      if (!await link.transition("postcopy-paused", "postcopy-recover")) {
+        throw new WireError("incoming migration was stopped");
+      }
       try {
         this.#channel = channel;
         this.#ctx.onChannel(channel);
@@ -425,9 +465,16 @@ class DestinationRun {
             if (b < 0) throw new WireError(`RECV_BITMAP for unknown RAM block '${name}'`);
             const blk = guest.layout[b];
             await this.#rp.send(encodeRpRecvBitmap(name));
-            await this.#rp.send(encodeBitmapDump(this.#received.subarray(blk.firstPage, blk.firstPage + blk.pages), blk.pages));
+            await this.#rp.send(
+              encodeBitmapDump(
+                this.#received.subarray(blk.firstPage, blk.firstPage + blk.pages),
+                blk.pages,
+              ),
+            );
           } else if (f.type === FrameType.POSTCOPY_RESUME) {
-            if (!await link.transition("postcopy-recover", "postcopy-active")) throw new WireError("incoming migration was stopped");
+            if (!await link.transition("postcopy-recover", "postcopy-active")) {
+              throw new WireError("incoming migration was stopped");
+            }
             await this.#rp.send(encodeRpResumeAck(RESUME_ACK_VALUE));
             return reader;
           } else {

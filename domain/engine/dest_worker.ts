@@ -41,7 +41,9 @@ async function recover(uri: string): Promise<void> {
       recovery.resolve(ch);
       recovery = null;
     } else pendingRecovery.push(ch);
-  } catch { /* closed */ } finally {
+  } catch {
+    /* closed */
+  } finally {
     l.close();
   }
 }

@@ -170,7 +170,9 @@ export class PageSender {
       const zero = this.#isZero(b, first);
       let count = 0;
       if (zero) {
-        while (p < end && bitmap[p] === 1 && count < 0xffff_0000 && this.#isZero(b, p - blk.firstPage)) {
+        while (
+          p < end && bitmap[p] === 1 && count < 0xffff_0000 && this.#isZero(b, p - blk.firstPage)
+        ) {
           bitmap[p] = 0;
           this.sentOnce[p] = 1;
           p++;
@@ -180,7 +182,10 @@ export class PageSender {
         await this.#ensure(RUN_OVERHEAD);
         this.#off = putZeroRun(this.#views[this.#cur], this.#off, b, first, count);
       } else {
-        while (p < end && bitmap[p] === 1 && count < MAX_RUN_PAGES && (count === 0 || !this.#isZero(b, p - blk.firstPage))) {
+        while (
+          p < end && bitmap[p] === 1 && count < MAX_RUN_PAGES &&
+          (count === 0 || !this.#isZero(b, p - blk.firstPage))
+        ) {
           bitmap[p] = 0;
           this.sentOnce[p] = 1;
           p++;

@@ -61,16 +61,22 @@ export async function readReturnPath(
         break;
       case RpType.REQ_PAGES:
       case RpType.REQ_PAGES_ID: {
-        const block = m.type === RpType.REQ_PAGES_ID ? layout.findIndex((b) => b.name === m.name) : lastBlock;
+        const block = m.type === RpType.REQ_PAGES_ID
+          ? layout.findIndex((b) => b.name === m.name)
+          : lastBlock;
         if (block < 0) {
           throw new WireError(
-            m.type === RpType.REQ_PAGES_ID ? `RP: page request for unknown RAM block '${m.name}'` : "RP: page request without a block",
+            m.type === RpType.REQ_PAGES_ID
+              ? `RP: page request for unknown RAM block '${m.name}'`
+              : "RP: page request without a block",
           );
         }
         lastBlock = block;
         const blk = layout[block];
         if (m.start % pageSize !== 0 || m.len % pageSize !== 0 || m.len === 0) {
-          throw new WireError(`RP: Misaligned page request, start: 0x${m.start.toString(16)} len: ${m.len}`);
+          throw new WireError(
+            `RP: Misaligned page request, start: 0x${m.start.toString(16)} len: ${m.len}`,
+          );
         }
         if (m.start + m.len > blk.size) {
           throw new WireError(`RP: page request past the end of RAM block '${blk.name}'`);
@@ -86,7 +92,9 @@ export async function readReturnPath(
         await readExact(ch, size);
         const announced = new DataView(size.buffer).getBigUint64(0);
         if (announced !== BigInt(bytes)) {
-          throw new WireError(`RP: received bitmap of ${announced} bytes for '${m.name}', expected ${bytes}`);
+          throw new WireError(
+            `RP: received bitmap of ${announced} bytes for '${m.name}', expected ${bytes}`,
+          );
         }
         const bits = new Uint8Array(bytes);
         await readExact(ch, bits);

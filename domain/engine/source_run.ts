@@ -150,6 +150,8 @@ class SourceRun {
 
   /** True once the device state left for the destination (postcopy): no way back. */
   #postcopyLive = false;
+  /** A link error met while sending the postcopy package: pause first thing. */
+  #pendingPause: unknown = null;
 
   async #open(uri?: string): Promise<void> {
     const channel = await this.#ctx.connect(uri);
@@ -409,9 +411,16 @@ class SourceRun {
       encodeEmpty(FrameType.POSTCOPY_RUN),
     ];
     this.#checkErrors();
-    await sender.append(encodePackage(pkg));
-    await sender.flush();
+    // Last point of recovery: once the package leaves, the destination may run the guest,
+    // so from here on a broken link pauses instead of restarting the source's vCPU.
     this.#postcopyLive = true;
+    try {
+      await sender.append(encodePackage(pkg));
+      await sender.flush();
+    } catch (e) {
+      if (isProtocolError(e)) throw e;
+      this.#pendingPause = e;
+    }
     this.#writer!.setRateLimit(0); // background pages are paced below; requests never wait
     stats[STAT.downtime] = Date.now() - timeAtStop;
     void params;
@@ -425,6 +434,11 @@ class SourceRun {
     let windowBytes = 0;
     for (;;) {
       try {
+        if (this.#pendingPause !== null) {
+          const e = this.#pendingPause;
+          this.#pendingPause = null;
+          throw e;
+        }
         this.#checkErrors();
         if (control.pauseRequested) {
           control.pauseRequested = false;
@@ -459,7 +473,9 @@ class SourceRun {
         }
         this.#updateCounters(Date.now());
       } catch (e) {
-        if (e instanceof Cancelled || isProtocolError(e) || this.#status !== "postcopy-active") throw e;
+        if (e instanceof Cancelled || isProtocolError(e) || this.#status !== "postcopy-active") {
+          throw e;
+        }
         await this.#postcopyPause(e);
       }
     }
@@ -469,7 +485,10 @@ class SourceRun {
   async #postcopyPause(why: unknown): Promise<void> {
     const { link, control } = this.#ctx;
     let from: MigrationStatus = "postcopy-active";
-    link.post({ t: "error", message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}` });
+    link.post({
+      t: "error",
+      message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}`,
+    });
     for (;;) {
       if (!await link.transition(from, "postcopy-paused")) throw new Cancelled();
       this.#bytesBefore += this.#writer?.bytesWritten ?? 0;
@@ -477,6 +496,7 @@ class SourceRun {
       this.#channel?.close();
       this.#channel = null;
       control.resumeUri = null;
+      control.pauseRequested = false; // this pause answers it
       while (control.resumeUri === null) {
         if (control.cancelled || this.#status === "cancelling") throw new Cancelled();
         await control.wake.wait(1000);
@@ -488,7 +508,10 @@ class SourceRun {
         return;
       } catch (e) {
         if (e instanceof Cancelled) throw e;
-        link.post({ t: "error", message: `postcopy recovery failed: ${e instanceof Error ? e.message : e}` });
+        link.post({
+          t: "error",
+          message: `postcopy recovery failed: ${e instanceof Error ? e.message : e}`,
+        });
         from = "postcopy-recover"; // pause is always better than throwing data away
       }
     }

@@ -101,7 +101,11 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.POSTCOPY_LISTEN]: { name: "POSTCOPY_LISTEN", fixed: 0 },
   [FrameType.POSTCOPY_RUN]: { name: "POSTCOPY_RUN", fixed: 0 },
   [FrameType.PACKAGED]: { name: "PACKAGED", min: FRAME_HEADER_SIZE, max: MAX_PACKAGE },
-  [FrameType.POSTCOPY_DISCARD]: { name: "POSTCOPY_DISCARD", min: 12, max: 4 + 8 * MAX_DISCARD_RANGES },
+  [FrameType.POSTCOPY_DISCARD]: {
+    name: "POSTCOPY_DISCARD",
+    min: 12,
+    max: 4 + 8 * MAX_DISCARD_RANGES,
+  },
   [FrameType.PING]: { name: "PING", fixed: 4 },
   [FrameType.OPEN_RETURN_PATH]: { name: "OPEN_RETURN_PATH", fixed: 0 },
   [FrameType.POSTCOPY_RESUME]: { name: "POSTCOPY_RESUME", fixed: 0 },

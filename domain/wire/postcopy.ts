@@ -5,12 +5,7 @@
  *
  * @module
  */
-import {
-  FRAME_HEADER_SIZE,
-  FrameType,
-  MAX_DISCARD_RANGES,
-  MAX_PACKAGE,
-} from "./frames.ts";
+import { FRAME_HEADER_SIZE, FrameType, MAX_DISCARD_RANGES, MAX_PACKAGE } from "./frames.ts";
 import { putFrameHeader } from "./encode.ts";
 import { WireError } from "./wire_error.ts";
 
@@ -46,7 +41,10 @@ export function decodeU32(payload: Uint8Array): number {
 }
 
 /** Encodes POSTCOPY_DISCARD frames for one block (split every MAX_DISCARD_RANGES ranges). */
-export function encodeDiscard(block: number, ranges: readonly PageRange[]): Uint8Array<ArrayBuffer>[] {
+export function encodeDiscard(
+  block: number,
+  ranges: readonly PageRange[],
+): Uint8Array<ArrayBuffer>[] {
   const frames: Uint8Array<ArrayBuffer>[] = [];
   for (let i = 0; i < ranges.length; i += MAX_DISCARD_RANGES) {
     const part = ranges.slice(i, i + MAX_DISCARD_RANGES);
@@ -75,7 +73,9 @@ export function decodeDiscard(payload: Uint8Array): { block: number; ranges: Pag
     throw new WireError(`POSTCOPY_DISCARD with ${n} ranges has length ${payload.length}`);
   }
   const ranges: PageRange[] = [];
-  for (let j = 0; j < n; j++) ranges.push({ first: v.getUint32(4 + 8 * j), count: v.getUint32(8 + 8 * j) });
+  for (let j = 0; j < n; j++) {
+    ranges.push({ first: v.getUint32(4 + 8 * j), count: v.getUint32(8 + 8 * j) });
+  }
   return { block, ranges };
 }
 

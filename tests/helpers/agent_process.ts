@@ -16,7 +16,11 @@ export interface AgentProcess {
   base: string;
   /** The bound incoming URI (with --incoming), e.g. tcp:127.0.0.1:40123. */
   incomingUri: string | null;
-  api<T = Json>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T; headers: Headers }>;
+  api<T = Json>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T; headers: Headers }>;
   /** Polls /migrations/current until the status matches; returns it. */
   waitStatus(pattern: RegExp, timeoutMs?: number): Promise<Json>;
   stop(): Promise<void>;

@@ -65,7 +65,13 @@ export async function recordEvents(base: string, lastEventId?: string): Promise<
       for (;;) {
         const hit = events.find(pred);
         if (hit) return hit;
-        if (Date.now() > end) throw new Error(`no matching event in ${JSON.stringify(events.map((e) => e.event + ":" + JSON.stringify(e.data)).slice(-10))}`);
+        if (Date.now() > end) {
+          throw new Error(
+            `no matching event in ${
+              JSON.stringify(events.map((e) => e.event + ":" + JSON.stringify(e.data)).slice(-10))
+            }`,
+          );
+        }
         await new Promise<void>((res) => {
           const t = setTimeout(res, 200);
           waiters.push(() => {

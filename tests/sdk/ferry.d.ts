@@ -107,6 +107,86 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/migrations/current/postcopy": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * migrate-start-postcopy
+     * @description Switches the running migration to postcopy once the precopy pending size allows (needs the postcopy-ram capability).
+     */
+    post: operations["migrateStartPostcopy"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/migrations/current/continue": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * migrate-continue
+     * @description Releases a migration paused in pre-switchover (pause-before-switchover).
+     */
+    post: operations["migrateContinue"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/migrations/current/pause": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * migrate-pause
+     * @description Pauses a postcopy migration (source or destination) by shutting its channel; both sides go to postcopy-paused and wait for a recovery.
+     */
+    post: operations["migratePause"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/migrations/incoming/recover": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * migrate-recover (destination)
+     * @description Listens on a new URI for the source's resumed postcopy stream. Then resume on the source with `POST /migrations {"uri": ..., "resume": true}`.
+     */
+    post: operations["migrateRecover"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/capabilities": {
     parameters: {
       query?: never;
@@ -350,6 +430,10 @@ export interface components {
       "cpu-throttle-percentage"?: number;
       /** @description Why it failed. */
       "error-desc"?: string;
+      /** @description Destination, completed, postcopy-blocktime capability: total ms vCPUs waited for pages. */
+      "postcopy-blocktime"?: number;
+      /** @description The same per vCPU (Ferry guests have one). */
+      "postcopy-vcpu-blocktime"?: number[];
       /** @description Ferry: the migration resource id. */
       "x-id"?: string;
       /**
@@ -428,6 +512,27 @@ export interface components {
       /** @example tcp:127.0.0.1:4444 */
       uri: string;
     };
+    ContinueRequest: {
+      /**
+       * @description The state the migration is paused in (pre-switchover).
+       * @example pre-switchover
+       * @enum {string}
+       */
+      state:
+        | "none"
+        | "setup"
+        | "cancelling"
+        | "cancelled"
+        | "active"
+        | "postcopy-active"
+        | "postcopy-paused"
+        | "postcopy-recover"
+        | "completed"
+        | "failed"
+        | "colo"
+        | "pre-switchover"
+        | "device";
+    };
     MigrationCapabilities: {
       /** @description Send resent pages as XOR deltas against a page cache (XBZRLE). (Not available: is not supported by this Ferry build yet.) */
       xbzrle: boolean;
@@ -441,23 +546,23 @@ export interface components {
       compress: boolean;
       /** @description Emit MIGRATION events (SSE subscribers always receive them; kept for QMP compatibility). */
       events: boolean;
-      /** @description Allow switching to postcopy: run on the destination and fetch missing pages on demand. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Allow switching to postcopy: run on the destination and fetch missing pages on demand. */
       "postcopy-ram": boolean;
       /** @description COarse-grained LOck-stepping (COLO) fault tolerance. (Not available: COLO is not supported by Ferry.) */
       "x-colo": boolean;
-      /** @description Free source pages once sent during postcopy. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Free source pages once sent during postcopy. (Not available: cannot work here: JavaScript cannot return SharedArrayBuffer pages to the operating system.) */
       "release-ram": boolean;
       /** @description Old-style (blk/-b, inc/-i) block migration. */
       block: boolean;
-      /** @description Open a return path from destination to source. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Open a return path from destination to source. */
       "return-path": boolean;
-      /** @description Pause in pre-switchover before the device state moves, until migrate-continue. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Pause in pre-switchover before the device state moves, until migrate-continue. */
       "pause-before-switchover": boolean;
       /** @description Send pages over several channels, each with its own Worker. (Not available: is not supported by this Ferry build yet.) */
       "x-multifd": boolean;
       /** @description Migrate block dirty bitmaps; Ferry guests have no disks. (Not available: requires block devices, which Ferry guests do not have.) */
       "dirty-bitmaps": boolean;
-      /** @description Measure how long vCPUs wait for pages during postcopy. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime": boolean;
       /** @description Activate block devices only when the destination starts running; Ferry guests have no disks, so it changes nothing. */
       "late-block-activate": boolean;
@@ -475,23 +580,23 @@ export interface components {
       compress?: boolean;
       /** @description Emit MIGRATION events (SSE subscribers always receive them; kept for QMP compatibility). */
       events?: boolean;
-      /** @description Allow switching to postcopy: run on the destination and fetch missing pages on demand. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Allow switching to postcopy: run on the destination and fetch missing pages on demand. */
       "postcopy-ram"?: boolean;
       /** @description COarse-grained LOck-stepping (COLO) fault tolerance. (Not available: COLO is not supported by Ferry.) */
       "x-colo"?: boolean;
-      /** @description Free source pages once sent during postcopy. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Free source pages once sent during postcopy. (Not available: cannot work here: JavaScript cannot return SharedArrayBuffer pages to the operating system.) */
       "release-ram"?: boolean;
       /** @description Old-style (blk/-b, inc/-i) block migration. */
       block?: boolean;
-      /** @description Open a return path from destination to source. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Open a return path from destination to source. */
       "return-path"?: boolean;
-      /** @description Pause in pre-switchover before the device state moves, until migrate-continue. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Pause in pre-switchover before the device state moves, until migrate-continue. */
       "pause-before-switchover"?: boolean;
       /** @description Send pages over several channels, each with its own Worker. (Not available: is not supported by this Ferry build yet.) */
       "x-multifd"?: boolean;
       /** @description Migrate block dirty bitmaps; Ferry guests have no disks. (Not available: requires block devices, which Ferry guests do not have.) */
       "dirty-bitmaps"?: boolean;
-      /** @description Measure how long vCPUs wait for pages during postcopy. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime"?: boolean;
       /** @description Activate block devices only when the destination starts running; Ferry guests have no disks, so it changes nothing. */
       "late-block-activate"?: boolean;
@@ -1011,6 +1116,238 @@ export interface operations {
       };
       /** @description Not Found */
       404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  migrateStartPostcopy: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Postcopy requested */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["MigrationInfo"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  migrateContinue: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ContinueRequest"];
+      };
+    };
+    responses: {
+      /** @description Continuing */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["MigrationInfo"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Content Too Large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  migratePause: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Pausing */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["MigrationInfo"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  migrateRecover: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["UriRequest"];
+      };
+    };
+    responses: {
+      /** @description Listening for the recovery */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["MigrationInfo"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Content Too Large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
         headers: {
           [name: string]: unknown;
         };
