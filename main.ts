@@ -7,9 +7,11 @@
 import { parseArgs } from "node:util";
 import { Agent } from "./domain/agent.ts";
 import { parseGlobals } from "./domain/globals.ts";
+import { createLogger, type LogLevel, migrationEventLogger, parseLogLevel } from "./domain/log.ts";
 import { PAGE_SIZE, type RamBlockSpec } from "./adapters/memory/layout.ts";
 import { parseSize, parseWorkload } from "./adapters/memory/machine.ts";
 import { createApp } from "./routes/app.ts";
+import { FerryMetrics } from "./routes/metrics.ts";
 
 function fail(message: string): never {
   console.error(`ferry: ${message}`);
@@ -47,12 +49,20 @@ export async function main(args: string[]): Promise<void> {
       object: { type: "string", multiple: true, default: [] },
       "api-token": { type: "string" },
       "only-migratable": { type: "boolean", default: false },
+      "log-level": { type: "string", default: "info" },
     },
     strict: true,
   });
   if (!["zero", "random", "pattern"].includes(values.fill!)) {
     fail(`--fill expects zero, random or pattern`);
   }
+  let logLevel: LogLevel = "info";
+  try {
+    logLevel = parseLogLevel(values["log-level"]!);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const logger = createLogger(logLevel);
   let globals;
   try {
     globals = parseGlobals(values.global!);
@@ -76,17 +86,17 @@ export async function main(args: string[]): Promise<void> {
     fail((e as Error).message);
   }
   const apiToken = values["api-token"] || Deno.env.get("FERRY_API_TOKEN") || undefined;
-  const app = createApp(agent, { apiToken });
+  const metrics = new FerryMetrics(() => agent);
+  metrics.follow(agent.events, migrationEventLogger(logger, (id) => agent.get(id)["error-desc"]));
+  const app = createApp(agent, { apiToken, metrics, logger });
   const listen = values.listen!;
   const onListen = (addr: Deno.Addr) =>
-    console.error(JSON.stringify({
-      level: "info",
-      msg: "listening",
+    logger.announce("listening", {
       addr: addr.transport === "unix"
         ? `unix:${(addr as Deno.UnixAddr).path}`
         : `${(addr as Deno.NetAddr).hostname}:${(addr as Deno.NetAddr).port}`,
       incoming: agent.incomingUri,
-    }));
+    });
   let server: Deno.HttpServer;
   if (listen.startsWith("unix:")) {
     const path = listen.slice(5);

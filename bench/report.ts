@@ -48,6 +48,10 @@ export function figuresA(runs: readonly ScenarioARun[]): Figure[] {
     target: null,
     pass: null,
   });
+  const agentCpu = runs.map((r) =>
+    (r.cpu.processes.source?.total ?? NaN) + (r.cpu.processes.destination?.total ?? NaN)
+  );
+  const rawCpu = runs.map((r) => r.rawTcp.sourceCpuMs + r.rawTcp.sinkCpuMs);
   return [
     {
       id: "A.throughput",
@@ -85,6 +89,23 @@ export function figuresA(runs: readonly ScenarioARun[]): Figure[] {
     info("A.total", "A: total-time", median(runs.map((r) => r.info["total-time"])), "ms"),
     info("A.downtime", "A: downtime", median(runs.map((r) => r.info.downtime)), "ms"),
     info("A.dest", "A: POST → destination completed", median(runs.map((r) => r.destWallMs)), "ms"),
+    {
+      id: "A.cpu",
+      figure: "A: CPU of both agents, POST → destination completed",
+      value: median(agentCpu),
+      unit: "ms",
+      baseline: median(rawCpu),
+      baselineName: "CPU of both raw TCP processes",
+      ratio: median(agentCpu.map((c, i) => c / rawCpu[i])),
+      target: null,
+      pass: null,
+    },
+    info(
+      "A.others",
+      "A: CPU of all other processes during A (noise)",
+      median(runs.map((r) => (r.cpu.otherMs ?? NaN) / r.cpu.wallMs)),
+      "cores",
+    ),
     {
       id: "C.p99",
       figure: `C: GET /migrations/current p99 during A (n=${during.length})`,

@@ -25,7 +25,6 @@ import {
   type Parameters,
 } from "./options.ts";
 import type { LiveParams } from "./engine/messages.ts";
-import type { SourceCaps } from "./engine/source_control.ts";
 import { Outgoing } from "./outgoing.ts";
 import {
   DomainErrors,
@@ -148,11 +147,7 @@ export class Agent {
     this.machine.clearArrival();
     const migration = this.#record(new Migration("source", req.uri, this.#onTransition));
     migration.machine.transition("none", "setup");
-    const caps: SourceCaps = {
-      postcopyRam: this.capabilities["postcopy-ram"],
-      returnPath: this.capabilities["return-path"],
-      pauseBeforeSwitchover: this.capabilities["pause-before-switchover"],
-    };
+    const caps = { ...this.capabilities };
     this.#outgoing = new Outgoing(
       migration,
       this.machine.shared,
@@ -286,11 +281,7 @@ export class Agent {
 
   /** The parameters a running source applies live. */
   #liveParams(): LiveParams {
-    return {
-      maxBandwidth: this.parameters["max-bandwidth"],
-      downtimeLimit: this.parameters["downtime-limit"],
-      maxPostcopyBandwidth: this.parameters["max-postcopy-bandwidth"],
-    };
+    return { ...this.parameters };
   }
 
   /** query-migrate-parameters with its ETag. */

@@ -34,7 +34,6 @@ export const CAPABILITIES = {
   "auto-converge": {
     description: "Throttle the vCPU when the guest dirties memory faster than it can be sent.",
     global: "x-auto-converge",
-    unsupported: NOT_YET,
   },
   "zero-blocks": {
     description:

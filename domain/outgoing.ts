@@ -7,7 +7,7 @@
  */
 import type { SharedGuest } from "../adapters/memory/guest_ram.ts";
 import type { LiveParams, MainMessage, SourceStart } from "./engine/messages.ts";
-import type { SourceCaps } from "./engine/source_control.ts";
+import type { Capabilities } from "./options.ts";
 import type { Migration } from "./migration.ts";
 import { isSetupOrActive } from "./state_machine.ts";
 import { WorkerHost } from "./worker_host.ts";
@@ -25,7 +25,7 @@ export class Outgoing {
     migration: Migration,
     guest: SharedGuest,
     params: LiveParams,
-    caps: SourceCaps,
+    caps: Capabilities,
     onPass: (pass: number) => void,
   ) {
     this.migration = migration;
@@ -64,7 +64,7 @@ export class Outgoing {
     if (m.status === "cancelling") this.#host.post({ t: "cancel" });
   }
 
-  /** Applies max-bandwidth / downtime-limit / max-postcopy-bandwidth to the running migration. */
+  /** Sends the parameters again (max-bandwidth, downtime-limit and others apply live). */
   setParams(params: LiveParams): void {
     this.#host.post({ t: "params", params });
   }

@@ -11,11 +11,13 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { Agent } from "../domain/agent.ts";
+import type { Logger } from "../domain/log.ts";
 import { bearerAuth } from "./auth.ts";
 import { blockerRoutes } from "./blockers.ts";
 import { docRoutes } from "./docs.ts";
 import { eventRoutes } from "./events.ts";
 import { machineRoutes } from "./machine.ts";
+import { FerryMetrics, metricsRoutes } from "./metrics.ts";
 import { migrationRoutes } from "./migrations.ts";
 import { switchoverRoutes } from "./switchover.ts";
 import { optionRoutes } from "./options.ts";
@@ -46,6 +48,10 @@ export interface AppOptions {
   apiToken?: string;
   /** The SSE heartbeat period (default 15 s). */
   heartbeatMs?: number;
+  /** The metrics served at /metrics (default: a fresh set for this app's agent). */
+  metrics?: FerryMetrics;
+  /** Where HTTP 5xx answers are logged (default: not logged). */
+  logger?: Logger;
 }
 
 const health = createRoute({
@@ -80,6 +86,7 @@ function apiRoutes(agent: AgentRef, options: AppOptions): OpenAPIHono {
   api.route("/", blockerRoutes(agent));
   api.route("/", machineRoutes(agent));
   api.route("/", eventRoutes(agent, options.heartbeatMs));
+  api.route("/", metricsRoutes(options.metrics ?? new FerryMetrics(agent)));
   return api;
 }
 
@@ -108,13 +115,15 @@ function jsonBodiesOnly(): MiddlewareHandler {
 /** Builds the app for one agent. */
 export function createApp(agent: Agent, options: AppOptions = {}): OpenAPIHono {
   const app = new OpenAPIHono();
+  const metrics = options.metrics ?? new FerryMetrics(() => agent);
+  app.use(metrics.observe(options.logger));
   if (options.apiToken) app.use(bearerAuth(options.apiToken));
   app.use(jsonBodiesOnly());
   app.use(bodyLimit({
     maxSize: MAX_BODY,
     onError: (c) => problem(c, 413, `Request body larger than ${MAX_BODY} bytes`),
   }));
-  const api = apiRoutes(() => agent, options);
+  const api = apiRoutes(() => agent, { ...options, metrics });
   app.route("/", api);
   let document: unknown;
   app.route("/", docRoutes(() => (document ??= api.getOpenAPI31Document(OPENAPI_INFO))));

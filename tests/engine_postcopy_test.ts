@@ -31,9 +31,9 @@ Deno.test("engine: postcopy completes a guest that does not converge in precopy"
   const { src, dst } = await pair(32 << 20, "increment");
   try {
     const res = await migrate(src, dst, {
-      caps: { postcopyRam: true, returnPath: false, pauseBeforeSwitchover: false },
-      maxBandwidth: 32 << 20, // 32 MiB/s against a guest dirtying GB/s
-      maxPostcopyBandwidth: 64 << 20,
+      caps: { "postcopy-ram": true },
+      // 32 MiB/s against a guest dirtying GB/s
+      params: { "max-bandwidth": 32 << 20, "max-postcopy-bandwidth": 64 << 20 },
       onSourceState: (to, control) => {
         if (to === "active") {
           setTimeout(() => {
@@ -69,8 +69,7 @@ Deno.test("engine: pause-before-switchover in precopy gives pre-switchover then 
   const { src, dst } = await pair(8 << 20, "idle");
   try {
     const res = await migrate(src, dst, {
-      caps: { postcopyRam: false, returnPath: true, pauseBeforeSwitchover: true },
-      maxBandwidth: 0,
+      caps: { "return-path": true, "pause-before-switchover": true },
       onSourceState: (to, control) => {
         if (to === "pre-switchover") {
           setTimeout(() => {
@@ -110,8 +109,7 @@ Deno.test("engine: with a return path, a destination that fails to load fails th
   });
   try {
     const res = await migrate(src, dst, {
-      caps: { postcopyRam: false, returnPath: true, pauseBeforeSwitchover: false },
-      maxBandwidth: 0,
+      caps: { "return-path": true },
     });
     assert.equal(res.ok, false);
     assert.equal(res.s.sm.status, "failed");

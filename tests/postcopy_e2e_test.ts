@@ -26,7 +26,7 @@ const until = (rec: SseRecorder, side: string, status: string) =>
     e.event === "MIGRATION" && (e.data as Json).side === side && (e.data as Json).status === status
   );
 
-async function port(): Promise<number> {
+function port(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const p = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -113,7 +113,7 @@ Deno.test("postcopy: a cut link pauses both sides; recover on a new port complet
       // Seed refusals while paused.
       const noPause = await src.api("POST", "/migrations/current/pause");
       assert.equal(noPause.status, 409);
-      const p = await port();
+      const p = port();
       assert.equal(
         (await dst.api("POST", "/migrations/incoming/recover", { uri: `tcp:127.0.0.1:${p}` }))
           .status,
@@ -174,7 +174,7 @@ Deno.test("postcopy: migrate-pause then recover; the seed's refusals", async () 
       assert.equal((await src.api("POST", "/migrations/current/pause")).status, 202);
       assert.equal((await src.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
       await dst.waitStatus(/postcopy-paused/);
-      const p = await port();
+      const p = port();
       await dst.api("POST", "/migrations/incoming/recover", { uri: `tcp:127.0.0.1:${p}` });
       await new Promise((r) => setTimeout(r, 200));
       await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 0 });

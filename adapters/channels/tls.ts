@@ -156,6 +156,7 @@ async function connectTls(
   );
   try {
     await Promise.race([secureConnect(socket), deadline.promise]);
+    socket.setNoDelay(true); // small frames (the return path) must not wait for Nagle
     await Promise.race([readVerdict(channel), deadline.promise]);
     return channel;
   } catch (err) {

@@ -116,6 +116,7 @@ export class TlsListener implements ChannelListener {
     socket.once("close", () => this.#inFlight.delete(socket));
     const refusal = this.#verifyPeer ? refusalReason(socket) : null;
     if (refusal === null) {
+      socket.setNoDelay(true); // small frames (the return path) must not wait for Nagle
       this.#welcome(new TlsSocketChannel(socket)).then((outcome) => this.#push(outcome));
       return;
     }

@@ -46,6 +46,14 @@ export function nodeErrorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** An errno error as `Error("Connection reset by peer")` (cause: the original); others as they are. */
+function socketError(err: Error): Error {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && code in ERRNO_TEXT
+    ? new Error(ERRNO_TEXT[code], { cause: err })
+    : err;
+}
+
 /** The handle a read-stop must reach, as Deno 2.9 lays it out (see the module doc). */
 interface NativeHandle {
   readStart(): unknown;
@@ -94,7 +102,7 @@ export class TlsSocketChannel implements Channel {
       this.#ended = true;
       this.#wake();
     });
-    socket.on("error", (err: Error) => this.#fail(err));
+    socket.on("error", (err: Error) => this.#fail(socketError(err)));
     socket.on("close", () => this.#fail(new Error("Connection closed")));
   }
 

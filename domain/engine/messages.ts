@@ -7,15 +7,10 @@
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import type { MigrationStatus } from "../state_machine.ts";
-import type { SourceCaps } from "./source_control.ts";
+import type { Capabilities, Parameters } from "../options.ts";
 
-/** What a data-path Worker needs from the parameters; sent at start and on every change. */
-export interface LiveParams {
-  maxBandwidth: number;
-  downtimeLimit: number;
-  /** Background page bandwidth in postcopy; 0 is unlimited. */
-  maxPostcopyBandwidth: number;
-}
+/** The parameters, sent at start and again on every change (some apply live). */
+export type LiveParams = Parameters;
 
 /** Starts an outgoing migration in a source Worker. */
 export interface SourceStart {
@@ -25,7 +20,8 @@ export interface SourceStart {
   stats: Float64Array;
   status: Int32Array;
   params: LiveParams;
-  caps: SourceCaps;
+  /** Fixed for the migration, as QEMU refuses changes while one runs. */
+  caps: Capabilities;
 }
 
 /** Starts listening for incoming migrations in a destination Worker. */

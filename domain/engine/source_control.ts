@@ -24,9 +24,3 @@ export class SourceControl {
   readonly wake = new Signal();
 }
 
-/** The capabilities a source run uses, fixed at start as QEMU fixes them. */
-export interface SourceCaps {
-  postcopyRam: boolean;
-  returnPath: boolean;
-  pauseBeforeSwitchover: boolean;
-}

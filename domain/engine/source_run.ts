@@ -38,7 +38,8 @@ import type { LiveParams } from "./messages.ts";
 import type { MainLink } from "./main_link.ts";
 import { PageSender } from "./page_sender.ts";
 import { readReturnPath } from "./return_path_reader.ts";
-import type { SourceCaps, SourceControl } from "./source_control.ts";
+import type { SourceControl } from "./source_control.ts";
+import type { Capabilities } from "../options.ts";
 
 const BUFFER_DELAY = 100;
 /** Pages sent between bookkeeping rounds in precopy (8 MiB). */
@@ -52,7 +53,7 @@ export interface SourceContext {
   stats: Float64Array;
   link: MainLink;
   params: LiveParams;
-  caps: SourceCaps;
+  caps: Capabilities;
   control: SourceControl;
   /** Opens the migration's channel, or the one given on resume. */
   connect: (uri?: string) => Promise<Channel>;
@@ -105,13 +106,13 @@ class SourceRun {
   }
 
   get #useReturnPath(): boolean {
-    return this.#ctx.caps.postcopyRam || this.#ctx.caps.returnPath;
+    return this.#ctx.caps["postcopy-ram"] || this.#ctx.caps["return-path"];
   }
 
   async run(): Promise<void> {
     const { stats, link } = this.#ctx;
     stats[STAT.startTime] = this.#start;
-    stats[STAT.expectedDowntime] = this.#ctx.params.downtimeLimit;
+    stats[STAT.expectedDowntime] = this.#ctx.params["downtime-limit"];
     try {
       await this.#open();
       await this.#setup();
@@ -156,7 +157,7 @@ class SourceRun {
   async #open(uri?: string): Promise<void> {
     const channel = await this.#ctx.connect(uri);
     this.#channel = channel;
-    this.#writer = new ChannelWriter(channel, { rateLimit: this.#ctx.params.maxBandwidth });
+    this.#writer = new ChannelWriter(channel, { rateLimit: this.#ctx.params["max-bandwidth"] });
     this.#ctx.onWriter(this.#writer);
     if (this.#ctx.control.cancelled) throw new Cancelled();
     if (this.#sender) this.#sender.retarget(this.#writer);
@@ -212,7 +213,7 @@ class SourceRun {
       await sender.append(encodeEmpty(FrameType.OPEN_RETURN_PATH));
       await sender.append(encodeU32Frame(FrameType.PING, 1));
     }
-    if (this.#ctx.caps.postcopyRam) {
+    if (this.#ctx.caps["postcopy-ram"]) {
       await sender.append(encodeU32Frame(FrameType.POSTCOPY_ADVISE, guest.pageSize));
     }
     await sender.append(section(SectionKind.SETUP, 0, false));
@@ -243,7 +244,7 @@ class SourceRun {
     const spent = now - this.#iterStart;
     const bandwidth = transferred / spent; // bytes per ms
     stats[STAT.bandwidth] = bandwidth;
-    stats[STAT.thresholdSize] = bandwidth * params.downtimeLimit;
+    stats[STAT.thresholdSize] = bandwidth * params["downtime-limit"];
     stats[STAT.mbps] = transferred * 8 / (spent / 1000) / 1e6;
     if (stats[STAT.dirtyPagesRate] && transferred > 10000) {
       stats[STAT.expectedDowntime] = Math.round(stats[STAT.remaining] / bandwidth);
@@ -267,10 +268,32 @@ class SourceRun {
     const now = Date.now();
     if (now - this.#rateStart >= 1000) {
       stats[STAT.dirtyPagesRate] = Math.round(this.#dirtied * 1000 / (now - this.#rateStart));
+      this.#autoConverge(this.#dirtied * this.#ctx.guest.pageSize, this.#transferred() - this.#periodBytes);
       this.#rateStart = now;
+      this.#periodBytes = this.#transferred();
       this.#dirtied = 0;
     }
   }
+
+  /**
+   * Auto-converge: when the bytes dirtied in a period exceed half of those sent, twice,
+   * throttle the vCPU to cpu-throttle-initial, then up by cpu-throttle-increment to
+   * max-cpu-throttle.
+   */
+  #autoConverge(dirtyBytes: number, sentBytes: number): void {
+    const { caps, params, stats } = this.#ctx;
+    if (!caps["auto-converge"] || dirtyBytes <= sentBytes / 2) return;
+    if (++this.#dirtyRateHigh < 2) return;
+    this.#dirtyRateHigh = 0;
+    const now = this.#vcpu.throttle;
+    const next = now === 0
+      ? params["cpu-throttle-initial"]
+      : Math.min(now + params["cpu-throttle-increment"], params["max-cpu-throttle"]);
+    this.#vcpu.throttle = next;
+    stats[STAT.throttle] = next;
+  }
+  #dirtyRateHigh = 0;
+  #periodBytes = 0;
 
   /** Dirty passes until pending < threshold (completion) or postcopy is asked for. */
   async #iterate(): Promise<"complete" | "postcopy"> {
@@ -282,14 +305,14 @@ class SourceRun {
       if (this.#status !== "active") throw new Cancelled();
       if (control.paramsChanged) {
         control.paramsChanged = false;
-        this.#writer!.setRateLimit(this.#ctx.params.maxBandwidth);
+        this.#writer!.setRateLimit(this.#ctx.params["max-bandwidth"]);
       }
       const threshold = stats[STAT.thresholdSize];
       const closeSection = async () => {
         if (inSection) await sender.append(section(SectionKind.ITERATE, this.#pass, true));
         inSection = false;
       };
-      if (caps.postcopyRam && control.startPostcopy) {
+      if (caps["postcopy-ram"] && control.startPostcopy) {
         await closeSection();
         return "postcopy";
       }
@@ -318,7 +341,7 @@ class SourceRun {
   /** migration_maybe_pause: pre-switchover until migrate-continue (or cancel). */
   async #maybePause(from: MigrationStatus, to: MigrationStatus): Promise<void> {
     const { link, control } = this.#ctx;
-    if (!this.#ctx.caps.pauseBeforeSwitchover) return;
+    if (!this.#ctx.caps["pause-before-switchover"]) return;
     control.continued = false;
     if (!await link.transition(from, "pre-switchover")) throw new Cancelled();
     while (!control.continued) {
@@ -332,7 +355,7 @@ class SourceRun {
   async #stopForCompletion(): Promise<MigrationStatus> {
     this.#downtimeStart = Date.now();
     this.#stopVcpu();
-    if (this.#ctx.caps.pauseBeforeSwitchover) {
+    if (this.#ctx.caps["pause-before-switchover"]) {
       await this.#maybePause("active", "device");
       return "device";
     }
@@ -393,7 +416,7 @@ class SourceRun {
     const { link, params, stats, guest } = this.#ctx;
     const sender = this.#sender!;
     const timeAtStop = Date.now();
-    if (!this.#ctx.caps.pauseBeforeSwitchover) {
+    if (!this.#ctx.caps["pause-before-switchover"]) {
       if (!await link.transition("active", "postcopy-active")) throw new Cancelled();
     }
     this.#stopVcpu();
@@ -450,7 +473,7 @@ class SourceRun {
           await sender.sendRange(r.first, r.count);
           await sender.flush();
         } else if (sender.pending > 0) {
-          const limit = params.maxPostcopyBandwidth ?? 0;
+          const limit = params["max-postcopy-bandwidth"];
           const now = Date.now();
           if (now - windowStart >= BUFFER_DELAY) {
             windowStart = now;

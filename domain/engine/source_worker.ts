@@ -11,12 +11,13 @@ import type { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
 import { MainLink } from "./main_link.ts";
 import type { LiveParams, MainMessage, SourceStart, WorkerMessage } from "./messages.ts";
 import { SourceControl } from "./source_control.ts";
+import { DEFAULT_PARAMETERS } from "../options.ts";
 import { runSource } from "./source_run.ts";
 
 let link: MainLink | null = null;
 let writer: ChannelWriter | null = null;
 const control = new SourceControl();
-const params: LiveParams = { maxBandwidth: 0, downtimeLimit: 300, maxPostcopyBandwidth: 0 };
+const params = { ...DEFAULT_PARAMETERS } as LiveParams;
 
 self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
   const m = e.data;

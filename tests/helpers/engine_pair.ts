@@ -10,7 +10,13 @@ import { MainLink } from "../../domain/engine/main_link.ts";
 import type { MainMessage, WorkerMessage } from "../../domain/engine/messages.ts";
 import { runDestination } from "../../domain/engine/dest_run.ts";
 import { runSource } from "../../domain/engine/source_run.ts";
-import { type SourceCaps, SourceControl } from "../../domain/engine/source_control.ts";
+import { SourceControl } from "../../domain/engine/source_control.ts";
+import {
+  type Capabilities,
+  DEFAULT_CAPABILITIES,
+  DEFAULT_PARAMETERS,
+  type Parameters,
+} from "../../domain/options.ts";
 import { createStats } from "../../domain/engine/stats.ts";
 import { MIGRATION_STATUSES, type Side, StateMachine } from "../../domain/state_machine.ts";
 import type { Channel } from "../../domain/ports.ts";
@@ -42,9 +48,8 @@ export function fakeMain(
 
 /** How to run one engine-level migration. */
 export interface EngineRun {
-  caps?: SourceCaps;
-  maxBandwidth?: number;
-  maxPostcopyBandwidth?: number;
+  caps?: Partial<Capabilities>;
+  params?: Partial<Parameters>;
   autostart?: boolean;
   /** Sees every source status change, with the source's mailbox. */
   onSourceState?: (to: string, control: SourceControl) => void;
@@ -72,12 +77,8 @@ export async function migrateInProcess(src: Machine, dst: Machine, r: EngineRun 
     guest: src.shared,
     stats: srcStats,
     link: s.link,
-    params: {
-      maxBandwidth: r.maxBandwidth ?? 0,
-      downtimeLimit: 300,
-      maxPostcopyBandwidth: r.maxPostcopyBandwidth ?? 0,
-    },
-    caps: r.caps ?? { postcopyRam: false, returnPath: false, pauseBeforeSwitchover: false },
+    params: { ...DEFAULT_PARAMETERS, "max-bandwidth": 0, ...r.params },
+    caps: { ...DEFAULT_CAPABILITIES, ...r.caps },
     control,
     connect: () => Promise.resolve(r.wrap ? r.wrap(a) : a),
     onWriter: () => {},

@@ -1,0 +1,269 @@
+/**
+ * `GET /metrics`: Prometheus text exposition from a per-app prom-client Registry. The
+ * migration gauges are read at scrape time from query-migrate and the machine; the HTTP
+ * request counter is labelled by the matched route (never the raw URL, so its
+ * cardinality stays bounded); finished migrations are counted from MIGRATION events.
+ *
+ * @module
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
+import { Counter, Gauge, Registry } from "prom-client";
+import type { EventBus, FerryEvent } from "../domain/event_bus.ts";
+import type { Logger } from "../domain/log.ts";
+import type { MigrationInfo } from "../domain/migration_info.ts";
+import { MIGRATION_STATUSES } from "../domain/state_machine.ts";
+import { problems } from "./problem.ts";
+import type { AgentRef } from "./route_kit.ts";
+
+const FINAL = new Set(["completed", "failed", "cancelled"]);
+
+/** What one scrape reads. */
+interface Snapshot {
+  info: MigrationInfo;
+  runstate: string;
+  throttle: number;
+  subscribers: number;
+}
+
+/** One label-less gauge set from the snapshot at scrape time. */
+type Reading = (s: Snapshot) => number;
+
+/** The label for a route path: OpenAPI style (`/migrations/{id}`), `unmatched` for none. */
+function routeLabel(path: string | undefined): string {
+  return path === undefined ? "unmatched" : path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}");
+}
+
+/** An agent's metrics: the registry, its collectors and the request counter. */
+export class FerryMetrics {
+  /** The per-app registry (prom-client's global one is never used). */
+  readonly registry: Registry = new Registry();
+  readonly #agent: AgentRef;
+  readonly #requests: Counter<"route" | "method" | "code">;
+  readonly #finished: Counter<"side" | "status">;
+  #snapshot: Snapshot | undefined;
+  #internalSubscribers = 0;
+
+  /** Metrics read from `agent()` at scrape time. */
+  constructor(agent: AgentRef) {
+    this.#agent = agent;
+    const registers = [this.registry];
+    const take = () => this.#snapshot ?? this.#take();
+    const ram = (f: (r: NonNullable<MigrationInfo["ram"]>) => number | undefined): Reading => (s) =>
+      s.info.ram ? f(s.info.ram) ?? 0 : 0;
+    const gauges: [string, string, Reading][] = [
+      [
+        "ferry_migration_transferred_bytes",
+        "Bytes sent or received (ram.transferred)",
+        ram((r) => r.transferred),
+      ],
+      [
+        "ferry_migration_remaining_bytes",
+        "Bytes still to send (ram.remaining)",
+        ram((r) => r.remaining),
+      ],
+      ["ferry_migration_total_bytes", "Guest RAM to migrate (ram.total)", ram((r) => r.total)],
+      [
+        "ferry_migration_passes",
+        "Dirty-log syncs so far (ram.dirty-sync-count)",
+        ram((r) => r["dirty-sync-count"]),
+      ],
+      ["ferry_migration_throughput_mbps", "Throughput in Mbit/s (ram.mbps)", ram((r) => r.mbps)],
+      [
+        "ferry_migration_downtime_ms",
+        "Downtime of the completed migration in ms",
+        (s) => s.info.downtime ?? 0,
+      ],
+      [
+        "ferry_migration_expected_downtime_ms",
+        "Expected downtime in ms",
+        (s) => s.info["expected-downtime"] ?? 0,
+      ],
+      [
+        "ferry_migration_dirty_pages_rate",
+        "Pages dirtied per second (ram.dirty-pages-rate)",
+        ram((r) => r["dirty-pages-rate"]),
+      ],
+      [
+        "ferry_migration_cpu_throttle_percent",
+        "vCPU throttle applied (auto-converge), percent",
+        (s) => s.throttle,
+      ],
+      ["ferry_sse_subscribers", "Clients following GET /events", (s) => s.subscribers],
+    ];
+    for (const [name, help, read] of gauges) {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read(take()));
+        },
+      });
+    }
+    new Gauge({
+      name: "ferry_migration_status",
+      help: "1 for the current migration status (query-migrate), 0 for the others",
+      labelNames: ["status"],
+      registers,
+      collect() {
+        const { status } = take().info;
+        for (const s of MIGRATION_STATUSES) this.set({ status: s }, s === status ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "ferry_machine_runstate",
+      help: "1 for the guest's current runstate",
+      labelNames: ["runstate"],
+      registers,
+      collect() {
+        this.reset();
+        this.set({ runstate: take().runstate }, 1);
+      },
+    });
+    new Gauge({
+      name: "ferry_migration_pages_total",
+      help: "Pages of the current migration by kind (ram.normal, ram.duplicate)",
+      labelNames: ["kind"],
+      registers,
+      collect() {
+        const r = take().info.ram;
+        this.set({ kind: "normal" }, r?.normal ?? 0);
+        this.set({ kind: "duplicate" }, r?.duplicate ?? 0);
+      },
+    });
+    new Gauge({
+      name: "ferry_migration_channel_bytes",
+      help: "Bytes of the current migration by channel (main = transferred - multifd-bytes)",
+      labelNames: ["channel"],
+      registers,
+      collect() {
+        const r = take().info.ram;
+        const multifd = r?.["multifd-bytes"] ?? 0;
+        this.set({ channel: "main" }, Math.max(0, (r?.transferred ?? 0) - multifd));
+        this.set({ channel: "multifd" }, multifd);
+      },
+    });
+    this.#requests = new Counter({
+      name: "ferry_http_requests_total",
+      help: "HTTP requests by matched route, method and status code",
+      labelNames: ["route", "method", "code"],
+      registers,
+    });
+    this.#finished = new Counter({
+      name: "ferry_migrations_finished_total",
+      help: "Migrations that reached a final status (MIGRATION events), by side and status",
+      labelNames: ["side", "status"],
+      registers,
+    });
+  }
+
+  #take(): Snapshot {
+    const agent = this.#agent();
+    const machine = agent.machine.info();
+    return {
+      info: agent.query(),
+      runstate: machine.runstate,
+      throttle: machine["cpu-throttle-percentage"],
+      subscribers: Math.max(0, agent.events.subscriberCount - this.#internalSubscribers),
+    };
+  }
+
+  /** The exposition text; every gauge reads one snapshot taken now. */
+  async scrape(): Promise<string> {
+    this.#snapshot = this.#take();
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.#snapshot = undefined;
+    }
+  }
+
+  /** Counts a MIGRATION event that reports a final status. */
+  record(event: FerryEvent): void {
+    if (event.event !== "MIGRATION") return;
+    const { status, side } = event.data as { status: string; side: string };
+    if (FINAL.has(status)) this.#finished.inc({ side, status });
+  }
+
+  /**
+   * Follows `bus` with one subscription of the agent's own (not counted among
+   * `ferry_sse_subscribers`): records every event, then hands it to `also`. Returns stop.
+   */
+  follow(bus: EventBus, also?: (event: FerryEvent) => void): () => void {
+    const sub = bus.subscribe();
+    this.#internalSubscribers++;
+    let open = true;
+    (async () => {
+      for (let e = await sub.next(); e; e = await sub.next()) {
+        this.record(e);
+        also?.(e);
+      }
+      if (open) this.#internalSubscribers--;
+      open = false;
+    })();
+    return () => {
+      if (open) this.#internalSubscribers--;
+      open = false;
+      sub.close();
+    };
+  }
+
+  /**
+   * Middleware counting every request by matched route, method and code; with `logger`,
+   * a 5xx answer is logged at error.
+   */
+  observe(logger?: Logger): MiddlewareHandler {
+    return async (c, next) => {
+      const started = performance.now();
+      await next();
+      const routes = matchedRoutes(c);
+      const responder = routes[c.req.routeIndex];
+      const path = responder && responder.method !== "ALL"
+        ? responder.path
+        : routes.find((r) => r.method !== "ALL")?.path;
+      const route = routeLabel(path);
+      const code = c.res.status;
+      this.#requests.inc({ route, method: c.req.method, code: String(code) });
+      if (code >= 500 && logger) {
+        logger.error("http error", {
+          method: c.req.method,
+          route,
+          path: c.req.path,
+          status: code,
+          ms: Math.round(performance.now() - started),
+        });
+      }
+    };
+  }
+}
+
+const metrics = createRoute({
+  method: "get",
+  path: "/metrics",
+  operationId: "metrics",
+  tags: ["service"],
+  summary: "Prometheus metrics (text exposition format 0.0.4)",
+  description: [
+    "Gauges of the current migration (status, bytes, pages, passes, throughput, downtime,",
+    "dirty rate, throttle, bytes per channel), the number of SSE subscribers, finished",
+    "migrations by status, and HTTP requests by route, method and code.",
+  ].join(" "),
+  responses: {
+    200: {
+      description: "The metrics",
+      content: { "text/plain": { schema: z.string() } },
+    },
+    ...problems(),
+  },
+});
+
+/** The `/metrics` sub-app serving `m`. */
+export function metricsRoutes(m: FerryMetrics): OpenAPIHono {
+  const app = new OpenAPIHono();
+  app.openapi(metrics, async (c) => {
+    return c.text(await m.scrape(), 200, { "content-type": m.registry.contentType });
+  });
+  return app;
+}
