@@ -10,6 +10,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import type { QuietWait } from "./measure.ts";
 import { type Figure, figuresA, figuresB, renderTable } from "./report.ts";
 import { scenarioA, type ScenarioARun, scenarioB, type ScenarioBRun } from "./scenarios.ts";
 
@@ -38,10 +39,16 @@ function gbps(x: number): string {
   return (x / 1e9).toFixed(2);
 }
 
+function quiet(q: QuietWait): string {
+  return `machine ${q.busyCores.toFixed(2)} cores busy after ${q.waitedMs.toFixed(0)} ms wait`;
+}
+
 function logA(i: number, r: ScenarioARun): void {
   const cpu = Object.entries(r.cpu.processes).map(([k, v]) => `${k} ${v.total}`).join(", ");
   console.error(
-    `A#${i + 1}: raw tcp ${gbps(r.rawTcp.bytesPerSec)} GB/s, unix ${gbps(r.rawUnix.bytesPerSec)}` +
+    `A#${i + 1}: ${quiet(r.quiet)}; raw tcp ${gbps(r.rawTcp.bytesPerSec)} GB/s, unix ${
+      gbps(r.rawUnix.bytesPerSec)
+    }` +
       ` GB/s; migration ${gbps(r.agentBytesPerSec)} GB/s (total ${r.info["total-time"]} ms,` +
       ` setup ${r.info["setup-time"]}, downtime ${r.info.downtime}), wall ${r.wallMs.toFixed(0)}` +
       ` ms; GET p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n}); CPU ms ${cpu},` +
@@ -51,7 +58,9 @@ function logA(i: number, r: ScenarioARun): void {
 
 function logB(i: number, r: ScenarioBRun): void {
   console.error(
-    `B#${i + 1}: zero scan ${r.zeroScanMs.toFixed(0)} ms; total-time ${r.totalTime} ms,` +
+    `B#${i + 1}: ${quiet(r.quiet)}; zero scan ${
+      r.zeroScanMs.toFixed(0)
+    } ms; total-time ${r.totalTime} ms,` +
       ` POST → destination completed ${r.wallMs.toFixed(0)} ms`,
   );
 }

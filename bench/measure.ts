@@ -140,3 +140,32 @@ export function sampleCpu(pids: Record<string, number>): () => CpuSample {
     };
   };
 }
+
+/** What {@link waitForQuiet} saw. */
+export interface QuietWait {
+  /** ms spent waiting. */
+  waitedMs: number;
+  /** Busy cores of the whole machine over the last window (NaN without /proc). */
+  busyCores: number;
+}
+
+/**
+ * Waits until the whole machine is nearly idle (busy < `maxBusyCores` over a `windowMs`
+ * window), at most `timeoutMs`: other work on a small shared machine skews every figure.
+ */
+export async function waitForQuiet(
+  maxBusyCores = 0.25,
+  windowMs = 250,
+  timeoutMs = 15_000,
+): Promise<QuietWait> {
+  const t0 = performance.now();
+  for (;;) {
+    const a = readProc([]).machine;
+    const w0 = performance.now();
+    await new Promise((r) => setTimeout(r, windowMs));
+    const b = readProc([]).machine;
+    const busyCores = a && b ? (b.busy - a.busy) / (performance.now() - w0) : NaN;
+    const waitedMs = performance.now() - t0;
+    if (!(busyCores >= maxBusyCores) || waitedMs >= timeoutMs) return { waitedMs, busyCores };
+  }
+}

@@ -8,7 +8,14 @@
  * @module
  */
 import { type Json, startAgent, withAgents } from "./agent.ts";
-import { type CpuSample, percentile, sampleCpu, wallNow } from "./measure.ts";
+import {
+  type CpuSample,
+  percentile,
+  type QuietWait,
+  sampleCpu,
+  waitForQuiet,
+  wallNow,
+} from "./measure.ts";
 import { pollFor, pollUntil } from "./poller.ts";
 import { type RawResult, runRaw } from "./raw.ts";
 
@@ -28,6 +35,8 @@ export interface LatencySummary {
 
 /** One repetition of scenario A (and C). */
 export interface ScenarioARun {
+  /** How long the machine took to go quiet before the repetition, and how busy it was. */
+  quiet: QuietWait;
   rawTcp: RawResult;
   rawUnix: RawResult;
   /** GET /migrations/current on the idle source before the POST (C's baseline), ms. */
@@ -52,6 +61,7 @@ export interface ScenarioARun {
 
 /** One repetition of scenario B. */
 export interface ScenarioBRun {
+  quiet: QuietWait;
   /** Scanning a fresh 1 GiB buffer for zero pages in the bench process, ms. */
   zeroScanMs: number;
   info: Json;
@@ -110,6 +120,7 @@ async function pair(
 export function scenarioA(pollRate: number): Promise<ScenarioARun> {
   return withAgents(async (track) => {
     const { dst, src, uri } = await pair(track, "random");
+    const quiet = await waitForQuiet();
     const idle = await pollUntil(src.base, { rate: pollRate, timeoutMs: 500, terminal: /^$/ });
     const rawTcp = await runRaw("tcp", GIB, CHUNK);
     const rawUnix = await runRaw("unix", GIB, CHUNK);
@@ -127,13 +138,14 @@ export function scenarioA(pollRate: number): Promise<ScenarioARun> {
     if (poll.last?.status !== "completed") {
       throw new Error(`migration ended ${poll.last?.status}: ${poll.last?.["error-desc"] ?? ""}`);
     }
-    await pollFor(dst.base, "/migrations/current", (b) => TERMINAL.test(b.status), 10_000);
+    await pollFor(dst.base, "/migrations/current", (b) => TERMINAL.test(b.status), 10_000, 2);
     const destAt = wallNow();
     const cpuUsed = cpu();
     const info = await settledInfo(src);
     const transferred = info.ram.transferred;
     const wallMs = poll.terminalAt - t0;
     return {
+      quiet,
       rawTcp,
       rawUnix,
       idleLatency: summarize(idle.latencies),
@@ -173,18 +185,27 @@ export function zeroScanMs(bytes: number): number {
 /** Scenario B: see the module doc. */
 export function scenarioB(): Promise<ScenarioBRun> {
   return withAgents(async (track) => {
-    const zeroScan = zeroScanMs(GIB);
     const { dst, src, uri } = await pair(track, "zero");
+    const quiet = await waitForQuiet();
+    const zeroScan = zeroScanMs(GIB);
     const cpu = sampleCpu({ source: src.pid, destination: dst.pid });
     const t0 = wallNow();
     const r = await src.api("POST", "/migrations", { uri });
     if (r.status !== 202) {
       throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
     }
-    await pollFor(dst.base, "/migrations/current", (b) => TERMINAL.test(b.status), 30_000);
+    // Every 2 ms: back to back would take a core from the migration on a small machine.
+    await pollFor(dst.base, "/migrations/current", (b) => TERMINAL.test(b.status), 30_000, 2);
     const wallMs = wallNow() - t0;
     const cpuUsed = cpu();
     const info = await settledInfo(src);
-    return { zeroScanMs: zeroScan, info, totalTime: info["total-time"], wallMs, cpu: cpuUsed };
+    return {
+      quiet,
+      zeroScanMs: zeroScan,
+      info,
+      totalTime: info["total-time"],
+      wallMs,
+      cpu: cpuUsed,
+    };
   });
 }

@@ -77,7 +77,6 @@ export const CAPABILITIES = {
   "x-multifd": {
     description: "Send pages over several channels, each with its own Worker.",
     global: "x-multifd",
-    unsupported: NOT_YET,
   },
   "dirty-bitmaps": {
     description: "Migrate block dirty bitmaps; Ferry guests have no disks.",
@@ -109,6 +108,7 @@ export const INCOMPATIBLE: readonly { all: readonly CapabilityName[]; message: s
     all: ["postcopy-ram", "compress"],
     message: "Postcopy is not currently compatible with compression",
   },
+  { all: ["postcopy-ram", "x-multifd"], message: "Postcopy is not yet compatible with multifd" },
 ];
 
 const UINT32 = 0xffff_ffff;

@@ -13,6 +13,7 @@ import { HTTPException } from "hono/http-exception";
 import type { Agent } from "../domain/agent.ts";
 import type { Logger } from "../domain/log.ts";
 import { bearerAuth } from "./auth.ts";
+import { dashboardRoutes } from "./dashboard.ts";
 import { blockerRoutes } from "./blockers.ts";
 import { docRoutes } from "./docs.ts";
 import { eventRoutes } from "./events.ts";
@@ -117,6 +118,7 @@ export function createApp(agent: Agent, options: AppOptions = {}): OpenAPIHono {
   const app = new OpenAPIHono();
   const metrics = options.metrics ?? new FerryMetrics(() => agent);
   app.use(metrics.observe(options.logger));
+  app.route("/", dashboardRoutes()); // ahead of auth: the page asks for the token itself
   if (options.apiToken) app.use(bearerAuth(options.apiToken));
   app.use(jsonBodiesOnly());
   app.use(bodyLimit({

@@ -5,13 +5,23 @@
 import assert from "node:assert/strict";
 import { type AgentProcess, startAgent } from "./helpers/agent_process.ts";
 
-async function run(autoConverge: boolean, seconds: number): Promise<{ converged: boolean; maxThrottle: number; after: number; sawPct: boolean }> {
+async function run(
+  autoConverge: boolean,
+  seconds: number,
+): Promise<{ converged: boolean; maxThrottle: number; after: number; sawPct: boolean }> {
   const agents: AgentProcess[] = [];
   try {
     const dst = await startAgent(["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"]);
     agents.push(dst);
     // 20000 pages/s (~80 MiB/s) into a 32 MiB hot set, against a 24 MiB/s link.
-    const src = await startAgent(["--ram", "64M", "--fill", "random", "--workload", "random,rate=20000,hot=0.5"]);
+    const src = await startAgent([
+      "--ram",
+      "64M",
+      "--fill",
+      "random",
+      "--workload",
+      "random,rate=20000,hot=0.5",
+    ]);
     agents.push(src);
     await src.api("PATCH", "/parameters", {
       "max-bandwidth": 24 << 20,
@@ -20,7 +30,10 @@ async function run(autoConverge: boolean, seconds: number): Promise<{ converged:
       "cpu-throttle-increment": 20,
       "max-cpu-throttle": 99,
     });
-    assert.equal((await src.api("PATCH", "/capabilities", { "auto-converge": autoConverge })).status, 200);
+    assert.equal(
+      (await src.api("PATCH", "/capabilities", { "auto-converge": autoConverge })).status,
+      200,
+    );
     await src.api("POST", "/migrations", { uri: dst.incomingUri });
     let maxThrottle = 0;
     let sawPct = false;
@@ -47,7 +60,11 @@ async function run(autoConverge: boolean, seconds: number): Promise<{ converged:
 
 Deno.test("auto-converge: a guest that does not converge without it converges with it", async () => {
   const without = await run(false, 10);
-  assert.equal(without.converged, false, "without auto-converge the guest must not converge in 10 s");
+  assert.equal(
+    without.converged,
+    false,
+    "without auto-converge the guest must not converge in 10 s",
+  );
   assert.equal(without.sawPct, false);
   const withIt = await run(true, 25);
   assert.equal(withIt.converged, true, "auto-converge makes it converge");

@@ -525,13 +525,27 @@ Deno.test(
 );
 
 Deno.test(
-  "tls: listener close rejects a pending accept",
+  "tls: listener close rejects a pending accept, ends handshakes, keeps accepted channels",
   withPki(async (pki) => {
     const listener = await tlsListen(pki.server);
-    const pending = listener.accept();
-    listener.close();
-    await assert.rejects(pending, ChannelClosedError);
-    await assert.rejects(listener.accept(), ChannelClosedError);
+    const [a, c] = await meet(listener, tlsConnect(listener, pki.client));
+    const port = Number(listener.uri.split(":").at(-1));
+    const midHandshake = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      await new Promise((r) => setTimeout(r, 50)); // let the listener see it
+      const pending = listener.accept();
+      listener.close();
+      await assert.rejects(pending, ChannelClosedError);
+      await assert.rejects(listener.accept(), ChannelClosedError);
+      // The peer still in its handshake is let go at once, not after the handshake timeout.
+      const ended = await within(midHandshake.read(new Uint8Array(8)).catch(() => null), 2000);
+      assert.equal(ended, null);
+      // The channel accepted before the close still works.
+      await roundTrip(value(a), value(c), 100_000);
+    } finally {
+      midHandshake.close();
+      closeAll(a, c);
+    }
   }),
 );
 

@@ -30,10 +30,22 @@ export function throwsCodec(fn: () => unknown, message: RegExp): void {
   });
 }
 
-/** OS threads of this process (Linux), or null where /proc is missing. */
-export function threadCount(): number | null {
+/**
+ * Names of this process's Worker threads (Deno names them `worker-<id>`, ids never reused),
+ * or null where /proc is missing (not Linux).
+ */
+export function workerThreads(): Set<string> | null {
   try {
-    return [...Deno.readDirSync("/proc/self/task")].length;
+    const names = new Set<string>();
+    for (const t of Deno.readDirSync("/proc/self/task")) {
+      try {
+        const name = Deno.readTextFileSync(`/proc/self/task/${t.name}/comm`).trim();
+        if (name.startsWith("worker-")) names.add(name);
+      } catch {
+        // the thread ended while we looked
+      }
+    }
+    return names;
   } catch {
     return null;
   }

@@ -33,7 +33,7 @@ Deno.test("engine: postcopy completes a guest that does not converge in precopy"
     const res = await migrate(src, dst, {
       caps: { "postcopy-ram": true },
       // 32 MiB/s against a guest dirtying GB/s
-      params: { "max-bandwidth": 32 << 20, "max-postcopy-bandwidth": 64 << 20 },
+      params: { "max-bandwidth": 32 << 20, "max-postcopy-bandwidth": 16 << 20 },
       onSourceState: (to, control) => {
         if (to === "active") {
           setTimeout(() => {

@@ -190,7 +190,7 @@ Deno.test("machine: the destination's digest is RAM as it arrived while its gues
     const w0 = written(dst);
     await sleep(200);
     await dst.stop();
-    assert.ok(written(dst) - w0 > 1_000_000, "the destination ran its workload");
+    assert.ok(written(dst) - w0 > 10_000, "the destination ran its workload");
     const arrival = await dst.digest();
     assert.equal(arrival["x-taken"], "arrival");
     assert.deepEqual(arrival.blocks, source.blocks, "digest = the source's");

@@ -54,7 +54,11 @@ export class SseParser {
   #line(line, out) {
     if (line === "") {
       if (this.#data.length > 0) {
-        out.push({ id: this.#lastId, event: this.#event || "message", data: this.#data.join("\n") });
+        out.push({
+          id: this.#lastId,
+          event: this.#event || "message",
+          data: this.#data.join("\n"),
+        });
       }
       this.#data = [];
       this.#event = "";

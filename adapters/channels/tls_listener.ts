@@ -12,6 +12,7 @@
  * @module
  */
 
+import type * as net from "node:net";
 import type * as tls from "node:tls";
 import type { Channel, ChannelListener } from "../../domain/ports.ts";
 import { ChannelClosedError } from "./errors.ts";
@@ -40,6 +41,14 @@ export class TlsListener implements ChannelListener {
   readonly #waiters: PromiseWithResolvers<Outcome>[] = [];
   /** Sockets of peers being judged or refused, destroyed on close(). */
   readonly #inFlight = new Set<tls.TLSSocket>();
+  /**
+   * Raw sockets still in their TLS handshake, destroyed on close() (else they would live
+   * until the handshake timeout). A secured TLS socket names its raw socket as `_parent` in
+   * Deno 2.9 (and Node); if that link is ever missing, tracking stops rather than risk
+   * destroying a socket that was handed out.
+   */
+  readonly #handshaking = new Set<net.Socket>();
+  #tracking = true;
   #closed = false;
 
   /**
@@ -61,7 +70,19 @@ export class TlsListener implements ChannelListener {
     this.#verifyPeer = opts.verifyPeer;
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs;
     this.#onClose = onClose;
-    server.on("secureConnection", (socket: tls.TLSSocket) => this.#judge(socket));
+    server.on("connection", (raw: net.Socket) => {
+      if (!this.#tracking) return;
+      this.#handshaking.add(raw);
+      raw.once("close", () => this.#handshaking.delete(raw));
+    });
+    server.on("secureConnection", (socket: tls.TLSSocket) => {
+      const raw = (socket as unknown as { _parent?: net.Socket })._parent;
+      if (raw === undefined || !this.#handshaking.delete(raw)) {
+        this.#tracking = false;
+        this.#handshaking.clear();
+      }
+      this.#judge(socket);
+    });
     server.on("tlsClientError", (err: Error, socket?: tls.TLSSocket) => {
       socket?.destroy();
       this.#push({ error: new TlsHandshakeError(handshakeErrorText(err), err) });
@@ -83,8 +104,9 @@ export class TlsListener implements ChannelListener {
     if (this.#closed) return;
     this.#closed = true;
     this.#server.close();
-    for (const socket of this.#inFlight) socket.destroy();
+    for (const socket of [...this.#inFlight, ...this.#handshaking]) socket.destroy();
     this.#inFlight.clear();
+    this.#handshaking.clear();
     for (const outcome of this.#outcomes.splice(0)) {
       if ("channel" in outcome) outcome.channel.close();
     }

@@ -93,8 +93,8 @@ export class CompressPool {
 
   /**
    * Compresses the first `n` pages of `pages`, waiting for a free thread; resolves with
-   * `ceil(n / pagesPerBlob)` zlib streams, in page order. `pages` may be reused at once.
-   * Waiting batches queue without bound (each holds a copy of its pages): keep a few in
+   * `ceil(n / pagesPerBlob)` zlib streams, in page order (views into one buffer per batch).
+   * `pages` may be reused at once. Waiting batches queue without bound (each holds a copy of its pages): keep a few in
    * flight, e.g. two per thread, and await the oldest before submitting more.
    */
   compress(pages: Uint8Array, n: number): Promise<Uint8Array[]> {

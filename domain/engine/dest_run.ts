@@ -51,6 +51,9 @@ import {
   RESUME_ACK_VALUE,
 } from "../wire/return_path.ts";
 import { STAT } from "./stats.ts";
+import { decodeSetup } from "../wire/multifd.ts";
+import type { MultifdRegistry, PageChannel } from "./multifd_dest.ts";
+import { Signal } from "./signal.ts";
 import type { MainLink } from "./main_link.ts";
 
 const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];
@@ -66,6 +69,8 @@ export interface DestinationContext {
   awaitRecovery: () => Promise<Channel>;
   /** Lets the worker shut the current channel (migrate-pause on the destination). */
   onChannel: (ch: Channel | null) => void;
+  /** Where multifd page channels wait for the main stream's MULTIFD_SETUP. */
+  multifd?: MultifdRegistry;
 }
 
 function isZeroPage(w: Uint32Array, page: number): boolean {
@@ -124,6 +129,13 @@ class DestinationRun {
   #done = false;
   #scratch: Uint8Array | null = null;
   readonly #runHeader = new Uint8Array(10);
+  /** Multifd page channels and, per channel, the last MULTIFD_SYNC pass it reached. */
+  #pageChannels: PageChannel[] = [];
+  #reached: number[] = [];
+  #channelsEnded = 0;
+  #channelError: Error | null = null;
+  #readers: Promise<void>[] = [];
+  readonly #barrier = new Signal();
   readonly #start = Date.now();
 
   constructor(ctx: DestinationContext) {
@@ -142,7 +154,7 @@ class DestinationRun {
     return this.#ctx.link.status;
   }
 
-  async run(channel: Channel): Promise<boolean> {
+  async run(channel: Channel, opened?: FrameReader): Promise<boolean> {
     const { stats, link } = this.#ctx;
     stats.fill(0);
     stats[STAT.startTime] = this.#start;
@@ -152,7 +164,7 @@ class DestinationRun {
       if (!await link.transition("setup", "active")) {
         throw new WireError("incoming migration was stopped");
       }
-      let reader = await this.#begin(channel);
+      let reader = await this.#begin(channel, opened);
       for (;;) {
         try {
           await this.#load(reader);
@@ -183,14 +195,16 @@ class DestinationRun {
       this.#ctx.onChannel(null);
       this.#rp?.channel.close();
       channel.close();
+      for (const c of this.#pageChannels) c.channel.close();
+      if (this.#pageChannels.length > 0) this.#ctx.multifd?.release();
     }
   }
 
-  async #begin(channel: Channel): Promise<FrameReader> {
+  async #begin(channel: Channel, opened?: FrameReader): Promise<FrameReader> {
     this.#channel = channel;
     this.#ctx.onChannel(channel);
-    const reader = new FrameReader(channel);
-    await reader.readStreamHeader();
+    const reader = opened ?? new FrameReader(channel);
+    if (!opened) await reader.readStreamHeader();
     const frame = await reader.next();
     if (frame.type !== FrameType.CONFIG) {
       throw new WireError("migration stream: expected the configuration section first");
@@ -206,17 +220,18 @@ class DestinationRun {
     for (;;) {
       const frame = await reader.next();
       if (frame.type === FrameType.EOF) return;
-      if (frame.type === FrameType.PAGE_RUN) await this.#pageRun(reader, frame.length);
-      else if (frame.type === FrameType.PACKAGED) await this.#package(reader, frame.length);
+      if (frame.type === FrameType.PAGE_RUN) {
+        await this.#pageRun(reader, frame.length, this.#runHeader);
+      } else if (frame.type === FrameType.PACKAGED) await this.#package(reader, frame.length);
       else await this.#command(frame.type, await reader.readPayload());
       stats[STAT.transferred] = reader.bytesRead;
     }
   }
 
-  async #pageRun(reader: FrameReader, length: number): Promise<void> {
+  async #pageRun(reader: FrameReader, length: number, header: Uint8Array): Promise<void> {
     const { guest, stats } = this.#ctx;
-    await reader.readInto(this.#runHeader);
-    const r = decodeRunHeader(this.#runHeader);
+    await reader.readInto(header);
+    const r = decodeRunHeader(header);
     checkPageRunLength(length, r.count, guest.pageSize);
     checkRun(guest.layout, r.block, r.firstPage, r.count);
     const off = r.firstPage * guest.pageSize;
@@ -356,6 +371,25 @@ class DestinationRun {
         this.#vcpu.setPostcopy(true);
         this.#faults = this.#faultLoop();
         break;
+      case FrameType.MULTIFD_SETUP: {
+        if (!this.#ctx.multifd || this.#pageChannels.length > 0) {
+          throw new WireError("migration stream: unexpected multifd setup");
+        }
+        const setup = decodeSetup(payload);
+        this.#pageChannels = await this.#ctx.multifd.claim(setup.uuid, setup.channels);
+        this.#reached = this.#pageChannels.map(() => 0);
+        this.#readers = this.#pageChannels.map((c) =>
+          this.#readPageChannel(c).catch((e) => {
+            this.#channelError ??= e instanceof Error ? e : new Error(String(e));
+            this.#channel?.close(); // unblock the main stream's reader
+            this.#barrier.notify();
+          })
+        );
+        break;
+      }
+      case FrameType.MULTIFD_SYNC:
+        await this.#awaitBarrier(decodeU32(payload));
+        break;
       case FrameType.POSTCOPY_RUN:
         if (!this.#postcopy || !this.#device) {
           throw new WireError("migration stream: postcopy run before listen and device state");
@@ -367,6 +401,49 @@ class DestinationRun {
         break;
       default:
         throw new WireError(`migration stream: unexpected frame type 0x${type.toString(16)}`);
+    }
+  }
+
+  /** Reads one page channel: runs into RAM, a barrier at each MULTIFD_SYNC, until EOF. */
+  async #readPageChannel(c: PageChannel): Promise<void> {
+    const header = new Uint8Array(10);
+    for (;;) {
+      const f = await c.reader.next();
+      if (f.type === FrameType.PAGE_RUN) {
+        await this.#pageRun(c.reader, f.length, header);
+      } else if (f.type === FrameType.ZERO_RUN) {
+        await this.#command(f.type, await c.reader.readPayload());
+      } else if (f.type === FrameType.MULTIFD_SYNC) {
+        this.#reached[c.id] = decodeU32(await c.reader.readPayload());
+        this.#barrier.notify();
+        await this.#awaitBarrier(this.#reached[c.id]);
+      } else if (f.type === FrameType.EOF) {
+        this.#channelsEnded++;
+        this.#barrier.notify();
+        return;
+      } else {
+        throw new WireError(
+          `multifd channel ${c.id}: unexpected frame type 0x${f.type.toString(16)}`,
+        );
+      }
+      this.#ctx.stats[STAT.multifdBytes] = this.#pageChannels.reduce(
+        (n, x) => n + x.reader.bytesRead,
+        0,
+      );
+    }
+  }
+
+  /** A dirty-pass barrier: waits until every page channel has reached MULTIFD_SYNC(pass). */
+  async #awaitBarrier(pass: number): Promise<void> {
+    if (this.#pageChannels.length === 0) {
+      throw new WireError("migration stream: multifd sync without multifd");
+    }
+    while (this.#reached.some((r) => r < pass)) {
+      if (this.#channelError) throw this.#channelError;
+      if (this.#channelsEnded > 0) {
+        throw new WireError("multifd: a channel ended before the pass did");
+      }
+      await this.#barrier.wait(1000);
     }
   }
 
@@ -416,6 +493,13 @@ class DestinationRun {
         throw new WireError("incoming migration was stopped");
       }
       return;
+    }
+    if (this.#pageChannels.length > 0) {
+      await Promise.all(this.#readers);
+      if (this.#channelError) throw this.#channelError;
+      if (this.#channelsEnded !== this.#pageChannels.length) {
+        throw new WireError("multifd: the main stream ended before its page channels");
+      }
     }
     if (this.#seenCount !== this.#totalPages) {
       throw new WireError(
@@ -491,6 +575,10 @@ class DestinationRun {
 }
 
 /** Loads one incoming stream from `channel`; resolves true when completed. Never throws. */
-export function runDestination(ctx: DestinationContext, channel: Channel): Promise<boolean> {
-  return new DestinationRun(ctx).run(channel);
+export function runDestination(
+  ctx: DestinationContext,
+  channel: Channel,
+  opened?: FrameReader,
+): Promise<boolean> {
+  return new DestinationRun(ctx).run(channel, opened);
 }

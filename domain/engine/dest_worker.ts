@@ -12,12 +12,20 @@ import type { Channel, ChannelListener } from "../ports.ts";
 import { MainLink } from "./main_link.ts";
 import type { DestinationStart, MainMessage, WorkerMessage } from "./messages.ts";
 import { runDestination } from "./dest_run.ts";
+import { MultifdRegistry } from "./multifd_dest.ts";
+import { FrameReader } from "../wire/frame_reader.ts";
+import { FrameType } from "../wire/frames.ts";
+import { decodeHello } from "../wire/multifd.ts";
 
 let link: MainLink | null = null;
 let listener: ChannelListener | null = null;
 let current: Channel | null = null;
 let recovery: { resolve: (ch: Channel) => void } | null = null;
 const pendingRecovery: Channel[] = [];
+const registry = new MultifdRegistry();
+let running = false;
+let finished = false;
+const HELLO_TIMEOUT_MS = 10_000;
 
 function awaitRecovery(): Promise<Channel> {
   const ready = pendingRecovery.shift();
@@ -48,6 +56,51 @@ async function recover(uri: string): Promise<void> {
   }
 }
 
+/** Classifies a new connection: a main stream starts a run, a page channel waits for one. */
+async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
+  const reader = new FrameReader(channel);
+  let kind: string;
+  try {
+    const t = setTimeout(() => channel.close(), HELLO_TIMEOUT_MS);
+    kind = await reader.readStreamHeader(null);
+    if (kind === "multifd") {
+      const f = await reader.next();
+      if (f.type !== FrameType.MULTIFD_HELLO) throw new Error("multifd channel without HELLO");
+      const hello = decodeHello(await reader.readPayload());
+      clearTimeout(t);
+      registry.offer(hello, channel, reader);
+      return;
+    }
+    clearTimeout(t);
+  } catch {
+    channel.close(); // not a migration stream, or too slow to say which
+    return;
+  }
+  if (running || finished) {
+    channel.close(); // one incoming migration at a time
+    return;
+  }
+  running = true;
+  const ctx = {
+    guest: m.guest,
+    stats: m.stats,
+    link: link!,
+    autostart: m.autostart,
+    awaitRecovery,
+    onChannel: (ch: Channel | null) => (current = ch),
+    multifd: registry,
+  };
+  const ok = await runDestination(ctx, channel, reader);
+  running = false;
+  if (ok) {
+    finished = true;
+    listener?.close();
+    registry.close();
+  } else {
+    link!.post({ t: "rearm" });
+  }
+}
+
 async function serve(m: DestinationStart): Promise<void> {
   link = new MainLink(m.status, (msg: WorkerMessage) => self.postMessage(msg));
   try {
@@ -58,25 +111,17 @@ async function serve(m: DestinationStart): Promise<void> {
     return;
   }
   link.post({ t: "listening", uri: listener.uri });
+  const runs: Promise<void>[] = [];
   for (;;) {
     let channel;
     try {
       channel = await listener.accept();
     } catch {
-      return; // listener closed
+      break; // listener closed
     }
-    const ctx = {
-      guest: m.guest,
-      stats: m.stats,
-      link,
-      autostart: m.autostart,
-      awaitRecovery,
-      onChannel: (ch: Channel | null) => (current = ch),
-    };
-    if (await runDestination(ctx, channel)) break;
-    link.post({ t: "rearm" });
+    runs.push(dispatch(m, channel));
   }
-  listener.close();
+  await Promise.all(runs);
 }
 
 self.onmessage = (e: MessageEvent<DestinationStart | MainMessage>) => {
@@ -85,6 +130,7 @@ self.onmessage = (e: MessageEvent<DestinationStart | MainMessage>) => {
     serve(m).finally(() => self.postMessage({ t: "done" } satisfies WorkerMessage));
   } else if (m.t === "stop") {
     listener?.close();
+    registry.close();
   } else if (m.t === "pause") {
     current?.close();
   } else if (m.t === "recover") {

@@ -15,6 +15,11 @@ export interface ByteSink {
 }
 
 const RUN_OVERHEAD = 15; // frame header + run header
+
+/** Bytes of a migration bitmap for `pages` pages (padded to whole 8-byte words). */
+export function bitmapBytes(pages: number): number {
+  return Math.ceil(pages / 8) * 8;
+}
 const STAGING = 256 * 1024;
 /** Writes handed to the sink and not yet done, at most. */
 const MAX_INFLIGHT = 2;
@@ -46,20 +51,24 @@ export class PageSender {
   readonly #bufBusy: (Promise<void> | undefined)[] = [undefined, undefined];
   #cursor = 0;
 
-  /** Prepares to send `guest` through `sink`. */
-  constructor(guest: SharedGuest, sink: ByteSink) {
+  /**
+   * Prepares to send `guest` through `sink`. With `shared`, the migration bitmap lives in
+   * that SharedArrayBuffer (multifd channels claim pages from it) and is left as it is;
+   * otherwise it is private and starts all ones.
+   */
+  constructor(guest: SharedGuest, sink: ByteSink, shared?: SharedArrayBuffer) {
     this.#guest = guest;
     this.#sink = sink;
     this.#ram8 = guest.ram.map((b) => new Uint8Array(b));
     this.#ram32 = guest.ram.map((b) => new Uint32Array(b));
     const last = guest.layout[guest.layout.length - 1];
     this.#totalPages = last ? last.firstPage + last.pages : 0;
-    const padded = Math.ceil(this.#totalPages / 8) * 8;
-    this.bitmap = new Uint8Array(padded);
-    this.bitmap.fill(1, 0, this.#totalPages);
+    const padded = bitmapBytes(this.#totalPages);
+    this.bitmap = new Uint8Array(shared ?? new ArrayBuffer(padded));
+    if (!shared) this.bitmap.fill(1, 0, this.#totalPages);
     this.#bitmap32 = new Uint32Array(this.bitmap.buffer);
     this.sentOnce = new Uint8Array(padded);
-    this.pending = this.#totalPages;
+    this.pending = shared ? 0 : this.#totalPages;
     this.#dirty = new Uint8Array(guest.dirty);
   }
 

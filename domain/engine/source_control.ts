@@ -23,4 +23,3 @@ export class SourceControl {
   /** Wakes the loop after any change. */
   readonly wake = new Signal();
 }
-

@@ -34,9 +34,13 @@ import {
 } from "../wire/postcopy.ts";
 import { RESUME_ACK_VALUE } from "../wire/return_path.ts";
 import { STAT } from "./stats.ts";
+import { countMarked } from "../../adapters/memory/dirty_log.ts";
 import type { LiveParams } from "./messages.ts";
 import type { MainLink } from "./main_link.ts";
-import { PageSender } from "./page_sender.ts";
+import { bitmapBytes, PageSender } from "./page_sender.ts";
+import { createMultifdShared } from "./multifd_shared.ts";
+import { MultifdSource } from "./multifd_source.ts";
+import { encodeSetup } from "../wire/multifd.ts";
 import { readReturnPath } from "./return_path_reader.ts";
 import type { SourceControl } from "./source_control.ts";
 import type { Capabilities } from "../options.ts";
@@ -55,6 +59,8 @@ export interface SourceContext {
   params: LiveParams;
   caps: Capabilities;
   control: SourceControl;
+  /** The migration's URI (multifd channels connect to it too). */
+  uri: string;
   /** Opens the migration's channel, or the one given on resume. */
   connect: (uri?: string) => Promise<Channel>;
   /** Called with the writer once it exists, so cancel can shut it down. */
@@ -85,6 +91,9 @@ class SourceRun {
   #writer: ChannelWriter | null = null;
   #sender: PageSender | null = null;
   #rpError: Error | null = null;
+  /** The page channels, with x-multifd. */
+  #mfd: MultifdSource | null = null;
+  #mfdBitmap: SharedArrayBuffer | null = null;
   #shut: number | null = null;
   #resumeAck = false;
   #bitmapsIn = 0;
@@ -141,6 +150,7 @@ class SourceRun {
       if (this.#vmWasRunning && !this.#postcopyLive) this.#vcpu.setRunstate("running");
       else if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate("postmigrate");
     } finally {
+      this.#mfd?.terminate();
       this.#vcpu.throttle = 0;
       stats[STAT.throttle] = 0;
       stats[STAT.totalTime] ||= Date.now() - this.#start;
@@ -161,7 +171,14 @@ class SourceRun {
     this.#ctx.onWriter(this.#writer);
     if (this.#ctx.control.cancelled) throw new Cancelled();
     if (this.#sender) this.#sender.retarget(this.#writer);
-    else this.#sender = new PageSender(this.#ctx.guest, this.#writer);
+    else {
+      if (this.#ctx.caps["x-multifd"]) {
+        const layout = this.#ctx.guest.layout;
+        const last = layout[layout.length - 1];
+        this.#mfdBitmap = new SharedArrayBuffer(bitmapBytes(last.firstPage + last.pages));
+      }
+      this.#sender = new PageSender(this.#ctx.guest, this.#writer, this.#mfdBitmap ?? undefined);
+    }
     if (this.#useReturnPath) {
       const layout = this.#ctx.guest.layout;
       readReturnPath(channel, layout, this.#ctx.guest.pageSize, {
@@ -201,6 +218,7 @@ class SourceRun {
     }
     const werr = this.#writer?.error;
     if (werr) throw werr;
+    if (this.#mfd?.error) throw new Error(this.#mfd.error);
   }
 
   async #setup(): Promise<void> {
@@ -216,6 +234,7 @@ class SourceRun {
     if (this.#ctx.caps["postcopy-ram"]) {
       await sender.append(encodeU32Frame(FrameType.POSTCOPY_ADVISE, guest.pageSize));
     }
+    if (this.#mfdBitmap) await this.#startMultifd();
     await sender.append(section(SectionKind.SETUP, 0, false));
     await sender.append(section(SectionKind.SETUP, 0, true));
     // The bitmap starts all dirty (bulk stage); the first sync only clears the dirty log.
@@ -232,15 +251,17 @@ class SourceRun {
 
   #updateCounters(now: number): void {
     const { stats, guest, params } = this.#ctx;
-    const writer = this.#writer!;
     const sender = this.#sender!;
+    const mfd = this.#mfd;
     stats[STAT.transferred] = this.#transferred();
-    stats[STAT.remaining] = sender.pending * guest.pageSize;
-    stats[STAT.duplicate] = sender.duplicate;
-    stats[STAT.normal] = sender.normal;
+    stats[STAT.multifdBytes] = mfd?.bytes ?? 0;
+    stats[STAT.remaining] = (mfd ? countMarked(sender.bitmap) : sender.pending) * guest.pageSize;
+    const extra = mfd?.pages() ?? { normal: 0, duplicate: 0 };
+    stats[STAT.duplicate] = sender.duplicate + extra.duplicate;
+    stats[STAT.normal] = sender.normal + extra.normal;
     stats[STAT.throttle] = this.#vcpu.throttle;
     if (now < this.#iterStart + BUFFER_DELAY) return;
-    const transferred = writer.bytesWritten - this.#iterBytes;
+    const transferred = this.#transferred() - this.#iterBytes;
     const spent = now - this.#iterStart;
     const bandwidth = transferred / spent; // bytes per ms
     stats[STAT.bandwidth] = bandwidth;
@@ -250,13 +271,45 @@ class SourceRun {
       stats[STAT.expectedDowntime] = Math.round(stats[STAT.remaining] / bandwidth);
     }
     this.#iterStart = now;
-    this.#iterBytes = writer.bytesWritten;
+    this.#iterBytes = this.#transferred();
   }
 
   /** Bytes sent over every channel of this migration, across resumes. */
   #bytesBefore = 0;
   #transferred(): number {
-    return this.#bytesBefore + (this.#writer?.bytesWritten ?? 0);
+    return this.#bytesBefore + (this.#writer?.bytesWritten ?? 0) + (this.#mfd?.bytes ?? 0);
+  }
+
+  /** Announces the page channels on the main stream, starts them, waits until all are in. */
+  async #startMultifd(): Promise<void> {
+    const { guest, params, stats } = this.#ctx;
+    const uuid = crypto.getRandomValues(new Uint8Array(16));
+    const channels = params["x-multifd-channels"];
+    const pageCount = params["x-multifd-page-count"];
+    await this.#sender!.append(encodeSetup(uuid, pageCount, channels));
+    await this.#sender!.flush();
+    this.#mfd = new MultifdSource(
+      guest,
+      this.#ctx.uri,
+      createMultifdSharedWith(this.#mfdBitmap!, channels),
+      {
+        channels,
+        pageCount,
+        uuid,
+        rateLimit: params["max-bandwidth"],
+      },
+    );
+    await this.#mfd.ready();
+    stats[STAT.multifdBytes] = this.#mfd.bytes;
+  }
+
+  /** One pass over the page channels, then MULTIFD_SYNC on the main stream too. */
+  async #multifdPass(): Promise<void> {
+    const gen = await this.#mfd!.pass(() => {
+      this.#updateCounters(Date.now());
+    });
+    await this.#sender!.append(encodeU32Frame(FrameType.MULTIFD_SYNC, gen));
+    this.#checkErrors();
   }
 
   #syncPass(): void {
@@ -268,7 +321,10 @@ class SourceRun {
     const now = Date.now();
     if (now - this.#rateStart >= 1000) {
       stats[STAT.dirtyPagesRate] = Math.round(this.#dirtied * 1000 / (now - this.#rateStart));
-      this.#autoConverge(this.#dirtied * this.#ctx.guest.pageSize, this.#transferred() - this.#periodBytes);
+      this.#autoConverge(
+        this.#dirtied * this.#ctx.guest.pageSize,
+        this.#transferred() - this.#periodBytes,
+      );
       this.#rateStart = now;
       this.#periodBytes = this.#transferred();
       this.#dirtied = 0;
@@ -306,6 +362,15 @@ class SourceRun {
       if (control.paramsChanged) {
         control.paramsChanged = false;
         this.#writer!.setRateLimit(this.#ctx.params["max-bandwidth"]);
+        this.#mfd?.setRate(this.#ctx.params["max-bandwidth"]);
+      }
+      if (this.#mfd) {
+        await this.#multifdPass();
+        this.#syncPass();
+        this.#updateCounters(Date.now());
+        const pending = sender.pending * guest.pageSize;
+        if (pending === 0 || pending < stats[STAT.thresholdSize]) return "complete";
+        continue;
       }
       const threshold = stats[STAT.thresholdSize];
       const closeSection = async () => {
@@ -367,13 +432,19 @@ class SourceRun {
   async #completePrecopy(state: MigrationStatus): Promise<void> {
     const sender = this.#sender!;
     this.#writer!.setRateLimit(0);
+    this.#mfd?.setRate(0);
     this.#syncPass();
     await sender.append(section(SectionKind.COMPLETE, this.#pass, false));
-    while (!await sender.send(1 << 30));
+    if (this.#mfd) await this.#multifdPass();
+    else while (!await sender.send(1 << 30));
     await sender.append(section(SectionKind.COMPLETE, this.#pass, true));
     await this.#sendState([]);
     await sender.append(encodeEof());
     await sender.flush();
+    if (this.#mfd) {
+      await this.#mfd.finish();
+      this.#updateCounters(Date.now());
+    }
     await this.#awaitShut();
     await this.#channel!.closeWrite();
     this.#ctx.stats[STAT.downtime] = Date.now() - this.#downtimeStart;
@@ -565,6 +636,11 @@ class SourceRun {
     }
     if (!await link.transition("postcopy-recover", "postcopy-active")) throw new Cancelled();
   }
+}
+
+/** The shared multifd buffers around an existing migration bitmap. */
+function createMultifdSharedWith(bitmap: SharedArrayBuffer, channels: number) {
+  return { ...createMultifdShared(channels, 0), bitmap };
 }
 
 /** Runs one outgoing migration to its end; never throws. */

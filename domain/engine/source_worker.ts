@@ -32,6 +32,7 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
         params,
         caps: m.caps,
         control,
+        uri: m.uri,
         connect: (uri) => connectChannel(uri ?? m.uri),
         onWriter: (w) => {
           writer = w;

@@ -14,6 +14,7 @@ import {
   frameName,
   MAX_SMALL_PAYLOAD,
   STREAM_HEADER_SIZE,
+  type StreamKind,
 } from "./frames.ts";
 import { WireError } from "./wire_error.ts";
 
@@ -61,13 +62,22 @@ export class FrameReader {
     return this.#remaining;
   }
 
-  /** Reads and checks the 8-byte stream header; must be called once, first. */
-  async readStreamHeader(): Promise<void> {
+  /**
+   * Reads and checks the 8-byte stream header; must be called once, first. Resolves to the
+   * stream's kind; with `expect`, any other kind is a WireError.
+   */
+  async readStreamHeader(expect: StreamKind | null = "main"): Promise<StreamKind> {
     if (this.#started) throw new Error("stream header already read");
     await this.#fill(STREAM_HEADER_SIZE, "the stream header");
-    decodeStreamHeader(this.#buf.subarray(this.#start, this.#start + STREAM_HEADER_SIZE));
+    const kind = decodeStreamHeader(
+      this.#buf.subarray(this.#start, this.#start + STREAM_HEADER_SIZE),
+    );
+    if (expect !== null && kind !== expect) {
+      throw new WireError(`expected a ${expect} stream, got a ${kind} channel`);
+    }
     this.#consume(STREAM_HEADER_SIZE);
     this.#started = true;
+    return kind;
   }
 
   /** Reads and checks the next frame header (type known, length within the frame table). */

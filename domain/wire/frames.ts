@@ -51,6 +51,9 @@ export const FrameType = {
   OPEN_RETURN_PATH: 0x16,
   POSTCOPY_RESUME: 0x17,
   RECV_BITMAP: 0x18,
+  MULTIFD_SYNC: 0x30,
+  MULTIFD_HELLO: 0x31,
+  MULTIFD_SETUP: 0x32,
 } as const;
 
 /** Largest PACKAGED payload (the postcopy device-state package). */
@@ -110,13 +113,15 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.OPEN_RETURN_PATH]: { name: "OPEN_RETURN_PATH", fixed: 0 },
   [FrameType.POSTCOPY_RESUME]: { name: "POSTCOPY_RESUME", fixed: 0 },
   [FrameType.RECV_BITMAP]: { name: "RECV_BITMAP", min: 2, max: 256 },
+  [FrameType.MULTIFD_SYNC]: { name: "MULTIFD_SYNC", fixed: 4 },
+  [FrameType.MULTIFD_HELLO]: { name: "MULTIFD_HELLO", fixed: 20 },
+  [FrameType.MULTIFD_SETUP]: { name: "MULTIFD_SETUP", fixed: 20 },
 };
 
 /** Codes reserved for later versions; version 1 decoders reject them as unknown. */
 export const RESERVED_FRAMES: Readonly<Record<number, string>> = {
   0x20: "XBZRLE_PAGE",
   0x21: "COMPRESSED_PAGE",
-  0x30: "MULTIFD_SYNC",
 };
 
 /** A decoded frame header. */
@@ -137,25 +142,34 @@ export function frameName(type: number): string {
   return FRAMES[type]?.name ?? hex8(type);
 }
 
+/** Magic of a multifd page channel's stream ("FERM"). */
+export const MULTIFD_MAGIC = 0x4645524d;
+
+/** Which kind of stream a header opens: the main channel or a multifd page channel. */
+export type StreamKind = "main" | "multifd";
+
 /** Encodes the 8-byte stream header (magic, version 1, flags 0). */
-export function encodeStreamHeader(): Uint8Array<ArrayBuffer> {
+export function encodeStreamHeader(kind: StreamKind = "main"): Uint8Array<ArrayBuffer> {
   const b = new Uint8Array(STREAM_HEADER_SIZE);
   const v = new DataView(b.buffer);
-  v.setUint32(0, STREAM_MAGIC);
+  v.setUint32(0, kind === "main" ? STREAM_MAGIC : MULTIFD_MAGIC);
   v.setUint16(4, STREAM_VERSION);
   v.setUint16(6, 0);
   return b;
 }
 
-/** Checks an 8-byte stream header; throws {@link WireError} on bad magic, version or flags. */
-export function decodeStreamHeader(b: Uint8Array): void {
+/**
+ * Checks an 8-byte stream header and says which kind it opens; throws {@link WireError} on
+ * bad magic, version or flags.
+ */
+export function decodeStreamHeader(b: Uint8Array): StreamKind {
   if (b.length < STREAM_HEADER_SIZE) {
     throw new WireError(
       `migration stream truncated: stream header has ${b.length} of ${STREAM_HEADER_SIZE} bytes`,
     );
   }
   const magic = be32(b, 0);
-  if (magic !== STREAM_MAGIC) {
+  if (magic !== STREAM_MAGIC && magic !== MULTIFD_MAGIC) {
     throw new WireError(
       `not a Ferry migration stream (magic 0x${magic.toString(16).padStart(8, "0")}, ` +
         `expected 0x${STREAM_MAGIC.toString(16)} "FERY")`,
@@ -173,6 +187,7 @@ export function decodeStreamHeader(b: Uint8Array): void {
       `migration stream header has reserved flags set (0x${flags.toString(16).padStart(4, "0")})`,
     );
   }
+  return magic === STREAM_MAGIC ? "main" : "multifd";
 }
 
 /**

@@ -80,6 +80,7 @@ export async function migrateInProcess(src: Machine, dst: Machine, r: EngineRun 
     params: { ...DEFAULT_PARAMETERS, "max-bandwidth": 0, ...r.params },
     caps: { ...DEFAULT_CAPABILITIES, ...r.caps },
     control,
+    uri: "memory:",
     connect: () => Promise.resolve(r.wrap ? r.wrap(a) : a),
     onWriter: () => {},
   });

@@ -366,6 +366,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/metrics": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Prometheus metrics (text exposition format 0.0.4)
+     * @description Gauges of the current migration (status, bytes, pages, passes, throughput, downtime, dirty rate, throttle, bytes per channel), the number of SSE subscribers, finished migrations by status, and HTTP requests by route, method and code.
+     */
+    get: operations["metrics"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -538,7 +558,7 @@ export interface components {
       xbzrle: boolean;
       /** @description Pin all guest memory for RDMA (RDMA transport only). (Not available: requires RDMA, which Ferry does not support.) */
       "rdma-pin-all": boolean;
-      /** @description Throttle the vCPU when the guest dirties memory faster than it can be sent. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Throttle the vCPU when the guest dirties memory faster than it can be sent. */
       "auto-converge": boolean;
       /** @description Skip zero blocks in old-style block migration; Ferry guests have no disks, so it changes nothing. */
       "zero-blocks": boolean;
@@ -558,7 +578,7 @@ export interface components {
       "return-path": boolean;
       /** @description Pause in pre-switchover before the device state moves, until migrate-continue. */
       "pause-before-switchover": boolean;
-      /** @description Send pages over several channels, each with its own Worker. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Send pages over several channels, each with its own Worker. */
       "x-multifd": boolean;
       /** @description Migrate block dirty bitmaps; Ferry guests have no disks. (Not available: requires block devices, which Ferry guests do not have.) */
       "dirty-bitmaps": boolean;
@@ -572,7 +592,7 @@ export interface components {
       xbzrle?: boolean;
       /** @description Pin all guest memory for RDMA (RDMA transport only). (Not available: requires RDMA, which Ferry does not support.) */
       "rdma-pin-all"?: boolean;
-      /** @description Throttle the vCPU when the guest dirties memory faster than it can be sent. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Throttle the vCPU when the guest dirties memory faster than it can be sent. */
       "auto-converge"?: boolean;
       /** @description Skip zero blocks in old-style block migration; Ferry guests have no disks, so it changes nothing. */
       "zero-blocks"?: boolean;
@@ -592,7 +612,7 @@ export interface components {
       "return-path"?: boolean;
       /** @description Pause in pre-switchover before the device state moves, until migrate-continue. */
       "pause-before-switchover"?: boolean;
-      /** @description Send pages over several channels, each with its own Worker. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Send pages over several channels, each with its own Worker. */
       "x-multifd"?: boolean;
       /** @description Migrate block dirty bitmaps; Ferry guests have no disks. (Not available: requires block devices, which Ferry guests do not have.) */
       "dirty-bitmaps"?: boolean;
@@ -1930,6 +1950,35 @@ export interface operations {
         };
         content: {
           "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  metrics: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The metrics */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "text/plain": string;
         };
       };
       /** @description Unauthorized */

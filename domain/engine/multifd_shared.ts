@@ -1,0 +1,51 @@
+/**
+ * What the source's main Worker and its multifd channel Workers share: a small control
+ * block (pass generation, the packet cursor channels claim from, done count, stop/fail
+ * flags) and per-channel counters. Pure layout helpers; no I/O.
+ *
+ * @module
+ */
+
+/** Control cells (Int32Array indices). */
+export const MF = {
+  /** Bumped by the main side to start a pass; channels wait on it. */
+  GEN: 0,
+  /** Next packet index to claim (Atomics.add). */
+  CURSOR: 1,
+  /** Channels that finished the current pass. */
+  DONE: 2,
+  /** 1: send EOF and end. */
+  STOP: 3,
+  /** Channels that failed. */
+  FAILED: 4,
+  /** Channels connected and introduced. */
+  READY: 5,
+} as const;
+
+/** Per-channel counters (Float64Array, 4 slots per channel). */
+export const MF_STAT = { bytes: 0, normal: 1, duplicate: 2 } as const;
+
+/** The shared buffers of one multifd migration. */
+export interface MultifdShared {
+  ctl: SharedArrayBuffer;
+  stats: SharedArrayBuffer;
+  /** The migration bitmap (one byte per page), shared with the main side. */
+  bitmap: SharedArrayBuffer;
+}
+
+/** Allocates the shared buffers for `channels` channels and a bitmap of `bitmapBytes`. */
+export function createMultifdShared(channels: number, bitmapBytes: number): MultifdShared {
+  return {
+    ctl: new SharedArrayBuffer(8 * 4),
+    stats: new SharedArrayBuffer(channels * 4 * 8),
+    bitmap: new SharedArrayBuffer(bitmapBytes),
+  };
+}
+
+/** Sums one counter over every channel. */
+export function sumStat(shared: MultifdShared, slot: number): number {
+  const f = new Float64Array(shared.stats);
+  let n = 0;
+  for (let i = slot; i < f.length; i += 4) n += f[i];
+  return n;
+}

@@ -1,0 +1,152 @@
+/**
+ * The source's multifd side: starts one Worker per page channel, runs each dirty pass as
+ * a barrier (all channels send their claimed packets and MULTIFD_SYNC before the next
+ * dirty-log sync), and stops them with EOF at the end.
+ *
+ * @module
+ */
+import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
+import { MF, MF_STAT, type MultifdShared, sumStat } from "./multifd_shared.ts";
+import type { MultifdChannelStart } from "./multifd_worker.ts";
+
+const CHANNEL_WORKER = new URL("./multifd_worker.ts", import.meta.url);
+
+/** The page channels of one outgoing migration. */
+export class MultifdSource {
+  readonly shared: MultifdShared;
+  readonly #ctl: Int32Array;
+  readonly #workers: Worker[] = [];
+  readonly #channels: number;
+  #error: string | null = null;
+  #gen = 0;
+  #ended = 0;
+
+  /** Starts `channels` channel Workers connecting to `uri`. */
+  constructor(
+    guest: SharedGuest,
+    uri: string,
+    shared: MultifdShared,
+    opts: { channels: number; pageCount: number; uuid: Uint8Array; rateLimit: number },
+  ) {
+    this.shared = shared;
+    this.#ctl = new Int32Array(shared.ctl);
+    this.#channels = opts.channels;
+    for (let id = 0; id < opts.channels; id++) {
+      const w = new Worker(CHANNEL_WORKER, { type: "module" });
+      w.onmessage = (e) => {
+        if (e.data.t === "error") this.#error ??= e.data.message;
+        else if (e.data.t === "done") this.#ended++;
+      };
+      w.onerror = (e) => {
+        e.preventDefault();
+        this.#error ??= `multifd channel ${id} crashed: ${e.message}`;
+        Atomics.add(this.#ctl, MF.FAILED, 1);
+        Atomics.notify(this.#ctl, MF.DONE);
+      };
+      const start: MultifdChannelStart = {
+        t: "start",
+        uri,
+        guest,
+        shared,
+        id,
+        channels: opts.channels,
+        pageCount: opts.pageCount,
+        uuid: opts.uuid,
+        rateLimit: opts.rateLimit / opts.channels,
+      };
+      w.postMessage(start);
+      this.#workers.push(w);
+    }
+  }
+
+  /** The first channel error, if any. */
+  get error(): string | null {
+    return this.#error;
+  }
+
+  /** Bytes sent on every page channel. */
+  get bytes(): number {
+    return sumStat(this.shared, MF_STAT.bytes);
+  }
+
+  /** Normal and zero pages sent on every page channel. */
+  pages(): { normal: number; duplicate: number } {
+    return {
+      normal: sumStat(this.shared, MF_STAT.normal),
+      duplicate: sumStat(this.shared, MF_STAT.duplicate),
+    };
+  }
+
+  #check(): void {
+    if (this.#error || Atomics.load(this.#ctl, MF.FAILED) > 0) {
+      throw new Error(this.#error ?? "a multifd channel failed");
+    }
+  }
+
+  /** Waits until every channel is connected and introduced. */
+  async ready(timeoutMs = 10_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 0)); // let error messages arrive
+      this.#check();
+      const n = Atomics.load(this.#ctl, MF.READY);
+      if (n >= this.#channels) return;
+      if (Date.now() > end) {
+        throw new Error(`multifd: only ${n} of ${this.#channels} channels connected`);
+      }
+      const r = Atomics.waitAsync(this.#ctl, MF.READY, n, 100);
+      if (r.async) await r.value;
+    }
+  }
+
+  /**
+   * One pass: every marked page goes out on some channel, each channel ends with
+   * MULTIFD_SYNC(gen). `tick` runs about every 100 ms while waiting (counters, cancel).
+   */
+  async pass(tick: () => void): Promise<number> {
+    const gen = ++this.#gen;
+    Atomics.store(this.#ctl, MF.DONE, 0);
+    Atomics.store(this.#ctl, MF.CURSOR, 0);
+    Atomics.store(this.#ctl, MF.GEN, gen);
+    Atomics.notify(this.#ctl, MF.GEN);
+    for (;;) {
+      this.#check();
+      const done = Atomics.load(this.#ctl, MF.DONE);
+      if (done >= this.#channels) return gen;
+      const r = Atomics.waitAsync(this.#ctl, MF.DONE, done, 100);
+      if (r.async) await r.value;
+      await new Promise((res) => setTimeout(res, 0));
+      tick();
+    }
+  }
+
+  /** Changes the channels' share of max-bandwidth. */
+  setRate(bytesPerSecond: number): void {
+    for (const w of this.#workers) {
+      w.postMessage({ t: "rate", rate: bytesPerSecond / this.#channels });
+    }
+  }
+
+  /** Ends every channel with EOF and waits for them (bounded). */
+  async finish(timeoutMs = 10_000): Promise<void> {
+    Atomics.store(this.#ctl, MF.STOP, 1);
+    Atomics.notify(this.#ctl, MF.GEN);
+    const end = Date.now() + timeoutMs;
+    while (this.#ended < this.#channels && Date.now() < end) {
+      this.#check();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    this.#check();
+  }
+
+  /** Stops at once (cancel, failure, end). */
+  terminate(): void {
+    Atomics.store(this.#ctl, MF.STOP, 1);
+    Atomics.notify(this.#ctl, MF.GEN);
+    for (const w of this.#workers) {
+      w.postMessage({ t: "shutdown" });
+      w.terminate();
+    }
+    this.#workers.length = 0;
+  }
+}

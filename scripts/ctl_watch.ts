@@ -1,0 +1,207 @@
+/**
+ * `deno task ctl ... --watch`: follows an agent's `/events` stream (fetch streaming and a
+ * small Server-Sent Events parser) for one migration and draws its progress: one updating
+ * line on a terminal (bar, percent, Mbit/s, remaining, pass, ETA, status), one line per
+ * event otherwise, then a summary line.
+ *
+ * @module
+ */
+import type { components } from "../tests/sdk/ferry.d.ts";
+
+/** QMP MigrationInfo as the agent's OpenAPI document describes it. */
+export type MigrationInfo = components["schemas"]["MigrationInfo"];
+
+/** One Server-Sent Event. */
+export interface SseMessage {
+  /** The `id:` field, when the event had one. */
+  id?: string;
+  /** The `event:` field (`message` when absent). */
+  event: string;
+  /** The `data:` lines, joined with newlines. */
+  data: string;
+}
+
+/**
+ * Parses the complete events in `buffer` (per the SSE rules: `field: value` lines, comments
+ * starting with `:`, a blank line ending an event, events without data dropped); returns
+ * them and the unparsed tail to prepend to the next chunk.
+ */
+export function parseSse(buffer: string): { messages: SseMessage[]; rest: string } {
+  // A lone trailing CR may be the first half of a CRLF split across chunks.
+  const held = buffer.endsWith("\r") ? "\r" : "";
+  const text = (held ? buffer.slice(0, -1) : buffer).replace(/\r\n?/g, "\n");
+  const messages: SseMessage[] = [];
+  let start = 0;
+  for (let end = text.indexOf("\n\n"); end >= 0; end = text.indexOf("\n\n", start)) {
+    const block = text.slice(start, end);
+    start = end + 2;
+    let event = "message";
+    let id: string | undefined;
+    const data: string[] = [];
+    for (const line of block.split("\n")) {
+      if (line === "" || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+      else if (field === "id" && !value.includes("\0")) id = value;
+    }
+    if (data.length > 0) messages.push({ id, event, data: data.join("\n") });
+  }
+  return { messages, rest: text.slice(start) + held };
+}
+
+/** Bytes for people: `12.3 MiB`. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** Milliseconds for people: `850 ms`, `12.4 s`, `3m05s`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+}
+
+/** The ETA in ms: x-convergence's `eta-ms` when the agent sends it, else remaining / throughput. */
+export function etaMs(info: MigrationInfo): number | undefined {
+  const convergence = (info as { "x-convergence"?: { "eta-ms"?: unknown } })["x-convergence"];
+  if (typeof convergence?.["eta-ms"] === "number") return convergence["eta-ms"];
+  const ram = info.ram;
+  if (!ram || ram.remaining === undefined) return undefined;
+  if (ram.remaining === 0) return 0;
+  return ram.mbps > 0 ? (ram.remaining * 8) / (ram.mbps * 1000) : undefined;
+}
+
+/** The fraction of guest RAM that is not left to send (1 once completed). */
+export function doneFraction(info: MigrationInfo): number {
+  if (info.status === "completed") return 1;
+  const ram = info.ram;
+  if (!ram || ram.total <= 0) return 0;
+  return Math.min(1, Math.max(0, (ram.total - (ram.remaining ?? 0)) / ram.total));
+}
+
+/** One progress line: `[####......]  42.0%  812.3 Mbit/s  remaining 9.1 MiB  pass 2  ETA 95 ms  active`. */
+export function progressLine(info: MigrationInfo, pass: number, barWidth = 24): string {
+  const done = doneFraction(info);
+  const filled = Math.round(done * barWidth);
+  const bar = `[${"#".repeat(filled)}${".".repeat(barWidth - filled)}]`;
+  const ram = info.ram;
+  const eta = etaMs(info);
+  return [
+    bar,
+    `${(done * 100).toFixed(1).padStart(5)}%`,
+    `${(ram?.mbps ?? 0).toFixed(1)} Mbit/s`,
+    `remaining ${formatBytes(ram?.remaining ?? 0)}`,
+    `pass ${Math.max(pass, ram?.["dirty-sync-count"] ?? 0)}`,
+    `ETA ${eta === undefined ? "--" : formatDuration(eta)}`,
+    info.status,
+  ].join("  ");
+}
+
+/** The closing line for a finished migration. */
+export function summaryLine(info: MigrationInfo): string {
+  const id = info["x-id"] ?? "migration";
+  const took = info["total-time"] === undefined ? "" : ` in ${formatDuration(info["total-time"])}`;
+  if (info.status === "completed") {
+    const ram = info.ram;
+    const parts = [
+      ram ? `${formatBytes(ram.transferred)} transferred` : undefined,
+      ram ? `${ram["dirty-sync-count"]} passes` : undefined,
+      info.downtime === undefined ? undefined : `downtime ${info.downtime} ms`,
+      ram ? `${ram.mbps.toFixed(1)} Mbit/s` : undefined,
+    ].filter(Boolean);
+    return `${id} completed${took}: ${parts.join(", ")}`;
+  }
+  if (info.status === "failed") return `${id} failed: ${info["error-desc"] ?? "no error text"}`;
+  return `${id} ${info.status}${took}`;
+}
+
+/** Where a watch reads from and writes to. */
+export interface WatchIo {
+  /** Opens `/events` (after `lastEventId` when reconnecting); the body stream. */
+  openEvents(lastEventId?: string): Promise<ReadableStream<Uint8Array>>;
+  /** GET /migrations/{id}. */
+  fetchInfo(id: string): Promise<MigrationInfo>;
+  /** Writes text as it is (no newline added). */
+  write(text: string): void;
+  /** True: redraw one line with `\r`; false: one line per event. */
+  tty: boolean;
+}
+
+const FINAL = new Set(["completed", "failed", "cancelled"]);
+const RECONNECTS = 5;
+
+/**
+ * Follows migration `id` on an already opened event stream until it reaches a final
+ * status (reconnecting with Last-Event-ID if the stream ends early); returns its final
+ * MigrationInfo after writing the summary line.
+ */
+export async function watchMigration(
+  io: WatchIo,
+  id: string,
+  stream: ReadableStream<Uint8Array>,
+): Promise<MigrationInfo> {
+  let lastId: string | undefined;
+  let pass = 0;
+  let latest: MigrationInfo = { status: "setup", "x-id": id };
+  let drawn = false;
+  const draw = (line: string) => {
+    if (io.tty) io.write(`\r${line}\x1b[K`);
+    else io.write(`${line}\n`);
+    drawn = true;
+  };
+  for (let attempt = 0;; attempt++) {
+    const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const { messages, rest } = parseSse(buffer + value);
+        buffer = rest;
+        for (const m of messages) {
+          lastId = m.id ?? lastId;
+          const data = JSON.parse(m.data);
+          if (m.event === "MIGRATION") {
+            if (data.side !== "source" || (data.id !== undefined && data.id !== id)) continue;
+            latest = { ...latest, status: data.status };
+            if (FINAL.has(data.status)) {
+              const info = await io.fetchInfo(id);
+              draw(progressLine(info, pass));
+              io.write(`${io.tty ? "\n" : ""}${summaryLine(info)}\n`);
+              return info;
+            }
+            if (io.tty) draw(progressLine(latest, pass));
+            else io.write(`status ${data.status}\n`);
+          } else if (m.event === "MIGRATION_PASS") {
+            pass = Math.max(pass, data.pass);
+          } else if (m.event === "progress" && data["x-id"] === id) {
+            latest = data;
+            draw(progressLine(latest, pass));
+          }
+        }
+      }
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+    // The stream ended early (agent restarting, or this client dropped for lagging).
+    const info = await io.fetchInfo(id);
+    if (FINAL.has(info.status) || attempt >= RECONNECTS) {
+      if (drawn && io.tty) io.write("\n");
+      io.write(`${summaryLine(info)}\n`);
+      return info;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    stream = await io.openEvents(lastId);
+  }
+}

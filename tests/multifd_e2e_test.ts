@@ -1,0 +1,89 @@
+/**
+ * Multifd between two real agents: 1, 2 and 4 page channels over tcp and unix, each with
+ * its own socket (and, on the source, its own Worker); digests equal; a channel with the
+ * wrong migration uuid is refused and the migration goes on.
+ */
+import assert from "node:assert/strict";
+import { type AgentProcess, startAgent } from "./helpers/agent_process.ts";
+import { encodeStreamHeader } from "../domain/wire/frames.ts";
+import { encodeHello } from "../domain/wire/multifd.ts";
+
+async function withAgents(fn: (track: (a: AgentProcess) => AgentProcess) => Promise<void>) {
+  const agents: AgentProcess[] = [];
+  try {
+    await fn((a) => (agents.push(a), a));
+  } finally {
+    await Promise.all(agents.map((a) => a.stop()));
+  }
+}
+
+async function multifd(channels: number, incoming: string, workload = "increment") {
+  await withAgents(async (track) => {
+    const dst = track(await startAgent(["--ram", "64M", "--incoming", incoming]));
+    const src = track(
+      await startAgent(["--ram", "64M", "--fill", "random", "--workload", workload]),
+    );
+    await src.api("PATCH", "/parameters", {
+      "max-bandwidth": 0,
+      "x-multifd-channels": channels,
+      "x-multifd-page-count": 64,
+    });
+    assert.equal((await src.api("PATCH", "/capabilities", { "x-multifd": true })).status, 200);
+    assert.equal(
+      (await src.api("POST", "/migrations", { uri: dst.incomingUri ?? incoming })).status,
+      202,
+    );
+    const info = await src.waitStatus(/completed|failed/);
+    assert.equal(info.status, "completed", JSON.stringify(info));
+    assert.ok(info.ram["multifd-bytes"] > 32 << 20, `multifd-bytes ${info.ram["multifd-bytes"]}`);
+    assert.ok(info.ram.transferred >= info.ram["multifd-bytes"]);
+    assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
+    await dst.api("POST", "/machine/stop");
+    const a = (await src.api("GET", "/machine/digest")).body;
+    const b = (await dst.api("GET", "/machine/digest")).body;
+    assert.deepEqual(a.blocks, b.blocks);
+    if (workload.startsWith("increment")) assert.equal(b["x-increment-check"].ok, true);
+  });
+}
+
+Deno.test("multifd: 1 channel over tcp", () => multifd(1, "tcp:127.0.0.1:0"));
+Deno.test("multifd: 2 channels over tcp", () => multifd(2, "tcp:127.0.0.1:0"));
+Deno.test("multifd: 4 channels over tcp", () => multifd(4, "tcp:127.0.0.1:0"));
+Deno.test("multifd: 2 channels over a unix socket", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await multifd(2, `unix:${dir}/m.sock`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("multifd: a channel with the wrong uuid is refused; the migration still completes", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await startAgent(["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"]));
+    const src = track(await startAgent(["--ram", "32M", "--fill", "random", "--workload", "idle"]));
+    const port = Number(dst.incomingUri!.split(":").pop());
+    // A stray page channel arrives first, claiming channel 0 of 2 of another migration.
+    const stray = await Deno.connect({ hostname: "127.0.0.1", port });
+    const hello = new Uint8Array([
+      ...encodeStreamHeader("multifd"),
+      ...encodeHello({ uuid: new Uint8Array(16).fill(7), id: 0, channels: 2 }),
+    ]);
+    await stray.write(hello);
+    await src.api("PATCH", "/parameters", { "max-bandwidth": 0, "x-multifd-channels": 2 });
+    await src.api("PATCH", "/capabilities", { "x-multifd": true });
+    await src.api("POST", "/migrations", { uri: dst.incomingUri });
+    assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
+    assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
+    // The stray connection was closed by the destination.
+    const buf = new Uint8Array(16);
+    const n = await stray.read(buf).catch(() => null);
+    assert.equal(n, null, "the stray channel is closed");
+    stray.close();
+    await dst.api("POST", "/machine/stop");
+    assert.deepEqual(
+      (await src.api("GET", "/machine/digest")).body.blocks,
+      (await dst.api("GET", "/machine/digest")).body.blocks,
+    );
+  });
+});

@@ -1,0 +1,196 @@
+/**
+ * The dashboard's pure parts: number formatting (MiB, Mbit/s, ms) and the progress
+ * tracker whose bar never runs backwards within a dirty-log pass.
+ *
+ * @module
+ */
+
+const KIB = 1024;
+const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
+
+/**
+ * Three significant digits, no trailing ".0".
+ * @param {number} n
+ * @returns {string}
+ */
+function sig3(n) {
+  const abs = Math.abs(n);
+  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : 2;
+  return n.toFixed(digits).replace(/\.?0+$/, "");
+}
+
+/**
+ * Bytes as B/KiB/MiB/GiB, e.g. 268435456 → "256 MiB".
+ * @param {number | undefined} n
+ * @returns {string}
+ */
+export function formatBytes(n) {
+  if (n === undefined || !Number.isFinite(n)) return "–";
+  let v = n;
+  let i = 0;
+  while (Math.abs(v) >= KIB && i < UNITS.length - 1) {
+    v /= KIB;
+    i++;
+  }
+  return `${i === 0 ? String(Math.round(v)) : sig3(v)} ${UNITS[i]}`;
+}
+
+/**
+ * QMP's mbps (Mbit/s) as Mbit/s or Gbit/s.
+ * @param {number | undefined} mbps
+ * @returns {string}
+ */
+export function formatMbps(mbps) {
+  if (mbps === undefined || !Number.isFinite(mbps)) return "–";
+  return mbps >= 1000 ? `${sig3(mbps / 1000)} Gbit/s` : `${sig3(mbps)} Mbit/s`;
+}
+
+/**
+ * Milliseconds as ms, s or min.
+ * @param {number | undefined} ms
+ * @returns {string}
+ */
+export function formatMs(ms) {
+  if (ms === undefined || !Number.isFinite(ms)) return "–";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${sig3(ms / 1000)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+/**
+ * A rate with k/M suffixes, e.g. 12345 → "12.3 k".
+ * @param {number | undefined} n
+ * @returns {string}
+ */
+export function formatCount(n) {
+  if (n === undefined || !Number.isFinite(n)) return "–";
+  if (Math.abs(n) >= 1e6) return `${sig3(n / 1e6)} M`;
+  if (Math.abs(n) >= 1e3) return `${sig3(n / 1e3)} k`;
+  return String(Math.round(n));
+}
+
+/**
+ * The colour class of an `x-convergence` verdict.
+ * @param {string | undefined} verdict
+ * @returns {"good" | "warn" | "bad" | "neutral"}
+ */
+export function verdictTone(verdict) {
+  if (verdict === "converging") return "good";
+  if (verdict === "stalled") return "warn";
+  if (verdict === "not-converging") return "bad";
+  return "neutral";
+}
+
+/**
+ * @typedef {object} PassRecord
+ * @property {number} pass the dirty-sync count that started it
+ * @property {number} sent bytes transferred during it so far
+ */
+
+/**
+ * @typedef {object} ProgressView
+ * @property {string | null} id the migration followed
+ * @property {number} pass the current pass (dirty-sync-count; 0 before the first sync)
+ * @property {number} value the bar's fraction, 0..1
+ * @property {number | undefined} transferred
+ * @property {number | undefined} remaining
+ * @property {number | undefined} total
+ * @property {PassRecord[]} passes every pass seen, oldest first
+ */
+
+/**
+ * Follows one migration's `ram` counters. The bar's value is the transferred-based
+ * estimate transferred / (transferred + remaining), but never less than what it showed
+ * before within the same pass: a dirty-log sync raises `remaining`, and the bar starts
+ * lower only together with the new pass number (both change at the first estimate of
+ * the new pass, so no reader ever sees the new number with a smaller value than before).
+ */
+export class ProgressTracker {
+  /** @type {string | null} */
+  #id = null;
+  /** The pass shown with the value. */
+  #pass = 0;
+  /** A pass that has begun but has no estimate yet (0: none). */
+  #next = 0;
+  #value = 0;
+  /** @type {{ transferred?: number, remaining?: number, total?: number }} */
+  #ram = {};
+  /** @type {Map<number, number>} pass → transferred when it began */
+  #starts = new Map();
+
+  /**
+   * Starts over for migration `id`.
+   * @param {string | null} id
+   */
+  reset(id) {
+    this.#id = id;
+    this.#pass = 0;
+    this.#next = 0;
+    this.#value = 0;
+    this.#ram = {};
+    this.#starts = new Map();
+  }
+
+  /**
+   * A MIGRATION_PASS event: pass `n` began.
+   * @param {number} n
+   */
+  pass(n) {
+    if (Number.isFinite(n) && n > Math.max(this.#pass, this.#next)) {
+      this.#next = n;
+      this.#starts.set(n, this.#ram.transferred ?? 0);
+    }
+  }
+
+  /**
+   * A MigrationInfo (from `progress` or a query) of the followed migration.
+   * @param {{ status?: string, "x-id"?: string, ram?: Record<string, number> }} info
+   */
+  info(info) {
+    if (info["x-id"] !== undefined && info["x-id"] !== this.#id) this.reset(info["x-id"]);
+    const ram = info.ram;
+    if (ram) {
+      this.#ram = {
+        transferred: ram.transferred,
+        remaining: ram.remaining ?? (info.status === "completed" ? 0 : this.#ram.remaining),
+        total: ram.total,
+      };
+      if (this.#starts.size === 0) this.#starts.set(ram["dirty-sync-count"] ?? 0, 0);
+      this.pass(ram["dirty-sync-count"]);
+    }
+    const { transferred, remaining } = this.#ram;
+    let estimate;
+    if (info.status === "completed") estimate = 1;
+    else if (transferred !== undefined && remaining !== undefined) {
+      const sum = transferred + remaining;
+      estimate = Math.min(1, sum > 0 ? transferred / sum : 0);
+    }
+    if (estimate === undefined) return;
+    if (this.#next > this.#pass) {
+      this.#pass = this.#next;
+      this.#value = estimate;
+    } else {
+      this.#value = Math.max(this.#value, estimate);
+    }
+    this.#next = 0;
+  }
+
+  /** @returns {ProgressView} */
+  view() {
+    const passes = [...this.#starts.entries()].sort((a, b) => a[0] - b[0]);
+    const now = this.#ram.transferred ?? 0;
+    return {
+      id: this.#id,
+      pass: this.#pass,
+      value: this.#value,
+      transferred: this.#ram.transferred,
+      remaining: this.#ram.remaining,
+      total: this.#ram.total,
+      passes: passes.map(([pass, start], i) => ({
+        pass,
+        sent: Math.max(0, (passes[i + 1]?.[1] ?? now) - start),
+      })),
+    };
+  }
+}
