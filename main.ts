@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { Agent } from "./domain/agent.ts";
+import { TlsCredsRegistry } from "./adapters/channels/tls_creds.ts";
 import { parseGlobals } from "./domain/globals.ts";
 import { createLogger, type LogLevel, migrationEventLogger, parseLogLevel } from "./domain/log.ts";
 import { PAGE_SIZE, type RamBlockSpec } from "./adapters/memory/layout.ts";
@@ -78,6 +79,9 @@ export async function main(args: string[]): Promise<void> {
       startPaused: values.S!,
       incoming: values.incoming ?? null,
       parameters: globals.parameters,
+      tls: await TlsCredsRegistry.fromObjects(values.object!).catch((e) =>
+        fail((e as Error).message)
+      ),
       capabilities: globals.capabilities,
       onlyMigratable: values["only-migratable"] || globals.flags["only-migratable"],
       globals: globals.flags,

@@ -8,6 +8,9 @@ import { Machine, type RunState } from "../adapters/memory/machine.ts";
 import type { RamBlockSpec } from "../adapters/memory/layout.ts";
 import type { WorkloadSpec } from "../adapters/memory/workload.ts";
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
+import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
+import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
+import { tlsUnsupported } from "../adapters/channels/connect.ts";
 import { type Blocker, Blockers } from "./blockers.ts";
 import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
 import { etagOf, ifMatchHolds } from "./etag.ts";
@@ -47,6 +50,8 @@ export interface AgentConfig {
   onlyMigratable?: boolean;
   /** The seed's non-option globals (`--global migration.store-global-state=...`). */
   globals?: Globals["flags"];
+  /** TLS credentials declared with `--object tls-creds-x509,...`. */
+  tls?: TlsCredsRegistry;
 }
 
 export type { MigrateRequest };
@@ -77,7 +82,10 @@ export class Agent {
   #incomingStarted = false;
   #progress: ReturnType<typeof setInterval> | undefined;
 
+  readonly #tls: TlsCredsRegistry;
+
   private constructor(machine: Machine, config: AgentConfig) {
+    this.#tls = config.tls ?? new TlsCredsRegistry();
     this.machine = machine;
     this.parameters = config.parameters ?? { ...DEFAULT_PARAMETERS };
     this.capabilities = config.capabilities ?? { ...DEFAULT_CAPABILITIES };
@@ -139,9 +147,10 @@ export class Agent {
   migrate(req: MigrateRequest): MigrationInfo {
     const problems = migrateProblems(req, this.#preflight());
     if (problems.length > 0) throw problems[0];
+    const tls = this.#tlsFor(req.uri, "client");
     if (req.resume) {
       // A resume is not a new migration: the paused one gets a new channel.
-      this.#outgoing!.command({ t: "resume", uri: req.uri });
+      this.#outgoing!.command({ t: "resume", uri: req.uri, tls });
       return migrationInfo(this.#outgoing!.migration);
     }
     this.machine.clearArrival();
@@ -153,6 +162,7 @@ export class Agent {
       this.machine.shared,
       this.#liveParams(),
       caps,
+      tls,
       (pass) => {
         this.events.publish("MIGRATION_PASS", { pass });
       },
@@ -176,6 +186,11 @@ export class Agent {
   /** A dry run of migrate: every check, nothing started; throws DomainErrors listing all problems. */
   checkMigration(req: MigrateRequest): { "dry-run": true; ok: true } {
     const problems = migrateProblems(req, this.#preflight());
+    try {
+      this.#tlsFor(req.uri, "client");
+    } catch (e) {
+      if (e instanceof DomainError) problems.push(e);
+    }
     if (problems.length > 0) throw new DomainErrors(problems);
     return { "dry-run": true, ok: true };
   }
@@ -365,6 +380,27 @@ export class Agent {
     await this.machine.dispose();
   }
 
+  /**
+   * The TLS options for a channel to or from `uri` when tls-creds is set: the named
+   * credentials (of the right endpoint) and tls-hostname; undefined for plain channels.
+   */
+  #tlsFor(uri: string, endpoint: "client" | "server"): TlsChannelOptions | undefined {
+    const id = this.parameters["tls-creds"];
+    if (!id) return undefined;
+    try {
+      const creds = this.#tls.get(id);
+      if (creds.endpoint !== endpoint) {
+        throw new Error(`Expecting TLS credentials with a ${endpoint} endpoint`);
+      }
+      const u = parseMigrationUri(uri, endpoint === "client" ? "outgoing" : "incoming");
+      if (u.kind !== "tcp" && u.kind !== "unix") throw new Error(tlsUnsupported(u));
+    } catch (e) {
+      throw new DomainError("invalid-value", (e as Error).message);
+    }
+    const hostname = this.parameters["tls-hostname"];
+    return { creds: this.#tls.get(id), hostname: hostname || undefined };
+  }
+
   #precondition(ifMatch: string | undefined, etag: string, what: string): void {
     if (!ifMatchHolds(ifMatch, etag)) {
       throw new DomainError("stale", `If-Match does not match the current ${what} (ETag ${etag})`);
@@ -395,6 +431,7 @@ export class Agent {
     this.machine.clearArrival();
     this.#incoming = new Incoming(
       uri,
+      this.#tlsFor(uri, "server"),
       this.machine.shared,
       autostart,
       this.#onTransition,

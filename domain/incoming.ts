@@ -8,6 +8,7 @@
  */
 import type { SharedGuest } from "../adapters/memory/guest_ram.ts";
 import type { DestinationStart } from "./engine/messages.ts";
+import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import { Migration, type MigrationListener } from "./migration.ts";
 import { WorkerHost } from "./worker_host.ts";
 
@@ -26,6 +27,7 @@ export class Incoming {
   /** Starts listening on `uri`; `onNew` hears each new migration record. */
   constructor(
     uri: string,
+    tls: TlsChannelOptions | undefined,
     guest: SharedGuest,
     autostart: boolean,
     listener: MigrationListener,
@@ -44,6 +46,7 @@ export class Incoming {
       stats: this.current.stats,
       status: this.current.statusCell,
       autostart,
+      tls,
     };
     this.#host = new WorkerHost(DEST_WORKER, start, {
       current: () => this.current,

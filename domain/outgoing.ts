@@ -8,6 +8,7 @@
 import type { SharedGuest } from "../adapters/memory/guest_ram.ts";
 import type { LiveParams, MainMessage, SourceStart } from "./engine/messages.ts";
 import type { Capabilities } from "./options.ts";
+import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import type { Migration } from "./migration.ts";
 import { isSetupOrActive } from "./state_machine.ts";
 import { WorkerHost } from "./worker_host.ts";
@@ -26,6 +27,7 @@ export class Outgoing {
     guest: SharedGuest,
     params: LiveParams,
     caps: Capabilities,
+    tls: TlsChannelOptions | undefined,
     onPass: (pass: number) => void,
   ) {
     this.migration = migration;
@@ -39,6 +41,7 @@ export class Outgoing {
       status: migration.statusCell,
       params,
       caps,
+      tls,
     };
     this.#host = new WorkerHost(SOURCE_WORKER, start, {
       current: () => migration,

@@ -56,6 +56,9 @@ export class WorkerHost {
         case "recover-failed":
           handlers.onRecoverFailed?.();
           break;
+        case "notice":
+          console.error(JSON.stringify({ level: "warn", msg: m.message, id: mig?.id }));
+          break;
         case "done":
           this.terminate();
           handlers.onDone();

@@ -38,6 +38,9 @@ const MachineSchema = z.object({
 }).meta({ id: "Machine" });
 
 const DigestSchema = z.object({
+  "x-taken": z.enum(["arrival", "now"]).optional().meta({
+    description: "Which RAM the block digests describe: as it arrived, or now.",
+  }),
   blocks: z.array(z.object({ name: z.string(), size: z.number(), sha256: z.string() })),
   "x-increment-check": z.object({
     ok: z.boolean(),
@@ -92,9 +95,20 @@ export function machineRoutes(agent: AgentRef): OpenAPIHono {
       operationId: "machineDigest",
       tags,
       summary: "SHA-256 of every RAM block (test aid)",
-      responses: { 200: { description: "Digests", ...json(DigestSchema) }, ...problems() },
+      description: "By default, on a destination whose guest arrived by migration, the RAM as it " +
+        "arrived (measured by a copy-on-first-write snapshot while the guest runs on), so it can " +
+        "be compared with the stopped source; otherwise, and with `at=now`, the RAM now. " +
+        "`x-increment-check` always looks at the RAM now.",
+      request: {
+        query: z.object({
+          at: z.enum(["auto", "now"]).optional().meta({
+            description: "`now`: hash the RAM as it is now.",
+          }),
+        }),
+      },
+      responses: { 200: { description: "Digests", ...json(DigestSchema) }, ...problems(400) },
     }),
-    async (c) => c.json(await agent().machine.digest(), 200),
+    async (c) => c.json(await agent().machine.digest(c.req.valid("query").at ?? "auto"), 200),
   );
   return app;
 }

@@ -19,93 +19,12 @@ import {
 } from "../adapters/channels/tls_creds.ts";
 import { drainAndHash, pseudoRandomBytes, readAll, sha256, within } from "./channels_helpers.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
+import { credsDir, issue, makeCa } from "./helpers/pki.ts";
 
 const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------
 // A throw-away PKI made with openssl: CA "A" (trusted) and CA "B" (untrusted).
-
-async function openssl(cwd: string, ...args: string[]): Promise<void> {
-  const out = await new Deno.Command("/usr/bin/openssl", {
-    args,
-    cwd,
-    stdout: "null",
-    stderr: "piped",
-  })
-    .output();
-  if (!out.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
-}
-
-const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-
-async function makeCa(dir: string, name: string): Promise<void> {
-  await openssl(
-    dir,
-    "req",
-    "-x509",
-    ...EC,
-    "-keyout",
-    `${name}-key.pem`,
-    "-out",
-    `${name}-cert.pem`,
-    "-subj",
-    `/CN=Ferry test ${name}`,
-    "-days",
-    "2",
-  );
-}
-
-/** Issues `out`-cert.pem/`out`-key.pem signed by CA `ca`, for the given SANs. */
-async function issue(dir: string, ca: string, out: string, cn: string, sans: string) {
-  await openssl(
-    dir,
-    "req",
-    "-new",
-    ...EC,
-    "-keyout",
-    `${out}-key.pem`,
-    "-out",
-    `${out}.csr`,
-    "-subj",
-    `/CN=${cn}`,
-  );
-  await Deno.writeTextFile(
-    `${dir}/${out}.ext`,
-    `subjectAltName=${sans}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n` +
-      "extendedKeyUsage=serverAuth,clientAuth\n",
-  );
-  await openssl(
-    dir,
-    "x509",
-    "-req",
-    "-in",
-    `${out}.csr`,
-    "-CA",
-    `${ca}-cert.pem`,
-    "-CAkey",
-    `${ca}-key.pem`,
-    "-set_serial",
-    String(Date.now()),
-    "-days",
-    "2",
-    "-extfile",
-    `${out}.ext`,
-    "-out",
-    `${out}-cert.pem`,
-  );
-}
-
-/** Copies the CA and a leaf pair into a QEMU-layout credentials directory. */
-async function credsDir(root: string, name: string, ca: string, leaf?: [string, string]) {
-  const dir = `${root}/${name}`;
-  await Deno.mkdir(dir);
-  await Deno.copyFile(`${root}/work/${ca}-cert.pem`, `${dir}/ca-cert.pem`);
-  if (leaf !== undefined) {
-    await Deno.copyFile(`${root}/work/${leaf[0]}-cert.pem`, `${dir}/${leaf[1]}-cert.pem`);
-    await Deno.copyFile(`${root}/work/${leaf[0]}-key.pem`, `${dir}/${leaf[1]}-key.pem`);
-  }
-  return dir;
-}
 
 interface Pki {
   root: string;

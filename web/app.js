@@ -136,9 +136,15 @@ function renderProgress() {
   setText("remaining", p.remaining === undefined ? "–" : formatBytes(p.remaining));
   setText("transferred", formatBytes(p.transferred));
   setText("total", formatBytes(p.total));
-  const list = $("passes");
-  list.replaceChildren(...p.passes.map((x) => {
+  // The first pass and the latest ones; the count says how many lie between.
+  const shown = p.passes.length > 8 ? [p.passes[0], null, ...p.passes.slice(-6)] : p.passes;
+  $("passes").replaceChildren(...shown.map((x) => {
     const li = document.createElement("li");
+    if (!x) {
+      li.textContent = `… ${p.passes.length - 7} more`;
+      li.className = "gap";
+      return li;
+    }
     li.textContent = `pass ${x.pass}: ${formatBytes(x.sent)}`;
     if (x.pass === p.pass) li.className = "current";
     return li;

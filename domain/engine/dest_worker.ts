@@ -10,6 +10,7 @@
 import { listenChannel } from "../../adapters/channels/listen.ts";
 import type { Channel, ChannelListener } from "../ports.ts";
 import { MainLink } from "./main_link.ts";
+import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import type { DestinationStart, MainMessage, WorkerMessage } from "./messages.ts";
 import { runDestination } from "./dest_run.ts";
 import { MultifdRegistry } from "./multifd_dest.ts";
@@ -23,7 +24,9 @@ let current: Channel | null = null;
 let recovery: { resolve: (ch: Channel) => void } | null = null;
 const pendingRecovery: Channel[] = [];
 const registry = new MultifdRegistry();
+let tlsOpts: TlsChannelOptions | undefined;
 let running = false;
+let listenerClosed = false;
 let finished = false;
 const HELLO_TIMEOUT_MS = 10_000;
 
@@ -36,7 +39,7 @@ function awaitRecovery(): Promise<Channel> {
 async function recover(uri: string): Promise<void> {
   let l: ChannelListener;
   try {
-    l = await listenChannel(uri);
+    l = await listenChannel(uri, { tls: tlsOpts });
   } catch (e) {
     link?.post({ t: "error", message: `migrate-recover: ${e instanceof Error ? e.message : e}` });
     link?.post({ t: "recover-failed" });
@@ -94,6 +97,7 @@ async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
   running = false;
   if (ok) {
     finished = true;
+    listenerClosed = true;
     listener?.close();
     registry.close();
   } else {
@@ -104,7 +108,8 @@ async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
 async function serve(m: DestinationStart): Promise<void> {
   link = new MainLink(m.status, (msg: WorkerMessage) => self.postMessage(msg));
   try {
-    listener = await listenChannel(m.uri);
+    tlsOpts = m.tls;
+    listener = await listenChannel(m.uri, { tls: m.tls });
   } catch (e) {
     link.post({ t: "error", message: e instanceof Error ? e.message : String(e) });
     await link.transition("setup", "failed");
@@ -116,8 +121,14 @@ async function serve(m: DestinationStart): Promise<void> {
     let channel;
     try {
       channel = await listener.accept();
-    } catch {
-      break; // listener closed
+    } catch (e) {
+      if (listenerClosed) break;
+      // One peer failed (e.g. a TLS handshake refused): keep listening for the next.
+      link.post({
+        t: "notice",
+        message: `incoming connection refused: ${e instanceof Error ? e.message : e}`,
+      });
+      continue;
     }
     runs.push(dispatch(m, channel));
   }
@@ -129,6 +140,7 @@ self.onmessage = (e: MessageEvent<DestinationStart | MainMessage>) => {
   if (m.t === "start") {
     serve(m).finally(() => self.postMessage({ t: "done" } satisfies WorkerMessage));
   } else if (m.t === "stop") {
+    listenerClosed = true;
     listener?.close();
     registry.close();
   } else if (m.t === "pause") {

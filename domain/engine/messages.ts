@@ -8,6 +8,7 @@
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import type { MigrationStatus } from "../state_machine.ts";
 import type { Capabilities, Parameters } from "../options.ts";
+import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 
 /** The parameters, sent at start and again on every change (some apply live). */
 export type LiveParams = Parameters;
@@ -22,6 +23,8 @@ export interface SourceStart {
   params: LiveParams;
   /** Fixed for the migration, as QEMU refuses changes while one runs. */
   caps: Capabilities;
+  /** With tls-creds: every channel (main, return path, multifd) is TLS. */
+  tls?: TlsChannelOptions;
 }
 
 /** Starts listening for incoming migrations in a destination Worker. */
@@ -33,6 +36,8 @@ export interface DestinationStart {
   status: Int32Array;
   /** QEMU's autostart: false with -S. */
   autostart: boolean;
+  /** With tls-creds: the listener (and a recovery listener) speaks TLS. */
+  tls?: TlsChannelOptions;
 }
 
 /** Worker → main. */
@@ -44,6 +49,8 @@ export type WorkerMessage =
   | { t: "rearm" }
   | { t: "arrived" }
   | { t: "recover-failed" }
+  /** Something worth a log line that is not the migration's error. */
+  | { t: "notice"; message: string }
   | { t: "done" };
 
 /** Main → Worker, after start. */
@@ -54,6 +61,6 @@ export type MainMessage =
   | { t: "postcopy" }
   | { t: "continue" }
   | { t: "pause" }
-  | { t: "resume"; uri: string }
+  | { t: "resume"; uri: string; tls?: TlsChannelOptions }
   | { t: "recover"; uri: string }
   | { t: "stop" };

@@ -8,6 +8,7 @@
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import { MF, MF_STAT, type MultifdShared, sumStat } from "./multifd_shared.ts";
 import type { MultifdChannelStart } from "./multifd_worker.ts";
+import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 
 const CHANNEL_WORKER = new URL("./multifd_worker.ts", import.meta.url);
 
@@ -26,7 +27,13 @@ export class MultifdSource {
     guest: SharedGuest,
     uri: string,
     shared: MultifdShared,
-    opts: { channels: number; pageCount: number; uuid: Uint8Array; rateLimit: number },
+    opts: {
+      channels: number;
+      pageCount: number;
+      uuid: Uint8Array;
+      rateLimit: number;
+      tls?: TlsChannelOptions;
+    },
   ) {
     this.shared = shared;
     this.#ctl = new Int32Array(shared.ctl);
@@ -53,6 +60,7 @@ export class MultifdSource {
         pageCount: opts.pageCount,
         uuid: opts.uuid,
         rateLimit: opts.rateLimit / opts.channels,
+        tls: opts.tls,
       };
       w.postMessage(start);
       this.#workers.push(w);

@@ -9,6 +9,7 @@
 import { connectChannel } from "../../adapters/channels/connect.ts";
 import { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
+import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import { encodeEof, encodeStreamHeader, FrameType } from "../wire/mod.ts";
 import { encodeHello } from "../wire/multifd.ts";
 import { encodeU32Frame } from "../wire/postcopy.ts";
@@ -26,6 +27,7 @@ export interface MultifdChannelStart {
   pageCount: number;
   uuid: Uint8Array;
   rateLimit: number;
+  tls?: TlsChannelOptions;
 }
 
 let writer: ChannelWriter | null = null;
@@ -34,7 +36,7 @@ async function run(m: MultifdChannelStart): Promise<void> {
   const ctl = new Int32Array(m.shared.ctl);
   const stats = new Float64Array(m.shared.stats);
   const base = m.id * 4;
-  const channel = await connectChannel(m.uri);
+  const channel = await connectChannel(m.uri, { tls: m.tls });
   writer = new ChannelWriter(channel, { rateLimit: m.rateLimit });
   const w = writer;
   const sender = new PageSender(m.guest, w, m.shared.bitmap);

@@ -44,6 +44,7 @@ import { encodeSetup } from "../wire/multifd.ts";
 import { readReturnPath } from "./return_path_reader.ts";
 import type { SourceControl } from "./source_control.ts";
 import type { Capabilities } from "../options.ts";
+import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 
 const BUFFER_DELAY = 100;
 /** Pages sent between bookkeeping rounds in precopy (8 MiB). */
@@ -61,6 +62,8 @@ export interface SourceContext {
   control: SourceControl;
   /** The migration's URI (multifd channels connect to it too). */
   uri: string;
+  /** TLS for every channel, with tls-creds. */
+  tls?: TlsChannelOptions;
   /** Opens the migration's channel, or the one given on resume. */
   connect: (uri?: string) => Promise<Channel>;
   /** Called with the writer once it exists, so cancel can shut it down. */
@@ -297,6 +300,7 @@ class SourceRun {
         pageCount,
         uuid,
         rateLimit: params["max-bandwidth"],
+        tls: this.#ctx.tls,
       },
     );
     await this.#mfd.ready();

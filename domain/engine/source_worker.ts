@@ -9,6 +9,7 @@
 import { connectChannel } from "../../adapters/channels/connect.ts";
 import type { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
 import { MainLink } from "./main_link.ts";
+import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import type { LiveParams, MainMessage, SourceStart, WorkerMessage } from "./messages.ts";
 import { SourceControl } from "./source_control.ts";
 import { DEFAULT_PARAMETERS } from "../options.ts";
@@ -16,6 +17,7 @@ import { runSource } from "./source_run.ts";
 
 let link: MainLink | null = null;
 let writer: ChannelWriter | null = null;
+let resumeTls: TlsChannelOptions | undefined;
 const control = new SourceControl();
 const params = { ...DEFAULT_PARAMETERS } as LiveParams;
 
@@ -33,7 +35,8 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
         caps: m.caps,
         control,
         uri: m.uri,
-        connect: (uri) => connectChannel(uri ?? m.uri),
+        tls: m.tls,
+        connect: (uri) => connectChannel(uri ?? m.uri, { tls: resumeTls ?? m.tls }),
         onWriter: (w) => {
           writer = w;
           if (control.cancelled) w?.shutdown();
@@ -59,6 +62,7 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
       writer?.shutdown();
       break;
     case "resume":
+      resumeTls = m.tls;
       control.resumeUri = m.uri;
       break;
     default:

@@ -336,7 +336,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** SHA-256 of every RAM block (test aid) */
+    /**
+     * SHA-256 of every RAM block (test aid)
+     * @description By default, on a destination whose guest arrived by migration, the RAM as it arrived (measured by a copy-on-first-write snapshot while the guest runs on), so it can be compared with the stopped source; otherwise, and with `at=now`, the RAM now. `x-increment-check` always looks at the RAM now.
+     */
     get: operations["machineDigest"];
     put?: never;
     post?: never;
@@ -789,6 +792,11 @@ export interface components {
       runstate: "running" | "paused" | "inmigrate" | "finish-migrate" | "postmigrate" | "colo";
     };
     MachineDigest: {
+      /**
+       * @description Which RAM the block digests describe: as it arrived, or now.
+       * @enum {string}
+       */
+      "x-taken"?: "arrival" | "now";
       blocks: {
         name: string;
         size: number;
@@ -1897,7 +1905,10 @@ export interface operations {
   };
   machineDigest: {
     parameters: {
-      query?: never;
+      query?: {
+        /** @description `now`: hash the RAM as it is now. */
+        at?: "auto" | "now";
+      };
       header?: never;
       path?: never;
       cookie?: never;
@@ -1911,6 +1922,15 @@ export interface operations {
         };
         content: {
           "application/json": components["schemas"]["MachineDigest"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
         };
       };
       /** @description Unauthorized */

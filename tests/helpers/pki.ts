@@ -1,0 +1,118 @@
+/**
+ * Test helper: a throw-away PKI made with openssl at test time (EC P-256, SANs for
+ * 127.0.0.1 and localhost), laid out in QEMU's tls-creds-x509 directories.
+ *
+ * @module
+ */
+
+/** Runs openssl in `cwd`; throws with its stderr on failure. */
+export async function openssl(cwd: string, ...args: string[]): Promise<void> {
+  const out = await new Deno.Command("/usr/bin/openssl", {
+    args,
+    cwd,
+    stdout: "null",
+    stderr: "piped",
+  })
+    .output();
+  if (!out.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+/** Makes a self-signed CA `name`-cert.pem / `name`-key.pem in `dir`. */
+export async function makeCa(dir: string, name: string): Promise<void> {
+  await openssl(
+    dir,
+    "req",
+    "-x509",
+    ...EC,
+    "-keyout",
+    `${name}-key.pem`,
+    "-out",
+    `${name}-cert.pem`,
+    "-subj",
+    `/CN=Ferry test ${name}`,
+    "-days",
+    "2",
+  );
+}
+
+/** Issues `out`-cert.pem/`out`-key.pem signed by CA `ca`, for the given SANs. */
+export async function issue(dir: string, ca: string, out: string, cn: string, sans: string) {
+  await openssl(
+    dir,
+    "req",
+    "-new",
+    ...EC,
+    "-keyout",
+    `${out}-key.pem`,
+    "-out",
+    `${out}.csr`,
+    "-subj",
+    `/CN=${cn}`,
+  );
+  await Deno.writeTextFile(
+    `${dir}/${out}.ext`,
+    `subjectAltName=${sans}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n` +
+      "extendedKeyUsage=serverAuth,clientAuth\n",
+  );
+  await openssl(
+    dir,
+    "x509",
+    "-req",
+    "-in",
+    `${out}.csr`,
+    "-CA",
+    `${ca}-cert.pem`,
+    "-CAkey",
+    `${ca}-key.pem`,
+    "-set_serial",
+    String(Date.now()),
+    "-days",
+    "2",
+    "-extfile",
+    `${out}.ext`,
+    "-out",
+    `${out}-cert.pem`,
+  );
+}
+
+/** Copies the CA and a leaf pair into a QEMU-layout credentials directory. */
+export async function credsDir(root: string, name: string, ca: string, leaf?: [string, string]) {
+  const dir = `${root}/${name}`;
+  await Deno.mkdir(dir);
+  await Deno.copyFile(`${root}/work/${ca}-cert.pem`, `${dir}/ca-cert.pem`);
+  if (leaf !== undefined) {
+    await Deno.copyFile(`${root}/work/${leaf[0]}-cert.pem`, `${dir}/${leaf[1]}-cert.pem`);
+    await Deno.copyFile(`${root}/work/${leaf[0]}-key.pem`, `${dir}/${leaf[1]}-key.pem`);
+  }
+  return dir;
+}
+
+/** Server and client credential directories for a trusted pair and an untrusted client. */
+export interface PkiDirs {
+  root: string;
+  server: string;
+  client: string;
+  /** A client whose certificate an unknown CA signed. */
+  untrustedClient: string;
+}
+
+/** Makes CA A (trusted) and CA B (untrusted), a server, a client and an untrusted client. */
+export async function makePkiDirs(): Promise<PkiDirs> {
+  const root = await Deno.makeTempDir({ prefix: "ferry-pki-" });
+  const work = `${root}/work`;
+  await Deno.mkdir(work);
+  await makeCa(work, "caA");
+  await makeCa(work, "caB");
+  const local = "IP:127.0.0.1,DNS:localhost";
+  await issue(work, "caA", "srv", "server", local);
+  await issue(work, "caA", "cli", "client", local);
+  await issue(work, "caB", "cliB", "client", local);
+  return {
+    root,
+    server: await credsDir(root, "server", "caA", ["srv", "server"]),
+    client: await credsDir(root, "client", "caA", ["cli", "client"]),
+    untrustedClient: await credsDir(root, "untrusted", "caA", ["cliB", "client"]),
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * TLS between two real agents with a throw-away PKI made by openssl at test time: a
+ * trusted peer migrates (main channel, return path and multifd all TLS); an untrusted or
+ * plain-TCP peer is refused and nothing is written to the guest.
+ */
+import assert from "node:assert/strict";
+import { type AgentProcess, startAgent } from "./helpers/agent_process.ts";
+import { makePkiDirs, type PkiDirs } from "./helpers/pki.ts";
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+async function withPki(
+  fn: (pki: PkiDirs, track: (a: AgentProcess) => AgentProcess) => Promise<void>,
+) {
+  const pki = await makePkiDirs();
+  const agents: AgentProcess[] = [];
+  try {
+    await fn(pki, (a) => (agents.push(a), a));
+  } finally {
+    await Promise.all(agents.map((a) => a.stop()));
+    await Deno.remove(pki.root, { recursive: true });
+  }
+}
+
+/** A TLS destination (defer, then tls-creds, then migrate-incoming) on a fresh port. */
+async function tlsDestination(pki: PkiDirs, track: (a: AgentProcess) => AgentProcess) {
+  const dst = track(
+    await startAgent([
+      "--ram",
+      "32M",
+      "--incoming",
+      "defer",
+      "--object",
+      `tls-creds-x509,id=tls0,dir=${pki.server},endpoint=server,verify-peer=on`,
+    ]),
+  );
+  assert.equal((await dst.api("PATCH", "/parameters", { "tls-creds": "tls0" })).status, 200);
+  const uri = `tcp:127.0.0.1:${freePort()}`;
+  const r = await dst.api("POST", "/migrations/incoming", { uri });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  return { dst, uri };
+}
+
+async function source(dir: string | null, track: (a: AgentProcess) => AgentProcess) {
+  const args = ["--ram", "32M", "--fill", "random", "--workload", "increment"];
+  if (dir) args.push("--object", `tls-creds-x509,id=tls1,dir=${dir},endpoint=client`);
+  const src = track(await startAgent(args));
+  await src.api("PATCH", "/parameters", {
+    "max-bandwidth": 0,
+    ...(dir ? { "tls-creds": "tls1" } : {}),
+  });
+  return src;
+}
+
+Deno.test("tls: a trusted peer migrates over mutual TLS, return path and multifd included", async () => {
+  await withPki(async (pki, track) => {
+    const { dst, uri } = await tlsDestination(pki, track);
+    const src = await source(pki.client, track);
+    await src.api("PATCH", "/capabilities", { "return-path": true, "x-multifd": true });
+    assert.equal((await src.api("POST", "/migrations", { uri })).status, 202);
+    const info = await src.waitStatus(/completed|failed/);
+    assert.equal(info.status, "completed", JSON.stringify(info));
+    assert.ok(info.ram["multifd-bytes"] > 0);
+    assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
+    await dst.api("POST", "/machine/stop");
+    assert.deepEqual(
+      (await src.api("GET", "/machine/digest")).body.blocks,
+      (await dst.api("GET", "/machine/digest")).body.blocks,
+    );
+  });
+});
+
+Deno.test("tls: an untrusted client and a plain-TCP client are refused; the guest is untouched", async () => {
+  await withPki(async (pki, track) => {
+    const { dst, uri } = await tlsDestination(pki, track);
+    const before = (await dst.api("GET", "/machine/digest?at=now")).body.blocks;
+    for (const dir of [pki.untrustedClient, null]) {
+      const src = await source(dir, track);
+      assert.equal((await src.api("POST", "/migrations", { uri })).status, 202);
+      const info = await src.waitStatus(/completed|failed/);
+      assert.equal(
+        info.status,
+        "failed",
+        `source with ${dir ?? "plain tcp"}: ${JSON.stringify(info)}`,
+      );
+      assert.equal((await src.api("GET", "/machine")).body.runstate, "running");
+    }
+    // Nothing reached the guest; the destination still waits, and still accepts a trusted peer.
+    assert.equal((await dst.api("GET", "/machine")).body.runstate, "inmigrate");
+    assert.deepEqual((await dst.api("GET", "/machine/digest?at=now")).body.blocks, before);
+    const good = await source(pki.client, track);
+    await good.api("POST", "/migrations", { uri });
+    assert.equal((await good.waitStatus(/completed|failed/)).status, "completed");
+  });
+});
+
+Deno.test("tls: errors name the problem", async () => {
+  await withPki(async (pki, track) => {
+    const src = await source(pki.client, track);
+    await src.api("PATCH", "/parameters", { "tls-creds": "nope" });
+    const r = await src.api("POST", "/migrations", { uri: "tcp:127.0.0.1:9" });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.detail, "No TLS credentials with id 'nope'");
+    await src.api("PATCH", "/parameters", { "tls-creds": "tls1" });
+    const e = await src.api("POST", "/migrations", { uri: "exec:cat > /dev/null" });
+    assert.equal(e.status, 400);
+    assert.match(e.body.detail, /TLS is only supported on tcp: and unix:/);
+    // A missing credentials file stops the agent at start with the path in the message.
+    const bad = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../main.ts", import.meta.url).pathname,
+        "--listen",
+        "127.0.0.1:0",
+        "--object",
+        `tls-creds-x509,id=x,dir=${pki.root}/nowhere,endpoint=server`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    });
+    const out = await bad.output();
+    assert.equal(out.success, false);
+    assert.match(
+      new TextDecoder().decode(out.stderr),
+      /Unable to access credentials .*nowhere\/.*\.pem/,
+    );
+  });
+});
