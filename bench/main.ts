@@ -46,9 +46,9 @@ function quiet(q: QuietWait): string {
 function logA(i: number, r: ScenarioARun): void {
   const cpu = Object.entries(r.cpu.processes).map(([k, v]) => `${k} ${v.total}`).join(", ");
   console.error(
-    `A#${i + 1}: ${quiet(r.quiet)}; raw tcp ${gbps(r.rawTcp.bytesPerSec)} GB/s, unix ${
-      gbps(r.rawUnix.bytesPerSec)
-    }` +
+    `A#${i + 1}: ${quiet(r.quiet)}; raw tcp ${gbps(r.rawTcp.bytesPerSec)} GB/s, tcp 1 GiB buffers ${
+      gbps(r.rawTcpSpan.bytesPerSec)
+    } GB/s, unix ${gbps(r.rawUnix.bytesPerSec)}` +
       ` GB/s; migration ${gbps(r.agentBytesPerSec)} GB/s (total ${r.info["total-time"]} ms,` +
       ` setup ${r.info["setup-time"]}, downtime ${r.info.downtime}), wall ${r.wallMs.toFixed(0)}` +
       ` ms; GET p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n}); CPU ms ${cpu},` +

@@ -156,7 +156,7 @@ export interface QuietWait {
 export async function waitForQuiet(
   maxBusyCores = 0.25,
   windowMs = 250,
-  timeoutMs = 15_000,
+  timeoutMs = 10_000,
 ): Promise<QuietWait> {
   const t0 = performance.now();
   for (;;) {

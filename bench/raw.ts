@@ -14,6 +14,8 @@ export interface RawResult {
   transport: "tcp" | "unix";
   bytes: number;
   chunk: number;
+  /** Buffer the chunks come from / go to in turn (chunk = one cache-hot buffer). */
+  span: number;
   /** Source's first write to the sink's end of stream (both processes' wall clocks). */
   ms: number;
   /** bytes / ms, in bytes per second. */
@@ -57,22 +59,25 @@ function kill(child: Deno.ChildProcess): void {
 
 /**
  * Moves `bytes` bytes in `chunk`-sized writes from one fresh process to another over
- * `transport` (a unix socket lives in a temp dir removed afterwards).
+ * `transport` (a unix socket lives in a temp dir removed afterwards), each side cycling
+ * through a touched buffer of `span` bytes.
  */
 export async function runRaw(
   transport: "tcp" | "unix",
   bytes: number,
   chunk: number,
+  span = chunk,
 ): Promise<RawResult> {
   const dir = transport === "unix" ? await Deno.makeTempDir({ prefix: "ferry-bench-" }) : null;
   const uri = dir ? `unix:${dir}/raw.sock` : "tcp:127.0.0.1:0";
-  const sink = spawn(["sink", uri, "--chunk", String(chunk)]);
+  const sizes = ["--chunk", String(chunk), "--span", String(span)];
+  const sink = spawn(["sink", uri, ...sizes]);
   let source: Deno.ChildProcess | null = null;
   try {
     const sinkOut = jsonLines(sink);
     const ready = (await sinkOut.next()).value as SinkReady | undefined;
     if (!ready?.listening) throw new Error("raw sink did not start");
-    source = spawn(["source", ready.listening, "--bytes", String(bytes), "--chunk", String(chunk)]);
+    source = spawn(["source", ready.listening, "--bytes", String(bytes), ...sizes]);
     const [sinkDone, sourceDone] = await Promise.all([
       sinkOut.next(),
       jsonLines(source).next(),
@@ -87,6 +92,7 @@ export async function runRaw(
       transport,
       bytes,
       chunk,
+      span,
       ms,
       bytesPerSec: bytes / (ms / 1000),
       sinkMs: s.eofAt - s.firstByteAt,

@@ -6,9 +6,11 @@
  * orchestrator can compare the two processes' clocks).
  *
  * Usage:
- *   deno run -A bench/raw_socket.ts sink tcp:127.0.0.1:0 [--chunk N]
- *   deno run -A bench/raw_socket.ts source tcp:127.0.0.1:PORT --bytes N [--chunk N]
- * (unix:PATH instead of tcp:HOST:PORT for a unix socket).
+ *   deno run -A bench/raw_socket.ts sink tcp:127.0.0.1:0 [--chunk N] [--span N]
+ *   deno run -A bench/raw_socket.ts source tcp:127.0.0.1:PORT --bytes N [--chunk N] [--span N]
+ * (unix:PATH instead of tcp:HOST:PORT for a unix socket). `--span` (default: the chunk) is
+ * the buffer the chunks are taken from / read into in turn: the default is one cache-hot
+ * buffer; a span as big as the transfer streams through memory as a migration does.
  *
  * @module
  */
@@ -69,7 +71,29 @@ function connectTo(uri: string): Promise<Deno.Conn> {
   return "path" in a ? Deno.connect({ transport: "unix", path: a.path }) : Deno.connect(a);
 }
 
-async function sink(uri: string, chunk: number): Promise<SinkResult> {
+/**
+ * A buffer of `span` bytes (≥ `chunk`) touched now, so first-touch faults stay out of the
+ * timing, and a cursor over it that hands out `chunk`-byte views in turn: span = chunk is one
+ * cache-hot buffer; span = the transfer size streams through memory like guest RAM does.
+ */
+function spanBuffer(span: number, chunk: number, random: boolean): () => Uint8Array {
+  const size = Math.max(span, chunk);
+  const big = new Uint8Array(size);
+  const seedLen = Math.min(size, 65536);
+  if (random) crypto.getRandomValues(big.subarray(0, seedLen));
+  else big.fill(1, 0, seedLen);
+  for (let off = seedLen; off < size; off += seedLen) big.copyWithin(off, 0, seedLen);
+  let pos = 0;
+  return () => {
+    if (pos + chunk > size) pos = 0;
+    const view = big.subarray(pos, pos + chunk);
+    pos += chunk;
+    return view;
+  };
+}
+
+async function sink(uri: string, chunk: number, span: number): Promise<SinkResult> {
+  const next = spanBuffer(span, chunk, false);
   const listener = listenOn(uri);
   const a = listener.addr;
   const bound = a.transport === "unix"
@@ -80,17 +104,22 @@ async function sink(uri: string, chunk: number): Promise<SinkResult> {
   const cpu0 = cpuUsage();
   listener.close();
   if (conn.localAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
-  const buf = new Uint8Array(chunk);
-  buf.fill(1); // touched before the clock starts, as the migration's pre-touched RAM
   let bytes = 0;
   let reads = 0;
   let firstByteAt = 0;
+  let buf = next();
+  let filled = 0;
   for (;;) {
-    const n = await conn.read(buf);
+    const n = await conn.read(filled === 0 ? buf : buf.subarray(filled));
     if (n === null) break;
     if (reads === 0) firstByteAt = wallNow();
     bytes += n;
     reads++;
+    filled += n;
+    if (filled === buf.length) {
+      buf = next();
+      filled = 0;
+    }
   }
   const eofAt = wallNow();
   const cpuMs = cpuMsSince(cpu0);
@@ -98,10 +127,13 @@ async function sink(uri: string, chunk: number): Promise<SinkResult> {
   return { bytes, reads, firstByteAt, eofAt, cpuMs };
 }
 
-async function source(uri: string, total: number, chunk: number): Promise<SourceResult> {
-  const buf = new Uint8Array(chunk);
-  crypto.getRandomValues(buf.subarray(0, Math.min(chunk, 65536)));
-  for (let off = 65536; off < chunk; off += 65536) buf.copyWithin(off, 0, 65536);
+async function source(
+  uri: string,
+  total: number,
+  chunk: number,
+  span: number,
+): Promise<SourceResult> {
+  const next = spanBuffer(span, chunk, true);
   const cpu0 = cpuUsage();
   const connectAt = wallNow();
   const conn = await connectTo(uri);
@@ -111,6 +143,7 @@ async function source(uri: string, total: number, chunk: number): Promise<Source
   let writes = 0;
   while (sent < total) {
     const piece = Math.min(chunk, total - sent);
+    const buf = next();
     let off = 0;
     while (off < piece) {
       off += await conn.write(off === 0 && piece === chunk ? buf : buf.subarray(off, piece));
@@ -128,16 +161,21 @@ async function source(uri: string, total: number, chunk: number): Promise<Source
 if (import.meta.main) {
   const { values, positionals } = parseArgs({
     args: Deno.args,
-    options: { bytes: { type: "string" }, chunk: { type: "string", default: String(1 << 20) } },
+    options: {
+      bytes: { type: "string" },
+      chunk: { type: "string", default: String(1 << 20) },
+      span: { type: "string" },
+    },
     allowPositionals: true,
   });
   const [mode, uri] = positionals;
   const chunk = Number(values.chunk);
+  const span = values.span === undefined ? chunk : Number(values.span);
   if (!uri || !(chunk > 0)) throw new Error("usage: raw_socket.ts sink|source URI [--bytes N]");
-  if (mode === "sink") console.log(JSON.stringify(await sink(uri, chunk)));
+  if (mode === "sink") console.log(JSON.stringify(await sink(uri, chunk, span)));
   else if (mode === "source") {
     const bytes = Number(values.bytes);
     if (!(bytes > 0)) throw new Error("source needs --bytes N");
-    console.log(JSON.stringify(await source(uri, bytes, chunk)));
+    console.log(JSON.stringify(await source(uri, bytes, chunk, span)));
   } else throw new Error(`unknown mode '${mode}'`);
 }

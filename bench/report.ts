@@ -76,6 +76,17 @@ export function figuresA(runs: readonly ScenarioARun[]): Figure[] {
       pass: null,
     },
     {
+      id: "raw.tcp1g",
+      figure: "raw Deno TCP through 1 GiB buffers (memory-bound)",
+      value: median(runs.map((r) => r.rawTcpSpan.bytesPerSec / GB)),
+      unit: "GB/s",
+      baseline: median(tcp),
+      baselineName: "raw Deno TCP, 1 MiB writes",
+      ratio: median(runs.map((r) => r.rawTcpSpan.bytesPerSec / r.rawTcp.bytesPerSec)),
+      target: null,
+      pass: null,
+    },
+    {
       id: "raw.unix",
       figure: "raw Deno unix socket, 1 MiB writes",
       value: median(unix),

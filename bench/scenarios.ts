@@ -1,7 +1,8 @@
 /**
  * The bench's scenarios, each one repetition with fresh agents:
  * - A (+ C): a 1 GiB random idle guest over loopback TCP at unlimited bandwidth, with the
- *   raw TCP and unix-socket baselines measured between the agents' start and the POST, and
+ *   raw unix-socket, raw TCP through 1 GiB buffers, and raw TCP (the baseline) measured in
+ *   that order between the agents' start and the POST, and
  *   a client polling `GET /migrations/current` throughout (scenario C).
  * - B: a 1 GiB all-zero idle guest, with an in-process 1 GiB zero scan as its baseline.
  *
@@ -37,7 +38,10 @@ export interface LatencySummary {
 export interface ScenarioARun {
   /** How long the machine took to go quiet before the repetition, and how busy it was. */
   quiet: QuietWait;
+  /** Raw TCP from/into one cache-hot 1 MiB buffer: the baseline (measured last, before A). */
   rawTcp: RawResult;
+  /** Raw TCP streaming through 1 GiB buffers on both sides (memory traffic as a migration). */
+  rawTcpSpan: RawResult;
   rawUnix: RawResult;
   /** GET /migrations/current on the idle source before the POST (C's baseline), ms. */
   idleLatency: LatencySummary;
@@ -122,8 +126,9 @@ export function scenarioA(pollRate: number): Promise<ScenarioARun> {
     const { dst, src, uri } = await pair(track, "random");
     const quiet = await waitForQuiet();
     const idle = await pollUntil(src.base, { rate: pollRate, timeoutMs: 500, terminal: /^$/ });
-    const rawTcp = await runRaw("tcp", GIB, CHUNK);
     const rawUnix = await runRaw("unix", GIB, CHUNK);
+    const rawTcpSpan = await runRaw("tcp", GIB, CHUNK, GIB);
+    const rawTcp = await runRaw("tcp", GIB, CHUNK);
     const cpu = sampleCpu({ source: src.pid, destination: dst.pid, bench: Deno.pid });
     const t0 = wallNow();
     const r = await src.api("POST", "/migrations", { uri });
@@ -147,6 +152,7 @@ export function scenarioA(pollRate: number): Promise<ScenarioARun> {
     return {
       quiet,
       rawTcp,
+      rawTcpSpan,
       rawUnix,
       idleLatency: summarize(idle.latencies),
       idleLatencyMs: idle.latencies.map(round3),

@@ -157,6 +157,7 @@ export class Agent {
     const migration = this.#record(new Migration("source", req.uri, this.#onTransition));
     migration.machine.transition("none", "setup");
     const caps = { ...this.capabilities };
+    migration.caps = caps;
     this.#outgoing = new Outgoing(
       migration,
       this.machine.shared,
@@ -432,6 +433,7 @@ export class Agent {
     this.#incoming = new Incoming(
       uri,
       this.#tlsFor(uri, "server"),
+      this.parameters["decompress-threads"],
       this.machine.shared,
       autostart,
       this.#onTransition,

@@ -28,6 +28,7 @@ export class Incoming {
   constructor(
     uri: string,
     tls: TlsChannelOptions | undefined,
+    decompressThreads: number,
     guest: SharedGuest,
     autostart: boolean,
     listener: MigrationListener,
@@ -47,6 +48,7 @@ export class Incoming {
       status: this.current.statusCell,
       autostart,
       tls,
+      decompressThreads,
     };
     this.#host = new WorkerHost(DEST_WORKER, start, {
       current: () => this.current,

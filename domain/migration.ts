@@ -26,6 +26,8 @@ export class Migration {
   readonly stats: Float64Array;
   readonly statusCell: Int32Array;
   readonly createdAt = new Date().toISOString();
+  /** The capabilities the migration runs with (fixed at start, as QEMU's are). */
+  caps: Readonly<Record<string, boolean>> = {};
   /** The seed's `s->error`: the first error only. */
   error: string | null = null;
   /** Escalations, policy decisions and other notes, in order. */

@@ -38,8 +38,47 @@ export interface MigrationInfo {
   "error-desc"?: string;
   "postcopy-blocktime"?: number;
   "postcopy-vcpu-blocktime"?: number[];
+  "xbzrle-cache"?: {
+    "cache-size": number;
+    bytes: number;
+    pages: number;
+    "cache-miss": number;
+    "cache-miss-rate": number;
+    overflow: number;
+  };
+  compression?: {
+    pages: number;
+    busy: number;
+    "busy-rate": number;
+    "compressed-size": number;
+    "compression-rate": number;
+  };
   "x-id"?: string;
   "x-side"?: "source" | "destination";
+}
+
+/** populate_ram_info's xbzrle-cache and compression members, when their capability is on. */
+function codecInfo(m: Migration, info: MigrationInfo): void {
+  const s = m.stats;
+  if (m.caps.xbzrle) {
+    info["xbzrle-cache"] = {
+      "cache-size": s[STAT.xbzrleCacheSize],
+      bytes: s[STAT.xbzrleBytes],
+      pages: s[STAT.xbzrlePages],
+      "cache-miss": s[STAT.xbzrleCacheMiss],
+      "cache-miss-rate": s[STAT.xbzrleCacheMissRate],
+      overflow: s[STAT.xbzrleOverflow],
+    };
+  }
+  if (m.caps.compress) {
+    info.compression = {
+      pages: s[STAT.compressPages],
+      busy: s[STAT.compressBusy],
+      "busy-rate": s[STAT.compressBusyRate],
+      "compressed-size": s[STAT.compressedSize],
+      "compression-rate": s[STAT.compressionRate],
+    };
+  }
 }
 
 function ram(m: Migration, completed: boolean): RamStats {
@@ -80,6 +119,7 @@ function sourceInfo(m: Migration): MigrationInfo {
       info["expected-downtime"] = s[STAT.expectedDowntime];
       info["setup-time"] = s[STAT.setupTime];
       info.ram = ram(m, false);
+      codecInfo(m, info);
       if (s[STAT.throttle] > 0) info["cpu-throttle-percentage"] = s[STAT.throttle];
       break;
     case "completed":
@@ -87,6 +127,7 @@ function sourceInfo(m: Migration): MigrationInfo {
       info.downtime = s[STAT.downtime];
       info["setup-time"] = s[STAT.setupTime];
       info.ram = ram(m, true);
+      codecInfo(m, info);
       break;
     case "failed":
       if (m.error) info["error-desc"] = m.error;

@@ -17,14 +17,11 @@ export interface CapabilityDef {
   unsupported?: string;
 }
 
-const NOT_YET = "is not supported by this Ferry build yet";
-
 /** All 16 capabilities of the seed, in QMP order. */
 export const CAPABILITIES = {
   "xbzrle": {
     description: "Send resent pages as XOR deltas against a page cache (XBZRLE).",
     global: "x-xbzrle",
-    unsupported: NOT_YET,
   },
   "rdma-pin-all": {
     description: "Pin all guest memory for RDMA (RDMA transport only).",
@@ -43,7 +40,6 @@ export const CAPABILITIES = {
   "compress": {
     description: "Deflate pages with a pool of compression threads.",
     global: "x-compress",
-    unsupported: NOT_YET,
   },
   "events": {
     description:
@@ -109,6 +105,8 @@ export const INCOMPATIBLE: readonly { all: readonly CapabilityName[]; message: s
     message: "Postcopy is not currently compatible with compression",
   },
   { all: ["postcopy-ram", "x-multifd"], message: "Postcopy is not yet compatible with multifd" },
+  { all: ["x-multifd", "xbzrle"], message: "Multifd is not compatible with xbzrle" },
+  { all: ["x-multifd", "compress"], message: "Multifd is not compatible with compress" },
 ];
 
 const UINT32 = 0xffff_ffff;

@@ -189,10 +189,11 @@ export class FerryMetrics {
 
   /**
    * Follows `bus` with one subscription of the agent's own (not counted among
-   * `ferry_sse_subscribers`): records every event, then hands it to `also`. Returns stop.
+   * `ferry_sse_subscribers`), from the start of its backlog so that nothing published
+   * before is missed: records every event, then hands it to `also`. Returns stop.
    */
   follow(bus: EventBus, also?: (event: FerryEvent) => void): () => void {
-    const sub = bus.subscribe();
+    const sub = bus.subscribe(0);
     this.#internalSubscribers++;
     let open = true;
     (async () => {

@@ -44,6 +44,21 @@ export const MigrationInfoSchema = z.object({
   "postcopy-vcpu-blocktime": z.array(z.number()).optional().meta({
     description: "The same per vCPU (Ferry guests have one).",
   }),
+  "xbzrle-cache": z.object({
+    "cache-size": count("XBZRLE cache size in bytes."),
+    bytes: count("Bytes sent as XBZRLE deltas (frames included)."),
+    pages: count("Pages sent as XBZRLE deltas."),
+    "cache-miss": count("Resent pages not in the cache."),
+    "cache-miss-rate": count("Misses per lookup over the last dirty-sync period."),
+    overflow: count("Deltas longer than a page (sent whole instead)."),
+  }).optional().meta({ description: "With the xbzrle capability." }),
+  compression: z.object({
+    pages: count("Pages sent compressed."),
+    busy: count("Pages sent uncompressed because every thread was busy."),
+    "busy-rate": count("busy / pages tried."),
+    "compressed-size": count("Bytes of compressed page data."),
+    "compression-rate": count("pages × page-size / compressed-size."),
+  }).optional().meta({ description: "With the compress capability." }),
   "x-id": z.string().optional().meta({ description: "Ferry: the migration resource id." }),
   "x-side": z.enum(["source", "destination"]).optional().meta({ description: "Ferry: which end." }),
 }).meta({ id: "MigrationInfo" });

@@ -154,11 +154,12 @@ export async function watchMigration(
   let lastId: string | undefined;
   let pass = 0;
   let latest: MigrationInfo = { status: "setup", "x-id": id };
-  let drawn = false;
+  let drawn = "";
   const draw = (line: string) => {
+    if (line === drawn) return; // the agent's counters had not moved since the last event
     if (io.tty) io.write(`\r${line}\x1b[K`);
     else io.write(`${line}\n`);
-    drawn = true;
+    drawn = line;
   };
   for (let attempt = 0;; attempt++) {
     const reader = stream.pipeThrough(new TextDecoderStream()).getReader();

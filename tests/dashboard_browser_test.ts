@@ -5,56 +5,9 @@
  * asks any host but its agent for anything. Screenshots go to tests/artifacts/.
  */
 import assert from "node:assert/strict";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { type AgentProcess, startAgent } from "./helpers/agent_process.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = new URL("./artifacts/", import.meta.url);
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-/** Launches Chromium on an empty temporary profile; fails clearly when it is missing. */
-async function withBrowser(fn: (ctx: BrowserContext) => Promise<void>): Promise<void> {
-  try {
-    await Deno.stat(CHROMIUM);
-  } catch {
-    throw new Error(
-      `Chromium is missing at ${CHROMIUM}: install it with 'apt-get install -y chromium' ` +
-        "(.ci/run does) — the dashboard browser test cannot run without it",
-    );
-  }
-  const profile = await Deno.makeTempDir({ prefix: "ferry-chromium-" });
-  try {
-    const ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--headless", ...FLAGS],
-      viewport: { width: 1440, height: 1000 },
-    });
-    try {
-      await fn(ctx);
-    } finally {
-      await ctx.close();
-    }
-  } finally {
-    await Deno.remove(profile, { recursive: true });
-  }
-}
-
-/** Records every URL a page requests and every script error it throws. */
-function watch(page: Page): { urls: string[]; errors: string[] } {
-  const seen = { urls: [] as string[], errors: [] as string[] };
-  page.on("request", (r) => void seen.urls.push(r.url()));
-  page.on("pageerror", (e) => void seen.errors.push(String(e)));
-  return seen;
-}
+import { saveScreenshot, watch, withBrowser } from "./dashboard_browser_kit.ts";
 
 /** The bar's value and pass, read together (one render never splits them). */
 function progressValue(page: Page): Promise<{ value: number; pass: string }> {
@@ -62,11 +15,6 @@ function progressValue(page: Page): Promise<{ value: number; pass: string }> {
     value: Number(bar.getAttribute("aria-valuenow")),
     pass: bar.getAttribute("data-pass") ?? "",
   }));
-}
-
-async function saveScreenshot(page: Page, name: string): Promise<void> {
-  await Deno.mkdir(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: new URL(name, ARTIFACTS).pathname, fullPage: true });
 }
 
 Deno.test({
@@ -102,6 +50,9 @@ Deno.test({
         await refusal.waitFor();
         assert.match(String(await refusal.textContent()), /downtime_limit.*0 to 2000000/);
         assert.equal((await src.api("GET", "/parameters")).body["downtime-limit"], 300);
+        await page.press("#param-downtime-limit", "Escape");
+        assert.equal(await page.inputValue("#param-downtime-limit"), "300");
+        assert.equal(await page.locator("#param-downtime-limit-note").textContent(), "");
         await page.fill("#param-max-bandwidth", String(64 << 20));
         await page.press("#param-max-bandwidth", "Enter");
         await page.locator("#param-max-bandwidth-note.ok").waitFor();
@@ -158,6 +109,16 @@ Deno.test({
         assert.match(String(await dstPage.locator("#side").textContent()), /destination/);
         assert.equal(await dstPage.locator("#incoming-status").textContent(), "completed");
         await dstPage.locator("#guest-runstate", { hasText: "running" }).waitFor();
+        // Postcopy page faults on the destination: the vCPU's total wait for pages.
+        await dstPage.locator("#blocktime", { hasText: / m?s$/ }).waitFor();
+        // Both diagrams trace the same path (postcopy-active when the button won the race
+        // against precopy converging on its own).
+        const trace = (p: Page) =>
+          p.locator("#diagram .node.visited, #diagram .node.current").evaluateAll((nodes) =>
+            nodes.map((n) => n.getAttribute("data-state"))
+          );
+        assert.deepEqual(await trace(dstPage), await trace(page));
+        assert.ok((await trace(page)).includes("active"));
         await saveScreenshot(dstPage, "dashboard_destination.png");
 
         const origins = new Set([src.base, dst.base]);

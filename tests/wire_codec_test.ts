@@ -189,8 +189,8 @@ Deno.test("SECTION, ZERO_RUN, PAGE_RUN, DEVICE, GLOBAL_STATE and EOF round-trip"
 Deno.test("frame header rejects unknown types, wrong fixed lengths and oversize lengths", () => {
   throwsWire(() => decodeFrameHeader(header(0x2a, 0)), "unknown frame type 0x2a");
   throwsWire(() => decodeFrameHeader(header(0x00, 0)), "unknown frame type 0x00");
-  throwsWire(() => decodeFrameHeader(header(0x20, 0)), /^unknown frame type 0x20 \(reserved/);
-  throwsWire(() => decodeFrameHeader(header(0x21, 9)), /^unknown frame type 0x21 \(reserved/);
+  throwsWire(() => decodeFrameHeader(header(0x40, 0)), /^unknown frame type 0x40 \(reserved/);
+  throwsWire(() => decodeFrameHeader(header(0x2b, 9)), "unknown frame type 0x2b");
   throwsWire(
     () => decodeFrameHeader(header(FrameType.SECTION_START, 4)),
     "frame SECTION_START has payload length 4, expected 5",

@@ -14,13 +14,9 @@ import { formatBytes, formatCount, formatMbps, formatMs, ProgressTracker } from 
 import { currentCapabilities, currentParameters, loadOptions } from "./options.js";
 import { renderSwitchover } from "./switchover.js";
 import { followEvents } from "./sse.js";
+import { $, setText } from "./dom.js";
+import { renderGuest, renderProgress } from "./panels.js";
 import { diagramSvg } from "./state_diagram.js";
-
-/**
- * @param {string} id
- * @returns {HTMLElement}
- */
-const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 const state = {
   /** @type {Record<string, any>} */
@@ -42,8 +38,11 @@ const state = {
   passMarks: [],
   lastT: 0,
   diagramKey: "",
+  /** The last event id received: a new connection resumes after it ("0": the backlog). */
+  lastEventId: "0",
 };
 const tracker = new ProgressTracker();
+const FINISHED = ["completed", "failed", "cancelled"];
 const log = new EventLog(/** @type {HTMLTableSectionElement} */ ($("log-body")));
 /** @param {string} line */
 const logUi = (line) => log.add("", "ui", line);
@@ -51,9 +50,10 @@ const logUi = (line) => log.add("", "ui", line);
 /**
  * Starts following a new migration (charts, path and bar begin again).
  * @param {string} id
+ * @returns {boolean} true when `id` is new
  */
 function follow(id) {
-  if (state.seen.has(id)) return;
+  if (state.seen.has(id)) return false;
   state.seen.add(id);
   state.pathId = id;
   state.path = [];
@@ -61,6 +61,7 @@ function follow(id) {
   state.passMarks = [];
   state.lastT = 0;
   tracker.reset(id);
+  return true;
 }
 
 /** @param {Record<string, any>} info a MigrationInfo from a query */
@@ -78,29 +79,35 @@ function onEvent(message) {
   try {
     data = JSON.parse(message.data);
   } catch { /* not JSON: log the text */ }
-  if (message.event === "progress") {
+  state.lastEventId = message.id || state.lastEventId;
+  const known = data !== null && typeof data === "object";
+  if (!known || !["progress", "MIGRATION", "MIGRATION_PASS"].includes(message.event)) {
+    log.add(message.id, message.event, data);
+  } else if (message.event === "progress") {
     if (data["x-id"]) follow(data["x-id"]);
     state.info = data;
     if (data["x-side"]) state.side = data["x-side"];
     tracker.info(data);
     if (data["total-time"] !== undefined) state.lastT = data["total-time"] / 1000;
     const ram = data.ram;
-    if (ram && !["completed", "failed", "cancelled"].includes(data.status)) {
+    if (ram && !FINISHED.includes(data.status)) {
       state.samples.push({ t: state.lastT, mbps: ram.mbps, dirty: ram["dirty-pages-rate"] });
       if (state.samples.length > 2400) state.samples = state.samples.filter((_, i) => i % 2);
     }
+  } else if (message.event === "MIGRATION") {
+    log.add(message.id, message.event, data);
+    const fresh = data.id ? follow(data.id) : false;
+    if (state.path.at(-1) !== data.status) state.path.push(data.status);
+    state.info = fresh
+      ? { status: data.status, "x-id": data.id, "x-side": data.side }
+      : { ...state.info, status: data.status };
+    state.side = data.side;
+    machineSoon();
+    if (FINISHED.includes(data.status)) setTimeout(() => void refreshFinal(data.id), 150);
   } else {
     log.add(message.id, message.event, data);
-    if (message.event === "MIGRATION") {
-      if (data.id) follow(data.id);
-      if (state.path.at(-1) !== data.status) state.path.push(data.status);
-      state.info = { ...state.info, status: data.status };
-      state.side = data.side;
-      void refreshMachine();
-    } else if (message.event === "MIGRATION_PASS") {
-      tracker.pass(data.pass);
-      state.passMarks.push({ t: state.lastT, pass: data.pass });
-    }
+    tracker.pass(data.pass);
+    state.passMarks.push({ t: state.lastT, pass: data.pass });
   }
   schedule();
 }
@@ -113,42 +120,6 @@ function schedule() {
     pending = false;
     render();
   });
-}
-
-/**
- * @param {string} id
- * @param {string} text
- */
-function setText(id, text) {
-  const e = $(id);
-  if (e.textContent !== text) e.textContent = text;
-}
-
-function renderProgress() {
-  const p = tracker.view();
-  const pct = Math.round(p.value * 1000) / 10;
-  const bar = $("progress");
-  bar.setAttribute("aria-valuenow", String(pct));
-  bar.dataset.pass = String(p.pass);
-  $("progress-fill").style.width = `${pct}%`;
-  setText("progress-pct", `${pct.toFixed(1)} %`);
-  setText("pass-label", p.pass > 0 ? `pass ${p.pass}` : "before the first pass");
-  setText("remaining", p.remaining === undefined ? "–" : formatBytes(p.remaining));
-  setText("transferred", formatBytes(p.transferred));
-  setText("total", formatBytes(p.total));
-  // The first pass and the latest ones; the count says how many lie between.
-  const shown = p.passes.length > 8 ? [p.passes[0], null, ...p.passes.slice(-6)] : p.passes;
-  $("passes").replaceChildren(...shown.map((x) => {
-    const li = document.createElement("li");
-    if (!x) {
-      li.textContent = `… ${p.passes.length - 7} more`;
-      li.className = "gap";
-      return li;
-    }
-    li.textContent = `pass ${x.pass}: ${formatBytes(x.sent)}`;
-    if (x.pass === p.pass) li.className = "current";
-    return li;
-  }));
 }
 
 function render() {
@@ -169,7 +140,7 @@ function render() {
     state.diagramKey = key;
     $("diagram").innerHTML = diagramSvg({ current: info.status, path, side: state.side });
   }
-  renderProgress();
+  renderProgress(tracker.view(), state.side === "destination" && !info.ram);
   setText("mbps", formatMbps(ram.mbps));
   setText(
     "dirty-rate",
@@ -184,29 +155,24 @@ function render() {
   setText("duplicate", formatCount(ram.duplicate));
   setText("postcopy-requests", formatCount(ram["postcopy-requests"]));
   renderSwitchover(info, currentParameters(), currentCapabilities());
-  renderGuest();
-  drawChart(/** @type {HTMLCanvasElement} */ ($("chart")), state.samples, state.passMarks);
+  renderGuest(state.machine, info, state.side);
+  const empty = state.side === "destination"
+    ? "The destination reports no rates: the source's page has this chart"
+    : "No samples yet: the chart fills while a migration runs";
+  drawChart(/** @type {HTMLCanvasElement} */ ($("chart")), state.samples, state.passMarks, empty);
   updateActions({ status: info.status, side: state.side, runstate: state.machine?.runstate });
-}
-
-function renderGuest() {
-  const m = state.machine;
-  const info = state.info;
-  setText("runstate", m ? `runstate ${m.runstate}` : "runstate –");
-  setText("guest-runstate", m?.runstate ?? "–");
-  setText("guest-ram", m ? formatBytes(m["ram-size"]) : "–");
-  const w = m?.workload;
-  setText("guest-workload", w ? `${w.workload}${w.booted ? "" : " (not booted)"}` : "–");
-  setText("guest-pages", w ? formatCount(w["pages-written"]) : "–");
-  setText("incoming-status", state.side === "destination" ? info.status : "– (not a destination)");
-  const blocktime = info["postcopy-blocktime"];
-  setText("blocktime", blocktime === undefined ? "–" : formatMs(blocktime));
-  const vcpu = info["postcopy-vcpu-blocktime"];
-  setText("vcpu-blocktime", Array.isArray(vcpu) ? vcpu.map((x) => formatMs(x)).join(", ") : "–");
 }
 
 /** True from a 401 until a token works: polling would only ask again. */
 let locked = false;
+/** @type {number | undefined} */
+let machineTimer;
+
+/** Refreshes the guest card soon, once for a burst of state changes (a replay). */
+function machineSoon() {
+  clearTimeout(machineTimer);
+  machineTimer = setTimeout(() => void refreshMachine(), 100);
+}
 
 async function refreshMachine() {
   if (locked) return;
@@ -217,6 +183,21 @@ async function refreshMachine() {
     }
     schedule();
   } catch { /* shown by the connection chip */ }
+}
+
+/**
+ * A finished migration's final counters (total-time, downtime, blocktime) come from a
+ * query: the event stream's last sample was taken at the transition itself.
+ * @param {string} id
+ */
+async function refreshFinal(id) {
+  try {
+    const info = await api("GET", "migrations/current");
+    if (info["x-id"] !== id || id !== state.pathId) return;
+    state.info = info;
+    tracker.info(info);
+    schedule();
+  } catch { /* the stream's view stays */ }
 }
 
 async function refreshAll() {
@@ -237,27 +218,32 @@ function connect() {
   stopEvents?.();
   stopEvents = followEvents("events", {
     token: storedToken,
-    lastEventId: "0",
+    lastEventId: state.lastEventId,
     onEvent,
     onState: (s) => {
       const chip = $("conn");
       chip.textContent = s === "live" ? "live" : s;
       chip.dataset.state = s;
-      if (s === "unauthorized") askToken("This agent needs its API token.");
+      if (s === "unauthorized") {
+        locked = true;
+        askToken("This agent needs its API token.");
+      }
     },
   });
 }
 
 /** @param {string} message */
 function askToken(message) {
-  locked = true;
   const dialog = /** @type {HTMLDialogElement} */ ($("token-dialog"));
   setText("token-message", message);
   if (!dialog.open) dialog.showModal();
 }
 
 async function start() {
-  onUnauthorized((detail) => askToken(detail));
+  onUnauthorized((detail) => {
+    locked = true;
+    askToken(detail);
+  });
   wireActions(/** @type {HTMLInputElement} */ ($("uri")), $("action-result"), logUi);
   setText("agent", location.host);
   $("token-btn").addEventListener("click", () => askToken("Paste the agent's --api-token."));

@@ -44,8 +44,9 @@ export function niceScale(max) {
  * @param {HTMLCanvasElement} canvas
  * @param {Sample[]} samples
  * @param {PassMark[]} passes
+ * @param {string} emptyText what to say while there are no samples
  */
-export function drawChart(canvas, samples, passes) {
+export function drawChart(canvas, samples, passes, emptyText) {
   const dpr = globalThis.devicePixelRatio || 1;
   const width = canvas.clientWidth;
   const height = canvas.clientHeight;
@@ -79,13 +80,14 @@ export function drawChart(canvas, samples, passes) {
     ctx.moveTo(PAD.left, yy);
     ctx.lineTo(PAD.left + plotW, yy);
     ctx.stroke();
+    if (samples.length === 0) continue;
     ctx.fillStyle = THROUGHPUT;
     ctx.textAlign = "right";
     ctx.fillText(formatCount(i * left.step), PAD.left - 8, yy);
   }
   ctx.textAlign = "left";
   ctx.fillStyle = DIRTY;
-  for (let i = 0; i <= Math.round(right.top / right.step); i++) {
+  for (let i = 0; samples.length > 0 && i <= Math.round(right.top / right.step); i++) {
     ctx.fillText(formatCount(i * right.step), PAD.left + plotW + 8, y(i * right.step, right.top));
   }
   ctx.textAlign = "center";
@@ -114,13 +116,20 @@ export function drawChart(canvas, samples, passes) {
   ctx.fillStyle = INK;
   ctx.textAlign = "left";
   ctx.font = "11px system-ui, sans-serif";
+  // Labels of close passes step down so they never overlap (at most four rows).
+  let labelEnd = -Infinity;
+  let row = 0;
   for (const mark of passes) {
     const xx = Math.round(x(mark.t)) + 0.5;
     ctx.beginPath();
     ctx.moveTo(xx, PAD.top);
     ctx.lineTo(xx, PAD.top + plotH);
     ctx.stroke();
-    ctx.fillText(`pass ${mark.pass}`, xx + 3, PAD.top + 6);
+    const label = `pass ${mark.pass}`;
+    row = xx + 3 < labelEnd ? row + 1 : 0;
+    if (row > 3) continue;
+    ctx.fillText(label, xx + 3, PAD.top + 6 + row * 13);
+    labelEnd = Math.max(labelEnd, xx + 3 + ctx.measureText(label).width + 4);
   }
   ctx.setLineDash([]);
 
@@ -129,7 +138,7 @@ export function drawChart(canvas, samples, passes) {
     ctx.textAlign = "center";
     ctx.font = "14px system-ui, sans-serif";
     ctx.fillText(
-      "No samples yet: the chart fills while a migration runs",
+      emptyText,
       x(time.top / 2),
       y(0.5, 1),
     );

@@ -139,7 +139,7 @@ export class ProgressTracker {
   pass(n) {
     if (Number.isFinite(n) && n > Math.max(this.#pass, this.#next)) {
       this.#next = n;
-      this.#starts.set(n, this.#ram.transferred ?? 0);
+      if (!this.#starts.has(n)) this.#starts.set(n, this.#ram.transferred ?? 0);
     }
   }
 

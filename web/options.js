@@ -158,11 +158,12 @@ function renderParams(body) {
       } else input.classList.add("invalid");
     };
     input.addEventListener("input", () => (hint.textContent = parameterHint(name, read())));
+    // `change` fires on Enter and when the field loses focus with a new value.
     input.addEventListener("change", commit);
     input.addEventListener("keydown", (e) => {
-      if (e.key === "Enter") void commit();
       if (e.key === "Escape") {
         input.value = String(params[name]);
+        hint.textContent = parameterHint(name, params[name]);
         input.classList.remove("invalid");
         note.textContent = "";
       }

@@ -111,13 +111,13 @@ export function followEvents(url, options) {
         }
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
         options.onState("live");
-        delay = 500;
         const parser = new SseParser();
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
           for (const message of parser.push(value)) {
+            delay = 500; // a stream that delivers is healthy: the next retry comes soon
             lastId = message.id || lastId;
             options.onEvent(message);
           }

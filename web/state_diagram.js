@@ -159,7 +159,7 @@ export function diagramSvg({ current, path, side }) {
   const direct = /** @type {Record<string, string[]>} */ (DIRECT[side]);
   const reachable = new Set(["none", ...Object.values(direct).flat(), ...FROM_BOX[side]]);
   const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 -8 900 352" role="img"`,
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="-4 -8 904 352" role="img"`,
     ` aria-label="Migration state diagram, current state ${current}">`,
     `<defs>`,
     `<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7"`,

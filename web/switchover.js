@@ -5,22 +5,8 @@
  *
  * @module
  */
+import { $, setText } from "./dom.js";
 import { formatMs, verdictTone } from "./model.js";
-
-/**
- * @param {string} id
- * @returns {HTMLElement}
- */
-const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
-
-/**
- * @param {string} id
- * @param {string} text
- */
-function setText(id, text) {
-  const e = $(id);
-  if (e.textContent !== text) e.textContent = text;
-}
 
 /**
  * Where a value sits on a gauge whose scale leaves room for the limit and the value.

@@ -54,6 +54,9 @@ import { STAT } from "./stats.ts";
 import { decodeSetup } from "../wire/multifd.ts";
 import type { MultifdRegistry, PageChannel } from "./multifd_dest.ts";
 import { Signal } from "./signal.ts";
+import { decodeEncodedPage } from "../wire/encoded_page.ts";
+import { xbzrle } from "../codecs/xbzrle.ts";
+import { DecompressPool } from "../codecs/decompress_pool.ts";
 import type { MainLink } from "./main_link.ts";
 
 const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];
@@ -71,6 +74,8 @@ export interface DestinationContext {
   onChannel: (ch: Channel | null) => void;
   /** Where multifd page channels wait for the main stream's MULTIFD_SETUP. */
   multifd?: MultifdRegistry;
+  /** decompress-threads (compressed pages). */
+  decompressThreads?: number;
 }
 
 function isZeroPage(w: Uint32Array, page: number): boolean {
@@ -136,6 +141,14 @@ class DestinationRun {
   #channelError: Error | null = null;
   #readers: Promise<void>[] = [];
   readonly #barrier = new Signal();
+  /** Compressed pages being inflated, in order: placed at the next barrier at the latest. */
+  #inflater: DecompressPool | null = null;
+  #inflateBatch: { streams: Uint8Array[]; pages: { block: number; page: number }[] } = {
+    streams: [],
+    pages: [],
+  };
+  readonly #inflating: { pages: { block: number; page: number }[]; done: Promise<Uint8Array> }[] =
+    [];
   readonly #start = Date.now();
 
   constructor(ctx: DestinationContext) {
@@ -193,6 +206,7 @@ class DestinationRun {
       this.#vcpu.setPostcopy(false);
       stats[STAT.totalTime] = Date.now() - this.#start;
       this.#ctx.onChannel(null);
+      this.#inflater?.close();
       this.#rp?.channel.close();
       channel.close();
       for (const c of this.#pageChannels) c.channel.close();
@@ -219,7 +233,10 @@ class DestinationRun {
     const { stats } = this.#ctx;
     for (;;) {
       const frame = await reader.next();
-      if (frame.type === FrameType.EOF) return;
+      if (frame.type === FrameType.EOF) {
+        await this.#drainInflate();
+        return;
+      }
       if (frame.type === FrameType.PAGE_RUN) {
         await this.#pageRun(reader, frame.length, this.#runHeader);
       } else if (frame.type === FrameType.PACKAGED) await this.#package(reader, frame.length);
@@ -295,7 +312,31 @@ class DestinationRun {
   /** Every frame but PAGE_RUN, PACKAGED and EOF. */
   async #command(type: number, payload: Uint8Array): Promise<void> {
     const { guest, stats } = this.#ctx;
+    if (type !== FrameType.COMPRESSED_PAGE && type !== FrameType.ZERO_RUN) {
+      // A pass boundary or state: every compressed page before it must be in place.
+      await this.#drainInflate();
+    }
     switch (type) {
+      case FrameType.XBZRLE_PAGE: {
+        const e = decodeEncodedPage(payload);
+        checkRun(guest.layout, e.block, e.page, 1);
+        const flat = guest.layout[e.block].firstPage + e.page;
+        if (!this.#seen[flat] || this.#postcopy) {
+          throw new WireError("migration stream: XBZRLE page for a page this side does not hold");
+        }
+        xbzrle.decode(e.data, this.#ram8[e.block].subarray(e.page * 4096, (e.page + 1) * 4096));
+        stats[STAT.xbzrlePages]++;
+        break;
+      }
+      case FrameType.COMPRESSED_PAGE: {
+        if (this.#postcopy) throw new WireError("migration stream: compressed page in postcopy");
+        const e = decodeEncodedPage(payload);
+        checkRun(guest.layout, e.block, e.page, 1);
+        this.#inflateBatch.streams.push(e.data.slice());
+        this.#inflateBatch.pages.push({ block: e.block, page: e.page });
+        if (this.#inflateBatch.streams.length >= 64) this.#submitInflate();
+        break;
+      }
       case FrameType.SECTION_START: {
         const s = decodeSection(payload);
         checkSectionStart(this.#open, s);
@@ -401,6 +442,33 @@ class DestinationRun {
         break;
       default:
         throw new WireError(`migration stream: unexpected frame type 0x${type.toString(16)}`);
+    }
+  }
+
+  #submitInflate(): void {
+    const { streams, pages } = this.#inflateBatch;
+    if (streams.length === 0) return;
+    this.#inflateBatch = { streams: [], pages: [] };
+    this.#inflater ??= new DecompressPool(this.#ctx.decompressThreads ?? 2);
+    const done = this.#inflater.decompress(streams, streams.length);
+    done.catch(() => {}); // observed in #drainInflate
+    this.#inflating.push({ pages, done });
+  }
+
+  /** Places every compressed page sent so far (in order). */
+  async #drainInflate(): Promise<void> {
+    this.#submitInflate();
+    const { guest, stats } = this.#ctx;
+    while (this.#inflating.length > 0) {
+      const { pages, done } = this.#inflating.shift()!;
+      const out = await done;
+      pages.forEach(({ block, page }, i) => {
+        this.#ram8[block].set(out.subarray(i * 4096, (i + 1) * 4096), page * 4096);
+        const flat = guest.layout[block].firstPage + page;
+        this.#markSeen(flat, 1);
+        if (this.#advised) markReceivedRange(guest, flat, 1);
+      });
+      stats[STAT.compressPages] += pages.length;
     }
   }
 

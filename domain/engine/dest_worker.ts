@@ -89,6 +89,7 @@ async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
     stats: m.stats,
     link: link!,
     autostart: m.autostart,
+    decompressThreads: m.decompressThreads,
     awaitRecovery,
     onChannel: (ch: Channel | null) => (current = ch),
     multifd: registry,

@@ -38,6 +38,8 @@ export interface DestinationStart {
   autostart: boolean;
   /** With tls-creds: the listener (and a recovery listener) speaks TLS. */
   tls?: TlsChannelOptions;
+  /** decompress-threads, for compressed pages. */
+  decompressThreads: number;
 }
 
 /** Worker → main. */

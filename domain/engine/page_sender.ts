@@ -8,6 +8,8 @@
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import { countMarked, syncDirtyLog } from "../../adapters/memory/dirty_log.ts";
 import { MAX_RUN_PAGES, putPageRunHeader, putZeroRun } from "../wire/mod.ts";
+import { ENCODED_PAGE_OVERHEAD, putEncodedPageHeader } from "../wire/encoded_page.ts";
+import type { EncodedSink, PageEncoder } from "./page_encoder.ts";
 
 /** The byte sink the sender writes through (a ChannelWriter). */
 export interface ByteSink {
@@ -50,6 +52,26 @@ export class PageSender {
   readonly #writes: Promise<void>[] = [];
   readonly #bufBusy: (Promise<void> | undefined)[] = [undefined, undefined];
   #cursor = 0;
+  /** XBZRLE / compression, when on. */
+  encoder: PageEncoder | null = null;
+  /** The encoder's way into the staging buffer. */
+  readonly #encodedSink: EncodedSink = {
+    encoded: async (type, block, page, data) => {
+      await this.#ensure(ENCODED_PAGE_OVERHEAD + data.length);
+      const view = this.#views[this.#cur];
+      const off = putEncodedPageHeader(view, this.#off, type, block, page, data.length);
+      this.#bufs[this.#cur].set(data, off);
+      this.#off = off + data.length;
+    },
+    whole: async (block, page, data) => {
+      await this.#ensure(RUN_OVERHEAD + data.length);
+      const view = this.#views[this.#cur];
+      const off = putPageRunHeader(view, this.#off, block, page, 1, data.length);
+      this.#bufs[this.#cur].set(data, off);
+      this.#off = off + data.length;
+      this.normal++;
+    },
+  };
 
   /**
    * Prepares to send `guest` through `sink`. With `shared`, the migration bitmap lives in
@@ -188,8 +210,26 @@ export class PageSender {
           count++;
         }
         this.duplicate += count;
+        for (let i = 0; this.encoder && i < count; i++) {
+          this.encoder.zeroPage(blk.firstPage + first + i);
+        }
         await this.#ensure(RUN_OVERHEAD);
         this.#off = putZeroRun(this.#views[this.#cur], this.#off, b, first, count);
+      } else if (this.encoder?.active) {
+        // One page at a time through XBZRLE or the compression pool.
+        const enc = this.encoder;
+        while (
+          p < end && bitmap[p] === 1 && count < MAX_RUN_PAGES &&
+          (count === 0 || !this.#isZero(b, p - blk.firstPage))
+        ) {
+          bitmap[p] = 0;
+          this.sentOnce[p] = 1;
+          const pg = p - blk.firstPage;
+          const live = this.#ram8[b].subarray(pg * 4096, (pg + 1) * 4096);
+          await enc.page(b, pg, p, live, this.#encodedSink);
+          p++;
+          count++;
+        }
       } else {
         while (
           p < end && bitmap[p] === 1 && count < MAX_RUN_PAGES &&
@@ -211,6 +251,7 @@ export class PageSender {
       this.pending -= count;
       sent += count;
     }
+    if (this.encoder) await this.encoder.drain(this.#encodedSink);
     return Math.min(p, to);
   }
 

@@ -38,6 +38,7 @@ import { countMarked } from "../../adapters/memory/dirty_log.ts";
 import type { LiveParams } from "./messages.ts";
 import type { MainLink } from "./main_link.ts";
 import { bitmapBytes, PageSender } from "./page_sender.ts";
+import { PageEncoder } from "./page_encoder.ts";
 import { createMultifdShared } from "./multifd_shared.ts";
 import { MultifdSource } from "./multifd_source.ts";
 import { encodeSetup } from "../wire/multifd.ts";
@@ -154,6 +155,7 @@ class SourceRun {
       else if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate("postmigrate");
     } finally {
       this.#mfd?.terminate();
+      this.#sender?.encoder?.close();
       this.#vcpu.throttle = 0;
       stats[STAT.throttle] = 0;
       stats[STAT.totalTime] ||= Date.now() - this.#start;
@@ -181,6 +183,20 @@ class SourceRun {
         this.#mfdBitmap = new SharedArrayBuffer(bitmapBytes(last.firstPage + last.pages));
       }
       this.#sender = new PageSender(this.#ctx.guest, this.#writer, this.#mfdBitmap ?? undefined);
+      const { caps, params } = this.#ctx;
+      if (caps.xbzrle || caps.compress) {
+        this.#sender.encoder = new PageEncoder({
+          xbzrleCache: caps.xbzrle ? params["xbzrle-cache-size"] : undefined,
+          compress: caps.compress
+            ? {
+              threads: params["compress-threads"],
+              level: params["compress-level"],
+              waitThread: params["compress-wait-thread"],
+            }
+            : undefined,
+        });
+        this.#encoderCounters();
+      }
     }
     if (this.#useReturnPath) {
       const layout = this.#ctx.guest.layout;
@@ -263,6 +279,7 @@ class SourceRun {
     stats[STAT.duplicate] = sender.duplicate + extra.duplicate;
     stats[STAT.normal] = sender.normal + extra.normal;
     stats[STAT.throttle] = this.#vcpu.throttle;
+    this.#encoderCounters();
     if (now < this.#iterStart + BUFFER_DELAY) return;
     const transferred = this.#transferred() - this.#iterBytes;
     const spent = now - this.#iterStart;
@@ -276,6 +293,31 @@ class SourceRun {
     this.#iterStart = now;
     this.#iterBytes = this.#transferred();
   }
+
+  /** QEMU's xbzrle-cache and compression members, from the encoder. */
+  #encoderCounters(): void {
+    const { stats } = this.#ctx;
+    const enc = this.#sender?.encoder;
+    const x = enc?.xbzrle;
+    if (x) {
+      stats[STAT.xbzrleCacheSize] = x.cacheSize;
+      stats[STAT.xbzrleBytes] = x.bytes;
+      stats[STAT.xbzrlePages] = x.pages;
+      stats[STAT.xbzrleCacheMiss] = x.cacheMiss;
+      stats[STAT.xbzrleOverflow] = x.overflow;
+    }
+    const c = enc?.compression();
+    if (c) {
+      stats[STAT.compressPages] = c.pages;
+      stats[STAT.compressBusy] = c.busy;
+      stats[STAT.compressBusyRate] = c.busyRate;
+      stats[STAT.compressedSize] = c.compressedSize;
+      stats[STAT.compressionRate] = c.compressionRate;
+    }
+  }
+
+  /** Misses and lookups at the start of the current cache-miss-rate period. */
+  #missPeriod = { misses: 0, lookups: 0 };
 
   /** Bytes sent over every channel of this migration, across resumes. */
   #bytesBefore = 0;
@@ -320,6 +362,19 @@ class SourceRun {
     const { stats, link } = this.#ctx;
     this.#dirtied += this.#sender!.sync();
     this.#pass++;
+    const enc = this.#sender!.encoder;
+    if (enc) {
+      enc.generation = this.#pass;
+      enc.bulk = false; // the bulk stage is the first pass only
+      const x = enc.xbzrle;
+      if (x) {
+        const lookups = x.lookups - this.#missPeriod.lookups;
+        if (lookups > 0) {
+          stats[STAT.xbzrleCacheMissRate] = (x.cacheMiss - this.#missPeriod.misses) / lookups;
+        }
+        this.#missPeriod = { misses: x.cacheMiss, lookups: x.lookups };
+      }
+    }
     stats[STAT.dirtySyncCount] = this.#pass;
     link.post({ t: "pass", pass: this.#pass });
     const now = Date.now();
@@ -367,6 +422,7 @@ class SourceRun {
         control.paramsChanged = false;
         this.#writer!.setRateLimit(this.#ctx.params["max-bandwidth"]);
         this.#mfd?.setRate(this.#ctx.params["max-bandwidth"]);
+        this.#sender!.encoder?.resize(this.#ctx.params["xbzrle-cache-size"]);
       }
       if (this.#mfd) {
         await this.#multifdPass();
@@ -496,6 +552,7 @@ class SourceRun {
     }
     this.#stopVcpu();
     await this.#maybePause("active", "postcopy-active");
+    if (sender.encoder) sender.encoder.enabled = false; // postcopy places whole pages
     this.#syncPass();
     for (const { block, ranges } of sender.discardRanges()) {
       for (const f of encodeDiscard(block, ranges)) await sender.append(f);

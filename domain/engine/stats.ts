@@ -26,6 +26,17 @@ export const STAT = {
   bandwidth: 16,
   throttle: 17,
   blocktime: 18,
+  xbzrleCacheSize: 19,
+  xbzrleBytes: 20,
+  xbzrlePages: 21,
+  xbzrleCacheMiss: 22,
+  xbzrleCacheMissRate: 23,
+  xbzrleOverflow: 24,
+  compressPages: 25,
+  compressBusy: 26,
+  compressBusyRate: 27,
+  compressedSize: 28,
+  compressionRate: 29,
 } as const;
 
 const SLOTS = 32;

@@ -51,6 +51,8 @@ export const FrameType = {
   OPEN_RETURN_PATH: 0x16,
   POSTCOPY_RESUME: 0x17,
   RECV_BITMAP: 0x18,
+  XBZRLE_PAGE: 0x20,
+  COMPRESSED_PAGE: 0x21,
   MULTIFD_SYNC: 0x30,
   MULTIFD_HELLO: 0x31,
   MULTIFD_SETUP: 0x32,
@@ -113,6 +115,8 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.OPEN_RETURN_PATH]: { name: "OPEN_RETURN_PATH", fixed: 0 },
   [FrameType.POSTCOPY_RESUME]: { name: "POSTCOPY_RESUME", fixed: 0 },
   [FrameType.RECV_BITMAP]: { name: "RECV_BITMAP", min: 2, max: 256 },
+  [FrameType.XBZRLE_PAGE]: { name: "XBZRLE_PAGE", min: 7, max: 6 + MAX_PAGE_SIZE },
+  [FrameType.COMPRESSED_PAGE]: { name: "COMPRESSED_PAGE", min: 7, max: 6 + 2 * MAX_PAGE_SIZE },
   [FrameType.MULTIFD_SYNC]: { name: "MULTIFD_SYNC", fixed: 4 },
   [FrameType.MULTIFD_HELLO]: { name: "MULTIFD_HELLO", fixed: 20 },
   [FrameType.MULTIFD_SETUP]: { name: "MULTIFD_SETUP", fixed: 20 },
@@ -120,8 +124,7 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
 
 /** Codes reserved for later versions; version 1 decoders reject them as unknown. */
 export const RESERVED_FRAMES: Readonly<Record<number, string>> = {
-  0x20: "XBZRLE_PAGE",
-  0x21: "COMPRESSED_PAGE",
+  0x40: "DIRTY_BITMAPS",
 };
 
 /** A decoded frame header. */

@@ -16,6 +16,12 @@ export interface AgentProcess {
   base: string;
   /** The bound incoming URI (with --incoming), e.g. tcp:127.0.0.1:40123. */
   incomingUri: string | null;
+  /** The agent's process id. */
+  pid: number;
+  /** Sends `signal` to the agent process (SIGKILL by default); a no-op once it has exited. */
+  kill(signal?: Deno.Signal): void;
+  /** Resolves with the exit status once the process has exited. */
+  exited: Promise<Deno.CommandStatus>;
   api<T = Json>(
     method: string,
     path: string,
@@ -74,6 +80,13 @@ export async function startAgent(args: string[]): Promise<AgentProcess> {
   return {
     base,
     incomingUri: listening.incoming,
+    pid: child.pid,
+    kill(signal: Deno.Signal = "SIGKILL") {
+      try {
+        child.kill(signal);
+      } catch { /* already gone */ }
+    },
+    exited: child.status,
     api,
     async waitStatus(pattern, timeoutMs = 60_000) {
       const end = Date.now() + timeoutMs;

@@ -70,6 +70,7 @@ export async function migrateInProcess(src: Machine, dst: Machine, r: EngineRun 
     stats: dstStats,
     link: d.link,
     autostart: r.autostart ?? true,
+    decompressThreads: 2,
     awaitRecovery: () => new Promise(() => {}),
     onChannel: () => {},
   }, b);

@@ -457,6 +457,34 @@ export interface components {
       "postcopy-blocktime"?: number;
       /** @description The same per vCPU (Ferry guests have one). */
       "postcopy-vcpu-blocktime"?: number[];
+      /** @description With the xbzrle capability. */
+      "xbzrle-cache"?: {
+        /** @description XBZRLE cache size in bytes. */
+        "cache-size": number;
+        /** @description Bytes sent as XBZRLE deltas (frames included). */
+        bytes: number;
+        /** @description Pages sent as XBZRLE deltas. */
+        pages: number;
+        /** @description Resent pages not in the cache. */
+        "cache-miss": number;
+        /** @description Misses per lookup over the last dirty-sync period. */
+        "cache-miss-rate": number;
+        /** @description Deltas longer than a page (sent whole instead). */
+        overflow: number;
+      };
+      /** @description With the compress capability. */
+      compression?: {
+        /** @description Pages sent compressed. */
+        pages: number;
+        /** @description Pages sent uncompressed because every thread was busy. */
+        busy: number;
+        /** @description busy / pages tried. */
+        "busy-rate": number;
+        /** @description Bytes of compressed page data. */
+        "compressed-size": number;
+        /** @description pages × page-size / compressed-size. */
+        "compression-rate": number;
+      };
       /** @description Ferry: the migration resource id. */
       "x-id"?: string;
       /**
@@ -557,7 +585,7 @@ export interface components {
         | "device";
     };
     MigrationCapabilities: {
-      /** @description Send resent pages as XOR deltas against a page cache (XBZRLE). (Not available: is not supported by this Ferry build yet.) */
+      /** @description Send resent pages as XOR deltas against a page cache (XBZRLE). */
       xbzrle: boolean;
       /** @description Pin all guest memory for RDMA (RDMA transport only). (Not available: requires RDMA, which Ferry does not support.) */
       "rdma-pin-all": boolean;
@@ -565,7 +593,7 @@ export interface components {
       "auto-converge": boolean;
       /** @description Skip zero blocks in old-style block migration; Ferry guests have no disks, so it changes nothing. */
       "zero-blocks": boolean;
-      /** @description Deflate pages with a pool of compression threads. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Deflate pages with a pool of compression threads. */
       compress: boolean;
       /** @description Emit MIGRATION events (SSE subscribers always receive them; kept for QMP compatibility). */
       events: boolean;
@@ -591,7 +619,7 @@ export interface components {
       "late-block-activate": boolean;
     };
     MigrationCapabilitiesPatch: {
-      /** @description Send resent pages as XOR deltas against a page cache (XBZRLE). (Not available: is not supported by this Ferry build yet.) */
+      /** @description Send resent pages as XOR deltas against a page cache (XBZRLE). */
       xbzrle?: boolean;
       /** @description Pin all guest memory for RDMA (RDMA transport only). (Not available: requires RDMA, which Ferry does not support.) */
       "rdma-pin-all"?: boolean;
@@ -599,7 +627,7 @@ export interface components {
       "auto-converge"?: boolean;
       /** @description Skip zero blocks in old-style block migration; Ferry guests have no disks, so it changes nothing. */
       "zero-blocks"?: boolean;
-      /** @description Deflate pages with a pool of compression threads. (Not available: is not supported by this Ferry build yet.) */
+      /** @description Deflate pages with a pool of compression threads. */
       compress?: boolean;
       /** @description Emit MIGRATION events (SSE subscribers always receive them; kept for QMP compatibility). */
       events?: boolean;

@@ -1,0 +1,92 @@
+/**
+ * XBZRLE and compression between two real agents: digests equal, the increment check
+ * passes, and the counters are measured and consistent.
+ */
+import assert from "node:assert/strict";
+import { type AgentProcess, startAgent } from "./helpers/agent_process.ts";
+
+async function withAgents(fn: (track: (a: AgentProcess) => AgentProcess) => Promise<void>) {
+  const agents: AgentProcess[] = [];
+  try {
+    await fn((a) => (agents.push(a), a));
+  } finally {
+    await Promise.all(agents.map((a) => a.stop()));
+  }
+}
+
+Deno.test("xbzrle: resent pages go as small deltas; cache resized live", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await startAgent(["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"]));
+    const src = track(
+      await startAgent(["--ram", "64M", "--fill", "random", "--workload", "increment"]),
+    );
+    // Slow enough for several passes over a guest that rewrites every page each pass.
+    await src.api("PATCH", "/parameters", {
+      "max-bandwidth": 128 << 20,
+      "downtime-limit": 100,
+      "xbzrle-cache-size": 32 << 20,
+    });
+    assert.equal((await src.api("PATCH", "/capabilities", { xbzrle: true })).status, 200);
+    await src.api("POST", "/migrations", { uri: dst.incomingUri });
+    const active = await src.waitStatus(/active|completed/);
+    if (active.status === "active") {
+      assert.equal(active["xbzrle-cache"]["cache-size"], 32 << 20);
+      const r = await src.api("PATCH", "/parameters", { "xbzrle-cache-size": 64 << 20 });
+      assert.equal(r.status, 200);
+    }
+    const info = await src.waitStatus(/completed|failed/);
+    assert.equal(info.status, "completed", JSON.stringify(info));
+    const x = info["xbzrle-cache"];
+    assert.ok(x, "xbzrle-cache is reported");
+    assert.ok(x.pages > 0 && x["cache-miss"] > 0, JSON.stringify(x));
+    assert.ok(x.bytes / x.pages < 4096 / 5, `bytes per xbzrle page ${x.bytes / x.pages}`);
+    assert.ok(x["cache-miss-rate"] >= 0 && x["cache-miss-rate"] <= 1);
+    assert.equal(x["cache-size"], active.status === "active" ? 64 << 20 : 32 << 20);
+    assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
+    await dst.api("POST", "/machine/stop");
+    const a = (await src.api("GET", "/machine/digest")).body;
+    const b = (await dst.api("GET", "/machine/digest")).body;
+    assert.deepEqual(a.blocks, b.blocks);
+    assert.equal(b["x-increment-check"].ok, true);
+  });
+});
+
+Deno.test("compression: compressible pages go deflated; counters consistent", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await startAgent(["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"]));
+    const src = track(
+      await startAgent(["--ram", "32M", "--fill", "pattern", "--workload", "idle"]),
+    );
+    await src.api("PATCH", "/parameters", {
+      "max-bandwidth": 0,
+      "compress-threads": 2,
+      "compress-level": 1,
+    });
+    await dst.api("PATCH", "/parameters", { "decompress-threads": 2 });
+    assert.equal((await src.api("PATCH", "/capabilities", { compress: true })).status, 200);
+    await src.api("POST", "/migrations", { uri: dst.incomingUri });
+    const info = await src.waitStatus(/completed|failed/);
+    assert.equal(info.status, "completed", JSON.stringify(info));
+    const c = info.compression;
+    assert.ok(c.pages > 0, JSON.stringify(c));
+    assert.ok(c["compressed-size"] < c.pages * 4096, "compressed-size < pages × 4096");
+    assert.ok(Math.abs(c["compression-rate"] - (c.pages * 4096) / c["compressed-size"]) < 1e-6);
+    assert.ok(info.ram.transferred < 32 << 20, `transferred ${info.ram.transferred} < guest size`);
+    assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
+    assert.deepEqual(
+      (await src.api("GET", "/machine/digest")).body.blocks,
+      (await dst.api("GET", "/machine/digest")).body.blocks,
+    );
+  });
+});
+
+Deno.test("compression and xbzrle are refused with multifd and postcopy, with QEMU's texts", async () => {
+  await withAgents(async (track) => {
+    const a = track(await startAgent(["--ram", "8M"]));
+    let r = await a.api("PATCH", "/capabilities", { compress: true, "postcopy-ram": true });
+    assert.equal(r.body.detail, "Postcopy is not currently compatible with compression");
+    r = await a.api("PATCH", "/capabilities", { xbzrle: true, "x-multifd": true });
+    assert.equal(r.body.detail, "Multifd is not compatible with xbzrle");
+    assert.deepEqual((await a.api("GET", "/capabilities")).body.xbzrle, false);
+  });
+});
