@@ -19,7 +19,14 @@ import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
 import { IdempotencyStore } from "./idempotency.ts";
 import { Incoming } from "./incoming.ts";
 import { Migration } from "./migration.ts";
-import { type MigrationInfo, migrationInfo, queryMigrate } from "./migration_info.ts";
+import {
+  convergenceOf,
+  type MigrationInfo,
+  migrationInfo,
+  queryMigrate,
+} from "./migration_info.ts";
+import { PolicyTracker } from "./policy.ts";
+import { STAT } from "./engine/stats.ts";
 import { mergeCapabilities, mergeParameters } from "./option_checks.ts";
 import {
   type Capabilities,
@@ -124,14 +131,15 @@ export class Agent {
 
   /** Recent migrations, newest first. */
   list(): MigrationInfo[] {
-    return this.#history.map((m) => migrationInfo(m, this.#infoOptions())).reverse();
+    const opts = { ...this.#infoOptions(), history: true };
+    return this.#history.map((m) => migrationInfo(m, opts)).reverse();
   }
 
   /** One migration by id. */
   get(id: string): MigrationInfo {
     const m = this.#history.find((x) => x.id === id);
     if (!m) throw new DomainError("not-found", `Migration '${id}' not found`, "DeviceNotFound");
-    return migrationInfo(m, this.#infoOptions());
+    return migrationInfo(m, { ...this.#infoOptions(), history: true });
   }
 
   #infoOptions(): { blocktime: boolean } {
@@ -158,6 +166,10 @@ export class Agent {
     migration.machine.transition("none", "setup");
     const caps = { ...this.capabilities };
     migration.caps = caps;
+    migration.params = { ...this.parameters };
+    this.#policy = req["x-policy"]
+      ? new PolicyTracker(req["x-policy"], this.#ramBytes(), Date.now())
+      : null;
     this.#outgoing = new Outgoing(
       migration,
       this.machine.shared,
@@ -292,6 +304,7 @@ export class Agent {
   setParameters(patch: Partial<Record<keyof Parameters, unknown>>): Parameters {
     this.parameters = mergeParameters(this.parameters, patch);
     this.#outgoing?.setParams(this.#liveParams());
+    if (this.#outgoing) this.#outgoing.migration.params = { ...this.parameters };
     return this.parameters;
   }
 
@@ -473,10 +486,37 @@ export class Agent {
       (m): m is Migration => !!m && m.status !== "setup" && isSetupOrActive(m.status),
     );
     for (const m of running) this.#publishProgress(m);
+    const out = this.#outgoing?.migration;
+    if (out?.status === "active") this.#watchConvergence(out);
     if (running.length === 0) {
       clearInterval(this.#progress);
       this.#progress = undefined;
     }
+  }
+
+  /** The running migration's policy, when `x-policy` was given. */
+  #policy: PolicyTracker | null = null;
+
+  #ramBytes(): number {
+    return this.machine.layout.reduce((n, b) => n + b.size, 0);
+  }
+
+  /** Publishes verdict changes and carries out the policy when one of its timeouts fires. */
+  #watchConvergence(m: Migration): void {
+    const c = convergenceOf(m);
+    if (c.verdict !== m.verdict) {
+      m.verdict = c.verdict;
+      this.events.publish("MIGRATION_CONVERGENCE", { id: m.id, ...c });
+    }
+    const firing = this.#policy?.observe(Date.now(), m.stats[STAT.remaining]);
+    if (!firing || !this.#outgoing) return;
+    let note = `policy: ${firing.trigger} fired (step ${firing.step}): ${firing.action}`;
+    if (firing.action === "cancel") this.#outgoing.cancel();
+    else if (firing.action === "auto-converge") this.#outgoing.command({ t: "auto-converge" });
+    else if (m.caps["postcopy-ram"]) this.#outgoing.command({ t: "postcopy" });
+    else note += " skipped: the postcopy-ram capability is off";
+    m.history.push({ time: new Date().toISOString(), status: m.status, note });
+    this.events.publish("MIGRATION_POLICY", { id: m.id, ...firing, note });
   }
 
   #publishProgress(m: Migration): void {

@@ -28,6 +28,10 @@ export class Migration {
   readonly createdAt = new Date().toISOString();
   /** The capabilities the migration runs with (fixed at start, as QEMU's are). */
   caps: Readonly<Record<string, boolean>> = {};
+  /** The parameters in force (updated when they change live). */
+  params: Readonly<Record<string, number | boolean | string>> = {};
+  /** The last convergence verdict published for it. */
+  verdict = "";
   /** The seed's `s->error`: the first error only. */
   error: string | null = null;
   /** Escalations, policy decisions and other notes, in order. */

@@ -7,7 +7,8 @@
 import { PAGE_SIZE } from "../adapters/memory/layout.ts";
 import type { Migration } from "./migration.ts";
 import type { MigrationStatus } from "./state_machine.ts";
-import { STAT } from "./engine/stats.ts";
+import { afterSyncHistory, STAT } from "./engine/stats.ts";
+import { assessConvergence, type Convergence } from "./convergence.ts";
 
 /** QMP MigrationStats. */
 export interface RamStats {
@@ -53,6 +54,8 @@ export interface MigrationInfo {
     "compressed-size": number;
     "compression-rate": number;
   };
+  "x-convergence"?: Convergence;
+  "x-history"?: { time: string; status: string; note?: string }[];
   "x-id"?: string;
   "x-side"?: "source" | "destination";
 }
@@ -120,6 +123,7 @@ function sourceInfo(m: Migration): MigrationInfo {
       info["setup-time"] = s[STAT.setupTime];
       info.ram = ram(m, false);
       codecInfo(m, info);
+      if (m.status === "active") info["x-convergence"] = convergenceOf(m);
       if (s[STAT.throttle] > 0) info["cpu-throttle-percentage"] = s[STAT.throttle];
       break;
     case "completed":
@@ -140,6 +144,24 @@ function sourceInfo(m: Migration): MigrationInfo {
 export interface InfoOptions {
   /** The postcopy-blocktime capability: report blocktime on a completed destination. */
   blocktime?: boolean;
+  /** Include the migration's history (status changes and policy escalations). */
+  history?: boolean;
+}
+
+/** The convergence verdict of a running outgoing migration, from its measured counters. */
+export function convergenceOf(m: Migration): Convergence {
+  const s = m.stats;
+  return assessConvergence({
+    remaining: s[STAT.remaining],
+    bandwidth: s[STAT.bandwidth] * 1000,
+    dirtyRate: s[STAT.dirtyPagesRate] * PAGE_SIZE,
+    downtimeLimit: Number(m.params["downtime-limit"] ?? 300),
+    afterSync: afterSyncHistory(s),
+    maxBandwidth: Number(m.params["max-bandwidth"] ?? 0),
+    autoConverge: !!m.caps["auto-converge"],
+    postcopy: !!m.caps["postcopy-ram"],
+    throttle: s[STAT.throttle],
+  });
 }
 
 /** MigrationInfo for one migration of either side (with its id and side). */
@@ -152,6 +174,7 @@ export function migrationInfo(m: Migration, opts: InfoOptions = {}): MigrationIn
     info["postcopy-blocktime"] = ms;
     info["postcopy-vcpu-blocktime"] = [ms];
   }
+  if (opts.history) info["x-history"] = m.history.map((h) => ({ ...h }));
   info["x-id"] = m.id;
   info["x-side"] = m.side;
   return info;

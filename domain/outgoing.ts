@@ -73,7 +73,9 @@ export class Outgoing {
   }
 
   /** Forwards migrate-start-postcopy, migrate-continue, migrate-pause or a resume. */
-  command(m: Extract<MainMessage, { t: "postcopy" | "continue" | "pause" | "resume" }>): void {
+  command(
+    m: Extract<MainMessage, { t: "postcopy" | "continue" | "pause" | "resume" | "auto-converge" }>,
+  ): void {
     this.#host.post(m);
   }
 }

@@ -11,14 +11,16 @@ import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
 import { mergeCapabilities } from "./option_checks.ts";
 import type { Capabilities, Parameters } from "./options.ts";
 import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
+import type { MigrationPolicy } from "./policy.ts";
 
-/** The body of `POST /migrations` (QMP migrate). */
+/** The body of `POST /migrations` (QMP migrate, plus Ferry's policy). */
 export interface MigrateRequest {
   uri: string;
   resume?: boolean;
   blk?: boolean;
   inc?: boolean;
   detach?: boolean;
+  "x-policy"?: MigrationPolicy;
 }
 
 /** What the checks look at. */
@@ -88,6 +90,15 @@ export function migrateProblems(req: MigrateRequest, s: PreflightState): DomainE
     mergeCapabilities(s.capabilities, {});
   } catch (e) {
     problems.push(e as DomainError);
+  }
+  const policy = req["x-policy"];
+  if (policy?.actions.includes("postcopy") && !s.capabilities["postcopy-ram"]) {
+    problems.push(
+      new DomainError(
+        "incompatible",
+        "x-policy: the postcopy action needs the postcopy-ram capability",
+      ),
+    );
   }
   try {
     const uri = parseMigrationUri(req.uri, "outgoing");

@@ -59,6 +59,21 @@ export const MigrationInfoSchema = z.object({
     "compressed-size": count("Bytes of compressed page data."),
     "compression-rate": count("pages × page-size / compressed-size."),
   }).optional().meta({ description: "With the compress capability." }),
+  "x-convergence": z.object({
+    verdict: z.enum(["estimating", "converging", "stalled", "not-converging"]),
+    "eta-ms": z.number().optional().meta({ description: "Estimated ms to completion." }),
+    ratio: z.number().optional().meta({ description: "Dirty rate / bandwidth." }),
+    suggestion: z.string().optional(),
+  }).optional().meta({
+    id: "Convergence",
+    description: "Ferry: will this precopy migration finish? From the measured dirty rate, " +
+      "bandwidth and the RAM left after each sync (source, active only).",
+  }),
+  "x-history": z.array(z.object({
+    time: z.string(),
+    status: z.string(),
+    note: z.string().optional(),
+  })).optional().meta({ description: "Ferry: status changes and policy escalations, in order." }),
   "x-id": z.string().optional().meta({ description: "Ferry: the migration resource id." }),
   "x-side": z.enum(["source", "destination"]).optional().meta({ description: "Ferry: which end." }),
 }).meta({ id: "MigrationInfo" });
@@ -73,6 +88,22 @@ export const MigrateRequestSchema = z.object({
   blk: z.boolean().optional().meta({ description: "Old-style block migration (not supported)." }),
   inc: z.boolean().optional().meta({ description: "Incremental block migration (not supported)." }),
   detach: z.boolean().optional().meta({ description: "Ignored, as in QMP." }),
+  "x-policy": z.object({
+    "completion-timeout-per-gib": z.number().positive().max(86400).optional().meta({
+      description: "Seconds per GiB of guest RAM before the completion timeout fires.",
+    }),
+    "progress-timeout": z.number().positive().max(86400).optional().meta({
+      description: "Seconds without progress (RAM left reaching a new low) before it fires.",
+    }),
+    actions: z.array(z.enum(["auto-converge", "postcopy", "cancel"])).min(1).max(8).meta({
+      description: "What to do, in order, each time a timeout fires (the last one repeats).",
+      example: ["auto-converge", "postcopy", "cancel"],
+    }),
+  }).strict().optional().meta({
+    id: "MigrationPolicy",
+    description: "Ferry: timeouts enforced by the agent, each firing an escalation (an event " +
+      "MIGRATION_POLICY and a line in the migration's x-history).",
+  }),
 }).strict().meta({ id: "MigrateRequest" });
 
 /** A URI-only body (migrate-incoming, migrate-recover). */

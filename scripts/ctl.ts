@@ -134,6 +134,7 @@ async function migrate(
     fetchInfo: async (id) => ok(await client.GET("/migrations/{id}", { params: { path: { id } } })),
     write: out,
     tty: Deno.stdout.isTerminal(),
+    columns: Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
   };
   const final = await watchMigration(io, id, stream);
   return final.status === "completed" ? 0 : 1;

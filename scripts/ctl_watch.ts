@@ -136,6 +136,8 @@ export interface WatchIo {
   write(text: string): void;
   /** True: redraw one line with `\r`; false: one line per event. */
   tty: boolean;
+  /** The terminal's width: a redrawn line is cut to fit, or it would wrap. */
+  columns?: number;
 }
 
 const FINAL = new Set(["completed", "failed", "cancelled"]);
@@ -157,7 +159,7 @@ export async function watchMigration(
   let drawn = "";
   const draw = (line: string) => {
     if (line === drawn) return; // the agent's counters had not moved since the last event
-    if (io.tty) io.write(`\r${line}\x1b[K`);
+    if (io.tty) io.write(`\r${line.slice(0, Math.max(1, (io.columns ?? Infinity) - 1))}\x1b[K`);
     else io.write(`${line}\n`);
     drawn = line;
   };

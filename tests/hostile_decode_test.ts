@@ -149,7 +149,10 @@ Deno.test("hostile decode: checks against the local layout bound every run and C
           ok = false;
         }
         // Accepted exactly when the run lies inside an existing block.
-        assert.equal(ok, block < layout.length && count >= 1 && first + count <= layout[block].pages);
+        assert.equal(
+          ok,
+          block < layout.length && count >= 1 && first + count <= layout[block].pages,
+        );
         decodesOrRejects("checkPageRunLength", () => checkPageRunLength(first, count % 300, PAGE));
       },
     ),

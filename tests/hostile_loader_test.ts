@@ -74,7 +74,10 @@ async function load(dst: Machine, bytes: Uint8Array, timeoutMs = 15_000): Promis
     const ok = await Promise.race([
       run,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`loader still busy after ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(
+          () => reject(new Error(`loader still busy after ${timeoutMs} ms`)),
+          timeoutMs,
+        );
       }),
     ]);
     return { ok, seen: d.seen, errors: d.errors };

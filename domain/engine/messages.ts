@@ -61,6 +61,7 @@ export type MainMessage =
   | { t: "cancel" }
   | { t: "params"; params: LiveParams }
   | { t: "postcopy" }
+  | { t: "auto-converge" }
   | { t: "continue" }
   | { t: "pause" }
   | { t: "resume"; uri: string; tls?: TlsChannelOptions }

@@ -18,6 +18,8 @@ export class SourceControl {
   resumeUri: string | null = null;
   /** Live parameters changed (max-bandwidth applies at once in precopy). */
   paramsChanged = false;
+  /** A policy turned auto-converge on for this migration. */
+  forceAutoConverge = false;
   /** migrate_cancel. */
   cancelled = false;
   /** Wakes the loop after any change. */

@@ -33,7 +33,7 @@ import {
   encodeU32Frame,
 } from "../wire/postcopy.ts";
 import { RESUME_ACK_VALUE } from "../wire/return_path.ts";
-import { STAT } from "./stats.ts";
+import { AFTER_SYNC, STAT } from "./stats.ts";
 import { countMarked } from "../../adapters/memory/dirty_log.ts";
 import type { LiveParams } from "./messages.ts";
 import type { MainLink } from "./main_link.ts";
@@ -362,6 +362,9 @@ class SourceRun {
     const { stats, link } = this.#ctx;
     this.#dirtied += this.#sender!.sync();
     this.#pass++;
+    const k = stats[STAT.afterSyncCount];
+    stats[STAT.afterSync + (k % AFTER_SYNC)] = this.#sender!.pending * this.#ctx.guest.pageSize;
+    stats[STAT.afterSyncCount] = k + 1;
     const enc = this.#sender!.encoder;
     if (enc) {
       enc.generation = this.#pass;
@@ -397,7 +400,8 @@ class SourceRun {
    */
   #autoConverge(dirtyBytes: number, sentBytes: number): void {
     const { caps, params, stats } = this.#ctx;
-    if (!caps["auto-converge"] || dirtyBytes <= sentBytes / 2) return;
+    const on = caps["auto-converge"] || this.#ctx.control.forceAutoConverge;
+    if (!on || dirtyBytes <= sentBytes / 2) return;
     if (++this.#dirtyRateHigh < 2) return;
     this.#dirtyRateHigh = 0;
     const now = this.#vcpu.throttle;

@@ -57,6 +57,9 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
     case "continue":
       control.continued = true;
       break;
+    case "auto-converge":
+      control.forceAutoConverge = true;
+      break;
     case "pause":
       control.pauseRequested = true;
       writer?.shutdown();

@@ -37,9 +37,25 @@ export const STAT = {
   compressBusyRate: 27,
   compressedSize: 28,
   compressionRate: 29,
+  /** How many syncs wrote afterSync slots (a ring of AFTER_SYNC). */
+  afterSyncCount: 30,
+  afterSync: 31,
 } as const;
 
-const SLOTS = 32;
+const SLOTS = 48;
+
+/** Ring size of the RAM-left-after-sync history. */
+export const AFTER_SYNC = 4;
+
+/** The RAM left after each of the last syncs, oldest first. */
+export function afterSyncHistory(stats: Float64Array): number[] {
+  const n = stats[STAT.afterSyncCount];
+  const out: number[] = [];
+  for (let k = Math.max(0, n - AFTER_SYNC); k < n; k++) {
+    out.push(stats[STAT.afterSync + (k % AFTER_SYNC)]);
+  }
+  return out;
+}
 
 /** Allocates a zeroed counter block. */
 export function createStats(): Float64Array {

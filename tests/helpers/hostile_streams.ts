@@ -22,7 +22,12 @@ import {
   FrameType,
   SectionKind,
 } from "../../domain/wire/mod.ts";
-import { encodeDiscard, encodeEmpty, encodePackage, encodeU32Frame } from "../../domain/wire/postcopy.ts";
+import {
+  encodeDiscard,
+  encodeEmpty,
+  encodePackage,
+  encodeU32Frame,
+} from "../../domain/wire/postcopy.ts";
 
 /** Page size of every stream built here. */
 export const PAGE = 4096;
@@ -166,13 +171,15 @@ const BIG = [0xffffffff, 0x80000000, 0x7fffffff, 0x01000000, 16777227, 65537, 1 
 /** Lengths a hostile peer likes: huge, off by one around the table's bounds, small. */
 const hostileLength = fc.oneof(
   fc.constantFrom(...BIG),
-  fc.constantFrom(...Object.values(FRAMES).flatMap((s) =>
-    [s.fixed, s.min, s.max].filter((x): x is number => x !== undefined).flatMap((x) => [
-      x - 1,
-      x,
-      x + 1,
-    ])
-  )).filter((x) => x >= 0),
+  fc.constantFrom(
+    ...Object.values(FRAMES).flatMap((s) =>
+      [s.fixed, s.min, s.max].filter((x): x is number => x !== undefined).flatMap((x) => [
+        x - 1,
+        x,
+        x + 1,
+      ])
+    ),
+  ).filter((x) => x >= 0),
   fc.nat({ max: 0xffffffff }),
 );
 

@@ -485,6 +485,13 @@ export interface components {
         /** @description pages × page-size / compressed-size. */
         "compression-rate": number;
       };
+      "x-convergence"?: components["schemas"]["Convergence"];
+      /** @description Ferry: status changes and policy escalations, in order. */
+      "x-history"?: {
+        time: string;
+        status: string;
+        note?: string;
+      }[];
       /** @description Ferry: the migration resource id. */
       "x-id"?: string;
       /**
@@ -520,6 +527,16 @@ export interface components {
       "page-size": number;
       /** @description Bytes sent on multifd channels. */
       "multifd-bytes": number;
+    };
+    /** @description Ferry: will this precopy migration finish? From the measured dirty rate, bandwidth and the RAM left after each sync (source, active only). */
+    Convergence: {
+      /** @enum {string} */
+      verdict: "estimating" | "converging" | "stalled" | "not-converging";
+      /** @description Estimated ms to completion. */
+      "eta-ms"?: number;
+      /** @description Dirty rate / bandwidth. */
+      ratio?: number;
+      suggestion?: string;
     };
     Problem: {
       type: string;
@@ -558,6 +575,23 @@ export interface components {
       inc?: boolean;
       /** @description Ignored, as in QMP. */
       detach?: boolean;
+      "x-policy"?: components["schemas"]["MigrationPolicy"];
+    };
+    /** @description Ferry: timeouts enforced by the agent, each firing an escalation (an event MIGRATION_POLICY and a line in the migration's x-history). */
+    MigrationPolicy: {
+      /** @description Seconds per GiB of guest RAM before the completion timeout fires. */
+      "completion-timeout-per-gib"?: number;
+      /** @description Seconds without progress (RAM left reaching a new low) before it fires. */
+      "progress-timeout"?: number;
+      /**
+       * @description What to do, in order, each time a timeout fires (the last one repeats).
+       * @example [
+       *       "auto-converge",
+       *       "postcopy",
+       *       "cancel"
+       *     ]
+       */
+      actions: ("auto-converge" | "postcopy" | "cancel")[];
     };
     UriRequest: {
       /** @example tcp:127.0.0.1:4444 */

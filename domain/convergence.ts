@@ -1,0 +1,73 @@
+/**
+ * The convergence verdict: from the measured bandwidth, dirty rate and the RAM left after
+ * each dirty-log sync, will this precopy migration finish, and when? Pure.
+ *
+ * Model: a pass sends what is left (R) at bandwidth B while the guest dirties D bytes per
+ * second, so the next pass starts with about R·q, q = D/B (bounded by the guest's working
+ * set, which the post-sync history shows). The migration completes once R < B × limit.
+ *
+ * @module
+ */
+
+/** What the verdict is computed from (bytes, bytes per second, ms). */
+export interface ConvergenceInput {
+  remaining: number;
+  bandwidth: number;
+  dirtyRate: number;
+  downtimeLimit: number;
+  /** RAM left right after each of the last syncs, oldest first. */
+  afterSync: readonly number[];
+  /** max-bandwidth (0 = unlimited). */
+  maxBandwidth: number;
+  autoConverge: boolean;
+  postcopy: boolean;
+  throttle: number;
+}
+
+/** Ferry's `x-convergence` member. */
+export interface Convergence {
+  verdict: "estimating" | "converging" | "stalled" | "not-converging";
+  /** Estimated ms until completion (converging only). */
+  "eta-ms"?: number;
+  /** Dirty rate / bandwidth. */
+  ratio?: number;
+  suggestion?: string;
+}
+
+function suggest(i: ConvergenceInput): string {
+  const limited = i.maxBandwidth > 0 && i.bandwidth >= 0.8 * i.maxBandwidth;
+  const need = Math.ceil(i.dirtyRate * 1.25 / (1 << 20));
+  if (limited) return `raise max-bandwidth above ${need} MiB/s`;
+  if (i.postcopy) return "start postcopy (POST /migrations/current/postcopy)";
+  if (!i.autoConverge) return "enable auto-converge (for the next migration) or postcopy-ram";
+  if (i.throttle < 99) return "wait: auto-converge is throttling the vCPU";
+  return "use postcopy: the guest dirties memory faster than it can be sent";
+}
+
+/** The verdict for one moment of a running precopy migration. */
+export function assessConvergence(i: ConvergenceInput): Convergence {
+  if (i.bandwidth <= 0 || i.afterSync.length < 2) return { verdict: "estimating" };
+  const threshold = i.bandwidth * i.downtimeLimit / 1000;
+  const ratio = i.dirtyRate / i.bandwidth;
+  const rounded = Math.round(ratio * 100) / 100;
+  const recent = i.afterSync.slice(-3);
+  const shrinking = recent.every((r, k) => k === 0 || r < recent[k - 1] * 0.95);
+  const floor = Math.min(...recent);
+  if (ratio < 1 && (shrinking || floor < threshold)) {
+    const R = Math.max(i.remaining, floor);
+    const passes = ratio > 0 && R > threshold
+      ? Math.ceil(Math.log(threshold / R) / Math.log(ratio))
+      : 1;
+    const q = Math.min(ratio, 0.999);
+    const seconds = (R / i.bandwidth) * (1 - q ** Math.max(passes, 1)) / (1 - q);
+    return {
+      verdict: "converging",
+      "eta-ms": Math.round(seconds * 1000 + i.downtimeLimit),
+      ratio: rounded,
+    };
+  }
+  if (ratio >= 1 && floor >= threshold) {
+    return { verdict: "not-converging", ratio: rounded, suggestion: suggest(i) };
+  }
+  return { verdict: "stalled", ratio: rounded, suggestion: suggest(i) };
+}
