@@ -14,6 +14,9 @@ import { parseSize, parseWorkload } from "./adapters/memory/machine.ts";
 import { createApp } from "./routes/app.ts";
 import { FerryMetrics } from "./routes/metrics.ts";
 
+/** How long a shutdown waits for open HTTP requests and SSE streams after the agent closed. */
+const SHUTDOWN_GRACE_MS = 1500;
+
 function fail(message: string): never {
   console.error(`ferry: ${message}`);
   Deno.exit(1);
@@ -116,12 +119,17 @@ export async function main(args: string[]): Promise<void> {
       app.fetch,
     );
   }
+  // SIGINT/SIGTERM: stop taking requests, cancel an outgoing migration and wait for it to
+  // end (bounded, in agent.close, which also closes the incoming listener), give open
+  // requests and SSE streams (which never end on their own) a short grace, exit 0.
+  // A second signal exits at once.
   let stopping = false;
   const stop = async () => {
-    if (stopping) Deno.exit(1);
+    if (stopping) Deno.exit(130);
     stopping = true;
-    await agent.close();
-    await server.shutdown();
+    const closed = server.shutdown();
+    await agent.close().catch((e) => console.error(`ferry: shutdown: ${(e as Error).message}`));
+    await Promise.race([closed, new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS))]);
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", stop);

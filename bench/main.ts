@@ -52,7 +52,9 @@ function logA(i: number, r: ScenarioARun): void {
       ` GB/s; migration ${gbps(r.agentBytesPerSec)} GB/s (total ${r.info["total-time"]} ms,` +
       ` setup ${r.info["setup-time"]}, downtime ${r.info.downtime}), wall ${r.wallMs.toFixed(0)}` +
       ` ms; GET p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n}); CPU ms ${cpu},` +
-      ` others ${r.cpu.otherMs}, steal ${r.cpu.stealMs} in ${r.cpu.wallMs.toFixed(0)} ms wall`,
+      ` irq ${r.cpu.irqMs}, others ${r.cpu.otherMs}, steal ${r.cpu.stealMs} in ${
+        r.cpu.wallMs.toFixed(0)
+      } ms wall`,
   );
 }
 

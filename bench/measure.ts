@@ -35,7 +35,7 @@ export interface ThreadCpu {
 interface ProcSnapshot {
   threads: Map<number, ThreadCpu[]>;
   process: Map<number, number>;
-  machine: { busy: number; steal: number } | null;
+  machine: { task: number; irq: number; steal: number } | null;
 }
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
@@ -80,8 +80,11 @@ function readProc(pids: readonly number[]): ProcSnapshot {
     } else if (line.startsWith("cpu ")) {
       // user nice system idle iowait irq softirq steal
       const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
-      const busy = v[0] + v[1] + v[2] + v[5] + v[6];
-      snap.machine = { busy: busy * TICK_MS, steal: v[7] * TICK_MS };
+      snap.machine = {
+        task: (v[0] + v[1] + v[2]) * TICK_MS,
+        irq: (v[5] + v[6]) * TICK_MS,
+        steal: v[7] * TICK_MS,
+      };
     }
   }
   return snap;
@@ -94,9 +97,14 @@ export interface CpuSample {
    * plus `total` for the whole process.
    */
   processes: Record<string, Record<string, number>>;
-  /** Machine-wide busy CPU ms (steal excluded) between start and stop. */
+  /** Machine-wide busy CPU ms between start and stop (user + system + irq + softirq). */
   machineBusyMs: number | null;
-  /** Busy CPU ms of every other process (machine busy minus the sampled processes). */
+  /**
+   * Interrupt and softirq CPU ms: charged to no process; on loopback TCP this is mostly the
+   * receive path of the bytes being measured (about 0.1 s per GiB here).
+   */
+  irqMs: number | null;
+  /** User + system CPU ms of every other process (machine minus the sampled processes). */
   otherMs: number | null;
   /** CPU ms the hypervisor took (steal). */
   stealMs: number | null;
@@ -129,12 +137,14 @@ export function sampleCpu(pids: Record<string, number>): () => CpuSample {
     }
     const m0 = before.machine;
     const m1 = after.machine;
-    const busy = m0 && m1 ? m1.busy - m0.busy : null;
+    const task = m0 && m1 ? m1.task - m0.task : null;
+    const irq = m0 && m1 ? m1.irq - m0.irq : null;
     const ours = Object.values(processes).reduce((n, p) => n + (p.total || 0), 0);
     return {
       processes,
-      machineBusyMs: busy,
-      otherMs: busy === null ? null : Math.max(0, busy - ours),
+      machineBusyMs: task === null || irq === null ? null : task + irq,
+      irqMs: irq,
+      otherMs: task === null ? null : Math.max(0, task - ours),
       stealMs: m0 && m1 ? m1.steal - m0.steal : null,
       wallMs,
     };
@@ -164,7 +174,7 @@ export async function waitForQuiet(
     const w0 = performance.now();
     await new Promise((r) => setTimeout(r, windowMs));
     const b = readProc([]).machine;
-    const busyCores = a && b ? (b.busy - a.busy) / (performance.now() - w0) : NaN;
+    const busyCores = a && b ? (b.task + b.irq - a.task - a.irq) / (performance.now() - w0) : NaN;
     const waitedMs = performance.now() - t0;
     if (!(busyCores >= maxBusyCores) || waitedMs >= timeoutMs) return { waitedMs, busyCores };
   }

@@ -46,7 +46,8 @@ function suggest(i: ConvergenceInput): string {
 
 /** The verdict for one moment of a running precopy migration. */
 export function assessConvergence(i: ConvergenceInput): Convergence {
-  if (i.bandwidth <= 0 || i.afterSync.length < 2) return { verdict: "estimating" };
+  // Three syncs: the dirty rate is measured over at least a second by then.
+  if (i.bandwidth <= 0 || i.afterSync.length < 3) return { verdict: "estimating" };
   const threshold = i.bandwidth * i.downtimeLimit / 1000;
   const ratio = i.dirtyRate / i.bandwidth;
   const rounded = Math.round(ratio * 100) / 100;

@@ -18,6 +18,8 @@ import { problems } from "./problem.ts";
 import type { AgentRef } from "./route_kit.ts";
 
 const FINAL = new Set(["completed", "failed", "cancelled"]);
+/** Methods counted by name; any other is counted as OTHER (the label set stays bounded). */
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
 /** What one scrape reads. */
 interface Snapshot {
@@ -199,7 +201,9 @@ export class FerryMetrics {
     (async () => {
       for (let e = await sub.next(); e; e = await sub.next()) {
         this.record(e);
-        also?.(e);
+        try {
+          also?.(e);
+        } catch { /* a failing listener never stops the counting */ }
       }
       if (open) this.#internalSubscribers--;
       open = false;
@@ -226,10 +230,11 @@ export class FerryMetrics {
         : routes.find((r) => r.method !== "ALL")?.path;
       const route = routeLabel(path);
       const code = c.res.status;
-      this.#requests.inc({ route, method: c.req.method, code: String(code) });
+      const method = METHODS.has(c.req.method) ? c.req.method : "OTHER";
+      this.#requests.inc({ route, method, code: String(code) });
       if (code >= 500 && logger) {
         logger.error("http error", {
-          method: c.req.method,
+          method,
           route,
           path: c.req.path,
           status: code,

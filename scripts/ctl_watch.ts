@@ -74,8 +74,8 @@ export function formatDuration(ms: number): string {
 
 /** The ETA in ms: x-convergence's `eta-ms` when the agent sends it, else remaining / throughput. */
 export function etaMs(info: MigrationInfo): number | undefined {
-  const convergence = (info as { "x-convergence"?: { "eta-ms"?: unknown } })["x-convergence"];
-  if (typeof convergence?.["eta-ms"] === "number") return convergence["eta-ms"];
+  const fromVerdict = info["x-convergence"]?.["eta-ms"];
+  if (fromVerdict !== undefined) return fromVerdict;
   const ram = info.ram;
   if (!ram || ram.remaining === undefined) return undefined;
   if (ram.remaining === 0) return 0;
@@ -90,7 +90,10 @@ export function doneFraction(info: MigrationInfo): number {
   return Math.min(1, Math.max(0, (ram.total - (ram.remaining ?? 0)) / ram.total));
 }
 
-/** One progress line: `[####......]  42.0%  812.3 Mbit/s  remaining 9.1 MiB  pass 2  ETA 95 ms  active`. */
+/**
+ * One progress line, e.g. `[####......]  42.0%  812.3 Mbit/s  remaining 9.1 MiB  pass 2  ETA 95 ms
+ * active (converging)` (the verdict when the agent sends x-convergence).
+ */
 export function progressLine(info: MigrationInfo, pass: number, barWidth = 24): string {
   const done = doneFraction(info);
   const filled = Math.round(done * barWidth);
@@ -104,7 +107,7 @@ export function progressLine(info: MigrationInfo, pass: number, barWidth = 24): 
     `remaining ${formatBytes(ram?.remaining ?? 0)}`,
     `pass ${Math.max(pass, ram?.["dirty-sync-count"] ?? 0)}`,
     `ETA ${eta === undefined ? "--" : formatDuration(eta)}`,
-    info.status,
+    info["x-convergence"] ? `${info.status} (${info["x-convergence"].verdict})` : info.status,
   ].join("  ");
 }
 

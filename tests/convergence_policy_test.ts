@@ -17,8 +17,11 @@ const base: ConvergenceInput = {
   throttle: 0,
 };
 
-Deno.test("convergence: estimating until two syncs and a bandwidth exist", () => {
-  assert.equal(assessConvergence({ ...base, afterSync: [64 * MiB] }).verdict, "estimating");
+Deno.test("convergence: estimating until three syncs and a bandwidth exist", () => {
+  assert.equal(
+    assessConvergence({ ...base, afterSync: [64 * MiB, 20 * MiB] }).verdict,
+    "estimating",
+  );
   assert.equal(assessConvergence({ ...base, bandwidth: 0 }).verdict, "estimating");
 });
 

@@ -110,7 +110,12 @@ Deno.test("values, progress line, ETA and summary", () => {
   const info: MigrationInfo = { status: "active", ram, "x-id": "out-1" };
   // 16 MiB at 800 Mbit/s: 167.77 ms.
   assert.equal(Math.round(etaMs(info)!), 168);
-  assert.equal(etaMs({ ...info, "x-convergence": { "eta-ms": 42 } } as MigrationInfo), 42);
+  const verdict: MigrationInfo = {
+    ...info,
+    "x-convergence": { verdict: "converging", "eta-ms": 42 },
+  };
+  assert.equal(etaMs(verdict), 42);
+  assert.match(progressLine(verdict, 3, 8), /ETA 42 ms {2}active \(converging\)$/);
   assert.equal(etaMs({ ...info, ram: { ...ram, mbps: 0 } }), undefined);
   assert.equal(
     progressLine(info, 3, 8),
@@ -190,7 +195,7 @@ Deno.test("ctl drives real agents: set, caps, info, migrate --watch, errors", as
     const done = (await src.api("GET", "/migrations/current")).body;
     assert.equal(done.status, "completed");
     assert.equal(lines[0], `started ${done["x-id"]} (setup)`);
-    const live = lines.filter((l) => /Mbit\/s .*pass \d+ .*ETA .* active$/.test(l));
+    const live = lines.filter((l) => /Mbit\/s .*pass \d+ .*ETA .* active( \([a-z-]+\))?$/.test(l));
     assert.ok(live.length >= 1, run.stdout);
     assert.match(
       live[0],

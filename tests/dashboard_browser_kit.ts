@@ -49,11 +49,19 @@ export async function withBrowser(fn: (ctx: BrowserContext) => Promise<void>): P
   }
 }
 
-/** Records every URL a page requests and every script error it throws. */
-export function watch(page: Page): { urls: string[]; errors: string[] } {
+/**
+ * Records every URL a page requests, and every script error and console error it
+ * produces (a Content-Security-Policy refusal is one) except answers with `allowed`
+ * status codes (a 401 before the token is pasted is expected).
+ */
+export function watch(page: Page, allowed: number[] = []): { urls: string[]; errors: string[] } {
   const seen = { urls: [] as string[], errors: [] as string[] };
+  const expected = new RegExp(`status of (${allowed.join("|") || "-"}) `);
   page.on("request", (r) => void seen.urls.push(r.url()));
   page.on("pageerror", (e) => void seen.errors.push(String(e)));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !expected.test(m.text())) seen.errors.push(m.text());
+  });
   return seen;
 }
 

@@ -37,7 +37,7 @@ Deno.test({
       agents.push(src);
       await withBrowser(async (ctx) => {
         const page = await ctx.newPage();
-        const seen = watch(page);
+        const seen = watch(page, [400]); // the refused PATCH below
         await page.goto(`${src.base}/`);
         await page.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
         assert.equal(await page.locator("#status").textContent(), "none");
@@ -162,7 +162,7 @@ Deno.test({
       }
       await withBrowser(async (ctx) => {
         const tab = await ctx.newPage();
-        const seen = watch(tab);
+        const seen = watch(tab, [401]);
         await tab.goto(`${agent.base}/`);
         await tab.locator("#token-dialog[open]").waitFor();
         await tab.fill("#token-input", "dash-token");

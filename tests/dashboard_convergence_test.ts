@@ -95,7 +95,7 @@ Deno.test({
     try {
       await withBrowser(async (ctx) => {
         const page = await ctx.newPage();
-        const seen = watch(page);
+        const seen = watch(page, [404]); // this agent has no OpenAPI document
         await page.goto(`${base}/`);
         await page.locator("#log-body tr[data-event=MIGRATION_POLICY]").waitFor({
           timeout: 15_000,

@@ -61,7 +61,7 @@ async function current(a: AgentProcess): Promise<Json> {
 }
 
 /** Polls migration `id` until it has ended (or paused); returns its MigrationInfo. */
-async function outcome(a: AgentProcess, id: string, timeoutMs = 30_000): Promise<Json> {
+async function outcome(a: AgentProcess, id: string, timeoutMs = 20_000): Promise<Json> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const info = (await a.api<Json>("GET", `/migrations/${id}`)).body;
@@ -146,7 +146,7 @@ Deno.test({
           const info = await expectFailed(dst, bytes, `base ${which}, ${describeMutation(m)}`);
           errors.add(String(info["error-desc"]).replace(/\d+/g, "N"));
         }),
-        { seed, numRuns: 250 },
+        { seed, numRuns: 500 },
       );
       // A valid header followed by garbage; frames claiming the largest lengths, then nothing.
       const garbage = crypto.getRandomValues(new Uint8Array(1 << 16));
@@ -159,7 +159,6 @@ Deno.test({
         assert.match(info["error-desc"], /exceeds the maximum/);
       }
       const rss1 = await rssMiB(dst.pid);
-      console.log([...errors].join("\n"));
       console.log(
         `${errors.size} distinct error-desc shapes; agent RSS ${rss0.toFixed(0)} → ${
           rss1.toFixed(0)

@@ -163,15 +163,24 @@ Deno.test("metrics agree with /migrations/current during and after a migration",
     assert.equal((await src.api("PATCH", "/parameters", { "max-bandwidth": limit })).status, 200);
     const started = await src.api("POST", "/migrations", { uri: dst.incomingUri });
     assert.equal(started.status, 202);
-    await src.waitStatus(/^active$/);
+    // Wait until bytes flow, then scrape between two queries: the counters lie between them.
+    let before: Json = await src.waitStatus(/^active$/);
+    while (before.status === "active" && !(before.ram?.transferred > 0)) {
+      await new Promise((r) => setTimeout(r, 10));
+      before = (await src.api("GET", "/migrations/current")).body;
+    }
     const during = await scrape(src.base);
     const after: Json = (await src.api("GET", "/migrations/current")).body;
     if (after.status === "active") {
       assert.equal(statusOf(during), "active");
       const sent = at(during, "ferry_migration_transferred_bytes")!;
-      assert.ok(sent > 0 && sent <= after.ram.transferred, `${sent} vs ${after.ram.transferred}`);
+      assert.ok(
+        sent >= before.ram.transferred && sent <= after.ram.transferred,
+        `${before.ram.transferred} <= ${sent} <= ${after.ram.transferred}`,
+      );
       assert.equal(at(during, "ferry_migration_total_bytes"), 64 * 2 ** 20);
-      assert.ok(at(during, "ferry_migration_remaining_bytes")! >= after.ram.remaining);
+      const left = at(during, "ferry_migration_remaining_bytes")!;
+      assert.ok(left <= before.ram.remaining && left >= after.ram.remaining);
       assert.ok(at(during, "ferry_migration_passes")! >= 1);
       assert.ok(at(during, "ferry_migration_throughput_mbps")! <= limit * 8 / 1e6 * 1.5);
     } else console.log(`migration already ${after.status} when scraped; skipped the live checks`);
@@ -224,6 +233,7 @@ Deno.test("requests are counted by matched route, method and code; SSE subscribe
     }
     assert.equal((await agent.api("PATCH", "/parameters", { "downtime-limit": -1 })).status, 400);
     assert.equal((await agent.api("GET", "/no/such/path")).status, 404);
+    assert.equal((await agent.api("BREW", "/migrations/current")).status, 404);
     const streams = [await recordEvents(agent.base), await recordEvents(agent.base)];
     let after: Map<string, number>;
     try {
@@ -239,6 +249,7 @@ Deno.test("requests are counted by matched route, method and code; SSE subscribe
     assert.equal(delta("/parameters", "PATCH", 400), 1);
     assert.equal(delta("unmatched", "GET", 404), 1);
     assert.equal(delta("/metrics", "GET", 200), 1);
+    assert.equal(delta("unmatched", "OTHER", 404), 1, "unknown methods share one label");
     assert.ok(![...after.keys()].some((k) => /route="\/migrations\/(a|b)"|no\/such/.test(k)));
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(at(await scrape(agent.base), "ferry_sse_subscribers"), 0);

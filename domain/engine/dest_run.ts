@@ -88,9 +88,23 @@ function isZeroPage(w: Uint32Array, page: number): boolean {
   return true;
 }
 
-/** A broken link (pause in postcopy) rather than a malformed stream (fail). */
+const LINK_ERRORS = new Set([
+  "BrokenPipe",
+  "ConnectionReset",
+  "ConnectionAborted",
+  "NotConnected",
+  "BadResource",
+  "Interrupted",
+  "UnexpectedEof",
+  "TimedOut",
+  "ChannelClosedError",
+  "BrokenPipeError",
+]);
+
+/** A broken link (pause in postcopy) rather than a malformed stream or state (fail). */
 function isLinkError(e: unknown): boolean {
-  return !(e instanceof WireError) || /truncated|closed/.test(e.message);
+  if (e instanceof WireError) return /truncated|closed/.test(e.message);
+  return e instanceof Error && LINK_ERRORS.has(e.name);
 }
 
 /** Serialises return-path messages from the loader and the fault loop. */
@@ -130,6 +144,8 @@ class DestinationRun {
   #device = false;
   #advised = false;
   #postcopy = false;
+  /** POSTCOPY_RUN happened: the guest runs here. */
+  #ran = false;
   #faults: Promise<void> | null = null;
   #done = false;
   #scratch: Uint8Array | null = null;
@@ -167,7 +183,7 @@ class DestinationRun {
     return this.#ctx.link.status;
   }
 
-  async run(channel: Channel, opened?: FrameReader): Promise<boolean> {
+  async run(channel: Channel, opened?: FrameReader, refused?: Error): Promise<boolean> {
     const { stats, link } = this.#ctx;
     stats.fill(0);
     stats[STAT.startTime] = this.#start;
@@ -177,13 +193,15 @@ class DestinationRun {
       if (!await link.transition("setup", "active")) {
         throw new WireError("incoming migration was stopped");
       }
+      if (refused) throw refused; // not a migration stream at all
       let reader = await this.#begin(channel, opened);
       for (;;) {
         try {
           await this.#load(reader);
           break;
         } catch (e) {
-          if (this.#status !== "postcopy-active" || !isLinkError(e)) throw e;
+          // Pause only once the guest runs here: before RUN the source still has it.
+          if (this.#status !== "postcopy-active" || !this.#ran || !isLinkError(e)) throw e;
           reader = await this.#pauseAndRecover(e);
         }
       }
@@ -196,7 +214,7 @@ class DestinationRun {
       await this.#rp?.send(encodeRpShut(1));
       const status = this.#status;
       if (status !== "failed" && status !== "completed") await link.transition(status, "failed");
-      if (this.#postcopy) {
+      if (this.#ran) {
         // The guest's state is split between two hosts and the link is gone for good.
         this.#vcpu.setRunstate("paused");
       }
@@ -238,11 +256,17 @@ class DestinationRun {
         return;
       }
       if (frame.type === FrameType.PAGE_RUN) {
+        this.#inSection();
         await this.#pageRun(reader, frame.length, this.#runHeader);
       } else if (frame.type === FrameType.PACKAGED) await this.#package(reader, frame.length);
       else await this.#command(frame.type, await reader.readPayload());
       stats[STAT.transferred] = reader.bytesRead;
     }
+  }
+
+  /** RAM travels only inside a section on the main stream (docs/wire-format.md). */
+  #inSection(): void {
+    if (!this.#open) throw new WireError("migration stream: RAM outside a section");
   }
 
   async #pageRun(reader: FrameReader, length: number, header: Uint8Array): Promise<void> {
@@ -304,14 +328,23 @@ class DestinationRun {
           `migration stream: frame type 0x${h.type.toString(16)} inside a package`,
         );
       }
-      await this.#command(h.type, pkg.subarray(off, off + h.length));
+      this.#inPackage = true;
+      try {
+        await this.#command(h.type, pkg.subarray(off, off + h.length));
+      } finally {
+        this.#inPackage = false;
+      }
       off += h.length;
     }
   }
+  #inPackage = false;
 
   /** Every frame but PAGE_RUN, PACKAGED and EOF. */
-  async #command(type: number, payload: Uint8Array): Promise<void> {
+  async #command(type: number, payload: Uint8Array, main = true): Promise<void> {
     const { guest, stats } = this.#ctx;
+    const ram = type === FrameType.ZERO_RUN || type === FrameType.XBZRLE_PAGE ||
+      type === FrameType.COMPRESSED_PAGE;
+    if (main && ram) this.#inSection();
     if (type !== FrameType.COMPRESSED_PAGE && type !== FrameType.ZERO_RUN) {
       // A pass boundary or state: every compressed page before it must be in place.
       await this.#drainInflate();
@@ -402,6 +435,9 @@ class DestinationRun {
         break;
       }
       case FrameType.POSTCOPY_LISTEN:
+        if (!this.#inPackage) {
+          throw new WireError("migration stream: postcopy listen outside its package");
+        }
         if (!this.#advised || !this.#rp) {
           throw new WireError("migration stream: postcopy listen without advise and return path");
         }
@@ -432,12 +468,16 @@ class DestinationRun {
         await this.#awaitBarrier(decodeU32(payload));
         break;
       case FrameType.POSTCOPY_RUN:
+        if (!this.#inPackage) {
+          throw new WireError("migration stream: postcopy run outside its package");
+        }
         if (!this.#postcopy || !this.#device) {
           throw new WireError("migration stream: postcopy run before listen and device state");
         }
         // From here each page's first write is copied aside, so the guest "as it arrived"
         // can be measured once every page is in.
         this.#vcpu.beginSnapshot();
+        this.#ran = true;
         this.#setRunstate();
         break;
       default:
@@ -480,7 +520,7 @@ class DestinationRun {
       if (f.type === FrameType.PAGE_RUN) {
         await this.#pageRun(c.reader, f.length, header);
       } else if (f.type === FrameType.ZERO_RUN) {
-        await this.#command(f.type, await c.reader.readPayload());
+        await this.#command(f.type, await c.reader.readPayload(), false);
       } else if (f.type === FrameType.MULTIFD_SYNC) {
         this.#reached[c.id] = decodeU32(await c.reader.readPayload());
         this.#barrier.notify();
@@ -605,6 +645,7 @@ class DestinationRun {
       }
       try {
         this.#channel = channel;
+        this.#open = null; // a new stream: the cut one's open section is gone with it
         this.#ctx.onChannel(channel);
         this.#rp = new ReturnPath(channel);
         const reader = new FrameReader(channel);
@@ -647,6 +688,7 @@ export function runDestination(
   ctx: DestinationContext,
   channel: Channel,
   opened?: FrameReader,
+  refused?: Error,
 ): Promise<boolean> {
-  return new DestinationRun(ctx).run(channel, opened);
+  return new DestinationRun(ctx).run(channel, opened, refused);
 }

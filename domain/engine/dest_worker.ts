@@ -17,6 +17,7 @@ import { MultifdRegistry } from "./multifd_dest.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameType } from "../wire/frames.ts";
 import { decodeHello } from "../wire/multifd.ts";
+import { WireError } from "../wire/wire_error.ts";
 
 let link: MainLink | null = null;
 let listener: ChannelListener | null = null;
@@ -63,6 +64,7 @@ async function recover(uri: string): Promise<void> {
 async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
   const reader = new FrameReader(channel);
   let kind: string;
+  let refused: Error | undefined;
   try {
     const t = setTimeout(() => channel.close(), HELLO_TIMEOUT_MS);
     kind = await reader.readStreamHeader(null);
@@ -75,9 +77,12 @@ async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
       return;
     }
     clearTimeout(t);
-  } catch {
-    channel.close(); // not a migration stream, or too slow to say which
-    return;
+  } catch (e) {
+    if (!(e instanceof WireError) || /truncated/.test(e.message)) {
+      channel.close(); // a probe, or too slow to say anything: not an attempt
+      return;
+    }
+    refused = e; // something that is not a Ferry stream: that attempt fails, visibly
   }
   if (running || finished) {
     channel.close(); // one incoming migration at a time
@@ -94,7 +99,7 @@ async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
     onChannel: (ch: Channel | null) => (current = ch),
     multifd: registry,
   };
-  const ok = await runDestination(ctx, channel, reader);
+  const ok = await runDestination(ctx, channel, reader, refused);
   running = false;
   if (ok) {
     finished = true;

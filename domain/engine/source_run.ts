@@ -166,6 +166,8 @@ class SourceRun {
 
   /** True once the device state left for the destination (postcopy): no way back. */
   #postcopyLive = false;
+  /** An ITERATE section is open on the current stream in postcopy. */
+  #postcopySection = false;
   /** A link error met while sending the postcopy package: pause first thing. */
   #pendingPause: unknown = null;
 
@@ -604,6 +606,11 @@ class SourceRun {
           throw new Error("migrate-pause");
         }
         const sender = this.#sender!;
+        if (!this.#postcopySection) {
+          // Postcopy pages travel in a section too (one per stream, reopened after a resume).
+          await sender.append(section(SectionKind.ITERATE, this.#pass, false));
+          this.#postcopySection = true;
+        }
         if (this.#requests.length > 0) {
           const r = this.#requests.shift()!;
           await sender.sendRange(r.first, r.count);
@@ -625,6 +632,7 @@ class SourceRun {
           windowBytes += this.#writer!.bytesWritten - before;
           if (done && sender.pending > 0) sender.rewind();
         } else {
+          await sender.append(section(SectionKind.ITERATE, this.#pass, true));
           await sender.append(encodeEof());
           await sender.flush();
           await this.#awaitShut();
@@ -662,6 +670,7 @@ class SourceRun {
       }
       const uri = control.resumeUri;
       if (!await link.transition("postcopy-paused", "postcopy-recover")) throw new Cancelled();
+      this.#postcopySection = false; // the new stream opens its own
       try {
         await this.#recover(uri);
         return;

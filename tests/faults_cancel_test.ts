@@ -1,0 +1,128 @@
+/**
+ * Issue 6, cancel at every state of a precopy migration, from setup to device, with real
+ * agents: the source goes through cancelling to cancelled (SSE shows the exact sequence),
+ * its guest runs on with its memory intact, the destination's guest never runs, and a
+ * second migration to the same destination completes.
+ */
+import assert from "node:assert/strict";
+import type { AgentProcess, Json } from "./helpers/agent_process.ts";
+import { CuttingProxy } from "./helpers/cutting_proxy.ts";
+import {
+  digest,
+  expectMigrationCompletes,
+  expectSourceIntact,
+  incomingPort,
+  sentAtLeast,
+  SLOW,
+  startDestination,
+  startSource,
+  waitingAttempt,
+  withAgents,
+} from "./helpers/fault_kit.ts";
+import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
+
+/** The source's MIGRATION statuses for migration `id`, in order. */
+function sequence(ev: SseRecorder, id: string): string[] {
+  return ev.events.filter((e) => e.event === "MIGRATION" && (e.data as Json).id === id)
+    .map((e) => (e.data as Json).status);
+}
+
+/**
+ * Starts a migration through a cutting proxy, lets `reach` bring it to the state under test,
+ * cancels, and checks everything the issue asks for afterwards.
+ */
+async function cancelIn(
+  expected: string[],
+  setup: (src: AgentProcess) => Promise<void>,
+  reach: (src: AgentProcess, proxy: CuttingProxy) => Promise<void>,
+) {
+  await withAgents(async (track) => {
+    const dst = track(await startDestination());
+    const src = track(await startSource());
+    const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port: incomingPort(dst) });
+    const ev = await recordEvents(src.base);
+    try {
+      const before = await digest(src);
+      await waitingAttempt(dst);
+      await setup(src);
+      const r = await src.api<Json>("POST", "/migrations", { uri: proxy.uri });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      const id = r.body["x-id"];
+      await reach(src, proxy);
+      assert.equal((await src.api("POST", "/migrations/current/cancel")).status, 202);
+      await expectSourceIntact(src, before, "cancelled");
+      await ev.waitFor((e) => e.event === "MIGRATION" && (e.data as Json).status === "cancelled");
+      assert.deepEqual(sequence(ev, id), expected);
+      // Whatever reached the destination, its guest never ran; it listens again.
+      proxy.resume();
+      proxy.cut();
+      await waitingAttempt(dst);
+      assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "inmigrate");
+      await src.api("PATCH", "/capabilities", { "pause-before-switchover": false });
+      await expectMigrationCompletes(src, dst, proxy.uri);
+    } finally {
+      await ev.close();
+      await proxy.close();
+    }
+  });
+}
+
+Deno.test("faults: cancel in setup", async () => {
+  // Eight multifd channels, each a Worker and a connection, make setup last long enough.
+  await cancelIn(
+    ["setup", "cancelling", "cancelled"],
+    async (src) => {
+      await src.api("PATCH", "/capabilities", { "x-multifd": true });
+      await src.api("PATCH", "/parameters", { "x-multifd-channels": 8 });
+    },
+    async (src) => {
+      assert.equal((await src.api<Json>("GET", "/migrations/current")).body.status, "setup");
+    },
+  );
+});
+
+Deno.test("faults: cancel in active", async () => {
+  await cancelIn(
+    ["setup", "active", "cancelling", "cancelled"],
+    async (src) => void await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW }),
+    (src) => sentAtLeast(src, 2 << 20),
+  );
+});
+
+Deno.test("faults: cancel in pre-switchover", async () => {
+  await cancelIn(
+    ["setup", "active", "pre-switchover", "cancelling", "cancelled"],
+    async (src) => {
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
+      await src.api("PATCH", "/capabilities", { "pause-before-switchover": true });
+    },
+    async (src) => {
+      await src.waitStatus(/^pre-switchover$/, 30_000);
+      assert.equal((await src.api<Json>("GET", "/machine")).body.runstate, "finish-migrate");
+    },
+  );
+});
+
+Deno.test("faults: cancel in device", async () => {
+  // With a return path the source stays in `device` until the destination's SHUT, which
+  // cannot come while the link is paused.
+  await cancelIn(
+    ["setup", "active", "pre-switchover", "device", "cancelling", "cancelled"],
+    async (src) => {
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
+      await src.api("PATCH", "/capabilities", {
+        "pause-before-switchover": true,
+        "return-path": true,
+      });
+    },
+    async (src, proxy) => {
+      await src.waitStatus(/^pre-switchover$/, 30_000);
+      proxy.pause();
+      const c = await src.api("POST", "/migrations/current/continue", { state: "pre-switchover" });
+      assert.equal(c.status, 202);
+      await src.waitStatus(/^device$/, 10_000);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await src.api<Json>("GET", "/migrations/current")).body.status, "device");
+    },
+  );
+});

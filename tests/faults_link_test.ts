@@ -1,0 +1,82 @@
+/**
+ * Issue 6, broken links with real agent processes and a cutting TCP proxy: a link cut in
+ * the middle of precopy, and a peer that stops reading. Afterwards the source's guest runs
+ * with its memory intact, the destination's guest never ran, and a second migration
+ * completes.
+ */
+import assert from "node:assert/strict";
+import type { Json } from "./helpers/agent_process.ts";
+import { CuttingProxy } from "./helpers/cutting_proxy.ts";
+import {
+  digest,
+  expectDestinationFailed,
+  expectMigrationCompletes,
+  expectSourceIntact,
+  incomingPort,
+  sentAtLeast,
+  SLOW,
+  startDestination,
+  startSource,
+  waitingAttempt,
+  withAgents,
+} from "./helpers/fault_kit.ts";
+
+Deno.test("faults: a link cut mid-precopy fails both sides; the source runs on; a retry completes", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await startDestination());
+    const src = track(await startSource());
+    const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port: incomingPort(dst) });
+    try {
+      const before = await digest(src);
+      const attempt = await waitingAttempt(dst);
+      await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
+      assert.equal((await src.api("POST", "/migrations", { uri: proxy.uri })).status, 202);
+      await sentAtLeast(src, 4 << 20);
+      proxy.cut();
+      const info = await expectSourceIntact(src, before, "failed");
+      assert.ok(proxy.bytesUp < 32 << 20, `the cut landed mid-flight (${proxy.bytesUp} bytes)`);
+      assert.match(info["error-desc"], /pipe|reset|closed|shut/i);
+      await expectDestinationFailed(dst, attempt);
+      await expectMigrationCompletes(src, dst, proxy.uri);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+Deno.test("faults: a peer that stops reading stalls the source until cancel unblocks it", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await startDestination());
+    const src = track(await startSource());
+    const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port: incomingPort(dst) });
+    try {
+      const before = await digest(src);
+      const attempt = await waitingAttempt(dst);
+      await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
+      await src.api("POST", "/migrations", { uri: proxy.uri });
+      await sentAtLeast(src, 2 << 20);
+      proxy.pause();
+      // The socket buffers fill, then the source's writes block: nothing more is sent.
+      let last = -1;
+      for (let still = 0; still < 3;) {
+        await new Promise((r) => setTimeout(r, 500));
+        const info = (await src.api<Json>("GET", "/migrations/current")).body;
+        assert.equal(info.status, "active", JSON.stringify(info));
+        still = info.ram.transferred === last ? still + 1 : 0;
+        last = info.ram.transferred;
+      }
+      assert.ok(last < 32 << 20, `stalled mid-flight at ${last} bytes`);
+      // migrate_fd_cancel shuts the channel down: the blocked write returns at once.
+      const t0 = Date.now();
+      assert.equal((await src.api("POST", "/migrations/current/cancel")).status, 202);
+      await expectSourceIntact(src, before, "cancelled");
+      assert.ok(Date.now() - t0 < 5000, `cancel took ${Date.now() - t0} ms`);
+      // The destination sees the stream end once the link carries again.
+      proxy.resume();
+      await expectDestinationFailed(dst, attempt);
+      await expectMigrationCompletes(src, dst, proxy.uri);
+    } finally {
+      await proxy.close();
+    }
+  });
+});

@@ -1,0 +1,113 @@
+/**
+ * Test helper for fault tests with real agent processes: a source whose guest is idle (so
+ * "what its guest would have without the migration" is a fixed digest), a destination,
+ * and the checks every fault case ends with — the source's guest running with its memory
+ * intact, the destination's attempt failed with its guest not running, and a second
+ * migration completing.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { type AgentProcess, type Json, startAgent } from "./agent_process.ts";
+
+/** Guest size of the fault tests. */
+export const FAULT_RAM = "32M";
+/** Bytes per second that make a 32 MiB precopy last about four seconds. */
+export const SLOW = 8 << 20;
+
+/** Runs `fn`; every agent it tracks is stopped afterwards, whatever happens. */
+export async function withAgents(
+  fn: (track: (a: AgentProcess) => AgentProcess) => Promise<void>,
+): Promise<void> {
+  const agents: AgentProcess[] = [];
+  try {
+    await fn((a) => (agents.push(a), a));
+  } finally {
+    await Promise.all(agents.map((a) => a.stop()));
+  }
+}
+
+/** A destination listening on a free loopback port. */
+export function startDestination(): Promise<AgentProcess> {
+  return startAgent(["--ram", FAULT_RAM, "--incoming", "tcp:127.0.0.1:0"]);
+}
+
+/** A source with random RAM and an idle vCPU: its digest only changes if something broke. */
+export function startSource(): Promise<AgentProcess> {
+  return startAgent(["--ram", FAULT_RAM, "--fill", "random", "--workload", "idle"]);
+}
+
+/** The guest's RAM digest now. */
+export async function digest(a: AgentProcess): Promise<Json> {
+  return (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
+}
+
+/** The port of a destination's incoming URI. */
+export function incomingPort(a: AgentProcess): number {
+  return Number(a.incomingUri!.split(":").pop());
+}
+
+/** The id of the attempt a destination is waiting with (status setup). */
+export async function waitingAttempt(dst: AgentProcess): Promise<string> {
+  const c = await dst.waitStatus(/^setup$/, 15_000);
+  return c["x-id"];
+}
+
+/** Polls until the source has sent at least `bytes` (and is still active). */
+export async function sentAtLeast(src: AgentProcess, bytes: number): Promise<void> {
+  const end = Date.now() + 30_000;
+  for (;;) {
+    const info = (await src.api<Json>("GET", "/migrations/current")).body;
+    assert.match(info.status, /^(setup|active)$/, `source ended early: ${JSON.stringify(info)}`);
+    if (info.status === "active" && info.ram?.transferred >= bytes) return;
+    if (Date.now() > end) throw new Error(`source sent only ${info.ram?.transferred} bytes`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The source failed (or was cancelled): its guest runs on with exactly the RAM it had. */
+export async function expectSourceIntact(
+  src: AgentProcess,
+  before: Json,
+  status: "failed" | "cancelled",
+): Promise<Json> {
+  const info = await src.waitStatus(/^(failed|cancelled|completed)$/, 30_000);
+  assert.equal(info.status, status, JSON.stringify(info));
+  if (status === "failed") assert.ok(info["error-desc"], "a failed migration says why");
+  assert.equal((await src.api<Json>("GET", "/machine")).body.runstate, "running");
+  assert.deepEqual(await digest(src), before, "the source's memory is intact");
+  return info;
+}
+
+/** The destination's attempt `id` failed, its guest never ran, and it listens again. */
+export async function expectDestinationFailed(dst: AgentProcess, id: string): Promise<Json> {
+  const end = Date.now() + 30_000;
+  let info: Json;
+  for (;;) {
+    info = (await dst.api<Json>("GET", `/migrations/${id}`)).body;
+    if (/^(failed|completed|postcopy-paused)$/.test(info.status)) break;
+    if (Date.now() > end) throw new Error(`destination attempt still ${JSON.stringify(info)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(info.status, "failed", JSON.stringify(info));
+  assert.ok(info["error-desc"], "the destination says why");
+  assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "inmigrate");
+  await waitingAttempt(dst);
+  return info;
+}
+
+/** A migration from `src` to `uri` (default: the destination's own URI) completes. */
+export async function expectMigrationCompletes(
+  src: AgentProcess,
+  dst: AgentProcess,
+  uri = dst.incomingUri!,
+): Promise<void> {
+  await waitingAttempt(dst);
+  assert.equal((await src.api("PATCH", "/parameters", { "max-bandwidth": 0 })).status, 200);
+  const r = await src.api<Json>("POST", "/migrations", { uri });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const info = await src.waitStatus(/^(completed|failed|cancelled)$/, 60_000);
+  assert.equal(info.status, "completed", JSON.stringify(info));
+  assert.equal((await dst.waitStatus(/^(completed|failed)$/, 30_000)).status, "completed");
+  assert.deepEqual(await digest(dst), await digest(src));
+}

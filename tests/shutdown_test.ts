@@ -1,0 +1,141 @@
+/**
+ * Issue 6, graceful shutdown with real agent processes: SIGTERM on a source in the middle
+ * of a migration cancels it cleanly (SSE subscribers see cancelling then cancelled, the
+ * destination's guest never runs), SIGINT on a destination closes its listeners while it
+ * winds down, both exit 0 within a bounded time even with SSE streams open, and a second
+ * signal exits at once.
+ */
+import assert from "node:assert/strict";
+import type { AgentProcess, Json } from "./helpers/agent_process.ts";
+import {
+  digest,
+  expectDestinationFailed,
+  expectMigrationCompletes,
+  expectSourceIntact,
+  incomingPort,
+  sentAtLeast,
+  SLOW,
+  startDestination,
+  startSource,
+  waitingAttempt,
+  withAgents,
+} from "./helpers/fault_kit.ts";
+import { recordEvents } from "./helpers/sse.ts";
+
+function apiPort(a: AgentProcess): number {
+  return Number(new URL(a.base).port);
+}
+
+/** True when nothing accepts connections on `port` any more. */
+async function refuses(port: number): Promise<boolean> {
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    c.close();
+    return false;
+  } catch (e) {
+    return e instanceof Deno.errors.ConnectionRefused;
+  }
+}
+
+/** The exit status, or a failure if the process is still running after `ms`. */
+async function exitWithin(a: AgentProcess, ms: number): Promise<Deno.CommandStatus> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still running ${ms} ms after the signal`)), ms);
+  });
+  try {
+    return await Promise.race([a.exited, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Whether the process is still running (without waiting). */
+async function alive(a: AgentProcess): Promise<boolean> {
+  const gone = await Promise.race([a.exited.then(() => true), Promise.resolve(false)]);
+  return !gone;
+}
+
+Deno.test("shutdown: SIGTERM mid-migration cancels it cleanly and exits 0, SSE streams open", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await startDestination());
+    const src = track(await startSource());
+    const ev = await recordEvents(src.base);
+    const idle = await recordEvents(src.base); // a second subscriber that only listens
+    try {
+      const attempt = await waitingAttempt(dst);
+      await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
+      const id =
+        (await src.api<Json>("POST", "/migrations", { uri: dst.incomingUri })).body["x-id"];
+      await sentAtLeast(src, 2 << 20);
+      const t0 = Date.now();
+      src.kill("SIGTERM");
+      const status = await exitWithin(src, 10_000);
+      const took = Date.now() - t0;
+      assert.equal(status.code, 0, `exit status ${JSON.stringify(status)}`);
+      assert.ok(took < 8000, `shutdown took ${took} ms`);
+      // The migration was cancelled (the guest resumed on the source) before the exit.
+      const seen = ev.events.filter((e) => e.event === "MIGRATION" && (e.data as Json).id === id)
+        .map((e) => (e.data as Json).status);
+      assert.deepEqual(seen, ["setup", "active", "cancelling", "cancelled"]);
+      assert.ok(await refuses(apiPort(src)));
+      // The destination saw the stream end: failed, guest never ran, listening again; a new
+      // source migrates into it.
+      await expectDestinationFailed(dst, attempt);
+      await expectMigrationCompletes(track(await startSource()), dst);
+    } finally {
+      await ev.close();
+      await idle.close();
+    }
+  });
+});
+
+Deno.test("shutdown: SIGINT on a destination closes its listeners, exits 0; the source runs on", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await startDestination());
+    const src = track(await startSource());
+    const ev = await recordEvents(dst.base); // keeps the agent in its grace period a while
+    try {
+      const before = await digest(src);
+      await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
+      await src.api("POST", "/migrations", { uri: dst.incomingUri });
+      await dst.waitStatus(/^active$/, 15_000);
+      const t0 = Date.now();
+      dst.kill("SIGINT");
+      // While it winds down, neither the API nor the incoming port takes connections.
+      let probed = false;
+      for (let i = 0; i < 40 && !probed; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        if (!(await alive(dst))) break;
+        probed = await refuses(incomingPort(dst)) && await refuses(apiPort(dst)) &&
+          await alive(dst);
+      }
+      assert.ok(probed, "listeners closed while the process was still shutting down");
+      const status = await exitWithin(dst, 10_000);
+      assert.equal(status.code, 0, JSON.stringify(status));
+      assert.ok(Date.now() - t0 < 8000, `shutdown took ${Date.now() - t0} ms`);
+      await expectSourceIntact(src, before, "failed");
+    } finally {
+      await ev.close();
+    }
+  });
+});
+
+Deno.test("shutdown: a second signal exits at once", async () => {
+  await withAgents(async (track) => {
+    const src = track(await startSource());
+    const ev = await recordEvents(src.base); // an open SSE stream: the first stop waits a grace
+    try {
+      src.kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(await alive(src), "the first signal's shutdown is still winding down");
+      const t0 = Date.now();
+      src.kill("SIGTERM");
+      const status = await exitWithin(src, 5000);
+      assert.ok(status.code === 130 || status.code === 1, JSON.stringify(status));
+      assert.ok(Date.now() - t0 < 1000, `exit took ${Date.now() - t0} ms after the second signal`);
+    } finally {
+      await ev.close();
+    }
+  });
+});
