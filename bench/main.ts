@@ -45,26 +45,27 @@ function quiet(q: QuietWait): string {
 
 function logA(i: number, r: ScenarioARun): void {
   const cpu = Object.entries(r.cpu.processes).map(([k, v]) => `${k} ${v.total}`).join(", ");
-  console.error(
-    `A#${i + 1}: ${quiet(r.quiet)}; raw tcp ${gbps(r.rawTcp.bytesPerSec)} GB/s, tcp 1 GiB buffers ${
+  const parts = [
+    quiet(r.quiet),
+    `raw tcp ${gbps(r.rawTcp.bytesPerSec)} GB/s, through 1 GiB ${
       gbps(r.rawTcpSpan.bytesPerSec)
-    } GB/s, unix ${gbps(r.rawUnix.bytesPerSec)}` +
-      ` GB/s; migration ${gbps(r.agentBytesPerSec)} GB/s (total ${r.info["total-time"]} ms,` +
-      ` setup ${r.info["setup-time"]}, downtime ${r.info.downtime}), wall ${r.wallMs.toFixed(0)}` +
-      ` ms; GET p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n}); CPU ms ${cpu},` +
-      ` irq ${r.cpu.irqMs}, others ${r.cpu.otherMs}, steal ${r.cpu.stealMs} in ${
-        r.cpu.wallMs.toFixed(0)
-      } ms wall`,
-  );
+    }, unix ${gbps(r.rawUnix.bytesPerSec)}`,
+    `migration ${gbps(r.agentBytesPerSec)} GB/s (total ${r.info["total-time"]} ms, setup ${
+      r.info["setup-time"]
+    }, downtime ${r.info.downtime}), wall ${r.wallMs.toFixed(0)} ms`,
+    `GET p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n})`,
+    `CPU ms ${cpu}, irq ${r.cpu.irqMs}, others ${r.cpu.otherMs} in ${r.cpu.wallMs.toFixed(0)} ms`,
+  ];
+  console.error(`A#${i + 1}: ${parts.join("; ")}`);
 }
 
 function logB(i: number, r: ScenarioBRun): void {
-  console.error(
-    `B#${i + 1}: ${quiet(r.quiet)}; zero scan ${
-      r.zeroScanMs.toFixed(0)
-    } ms; total-time ${r.totalTime} ms,` +
-      ` POST → destination completed ${r.wallMs.toFixed(0)} ms`,
-  );
+  const parts = [
+    quiet(r.quiet),
+    `zero scan ${r.zeroScanMs.toFixed(0)} ms`,
+    `total-time ${r.totalTime} ms, POST → destination completed ${r.wallMs.toFixed(0)} ms`,
+  ];
+  console.error(`B#${i + 1}: ${parts.join("; ")}`);
 }
 
 /** Runs the bench; returns the figures. */

@@ -288,14 +288,20 @@ export class Agent {
   /** QMP migrate-incoming (only with `--incoming defer`). */
   async startIncoming(uri: string): Promise<MigrationInfo> {
     if (!this.#deferred) throw new DomainError("wrong-state", "For use with '-incoming defer'");
-    if (this.#incomingStarted) {
-      throw new DomainError("wrong-state", "The incoming migration has already been started");
-    }
     try {
       parseMigrationUri(uri, "incoming");
     } catch (e) {
       throw new DomainError("invalid-value", (e as Error).message);
     }
+    const current = this.#incoming?.current;
+    // After a failed attempt the agent takes the next one (unlike QEMU, which exits):
+    // the same URI is already listening again; another URI replaces the listener.
+    const afterFailure = current?.status === "failed";
+    if (this.#incomingStarted && !afterFailure) {
+      throw new DomainError("wrong-state", "The incoming migration has already been started");
+    }
+    if (afterFailure && this.#incoming!.requestedUri === uri) return migrationInfo(current!);
+    if (afterFailure) this.#incoming!.close();
     await this.#listen(uri, this.machine.runstate !== "paused");
     return migrationInfo(this.#incoming!.current);
   }

@@ -17,6 +17,8 @@ const DEST_WORKER = new URL("./engine/dest_worker.ts", import.meta.url);
 /** Listens for and loads incoming migrations. */
 export class Incoming {
   current: Migration;
+  /** The URI asked for (before a port 0 is resolved). */
+  readonly requestedUri: string;
   /** The bound address once listening (port 0 resolved). */
   listeningUri: string | null = null;
   readonly #host: WorkerHost;
@@ -37,6 +39,7 @@ export class Incoming {
   ) {
     this.#listener = listener;
     this.#onNew = onNew;
+    this.requestedUri = uri;
     this.current = this.#fresh(uri);
     let ready = () => {};
     this.ready = new Promise((r) => (ready = r));

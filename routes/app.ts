@@ -35,7 +35,7 @@ export const OPENAPI_INFO = {
     description: "QEMU's live-migration subsystem as a REST + Server-Sent Events service. " +
       "Names are QMP's; errors are application/problem+json with QMP's texts. " +
       "With `--api-token` every API request needs `Authorization: Bearer TOKEN` (not /healthz, " +
-        "nor the dashboard page and its assets, which ask for the token themselves).",
+      "nor the dashboard page and its assets, which ask for the token themselves).",
   },
   servers: [{ url: "http://127.0.0.1:8080", description: "The default --listen address" }],
   security: [{ bearerAuth: [] as string[] }, {} as Record<string, string[]>],

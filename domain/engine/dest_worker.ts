@@ -27,6 +27,7 @@ const pendingRecovery: Channel[] = [];
 const registry = new MultifdRegistry();
 let tlsOpts: TlsChannelOptions | undefined;
 let running = false;
+let attempts = 0;
 let listenerClosed = false;
 let finished = false;
 const HELLO_TIMEOUT_MS = 10_000;
@@ -89,6 +90,8 @@ async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
     return;
   }
   running = true;
+  // The failed attempt stays visible (query-migrate says failed) until the next one comes.
+  if (attempts++ > 0) link!.post({ t: "rearm" });
   const ctx = {
     guest: m.guest,
     stats: m.stats,
@@ -106,8 +109,6 @@ async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
     listenerClosed = true;
     listener?.close();
     registry.close();
-  } else {
-    link!.post({ t: "rearm" });
   }
 }
 

@@ -1,0 +1,308 @@
+/**
+ * Load scenario (issue 6): a 1 GiB migration alone, then the same migration while 200 SSE
+ * subscribers follow the source and a client sends 500 `GET /migrations/current` per
+ * second (open loop: requests leave on schedule whether or not earlier ones answered).
+ * Reports both migration times and their ratio against the target (loaded ≤ 1.10 × alone),
+ * request errors and latencies, and whether every subscriber received every event — ids
+ * without a gap from its first event to the end, and the migration's MIGRATION sequence.
+ * Fresh agents for each migration. Run alone: `deno run -A bench/load.ts`.
+ *
+ * @module
+ */
+import { type BenchAgent, type Json, startAgent, withAgents } from "./agent.ts";
+import { percentile, type QuietWait, waitForQuiet } from "./measure.ts";
+import type { Figure } from "./report.ts";
+
+/** Options of {@link loadScenario}. */
+export interface LoadOptions {
+  /** SSE subscribers on the source (default 200). */
+  subscribers?: number;
+  /** GET /migrations/current per second (default 500). */
+  rate?: number;
+  /** Guest size for `--ram` (default 1G). */
+  ram?: string;
+}
+
+/** One repetition of the load scenario. */
+export interface LoadRun {
+  quiet: QuietWait[];
+  /** The source's total-time without load, and under load, ms. */
+  aloneMs: number;
+  loadedMs: number;
+  /** loadedMs / aloneMs; the target is ≤ 1.10. */
+  ratio: number;
+  sse: {
+    subscribers: number;
+    /** Events received, fewest and most over the subscribers. */
+    minEvents: number;
+    maxEvents: number;
+    /** Events missing from some subscriber's id sequence (gaps), over all subscribers. */
+    lost: number;
+    /** Subscribers whose stream ended or failed before the bench closed it. */
+    dropped: number;
+    /** Subscribers that did not see exactly setup, active, completed for the migration. */
+    wrongSequence: number;
+  };
+  polls: {
+    sent: number;
+    /** Network errors and non-200 answers. */
+    errors: number;
+    /** Requests per second actually sent during the migration. */
+    achievedRate: number;
+    p50: number;
+    p99: number;
+    max: number;
+  };
+}
+
+/** Starts a 1 GiB pair (random RAM, idle vCPU, unlimited bandwidth). */
+async function pair(track: (a: Promise<BenchAgent>) => Promise<BenchAgent>, ram: string) {
+  const [dst, src] = await Promise.all([
+    track(startAgent(["--ram", ram, "--incoming", "tcp:127.0.0.1:0"])),
+    track(startAgent(["--ram", ram, "--fill", "random", "--workload", "idle"])),
+  ]);
+  const p = await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
+  if (p.status !== 200) throw new Error(`PATCH /parameters: ${p.status}`);
+  return { dst, src };
+}
+
+/** Starts the migration; resolves with its id. */
+async function migrate(src: BenchAgent, dst: BenchAgent): Promise<string> {
+  const r = await src.api("POST", "/migrations", { uri: dst.incomingUri });
+  if (r.status !== 202) throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body["x-id"];
+}
+
+/** Waits (lightly polling) for the end; returns the source's final info (total-time set). */
+async function finished(src: BenchAgent): Promise<Json> {
+  const end = Date.now() + 120_000;
+  for (;;) {
+    const info = (await src.api("GET", "/migrations/current")).body;
+    if (/^(completed|failed|cancelled)$/.test(info.status) && info["total-time"] > 0) {
+      if (info.status !== "completed") {
+        throw new Error(`migration ${info.status}: ${JSON.stringify(info)}`);
+      }
+      return info;
+    }
+    if (Date.now() > end) throw new Error(`migration still ${info.status}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** One SSE subscriber: every event id it got, and the MIGRATION statuses per migration id. */
+interface Follower {
+  ids: number[];
+  statuses: Map<string, string[]>;
+  ended: boolean;
+  close(): Promise<void>;
+}
+
+/** Subscribes to the source's events; resolves once the stream is open (first comment read). */
+async function follow(base: string): Promise<Follower> {
+  const ac = new AbortController();
+  const r = await fetch(`${base}/events`, { signal: ac.signal });
+  const reader = r.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const f: Follower = { ids: [], statuses: new Map(), ended: false, close: async () => {} };
+  let buf = "";
+  const first = await reader.read();
+  buf += first.value ?? "";
+  const pump = (async () => {
+    try {
+      for (;;) {
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const id = /^id: (\d+)$/m.exec(block)?.[1];
+          if (id === undefined) continue;
+          f.ids.push(Number(id));
+          if (/^event: MIGRATION$/m.test(block)) {
+            const data = JSON.parse(/^data: (.*)$/m.exec(block)![1]);
+            const list = f.statuses.get(data.id) ?? [];
+            list.push(data.status);
+            f.statuses.set(data.id, list);
+          }
+        }
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+      }
+    } catch { /* aborted by close() */ }
+    f.ended = true;
+  })();
+  f.close = async () => {
+    const endedBefore = f.ended;
+    ac.abort();
+    await reader.cancel().catch(() => {});
+    await pump;
+    f.ended = endedBefore;
+  };
+  return f;
+}
+
+/** Sends GET /migrations/current at `rate` per second until stopped; at most 256 in flight. */
+function hammer(base: string, rate: number) {
+  const latencies: number[] = [];
+  let sent = 0;
+  let errors = 0;
+  let stopped = false;
+  const inflight = new Set<Promise<void>>();
+  const t0 = performance.now();
+  const one = async () => {
+    const s = performance.now();
+    try {
+      const r = await fetch(`${base}/migrations/current`);
+      await r.arrayBuffer();
+      if (r.status !== 200) errors++;
+      else latencies.push(performance.now() - s);
+    } catch {
+      errors++;
+    }
+  };
+  const loop = (async () => {
+    while (!stopped) {
+      const due = Math.floor((performance.now() - t0) * rate / 1000);
+      while (sent < due && inflight.size < 256) {
+        sent++;
+        const p = one().finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await Promise.all(inflight);
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+    const seconds = (performance.now() - t0) / 1000;
+    return { sent, errors, achievedRate: sent / seconds, latencies };
+  };
+}
+
+/** Gaps in an id sequence (events the subscriber should have had and did not). */
+function gaps(ids: readonly number[]): number {
+  let lost = 0;
+  for (let i = 1; i < ids.length; i++) lost += Math.max(0, ids[i] - ids[i - 1] - 1);
+  return lost;
+}
+
+/** One repetition: the migration alone, then under load (see the module doc). */
+export async function loadScenario(opts: LoadOptions = {}): Promise<LoadRun> {
+  const subscribers = opts.subscribers ?? 200;
+  const rate = opts.rate ?? 500;
+  const ram = opts.ram ?? "1G";
+  const quiet: QuietWait[] = [];
+  const alone = await withAgents(async (track) => {
+    const { src, dst } = await pair(track, ram);
+    quiet.push(await waitForQuiet());
+    await migrate(src, dst);
+    return (await finished(src))["total-time"] as number;
+  });
+  return await withAgents(async (track) => {
+    const { src, dst } = await pair(track, ram);
+    const followers = await Promise.all(
+      Array.from({ length: subscribers }, () => follow(src.base)),
+    );
+    try {
+      quiet.push(await waitForQuiet());
+      const stop = hammer(src.base, rate);
+      const id = await migrate(src, dst);
+      const info = await finished(src);
+      const polls = await stop();
+      await new Promise((r) => setTimeout(r, 500)); // the last events on their way
+      const want = JSON.stringify(["setup", "active", "completed"]);
+      const counts = followers.map((f) => f.ids.length);
+      return {
+        quiet,
+        aloneMs: alone,
+        loadedMs: info["total-time"],
+        ratio: info["total-time"] / alone,
+        sse: {
+          subscribers,
+          minEvents: Math.min(...counts),
+          maxEvents: Math.max(...counts),
+          lost: followers.reduce((n, f) => n + gaps(f.ids), 0),
+          dropped: followers.filter((f) => f.ended).length,
+          wrongSequence: followers.filter((f) =>
+            JSON.stringify(f.statuses.get(id)) !== want
+          ).length,
+        },
+        polls: {
+          sent: polls.sent,
+          errors: polls.errors,
+          achievedRate: polls.achievedRate,
+          p50: percentile(polls.latencies, 50),
+          p99: percentile(polls.latencies, 99),
+          max: polls.latencies.length ? Math.max(...polls.latencies) : NaN,
+        },
+      };
+    } finally {
+      await Promise.all(followers.map((f) => f.close()));
+    }
+  });
+}
+
+/** The table rows of the load scenario (medians over repetitions where it matters). */
+export function figuresLoad(runs: readonly LoadRun[]): Figure[] {
+  if (runs.length === 0) return [];
+  const ratios = [...runs.map((r) => r.ratio)].sort((a, b) => a - b);
+  const ratio = ratios[Math.floor((ratios.length - 1) / 2)];
+  const sum = (f: (r: LoadRun) => number) => runs.reduce((n, r) => n + f(r), 0);
+  const problems = sum((r) => r.polls.errors + r.sse.lost + r.sse.dropped + r.sse.wrongSequence);
+  const row = (id: string, figure: string, value: number, unit: string): Figure => ({
+    id,
+    figure,
+    value,
+    unit,
+    baseline: null,
+    baselineName: null,
+    ratio: null,
+    target: null,
+    pass: null,
+  });
+  return [
+    {
+      ...row(
+        "L.time",
+        "L: 1 GiB under 200 SSE + 500 GET/s (source total-time)",
+        runs[0].loadedMs,
+        "ms",
+      ),
+      value: percentile(runs.map((r) => r.loadedMs), 50),
+      baseline: percentile(runs.map((r) => r.aloneMs), 50),
+      baselineName: "same migration alone",
+      ratio,
+      target: "ratio ≤ 1.10",
+      pass: ratio <= 1.1,
+    },
+    {
+      ...row("L.errors", "L: request errors + lost/dropped/misordered events", problems, "count"),
+      target: "0",
+      pass: problems === 0,
+    },
+    row(
+      "L.rate",
+      "L: GET /migrations/current sent per second",
+      percentile(runs.map((r) => r.polls.achievedRate), 50),
+      "req/s",
+    ),
+    row(
+      "L.p99",
+      "L: GET latency p99 under load",
+      percentile(runs.map((r) => r.polls.p99), 50),
+      "ms",
+    ),
+  ];
+}
+
+if (import.meta.main) {
+  const run = await loadScenario();
+  console.log(JSON.stringify(run, null, 2));
+  for (const f of figuresLoad([run])) {
+    console.log(
+      `${f.id}: ${f.value.toFixed(2)} ${f.unit}${
+        f.target ? ` (target ${f.target}: ${f.pass ? "met" : "missed"})` : ""
+      }`,
+    );
+  }
+}
