@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import type { AgentProcess, Json } from "./helpers/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import {
+  destinationIdle,
   digest,
   expectMigrationCompletes,
   expectSourceIntact,
@@ -56,7 +57,7 @@ async function cancelIn(
       // Whatever reached the destination, its guest never ran; it listens again.
       proxy.resume();
       proxy.cut();
-      await waitingAttempt(dst);
+      await destinationIdle(dst);
       assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "inmigrate");
       await src.api("PATCH", "/capabilities", { "pause-before-switchover": false });
       await expectMigrationCompletes(src, dst, proxy.uri);

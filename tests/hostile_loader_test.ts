@@ -138,7 +138,11 @@ Deno.test("hostile loader: mutated streams fail that attempt clearly, never run 
         } else {
           assert.equal(r.seen.at(-1), "failed", `${what}: ${r.seen}`);
           assertClearError(failure(r), what);
-          if (r.seen.includes("postcopy-paused")) tally.paused++;
+          if (r.seen.includes("postcopy-paused")) {
+            // A pause (waiting for a recovery) only once the guest runs here.
+            assert.notEqual(dst.runstate, "inmigrate", `${what}: paused before POSTCOPY_RUN`);
+            tally.paused++;
+          }
           // Before postcopy the guest never runs here: it stays waiting for a migration.
           if (!r.seen.includes("postcopy-active")) assert.equal(dst.runstate, "inmigrate", what);
           tally.failed++;
@@ -219,6 +223,31 @@ Deno.test("hostile loader: RAM runs outside any section are refused (wire-format
     rearm(dst);
     const again = await load(dst, concat(validFrames()));
     assert.equal(again.ok, true, again.errors.join("; "));
+  } finally {
+    await dst.dispose();
+  }
+});
+
+Deno.test("hostile loader: an encoded page longer than 64 KiB is refused at its frame header", async () => {
+  // Such a payload cannot be read whole through the reader's buffer: it must be refused as
+  // a frame length, not end in the reader's programming error ("readPayload() on …").
+  const dst = await destination();
+  try {
+    for (const [type, name] of [[0x20, "XBZRLE_PAGE"], [0x21, "COMPRESSED_PAGE"]] as const) {
+      for (const length of [65537, 65542, 131078]) {
+        const f = validFrames();
+        const at = f.findIndex((x) => x[0] === FrameType.ZERO_RUN);
+        const frame = new Uint8Array(5);
+        frame[0] = type;
+        new DataView(frame.buffer).setUint32(1, length);
+        const r = await load(dst, concat([...f.slice(0, at), frame, ...f.slice(at)]));
+        assert.equal(r.ok, false);
+        assert.equal(
+          failure(r),
+          `frame ${name} payload length ${length} exceeds the maximum 65536`,
+        );
+      }
+    }
   } finally {
     await dst.dispose();
   }

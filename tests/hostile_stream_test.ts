@@ -71,27 +71,36 @@ async function outcome(a: AgentProcess, id: string, timeoutMs = 20_000): Promise
   }
 }
 
-/** Waits until the destination listens again: a new attempt in `setup`. */
-async function rearmed(a: AgentProcess, previous: string): Promise<string> {
+/**
+ * The id of the attempt a stream sent now will be: the waiting one (`setup`, before any
+ * stream), or else a new one, made when the connection arrives (a failed attempt stays
+ * visible in query-migrate until the next connection).
+ */
+async function attemptOf(a: AgentProcess, before: Json): Promise<string> {
+  if (before.status === "setup") return before["x-id"];
   const end = Date.now() + 10_000;
   for (;;) {
     const c = await current(a);
-    if (c.status === "setup" && c["x-id"] !== previous) return c["x-id"];
-    if (Date.now() > end) throw new Error(`no new attempt after ${previous}: ${JSON.stringify(c)}`);
+    if (c["x-id"] !== before["x-id"]) return c["x-id"];
+    if (Date.now() > end) throw new Error(`no new attempt after ${JSON.stringify(before)}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }
 
-/** One hostile stream: it must fail its attempt clearly and leave the agent ready. */
+/** One hostile stream: it must fail its attempt clearly and leave the agent up and waiting. */
 async function expectFailed(dst: AgentProcess, bytes: Uint8Array, what: string): Promise<Json> {
-  const id = (await current(dst))["x-id"];
+  const before = await current(dst);
+  assert.match(
+    before.status,
+    /^(setup|failed)$/,
+    `${what}: not waiting: ${JSON.stringify(before)}`,
+  );
   await sendStream(portOf(dst), bytes);
-  const info = await outcome(dst, id);
+  const info = await outcome(dst, await attemptOf(dst, before));
   assert.equal(info.status, "failed", `${what}: ${JSON.stringify(info)}`);
   assertClearError(info["error-desc"], what);
   assert.equal((await dst.api("GET", "/healthz")).status, 200, `${what}: agent down`);
   assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "inmigrate", what);
-  await rearmed(dst, id);
   return info;
 }
 

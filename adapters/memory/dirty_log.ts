@@ -14,7 +14,8 @@ function wordsOf(map: Uint8Array): Uint32Array | null {
 }
 
 /**
- * Fetch-and-clear: for every page marked in `dirty`, sets `into[p] = 1` and clears `dirty[p]`.
+ * Fetch-and-clear: for every page marked in `dirty`, sets `into[p] = 1` (and `also[p] = 1`
+ * when given) and clears `dirty[p]`.
  * Returns the number of pages it found marked. `into` must be at least as long as `dirty`.
  *
  * Scans 32-bit words, skipping zero words eight at a time, and clears a non-zero word with
@@ -29,8 +30,11 @@ function wordsOf(map: Uint8Array): Uint32Array | null {
  *   redundant but harmless.
  * - The vCPU writes data before the mark, so a page seen marked has its data visible.
  */
-export function syncDirtyLog(dirty: Uint8Array, into: Uint8Array): number {
+export function syncDirtyLog(dirty: Uint8Array, into: Uint8Array, also?: Uint8Array): number {
   if (into.length < dirty.length) throw new RangeError("syncDirtyLog: target map too small");
+  if (also && also.length < dirty.length) {
+    throw new RangeError("syncDirtyLog: second map too small");
+  }
   const words = wordsOf(dirty);
   let found = 0;
   let tail = 0;
@@ -48,7 +52,9 @@ export function syncDirtyLog(dirty: Uint8Array, into: Uint8Array): number {
         const v = Atomics.exchange(words, k, 0);
         for (let j = 0; j < 4; j++) {
           if (((v >>> (8 * j)) & 255) !== 0) {
-            into[k * 4 + (LITTLE_ENDIAN ? j : 3 - j)] = 1;
+            const p = k * 4 + (LITTLE_ENDIAN ? j : 3 - j);
+            into[p] = 1;
+            if (also) also[p] = 1;
             found++;
           }
         }
@@ -59,6 +65,7 @@ export function syncDirtyLog(dirty: Uint8Array, into: Uint8Array): number {
   for (let p = tail; p < dirty.length; p++) {
     if (dirty[p] !== 0 && Atomics.exchange(dirty, p, 0) !== 0) {
       into[p] = 1;
+      if (also) also[p] = 1;
       found++;
     }
   }

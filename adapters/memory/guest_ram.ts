@@ -32,6 +32,14 @@ export interface SharedGuest {
   /** vCPU control block and registers (see vcpu_ctl.ts). */
   ctl: SharedArrayBuffer;
   /**
+   * One byte per page (same size as `dirty`): 0 = never written since allocation, so the page
+   * is known to be zero without reading it (reading never-touched memory costs a page fault
+   * per page). Invariant: a page holding non-zero data has `written` = 1 or a dirty-log mark.
+   * The fill sets it, the migration's dirty-log sync ORs its marks in, a destination sets it
+   * for every page it stores.
+   */
+  written: SharedArrayBuffer;
+  /**
    * Copy-on-first-write snapshot: one buffer per block, `block.size` bytes. While the SNAPSHOT
    * flag is set, the vCPU saves a page here before its first write to it. Allocated for every
    * guest; the kernel commits a page of it only when it is written.
@@ -81,6 +89,7 @@ export function allocateGuest(specs: readonly RamBlockSpec[]): SharedGuest {
     dirty: new SharedArrayBuffer(mapBytes),
     received: new SharedArrayBuffer(mapBytes),
     ctl: new SharedArrayBuffer(CTL_BYTES),
+    written: new SharedArrayBuffer(mapBytes),
     snap: layout.map((block) => new SharedArrayBuffer(block.size)),
     snapCopied: new SharedArrayBuffer(mapBytes),
   };

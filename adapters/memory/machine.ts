@@ -96,6 +96,8 @@ export class Machine {
     const machine = new Machine(shared, initControl(shared, regs, runstate, size));
     try {
       await machine.#prepare(opts.incoming ? "touch" : opts.fill);
+      // A zero fill and a pre-touch leave every page zero; the other fills write them all.
+      if (!opts.incoming && opts.fill !== "zero") new Uint8Array(shared.written).fill(1);
       const vcpuWorker = await machine.#spawn<string>(
         new URL("./vcpu_worker.ts", import.meta.url),
         shared,

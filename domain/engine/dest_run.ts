@@ -133,6 +133,8 @@ class DestinationRun {
   readonly #vcpu: VcpuControl;
   readonly #ram8: Uint8Array[];
   readonly #ram32: Uint32Array[];
+  /** The guest's written map: pages never stored to are zero (RAM was pre-touched empty). */
+  readonly #written: Uint8Array;
   readonly #received: Uint8Array;
   readonly #seen: Uint8Array;
   readonly #totalPages: number;
@@ -173,6 +175,7 @@ class DestinationRun {
     this.#vcpu = new VcpuControl(guest);
     this.#ram8 = guest.ram.map((b) => new Uint8Array(b));
     this.#ram32 = guest.ram.map((b) => new Uint32Array(b));
+    this.#written = new Uint8Array(guest.written);
     this.#received = new Uint8Array(guest.received);
     const last = guest.layout[guest.layout.length - 1];
     this.#totalPages = last ? last.firstPage + last.pages : 0;
@@ -279,6 +282,7 @@ class DestinationRun {
     const bytes = r.count * guest.pageSize;
     const first = guest.layout[r.block].firstPage + r.firstPage;
     if (!this.#postcopy) {
+      this.#written.fill(1, first, first + r.count);
       await reader.readInto(this.#ram8[r.block].subarray(off, off + bytes));
       if (this.#advised) markReceivedRange(guest, first, r.count);
     } else {
@@ -293,6 +297,7 @@ class DestinationRun {
           tmp.subarray(i * guest.pageSize, (i + 1) * guest.pageSize),
           off + i * guest.pageSize,
         );
+        this.#written[first + i] = 1;
         markReceivedRange(guest, first + i, 1);
       }
     }
@@ -357,6 +362,7 @@ class DestinationRun {
         if (!this.#seen[flat] || this.#postcopy) {
           throw new WireError("migration stream: XBZRLE page for a page this side does not hold");
         }
+        this.#written[flat] = 1;
         xbzrle.decode(e.data, this.#ram8[e.block].subarray(e.page * 4096, (e.page + 1) * 4096));
         stats[STAT.xbzrlePages]++;
         break;
@@ -387,7 +393,10 @@ class DestinationRun {
         const base = guest.layout[r.block].firstPage;
         for (let p = r.firstPage; p < r.firstPage + r.count; p++) {
           if (this.#postcopy && this.#received[base + p]) continue;
-          if (!isZeroPage(w, p)) this.#ram8[r.block].fill(0, p * 4096, (p + 1) * 4096);
+          // A page never stored to is still zero: no need to read it.
+          if (this.#written[base + p] !== 0 && !isZeroPage(w, p)) {
+            this.#ram8[r.block].fill(0, p * 4096, (p + 1) * 4096);
+          }
           if (this.#advised) markReceivedRange(guest, base + p, 1);
         }
         this.#markSeen(base + r.firstPage, r.count);
@@ -503,8 +512,9 @@ class DestinationRun {
       const { pages, done } = this.#inflating.shift()!;
       const out = await done;
       pages.forEach(({ block, page }, i) => {
-        this.#ram8[block].set(out.subarray(i * 4096, (i + 1) * 4096), page * 4096);
         const flat = guest.layout[block].firstPage + page;
+        this.#written[flat] = 1;
+        this.#ram8[block].set(out.subarray(i * 4096, (i + 1) * 4096), page * 4096);
         this.#markSeen(flat, 1);
         if (this.#advised) markReceivedRange(guest, flat, 1);
       });

@@ -44,6 +44,9 @@ export class PageSender {
   readonly #ram32: Uint32Array[];
   readonly #bitmap32: Uint32Array;
   readonly #dirty: Uint8Array;
+  /** The guest's written map (see SharedGuest.written). */
+  readonly #written: Uint8Array;
+  readonly #blockFirst: number[];
   readonly #totalPages: number;
   readonly #bufs = [new Uint8Array(STAGING), new Uint8Array(STAGING)];
   readonly #views = this.#bufs.map((b) => new DataView(b.buffer));
@@ -92,6 +95,8 @@ export class PageSender {
     this.sentOnce = new Uint8Array(padded);
     this.pending = shared ? 0 : this.#totalPages;
     this.#dirty = new Uint8Array(guest.dirty);
+    this.#written = new Uint8Array(guest.written);
+    this.#blockFirst = guest.layout.map((blk) => blk.firstPage);
   }
 
   /** Writes through a new sink (after a resume); anything staged for the old one is dropped. */
@@ -132,7 +137,7 @@ export class PageSender {
 
   /** Fetch-and-clears the dirty log into the bitmap; returns the pages found dirty. */
   sync(): number {
-    const found = syncDirtyLog(this.#dirty, this.bitmap);
+    const found = syncDirtyLog(this.#dirty, this.bitmap, this.#written);
     // Recount: pages already pending and dirtied again are counted once.
     this.pending = countMarked(this.bitmap);
     this.#cursor = 0;
@@ -270,6 +275,8 @@ export class PageSender {
   }
 
   #isZero(b: number, page: number): boolean {
+    // Never written since allocation: zero, and not worth a page fault to read.
+    if (this.#written[this.#blockFirst[b] + page] === 0) return true;
     const w = this.#ram32[b];
     let i = page * 1024;
     if (w[i] !== 0) return false;

@@ -540,12 +540,14 @@ class SourceRun {
     const { stats, link } = this.#ctx;
     this.#updateCounters(Date.now());
     const end = Date.now();
-    if (!await link.transition(state, "completed")) throw new Cancelled();
+    // migration_calculate_complete: the final counters are in place before anyone can
+    // read `completed`.
     stats[STAT.totalTime] = end - this.#start;
     stats[STAT.remaining] = 0;
     stats[STAT.transferred] = this.#transferred();
     const transferTime = stats[STAT.totalTime] - stats[STAT.setupTime];
     if (transferTime > 0) stats[STAT.mbps] = this.#transferred() * 8 / transferTime / 1000;
+    if (!await link.transition(state, "completed")) throw new Cancelled();
   }
 
   /** postcopy_start: stop, discard re-dirtied pages, send the device state as one package. */

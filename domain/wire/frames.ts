@@ -115,8 +115,10 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.OPEN_RETURN_PATH]: { name: "OPEN_RETURN_PATH", fixed: 0 },
   [FrameType.POSTCOPY_RESUME]: { name: "POSTCOPY_RESUME", fixed: 0 },
   [FrameType.RECV_BITMAP]: { name: "RECV_BITMAP", min: 2, max: 256 },
-  [FrameType.XBZRLE_PAGE]: { name: "XBZRLE_PAGE", min: 7, max: 6 + MAX_PAGE_SIZE },
-  [FrameType.COMPRESSED_PAGE]: { name: "COMPRESSED_PAGE", min: 7, max: 6 + 2 * MAX_PAGE_SIZE },
+  // One encoded page is read whole through the reader's buffer (readPayload): at most
+  // 64 KiB, like CONFIG and DEVICE (a 4 KiB page encodes to at most 6 + 4673 bytes).
+  [FrameType.XBZRLE_PAGE]: { name: "XBZRLE_PAGE", min: 7, max: MAX_SMALL_PAYLOAD },
+  [FrameType.COMPRESSED_PAGE]: { name: "COMPRESSED_PAGE", min: 7, max: MAX_SMALL_PAYLOAD },
   [FrameType.MULTIFD_SYNC]: { name: "MULTIFD_SYNC", fixed: 4 },
   [FrameType.MULTIFD_HELLO]: { name: "MULTIFD_HELLO", fixed: 20 },
   [FrameType.MULTIFD_SETUP]: { name: "MULTIFD_SETUP", fixed: 20 },

@@ -47,10 +47,18 @@ export function incomingPort(a: AgentProcess): number {
   return Number(a.incomingUri!.split(":").pop());
 }
 
-/** The id of the attempt a destination is waiting with (status setup). */
+/** The id of the attempt a fresh destination is waiting with (status setup). */
 export async function waitingAttempt(dst: AgentProcess): Promise<string> {
   const c = await dst.waitStatus(/^setup$/, 15_000);
   return c["x-id"];
+}
+
+/**
+ * Waits until the destination is idle again: still waiting (`setup`) or showing its failed
+ * attempt (which stays visible until the next connection); returns that status.
+ */
+export async function destinationIdle(dst: AgentProcess): Promise<string> {
+  return (await dst.waitStatus(/^(setup|failed)$/, 30_000)).status;
 }
 
 /** Polls until the source has sent at least `bytes` (and is still active). */
@@ -79,7 +87,10 @@ export async function expectSourceIntact(
   return info;
 }
 
-/** The destination's attempt `id` failed, its guest never ran, and it listens again. */
+/**
+ * The destination's attempt `id` failed with a reason and its guest never ran; query-migrate
+ * shows the failure (until the next attempt, which the second migration then proves welcome).
+ */
 export async function expectDestinationFailed(dst: AgentProcess, id: string): Promise<Json> {
   const end = Date.now() + 30_000;
   let info: Json;
@@ -92,7 +103,9 @@ export async function expectDestinationFailed(dst: AgentProcess, id: string): Pr
   assert.equal(info.status, "failed", JSON.stringify(info));
   assert.ok(info["error-desc"], "the destination says why");
   assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "inmigrate");
-  await waitingAttempt(dst);
+  const now = (await dst.api<Json>("GET", "/migrations/current")).body;
+  assert.equal(now["x-id"], id, "the failed attempt is the one query-migrate shows");
+  assert.equal(now.status, "failed");
   return info;
 }
 
@@ -102,12 +115,20 @@ export async function expectMigrationCompletes(
   dst: AgentProcess,
   uri = dst.incomingUri!,
 ): Promise<void> {
-  await waitingAttempt(dst);
+  await destinationIdle(dst);
   assert.equal((await src.api("PATCH", "/parameters", { "max-bandwidth": 0 })).status, 200);
   const r = await src.api<Json>("POST", "/migrations", { uri });
   assert.equal(r.status, 202, JSON.stringify(r.body));
   const info = await src.waitStatus(/^(completed|failed|cancelled)$/, 60_000);
   assert.equal(info.status, "completed", JSON.stringify(info));
-  assert.equal((await dst.waitStatus(/^(completed|failed)$/, 30_000)).status, "completed");
+  // The destination's attempt for this migration (a new one after a failure).
+  const end = Date.now() + 30_000;
+  let last: Json = null;
+  while (Date.now() < end) {
+    last = (await dst.api<Json>("GET", "/migrations")).body[0];
+    if (last?.status === "completed") break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(last?.status, "completed", JSON.stringify(last));
   assert.deepEqual(await digest(dst), await digest(src));
 }

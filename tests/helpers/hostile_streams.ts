@@ -119,7 +119,10 @@ export function validFrames(shape: StreamShape = {}): Uint8Array[] {
       encodeU32Frame(FrameType.PING, 3),
       encodeEmpty(FrameType.POSTCOPY_RUN),
     ]));
+    // Postcopy pages travel in a section too.
+    f.push(section(FrameType.SECTION_START, SectionKind.ITERATE, 2));
     f.push(...ram.slice(half), encodePageRun(0, 0, PAGE, pageBytes(0, 0, 4)));
+    f.push(section(FrameType.SECTION_END, SectionKind.ITERATE, 2));
   } else {
     f.push(...ram);
     f.push(section(FrameType.SECTION_END, SectionKind.ITERATE, 1));
