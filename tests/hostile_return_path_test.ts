@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
-import { assertClearError, concat } from "./helpers/hostile_streams.ts";
+import { assertClearError, concat, rssMiB } from "./helpers/hostile_streams.ts";
 import { encodeRpMessage, RpType } from "../domain/wire/mod.ts";
 
 const seed = Date.now();
@@ -147,6 +147,7 @@ Deno.test({
       await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
       assert.equal((await src.api("PATCH", "/capabilities", { "return-path": true })).status, 200);
       const digest = (await src.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
+      const rss0 = await rssMiB(src.pid);
       for (const [what, bytes, text] of BAD) {
         const info = await attempt(src, l, bytes);
         assert.match(info["error-desc"], text, what);
@@ -174,6 +175,8 @@ Deno.test({
         { seed, numRuns: 15 },
       );
       assert.deepEqual((await src.api<Json>("GET", "/machine/digest?at=now")).body.blocks, digest);
+      const rss1 = await rssMiB(src.pid);
+      assert.ok(rss1 - rss0 < 200, `source RSS grew from ${rss0} to ${rss1} MiB`);
       // A real destination: the migration completes.
       dst = await startAgent(["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"]);
       await src.api("POST", "/migrations", { uri: dst.incomingUri });

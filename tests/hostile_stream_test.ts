@@ -15,6 +15,7 @@ import {
   describeMutation,
   HOSTILE_AGENT_ARGS,
   mutationArb,
+  rssMiB,
   validFrames,
 } from "./helpers/hostile_streams.ts";
 import { encodeStreamHeader, FrameType } from "../domain/wire/mod.ts";
@@ -22,14 +23,6 @@ import { encodeEmpty, encodePackage } from "../domain/wire/postcopy.ts";
 
 const seed = Date.now();
 console.log("fast-check seed", seed);
-
-/** The agent's resident memory in MiB (read through `cat`: Deno wants -A for /proc). */
-async function rssMiB(pid: number): Promise<number> {
-  const out = await new Deno.Command("cat", { args: [`/proc/${pid}/status`] }).output();
-  const m = /VmRSS:\s+(\d+) kB/.exec(new TextDecoder().decode(out.stdout));
-  assert.ok(m, "VmRSS in /proc/<pid>/status");
-  return Number(m[1]) / 1024;
-}
 
 function portOf(a: AgentProcess): number {
   return Number(a.incomingUri!.split(":").pop());

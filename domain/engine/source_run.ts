@@ -225,7 +225,7 @@ class SourceRun {
         },
       }).catch((e) => {
         if (channel !== this.#channel) return; // an old channel after a resume
-        this.#rpError = e instanceof Error ? e : new Error(String(e));
+        this.#rpError ??= e instanceof Error ? e : new Error(String(e)); // the first one counts
         this.#ctx.control.wake.notify();
       });
     }

@@ -294,6 +294,14 @@ export function assertClearError(desc: unknown, context: string): void {
   }
 }
 
+/** A process's resident memory in MiB (read through `cat`: Deno wants -A for /proc). */
+export async function rssMiB(pid: number): Promise<number> {
+  const out = await new Deno.Command("cat", { args: [`/proc/${pid}/status`] }).output();
+  const m = /VmRSS:\s+(\d+) kB/.exec(new TextDecoder().decode(out.stdout));
+  if (!m) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(m[1]) / 1024;
+}
+
 /** Short description of a mutation for failure messages. */
 export function describeMutation(m: Mutation): string {
   return JSON.stringify(m, (_k, v) => v instanceof Uint8Array ? `<${v.length} bytes>` : v);

@@ -1,0 +1,88 @@
+/**
+ * Small steps the issue 4 and 5 scenarios share: setting capabilities and parameters (a
+ * refusal is a crash, not a figure), starting a migration, waiting for a status, and reading
+ * the final MigrationInfo once its counters are in place.
+ *
+ * @module
+ */
+import type { BenchAgent, Json } from "./agent.ts";
+
+/** Terminal statuses of a migration. */
+export const TERMINAL = /^(completed|failed|cancelled)$/;
+/** 1 MiB, for sizes and bandwidths. */
+export const MIB = 2 ** 20;
+/** The guest page size. */
+export const PAGE = 4096;
+
+/** PATCHes `/capabilities` or `/parameters`; throws on anything but 200. */
+export async function patch(
+  agent: BenchAgent,
+  path: "/capabilities" | "/parameters",
+  body: Record<string, unknown>,
+): Promise<void> {
+  const r = await agent.api("PATCH", path, body);
+  if (r.status !== 200) {
+    throw new Error(`PATCH ${path} ${JSON.stringify(body)}: ${r.status} ${JSON.stringify(r.body)}`);
+  }
+}
+
+/** POST /migrations to `uri`; throws unless accepted. */
+export async function migrate(src: BenchAgent, uri: string): Promise<void> {
+  const r = await src.api("POST", "/migrations", { uri });
+  if (r.status !== 202) throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+/** GET /migrations/current. */
+export async function current(agent: BenchAgent): Promise<Json> {
+  return (await agent.api("GET", "/migrations/current")).body;
+}
+
+/** Polls `/migrations/current` every `intervalMs` until `check` holds; throws after `timeoutMs`. */
+export async function waitInfo(
+  agent: BenchAgent,
+  check: (info: Json) => boolean,
+  timeoutMs: number,
+  intervalMs = 20,
+): Promise<Json> {
+  const end = performance.now() + timeoutMs;
+  let info: Json = null;
+  while (performance.now() < end) {
+    info = await current(agent);
+    if (check(info)) return info;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`${agent.base}: migration never reached the state: ${JSON.stringify(info)}`);
+}
+
+/**
+ * The final info of a migration that ended: `completed` with total-time set (a GET can show
+ * `completed` before the last counters are written), or `cancelled`/`failed` as it is.
+ */
+export function finalInfo(agent: BenchAgent, timeoutMs: number): Promise<Json> {
+  return waitInfo(
+    agent,
+    (b) => TERMINAL.test(b.status) && (b.status !== "completed" || b["total-time"] > 0),
+    timeoutMs,
+  );
+}
+
+/** Like {@link finalInfo}, but anything other than `completed` is an error. */
+export async function completedInfo(agent: BenchAgent, timeoutMs: number): Promise<Json> {
+  const info = await finalInfo(agent, timeoutMs);
+  if (info.status !== "completed") {
+    throw new Error(`migration ended ${info.status}: ${info["error-desc"] ?? ""}`);
+  }
+  return info;
+}
+
+/** Cancels the source's migration unless it already ended; returns its final info. */
+export async function cancelAndSettle(src: BenchAgent): Promise<Json> {
+  const now = await current(src);
+  if (!TERMINAL.test(now.status)) await src.api("POST", "/migrations/current/cancel");
+  return await finalInfo(src, 15_000);
+}
+
+/** ram.transferred / (total-time − setup-time) of a completed source, bytes per second. */
+export function engineBytesPerSec(info: Json): number {
+  return info.ram.transferred / ((info["total-time"] - info["setup-time"]) / 1000);
+}
