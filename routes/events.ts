@@ -11,6 +11,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
 import { problems, validationHook } from "./problem.ts";
 import type { AgentRef } from "./route_kit.ts";
+import type { FerryEvent } from "../domain/event_bus.ts";
 
 /** The default heartbeat period. */
 export const HEARTBEAT_MS = 15_000;
@@ -47,6 +48,15 @@ const events = createRoute({
   responses: { 200: { description: "An event stream (text/event-stream)" }, ...problems(400) },
 });
 
+const texts = new WeakMap<FerryEvent, string>();
+
+/** An event's JSON, made once however many subscribers send it. */
+function serialized(e: FerryEvent): string {
+  let t = texts.get(e);
+  if (t === undefined) texts.set(e, t = JSON.stringify(e.data));
+  return t;
+}
+
 /** The events sub-app; `heartbeatMs` is the comment period. */
 export function eventRoutes(agent: AgentRef, heartbeatMs = HEARTBEAT_MS): OpenAPIHono {
   const app = new OpenAPIHono({ defaultHook: validationHook });
@@ -63,7 +73,7 @@ export function eventRoutes(agent: AgentRef, heartbeatMs = HEARTBEAT_MS): OpenAP
         for (;;) {
           const e = await sub.next();
           if (!e || stream.aborted) break;
-          await stream.writeSSE({ id: String(e.id), event: e.event, data: JSON.stringify(e.data) });
+          await stream.writeSSE({ id: String(e.id), event: e.event, data: serialized(e) });
         }
       } finally {
         clearInterval(beat);

@@ -3,16 +3,7 @@
  * passes, and the counters are measured and consistent.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, startAgent } from "./helpers/agent_process.ts";
-
-async function withAgents(fn: (track: (a: AgentProcess) => AgentProcess) => Promise<void>) {
-  const agents: AgentProcess[] = [];
-  try {
-    await fn((a) => (agents.push(a), a));
-  } finally {
-    await Promise.all(agents.map((a) => a.stop()));
-  }
-}
+import { startAgent, withAgents } from "./helpers/agent_process.ts";
 
 Deno.test("xbzrle: resent pages go as small deltas; cache resized live", async () => {
   await withAgents(async (track) => {

@@ -5,7 +5,7 @@
  * in the destination's RAM.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
 
 async function migrate(src: AgentProcess, dst: AgentProcess): Promise<void> {
   await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
@@ -17,15 +17,6 @@ async function migrate(src: AgentProcess, dst: AgentProcess): Promise<void> {
 
 async function digests(a: AgentProcess): Promise<Json> {
   return (await a.api<Json>("GET", "/machine/digest")).body;
-}
-
-async function withAgents(fn: (track: (a: AgentProcess) => AgentProcess) => Promise<void>) {
-  const agents: AgentProcess[] = [];
-  try {
-    await fn((a) => (agents.push(a), a));
-  } finally {
-    await Promise.all(agents.map((a) => a.stop()));
-  }
 }
 
 for (const workload of ["random,rate=20000", "increment"]) {

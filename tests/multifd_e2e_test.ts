@@ -4,18 +4,9 @@
  * wrong migration uuid is refused and the migration goes on.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, startAgent } from "./helpers/agent_process.ts";
+import { startAgent, withAgents } from "./helpers/agent_process.ts";
 import { encodeStreamHeader } from "../domain/wire/frames.ts";
 import { encodeHello } from "../domain/wire/multifd.ts";
-
-async function withAgents(fn: (track: (a: AgentProcess) => AgentProcess) => Promise<void>) {
-  const agents: AgentProcess[] = [];
-  try {
-    await fn((a) => (agents.push(a), a));
-  } finally {
-    await Promise.all(agents.map((a) => a.stop()));
-  }
-}
 
 async function multifd(channels: number, incoming: string, workload = "increment") {
   await withAgents(async (track) => {

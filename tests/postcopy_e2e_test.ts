@@ -3,18 +3,9 @@
  * recovery between two real agents over real sockets (and a cutting proxy).
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
-
-async function withAgents(fn: (track: (a: AgentProcess) => AgentProcess) => Promise<void>) {
-  const agents: AgentProcess[] = [];
-  try {
-    await fn((a) => (agents.push(a), a));
-  } finally {
-    await Promise.all(agents.map((a) => a.stop()));
-  }
-}
 
 function statuses(rec: SseRecorder, side: string): string[] {
   return rec.events.filter((e) => e.event === "MIGRATION" && (e.data as Json).side === side)

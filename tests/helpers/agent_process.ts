@@ -116,3 +116,15 @@ export async function startAgent(args: string[]): Promise<AgentProcess> {
     log: () => logText,
   };
 }
+
+/** Runs `fn` with a tracker; every agent it tracks is stopped afterwards, whatever happens. */
+export async function withAgents(
+  fn: (track: (a: AgentProcess) => AgentProcess) => Promise<void>,
+): Promise<void> {
+  const agents: AgentProcess[] = [];
+  try {
+    await fn((a) => (agents.push(a), a));
+  } finally {
+    await Promise.all(agents.map((a) => a.stop()));
+  }
+}

@@ -16,16 +16,7 @@ export const FAULT_RAM = "32M";
 export const SLOW = 8 << 20;
 
 /** Runs `fn`; every agent it tracks is stopped afterwards, whatever happens. */
-export async function withAgents(
-  fn: (track: (a: AgentProcess) => AgentProcess) => Promise<void>,
-): Promise<void> {
-  const agents: AgentProcess[] = [];
-  try {
-    await fn((a) => (agents.push(a), a));
-  } finally {
-    await Promise.all(agents.map((a) => a.stop()));
-  }
-}
+export { withAgents } from "./agent_process.ts";
 
 /** A destination listening on a free loopback port. */
 export function startDestination(): Promise<AgentProcess> {
