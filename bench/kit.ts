@@ -55,13 +55,15 @@ export async function waitInfo(
 }
 
 /**
- * The final info of a migration that ended: `completed` with total-time set (a GET can show
- * `completed` before the last counters are written), or `cancelled`/`failed` as it is.
+ * The final info of a migration that ended: `completed` with total-time set on a source (a GET
+ * can show `completed` before the last counters are written), or `cancelled`/`failed` as it is.
  */
 export function finalInfo(agent: BenchAgent, timeoutMs: number): Promise<Json> {
   return waitInfo(
     agent,
-    (b) => TERMINAL.test(b.status) && (b.status !== "completed" || b["total-time"] > 0),
+    (b) =>
+      TERMINAL.test(b.status) &&
+      (b.status !== "completed" || b["x-side"] !== "source" || b["total-time"] > 0),
     timeoutMs,
   );
 }

@@ -54,7 +54,10 @@ function parse(
   }
 }
 
-/** Starts watching `pids` (label → pid); `stop()` ends the loop and returns each peak. */
+/**
+ * Starts watching `pids` (label → pid); `stop()` ends the loop and returns each peak (call it
+ * before the processes end; later calls return the same answer).
+ */
 export function watchRss(pids: Record<string, number>): {
   stop(): Promise<Record<string, RssPeak>>;
 } {
@@ -87,30 +90,30 @@ export function watchRss(pids: Record<string, number>): {
       }
     })().catch(() => {});
   } catch { /* no sh: only the final read */ }
-  return {
-    async stop() {
-      if (child) {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-        await child.status;
-        await reading;
-      }
-      const last = readStatus(list);
-      const result: Record<string, RssPeak> = {};
-      for (const [label, pid] of Object.entries(pids)) {
-        const end = last.get(pid);
-        result[label] = {
-          pid,
-          hwmKiB: end?.hwm ?? NaN,
-          sampledMaxKiB: Math.max(max.get(pid) ?? 0, end?.rss ?? 0) || NaN,
-          lastKiB: end?.rss ?? NaN,
-          samples: count.get(pid) ?? 0,
-        };
-      }
-      return result;
-    },
+  let stopped: Promise<Record<string, RssPeak>> | null = null;
+  const stop = async () => {
+    if (child) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+      await reading;
+    }
+    const last = readStatus(list);
+    const result: Record<string, RssPeak> = {};
+    for (const [label, pid] of Object.entries(pids)) {
+      const end = last.get(pid);
+      result[label] = {
+        pid,
+        hwmKiB: end?.hwm ?? NaN,
+        sampledMaxKiB: Math.max(max.get(pid) ?? 0, end?.rss ?? 0) || NaN,
+        lastKiB: end?.rss ?? NaN,
+        samples: count.get(pid) ?? 0,
+      };
+    }
+    return result;
   };
+  return { stop: () => stopped ??= stop() };
 }
 
 /**

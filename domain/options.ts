@@ -59,8 +59,6 @@ export const CAPABILITIES = {
   "release-ram": {
     description: "Free source pages once sent during postcopy.",
     global: "x-release-ram",
-    unsupported:
-      "cannot work here: JavaScript cannot return SharedArrayBuffer pages to the operating system",
   },
   "block": { description: "Old-style (blk/-b, inc/-i) block migration.", global: "x-block" },
   "return-path": {

@@ -55,6 +55,8 @@ export class PageSender {
   readonly #writes: Promise<void>[] = [];
   readonly #bufBusy: (Promise<void> | undefined)[] = [undefined, undefined];
   #cursor = 0;
+  /** release-ram in postcopy: runs sent since the last release (block, first page, count). */
+  releaseLog: [number, number, number][] | null = null;
   /** XBZRLE / compression, when on. */
   encoder: PageEncoder | null = null;
   /** The encoder's way into the staging buffer. */
@@ -215,6 +217,7 @@ export class PageSender {
           count++;
         }
         this.duplicate += count;
+        this.releaseLog?.push([b, first, count]);
         for (let i = 0; this.encoder && i < count; i++) {
           this.encoder.zeroPage(blk.firstPage + first + i);
         }
@@ -252,6 +255,7 @@ export class PageSender {
         this.#off = putPageRunHeader(this.#views[this.#cur], this.#off, b, first, count, 4096);
         await this.#swap();
         await this.#queue(this.#ram8[b].subarray(first * 4096, (first + count) * 4096));
+        this.releaseLog?.push([b, first, count]);
       }
       this.pending -= count;
       sent += count;

@@ -38,6 +38,7 @@ import { countMarked } from "../../adapters/memory/dirty_log.ts";
 import type { LiveParams } from "./messages.ts";
 import type { MainLink } from "./main_link.ts";
 import { bitmapBytes, PageSender } from "./page_sender.ts";
+import { releaseRange } from "../../adapters/memory/release_ram.ts";
 import { PageEncoder } from "./page_encoder.ts";
 import { createMultifdShared } from "./multifd_shared.ts";
 import { MultifdSource } from "./multifd_source.ts";
@@ -585,9 +586,45 @@ class SourceRun {
       this.#pendingPause = e;
     }
     this.#writer!.setRateLimit(0); // background pages are paced below; requests never wait
+    if (this.#ctx.caps["release-ram"]) {
+      // ram_postcopy_migrated_memory_release: what went out and stayed clean is the
+      // destination's now; later pages go back to the OS as soon as they are written out.
+      this.#releaseClean();
+      sender.releaseLog = [];
+    }
     stats[STAT.downtime] = Date.now() - timeAtStop;
     void params;
     void guest;
+  }
+
+  /** Releases every page that was sent and is not to be sent again. */
+  #releaseClean(): void {
+    const { guest } = this.#ctx;
+    const sender = this.#sender!;
+    for (const [b, blk] of guest.layout.entries()) {
+      let p = 0;
+      while (p < blk.pages) {
+        const flat = blk.firstPage + p;
+        if (sender.sentOnce[flat] && !sender.bitmap[flat]) {
+          const first = p;
+          while (
+            p < blk.pages && sender.sentOnce[blk.firstPage + p] && !sender.bitmap[blk.firstPage + p]
+          ) p++;
+          releaseRange(guest.ram[b], first * guest.pageSize, (p - first) * guest.pageSize);
+        } else p++;
+      }
+    }
+  }
+
+  /** Releases the runs written out since the last call (after a flush: the socket has them). */
+  #releaseWritten(): void {
+    const { guest } = this.#ctx;
+    const log = this.#sender!.releaseLog;
+    if (!log) return;
+    for (const [b, first, count] of log) {
+      releaseRange(guest.ram[b], first * guest.pageSize, count * guest.pageSize);
+    }
+    log.length = 0;
   }
 
   /** Requested pages first, background pages under max-postcopy-bandwidth, until all sent. */
@@ -617,6 +654,7 @@ class SourceRun {
           const r = this.#requests.shift()!;
           await sender.sendRange(r.first, r.count);
           await sender.flush();
+          this.#releaseWritten();
         } else if (sender.pending > 0) {
           const limit = params["max-postcopy-bandwidth"];
           const now = Date.now();
@@ -631,6 +669,7 @@ class SourceRun {
           const before = this.#writer!.bytesWritten;
           const done = await sender.send(POSTCOPY_CHUNK);
           await sender.flush();
+          this.#releaseWritten();
           windowBytes += this.#writer!.bytesWritten - before;
           if (done && sender.pending > 0) sender.rewind();
         } else {

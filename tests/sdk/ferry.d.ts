@@ -635,7 +635,7 @@ export interface components {
       "postcopy-ram": boolean;
       /** @description COarse-grained LOck-stepping (COLO) fault tolerance. (Not available: COLO is not supported by Ferry.) */
       "x-colo": boolean;
-      /** @description Free source pages once sent during postcopy. (Not available: cannot work here: JavaScript cannot return SharedArrayBuffer pages to the operating system.) */
+      /** @description Free source pages once sent during postcopy. */
       "release-ram": boolean;
       /** @description Old-style (blk/-b, inc/-i) block migration. */
       block: boolean;
@@ -669,7 +669,7 @@ export interface components {
       "postcopy-ram"?: boolean;
       /** @description COarse-grained LOck-stepping (COLO) fault tolerance. (Not available: COLO is not supported by Ferry.) */
       "x-colo"?: boolean;
-      /** @description Free source pages once sent during postcopy. (Not available: cannot work here: JavaScript cannot return SharedArrayBuffer pages to the operating system.) */
+      /** @description Free source pages once sent during postcopy. */
       "release-ram"?: boolean;
       /** @description Old-style (blk/-b, inc/-i) block migration. */
       block?: boolean;
