@@ -1,18 +1,57 @@
 /**
- * `deno task bench`: runs scenarios A (+C) and B with fresh agents per repetition, prints a
- * table of figures (each against a baseline measured in the same run) and writes the JSON
- * to bench/results/<date>.json and bench/results/latest.json. A missed target is reported,
+ * `deno task bench`: runs the scenarios with fresh agents per repetition, prints a table of
+ * figures (each against a baseline measured in the same run) and writes the JSON to
+ * bench/results/<date>.json and bench/results/latest.json. A missed target is reported,
  * not an error: the exit code is non-zero only when something crashed.
  *
- * Options: --reps N (default 3), --rate R (scenario C's GETs per second, 0 = back to back;
- * default 200), --only A|B.
+ * Scenarios: A (+C) 1 GiB over TCP, B 1 GiB zero guest, P postcopy, M multifd over unix,
+ * X XBZRLE, V auto-converge, L load (bench/load.ts).
+ *
+ * Options: --reps N (default 3; L runs --load-reps times, default 1), --rate R (scenario C's
+ * GETs per second, 0 = back to back; default 200), --only LIST (comma-separated scenario
+ * letters or names, e.g. `--only A,postcopy`).
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import {
+  type AutoConvergeRun,
+  autoConvergeScenario,
+  CONTROL_MS,
+  figuresAutoConverge,
+} from "./auto_converge.ts";
+import { figuresLoad, type LoadRun, loadScenario } from "./load.ts";
 import type { QuietWait } from "./measure.ts";
+import { figuresMultifd, type MultifdRun, multifdScenario } from "./multifd.ts";
+import { figuresPostcopy, type PostcopyRun, postcopyScenario } from "./postcopy.ts";
 import { type Figure, figuresA, figuresB, renderTable } from "./report.ts";
 import { scenarioA, type ScenarioARun, scenarioB, type ScenarioBRun } from "./scenarios.ts";
+import { figuresXbzrle, type XbzrleRun, xbzrleScenario } from "./xbzrle.ts";
+
+/** Scenario letters in the order they run, and the names `--only` also accepts. */
+export const SCENARIOS: Readonly<Record<string, string[]>> = {
+  A: ["a", "c", "throughput"],
+  B: ["b", "zero"],
+  P: ["p", "postcopy"],
+  M: ["m", "multifd"],
+  X: ["x", "xbzrle"],
+  V: ["v", "auto-converge", "autoconverge"],
+  L: ["l", "load"],
+};
+
+/** Parses `--only` into scenario letters (all of them when absent). */
+export function selectScenarios(only: string | undefined): Set<string> {
+  if (only === undefined) return new Set(Object.keys(SCENARIOS));
+  const picked = new Set<string>();
+  for (const word of only.split(",").map((w) => w.trim().toLowerCase()).filter(Boolean)) {
+    const letter = Object.keys(SCENARIOS).find((k) => SCENARIOS[k].includes(word));
+    if (!letter) {
+      throw new Error(`--only: unknown scenario '${word}' (one of ${Object.keys(SCENARIOS)})`);
+    }
+    picked.add(letter);
+  }
+  return picked;
+}
 
 const RESULTS = new URL("./results/", import.meta.url);
 
@@ -68,53 +107,136 @@ function logB(i: number, r: ScenarioBRun): void {
   console.error(`B#${i + 1}: ${parts.join("; ")}`);
 }
 
+function logP(i: number, r: PostcopyRun): void {
+  console.error(
+    `P#${i + 1}: ${quiet(r.quiet)}; start-postcopy → destination running ${
+      r.switchMs.toFixed(1)
+    } ms (${r.machinePolls} polls); package ${r.packageBytes} B; downtime ${r.source.downtime} ms; ` +
+      `total ${r.source["total-time"]} ms; blocktime ${r.destination["postcopy-blocktime"]} ms`,
+  );
+}
+
+function logM(i: number, r: MultifdRun): void {
+  console.error(
+    `M#${i + 1}: ${quiet(r.quiet)}; raw unix ${gbps(r.rawUnix.bytesPerSec)} GB/s; multifd ${
+      gbps(r.bytesPerSec)
+    } GB/s (total ${r.info["total-time"]} ms, setup ${
+      r.info["setup-time"]
+    }, downtime ${r.info.downtime})`,
+  );
+}
+
+function logX(i: number, r: XbzrleRun): void {
+  console.error(
+    `X#${i + 1}: ${quiet(r.quiet)}; plain ${r.plain.bytesPerPage.toFixed(1)} B/page; xbzrle ${
+      r.xbzrleBytesPerPage.toFixed(1)
+    } B/page (window ${r.xbzrle.bytesPerPage.toFixed(1)}); RSS MiB ${
+      Object.entries(r.rss).map(([k, v]) => `${k} ${(v.hwmKiB / 1024).toFixed(0)}`).join(", ")
+    }`,
+  );
+}
+
+function logV(label: string, r: AutoConvergeRun): void {
+  console.error(
+    `${label}: ${quiet(r.quiet)}; ${r.converged ? "completed" : r.info.status}; total ${
+      r.info["total-time"] ?? "-"
+    } ms, downtime ${r.info.downtime ?? "-"} ms; throttle steps ${JSON.stringify(r.throttleSteps)}`,
+  );
+}
+
+function logL(i: number, r: LoadRun): void {
+  console.error(
+    `L#${i + 1}: alone ${r.aloneMs} ms, loaded ${r.loadedMs} ms (ratio ${r.ratio.toFixed(2)}); ` +
+      `GET p99 ${r.polls.p99.toFixed(1)} ms at ${r.polls.achievedRate.toFixed(0)}/s`,
+  );
+}
+
+/** Runs `n` repetitions of `scenario` if `letter` is selected, logging each. */
+async function repeat<T>(
+  picked: Set<string>,
+  letter: string,
+  n: number,
+  scenario: () => Promise<T>,
+  log: (i: number, r: T) => void,
+): Promise<T[]> {
+  const runs: T[] = [];
+  for (let i = 0; i < n && picked.has(letter); i++) {
+    runs.push(await scenario());
+    log(i, runs[i]);
+  }
+  return runs;
+}
+
 /** Runs the bench; returns the figures. */
 export async function main(args: string[]): Promise<Figure[]> {
   const { values } = parseArgs({
     args,
     options: {
       reps: { type: "string", default: "3" },
+      "load-reps": { type: "string", default: "1" },
       rate: { type: "string", default: "200" },
       only: { type: "string" },
     },
   });
   const reps = Number(values.reps);
+  const loadReps = Number(values["load-reps"]);
   const rate = Number(values.rate);
-  if (!(reps >= 1) || !(rate >= 0)) throw new Error("--reps must be ≥ 1 and --rate ≥ 0");
+  if (!(reps >= 1) || !(loadReps >= 1) || !(rate >= 0)) {
+    throw new Error("--reps and --load-reps must be ≥ 1 and --rate ≥ 0");
+  }
+  const picked = selectScenarios(values.only);
   const started = new Date();
   const host = machine();
-  console.error(`machine: ${JSON.stringify(host)}`);
-  const a: ScenarioARun[] = [];
-  const b: ScenarioBRun[] = [];
-  for (let i = 0; i < reps && values.only !== "B"; i++) {
-    a.push(await scenarioA(rate));
-    logA(i, a[i]);
-  }
-  for (let i = 0; i < reps && values.only !== "A"; i++) {
-    b.push(await scenarioB());
-    logB(i, b[i]);
-  }
-  const figures = [...figuresA(a), ...figuresB(b)];
+  console.error(`machine: ${JSON.stringify(host)}; scenarios ${[...picked].join(",")}`);
+  const a = await repeat(picked, "A", reps, () => scenarioA(rate), logA);
+  const b = await repeat(picked, "B", reps, scenarioB, logB);
+  const p = await repeat(picked, "P", reps, postcopyScenario, logP);
+  const m = await repeat(picked, "M", reps, multifdScenario, logM);
+  const x = await repeat(picked, "X", reps, xbzrleScenario, logX);
+  const v = await repeat(picked, "V", reps, () => autoConvergeScenario(), (i, r) => {
+    logV(`V#${i + 1}`, r);
+  });
+  const vControl = await repeat(
+    picked,
+    "V",
+    1,
+    () => autoConvergeScenario({ control: true, timeoutMs: CONTROL_MS }),
+    (_, r) => logV("V control (auto-converge off)", r),
+  );
+  const l = await repeat(picked, "L", loadReps, () => loadScenario(), logL);
+  const figures = [
+    ...figuresA(a),
+    ...figuresB(b),
+    ...figuresPostcopy(p),
+    ...figuresMultifd(m),
+    ...figuresXbzrle(x),
+    ...figuresAutoConverge(v, vControl),
+    ...figuresLoad(l),
+  ];
   console.log(
     `\nFerry bench — ${host.nproc} cores (${host.cpu}), Deno ${host.deno}; ` +
-      `medians of ${reps} repetitions (C pools every sample; ratios of A are medians of ` +
-      `per-repetition ratios)\n`,
+      `medians of ${reps} repetitions, L: ${loadReps} (C pools every sample; ratios are ` +
+      `medians of per-repetition ratios)\n`,
   );
   console.log(renderTable(figures));
   const doc = {
     date: started.toISOString(),
     durationMs: Date.now() - started.getTime(),
     machine: host,
-    options: { reps, pollRate: rate, only: values.only ?? null },
+    options: { reps, loadReps, pollRate: rate, only: values.only ?? null },
     figures,
-    runs: { A: a, B: b },
+    runs: { A: a, B: b, P: p, M: m, X: x, V: v, VControl: vControl, L: l },
   };
   await Deno.mkdir(RESULTS, { recursive: true });
   const text = JSON.stringify(doc, null, 2) + "\n";
   const name = `${started.toISOString().replace(/:/g, "-")}.json`;
   await Deno.writeTextFile(new URL(name, RESULTS), text);
   await Deno.writeTextFile(new URL("latest.json", RESULTS), text);
-  console.log(`\nwrote bench/results/${name} and bench/results/latest.json`);
+  console.log(
+    `\nwrote bench/results/${name} and bench/results/latest.json (${
+      ((Date.now() - started.getTime()) / 1000).toFixed(0)
+    } s)`,
+  );
   return figures;
 }
 

@@ -180,8 +180,8 @@ export function figuresPostcopy(runs: readonly PostcopyRun[]): Figure[] {
     info(
       "P.package",
       `P: package ${runs[0].packageBytes} B at the measured ${mbs} MiB/s`,
-      median(runs.map((r) => r.packageMs)),
-      "ms",
+      median(runs.map((r) => r.packageMs * 1000)),
+      "µs",
     ),
     info("P.downtime", "P: source downtime", median(runs.map((r) => r.source.downtime)), "ms"),
     info("P.total", "P: source total-time", median(runs.map((r) => r.source["total-time"])), "ms"),

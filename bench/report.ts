@@ -6,6 +6,7 @@
  * @module
  */
 import { median, percentile } from "./measure.ts";
+import { rssFigures } from "./rss.ts";
 import type { ScenarioARun, ScenarioBRun } from "./scenarios.ts";
 
 /** One row of the table. */
@@ -130,6 +131,13 @@ export function figuresA(runs: readonly ScenarioARun[]): Figure[] {
     },
     info("C.p50", "C: GET p50 during A", percentile(during, 50), "ms"),
     info("C.max", "C: GET max during A", during.length ? Math.max(...during) : NaN, "ms"),
+    ...rssFigures(
+      "A",
+      "A",
+      runs.map((r) => r.rss),
+      2 ** 30 + 128 * 2 ** 20,
+      "guest RAM + 128 MiB (no xbzrle cache)",
+    ),
   ];
 }
 

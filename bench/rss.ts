@@ -32,11 +32,15 @@ function readStatus(pids: readonly number[]): Map<number, { rss: number; hwm: nu
   return out;
 }
 
-/** One line per pid: `PID VmHWM: N kB VmRSS: N kB`; in a 50 ms loop when `loop`. */
+/**
+ * One line per pid: `PID VmHWM: N kB VmRSS: N kB`. With `loop`, every 50 ms for as long as
+ * every watched process and the bench itself live (so the loop cannot outlive a crash).
+ */
 function script(pids: readonly number[], loop: boolean): string {
   const once = `for p in ${pids.join(" ")}; do printf '%s ' $p; ` +
     `grep -E '^(VmRSS|VmHWM)' /proc/$p/status 2>/dev/null | tr -s ' \\t\\n' ' '; echo; done`;
-  return loop ? `while :; do ${once}; sleep 0.05; done` : once;
+  const alive = [...pids, Deno.pid].map((p) => `[ -e /proc/${p}/status ]`).join(" && ");
+  return loop ? `while ${alive}; do ${once}; sleep 0.05; done` : once;
 }
 
 function parse(

@@ -3,7 +3,8 @@
  * - A (+ C): a 1 GiB random idle guest over loopback TCP at unlimited bandwidth, with the
  *   raw unix-socket, raw TCP through 1 GiB buffers, and raw TCP (the baseline) measured in
  *   that order between the agents' start and the POST, and
- *   a client polling `GET /migrations/current` throughout (scenario C).
+ *   a client polling `GET /migrations/current` throughout (scenario C), and the agents'
+ *   resident memory watched from the POST to the destination's completion.
  * - B: a 1 GiB all-zero idle guest, with an in-process 1 GiB zero scan as its baseline.
  *
  * @module
@@ -19,6 +20,7 @@ import {
 } from "./measure.ts";
 import { pollFor, pollUntil } from "./poller.ts";
 import { type RawResult, runRaw } from "./raw.ts";
+import { type RssPeak, watchRss } from "./rss.ts";
 
 /** Guest size, and the bytes each raw baseline moves. */
 export const GIB = 2 ** 30;
@@ -61,6 +63,8 @@ export interface ScenarioARun {
   pollErrors: number;
   /** CPU time per process and thread from the POST to the destination's completion. */
   cpu: CpuSample;
+  /** Peak RSS of both agents (VmHWM read after the destination's completion). */
+  rss: Record<string, RssPeak>;
 }
 
 /** One repetition of scenario B. */
@@ -129,6 +133,7 @@ export function scenarioA(pollRate: number): Promise<ScenarioARun> {
     const rawUnix = await runRaw("unix", GIB, CHUNK);
     const rawTcpSpan = await runRaw("tcp", GIB, CHUNK, GIB);
     const rawTcp = await runRaw("tcp", GIB, CHUNK);
+    const rss = watchRss({ source: src.pid, destination: dst.pid });
     const cpu = sampleCpu({ source: src.pid, destination: dst.pid, bench: Deno.pid });
     const t0 = wallNow();
     const r = await src.api("POST", "/migrations", { uri });
@@ -146,6 +151,7 @@ export function scenarioA(pollRate: number): Promise<ScenarioARun> {
     await pollFor(dst.base, "/migrations/current", (b) => TERMINAL.test(b.status), 10_000, 2);
     const destAt = wallNow();
     const cpuUsed = cpu();
+    const peaks = await rss.stop();
     const info = await settledInfo(src);
     const transferred = info.ram.transferred;
     const wallMs = poll.terminalAt - t0;
@@ -165,6 +171,7 @@ export function scenarioA(pollRate: number): Promise<ScenarioARun> {
       latencyMs: poll.latencies.map(round3),
       pollErrors: poll.errors,
       cpu: cpuUsed,
+      rss: peaks,
     };
   });
 }

@@ -117,7 +117,16 @@ Deno.test({
           p.locator("#diagram .node.visited, #diagram .node.current").evaluateAll((nodes) =>
             nodes.map((n) => n.getAttribute("data-state"))
           );
-        assert.deepEqual(await trace(dstPage), await trace(page));
+        // The destination's page learns its path from the replayed events: wait for them.
+        const want = await trace(page);
+        for (
+          let i = 0;
+          i < 100 && JSON.stringify(await trace(dstPage)) !== JSON.stringify(want);
+          i++
+        ) {
+          await dstPage.waitForTimeout(100);
+        }
+        assert.deepEqual(await trace(dstPage), want);
         assert.ok((await trace(page)).includes("active"));
         await saveScreenshot(dstPage, "dashboard_destination.png");
 
