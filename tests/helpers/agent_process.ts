@@ -67,7 +67,18 @@ export async function startAgent(args: string[]): Promise<AgentProcess> {
     }
   })();
   const base = `http://${listening.addr}`;
+  let exit: Deno.CommandStatus | null = null;
+  let expectExit = false;
+  child.status.then((s) => (exit = s));
   const api = async <T>(method: string, path: string, body?: unknown) => {
+    if (exit !== null && !expectExit) {
+      // Its port may already belong to another process: say what happened instead.
+      const e = exit as Deno.CommandStatus;
+      throw new Error(
+        `agent ${base} exited unexpectedly (code ${e.code}, signal ${e.signal}); ` +
+          `log tail:\n${logText.slice(-3000)}`,
+      );
+    }
     const r = await fetch(base + path, {
       method,
       headers: body === undefined ? {} : { "content-type": "application/json" },
@@ -82,6 +93,7 @@ export async function startAgent(args: string[]): Promise<AgentProcess> {
     incomingUri: listening.incoming,
     pid: child.pid,
     kill(signal: Deno.Signal = "SIGKILL") {
+      expectExit = true;
       try {
         child.kill(signal);
       } catch { /* already gone */ }
@@ -101,6 +113,7 @@ export async function startAgent(args: string[]): Promise<AgentProcess> {
     async stop() {
       if (stopped) return;
       stopped = true;
+      expectExit = true;
       try {
         child.kill("SIGTERM");
       } catch { /* already gone */ }
