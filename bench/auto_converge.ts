@@ -16,7 +16,7 @@
 import { type Json, startAgent, withAgents } from "./agent.ts";
 import { cancelAndSettle, current, MIB, migrate, PAGE, patch, TERMINAL } from "./kit.ts";
 import { median, type QuietWait, waitForQuiet } from "./measure.ts";
-import type { Figure } from "./report.ts";
+import { type Figure, infoFigure as info } from "./report.ts";
 
 /** Scenario V's settings. */
 export const AUTO_CONVERGE = {
@@ -113,20 +113,6 @@ export function autoConvergeScenario(
       samples,
     };
   });
-}
-
-function info(id: string, figure: string, value: number, unit: string): Figure {
-  return {
-    id,
-    figure,
-    value,
-    unit,
-    baseline: null,
-    baselineName: null,
-    ratio: null,
-    target: null,
-    pass: null,
-  };
 }
 
 /**

@@ -118,9 +118,9 @@ function logP(i: number, r: PostcopyRun): void {
 
 function logM(i: number, r: MultifdRun): void {
   console.error(
-    `M#${i + 1}: ${quiet(r.quiet)}; raw unix ${gbps(r.rawUnix.bytesPerSec)} GB/s; multifd ${
-      gbps(r.bytesPerSec)
-    } GB/s (total ${r.info["total-time"]} ms, setup ${
+    `M#${i + 1}: ${quiet(r.quiet)}; raw unix ${gbps(r.rawUnix.bytesPerSec)} GB/s, through 1 GiB ${
+      gbps(r.rawUnixSpan.bytesPerSec)
+    }; multifd ${gbps(r.bytesPerSec)} GB/s (total ${r.info["total-time"]} ms, setup ${
       r.info["setup-time"]
     }, downtime ${r.info.downtime})`,
   );

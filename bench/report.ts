@@ -26,6 +26,21 @@ export interface Figure {
 
 const GB = 1e9;
 
+/** An informational row: a value with no baseline and no target. */
+export function infoFigure(id: string, figure: string, value: number, unit: string): Figure {
+  return {
+    id,
+    figure,
+    value,
+    unit,
+    baseline: null,
+    baselineName: null,
+    ratio: null,
+    target: null,
+    pass: null,
+  };
+}
+
 /** The figures of scenarios A and C (C pools the latencies of every repetition). */
 export function figuresA(runs: readonly ScenarioARun[]): Figure[] {
   if (runs.length === 0) return [];
@@ -38,17 +53,7 @@ export function figuresA(runs: readonly ScenarioARun[]): Figure[] {
   const idle = runs.flatMap((r) => r.idleLatencyMs);
   const p99 = percentile(during, 99);
   const idleP99 = percentile(idle, 99);
-  const info = (id: string, figure: string, value: number, unit: string): Figure => ({
-    id,
-    figure,
-    value,
-    unit,
-    baseline: null,
-    baselineName: null,
-    ratio: null,
-    target: null,
-    pass: null,
-  });
+  const info = infoFigure;
   const agentCpu = runs.map((r) =>
     (r.cpu.processes.source?.total ?? NaN) + (r.cpu.processes.destination?.total ?? NaN)
   );

@@ -5,7 +5,7 @@
  * converges. Migrated twice with fresh agents: plain, then with XBZRLE. The plain run gives
  * the baseline: bytes on the wire per resent page (Δ ram.transferred / Δ (normal + duplicate)
  * from the end of the first pass to the end of the fifth, framing included). The XBZRLE run
- * gives `xbzrle-cache.bytes / xbzrle-cache.pages` after its sixth pass (pass 2 fills the
+ * gives `xbzrle-cache.bytes / xbzrle-cache.pages` once its sixth pass starts (pass 2 fills the
  * cache). Each run is then cancelled (or read as it is, if it completed). The XBZRLE run's
  * agents are watched for RSS.
  *
@@ -14,7 +14,7 @@
 import { type BenchAgent, type Json, startAgent, withAgents } from "./agent.ts";
 import { cancelAndSettle, MIB, migrate, patch, TERMINAL, waitInfo } from "./kit.ts";
 import { median, type QuietWait, waitForQuiet } from "./measure.ts";
-import type { Figure } from "./report.ts";
+import { type Figure, infoFigure as info } from "./report.ts";
 import { rssFigures, type RssPeak, watchRss } from "./rss.ts";
 
 /** Guest RAM and XBZRLE cache of scenario X, bytes. */
@@ -108,20 +108,6 @@ export async function xbzrleScenario(): Promise<XbzrleRun> {
   });
 }
 
-function info(id: string, figure: string, value: number, unit: string): Figure {
-  return {
-    id,
-    figure,
-    value,
-    unit,
-    baseline: null,
-    baselineName: null,
-    ratio: null,
-    target: null,
-    pass: null,
-  };
-}
-
 /** The figures of scenario X (medians over the repetitions). */
 export function figuresXbzrle(runs: readonly XbzrleRun[]): Figure[] {
   if (runs.length === 0) return [];
@@ -145,7 +131,7 @@ export function figuresXbzrle(runs: readonly XbzrleRun[]): Figure[] {
     {
       ...info(
         "X.window",
-        "X: XBZRLE run, Δ transferred / Δ pages over passes 3–6 (misses included)",
+        "X: XBZRLE run, Δ transferred / Δ pages over passes 3–5 (misses included)",
         median(runs.map((r) => r.xbzrle.bytesPerPage)),
         "B",
       ),
