@@ -14,6 +14,7 @@ import { isSetupOrActive } from "./state_machine.ts";
 import { WorkerHost } from "./worker_host.ts";
 
 const SOURCE_WORKER = new URL("./engine/source_worker.ts", import.meta.url);
+const CHANNEL_WORKER = new URL("./engine/multifd_worker.ts", import.meta.url);
 
 /** A running outgoing migration's controls. */
 export class Outgoing {
@@ -33,6 +34,22 @@ export class Outgoing {
     this.migration = migration;
     let resolveDone = () => {};
     this.done = new Promise((r) => (resolveDone = r));
+    // Page-channel Workers start here, on the main thread: started inside the source
+    // Worker, each takes about a second to come up (Deno 2.9 nested Workers).
+    const channels = caps["x-multifd"] ? Number(params["x-multifd-channels"]) : 0;
+    const workers: Worker[] = [];
+    const ports: MessagePort[] = [];
+    for (let id = 0; id < channels; id++) {
+      const w = new Worker(CHANNEL_WORKER, { type: "module" });
+      const mc = new MessageChannel();
+      w.postMessage({ t: "port", port: mc.port1 }, [mc.port1]);
+      w.onerror = (e) => {
+        e.preventDefault();
+        this.#host.post({ t: "multifd-crash", id, message: e.message });
+      };
+      workers.push(w);
+      ports.push(mc.port2);
+    }
     const start: SourceStart = {
       t: "start",
       uri: migration.uri,
@@ -42,11 +59,13 @@ export class Outgoing {
       params,
       caps,
       tls,
+      multifdPorts: ports.length ? ports : undefined,
     };
     this.#host = new WorkerHost(SOURCE_WORKER, start, {
       current: () => migration,
       onPass,
       onDone: () => {
+        for (const w of workers) w.terminate();
         const m = migration.machine;
         if (isSetupOrActive(m.status)) {
           migration.setError("data path ended unexpectedly");
@@ -55,7 +74,7 @@ export class Outgoing {
         if (m.status === "cancelling") m.transition("cancelling", "cancelled");
         resolveDone();
       },
-    });
+    }, ports);
   }
 
   /** migrate_fd_cancel: any setup-or-active status → cancelling, then shut the channel. */

@@ -27,7 +27,12 @@ export class WorkerHost {
   #alive = true;
 
   /** Starts `url` and posts `start` to it. */
-  constructor(url: URL, start: unknown, handlers: WorkerHandlers) {
+  constructor(
+    url: URL,
+    start: unknown,
+    handlers: WorkerHandlers,
+    transfer: Transferable[] = [],
+  ) {
     this.#worker = new Worker(url, { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
       const m = e.data;
@@ -72,7 +77,7 @@ export class WorkerHost {
       this.terminate();
       handlers.onDone();
     };
-    this.#worker.postMessage(start);
+    this.#worker.postMessage(start, transfer);
   }
 
   /** Sends a message if the Worker still runs. */

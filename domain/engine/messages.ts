@@ -25,6 +25,11 @@ export interface SourceStart {
   caps: Capabilities;
   /** With tls-creds: every channel (main, return path, multifd) is TLS. */
   tls?: TlsChannelOptions;
+  /**
+   * With x-multifd: one port per page-channel Worker, started by the main thread (a Worker
+   * started inside this Worker takes ~1 s to come up in Deno 2.9).
+   */
+  multifdPorts?: MessagePort[];
 }
 
 /** Starts listening for incoming migrations in a destination Worker. */
@@ -66,4 +71,5 @@ export type MainMessage =
   | { t: "pause" }
   | { t: "resume"; uri: string; tls?: TlsChannelOptions }
   | { t: "recover"; uri: string }
-  | { t: "stop" };
+  | { t: "stop" }
+  | { t: "multifd-crash"; id: number; message: string };

@@ -17,6 +17,7 @@ export class MultifdSource {
   readonly shared: MultifdShared;
   readonly #ctl: Int32Array;
   readonly #workers: Worker[] = [];
+  readonly #ports: MessagePort[] = [];
   readonly #channels: number;
   #error: string | null = null;
   #gen = 0;
@@ -33,23 +34,26 @@ export class MultifdSource {
       uuid: Uint8Array;
       rateLimit: number;
       tls?: TlsChannelOptions;
+      /** Ports of channel Workers started elsewhere (the main thread); else started here. */
+      ports?: MessagePort[];
     },
   ) {
     this.shared = shared;
     this.#ctl = new Int32Array(shared.ctl);
     this.#channels = opts.channels;
     for (let id = 0; id < opts.channels; id++) {
-      const w = new Worker(CHANNEL_WORKER, { type: "module" });
+      const port = opts.ports?.[id];
+      const w = port ?? new Worker(CHANNEL_WORKER, { type: "module" });
       w.onmessage = (e) => {
         if (e.data.t === "error") this.#error ??= e.data.message;
         else if (e.data.t === "done") this.#ended++;
       };
-      w.onerror = (e) => {
-        e.preventDefault();
-        this.#error ??= `multifd channel ${id} crashed: ${e.message}`;
-        Atomics.add(this.#ctl, MF.FAILED, 1);
-        Atomics.notify(this.#ctl, MF.DONE);
-      };
+      if (w instanceof Worker) {
+        w.onerror = (e) => {
+          e.preventDefault();
+          this.crashed(id, e.message);
+        };
+      }
       const start: MultifdChannelStart = {
         t: "start",
         uri,
@@ -63,8 +67,16 @@ export class MultifdSource {
         tls: opts.tls,
       };
       w.postMessage(start);
-      this.#workers.push(w);
+      if (w instanceof Worker) this.#workers.push(w);
+      else this.#ports.push(w);
     }
+  }
+
+  /** A channel Worker crashed. */
+  crashed(id: number, message: string): void {
+    this.#error ??= `multifd channel ${id} crashed: ${message}`;
+    Atomics.add(this.#ctl, MF.FAILED, 1);
+    Atomics.notify(this.#ctl, MF.DONE);
   }
 
   /** The first channel error, if any. */
@@ -130,7 +142,7 @@ export class MultifdSource {
 
   /** Changes the channels' share of max-bandwidth. */
   setRate(bytesPerSecond: number): void {
-    for (const w of this.#workers) {
+    for (const w of [...this.#workers, ...this.#ports]) {
       w.postMessage({ t: "rate", rate: bytesPerSecond / this.#channels });
     }
   }
@@ -155,6 +167,8 @@ export class MultifdSource {
       w.postMessage({ t: "shutdown" });
       w.terminate();
     }
+    for (const p of this.#ports) p.postMessage({ t: "shutdown" });
     this.#workers.length = 0;
+    this.#ports.length = 0;
   }
 }

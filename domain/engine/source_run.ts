@@ -70,6 +70,10 @@ export interface SourceContext {
   connect: (uri?: string) => Promise<Channel>;
   /** Called with the writer once it exists, so cancel can shut it down. */
   onWriter: (w: ChannelWriter | null) => void;
+  /** Ports of page-channel Workers the main thread started (else they start here). */
+  multifdPorts?: MessagePort[];
+  /** Set by the run: reports a page-channel Worker that crashed. */
+  onMultifdCrash?: (id: number, message: string) => void;
 }
 
 class Cancelled extends Error {
@@ -346,8 +350,11 @@ class SourceRun {
         uuid,
         rateLimit: params["max-bandwidth"],
         tls: this.#ctx.tls,
+        ports: this.#ctx.multifdPorts,
       },
     );
+    const mfd = this.#mfd;
+    this.#ctx.onMultifdCrash = (id, message) => mfd.crashed(id, message);
     await this.#mfd.ready();
     stats[STAT.multifdBytes] = this.#mfd.bytes;
   }

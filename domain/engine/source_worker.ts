@@ -13,11 +13,12 @@ import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import type { LiveParams, MainMessage, SourceStart, WorkerMessage } from "./messages.ts";
 import { SourceControl } from "./source_control.ts";
 import { DEFAULT_PARAMETERS } from "../options.ts";
-import { runSource } from "./source_run.ts";
+import { runSource, type SourceContext } from "./source_run.ts";
 
 let link: MainLink | null = null;
 let writer: ChannelWriter | null = null;
 let resumeTls: TlsChannelOptions | undefined;
+let ctx: SourceContext | null = null;
 const control = new SourceControl();
 const params = { ...DEFAULT_PARAMETERS } as LiveParams;
 
@@ -27,7 +28,7 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
     case "start":
       Object.assign(params, m.params);
       link = new MainLink(m.status, (msg: WorkerMessage) => self.postMessage(msg));
-      runSource({
+      ctx = {
         guest: m.guest,
         stats: m.stats,
         link,
@@ -41,7 +42,9 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
           writer = w;
           if (control.cancelled) w?.shutdown();
         },
-      }).finally(() => self.postMessage({ t: "done" } satisfies WorkerMessage));
+        multifdPorts: m.multifdPorts,
+      };
+      runSource(ctx).finally(() => self.postMessage({ t: "done" } satisfies WorkerMessage));
       break;
     case "cancel":
       control.cancelled = true;
@@ -53,6 +56,9 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
       break;
     case "postcopy":
       control.startPostcopy = true;
+      // Precopy is over: its rate limit must not hold the switch (a write waiting for the
+      // next 100 ms window would delay it, and the package behind it, by up to 100 ms).
+      writer?.setRateLimit(0);
       break;
     case "continue":
       control.continued = true;
@@ -63,6 +69,9 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
     case "pause":
       control.pauseRequested = true;
       writer?.shutdown();
+      break;
+    case "multifd-crash":
+      ctx?.onMultifdCrash?.(m.id, m.message);
       break;
     case "resume":
       resumeTls = m.tls;
