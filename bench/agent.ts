@@ -28,10 +28,14 @@ export interface BenchAgent {
   log(): string;
 }
 
-/** Starts an agent with `args` (after `--listen 127.0.0.1:0`) and waits until it listens. */
+/** V8 flags agents run with (as in the `start` task). */
+export const AGENT_V8_FLAGS = "--v8-flags=--max-semi-space-size=1";
+
+/** Starts an agent with `args` (after `--listen 127.0.0.1:0`), as `deno task start` would, and waits until it listens. */
 export async function startAgent(args: string[]): Promise<BenchAgent> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--listen", "127.0.0.1:0", ...args],
+    // The same V8 flags as `deno task start` (a small young generation: see deno.json).
+    args: ["run", "-A", AGENT_V8_FLAGS, MAIN, "--listen", "127.0.0.1:0", ...args],
     stdin: "null",
     stdout: "null",
     stderr: "piped",
