@@ -209,7 +209,10 @@ export class PageSender {
       let count = 0;
       if (zero) {
         while (
-          p < end && bitmap[p] === 1 && count < 0xffff_0000 && this.#isZero(b, p - blk.firstPage)
+          p < end && bitmap[p] === 1 && count < 0xffff_0000 &&
+          // The first page was classified just now: the vCPU may have written it since,
+          // in which case it is dirty again and goes once more next pass.
+          (count === 0 || this.#isZero(b, p - blk.firstPage))
         ) {
           bitmap[p] = 0;
           this.sentOnce[p] = 1;
