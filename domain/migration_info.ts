@@ -151,12 +151,14 @@ export interface InfoOptions {
 /** The convergence verdict of a running outgoing migration, from its measured counters. */
 export function convergenceOf(m: Migration): Convergence {
   const s = m.stats;
+  // With XBZRLE or compression a pending page costs what the last pass measured.
+  const cost = s[STAT.wirePerPage] > 0 ? s[STAT.wirePerPage] / PAGE_SIZE : 1;
   return assessConvergence({
-    remaining: s[STAT.remaining],
+    remaining: s[STAT.remaining] * cost,
     bandwidth: s[STAT.bandwidth] * 1000,
     dirtyRate: s[STAT.dirtyPagesRate] * PAGE_SIZE,
     downtimeLimit: Number(m.params["downtime-limit"] ?? 300),
-    afterSync: afterSyncHistory(s),
+    afterSync: afterSyncHistory(s).map((r) => r * cost),
     maxBandwidth: Number(m.params["max-bandwidth"] ?? 0),
     autoConverge: !!m.caps["auto-converge"],
     postcopy: !!m.caps["postcopy-ram"],

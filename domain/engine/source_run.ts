@@ -33,8 +33,8 @@ import {
   encodeU32Frame,
 } from "../wire/postcopy.ts";
 import { RESUME_ACK_VALUE } from "../wire/return_path.ts";
-import { AFTER_SYNC, STAT } from "./stats.ts";
-import { countMarked } from "../../adapters/memory/dirty_log.ts";
+import { STAT } from "./stats.ts";
+import { SourceCounters } from "./source_counters.ts";
 import type { LiveParams } from "./messages.ts";
 import type { MainLink } from "./main_link.ts";
 import { bitmapBytes, PageSender } from "./page_sender.ts";
@@ -107,16 +107,24 @@ class SourceRun {
   #resumeAck = false;
   #bitmapsIn = 0;
   readonly #requests: { first: number; count: number }[] = [];
-  #pass = 0;
   #vmWasRunning = false;
-  #iterStart = 0;
-  #iterBytes = 0;
-  #rateStart = 0;
-  #dirtied = 0;
+  readonly #counters: SourceCounters;
 
   constructor(ctx: SourceContext) {
     this.#ctx = ctx;
     this.#vcpu = new VcpuControl(ctx.guest);
+    this.#counters = new SourceCounters({
+      stats: ctx.stats,
+      params: ctx.params,
+      caps: ctx.caps,
+      pageSize: ctx.guest.pageSize,
+      vcpu: this.#vcpu,
+      forceAutoConverge: () => ctx.control.forceAutoConverge,
+      sender: () => this.#sender!,
+      mfd: () => this.#mfd,
+      transferred: () => this.#transferred(),
+      onPass: (pass) => ctx.link.post({ t: "pass", pass }),
+    });
   }
 
   get #status(): MigrationStatus {
@@ -202,7 +210,7 @@ class SourceRun {
             }
             : undefined,
         });
-        this.#encoderCounters();
+        this.#counters.encoder();
       }
     }
     if (this.#useReturnPath) {
@@ -266,65 +274,11 @@ class SourceRun {
     // The bitmap starts all dirty (bulk stage); the first sync only clears the dirty log.
     sender.sync();
     sender.markAll();
-    this.#pass = 1;
-    stats[STAT.dirtySyncCount] = 1;
-    link.post({ t: "pass", pass: 1 });
+    this.#counters.setupPass();
     stats[STAT.setupTime] = Date.now() - this.#start;
     if (!await link.transition("setup", "active")) throw new Cancelled();
-    this.#iterStart = this.#rateStart = Date.now();
-    this.#iterBytes = this.#writer!.bytesWritten;
+    this.#counters.begin(Date.now());
   }
-
-  #updateCounters(now: number): void {
-    const { stats, guest, params } = this.#ctx;
-    const sender = this.#sender!;
-    const mfd = this.#mfd;
-    stats[STAT.transferred] = this.#transferred();
-    stats[STAT.multifdBytes] = mfd?.bytes ?? 0;
-    stats[STAT.remaining] = (mfd ? countMarked(sender.bitmap) : sender.pending) * guest.pageSize;
-    const extra = mfd?.pages() ?? { normal: 0, duplicate: 0 };
-    stats[STAT.duplicate] = sender.duplicate + extra.duplicate;
-    stats[STAT.normal] = sender.normal + extra.normal;
-    stats[STAT.throttle] = this.#vcpu.throttle;
-    this.#encoderCounters();
-    if (now < this.#iterStart + BUFFER_DELAY) return;
-    const transferred = this.#transferred() - this.#iterBytes;
-    const spent = now - this.#iterStart;
-    const bandwidth = transferred / spent; // bytes per ms
-    stats[STAT.bandwidth] = bandwidth;
-    stats[STAT.thresholdSize] = bandwidth * params["downtime-limit"];
-    stats[STAT.mbps] = transferred * 8 / (spent / 1000) / 1e6;
-    if (stats[STAT.dirtyPagesRate] && transferred > 10000) {
-      stats[STAT.expectedDowntime] = Math.round(stats[STAT.remaining] / bandwidth);
-    }
-    this.#iterStart = now;
-    this.#iterBytes = this.#transferred();
-  }
-
-  /** QEMU's xbzrle-cache and compression members, from the encoder. */
-  #encoderCounters(): void {
-    const { stats } = this.#ctx;
-    const enc = this.#sender?.encoder;
-    const x = enc?.xbzrle;
-    if (x) {
-      stats[STAT.xbzrleCacheSize] = x.cacheSize;
-      stats[STAT.xbzrleBytes] = x.bytes;
-      stats[STAT.xbzrlePages] = x.pages;
-      stats[STAT.xbzrleCacheMiss] = x.cacheMiss;
-      stats[STAT.xbzrleOverflow] = x.overflow;
-    }
-    const c = enc?.compression();
-    if (c) {
-      stats[STAT.compressPages] = c.pages;
-      stats[STAT.compressBusy] = c.busy;
-      stats[STAT.compressBusyRate] = c.busyRate;
-      stats[STAT.compressedSize] = c.compressedSize;
-      stats[STAT.compressionRate] = c.compressionRate;
-    }
-  }
-
-  /** Misses and lookups at the start of the current cache-miss-rate period. */
-  #missPeriod = { misses: 0, lookups: 0 };
 
   /** Bytes sent over every channel of this migration, across resumes. */
   #bytesBefore = 0;
@@ -362,67 +316,11 @@ class SourceRun {
   /** One pass over the page channels, then MULTIFD_SYNC on the main stream too. */
   async #multifdPass(): Promise<void> {
     const gen = await this.#mfd!.pass(() => {
-      this.#updateCounters(Date.now());
+      this.#counters.update(Date.now());
     });
     await this.#sender!.append(encodeU32Frame(FrameType.MULTIFD_SYNC, gen));
     this.#checkErrors();
   }
-
-  #syncPass(): void {
-    const { stats, link } = this.#ctx;
-    this.#dirtied += this.#sender!.sync();
-    this.#pass++;
-    const k = stats[STAT.afterSyncCount];
-    stats[STAT.afterSync + (k % AFTER_SYNC)] = this.#sender!.pending * this.#ctx.guest.pageSize;
-    stats[STAT.afterSyncCount] = k + 1;
-    const enc = this.#sender!.encoder;
-    if (enc) {
-      enc.generation = this.#pass;
-      enc.bulk = false; // the bulk stage is the first pass only
-      const x = enc.xbzrle;
-      if (x) {
-        const lookups = x.lookups - this.#missPeriod.lookups;
-        if (lookups > 0) {
-          stats[STAT.xbzrleCacheMissRate] = (x.cacheMiss - this.#missPeriod.misses) / lookups;
-        }
-        this.#missPeriod = { misses: x.cacheMiss, lookups: x.lookups };
-      }
-    }
-    stats[STAT.dirtySyncCount] = this.#pass;
-    link.post({ t: "pass", pass: this.#pass });
-    const now = Date.now();
-    if (now - this.#rateStart >= 1000) {
-      stats[STAT.dirtyPagesRate] = Math.round(this.#dirtied * 1000 / (now - this.#rateStart));
-      this.#autoConverge(
-        this.#dirtied * this.#ctx.guest.pageSize,
-        this.#transferred() - this.#periodBytes,
-      );
-      this.#rateStart = now;
-      this.#periodBytes = this.#transferred();
-      this.#dirtied = 0;
-    }
-  }
-
-  /**
-   * Auto-converge: when the bytes dirtied in a period exceed half of those sent, twice,
-   * throttle the vCPU to cpu-throttle-initial, then up by cpu-throttle-increment to
-   * max-cpu-throttle.
-   */
-  #autoConverge(dirtyBytes: number, sentBytes: number): void {
-    const { caps, params, stats } = this.#ctx;
-    const on = caps["auto-converge"] || this.#ctx.control.forceAutoConverge;
-    if (!on || dirtyBytes <= sentBytes / 2) return;
-    if (++this.#dirtyRateHigh < 2) return;
-    this.#dirtyRateHigh = 0;
-    const now = this.#vcpu.throttle;
-    const next = now === 0
-      ? params["cpu-throttle-initial"]
-      : Math.min(now + params["cpu-throttle-increment"], params["max-cpu-throttle"]);
-    this.#vcpu.throttle = next;
-    stats[STAT.throttle] = next;
-  }
-  #dirtyRateHigh = 0;
-  #periodBytes = 0;
 
   /** Dirty passes until pending < threshold (completion) or postcopy is asked for. */
   async #iterate(): Promise<"complete" | "postcopy"> {
@@ -440,31 +338,31 @@ class SourceRun {
       }
       if (this.#mfd) {
         await this.#multifdPass();
-        this.#syncPass();
-        this.#updateCounters(Date.now());
+        this.#counters.sync();
+        this.#counters.update(Date.now());
         const pending = sender.pending * guest.pageSize;
         if (pending === 0 || pending < stats[STAT.thresholdSize]) return "complete";
         continue;
       }
       const threshold = stats[STAT.thresholdSize];
       const closeSection = async () => {
-        if (inSection) await sender.append(section(SectionKind.ITERATE, this.#pass, true));
+        if (inSection) await sender.append(section(SectionKind.ITERATE, this.#counters.pass, true));
         inSection = false;
       };
       if (caps["postcopy-ram"] && control.startPostcopy) {
         await closeSection();
         return "postcopy";
       }
-      if (sender.pending * guest.pageSize < threshold || sender.pending === 0) {
+      if (this.#counters.pendingCost(sender.pending) < threshold || sender.pending === 0) {
         await closeSection();
-        this.#syncPass();
-        const pending = sender.pending * guest.pageSize;
+        this.#counters.sync();
+        const pending = this.#counters.pendingCost(sender.pending);
         if (pending === 0 || pending < threshold) return "complete";
       }
-      if (!inSection) await sender.append(section(SectionKind.ITERATE, this.#pass, false));
+      if (!inSection) await sender.append(section(SectionKind.ITERATE, this.#counters.pass, false));
       inSection = true;
       await sender.send(CHUNK_PAGES);
-      this.#updateCounters(Date.now());
+      this.#counters.update(Date.now());
     }
   }
 
@@ -507,17 +405,17 @@ class SourceRun {
     const sender = this.#sender!;
     this.#writer!.setRateLimit(0);
     this.#mfd?.setRate(0);
-    this.#syncPass();
-    await sender.append(section(SectionKind.COMPLETE, this.#pass, false));
+    this.#counters.sync();
+    await sender.append(section(SectionKind.COMPLETE, this.#counters.pass, false));
     if (this.#mfd) await this.#multifdPass();
     else while (!await sender.send(1 << 30));
-    await sender.append(section(SectionKind.COMPLETE, this.#pass, true));
+    await sender.append(section(SectionKind.COMPLETE, this.#counters.pass, true));
     await this.#sendState([]);
     await sender.append(encodeEof());
     await sender.flush();
     if (this.#mfd) {
       await this.#mfd.finish();
-      this.#updateCounters(Date.now());
+      this.#counters.update(Date.now());
     }
     await this.#awaitShut();
     await this.#channel!.closeWrite();
@@ -546,7 +444,7 @@ class SourceRun {
 
   async #finish(state: MigrationStatus): Promise<void> {
     const { stats, link } = this.#ctx;
-    this.#updateCounters(Date.now());
+    this.#counters.update(Date.now());
     const end = Date.now();
     // migration_calculate_complete: the final counters are in place before anyone can
     // read `completed`.
@@ -569,7 +467,7 @@ class SourceRun {
     this.#stopVcpu();
     await this.#maybePause("active", "postcopy-active");
     if (sender.encoder) sender.encoder.enabled = false; // postcopy places whole pages
-    this.#syncPass();
+    this.#counters.sync();
     for (const { block, ranges } of sender.discardRanges()) {
       for (const f of encodeDiscard(block, ranges)) await sender.append(f);
     }
@@ -654,7 +552,7 @@ class SourceRun {
         const sender = this.#sender!;
         if (!this.#postcopySection) {
           // Postcopy pages travel in a section too (one per stream, reopened after a resume).
-          await sender.append(section(SectionKind.ITERATE, this.#pass, false));
+          await sender.append(section(SectionKind.ITERATE, this.#counters.pass, false));
           this.#postcopySection = true;
         }
         if (this.#requests.length > 0) {
@@ -680,13 +578,13 @@ class SourceRun {
           windowBytes += this.#writer!.bytesWritten - before;
           if (done && sender.pending > 0) sender.rewind();
         } else {
-          await sender.append(section(SectionKind.ITERATE, this.#pass, true));
+          await sender.append(section(SectionKind.ITERATE, this.#counters.pass, true));
           await sender.append(encodeEof());
           await sender.flush();
           await this.#awaitShut();
           return;
         }
-        this.#updateCounters(Date.now());
+        this.#counters.update(Date.now());
       } catch (e) {
         if (e instanceof Cancelled || isProtocolError(e) || this.#status !== "postcopy-active") {
           throw e;

@@ -40,6 +40,8 @@ export const STAT = {
   /** How many syncs wrote afterSync slots (a ring of AFTER_SYNC). */
   afterSyncCount: 30,
   afterSync: 31,
+  /** With XBZRLE or compression: wire bytes a pending page costs (0 = a whole page). */
+  wirePerPage: 36,
 } as const;
 
 const SLOTS = 48;
