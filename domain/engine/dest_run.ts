@@ -56,7 +56,8 @@ import type { MultifdRegistry, PageChannel } from "./multifd_dest.ts";
 import { Signal } from "./signal.ts";
 import { decodeEncodedPage } from "../wire/encoded_page.ts";
 import { xbzrle } from "../codecs/xbzrle.ts";
-import { DecompressPool } from "../codecs/decompress_pool.ts";
+import { Inflater } from "./inflater.ts";
+import { isLinkError, isZeroPage, ReturnPath } from "./dest_support.ts";
 import type { MainLink } from "./main_link.ts";
 
 const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];
@@ -76,55 +77,6 @@ export interface DestinationContext {
   multifd?: MultifdRegistry;
   /** decompress-threads (compressed pages). */
   decompressThreads?: number;
-}
-
-function isZeroPage(w: Uint32Array, page: number): boolean {
-  const end = (page + 1) * 1024;
-  for (let i = page * 1024; i < end; i += 8) {
-    if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) !== 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
-const LINK_ERRORS = new Set([
-  "BrokenPipe",
-  "ConnectionReset",
-  "ConnectionAborted",
-  "NotConnected",
-  "BadResource",
-  "Interrupted",
-  "UnexpectedEof",
-  "TimedOut",
-  "ChannelClosedError",
-  "BrokenPipeError",
-]);
-
-/** A broken link (pause in postcopy) rather than a malformed stream or state (fail). */
-function isLinkError(e: unknown): boolean {
-  if (e instanceof WireError) return /truncated|closed/.test(e.message);
-  return e instanceof Error && LINK_ERRORS.has(e.name);
-}
-
-/** Serialises return-path messages from the loader and the fault loop. */
-class ReturnPath {
-  #tail: Promise<void> = Promise.resolve();
-  broken = false;
-  constructor(readonly channel: Channel) {}
-
-  send(bytes: Uint8Array): Promise<void> {
-    this.#tail = this.#tail.then(async () => {
-      if (this.broken) return;
-      try {
-        let off = 0;
-        while (off < bytes.length) off += await this.channel.write(bytes.subarray(off));
-      } catch {
-        this.broken = true;
-      }
-    });
-    return this.#tail;
-  }
 }
 
 /** One incoming migration. */
@@ -159,14 +111,8 @@ class DestinationRun {
   #channelError: Error | null = null;
   #readers: Promise<void>[] = [];
   readonly #barrier = new Signal();
-  /** Compressed pages being inflated, in order: placed at the next barrier at the latest. */
-  #inflater: DecompressPool | null = null;
-  #inflateBatch: { streams: Uint8Array[]; pages: { block: number; page: number }[] } = {
-    streams: [],
-    pages: [],
-  };
-  readonly #inflating: { pages: { block: number; page: number }[]; done: Promise<Uint8Array> }[] =
-    [];
+  /** Compressed pages on their way into RAM (placed at the next barrier at the latest). */
+  #inflater: Inflater | null = null;
   readonly #start = Date.now();
 
   constructor(ctx: DestinationContext) {
@@ -371,9 +317,8 @@ class DestinationRun {
         if (this.#postcopy) throw new WireError("migration stream: compressed page in postcopy");
         const e = decodeEncodedPage(payload);
         checkRun(guest.layout, e.block, e.page, 1);
-        this.#inflateBatch.streams.push(e.data.slice());
-        this.#inflateBatch.pages.push({ block: e.block, page: e.page });
-        if (this.#inflateBatch.streams.length >= 64) this.#submitInflate();
+        this.#inflater ??= new Inflater(this.#ctx.decompressThreads ?? 2);
+        this.#inflater.add(e.block, e.page, e.data);
         break;
       }
       case FrameType.SECTION_START: {
@@ -494,32 +439,17 @@ class DestinationRun {
     }
   }
 
-  #submitInflate(): void {
-    const { streams, pages } = this.#inflateBatch;
-    if (streams.length === 0) return;
-    this.#inflateBatch = { streams: [], pages: [] };
-    this.#inflater ??= new DecompressPool(this.#ctx.decompressThreads ?? 2);
-    const done = this.#inflater.decompress(streams, streams.length);
-    done.catch(() => {}); // observed in #drainInflate
-    this.#inflating.push({ pages, done });
-  }
-
   /** Places every compressed page sent so far (in order). */
   async #drainInflate(): Promise<void> {
-    this.#submitInflate();
+    if (!this.#inflater) return;
     const { guest, stats } = this.#ctx;
-    while (this.#inflating.length > 0) {
-      const { pages, done } = this.#inflating.shift()!;
-      const out = await done;
-      pages.forEach(({ block, page }, i) => {
-        const flat = guest.layout[block].firstPage + page;
-        this.#written[flat] = 1;
-        this.#ram8[block].set(out.subarray(i * 4096, (i + 1) * 4096), page * 4096);
-        this.#markSeen(flat, 1);
-        if (this.#advised) markReceivedRange(guest, flat, 1);
-      });
-      stats[STAT.compressPages] += pages.length;
-    }
+    stats[STAT.compressPages] += await this.#inflater.drain((block, page, data) => {
+      const flat = guest.layout[block].firstPage + page;
+      this.#written[flat] = 1;
+      this.#ram8[block].set(data, page * 4096);
+      this.#markSeen(flat, 1);
+      if (this.#advised) markReceivedRange(guest, flat, 1);
+    });
   }
 
   /** Reads one page channel: runs into RAM, a barrier at each MULTIFD_SYNC, until EOF. */
