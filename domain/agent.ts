@@ -9,7 +9,6 @@ import type { RamBlockSpec } from "../adapters/memory/layout.ts";
 import type { WorkloadSpec } from "../adapters/memory/workload.ts";
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
 import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
-import { releaseRamUnavailable } from "../adapters/memory/release_ram.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import { tlsUnsupported } from "../adapters/channels/connect.ts";
 import { type Blocker, Blockers } from "./blockers.ts";
@@ -374,10 +373,7 @@ export class Agent {
   setCapabilities(patch: Partial<Capabilities>): Capabilities {
     const current = this.#outgoing?.migration.status ?? "none";
     if (isSetupOrActive(current)) throw new DomainError("active", MIGRATION_ACTIVE);
-    const next = mergeCapabilities(this.capabilities, patch);
-    const why = next["release-ram"] && !this.capabilities["release-ram"] && releaseRamUnavailable();
-    if (why) throw new DomainError("unsupported", `Capability 'release-ram' ${why}`);
-    this.capabilities = next;
+    this.capabilities = mergeCapabilities(this.capabilities, patch);
     return this.capabilities;
   }
 

@@ -57,9 +57,8 @@ export function mergeCapabilities(
   }
   for (const name of CAPABILITY_NAMES) {
     const def: CapabilityDef = CAPABILITIES[name];
-    if (next[name] && !current[name] && def.unsupported) {
-      throw new DomainError("unsupported", `Capability '${name}' ${def.unsupported}`);
-    }
+    const why = next[name] && !current[name] && (def.unsupported ?? def.unavailable?.());
+    if (why) throw new DomainError("unsupported", `Capability '${name}' ${why}`);
   }
   return next;
 }

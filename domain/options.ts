@@ -7,6 +7,7 @@
  * @module
  */
 import { PAGE_SIZE } from "../adapters/memory/layout.ts";
+import { releaseRamUnavailable } from "../adapters/memory/release_ram.ts";
 
 /** Describes one capability: what it does, its `-global` name, and whether Ferry has it. */
 export interface CapabilityDef {
@@ -15,6 +16,8 @@ export interface CapabilityDef {
   global?: string;
   /** Why it cannot be enabled yet; absent when the feature works. */
   unsupported?: string;
+  /** Why this process cannot provide it (checked when it is turned on), or null. */
+  unavailable?: () => string | null;
 }
 
 /** All 16 capabilities of the seed, in QMP order. */
@@ -59,6 +62,7 @@ export const CAPABILITIES = {
   "release-ram": {
     description: "Free source pages once sent during postcopy.",
     global: "x-release-ram",
+    unavailable: releaseRamUnavailable,
   },
   "block": { description: "Old-style (blk/-b, inc/-i) block migration.", global: "x-block" },
   "return-path": {

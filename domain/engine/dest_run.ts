@@ -57,7 +57,8 @@ import { Signal } from "./signal.ts";
 import { decodeEncodedPage } from "../wire/encoded_page.ts";
 import { xbzrle } from "../codecs/xbzrle.ts";
 import { Inflater } from "./inflater.ts";
-import { isLinkError, isZeroPage, ReturnPath } from "./dest_support.ts";
+import { isLinkError, ReturnPath } from "./dest_support.ts";
+import { isZeroPage } from "../../adapters/memory/zero_page.ts";
 import type { MainLink } from "./main_link.ts";
 
 const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];

@@ -1,5 +1,5 @@
 /**
- * Small pieces of the destination's loader: the zero-page check, which errors are a broken
+ * Small pieces of the destination's loader: which errors are a broken
  * link (postcopy pauses) rather than a bad stream (the attempt fails), and the return
  * path's serialised writer.
  *
@@ -7,17 +7,6 @@
  */
 import type { Channel } from "../ports.ts";
 import { WireError } from "../wire/wire_error.ts";
-
-/** True when page `page` of `w` (a block's words) is all zero. */
-export function isZeroPage(w: Uint32Array, page: number): boolean {
-  const end = (page + 1) * 1024;
-  for (let i = page * 1024; i < end; i += 8) {
-    if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) !== 0) {
-      return false;
-    }
-  }
-  return true;
-}
 
 const LINK_ERRORS = new Set([
   "BrokenPipe",

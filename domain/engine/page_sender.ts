@@ -7,6 +7,7 @@
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import { countMarked, syncDirtyLog } from "../../adapters/memory/dirty_log.ts";
+import { isZeroPage } from "../../adapters/memory/zero_page.ts";
 import { MAX_RUN_PAGES, putPageRunHeader, putZeroRun } from "../wire/mod.ts";
 import { ENCODED_PAGE_OVERHEAD, putEncodedPageHeader } from "../wire/encoded_page.ts";
 import type { EncodedSink, PageEncoder } from "./page_encoder.ts";
@@ -284,18 +285,7 @@ export class PageSender {
   #isZero(b: number, page: number): boolean {
     // Never written since allocation: zero, and not worth a page fault to read.
     if (this.#written[this.#blockFirst[b] + page] === 0) return true;
-    const w = this.#ram32[b];
-    let i = page * 1024;
-    if (w[i] !== 0) return false;
-    const end = i + 1024;
-    for (; i < end; i += 16) {
-      if (
-        (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7] |
-          w[i + 8] | w[i + 9] | w[i + 10] | w[i + 11] | w[i + 12] | w[i + 13] | w[i + 14] |
-          w[i + 15]) !== 0
-      ) return false;
-    }
-    return true;
+    return isZeroPage(this.#ram32[b], page);
   }
 
   async #ensure(n: number): Promise<void> {

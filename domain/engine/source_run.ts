@@ -149,7 +149,7 @@ class SourceRun {
         await this.#finish("postcopy-active");
       } else {
         const state = await this.#stopForCompletion();
-        await this.#completePrecopy(state);
+        await this.#completePrecopy();
         await this.#finish(state);
       }
       this.#vcpu.setRunstate("postmigrate");
@@ -401,7 +401,7 @@ class SourceRun {
   #downtimeStart = 0;
 
   /** Precopy completion, part 2: the rest of RAM, the device state, EOF, and SHUT. */
-  async #completePrecopy(state: MigrationStatus): Promise<void> {
+  async #completePrecopy(): Promise<void> {
     const sender = this.#sender!;
     this.#writer!.setRateLimit(0);
     this.#mfd?.setRate(0);
@@ -420,7 +420,6 @@ class SourceRun {
     await this.#awaitShut();
     await this.#channel!.closeWrite();
     this.#ctx.stats[STAT.downtime] = Date.now() - this.#downtimeStart;
-    void state;
   }
 
   async #sendState(extra: Uint8Array[]): Promise<void> {
@@ -458,7 +457,7 @@ class SourceRun {
 
   /** postcopy_start: stop, discard re-dirtied pages, send the device state as one package. */
   async #postcopyStart(): Promise<void> {
-    const { link, params, stats, guest } = this.#ctx;
+    const { link, stats } = this.#ctx;
     const sender = this.#sender!;
     const timeAtStop = Date.now();
     if (!this.#ctx.caps["pause-before-switchover"]) {
@@ -498,8 +497,6 @@ class SourceRun {
       sender.releaseLog = [];
     }
     stats[STAT.downtime] = Date.now() - timeAtStop;
-    void params;
-    void guest;
   }
 
   /** Releases every page that was sent and is not to be sent again. */

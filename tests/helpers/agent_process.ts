@@ -33,10 +33,10 @@ export interface AgentProcess {
   log(): string;
 }
 
-/** Starts `main.ts` with `args` and waits until it listens. */
-export async function startAgent(args: string[]): Promise<AgentProcess> {
+/** Starts `main.ts` with `args` (Deno run with `denoFlags` too) and waits until it listens. */
+export async function startAgent(args: string[], denoFlags: string[] = []): Promise<AgentProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--listen", "127.0.0.1:0", ...args],
+    args: ["run", "-A", ...denoFlags, MAIN, "--listen", "127.0.0.1:0", ...args],
     stdout: "null",
     stderr: "piped",
     stdin: "null",
