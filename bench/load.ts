@@ -3,6 +3,7 @@
  * subscribers follow the source and a client sends 500 `GET /migrations/current` per
  * second (open loop: requests leave on schedule whether or not earlier ones answered).
  * Reports both migration times and their ratio against the target (loaded ≤ 1.10 × alone),
+ * with the order of the two alternating between repetitions,
  * request errors and latencies, and whether every subscriber received every event — ids
  * without a gap from its first event to the end, and the migration's MIGRATION sequence.
  * Fresh agents for each migration. Run alone: `deno run -A bench/load.ts`.
@@ -12,6 +13,8 @@
 import { type BenchAgent, type Json, startAgent, withAgents } from "./agent.ts";
 import { percentile, type QuietWait, waitForQuiet } from "./measure.ts";
 import type { Figure } from "./report.ts";
+import { httpLoad } from "./http_load.ts";
+import { follow } from "./sse_follower.ts";
 
 /** Options of {@link loadScenario}. */
 export interface LoadOptions {
@@ -21,6 +24,12 @@ export interface LoadOptions {
   rate?: number;
   /** Guest size for `--ram` (default 1G). */
   ram?: string;
+  /**
+   * Run the loaded migration before the one alone (the bench alternates the order from one
+   * repetition to the next, so a machine that slows down or speeds up over time favours
+   * neither).
+   */
+  loadedFirst?: boolean;
 }
 
 /** One repetition of the load scenario. */
@@ -31,6 +40,8 @@ export interface LoadRun {
   loadedMs: number;
   /** loadedMs / aloneMs; the target is ≤ 1.10. */
   ratio: number;
+  /** Whether the loaded migration ran first. */
+  loadedFirst: boolean;
   sse: {
     subscribers: number;
     /** Events received, fewest and most over the subscribers. */
@@ -89,96 +100,6 @@ async function finished(src: BenchAgent): Promise<Json> {
   }
 }
 
-/** One SSE subscriber: every event id it got, and the MIGRATION statuses per migration id. */
-interface Follower {
-  ids: number[];
-  statuses: Map<string, string[]>;
-  ended: boolean;
-  close(): Promise<void>;
-}
-
-/** Subscribes to the source's events; resolves once the stream is open (first comment read). */
-async function follow(base: string): Promise<Follower> {
-  const ac = new AbortController();
-  const r = await fetch(`${base}/events`, { signal: ac.signal });
-  const reader = r.body!.pipeThrough(new TextDecoderStream()).getReader();
-  const f: Follower = { ids: [], statuses: new Map(), ended: false, close: async () => {} };
-  let buf = "";
-  const first = await reader.read();
-  buf += first.value ?? "";
-  const pump = (async () => {
-    try {
-      for (;;) {
-        let i;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const id = /^id: (\d+)$/m.exec(block)?.[1];
-          if (id === undefined) continue;
-          f.ids.push(Number(id));
-          if (/^event: MIGRATION$/m.test(block)) {
-            const data = JSON.parse(/^data: (.*)$/m.exec(block)![1]);
-            const list = f.statuses.get(data.id) ?? [];
-            list.push(data.status);
-            f.statuses.set(data.id, list);
-          }
-        }
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += value;
-      }
-    } catch { /* aborted by close() */ }
-    f.ended = true;
-  })();
-  f.close = async () => {
-    const endedBefore = f.ended;
-    ac.abort();
-    await reader.cancel().catch(() => {});
-    await pump;
-    f.ended = endedBefore;
-  };
-  return f;
-}
-
-/** Sends GET /migrations/current at `rate` per second until stopped; at most 256 in flight. */
-function hammer(base: string, rate: number) {
-  const latencies: number[] = [];
-  let sent = 0;
-  let errors = 0;
-  let stopped = false;
-  const inflight = new Set<Promise<void>>();
-  const t0 = performance.now();
-  const one = async () => {
-    const s = performance.now();
-    try {
-      const r = await fetch(`${base}/migrations/current`);
-      await r.arrayBuffer();
-      if (r.status !== 200) errors++;
-      else latencies.push(performance.now() - s);
-    } catch {
-      errors++;
-    }
-  };
-  const loop = (async () => {
-    while (!stopped) {
-      const due = Math.floor((performance.now() - t0) * rate / 1000);
-      while (sent < due && inflight.size < 256) {
-        sent++;
-        const p = one().finally(() => inflight.delete(p));
-        inflight.add(p);
-      }
-      await new Promise((r) => setTimeout(r, 1));
-    }
-    await Promise.all(inflight);
-  })();
-  return async () => {
-    stopped = true;
-    await loop;
-    const seconds = (performance.now() - t0) / 1000;
-    return { sent, errors, achievedRate: sent / seconds, latencies };
-  };
-}
-
 /** Gaps in an id sequence (events the subscriber should have had and did not). */
 function gaps(ids: readonly number[]): number {
   let lost = 0;
@@ -192,20 +113,22 @@ export async function loadScenario(opts: LoadOptions = {}): Promise<LoadRun> {
   const rate = opts.rate ?? 500;
   const ram = opts.ram ?? "1G";
   const quiet: QuietWait[] = [];
-  const alone = await withAgents(async (track) => {
-    const { src, dst } = await pair(track, ram);
-    quiet.push(await waitForQuiet());
-    await migrate(src, dst);
-    return (await finished(src))["total-time"] as number;
-  });
-  return await withAgents(async (track) => {
+  const runAlone = () =>
+    withAgents(async (track) => {
+      const { src, dst } = await pair(track, ram);
+      quiet.push(await waitForQuiet());
+      await migrate(src, dst);
+      return (await finished(src))["total-time"] as number;
+    });
+  let alone = opts.loadedFirst ? NaN : await runAlone();
+  const loaded = await withAgents(async (track) => {
     const { src, dst } = await pair(track, ram);
     const followers = await Promise.all(
       Array.from({ length: subscribers }, () => follow(src.base)),
     );
     try {
       quiet.push(await waitForQuiet());
-      const stop = hammer(src.base, rate);
+      const stop = httpLoad(src.base, "/migrations/current", rate);
       const id = await migrate(src, dst);
       const info = await finished(src);
       const polls = await stop();
@@ -213,10 +136,7 @@ export async function loadScenario(opts: LoadOptions = {}): Promise<LoadRun> {
       const want = JSON.stringify(["setup", "active", "completed"]);
       const counts = followers.map((f) => f.ids.length);
       return {
-        quiet,
-        aloneMs: alone,
-        loadedMs: info["total-time"],
-        ratio: info["total-time"] / alone,
+        loadedMs: info["total-time"] as number,
         sse: {
           subscribers,
           minEvents: Math.min(...counts),
@@ -240,6 +160,16 @@ export async function loadScenario(opts: LoadOptions = {}): Promise<LoadRun> {
       await Promise.all(followers.map((f) => f.close()));
     }
   });
+  if (opts.loadedFirst) alone = await runAlone();
+  return {
+    quiet,
+    aloneMs: alone,
+    loadedMs: loaded.loadedMs,
+    ratio: loaded.loadedMs / alone,
+    loadedFirst: opts.loadedFirst ?? false,
+    sse: loaded.sse,
+    polls: loaded.polls,
+  };
 }
 
 /** The table rows of the load scenario (medians over repetitions where it matters). */

@@ -71,10 +71,12 @@ export interface Tagged<T> {
 
 const HISTORY = 32;
 const PROGRESS_MS = 250;
+/** Events published within this many ms reach each SSE subscriber together. */
+const EVENT_COALESCE_MS = 10;
 
 /** One Ferry agent. */
 export class Agent {
-  readonly events = new EventBus();
+  readonly events = new EventBus(2048, 4096, EVENT_COALESCE_MS);
   readonly machine: Machine;
   parameters: Parameters;
   capabilities: Capabilities;

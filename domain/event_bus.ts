@@ -2,7 +2,10 @@
  * The agent's event stream: every event gets an increasing id and is kept in a bounded
  * backlog so a client reconnecting with `Last-Event-ID` gets what it missed. Each
  * subscriber has a bounded queue; one that falls too far behind is dropped (it can
- * reconnect and replay) so a slow reader never slows a migration.
+ * reconnect and replay) so a slow reader never slows a migration. Subscribers are woken
+ * at most once per coalescing window (a few ms): a burst of events (a migration's start or
+ * end publishes several within milliseconds) then reaches each subscriber as one write,
+ * which matters with hundreds of subscribers on a 2-core host that is migrating.
  *
  * @module
  */
@@ -18,6 +21,11 @@ export interface FerryEvent {
 export interface Subscription {
   /** Next event; `null` once closed or dropped. */
   next(): Promise<FerryEvent | null>;
+  /**
+   * Every event queued for this subscriber, at least one (waiting for it); empty once
+   * closed or dropped. A writer that sends them at once pays one write for a burst.
+   */
+  nextAll(): Promise<FerryEvent[]>;
   /** Stops the subscription. */
   close(): void;
   /** True when it was dropped for falling behind. */
@@ -39,11 +47,17 @@ export class EventBus {
   readonly #subscribers = new Set<Subscriber>();
   readonly #backlogSize: number;
   readonly #queueLimit: number;
+  readonly #coalesceMs: number;
+  #flush: ReturnType<typeof setTimeout> | null = null;
 
-  /** `backlogSize` events are kept for replay; a subscriber may lag by `queueLimit` events. */
-  constructor(backlogSize = 2048, queueLimit = 4096) {
+  /**
+   * `backlogSize` events are kept for replay; a subscriber may lag by `queueLimit` events;
+   * subscribers are woken `coalesceMs` after the first event of a burst (0: at once).
+   */
+  constructor(backlogSize = 2048, queueLimit = 4096, coalesceMs = 0) {
     this.#backlogSize = backlogSize;
     this.#queueLimit = queueLimit;
+    this.#coalesceMs = coalesceMs;
   }
 
   /** Number of live subscribers. */
@@ -64,7 +78,14 @@ export class EventBus {
         continue;
       }
       s.queue.push(e);
-      s.wake?.();
+      if (this.#coalesceMs === 0) s.wake?.();
+    }
+    if (this.#coalesceMs > 0 && this.#flush === null && this.#subscribers.size > 0) {
+      this.#flush = setTimeout(() => {
+        this.#flush = null;
+        for (const s of this.#subscribers) if (s.queue.length > 0) s.wake?.();
+      }, this.#coalesceMs);
+      Deno.unrefTimer(this.#flush); // never what keeps a process alive
     }
     return e;
   }
@@ -77,13 +98,20 @@ export class EventBus {
     const s: Subscriber = { queue: [], wake: null, closed: false, dropped: false, onDrop };
     if (lastEventId !== undefined) s.queue.push(...this.#backlog.filter((e) => e.id > lastEventId));
     this.#subscribers.add(s);
+    const ready = async () => {
+      while (s.queue.length === 0 && !s.closed) {
+        await new Promise<void>((resolve) => (s.wake = resolve));
+        s.wake = null;
+      }
+    };
     return {
       next: async () => {
-        while (s.queue.length === 0 && !s.closed) {
-          await new Promise<void>((resolve) => (s.wake = resolve));
-          s.wake = null;
-        }
+        await ready();
         return s.queue.shift() ?? null;
+      },
+      nextAll: async () => {
+        await ready();
+        return s.queue.splice(0);
       },
       close: () => this.#close(s),
       get dropped() {

@@ -8,10 +8,9 @@
  * @module
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { streamSSE } from "hono/streaming";
 import { problems, validationHook } from "./problem.ts";
 import type { AgentRef } from "./route_kit.ts";
-import type { FerryEvent } from "../domain/event_bus.ts";
+import type { EventBus, FerryEvent } from "../domain/event_bus.ts";
 
 /** The default heartbeat period. */
 export const HEARTBEAT_MS = 15_000;
@@ -48,13 +47,96 @@ const events = createRoute({
   responses: { 200: { description: "An event stream (text/event-stream)" }, ...problems(400) },
 });
 
-const texts = new WeakMap<FerryEvent, string>();
+const frames = new WeakMap<FerryEvent, Uint8Array>();
+const encoder = new TextEncoder();
 
-/** An event's JSON, made once however many subscribers send it. */
-function serialized(e: FerryEvent): string {
-  let t = texts.get(e);
-  if (t === undefined) texts.set(e, t = JSON.stringify(e.data));
-  return t;
+/**
+ * An event as the bytes of one SSE frame (`event:`, `data:`, `id:`), made once however many
+ * subscribers send it: 200 subscribers cost one JSON.stringify and one encode, not 200.
+ */
+function frameOf(e: FerryEvent): Uint8Array {
+  let f = frames.get(e);
+  if (f === undefined) {
+    const data = JSON.stringify(e.data).split("\n").map((l) => `data: ${l}\n`).join("");
+    frames.set(e, f = encoder.encode(`event: ${e.event}\n${data}id: ${e.id}\n\n`));
+  }
+  return f;
+}
+
+/** The frames of `events` as one write. */
+function framesOf(events: readonly FerryEvent[]): Uint8Array {
+  if (events.length === 1) return frameOf(events[0]);
+  const parts = events.map(frameOf);
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const SSE_HEADERS = {
+  "content-type": "text/event-stream",
+  "cache-control": "no-cache",
+  "connection": "keep-alive",
+};
+const OPENING = encoder.encode(": ferry events\n\n");
+const HEARTBEAT = encoder.encode(": heartbeat\n\n");
+
+/**
+ * One subscriber's byte stream: the opening comment, then every event (a burst in one
+ * chunk) as the server pulls for more, and a heartbeat comment every `heartbeatMs`. The
+ * body is a plain ReadableStream the server reads directly (no TransformStream or
+ * per-write helper between the bus and the socket): with hundreds of subscribers each
+ * event costs hundreds of writes, so each must be cheap. Dropped or cancelled, it
+ * unsubscribes.
+ */
+function eventStream(
+  bus: EventBus,
+  last: number | undefined,
+  heartbeatMs: number,
+): ReadableStream<Uint8Array> {
+  let beat: ReturnType<typeof setInterval> | undefined;
+  let sub: ReturnType<EventBus["subscribe"]> | undefined;
+  let done = false;
+  const finish = () => {
+    done = true;
+    clearInterval(beat);
+    sub?.close();
+  };
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      sub = bus.subscribe(last, () => {
+        finish();
+        try {
+          controller.close();
+        } catch { /* already closed */ }
+      });
+      beat = setInterval(() => {
+        try {
+          // Only into an empty queue: a reader that is not reading gets no pile of comments.
+          if ((controller.desiredSize ?? 0) >= 0) controller.enqueue(HEARTBEAT);
+        } catch {
+          finish();
+        }
+      }, heartbeatMs);
+      controller.enqueue(OPENING);
+    },
+    async pull(controller) {
+      const batch = done ? [] : await sub!.nextAll();
+      if (done) return;
+      if (batch.length === 0) {
+        finish();
+        controller.close();
+        return;
+      }
+      controller.enqueue(framesOf(batch));
+    },
+    cancel() {
+      finish();
+    },
+  }, { highWaterMark: 0 });
 }
 
 /** The events sub-app; `heartbeatMs` is the comment period. */
@@ -63,23 +145,7 @@ export function eventRoutes(agent: AgentRef, heartbeatMs = HEARTBEAT_MS): OpenAP
   app.openapi(events, (c) => {
     const header = c.req.header("last-event-id");
     const last = header && /^\d+$/.test(header) ? Number(header) : undefined;
-    const bus = agent().events;
-    return streamSSE(c, async (stream) => {
-      const sub = bus.subscribe(last, () => stream.abort());
-      stream.onAbort(() => sub.close());
-      const beat = setInterval(() => void stream.write(": heartbeat\n\n"), heartbeatMs);
-      try {
-        await stream.write(": ferry events\n\n");
-        for (;;) {
-          const e = await sub.next();
-          if (!e || stream.aborted) break;
-          await stream.writeSSE({ id: String(e.id), event: e.event, data: serialized(e) });
-        }
-      } finally {
-        clearInterval(beat);
-        sub.close();
-      }
-    }) as unknown as Response;
+    return new Response(eventStream(agent().events, last, heartbeatMs), { headers: SSE_HEADERS });
   });
   return app;
 }

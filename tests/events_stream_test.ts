@@ -168,3 +168,43 @@ Deno.test("a stalled subscriber is dropped while 10k events are published; the o
     await Promise.all(readers.map((r) => r.close()));
   });
 });
+
+Deno.test("a burst reaches a waiting subscriber at once, in order, as exact SSE frames", async () => {
+  await withAgent(async ({ app, agent }) => {
+    const sub = agent.events.subscribe();
+    const waiting = sub.nextAll();
+    const a = agent.events.publish("test", { n: 1 });
+    const b = agent.events.publish("test", { n: 2, s: "two\nlines" });
+    assert.deepEqual((await waiting).map((e) => e.id), [a.id, b.id]);
+    sub.close();
+    assert.deepEqual(await sub.nextAll(), [], "a closed subscription yields nothing");
+
+    const r = await app.request("/events", { headers: { "last-event-id": String(a.id - 1) } });
+    const body = r.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes(`id: ${b.id}\n\n`)) text += (await body.read()).value ?? "";
+    await body.cancel();
+    assert.equal(
+      text,
+      `: ferry events\n\nevent: test\ndata: {"n":1}\nid: ${a.id}\n\n` +
+        `event: test\ndata: {"n":2,"s":"two\\nlines"}\nid: ${b.id}\n\n`,
+    );
+  });
+});
+
+Deno.test("a bus with a coalescing window wakes a subscriber once per burst", async () => {
+  const { EventBus } = await import("../domain/event_bus.ts");
+  const bus = new EventBus(16, 64, 30);
+  const sub = bus.subscribe();
+  let woke = 0;
+  const waiting = sub.nextAll().then((b) => (woke = performance.now(), b));
+  const t0 = performance.now();
+  bus.publish("a", 1);
+  await new Promise((r) => setTimeout(r, 5));
+  bus.publish("b", 2);
+  bus.publish("c", 3);
+  const batch = await waiting;
+  assert.deepEqual(batch.map((e) => e.event), ["a", "b", "c"], "the whole burst, in order");
+  assert.ok(woke - t0 >= 25, `woken after ${woke - t0} ms, before the window closed`);
+  sub.close();
+});

@@ -1,0 +1,84 @@
+/**
+ * The load scenario's lean clients (bench/http_load.ts, bench/sse_follower.ts) must count
+ * what a user would: the bench reports "no error, no lost event" from them. Here they run
+ * against the real app served over a real socket: every event arrives once, in order, with
+ * MIGRATION statuses read; the chunked body is undone whatever the read boundaries; the GET
+ * generator keeps its rate and counts a non-200 answer as an error.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { withAgent } from "./contract_fixture.ts";
+import { Dechunker, follow } from "../bench/sse_follower.ts";
+import { httpLoad } from "../bench/http_load.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+Deno.test("dechunker: any split of a chunked body gives back the body", () => {
+  const seed = Date.now();
+  console.log("fast-check seed", seed);
+  fc.assert(
+    fc.property(
+      fc.array(fc.string({ minLength: 1, maxLength: 40 }), { maxLength: 8 }),
+      fc.array(fc.integer({ min: 1, max: 16 }), { minLength: 1, maxLength: 8 }),
+      (parts, cuts) => {
+        const wire = enc.encode(
+          parts.map((p) => `${enc.encode(p).length.toString(16)}\r\n${p}\r\n`).join("") +
+            "0\r\n\r\n",
+        );
+        const d = new Dechunker();
+        const out: Uint8Array[] = [];
+        let at = 0;
+        for (let i = 0; at < wire.length; i++) {
+          const n = cuts[i % cuts.length];
+          out.push(...d.push(wire.subarray(at, at + n)));
+          at += n;
+        }
+        const joined = new Uint8Array(out.reduce((n, b) => n + b.length, 0));
+        let o = 0;
+        for (const b of out) (joined.set(b, o), o += b.length);
+        assert.equal(dec.decode(joined), parts.join(""));
+      },
+    ),
+    { seed },
+  );
+});
+
+Deno.test("dechunker: a malformed size line is an error, not a guess", () => {
+  assert.throws(() => new Dechunker().push(enc.encode("zz\r\nabc\r\n")), /chunk size/);
+});
+
+Deno.test("SSE follower and GET load against a served agent", async () => {
+  await withAgent(async ({ app, agent }) => {
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    try {
+      const followers = await Promise.all([follow(base), follow(base), follow(base)]);
+      const ids: number[] = [];
+      for (let i = 0; i < 50; i++) {
+        ids.push(agent.events.publish("test", { i, pad: "é".repeat(i * 40) }).id);
+        if (i % 7 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+      for (const status of ["setup", "active", "completed"]) {
+        ids.push(agent.events.publish("MIGRATION", { status, side: "source", id: "m1" }).id);
+      }
+      const stop = httpLoad(base, "/migrations/current", 200);
+      const bad = httpLoad(base, "/no/such/path", 100);
+      await new Promise((r) => setTimeout(r, 500));
+      const [ok, missing] = [await stop(), await bad()];
+      for (const f of followers) {
+        assert.deepEqual(f.ids, ids, "every event once, in order");
+        assert.deepEqual(f.statuses.get("m1"), ["setup", "active", "completed"]);
+        assert.equal(f.ended, false);
+      }
+      await Promise.all(followers.map((f) => f.close()));
+      assert.ok(ok.sent >= 80 && ok.sent <= 110, `sent ${ok.sent} in 0.5 s at 200/s`);
+      assert.equal(ok.errors, 0);
+      assert.equal(ok.latencies.length, ok.sent);
+      assert.ok(missing.sent > 0);
+      assert.equal(missing.errors, missing.sent, "a 404 answer counts as an error");
+    } finally {
+      await server.shutdown();
+    }
+  });
+});
