@@ -28,6 +28,8 @@ export interface RawResult {
   /** CPU ms (user + system) of the sink and of the source process during the transfer. */
   sinkCpuMs: number;
   sourceCpuMs: number;
+  /** With {@link runRawMedian}: every run's bytes per second, in the order run. */
+  samples?: number[];
 }
 
 function spawn(args: string[]): Deno.ChildProcess {
@@ -108,4 +110,22 @@ export async function runRaw(
     await source?.status;
     if (dir) await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * Runs {@link runRaw} `n` times back to back and returns the run of median throughput, with
+ * every run's figure in `samples`. One raw run here can land anywhere from 3.5 to 9.5 GB/s
+ * (unix) from one minute to the next; a baseline taken as the median of three does not let
+ * one lucky or unlucky run decide a ratio.
+ */
+export async function runRawMedian(
+  transport: "tcp" | "unix",
+  bytes: number,
+  chunk: number,
+  n = 3,
+): Promise<RawResult> {
+  const runs: RawResult[] = [];
+  for (let i = 0; i < n; i++) runs.push(await runRaw(transport, bytes, chunk));
+  const sorted = [...runs].sort((a, b) => a.bytesPerSec - b.bytesPerSec);
+  return { ...sorted[Math.floor((n - 1) / 2)], samples: runs.map((r) => r.bytesPerSec) };
 }

@@ -19,7 +19,7 @@ import {
   wallNow,
 } from "./measure.ts";
 import { pollFor, pollUntil } from "./poller.ts";
-import { type RawResult, runRaw } from "./raw.ts";
+import { type RawResult, runRaw, runRawMedian } from "./raw.ts";
 import { type RssPeak, watchRss } from "./rss.ts";
 
 /** Guest size, and the bytes each raw baseline moves. */
@@ -132,7 +132,7 @@ export function scenarioA(pollRate: number): Promise<ScenarioARun> {
     const idle = await pollUntil(src.base, { rate: pollRate, timeoutMs: 500, terminal: /^$/ });
     const rawUnix = await runRaw("unix", GIB, CHUNK);
     const rawTcpSpan = await runRaw("tcp", GIB, CHUNK, GIB);
-    const rawTcp = await runRaw("tcp", GIB, CHUNK);
+    const rawTcp = await runRawMedian("tcp", GIB, CHUNK);
     const rss = watchRss({ source: src.pid, destination: dst.pid });
     const cpu = sampleCpu({ source: src.pid, destination: dst.pid, bench: Deno.pid });
     const t0 = wallNow();
