@@ -1,11 +1,13 @@
 /**
  * Main-thread side of a data-path Worker: answers its transition requests with the
- * current migration's compare-and-set, records its errors, and forwards the rest.
+ * current migration's compare-and-set, records its errors, starts the codec Workers its
+ * compression pools ask for, and forwards the rest.
  *
  * @module
  */
 import type { MainMessage, WorkerMessage } from "./engine/messages.ts";
 import type { Migration } from "./migration.ts";
+import { CodecSpawner } from "./codecs/codec_spawner.ts";
 
 /** Handlers for the messages that are not transitions. */
 export interface WorkerHandlers {
@@ -24,6 +26,7 @@ export interface WorkerHandlers {
 /** Starts a module Worker and wires it to the state machine. */
 export class WorkerHost {
   readonly #worker: Worker;
+  readonly #codecs = new CodecSpawner();
   #alive = true;
 
   /** Starts `url` and posts `start` to it. */
@@ -61,6 +64,21 @@ export class WorkerHost {
         case "recover-failed":
           handlers.onRecoverFailed?.();
           break;
+        case "codec-request":
+          this.#codecs.start(
+            m.id,
+            m.threads,
+            (ports) => {
+              if (this.#alive) {
+                this.#worker.postMessage({ t: "codec-ports", id: m.id, ports }, ports);
+              }
+            },
+            (message) => this.post({ t: "codec-crash", id: m.id, message }),
+          );
+          break;
+        case "codec-release":
+          this.#codecs.stop(m.id);
+          break;
         case "notice":
           console.error(JSON.stringify({ level: "warn", msg: m.message, id: mig?.id }));
           break;
@@ -85,10 +103,16 @@ export class WorkerHost {
     if (this.#alive) this.#worker.postMessage(m);
   }
 
-  /** Stops the Worker at once. */
+  /** Codec Workers running for this Worker's pools. */
+  get codecWorkers(): number {
+    return this.#codecs.running;
+  }
+
+  /** Stops the Worker (and its codec Workers) at once. */
   terminate(): void {
     if (!this.#alive) return;
     this.#alive = false;
     this.#worker.terminate();
+    this.#codecs.stopAll();
   }
 }

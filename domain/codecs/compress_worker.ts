@@ -57,8 +57,25 @@ function inflate(m: InflateJob): { reply: CodecReply; transfer: Transferable[] }
   };
 }
 
-self.onmessage = (e: MessageEvent<CodecJob>) => {
-  const m = e.data;
+/** Runs one job and answers through `answer`. */
+function run(m: CodecJob, answer: (r: CodecReply, t: Transferable[]) => void): void {
   const { reply, transfer } = m.t === "deflate" ? deflate(m) : inflate(m);
-  self.postMessage(reply, transfer);
+  answer(reply, transfer);
+}
+
+/**
+ * Jobs come straight from the pool's thread, or (when the main thread started this Worker
+ * for a data-path Worker) through the port in a `port` message; `close` on that port ends it.
+ */
+self.onmessage = (e: MessageEvent<CodecJob | { t: "port"; port: MessagePort }>) => {
+  const m = e.data;
+  if (m.t !== "port") return run(m, (r, t) => self.postMessage(r, t));
+  const port = m.port;
+  port.onmessage = (p: MessageEvent<CodecJob | { t: "close" }>) => {
+    const job = p.data;
+    if (job.t === "close") {
+      port.close();
+      self.close();
+    } else run(job, (r, t) => port.postMessage(r, t));
+  };
 };

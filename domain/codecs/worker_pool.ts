@@ -7,6 +7,7 @@
  * @module
  */
 import type { CodecJob, CodecReply, DeflateJob, InflateJob } from "./compress_messages.ts";
+import { type CodecEndpoint, codecThreads, type CodecThreadSource } from "./codec_threads.ts";
 
 /** A job without its sequence number (the pool numbers jobs). */
 export type JobBody = Omit<DeflateJob, "seq"> | Omit<InflateJob, "seq">;
@@ -21,7 +22,7 @@ interface Job {
 
 /** Runs codec jobs on `threads` Workers running `compress_worker.ts`. */
 export class WorkerPool {
-  readonly #workers: Worker[] = [];
+  readonly #workers: CodecEndpoint[];
   /** The job each worker runs, or null when it is idle. */
   readonly #running: (Job | null)[] = [];
   /** Jobs waiting for a worker, oldest first. */
@@ -31,23 +32,19 @@ export class WorkerPool {
   #seq = 0;
   #closed = false;
 
-  /** Starts `threads` (an integer ≥ 1) Workers. */
-  constructor(threads: number) {
+  /**
+   * Starts `threads` (an integer ≥ 1) Workers from `source` (by default this thread's:
+   * its own Workers, or, in a data-path Worker, ones the main thread starts).
+   */
+  constructor(threads: number, source: CodecThreadSource = codecThreads()) {
     if (!Number.isInteger(threads) || threads < 1) {
       throw new RangeError(`codec pool: ${threads} is not a thread count`);
     }
-    const url = new URL("./compress_worker.ts", import.meta.url);
-    for (let i = 0; i < threads; i++) {
-      const w = new Worker(url, { type: "module", name: `codec-${i}` });
+    this.#workers = source(threads, (m) => this.#fail(`codec worker crashed: ${m}`));
+    this.#workers.forEach((w, i) => {
       w.onmessage = (e: MessageEvent<CodecReply>) => this.#done(i, e.data);
-      w.onerror = (e) => {
-        e.preventDefault();
-        this.#fail(`codec worker crashed: ${e.message}`);
-      };
-      w.onmessageerror = () => this.#fail("codec worker sent an unreadable message");
-      this.#workers.push(w);
       this.#running.push(null);
-    }
+    });
   }
 
   /** The number of Workers. */
@@ -130,7 +127,7 @@ export class WorkerPool {
   #fail(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const w of this.#workers) w.terminate();
+    for (const w of this.#workers) w.close();
     const err = new Error(reason);
     for (const j of this.#order) j.reject(err);
     this.#order.length = 0;

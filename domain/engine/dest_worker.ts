@@ -18,6 +18,7 @@ import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameType } from "../wire/frames.ts";
 import { decodeHello } from "../wire/multifd.ts";
 import { WireError } from "../wire/wire_error.ts";
+import { useParentCodecThreads } from "../codecs/codec_threads.ts";
 
 let link: MainLink | null = null;
 let listener: ChannelListener | null = null;
@@ -142,8 +143,12 @@ async function serve(m: DestinationStart): Promise<void> {
   await Promise.all(runs);
 }
 
+/** The decompression pool gets its Workers from the main thread (nested ones start slowly). */
+const codecAnswer = useParentCodecThreads((m) => self.postMessage(m satisfies WorkerMessage));
+
 self.onmessage = (e: MessageEvent<DestinationStart | MainMessage>) => {
   const m = e.data;
+  if (codecAnswer(m)) return;
   if (m.t === "start") {
     serve(m).finally(() => self.postMessage({ t: "done" } satisfies WorkerMessage));
   } else if (m.t === "stop") {

@@ -9,6 +9,7 @@ import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import type { MigrationStatus } from "../state_machine.ts";
 import type { Capabilities, Parameters } from "../options.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
+import type { CodecAnswer, CodecRequest } from "../codecs/codec_threads.ts";
 
 /** The parameters, sent at start and again on every change (some apply live). */
 export type LiveParams = Parameters;
@@ -58,6 +59,8 @@ export type WorkerMessage =
   | { t: "recover-failed" }
   /** Something worth a log line that is not the migration's error. */
   | { t: "notice"; message: string }
+  /** Codec Workers for a compression pool, started by the main thread (codec_threads.ts). */
+  | CodecRequest
   | { t: "done" };
 
 /** Main → Worker, after start. */
@@ -72,4 +75,5 @@ export type MainMessage =
   | { t: "resume"; uri: string; tls?: TlsChannelOptions }
   | { t: "recover"; uri: string }
   | { t: "stop" }
-  | { t: "multifd-crash"; id: number; message: string };
+  | { t: "multifd-crash"; id: number; message: string }
+  | CodecAnswer;

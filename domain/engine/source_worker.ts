@@ -14,6 +14,7 @@ import type { LiveParams, MainMessage, SourceStart, WorkerMessage } from "./mess
 import { SourceControl } from "./source_control.ts";
 import { DEFAULT_PARAMETERS } from "../options.ts";
 import { runSource, type SourceContext } from "./source_run.ts";
+import { useParentCodecThreads } from "../codecs/codec_threads.ts";
 
 let link: MainLink | null = null;
 let writer: ChannelWriter | null = null;
@@ -21,9 +22,12 @@ let resumeTls: TlsChannelOptions | undefined;
 let ctx: SourceContext | null = null;
 const control = new SourceControl();
 const params = { ...DEFAULT_PARAMETERS } as LiveParams;
+/** Compression pools get their Workers from the main thread (nested ones start slowly). */
+const codecAnswer = useParentCodecThreads((m) => self.postMessage(m satisfies WorkerMessage));
 
 self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
   const m = e.data;
+  if (codecAnswer(m)) return;
   switch (m.t) {
     case "start":
       Object.assign(params, m.params);
