@@ -19,6 +19,13 @@ export interface Channel {
   closeWrite(): Promise<void>;
   /** Closes both directions at once; pending reads and writes reject. Safe to call twice. */
   close(): void;
+  /**
+   * How long (µs) a reader in the middle of a large payload may pause after a short read, so
+   * the transport hands over a bigger batch next time: fewer wake-ups of both ends, like a
+   * NIC's interrupt coalescing. Only transports with deep kernel buffers set it (TCP);
+   * elsewhere (unix sockets: ~200 KiB) a pause would stall the writer.
+   */
+  readonly readCoalesceUs?: number;
 }
 
 /** A listening endpoint that yields channels. */

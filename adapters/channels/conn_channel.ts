@@ -13,12 +13,14 @@ import { ChannelClosedError } from "./errors.ts";
 /** A connected socket as a Channel. */
 export class ConnChannel implements Channel {
   readonly #conn: Deno.Conn;
+  readonly readCoalesceUs?: number;
   #closed = false;
   #writeClosed = false;
 
-  /** Wraps `conn`; the channel owns it from now on. */
-  constructor(conn: Deno.Conn) {
+  /** Wraps `conn`; the channel owns it from now on. See {@link Channel.readCoalesceUs}. */
+  constructor(conn: Deno.Conn, readCoalesceUs?: number) {
     this.#conn = conn;
+    if (readCoalesceUs !== undefined) this.readCoalesceUs = readCoalesceUs;
   }
 
   /** The socket's local address (as Deno reports it). */
@@ -72,6 +74,7 @@ export class ConnListener implements ChannelListener {
   readonly #listener: Deno.Listener;
   readonly #onAccept: (conn: Deno.Conn) => void;
   readonly #onClose: () => void;
+  readonly #readCoalesceUs?: number;
   #closed = false;
 
   /**
@@ -79,17 +82,20 @@ export class ConnListener implements ChannelListener {
    * @param uri the bound address as a migration URI.
    * @param onAccept tunes each accepted connection (e.g. TCP no-delay).
    * @param onClose runs once after the socket is closed (e.g. removes a socket file).
+   * @param readCoalesceUs the accepted channels' {@link Channel.readCoalesceUs}.
    */
   constructor(
     listener: Deno.Listener,
     uri: string,
     onAccept: (conn: Deno.Conn) => void = () => {},
     onClose: () => void = () => {},
+    readCoalesceUs?: number,
   ) {
     this.#listener = listener;
     this.uri = uri;
     this.#onAccept = onAccept;
     this.#onClose = onClose;
+    this.#readCoalesceUs = readCoalesceUs;
   }
 
   /** Waits for the next peer; rejects once the listener is closed. */
@@ -97,7 +103,7 @@ export class ConnListener implements ChannelListener {
     if (this.#closed) throw new ChannelClosedError("accept on a closed listener");
     const conn = await this.#listener.accept();
     this.#onAccept(conn);
-    return new ConnChannel(conn);
+    return new ConnChannel(conn, this.#readCoalesceUs);
   }
 
   /** Stops listening (pending accepts reject). Safe to call twice. */

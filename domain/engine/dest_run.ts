@@ -107,6 +107,7 @@ class DestinationRun {
   readonly #runHeader = new Uint8Array(10);
   /** Multifd page channels and, per channel, the last MULTIFD_SYNC pass it reached. */
   #pageChannels: PageChannel[] = [];
+  #mainReader: FrameReader | null = null;
   #reached: number[] = [];
   #channelsEnded = 0;
   #channelError: Error | null = null;
@@ -186,6 +187,10 @@ class DestinationRun {
     this.#channel = channel;
     this.#ctx.onChannel(channel);
     const reader = opened ?? new FrameReader(channel);
+    // Precopy pages may come in batches (see Channel.readCoalesceUs) until postcopy or
+    // page channels need this Worker to answer at once.
+    reader.coalesceUs = channel.readCoalesceUs ?? 0;
+    this.#mainReader = reader;
     if (!opened) await reader.readStreamHeader();
     const frame = await reader.next();
     if (frame.type !== FrameType.CONFIG) {
@@ -390,6 +395,7 @@ class DestinationRun {
         break;
       }
       case FrameType.POSTCOPY_LISTEN:
+        if (this.#mainReader) this.#mainReader.coalesceUs = 0; // faults must be answered now
         if (!this.#inPackage) {
           throw new WireError("migration stream: postcopy listen outside its package");
         }
@@ -408,6 +414,7 @@ class DestinationRun {
           throw new WireError("migration stream: unexpected multifd setup");
         }
         const setup = decodeSetup(payload);
+        if (this.#mainReader) this.#mainReader.coalesceUs = 0; // page channels share this Worker
         this.#pageChannels = await this.#ctx.multifd.claim(setup.uuid, setup.channels);
         this.#reached = this.#pageChannels.map(() => 0);
         this.#readers = this.#pageChannels.map((c) =>

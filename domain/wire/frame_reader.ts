@@ -26,6 +26,9 @@ export const MIN_READER_BUFFER = 128 << 10;
 const DIRECT_READ_MIN = 64 << 10;
 /** How far past what it needs the reader reads into its own buffer. */
 const READ_AHEAD = 64 << 10;
+/** A direct read shorter than this is "short": the kernel had little queued. */
+const SHORT_READ = 256 << 10;
+const NAP = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * Reads frames from a {@link Channel}. Call `readStreamHeader()` once, then `next()` per frame
@@ -42,6 +45,15 @@ export class FrameReader {
   #type = -1;
   #started = false;
   #bytesRead = 0;
+  /**
+   * Read coalescing (µs; 0 = off): inside a large payload, a short read is followed by a
+   * pause of this long (a blocking wait: only for a reader that owns its thread, i.e. a
+   * data-path Worker with nothing else to read meanwhile). Defaults to off; the destination
+   * turns it on from its channel's `readCoalesceUs` while nothing is latency-sensitive.
+   */
+  coalesceUs = 0;
+  /** Pauses taken so far (see `coalesceUs`). */
+  naps = 0;
 
   /** Wraps `channel`; `bufferSize` is the one internal buffer (default 1 MiB). */
   constructor(channel: Channel, bufferSize = DEFAULT_READER_BUFFER) {
@@ -132,6 +144,10 @@ export class FrameReader {
         if (r === null) this.#truncated(n - done);
         done += r;
         this.#bytesRead += r;
+        if (this.coalesceUs > 0 && done < n && r < SHORT_READ) {
+          Atomics.wait(NAP, 0, 0, this.coalesceUs / 1000);
+          this.naps++;
+        }
       }
     } else if (done < n) {
       await this.#fill(n - done, this.#payloadWhat());
