@@ -125,8 +125,9 @@ export class FerryMetrics {
       },
     });
     new Gauge({
-      name: "ferry_migration_pages_total",
-      help: "Pages of the current migration by kind (ram.normal, ram.duplicate)",
+      name: "ferry_migration_pages",
+      help:
+        "Pages of the current migration by kind (ram.normal, ram.duplicate); a gauge: a new migration starts it again",
       labelNames: ["kind"],
       registers,
       collect() {

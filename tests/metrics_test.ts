@@ -197,8 +197,8 @@ Deno.test("metrics agree with /migrations/current during and after a migration",
     assert.equal(at(final, "ferry_migration_passes"), ram["dirty-sync-count"]);
     assert.equal(at(final, "ferry_migration_throughput_mbps"), ram.mbps);
     assert.equal(at(final, "ferry_migration_downtime_ms"), done.downtime);
-    assert.equal(at(final, "ferry_migration_pages_total", { kind: "normal" }), ram.normal);
-    assert.equal(at(final, "ferry_migration_pages_total", { kind: "duplicate" }), ram.duplicate);
+    assert.equal(at(final, "ferry_migration_pages", { kind: "normal" }), ram.normal);
+    assert.equal(at(final, "ferry_migration_pages", { kind: "duplicate" }), ram.duplicate);
     assert.ok(ram.normal > 0);
     const main = at(final, "ferry_migration_channel_bytes", { channel: "main" })!;
     const multifd = at(final, "ferry_migration_channel_bytes", { channel: "multifd" })!;
