@@ -92,7 +92,7 @@ function logA(i: number, r: ScenarioARun): void {
     `migration ${gbps(r.agentBytesPerSec)} GB/s (total ${r.info["total-time"]} ms, setup ${
       r.info["setup-time"]
     }, downtime ${r.info.downtime}), wall ${r.wallMs.toFixed(0)} ms`,
-    `GET p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n})`,
+    `C: GET p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n}) in a second migration`,
     `CPU ms ${cpu}, irq ${r.cpu.irqMs}, others ${r.cpu.otherMs} in ${r.cpu.wallMs.toFixed(0)} ms`,
   ];
   console.error(`A#${i + 1}: ${parts.join("; ")}`);
