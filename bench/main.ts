@@ -93,7 +93,9 @@ function logA(i: number, r: ScenarioARun): void {
       r.info["setup-time"]
     }, downtime ${r.info.downtime}), wall ${r.wallMs.toFixed(0)} ms`,
     `C: GET p99 ${r.latency.p99.toFixed(1)} ms (n=${r.latency.n}) in a second migration`,
-    `CPU ms ${cpu}, irq ${r.cpu.irqMs}, others ${r.cpu.otherMs} in ${r.cpu.wallMs.toFixed(0)} ms`,
+    `CPU ms ${cpu}, irq ${r.cpu.irqMs}, others ${r.cpu.otherMs}, stolen by the host ${r.cpu.stealMs} in ${
+      r.cpu.wallMs.toFixed(0)
+    } ms`,
   ];
   console.error(`A#${i + 1}: ${parts.join("; ")}`);
 }
