@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { type Json, startAgent, withAgents } from "./agent.ts";
+import { type BenchAgent, type Json, startAgent, withAgents } from "./agent.ts";
 import {
   type CpuSample,
   percentile,
@@ -19,7 +19,7 @@ import {
   waitForQuiet,
   wallNow,
 } from "./measure.ts";
-import { pollFor, pollUntil } from "./poller.ts";
+import { pollFor, type PollResult, pollUntil } from "./poller.ts";
 import { type RawResult, runRaw, runRawMedian } from "./raw.ts";
 import { type RssPeak, watchRss } from "./rss.ts";
 
@@ -125,6 +125,17 @@ async function pair(
   return { dst, src, uri: dst.incomingUri };
 }
 
+/** Starts the migration and polls the source at `rate` until it completed (else throws). */
+async function migrateAndPoll(src: BenchAgent, uri: string, rate: number): Promise<PollResult> {
+  const r = await src.api("POST", "/migrations", { uri });
+  if (r.status !== 202) throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
+  const poll = await pollUntil(src.base, { rate, timeoutMs: 60_000, terminal: TERMINAL });
+  if (poll.last?.status !== "completed") {
+    throw new Error(`migration ended ${poll.last?.status}: ${poll.last?.["error-desc"] ?? ""}`);
+  }
+  return poll;
+}
+
 /** How often A's throughput run asks whether the migration is over (C's run polls at its rate). */
 const A_POLL_RATE = 20;
 
@@ -143,18 +154,7 @@ export async function scenarioA(pollRate: number): Promise<ScenarioARun> {
     const rss = watchRss({ source: src.pid, destination: dst.pid });
     const cpu = sampleCpu({ source: src.pid, destination: dst.pid, bench: Deno.pid });
     const t0 = wallNow();
-    const r = await src.api("POST", "/migrations", { uri });
-    if (r.status !== 202) {
-      throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
-    }
-    const poll = await pollUntil(src.base, {
-      rate: A_POLL_RATE,
-      timeoutMs: 60_000,
-      terminal: TERMINAL,
-    });
-    if (poll.last?.status !== "completed") {
-      throw new Error(`migration ended ${poll.last?.status}: ${poll.last?.["error-desc"] ?? ""}`);
-    }
+    const poll = await migrateAndPoll(src, uri, A_POLL_RATE);
     await pollFor(dst.base, "/migrations/current", (b) => TERMINAL.test(b.status), 10_000, 2);
     const destAt = wallNow();
     const cpuUsed = cpu();
@@ -180,16 +180,7 @@ export async function scenarioA(pollRate: number): Promise<ScenarioARun> {
     const { src, uri } = await pair(track, "random");
     await waitForQuiet();
     const idle = await pollUntil(src.base, { rate: pollRate, timeoutMs: 500, terminal: /^$/ });
-    const r = await src.api("POST", "/migrations", { uri });
-    if (r.status !== 202) {
-      throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
-    }
-    const poll = await pollUntil(src.base, {
-      rate: pollRate,
-      timeoutMs: 60_000,
-      terminal: TERMINAL,
-    });
-    return { idle, poll };
+    return { idle, poll: await migrateAndPoll(src, uri, pollRate) };
   });
   return {
     ...a,
