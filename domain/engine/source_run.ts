@@ -32,18 +32,17 @@ import {
   encodeRecvBitmapRequest,
   encodeU32Frame,
 } from "../wire/postcopy.ts";
-import { RESUME_ACK_VALUE } from "../wire/return_path.ts";
 import { STAT } from "./stats.ts";
 import { SourceCounters } from "./source_counters.ts";
 import type { LiveParams } from "./messages.ts";
 import type { MainLink } from "./main_link.ts";
 import { bitmapBytes, PageSender } from "./page_sender.ts";
-import { releaseRange } from "../../adapters/memory/release_ram.ts";
+import { releaseSent, releaseWritten } from "./release_sent.ts";
 import { PageEncoder } from "./page_encoder.ts";
 import { createMultifdShared } from "./multifd_shared.ts";
 import { MultifdSource } from "./multifd_source.ts";
 import { encodeSetup } from "../wire/multifd.ts";
-import { readReturnPath } from "./return_path_reader.ts";
+import { SourceReturnPath } from "./source_return_path.ts";
 import type { SourceControl } from "./source_control.ts";
 import type { Capabilities } from "../options.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
@@ -99,14 +98,11 @@ class SourceRun {
   #channel: Channel | null = null;
   #writer: ChannelWriter | null = null;
   #sender: PageSender | null = null;
-  #rpError: Error | null = null;
   /** The page channels, with x-multifd. */
   #mfd: MultifdSource | null = null;
   #mfdBitmap: SharedArrayBuffer | null = null;
-  #shut: number | null = null;
-  #resumeAck = false;
-  #bitmapsIn = 0;
-  readonly #requests: { first: number; count: number }[] = [];
+  /** What the destination said on the return path of the current channel. */
+  readonly #rp = new SourceReturnPath();
   #vmWasRunning = false;
   readonly #counters: SourceCounters;
 
@@ -214,42 +210,17 @@ class SourceRun {
       }
     }
     if (this.#useReturnPath) {
-      const layout = this.#ctx.guest.layout;
-      readReturnPath(channel, layout, this.#ctx.guest.pageSize, {
-        onShut: (error) => {
-          this.#shut = error;
-          this.#ctx.control.wake.notify();
-        },
-        onRequest: (first, count) => {
-          this.#requests.push({ first, count });
-          this.#ctx.stats[STAT.postcopyRequests]++;
-          this.#ctx.control.wake.notify();
-        },
-        onReceivedBitmap: (block, bits) => {
-          this.#sender!.loadReceived(block, bits);
-          this.#bitmapsIn++;
-          this.#ctx.control.wake.notify();
-        },
-        onResumeAck: (value) => {
-          if (value !== RESUME_ACK_VALUE) {
-            this.#rpError = new WireError(`illegal resume_ack value ${value}`);
-          } else this.#resumeAck = true;
-          this.#ctx.control.wake.notify();
-        },
-      }).catch((e) => {
-        if (channel !== this.#channel) return; // an old channel after a resume
-        this.#rpError ??= e instanceof Error ? e : new Error(String(e)); // the first one counts
-        this.#ctx.control.wake.notify();
+      this.#rp.read(channel, this.#ctx.guest.layout, this.#ctx.guest.pageSize, {
+        onBitmap: (block, bits) => this.#sender!.loadReceived(block, bits),
+        onRequest: () => this.#ctx.stats[STAT.postcopyRequests]++,
+        wake: () => this.#ctx.control.wake.notify(),
       });
     }
   }
 
   #checkErrors(): void {
     if (this.#ctx.control.cancelled || this.#status === "cancelling") throw new Cancelled();
-    if (this.#rpError) throw this.#rpError;
-    if (this.#shut !== null && this.#shut !== 0) {
-      throw new Error(`RP: Sibling indicated error ${this.#shut}`);
-    }
+    this.#rp.check();
     const werr = this.#writer?.error;
     if (werr) throw werr;
     if (this.#mfd?.error) throw new Error(this.#mfd.error);
@@ -434,7 +405,7 @@ class SourceRun {
   /** With a return path, completed only after the destination's SHUT without error. */
   async #awaitShut(): Promise<void> {
     if (!this.#useReturnPath) return;
-    while (this.#shut === null) {
+    while (this.#rp.shut === null) {
       this.#checkErrors();
       await this.#ctx.control.wake.wait(1000);
     }
@@ -493,40 +464,10 @@ class SourceRun {
     if (this.#ctx.caps["release-ram"]) {
       // ram_postcopy_migrated_memory_release: what went out and stayed clean is the
       // destination's now; later pages go back to the OS as soon as they are written out.
-      this.#releaseClean();
+      releaseSent(this.#ctx.guest, sender);
       sender.releaseLog = [];
     }
     stats[STAT.downtime] = Date.now() - timeAtStop;
-  }
-
-  /** Releases every page that was sent and is not to be sent again. */
-  #releaseClean(): void {
-    const { guest } = this.#ctx;
-    const sender = this.#sender!;
-    for (const [b, blk] of guest.layout.entries()) {
-      let p = 0;
-      while (p < blk.pages) {
-        const flat = blk.firstPage + p;
-        if (sender.sentOnce[flat] && !sender.bitmap[flat]) {
-          const first = p;
-          while (
-            p < blk.pages && sender.sentOnce[blk.firstPage + p] && !sender.bitmap[blk.firstPage + p]
-          ) p++;
-          releaseRange(guest.ram[b], first * guest.pageSize, (p - first) * guest.pageSize);
-        } else p++;
-      }
-    }
-  }
-
-  /** Releases the runs written out since the last call (after a flush: the socket has them). */
-  #releaseWritten(): void {
-    const { guest } = this.#ctx;
-    const log = this.#sender!.releaseLog;
-    if (!log) return;
-    for (const [b, first, count] of log) {
-      releaseRange(guest.ram[b], first * guest.pageSize, count * guest.pageSize);
-    }
-    log.length = 0;
   }
 
   /** Requested pages first, background pages under max-postcopy-bandwidth, until all sent. */
@@ -552,11 +493,11 @@ class SourceRun {
           await sender.append(section(SectionKind.ITERATE, this.#counters.pass, false));
           this.#postcopySection = true;
         }
-        if (this.#requests.length > 0) {
-          const r = this.#requests.shift()!;
+        if (this.#rp.requests.length > 0) {
+          const r = this.#rp.requests.shift()!;
           await sender.sendRange(r.first, r.count);
           await sender.flush();
-          this.#releaseWritten();
+          releaseWritten(this.#ctx.guest, sender);
         } else if (sender.pending > 0) {
           const limit = params["max-postcopy-bandwidth"];
           const now = Date.now();
@@ -571,7 +512,7 @@ class SourceRun {
           const before = this.#writer!.bytesWritten;
           const done = await sender.send(POSTCOPY_CHUNK);
           await sender.flush();
-          this.#releaseWritten();
+          releaseWritten(this.#ctx.guest, sender);
           windowBytes += this.#writer!.bytesWritten - before;
           if (done && sender.pending > 0) sender.rewind();
         } else {
@@ -631,23 +572,18 @@ class SourceRun {
   /** Recovery handshake: received bitmaps, then RESUME → RESUME_ACK → postcopy-active. */
   async #recover(uri: string): Promise<void> {
     const { guest, link, control } = this.#ctx;
-    this.#rpError = null;
-    this.#shut = null;
-    this.#resumeAck = false;
-    this.#bitmapsIn = 0;
-    this.#requests.length = 0;
-    await this.#open(uri);
+    await this.#open(uri); // the return path starts afresh on the new channel
     const sender = this.#sender!;
     await sender.append(encodeStreamHeader());
     for (const blk of guest.layout) await sender.append(encodeRecvBitmapRequest(blk.name));
     await sender.flush();
-    while (this.#bitmapsIn < guest.layout.length) {
+    while (this.#rp.bitmapsIn < guest.layout.length) {
       this.#checkErrors();
       await control.wake.wait(1000);
     }
     await sender.append(encodeEmpty(FrameType.POSTCOPY_RESUME));
     await sender.flush();
-    while (!this.#resumeAck) {
+    while (!this.#rp.resumeAck) {
       this.#checkErrors();
       await control.wake.wait(1000);
     }

@@ -1,0 +1,82 @@
+/**
+ * What the source has heard on the return path of its current channel (QEMU's
+ * source_return_path_thread state): the destination's SHUT, page requests waiting to be
+ * served, received bitmaps and the RESUME_ACK of a recovery, and the first error. A resume
+ * starts it afresh on the new channel; messages of an old channel are ignored.
+ *
+ * @module
+ */
+import type { Channel } from "../ports.ts";
+import type { RamBlockLayout } from "../../adapters/memory/layout.ts";
+import { WireError } from "../wire/mod.ts";
+import { RESUME_ACK_VALUE } from "../wire/return_path.ts";
+import { readReturnPath } from "./return_path_reader.ts";
+
+/** The return path's state, for the source run. */
+export class SourceReturnPath {
+  /** The destination's SHUT value (0 = fine), or null before it. */
+  shut: number | null = null;
+  resumeAck = false;
+  bitmapsIn = 0;
+  /** Page requests (postcopy faults), oldest first. */
+  readonly requests: { first: number; count: number }[] = [];
+  #error: Error | null = null;
+  #channel: Channel | null = null;
+
+  /**
+   * Starts reading `channel`'s return path (forgetting what an earlier channel said).
+   * `onBitmap` takes a block's received bitmap; `onRequest` counts a page request;
+   * `wake` runs after every message.
+   */
+  read(
+    channel: Channel,
+    layout: readonly RamBlockLayout[],
+    pageSize: number,
+    hooks: {
+      onBitmap(block: number, bits: Uint8Array): void;
+      onRequest(): void;
+      wake(): void;
+    },
+  ): void {
+    this.#channel = channel;
+    this.#error = null;
+    this.shut = null;
+    this.resumeAck = false;
+    this.bitmapsIn = 0;
+    this.requests.length = 0;
+    readReturnPath(channel, layout, pageSize, {
+      onShut: (error) => {
+        this.shut = error;
+        hooks.wake();
+      },
+      onRequest: (first, count) => {
+        this.requests.push({ first, count });
+        hooks.onRequest();
+        hooks.wake();
+      },
+      onReceivedBitmap: (block, bits) => {
+        hooks.onBitmap(block, bits);
+        this.bitmapsIn++;
+        hooks.wake();
+      },
+      onResumeAck: (value) => {
+        if (value !== RESUME_ACK_VALUE) {
+          this.#error = new WireError(`illegal resume_ack value ${value}`);
+        } else this.resumeAck = true;
+        hooks.wake();
+      },
+    }).catch((e) => {
+      if (channel !== this.#channel) return; // an old channel after a resume
+      this.#error ??= e instanceof Error ? e : new Error(String(e)); // the first one counts
+      hooks.wake();
+    });
+  }
+
+  /** Throws the return path's error, or the destination's failure (a non-zero SHUT). */
+  check(): void {
+    if (this.#error) throw this.#error;
+    if (this.shut !== null && this.shut !== 0) {
+      throw new Error(`RP: Sibling indicated error ${this.shut}`);
+    }
+  }
+}
