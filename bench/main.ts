@@ -124,7 +124,7 @@ function logM(i: number, r: MultifdRun): void {
       gbps(r.rawUnixSpan.bytesPerSec)
     }; multifd ${gbps(r.bytesPerSec)} GB/s (total ${r.info["total-time"]} ms, setup ${
       r.info["setup-time"]
-    }, downtime ${r.info.downtime})`,
+    }, downtime ${r.info.downtime}); one channel ${gbps(r.singleBytesPerSec)} GB/s`,
   );
 }
 

@@ -32,6 +32,22 @@ export interface MultifdRun {
   bytesPerSec: number;
   /** POST sent → destination seen completed, ms. */
   destWallMs: number;
+  /** The same guest over one unix-socket channel (no multifd), fresh agents, bytes/s. */
+  singleBytesPerSec: number;
+}
+
+/** The same guest over one channel (no multifd) on a unix socket, fresh agents: bytes/s. */
+function singleChannel(dir: string): Promise<number> {
+  return withAgents(async (track) => {
+    const [dst, src] = await Promise.all([
+      track(startAgent(["--ram", "1G", "--incoming", `unix:${dir}/s.sock`])),
+      track(startAgent(["--ram", "1G", "--fill", "random", "--workload", "idle"])),
+    ]);
+    await patch(src, "/parameters", { "max-bandwidth": 0 });
+    await waitForQuiet(0.25, 250, 3000);
+    await migrate(src, dst.incomingUri ?? `unix:${dir}/s.sock`);
+    return engineBytesPerSec(await completedInfo(src, 60_000));
+  });
 }
 
 /** One repetition of scenario M (see the module doc). */
@@ -59,7 +75,7 @@ export async function multifdScenario(): Promise<MultifdRun> {
       if (!(info.ram["multifd-bytes"] > 0)) throw new Error("no bytes went over multifd");
       const bytesPerSec = engineBytesPerSec(info);
       return { quiet, rawUnix, rawUnixSpan, info, bytesPerSec, destWallMs };
-    });
+    }).then(async (run) => ({ ...run, singleBytesPerSec: await singleChannel(dir) }));
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
@@ -92,6 +108,17 @@ export function figuresMultifd(runs: readonly MultifdRun[]): Figure[] {
       baseline: median(runs.map((r) => r.rawUnixSpan.bytesPerSec / 1e9)),
       baselineName: "raw Deno unix socket through 1 GiB buffers",
       ratio: median(runs.map((r) => r.bytesPerSec / r.rawUnixSpan.bytesPerSec)),
+    },
+    {
+      ...row(
+        "M.single",
+        "M: the same over one channel (no multifd), unix socket",
+        median(runs.map((r) => r.singleBytesPerSec / 1e9)),
+        "GB/s",
+      ),
+      baseline: median(runs.map((r) => r.bytesPerSec / 1e9)),
+      baselineName: `multifd, ${MULTIFD_CHANNELS} channels`,
+      ratio: median(runs.map((r) => r.singleBytesPerSec / r.bytesPerSec)),
     },
     row("M.setup", "M: setup-time", median(runs.map((r) => r.info["setup-time"])), "ms"),
     row("M.total", "M: total-time", median(runs.map((r) => r.info["total-time"])), "ms"),
