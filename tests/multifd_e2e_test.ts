@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { startAgent, withAgents } from "./helpers/agent_process.ts";
 import { encodeStreamHeader } from "../domain/wire/frames.ts";
 import { encodeHello } from "../domain/wire/multifd.ts";
+import { createMultifdShared, MF, stopChannels } from "../domain/engine/multifd_shared.ts";
 
 async function multifd(channels: number, incoming: string, workload = "increment") {
   await withAgents(async (track) => {
@@ -77,4 +78,19 @@ Deno.test("multifd: a channel with the wrong uuid is refused; the migration stil
       (await dst.api("GET", "/machine/digest")).body.blocks,
     );
   });
+});
+
+Deno.test("multifd stop: a channel about to wait for the next pass cannot sleep through it", () => {
+  const ctl = new Int32Array(createMultifdShared(2, 0).ctl);
+  Atomics.store(ctl, MF.GEN, 3);
+  // A channel read GEN = 3 and STOP = 0, and is about to wait on GEN...
+  const seen = Atomics.load(ctl, MF.GEN);
+  assert.equal(Atomics.load(ctl, MF.STOP), 0);
+  stopChannels(ctl);
+  // ...its wait must not block: GEN moved with the stop (a stop on STOP alone left it
+  // waiting for its 1 s timeout).
+  const w = Atomics.waitAsync(ctl, MF.GEN, seen, 1000);
+  assert.equal(w.async, false);
+  assert.equal(w.value, "not-equal");
+  assert.equal(Atomics.load(ctl, MF.STOP), 1);
 });

@@ -6,7 +6,7 @@
  * @module
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
-import { MF, MF_STAT, type MultifdShared, sumStat } from "./multifd_shared.ts";
+import { MF, MF_STAT, type MultifdShared, stopChannels, sumStat } from "./multifd_shared.ts";
 import type { MultifdChannelStart } from "./multifd_worker.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 
@@ -149,8 +149,7 @@ export class MultifdSource {
 
   /** Ends every channel with EOF and waits for them (bounded). */
   async finish(timeoutMs = 10_000): Promise<void> {
-    Atomics.store(this.#ctl, MF.STOP, 1);
-    Atomics.notify(this.#ctl, MF.GEN);
+    stopChannels(this.#ctl);
     const end = Date.now() + timeoutMs;
     while (this.#ended < this.#channels && Date.now() < end) {
       this.#check();
@@ -161,8 +160,7 @@ export class MultifdSource {
 
   /** Stops at once (cancel, failure, end). */
   terminate(): void {
-    Atomics.store(this.#ctl, MF.STOP, 1);
-    Atomics.notify(this.#ctl, MF.GEN);
+    stopChannels(this.#ctl);
     for (const w of this.#workers) {
       w.postMessage({ t: "shutdown" });
       w.terminate();
