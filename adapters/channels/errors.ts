@@ -14,6 +14,15 @@ export class ChannelClosedError extends Error {
   }
 }
 
+/** A credentials object that cannot be parsed, loaded or found; `message` says why. */
+export class TlsCredsError extends Error {
+  /** @param message user-facing text. */
+  constructor(message: string) {
+    super(message);
+    this.name = "TlsCredsError";
+  }
+}
+
 /** The peer closed its read side, so nothing written here can arrive (EPIPE). */
 export class BrokenPipeError extends Error {
   /** @param message defaults to the strerror text of EPIPE. */

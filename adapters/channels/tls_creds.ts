@@ -15,7 +15,7 @@
  */
 
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { osErrorText } from "./errors.ts";
+import { osErrorText, TlsCredsError } from "./errors.ts";
 
 /** Which side of the TLS session the credentials are for. */
 export type TlsEndpoint = "server" | "client";
@@ -42,14 +42,7 @@ export interface TlsCreds extends TlsCredsSpec {
   readonly key?: string;
 }
 
-/** A credentials object that cannot be parsed, loaded or found; `message` says why. */
-export class TlsCredsError extends Error {
-  /** @param message user-facing text. */
-  constructor(message: string) {
-    super(message);
-    this.name = "TlsCredsError";
-  }
-}
+export { TlsCredsError } from "./errors.ts";
 
 /** The only object type Ferry knows. */
 const OBJECT_TYPE = "tls-creds-x509";

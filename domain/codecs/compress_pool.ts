@@ -13,7 +13,7 @@
  */
 import type { CodecReply } from "./compress_messages.ts";
 import { type JobBody, WorkerPool } from "./worker_pool.ts";
-import { checkLevel } from "./zlib.ts";
+import { checkLevel } from "./zlib_limits.ts";
 
 /** Sizes of a pool's batches. */
 export interface CompressPoolOptions {

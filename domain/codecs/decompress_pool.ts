@@ -12,7 +12,7 @@ import { CodecError } from "./codec_error.ts";
 import type { CodecReply } from "./compress_messages.ts";
 import { batchSizes, type CompressPoolOptions } from "./compress_pool.ts";
 import { WorkerPool } from "./worker_pool.ts";
-import { zlibBound } from "./zlib.ts";
+import { zlibBound } from "./zlib_limits.ts";
 
 /** Inflates batches of compressed pages on a pool of Workers. */
 export class DecompressPool {
