@@ -61,11 +61,11 @@ export function assessConvergence(i: ConvergenceInput): Convergence {
       : 1;
     const q = Math.min(ratio, 0.999);
     const seconds = (R / i.bandwidth) * (1 - q ** Math.max(passes, 1)) / (1 - q);
-    return {
-      verdict: "converging",
-      "eta-ms": Math.round(seconds * 1000 + i.downtimeLimit),
-      ratio: rounded,
-    };
+    const eta = Math.round(seconds * 1000 + i.downtimeLimit);
+    // Absurd inputs (a bandwidth of a few bytes per eon) overflow: no ETA rather than Infinity.
+    return Number.isFinite(eta) && eta >= 0
+      ? { verdict: "converging", "eta-ms": eta, ratio: rounded }
+      : { verdict: "converging", ratio: rounded };
   }
   if (ratio >= 1 && floor >= threshold) {
     return { verdict: "not-converging", ratio: rounded, suggestion: suggest(i) };

@@ -114,3 +114,16 @@ Deno.test("policy: the completion timeout scales with guest size", () => {
   const none = new PolicyTracker({ actions: ["cancel"] }, 2 ** 30, 0);
   assert.equal(none.observe(1e9, 1), null, "no timeout, no firing");
 });
+
+Deno.test("convergence: a denormal bandwidth gives no ETA rather than an infinite one (fast-check counterexample)", () => {
+  const c = assessConvergence({
+    ...base,
+    remaining: 2.842170943040401e-17,
+    bandwidth: 2.5e-322,
+    dirtyRate: 9.4e-323,
+    afterSync: [0, 0, 0],
+    downtimeLimit: 10,
+  });
+  assert.equal(c.verdict, "converging");
+  assert.equal(c["eta-ms"], undefined);
+});
