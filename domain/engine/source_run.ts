@@ -151,6 +151,11 @@ class SourceRun {
       this.#vcpu.setRunstate("postmigrate");
     } catch (e) {
       this.#writer?.shutdown();
+      // migration_iteration_finish: the guest goes on where it was, unless it already
+      // runs on the destination (postcopy after the package). Before the status says
+      // failed, so that a client who sees `failed` finds the guest running.
+      if (this.#vmWasRunning && !this.#postcopyLive) this.#vcpu.setRunstate("running");
+      else if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate("postmigrate");
       const status = this.#status;
       if (!(e instanceof Cancelled) && status !== "cancelling") {
         link.post({ t: "error", message: e instanceof Error ? e.message : String(e) });
@@ -158,10 +163,6 @@ class SourceRun {
           await link.transition(status, "failed");
         }
       }
-      // migration_iteration_finish: the guest goes on where it was, unless it already
-      // runs on the destination (postcopy after the package).
-      if (this.#vmWasRunning && !this.#postcopyLive) this.#vcpu.setRunstate("running");
-      else if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate("postmigrate");
     } finally {
       this.#mfd?.terminate();
       this.#sender?.encoder?.close();
