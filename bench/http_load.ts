@@ -24,8 +24,8 @@ export interface HttpLoadResult {
 const HEAD_END = new Uint8Array([13, 10, 13, 10]);
 const decoder = new TextDecoder();
 
-/** Index of `\r\n\r\n` in `buf[0, len)` from `from`, or -1. */
-function headEnd(buf: Uint8Array, len: number, from: number): number {
+/** Index of `\r\n\r\n` (the end of an HTTP head) in `buf[0, len)` from `from`, or -1. */
+export function headEnd(buf: Uint8Array, len: number, from: number): number {
   for (let i = Math.max(0, from); i + 3 < len; i++) {
     if (
       buf[i] === HEAD_END[0] && buf[i + 1] === HEAD_END[1] && buf[i + 2] === HEAD_END[2] &&

@@ -12,7 +12,7 @@
  */
 import { type BenchAgent, type Json, startAgent, withAgents } from "./agent.ts";
 import { percentile, type QuietWait, waitForQuiet } from "./measure.ts";
-import type { Figure } from "./report.ts";
+import { type Figure, infoFigure } from "./report.ts";
 import { httpLoad } from "./http_load.ts";
 import { follow } from "./sse_follower.ts";
 
@@ -179,17 +179,7 @@ export function figuresLoad(runs: readonly LoadRun[]): Figure[] {
   const ratio = ratios[Math.floor((ratios.length - 1) / 2)];
   const sum = (f: (r: LoadRun) => number) => runs.reduce((n, r) => n + f(r), 0);
   const problems = sum((r) => r.polls.errors + r.sse.lost + r.sse.dropped + r.sse.wrongSequence);
-  const row = (id: string, figure: string, value: number, unit: string): Figure => ({
-    id,
-    figure,
-    value,
-    unit,
-    baseline: null,
-    baselineName: null,
-    ratio: null,
-    target: null,
-    pass: null,
-  });
+  const row = infoFigure;
   return [
     {
       ...row(

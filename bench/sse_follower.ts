@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { headEnd } from "./http_load.ts";
 
 /** What one subscriber saw. */
 export interface Follower {
@@ -62,14 +63,6 @@ export class Dechunker {
   }
 }
 
-/** Index of the blank line ending the response head, or -1. */
-function headEnd(b: Uint8Array): number {
-  for (let i = 0; i + 3 < b.length; i++) {
-    if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
-  }
-  return -1;
-}
-
 /** Subscribes to `base`'s events; resolves once the stream is open (its first comment read). */
 export async function follow(base: string): Promise<Follower> {
   const url = new URL(base);
@@ -122,7 +115,7 @@ export async function follow(base: string): Promise<Follower> {
           joined.set(head);
           joined.set(bytes, head.length);
           head = joined;
-          const end = headEnd(head);
+          const end = headEnd(head, head.length, 0);
           if (end < 0) continue;
           const text = decoder.decode(head.subarray(0, end));
           if (!text.startsWith("HTTP/1.1 200")) throw new Error(text.split("\r\n")[0]);

@@ -38,6 +38,7 @@ import {
 } from "./tls_handshake.ts";
 import { TlsListener } from "./tls_listener.ts";
 import { formatHostPort } from "./uri.ts";
+import { removeQuietly, removeStaleSocket } from "./unix.ts";
 
 export { DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, TlsHandshakeError } from "./tls_handshake.ts";
 
@@ -120,7 +121,7 @@ export async function listenTlsUnixChannel(
     server,
     `unix:${path}`,
     listenerOptions(creds, opts),
-    () => removeSocket(path),
+    () => removeQuietly(path),
   );
 }
 
@@ -249,24 +250,4 @@ function startListening(server: tls.Server, listen: (done: () => void) => void):
       resolve();
     });
   });
-}
-
-function removeStaleSocket(path: string): void {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.lstatSync(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    throw err;
-  }
-  if (!info.isSocket) throw new Deno.errors.AlreadyExists(`'${path}' exists and is not a socket`);
-  Deno.removeSync(path);
-}
-
-function removeSocket(path: string): void {
-  try {
-    if (Deno.lstatSync(path).isSocket) Deno.removeSync(path);
-  } catch {
-    // Gone already.
-  }
 }

@@ -21,7 +21,8 @@ export function listenUnix(path: string): ChannelListener {
   return new ConnListener(listener, `unix:${path}`, undefined, () => removeQuietly(path));
 }
 
-function removeStaleSocket(path: string): void {
+/** Removes a socket file left at `path` (nothing there is fine; anything else is refused). */
+export function removeStaleSocket(path: string): void {
   let info: Deno.FileInfo;
   try {
     info = Deno.lstatSync(path);
@@ -35,7 +36,8 @@ function removeStaleSocket(path: string): void {
   Deno.removeSync(path);
 }
 
-function removeQuietly(path: string): void {
+/** Removes the socket file at `path` if it is still there (after a listener closed). */
+export function removeQuietly(path: string): void {
   try {
     if (Deno.lstatSync(path).isSocket) Deno.removeSync(path);
   } catch {
