@@ -9,6 +9,7 @@
  */
 import fc from "fast-check";
 import { encodeDeviceState } from "../../adapters/memory/device_state.ts";
+import { resolveWorkload } from "../../adapters/memory/workload_spec.ts";
 import {
   encodeConfig,
   encodeDevice,
@@ -53,18 +54,8 @@ export interface StreamShape {
 
 /** A valid device state for an idle guest of {@link HOSTILE_RAM} bytes. */
 export function idleDeviceState(): Uint8Array {
-  return encodeDeviceState({
-    kind: "idle",
-    booted: false,
-    start: 0,
-    end: 0,
-    cursor: 0,
-    passes: 0,
-    pagesWritten: 0,
-    rate: 0,
-    hot: 0,
-    prng: [0x9e3779b9, 0x243f6a88, 0xb7e15162, 0x01234567],
-  }, HOSTILE_RAM);
+  const prng = [0x9e3779b9, 0x243f6a88, 0xb7e15162, 0x01234567];
+  return encodeDeviceState(resolveWorkload({ kind: "idle" }, HOSTILE_RAM, prng), HOSTILE_RAM);
 }
 
 /** Page `p` of block `b` holds data (runs of 8 pages) or zeros. */
