@@ -10,25 +10,18 @@
  * @module
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
-import {
-  markReceivedRange,
-  type RunState,
-  VcpuControl,
-} from "../../adapters/memory/vcpu_control.ts";
+import { type RunState, VcpuControl } from "../../adapters/memory/vcpu_control.ts";
 import type { Channel } from "../ports.ts";
 import type { MigrationStatus } from "../state_machine.ts";
 import {
   checkConfig,
-  checkPageRunLength,
   checkRun,
   checkSectionEnd,
   checkSectionStart,
   decodeConfig,
   decodeFrameHeader,
   decodeGlobalState,
-  decodeRunHeader,
   decodeSection,
-  decodeZeroRun,
   FRAME_HEADER_SIZE,
   FrameReader,
   FrameType,
@@ -36,12 +29,7 @@ import {
   WireError,
   type WireSection,
 } from "../wire/mod.ts";
-import {
-  decodeDiscard,
-  decodeRecvBitmapRequest,
-  decodeU32,
-  encodeBitmapDump,
-} from "../wire/postcopy.ts";
+import { decodeRecvBitmapRequest, decodeU32 } from "../wire/postcopy.ts";
 import {
   encodeRpPong,
   encodeRpRecvBitmap,
@@ -52,17 +40,15 @@ import {
 } from "../wire/return_path.ts";
 import { STAT } from "./stats.ts";
 import { decodeSetup } from "../wire/multifd.ts";
-import type { MultifdRegistry, PageChannel } from "./multifd_dest.ts";
-import { Signal } from "./signal.ts";
+import type { MultifdRegistry } from "./multifd_dest.ts";
+import { MultifdReceiver } from "./multifd_receiver.ts";
 import { decodeEncodedPage } from "../wire/encoded_page.ts";
-import { xbzrle } from "../codecs/xbzrle.ts";
 import { Inflater } from "./inflater.ts";
 import { isLinkError, ReturnPath } from "./dest_support.ts";
-import { isZeroPage } from "../../adapters/memory/zero_page.ts";
 import type { MainLink } from "./main_link.ts";
+import { RamLoader } from "./ram_loader.ts";
 
 const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];
-const RUN_BYTES = 256 * 65536;
 
 /** What one incoming run needs. */
 export interface DestinationContext {
@@ -84,35 +70,21 @@ export interface DestinationContext {
 class DestinationRun {
   readonly #ctx: DestinationContext;
   readonly #vcpu: VcpuControl;
-  readonly #ram8: Uint8Array[];
-  readonly #ram32: Uint32Array[];
-  /** The guest's written map: pages never stored to are zero (RAM was pre-touched empty). */
-  readonly #written: Uint8Array;
-  readonly #received: Uint8Array;
-  readonly #seen: Uint8Array;
-  readonly #totalPages: number;
-  #seenCount = 0;
+  /** Where pages land; its `postcopy` flag is set at POSTCOPY_LISTEN. */
+  readonly #ram: RamLoader;
   #rp: ReturnPath | null = null;
   #channel: Channel | null = null;
   #open: WireSection | null = null;
   #globalState: string | null = null;
   #device = false;
-  #advised = false;
-  #postcopy = false;
   /** POSTCOPY_RUN happened: the guest runs here. */
   #ran = false;
   #faults: Promise<void> | null = null;
   #done = false;
-  #scratch: Uint8Array | null = null;
   readonly #runHeader = new Uint8Array(10);
-  /** Multifd page channels and, per channel, the last MULTIFD_SYNC pass it reached. */
-  #pageChannels: PageChannel[] = [];
+  /** The multifd page channels, once MULTIFD_SETUP claimed them. */
+  #mfd: MultifdReceiver | null = null;
   #mainReader: FrameReader | null = null;
-  #reached: number[] = [];
-  #channelsEnded = 0;
-  #channelError: Error | null = null;
-  #readers: Promise<void>[] = [];
-  readonly #barrier = new Signal();
   /** Compressed pages on their way into RAM (placed at the next barrier at the latest). */
   #inflater: Inflater | null = null;
   readonly #start = Date.now();
@@ -121,13 +93,7 @@ class DestinationRun {
     this.#ctx = ctx;
     const { guest } = ctx;
     this.#vcpu = new VcpuControl(guest);
-    this.#ram8 = guest.ram.map((b) => new Uint8Array(b));
-    this.#ram32 = guest.ram.map((b) => new Uint32Array(b));
-    this.#written = new Uint8Array(guest.written);
-    this.#received = new Uint8Array(guest.received);
-    const last = guest.layout[guest.layout.length - 1];
-    this.#totalPages = last ? last.firstPage + last.pages : 0;
-    this.#seen = new Uint8Array(this.#totalPages);
+    this.#ram = new RamLoader(guest, ctx.stats);
   }
 
   get #status(): MigrationStatus {
@@ -138,8 +104,7 @@ class DestinationRun {
     const { stats, link } = this.#ctx;
     stats.fill(0);
     stats[STAT.startTime] = this.#start;
-    stats[STAT.total] = this.#totalPages * this.#ctx.guest.pageSize;
-    this.#received.fill(0);
+    stats[STAT.total] = this.#ram.totalPages * this.#ctx.guest.pageSize;
     try {
       if (!await link.transition("setup", "active")) {
         throw new WireError("incoming migration was stopped");
@@ -178,8 +143,10 @@ class DestinationRun {
       this.#inflater?.close();
       this.#rp?.channel.close();
       channel.close();
-      for (const c of this.#pageChannels) c.channel.close();
-      if (this.#pageChannels.length > 0) this.#ctx.multifd?.release();
+      if (this.#mfd) {
+        this.#mfd.close();
+        this.#ctx.multifd?.release();
+      }
     }
   }
 
@@ -212,7 +179,7 @@ class DestinationRun {
       }
       if (frame.type === FrameType.PAGE_RUN) {
         this.#inSection();
-        await this.#pageRun(reader, frame.length, this.#runHeader);
+        await this.#ram.pageRun(reader, frame.length, this.#runHeader);
       } else if (frame.type === FrameType.PACKAGED) await this.#package(reader, frame.length);
       else await this.#command(frame.type, await reader.readPayload());
       stats[STAT.transferred] = reader.bytesRead;
@@ -222,48 +189,6 @@ class DestinationRun {
   /** RAM travels only inside a section on the main stream (docs/wire-format.md). */
   #inSection(): void {
     if (!this.#open) throw new WireError("migration stream: RAM outside a section");
-  }
-
-  async #pageRun(reader: FrameReader, length: number, header: Uint8Array): Promise<void> {
-    const { guest, stats } = this.#ctx;
-    await reader.readInto(header);
-    const r = decodeRunHeader(header);
-    checkPageRunLength(length, r.count, guest.pageSize);
-    checkRun(guest.layout, r.block, r.firstPage, r.count);
-    const off = r.firstPage * guest.pageSize;
-    const bytes = r.count * guest.pageSize;
-    const first = guest.layout[r.block].firstPage + r.firstPage;
-    if (!this.#postcopy) {
-      this.#written.fill(1, first, first + r.count);
-      await reader.readInto(this.#ram8[r.block].subarray(off, off + bytes));
-      if (this.#advised) markReceivedRange(guest, first, r.count);
-    } else {
-      // The guest runs: land the run aside, then place each missing page whole.
-      this.#scratch ??= new Uint8Array(RUN_BYTES);
-      const tmp = this.#scratch.subarray(0, bytes);
-      await reader.readInto(tmp);
-      const ram = this.#ram8[r.block];
-      for (let i = 0; i < r.count; i++) {
-        if (this.#received[first + i]) continue;
-        ram.set(
-          tmp.subarray(i * guest.pageSize, (i + 1) * guest.pageSize),
-          off + i * guest.pageSize,
-        );
-        this.#written[first + i] = 1;
-        markReceivedRange(guest, first + i, 1);
-      }
-    }
-    this.#markSeen(first, r.count);
-    stats[STAT.normal] += r.count;
-  }
-
-  #markSeen(first: number, count: number): void {
-    for (let p = first; p < first + count; p++) {
-      if (this.#seen[p] === 0) {
-        this.#seen[p] = 1;
-        this.#seenCount++;
-      }
-    }
   }
 
   /** Reads a PACKAGED frame whole, then runs its frames (listen, state, run). */
@@ -297,30 +222,23 @@ class DestinationRun {
   #inPackage = false;
 
   /** Every frame but PAGE_RUN, PACKAGED and EOF. */
-  async #command(type: number, payload: Uint8Array, main = true): Promise<void> {
-    const { guest, stats } = this.#ctx;
+  async #command(type: number, payload: Uint8Array): Promise<void> {
+    const { guest } = this.#ctx;
     const ram = type === FrameType.ZERO_RUN || type === FrameType.XBZRLE_PAGE ||
       type === FrameType.COMPRESSED_PAGE;
-    if (main && ram) this.#inSection();
+    if (ram) this.#inSection();
     if (type !== FrameType.COMPRESSED_PAGE && type !== FrameType.ZERO_RUN) {
       // A pass boundary or state: every compressed page before it must be in place.
       await this.#drainInflate();
     }
     switch (type) {
-      case FrameType.XBZRLE_PAGE: {
-        const e = decodeEncodedPage(payload);
-        checkRun(guest.layout, e.block, e.page, 1);
-        const flat = guest.layout[e.block].firstPage + e.page;
-        if (!this.#seen[flat] || this.#postcopy) {
-          throw new WireError("migration stream: XBZRLE page for a page this side does not hold");
-        }
-        this.#written[flat] = 1;
-        xbzrle.decode(e.data, this.#ram8[e.block].subarray(e.page * 4096, (e.page + 1) * 4096));
-        stats[STAT.xbzrlePages]++;
+      case FrameType.XBZRLE_PAGE:
+        this.#ram.xbzrlePage(payload);
         break;
-      }
       case FrameType.COMPRESSED_PAGE: {
-        if (this.#postcopy) throw new WireError("migration stream: compressed page in postcopy");
+        if (this.#ram.postcopy) {
+          throw new WireError("migration stream: compressed page in postcopy");
+        }
         const e = decodeEncodedPage(payload);
         checkRun(guest.layout, e.block, e.page, 1);
         this.#inflater ??= new Inflater(this.#ctx.decompressThreads ?? 2);
@@ -337,23 +255,9 @@ class DestinationRun {
         checkSectionEnd(this.#open, decodeSection(payload));
         this.#open = null;
         break;
-      case FrameType.ZERO_RUN: {
-        const r = decodeZeroRun(payload);
-        checkRun(guest.layout, r.block, r.firstPage, r.count);
-        const w = this.#ram32[r.block];
-        const base = guest.layout[r.block].firstPage;
-        for (let p = r.firstPage; p < r.firstPage + r.count; p++) {
-          if (this.#postcopy && this.#received[base + p]) continue;
-          // A page never stored to is still zero: no need to read it.
-          if (this.#written[base + p] !== 0 && !isZeroPage(w, p)) {
-            this.#ram8[r.block].fill(0, p * 4096, (p + 1) * 4096);
-          }
-          if (this.#advised) markReceivedRange(guest, base + p, 1);
-        }
-        this.#markSeen(base + r.firstPage, r.count);
-        stats[STAT.duplicate] += r.count;
+      case FrameType.ZERO_RUN:
+        this.#ram.zeroRun(payload);
         break;
-      }
       case FrameType.GLOBAL_STATE: {
         const rs = decodeGlobalState(payload);
         if (!RUNSTATES.includes(rs)) {
@@ -377,63 +281,48 @@ class DestinationRun {
         if (decodeU32(payload) !== guest.pageSize) {
           throw new WireError("Postcopy is not supported: page sizes differ");
         }
-        this.#advised = true;
+        this.#ram.advised = true;
         break;
-      case FrameType.POSTCOPY_DISCARD: {
-        if (!this.#advised || this.#postcopy) {
-          throw new WireError("migration stream: discard outside postcopy advise");
-        }
-        const d = decodeDiscard(payload);
-        for (const r of d.ranges) {
-          checkRun(guest.layout, d.block, r.first, r.count);
-          this.#received.fill(
-            0,
-            guest.layout[d.block].firstPage + r.first,
-            guest.layout[d.block].firstPage + r.first + r.count,
-          );
-        }
+      case FrameType.POSTCOPY_DISCARD:
+        this.#ram.discard(payload);
         break;
-      }
       case FrameType.POSTCOPY_LISTEN:
         if (this.#mainReader) this.#mainReader.coalesceUs = 0; // faults must be answered now
         if (!this.#inPackage) {
           throw new WireError("migration stream: postcopy listen outside its package");
         }
-        if (!this.#advised || !this.#rp) {
+        if (!this.#ram.advised || !this.#rp) {
           throw new WireError("migration stream: postcopy listen without advise and return path");
         }
         if (!await this.#ctx.link.transition("active", "postcopy-active")) {
           throw new WireError("incoming migration was stopped");
         }
-        this.#postcopy = true;
+        this.#ram.postcopy = true;
         this.#vcpu.setPostcopy(true);
         this.#faults = this.#faultLoop();
         break;
       case FrameType.MULTIFD_SETUP: {
-        if (!this.#ctx.multifd || this.#pageChannels.length > 0) {
+        if (!this.#ctx.multifd || this.#mfd) {
           throw new WireError("migration stream: unexpected multifd setup");
         }
         const setup = decodeSetup(payload);
         if (this.#mainReader) this.#mainReader.coalesceUs = 0; // page channels share this Worker
-        this.#pageChannels = await this.#ctx.multifd.claim(setup.uuid, setup.channels);
-        this.#reached = this.#pageChannels.map(() => 0);
-        this.#readers = this.#pageChannels.map((c) =>
-          this.#readPageChannel(c).catch((e) => {
-            this.#channelError ??= e instanceof Error ? e : new Error(String(e));
-            this.#channel?.close(); // unblock the main stream's reader
-            this.#barrier.notify();
-          })
-        );
+        const channels = await this.#ctx.multifd.claim(setup.uuid, setup.channels);
+        // A failed page channel closes the main stream too, so that its reader stops.
+        this.#mfd = new MultifdReceiver(channels, this.#ram, this.#ctx.stats, () => {
+          this.#channel?.close();
+        });
         break;
       }
       case FrameType.MULTIFD_SYNC:
-        await this.#awaitBarrier(decodeU32(payload));
+        if (!this.#mfd) throw new WireError("migration stream: multifd sync without multifd");
+        await this.#mfd.awaitBarrier(decodeU32(payload));
         break;
       case FrameType.POSTCOPY_RUN:
         if (!this.#inPackage) {
           throw new WireError("migration stream: postcopy run outside its package");
         }
-        if (!this.#postcopy || !this.#device) {
+        if (!this.#ram.postcopy || !this.#device) {
           throw new WireError("migration stream: postcopy run before listen and device state");
         }
         // From here each page's first write is copied aside, so the guest "as it arrived"
@@ -450,57 +339,9 @@ class DestinationRun {
   /** Places every compressed page sent so far (in order). */
   async #drainInflate(): Promise<void> {
     if (!this.#inflater) return;
-    const { guest, stats } = this.#ctx;
-    stats[STAT.compressPages] += await this.#inflater.drain((block, page, data) => {
-      const flat = guest.layout[block].firstPage + page;
-      this.#written[flat] = 1;
-      this.#ram8[block].set(data, page * 4096);
-      this.#markSeen(flat, 1);
-      if (this.#advised) markReceivedRange(guest, flat, 1);
-    });
-  }
-
-  /** Reads one page channel: runs into RAM, a barrier at each MULTIFD_SYNC, until EOF. */
-  async #readPageChannel(c: PageChannel): Promise<void> {
-    const header = new Uint8Array(10);
-    for (;;) {
-      const f = await c.reader.next();
-      if (f.type === FrameType.PAGE_RUN) {
-        await this.#pageRun(c.reader, f.length, header);
-      } else if (f.type === FrameType.ZERO_RUN) {
-        await this.#command(f.type, await c.reader.readPayload(), false);
-      } else if (f.type === FrameType.MULTIFD_SYNC) {
-        this.#reached[c.id] = decodeU32(await c.reader.readPayload());
-        this.#barrier.notify();
-        await this.#awaitBarrier(this.#reached[c.id]);
-      } else if (f.type === FrameType.EOF) {
-        this.#channelsEnded++;
-        this.#barrier.notify();
-        return;
-      } else {
-        throw new WireError(
-          `multifd channel ${c.id}: unexpected frame type 0x${f.type.toString(16)}`,
-        );
-      }
-      this.#ctx.stats[STAT.multifdBytes] = this.#pageChannels.reduce(
-        (n, x) => n + x.reader.bytesRead,
-        0,
-      );
-    }
-  }
-
-  /** A dirty-pass barrier: waits until every page channel has reached MULTIFD_SYNC(pass). */
-  async #awaitBarrier(pass: number): Promise<void> {
-    if (this.#pageChannels.length === 0) {
-      throw new WireError("migration stream: multifd sync without multifd");
-    }
-    while (this.#reached.some((r) => r < pass)) {
-      if (this.#channelError) throw this.#channelError;
-      if (this.#channelsEnded > 0) {
-        throw new WireError("multifd: a channel ended before the pass did");
-      }
-      await this.#barrier.wait(1000);
-    }
+    this.#ctx.stats[STAT.compressPages] += await this.#inflater.drain((block, page, data) =>
+      this.#ram.place(block, page, data)
+    );
   }
 
   /** Asks for each page a blocked vCPU waits on, until the migration ends. */
@@ -512,7 +353,7 @@ class DestinationRun {
       const f = await this.#vcpu.waitFaultAsync(seq, 100);
       if (f) seq = f.seq;
       const page = f?.page ?? this.#vcpu.nextFault(-1)?.page ?? -1;
-      if (page < 0 || this.#received[page] || !this.#rp || this.#rp.broken) continue;
+      if (page < 0 || this.#ram.isReceived(page) || !this.#rp || this.#rp.broken) continue;
       if (!f && this.#vcpu.isParked()) continue; // nothing new: re-ask only for a blocked vCPU
       let b = 0;
       while (page >= layout[b].firstPage + layout[b].pages) b++;
@@ -534,9 +375,8 @@ class DestinationRun {
     const { link, stats } = this.#ctx;
     if (this.#open) throw new WireError("migration stream: ended inside a section");
     if (!this.#device) throw new WireError("migration stream: no device state received");
-    if (this.#postcopy) {
-      const missing = this.#totalPages -
-        this.#received.subarray(0, this.#totalPages).reduce((n, v) => n + v, 0);
+    if (this.#ram.postcopy) {
+      const missing = this.#ram.missing();
       if (missing > 0) throw new WireError(`migration stream: ${missing} pages never arrived`);
       this.#done = true;
       await this.#faults;
@@ -550,18 +390,9 @@ class DestinationRun {
       }
       return;
     }
-    if (this.#pageChannels.length > 0) {
-      await Promise.all(this.#readers);
-      if (this.#channelError) throw this.#channelError;
-      if (this.#channelsEnded !== this.#pageChannels.length) {
-        throw new WireError("multifd: the main stream ended before its page channels");
-      }
-    }
-    if (this.#seenCount !== this.#totalPages) {
-      throw new WireError(
-        `migration stream: ${this.#totalPages - this.#seenCount} pages were never received`,
-      );
-    }
+    await this.#mfd?.finish();
+    const unseen = this.#ram.unseen();
+    if (unseen !== 0) throw new WireError(`migration stream: ${unseen} pages were never received`);
     // The guest as it arrived is measured by a copy-on-first-write snapshot, so the digest
     // test aid can compare it with the source's without delaying the guest's start.
     this.#vcpu.beginSnapshot();
@@ -604,14 +435,8 @@ class DestinationRun {
             const name = decodeRecvBitmapRequest(await reader.readPayload());
             const b = guest.layout.findIndex((x) => x.name === name);
             if (b < 0) throw new WireError(`RECV_BITMAP for unknown RAM block '${name}'`);
-            const blk = guest.layout[b];
             await this.#rp.send(encodeRpRecvBitmap(name));
-            await this.#rp.send(
-              encodeBitmapDump(
-                this.#received.subarray(blk.firstPage, blk.firstPage + blk.pages),
-                blk.pages,
-              ),
-            );
+            await this.#rp.send(this.#ram.receivedBitmap(b));
           } else if (f.type === FrameType.POSTCOPY_RESUME) {
             if (!await link.transition("postcopy-recover", "postcopy-active")) {
               throw new WireError("incoming migration was stopped");

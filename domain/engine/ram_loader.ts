@@ -1,0 +1,182 @@
+/**
+ * The destination's RAM side: every page-carrying frame (a run of pages, a run of zero
+ * pages, an XBZRLE delta, an inflated page, a postcopy discard) checked against the local
+ * layout and placed in guest memory, with the three page maps the loader keeps:
+ * `written` (stored to since the guest was pre-touched empty, so zero pages need no work),
+ * `received` (postcopy: the guest may touch it; shared with the vCPU) and `seen` (precopy:
+ * a page missing at EOF fails the load). Counters of the pages it places go to `stats`.
+ *
+ * @module
+ */
+import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
+import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
+import { markReceivedRange } from "../../adapters/memory/vcpu_control.ts";
+import { isZeroPage } from "../../adapters/memory/zero_page.ts";
+import { xbzrle } from "../codecs/xbzrle.ts";
+import { decodeEncodedPage } from "../wire/encoded_page.ts";
+import { checkPageRunLength, checkRun, decodeRunHeader, decodeZeroRun } from "../wire/mod.ts";
+import type { FrameReader } from "../wire/frame_reader.ts";
+import { decodeDiscard, encodeBitmapDump } from "../wire/postcopy.ts";
+import { WireError } from "../wire/wire_error.ts";
+import { STAT } from "./stats.ts";
+
+/** The biggest PAGE_RUN (MAX_RUN_PAGES pages), landed aside in postcopy. */
+const RUN_BYTES = 256 * PAGE_SIZE;
+
+/** Places incoming pages in one guest's RAM (see the module doc). */
+export class RamLoader {
+  readonly #guest: SharedGuest;
+  readonly #stats: Float64Array;
+  readonly #ram8: Uint8Array[];
+  readonly #ram32: Uint32Array[];
+  readonly #written: Uint8Array;
+  readonly #received: Uint8Array;
+  readonly #seen: Uint8Array;
+  #seenCount = 0;
+  #scratch: Uint8Array | null = null;
+  /** Pages of the whole guest. */
+  readonly totalPages: number;
+  /** POSTCOPY_ADVISE came: placed pages are marked received for the vCPU. */
+  advised = false;
+  /** The guest runs here: a page is placed whole, and never over one it already has. */
+  postcopy = false;
+
+  /** Views `guest`'s RAM and maps; clears the received map (a new incoming run). */
+  constructor(guest: SharedGuest, stats: Float64Array) {
+    this.#guest = guest;
+    this.#stats = stats;
+    this.#ram8 = guest.ram.map((b) => new Uint8Array(b));
+    this.#ram32 = guest.ram.map((b) => new Uint32Array(b));
+    this.#written = new Uint8Array(guest.written);
+    this.#received = new Uint8Array(guest.received);
+    this.#received.fill(0);
+    const last = guest.layout[guest.layout.length - 1];
+    this.totalPages = last ? last.firstPage + last.pages : 0;
+    this.#seen = new Uint8Array(this.totalPages);
+  }
+
+  /** True once page `flat` (guest-wide number) is in place for a running guest. */
+  isReceived(flat: number): boolean {
+    return this.#received[flat] !== 0;
+  }
+
+  /** Reads one PAGE_RUN's header (into `header`) and pages from `reader`. */
+  async pageRun(reader: FrameReader, length: number, header: Uint8Array): Promise<void> {
+    const guest = this.#guest;
+    await reader.readInto(header);
+    const r = decodeRunHeader(header);
+    checkPageRunLength(length, r.count, PAGE_SIZE);
+    checkRun(guest.layout, r.block, r.firstPage, r.count);
+    const off = r.firstPage * PAGE_SIZE;
+    const bytes = r.count * PAGE_SIZE;
+    const first = guest.layout[r.block].firstPage + r.firstPage;
+    if (!this.postcopy) {
+      this.#written.fill(1, first, first + r.count);
+      await reader.readInto(this.#ram8[r.block].subarray(off, off + bytes));
+      if (this.advised) markReceivedRange(guest, first, r.count);
+    } else {
+      // The guest runs: land the run aside, then place each missing page whole.
+      this.#scratch ??= new Uint8Array(RUN_BYTES);
+      const tmp = this.#scratch.subarray(0, bytes);
+      await reader.readInto(tmp);
+      const ram = this.#ram8[r.block];
+      for (let i = 0; i < r.count; i++) {
+        if (this.#received[first + i]) continue;
+        ram.set(tmp.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), off + i * PAGE_SIZE);
+        this.#written[first + i] = 1;
+        markReceivedRange(guest, first + i, 1);
+      }
+    }
+    this.#markSeen(first, r.count);
+    this.#stats[STAT.normal] += r.count;
+  }
+
+  /** A ZERO_RUN: zero pages (only those stored to since the pre-touch need clearing). */
+  zeroRun(payload: Uint8Array): void {
+    const guest = this.#guest;
+    const r = decodeZeroRun(payload);
+    checkRun(guest.layout, r.block, r.firstPage, r.count);
+    const w = this.#ram32[r.block];
+    const base = guest.layout[r.block].firstPage;
+    for (let p = r.firstPage; p < r.firstPage + r.count; p++) {
+      if (this.postcopy && this.#received[base + p]) continue;
+      // A page never stored to is still zero: no need to read it.
+      if (this.#written[base + p] !== 0 && !isZeroPage(w, p)) {
+        this.#ram8[r.block].fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+      }
+      if (this.advised) markReceivedRange(guest, base + p, 1);
+    }
+    this.#markSeen(base + r.firstPage, r.count);
+    this.#stats[STAT.duplicate] += r.count;
+  }
+
+  /** An XBZRLE_PAGE: a delta against the page this side already holds (precopy only). */
+  xbzrlePage(payload: Uint8Array): void {
+    const guest = this.#guest;
+    const e = decodeEncodedPage(payload);
+    checkRun(guest.layout, e.block, e.page, 1);
+    const flat = guest.layout[e.block].firstPage + e.page;
+    if (!this.#seen[flat] || this.postcopy) {
+      throw new WireError("migration stream: XBZRLE page for a page this side does not hold");
+    }
+    this.#written[flat] = 1;
+    xbzrle.decode(
+      e.data,
+      this.#ram8[e.block].subarray(e.page * PAGE_SIZE, (e.page + 1) * PAGE_SIZE),
+    );
+    this.#stats[STAT.xbzrlePages]++;
+  }
+
+  /** Places one whole page (an inflated COMPRESSED_PAGE, already checked against the layout). */
+  place(block: number, page: number, data: Uint8Array): void {
+    const flat = this.#guest.layout[block].firstPage + page;
+    this.#written[flat] = 1;
+    this.#ram8[block].set(data, page * PAGE_SIZE);
+    this.#markSeen(flat, 1);
+    if (this.advised) markReceivedRange(this.#guest, flat, 1);
+  }
+
+  /** A POSTCOPY_DISCARD: pages re-dirtied on the source are not received after all. */
+  discard(payload: Uint8Array): void {
+    if (!this.advised || this.postcopy) {
+      throw new WireError("migration stream: discard outside postcopy advise");
+    }
+    const layout = this.#guest.layout;
+    const d = decodeDiscard(payload);
+    for (const r of d.ranges) {
+      checkRun(layout, d.block, r.first, r.count);
+      const first = layout[d.block].firstPage + r.first;
+      this.#received.fill(0, first, first + r.count);
+    }
+  }
+
+  /** Pages no frame carried (precopy: must be 0 at EOF). */
+  unseen(): number {
+    return this.totalPages - this.#seenCount;
+  }
+
+  /** Pages the running guest still lacks (postcopy: must be 0 at EOF). */
+  missing(): number {
+    let n = 0;
+    for (let p = 0; p < this.totalPages; p++) n += this.#received[p];
+    return this.totalPages - n;
+  }
+
+  /** The received bitmap of block `b` as RECV_BITMAP's answer (postcopy recovery). */
+  receivedBitmap(b: number): Uint8Array {
+    const blk = this.#guest.layout[b];
+    return encodeBitmapDump(
+      this.#received.subarray(blk.firstPage, blk.firstPage + blk.pages),
+      blk.pages,
+    );
+  }
+
+  #markSeen(first: number, count: number): void {
+    for (let p = first; p < first + count; p++) {
+      if (this.#seen[p] === 0) {
+        this.#seen[p] = 1;
+        this.#seenCount++;
+      }
+    }
+  }
+}
