@@ -6,16 +6,10 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { problems } from "./problem.ts";
 import { type AgentRef, json } from "./route_kit.ts";
+import { RUN_STATES } from "../domain/runstates.ts";
 const tags = ["machine"];
 
-const RunstateSchema = z.enum([
-  "running",
-  "paused",
-  "inmigrate",
-  "finish-migrate",
-  "postmigrate",
-  "colo",
-]);
+const RunstateSchema = z.enum(RUN_STATES);
 
 const MachineSchema = z.object({
   runstate: RunstateSchema,

@@ -9,24 +9,18 @@
 
 import { WORKLOAD_KINDS, type WorkloadRegs } from "./workload.ts";
 
-/** Runstates as QEMU names them. */
-export type RunState =
-  | "running"
-  | "paused"
-  | "inmigrate"
-  | "finish-migrate"
-  | "postmigrate"
-  | "colo";
-
-/** Runstates in the order of their numeric codes in the RUNSTATE cell. */
-export const RUN_STATES: readonly RunState[] = [
+/** Runstates as QEMU names them, in the order of their numeric codes in the RUNSTATE cell. */
+export const RUN_STATES = [
   "running",
   "paused",
   "inmigrate",
   "finish-migrate",
   "postmigrate",
   "colo",
-];
+] as const;
+
+/** A runstate as QEMU names it. */
+export type RunState = typeof RUN_STATES[number];
 
 /** Code of `running` in the RUNSTATE cell. */
 export const RUNNING = 0;
