@@ -19,14 +19,9 @@ import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
 import { IdempotencyStore } from "./idempotency.ts";
 import { Incoming } from "./incoming.ts";
 import { Migration } from "./migration.ts";
-import {
-  convergenceOf,
-  type MigrationInfo,
-  migrationInfo,
-  queryMigrate,
-} from "./migration_info.ts";
+import { type MigrationInfo, migrationInfo, queryMigrate } from "./migration_info.ts";
+import { MigrationWatch } from "./migration_watch.ts";
 import { PolicyTracker } from "./policy.ts";
-import { STAT } from "./engine/stats.ts";
 import { mergeCapabilities, mergeParameters } from "./option_checks.ts";
 import {
   type Capabilities,
@@ -42,7 +37,7 @@ import {
   type MigrateRequest,
   type PreflightState,
 } from "./preflight.ts";
-import { isFinished, isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
+import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 
 /** How an agent starts (from the command line). */
 export interface AgentConfig {
@@ -70,7 +65,6 @@ export interface Tagged<T> {
 }
 
 const HISTORY = 32;
-const PROGRESS_MS = 250;
 /** Events published within this many ms reach each SSE subscriber together. */
 const EVENT_COALESCE_MS = 10;
 
@@ -89,7 +83,10 @@ export class Agent {
   #incoming: Incoming | null = null;
   #deferred: boolean;
   #incomingStarted = false;
-  #progress: ReturnType<typeof setInterval> | undefined;
+  readonly #watch = new MigrationWatch(this.events, {
+    outgoing: () => this.#outgoing,
+    incoming: () => this.#incoming?.current ?? null,
+  });
 
   readonly #tls: TlsCredsRegistry;
 
@@ -169,8 +166,9 @@ export class Agent {
     const caps = { ...this.capabilities };
     migration.caps = caps;
     migration.params = { ...this.parameters };
-    this.#policy = req["x-policy"]
-      ? new PolicyTracker(req["x-policy"], this.#ramBytes(), Date.now())
+    const ramBytes = this.machine.layout.reduce((n, b) => n + b.size, 0);
+    this.#watch.policy = req["x-policy"]
+      ? new PolicyTracker(req["x-policy"], ramBytes, Date.now())
       : null;
     this.#outgoing = new Outgoing(
       migration,
@@ -398,7 +396,7 @@ export class Agent {
     this.cancel();
     await Promise.race([this.#outgoing?.done, new Promise((r) => setTimeout(r, 2000))]);
     this.#incoming?.close();
-    clearInterval(this.#progress);
+    this.#watch.close();
     await this.machine.dispose();
   }
 
@@ -481,53 +479,6 @@ export class Agent {
       // A finished recovery attempt (either way) allows the next migrate-recover.
       if (this.#incoming) this.#incoming.recoverTriggered = false;
     }
-    if (isFinished(to) || !isSetupOrActive(to)) {
-      this.#publishProgress(m);
-    }
-    if (to === "active" && this.#progress === undefined) {
-      this.#progress = setInterval(() => this.#tick(), PROGRESS_MS);
-    }
+    this.#watch.changed(m, to);
   };
-
-  #tick(): void {
-    const running = [this.#outgoing?.migration, this.#incoming?.current].filter(
-      (m): m is Migration => !!m && m.status !== "setup" && isSetupOrActive(m.status),
-    );
-    for (const m of running) this.#publishProgress(m);
-    const out = this.#outgoing?.migration;
-    if (out?.status === "active") this.#watchConvergence(out);
-    if (running.length === 0) {
-      clearInterval(this.#progress);
-      this.#progress = undefined;
-    }
-  }
-
-  /** The running migration's policy, when `x-policy` was given. */
-  #policy: PolicyTracker | null = null;
-
-  #ramBytes(): number {
-    return this.machine.layout.reduce((n, b) => n + b.size, 0);
-  }
-
-  /** Publishes verdict changes and carries out the policy when one of its timeouts fires. */
-  #watchConvergence(m: Migration): void {
-    const c = convergenceOf(m);
-    if (c.verdict !== m.verdict) {
-      m.verdict = c.verdict;
-      this.events.publish("MIGRATION_CONVERGENCE", { id: m.id, ...c });
-    }
-    const firing = this.#policy?.observe(Date.now(), m.stats[STAT.remaining]);
-    if (!firing || !this.#outgoing) return;
-    let note = `policy: ${firing.trigger} fired (step ${firing.step}): ${firing.action}`;
-    if (firing.action === "cancel") this.#outgoing.cancel();
-    else if (firing.action === "auto-converge") this.#outgoing.command({ t: "auto-converge" });
-    else if (m.caps["postcopy-ram"]) this.#outgoing.command({ t: "postcopy" });
-    else note += " skipped: the postcopy-ram capability is off";
-    m.history.push({ time: new Date().toISOString(), status: m.status, note });
-    this.events.publish("MIGRATION_POLICY", { id: m.id, ...firing, note });
-  }
-
-  #publishProgress(m: Migration): void {
-    this.events.publish("progress", migrationInfo(m));
-  }
 }
