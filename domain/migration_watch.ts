@@ -15,7 +15,7 @@ import type { PolicyTracker } from "./policy.ts";
 import { STAT } from "./engine/stats.ts";
 import { isFinished, isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 
-/** Milliseconds between progress events. */
+/** Milliseconds between progress events (the contract's "about every 250 ms"). */
 const PROGRESS_MS = 250;
 
 /** The migrations a watch looks at, asked afresh at each tick. */
@@ -28,21 +28,23 @@ export interface Watched {
 export class MigrationWatch {
   readonly #events: EventBus;
   readonly #watched: Watched;
+  readonly #progressMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
   /** The outgoing migration's policy, when `x-policy` was given (set at migrate). */
   policy: PolicyTracker | null = null;
 
-  /** Publishes on `events` about the migrations `watched` names. */
-  constructor(events: EventBus, watched: Watched) {
+  /** Publishes on `events` about the migrations `watched` names, every `progressMs` while one runs. */
+  constructor(events: EventBus, watched: Watched, progressMs = PROGRESS_MS) {
     this.#events = events;
     this.#watched = watched;
+    this.#progressMs = progressMs;
   }
 
   /** Called on every status change of a migration (after its MIGRATION event). */
   changed(m: Migration, to: MigrationStatus): void {
     if (isFinished(to) || !isSetupOrActive(to)) this.#publishProgress(m);
     if (to === "active" && this.#timer === undefined) {
-      this.#timer = setInterval(() => this.#tick(), PROGRESS_MS);
+      this.#timer = setInterval(() => this.#tick(), this.#progressMs);
     }
   }
 
