@@ -1,10 +1,9 @@
 /**
  * The outgoing migration, as the seed's migration_thread: setup, iterate dirty passes
  * while pending ≥ threshold (bandwidth × downtime-limit, re-estimated every 100 ms), then
- * completion with the vCPU stopped — or postcopy: stop, discard, send the device state as
- * one package, and serve page requests from the return path ahead of background pages.
- * A broken link in postcopy pauses (never loses the guest) until a resume. On failure or
- * cancel before the switchover the guest runs on. Status changes are asked of the main
+ * completion with the vCPU stopped — or the postcopy phase (source_postcopy.ts: the
+ * device state as one package, page requests ahead of background pages, pause and
+ * recovery). On failure or cancel before the switchover the guest runs on. Status changes are asked of the main
  * thread; this code runs inside the source Worker.
  *
  * @module
@@ -23,35 +22,26 @@ import {
   encodeStreamHeader,
   FrameType,
   SectionKind,
-  WireError,
 } from "../wire/mod.ts";
-import {
-  encodeDiscard,
-  encodeEmpty,
-  encodePackage,
-  encodeRecvBitmapRequest,
-  encodeU32Frame,
-} from "../wire/postcopy.ts";
+import { encodeEmpty, encodeU32Frame } from "../wire/postcopy.ts";
 import { STAT } from "./stats.ts";
 import { SourceCounters } from "./source_counters.ts";
 import type { LiveParams } from "./messages.ts";
 import type { MainLink } from "./main_link.ts";
 import { bitmapBytes, PageSender } from "./page_sender.ts";
-import { releaseSent, releaseWritten } from "./release_sent.ts";
 import { PageEncoder } from "./page_encoder.ts";
 import { createMultifdShared } from "./multifd_shared.ts";
 import { MultifdSource } from "./multifd_source.ts";
 import { encodeSetup } from "../wire/multifd.ts";
 import { SourceReturnPath } from "./source_return_path.ts";
+import { type PostcopyRun, SourcePostcopy } from "./source_postcopy.ts";
+import { Cancelled } from "./cancelled.ts";
 import type { SourceControl } from "./source_control.ts";
 import type { Capabilities } from "../options.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 
-const BUFFER_DELAY = 100;
 /** Pages sent between bookkeeping rounds in precopy (8 MiB). */
 const CHUNK_PAGES = 2048;
-/** Background pages between looks at the request queue in postcopy (256 KiB). */
-const POSTCOPY_CHUNK = 64;
 
 /** Everything the run needs; `connect` opens a channel (so tests can pass a memory pair). */
 export interface SourceContext {
@@ -75,19 +65,8 @@ export interface SourceContext {
   onMultifdCrash?: (id: number, message: string) => void;
 }
 
-class Cancelled extends Error {
-  constructor() {
-    super("cancelled");
-  }
-}
-
 function section(kind: number, pass: number, end: boolean): Uint8Array {
   return encodeSection(end ? FrameType.SECTION_END : FrameType.SECTION_START, kind, pass);
-}
-
-/** A protocol error from the peer (fails the migration) rather than a broken link (pauses). */
-function isProtocolError(e: unknown): boolean {
-  return e instanceof WireError && !/closed|truncated/.test(e.message);
 }
 
 /** One outgoing migration. */
@@ -140,8 +119,9 @@ class SourceRun {
       await this.#setup();
       const next = await this.#iterate();
       if (next === "postcopy") {
-        await this.#postcopyStart();
-        await this.#postcopyLoop();
+        this.#postcopy = new SourcePostcopy(this.#postcopyRun());
+        await this.#postcopy.start();
+        await this.#postcopy.loop();
         await this.#finish("postcopy-active");
       } else {
         const state = await this.#stopForCompletion();
@@ -154,7 +134,7 @@ class SourceRun {
       // migration_iteration_finish: the guest goes on where it was, unless it already
       // runs on the destination (postcopy after the package). Before the status says
       // failed, so that a client who sees `failed` finds the guest running.
-      if (this.#vmWasRunning && !this.#postcopyLive) this.#vcpu.setRunstate("running");
+      if (this.#vmWasRunning && !this.#postcopy?.live) this.#vcpu.setRunstate("running");
       else if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate("postmigrate");
       const status = this.#status;
       if (!(e instanceof Cancelled) && status !== "cancelling") {
@@ -174,12 +154,31 @@ class SourceRun {
     }
   }
 
-  /** True once the device state left for the destination (postcopy): no way back. */
-  #postcopyLive = false;
-  /** An ITERATE section is open on the current stream in postcopy. */
-  #postcopySection = false;
-  /** A link error met while sending the postcopy package: pause first thing. */
-  #pendingPause: unknown = null;
+  /** The postcopy phase, once migrate-start-postcopy took effect. */
+  #postcopy: SourcePostcopy | null = null;
+
+  /** What the postcopy phase may use of this run. */
+  #postcopyRun(): PostcopyRun {
+    return {
+      ctx: this.#ctx,
+      counters: this.#counters,
+      rp: this.#rp,
+      sender: () => this.#sender!,
+      writer: () => this.#writer!,
+      checkErrors: () => this.#checkErrors(),
+      stopVcpu: () => this.#stopVcpu(),
+      maybePause: (from, to) => this.#maybePause(from, to),
+      stateFrames: () => this.#stateFrames(),
+      awaitShut: () => this.#awaitShut(),
+      dropChannel: () => {
+        this.#bytesBefore += this.#writer?.bytesWritten ?? 0;
+        this.#writer?.shutdown();
+        this.#channel?.close();
+        this.#channel = null;
+      },
+      reopen: (uri) => this.#open(uri),
+    };
+  }
 
   async #open(uri?: string): Promise<void> {
     const channel = await this.#ctx.connect(uri);
@@ -382,7 +381,7 @@ class SourceRun {
     if (this.#mfd) await this.#multifdPass();
     else while (!await sender.send(1 << 30));
     await sender.append(section(SectionKind.COMPLETE, this.#counters.pass, true));
-    await this.#sendState([]);
+    for (const f of this.#stateFrames()) await sender.append(f);
     await sender.append(encodeEof());
     await sender.flush();
     if (this.#mfd) {
@@ -394,13 +393,12 @@ class SourceRun {
     this.#ctx.stats[STAT.downtime] = Date.now() - this.#downtimeStart;
   }
 
-  async #sendState(extra: Uint8Array[]): Promise<void> {
-    const frames = [
+  /** GLOBAL_STATE (the runstate before the stop) and DEVICE (the vCPU's registers). */
+  #stateFrames(): Uint8Array[] {
+    return [
       encodeGlobalState(this.#vmWasRunning ? "running" : this.#runstateBefore),
       encodeDevice(this.#vcpu.saveDeviceState()),
-      ...extra,
     ];
-    for (const f of frames) await this.#sender!.append(f);
   }
 
   /** With a return path, completed only after the destination's SHUT without error. */
@@ -425,170 +423,6 @@ class SourceRun {
     const transferTime = stats[STAT.totalTime] - stats[STAT.setupTime];
     if (transferTime > 0) stats[STAT.mbps] = this.#transferred() * 8 / transferTime / 1000;
     if (!await link.transition(state, "completed")) throw new Cancelled();
-  }
-
-  /** postcopy_start: stop, discard re-dirtied pages, send the device state as one package. */
-  async #postcopyStart(): Promise<void> {
-    const { link, stats } = this.#ctx;
-    const sender = this.#sender!;
-    const timeAtStop = Date.now();
-    if (!this.#ctx.caps["pause-before-switchover"]) {
-      if (!await link.transition("active", "postcopy-active")) throw new Cancelled();
-    }
-    this.#stopVcpu();
-    await this.#maybePause("active", "postcopy-active");
-    if (sender.encoder) sender.encoder.enabled = false; // postcopy places whole pages
-    this.#counters.sync();
-    for (const { block, ranges } of sender.discardRanges()) {
-      for (const f of encodeDiscard(block, ranges)) await sender.append(f);
-    }
-    await sender.append(encodeU32Frame(FrameType.PING, 2));
-    const pkg = [
-      encodeEmpty(FrameType.POSTCOPY_LISTEN),
-      encodeGlobalState(this.#vmWasRunning ? "running" : this.#runstateBefore),
-      encodeDevice(this.#vcpu.saveDeviceState()),
-      encodeU32Frame(FrameType.PING, 3),
-      encodeEmpty(FrameType.POSTCOPY_RUN),
-    ];
-    this.#checkErrors();
-    // Last point of recovery: once the package leaves, the destination may run the guest,
-    // so from here on a broken link pauses instead of restarting the source's vCPU.
-    this.#postcopyLive = true;
-    try {
-      await sender.append(encodePackage(pkg));
-      await sender.flush();
-    } catch (e) {
-      if (isProtocolError(e)) throw e;
-      this.#pendingPause = e;
-    }
-    this.#writer!.setRateLimit(0); // background pages are paced below; requests never wait
-    if (this.#ctx.caps["release-ram"]) {
-      // ram_postcopy_migrated_memory_release: what went out and stayed clean is the
-      // destination's now; later pages go back to the OS as soon as they are written out.
-      releaseSent(this.#ctx.guest, sender);
-      sender.releaseLog = [];
-    }
-    stats[STAT.downtime] = Date.now() - timeAtStop;
-  }
-
-  /** Requested pages first, background pages under max-postcopy-bandwidth, until all sent. */
-  async #postcopyLoop(): Promise<void> {
-    const { control, params } = this.#ctx;
-    let windowStart = Date.now();
-    let windowBytes = 0;
-    for (;;) {
-      try {
-        if (this.#pendingPause !== null) {
-          const e = this.#pendingPause;
-          this.#pendingPause = null;
-          throw e;
-        }
-        this.#checkErrors();
-        if (control.pauseRequested) {
-          control.pauseRequested = false;
-          throw new Error("migrate-pause");
-        }
-        const sender = this.#sender!;
-        if (!this.#postcopySection) {
-          // Postcopy pages travel in a section too (one per stream, reopened after a resume).
-          await sender.append(section(SectionKind.ITERATE, this.#counters.pass, false));
-          this.#postcopySection = true;
-        }
-        if (this.#rp.requests.length > 0) {
-          const r = this.#rp.requests.shift()!;
-          await sender.sendRange(r.first, r.count);
-          await sender.flush();
-          releaseWritten(this.#ctx.guest, sender);
-        } else if (sender.pending > 0) {
-          const limit = params["max-postcopy-bandwidth"];
-          const now = Date.now();
-          if (now - windowStart >= BUFFER_DELAY) {
-            windowStart = now;
-            windowBytes = 0;
-          }
-          if (limit > 0 && windowBytes >= limit / 10) {
-            await control.wake.wait(windowStart + BUFFER_DELAY - now);
-            continue;
-          }
-          const before = this.#writer!.bytesWritten;
-          const done = await sender.send(POSTCOPY_CHUNK);
-          await sender.flush();
-          releaseWritten(this.#ctx.guest, sender);
-          windowBytes += this.#writer!.bytesWritten - before;
-          if (done && sender.pending > 0) sender.rewind();
-        } else {
-          await sender.append(section(SectionKind.ITERATE, this.#counters.pass, true));
-          await sender.append(encodeEof());
-          await sender.flush();
-          await this.#awaitShut();
-          return;
-        }
-        this.#counters.update(Date.now());
-      } catch (e) {
-        if (e instanceof Cancelled || isProtocolError(e) || this.#status !== "postcopy-active") {
-          throw e;
-        }
-        await this.#postcopyPause(e);
-      }
-    }
-  }
-
-  /** postcopy_pause: keep both guests safe until a resume brings a new channel. */
-  async #postcopyPause(why: unknown): Promise<void> {
-    const { link, control } = this.#ctx;
-    let from: MigrationStatus = "postcopy-active";
-    link.post({
-      t: "error",
-      message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}`,
-    });
-    for (;;) {
-      if (!await link.transition(from, "postcopy-paused")) throw new Cancelled();
-      this.#bytesBefore += this.#writer?.bytesWritten ?? 0;
-      this.#writer?.shutdown();
-      this.#channel?.close();
-      this.#channel = null;
-      control.resumeUri = null;
-      control.pauseRequested = false; // this pause answers it
-      while (control.resumeUri === null) {
-        if (control.cancelled || this.#status === "cancelling") throw new Cancelled();
-        await control.wake.wait(1000);
-      }
-      const uri = control.resumeUri;
-      if (!await link.transition("postcopy-paused", "postcopy-recover")) throw new Cancelled();
-      this.#postcopySection = false; // the new stream opens its own
-      try {
-        await this.#recover(uri);
-        return;
-      } catch (e) {
-        if (e instanceof Cancelled) throw e;
-        link.post({
-          t: "error",
-          message: `postcopy recovery failed: ${e instanceof Error ? e.message : e}`,
-        });
-        from = "postcopy-recover"; // pause is always better than throwing data away
-      }
-    }
-  }
-
-  /** Recovery handshake: received bitmaps, then RESUME → RESUME_ACK → postcopy-active. */
-  async #recover(uri: string): Promise<void> {
-    const { guest, link, control } = this.#ctx;
-    await this.#open(uri); // the return path starts afresh on the new channel
-    const sender = this.#sender!;
-    await sender.append(encodeStreamHeader());
-    for (const blk of guest.layout) await sender.append(encodeRecvBitmapRequest(blk.name));
-    await sender.flush();
-    while (this.#rp.bitmapsIn < guest.layout.length) {
-      this.#checkErrors();
-      await control.wake.wait(1000);
-    }
-    await sender.append(encodeEmpty(FrameType.POSTCOPY_RESUME));
-    await sender.flush();
-    while (!this.#rp.resumeAck) {
-      this.#checkErrors();
-      await control.wake.wait(1000);
-    }
-    if (!await link.transition("postcopy-recover", "postcopy-active")) throw new Cancelled();
   }
 }
 

@@ -1,0 +1,250 @@
+/**
+ * The source's postcopy phase (the seed's postcopy_start, then the migration thread in
+ * postcopy and postcopy_pause): stop the vCPU, tell the destination which re-dirtied pages
+ * to discard, send the device state as one package, then serve the pages the destination
+ * asks for ahead of the background pages (paced by max-postcopy-bandwidth) until every page
+ * is there. Once the package left, the guest may run on the destination, so a broken link
+ * pauses (never loses the guest) until a resume brings a new channel and the
+ * received-bitmap handshake says what is still missing.
+ *
+ * @module
+ */
+import type { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
+import type { MigrationStatus } from "../state_machine.ts";
+import {
+  encodeEof,
+  encodeSection,
+  encodeStreamHeader,
+  FrameType,
+  SectionKind,
+  WireError,
+} from "../wire/mod.ts";
+import {
+  encodeDiscard,
+  encodeEmpty,
+  encodePackage,
+  encodeRecvBitmapRequest,
+  encodeU32Frame,
+} from "../wire/postcopy.ts";
+import { Cancelled } from "./cancelled.ts";
+import type { PageSender } from "./page_sender.ts";
+import { releaseSent, releaseWritten } from "./release_sent.ts";
+import type { SourceContext } from "./source_run.ts";
+import type { SourceCounters } from "./source_counters.ts";
+import type { SourceReturnPath } from "./source_return_path.ts";
+import { STAT } from "./stats.ts";
+
+const BUFFER_DELAY = 100;
+/** Background pages between looks at the request queue (256 KiB). */
+const POSTCOPY_CHUNK = 64;
+
+/** What the postcopy phase uses of its outgoing migration. */
+export interface PostcopyRun {
+  readonly ctx: SourceContext;
+  readonly counters: SourceCounters;
+  /** What the destination says on the return path of the current channel. */
+  readonly rp: SourceReturnPath;
+  /** The current channel's page sender and writer (new ones after a resume). */
+  sender(): PageSender;
+  writer(): ChannelWriter;
+  /** Throws on cancel, a return-path error, a failed write or a failed page channel. */
+  checkErrors(): void;
+  /** Stops the vCPU (finish-migrate) and waits until it is parked. */
+  stopVcpu(): void;
+  /** pause-before-switchover: pre-switchover between `from` and `to`. */
+  maybePause(from: MigrationStatus, to: MigrationStatus): Promise<void>;
+  /** GLOBAL_STATE and DEVICE frames for the guest as stopped. */
+  stateFrames(): Uint8Array[];
+  /** With a return path: waits for the destination's SHUT (its verdict). */
+  awaitShut(): Promise<void>;
+  /** Drops the current channel after a failure (its bytes stay counted). */
+  dropChannel(): void;
+  /** Opens a channel to `uri` (the return path starts afresh on it). */
+  reopen(uri: string): Promise<void>;
+}
+
+/** A protocol error from the peer (fails the migration) rather than a broken link (pauses). */
+export function isProtocolError(e: unknown): boolean {
+  return e instanceof WireError && !/closed|truncated/.test(e.message);
+}
+
+/** One outgoing migration's postcopy phase (see the module doc). */
+export class SourcePostcopy {
+  readonly #run: PostcopyRun;
+  /** True once the device state left for the destination: no way back. */
+  live = false;
+  /** An ITERATE section is open on the current stream. */
+  #section = false;
+  /** A link error met while sending the package: pause first thing. */
+  #pendingPause: unknown = null;
+
+  /** The postcopy phase of `run`. */
+  constructor(run: PostcopyRun) {
+    this.#run = run;
+  }
+
+  /** postcopy_start: stop, discard re-dirtied pages, send the device state as one package. */
+  async start(): Promise<void> {
+    const run = this.#run;
+    const { link, stats, caps } = run.ctx;
+    const sender = run.sender();
+    const timeAtStop = Date.now();
+    if (!caps["pause-before-switchover"]) {
+      if (!await link.transition("active", "postcopy-active")) throw new Cancelled();
+    }
+    run.stopVcpu();
+    await run.maybePause("active", "postcopy-active");
+    if (sender.encoder) sender.encoder.enabled = false; // postcopy places whole pages
+    run.counters.sync();
+    for (const { block, ranges } of sender.discardRanges()) {
+      for (const f of encodeDiscard(block, ranges)) await sender.append(f);
+    }
+    await sender.append(encodeU32Frame(FrameType.PING, 2));
+    const pkg = [
+      encodeEmpty(FrameType.POSTCOPY_LISTEN),
+      ...run.stateFrames(),
+      encodeU32Frame(FrameType.PING, 3),
+      encodeEmpty(FrameType.POSTCOPY_RUN),
+    ];
+    run.checkErrors();
+    // Last point of recovery: once the package leaves, the destination may run the guest,
+    // so from here on a broken link pauses instead of restarting the source's vCPU.
+    this.live = true;
+    try {
+      await sender.append(encodePackage(pkg));
+      await sender.flush();
+    } catch (e) {
+      if (isProtocolError(e)) throw e;
+      this.#pendingPause = e;
+    }
+    run.writer().setRateLimit(0); // background pages are paced below; requests never wait
+    if (caps["release-ram"]) {
+      // ram_postcopy_migrated_memory_release: what went out and stayed clean is the
+      // destination's now; later pages go back to the OS as soon as they are written out.
+      releaseSent(run.ctx.guest, sender);
+      sender.releaseLog = [];
+    }
+    stats[STAT.downtime] = Date.now() - timeAtStop;
+  }
+
+  /** Requested pages first, background pages under max-postcopy-bandwidth, until all sent. */
+  async loop(): Promise<void> {
+    const run = this.#run;
+    const { control, params, guest } = run.ctx;
+    let windowStart = Date.now();
+    let windowBytes = 0;
+    for (;;) {
+      try {
+        if (this.#pendingPause !== null) {
+          const e = this.#pendingPause;
+          this.#pendingPause = null;
+          throw e;
+        }
+        run.checkErrors();
+        if (control.pauseRequested) {
+          control.pauseRequested = false;
+          throw new Error("migrate-pause");
+        }
+        const sender = run.sender();
+        if (!this.#section) {
+          // Postcopy pages travel in a section too (one per stream, reopened after a resume).
+          const pass = run.counters.pass;
+          await sender.append(encodeSection(FrameType.SECTION_START, SectionKind.ITERATE, pass));
+          this.#section = true;
+        }
+        if (run.rp.requests.length > 0) {
+          const r = run.rp.requests.shift()!;
+          await sender.sendRange(r.first, r.count);
+          await sender.flush();
+          releaseWritten(guest, sender);
+        } else if (sender.pending > 0) {
+          const limit = params["max-postcopy-bandwidth"];
+          const now = Date.now();
+          if (now - windowStart >= BUFFER_DELAY) {
+            windowStart = now;
+            windowBytes = 0;
+          }
+          if (limit > 0 && windowBytes >= limit / 10) {
+            await control.wake.wait(windowStart + BUFFER_DELAY - now);
+            continue;
+          }
+          const before = run.writer().bytesWritten;
+          const done = await sender.send(POSTCOPY_CHUNK);
+          await sender.flush();
+          releaseWritten(guest, sender);
+          windowBytes += run.writer().bytesWritten - before;
+          if (done && sender.pending > 0) sender.rewind();
+        } else {
+          const pass = run.counters.pass;
+          await sender.append(encodeSection(FrameType.SECTION_END, SectionKind.ITERATE, pass));
+          await sender.append(encodeEof());
+          await sender.flush();
+          await run.awaitShut();
+          return;
+        }
+        run.counters.update(Date.now());
+      } catch (e) {
+        const status = run.ctx.link.status;
+        if (e instanceof Cancelled || isProtocolError(e) || status !== "postcopy-active") throw e;
+        await this.#pause(e);
+      }
+    }
+  }
+
+  /** postcopy_pause: keep both guests safe until a resume brings a new channel. */
+  async #pause(why: unknown): Promise<void> {
+    const run = this.#run;
+    const { link, control } = run.ctx;
+    let from: MigrationStatus = "postcopy-active";
+    link.post({
+      t: "error",
+      message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}`,
+    });
+    for (;;) {
+      if (!await link.transition(from, "postcopy-paused")) throw new Cancelled();
+      run.dropChannel();
+      control.resumeUri = null;
+      control.pauseRequested = false; // this pause answers it
+      while (control.resumeUri === null) {
+        if (control.cancelled || link.status === "cancelling") throw new Cancelled();
+        await control.wake.wait(1000);
+      }
+      const uri = control.resumeUri;
+      if (!await link.transition("postcopy-paused", "postcopy-recover")) throw new Cancelled();
+      this.#section = false; // the new stream opens its own
+      try {
+        await this.#recover(uri);
+        return;
+      } catch (e) {
+        if (e instanceof Cancelled) throw e;
+        link.post({
+          t: "error",
+          message: `postcopy recovery failed: ${e instanceof Error ? e.message : e}`,
+        });
+        from = "postcopy-recover"; // pause is always better than throwing data away
+      }
+    }
+  }
+
+  /** Recovery handshake: received bitmaps, then RESUME → RESUME_ACK → postcopy-active. */
+  async #recover(uri: string): Promise<void> {
+    const run = this.#run;
+    const { guest, link, control } = run.ctx;
+    await run.reopen(uri);
+    const sender = run.sender();
+    await sender.append(encodeStreamHeader());
+    for (const blk of guest.layout) await sender.append(encodeRecvBitmapRequest(blk.name));
+    await sender.flush();
+    while (run.rp.bitmapsIn < guest.layout.length) {
+      run.checkErrors();
+      await control.wake.wait(1000);
+    }
+    await sender.append(encodeEmpty(FrameType.POSTCOPY_RESUME));
+    await sender.flush();
+    while (!run.rp.resumeAck) {
+      run.checkErrors();
+      await control.wake.wait(1000);
+    }
+    if (!await link.transition("postcopy-recover", "postcopy-active")) throw new Cancelled();
+  }
+}
