@@ -1,0 +1,170 @@
+/**
+ * Fixtures of the TLS channel tests: a throw-away PKI (two CAs, server and client
+ * credentials with verify-peer on and off), settled-connection helpers and a checked round
+ * trip.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { Channel, ChannelListener } from "../../domain/ports.ts";
+import { connectChannel } from "../../adapters/channels/connect.ts";
+import { listenChannel } from "../../adapters/channels/listen.ts";
+import { loadTlsCreds, parseTlsObject, type TlsCreds } from "../../adapters/channels/tls_creds.ts";
+import { drainAndHash, pseudoRandomBytes, readAll, sha256 } from "../channels_helpers.ts";
+import { credsDir, issue, makeCa } from "./pki.ts";
+
+/** One mebibyte. */
+export const MiB = 1024 * 1024;
+
+/** A throw-away PKI made with openssl: CA "A" (trusted) and CA "B" (untrusted). */
+export interface Pki {
+  root: string;
+  /** Server creds (CA A, cert for 127.0.0.1/localhost), verify-peer on and off. */
+  server: TlsCreds;
+  serverNoVerify: TlsCreds;
+  /** Server whose certificate names only "ferry-dst". */
+  serverNamed: TlsCreds;
+  /** Server whose certificate CA B signed. */
+  serverUntrusted: TlsCreds;
+  client: TlsCreds;
+  clientUntrusted: TlsCreds;
+  clientNoCert: TlsCreds;
+  clientNoVerify: TlsCreds;
+}
+
+/** Makes the PKI in a temp dir (the caller removes `root`). */
+export async function makePki(): Promise<Pki> {
+  const root = await Deno.makeTempDir({ prefix: "ferry-tls-" });
+  const work = `${root}/work`;
+  await Deno.mkdir(work);
+  await makeCa(work, "caA");
+  await makeCa(work, "caB");
+  const local = "IP:127.0.0.1,DNS:localhost";
+  await issue(work, "caA", "srv", "server", local);
+  await issue(work, "caA", "cli", "client", local);
+  await issue(work, "caA", "named", "ferry-dst", "DNS:ferry-dst");
+  await issue(work, "caB", "srvB", "server", local);
+  await issue(work, "caB", "cliB", "client", local);
+  const load = async (name: string, ca: string, leaf: [string, string] | undefined, obj: string) =>
+    await loadTlsCreds(
+      parseTlsObject(
+        `tls-creds-x509,id=${name},dir=${await credsDir(root, name, ca, leaf)},${obj}`,
+      ),
+    );
+  return {
+    root,
+    server: await load("server", "caA", ["srv", "server"], "endpoint=server"),
+    serverNoVerify: await load(
+      "serverNoVerify",
+      "caA",
+      ["srv", "server"],
+      "endpoint=server,verify-peer=off",
+    ),
+    serverNamed: await load("serverNamed", "caA", ["named", "server"], "endpoint=server"),
+    serverUntrusted: await load("serverUntrusted", "caA", ["srvB", "server"], "endpoint=server"),
+    client: await load("client", "caA", ["cli", "client"], "endpoint=client"),
+    clientUntrusted: await load("clientUntrusted", "caA", ["cliB", "client"], "endpoint=client"),
+    clientNoCert: await load("clientNoCert", "caA", undefined, "endpoint=client"),
+    clientNoVerify: await load(
+      "clientNoVerify",
+      "caA",
+      ["cli", "client"],
+      "endpoint=client,verify-peer=off",
+    ),
+  };
+}
+
+/** Runs `fn` with a fresh PKI, removing it afterwards. */
+export function withPki(fn: (pki: Pki) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const pki = await makePki();
+    try {
+      await fn(pki);
+    } finally {
+      await Deno.remove(pki.root, { recursive: true });
+    }
+  };
+}
+
+/** Accepts one peer while `connect` runs; both outcomes, settled. */
+export async function meet(
+  listener: ChannelListener,
+  connect: () => Promise<Channel>,
+): Promise<[PromiseSettledResult<Channel>, PromiseSettledResult<Channel>]> {
+  const [accepted, connected] = await Promise.allSettled([listener.accept(), connect()]);
+  return [accepted, connected];
+}
+
+/** Closes every channel that was opened. */
+export function closeAll(...results: PromiseSettledResult<Channel>[]): void {
+  for (const r of results) if (r.status === "fulfilled") r.value.close();
+}
+
+/** The value of a settled promise; rethrows its failure. */
+export function value<T>(r: PromiseSettledResult<T>): T {
+  if (r.status === "rejected") throw r.reason;
+  return r.value;
+}
+
+/** The failure of a settled promise (asserts it failed). */
+export function reason(r: PromiseSettledResult<unknown>): Error {
+  assert.equal(r.status, "rejected", "expected a failure");
+  return (r as PromiseRejectedResult).reason;
+}
+
+/**
+ * Sends `total` bytes client → server in 1 MiB writes from one SharedArrayBuffer view that is
+ * changed as soon as each write resolves (so a write that still used the caller's buffer, a
+ * lost or a repeated piece all change the hash), reads them with an odd-sized buffer, then
+ * checks the return direction after the half-close. Resolves to the one-way seconds.
+ */
+export async function roundTrip(server: Channel, client: Channel, total: number): Promise<number> {
+  const buf = new Uint8Array(new SharedArrayBuffer(MiB));
+  buf.set(pseudoRandomBytes(MiB, 11));
+  const t0 = performance.now();
+  const send = (async () => {
+    const expected: Uint8Array[] = [];
+    for (let off = 0, i = 0; off < total; off += MiB, i++) {
+      buf[0] = i & 0xff;
+      buf[MiB - 1] = (i >> 8) & 0xff;
+      const piece = buf.subarray(0, Math.min(MiB, total - off));
+      expected.push(piece.slice());
+      for (let done = 0; done < piece.length;) done += await client.write(piece.subarray(done));
+      buf[0] ^= 0x5a; // the write resolved: the buffer is ours again
+    }
+    await client.closeWrite();
+    return sha256(...expected);
+  })();
+  const [sentHash, got] = await Promise.all([send, drainAndHash(server, 100_003)]);
+  const seconds = (performance.now() - t0) / 1000;
+  assert.equal(got.bytes, total);
+  assert.equal(got.hash, sentHash);
+  const reply = new TextEncoder().encode("return path ok");
+  assert.equal(await server.write(reply), reply.length);
+  await server.closeWrite();
+  assert.deepEqual(await readAll(client), reply);
+  return seconds;
+}
+
+/** A TLS listener on an ephemeral loopback port. */
+export async function tlsListen(creds: TlsCreds, handshakeTimeoutMs?: number) {
+  return await listenChannel("tcp:127.0.0.1:0", { tls: { creds, handshakeTimeoutMs } });
+}
+
+/** A connect function for a TLS client of `listener`. */
+export function tlsConnect(listener: ChannelListener, creds: TlsCreds, hostname?: string) {
+  return () => connectChannel(listener.uri, { tls: { creds, hostname } });
+}
+
+/** Asserts a good client still gets through `listener` (with a small round trip). */
+export async function assertStillAccepting(listener: ChannelListener, pki: Pki): Promise<void> {
+  const [a, c] = await meet(listener, tlsConnect(listener, pki.client));
+  try {
+    await roundTrip(value(a), value(c), 64 * 1024 + 3);
+  } finally {
+    closeAll(a, c);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Data path
