@@ -16,15 +16,14 @@ import {
 } from "../adapters/channels/tls_creds.ts";
 import { within } from "./channels_helpers.ts";
 import {
+  assertRoundTrip,
   assertStillAccepting,
   closeAll,
   meet,
   MiB,
   reason,
-  roundTrip,
   tlsConnect,
   tlsListen,
-  value,
   withPki,
 } from "./helpers/tls_fixture.ts";
 
@@ -53,12 +52,7 @@ Deno.test(
     }
     const lax = await tlsListen(pki.serverNoVerify);
     try {
-      const [a, c] = await meet(lax, tlsConnect(lax, pki.clientUntrusted));
-      try {
-        await roundTrip(value(a), value(c), 1000);
-      } finally {
-        closeAll(a, c);
-      }
+      await assertRoundTrip(lax, pki.clientUntrusted);
     } finally {
       lax.close();
     }
@@ -86,12 +80,7 @@ Deno.test(
     }
     const lax = await tlsListen(pki.serverNoVerify);
     try {
-      const [a, c] = await meet(lax, tlsConnect(lax, pki.clientNoCert));
-      try {
-        await roundTrip(value(a), value(c), 1000);
-      } finally {
-        closeAll(a, c);
-      }
+      await assertRoundTrip(lax, pki.clientNoCert);
     } finally {
       lax.close();
     }
@@ -110,12 +99,7 @@ Deno.test(
       assert.match(reason(c).message, /: TLS handshake failed: certificate rejected: /);
       assert.ok(reason(a) instanceof TlsHandshakeError, String(reason(a)));
       // The same client with verify-peer=off goes through (the server trusts its certificate).
-      const [a2, c2] = await meet(listener, tlsConnect(listener, pki.clientNoVerify));
-      try {
-        await roundTrip(value(a2), value(c2), 1000);
-      } finally {
-        closeAll(a2, c2);
-      }
+      await assertRoundTrip(listener, pki.clientNoVerify);
     } finally {
       listener.close();
     }
@@ -127,12 +111,7 @@ Deno.test(
   withPki(async (pki) => {
     const listener = await tlsListen(pki.serverNamed);
     try {
-      const [a, c] = await meet(listener, tlsConnect(listener, pki.client, "ferry-dst"));
-      try {
-        await roundTrip(value(a), value(c), 4 * MiB);
-      } finally {
-        closeAll(a, c);
-      }
+      await assertRoundTrip(listener, pki.client, 4 * MiB, "ferry-dst");
       for (const hostname of [undefined, "", "other-host"]) {
         const [a2, c2] = await meet(listener, tlsConnect(listener, pki.client, hostname));
         closeAll(a2, c2);

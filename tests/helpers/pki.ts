@@ -98,9 +98,12 @@ export interface PkiDirs {
   untrustedClient: string;
 }
 
-/** Makes CA A (trusted) and CA B (untrusted), a server, a client and an untrusted client. */
-export async function makePkiDirs(): Promise<PkiDirs> {
-  const root = await Deno.makeTempDir({ prefix: "ferry-pki-" });
+/**
+ * Makes `root`/work with CA A (trusted) and CA B (untrusted) and their leaves: from A `srv`
+ * (server), `cli` (client) and `named` (only "ferry-dst"); from B `srvB` and `cliB`. All
+ * for 127.0.0.1 and localhost but `named`.
+ */
+export async function makeCas(root: string): Promise<void> {
   const work = `${root}/work`;
   await Deno.mkdir(work);
   await makeCa(work, "caA");
@@ -108,7 +111,15 @@ export async function makePkiDirs(): Promise<PkiDirs> {
   const local = "IP:127.0.0.1,DNS:localhost";
   await issue(work, "caA", "srv", "server", local);
   await issue(work, "caA", "cli", "client", local);
+  await issue(work, "caA", "named", "ferry-dst", "DNS:ferry-dst");
+  await issue(work, "caB", "srvB", "server", local);
   await issue(work, "caB", "cliB", "client", local);
+}
+
+/** Makes CA A (trusted) and CA B (untrusted), a server, a client and an untrusted client. */
+export async function makePkiDirs(): Promise<PkiDirs> {
+  const root = await Deno.makeTempDir({ prefix: "ferry-pki-" });
+  await makeCas(root);
   return {
     root,
     server: await credsDir(root, "server", "caA", ["srv", "server"]),

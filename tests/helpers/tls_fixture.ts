@@ -11,7 +11,7 @@ import { connectChannel } from "../../adapters/channels/connect.ts";
 import { listenChannel } from "../../adapters/channels/listen.ts";
 import { loadTlsCreds, parseTlsObject, type TlsCreds } from "../../adapters/channels/tls_creds.ts";
 import { drainAndHash, pseudoRandomBytes, readAll, sha256 } from "../channels_helpers.ts";
-import { credsDir, issue, makeCa } from "./pki.ts";
+import { credsDir, makeCas } from "./pki.ts";
 
 /** One mebibyte. */
 export const MiB = 1024 * 1024;
@@ -35,16 +35,7 @@ export interface Pki {
 /** Makes the PKI in a temp dir (the caller removes `root`). */
 export async function makePki(): Promise<Pki> {
   const root = await Deno.makeTempDir({ prefix: "ferry-tls-" });
-  const work = `${root}/work`;
-  await Deno.mkdir(work);
-  await makeCa(work, "caA");
-  await makeCa(work, "caB");
-  const local = "IP:127.0.0.1,DNS:localhost";
-  await issue(work, "caA", "srv", "server", local);
-  await issue(work, "caA", "cli", "client", local);
-  await issue(work, "caA", "named", "ferry-dst", "DNS:ferry-dst");
-  await issue(work, "caB", "srvB", "server", local);
-  await issue(work, "caB", "cliB", "client", local);
+  await makeCas(root);
   const load = async (name: string, ca: string, leaf: [string, string] | undefined, obj: string) =>
     await loadTlsCreds(
       parseTlsObject(
@@ -156,15 +147,22 @@ export function tlsConnect(listener: ChannelListener, creds: TlsCreds, hostname?
   return () => connectChannel(listener.uri, { tls: { creds, hostname } });
 }
 
-/** Asserts a good client still gets through `listener` (with a small round trip). */
-export async function assertStillAccepting(listener: ChannelListener, pki: Pki): Promise<void> {
-  const [a, c] = await meet(listener, tlsConnect(listener, pki.client));
+/** Connects `client` through `listener` and checks a round trip of `bytes` bytes. */
+export async function assertRoundTrip(
+  listener: ChannelListener,
+  client: TlsCreds,
+  bytes = 1000,
+  hostname?: string,
+): Promise<void> {
+  const [a, c] = await meet(listener, tlsConnect(listener, client, hostname));
   try {
-    await roundTrip(value(a), value(c), 64 * 1024 + 3);
+    await roundTrip(value(a), value(c), bytes);
   } finally {
     closeAll(a, c);
   }
 }
 
-// ---------------------------------------------------------------------------------------
-// Data path
+/** Asserts a good client still gets through `listener` (with a small round trip). */
+export function assertStillAccepting(listener: ChannelListener, pki: Pki): Promise<void> {
+  return assertRoundTrip(listener, pki.client, 64 * 1024 + 3);
+}
