@@ -6,6 +6,7 @@
 
 import { createHash, type Hash } from "node:crypto";
 import type { Channel } from "../domain/ports.ts";
+import { concat } from "./helpers/bytes.ts";
 
 /** `size` pseudo-random bytes from a xorshift32 seeded with `seed` (never all zero). */
 export function pseudoRandomBytes(size: number, seed: number): Uint8Array {
@@ -55,13 +56,7 @@ export async function readAll(channel: Channel): Promise<Uint8Array> {
     if (n === null) break;
     parts.push(buf.slice(0, n));
   }
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 /** Resolves after `ms` real milliseconds. */

@@ -44,13 +44,13 @@ import {
 } from "../domain/wire/postcopy.ts";
 import {
   assertClearError,
-  concat,
   HOSTILE_LAYOUT,
   HOSTILE_RAM,
   idleDeviceState,
   PAGE,
   validFrames,
 } from "./helpers/hostile_streams.ts";
+import { concat } from "./helpers/bytes.ts";
 
 const seed = Date.now();
 console.log("fast-check seed", seed);

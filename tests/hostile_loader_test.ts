@@ -18,13 +18,13 @@ import { fakeMain } from "./helpers/engine_pair.ts";
 import {
   applyMutation,
   assertClearError,
-  concat,
   describeMutation,
   HOSTILE_LAYOUT,
   idleDeviceState,
   mutationArb,
   validFrames,
 } from "./helpers/hostile_streams.ts";
+import { concat } from "./helpers/bytes.ts";
 
 const seed = Date.now();
 console.log("fast-check seed", seed);

@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
-import { assertClearError, concat, rssMiB } from "./helpers/hostile_streams.ts";
+import { assertClearError, rssMiB } from "./helpers/hostile_streams.ts";
+import { concat } from "./helpers/bytes.ts";
 import { encodeRpMessage, RpType } from "../domain/wire/mod.ts";
 
 const seed = Date.now();

@@ -11,13 +11,13 @@ import { type AgentProcess, type Json, startAgent } from "./helpers/agent_proces
 import {
   applyMutation,
   assertClearError,
-  concat,
   describeMutation,
   HOSTILE_AGENT_ARGS,
   mutationArb,
   rssMiB,
   validFrames,
 } from "./helpers/hostile_streams.ts";
+import { concat } from "./helpers/bytes.ts";
 import { encodeStreamHeader, FrameType } from "../domain/wire/mod.ts";
 import { encodeEmpty, encodePackage } from "../domain/wire/postcopy.ts";
 

@@ -22,6 +22,7 @@ import {
   SectionKind,
   WireError,
 } from "../domain/wire/mod.ts";
+import { concat } from "./helpers/bytes.ts";
 
 const seed = Date.now();
 console.log("fast-check seed", seed);
@@ -72,16 +73,6 @@ class MemChannel implements Channel {
     return Promise.resolve();
   }
   close(): void {}
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 interface Got {

@@ -14,6 +14,7 @@ import {
 } from "../domain/wire/mod.ts";
 import { listenTcp } from "../adapters/channels/tcp.ts";
 import { listenUnix } from "../adapters/channels/unix.ts";
+import { concat } from "./helpers/bytes.ts";
 
 const PAGE = 4096;
 const RUNS = 6;
@@ -87,9 +88,7 @@ Deno.test("read coalescing: the same bytes in far fewer reads; off, reads follow
     const run = data.subarray(i * RUN_PAGES * PAGE, (i + 1) * RUN_PAGES * PAGE);
     parts.push(encodePageRun(0, i * RUN_PAGES, PAGE, run));
   }
-  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) (bytes.set(p, at), at += p.length);
+  const bytes = concat(parts);
 
   const plain = await readRuns(0, bytes);
   const coalesced = await readRuns(20_000, bytes);

@@ -29,6 +29,7 @@ import {
   encodePackage,
   encodeU32Frame,
 } from "../../domain/wire/postcopy.ts";
+import { concat } from "./bytes.ts";
 
 /** Page size of every stream built here. */
 export const PAGE = 4096;
@@ -124,17 +125,6 @@ export function validFrames(shape: StreamShape = {}): Uint8Array[] {
   }
   if (shape.eof ?? true) f.push(encodeEof());
   return f;
-}
-
-/** Concatenates byte arrays. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 /** A frame-level mutation; frame indices are taken modulo the frame count (never the header). */
