@@ -6,6 +6,7 @@
  * @module
  */
 import type { BenchAgent, Json } from "./agent.ts";
+import { pollFor } from "./poller.ts";
 
 /** Terminal statuses of a migration. */
 export const TERMINAL = /^(completed|failed|cancelled)$/;
@@ -44,14 +45,7 @@ export async function waitInfo(
   timeoutMs: number,
   intervalMs = 20,
 ): Promise<Json> {
-  const end = performance.now() + timeoutMs;
-  let info: Json = null;
-  while (performance.now() < end) {
-    info = await current(agent);
-    if (check(info)) return info;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`${agent.base}: migration never reached the state: ${JSON.stringify(info)}`);
+  return pollFor(agent.base, "/migrations/current", check, timeoutMs, intervalMs);
 }
 
 /**
