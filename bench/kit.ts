@@ -39,7 +39,7 @@ export async function current(agent: BenchAgent): Promise<Json> {
 }
 
 /** Polls `/migrations/current` every `intervalMs` until `check` holds; throws after `timeoutMs`. */
-export async function waitInfo(
+export function waitInfo(
   agent: BenchAgent,
   check: (info: Json) => boolean,
   timeoutMs: number,
