@@ -19,6 +19,8 @@ export interface HttpLoadResult {
   achievedRate: number;
   /** Request written → answer read, ms, for every 200 answer. */
   latencies: number[];
+  /** `performance.now()` of every request as it was due and left, in order. */
+  sentAt: number[];
 }
 
 const HEAD_END = new Uint8Array([13, 10, 13, 10]);
@@ -111,6 +113,7 @@ export function httpLoad(
   const idle: Connection[] = [];
   const all: Connection[] = [];
   const latencies: number[] = [];
+  const sentAt: number[] = [];
   let sent = 0;
   let errors = 0;
   let inflight = 0;
@@ -147,6 +150,7 @@ export function httpLoad(
       const due = Math.floor((now - t0) * rate / 1000);
       while (sent < due && inflight < maxInflight) {
         sent++;
+        sentAt.push(performance.now());
         const p = one().finally(() => pending.delete(p));
         pending.add(p);
       }
@@ -165,6 +169,6 @@ export function httpLoad(
     await loop;
     for (const c of all) c.close();
     const seconds = (performance.now() - t0) / 1000;
-    return { sent, errors, achievedRate: sent / seconds, latencies };
+    return { sent, errors, achievedRate: sent / seconds, latencies, sentAt };
   };
 }

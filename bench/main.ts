@@ -9,7 +9,8 @@
  *
  * Options: --reps N (default 3; L runs --load-reps times, default 5), --rate R (scenario C's
  * GETs per second, 0 = back to back; default 200), --only LIST (comma-separated scenario
- * letters or names, e.g. `--only A,postcopy`).
+ * letters or names, e.g. `--only A,postcopy`), --load-sched other|idle|idle-api|idle-client (L's what-ifs, see
+ * bench/load.ts).
  *
  * @module
  */
@@ -20,7 +21,14 @@ import {
   CONTROL_MS,
   figuresAutoConverge,
 } from "./auto_converge.ts";
-import { figuresLoad, type LoadRun, loadScenario } from "./load.ts";
+import {
+  figuresLoad,
+  LOAD_SCHEDS,
+  loadCpuMs,
+  type LoadRun,
+  loadScenario,
+  type LoadSched,
+} from "./load.ts";
 import type { QuietWait } from "./measure.ts";
 import { figuresMultifd, type MultifdRun, multifdScenario } from "./multifd.ts";
 import { figuresPostcopy, type PostcopyRun, postcopyScenario } from "./postcopy.ts";
@@ -149,7 +157,11 @@ function logV(label: string, r: AutoConvergeRun): void {
 function logL(i: number, r: LoadRun): void {
   console.error(
     `L#${i + 1}: alone ${r.aloneMs} ms, loaded ${r.loadedMs} ms (ratio ${r.ratio.toFixed(2)}); ` +
-      `GET p99 ${r.polls.p99.toFixed(1)} ms at ${r.polls.achievedRate.toFixed(0)}/s`,
+      `GET p99 ${r.polls.p99.toFixed(1)} ms at ${r.polls.rateDuring.toFixed(0)}/s; load's CPU: ` +
+      `agent main ${loadCpuMs(r, (c) => c.agentMainMs).toFixed(0)} ms, client ` +
+      `${loadCpuMs(r, (c) => c.clientMs).toFixed(0)} ms, irq ${
+        loadCpuMs(r, (c) => c.irqMs).toFixed(0)
+      } ms`,
   );
 }
 
@@ -178,6 +190,7 @@ export async function main(args: string[]): Promise<Figure[]> {
       "load-reps": { type: "string", default: "5" },
       rate: { type: "string", default: "200" },
       only: { type: "string" },
+      "load-sched": { type: "string", default: "other" },
     },
   });
   const reps = Number(values.reps);
@@ -185,6 +198,10 @@ export async function main(args: string[]): Promise<Figure[]> {
   const rate = Number(values.rate);
   if (!(reps >= 1) || !(loadReps >= 1) || !(rate >= 0)) {
     throw new Error("--reps and --load-reps must be ≥ 1 and --rate ≥ 0");
+  }
+  const loadSched = values["load-sched"];
+  if (!LOAD_SCHEDS.includes(loadSched as LoadSched)) {
+    throw new Error(`--load-sched is one of ${LOAD_SCHEDS} (what-ifs; see bench/load.ts)`);
   }
   const picked = selectScenarios(values.only);
   const started = new Date();
@@ -210,7 +227,11 @@ export async function main(args: string[]): Promise<Figure[]> {
     picked,
     "L",
     loadReps,
-    () => loadScenario({ loadedFirst: loadRep++ % 2 === 1 }),
+    () =>
+      loadScenario({
+        loadedFirst: loadRep++ % 2 === 1,
+        sched: loadSched as LoadSched,
+      }),
     logL,
   );
   const figures = [
@@ -232,7 +253,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     date: started.toISOString(),
     durationMs: Date.now() - started.getTime(),
     machine: host,
-    options: { reps, loadReps, pollRate: rate, only: values.only ?? null },
+    options: { reps, loadReps, pollRate: rate, only: values.only ?? null, loadSched },
     figures,
     runs: { A: a, B: b, P: p, M: m, X: x, V: v, VControl: vControl, L: l },
   };

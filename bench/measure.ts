@@ -55,7 +55,8 @@ function readProc(pids: readonly number[]): ProcSnapshot {
   const snap: ProcSnapshot = { threads: new Map(), process: new Map(), machine: null };
   const script =
     pids.map((p) =>
-      `for t in /proc/${p}/task/*; do printf 'T ${p} %s|' "$(cat $t/comm)"; cat $t/stat; done; ` +
+      `for t in /proc/${p}/task/*; do printf 'T ${p} %s|%s|' "$(cat $t/comm)" ` +
+      `"$(cut -d' ' -f1 $t/schedstat 2>/dev/null)"; cat $t/stat; done; ` +
       `printf 'P ${p} '; cat /proc/${p}/stat; `
     ).join("") + "head -1 /proc/stat";
   let out = "";
@@ -69,10 +70,14 @@ function readProc(pids: readonly number[]): ProcSnapshot {
     if (line.startsWith("T ")) {
       const pid = Number(line.split(" ")[1]);
       const bar = line.indexOf("|");
+      const bar2 = line.indexOf("|", bar + 1);
       const name = line.slice(line.indexOf(" ", 2) + 1, bar);
-      const stat = line.slice(bar + 1);
+      const ns = line.slice(bar + 1, bar2);
+      const stat = line.slice(bar2 + 1);
       const list = snap.threads.get(pid) ?? [];
-      list.push({ tid: Number(stat.split(" ")[0]), name, ms: cpuOfStat(stat) });
+      // schedstat's run time (ns) where the kernel keeps it; else stat's 10 ms ticks.
+      const ms = /^\d+$/.test(ns) ? Number(ns) / 1e6 : cpuOfStat(stat);
+      list.push({ tid: Number(stat.split(" ")[0]), name, ms });
       snap.threads.set(pid, list);
     } else if (line.startsWith("P ")) {
       const pid = Number(line.split(" ")[1]);
@@ -93,8 +98,10 @@ function readProc(pids: readonly number[]): ProcSnapshot {
 /** A before/after CPU sampler for a set of named processes. */
 export interface CpuSample {
   /**
-   * Per process: thread name → CPU ms spent between start and stop (threads merged by name),
-   * plus `total` for the whole process.
+   * Per process: thread name → CPU ms spent between start and stop (threads merged by name;
+   * the process's first thread is `(main thread)`), `(live threads)` for the threads alive at
+   * the end together (ns-precise from schedstat), `(ended threads)` for those that ended
+   * meanwhile, and `total` for the whole process (10 ms ticks).
    */
   processes: Record<string, Record<string, number>>;
   /** Machine-wide busy CPU ms between start and stop (user + system + irq + softirq). */
@@ -127,11 +134,13 @@ export function sampleCpu(pids: Record<string, number>): () => CpuSample {
       for (const t of after.threads.get(pid) ?? []) {
         const d = t.ms - (was.get(t.tid) ?? 0);
         live += d;
-        if (d > 0) threads[t.name] = (threads[t.name] ?? 0) + d;
+        const name = t.tid === pid ? "(main thread)" : t.name;
+        if (d > 0) threads[name] = (threads[name] ?? 0) + d;
       }
       const total = (after.process.get(pid) ?? NaN) - (before.process.get(pid) ?? NaN);
       // Threads that ended meanwhile (a finished migration Worker) count only in the total.
       if (total - live > 0) threads["(ended threads)"] = total - live;
+      threads["(live threads)"] = live;
       threads.total = total;
       processes[label] = threads;
     }

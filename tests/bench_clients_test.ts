@@ -75,6 +75,10 @@ Deno.test("SSE follower and GET load against a served agent", async () => {
       assert.ok(ok.sent >= 80 && ok.sent <= 110, `sent ${ok.sent} in 0.5 s at 200/s`);
       assert.equal(ok.errors, 0);
       assert.equal(ok.latencies.length, ok.sent);
+      assert.equal(ok.sentAt.length, ok.sent);
+      assert.ok(ok.sentAt.every((t, i) => i === 0 || t >= ok.sentAt[i - 1]), "send times in order");
+      const span = ok.sentAt[ok.sent - 1] - ok.sentAt[0];
+      assert.ok(span >= 350 && span <= 500, `sends spread over the run (${span} ms), not a burst`);
       assert.ok(missing.sent > 0);
       assert.equal(missing.errors, missing.sent, "a 404 answer counts as an error");
     } finally {

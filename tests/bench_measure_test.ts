@@ -1,0 +1,94 @@
+/**
+ * The bench's CPU accounting and the load scenario's figures: per-thread CPU from /proc
+ * follows real work on the right thread, and the load's CPU and what-if rows come out of a
+ * repetition's numbers as documented.
+ */
+import assert from "node:assert/strict";
+import { sampleCpu } from "../bench/measure.ts";
+import { figuresLoad, loadCpuMs, type LoadRun, type RunCpu } from "../bench/load.ts";
+
+/** Keeps this thread busy for `ms`. */
+function spin(ms: number): void {
+  const end = performance.now() + ms;
+  let x = 0;
+  while (performance.now() < end) x += Math.sqrt(x + 1);
+  if (x < 0) throw new Error("unreachable");
+}
+
+Deno.test({
+  name: "sampleCpu: a thread's CPU follows work done on it",
+  ignore: Deno.build.os !== "linux",
+  fn() {
+    const stop = sampleCpu({ self: Deno.pid });
+    spin(120);
+    const s = stop();
+    const self = s.processes.self;
+    // `deno test` runs tests off the process's first thread: look for the busiest one.
+    const threads = Object.entries(self).filter(([name]) => !/^\(.*threads\)$|^total$/.test(name));
+    const [name, busiest] = threads.sort((a, b) => b[1] - a[1])[0];
+    assert.ok(busiest >= 80 && busiest <= 400, `${name}: ${busiest} ms for 120 ms of spinning`);
+    assert.ok("(main thread)" in self || name === "(main thread)", "the first thread is named");
+    assert.ok(self["(live threads)"] >= busiest, "live threads include the busy one");
+    assert.ok(s.wallMs >= 120);
+  },
+});
+
+Deno.test({
+  name: "sampleCpu: a sleeping process costs next to nothing",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const stop = sampleCpu({ self: Deno.pid });
+    await new Promise((r) => setTimeout(r, 150));
+    const live = stop().processes.self["(live threads)"];
+    assert.ok(live < 60, `${live} ms of CPU while sleeping 150 ms`);
+  },
+});
+
+function cpu(windowMs: number, agentMainMs: number, clientMs: number): RunCpu {
+  return { windowMs, agentMainMs, agentOtherMs: 0, clientMs, irqMs: 0 };
+}
+
+function run(sched: LoadRun["sched"], ratio: number): LoadRun {
+  return {
+    quiet: [],
+    aloneMs: 100,
+    loadedMs: 100 * ratio,
+    ratio,
+    loadedFirst: false,
+    sched,
+    // Alone: 10% of a core on the main thread; loaded: 30%; the client 0 → 20%.
+    cpu: { alone: cpu(100, 10, 0), loaded: cpu(200, 60, 40) },
+    sse: { subscribers: 2, minEvents: 9, maxEvents: 9, lost: 0, dropped: 0, wrongSequence: 0 },
+    polls: {
+      sent: 10,
+      errors: 0,
+      achievedRate: 500,
+      rateDuring: 510,
+      p50: 1,
+      p99: 2,
+      max: 3,
+    },
+  };
+}
+
+Deno.test("loadCpuMs: the rate under load minus the rate alone, times the loaded time", () => {
+  const r = run("other", 1.5); // loaded 150 ms
+  assert.equal(loadCpuMs(r, (c) => c.agentMainMs), (0.3 - 0.1) * 150);
+  assert.equal(loadCpuMs(r, (c) => c.clientMs), 0.2 * 150);
+});
+
+Deno.test("figuresLoad: the judged row, and a what-if that is not judged", () => {
+  const judged = figuresLoad([run("other", 1.2), run("other", 1.05), run("other", 1.3)]);
+  const time = judged.find((f) => f.id === "L.time")!;
+  assert.equal(time.ratio, 1.2, "the median of the pairs' ratios");
+  assert.equal(time.target, "ratio ≤ 1.10");
+  assert.equal(time.pass, false);
+  assert.equal(judged.find((f) => f.id === "L.rate")!.value, 510, "the rate during the migration");
+  assert.ok(judged.some((f) => f.id === "L.cpu.client"));
+
+  const whatIf = figuresLoad([run("idle-client", 1.05)]);
+  const row = whatIf.find((f) => f.id === "L.time")!;
+  assert.match(row.figure, /what-if \(client under SCHED_IDLE\)/);
+  assert.equal(row.target, null);
+  assert.equal(row.pass, null, "a what-if is never judged");
+});
