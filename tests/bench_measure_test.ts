@@ -26,10 +26,37 @@ Deno.test({
     // `deno test` runs tests off the process's first thread: look for the busiest one.
     const threads = Object.entries(self).filter(([name]) => !/^\(.*threads\)$|^total$/.test(name));
     const [name, busiest] = threads.sort((a, b) => b[1] - a[1])[0];
-    assert.ok(busiest >= 80 && busiest <= 400, `${name}: ${busiest} ms for 120 ms of spinning`);
-    assert.ok("(main thread)" in self || name === "(main thread)", "the first thread is named");
+    // On a shared machine the spin gets what the scheduler gives it: most of it, mostly.
+    assert.ok(busiest >= 30 && busiest <= 400, `${name}: ${busiest} ms for 120 ms of spinning`);
     assert.ok(self["(live threads)"] >= busiest, "live threads include the busy one");
+    assert.ok(busiest >= 0.6 * self["(live threads)"], "the spinning thread did most of it");
     assert.ok(s.wallMs >= 120);
+  },
+});
+
+Deno.test({
+  name: "sampleCpu: a process's first thread is its main thread",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "const end = performance.now() + 1500; while (performance.now() < end);"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      await new Promise((r) => setTimeout(r, 400)); // started and spinning
+      const stop = sampleCpu({ child: child.pid });
+      await new Promise((r) => setTimeout(r, 200));
+      const seen = stop().processes.child;
+      const main = seen["(main thread)"] ?? 0;
+      assert.ok(main >= 30 && main <= 260, `main thread ${main} ms of 200`);
+      assert.ok(main >= 0.8 * seen["(live threads)"], "the spinning main thread did most of it");
+    } finally {
+      try {
+        child.kill();
+      } catch { /* ended */ }
+      await child.status;
+    }
   },
 });
 
