@@ -11,6 +11,7 @@ import type { Capabilities } from "./options.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import type { Migration } from "./migration.ts";
 import { isSetupOrActive } from "./state_machine.ts";
+import { STAT } from "./engine/stats.ts";
 import { WorkerHost } from "./worker_host.ts";
 
 const SOURCE_WORKER = new URL("./engine/source_worker.ts", import.meta.url);
@@ -32,6 +33,9 @@ export class Outgoing {
     onPass: (pass: number) => void,
   ) {
     this.migration = migration;
+    // QEMU's migrate_init: the clock of total-time starts with status setup, before the data
+    // path's thread exists (starting a Worker takes tens of ms, and that is the migration's).
+    migration.stats[STAT.startTime] = Date.now();
     let resolveDone = () => {};
     this.done = new Promise((r) => (resolveDone = r));
     // Page-channel Workers start here, on the main thread: started inside the source

@@ -165,3 +165,48 @@ Deno.test("dry run: every problem is reported, in the seed's order, with the fir
     ]);
   }, { incoming: "defer" });
 });
+
+Deno.test("total-time counts from the migrate command (QEMU's start_time), Worker start-up included", async () => {
+  // A peer that accepts and never reads: the migration goes active, then blocks on writes.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of listener) held.push(c);
+  })();
+  try {
+    await withAgent(async (h) => {
+      const uri = `tcp:127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+      const r = await h.request("POST", "/migrations", { uri });
+      assert.equal(r.status, 202, r.text);
+      const answered = Date.now();
+      let info: Json;
+      for (let i = 0; i < 500; i++) {
+        const asked = Date.now();
+        info = (await h.request("GET", "/migrations/current")).body;
+        if (info.status === "active") {
+          // The clock started before the POST was answered, so it has run at least as long
+          // as the time since then (a clock started by the data-path Worker, tens of ms
+          // later, would show less).
+          assert.ok(
+            info["total-time"] >= asked - answered - 1,
+            `total-time ${info["total-time"]} ms, ${asked - answered} ms since the POST's answer`,
+          );
+          assert.ok(info["setup-time"] <= info["total-time"]);
+          break;
+        }
+        await new Promise((res) => setTimeout(res, 2));
+      }
+      assert.equal(info.status, "active", JSON.stringify(info));
+      await h.request("POST", "/migrations/current/cancel");
+      for (let i = 0; i < 500 && info.status !== "cancelled"; i++) {
+        await new Promise((res) => setTimeout(res, 10));
+        info = (await h.request("GET", "/migrations/current")).body;
+      }
+      assert.equal(info.status, "cancelled");
+    });
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+    for (const c of held) c.close();
+  }
+});

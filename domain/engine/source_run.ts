@@ -73,6 +73,7 @@ function section(kind: number, pass: number, end: boolean): Uint8Array {
 class SourceRun {
   readonly #ctx: SourceContext;
   readonly #vcpu: VcpuControl;
+  /** When this run began (setup-time counts from here, as from QEMU's migration thread). */
   readonly #start = Date.now();
   #channel: Channel | null = null;
   #writer: ChannelWriter | null = null;
@@ -112,7 +113,9 @@ class SourceRun {
 
   async run(): Promise<void> {
     const { stats, link } = this.#ctx;
-    stats[STAT.startTime] = this.#start;
+    // total-time counts from the migrate command (QEMU's start_time, set with status setup
+    // before the thread exists): the main thread stamps it; a context without one starts now.
+    stats[STAT.startTime] ||= this.#start;
     stats[STAT.expectedDowntime] = this.#ctx.params["downtime-limit"];
     try {
       await this.#open();
@@ -148,7 +151,7 @@ class SourceRun {
       this.#sender?.encoder?.close();
       this.#vcpu.throttle = 0;
       stats[STAT.throttle] = 0;
-      stats[STAT.totalTime] ||= Date.now() - this.#start;
+      stats[STAT.totalTime] ||= Date.now() - stats[STAT.startTime];
       this.#channel?.close();
       this.#ctx.onWriter(null);
     }
@@ -417,7 +420,7 @@ class SourceRun {
     const end = Date.now();
     // migration_calculate_complete: the final counters are in place before anyone can
     // read `completed`.
-    stats[STAT.totalTime] = end - this.#start;
+    stats[STAT.totalTime] = end - stats[STAT.startTime];
     stats[STAT.remaining] = 0;
     stats[STAT.transferred] = this.#transferred();
     const transferTime = stats[STAT.totalTime] - stats[STAT.setupTime];
