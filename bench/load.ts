@@ -197,8 +197,10 @@ export async function loadScenario(opts: LoadOptions = {}): Promise<LoadRun> {
     try {
       quiet.push(await waitForQuiet());
       if (idleClient) chrt("-i", Deno.pid);
-      const stop = httpLoad(src.base, "/migrations/current", rate);
+      // The sample first: reading /proc blocks this thread for a few ms, and the open-loop
+      // client would then send the requests it owes in a burst.
       const cpu = cpuOf(src);
+      const stop = httpLoad(src.base, "/migrations/current", rate);
       const t0 = performance.now();
       let info: Json, id: string, cpuSample: CpuSample, t1: number;
       try {

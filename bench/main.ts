@@ -7,7 +7,7 @@
  * Scenarios: A (+C) 1 GiB over TCP, B 1 GiB zero guest, P postcopy, M multifd over unix,
  * X XBZRLE, V auto-converge, L load (bench/load.ts).
  *
- * Options: --reps N (default 3; L runs --load-reps times, default 5), --rate R (scenario C's
+ * Options: --reps N (default 3; L runs --load-reps times, default 9), --rate R (scenario C's
  * GETs per second, 0 = back to back; default 200), --only LIST (comma-separated scenario
  * letters or names, e.g. `--only A,postcopy`), --load-sched other|idle|idle-api|idle-client (L's what-ifs, see
  * bench/load.ts).
@@ -187,7 +187,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     args,
     options: {
       reps: { type: "string", default: "3" },
-      "load-reps": { type: "string", default: "5" },
+      "load-reps": { type: "string", default: "9" },
       rate: { type: "string", default: "200" },
       only: { type: "string" },
       "load-sched": { type: "string", default: "other" },
