@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { withAgent } from "./contract_fixture.ts";
+import { parseBlock, sseBlocks } from "./helpers/sse.ts";
 
 interface Received {
   id: number;
@@ -18,29 +19,16 @@ function reader(r: Response) {
   const events: Received[] = [];
   const comments: string[] = [];
   let ended = false;
-  const body = r.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const blocks = sseBlocks(r.body!).getReader();
   const done = (async () => {
-    let buf = "";
     try {
       for (;;) {
-        const { value, done } = await body.read();
+        const { value, done } = await blocks.read();
         if (done) break;
-        buf += value;
-        let i;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const e: Received = { id: 0, event: "message", data: null };
-          let isEvent = false;
-          for (const line of block.split("\n")) {
-            if (line.startsWith(":")) comments.push(line.slice(1).trim());
-            else if (line.startsWith("id: ")) e.id = Number(line.slice(4));
-            else if (line.startsWith("event: ")) e.event = line.slice(7);
-            else if (line.startsWith("data: ")) {
-              (e.data = JSON.parse(line.slice(6)), isEvent = true);
-            }
-          }
-          if (isEvent) events.push(e);
+        const b = parseBlock(value);
+        comments.push(...b.comments);
+        if (b.data !== null) {
+          events.push({ id: Number(b.id), event: b.event, data: JSON.parse(b.data) });
         }
       }
     } catch { /* cancelled */ }
@@ -62,7 +50,7 @@ function reader(r: Response) {
       }
     },
     async close(): Promise<void> {
-      await body.cancel().catch(() => {});
+      await blocks.cancel().catch(() => {});
       await done;
     },
   };

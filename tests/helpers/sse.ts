@@ -1,5 +1,6 @@
 /**
- * Test helper: a minimal Server-Sent Events client over fetch that records every event.
+ * Test helper: a minimal Server-Sent Events client over fetch that records every event, and
+ * the stream's framing (blocks, and the fields of each) for tests that read a body themselves.
  *
  * @module
  */
@@ -19,6 +20,50 @@ export interface SseRecorder {
   close(): Promise<void>;
 }
 
+/** One block of an event stream, its fields as written (`data` lines joined by `\n`). */
+export interface SseBlock {
+  comments: string[];
+  id: string;
+  event: string;
+  /** null when the block has no data line (a comment-only block). */
+  data: string | null;
+}
+
+/** Splits an event-stream body into its blocks (the text between blank lines). */
+export function sseBlocks(body: ReadableStream<Uint8Array>): ReadableStream<string> {
+  let buf = "";
+  return body.pipeThrough(new TextDecoderStream()).pipeThrough(
+    new TransformStream<string, string>({
+      transform(chunk, out) {
+        buf += chunk;
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          out.enqueue(buf.slice(0, i));
+          buf = buf.slice(i + 2);
+        }
+      },
+    }),
+  );
+}
+
+/** The fields of one block. */
+export function parseBlock(block: string): SseBlock {
+  const b: SseBlock = { comments: [], id: "", event: "message", data: null };
+  for (const line of block.split("\n")) {
+    if (line.startsWith(":")) {
+      b.comments.push(line.slice(1).trim());
+      continue;
+    }
+    const colon = line.indexOf(":");
+    const k = colon < 0 ? line : line.slice(0, colon);
+    const v = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (k === "id") b.id = v;
+    else if (k === "event") b.event = v;
+    else if (k === "data") b.data = b.data === null ? v : `${b.data}\n${v}`;
+  }
+  return b;
+}
+
 /** Subscribes to `${base}/events`, optionally from `lastEventId`. */
 export async function recordEvents(base: string, lastEventId?: string): Promise<SseRecorder> {
   const ac = new AbortController();
@@ -28,33 +73,16 @@ export async function recordEvents(base: string, lastEventId?: string): Promise<
   });
   const events: SseEvent[] = [];
   const waiters: (() => void)[] = [];
-  const reader = r.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const reader = sseBlocks(r.body!).getReader();
   const pump = (async () => {
-    let buf = "";
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        buf += value;
-        let i;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const e: SseEvent = { id: "", event: "message", data: "" };
-          let data = "";
-          for (const line of block.split("\n")) {
-            if (line.startsWith(":")) continue;
-            const [k, ...rest] = line.split(":");
-            const v = rest.join(":").replace(/^ /, "");
-            if (k === "id") e.id = v;
-            else if (k === "event") e.event = v;
-            else if (k === "data") data += (data ? "\n" : "") + v;
-          }
-          if (!data && !e.id) continue;
-          e.data = JSON.parse(data);
-          events.push(e);
-          waiters.splice(0).forEach((w) => w());
-        }
+        const b = parseBlock(value);
+        if (b.data === null && !b.id) continue;
+        events.push({ id: b.id, event: b.event, data: JSON.parse(b.data ?? '""') });
+        waiters.splice(0).forEach((w) => w());
       }
     } catch { /* aborted */ }
   })();
