@@ -41,7 +41,7 @@ export interface LoadOptions {
    * neither).
    */
   loadedFirst?: boolean;
-  /** `idle`: the what-if described in the module doc (default `other`: nothing changed). */
+  /** A what-if of the module doc (default `other`: nothing changed). */
   sched?: LoadSched;
 }
 

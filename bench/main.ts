@@ -9,8 +9,8 @@
  *
  * Options: --reps N (default 3; L runs --load-reps times, default 9), --rate R (scenario C's
  * GETs per second, 0 = back to back; default 200), --only LIST (comma-separated scenario
- * letters or names, e.g. `--only A,postcopy`), --load-sched other|idle|idle-api|idle-client (L's what-ifs, see
- * bench/load.ts).
+ * letters or names, e.g. `--only A,postcopy`), --load-sched other|idle|idle-api|idle-client
+ * (L's what-ifs, see bench/load.ts).
  *
  * @module
  */
