@@ -11,6 +11,7 @@ import { listenTlsChannel, TlsHandshakeError } from "../adapters/channels/tls.ts
 import {
   loadTlsCreds,
   parseTlsObject,
+  type TlsCreds,
   TlsCredsError,
   TlsCredsRegistry,
 } from "../adapters/channels/tls_creds.ts";
@@ -21,6 +22,7 @@ import {
   closeAll,
   meet,
   MiB,
+  type Pki,
   reason,
   tlsConnect,
   tlsListen,
@@ -29,62 +31,62 @@ import {
 
 // Peers that must be refused
 
+/**
+ * Connects `client` to a verifying server (verify-peer=on), lets `check` look at both ends'
+ * failures, checks the listener still accepts; then `client` migrates fine to a server
+ * with verify-peer=off.
+ */
+async function refusedUnlessLax(
+  pki: Pki,
+  client: TlsCreds,
+  check: (server: Error, client: Error) => void,
+): Promise<void> {
+  const listener = await tlsListen(pki.server);
+  try {
+    const [a, c] = await meet(listener, tlsConnect(listener, client));
+    closeAll(a, c);
+    check(reason(a), reason(c));
+    await assertStillAccepting(listener, pki);
+  } finally {
+    listener.close();
+  }
+  const lax = await tlsListen(pki.serverNoVerify);
+  try {
+    await assertRoundTrip(lax, client);
+  } finally {
+    lax.close();
+  }
+}
+
 Deno.test(
   "tls: client certificate from an untrusted CA: refused with verify-peer=on, accepted with off",
-  withPki(async (pki) => {
-    const listener = await tlsListen(pki.server);
-    try {
-      const [a, c] = await meet(listener, tlsConnect(listener, pki.clientUntrusted));
-      closeAll(a, c);
-      assert.ok(reason(a) instanceof TlsHandshakeError);
+  withPki((pki) =>
+    refusedUnlessLax(pki, pki.clientUntrusted, (server, client) => {
+      assert.ok(server instanceof TlsHandshakeError);
+      assert.match(server.message, /^TLS handshake failed: certificate rejected: unable to verify/);
+      assert.ok(client instanceof ChannelConnectError);
       assert.match(
-        reason(a).message,
-        /^TLS handshake failed: certificate rejected: unable to verify/,
-      );
-      assert.ok(reason(c) instanceof ChannelConnectError);
-      assert.match(
-        reason(c).message,
+        client.message,
         /^Failed to connect to 127\.0\.0\.1:\d+: TLS handshake failed: certificate rejected by the server: unable to verify/,
       );
-      await assertStillAccepting(listener, pki);
-    } finally {
-      listener.close();
-    }
-    const lax = await tlsListen(pki.serverNoVerify);
-    try {
-      await assertRoundTrip(lax, pki.clientUntrusted);
-    } finally {
-      lax.close();
-    }
-  }),
+    })
+  ),
 );
 
 Deno.test(
   "tls: client without a certificate: refused with verify-peer=on, accepted with off",
-  withPki(async (pki) => {
-    const listener = await tlsListen(pki.server);
-    try {
-      const [a, c] = await meet(listener, tlsConnect(listener, pki.clientNoCert));
-      closeAll(a, c);
+  withPki((pki) =>
+    refusedUnlessLax(pki, pki.clientNoCert, (server, client) => {
       assert.equal(
-        reason(a).message,
+        server.message,
         "TLS handshake failed: certificate rejected: the client sent no certificate",
       );
       assert.match(
-        reason(c).message,
+        client.message,
         /certificate rejected by the server: the client sent no certificate$/,
       );
-      await assertStillAccepting(listener, pki);
-    } finally {
-      listener.close();
-    }
-    const lax = await tlsListen(pki.serverNoVerify);
-    try {
-      await assertRoundTrip(lax, pki.clientNoCert);
-    } finally {
-      lax.close();
-    }
-  }),
+    })
+  ),
 );
 
 Deno.test(
