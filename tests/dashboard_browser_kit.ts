@@ -1,44 +1,37 @@
 /**
- * Test kit for the dashboard's browser tests: headless Chromium from Debian on an empty
- * temporary profile, request and error recording, screenshots under tests/artifacts/.
+ * Test kit for the dashboard's browser tests: headless Chromium on an empty temporary profile, request and error recording, screenshots under tests/artifacts/.
  *
  * @module
  */
 import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { findBrowser } from "./helpers/browser.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = new URL("./artifacts/", import.meta.url);
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /**
- * Runs `fn` with Chromium on an empty temporary profile (removed afterwards). A missing
- * Chromium is a failure with the fix in its message, never a silent skip.
+ * Runs `fn` with Chromium on an empty temporary profile (removed afterwards). The browser is
+ * the system's or the one an npm package ships (tests/helpers/browser.ts); one that cannot
+ * start is a failure saying why, never a silent skip.
  */
 export async function withBrowser(fn: (ctx: BrowserContext) => Promise<void>): Promise<void> {
-  try {
-    await Deno.stat(CHROMIUM);
-  } catch {
-    throw new Error(
-      `Chromium is missing at ${CHROMIUM}: install it with 'apt-get install -y chromium' ` +
-        "(.ci/run installs it for CI); the dashboard browser tests cannot run without it",
-    );
-  }
+  const browser = await findBrowser();
   const profile = await Deno.makeTempDir({ prefix: "ferry-chromium-" });
   try {
-    const ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--headless", ...FLAGS],
-      viewport: { width: 1440, height: 1000 },
-    });
+    let ctx: BrowserContext;
+    try {
+      ctx = await chromium.launchPersistentContext(profile, {
+        executablePath: browser.executablePath,
+        headless: true,
+        args: browser.args,
+        env: { ...Deno.env.toObject(), ...browser.env },
+        viewport: { width: 1440, height: 1000 },
+      });
+    } catch (e) {
+      const first = String((e as Error).message).split("\n")[0];
+      throw new Error(
+        `Chromium (${browser.source}, ${browser.executablePath}) did not start: ${first}`,
+      );
+    }
     try {
       await fn(ctx);
     } finally {
