@@ -15,6 +15,7 @@ import { type Blocker, Blockers } from "./blockers.ts";
 import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
 import { etagOf, ifMatchHolds } from "./etag.ts";
 import { EventBus } from "./event_bus.ts";
+import type { FerryEventMap } from "./events.ts";
 import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
 import { IdempotencyStore } from "./idempotency.ts";
 import { Incoming } from "./incoming.ts";
@@ -70,7 +71,7 @@ const EVENT_COALESCE_MS = 10;
 
 /** One Ferry agent. */
 export class Agent {
-  readonly events = new EventBus(2048, 4096, EVENT_COALESCE_MS);
+  readonly events = new EventBus<FerryEventMap>(2048, 4096, EVENT_COALESCE_MS);
   readonly machine: Machine;
   parameters: Parameters;
   capabilities: Capabilities;

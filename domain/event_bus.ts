@@ -40,8 +40,12 @@ interface Subscriber {
   onDrop?: () => void;
 }
 
-/** Publishes events to many subscribers with replay. */
-export class EventBus {
+/**
+ * Publishes events to many subscribers with replay. `M` maps each event name the bus takes
+ * to the type of its data (an agent's bus takes domain/events.ts's FerryEventMap).
+ */
+// deno-lint-ignore no-explicit-any
+export class EventBus<M extends Record<keyof M, unknown> = Record<string, any>> {
   #nextId = 1;
   readonly #backlog: FerryEvent[] = [];
   readonly #subscribers = new Set<Subscriber>();
@@ -66,7 +70,7 @@ export class EventBus {
   }
 
   /** Publishes one event to every subscriber and the backlog; returns it. */
-  publish(event: string, data: unknown): FerryEvent {
+  publish<K extends keyof M & string>(event: K, data: M[K]): FerryEvent {
     const e = { id: this.#nextId++, event, data };
     this.#backlog.push(e);
     if (this.#backlog.length > this.#backlogSize) this.#backlog.shift();

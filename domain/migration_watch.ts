@@ -8,6 +8,7 @@
  * @module
  */
 import type { EventBus } from "./event_bus.ts";
+import type { FerryEventMap } from "./events.ts";
 import type { Migration } from "./migration.ts";
 import { convergenceOf, migrationInfo } from "./migration_info.ts";
 import type { Outgoing } from "./outgoing.ts";
@@ -26,7 +27,7 @@ export interface Watched {
 
 /** Progress, convergence and policy of an agent's migrations (see the module doc). */
 export class MigrationWatch {
-  readonly #events: EventBus;
+  readonly #events: EventBus<FerryEventMap>;
   readonly #watched: Watched;
   readonly #progressMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -34,7 +35,7 @@ export class MigrationWatch {
   policy: PolicyTracker | null = null;
 
   /** Publishes on `events` about the migrations `watched` names, every `progressMs` while one runs. */
-  constructor(events: EventBus, watched: Watched, progressMs = PROGRESS_MS) {
+  constructor(events: EventBus<FerryEventMap>, watched: Watched, progressMs = PROGRESS_MS) {
     this.#events = events;
     this.#watched = watched;
     this.#progressMs = progressMs;

@@ -24,7 +24,12 @@ import { switchoverRoutes } from "./switchover.ts";
 import { optionRoutes } from "./options.ts";
 import { errorResponse, problem } from "./problem.ts";
 import type { AgentRef } from "./route_kit.ts";
-import { MigrationEventSchema, MigrationPassEventSchema } from "./schemas.ts";
+import {
+  MigrationConvergenceEventSchema,
+  MigrationEventSchema,
+  MigrationPassEventSchema,
+  MigrationPolicyEventSchema,
+} from "./schemas.ts";
 
 /** OpenAPI document metadata. */
 export const OPENAPI_INFO = {
@@ -81,6 +86,8 @@ function apiRoutes(agent: AgentRef, options: AppOptions): OpenAPIHono {
   });
   api.openAPIRegistry.register("MigrationEvent", MigrationEventSchema);
   api.openAPIRegistry.register("MigrationPassEvent", MigrationPassEventSchema);
+  api.openAPIRegistry.register("MigrationConvergenceEvent", MigrationConvergenceEventSchema);
+  api.openAPIRegistry.register("MigrationPolicyEvent", MigrationPolicyEventSchema);
   api.openapi(health, (c) => c.json({ status: "ok" as const }, 200));
   api.route("/", migrationRoutes(agent));
   api.route("/", switchoverRoutes(agent));

@@ -11,11 +11,25 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { problems, validationHook } from "./problem.ts";
 import type { AgentRef } from "./route_kit.ts";
 import type { EventBus, FerryEvent } from "../domain/event_bus.ts";
+import type { FerryEventName } from "../domain/events.ts";
 
 /** The default heartbeat period. */
 export const HEARTBEAT_MS = 15_000;
 
 const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
+
+/**
+ * Each event the agent publishes → the schema of its `data` (components registered in
+ * app.ts). Typed against the domain's catalogue: an event added there without a schema
+ * here does not compile.
+ */
+export const EVENT_SCHEMAS: Record<FerryEventName, { $ref: string }> = {
+  MIGRATION: ref("MigrationEvent"),
+  MIGRATION_PASS: ref("MigrationPassEvent"),
+  MIGRATION_CONVERGENCE: ref("MigrationConvergenceEvent"),
+  MIGRATION_POLICY: ref("MigrationPolicyEvent"),
+  progress: ref("MigrationInfo"),
+};
 
 const events = createRoute({
   method: "get",
@@ -26,7 +40,9 @@ const events = createRoute({
   description: [
     "`event: MIGRATION` with `data:` a MigrationEvent on every status change, in order;",
     "`event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync;",
-    "`event: progress` with a MigrationInfo about every 250 ms while a migration runs.",
+    "`event: progress` with a MigrationInfo about every 250 ms while a migration runs;",
+    "Ferry's own `event: MIGRATION_CONVERGENCE` when an outgoing precopy's convergence verdict",
+    "changes and `event: MIGRATION_POLICY` when its x-policy fires.",
     "Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed",
     "(the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open.",
     "A subscriber more than 4096 events behind is disconnected; it can reconnect and replay.",
@@ -39,11 +55,7 @@ const events = createRoute({
       }),
     }),
   },
-  "x-events": {
-    MIGRATION: ref("MigrationEvent"),
-    MIGRATION_PASS: ref("MigrationPassEvent"),
-    progress: ref("MigrationInfo"),
-  },
+  "x-events": EVENT_SCHEMAS,
   responses: { 200: { description: "An event stream (text/event-stream)" }, ...problems(400) },
 });
 

@@ -123,6 +123,30 @@ export const MigrationPassEventSchema = z.object({
   pass: z.number().int().meta({ description: "The dirty-sync count after this sync." }),
 }).meta({ id: "MigrationPassEvent" });
 
+/** `event: MIGRATION_CONVERGENCE` data: an outgoing precopy's verdict changed. */
+export const MigrationConvergenceEventSchema = z.object({
+  id: z.string().meta({ description: "The migration resource id." }),
+  verdict: z.enum(["estimating", "converging", "stalled", "not-converging"]),
+  "eta-ms": z.number().optional().meta({ description: "Estimated ms to completion." }),
+  ratio: z.number().optional().meta({ description: "Dirty rate / bandwidth." }),
+  suggestion: z.string().optional(),
+}).meta({
+  id: "MigrationConvergenceEvent",
+  description: "Ferry: the migration's x-convergence verdict changed (published once per change).",
+});
+
+/** `event: MIGRATION_POLICY` data: the migration's x-policy fired. */
+export const MigrationPolicyEventSchema = z.object({
+  id: z.string().meta({ description: "The migration resource id." }),
+  trigger: z.enum(["completion-timeout", "progress-timeout"]),
+  action: z.enum(["auto-converge", "postcopy", "cancel"]),
+  step: z.number().int().min(1).meta({ description: "Firings so far, this one included." }),
+  note: z.string().meta({ description: "The line added to the migration's x-history." }),
+}).meta({
+  id: "MigrationPolicyEvent",
+  description: "Ferry: a timeout of the migration's x-policy fired and its action was taken.",
+});
+
 /** `POST /migrations?dry-run=true` when every check passes. */
 export const DryRunSchema = z.object({
   "dry-run": z.literal(true),

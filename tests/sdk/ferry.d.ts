@@ -358,7 +358,7 @@ export interface paths {
     };
     /**
      * Migration events (text/event-stream)
-     * @description `event: MIGRATION` with `data:` a MigrationEvent on every status change, in order; `event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync; `event: progress` with a MigrationInfo about every 250 ms while a migration runs. Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed (the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open. A subscriber more than 4096 events behind is disconnected; it can reconnect and replay. The `x-events` extension maps each event name to the schema of its `data`.
+     * @description `event: MIGRATION` with `data:` a MigrationEvent on every status change, in order; `event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync; `event: progress` with a MigrationInfo about every 250 ms while a migration runs; Ferry's own `event: MIGRATION_CONVERGENCE` when an outgoing precopy's convergence verdict changes and `event: MIGRATION_POLICY` when its x-policy fires. Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed (the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open. A subscriber more than 4096 events behind is disconnected; it can reconnect and replay. The `x-events` extension maps each event name to the schema of its `data`.
      */
     get: operations["events"];
     put?: never;
@@ -420,6 +420,31 @@ export interface components {
     MigrationPassEvent: {
       /** @description The dirty-sync count after this sync. */
       pass: number;
+    };
+    /** @description Ferry: the migration's x-convergence verdict changed (published once per change). */
+    MigrationConvergenceEvent: {
+      /** @description The migration resource id. */
+      id: string;
+      /** @enum {string} */
+      verdict: "estimating" | "converging" | "stalled" | "not-converging";
+      /** @description Estimated ms to completion. */
+      "eta-ms"?: number;
+      /** @description Dirty rate / bandwidth. */
+      ratio?: number;
+      suggestion?: string;
+    };
+    /** @description Ferry: a timeout of the migration's x-policy fired and its action was taken. */
+    MigrationPolicyEvent: {
+      /** @description The migration resource id. */
+      id: string;
+      /** @enum {string} */
+      trigger: "completion-timeout" | "progress-timeout";
+      /** @enum {string} */
+      action: "auto-converge" | "postcopy" | "cancel";
+      /** @description Firings so far, this one included. */
+      step: number;
+      /** @description The line added to the migration's x-history. */
+      note: string;
     };
     MigrationInfo: {
       /**
