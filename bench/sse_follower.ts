@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { createParser } from "eventsource-parser";
 import { headEnd } from "./http_load.ts";
 
 /** What one subscriber saw. */
@@ -77,31 +78,25 @@ export async function follow(base: string): Promise<Follower> {
   const dechunk = new Dechunker();
   let head = new Uint8Array(0);
   let inBody = false;
-  let text = "";
   let opened: () => void = () => {};
   const open = new Promise<void>((resolve) => (opened = resolve));
   let closing = false;
 
-  const take = (bytes: Uint8Array) => {
-    for (const part of dechunk.push(bytes)) text += decoder.decode(part, { stream: true });
-    let i;
-    while ((i = text.indexOf("\n\n")) >= 0) {
-      const block = text.slice(0, i);
-      text = text.slice(i + 2);
-      if (block.startsWith(":")) {
-        opened();
-        continue;
-      }
-      const id = /^id: (\d+)$/m.exec(block)?.[1];
-      if (id === undefined) continue;
-      f.ids.push(Number(id));
-      if (block.startsWith("event: MIGRATION\n")) {
-        const data = JSON.parse(/^data: (.*)$/m.exec(block)![1]);
+  const parser = createParser({
+    onComment: () => opened(),
+    onEvent: (e) => {
+      if (e.id === undefined) return;
+      f.ids.push(Number(e.id));
+      if (e.event === "MIGRATION") {
+        const data = JSON.parse(e.data);
         const list = f.statuses.get(data.id) ?? [];
         list.push(data.status);
         f.statuses.set(data.id, list);
       }
-    }
+    },
+  });
+  const take = (bytes: Uint8Array) => {
+    for (const part of dechunk.push(bytes)) parser.feed(decoder.decode(part, { stream: true }));
   };
 
   const pump = (async () => {

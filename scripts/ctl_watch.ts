@@ -1,11 +1,12 @@
 /**
- * `deno task ctl ... --watch`: follows an agent's `/events` stream (fetch streaming and a
- * small Server-Sent Events parser) for one migration and draws its progress: one updating
+ * `deno task ctl ... --watch`: follows an agent's `/events` stream (fetch streaming and
+ * npm:eventsource-parser) for one migration and draws its progress: one updating
  * line on a terminal (bar, percent, Mbit/s, remaining, pass, ETA, status), one line per
  * event otherwise, then a summary line.
  *
  * @module
  */
+import { createParser } from "eventsource-parser";
 import type { components } from "../tests/sdk/ferry.d.ts";
 
 /** QMP MigrationInfo as the agent's OpenAPI document describes it. */
@@ -19,37 +20,6 @@ export interface SseMessage {
   event: string;
   /** The `data:` lines, joined with newlines. */
   data: string;
-}
-
-/**
- * Parses the complete events in `buffer` (per the SSE rules: `field: value` lines, comments
- * starting with `:`, a blank line ending an event, events without data dropped); returns
- * them and the unparsed tail to prepend to the next chunk.
- */
-export function parseSse(buffer: string): { messages: SseMessage[]; rest: string } {
-  // A lone trailing CR may be the first half of a CRLF split across chunks.
-  const held = buffer.endsWith("\r") ? "\r" : "";
-  const text = (held ? buffer.slice(0, -1) : buffer).replace(/\r\n?/g, "\n");
-  const messages: SseMessage[] = [];
-  let start = 0;
-  for (let end = text.indexOf("\n\n"); end >= 0; end = text.indexOf("\n\n", start)) {
-    const block = text.slice(start, end);
-    start = end + 2;
-    let event = "message";
-    let id: string | undefined;
-    const data: string[] = [];
-    for (const line of block.split("\n")) {
-      if (line === "" || line.startsWith(":")) continue;
-      const colon = line.indexOf(":");
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-      if (field === "event") event = value;
-      else if (field === "data") data.push(value);
-      else if (field === "id" && !value.includes("\0")) id = value;
-    }
-    if (data.length > 0) messages.push({ id, event, data: data.join("\n") });
-  }
-  return { messages, rest: text.slice(start) + held };
 }
 
 /** Bytes for people: `12.3 MiB`. */
@@ -168,14 +138,16 @@ export async function watchMigration(
   };
   for (let attempt = 0;; attempt++) {
     const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
+    const messages: SseMessage[] = [];
+    const parser = createParser({
+      onEvent: (e) => messages.push({ id: e.id, event: e.event ?? "message", data: e.data }),
+    });
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        const { messages, rest } = parseSse(buffer + value);
-        buffer = rest;
-        for (const m of messages) {
+        parser.feed(value);
+        for (const m of messages.splice(0)) {
           lastId = m.id ?? lastId;
           const data = JSON.parse(m.data);
           if (m.event === "MIGRATION") {

@@ -8,10 +8,9 @@ import fc from "fast-check";
 import {
   etaMs,
   type MigrationInfo,
-  parseSse,
   progressLine,
-  type SseMessage,
   summaryLine,
+  watchMigration,
 } from "../scripts/ctl_watch.ts";
 import { parseValue } from "../scripts/ctl.ts";
 import { type AgentProcess, startAgent } from "./helpers/agent_process.ts";
@@ -42,44 +41,79 @@ function closedPort(): number {
   return port;
 }
 
-Deno.test("sse parser: any split of a stream into chunks gives the same events", () => {
+Deno.test("watch: any split of the event stream into chunks draws the same lines", async () => {
   const seed = Date.now();
   console.log("fast-check seed", seed);
-  const text = fc.string({ unit: fc.constantFrom("a", "b", " ", ":", "{", "é", "\n") });
-  const message = fc.record({
-    id: fc.option(fc.stringMatching(/^[0-9]{1,4}$/), { nil: undefined }),
-    event: fc.constantFrom("message", "MIGRATION", "progress"),
-    data: text,
-  });
-  fc.assert(
-    fc.property(
-      fc.array(message, { maxLength: 8 }),
+  const id = "out-1";
+  const info = (status: string, transferred = 0): MigrationInfo =>
+    ({
+      status,
+      "x-id": id,
+      "total-time": 1200,
+      ram: {
+        transferred,
+        remaining: 1 << 20,
+        total: 1 << 24,
+        duplicate: 0,
+        skipped: 0,
+        normal: 0,
+        "normal-bytes": transferred,
+        "dirty-pages-rate": 0,
+        mbps: 100,
+        "dirty-sync-count": 1,
+        "postcopy-requests": 0,
+        "page-size": 4096,
+        "multifd-bytes": 0,
+      },
+    }) as MigrationInfo;
+  const step = fc.oneof(
+    fc.nat(1 << 24).map((t) => ["progress", info("active", t)] as const),
+    fc.integer({ min: 1, max: 9 }).map((n) => ["MIGRATION_PASS", { pass: n }] as const),
+    fc.constant(["MIGRATION", { status: "active", side: "source", id }] as const),
+    fc.constant(["MIGRATION", { status: "active", side: "destination", id: "in-1" }] as const),
+  );
+  const run = async (wire: string, cuts: number[]) => {
+    const bytes = new TextEncoder().encode(wire);
+    const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+    const chunks = [...points, bytes.length].map((p, i, all) => bytes.slice(all[i - 1] ?? 0, p));
+    let out = "";
+    await watchMigration(
+      {
+        openEvents: () => Promise.reject(new Error("no reconnect expected")),
+        fetchInfo: () => Promise.resolve(info("completed", 1 << 24)),
+        write: (t) => void (out += t),
+        tty: false,
+      },
+      id,
+      new ReadableStream({
+        start(c) {
+          for (const chunk of chunks) c.enqueue(chunk);
+          c.close();
+        },
+      }),
+    );
+    return out;
+  };
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(step, { maxLength: 8 }),
       fc.array(fc.nat(), { maxLength: 6 }),
       fc.boolean(),
-      (messages: SseMessage[], cuts, crlf) => {
+      async (steps, cuts, crlf) => {
         const nl = crlf ? "\r\n" : "\n";
-        const wire = ": hello" + nl + nl +
-          messages.map((m) =>
-            (m.id === undefined ? "" : `id: ${m.id}${nl}`) +
-            (m.event === "message" ? "" : `event:${m.event}${nl}`) +
-            m.data.split("\n").map((l) => `data: ${l}${nl}`).join("") + `: beat${nl}${nl}`
+        const all = [...steps, ["MIGRATION", { status: "completed", side: "source", id }] as const];
+        const wire = ": ferry events" + nl + nl +
+          all.map(([event, data], i) =>
+            `event: ${event}${nl}data: ${JSON.stringify(data)}${nl}id: ${
+              i + 1
+            }${nl}: beat${nl}${nl}`
           ).join("");
-        const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b);
-        let rest = "";
-        const got: SseMessage[] = [];
-        let from = 0;
-        for (const p of [...points, wire.length]) {
-          const parsed = parseSse(rest + wire.slice(from, p));
-          got.push(...parsed.messages);
-          rest = parsed.rest;
-          from = p;
-        }
-        const plain = (m: SseMessage) => ({ id: m.id, event: m.event, data: m.data });
-        assert.deepEqual(got.map(plain), messages.map(plain));
-        assert.equal(rest, "");
+        const whole = await run(wire, []);
+        assert.match(whole, /out-1 completed/, "the summary line");
+        assert.equal(await run(wire, cuts), whole);
       },
     ),
-    { seed },
+    { seed, numRuns: 60 },
   );
 });
 

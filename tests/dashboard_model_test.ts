@@ -11,7 +11,7 @@ import { niceScale } from "../web/chart.js";
 import { describeEvent, eventTone } from "../web/event_log.js";
 import { formatBytes, formatCount, formatMbps, formatMs, ProgressTracker } from "../web/model.js";
 import { parameterHint } from "../web/options.js";
-import { SseParser } from "../web/sse.js";
+import { sseDecoder } from "../web/sse.js";
 import {
   diagramSvg,
   DIRECT,
@@ -44,14 +44,14 @@ Deno.test("SSE parser: any chunking and any line ending give the same events", (
           `id: ${e.id}${eol}event: ${e.event}${eol}` +
           e.data.map((d) => `data: ${d}${eol}`).join("") + eol
         ).join("");
-        const parser = new SseParser();
-        const got = [];
+        const got: unknown[] = [];
+        const parser = sseDecoder((m) => got.push(m));
         let at = 0;
         for (const cut of cuts) {
-          got.push(...parser.push(text.slice(at, at + cut)));
+          parser.feed(text.slice(at, at + cut));
           at = Math.min(text.length, at + cut);
         }
-        got.push(...parser.push(text.slice(at)));
+        parser.feed(text.slice(at));
         assert.deepEqual(
           got,
           events.map((e) => ({ id: e.id, event: e.event, data: e.data.join("\n") })),
@@ -63,15 +63,18 @@ Deno.test("SSE parser: any chunking and any line ending give the same events", (
   );
 });
 
-Deno.test("SSE parser: fields as the spec reads them", () => {
-  const p = new SseParser();
-  assert.deepEqual(p.push("data:no space\n\nid\ndata\n\nevent: x\n\n"), [
+Deno.test("SSE parser: fields as the spec reads them; the last id carries over", () => {
+  const got: unknown[] = [];
+  const p = sseDecoder((m) => got.push(m));
+  p.feed("data:no space\n\nid\ndata\n\nevent: x\n\n");
+  p.feed('id: 7\nretry: 10\ndata: {"a":1}\n\nevent: y\ndata: 2\n\n');
+  assert.deepEqual(got, [
     { id: "", event: "message", data: "no space" },
     { id: "", event: "message", data: "" },
-  ]);
-  assert.deepEqual(p.push('id: 7\nretry: 10\ndata: {"a":1}\n\n'), [
     { id: "7", event: "message", data: '{"a":1}' },
+    { id: "7", event: "y", data: "2" },
   ]);
+  assert.equal(p.lastEventId, "7");
 });
 
 type Op =

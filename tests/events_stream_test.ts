@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { withAgent } from "./contract_fixture.ts";
-import { parseBlock, sseBlocks } from "./helpers/sse.ts";
+import { sseItems } from "./helpers/sse.ts";
 import type { EventBus } from "../domain/event_bus.ts";
 import type { Agent } from "../domain/agent.ts";
 
@@ -26,17 +26,18 @@ function reader(r: Response) {
   const events: Received[] = [];
   const comments: string[] = [];
   let ended = false;
-  const blocks = sseBlocks(r.body!).getReader();
+  const blocks = sseItems(r.body!).getReader();
   const done = (async () => {
     try {
       for (;;) {
         const { value, done } = await blocks.read();
         if (done) break;
-        const b = parseBlock(value);
-        comments.push(...b.comments);
-        if (b.data !== null) {
-          events.push({ id: Number(b.id), event: b.event, data: JSON.parse(b.data) });
-        }
+        if (value.kind === "comment") comments.push(value.text);
+        else {events.push({
+            id: Number(value.id),
+            event: value.event,
+            data: JSON.parse(value.data),
+          });}
       }
     } catch { /* cancelled */ }
     ended = true;

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { createParser } from "eventsource-parser";
 
 /**
  * @typedef {object} SseMessage
@@ -14,65 +15,32 @@
  * @property {string} data the `data:` lines joined with "\n"
  */
 
-/** Incremental parser for the text/event-stream format (WHATWG HTML § 9.2.6). */
-export class SseParser {
-  #buffer = "";
-  #data = /** @type {string[]} */ ([]);
-  #event = "";
-  #lastId = "";
-  #sawCr = false;
+/**
+ * @typedef {object} SseDecoder
+ * @property {(chunk: string) => void} feed decoded text, in any chunking
+ * @property {string} lastEventId the last `id:` seen (what a reconnect sends)
+ */
 
-  /** The last event id seen (what a reconnect sends as Last-Event-ID). */
-  get lastEventId() {
-    return this.#lastId;
-  }
-
-  /**
-   * Feeds a chunk of decoded text; returns the events it completed.
-   * @param {string} chunk
-   * @returns {SseMessage[]}
-   */
-  push(chunk) {
-    /** @type {SseMessage[]} */
-    const out = [];
-    if (chunk === "") return out;
-    let text = chunk;
-    // A CR at the end of the previous chunk already ended a line; drop its LF half.
-    if (this.#sawCr && text.startsWith("\n")) text = text.slice(1);
-    this.#sawCr = text.endsWith("\r");
-    this.#buffer += text;
-    const lines = this.#buffer.split(/\r\n|\r|\n/);
-    this.#buffer = lines.pop() ?? "";
-    for (const line of lines) this.#line(line, out);
-    return out;
-  }
-
-  /**
-   * @param {string} line
-   * @param {SseMessage[]} out
-   */
-  #line(line, out) {
-    if (line === "") {
-      if (this.#data.length > 0) {
-        out.push({
-          id: this.#lastId,
-          event: this.#event || "message",
-          data: this.#data.join("\n"),
-        });
-      }
-      this.#data = [];
-      this.#event = "";
-      return;
-    }
-    if (line.startsWith(":")) return;
-    const colon = line.indexOf(":");
-    const field = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "data") this.#data.push(value);
-    else if (field === "event") this.#event = value;
-    else if (field === "id" && !value.includes("\0")) this.#lastId = value;
-  }
+/**
+ * Feeds text/event-stream text to `npm:eventsource-parser` (the one SSE parser the
+ * dashboard, `ctl`, the bench and the tests share) and hands each event on.
+ * @param {(message: SseMessage) => void} onMessage
+ * @returns {SseDecoder}
+ */
+export function sseDecoder(onMessage) {
+  let lastEventId = "";
+  const parser = createParser({
+    onEvent(e) {
+      if (e.id !== undefined) lastEventId = e.id;
+      onMessage({ id: lastEventId, event: e.event || "message", data: e.data });
+    },
+  });
+  return {
+    feed: (chunk) => parser.feed(chunk),
+    get lastEventId() {
+      return lastEventId;
+    },
+  };
 }
 
 /**
@@ -111,16 +79,16 @@ export function followEvents(url, options) {
         }
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
         options.onState("live");
-        const parser = new SseParser();
+        const decoder = sseDecoder((message) => {
+          delay = 500; // a stream that delivers is healthy: the next retry comes soon
+          lastId = message.id || lastId;
+          options.onEvent(message);
+        });
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
-          for (const message of parser.push(value)) {
-            delay = 500; // a stream that delivers is healthy: the next retry comes soon
-            lastId = message.id || lastId;
-            options.onEvent(message);
-          }
+          decoder.feed(value);
         }
       } catch (_error) {
         if (abort.signal.aborted) return;

@@ -1,9 +1,10 @@
 /**
- * Test helper: a minimal Server-Sent Events client over fetch that records every event, and
- * the stream's framing (blocks, and the fields of each) for tests that read a body themselves.
+ * Test helper: a Server-Sent Events client over fetch that records every event, and the
+ * stream's items (events and comments) for tests that read a body themselves.
  *
  * @module
  */
+import { createParser } from "eventsource-parser";
 
 /** One received event. */
 export interface SseEvent {
@@ -20,48 +21,36 @@ export interface SseRecorder {
   close(): Promise<void>;
 }
 
-/** One block of an event stream, its fields as written (`data` lines joined by `\n`). */
-export interface SseBlock {
-  comments: string[];
-  id: string;
-  event: string;
-  /** null when the block has no data line (a comment-only block). */
-  data: string | null;
-}
+/** One item of an event stream: an event, or a comment line. */
+export type SseItem =
+  | { kind: "event"; id: string; event: string; data: string }
+  | { kind: "comment"; text: string };
 
-/** Splits an event-stream body into its blocks (the text between blank lines). */
-export function sseBlocks(body: ReadableStream<Uint8Array>): ReadableStream<string> {
-  let buf = "";
+/**
+ * The events and comments of an event-stream body, in order, parsed by
+ * npm:eventsource-parser (the parser the dashboard, ctl and the bench use too).
+ */
+export function sseItems(body: ReadableStream<Uint8Array>): ReadableStream<SseItem> {
+  let parser: ReturnType<typeof createParser>;
   return body.pipeThrough(new TextDecoderStream()).pipeThrough(
-    new TransformStream<string, string>({
-      transform(chunk, out) {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          out.enqueue(buf.slice(0, i));
-          buf = buf.slice(i + 2);
-        }
+    new TransformStream<string, SseItem>({
+      start(out) {
+        parser = createParser({
+          onEvent: (e) =>
+            out.enqueue({
+              kind: "event",
+              id: e.id ?? "",
+              event: e.event ?? "message",
+              data: e.data,
+            }),
+          onComment: (text) => out.enqueue({ kind: "comment", text: text.trim() }),
+        });
+      },
+      transform(chunk) {
+        parser.feed(chunk);
       },
     }),
   );
-}
-
-/** The fields of one block. */
-export function parseBlock(block: string): SseBlock {
-  const b: SseBlock = { comments: [], id: "", event: "message", data: null };
-  for (const line of block.split("\n")) {
-    if (line.startsWith(":")) {
-      b.comments.push(line.slice(1).trim());
-      continue;
-    }
-    const colon = line.indexOf(":");
-    const k = colon < 0 ? line : line.slice(0, colon);
-    const v = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-    if (k === "id") b.id = v;
-    else if (k === "event") b.event = v;
-    else if (k === "data") b.data = b.data === null ? v : `${b.data}\n${v}`;
-  }
-  return b;
 }
 
 /** Subscribes to `${base}/events`, optionally from `lastEventId`. */
@@ -73,15 +62,14 @@ export async function recordEvents(base: string, lastEventId?: string): Promise<
   });
   const events: SseEvent[] = [];
   const waiters: (() => void)[] = [];
-  const reader = sseBlocks(r.body!).getReader();
+  const reader = sseItems(r.body!).getReader();
   const pump = (async () => {
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        const b = parseBlock(value);
-        if (b.data === null && !b.id) continue;
-        events.push({ id: b.id, event: b.event, data: JSON.parse(b.data ?? '""') });
+        if (value.kind === "comment") continue;
+        events.push({ id: value.id, event: value.event, data: JSON.parse(value.data || '""') });
         waiters.splice(0).forEach((w) => w());
       }
     } catch { /* aborted */ }
