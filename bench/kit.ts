@@ -7,6 +7,7 @@
  */
 import type { BenchAgent, Json } from "./agent.ts";
 import { pollFor } from "./poller.ts";
+import { ferryClient } from "../sdk/client.ts";
 
 /** Terminal statuses of a migration. */
 export const TERMINAL = /^(completed|failed|cancelled)$/;
@@ -29,13 +30,15 @@ export async function patch(
 
 /** POST /migrations to `uri`; throws unless accepted. */
 export async function migrate(src: BenchAgent, uri: string): Promise<void> {
-  const r = await src.api("POST", "/migrations", { uri });
-  if (r.status !== 202) throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
+  const r = await ferryClient({ baseUrl: src.base }).POST("/migrations", { body: { uri } });
+  if (r.response.status !== 202) {
+    throw new Error(`POST /migrations: ${r.response.status} ${JSON.stringify(r.error)}`);
+  }
 }
 
 /** GET /migrations/current. */
 export async function current(agent: BenchAgent): Promise<Json> {
-  return (await agent.api("GET", "/migrations/current")).body;
+  return (await ferryClient({ baseUrl: agent.base }).GET("/migrations/current")).data;
 }
 
 /** Polls `/migrations/current` every `intervalMs` until `check` holds; throws after `timeoutMs`. */

@@ -11,11 +11,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import createClient from "openapi-fetch";
-import type { components, paths } from "../tests/sdk/ferry.d.ts";
+import { type components, type FerryClient, ferryClient, type paths } from "../sdk/client.ts";
 import { type MigrationInfo, type WatchIo, watchMigration } from "./ctl_watch.ts";
 
-type Client = ReturnType<typeof createClient<paths>>;
+type Client = FerryClient;
 type ParametersPatch = components["schemas"]["MigrationParametersPatch"];
 type CapabilitiesPatch = paths["/capabilities"]["patch"]["requestBody"]["content"][
   "application/json"
@@ -232,10 +231,7 @@ export async function main(args: string[]): Promise<number> {
     const baseUrl = (values.agent ?? Deno.env.get("FERRY_AGENT") ?? "http://127.0.0.1:8080")
       .replace(/\/+$/, "");
     const token = values.token ?? Deno.env.get("FERRY_API_TOKEN");
-    const client = createClient<paths>({
-      baseUrl,
-      headers: token ? { authorization: `Bearer ${token}` } : {},
-    });
+    const client = ferryClient({ baseUrl, token });
     try {
       return await runCommand(client, command, rest, values.watch!, out);
     } catch (e) {

@@ -7,10 +7,9 @@
  * @module
  */
 import { createParser } from "eventsource-parser";
-import type { components } from "../tests/sdk/ferry.d.ts";
+import type { MigrationInfo } from "../sdk/client.ts";
 
-/** QMP MigrationInfo as the agent's OpenAPI document describes it. */
-export type MigrationInfo = components["schemas"]["MigrationInfo"];
+export type { MigrationInfo };
 
 /** One Server-Sent Event. */
 export interface SseMessage {

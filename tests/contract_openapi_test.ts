@@ -35,7 +35,7 @@ const CONTRACT = [
   "GET /healthz",
 ];
 
-Deno.test("openapi.yaml and tests/sdk/ferry.d.ts are what `deno task openapi` generates", async () => {
+Deno.test("openapi.yaml and sdk/ferry_api.d.ts are what `deno task openapi` generates", async () => {
   const { yaml, sdk } = await generate();
   assert.equal(
     await Deno.readTextFile(new URL("openapi.yaml", ROOT)),
@@ -43,7 +43,7 @@ Deno.test("openapi.yaml and tests/sdk/ferry.d.ts are what `deno task openapi` ge
     "run `deno task openapi`",
   );
   assert.equal(
-    await Deno.readTextFile(new URL("tests/sdk/ferry.d.ts", ROOT)),
+    await Deno.readTextFile(new URL("sdk/ferry_api.d.ts", ROOT)),
     sdk,
     "run `deno task openapi`",
   );
@@ -86,11 +86,10 @@ Deno.test("the document is OpenAPI 3.1 and covers the contract's endpoints with 
     assert.ok(doc.components.schemas[name], `schema ${name}`);
   }
   const events = doc.paths["/events"].get;
-  assert.deepEqual(Object.keys(events["x-events"]).sort(), [
-    "MIGRATION",
-    "MIGRATION_PASS",
-    "progress",
-  ]);
+  // The contract's events (Ferry's own come on top; events_catalogue_test checks them all).
+  for (const name of ["MIGRATION", "MIGRATION_PASS", "progress"]) {
+    assert.ok(events["x-events"][name], `event ${name} documented`);
+  }
   assert.equal(events.responses["200"].content, undefined, "no typed content on the SSE response");
   assert.ok(doc.components.securitySchemes.bearerAuth);
   assert.deepEqual(doc.paths["/healthz"].get.security, []);

@@ -1,13 +1,12 @@
 /**
  * Issue 3, item 8: a typed client generated from openapi.yaml (openapi-typescript types
- * in tests/sdk/ferry.d.ts, openapi-fetch) drives a whole migration between two real
+ * in sdk/, openapi-fetch) drives a whole migration between two real
  * agents — parameters, capabilities, a dry run, the start, watching, the result — and
  * every response body and every SSE event is validated against openapi.yaml with Ajv.
  */
 import assert from "node:assert/strict";
-import createClient from "openapi-fetch";
-import type { components, paths } from "./sdk/ferry.d.ts";
-import { ContractValidator } from "./sdk/validator.ts";
+import { type components, ferryClient } from "../sdk/client.ts";
+import { ContractValidator } from "./helpers/contract_validator.ts";
 import { type AgentProcess, startAgent } from "./helpers/agent_process.ts";
 import { recordEvents } from "./helpers/sse.ts";
 
@@ -29,10 +28,8 @@ Deno.test("sdk: a typed client migrates a guest between two real agents; every r
     agents.push(dst);
     const src = await startAgent(["--ram", "64M", "--fill", "random", "--workload", "increment"]);
     agents.push(src);
-    const source = createClient<paths>({ baseUrl: src.base });
-    const destination = createClient<paths>({ baseUrl: dst.base });
-    source.use(contract.middleware());
-    destination.use(contract.middleware());
+    const source = ferryClient({ baseUrl: src.base, middleware: [contract.middleware()] });
+    const destination = ferryClient({ baseUrl: dst.base, middleware: [contract.middleware()] });
 
     // Parameters, guarded by their ETag.
     const params = await source.GET("/parameters");
