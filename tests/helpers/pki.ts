@@ -5,15 +5,19 @@
  * @module
  */
 
-/** Runs openssl in `cwd`; throws with its stderr on failure. */
+/** Runs openssl (from PATH) in `cwd`; throws with its stderr on failure. */
 export async function openssl(cwd: string, ...args: string[]): Promise<void> {
-  const out = await new Deno.Command("/usr/bin/openssl", {
-    args,
-    cwd,
-    stdout: "null",
-    stderr: "piped",
-  })
-    .output();
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
+      .output();
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new Error(
+      "openssl is missing: the TLS tests make their certificates with it " +
+        "('apt-get install -y openssl')",
+    );
+  }
   if (!out.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
 }
 
