@@ -16,14 +16,19 @@ export interface RefusedStart {
   listened: boolean;
 }
 
-/** Runs `main.ts args` with `env` added; resolves when it exits (within `timeoutMs`). */
+/**
+ * Runs `main.ts args` with `env` added, through `wrap` when given (e.g. `ip netns exec NS`);
+ * resolves when it exits (within `timeoutMs`).
+ */
 export async function refusedStart(
   args: string[],
   env: Record<string, string> = {},
   timeoutMs = 30_000,
+  wrap: string[] = [],
 ): Promise<RefusedStart> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+  const command = [...wrap, Deno.execPath(), "run", "-A", MAIN, ...args];
+  const child = new Deno.Command(command[0], {
+    args: command.slice(1),
     env,
     stdin: "null",
     stdout: "null",
