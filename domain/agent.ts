@@ -13,6 +13,7 @@ import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import { tlsUnsupported } from "../adapters/channels/connect.ts";
 import { type Blocker, Blockers } from "./blockers.ts";
 import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
+import { requireExecAllowed } from "./exec_policy.ts";
 import { etagOf, ifMatchHolds } from "./etag.ts";
 import { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
@@ -55,6 +56,8 @@ export interface AgentConfig {
   globals?: Globals["flags"];
   /** TLS credentials declared with `--object tls-creds-x509,...`. */
   tls?: TlsCredsRegistry;
+  /** `--allow-exec`: take `exec:` migration URIs (they run shell commands). Default off. */
+  allowExec?: boolean;
 }
 
 export type { MigrateRequest };
@@ -76,6 +79,8 @@ export class Agent {
   parameters: Parameters;
   capabilities: Capabilities;
   readonly onlyMigratable: boolean;
+  /** `--allow-exec`: whether `exec:` migration URIs are taken. */
+  readonly allowExec: boolean;
   readonly #history: Migration[] = [];
   readonly #blockers = new Blockers();
   readonly #accepted = new IdempotencyStore<MigrationInfo>();
@@ -97,6 +102,7 @@ export class Agent {
     this.parameters = config.parameters ?? { ...DEFAULT_PARAMETERS };
     this.capabilities = config.capabilities ?? { ...DEFAULT_CAPABILITIES };
     this.onlyMigratable = config.onlyMigratable ?? false;
+    this.allowExec = config.allowExec ?? false;
     this.#globals = { ...(config.globals ?? GLOBAL_DEFAULTS) };
     this.#deferred = config.incoming === "defer";
   }
@@ -105,6 +111,7 @@ export class Agent {
   static async create(config: AgentConfig): Promise<Agent> {
     if (config.incoming && config.incoming !== "defer") {
       parseMigrationUri(config.incoming, "incoming");
+      requireExecAllowed(config.incoming, "incoming", config.allowExec ?? false);
     }
     const machine = await Machine.create({
       blocks: config.blocks,
@@ -266,11 +273,7 @@ export class Agent {
     if (incoming.recoverTriggered) {
       throw new DomainError("wrong-state", "Migrate recovery is triggered already");
     }
-    try {
-      parseMigrationUri(uri, "incoming");
-    } catch (e) {
-      throw new DomainError("invalid-value", (e as Error).message);
-    }
+    this.#checkIncomingUri(uri);
     incoming.recover(uri);
     return this.query();
   }
@@ -289,11 +292,7 @@ export class Agent {
   /** QMP migrate-incoming (only with `--incoming defer`). */
   async startIncoming(uri: string): Promise<MigrationInfo> {
     if (!this.#deferred) throw new DomainError("wrong-state", "For use with '-incoming defer'");
-    try {
-      parseMigrationUri(uri, "incoming");
-    } catch (e) {
-      throw new DomainError("invalid-value", (e as Error).message);
-    }
+    this.#checkIncomingUri(uri);
     const current = this.#incoming?.current;
     // After a failed attempt the agent takes the next one (unlike QEMU, which exits):
     // the same URI is already listening again; another URI replaces the listener.
@@ -422,6 +421,16 @@ export class Agent {
     return { creds: this.#tls.get(id), hostname: hostname || undefined };
   }
 
+  /** Parses an incoming `uri` (invalid-value when it does not) and refuses a forbidden exec:. */
+  #checkIncomingUri(uri: string): void {
+    try {
+      parseMigrationUri(uri, "incoming");
+    } catch (e) {
+      throw new DomainError("invalid-value", (e as Error).message);
+    }
+    requireExecAllowed(uri, "incoming", this.allowExec);
+  }
+
   #precondition(ifMatch: string | undefined, etag: string, what: string): void {
     if (!ifMatchHolds(ifMatch, etag)) {
       throw new DomainError("stale", `If-Match does not match the current ${what} (ETag ${etag})`);
@@ -435,6 +444,7 @@ export class Agent {
       blocker: this.#blockers.newest(),
       capabilities: this.capabilities,
       parameters: this.parameters,
+      allowExec: this.allowExec,
     };
   }
 

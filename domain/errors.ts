@@ -14,6 +14,7 @@ export type ErrorCode =
   | "active" // a migration is in progress: 409
   | "wrong-state" // the command does not fit the current state: 409
   | "blocked" // a migration blocker is registered: 409
+  | "disabled" // a feature the agent was started without (exec: needs --allow-exec): 409
   | "not-found" // no such resource: 404
   | "stale" // If-Match did not match: 412
   | "mismatch" // an Idempotency-Key reused with a different request: 422

@@ -8,6 +8,7 @@
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
 import type { Blocker } from "./blockers.ts";
 import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
+import { execProblem } from "./exec_policy.ts";
 import { mergeCapabilities } from "./option_checks.ts";
 import type { Capabilities, Parameters } from "./options.ts";
 import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
@@ -33,6 +34,8 @@ export interface PreflightState {
   blocker: Blocker | null;
   capabilities: Capabilities;
   parameters: Parameters;
+  /** `--allow-exec`: whether `exec:` URIs are taken. */
+  allowExec: boolean;
 }
 
 /** Several problems at once (a dry run); code, class and status are the first one's. */
@@ -47,7 +50,9 @@ export class DomainErrors extends DomainError {
   }
 }
 
-function resumeProblems(s: PreflightState): DomainError[] {
+function resumeProblems(uri: string, s: PreflightState): DomainError[] {
+  const exec = execProblem(uri, "outgoing", s.allowExec);
+  if (exec) return [exec];
   if (s.status !== "postcopy-paused") {
     return [new DomainError("wrong-state", "Cannot resume if there is no paused migration")];
   }
@@ -64,7 +69,7 @@ function resumeProblems(s: PreflightState): DomainError[] {
 
 /** Every reason `migrate` would refuse `req` in state `s`, in the seed's order; empty when it may start. */
 export function migrateProblems(req: MigrateRequest, s: PreflightState): DomainError[] {
-  if (req.resume) return resumeProblems(s);
+  if (req.resume) return resumeProblems(req.uri, s);
   const problems: DomainError[] = [];
   if (isSetupOrActive(s.status) || s.status === "cancelling" || s.status === "colo") {
     problems.push(new DomainError("active", MIGRATION_ACTIVE));
@@ -102,6 +107,8 @@ export function migrateProblems(req: MigrateRequest, s: PreflightState): DomainE
   }
   try {
     const uri = parseMigrationUri(req.uri, "outgoing");
+    const exec = execProblem(req.uri, "outgoing", s.allowExec);
+    if (exec) problems.push(exec);
     const needsReturnPath = s.capabilities["postcopy-ram"] || s.capabilities["return-path"];
     if (needsReturnPath && (uri.kind === "exec" || uri.kind === "file")) {
       problems.push(

@@ -1,5 +1,6 @@
 /**
- * The HTTP application: optional bearer auth, JSON-only bodies of at most 64 KiB, one
+ * The HTTP application: Host and Origin checked on every request (routes/host_guard.ts),
+ * optional bearer auth, JSON-only bodies of at most 64 KiB, one
  * sub-app per resource, errors as problem+json, and the OpenAPI document served. The
  * document is built from the same route definitions without an agent, so
  * `scripts/gen_openapi.ts` needs no guest.
@@ -12,12 +13,15 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { Agent } from "../domain/agent.ts";
 import type { Logger } from "../domain/log.ts";
+import { type HostNames } from "./api_access.ts";
 import { bearerAuth } from "./auth.ts";
 import { dashboardRoutes } from "./dashboard.ts";
 import { blockerRoutes } from "./blockers.ts";
 import { docRoutes } from "./docs.ts";
 import { eventRoutes } from "./events.ts";
 import { machineRoutes } from "./machine.ts";
+import { hostGuard } from "./host_guard.ts";
+import { ExclusiveGate, MAX_SSE_SUBSCRIBERS, RAM_PASS_QUEUE, StreamSlots } from "./limits.ts";
 import { FerryMetrics, metricsRoutes } from "./metrics.ts";
 import { migrationRoutes } from "./migrations.ts";
 import { switchoverRoutes } from "./switchover.ts";
@@ -40,7 +44,10 @@ export const OPENAPI_INFO = {
     description: "QEMU's live-migration subsystem as a REST + Server-Sent Events service. " +
       "Names are QMP's; errors are application/problem+json with QMP's texts. " +
       "With `--api-token` every API request needs `Authorization: Bearer TOKEN` (not /healthz, " +
-      "nor the dashboard page and its assets, which ask for the token themselves).",
+      "nor the dashboard page and its assets, which ask for the token themselves). " +
+      "Every request but /healthz must name the agent in `Host` (its listen address, loopback " +
+      "names for a loopback listener, `--api-host` names) and carry no foreign `Origin`; " +
+      "otherwise the answer is 403.",
   },
   servers: [{ url: "http://127.0.0.1:8080", description: "The default --listen address" }],
   security: [{ bearerAuth: [] as string[] }, {} as Record<string, string[]>],
@@ -59,7 +66,26 @@ export interface AppOptions {
   metrics?: FerryMetrics;
   /** Where HTTP 5xx answers are logged (default: not logged). */
   logger?: Logger;
+  /** The Host names requests may carry (default: loopback names, for a loopback listener). */
+  hosts?: HostNames;
+  /** `--max-sse-subscribers`: event streams open at once (default 256). */
+  maxSseSubscribers?: number;
 }
+
+/** What one app bounds: RAM passes one at a time, a number of event streams. */
+interface Limits {
+  ramPass: ExclusiveGate;
+  streams: StreamSlots;
+}
+
+function limitsFor(options: AppOptions): Limits {
+  return {
+    ramPass: new ExclusiveGate(RAM_PASS_QUEUE),
+    streams: new StreamSlots(options.maxSseSubscribers ?? MAX_SSE_SUBSCRIBERS),
+  };
+}
+
+const LOOPBACK: HostNames = { any: false, loopback: true, names: new Set() };
 
 const health = createRoute({
   method: "get",
@@ -77,7 +103,7 @@ const health = createRoute({
 });
 
 /** Every documented route, acting on `agent` when a request comes. */
-function apiRoutes(agent: AgentRef, options: AppOptions): OpenAPIHono {
+function apiRoutes(agent: AgentRef, options: AppOptions, limits: Limits): OpenAPIHono {
   const api = new OpenAPIHono();
   api.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",
@@ -93,8 +119,8 @@ function apiRoutes(agent: AgentRef, options: AppOptions): OpenAPIHono {
   api.route("/", switchoverRoutes(agent));
   api.route("/", optionRoutes(agent));
   api.route("/", blockerRoutes(agent));
-  api.route("/", machineRoutes(agent));
-  api.route("/", eventRoutes(agent, options.heartbeatMs));
+  api.route("/", machineRoutes(agent, limits.ramPass));
+  api.route("/", eventRoutes(agent, options.heartbeatMs, limits.streams));
   api.route("/", metricsRoutes(options.metrics ?? new FerryMetrics(agent)));
   return api;
 }
@@ -104,7 +130,7 @@ export function openApiDocument(): ReturnType<OpenAPIHono["getOpenAPI31Document"
   const noAgent = () => {
     throw new Error("the document-only app has no agent");
   };
-  return apiRoutes(noAgent, {}).getOpenAPI31Document(OPENAPI_INFO);
+  return apiRoutes(noAgent, {}, limitsFor({})).getOpenAPI31Document(OPENAPI_INFO);
 }
 
 /** 415 for a request body that is not JSON (`application/json` or any `+json`). */
@@ -125,7 +151,10 @@ function jsonBodiesOnly(): MiddlewareHandler {
 export function createApp(agent: Agent, options: AppOptions = {}): OpenAPIHono {
   const app = new OpenAPIHono();
   const metrics = options.metrics ?? new FerryMetrics(() => agent);
+  const limits = limitsFor(options);
+  metrics.ramPass = limits.ramPass;
   app.use(metrics.observe(options.logger));
+  app.use(hostGuard(options.hosts ?? LOOPBACK)); // ahead of everything but /healthz
   app.route("/", dashboardRoutes()); // ahead of auth: the page asks for the token itself
   if (options.apiToken) app.use(bearerAuth(options.apiToken));
   app.use(jsonBodiesOnly());
@@ -133,7 +162,7 @@ export function createApp(agent: Agent, options: AppOptions = {}): OpenAPIHono {
     maxSize: MAX_BODY,
     onError: (c) => problem(c, 413, `Request body larger than ${MAX_BODY} bytes`),
   }));
-  const api = apiRoutes(() => agent, { ...options, metrics });
+  const api = apiRoutes(() => agent, { ...options, metrics }, limits);
   app.route("/", api);
   let document: unknown;
   app.route("/", docRoutes(() => (document ??= api.getOpenAPI31Document(OPENAPI_INFO))));

@@ -1,14 +1,16 @@
 /**
  * `GET /events`: Server-Sent Events from the agent's event bus, with `Last-Event-ID`
  * replay and a comment heartbeat. A subscriber the bus drops for falling behind has its
- * stream ended (it reconnects with Last-Event-ID). The typed `content` is left off this
+ * stream ended (it reconnects with Last-Event-ID). Each open stream holds one of the
+ * `--max-sse-subscribers` slots; beyond them a new stream gets 503. The typed `content` is left off this
  * route's response (honojs/middleware#735); the payloads are described by the component
  * schemas named in the operation's `x-events` extension.
  *
  * @module
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { problems, validationHook } from "./problem.ts";
+import { MAX_SSE_SUBSCRIBERS, StreamSlots } from "./limits.ts";
+import { problem, problems, validationHook } from "./problem.ts";
 import type { AgentRef } from "./route_kit.ts";
 import type { EventBus, FerryEvent } from "../domain/event_bus.ts";
 import type { FerryEventName } from "../domain/events.ts";
@@ -46,6 +48,7 @@ const events = createRoute({
     "Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed",
     "(the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open.",
     "A subscriber more than 4096 events behind is disconnected; it can reconnect and replay.",
+    "At most `--max-sse-subscribers` streams are open at once (default 256); beyond that 503.",
     "The `x-events` extension maps each event name to the schema of its `data`.",
   ].join(" "),
   request: {
@@ -56,7 +59,10 @@ const events = createRoute({
     }),
   },
   "x-events": EVENT_SCHEMAS,
-  responses: { 200: { description: "An event stream (text/event-stream)" }, ...problems(400) },
+  responses: {
+    200: { description: "An event stream (text/event-stream)" },
+    ...problems(400, 503),
+  },
 });
 
 const frames = new WeakMap<FerryEvent, Uint8Array>();
@@ -102,12 +108,13 @@ const HEARTBEAT = encoder.encode(": heartbeat\n\n");
  * body is a plain ReadableStream the server reads directly (no TransformStream or
  * per-write helper between the bus and the socket): with hundreds of subscribers each
  * event costs hundreds of writes, so each must be cheap. Dropped or cancelled, it
- * unsubscribes.
+ * unsubscribes and gives back its slot (`release`).
  */
 function eventStream(
   bus: EventBus,
   last: number | undefined,
   heartbeatMs: number,
+  release: () => void,
 ): ReadableStream<Uint8Array> {
   let beat: ReturnType<typeof setInterval> | undefined;
   let sub: ReturnType<EventBus["subscribe"]> | undefined;
@@ -116,6 +123,7 @@ function eventStream(
     done = true;
     clearInterval(beat);
     sub?.close();
+    release();
   };
   return new ReadableStream<Uint8Array>({
     start(controller) {
@@ -151,13 +159,29 @@ function eventStream(
   }, { highWaterMark: 0 });
 }
 
-/** The events sub-app; `heartbeatMs` is the comment period. */
-export function eventRoutes(agent: AgentRef, heartbeatMs = HEARTBEAT_MS): OpenAPIHono {
+/**
+ * The events sub-app; `heartbeatMs` is the comment period, `slots` bound the open streams
+ * (shared with any other event-stream route).
+ */
+export function eventRoutes(
+  agent: AgentRef,
+  heartbeatMs = HEARTBEAT_MS,
+  slots: StreamSlots = new StreamSlots(MAX_SSE_SUBSCRIBERS),
+): OpenAPIHono {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   app.openapi(events, (c) => {
     const header = c.req.header("last-event-id");
     const last = header && /^\d+$/.test(header) ? Number(header) : undefined;
-    return new Response(eventStream(agent().events, last, heartbeatMs), { headers: SSE_HEADERS });
+    const release = slots.take();
+    if (release === null) {
+      return problem(
+        c,
+        503,
+        `Too many event streams open (${slots.max}, --max-sse-subscribers); retry later`,
+      );
+    }
+    const body = eventStream(agent().events, last, heartbeatMs, release);
+    return new Response(body, { headers: SSE_HEADERS });
   });
   return app;
 }

@@ -1,9 +1,11 @@
 /**
- * `/machine`: the guest's runstate and RAM layout, stop/cont, and the digest test aid.
+ * `/machine`: the guest's runstate and RAM layout, stop/cont, and the digest test aid
+ * (a full pass over RAM: one at a time through the `ramPass` gate).
  *
  * @module
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { ExclusiveGate, RAM_PASS_QUEUE } from "./limits.ts";
 import { problems } from "./problem.ts";
 import { type AgentRef, json } from "./route_kit.ts";
 import { RUN_STATES } from "../domain/runstates.ts";
@@ -46,9 +48,13 @@ const DigestSchema = z.object({
 
 const RunstateReply = z.object({ runstate: RunstateSchema }).meta({ id: "Runstate" });
 
-/** The machine sub-app. */
-export function machineRoutes(agent: AgentRef): OpenAPIHono {
+/** The machine sub-app; `ramPass` runs the digests one at a time. */
+export function machineRoutes(
+  agent: AgentRef,
+  ramPass: ExclusiveGate = new ExclusiveGate(RAM_PASS_QUEUE),
+): OpenAPIHono {
   const app = new OpenAPIHono();
+  app.use("/machine/digest", ramPass.middleware("A RAM digest"));
   app.openapi(
     createRoute({
       method: "get",
@@ -92,7 +98,9 @@ export function machineRoutes(agent: AgentRef): OpenAPIHono {
       description: "By default, on a destination whose guest arrived by migration, the RAM as it " +
         "arrived (measured by a copy-on-first-write snapshot while the guest runs on), so it can " +
         "be compared with the stopped source; otherwise, and with `at=now`, the RAM now. " +
-        "`x-increment-check` always looks at the RAM now.",
+        "`x-increment-check` always looks at the RAM now. Digests run one at a time; " +
+        `up to ${RAM_PASS_QUEUE} more wait their turn, and beyond that the answer is 429 with ` +
+        "Retry-After.",
       request: {
         query: z.object({
           at: z.enum(["auto", "now"]).optional().meta({
@@ -100,7 +108,18 @@ export function machineRoutes(agent: AgentRef): OpenAPIHono {
           }),
         }),
       },
-      responses: { 200: { description: "Digests", ...json(DigestSchema) }, ...problems(400) },
+      responses: {
+        200: { description: "Digests", ...json(DigestSchema) },
+        ...problems(400),
+        429: {
+          ...problems(429)[429],
+          headers: z.object({
+            "Retry-After": z.string().meta({
+              description: "Seconds until a retry likely finds room (from the last digest's time).",
+            }),
+          }),
+        },
+      },
     }),
     async (c) => c.json(await agent().machine.digest(c.req.valid("query").at ?? "auto"), 200),
   );

@@ -13,6 +13,7 @@ import { Counter, Gauge, Registry } from "prom-client";
 import type { EventBus, FerryEvent } from "../domain/event_bus.ts";
 import type { Logger } from "../domain/log.ts";
 import type { MigrationInfo } from "../domain/migration_info.ts";
+import type { ExclusiveGate } from "./limits.ts";
 import { MIGRATION_STATUSES } from "../domain/state_machine.ts";
 import { problems } from "./problem.ts";
 import type { AgentRef } from "./route_kit.ts";
@@ -46,6 +47,8 @@ export class FerryMetrics {
   readonly #finished: Counter<"side" | "status">;
   #snapshot: Snapshot | undefined;
   #internalSubscribers = 0;
+  /** The gate RAM passes (`GET /machine/digest`) go through, once the app made it. */
+  ramPass: ExclusiveGate | undefined;
 
   /** Metrics read from `agent()` at scrape time. */
   constructor(agent: AgentRef) {
@@ -148,6 +151,32 @@ export class FerryMetrics {
         this.set({ channel: "multifd" }, multifd);
       },
     });
+    const gate = (read: (g: ExclusiveGate) => number) => () => {
+      return this.ramPass === undefined ? 0 : read(this.ramPass);
+    };
+    const gateGauges: [string, string, () => number][] = [
+      [
+        "ferry_ram_pass_running",
+        "Requests making a full pass over RAM now (GET /machine/digest; at most 1)",
+        gate((g) => g.running),
+      ],
+      [
+        "ferry_ram_pass_running_max",
+        "The most RAM-pass requests that ever ran at once",
+        gate((g) => g.maxRunning),
+      ],
+      ["ferry_ram_pass_waiting", "RAM-pass requests waiting their turn", gate((g) => g.waiting)],
+    ];
+    for (const [name, help, read] of gateGauges) {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    }
     this.#requests = new Counter({
       name: "ferry_http_requests_total",
       help: "HTTP requests by matched route, method and status code",
@@ -254,8 +283,9 @@ const metrics = createRoute({
   summary: "Prometheus metrics (text exposition format 0.0.4)",
   description: [
     "Gauges of the current migration (status, bytes, pages, passes, throughput, downtime,",
-    "dirty rate, throttle, bytes per channel), the number of SSE subscribers, finished",
-    "migrations by status, and HTTP requests by route, method and code.",
+    "dirty rate, throttle, bytes per channel), the number of SSE subscribers, RAM-pass",
+    "requests running and waiting (`ferry_ram_pass_*`), finished migrations by status, and",
+    "HTTP requests by route, method and code.",
   ].join(" "),
   responses: {
     200: {

@@ -19,6 +19,7 @@ export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
   "active": 409,
   "wrong-state": 409,
   "blocked": 409,
+  "disabled": 409,
   "not-found": 404,
   "stale": 412,
   "mismatch": 422,
@@ -28,13 +29,16 @@ export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
 const TITLES: Record<number, string> = {
   400: "Bad Request",
   401: "Unauthorized",
+  403: "Forbidden",
   404: "Not Found",
   409: "Conflict",
   412: "Precondition Failed",
   413: "Content Too Large",
   415: "Unsupported Media Type",
   422: "Unprocessable Content",
+  429: "Too Many Requests",
   500: "Internal Server Error",
+  503: "Service Unavailable",
 };
 
 /** One problem of several (a dry run). */
@@ -135,10 +139,13 @@ type ProblemResponses = Record<
   { description: string; content: Record<string, { schema: typeof ProblemSchema }> }
 >;
 
-/** OpenAPI response entries for problem statuses; 401 (with `--api-token`) is always listed. */
+/**
+ * OpenAPI response entries for problem statuses; 401 (with `--api-token`) and 403 (a
+ * foreign Host or Origin, routes/host_guard.ts) are always listed.
+ */
 export function problems(...statuses: number[]): ProblemResponses {
   return Object.fromEntries(
-    [...new Set([401, ...statuses])].sort().map((s) => [s, {
+    [...new Set([401, 403, ...statuses])].sort().map((s) => [s, {
       description: TITLES[s] ?? "Error",
       content: { "application/problem+json": { schema: ProblemSchema } },
     }]),

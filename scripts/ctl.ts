@@ -5,7 +5,7 @@
  * problem `detail` is printed).
  *
  * ```
- * deno task ctl [--agent URL] [--token TOKEN] COMMAND ...
+ * deno task ctl [--agent URL] [--token TOKEN] [--cacert FILE] [--cert FILE --key FILE] COMMAND ...
  * ```
  *
  * @module
@@ -22,7 +22,7 @@ type CapabilitiesPatch = paths["/capabilities"]["patch"]["requestBody"]["content
 type ContinueState = components["schemas"]["ContinueRequest"]["state"];
 
 /** The usage text. */
-export const USAGE = `usage: deno task ctl [--agent URL] [--token TOKEN] COMMAND
+export const USAGE = `usage: deno task ctl [--agent URL] [--token TOKEN] [TLS OPTIONS] COMMAND
 
   info                     query-migrate (GET /migrations/current), as JSON
   set NAME=VALUE ...       migrate-set-parameters (set downtime-limit=500, set tls-creds=)
@@ -34,7 +34,9 @@ export const USAGE = `usage: deno task ctl [--agent URL] [--token TOKEN] COMMAND
   recover URI              migrate-recover on a postcopy-paused destination
 
   --agent URL   the agent (default $FERRY_AGENT or http://127.0.0.1:8080)
-  --token TOKEN its --api-token (default $FERRY_API_TOKEN)`;
+  --token TOKEN its --api-token (default $FERRY_API_TOKEN)
+  --cacert FILE the CA that signed an https agent's certificate (its --api-tls)
+  --cert FILE --key FILE   a client certificate, for an agent started with a CLIENT_CA`;
 
 /** A failure that ends the command with exit status 2 and its message. */
 export class CtlError extends Error {}
@@ -200,6 +202,31 @@ export async function runCommand(
   }
 }
 
+/** An HTTP client trusting `cacert` and presenting `cert`/`key`; undefined when none is given. */
+async function httpClient(
+  cacert?: string,
+  cert?: string,
+  key?: string,
+): Promise<Deno.HttpClient | undefined> {
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new CtlError("--cert and --key go together");
+  }
+  if (cacert === undefined && cert === undefined) return undefined;
+  const read = async (path: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (e) {
+      throw new CtlError(`cannot read '${path}': ${(e as Error).message}`);
+    }
+  };
+  return Deno.createHttpClient({
+    caCerts: cacert === undefined ? undefined : [await read(cacert)],
+    ...(cert !== undefined && key !== undefined
+      ? { cert: await read(cert), key: await read(key) }
+      : {}),
+  });
+}
+
 /** The command line; resolves to the exit status. */
 export async function main(args: string[]): Promise<number> {
   const encoder = new TextEncoder();
@@ -213,6 +240,9 @@ export async function main(args: string[]): Promise<number> {
       options: {
         agent: { type: "string" },
         token: { type: "string" },
+        cacert: { type: "string" },
+        cert: { type: "string" },
+        key: { type: "string" },
         watch: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -231,7 +261,12 @@ export async function main(args: string[]): Promise<number> {
     const baseUrl = (values.agent ?? Deno.env.get("FERRY_AGENT") ?? "http://127.0.0.1:8080")
       .replace(/\/+$/, "");
     const token = values.token ?? Deno.env.get("FERRY_API_TOKEN");
-    const client = ferryClient({ baseUrl, token });
+    const http = await httpClient(values.cacert, values.cert, values.key);
+    const client = ferryClient({
+      baseUrl,
+      token,
+      ...(http ? { fetch: (request: Request) => fetch(request, { client: http }) } : {}),
+    });
     try {
       return await runCommand(client, command, rest, values.watch!, out);
     } catch (e) {

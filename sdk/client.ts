@@ -25,6 +25,8 @@ export interface FerryClientOptions {
   token?: string;
   /** openapi-fetch middleware (e.g. response validation in the tests). */
   middleware?: Middleware[];
+  /** The fetch to use (e.g. one with a Deno.HttpClient for the API's TLS). */
+  fetch?: (request: Request) => Promise<Response>;
 }
 
 /** A typed client of the agent at `options.baseUrl`. */
@@ -32,6 +34,7 @@ export function ferryClient(options: FerryClientOptions): FerryClient {
   const client = createClient<paths>({
     baseUrl: options.baseUrl.replace(/\/+$/, ""),
     headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
+    ...(options.fetch ? { fetch: options.fetch } : {}),
   });
   for (const m of options.middleware ?? []) client.use(m);
   return client;

@@ -338,7 +338,7 @@ export interface paths {
     };
     /**
      * SHA-256 of every RAM block (test aid)
-     * @description By default, on a destination whose guest arrived by migration, the RAM as it arrived (measured by a copy-on-first-write snapshot while the guest runs on), so it can be compared with the stopped source; otherwise, and with `at=now`, the RAM now. `x-increment-check` always looks at the RAM now.
+     * @description By default, on a destination whose guest arrived by migration, the RAM as it arrived (measured by a copy-on-first-write snapshot while the guest runs on), so it can be compared with the stopped source; otherwise, and with `at=now`, the RAM now. `x-increment-check` always looks at the RAM now. Digests run one at a time; up to 4 more wait their turn, and beyond that the answer is 429 with Retry-After.
      */
     get: operations["machineDigest"];
     put?: never;
@@ -358,7 +358,7 @@ export interface paths {
     };
     /**
      * Migration events (text/event-stream)
-     * @description `event: MIGRATION` with `data:` a MigrationEvent on every status change, in order; `event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync; `event: progress` with a MigrationInfo about every 250 ms while a migration runs; Ferry's own `event: MIGRATION_CONVERGENCE` when an outgoing precopy's convergence verdict changes and `event: MIGRATION_POLICY` when its x-policy fires. Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed (the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open. A subscriber more than 4096 events behind is disconnected; it can reconnect and replay. The `x-events` extension maps each event name to the schema of its `data`.
+     * @description `event: MIGRATION` with `data:` a MigrationEvent on every status change, in order; `event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync; `event: progress` with a MigrationInfo about every 250 ms while a migration runs; Ferry's own `event: MIGRATION_CONVERGENCE` when an outgoing precopy's convergence verdict changes and `event: MIGRATION_POLICY` when its x-policy fires. Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed (the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open. A subscriber more than 4096 events behind is disconnected; it can reconnect and replay. At most `--max-sse-subscribers` streams are open at once (default 256); beyond that 503. The `x-events` extension maps each event name to the schema of its `data`.
      */
     get: operations["events"];
     put?: never;
@@ -378,7 +378,7 @@ export interface paths {
     };
     /**
      * Prometheus metrics (text exposition format 0.0.4)
-     * @description Gauges of the current migration (status, bytes, pages, passes, throughput, downtime, dirty rate, throttle, bytes per channel), the number of SSE subscribers, finished migrations by status, and HTTP requests by route, method and code.
+     * @description Gauges of the current migration (status, bytes, pages, passes, throughput, downtime, dirty rate, throttle, bytes per channel), the number of SSE subscribers, RAM-pass requests running and waiting (`ferry_ram_pass_*`), finished migrations by status, and HTTP requests by route, method and code.
      */
     get: operations["metrics"];
     put?: never;
@@ -956,6 +956,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
     };
   };
   listMigrations: {
@@ -978,6 +987,15 @@ export interface operations {
       };
       /** @description Unauthorized */
       401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -1039,6 +1057,15 @@ export interface operations {
       };
       /** @description Unauthorized */
       401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -1111,6 +1138,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description Unsupported Media Type */
       415: {
         headers: {
@@ -1155,6 +1191,15 @@ export interface operations {
       };
       /** @description Unauthorized */
       401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -1229,6 +1274,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description Not Found */
       404: {
         headers: {
@@ -1260,6 +1314,15 @@ export interface operations {
       };
       /** @description Unauthorized */
       401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -1327,6 +1390,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description Conflict */
       409: {
         headers: {
@@ -1376,6 +1448,15 @@ export interface operations {
       };
       /** @description Unauthorized */
       401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -1443,6 +1524,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description Conflict */
       409: {
         headers: {
@@ -1501,6 +1591,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
     };
   };
   migrateSetCapabilities: {
@@ -1541,6 +1640,15 @@ export interface operations {
       };
       /** @description Unauthorized */
       401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -1615,6 +1723,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
     };
   };
   migrateSetParameters: {
@@ -1655,6 +1772,15 @@ export interface operations {
       };
       /** @description Unauthorized */
       401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -1718,6 +1844,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
     };
   };
   migrateAddBlocker: {
@@ -1755,6 +1890,15 @@ export interface operations {
       };
       /** @description Unauthorized */
       401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -1827,6 +1971,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description Not Found */
       404: {
         headers: {
@@ -1865,6 +2018,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
     };
   };
   queryStatus: {
@@ -1894,6 +2056,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
     };
   };
   stop: {
@@ -1916,6 +2087,15 @@ export interface operations {
       };
       /** @description Unauthorized */
       401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -1963,6 +2143,15 @@ export interface operations {
       };
       /** @description Unauthorized */
       401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -2029,6 +2218,26 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too Many Requests */
+      429: {
+        headers: {
+          /** @description Seconds until a retry likely finds room (from the last digest's time). */
+          "Retry-After": string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
     };
   };
   events: {
@@ -2068,6 +2277,24 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Service Unavailable */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
     };
   };
   metrics: {
@@ -2090,6 +2317,15 @@ export interface operations {
       };
       /** @description Unauthorized */
       401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
         headers: {
           [name: string]: unknown;
         };

@@ -191,7 +191,15 @@ Deno.test("exec: save to a file, then restore from it", async () => {
     await withAgents(async (track) => {
       const file = `${dir}/guest.bin`;
       const src = track(
-        await startAgent(["--ram", "48M", "--fill", "random", "--workload", "increment"]),
+        await startAgent([
+          "--ram",
+          "48M",
+          "--fill",
+          "random",
+          "--workload",
+          "increment",
+          "--allow-exec",
+        ]),
       );
       await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
       assert.equal(
@@ -199,7 +207,9 @@ Deno.test("exec: save to a file, then restore from it", async () => {
         202,
       );
       assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
-      const dst = track(await startAgent(["--ram", "48M", "--incoming", `exec:cat ${file}`]));
+      const dst = track(
+        await startAgent(["--ram", "48M", "--allow-exec", "--incoming", `exec:cat ${file}`]),
+      );
       assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
       await dst.api("POST", "/machine/stop");
       assert.deepEqual((await digests(src)).blocks, (await digests(dst)).blocks);

@@ -46,8 +46,12 @@ async function tlsDestination(pki: PkiDirs, track: (a: AgentProcess) => AgentPro
   return { dst, uri };
 }
 
-async function source(dir: string | null, track: (a: AgentProcess) => AgentProcess) {
-  const args = ["--ram", "32M", "--fill", "random", "--workload", "increment"];
+async function source(
+  dir: string | null,
+  track: (a: AgentProcess) => AgentProcess,
+  extra: string[] = [],
+) {
+  const args = ["--ram", "32M", "--fill", "random", "--workload", "increment", ...extra];
   if (dir) args.push("--object", `tls-creds-x509,id=tls1,dir=${dir},endpoint=client`);
   const src = track(await startAgent(args));
   await src.api("PATCH", "/parameters", {
@@ -101,7 +105,7 @@ Deno.test("tls: an untrusted client and a plain-TCP client are refused; the gues
 
 Deno.test("tls: errors name the problem", async () => {
   await withPki(async (pki, track) => {
-    const src = await source(pki.client, track);
+    const src = await source(pki.client, track, ["--allow-exec"]);
     await src.api("PATCH", "/parameters", { "tls-creds": "nope" });
     const r = await src.api("POST", "/migrations", { uri: "tcp:127.0.0.1:9" });
     assert.equal(r.status, 400);

@@ -33,8 +33,16 @@ export interface AgentProcess {
   log(): string;
 }
 
-/** Starts `main.ts` with `args` (Deno run with `denoFlags` too) and waits until it listens. */
-export async function startAgent(args: string[], denoFlags: string[] = []): Promise<AgentProcess> {
+/**
+ * Starts `main.ts` with `args` (Deno run with `denoFlags` too) and waits until it listens.
+ * An agent with `--api-tls` gets an https `base`; `client` (its CA and a client
+ * certificate) is then what `api()` talks to it with.
+ */
+export async function startAgent(
+  args: string[],
+  denoFlags: string[] = [],
+  client?: Deno.HttpClient,
+): Promise<AgentProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...denoFlags, MAIN, "--listen", "127.0.0.1:0", ...args],
     stdout: "null",
@@ -43,7 +51,7 @@ export async function startAgent(args: string[], denoFlags: string[] = []): Prom
   }).spawn();
   let logText = "";
   const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let listening: { addr: string; incoming: string | null } | null = null;
+  let listening: { addr: string; incoming: string | null; tls?: boolean } | null = null;
   const deadline = Date.now() + 30_000;
   let pending = "";
   while (!listening) {
@@ -66,7 +74,7 @@ export async function startAgent(args: string[], denoFlags: string[] = []): Prom
       logText += value;
     }
   })();
-  const base = `http://${listening.addr}`;
+  const base = `${listening.tls ? "https" : "http"}://${listening.addr}`;
   let exit: Deno.CommandStatus | null = null;
   let expectExit = false;
   child.status.then((s) => (exit = s));
@@ -80,6 +88,7 @@ export async function startAgent(args: string[], denoFlags: string[] = []): Prom
       );
     }
     const r = await fetch(base + path, {
+      client,
       method,
       headers: body === undefined ? {} : { "content-type": "application/json" },
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),

@@ -1,0 +1,162 @@
+/**
+ * The agent's command line (contract.md, "Command line"): parsed and checked in full
+ * before anything is built, so a bad flag, or an API that would be open off loopback,
+ * stops the agent before it allocates a guest or listens.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { TlsCredsRegistry } from "./adapters/channels/tls_creds.ts";
+import { PAGE_SIZE, type RamBlockSpec } from "./adapters/memory/layout.ts";
+import { parseSize, parseWorkload } from "./adapters/memory/machine.ts";
+import type { AgentConfig } from "./domain/agent.ts";
+import { requireExecAllowed } from "./domain/exec_policy.ts";
+import { type Globals, parseGlobals } from "./domain/globals.ts";
+import { type LogLevel, parseLogLevel } from "./domain/log.ts";
+import {
+  type ApiListen,
+  exposureProblem,
+  type HostNames,
+  hostNamesFor,
+  parseListen,
+} from "./routes/api_access.ts";
+import { MAX_SSE_SUBSCRIBERS } from "./routes/limits.ts";
+import { type ApiTls, readApiTls } from "./routes/serve.ts";
+
+/** Everything the command line decides. */
+export interface StartOptions {
+  agent: AgentConfig;
+  logLevel: LogLevel;
+  listen: ApiListen;
+  /** The bearer token every request but /healthz needs; never logged. */
+  apiToken?: string;
+  apiTls?: ApiTls;
+  hosts: HostNames;
+  maxSseSubscribers: number;
+}
+
+/** A command line the agent cannot start with; the message says why. */
+export class UsageError extends Error {}
+
+function blocksFrom(ram: string | undefined, blocks: string[]): RamBlockSpec[] {
+  const specs = blocks.map((b) => {
+    const m = /^([^=]+)=(.+)$/.exec(b);
+    if (!m) throw new UsageError(`--ram-block expects NAME=SIZE, got '${b}'`);
+    return { name: m[1], size: parseSize(m[2]) };
+  });
+  if (specs.length === 0 || ram) specs.unshift({ name: "pc.ram", size: parseSize(ram ?? "128M") });
+  for (const s of specs) {
+    if (s.size <= 0 || s.size % PAGE_SIZE !== 0) {
+      throw new UsageError(
+        `RAM block '${s.name}' size ${s.size} is not a positive multiple of ${PAGE_SIZE}`,
+      );
+    }
+  }
+  return specs;
+}
+
+function positive(text: string, flag: string): number {
+  if (!/^[1-9]\d{0,8}$/.test(text)) {
+    throw new UsageError(`${flag} expects a positive integer, got '${text}'`);
+  }
+  return Number(text);
+}
+
+/** Runs `f`, turning anything it throws into a UsageError with the same message. */
+function usage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw e instanceof UsageError ? e : new UsageError((e as Error).message);
+  }
+}
+
+/** The host's own names, for a listener on every address. */
+function localNames(): { hostname: string; addresses: string[] } {
+  return {
+    hostname: Deno.hostname(),
+    addresses: Deno.networkInterfaces().map((i) => i.address),
+  };
+}
+
+/**
+ * Parses and checks `args` (and FERRY_API_TOKEN); reads the `--api-tls` and `--object`
+ * files. Throws UsageError with a message for the user.
+ */
+export async function parseCommandLine(args: string[]): Promise<StartOptions> {
+  const { values } = usage(() =>
+    parseArgs({
+      args,
+      options: {
+        listen: { type: "string", default: "127.0.0.1:8080" },
+        incoming: { type: "string" },
+        ram: { type: "string" },
+        "ram-block": { type: "string", multiple: true, default: [] },
+        fill: { type: "string", default: "zero" },
+        workload: { type: "string", default: "idle" },
+        S: { type: "boolean", short: "S", default: false },
+        global: { type: "string", multiple: true, default: [] },
+        object: { type: "string", multiple: true, default: [] },
+        "api-token": { type: "string" },
+        "api-host": { type: "string", multiple: true, default: [] },
+        "api-tls": { type: "string" },
+        "allow-exec": { type: "boolean", default: false },
+        "max-sse-subscribers": { type: "string", default: String(MAX_SSE_SUBSCRIBERS) },
+        "only-migratable": { type: "boolean", default: false },
+        "log-level": { type: "string", default: "info" },
+      },
+      strict: true,
+    })
+  );
+  if (!["zero", "random", "pattern"].includes(values.fill)) {
+    throw new UsageError(`--fill expects zero, random or pattern`);
+  }
+  const logLevel = usage(() => parseLogLevel(values["log-level"]));
+  const globals: Globals = usage(() => parseGlobals(values.global));
+  const listen = usage(() => parseListen(values.listen));
+  const hosts = usage(() =>
+    hostNamesFor(listen, values["api-host"].map((h) => h.trim()), localNames)
+  );
+  const apiToken = values["api-token"] || Deno.env.get("FERRY_API_TOKEN") || undefined;
+  const apiTls = values["api-tls"] === undefined ? undefined : await readApiTls(
+    values["api-tls"],
+  ).catch((e) => {
+    throw new UsageError((e as Error).message);
+  });
+  const exposed = exposureProblem(listen, {
+    token: apiToken !== undefined,
+    clientCertificates: apiTls?.clientCa !== undefined,
+  });
+  if (exposed !== null) throw new UsageError(exposed);
+  const allowExec = values["allow-exec"];
+  const incoming = values.incoming ?? null;
+  if (incoming !== null && incoming !== "defer") {
+    usage(() => requireExecAllowed(incoming, "incoming", allowExec));
+  }
+  const blocks = usage(() => blocksFrom(values.ram, values["ram-block"]));
+  const workload = usage(() => parseWorkload(values.workload));
+  const tls = await TlsCredsRegistry.fromObjects(values.object).catch((e) => {
+    throw new UsageError((e as Error).message);
+  });
+  return {
+    agent: {
+      blocks,
+      fill: values.fill as "zero" | "random" | "pattern",
+      workload,
+      startPaused: values.S,
+      incoming,
+      parameters: globals.parameters,
+      tls,
+      capabilities: globals.capabilities,
+      onlyMigratable: values["only-migratable"] || globals.flags["only-migratable"],
+      globals: globals.flags,
+      allowExec,
+    },
+    logLevel,
+    listen,
+    apiToken,
+    apiTls,
+    hosts,
+    maxSseSubscribers: positive(values["max-sse-subscribers"], "--max-sse-subscribers"),
+  };
+}
