@@ -72,6 +72,16 @@ export function migrateProblems(req: MigrateRequest, s: PreflightState): DomainE
   if (s.runstate === "inmigrate") {
     problems.push(new DomainError("wrong-state", "Guest is waiting for an incoming migration"));
   }
+  if (s.runstate === "postmigrate") {
+    // QEMU's later migrate_prepare: the guest already runs on the destination; sending this
+    // stale copy again would make a second one (`cont` first, as in QEMU, to allow it).
+    problems.push(
+      new DomainError(
+        "wrong-state",
+        "Can't migrate the vm that was paused due to previous migration",
+      ),
+    );
+  }
   if (s.blocker) problems.push(new DomainError("blocked", s.blocker.reason));
   if (req.blk || req.inc) {
     problems.push(
