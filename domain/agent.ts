@@ -12,7 +12,7 @@ import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import { tlsUnsupported } from "../adapters/channels/connect.ts";
 import { type Blocker, Blockers } from "./blockers.ts";
-import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
+import { DomainError, MIGRATION_ACTIVE, MigrationFailed } from "./errors.ts";
 import { etagOf, ifMatchHolds } from "./etag.ts";
 import { EventBus } from "./event_bus.ts";
 import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
@@ -36,6 +36,8 @@ import {
   migrateProblems,
   type MigrateRequest,
   type PreflightState,
+  prepareProblems,
+  startProblems,
 } from "./preflight.ts";
 import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 
@@ -79,6 +81,9 @@ export class Agent {
   readonly #blockers = new Blockers();
   readonly #accepted = new IdempotencyStore<MigrationInfo>();
   readonly #globals: Globals["flags"];
+  /** The newest outgoing migration (it may have failed before its data path started). */
+  #source: Migration | null = null;
+  /** The data path of `#source`, once started. */
   #outgoing: Outgoing | null = null;
   #incoming: Incoming | null = null;
   #deferred: boolean;
@@ -122,7 +127,7 @@ export class Agent {
   /** query-migrate. */
   query(): MigrationInfo {
     return queryMigrate(
-      this.#outgoing?.migration ?? null,
+      this.#source,
       this.#incoming?.current ?? null,
       this.#infoOptions(),
     );
@@ -141,6 +146,11 @@ export class Agent {
     return migrationInfo(m, { ...this.#infoOptions(), history: true });
   }
 
+  /** The newest outgoing migration's status (`none` before any). */
+  get #sourceStatus(): MigrationStatus {
+    return this.#source?.status ?? "none";
+  }
+
   #infoOptions(): { blocktime: boolean } {
     return { blocktime: this.capabilities["postcopy-blocktime"] };
   }
@@ -150,22 +160,40 @@ export class Agent {
     return this.#incoming?.listeningUri ?? null;
   }
 
-  /** QMP migrate: the seed's migrate_prepare checks, then start the data path. */
+  /**
+   * QMP migrate: the seed's migrate_prepare checks refuse without a trace; past them the
+   * migration exists (`setup`, migrate_init) and whatever fails now fails it: it is
+   * recorded `failed` with the error, and the caller gets a {@link MigrationFailed}.
+   */
   migrate(req: MigrateRequest): MigrationInfo {
-    const problems = migrateProblems(req, this.#preflight());
-    if (problems.length > 0) throw problems[0];
-    const tls = this.#tlsFor(req.uri, "client");
+    const refused = prepareProblems(req, this.#preflight());
+    if (refused.length > 0) throw refused[0];
     if (req.resume) {
       // A resume is not a new migration: the paused one gets a new channel.
+      const tls = this.#tlsFor(req.uri, "client");
       this.#outgoing!.command({ t: "resume", uri: req.uri, tls });
       return migrationInfo(this.#outgoing!.migration);
     }
     this.machine.clearArrival();
     const migration = this.#record(new Migration("source", req.uri, this.#onTransition));
-    migration.machine.transition("none", "setup");
     const caps = { ...this.capabilities };
     migration.caps = caps;
-    migration.params = { ...this.parameters };
+    migration.params = { ...this.#liveParams() };
+    this.#source = migration;
+    this.#outgoing = null;
+    migration.machine.transition("none", "setup");
+    let tls: TlsChannelOptions | undefined;
+    try {
+      const failed = startProblems(req.uri, caps);
+      if (failed.length > 0) throw failed[0];
+      tls = this.#tlsFor(req.uri, "client");
+    } catch (e) {
+      if (!(e instanceof DomainError)) throw e;
+      // The seed's migrate_fd_error: the error first, so `failed` is seen with it.
+      migration.setError(e.message);
+      migration.machine.transition("setup", "failed");
+      throw new MigrationFailed(e, migration.id);
+    }
     const ramBytes = this.machine.layout.reduce((n, b) => n + b.size, 0);
     this.#watch.policy = req["x-policy"]
       ? new PolicyTracker(req["x-policy"], ramBytes, Date.now())
@@ -216,15 +244,14 @@ export class Agent {
         "Enable postcopy with migrate_set_capability before the start of migration",
       );
     }
-    const out = this.#outgoing;
-    if (!out || out.migration.status === "none") {
+    if (this.#sourceStatus === "none") {
       throw new DomainError(
         "wrong-state",
         "Postcopy must be started after migration has been started",
       );
     }
     // Not an error once finished: that would race with the command (as in the seed).
-    out.command({ t: "postcopy" });
+    this.#outgoing?.command({ t: "postcopy" });
     return this.query();
   }
 
@@ -234,7 +261,7 @@ export class Agent {
    * continue in any other matching state changes nothing.
    */
   continueMigration(state: MigrationStatus): MigrationInfo {
-    const status = this.#outgoing?.migration.status ?? "none";
+    const status = this.#sourceStatus;
     if (status !== state) {
       throw new DomainError("wrong-state", `Migration not in expected state: ${status}`);
     }
@@ -244,7 +271,7 @@ export class Agent {
 
   /** migrate-pause: only in postcopy-active, on either side. */
   pauseMigration(): MigrationInfo {
-    if (this.#outgoing?.migration.status === "postcopy-active") {
+    if (this.#outgoing && this.#sourceStatus === "postcopy-active") {
       this.#outgoing.command({ t: "pause" });
     } else if (this.#incoming?.current.status === "postcopy-active") {
       this.#incoming.pause();
@@ -274,6 +301,11 @@ export class Agent {
     } catch (e) {
       throw new DomainError("invalid-value", (e as Error).message);
     }
+    // qemu_start_incoming_migration announces every incoming start, a recovery's too,
+    // without a change of state: the event says `setup`, the status stays postcopy-paused.
+    const m = incoming.current;
+    this.events.publish("MIGRATION", { status: "setup", side: m.side, id: m.id });
+    m.history.push({ time: new Date().toISOString(), status: m.status, note: `recover: ${uri}` });
     incoming.recover(uri);
     return this.query();
   }
@@ -357,7 +389,7 @@ export class Agent {
 
   /** migrate_add_blocker. */
   addBlocker(reason: string): Blocker {
-    const status = this.#outgoing?.migration.status ?? "none";
+    const status = this.#sourceStatus;
     const idle = status === "none" || status === "cancelled" || status === "completed" ||
       status === "failed";
     return this.#blockers.add(reason, { idle, onlyMigratable: this.onlyMigratable });
@@ -375,7 +407,7 @@ export class Agent {
 
   /** migrate-set-capabilities: refused while a migration is set up or active. */
   setCapabilities(patch: Partial<Capabilities>): Capabilities {
-    const current = this.#outgoing?.migration.status ?? "none";
+    const current = this.#sourceStatus;
     if (isSetupOrActive(current)) throw new DomainError("active", MIGRATION_ACTIVE);
     this.capabilities = mergeCapabilities(this.capabilities, patch);
     return this.capabilities;
@@ -433,7 +465,7 @@ export class Agent {
 
   #preflight(): PreflightState {
     return {
-      status: this.#outgoing?.migration.status ?? "none",
+      status: this.#sourceStatus,
       runstate: this.machine.runstate,
       blocker: this.#blockers.newest(),
       capabilities: this.capabilities,
@@ -442,7 +474,7 @@ export class Agent {
   }
 
   #assertIdle(): void {
-    const out = this.#outgoing?.migration.status ?? "none";
+    const out = this.#sourceStatus;
     if (isSetupOrActive(out) || out === "cancelling") {
       throw new DomainError("active", MIGRATION_ACTIVE);
     }

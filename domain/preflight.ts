@@ -1,7 +1,9 @@
 /**
- * The checks `migrate` runs before it starts anything (the seed's migrate_prepare, then
- * the URI), as one pure function that reports every problem, in the seed's order. A real
- * `migrate` fails with the first; a dry run reports them all.
+ * The checks `migrate` runs, as pure functions that report every problem in the seed's
+ * order: {@link prepareProblems} (the seed's migrate_prepare: a refusal, nothing changes)
+ * and {@link startProblems} (what the seed finds only after migrate_init set `setup`: the
+ * URI and the channel; such a migration is recorded and fails). A real `migrate` stops at
+ * the first; a dry run reports them all.
  *
  * @module
  */
@@ -47,7 +49,7 @@ export class DomainErrors extends DomainError {
   }
 }
 
-function resumeProblems(s: PreflightState): DomainError[] {
+function resumeProblems(req: MigrateRequest, s: PreflightState): DomainError[] {
   if (s.status !== "postcopy-paused") {
     return [new DomainError("wrong-state", "Cannot resume if there is no paused migration")];
   }
@@ -59,12 +61,22 @@ function resumeProblems(s: PreflightState): DomainError[] {
       ),
     ];
   }
+  // A resume is no new migration: a URI the seed cannot use is an error and nothing else
+  // (its SETUP -> FAILED compare-and-set misses the paused state).
+  try {
+    parseMigrationUri(req.uri, "outgoing");
+  } catch (e) {
+    return [new DomainError("invalid-value", (e as Error).message)];
+  }
   return [];
 }
 
-/** Every reason `migrate` would refuse `req` in state `s`, in the seed's order; empty when it may start. */
-export function migrateProblems(req: MigrateRequest, s: PreflightState): DomainError[] {
-  if (req.resume) return resumeProblems(s);
+/**
+ * The seed's migrate_prepare (and Ferry's own request checks): every reason `migrate` would
+ * refuse `req` in state `s` before a migration exists, in the seed's order.
+ */
+export function prepareProblems(req: MigrateRequest, s: PreflightState): DomainError[] {
+  if (req.resume) return resumeProblems(req, s);
   const problems: DomainError[] = [];
   if (isSetupOrActive(s.status) || s.status === "cancelling" || s.status === "colo") {
     problems.push(new DomainError("active", MIGRATION_ACTIVE));
@@ -110,19 +122,34 @@ export function migrateProblems(req: MigrateRequest, s: PreflightState): DomainE
       ),
     );
   }
+  return problems;
+}
+
+/**
+ * What the seed finds wrong only once the migration is in `setup` (qmp_migrate after
+ * migrate_prepare, and migrate_fd_connect): an unknown scheme or unusable address, and a
+ * return path that the channel cannot carry. A migration with one of these fails.
+ */
+export function startProblems(uri: string, capabilities: Capabilities): DomainError[] {
   try {
-    const uri = parseMigrationUri(req.uri, "outgoing");
-    const needsReturnPath = s.capabilities["postcopy-ram"] || s.capabilities["return-path"];
-    if (needsReturnPath && (uri.kind === "exec" || uri.kind === "file")) {
-      problems.push(
+    const u = parseMigrationUri(uri, "outgoing");
+    const needsReturnPath = capabilities["postcopy-ram"] || capabilities["return-path"];
+    if (needsReturnPath && (u.kind === "exec" || u.kind === "file")) {
+      return [
         new DomainError(
           "incompatible",
-          `Unable to open return-path for postcopy: ${uri.kind}: channels carry one direction only`,
+          `Unable to open return-path for postcopy: ${u.kind}: channels carry one direction only`,
         ),
-      );
+      ];
     }
+    return [];
   } catch (e) {
-    problems.push(new DomainError("invalid-value", (e as Error).message));
+    return [new DomainError("invalid-value", (e as Error).message)];
   }
-  return problems;
+}
+
+/** Every problem of `req` in state `s` (a dry run): the refusals, then the start failures. */
+export function migrateProblems(req: MigrateRequest, s: PreflightState): DomainError[] {
+  const refused = prepareProblems(req, s);
+  return req.resume ? refused : [...refused, ...startProblems(req.uri, s.capabilities)];
 }

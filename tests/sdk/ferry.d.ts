@@ -47,7 +47,7 @@ export interface paths {
     put?: never;
     /**
      * migrate
-     * @description Starts an outgoing migration (202, `Location: /migrations/{id}`). With `?dry-run=true` it runs every check (state, blockers, capabilities, URI) and starts nothing: 200 when all pass, else a problem whose `errors` lists every problem. With `Idempotency-Key`, a retry with the same key and body gets the first accepted response again (with `Idempotent-Replayed: true`) and starts nothing; the same key with a different body is a 422. Only accepted requests are remembered (the last 256 keys).
+     * @description Starts an outgoing migration (202, `Location: /migrations/{id}`). A migration that fails as it starts (an unknown scheme or unusable address, TLS credentials that cannot be used, a return path the channel cannot carry) goes `setup` → `failed` as in the seed and is answered with the error (400), whose `Location` and `x-id` name the failed migration; failures the data path finds (connection refused, a refused TLS handshake) follow a 202. Refusals before the start (a migration in progress, an incoming guest, blockers, a guest already migrated) are 409s that record nothing. With `?dry-run=true` it runs every check (state, blockers, capabilities, URI) and starts nothing: 200 when all pass, else a problem whose `errors` lists every problem. With `Idempotency-Key`, a retry with the same key and body gets the first accepted response again (with `Idempotent-Replayed: true`) and starts nothing; the same key with a different body is a 422. Only accepted requests are remembered (the last 256 keys).
      */
     post: operations["migrate"];
     delete?: never;
@@ -395,7 +395,7 @@ export interface components {
   schemas: {
     MigrationEvent: {
       /**
-       * @description The new status.
+       * @description The new status. As in the seed, every incoming start is announced with `setup`, a migrate-recover's too, although the destination stays postcopy-paused.
        * @enum {string}
        */
       status:
@@ -548,6 +548,8 @@ export interface components {
       class: string;
       /** @description Every problem found, in the seed's order (dry runs); `detail` joins them. */
       errors?: components["schemas"]["ProblemItem"][];
+      /** @description Ferry: a migrate that failed after it started (status `setup` → `failed`, as in the seed) names the failed migration, also given as `Location`. */
+      "x-id"?: string;
     };
     ProblemItem: {
       /** @description What went wrong, in the seed's words. */
