@@ -27,6 +27,7 @@ import {
   type Capabilities,
   DEFAULT_CAPABILITIES,
   DEFAULT_PARAMETERS,
+  liveParameters,
   type Parameters,
 } from "./options.ts";
 import type { LiveParams } from "./engine/messages.ts";
@@ -178,7 +179,7 @@ export class Agent {
     const migration = this.#record(new Migration("source", req.uri, this.#onTransition));
     const caps = { ...this.capabilities };
     migration.caps = caps;
-    migration.params = { ...this.#liveParams() };
+    migration.params = this.#liveParams();
     this.#source = migration;
     this.#outgoing = null;
     migration.machine.transition("none", "setup");
@@ -346,13 +347,13 @@ export class Agent {
   setParameters(patch: Partial<Record<keyof Parameters, unknown>>): Parameters {
     this.parameters = mergeParameters(this.parameters, patch);
     this.#outgoing?.setParams(this.#liveParams());
-    if (this.#outgoing) this.#outgoing.migration.params = { ...this.parameters };
+    if (this.#outgoing) this.#outgoing.migration.params = this.#liveParams();
     return this.parameters;
   }
 
   /** The parameters a running source applies live. */
   #liveParams(): LiveParams {
-    return { ...this.parameters };
+    return liveParameters(this.parameters);
   }
 
   /** query-migrate-parameters with its ETag. */

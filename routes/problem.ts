@@ -8,7 +8,13 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "@hono/zod-openapi";
 import { DomainError, type ErrorClass, type ErrorCode, MigrationFailed } from "../domain/errors.ts";
-import { PARAMETER_NAMES, type ParameterName, rangeError } from "../domain/options.ts";
+import {
+  PARAMETER_NAMES,
+  type ParameterName,
+  rangeError,
+  SIZE_PARAMETER_NAMES,
+  sizeTypeError,
+} from "../domain/options.ts";
 import { DomainErrors } from "../domain/preflight.ts";
 
 /** The one table from domain error codes to HTTP statuses. */
@@ -110,6 +116,7 @@ export function describeIssue(issue: z.core.$ZodIssue): string {
   if (name === "" && issue.code === "invalid_type") {
     return `Invalid request body: expected a JSON ${issue.expected}`;
   }
+  if ((SIZE_PARAMETER_NAMES as string[]).includes(name)) return sizeTypeError(name);
   switch (issue.code) {
     case "unrecognized_keys":
       return `Parameter '${issue.keys[0]}' is unexpected`;

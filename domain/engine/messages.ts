@@ -7,12 +7,12 @@
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import type { MigrationStatus } from "../state_machine.ts";
-import type { Capabilities, Parameters } from "../options.ts";
+import type { Capabilities, LiveParameters } from "../options.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import type { CodecAnswer, CodecRequest } from "../codecs/codec_threads.ts";
 
 /** The parameters, sent at start and again on every change (some apply live). */
-export type LiveParams = Parameters;
+export type LiveParams = LiveParameters;
 
 /** Starts an outgoing migration in a source Worker. */
 export interface SourceStart {

@@ -308,7 +308,13 @@ class SourceRun {
         control.paramsChanged = false;
         this.#writer!.setRateLimit(this.#ctx.params["max-bandwidth"]);
         this.#mfd?.setRate(this.#ctx.params["max-bandwidth"]);
-        this.#sender!.encoder?.resize(this.#ctx.params["xbzrle-cache-size"]);
+        try {
+          this.#sender!.encoder?.resize(this.#ctx.params["xbzrle-cache-size"]);
+        } catch (e) {
+          // As the seed's live xbzrle_cache_resize: the error is reported, the cache stays.
+          const message = e instanceof Error ? e.message : String(e);
+          this.#ctx.link.post({ t: "notice", message: `${message}; the cache keeps its size` });
+        }
       }
       if (this.#mfd) {
         await this.#multifdPass();

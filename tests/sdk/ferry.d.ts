@@ -730,7 +730,8 @@ export interface components {
        */
       "tls-hostname": string;
       /**
-       * @description Precopy bandwidth cap in bytes per second; 0 is unlimited; changes apply live.
+       * Format: uint64
+       * @description Precopy bandwidth cap in bytes per second; 0 is unlimited; changes apply live. An exact integer up to 18446744073709551615 (2^64 − 1); a negative −n is taken as 2^64 − n, as QMP does.
        * @default 33554432
        */
       "max-bandwidth": number;
@@ -760,12 +761,14 @@ export interface components {
        */
       "x-multifd-page-count": number;
       /**
-       * @description XBZRLE page cache size in bytes: a power of two, at least one page; resizes live.
+       * Format: uint64
+       * @description XBZRLE page cache size in bytes: a power of two, at least one page; resizes live. An exact integer up to 18446744073709551615 (2^64 − 1); a negative −n is taken as 2^64 − n, as QMP does.
        * @default 67108864
        */
       "xbzrle-cache-size": number;
       /**
-       * @description Background page bandwidth in postcopy, bytes per second; 0 is unlimited. Requested pages are never throttled.
+       * Format: uint64
+       * @description Background page bandwidth in postcopy, bytes per second; 0 is unlimited. Requested pages are never throttled. An exact integer up to 18446744073709551615 (2^64 − 1); a negative −n is taken as 2^64 − n, as QMP does.
        * @default 0
        */
       "max-postcopy-bandwidth": number;
@@ -792,7 +795,10 @@ export interface components {
       "tls-creds"?: string | null;
       /** @description Host name checked against the destination's certificate; empty means the URI's host. null means empty. */
       "tls-hostname"?: string | null;
-      /** @description Precopy bandwidth cap in bytes per second; 0 is unlimited; changes apply live. */
+      /**
+       * Format: uint64
+       * @description Precopy bandwidth cap in bytes per second; 0 is unlimited; changes apply live. An exact integer up to 18446744073709551615 (2^64 − 1); a negative −n is taken as 2^64 − n, as QMP does.
+       */
       "max-bandwidth"?: number;
       /** @description Longest acceptable guest pause at switchover, in milliseconds. */
       "downtime-limit"?: number;
@@ -804,9 +810,15 @@ export interface components {
       "x-multifd-channels"?: number;
       /** @description Pages per multifd packet. */
       "x-multifd-page-count"?: number;
-      /** @description XBZRLE page cache size in bytes: a power of two, at least one page; resizes live. */
+      /**
+       * Format: uint64
+       * @description XBZRLE page cache size in bytes: a power of two, at least one page; resizes live. An exact integer up to 18446744073709551615 (2^64 − 1); a negative −n is taken as 2^64 − n, as QMP does.
+       */
       "xbzrle-cache-size"?: number;
-      /** @description Background page bandwidth in postcopy, bytes per second; 0 is unlimited. Requested pages are never throttled. */
+      /**
+       * Format: uint64
+       * @description Background page bandwidth in postcopy, bytes per second; 0 is unlimited. Requested pages are never throttled. An exact integer up to 18446744073709551615 (2^64 − 1); a negative −n is taken as 2^64 − n, as QMP does.
+       */
       "max-postcopy-bandwidth"?: number;
       /** @description Highest auto-converge throttle percentage. */
       "max-cpu-throttle"?: number;
