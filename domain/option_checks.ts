@@ -68,7 +68,12 @@ export function mergeCapabilities(
   for (const name of CAPABILITY_NAMES) {
     const def: CapabilityDef = CAPABILITIES[name];
     const why = next[name] && !current[name] && (def.unsupported ?? def.unavailable?.());
-    if (why) throw new DomainError("unsupported", `Capability '${name}' ${why}`);
+    if (why) {
+      throw new DomainError(
+        "unsupported",
+        `Capability '${name}' cannot be enabled: ${why} (a Ferry limitation; QEMU accepts it)`,
+      );
+    }
   }
   return next;
 }

@@ -14,7 +14,7 @@ export interface CapabilityDef {
   description: string;
   /** The seed's `-global migration.<name>` property, when it has one. */
   global?: string;
-  /** Why it cannot be enabled yet; absent when the feature works. */
+  /** Why Ferry cannot enable it (a Ferry limitation: the seed can); absent when it works. */
   unsupported?: string;
   /** Why this process cannot provide it (checked when it is turned on), or null. */
   unavailable?: () => string | null;
@@ -27,9 +27,9 @@ export const CAPABILITIES = {
     global: "x-xbzrle",
   },
   "rdma-pin-all": {
-    description: "Pin all guest memory for RDMA (RDMA transport only).",
+    description: "Pin all guest memory for RDMA. It matters only on an rdma: channel, which " +
+      "Ferry does not have (a migrate to an rdma: URI fails), so it changes nothing.",
     global: "x-rdma-pin-all",
-    unsupported: "requires RDMA, which Ferry does not support",
   },
   "auto-converge": {
     description: "Throttle the vCPU when the guest dirties memory faster than it can be sent.",
@@ -73,12 +73,14 @@ export const CAPABILITIES = {
     description: "Pause in pre-switchover before the device state moves, until migrate-continue.",
   },
   "x-multifd": {
-    description: "Send pages over several channels, each with its own Worker.",
+    description: "Send pages over several channels, each with its own Worker. As in QEMU, " +
+      "multifd pages bypass the XBZRLE cache; with compress, compressed pages go on the main " +
+      "channel; postcopy pages go on the main channel once the page channels were flushed.",
     global: "x-multifd",
   },
   "dirty-bitmaps": {
-    description: "Migrate block dirty bitmaps; Ferry guests have no disks.",
-    unsupported: "requires block devices, which Ferry guests do not have",
+    description:
+      "Migrate block dirty bitmaps; Ferry guests have no disks (so no bitmaps), so it changes nothing.",
   },
   "postcopy-blocktime": { description: "Measure how long vCPUs wait for pages during postcopy." },
   "late-block-activate": {
@@ -97,7 +99,7 @@ export const CAPABILITY_NAMES = Object.keys(CAPABILITIES) as CapabilityName[];
 export type Capabilities = Record<CapabilityName, boolean>;
 
 /**
- * Pairs that cannot be enabled together, read by {@link checkCapabilities}
+ * Pairs that cannot be enabled together, read by `mergeCapabilities` (option_checks.ts)
  * (the seed's migrate_caps_check, as data).
  */
 export const INCOMPATIBLE: readonly { all: readonly CapabilityName[]; message: string }[] = [
@@ -106,9 +108,6 @@ export const INCOMPATIBLE: readonly { all: readonly CapabilityName[]; message: s
     all: ["postcopy-ram", "compress"],
     message: "Postcopy is not currently compatible with compression",
   },
-  { all: ["postcopy-ram", "x-multifd"], message: "Postcopy is not yet compatible with multifd" },
-  { all: ["x-multifd", "xbzrle"], message: "Multifd is not compatible with xbzrle" },
-  { all: ["x-multifd", "compress"], message: "Multifd is not compatible with compress" },
 ];
 
 const UINT32 = 0xffff_ffff;

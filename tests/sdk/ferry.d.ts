@@ -623,7 +623,7 @@ export interface components {
     MigrationCapabilities: {
       /** @description Send resent pages as XOR deltas against a page cache (XBZRLE). */
       xbzrle: boolean;
-      /** @description Pin all guest memory for RDMA (RDMA transport only). (Not available: requires RDMA, which Ferry does not support.) */
+      /** @description Pin all guest memory for RDMA. It matters only on an rdma: channel, which Ferry does not have (a migrate to an rdma: URI fails), so it changes nothing. */
       "rdma-pin-all": boolean;
       /** @description Throttle the vCPU when the guest dirties memory faster than it can be sent. */
       "auto-converge": boolean;
@@ -645,9 +645,9 @@ export interface components {
       "return-path": boolean;
       /** @description Pause in pre-switchover before the device state moves, until migrate-continue. */
       "pause-before-switchover": boolean;
-      /** @description Send pages over several channels, each with its own Worker. */
+      /** @description Send pages over several channels, each with its own Worker. As in QEMU, multifd pages bypass the XBZRLE cache; with compress, compressed pages go on the main channel; postcopy pages go on the main channel once the page channels were flushed. */
       "x-multifd": boolean;
-      /** @description Migrate block dirty bitmaps; Ferry guests have no disks. (Not available: requires block devices, which Ferry guests do not have.) */
+      /** @description Migrate block dirty bitmaps; Ferry guests have no disks (so no bitmaps), so it changes nothing. */
       "dirty-bitmaps": boolean;
       /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime": boolean;
@@ -657,7 +657,7 @@ export interface components {
     MigrationCapabilitiesPatch: {
       /** @description Send resent pages as XOR deltas against a page cache (XBZRLE). */
       xbzrle?: boolean;
-      /** @description Pin all guest memory for RDMA (RDMA transport only). (Not available: requires RDMA, which Ferry does not support.) */
+      /** @description Pin all guest memory for RDMA. It matters only on an rdma: channel, which Ferry does not have (a migrate to an rdma: URI fails), so it changes nothing. */
       "rdma-pin-all"?: boolean;
       /** @description Throttle the vCPU when the guest dirties memory faster than it can be sent. */
       "auto-converge"?: boolean;
@@ -679,9 +679,9 @@ export interface components {
       "return-path"?: boolean;
       /** @description Pause in pre-switchover before the device state moves, until migrate-continue. */
       "pause-before-switchover"?: boolean;
-      /** @description Send pages over several channels, each with its own Worker. */
+      /** @description Send pages over several channels, each with its own Worker. As in QEMU, multifd pages bypass the XBZRLE cache; with compress, compressed pages go on the main channel; postcopy pages go on the main channel once the page channels were flushed. */
       "x-multifd"?: boolean;
-      /** @description Migrate block dirty bitmaps; Ferry guests have no disks. (Not available: requires block devices, which Ferry guests do not have.) */
+      /** @description Migrate block dirty bitmaps; Ferry guests have no disks (so no bitmaps), so it changes nothing. */
       "dirty-bitmaps"?: boolean;
       /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime"?: boolean;
