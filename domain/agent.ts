@@ -68,6 +68,13 @@ export interface Tagged<T> {
 }
 
 const HISTORY = 32;
+/**
+ * How long a migrate-recover waits for a postcopy-active destination to notice that its
+ * source paused: the source shuts the channel before it reports postcopy-paused, so this
+ * is the time for that shutdown to cross the link and the destination's reader to see it
+ * (milliseconds on a quiet host; the bound allows for a busy one).
+ */
+const RECOVER_NOTICE_MS = 2000;
 /** Events published within this many ms reach each SSE subscriber together. */
 const EVENT_COALESCE_MS = 10;
 
@@ -285,9 +292,18 @@ export class Agent {
     return this.query();
   }
 
-  /** migrate-recover on the destination: listen on `uri` for the resumed stream. */
-  recoverIncoming(uri: string): MigrationInfo {
+  /**
+   * migrate-recover on the destination: listen on `uri` for the resumed stream. A
+   * destination still postcopy-active may not have noticed yet that its source paused (the
+   * source's shutdown is on its way): it is given {@link RECOVER_NOTICE_MS} to get there.
+   * Answers once listening, as the seed's synchronous listen does, so a resume sent after
+   * the answer connects at the first try.
+   */
+  async recoverIncoming(uri: string): Promise<MigrationInfo> {
     const incoming = this.#incoming;
+    if (incoming?.current.status === "postcopy-active") {
+      await incoming.leaves("postcopy-active", RECOVER_NOTICE_MS);
+    }
     if (!incoming || incoming.current.status !== "postcopy-paused") {
       throw new DomainError(
         "wrong-state",
@@ -307,7 +323,11 @@ export class Agent {
     const m = incoming.current;
     this.events.publish("MIGRATION", { status: "setup", side: m.side, id: m.id });
     m.history.push({ time: new Date().toISOString(), status: m.status, note: `recover: ${uri}` });
-    incoming.recover(uri);
+    try {
+      await incoming.recover(uri);
+    } catch (e) {
+      throw new DomainError("invalid-value", `migrate-recover: ${(e as Error).message}`);
+    }
     return this.query();
   }
 

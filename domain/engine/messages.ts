@@ -56,7 +56,8 @@ export type WorkerMessage =
   | { t: "listening"; uri: string }
   | { t: "rearm" }
   | { t: "arrived" }
-  | { t: "recover-failed" }
+  /** A migrate-recover could not listen (`message` says why). */
+  | { t: "recover-failed"; message: string }
   /** Something worth a log line that is not the migration's error. */
   | { t: "notice"; message: string }
   /** Codec Workers for a compression pool, started by the main thread (codec_threads.ts). */

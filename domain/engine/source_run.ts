@@ -176,9 +176,10 @@ class SourceRun {
       stateFrames: () => this.#stateFrames(),
       awaitShut: () => this.#awaitShut(),
       dropChannel: () => {
+        if (!this.#channel) return; // dropped already (a resume that could not connect)
         this.#bytesBefore += this.#writer?.bytesWritten ?? 0;
         this.#writer?.shutdown();
-        this.#channel?.close();
+        this.#channel.close();
         this.#channel = null;
       },
       reopen: (uri) => this.#open(uri),
@@ -188,7 +189,10 @@ class SourceRun {
   async #open(uri?: string): Promise<void> {
     const channel = await this.#ctx.connect(uri);
     this.#channel = channel;
-    this.#writer = new ChannelWriter(channel, { rateLimit: this.#ctx.params["max-bandwidth"] });
+    // A resumed channel is not rate-limited (the seed's migrate_fd_connect: INT64_MAX on
+    // resume); postcopy paces its background pages itself.
+    const rateLimit = uri === undefined ? this.#ctx.params["max-bandwidth"] : 0;
+    this.#writer = new ChannelWriter(channel, { rateLimit });
     this.#ctx.onWriter(this.#writer);
     if (this.#ctx.control.cancelled) throw new Cancelled();
     if (this.#sender) this.#sender.retarget(this.#writer);
