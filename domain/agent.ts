@@ -10,14 +10,14 @@ import type { WorkloadSpec } from "../adapters/memory/workload.ts";
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
 import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
-import { tlsUnsupported } from "../adapters/channels/connect.ts";
 import { type Blocker, Blockers } from "./blockers.ts";
 import { DomainError, MIGRATION_ACTIVE, MigrationFailed } from "./errors.ts";
 import { etagOf, ifMatchHolds } from "./etag.ts";
 import { EventBus } from "./event_bus.ts";
 import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
 import { IdempotencyStore } from "./idempotency.ts";
-import { Incoming } from "./incoming.ts";
+import { IncomingSide } from "./incoming_side.ts";
+import { tlsOptionsFor } from "./tls_options.ts";
 import { Migration } from "./migration.ts";
 import { type MigrationInfo, migrationInfo, queryMigrate } from "./migration_info.ts";
 import { MigrationWatch } from "./migration_watch.ts";
@@ -68,13 +68,6 @@ export interface Tagged<T> {
 }
 
 const HISTORY = 32;
-/**
- * How long a migrate-recover waits for a postcopy-active destination to notice that its
- * source paused: the source shuts the channel before it reports postcopy-paused, so this
- * is the time for that shutdown to cross the link and the destination's reader to see it
- * (milliseconds on a quiet host; the bound allows for a busy one).
- */
-const RECOVER_NOTICE_MS = 2000;
 /** Events published within this many ms reach each SSE subscriber together. */
 const EVENT_COALESCE_MS = 10;
 
@@ -93,12 +86,10 @@ export class Agent {
   #source: Migration | null = null;
   /** The data path of `#source`, once started. */
   #outgoing: Outgoing | null = null;
-  #incoming: Incoming | null = null;
-  #deferred: boolean;
-  #incomingStarted = false;
+  readonly #incoming: IncomingSide;
   readonly #watch = new MigrationWatch(this.events, {
     outgoing: () => this.#outgoing,
-    incoming: () => this.#incoming?.current ?? null,
+    incoming: () => this.#incoming.current,
   });
 
   readonly #tls: TlsCredsRegistry;
@@ -110,7 +101,14 @@ export class Agent {
     this.capabilities = config.capabilities ?? { ...DEFAULT_CAPABILITIES };
     this.onlyMigratable = config.onlyMigratable ?? false;
     this.#globals = { ...(config.globals ?? GLOBAL_DEFAULTS) };
-    this.#deferred = config.incoming === "defer";
+    this.#incoming = new IncomingSide({
+      machine,
+      events: this.events,
+      tlsFor: (uri) => this.#tlsFor(uri, "server"),
+      decompressThreads: () => this.parameters["decompress-threads"],
+      listener: this.#onTransition,
+      record: (m) => this.#record(m),
+    }, config.incoming === "defer");
   }
 
   /** Builds the guest and, with `--incoming URI`, starts listening. */
@@ -127,7 +125,7 @@ export class Agent {
     });
     const agent = new Agent(machine, config);
     if (config.incoming && config.incoming !== "defer") {
-      await agent.#listen(config.incoming, !config.startPaused);
+      await agent.#incoming.listen(config.incoming, !config.startPaused);
     }
     return agent;
   }
@@ -136,7 +134,7 @@ export class Agent {
   query(): MigrationInfo {
     return queryMigrate(
       this.#source,
-      this.#incoming?.current ?? null,
+      this.#incoming.current,
       this.#infoOptions(),
     );
   }
@@ -165,7 +163,7 @@ export class Agent {
 
   /** The address the incoming side listens on, once bound. */
   get incomingUri(): string | null {
-    return this.#incoming?.listeningUri ?? null;
+    return this.#incoming.uri;
   }
 
   /**
@@ -281,9 +279,7 @@ export class Agent {
   pauseMigration(): MigrationInfo {
     if (this.#outgoing && this.#sourceStatus === "postcopy-active") {
       this.#outgoing.command({ t: "pause" });
-    } else if (this.#incoming?.current.status === "postcopy-active") {
-      this.#incoming.pause();
-    } else {
+    } else if (!this.#incoming.pause()) {
       throw new DomainError(
         "wrong-state",
         "migrate-pause is currently only supported during postcopy-active state",
@@ -292,42 +288,9 @@ export class Agent {
     return this.query();
   }
 
-  /**
-   * migrate-recover on the destination: listen on `uri` for the resumed stream. A
-   * destination still postcopy-active may not have noticed yet that its source paused (the
-   * source's shutdown is on its way): it is given {@link RECOVER_NOTICE_MS} to get there.
-   * Answers once listening, as the seed's synchronous listen does, so a resume sent after
-   * the answer connects at the first try.
-   */
+  /** migrate-recover on the destination (see IncomingSide.recover), then query-migrate. */
   async recoverIncoming(uri: string): Promise<MigrationInfo> {
-    const incoming = this.#incoming;
-    if (incoming?.current.status === "postcopy-active") {
-      await incoming.leaves("postcopy-active", RECOVER_NOTICE_MS);
-    }
-    if (!incoming || incoming.current.status !== "postcopy-paused") {
-      throw new DomainError(
-        "wrong-state",
-        "Migrate recover can only be run when postcopy is paused.",
-      );
-    }
-    if (incoming.recoverTriggered) {
-      throw new DomainError("wrong-state", "Migrate recovery is triggered already");
-    }
-    try {
-      parseMigrationUri(uri, "incoming");
-    } catch (e) {
-      throw new DomainError("invalid-value", (e as Error).message);
-    }
-    // qemu_start_incoming_migration announces every incoming start, a recovery's too,
-    // without a change of state: the event says `setup`, the status stays postcopy-paused.
-    const m = incoming.current;
-    this.events.publish("MIGRATION", { status: "setup", side: m.side, id: m.id });
-    m.history.push({ time: new Date().toISOString(), status: m.status, note: `recover: ${uri}` });
-    try {
-      await incoming.recover(uri);
-    } catch (e) {
-      throw new DomainError("invalid-value", `migrate-recover: ${(e as Error).message}`);
-    }
+    await this.#incoming.recover(uri);
     return this.query();
   }
 
@@ -343,24 +306,8 @@ export class Agent {
   }
 
   /** QMP migrate-incoming (only with `--incoming defer`). */
-  async startIncoming(uri: string): Promise<MigrationInfo> {
-    if (!this.#deferred) throw new DomainError("wrong-state", "For use with '-incoming defer'");
-    try {
-      parseMigrationUri(uri, "incoming");
-    } catch (e) {
-      throw new DomainError("invalid-value", (e as Error).message);
-    }
-    const current = this.#incoming?.current;
-    // After a failed attempt the agent takes the next one (unlike QEMU, which exits):
-    // the same URI is already listening again; another URI replaces the listener.
-    const afterFailure = current?.status === "failed";
-    if (this.#incomingStarted && !afterFailure) {
-      throw new DomainError("wrong-state", "The incoming migration has already been started");
-    }
-    if (afterFailure && this.#incoming!.requestedUri === uri) return migrationInfo(current!);
-    if (afterFailure) this.#incoming!.close();
-    await this.#listen(uri, this.machine.runstate !== "paused");
-    return migrationInfo(this.#incoming!.current);
+  startIncoming(uri: string): Promise<MigrationInfo> {
+    return this.#incoming.start(uri);
   }
 
   /** migrate-set-parameters: all or nothing; max-bandwidth and downtime-limit apply live. */
@@ -452,30 +399,14 @@ export class Agent {
   async close(): Promise<void> {
     this.cancel();
     await Promise.race([this.#outgoing?.done, new Promise((r) => setTimeout(r, 2000))]);
-    this.#incoming?.close();
+    this.#incoming.close();
     this.#watch.close();
     await this.machine.dispose();
   }
 
-  /**
-   * The TLS options for a channel to or from `uri` when tls-creds is set: the named
-   * credentials (of the right endpoint) and tls-hostname; undefined for plain channels.
-   */
+  /** The TLS options for a channel to or from `uri` (the tls-creds parameter). */
   #tlsFor(uri: string, endpoint: "client" | "server"): TlsChannelOptions | undefined {
-    const id = this.parameters["tls-creds"];
-    if (!id) return undefined;
-    try {
-      const creds = this.#tls.get(id);
-      if (creds.endpoint !== endpoint) {
-        throw new Error(`Expecting TLS credentials with a ${endpoint} endpoint`);
-      }
-      const u = parseMigrationUri(uri, endpoint === "client" ? "outgoing" : "incoming");
-      if (u.kind !== "tcp" && u.kind !== "unix") throw new Error(tlsUnsupported(u));
-    } catch (e) {
-      throw new DomainError("invalid-value", (e as Error).message);
-    }
-    const hostname = this.parameters["tls-hostname"];
-    return { creds: this.#tls.get(id), hostname: hostname || undefined };
+    return tlsOptionsFor(this.#tls, this.parameters, uri, endpoint);
   }
 
   #precondition(ifMatch: string | undefined, etag: string, what: string): void {
@@ -504,26 +435,6 @@ export class Agent {
     }
   }
 
-  async #listen(uri: string, autostart: boolean): Promise<void> {
-    this.machine.clearArrival();
-    this.#incoming = new Incoming(
-      uri,
-      this.#tlsFor(uri, "server"),
-      this.parameters["decompress-threads"],
-      this.machine.shared,
-      autostart,
-      this.#onTransition,
-      (m) => this.#record(m),
-      () => this.machine.captureArrival(),
-    );
-    await this.#incoming.ready;
-    const failed = this.#incoming.current;
-    if (failed.status === "failed") {
-      throw new DomainError("invalid-value", failed.error ?? "listen failed");
-    }
-    this.#incomingStarted = true;
-  }
-
   #record(m: Migration): Migration {
     this.#history.push(m);
     if (this.#history.length > HISTORY) this.#history.shift();
@@ -532,10 +443,7 @@ export class Agent {
 
   #onTransition = (m: Migration, _from: MigrationStatus, to: MigrationStatus): void => {
     this.events.publish("MIGRATION", { status: to, side: m.side, id: m.id });
-    if (m.side === "destination" && (to === "postcopy-paused" || to === "postcopy-active")) {
-      // A finished recovery attempt (either way) allows the next migrate-recover.
-      if (this.#incoming) this.#incoming.recoverTriggered = false;
-    }
+    if (m.side === "destination") this.#incoming.changed(to);
     this.#watch.changed(m, to);
   };
 }
