@@ -4,7 +4,7 @@
  * @module
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { problems } from "./problem.ts";
+import { problems, validationHook } from "./problem.ts";
 import { type AgentRef, json } from "./route_kit.ts";
 import { RUN_STATES } from "../domain/runstates.ts";
 const tags = ["machine"];
@@ -48,7 +48,7 @@ const RunstateReply = z.object({ runstate: RunstateSchema }).meta({ id: "Runstat
 
 /** The machine sub-app. */
 export function machineRoutes(agent: AgentRef): OpenAPIHono {
-  const app = new OpenAPIHono();
+  const app = new OpenAPIHono({ defaultHook: validationHook });
   app.openapi(
     createRoute({
       method: "get",
