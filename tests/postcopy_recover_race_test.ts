@@ -5,7 +5,8 @@
  * over a proxy that passes the end of a stream on 100 ms late (a long path), so each
  * recover arrives while the destination is still noticing that its source paused: it is
  * accepted (it waits for the destination to pause), answers once it listens (so the resume
- * connects at the first try), and the source goes paused → recover → active once.
+ * connects at the first try), and the source goes paused → recover → active once. Then a
+ * recover that cannot listen is a 400 at once and does not block the next one.
  */
 import assert from "node:assert/strict";
 import { type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
@@ -110,7 +111,19 @@ Deno.test(`postcopy recovery: pause, wait for the source's event, recover, resum
           `round ${round}: the destination, with the seed's setup announcement`,
         );
       }
+      // A recover that cannot listen is an error at once and blocks no later recover.
+      assert.equal((await src.api("POST", "/migrations/current/pause")).status, 202);
+      await nth(se, "source", "postcopy-paused", ROUNDS + 1);
+      const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const busy = `tcp:127.0.0.1:${(taken.addr as Deno.NetAddr).port}`;
+      const refused = await dst.api("POST", "/migrations/incoming/recover", { uri: busy });
+      taken.close();
+      assert.equal(refused.status, 400, JSON.stringify(refused.body));
+      assert.match(refused.body.detail, /^migrate-recover: /);
+      const uri = `tcp:127.0.0.1:${freePort()}`;
+      assert.equal((await dst.api("POST", "/migrations/incoming/recover", { uri })).status, 202);
       await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 0 });
+      assert.equal((await src.api("POST", "/migrations", { uri, resume: true })).status, 202);
       const info = await src.waitStatus(/completed|failed/);
       assert.equal(info.status, "completed", JSON.stringify(info));
       assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
