@@ -10,16 +10,16 @@ import type { WorkloadSpec } from "../adapters/memory/workload.ts";
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
 import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
-import { tlsUnsupported } from "../adapters/channels/connect.ts";
 import { type Blocker, Blockers } from "./blockers.ts";
-import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
+import { DomainError, MIGRATION_ACTIVE, MigrationFailed } from "./errors.ts";
 import { requireExecAllowed } from "./exec_policy.ts";
 import { etagOf, ifMatchHolds } from "./etag.ts";
 import { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
 import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
 import { IdempotencyStore } from "./idempotency.ts";
-import { Incoming } from "./incoming.ts";
+import { IncomingSide } from "./incoming_side.ts";
+import { tlsOptionsFor } from "./tls_options.ts";
 import { Migration } from "./migration.ts";
 import { type MigrationInfo, migrationInfo, queryMigrate } from "./migration_info.ts";
 import { MigrationWatch } from "./migration_watch.ts";
@@ -29,6 +29,7 @@ import {
   type Capabilities,
   DEFAULT_CAPABILITIES,
   DEFAULT_PARAMETERS,
+  liveParameters,
   type Parameters,
 } from "./options.ts";
 import type { LiveParams } from "./engine/messages.ts";
@@ -38,6 +39,8 @@ import {
   migrateProblems,
   type MigrateRequest,
   type PreflightState,
+  prepareProblems,
+  startProblems,
 } from "./preflight.ts";
 import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 
@@ -85,13 +88,14 @@ export class Agent {
   readonly #blockers = new Blockers();
   readonly #accepted = new IdempotencyStore<MigrationInfo>();
   readonly #globals: Globals["flags"];
+  /** The newest outgoing migration (it may have failed before its data path started). */
+  #source: Migration | null = null;
+  /** The data path of `#source`, once started. */
   #outgoing: Outgoing | null = null;
-  #incoming: Incoming | null = null;
-  #deferred: boolean;
-  #incomingStarted = false;
+  readonly #incoming: IncomingSide;
   readonly #watch = new MigrationWatch(this.events, {
     outgoing: () => this.#outgoing,
-    incoming: () => this.#incoming?.current ?? null,
+    incoming: () => this.#incoming.current,
   });
 
   readonly #tls: TlsCredsRegistry;
@@ -104,7 +108,15 @@ export class Agent {
     this.onlyMigratable = config.onlyMigratable ?? false;
     this.allowExec = config.allowExec ?? false;
     this.#globals = { ...(config.globals ?? GLOBAL_DEFAULTS) };
-    this.#deferred = config.incoming === "defer";
+    this.#incoming = new IncomingSide({
+      machine,
+      events: this.events,
+      tlsFor: (uri) => this.#tlsFor(uri, "server"),
+      decompressThreads: () => this.parameters["decompress-threads"],
+      listener: this.#onTransition,
+      record: (m) => this.#record(m),
+      allowExec: this.allowExec,
+    }, config.incoming === "defer");
   }
 
   /** Builds the guest and, with `--incoming URI`, starts listening. */
@@ -122,7 +134,7 @@ export class Agent {
     });
     const agent = new Agent(machine, config);
     if (config.incoming && config.incoming !== "defer") {
-      await agent.#listen(config.incoming, !config.startPaused);
+      await agent.#incoming.listen(config.incoming, !config.startPaused);
     }
     return agent;
   }
@@ -130,8 +142,8 @@ export class Agent {
   /** query-migrate. */
   query(): MigrationInfo {
     return queryMigrate(
-      this.#outgoing?.migration ?? null,
-      this.#incoming?.current ?? null,
+      this.#source,
+      this.#incoming.current,
       this.#infoOptions(),
     );
   }
@@ -149,31 +161,54 @@ export class Agent {
     return migrationInfo(m, { ...this.#infoOptions(), history: true });
   }
 
+  /** The newest outgoing migration's status (`none` before any). */
+  get #sourceStatus(): MigrationStatus {
+    return this.#source?.status ?? "none";
+  }
+
   #infoOptions(): { blocktime: boolean } {
     return { blocktime: this.capabilities["postcopy-blocktime"] };
   }
 
   /** The address the incoming side listens on, once bound. */
   get incomingUri(): string | null {
-    return this.#incoming?.listeningUri ?? null;
+    return this.#incoming.uri;
   }
 
-  /** QMP migrate: the seed's migrate_prepare checks, then start the data path. */
+  /**
+   * QMP migrate: the seed's migrate_prepare checks refuse without a trace; past them the
+   * migration exists (`setup`, migrate_init) and whatever fails now fails it: it is
+   * recorded `failed` with the error, and the caller gets a {@link MigrationFailed}.
+   */
   migrate(req: MigrateRequest): MigrationInfo {
-    const problems = migrateProblems(req, this.#preflight());
-    if (problems.length > 0) throw problems[0];
-    const tls = this.#tlsFor(req.uri, "client");
+    const refused = prepareProblems(req, this.#preflight());
+    if (refused.length > 0) throw refused[0];
     if (req.resume) {
       // A resume is not a new migration: the paused one gets a new channel.
+      const tls = this.#tlsFor(req.uri, "client");
       this.#outgoing!.command({ t: "resume", uri: req.uri, tls });
       return migrationInfo(this.#outgoing!.migration);
     }
     this.machine.clearArrival();
     const migration = this.#record(new Migration("source", req.uri, this.#onTransition));
-    migration.machine.transition("none", "setup");
     const caps = { ...this.capabilities };
     migration.caps = caps;
-    migration.params = { ...this.parameters };
+    migration.params = this.#liveParams();
+    this.#source = migration;
+    this.#outgoing = null;
+    migration.machine.transition("none", "setup");
+    let tls: TlsChannelOptions | undefined;
+    try {
+      const failed = startProblems(req.uri, caps);
+      if (failed.length > 0) throw failed[0];
+      tls = this.#tlsFor(req.uri, "client");
+    } catch (e) {
+      if (!(e instanceof DomainError)) throw e;
+      // The seed's migrate_fd_error: the error first, so `failed` is seen with it.
+      migration.setError(e.message);
+      migration.machine.transition("setup", "failed");
+      throw new MigrationFailed(e, migration.id);
+    }
     const ramBytes = this.machine.layout.reduce((n, b) => n + b.size, 0);
     this.#watch.policy = req["x-policy"]
       ? new PolicyTracker(req["x-policy"], ramBytes, Date.now())
@@ -224,35 +259,36 @@ export class Agent {
         "Enable postcopy with migrate_set_capability before the start of migration",
       );
     }
-    const out = this.#outgoing;
-    if (!out || out.migration.status === "none") {
+    if (this.#sourceStatus === "none") {
       throw new DomainError(
         "wrong-state",
         "Postcopy must be started after migration has been started",
       );
     }
     // Not an error once finished: that would race with the command (as in the seed).
-    out.command({ t: "postcopy" });
+    this.#outgoing?.command({ t: "postcopy" });
     return this.query();
   }
 
-  /** migrate-continue: releases pre-switchover when the status is the one named. */
+  /**
+   * migrate-continue: succeeds when the status is the one named (`none` included, with no
+   * migration at all), releasing a migration paused in pre-switchover; as in the seed, a
+   * continue in any other matching state changes nothing.
+   */
   continueMigration(state: MigrationStatus): MigrationInfo {
-    const status = this.#outgoing?.migration.status ?? "none";
+    const status = this.#sourceStatus;
     if (status !== state) {
       throw new DomainError("wrong-state", `Migration not in expected state: ${status}`);
     }
-    this.#outgoing!.command({ t: "continue" });
+    this.#outgoing?.command({ t: "continue" });
     return this.query();
   }
 
   /** migrate-pause: only in postcopy-active, on either side. */
   pauseMigration(): MigrationInfo {
-    if (this.#outgoing?.migration.status === "postcopy-active") {
+    if (this.#outgoing && this.#sourceStatus === "postcopy-active") {
       this.#outgoing.command({ t: "pause" });
-    } else if (this.#incoming?.current.status === "postcopy-active") {
-      this.#incoming.pause();
-    } else {
+    } else if (!this.#incoming.pause()) {
       throw new DomainError(
         "wrong-state",
         "migrate-pause is currently only supported during postcopy-active state",
@@ -261,20 +297,9 @@ export class Agent {
     return this.query();
   }
 
-  /** migrate-recover on the destination: listen on `uri` for the resumed stream. */
-  recoverIncoming(uri: string): MigrationInfo {
-    const incoming = this.#incoming;
-    if (!incoming || incoming.current.status !== "postcopy-paused") {
-      throw new DomainError(
-        "wrong-state",
-        "Migrate recover can only be run when postcopy is paused.",
-      );
-    }
-    if (incoming.recoverTriggered) {
-      throw new DomainError("wrong-state", "Migrate recovery is triggered already");
-    }
-    this.#checkIncomingUri(uri);
-    incoming.recover(uri);
+  /** migrate-recover on the destination (see IncomingSide.recover), then query-migrate. */
+  async recoverIncoming(uri: string): Promise<MigrationInfo> {
+    await this.#incoming.recover(uri);
     return this.query();
   }
 
@@ -290,33 +315,21 @@ export class Agent {
   }
 
   /** QMP migrate-incoming (only with `--incoming defer`). */
-  async startIncoming(uri: string): Promise<MigrationInfo> {
-    if (!this.#deferred) throw new DomainError("wrong-state", "For use with '-incoming defer'");
-    this.#checkIncomingUri(uri);
-    const current = this.#incoming?.current;
-    // After a failed attempt the agent takes the next one (unlike QEMU, which exits):
-    // the same URI is already listening again; another URI replaces the listener.
-    const afterFailure = current?.status === "failed";
-    if (this.#incomingStarted && !afterFailure) {
-      throw new DomainError("wrong-state", "The incoming migration has already been started");
-    }
-    if (afterFailure && this.#incoming!.requestedUri === uri) return migrationInfo(current!);
-    if (afterFailure) this.#incoming!.close();
-    await this.#listen(uri, this.machine.runstate !== "paused");
-    return migrationInfo(this.#incoming!.current);
+  startIncoming(uri: string): Promise<MigrationInfo> {
+    return this.#incoming.start(uri);
   }
 
   /** migrate-set-parameters: all or nothing; max-bandwidth and downtime-limit apply live. */
   setParameters(patch: Partial<Record<keyof Parameters, unknown>>): Parameters {
     this.parameters = mergeParameters(this.parameters, patch);
     this.#outgoing?.setParams(this.#liveParams());
-    if (this.#outgoing) this.#outgoing.migration.params = { ...this.parameters };
+    if (this.#outgoing) this.#outgoing.migration.params = this.#liveParams();
     return this.parameters;
   }
 
   /** The parameters a running source applies live. */
   #liveParams(): LiveParams {
-    return { ...this.parameters };
+    return liveParameters(this.parameters);
   }
 
   /** query-migrate-parameters with its ETag. */
@@ -353,7 +366,7 @@ export class Agent {
 
   /** migrate_add_blocker. */
   addBlocker(reason: string): Blocker {
-    const status = this.#outgoing?.migration.status ?? "none";
+    const status = this.#sourceStatus;
     const idle = status === "none" || status === "cancelled" || status === "completed" ||
       status === "failed";
     return this.#blockers.add(reason, { idle, onlyMigratable: this.onlyMigratable });
@@ -371,7 +384,7 @@ export class Agent {
 
   /** migrate-set-capabilities: refused while a migration is set up or active. */
   setCapabilities(patch: Partial<Capabilities>): Capabilities {
-    const current = this.#outgoing?.migration.status ?? "none";
+    const current = this.#sourceStatus;
     if (isSetupOrActive(current)) throw new DomainError("active", MIGRATION_ACTIVE);
     this.capabilities = mergeCapabilities(this.capabilities, patch);
     return this.capabilities;
@@ -395,42 +408,17 @@ export class Agent {
   async close(): Promise<void> {
     this.cancel();
     await Promise.race([this.#outgoing?.done, new Promise((r) => setTimeout(r, 2000))]);
-    this.#incoming?.close();
+    this.#incoming.close();
     this.#watch.close();
     await this.machine.dispose();
   }
 
-  /**
-   * The TLS options for a channel to or from `uri` when tls-creds is set: the named
-   * credentials (of the right endpoint) and tls-hostname; undefined for plain channels.
-   */
+  /** The TLS options for a channel to or from `uri` (the tls-creds parameter). */
   #tlsFor(uri: string, endpoint: "client" | "server"): TlsChannelOptions | undefined {
-    const id = this.parameters["tls-creds"];
-    if (!id) return undefined;
-    try {
-      const creds = this.#tls.get(id);
-      if (creds.endpoint !== endpoint) {
-        throw new Error(`Expecting TLS credentials with a ${endpoint} endpoint`);
-      }
-      const u = parseMigrationUri(uri, endpoint === "client" ? "outgoing" : "incoming");
-      if (u.kind !== "tcp" && u.kind !== "unix") throw new Error(tlsUnsupported(u));
-    } catch (e) {
-      throw new DomainError("invalid-value", (e as Error).message);
-    }
-    const hostname = this.parameters["tls-hostname"];
-    return { creds: this.#tls.get(id), hostname: hostname || undefined };
+    return tlsOptionsFor(this.#tls, this.parameters, uri, endpoint);
   }
 
   /** Parses an incoming `uri` (invalid-value when it does not) and refuses a forbidden exec:. */
-  #checkIncomingUri(uri: string): void {
-    try {
-      parseMigrationUri(uri, "incoming");
-    } catch (e) {
-      throw new DomainError("invalid-value", (e as Error).message);
-    }
-    requireExecAllowed(uri, "incoming", this.allowExec);
-  }
-
   #precondition(ifMatch: string | undefined, etag: string, what: string): void {
     if (!ifMatchHolds(ifMatch, etag)) {
       throw new DomainError("stale", `If-Match does not match the current ${what} (ETag ${etag})`);
@@ -439,7 +427,7 @@ export class Agent {
 
   #preflight(): PreflightState {
     return {
-      status: this.#outgoing?.migration.status ?? "none",
+      status: this.#sourceStatus,
       runstate: this.machine.runstate,
       blocker: this.#blockers.newest(),
       capabilities: this.capabilities,
@@ -449,33 +437,13 @@ export class Agent {
   }
 
   #assertIdle(): void {
-    const out = this.#outgoing?.migration.status ?? "none";
+    const out = this.#sourceStatus;
     if (isSetupOrActive(out) || out === "cancelling") {
       throw new DomainError("active", MIGRATION_ACTIVE);
     }
     if (this.machine.runstate === "inmigrate") {
       throw new DomainError("wrong-state", "Guest is waiting for an incoming migration");
     }
-  }
-
-  async #listen(uri: string, autostart: boolean): Promise<void> {
-    this.machine.clearArrival();
-    this.#incoming = new Incoming(
-      uri,
-      this.#tlsFor(uri, "server"),
-      this.parameters["decompress-threads"],
-      this.machine.shared,
-      autostart,
-      this.#onTransition,
-      (m) => this.#record(m),
-      () => this.machine.captureArrival(),
-    );
-    await this.#incoming.ready;
-    const failed = this.#incoming.current;
-    if (failed.status === "failed") {
-      throw new DomainError("invalid-value", failed.error ?? "listen failed");
-    }
-    this.#incomingStarted = true;
   }
 
   #record(m: Migration): Migration {
@@ -486,10 +454,7 @@ export class Agent {
 
   #onTransition = (m: Migration, _from: MigrationStatus, to: MigrationStatus): void => {
     this.events.publish("MIGRATION", { status: to, side: m.side, id: m.id });
-    if (m.side === "destination" && (to === "postcopy-paused" || to === "postcopy-active")) {
-      // A finished recovery attempt (either way) allows the next migrate-recover.
-      if (this.#incoming) this.#incoming.recoverTriggered = false;
-    }
+    if (m.side === "destination") this.#incoming.changed(to);
     this.#watch.changed(m, to);
   };
 }

@@ -39,3 +39,19 @@ export class DomainError extends Error {
 
 /** The seed's QERR_MIGRATION_ACTIVE text. */
 export const MIGRATION_ACTIVE = "There's a migration process in progress";
+
+/**
+ * A migrate that got past the seed's migrate_prepare (status `setup`) and failed there: the
+ * migration is recorded as `failed` with this error, and the caller hears the error too.
+ */
+export class MigrationFailed extends DomainError {
+  /** The failed migration's resource id. */
+  readonly migrationId: string;
+
+  /** Wraps the error the migration failed with. */
+  constructor(cause: DomainError, migrationId: string) {
+    super(cause.code, cause.message, cause.errorClass);
+    this.name = "MigrationFailed";
+    this.migrationId = migrationId;
+  }
+}

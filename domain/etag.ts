@@ -5,10 +5,11 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { stringifyJsonExact } from "./exact_json.ts";
 
 /** The strong ETag of a JSON value (a quoted SHA-256 prefix of its JSON text). */
 export function etagOf(value: unknown): string {
-  const digest = createHash("sha256").update(JSON.stringify(value)).digest("base64url");
+  const digest = createHash("sha256").update(stringifyJsonExact(value)).digest("base64url");
   return `"${digest.slice(0, 27)}"`;
 }
 

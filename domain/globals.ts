@@ -64,8 +64,9 @@ export function parseGlobals(settings: readonly string[]): Globals {
       const def = PARAMETERS[param];
       if (def.type === "boolean") params[param] = parseBool(prop, value);
       else if (def.type === "string") params[param] = value;
-      else if (/^\d+$/.test(value)) params[param] = Number(value);
-      else {throw new DomainError(
+      else if (/^\d+$/.test(value)) {
+        params[param] = def.type === "size" ? BigInt(value) : Number(value);
+      } else {throw new DomainError(
           "invalid-value",
           `Property 'migration.${prop}' doesn't take value '${value}'`,
         );}

@@ -23,6 +23,10 @@ export class Incoming {
   listeningUri: string | null = null;
   readonly #host: WorkerHost;
   readonly #listener: MigrationListener;
+  /** Wakes whoever waits for a status change of the current migration. */
+  readonly #changed = new Set<() => void>();
+  /** The migrate-recover waiting for its listener. */
+  #recovering: { resolve: () => void; reject: (e: Error) => void } | null = null;
   readonly #onNew: (m: Migration) => void;
   readonly ready: Promise<void>;
 
@@ -37,7 +41,10 @@ export class Incoming {
     onNew: (m: Migration) => void,
     onArrived: () => void,
   ) {
-    this.#listener = listener;
+    this.#listener = (m, from, to) => {
+      listener(m, from, to);
+      for (const wake of this.#changed) wake();
+    };
     this.#onNew = onNew;
     this.requestedUri = uri;
     this.current = this.#fresh(uri);
@@ -58,9 +65,15 @@ export class Incoming {
       onListening: (bound) => {
         this.listeningUri = bound;
         ready();
+        this.#recovering?.resolve();
+        this.#recovering = null;
       },
       onArrived,
-      onRecoverFailed: () => (this.recoverTriggered = false),
+      onRecoverFailed: (message) => {
+        this.recoverTriggered = false;
+        this.#recovering?.reject(new Error(message));
+        this.#recovering = null;
+      },
       onRearm: () => {
         const next = this.#fresh(uri, this.current);
         this.current = next;
@@ -93,10 +106,39 @@ export class Incoming {
     this.#host.post({ t: "pause" });
   }
 
-  /** migrate-recover: listen on `uri` for the source's resumed stream. */
-  recover(uri: string): void {
+  /**
+   * Resolves once the current migration leaves `status` (true), or after `ms` (false). A
+   * destination still in postcopy-active may be about to notice that its source paused.
+   */
+  async leaves(status: string, ms: number): Promise<boolean> {
+    const end = Date.now() + ms;
+    while (this.current.status === status) {
+      const left = end - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.#changed.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        this.#changed.add(done);
+      });
+    }
+    return true;
+  }
+
+  /**
+   * migrate-recover: listens on `uri` for the source's resumed stream; resolves once it
+   * listens (so a resume sent after the answer finds it), rejects when it cannot.
+   */
+  recover(uri: string): Promise<void> {
     this.recoverTriggered = true;
+    const listening = new Promise<void>((resolve, reject) => {
+      this.#recovering = { resolve, reject };
+    });
     this.#host.post({ t: "recover", uri });
+    return listening;
   }
 
   /** Stops listening (agent shutdown). */

@@ -17,6 +17,9 @@ import {
   type Parameters,
   parameterValid,
   rangeError,
+  SIZE_PARAMETER_NAMES,
+  sizeTypeError,
+  toSize,
 } from "./options.ts";
 
 /** Runs every range check of the seed on a full parameter set, in the seed's order. */
@@ -28,7 +31,10 @@ export function checkParameters(params: Parameters): void {
   }
 }
 
-/** Merges a validated patch over `current` (null tls names become ""), checks, returns the result. */
+/**
+ * Merges a validated patch over `current` (null tls names become ""; a size is taken as
+ * QMP takes it, see toSize), checks, returns the result.
+ */
 export function mergeParameters(
   current: Parameters,
   patch: Partial<Record<keyof Parameters, unknown>>,
@@ -36,7 +42,11 @@ export function mergeParameters(
   const next = { ...current } as Record<string, unknown>;
   for (const [k, v] of Object.entries(patch)) {
     if (v === undefined) continue;
-    next[k] = v === null ? "" : v;
+    if ((SIZE_PARAMETER_NAMES as string[]).includes(k)) {
+      const size = toSize(v);
+      if (size === null) throw new DomainError("invalid-value", sizeTypeError(k));
+      next[k] = size;
+    } else next[k] = v === null ? "" : v;
   }
   checkParameters(next as Parameters);
   return next as Parameters;
@@ -58,7 +68,12 @@ export function mergeCapabilities(
   for (const name of CAPABILITY_NAMES) {
     const def: CapabilityDef = CAPABILITIES[name];
     const why = next[name] && !current[name] && (def.unsupported ?? def.unavailable?.());
-    if (why) throw new DomainError("unsupported", `Capability '${name}' ${why}`);
+    if (why) {
+      throw new DomainError(
+        "unsupported",
+        `Capability '${name}' cannot be enabled: ${why} (a Ferry limitation; QEMU accepts it)`,
+      );
+    }
   }
   return next;
 }

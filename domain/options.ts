@@ -14,7 +14,7 @@ export interface CapabilityDef {
   description: string;
   /** The seed's `-global migration.<name>` property, when it has one. */
   global?: string;
-  /** Why it cannot be enabled yet; absent when the feature works. */
+  /** Why Ferry cannot enable it (a Ferry limitation: the seed can); absent when it works. */
   unsupported?: string;
   /** Why this process cannot provide it (checked when it is turned on), or null. */
   unavailable?: () => string | null;
@@ -27,9 +27,9 @@ export const CAPABILITIES = {
     global: "x-xbzrle",
   },
   "rdma-pin-all": {
-    description: "Pin all guest memory for RDMA (RDMA transport only).",
+    description: "Pin all guest memory for RDMA. It matters only on an rdma: channel, which " +
+      "Ferry does not have (a migrate to an rdma: URI fails), so it changes nothing.",
     global: "x-rdma-pin-all",
-    unsupported: "requires RDMA, which Ferry does not support",
   },
   "auto-converge": {
     description: "Throttle the vCPU when the guest dirties memory faster than it can be sent.",
@@ -73,12 +73,14 @@ export const CAPABILITIES = {
     description: "Pause in pre-switchover before the device state moves, until migrate-continue.",
   },
   "x-multifd": {
-    description: "Send pages over several channels, each with its own Worker.",
+    description: "Send pages over several channels, each with its own Worker. As in QEMU, " +
+      "multifd pages bypass the XBZRLE cache; with compress, compressed pages go on the main " +
+      "channel; postcopy pages go on the main channel once the page channels were flushed.",
     global: "x-multifd",
   },
   "dirty-bitmaps": {
-    description: "Migrate block dirty bitmaps; Ferry guests have no disks.",
-    unsupported: "requires block devices, which Ferry guests do not have",
+    description:
+      "Migrate block dirty bitmaps; Ferry guests have no disks (so no bitmaps), so it changes nothing.",
   },
   "postcopy-blocktime": { description: "Measure how long vCPUs wait for pages during postcopy." },
   "late-block-activate": {
@@ -97,7 +99,7 @@ export const CAPABILITY_NAMES = Object.keys(CAPABILITIES) as CapabilityName[];
 export type Capabilities = Record<CapabilityName, boolean>;
 
 /**
- * Pairs that cannot be enabled together, read by {@link checkCapabilities}
+ * Pairs that cannot be enabled together, read by `mergeCapabilities` (option_checks.ts)
  * (the seed's migrate_caps_check, as data).
  */
 export const INCOMPATIBLE: readonly { all: readonly CapabilityName[]; message: string }[] = [
@@ -106,33 +108,36 @@ export const INCOMPATIBLE: readonly { all: readonly CapabilityName[]; message: s
     all: ["postcopy-ram", "compress"],
     message: "Postcopy is not currently compatible with compression",
   },
-  { all: ["postcopy-ram", "x-multifd"], message: "Postcopy is not yet compatible with multifd" },
-  { all: ["x-multifd", "xbzrle"], message: "Multifd is not compatible with xbzrle" },
-  { all: ["x-multifd", "compress"], message: "Multifd is not compatible with compress" },
 ];
 
 const UINT32 = 0xffff_ffff;
-const SIZE = Number.MAX_SAFE_INTEGER;
+/** The seed's SIZE_MAX (a 64-bit host): the largest size QMP takes. */
+export const SIZE_MAX = (1n << 64n) - 1n;
+const INT64_MIN = -(1n << 63n);
 
-/** Describes one parameter: JSON type, the seed's range and name, default, description. */
+/**
+ * Describes one parameter: JSON type, the seed's range and name, default, description.
+ * A `size` is QMP's uint64 size, held exactly as a bigint (see {@link toSize}).
+ */
 interface ParameterDef {
-  type: "integer" | "boolean" | "string";
-  default: number | boolean | string;
+  type: "integer" | "size" | "boolean" | "string";
+  default: number | bigint | boolean | string;
   description: string;
   /** The seed's spelling in error texts, e.g. `compress_level`. */
   seedName: string;
   /** The seed's `-global migration.<name>` property. */
   global?: string;
   min?: number;
+  /** An integer's largest value (a size's is {@link SIZE_MAX}). */
   max?: number;
   /** The seed's range text after "expects", when not "a value between min and max". */
   expects?: string;
   /** A check beyond the range on the merged set; true when the value is fine. */
-  valid?: (v: number, all: Readonly<Record<string, unknown>>) => boolean;
+  valid?: (v: bigint, all: Readonly<Record<string, unknown>>) => boolean;
 }
 
-function isPow2(v: number): boolean {
-  return v > 0 && Number.isInteger(Math.log2(v));
+function isPow2(v: bigint): boolean {
+  return v > 0n && (v & (v - 1n)) === 0n;
 }
 
 /** All 17 parameters of the seed, in QMP order (checks run in this order). */
@@ -203,11 +208,10 @@ export const PARAMETERS = {
       "Host name checked against the destination's certificate; empty means the URI's host. null means empty.",
   },
   "max-bandwidth": {
-    type: "integer",
-    default: 32 << 20,
+    type: "size",
+    default: 32n << 20n,
     min: 0,
-    max: SIZE,
-    expects: `an integer in the range of 0 to ${SIZE} bytes/second`,
+    expects: `an integer in the range of 0 to ${SIZE_MAX} bytes/second`,
     seedName: "max_bandwidth",
     global: "x-max-bandwidth",
     description: "Precopy bandwidth cap in bytes per second; 0 is unlimited; changes apply live.",
@@ -256,22 +260,20 @@ export const PARAMETERS = {
     description: "Pages per multifd packet.",
   },
   "xbzrle-cache-size": {
-    type: "integer",
-    default: 64 << 20,
+    type: "size",
+    default: 64n << 20n,
     min: PAGE_SIZE,
-    max: SIZE,
     expects: `a power of two no less than the target page size (${PAGE_SIZE})`,
-    valid: (v: number) => isPow2(v),
+    valid: (v: bigint) => isPow2(v),
     seedName: "xbzrle_cache_size",
     global: "xbzrle-cache-size",
     description:
       "XBZRLE page cache size in bytes: a power of two, at least one page; resizes live.",
   },
   "max-postcopy-bandwidth": {
-    type: "integer",
-    default: 0,
+    type: "size",
+    default: 0n,
     min: 0,
-    max: SIZE,
     seedName: "max_postcopy_bandwidth",
     global: "max-postcopy-bandwidth",
     description:
@@ -283,8 +285,8 @@ export const PARAMETERS = {
     min: 1,
     max: 99,
     expects: "a value between cpu_throttle_initial and 99",
-    valid: (v: number, all: Readonly<Record<string, unknown>>) =>
-      v >= (all["cpu-throttle-initial"] as number),
+    valid: (v: bigint, all: Readonly<Record<string, unknown>>) =>
+      v >= BigInt(all["cpu-throttle-initial"] as number),
     seedName: "max_cpu_throttle",
     global: "max-cpu-throttle",
     description: "Highest auto-converge throttle percentage.",
@@ -300,24 +302,65 @@ export const PARAMETER_NAMES = Object.keys(PARAMETERS) as ParameterName[];
 /** A full parameter set. */
 export type Parameters = {
   [K in ParameterName]: (typeof PARAMETERS)[K]["type"] extends "integer" ? number
+    : (typeof PARAMETERS)[K]["type"] extends "size" ? bigint
     : (typeof PARAMETERS)[K]["type"] extends "boolean" ? boolean
     : string;
 };
+
+/** The parameters as the data path uses them: sizes as numbers (exact up to 2^53). */
+export type LiveParameters = {
+  [K in ParameterName]: Parameters[K] extends bigint ? number : Parameters[K];
+};
+
+/** The parameters for the data path (a size beyond 2^53 is as good as unlimited there). */
+export function liveParameters(p: Parameters): LiveParameters {
+  return Object.fromEntries(
+    PARAMETER_NAMES.map((n) => [n, typeof p[n] === "bigint" ? Number(p[n]) : p[n]]),
+  ) as LiveParameters;
+}
+
+/** The names of the size parameters. */
+export const SIZE_PARAMETER_NAMES = PARAMETER_NAMES.filter((n) =>
+  (PARAMETERS[n] as ParameterDef).type === "size"
+);
 
 /** The seed's error text for a parameter whose value is out of its range. */
 export function rangeError(name: ParameterName): string {
   const def: ParameterDef = PARAMETERS[name];
   return `Parameter '${def.seedName}' expects ${
-    def.expects ?? `a value between ${def.min} and ${def.max}`
+    def.expects ?? `a value between ${def.min} and ${def.max ?? SIZE_MAX}`
   }`;
+}
+
+/** QMP's text for a size that is no 64-bit integer (its integer visitor's). */
+export function sizeTypeError(name: string): string {
+  return `Invalid parameter type for '${name}', expected: uint64`;
+}
+
+/**
+ * A size as QMP's integer visitor takes it: any integer from -2^63 to 2^64 − 1, a negative
+ * one wrapping to 2^64 − n; null for anything else.
+ */
+export function toSize(value: unknown): bigint | null {
+  const v = typeof value === "bigint"
+    ? value
+    : typeof value === "number" && Number.isSafeInteger(value)
+    ? BigInt(value)
+    : null;
+  if (v === null || v < INT64_MIN || v > SIZE_MAX) return null;
+  return v < 0n ? v + SIZE_MAX + 1n : v;
 }
 
 /** True when `value` is within `name`'s range and passes its extra check against `all`. */
 export function parameterValid(name: ParameterName, value: unknown, all: Parameters): boolean {
   const def: ParameterDef = PARAMETERS[name];
+  if (def.type === "size") {
+    const v = value as bigint;
+    return v >= BigInt(def.min!) && v <= SIZE_MAX && (def.valid?.(v, all) ?? true);
+  }
   if (def.type !== "integer") return true;
   const v = value as number;
-  return v >= def.min! && v <= def.max! && (def.valid?.(v, all) ?? true);
+  return v >= def.min! && v <= def.max! && (def.valid?.(BigInt(v), all) ?? true);
 }
 
 /** The seed's defaults. */

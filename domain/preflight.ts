@@ -1,7 +1,9 @@
 /**
- * The checks `migrate` runs before it starts anything (the seed's migrate_prepare, then
- * the URI), as one pure function that reports every problem, in the seed's order. A real
- * `migrate` fails with the first; a dry run reports them all.
+ * The checks `migrate` runs, as pure functions that report every problem in the seed's
+ * order: {@link prepareProblems} (the seed's migrate_prepare: a refusal, nothing changes)
+ * and {@link startProblems} (what the seed finds only after migrate_init set `setup`: the
+ * URI and the channel; such a migration is recorded and fails). A real `migrate` stops at
+ * the first; a dry run reports them all.
  *
  * @module
  */
@@ -50,8 +52,8 @@ export class DomainErrors extends DomainError {
   }
 }
 
-function resumeProblems(uri: string, s: PreflightState): DomainError[] {
-  const exec = execProblem(uri, "outgoing", s.allowExec);
+function resumeProblems(req: MigrateRequest, s: PreflightState): DomainError[] {
+  const exec = execProblem(req.uri, "outgoing", s.allowExec);
   if (exec) return [exec];
   if (s.status !== "postcopy-paused") {
     return [new DomainError("wrong-state", "Cannot resume if there is no paused migration")];
@@ -64,18 +66,38 @@ function resumeProblems(uri: string, s: PreflightState): DomainError[] {
       ),
     ];
   }
+  // A resume is no new migration: a URI the seed cannot use is an error and nothing else
+  // (its SETUP -> FAILED compare-and-set misses the paused state).
+  try {
+    parseMigrationUri(req.uri, "outgoing");
+  } catch (e) {
+    return [new DomainError("invalid-value", (e as Error).message)];
+  }
   return [];
 }
 
-/** Every reason `migrate` would refuse `req` in state `s`, in the seed's order; empty when it may start. */
-export function migrateProblems(req: MigrateRequest, s: PreflightState): DomainError[] {
-  if (req.resume) return resumeProblems(req.uri, s);
+/**
+ * The seed's migrate_prepare (and Ferry's own request checks): every reason `migrate` would
+ * refuse `req` in state `s` before a migration exists, in the seed's order.
+ */
+export function prepareProblems(req: MigrateRequest, s: PreflightState): DomainError[] {
+  if (req.resume) return resumeProblems(req, s);
   const problems: DomainError[] = [];
   if (isSetupOrActive(s.status) || s.status === "cancelling" || s.status === "colo") {
     problems.push(new DomainError("active", MIGRATION_ACTIVE));
   }
   if (s.runstate === "inmigrate") {
     problems.push(new DomainError("wrong-state", "Guest is waiting for an incoming migration"));
+  }
+  if (s.runstate === "postmigrate") {
+    // QEMU's later migrate_prepare: the guest already runs on the destination; sending this
+    // stale copy again would make a second one (`cont` first, as in QEMU, to allow it).
+    problems.push(
+      new DomainError(
+        "wrong-state",
+        "Can't migrate the vm that was paused due to previous migration",
+      ),
+    );
   }
   if (s.blocker) problems.push(new DomainError("blocked", s.blocker.reason));
   if (req.blk || req.inc) {
@@ -105,21 +127,37 @@ export function migrateProblems(req: MigrateRequest, s: PreflightState): DomainE
       ),
     );
   }
+  // Ferry's permission check: refused before anything changes, like a blocker.
+  const exec = execProblem(req.uri, "outgoing", s.allowExec);
+  if (exec) problems.push(exec);
+  return problems;
+}
+
+/**
+ * What the seed finds wrong only once the migration is in `setup` (qmp_migrate after
+ * migrate_prepare, and migrate_fd_connect): an unknown scheme or unusable address, and a
+ * return path that the channel cannot carry. A migration with one of these fails.
+ */
+export function startProblems(uri: string, capabilities: Capabilities): DomainError[] {
   try {
-    const uri = parseMigrationUri(req.uri, "outgoing");
-    const exec = execProblem(req.uri, "outgoing", s.allowExec);
-    if (exec) problems.push(exec);
-    const needsReturnPath = s.capabilities["postcopy-ram"] || s.capabilities["return-path"];
-    if (needsReturnPath && (uri.kind === "exec" || uri.kind === "file")) {
-      problems.push(
+    const u = parseMigrationUri(uri, "outgoing");
+    const needsReturnPath = capabilities["postcopy-ram"] || capabilities["return-path"];
+    if (needsReturnPath && (u.kind === "exec" || u.kind === "file")) {
+      return [
         new DomainError(
           "incompatible",
-          `Unable to open return-path for postcopy: ${uri.kind}: channels carry one direction only`,
+          `Unable to open return-path for postcopy: ${u.kind}: channels carry one direction only`,
         ),
-      );
+      ];
     }
+    return [];
   } catch (e) {
-    problems.push(new DomainError("invalid-value", (e as Error).message));
+    return [new DomainError("invalid-value", (e as Error).message)];
   }
-  return problems;
+}
+
+/** Every problem of `req` in state `s` (a dry run): the refusals, then the start failures. */
+export function migrateProblems(req: MigrateRequest, s: PreflightState): DomainError[] {
+  const refused = prepareProblems(req, s);
+  return req.resume ? refused : [...refused, ...startProblems(req.uri, s.capabilities)];
 }

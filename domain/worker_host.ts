@@ -18,8 +18,8 @@ export interface WorkerHandlers {
   onRearm?(): void;
   /** The destination loaded a whole guest and is about to run it. */
   onArrived?(): void;
-  /** A migrate-recover could not listen. */
-  onRecoverFailed?(): void;
+  /** A migrate-recover could not listen; `message` says why. */
+  onRecoverFailed?(message: string): void;
   onDone(): void;
 }
 
@@ -62,7 +62,7 @@ export class WorkerHost {
           handlers.onArrived?.();
           break;
         case "recover-failed":
-          handlers.onRecoverFailed?.();
+          handlers.onRecoverFailed?.(m.message);
           break;
         case "codec-request":
           this.#codecs.start(

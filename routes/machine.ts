@@ -6,7 +6,7 @@
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { ExclusiveGate, RAM_PASS_QUEUE } from "./limits.ts";
-import { problems } from "./problem.ts";
+import { problems, validationHook } from "./problem.ts";
 import { type AgentRef, json } from "./route_kit.ts";
 import { RUN_STATES } from "../domain/runstates.ts";
 const tags = ["machine"];
@@ -53,7 +53,7 @@ export function machineRoutes(
   agent: AgentRef,
   ramPass: ExclusiveGate = new ExclusiveGate(RAM_PASS_QUEUE),
 ): OpenAPIHono {
-  const app = new OpenAPIHono();
+  const app = new OpenAPIHono({ defaultHook: validationHook });
   app.use("/machine/digest", ramPass.middleware("A RAM digest"));
   app.openapi(
     createRoute({

@@ -36,6 +36,13 @@ const postMigration = createRoute({
   summary: "migrate",
   description: [
     "Starts an outgoing migration (202, `Location: /migrations/{id}`).",
+    "A migration that fails as it starts (an unknown scheme or unusable address, TLS",
+    "credentials that cannot be used, a return path the channel cannot carry) goes `setup` →",
+    "`failed` as in the seed and is answered with the error (400), whose `Location` and",
+    "`x-id` name the failed migration; failures the data path finds (connection refused, a",
+    "refused TLS handshake) follow a 202. Refusals before the start (a migration in",
+    "progress, an incoming guest, blockers, a guest already migrated) are 409s that record",
+    "nothing.",
     "With `?dry-run=true` it runs every check (state, blockers, capabilities, URI) and starts",
     "nothing: 200 when all pass, else a problem whose `errors` lists every problem.",
     "With `Idempotency-Key`, a retry with the same key and body gets the first accepted",

@@ -5,6 +5,8 @@
  * @module
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import { exactValues, parseJsonExact } from "../domain/exact_json.ts";
 import {
   CapabilitiesPatchSchema,
   CapabilitiesSchema,
@@ -66,9 +68,20 @@ const getParams = createRoute({
   },
 });
 
+/**
+ * The body of a parameters PATCH is read with exact integers: a size beyond 2^53 arrives
+ * as a bigint, digit for digit, where `JSON.parse` would round it (the validator after this
+ * reads `c.req.json()`).
+ */
+const exactJsonBody: MiddlewareHandler = async (c, next) => {
+  c.req.json = (async () => parseJsonExact(await c.req.text())) as typeof c.req.json;
+  await next();
+};
+
 const patchParams = createRoute({
   method: "patch",
   path: "/parameters",
+  middleware: [exactJsonBody] as const,
   operationId: "migrateSetParameters",
   tags,
   summary: "migrate-set-parameters (JSON merge patch, all or nothing)",
@@ -97,12 +110,12 @@ export function optionRoutes(agent: AgentRef): OpenAPIHono {
   });
   app.openapi(getParams, (c) => {
     const { value, etag } = agent().readParameters();
-    return c.json(value, 200, { ETag: etag });
+    return c.json(exactValues(value), 200, { ETag: etag });
   });
   app.openapi(patchParams, (c) => {
     const patch = c.req.valid("json");
     const { value, etag } = agent().patchParameters(patch, c.req.valid("header")["if-match"]);
-    return c.json(value, 200, { ETag: etag });
+    return c.json(exactValues(value), 200, { ETag: etag });
   });
   return app;
 }

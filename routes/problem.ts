@@ -7,8 +7,14 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "@hono/zod-openapi";
-import { DomainError, type ErrorClass, type ErrorCode } from "../domain/errors.ts";
-import { PARAMETER_NAMES, type ParameterName, rangeError } from "../domain/options.ts";
+import { DomainError, type ErrorClass, type ErrorCode, MigrationFailed } from "../domain/errors.ts";
+import {
+  PARAMETER_NAMES,
+  type ParameterName,
+  rangeError,
+  SIZE_PARAMETER_NAMES,
+  sizeTypeError,
+} from "../domain/options.ts";
 import { DomainErrors } from "../domain/preflight.ts";
 
 /** The one table from domain error codes to HTTP statuses. */
@@ -57,15 +63,20 @@ export const ProblemSchema = z.object({
   errors: z.array(ProblemItemSchema).optional().meta({
     description: "Every problem found, in the seed's order (dry runs); `detail` joins them.",
   }),
+  "x-id": z.string().optional().meta({
+    description: "Ferry: a migrate that failed after it started (status `setup` → `failed`, as " +
+      "in the seed) names the failed migration, also given as `Location`.",
+  }),
 }).meta({ id: "Problem" });
 
-/** A problem+json response; `extra` members are added to the body. */
+/** A problem+json response; `extra` members are added to the body, `headers` to the reply. */
 export function problem(
   c: Context,
   status: ContentfulStatusCode,
   detail: string,
   errorClass: ErrorClass = "GenericError",
   extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
 ): Response {
   const body = {
     type: "about:blank",
@@ -75,11 +86,23 @@ export function problem(
     class: errorClass,
     ...extra,
   };
-  return c.body(JSON.stringify(body), status, { "content-type": "application/problem+json" });
+  return c.body(JSON.stringify(body), status, {
+    ...headers,
+    "content-type": "application/problem+json",
+  });
 }
 
-/** Maps any thrown error to problem+json (DomainError by its code; anything else 500). */
+/**
+ * Maps any thrown error to problem+json (DomainError by its code; anything else 500). A
+ * migration that failed in `setup` is still an error to its caller, with where to find the
+ * failed migration: `Location` and the `x-id` member.
+ */
 export function errorResponse(c: Context, e: unknown): Response {
+  if (e instanceof MigrationFailed) {
+    return problem(c, STATUS_OF[e.code], e.message, e.errorClass, { "x-id": e.migrationId }, {
+      Location: `/migrations/${e.migrationId}`,
+    });
+  }
   if (e instanceof DomainErrors) {
     const errors = e.errors.map((x) => ({ detail: x.message, class: x.errorClass }));
     return problem(c, STATUS_OF[e.code], e.message, e.errorClass, { errors });
@@ -97,6 +120,7 @@ export function describeIssue(issue: z.core.$ZodIssue): string {
   if (name === "" && issue.code === "invalid_type") {
     return `Invalid request body: expected a JSON ${issue.expected}`;
   }
+  if ((SIZE_PARAMETER_NAMES as string[]).includes(name)) return sizeTypeError(name);
   switch (issue.code) {
     case "unrecognized_keys":
       return `Parameter '${issue.keys[0]}' is unexpected`;

@@ -113,7 +113,10 @@ export const UriRequestSchema = z.object({
 
 /** `event: MIGRATION` data: the seed's MIGRATION event, plus the migration's id. */
 export const MigrationEventSchema = z.object({
-  status: z.enum(MIGRATION_STATUSES).meta({ description: "The new status." }),
+  status: z.enum(MIGRATION_STATUSES).meta({
+    description: "The new status. As in the seed, every incoming start is announced with " +
+      "`setup`, a migrate-recover's too, although the destination stays postcopy-paused.",
+  }),
   side: z.enum(["source", "destination"]),
   id: z.string().meta({ description: "The migration resource id." }),
 }).meta({ id: "MigrationEvent" });

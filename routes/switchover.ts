@@ -67,8 +67,12 @@ const recover = createRoute({
   operationId: "migrateRecover",
   tags,
   summary: "migrate-recover (destination)",
-  description: "Listens on a new URI for the source's resumed postcopy stream. Then resume on " +
-    'the source with `POST /migrations {"uri": ..., "resume": true}`.',
+  description: "Listens on a new URI for the source's resumed postcopy stream, and answers once " +
+    "it listens (an address it cannot listen on is a 400). Then resume on the source with " +
+    '`POST /migrations {"uri": ..., "resume": true}`. A destination still postcopy-active is ' +
+    "given a moment (at most 2 s) to notice that its source paused before this is refused. " +
+    "As in the seed, a MIGRATION event `setup` announces the start; the status stays " +
+    "postcopy-paused.",
   request: { body: { required: true, ...json(UriRequestSchema) } },
   responses: {
     202: { description: "Listening for the recovery", ...json(MigrationInfoSchema) },

@@ -47,7 +47,7 @@ export interface paths {
     put?: never;
     /**
      * migrate
-     * @description Starts an outgoing migration (202, `Location: /migrations/{id}`). With `?dry-run=true` it runs every check (state, blockers, capabilities, URI) and starts nothing: 200 when all pass, else a problem whose `errors` lists every problem. With `Idempotency-Key`, a retry with the same key and body gets the first accepted response again (with `Idempotent-Replayed: true`) and starts nothing; the same key with a different body is a 422. Only accepted requests are remembered (the last 256 keys).
+     * @description Starts an outgoing migration (202, `Location: /migrations/{id}`). A migration that fails as it starts (an unknown scheme or unusable address, TLS credentials that cannot be used, a return path the channel cannot carry) goes `setup` → `failed` as in the seed and is answered with the error (400), whose `Location` and `x-id` name the failed migration; failures the data path finds (connection refused, a refused TLS handshake) follow a 202. Refusals before the start (a migration in progress, an incoming guest, blockers, a guest already migrated) are 409s that record nothing. With `?dry-run=true` it runs every check (state, blockers, capabilities, URI) and starts nothing: 200 when all pass, else a problem whose `errors` lists every problem. With `Idempotency-Key`, a retry with the same key and body gets the first accepted response again (with `Idempotent-Replayed: true`) and starts nothing; the same key with a different body is a 422. Only accepted requests are remembered (the last 256 keys).
      */
     post: operations["migrate"];
     delete?: never;
@@ -178,7 +178,7 @@ export interface paths {
     put?: never;
     /**
      * migrate-recover (destination)
-     * @description Listens on a new URI for the source's resumed postcopy stream. Then resume on the source with `POST /migrations {"uri": ..., "resume": true}`.
+     * @description Listens on a new URI for the source's resumed postcopy stream, and answers once it listens (an address it cannot listen on is a 400). Then resume on the source with `POST /migrations {"uri": ..., "resume": true}`. A destination still postcopy-active is given a moment (at most 2 s) to notice that its source paused before this is refused. As in the seed, a MIGRATION event `setup` announces the start; the status stays postcopy-paused.
      */
     post: operations["migrateRecover"];
     delete?: never;
@@ -395,7 +395,7 @@ export interface components {
   schemas: {
     MigrationEvent: {
       /**
-       * @description The new status.
+       * @description The new status. As in the seed, every incoming start is announced with `setup`, a migrate-recover's too, although the destination stays postcopy-paused.
        * @enum {string}
        */
       status:
@@ -573,6 +573,8 @@ export interface components {
       class: string;
       /** @description Every problem found, in the seed's order (dry runs); `detail` joins them. */
       errors?: components["schemas"]["ProblemItem"][];
+      /** @description Ferry: a migrate that failed after it started (status `setup` → `failed`, as in the seed) names the failed migration, also given as `Location`. */
+      "x-id"?: string;
     };
     ProblemItem: {
       /** @description What went wrong, in the seed's words. */
@@ -646,7 +648,7 @@ export interface components {
     MigrationCapabilities: {
       /** @description Send resent pages as XOR deltas against a page cache (XBZRLE). */
       xbzrle: boolean;
-      /** @description Pin all guest memory for RDMA (RDMA transport only). (Not available: requires RDMA, which Ferry does not support.) */
+      /** @description Pin all guest memory for RDMA. It matters only on an rdma: channel, which Ferry does not have (a migrate to an rdma: URI fails), so it changes nothing. */
       "rdma-pin-all": boolean;
       /** @description Throttle the vCPU when the guest dirties memory faster than it can be sent. */
       "auto-converge": boolean;
@@ -668,9 +670,9 @@ export interface components {
       "return-path": boolean;
       /** @description Pause in pre-switchover before the device state moves, until migrate-continue. */
       "pause-before-switchover": boolean;
-      /** @description Send pages over several channels, each with its own Worker. */
+      /** @description Send pages over several channels, each with its own Worker. As in QEMU, multifd pages bypass the XBZRLE cache; with compress, compressed pages go on the main channel; postcopy pages go on the main channel once the page channels were flushed. */
       "x-multifd": boolean;
-      /** @description Migrate block dirty bitmaps; Ferry guests have no disks. (Not available: requires block devices, which Ferry guests do not have.) */
+      /** @description Migrate block dirty bitmaps; Ferry guests have no disks (so no bitmaps), so it changes nothing. */
       "dirty-bitmaps": boolean;
       /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime": boolean;
@@ -680,7 +682,7 @@ export interface components {
     MigrationCapabilitiesPatch: {
       /** @description Send resent pages as XOR deltas against a page cache (XBZRLE). */
       xbzrle?: boolean;
-      /** @description Pin all guest memory for RDMA (RDMA transport only). (Not available: requires RDMA, which Ferry does not support.) */
+      /** @description Pin all guest memory for RDMA. It matters only on an rdma: channel, which Ferry does not have (a migrate to an rdma: URI fails), so it changes nothing. */
       "rdma-pin-all"?: boolean;
       /** @description Throttle the vCPU when the guest dirties memory faster than it can be sent. */
       "auto-converge"?: boolean;
@@ -702,9 +704,9 @@ export interface components {
       "return-path"?: boolean;
       /** @description Pause in pre-switchover before the device state moves, until migrate-continue. */
       "pause-before-switchover"?: boolean;
-      /** @description Send pages over several channels, each with its own Worker. */
+      /** @description Send pages over several channels, each with its own Worker. As in QEMU, multifd pages bypass the XBZRLE cache; with compress, compressed pages go on the main channel; postcopy pages go on the main channel once the page channels were flushed. */
       "x-multifd"?: boolean;
-      /** @description Migrate block dirty bitmaps; Ferry guests have no disks. (Not available: requires block devices, which Ferry guests do not have.) */
+      /** @description Migrate block dirty bitmaps; Ferry guests have no disks (so no bitmaps), so it changes nothing. */
       "dirty-bitmaps"?: boolean;
       /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime"?: boolean;
@@ -753,7 +755,8 @@ export interface components {
        */
       "tls-hostname": string;
       /**
-       * @description Precopy bandwidth cap in bytes per second; 0 is unlimited; changes apply live.
+       * Format: uint64
+       * @description Precopy bandwidth cap in bytes per second; 0 is unlimited; changes apply live. An exact integer up to 18446744073709551615 (2^64 − 1); a negative −n is taken as 2^64 − n, as QMP does.
        * @default 33554432
        */
       "max-bandwidth": number;
@@ -783,12 +786,14 @@ export interface components {
        */
       "x-multifd-page-count": number;
       /**
-       * @description XBZRLE page cache size in bytes: a power of two, at least one page; resizes live.
+       * Format: uint64
+       * @description XBZRLE page cache size in bytes: a power of two, at least one page; resizes live. An exact integer up to 18446744073709551615 (2^64 − 1); a negative −n is taken as 2^64 − n, as QMP does.
        * @default 67108864
        */
       "xbzrle-cache-size": number;
       /**
-       * @description Background page bandwidth in postcopy, bytes per second; 0 is unlimited. Requested pages are never throttled.
+       * Format: uint64
+       * @description Background page bandwidth in postcopy, bytes per second; 0 is unlimited. Requested pages are never throttled. An exact integer up to 18446744073709551615 (2^64 − 1); a negative −n is taken as 2^64 − n, as QMP does.
        * @default 0
        */
       "max-postcopy-bandwidth": number;
@@ -815,7 +820,10 @@ export interface components {
       "tls-creds"?: string | null;
       /** @description Host name checked against the destination's certificate; empty means the URI's host. null means empty. */
       "tls-hostname"?: string | null;
-      /** @description Precopy bandwidth cap in bytes per second; 0 is unlimited; changes apply live. */
+      /**
+       * Format: uint64
+       * @description Precopy bandwidth cap in bytes per second; 0 is unlimited; changes apply live. An exact integer up to 18446744073709551615 (2^64 − 1); a negative −n is taken as 2^64 − n, as QMP does.
+       */
       "max-bandwidth"?: number;
       /** @description Longest acceptable guest pause at switchover, in milliseconds. */
       "downtime-limit"?: number;
@@ -827,9 +835,15 @@ export interface components {
       "x-multifd-channels"?: number;
       /** @description Pages per multifd packet. */
       "x-multifd-page-count"?: number;
-      /** @description XBZRLE page cache size in bytes: a power of two, at least one page; resizes live. */
+      /**
+       * Format: uint64
+       * @description XBZRLE page cache size in bytes: a power of two, at least one page; resizes live. An exact integer up to 18446744073709551615 (2^64 − 1); a negative −n is taken as 2^64 − n, as QMP does.
+       */
       "xbzrle-cache-size"?: number;
-      /** @description Background page bandwidth in postcopy, bytes per second; 0 is unlimited. Requested pages are never throttled. */
+      /**
+       * Format: uint64
+       * @description Background page bandwidth in postcopy, bytes per second; 0 is unlimited. Requested pages are never throttled. An exact integer up to 18446744073709551615 (2^64 − 1); a negative −n is taken as 2^64 − n, as QMP does.
+       */
       "max-postcopy-bandwidth"?: number;
       /** @description Highest auto-converge throttle percentage. */
       "max-cpu-throttle"?: number;

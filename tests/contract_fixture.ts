@@ -49,6 +49,19 @@ export async function withAgent(
   config: Partial<AgentConfig> = {},
   options: AppOptions = {},
 ): Promise<void> {
+  const h = await openAgent(config, options);
+  try {
+    await fn(h);
+  } finally {
+    await h.agent.close();
+  }
+}
+
+/** A fresh in-process agent, as {@link withAgent} makes; the caller closes `agent`. */
+export async function openAgent(
+  config: Partial<AgentConfig> = {},
+  options: AppOptions = {},
+): Promise<InProcess> {
   const agent = await Agent.create({
     blocks: [{ name: "pc.ram", size: 1 << 20 }],
     fill: "zero",
@@ -71,9 +84,5 @@ export async function withAgent(
     }
     return replyOf(await app.request(path, init));
   };
-  try {
-    await fn({ agent, app, request });
-  } finally {
-    await agent.close();
-  }
+  return { agent, app, request };
 }

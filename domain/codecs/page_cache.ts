@@ -23,6 +23,10 @@ const EMPTY = -1;
 
 /** Throws unless `size` is a power of two of at least one page. */
 function checkSize(size: number, pageSize: number): void {
+  if (size > Number.MAX_SAFE_INTEGER) {
+    // The seed's xbzrle_cache_resize: a size the host cannot address.
+    throw new RangeError(`xbzrle cache size ${size} is exceeding address space`);
+  }
   if (!Number.isSafeInteger(size) || size < pageSize || !Number.isInteger(Math.log2(size))) {
     throw new RangeError(
       `xbzrle cache size ${size} is not a power of two no less than the page size (${pageSize})`,
@@ -163,7 +167,12 @@ export class PageCache {
   /** Allocates empty tables for `size` bytes. */
   #allocate(size: number): void {
     const slots = size / this.pageSize;
-    const data = new Uint8Array(size);
+    let data: Uint8Array<ArrayBuffer>;
+    try {
+      data = new Uint8Array(size);
+    } catch {
+      throw new RangeError(`xbzrle cache: cannot allocate ${size} bytes`);
+    }
     const pages = new Float64Array(slots).fill(EMPTY);
     const ages = new Float64Array(slots);
     this.#size = size;

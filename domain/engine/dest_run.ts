@@ -376,6 +376,8 @@ class DestinationRun {
     if (this.#open) throw new WireError("migration stream: ended inside a section");
     if (!this.#device) throw new WireError("migration stream: no device state received");
     if (this.#ram.postcopy) {
+      // Page channels carried precopy only; they ended (EOF) before postcopy began.
+      await this.#mfd?.finish();
       const missing = this.#ram.missing();
       if (missing > 0) throw new WireError(`migration stream: ${missing} pages never arrived`);
       this.#done = true;

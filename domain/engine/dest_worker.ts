@@ -44,8 +44,7 @@ async function recover(uri: string): Promise<void> {
   try {
     l = await listenChannel(uri, { tls: tlsOpts });
   } catch (e) {
-    link?.post({ t: "error", message: `migrate-recover: ${e instanceof Error ? e.message : e}` });
-    link?.post({ t: "recover-failed" });
+    link?.post({ t: "recover-failed", message: e instanceof Error ? e.message : String(e) });
     return;
   }
   link?.post({ t: "listening", uri: l.uri });

@@ -7,12 +7,12 @@
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import type { MigrationStatus } from "../state_machine.ts";
-import type { Capabilities, Parameters } from "../options.ts";
+import type { Capabilities, LiveParameters } from "../options.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import type { CodecAnswer, CodecRequest } from "../codecs/codec_threads.ts";
 
 /** The parameters, sent at start and again on every change (some apply live). */
-export type LiveParams = Parameters;
+export type LiveParams = LiveParameters;
 
 /** Starts an outgoing migration in a source Worker. */
 export interface SourceStart {
@@ -56,7 +56,8 @@ export type WorkerMessage =
   | { t: "listening"; uri: string }
   | { t: "rearm" }
   | { t: "arrived" }
-  | { t: "recover-failed" }
+  /** A migrate-recover could not listen (`message` says why). */
+  | { t: "recover-failed"; message: string }
   /** Something worth a log line that is not the migration's error. */
   | { t: "notice"; message: string }
   /** Codec Workers for a compression pool, started by the main thread (codec_threads.ts). */

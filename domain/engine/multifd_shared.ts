@@ -20,6 +20,8 @@ export const MF = {
   FAILED: 4,
   /** Channels connected and introduced. */
   READY: 5,
+  /** 1: end the current pass early (postcopy is starting); what is unclaimed stays marked. */
+  CUT: 6,
 } as const;
 
 /** Per-channel counters (Float64Array, 4 slots per channel). */
@@ -31,6 +33,8 @@ export interface MultifdShared {
   stats: SharedArrayBuffer;
   /** The migration bitmap (one byte per page), shared with the main side. */
   bitmap: SharedArrayBuffer;
+  /** One byte per page: 1 once the page went out on any channel (postcopy discards). */
+  sent: SharedArrayBuffer;
 }
 
 /** Allocates the shared buffers for `channels` channels and a bitmap of `bitmapBytes`. */
@@ -39,6 +43,7 @@ export function createMultifdShared(channels: number, bitmapBytes: number): Mult
     ctl: new SharedArrayBuffer(8 * 4),
     stats: new SharedArrayBuffer(channels * 4 * 8),
     bitmap: new SharedArrayBuffer(bitmapBytes),
+    sent: new SharedArrayBuffer(bitmapBytes),
   };
 }
 

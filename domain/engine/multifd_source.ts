@@ -140,6 +140,15 @@ export class MultifdSource {
     }
   }
 
+  /**
+   * Ends the running pass early: each channel sends what it claimed and its MULTIFD_SYNC;
+   * pages nobody claimed stay marked in the bitmap (postcopy sends them on the main
+   * channel, as QEMU does).
+   */
+  cut(): void {
+    Atomics.store(this.#ctl, MF.CUT, 1);
+  }
+
   /** Changes the channels' share of max-bandwidth. */
   setRate(bytesPerSecond: number): void {
     for (const w of [...this.#workers, ...this.#ports]) {

@@ -42,7 +42,7 @@ async function run(m: MultifdChannelStart): Promise<void> {
   const channel = await connectChannel(m.uri, { tls: m.tls });
   writer = new ChannelWriter(channel, { rateLimit: m.rateLimit });
   const w = writer;
-  const sender = new PageSender(m.guest, w, m.shared.bitmap);
+  const sender = new PageSender(m.guest, w, m.shared.bitmap, m.shared.sent);
   const last = m.guest.layout[m.guest.layout.length - 1];
   const total = last.firstPage + last.pages;
   await sender.append(encodeStreamHeader("multifd"));
@@ -60,6 +60,8 @@ async function run(m: MultifdChannelStart): Promise<void> {
     if (Atomics.load(ctl, MF.STOP) !== 0) break;
     gen = Atomics.load(ctl, MF.GEN);
     for (;;) {
+      // Postcopy is starting: what nobody claimed yet goes on the main channel instead.
+      if (Atomics.load(ctl, MF.CUT) !== 0) break;
       // Claim whole packets, but at least CLAIM_PAGES pages at a time: a 16-page packet
       // (64 KiB) per write halves the throughput of a channel.
       const packet = Atomics.add(ctl, MF.CURSOR, batch);

@@ -82,9 +82,15 @@ export class PageSender {
   /**
    * Prepares to send `guest` through `sink`. With `shared`, the migration bitmap lives in
    * that SharedArrayBuffer (multifd channels claim pages from it) and is left as it is;
-   * otherwise it is private and starts all ones.
+   * otherwise it is private and starts all ones. With `sharedSent`, so does the record of
+   * pages sent once (postcopy must discard a re-dirtied page whichever channel sent it).
    */
-  constructor(guest: SharedGuest, sink: ByteSink, shared?: SharedArrayBuffer) {
+  constructor(
+    guest: SharedGuest,
+    sink: ByteSink,
+    shared?: SharedArrayBuffer,
+    sharedSent?: SharedArrayBuffer,
+  ) {
     this.#guest = guest;
     this.#sink = sink;
     this.#ram8 = guest.ram.map((b) => new Uint8Array(b));
@@ -95,7 +101,7 @@ export class PageSender {
     this.bitmap = new Uint8Array(shared ?? new ArrayBuffer(padded));
     if (!shared) this.bitmap.fill(1, 0, this.#totalPages);
     this.#bitmap32 = new Uint32Array(this.bitmap.buffer);
-    this.sentOnce = new Uint8Array(padded);
+    this.sentOnce = new Uint8Array(sharedSent ?? new ArrayBuffer(padded));
     this.pending = shared ? 0 : this.#totalPages;
     this.#dirty = new Uint8Array(guest.dirty);
     this.#written = new Uint8Array(guest.written);

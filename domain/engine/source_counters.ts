@@ -8,7 +8,7 @@
  */
 import { countMarked } from "../../adapters/memory/dirty_log.ts";
 import type { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
-import type { Capabilities, Parameters } from "../options.ts";
+import type { Capabilities, LiveParameters } from "../options.ts";
 import type { MultifdSource } from "./multifd_source.ts";
 import type { PageSender } from "./page_sender.ts";
 import { AFTER_SYNC, STAT } from "./stats.ts";
@@ -18,7 +18,7 @@ const BUFFER_DELAY = 100;
 /** What the counters read from the running migration. */
 export interface CounterInputs {
   stats: Float64Array;
-  params: Parameters;
+  params: LiveParameters;
   caps: Capabilities;
   pageSize: number;
   vcpu: VcpuControl;

@@ -201,8 +201,11 @@ export class SourcePostcopy {
       message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}`,
     });
     for (;;) {
-      if (!await link.transition(from, "postcopy-paused")) throw new Cancelled();
+      // Shut the channel first: by the time anyone sees `postcopy-paused` here, the
+      // shutdown is on its way to the destination, which pauses on it (QEMU's
+      // qemu_file_shutdown comes before its postcopy_pause too).
       run.dropChannel();
+      if (!await link.transition(from, "postcopy-paused")) throw new Cancelled();
       control.resumeUri = null;
       control.pauseRequested = false; // this pause answers it
       while (control.resumeUri === null) {

@@ -81,6 +81,8 @@ class SourceRun {
   /** The page channels, with x-multifd. */
   #mfd: MultifdSource | null = null;
   #mfdBitmap: SharedArrayBuffer | null = null;
+  /** Pages sent once, on any channel (postcopy discards those dirtied again). */
+  #mfdSent: SharedArrayBuffer | null = null;
   /** What the destination said on the return path of the current channel. */
   readonly #rp = new SourceReturnPath();
   #vmWasRunning = false;
@@ -174,9 +176,10 @@ class SourceRun {
       stateFrames: () => this.#stateFrames(),
       awaitShut: () => this.#awaitShut(),
       dropChannel: () => {
+        if (!this.#channel) return; // dropped already (a resume that could not connect)
         this.#bytesBefore += this.#writer?.bytesWritten ?? 0;
         this.#writer?.shutdown();
-        this.#channel?.close();
+        this.#channel.close();
         this.#channel = null;
       },
       reopen: (uri) => this.#open(uri),
@@ -186,7 +189,10 @@ class SourceRun {
   async #open(uri?: string): Promise<void> {
     const channel = await this.#ctx.connect(uri);
     this.#channel = channel;
-    this.#writer = new ChannelWriter(channel, { rateLimit: this.#ctx.params["max-bandwidth"] });
+    // A resumed channel is not rate-limited (the seed's migrate_fd_connect: INT64_MAX on
+    // resume); postcopy paces its background pages itself.
+    const rateLimit = uri === undefined ? this.#ctx.params["max-bandwidth"] : 0;
+    this.#writer = new ChannelWriter(channel, { rateLimit });
     this.#ctx.onWriter(this.#writer);
     if (this.#ctx.control.cancelled) throw new Cancelled();
     if (this.#sender) this.#sender.retarget(this.#writer);
@@ -195,8 +201,14 @@ class SourceRun {
         const layout = this.#ctx.guest.layout;
         const last = layout[layout.length - 1];
         this.#mfdBitmap = new SharedArrayBuffer(bitmapBytes(last.firstPage + last.pages));
+        this.#mfdSent = new SharedArrayBuffer(bitmapBytes(last.firstPage + last.pages));
       }
-      this.#sender = new PageSender(this.#ctx.guest, this.#writer, this.#mfdBitmap ?? undefined);
+      this.#sender = new PageSender(
+        this.#ctx.guest,
+        this.#writer,
+        this.#mfdBitmap ?? undefined,
+        this.#mfdSent ?? undefined,
+      );
       const { caps, params } = this.#ctx;
       if (caps.xbzrle || caps.compress) {
         this.#sender.encoder = new PageEncoder({
@@ -271,7 +283,7 @@ class SourceRun {
     this.#mfd = new MultifdSource(
       guest,
       this.#ctx.uri,
-      createMultifdSharedWith(this.#mfdBitmap!, channels),
+      { ...createMultifdShared(channels, 0), bitmap: this.#mfdBitmap!, sent: this.#mfdSent! },
       {
         channels,
         pageCount,
@@ -287,10 +299,31 @@ class SourceRun {
     stats[STAT.multifdBytes] = this.#mfd.bytes;
   }
 
-  /** One pass over the page channels, then MULTIFD_SYNC on the main stream too. */
+  /**
+   * True when pages go on the page channels. With compress they do not: as in the seed,
+   * compression comes first and compressed pages travel on the main channel.
+   */
+  get #multifdPages(): boolean {
+    return this.#mfd !== null && !this.#ctx.caps.compress;
+  }
+
+  /** migrate-start-postcopy has been asked for (and postcopy-ram is on). */
+  get #toPostcopy(): boolean {
+    return this.#ctx.caps["postcopy-ram"] && this.#ctx.control.startPostcopy;
+  }
+
+  /**
+   * One pass over the page channels, then MULTIFD_SYNC on the main stream too. A postcopy
+   * request cuts the pass short: the channels send what they claimed and sync.
+   */
   async #multifdPass(): Promise<void> {
-    const gen = await this.#mfd!.pass(() => {
+    const mfd = this.#mfd!;
+    const gen = await mfd.pass(() => {
       this.#counters.update(Date.now());
+      if (this.#toPostcopy) {
+        mfd.setRate(0);
+        mfd.cut();
+      }
     });
     await this.#sender!.append(encodeU32Frame(FrameType.MULTIFD_SYNC, gen));
     this.#checkErrors();
@@ -308,10 +341,22 @@ class SourceRun {
         control.paramsChanged = false;
         this.#writer!.setRateLimit(this.#ctx.params["max-bandwidth"]);
         this.#mfd?.setRate(this.#ctx.params["max-bandwidth"]);
-        this.#sender!.encoder?.resize(this.#ctx.params["xbzrle-cache-size"]);
+        try {
+          this.#sender!.encoder?.resize(this.#ctx.params["xbzrle-cache-size"]);
+        } catch (e) {
+          // As the seed's live xbzrle_cache_resize: the error is reported, the cache stays.
+          const message = e instanceof Error ? e.message : String(e);
+          this.#ctx.link.post({ t: "notice", message: `${message}; the cache keeps its size` });
+        }
       }
-      if (this.#mfd) {
-        await this.#multifdPass();
+      if (this.#multifdPages) {
+        if (!this.#toPostcopy) await this.#multifdPass();
+        if (this.#toPostcopy) {
+          // As QEMU before postcopy: the page channels are flushed and synced (the pass and
+          // MULTIFD_SYNC above), then end; postcopy runs on the main channel and return path.
+          await this.#mfd!.finish();
+          return "postcopy";
+        }
         this.#counters.sync();
         this.#counters.update(Date.now());
         const pending = sender.pending * guest.pageSize;
@@ -381,7 +426,7 @@ class SourceRun {
     this.#mfd?.setRate(0);
     this.#counters.sync();
     await sender.append(section(SectionKind.COMPLETE, this.#counters.pass, false));
-    if (this.#mfd) await this.#multifdPass();
+    if (this.#multifdPages) await this.#multifdPass();
     else while (!await sender.send(1 << 30));
     await sender.append(section(SectionKind.COMPLETE, this.#counters.pass, true));
     for (const f of this.#stateFrames()) await sender.append(f);
@@ -427,11 +472,6 @@ class SourceRun {
     if (transferTime > 0) stats[STAT.mbps] = this.#transferred() * 8 / transferTime / 1000;
     if (!await link.transition(state, "completed")) throw new Cancelled();
   }
-}
-
-/** The shared multifd buffers around an existing migration bitmap. */
-function createMultifdSharedWith(bitmap: SharedArrayBuffer, channels: number) {
-  return { ...createMultifdShared(channels, 0), bitmap };
 }
 
 /** Runs one outgoing migration to its end; never throws. */

@@ -12,7 +12,7 @@ import { MainLink } from "./main_link.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import type { LiveParams, MainMessage, SourceStart, WorkerMessage } from "./messages.ts";
 import { SourceControl } from "./source_control.ts";
-import { DEFAULT_PARAMETERS } from "../options.ts";
+import { DEFAULT_PARAMETERS, liveParameters } from "../options.ts";
 import { runSource, type SourceContext } from "./source_run.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
 
@@ -21,7 +21,7 @@ let writer: ChannelWriter | null = null;
 let resumeTls: TlsChannelOptions | undefined;
 let ctx: SourceContext | null = null;
 const control = new SourceControl();
-const params = { ...DEFAULT_PARAMETERS } as LiveParams;
+const params: LiveParams = liveParameters(DEFAULT_PARAMETERS);
 /** Compression pools get their Workers from the main thread (nested ones start slowly). */
 const codecAnswer = useParentCodecThreads((m) => self.postMessage(m satisfies WorkerMessage));
 

@@ -8,7 +8,9 @@
  *   stops reading too, so the sender's writes block once the socket buffers fill, like a
  *   peer that stopped reading;
  * - cut a connection after it has forwarded N bytes in a direction (`cutAfter`): exactly N
- *   bytes reach the far side, then both sides are closed.
+ *   bytes reach the far side, then both sides are closed;
+ * - pass an end of stream or a reset on late (`endDelayMs`), as a long path would: the far
+ *   side learns of it that much later than the near side caused it.
  *
  * End of stream is passed on as a half-close, so a proxied stream ends as a direct one would.
  *
@@ -23,6 +25,8 @@ export interface CuttingProxyOptions {
   port: number;
   /** Cut each connection once it has forwarded this many bytes client→target (`up`) or back. */
   cutAfter?: { up?: number; down?: number };
+  /** Milliseconds by which an end of stream or a reset is passed on late. */
+  endDelayMs?: number;
 }
 
 interface Link {
@@ -178,7 +182,10 @@ export class CuttingProxy {
         if (!await this.#open(link)) return;
         const want = Math.min(buf.length, limit - forwarded);
         const n = await from.read(want === buf.length ? buf : buf.subarray(0, want));
-        if (n === null) return await to.closeWrite();
+        if (n === null) {
+          await this.#lateEnd();
+          return await to.closeWrite();
+        }
         if (!await this.#open(link)) return;
         for (let off = 0; off < n;) off += await to.write(buf.subarray(off, n));
         forwarded += n;
@@ -187,8 +194,15 @@ export class CuttingProxy {
       }
     } catch {
       // A cut or a reset: close both sides so the other pump ends too.
+      if (!link.closed) await this.#lateEnd();
       this.#close(link);
     }
+  }
+
+  /** Waits `endDelayMs` (a long path) before an end is passed on. */
+  async #lateEnd(): Promise<void> {
+    const ms = this.#options.endDelayMs ?? 0;
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
   }
 
   /** Waits while paused; false once the link is closed. */

@@ -15,7 +15,8 @@ import {
   type Capabilities,
   DEFAULT_CAPABILITIES,
   DEFAULT_PARAMETERS,
-  type Parameters,
+  type LiveParameters,
+  liveParameters,
 } from "../../domain/options.ts";
 import { createStats } from "../../domain/engine/stats.ts";
 import { MIGRATION_STATUSES, type Side, StateMachine } from "../../domain/state_machine.ts";
@@ -49,7 +50,7 @@ export function fakeMain(
 /** How to run one engine-level migration. */
 export interface EngineRun {
   caps?: Partial<Capabilities>;
-  params?: Partial<Parameters>;
+  params?: Partial<LiveParameters>;
   autostart?: boolean;
   /** Sees every source status change, with the source's mailbox. */
   onSourceState?: (to: string, control: SourceControl) => void;
@@ -78,7 +79,7 @@ export async function migrateInProcess(src: Machine, dst: Machine, r: EngineRun 
     guest: src.shared,
     stats: srcStats,
     link: s.link,
-    params: { ...DEFAULT_PARAMETERS, "max-bandwidth": 0, ...r.params },
+    params: { ...liveParameters(DEFAULT_PARAMETERS), "max-bandwidth": 0, ...r.params },
     caps: { ...DEFAULT_CAPABILITIES, ...r.caps },
     control,
     uri: "memory:",
