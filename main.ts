@@ -54,6 +54,7 @@ export async function main(args: string[]): Promise<void> {
       "api-token": { type: "string" },
       "only-migratable": { type: "boolean", default: false },
       "log-level": { type: "string", default: "info" },
+      "huge-pages": { type: "string" },
     },
     strict: true,
   });
@@ -88,6 +89,8 @@ export async function main(args: string[]): Promise<void> {
       capabilities: globals.capabilities,
       onlyMigratable: values["only-migratable"] || globals.flags["only-migratable"],
       globals: globals.flags,
+      hugePages: values["huge-pages"],
+      logger,
     });
   } catch (e) {
     fail((e as Error).message);
