@@ -60,18 +60,16 @@ export function hugePagesUnavailable(): string | null {
 }
 
 /**
- * Advises the 2 MiB-aligned part of `buf` MADV_HUGEPAGE (`huge`) or MADV_NOHUGEPAGE; returns
- * the bytes advised (0 if the buffer holds no aligned 2 MiB or madvise is unavailable).
- * Advise before the first touch: a first touch then faults in a whole huge page.
+ * Advises the 2 MiB-aligned part of a freshly allocated, all-zero `buf` MADV_HUGEPAGE (`huge`)
+ * or MADV_NOHUGEPAGE; returns the bytes advised (0 if the buffer holds no aligned 2 MiB or
+ * madvise is unavailable). The part's pages are dropped first (MADV_DONTNEED; they read as
+ * zeros again): an allocator may hand out memory a process used and freed before, already
+ * faulted in as 4 KiB pages, and only a first touch after the advice faults in a huge page.
  */
 export function adviseHugePages(buf: SharedArrayBuffer | ArrayBuffer, huge: boolean): number {
-  return madviseRange(
-    buf,
-    0,
-    buf.byteLength,
-    huge ? MADV.HUGEPAGE : MADV.NOHUGEPAGE,
-    HUGE_PAGE_SIZE,
-  );
+  const length = buf.byteLength;
+  madviseRange(buf, 0, length, MADV.DONTNEED, HUGE_PAGE_SIZE);
+  return madviseRange(buf, 0, length, huge ? MADV.HUGEPAGE : MADV.NOHUGEPAGE, HUGE_PAGE_SIZE);
 }
 
 /** Bytes of `buf` that adviseHugePages would advise: its 2 MiB-aligned part. */

@@ -33,10 +33,18 @@ export interface AgentProcess {
   log(): string;
 }
 
-/** Starts `main.ts` with `args` (Deno run with `denoFlags` too) and waits until it listens. */
-export async function startAgent(args: string[], denoFlags: string[] = []): Promise<AgentProcess> {
+/**
+ * Starts `main.ts` with `args` (Deno run with `denoFlags` too, and `env` added to this
+ * process's environment) and waits until it listens.
+ */
+export async function startAgent(
+  args: string[],
+  denoFlags: string[] = [],
+  env: Record<string, string> = {},
+): Promise<AgentProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...denoFlags, MAIN, "--listen", "127.0.0.1:0", ...args],
+    env,
     stdout: "null",
     stderr: "piped",
     stdin: "null",
