@@ -2,7 +2,7 @@
  * Huge pages for guest RAM, in one process: the `--huge-pages` values, auto's decision and its
  * per-boot cache, advising buffers, counting the huge pages behind them (checked against the
  * kernel's own smaps flags and mincore), release-ram inside a huge page, pre-touch, fill and
- * digests with huge pages on and off, and the snapshot kept on 4 KiB pages.
+ * digests with huge pages on and off, the snapshot kept on 4 KiB pages, and the XBZRLE cache.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -18,6 +18,7 @@ import {
 } from "../adapters/memory/huge_pages.ts";
 import { alignedRange } from "../adapters/memory/libc.ts";
 import { Machine } from "../adapters/memory/machine.ts";
+import { PageCache } from "../domain/codecs/page_cache.ts";
 import { PAGE_SIZE } from "../adapters/memory/layout.ts";
 import {
   cachedProbe,
@@ -55,7 +56,7 @@ function touch(buf: SharedArrayBuffer): void {
 }
 
 /** The mapping holding the first byte of `buf`'s 2 MiB-aligned part. */
-function alignedMapping(buf: SharedArrayBuffer) {
+function alignedMapping(buf: SharedArrayBuffer | ArrayBuffer) {
   const { start } = alignedRange(buf, 0, buf.byteLength, HUGE_PAGE_SIZE);
   return mappingsOf(buf).find((m) => m.start <= start && start < m.end)!;
 }
@@ -274,4 +275,27 @@ Deno.test("snapshot with RAM on huge pages: the snapshot stays on 4 KiB pages, a
   } finally {
     await m.dispose();
   }
+});
+
+Deno.test("XBZRLE cache on huge pages: each data buffer (also after a resize) is advised before use", () => {
+  if (!CAN) return;
+  const seen: ArrayBuffer[] = [];
+  const cache = new PageCache(16 * MiB, PAGE_SIZE, (b) => {
+    seen.push(b);
+    adviseHugePages(b, true);
+  });
+  const page = new Uint8Array(PAGE_SIZE);
+  for (let p = 0; p < cache.slots; p++) {
+    page[0] = p & 255;
+    assert.ok(cache.insert(p, page, 0));
+  }
+  const data = cache.lookup(7)!;
+  assert.equal(data[0], 7);
+  assert.equal(seen.length, 1);
+  assert.equal(data.buffer, seen[0], "the advised buffer holds the pages");
+  assert.equal(hugePageBytes(seen), hugeAlignedBytes(seen[0]), "a full cache is on huge pages");
+  cache.resize(32 * MiB);
+  assert.equal(seen.length, 2);
+  assert.equal(cache.lookup(7, 1)![0], 7, "pages move to the new buffer");
+  assert.ok(alignedMapping(seen[1]).flags.includes("hg"));
 });

@@ -146,6 +146,7 @@ export class Machine {
     const runstate = opts.incoming ? "inmigrate" : opts.startPaused ? "paused" : "running";
     const backing = opts.backing ?? OFF;
     const advice = applyRamBacking(shared.ram, backing);
+    shared.ramPageSize = backing.pageSize;
     // The copy-on-first-write snapshot stays on 4 KiB pages whatever RAM uses (MADV_NOHUGEPAGE,
     // which also holds under THP mode `always`): it is sparse, a page per first write. Measured
     // 2026-12-06 (kernel 6.18, THP madvise), 2000 first writes at random into a 256 MiB snapshot

@@ -201,6 +201,7 @@ class SourceRun {
       if (caps.xbzrle || caps.compress) {
         this.#sender.encoder = new PageEncoder({
           xbzrleCache: caps.xbzrle ? params["xbzrle-cache-size"] : undefined,
+          hugePages: this.#ctx.guest.ramPageSize > this.#ctx.guest.pageSize,
           compress: caps.compress
             ? {
               threads: params["compress-threads"],
