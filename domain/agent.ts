@@ -112,6 +112,7 @@ export class Agent {
       parseMigrationUri(config.incoming, "incoming");
     }
     const backing = await resolveRamBacking(hugePagesModeFrom(config.hugePages));
+    const t0 = performance.now();
     const machine = await Machine.create({
       blocks: config.blocks,
       fill: config.fill,
@@ -127,6 +128,8 @@ export class Agent {
       reason: ram.reason,
       thp: ram.thp,
       "huge-page-bytes": ram["huge-page-bytes"],
+      // Allocating, advising and filling (or pre-touching) RAM, and starting the vCPU.
+      "ram-ready-ms": Math.round(performance.now() - t0),
     });
     const agent = new Agent(machine, config);
     if (config.incoming && config.incoming !== "defer") {
