@@ -5,7 +5,7 @@
  *
  * QEMU advises every guest RAM block MADV_HUGEPAGE (ram_block_add). On some hosts copies
  * between user memory and a socket pay per 4 KiB page (6× slower than from huge pages,
- * ../docs/architecture.md "Guest RAM and page size"), on others huge pages measured slower:
+ * docs/architecture.md "Guest RAM and page size"), on others huge pages measured slower:
  * which one a host is, page_size_probe.ts measures.
  *
  * @module
