@@ -82,7 +82,14 @@ export async function resolveRamBacking(
       fallback: false,
     };
   }
-  const { probe, cached } = await cachedProbe(opts.cacheDir);
+  let measuredProbe;
+  try {
+    measuredProbe = await cachedProbe(opts.cacheDir);
+  } catch (e) {
+    // No loopback socket (no --allow-net), say: run as if huge pages were not faster.
+    return small(`auto: could not measure (${e instanceof Error ? e.message : e})`, true);
+  }
+  const { probe, cached } = measuredProbe;
   const measured = `socket copies ${gb(probe.hugeGBps)} from huge pages, ${
     gb(probe.smallGBps)
   } from 4 KiB pages (${cached ? "this boot's probe" : "probe"} at ${probe.at})`;
