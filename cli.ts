@@ -104,6 +104,7 @@ export async function parseCommandLine(args: string[]): Promise<StartOptions> {
         "max-sse-subscribers": { type: "string", default: String(MAX_SSE_SUBSCRIBERS) },
         "only-migratable": { type: "boolean", default: false },
         "log-level": { type: "string", default: "info" },
+        "huge-pages": { type: "string" },
       },
       strict: true,
     })
@@ -150,6 +151,7 @@ export async function parseCommandLine(args: string[]): Promise<StartOptions> {
       capabilities: globals.capabilities,
       onlyMigratable: values["only-migratable"] || globals.flags["only-migratable"],
       globals: globals.flags,
+      hugePages: values["huge-pages"],
       allowExec,
     },
     logLevel,

@@ -31,7 +31,7 @@ export async function main(args: string[]): Promise<void> {
   const logger = createLogger(options.logLevel);
   let agent: Agent;
   try {
-    agent = await Agent.create(options.agent);
+    agent = await Agent.create({ ...options.agent, logger });
   } catch (e) {
     fail((e as Error).message);
   }

@@ -15,6 +15,8 @@ export const TERMINAL = /^(completed|failed|cancelled)$/;
 export const MIB = 2 ** 20;
 /** The guest page size. */
 export const PAGE = 4096;
+/** Issue 17: a converging run's downtime may exceed downtime-limit by at most this factor. */
+export const DOWNTIME_SLACK = 1.1;
 
 /** PATCHes `/capabilities` or `/parameters`; throws on anything but 200. */
 export async function patch(

@@ -29,6 +29,7 @@ import {
   loadScenario,
   type LoadSched,
 } from "./load.ts";
+import { hostLabel, hostPages } from "./limit.ts";
 import type { QuietWait } from "./measure.ts";
 import { figuresMultifd, type MultifdRun, multifdScenario } from "./multifd.ts";
 import { figuresPostcopy, type PostcopyRun, postcopyScenario } from "./postcopy.ts";
@@ -78,6 +79,7 @@ function machine(): Record<string, unknown> {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
     os: `${Deno.build.os} ${Deno.osRelease()}`,
+    pages: hostPages(),
     loadavg: Deno.loadavg(),
   };
 }
@@ -94,9 +96,11 @@ function logA(i: number, r: ScenarioARun): void {
   const cpu = Object.entries(r.cpu.processes).map(([k, v]) => `${k} ${v.total}`).join(", ");
   const parts = [
     quiet(r.quiet),
-    `raw tcp ${gbps(r.rawTcp.bytesPerSec)} GB/s, through 1 GiB ${
-      gbps(r.rawTcpSpan.bytesPerSec)
-    }, unix ${gbps(r.rawUnix.bytesPerSec)}`,
+    `raw tcp ${gbps(r.rawTcp.bytesPerSec)} GB/s, through 1 GiB 4k ${
+      gbps(r.limit.small.bytesPerSec)
+    } huge ${gbps(r.limit.huge.bytesPerSec)}, unix ${gbps(r.rawUnix.bytesPerSec)}`,
+    `destination ready in ${r.destReady.wallMs.toFixed(0)} ms (RAM ${r.destReady.ramReadyMs} ms, ` +
+    `page size ${r.destReady.pageSize})`,
     `migration ${gbps(r.agentBytesPerSec)} GB/s (total ${r.info["total-time"]} ms, setup ${
       r.info["setup-time"]
     }, downtime ${r.info.downtime}), wall ${r.wallMs.toFixed(0)} ms`,
@@ -128,8 +132,10 @@ function logP(i: number, r: PostcopyRun): void {
 
 function logM(i: number, r: MultifdRun): void {
   console.error(
-    `M#${i + 1}: ${quiet(r.quiet)}; raw unix ${gbps(r.rawUnix.bytesPerSec)} GB/s, through 1 GiB ${
-      gbps(r.rawUnixSpan.bytesPerSec)
+    `M#${i + 1}: ${quiet(r.quiet)}; raw unix ${
+      gbps(r.rawUnix.bytesPerSec)
+    } GB/s, through 1 GiB 4k ${gbps(r.limit.small.bytesPerSec)} huge ${
+      gbps(r.limit.huge.bytesPerSec)
     }; multifd ${gbps(r.bytesPerSec)} GB/s (total ${r.info["total-time"]} ms, setup ${
       r.info["setup-time"]
     }, downtime ${r.info.downtime}); one channel ${gbps(r.singleBytesPerSec)} GB/s`,
@@ -206,6 +212,7 @@ export async function main(args: string[]): Promise<Figure[]> {
   const picked = selectScenarios(values.only);
   const started = new Date();
   const host = machine();
+  const pages = hostPages();
   console.error(`machine: ${JSON.stringify(host)}; scenarios ${[...picked].join(",")}`);
   const a = await repeat(picked, "A", reps, () => scenarioA(rate), logA);
   const b = await repeat(picked, "B", reps, scenarioB, logB);
@@ -235,18 +242,18 @@ export async function main(args: string[]): Promise<Figure[]> {
     logL,
   );
   const figures = [
-    ...figuresA(a),
+    ...figuresA(a, hostLabel(pages)),
     ...figuresB(b),
     ...figuresPostcopy(p),
-    ...figuresMultifd(m),
+    ...figuresMultifd(m, hostLabel(pages)),
     ...figuresXbzrle(x),
     ...figuresAutoConverge(v, vControl),
     ...figuresLoad(l),
   ];
   console.log(
     `\nFerry bench — ${host.nproc} cores (${host.cpu}), Deno ${host.deno}; ` +
-      `medians of ${reps} repetitions, L: ${loadReps} (C pools every sample; ratios are ` +
-      `medians of per-repetition ratios)\n`,
+      `${hostLabel(pages)}; medians of ${reps} repetitions, L: ${loadReps} (C pools every ` +
+      `sample; ratios are medians of per-repetition ratios)\n`,
   );
   console.log(renderTable(figures));
   const doc = {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { SinkReady, SinkResult, SourceResult } from "./raw_socket.ts";
+import type { RawPages, SinkReady, SinkResult, SourceResult } from "./raw_socket.ts";
 
 const SCRIPT = new URL("./raw_socket.ts", import.meta.url).pathname;
 
@@ -16,6 +16,9 @@ export interface RawResult {
   chunk: number;
   /** Buffer the chunks come from / go to in turn (chunk = one cache-hot buffer). */
   span: number;
+  /** Pages asked for both buffers, and the bytes huge pages backed (sink + source). */
+  pages: RawPages;
+  hugeBytes: number | null;
   /** Source's first write to the sink's end of stream (both processes' wall clocks). */
   ms: number;
   /** bytes / ms, in bytes per second. */
@@ -62,17 +65,18 @@ function kill(child: Deno.ChildProcess): void {
 /**
  * Moves `bytes` bytes in `chunk`-sized writes from one fresh process to another over
  * `transport` (a unix socket lives in a temp dir removed afterwards), each side cycling
- * through a touched buffer of `span` bytes.
+ * through a buffer of `span` bytes on `pages`, touched before the clock starts.
  */
 export async function runRaw(
   transport: "tcp" | "unix",
   bytes: number,
   chunk: number,
   span = chunk,
+  pages: RawPages = "4k",
 ): Promise<RawResult> {
   const dir = transport === "unix" ? await Deno.makeTempDir({ prefix: "ferry-bench-" }) : null;
   const uri = dir ? `unix:${dir}/raw.sock` : "tcp:127.0.0.1:0";
-  const sizes = ["--chunk", String(chunk), "--span", String(span)];
+  const sizes = ["--chunk", String(chunk), "--span", String(span), "--pages", pages];
   const sink = spawn(["sink", uri, ...sizes]);
   let source: Deno.ChildProcess | null = null;
   try {
@@ -95,6 +99,8 @@ export async function runRaw(
       bytes,
       chunk,
       span,
+      pages,
+      hugeBytes: s.hugeBytes === null || w.hugeBytes === null ? null : s.hugeBytes + w.hugeBytes,
       ms,
       bytesPerSec: bytes / (ms / 1000),
       sinkMs: s.eofAt - s.firstByteAt,

@@ -11,11 +11,14 @@
  * (unix:PATH instead of tcp:HOST:PORT for a unix socket). `--span` (default: the chunk) is
  * the buffer the chunks are taken from / read into in turn: the default is one cache-hot
  * buffer; a span as big as the transfer streams through memory as a migration does.
+ * `--pages huge` advises the buffer MADV_HUGEPAGE before it is touched (`4k`, the default,
+ * MADV_NOHUGEPAGE), as an agent does with guest RAM (adapters/memory/huge_pages.ts).
  *
  * @module
  */
 import { cpuUsage } from "node:process";
 import { parseArgs } from "node:util";
+import { adviseHugePages, hugePageBytes } from "../adapters/memory/huge_pages.ts";
 
 /** What `sink` prints once listening. */
 export interface SinkReady {
@@ -31,6 +34,8 @@ export interface SinkResult {
   eofAt: number;
   /** CPU ms of this process (user + system) from accept to end of stream. */
   cpuMs: number;
+  /** Bytes of its buffer backed by huge pages once touched (null: unknown). */
+  hugeBytes: number | null;
 }
 
 /** What `source` prints after its last write and half-close. */
@@ -43,7 +48,12 @@ export interface SourceResult {
   doneAt: number;
   /** CPU ms of this process (user + system) from connect to half-close. */
   cpuMs: number;
+  /** Bytes of its buffer backed by huge pages once touched (null: unknown). */
+  hugeBytes: number | null;
 }
+
+/** Which pages back a raw pair's buffers. */
+export type RawPages = "4k" | "huge";
 
 function cpuMsSince(start: NodeJS.CpuUsage): number {
   const d = cpuUsage(start);
@@ -76,24 +86,37 @@ function connectTo(uri: string): Promise<Deno.Conn> {
  * timing, and a cursor over it that hands out `chunk`-byte views in turn: span = chunk is one
  * cache-hot buffer; span = the transfer size streams through memory like guest RAM does.
  */
-function spanBuffer(span: number, chunk: number, random: boolean): () => Uint8Array {
+function spanBuffer(
+  span: number,
+  chunk: number,
+  random: boolean,
+  pages: RawPages,
+): { next: () => Uint8Array; hugeBytes: number | null } {
   const size = Math.max(span, chunk);
-  const big = new Uint8Array(size);
+  const buf = new ArrayBuffer(size);
+  adviseHugePages(buf, pages === "huge");
+  const big = new Uint8Array(buf);
   const seedLen = Math.min(size, 65536);
   if (random) crypto.getRandomValues(big.subarray(0, seedLen));
   else big.fill(1, 0, seedLen);
   for (let off = seedLen; off < size; off += seedLen) big.copyWithin(off, 0, seedLen);
   let pos = 0;
-  return () => {
+  const next = () => {
     if (pos + chunk > size) pos = 0;
     const view = big.subarray(pos, pos + chunk);
     pos += chunk;
     return view;
   };
+  return { next, hugeBytes: hugePageBytes([buf]) };
 }
 
-async function sink(uri: string, chunk: number, span: number): Promise<SinkResult> {
-  const next = spanBuffer(span, chunk, false);
+async function sink(
+  uri: string,
+  chunk: number,
+  span: number,
+  pages: RawPages,
+): Promise<SinkResult> {
+  const { next, hugeBytes } = spanBuffer(span, chunk, false, pages);
   const listener = listenOn(uri);
   const a = listener.addr;
   const bound = a.transport === "unix"
@@ -124,7 +147,7 @@ async function sink(uri: string, chunk: number, span: number): Promise<SinkResul
   const eofAt = wallNow();
   const cpuMs = cpuMsSince(cpu0);
   conn.close();
-  return { bytes, reads, firstByteAt, eofAt, cpuMs };
+  return { bytes, reads, firstByteAt, eofAt, cpuMs, hugeBytes };
 }
 
 async function source(
@@ -132,8 +155,9 @@ async function source(
   total: number,
   chunk: number,
   span: number,
+  pages: RawPages,
 ): Promise<SourceResult> {
-  const next = spanBuffer(span, chunk, true);
+  const { next, hugeBytes } = spanBuffer(span, chunk, true, pages);
   const cpu0 = cpuUsage();
   const connectAt = wallNow();
   const conn = await connectTo(uri);
@@ -155,7 +179,7 @@ async function source(
   const doneAt = wallNow();
   const cpuMs = cpuMsSince(cpu0);
   conn.close();
-  return { bytes: sent, writes, connectAt, firstWriteAt, doneAt, cpuMs };
+  return { bytes: sent, writes, connectAt, firstWriteAt, doneAt, cpuMs, hugeBytes };
 }
 
 if (import.meta.main) {
@@ -165,17 +189,21 @@ if (import.meta.main) {
       bytes: { type: "string" },
       chunk: { type: "string", default: String(1 << 20) },
       span: { type: "string" },
+      pages: { type: "string", default: "4k" },
     },
     allowPositionals: true,
   });
   const [mode, uri] = positionals;
   const chunk = Number(values.chunk);
   const span = values.span === undefined ? chunk : Number(values.span);
-  if (!uri || !(chunk > 0)) throw new Error("usage: raw_socket.ts sink|source URI [--bytes N]");
-  if (mode === "sink") console.log(JSON.stringify(await sink(uri, chunk, span)));
+  const pages = values.pages as RawPages;
+  if (!uri || !(chunk > 0) || !["4k", "huge"].includes(pages)) {
+    throw new Error("usage: raw_socket.ts sink|source URI [--bytes N] [--pages 4k|huge]");
+  }
+  if (mode === "sink") console.log(JSON.stringify(await sink(uri, chunk, span, pages)));
   else if (mode === "source") {
     const bytes = Number(values.bytes);
     if (!(bytes > 0)) throw new Error("source needs --bytes N");
-    console.log(JSON.stringify(await source(uri, bytes, chunk, span)));
+    console.log(JSON.stringify(await source(uri, bytes, chunk, span, pages)));
   } else throw new Error(`unknown mode '${mode}'`);
 }

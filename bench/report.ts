@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { DOWNTIME_SLACK } from "./kit.ts";
+import type { MemoryLimit } from "./limit.ts";
 import { median, percentile } from "./measure.ts";
 import { rssFigures } from "./rss.ts";
 import type { ScenarioARun, ScenarioBRun } from "./scenarios.ts";
@@ -25,6 +27,8 @@ export interface Figure {
 }
 
 const GB = 1e9;
+/** QEMU 7.2 migrates a 1 GiB all-zero guest in 73 ms total on these machines (perf-facts.md). */
+const QEMU_ZERO_GUEST_MS = 73;
 
 /** An informational row: a value with no baseline and no target. */
 export function infoFigure(id: string, figure: string, value: number, unit: string): Figure {
@@ -41,14 +45,65 @@ export function infoFigure(id: string, figure: string, value: number, unit: stri
   };
 }
 
-/** The figures of scenarios A and C (C pools the latencies of every repetition). */
-export function figuresA(runs: readonly ScenarioARun[]): Figure[] {
+/** Median GB/s of each page size's pair and the page size whose median is higher. */
+export function limitSummary(limits: readonly MemoryLimit[]): {
+  small: number;
+  huge: number;
+  winner: "4k" | "huge";
+  label: string;
+} {
+  const small = median(limits.map((l) => l.small.bytesPerSec / GB));
+  const huge = median(limits.map((l) => l.huge.bytesPerSec / GB));
+  const wins = limits.filter((l) => l.winner === "huge").length;
+  const winner = huge > small ? "huge" : "4k";
+  const label = `${winner === "huge" ? "huge pages" : "4 KiB pages"} won (median ${
+    (winner === "huge" ? huge : small).toFixed(2)
+  } vs ${
+    (winner === "huge" ? small : huge).toFixed(2)
+  } GB/s; huge pages won ${wins} of ${limits.length})`;
+  return { small, huge, winner, label };
+}
+
+/** A judged downtime row: the worst converging run against downtime-limit × DOWNTIME_SLACK. */
+export function downtimeFigure(
+  id: string,
+  figure: string,
+  downtimes: readonly number[],
+  limitMs: number,
+): Figure {
+  const allowed = limitMs * DOWNTIME_SLACK;
+  const worst = downtimes.length ? Math.max(...downtimes) : NaN;
+  return {
+    id,
+    figure: `${figure} (worst of ${downtimes.length}; median ${median(downtimes)} ms)`,
+    value: worst,
+    unit: "ms",
+    baseline: allowed,
+    baselineName: `downtime-limit ${limitMs} ms × ${DOWNTIME_SLACK}`,
+    ratio: worst / allowed,
+    target: "ratio ≤ 1",
+    pass: worst <= allowed,
+  };
+}
+
+/** `4 KiB pages` / `huge pages` for a page size in bytes. */
+export function pagesName(pageSize: number | null): string {
+  return pageSize === null ? "pages unknown" : pageSize > 4096 ? "huge pages" : "4 KiB pages";
+}
+
+/**
+ * The figures of scenarios A and C (C pools the latencies of every repetition). `host` names
+ * the kernel and THP mode in every row judged against the host's limit.
+ */
+export function figuresA(runs: readonly ScenarioARun[], host: string): Figure[] {
   if (runs.length === 0) return [];
   const agent = runs.map((r) => r.agentBytesPerSec / GB);
   const wall = runs.map((r) => r.wallBytesPerSec / GB);
   const tcp = runs.map((r) => r.rawTcp.bytesPerSec / GB);
   const unix = runs.map((r) => r.rawUnix.bytesPerSec / GB);
-  const ratioA = median(runs.map((r) => r.agentBytesPerSec / r.rawTcp.bytesPerSec));
+  const limit = runs.map((r) => r.limit.best.bytesPerSec / GB);
+  const lim = limitSummary(runs.map((r) => r.limit));
+  const ratioA = median(runs.map((r) => r.agentBytesPerSec / r.limit.best.bytesPerSec));
   const during = runs.flatMap((r) => r.latencyMs);
   const idle = runs.flatMap((r) => r.idleLatencyMs);
   const p99 = percentile(during, 99);
@@ -57,40 +112,55 @@ export function figuresA(runs: readonly ScenarioARun[]): Figure[] {
   const agentCpu = runs.map((r) =>
     (r.cpu.processes.source?.total ?? NaN) + (r.cpu.processes.destination?.total ?? NaN)
   );
-  const rawCpu = runs.map((r) => r.rawTcp.sourceCpuMs + r.rawTcp.sinkCpuMs);
+  const rawCpu = runs.map((r) => r.limit.best.sourceCpuMs + r.limit.best.sinkCpuMs);
+  const cpuRatio = median(agentCpu.map((c, i) => c / rawCpu[i]));
+  const pages = pagesName(median(runs.map((r) => r.sourcePageSize)));
+  const limitName = `host limit: raw TCP pair through touched 1 GiB buffers, ${lim.label}; ${host}`;
   return [
     {
       id: "A.throughput",
-      figure: "A: 1 GiB random, TCP (transferred / (total − setup))",
+      figure: `A: 1 GiB random, TCP (transferred / (total − setup)), agents on ${pages}`,
       value: median(agent),
       unit: "GB/s",
-      baseline: median(tcp),
-      baselineName: "raw Deno TCP, 1 MiB writes",
+      baseline: median(limit),
+      baselineName: limitName,
       ratio: ratioA,
-      target: "ratio ≥ 0.8",
-      pass: ratioA >= 0.8,
+      target: "ratio ≥ 0.9",
+      pass: ratioA >= 0.9,
     },
     {
       id: "A.wall",
       figure: "A: same, wall clock POST → source completed",
       value: median(wall),
       unit: "GB/s",
-      baseline: median(tcp),
-      baselineName: "raw Deno TCP, 1 MiB writes",
-      ratio: median(runs.map((r) => r.wallBytesPerSec / r.rawTcp.bytesPerSec)),
+      baseline: median(limit),
+      baselineName: "host limit (as above)",
+      ratio: median(runs.map((r) => r.wallBytesPerSec / r.limit.best.bytesPerSec)),
       target: null,
       pass: null,
     },
     {
-      id: "raw.tcp1g",
-      figure: "raw Deno TCP through 1 GiB buffers (memory-bound)",
-      value: median(runs.map((r) => r.rawTcpSpan.bytesPerSec / GB)),
-      unit: "GB/s",
+      ...info("raw.tcp4k", "raw TCP pair through 1 GiB buffers, 4 KiB pages", lim.small, "GB/s"),
       baseline: median(tcp),
-      baselineName: "raw Deno TCP, 1 MiB writes",
-      ratio: median(runs.map((r) => r.rawTcpSpan.bytesPerSec / r.rawTcp.bytesPerSec)),
-      target: null,
-      pass: null,
+      baselineName: "raw Deno TCP, cache-hot 1 MiB buffer",
+      ratio: median(runs.map((r) => r.limit.small.bytesPerSec / r.rawTcp.bytesPerSec)),
+    },
+    {
+      ...info("raw.tcphuge", "raw TCP pair through 1 GiB buffers, huge pages", lim.huge, "GB/s"),
+      baseline: median(tcp),
+      baselineName: "raw Deno TCP, cache-hot 1 MiB buffer",
+      ratio: median(runs.map((r) => r.limit.huge.bytesPerSec / r.rawTcp.bytesPerSec)),
+    },
+    {
+      ...info(
+        "A.cachehot",
+        "A: against raw TCP from a cache-hot buffer (reference)",
+        median(agent),
+        "GB/s",
+      ),
+      baseline: median(tcp),
+      baselineName: "raw Deno TCP, cache-hot 1 MiB buffer, median of 3",
+      ratio: median(runs.map((r) => r.agentBytesPerSec / r.rawTcp.bytesPerSec)),
     },
     {
       id: "raw.unix",
@@ -104,18 +174,37 @@ export function figuresA(runs: readonly ScenarioARun[]): Figure[] {
       pass: null,
     },
     info("A.total", "A: total-time", median(runs.map((r) => r.info["total-time"])), "ms"),
-    info("A.downtime", "A: downtime", median(runs.map((r) => r.info.downtime)), "ms"),
+    downtimeFigure(
+      "A.downtime",
+      "A: downtime",
+      runs.map((r) => r.info.downtime),
+      median(runs.map((r) => r.downtimeLimit)),
+    ),
     info("A.dest", "A: POST → destination completed", median(runs.map((r) => r.destWallMs)), "ms"),
+    info(
+      "A.ready",
+      `A: 1 GiB destination, start → ready (listening, RAM pre-touched on ${
+        pagesName(median(runs.map((r) => r.destReady.pageSize ?? NaN)))
+      })`,
+      median(runs.map((r) => r.destReady.wallMs)),
+      "ms",
+    ),
+    info(
+      "A.ramReady",
+      "A: of which the agent's RAM (allocate, advise, pre-touch; ram-ready-ms)",
+      median(runs.map((r) => r.destReady.ramReadyMs ?? NaN)),
+      "ms",
+    ),
     {
       id: "A.cpu",
       figure: "A: CPU of both agents, POST → destination completed",
       value: median(agentCpu),
       unit: "ms",
       baseline: median(rawCpu),
-      baselineName: "CPU of both raw TCP processes",
-      ratio: median(agentCpu.map((c, i) => c / rawCpu[i])),
-      target: null,
-      pass: null,
+      baselineName: `CPU of both processes of the winning raw pair (host limit); ${host}`,
+      ratio: cpuRatio,
+      target: "ratio ≤ 2",
+      pass: cpuRatio <= 2,
     },
     info(
       "A.others",
@@ -165,8 +254,8 @@ export function figuresB(runs: readonly ScenarioBRun[]): Figure[] {
       baseline: scan,
       baselineName: "JS zero scan of a fresh 1 GiB buffer",
       ratio: value / scan,
-      target: "< 500 ms",
-      pass: value < 500,
+      target: `≤ ${QEMU_ZERO_GUEST_MS} ms (QEMU 7.2)`,
+      pass: value <= QEMU_ZERO_GUEST_MS,
     };
   };
   return [

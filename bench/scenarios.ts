@@ -1,9 +1,12 @@
 /**
  * The bench's scenarios, each one repetition with fresh agents:
- * - A: a 1 GiB random idle guest over loopback TCP at unlimited bandwidth, with the raw
- *   unix-socket, raw TCP through 1 GiB buffers, and raw TCP (the baseline, median of three)
- *   measured in that order between the agents' start and the POST; the bench asks 20 times a
- *   second whether it is over; the agents' peak resident memory (VmHWM) read at the end.
+ * - A: a 1 GiB random idle guest over loopback TCP at unlimited bandwidth, judged against the
+ *   host's memory-to-memory limit (bench/limit.ts: raw TCP pairs through touched 1 GiB buffers
+ *   on 4 KiB and on huge pages, the better one), with the raw unix socket and cache-hot raw TCP
+ *   (median of three) as references, measured in that order between the agents' start and the
+ *   POST; the destination starts alone first, timed to `ready` (listening, RAM pre-touched);
+ *   the bench asks 20 times a second whether it is over; the agents' peak resident memory
+ *   (VmHWM) read at the end.
  * - C: the same migration with fresh agents while a client polls `GET /migrations/current`
  *   at `--rate` (200/s), and the same GET on the idle source before it as C's baseline.
  * - B: a 1 GiB all-zero idle guest, with an in-process 1 GiB zero scan as its baseline.
@@ -19,6 +22,7 @@ import {
   waitForQuiet,
   wallNow,
 } from "./measure.ts";
+import { measureLimit, type MemoryLimit } from "./limit.ts";
 import { pollFor, type PollResult, pollUntil } from "./poller.ts";
 import { type RawResult, runRaw, runRawMedian } from "./raw.ts";
 import { type RssPeak, watchRss } from "./rss.ts";
@@ -41,11 +45,16 @@ export interface LatencySummary {
 export interface ScenarioARun {
   /** How long the machine took to go quiet before the repetition, and how busy it was. */
   quiet: QuietWait;
-  /** Raw TCP from/into one cache-hot 1 MiB buffer: the baseline (measured last, before A). */
+  /** Raw TCP from/into one cache-hot 1 MiB buffer: a reference (measured last, before A). */
   rawTcp: RawResult;
-  /** Raw TCP streaming through 1 GiB buffers on both sides (memory traffic as a migration). */
-  rawTcpSpan: RawResult;
+  /** The host's limit over TCP: raw pairs through touched 1 GiB buffers, 4 KiB and huge pages. */
+  limit: MemoryLimit;
   rawUnix: RawResult;
+  /** The destination: start → ready (listening, RAM pre-touched), and what it said of its RAM. */
+  destReady: AgentReady;
+  /** The source's page size asked for RAM (x-ram-backing), and its downtime-limit. */
+  sourcePageSize: number;
+  downtimeLimit: number;
   /** GET /migrations/current on the idle source before the POST (C's baseline), ms. */
   idleLatency: LatencySummary;
   idleLatencyMs: number[];
@@ -66,6 +75,29 @@ export interface ScenarioARun {
   cpu: CpuSample;
   /** Peak RSS of both agents (VmHWM read after the destination's completion). */
   rss: Record<string, RssPeak>;
+}
+
+/** How an agent came up: wall time from spawning it to its `listening` line, and its RAM. */
+export interface AgentReady {
+  /** Spawn → listening, ms (Deno's start, the page-size decision, RAM, the incoming socket). */
+  wallMs: number;
+  /** The agent's own time to allocate, advise and pre-touch or fill RAM (`ram-ready-ms`). */
+  ramReadyMs: number | null;
+  /** The page size asked for RAM and the bytes huge pages backed then (its log line). */
+  pageSize: number | null;
+  hugePageBytes: number | null;
+}
+
+/** Reads an agent's `guest RAM pages` log line. */
+export function agentReady(log: string, wallMs: number): AgentReady {
+  const line = log.split("\n").find((l) => l.includes('"msg":"guest RAM pages"'));
+  const j = line ? JSON.parse(line) : {};
+  return {
+    wallMs,
+    ramReadyMs: j["ram-ready-ms"] ?? null,
+    pageSize: j["page-size"] ?? null,
+    hugePageBytes: j["huge-page-bytes"] ?? null,
+  };
 }
 
 /** One repetition of scenario B. */
@@ -110,19 +142,24 @@ async function settledInfo(src: { base: string }): Promise<Json> {
   return info;
 }
 
-/** Starts a destination and a source (`fill`) of 1 GiB each, idle vCPU, unlimited bandwidth. */
+/**
+ * Starts a destination (alone, timed to ready) and then a source (`fill`) of 1 GiB each, idle
+ * vCPU, unlimited bandwidth; returns them with the source's downtime-limit.
+ */
 async function pair(
   track: (a: ReturnType<typeof startAgent>) => ReturnType<typeof startAgent>,
   fill: string,
 ) {
-  const [dst, src] = await Promise.all([
-    track(startAgent(["--ram", "1G", "--incoming", "tcp:127.0.0.1:0"])),
-    track(startAgent(["--ram", "1G", "--fill", fill, "--workload", "idle"])),
-  ]);
+  const t0 = wallNow();
+  const dst = await track(startAgent(["--ram", "1G", "--incoming", "tcp:127.0.0.1:0"]));
+  const destReady = agentReady(dst.log(), wallNow() - t0);
+  const src = await track(startAgent(["--ram", "1G", "--fill", fill, "--workload", "idle"]));
   const p = await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
   if (p.status !== 200) throw new Error(`PATCH /parameters: ${p.status}`);
   if (!dst.incomingUri) throw new Error("destination has no incoming URI");
-  return { dst, src, uri: dst.incomingUri };
+  const downtimeLimit = (await src.api("GET", "/parameters")).body["downtime-limit"] as number;
+  const sourcePageSize = (await src.api("GET", "/machine")).body["x-ram-backing"]["page-size"];
+  return { dst, src, uri: dst.incomingUri, destReady, downtimeLimit, sourcePageSize };
 }
 
 /** Starts the migration and polls the source at `rate` until it completed (else throws). */
@@ -146,10 +183,13 @@ const A_POLL_RATE = 20;
  */
 export async function scenarioA(pollRate: number): Promise<ScenarioARun> {
   const a = await withAgents(async (track) => {
-    const { dst, src, uri } = await pair(track, "random");
+    const { dst, src, uri, destReady, downtimeLimit, sourcePageSize } = await pair(
+      track,
+      "random",
+    );
     const quiet = await waitForQuiet();
     const rawUnix = await runRaw("unix", GIB, CHUNK);
-    const rawTcpSpan = await runRaw("tcp", GIB, CHUNK, GIB);
+    const limit = await measureLimit("tcp", GIB, CHUNK);
     const rawTcp = await runRawMedian("tcp", GIB, CHUNK);
     const rss = watchRss({ source: src.pid, destination: dst.pid });
     const cpu = sampleCpu({ source: src.pid, destination: dst.pid, bench: Deno.pid });
@@ -165,8 +205,11 @@ export async function scenarioA(pollRate: number): Promise<ScenarioARun> {
     return {
       quiet,
       rawTcp,
-      rawTcpSpan,
+      limit,
       rawUnix,
+      destReady,
+      sourcePageSize,
+      downtimeLimit,
       info,
       agentBytesPerSec: transferred / ((info["total-time"] - info["setup-time"]) / 1000),
       wallMs,

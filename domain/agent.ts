@@ -6,6 +6,7 @@
  */
 import { Machine, type RunState } from "../adapters/memory/machine.ts";
 import type { RamBlockSpec } from "../adapters/memory/layout.ts";
+import { hugePagesModeFrom, resolveRamBacking } from "../adapters/memory/ram_backing.ts";
 import type { WorkloadSpec } from "../adapters/memory/workload.ts";
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
 import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
@@ -43,6 +44,7 @@ import {
   startProblems,
 } from "./preflight.ts";
 import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
+import type { Logger } from "./log.ts";
 
 /** How an agent starts (from the command line). */
 export interface AgentConfig {
@@ -61,6 +63,10 @@ export interface AgentConfig {
   tls?: TlsCredsRegistry;
   /** `--allow-exec`: take `exec:` migration URIs (they run shell commands). Default off. */
   allowExec?: boolean;
+  /** `--huge-pages on|off|auto` (else FERRY_HUGE_PAGES, else auto); checked in create. */
+  hugePages?: string;
+  /** Where the agent says how its guest RAM is backed (once, at start). */
+  logger?: Logger;
 }
 
 export type { MigrateRequest };
@@ -125,12 +131,25 @@ export class Agent {
       parseMigrationUri(config.incoming, "incoming");
       requireExecAllowed(config.incoming, "incoming", config.allowExec ?? false);
     }
+    const backing = await resolveRamBacking(hugePagesModeFrom(config.hugePages));
+    const t0 = performance.now();
     const machine = await Machine.create({
       blocks: config.blocks,
       fill: config.fill,
       workload: config.workload,
       startPaused: config.startPaused,
       incoming: config.incoming !== null,
+      backing,
+    });
+    const ram = machine.ramBackingInfo();
+    config.logger?.log(backing.fallback ? "warn" : "info", "guest RAM pages", {
+      "page-size": ram["page-size"],
+      "huge-pages": ram["huge-pages"],
+      reason: ram.reason,
+      thp: ram.thp,
+      "huge-page-bytes": ram["huge-page-bytes"],
+      // Allocating, advising and filling (or pre-touching) RAM, and starting the vCPU.
+      "ram-ready-ms": Math.round(performance.now() - t0),
     });
     const agent = new Agent(machine, config);
     if (config.incoming && config.incoming !== "defer") {

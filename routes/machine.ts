@@ -31,6 +31,34 @@ const MachineSchema = z.object({
     parked: z.boolean(),
   }).meta({ description: "The workload and the vCPU's registers." }),
   "cpu-throttle-percentage": z.number(),
+  "x-ram-backing": z.object({
+    "huge-pages": z.enum(["on", "off", "auto"]).meta({
+      description: "`--huge-pages` (or FERRY_HUGE_PAGES) as given; default auto.",
+    }),
+    "page-size": z.number().meta({
+      description: "The page size asked of the kernel for guest RAM: 2097152 (every block's " +
+        "2 MiB-aligned part advised MADV_HUGEPAGE) or 4096 (advised MADV_NOHUGEPAGE).",
+    }),
+    thp: z.enum(["always", "madvise", "never"]).nullable().meta({
+      description: "The kernel's transparent huge page mode; null when it cannot be read.",
+    }),
+    reason: z.string().meta({ description: "Why this page size." }),
+    "advised-bytes": z.number().meta({ description: "Bytes of RAM advised MADV_HUGEPAGE." }),
+    "huge-page-bytes": z.number().nullable().meta({
+      description: "Bytes of RAM backed by huge pages now: AnonHugePages of the memory " +
+        "mappings lying wholly inside the RAM buffers in /proc/self/smaps (read at most once a " +
+        "second); 0 when RAM was advised MADV_NOHUGEPAGE; null when smaps cannot be read.",
+    }),
+    probe: z.object({
+      "4k-gbps": z.number(),
+      "huge-gbps": z.number(),
+      "measured-at": z.string(),
+      cached: z.boolean().meta({ description: "Read from this boot's cache file." }),
+    }).nullable().meta({
+      description: "`auto`'s measurement: first socket copies of freshly touched memory on " +
+        "4 KiB pages and on huge pages, GB/s.",
+    }),
+  }).meta({ description: "Which pages back guest RAM (beyond QEMU's query-status)." }),
 }).meta({ id: "Machine" });
 
 const DigestSchema = z.object({

@@ -15,6 +15,7 @@ import type { Logger } from "../domain/log.ts";
 import type { MigrationInfo } from "../domain/migration_info.ts";
 import type { ExclusiveGate } from "./limits.ts";
 import { MIGRATION_STATUSES } from "../domain/state_machine.ts";
+import type { RamBackingInfo } from "../adapters/memory/machine.ts";
 import { problems } from "./problem.ts";
 import type { AgentRef } from "./route_kit.ts";
 
@@ -27,6 +28,8 @@ interface Snapshot {
   info: MigrationInfo;
   runstate: string;
   throttle: number;
+  /** GET /machine's x-ram-backing. */
+  ram: RamBackingInfo;
   subscribers: number;
 }
 
@@ -128,6 +131,23 @@ export class FerryMetrics {
       },
     });
     new Gauge({
+      name: "ferry_ram_huge_page_bytes",
+      help:
+        "Bytes of guest RAM backed by transparent huge pages (AnonHugePages in /proc/self/smaps)",
+      registers,
+      collect() {
+        this.set(take().ram["huge-page-bytes"] ?? 0);
+      },
+    });
+    new Gauge({
+      name: "ferry_ram_page_size_bytes",
+      help: "Page size asked of the kernel for guest RAM (2097152: huge pages; 4096)",
+      registers,
+      collect() {
+        this.set(take().ram["page-size"]);
+      },
+    });
+    new Gauge({
       name: "ferry_migration_pages",
       help:
         "Pages of the current migration by kind (ram.normal, ram.duplicate); a gauge: a new migration starts it again",
@@ -198,6 +218,7 @@ export class FerryMetrics {
       info: agent.query(),
       runstate: machine.runstate,
       throttle: machine["cpu-throttle-percentage"],
+      ram: machine["x-ram-backing"],
       subscribers: Math.max(0, agent.events.subscriberCount - this.#internalSubscribers),
     };
   }

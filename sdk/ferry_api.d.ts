@@ -887,6 +887,35 @@ export interface components {
         parked: boolean;
       };
       "cpu-throttle-percentage": number;
+      /** @description Which pages back guest RAM (beyond QEMU's query-status). */
+      "x-ram-backing": {
+        /**
+         * @description `--huge-pages` (or FERRY_HUGE_PAGES) as given; default auto.
+         * @enum {string}
+         */
+        "huge-pages": "on" | "off" | "auto";
+        /** @description The page size asked of the kernel for guest RAM: 2097152 (every block's 2 MiB-aligned part advised MADV_HUGEPAGE) or 4096 (advised MADV_NOHUGEPAGE). */
+        "page-size": number;
+        /**
+         * @description The kernel's transparent huge page mode; null when it cannot be read.
+         * @enum {string|null}
+         */
+        thp: "always" | "madvise" | "never" | null;
+        /** @description Why this page size. */
+        reason: string;
+        /** @description Bytes of RAM advised MADV_HUGEPAGE. */
+        "advised-bytes": number;
+        /** @description Bytes of RAM backed by huge pages now: AnonHugePages of the memory mappings lying wholly inside the RAM buffers in /proc/self/smaps (read at most once a second); 0 when RAM was advised MADV_NOHUGEPAGE; null when smaps cannot be read. */
+        "huge-page-bytes": number | null;
+        /** @description `auto`'s measurement: first socket copies of freshly touched memory on 4 KiB pages and on huge pages, GB/s. */
+        probe: {
+          "4k-gbps": number;
+          "huge-gbps": number;
+          "measured-at": string;
+          /** @description Read from this boot's cache file. */
+          cached: boolean;
+        } | null;
+      };
     };
     Runstate: {
       /** @enum {string} */

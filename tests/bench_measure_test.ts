@@ -1,11 +1,15 @@
 /**
  * The bench's CPU accounting and the load scenario's figures: per-thread CPU from /proc
- * follows real work on the right thread, and the load's CPU and what-if rows come out of a
- * repetition's numbers as documented.
+ * follows real work on the right thread, the load's CPU and what-if rows come out of a
+ * repetition's numbers as documented, and the host's limit and downtime rows judge as the
+ * issue asks (the better page size; the worst run against downtime-limit × 1.1).
  */
 import assert from "node:assert/strict";
 import { sampleCpu } from "../bench/measure.ts";
 import { figuresLoad, loadCpuMs, type LoadRun, type RunCpu } from "../bench/load.ts";
+import type { MemoryLimit } from "../bench/limit.ts";
+import type { RawResult } from "../bench/raw.ts";
+import { downtimeFigure, limitSummary } from "../bench/report.ts";
 
 /** Keeps this thread busy for `ms`. */
 function spin(ms: number): void {
@@ -118,4 +122,31 @@ Deno.test("figuresLoad: the judged row, and a what-if that is not judged", () =>
   assert.match(row.figure, /what-if \(client under SCHED_IDLE\)/);
   assert.equal(row.target, null);
   assert.equal(row.pass, null, "a what-if is never judged");
+});
+
+Deno.test("bench: the host's limit is the better page size's pair; downtime judges the worst run", () => {
+  const raw = (gbps: number) => ({ bytesPerSec: gbps * 1e9 }) as RawResult;
+  const limit = (small: number, huge: number): MemoryLimit => {
+    const winner = huge > small ? "huge" : "4k";
+    return {
+      transport: "tcp",
+      small: raw(small),
+      huge: raw(huge),
+      winner,
+      best: raw(Math.max(small, huge)),
+    };
+  };
+  const here = limitSummary([limit(0.36, 2.31), limit(0.32, 2.5), limit(0.4, 2.4)]);
+  assert.deepEqual([here.small, here.huge, here.winner], [0.36, 2.4, "huge"]);
+  assert.match(
+    here.label,
+    /^huge pages won \(median 2\.40 vs 0\.36 GB\/s; huge pages won 3 of 3\)$/,
+  );
+  const there = limitSummary([limit(6.6, 4.5), limit(6.4, 4.8), limit(4.0, 4.3)]);
+  assert.deepEqual([there.winner, there.small, there.huge], ["4k", 6.4, 4.5]);
+  assert.match(there.label, /^4 KiB pages won .*huge pages won 1 of 3/);
+  const ok = downtimeFigure("X", "X: downtime", [120, 329, 40], 300);
+  assert.deepEqual([ok.value, ok.baseline, ok.pass], [329, 330, true]);
+  const over = downtimeFigure("X", "X: downtime", [120, 583, 40], 300);
+  assert.deepEqual([over.value, over.pass], [583, false]);
 });

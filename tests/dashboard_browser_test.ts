@@ -109,6 +109,14 @@ Deno.test({
         assert.match(String(await dstPage.locator("#side").textContent()), /destination/);
         assert.equal(await dstPage.locator("#incoming-status").textContent(), "completed");
         await dstPage.locator("#guest-runstate", { hasText: "running" }).waitFor();
+        // The pages behind its RAM, as GET /machine's x-ram-backing says.
+        const backing = (await dst.api("GET", "/machine")).body["x-ram-backing"];
+        assert.match(
+          String(await dstPage.locator("#guest-ram-pages").textContent()),
+          backing["page-size"] === 4096
+            ? /^4 KiB pages \(huge pages auto\)$/
+            : /^2 MiB pages: \d+(\.\d+)? MiB of 256 MiB$/,
+        );
         // Postcopy page faults on the destination: the vCPU's total wait for pages.
         await dstPage.locator("#blocktime", { hasText: / m?s$/ }).waitFor();
         // Both diagrams trace the same path (postcopy-active when the button won the race

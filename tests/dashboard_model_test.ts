@@ -9,7 +9,14 @@ import { MIGRATION_STATUSES, type Side, TRANSITIONS } from "../domain/state_mach
 import { enabledActions } from "../web/actions.js";
 import { niceScale } from "../web/chart.js";
 import { describeEvent, eventTone } from "../web/event_log.js";
-import { formatBytes, formatCount, formatMbps, formatMs, ProgressTracker } from "../web/model.js";
+import {
+  formatBytes,
+  formatCount,
+  formatMbps,
+  formatMs,
+  formatRamBacking,
+  ProgressTracker,
+} from "../web/model.js";
 import { parameterHint } from "../web/options.js";
 import { sseDecoder } from "../web/sse.js";
 import {
@@ -194,6 +201,18 @@ Deno.test("formatting: MiB, Mbit/s, ms, counts, axis steps, gauges, hints", () =
   assert.equal(formatBytes(0), "0 B");
   assert.equal(formatBytes(undefined), "–");
   assert.equal(formatBytes(3.25 * 2 ** 30), "3.25 GiB");
+  assert.equal(formatBytes(100 * 2 ** 20), "100 MiB");
+  const rb = { "huge-pages": "auto", "page-size": 2 ** 21, "huge-page-bytes": 1020 * 2 ** 20 };
+  assert.equal(formatRamBacking(rb, 2 ** 30), "2 MiB pages: 1020 MiB of 1 GiB");
+  assert.equal(
+    formatRamBacking({ ...rb, "huge-page-bytes": null }, 2 ** 30),
+    "2 MiB pages: unknown",
+  );
+  assert.equal(
+    formatRamBacking({ ...rb, "page-size": 4096, "huge-pages": "off" }, 2 ** 30),
+    "4 KiB pages (huge pages off)",
+  );
+  assert.equal(formatRamBacking(undefined, undefined), "–");
   assert.equal(formatMbps(536.9), "537 Mbit/s");
   assert.equal(formatMbps(9123), "9.12 Gbit/s");
   assert.equal(formatMs(97.6), "98 ms");

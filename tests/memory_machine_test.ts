@@ -92,6 +92,15 @@ Deno.test("machine: increment runs and dirties pages; stop parks it; cont resume
         blocks: [{ name: "pc.ram", size: 16 * MiB }],
         workload: undefined,
         "cpu-throttle-percentage": 0,
+        "x-ram-backing": {
+          "huge-pages": "off",
+          "page-size": PAGE_SIZE,
+          thp: null,
+          reason: "--huge-pages off",
+          "advised-bytes": 0,
+          "huge-page-bytes": 0,
+          probe: null,
+        },
       },
     );
     assert.equal(info.workload.workload, "increment");

@@ -7,6 +7,7 @@ import { Machine, type MachineOptions } from "../adapters/memory/machine.ts";
 import { initControl } from "../adapters/memory/vcpu_control.ts";
 import { stepIncrement, stepRandom } from "../adapters/memory/workload.ts";
 import { resolveWorkload } from "../adapters/memory/workload_spec.ts";
+import { residentBytes } from "./helpers/resident.ts";
 
 const MiB = 1 << 20;
 
@@ -22,27 +23,6 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): P
   }
 }
 
-/**
- * Bytes of `buf` resident in RAM right now (mincore(2) over its pages, through FFI): unlike the
- * process's RSS, other test modules running in parallel cannot move it.
- */
-function residentBytes(buf: SharedArrayBuffer): number {
-  const libc = Deno.dlopen("libc.so.6", {
-    mincore: { parameters: ["pointer", "usize", "buffer"], result: "i32" },
-  });
-  try {
-    const addr = Deno.UnsafePointer.value(Deno.UnsafePointer.of(new Uint8Array(buf))) as bigint;
-    const page = 4096n;
-    const start = addr & ~(page - 1n);
-    const end = (addr + BigInt(buf.byteLength) + page - 1n) & ~(page - 1n);
-    const vec = new Uint8Array(Number((end - start) / page));
-    const rc = libc.symbols.mincore(Deno.UnsafePointer.create(start), end - start, vec);
-    if (rc !== 0) throw new Error(`mincore failed (${rc})`);
-    return vec.reduce((n, v) => n + (v & 1), 0) * 4096;
-  } finally {
-    libc.close();
-  }
-}
 const written = (m: Machine) => m.vcpu.registers()["pages-written"];
 const sha = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 

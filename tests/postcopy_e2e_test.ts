@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { hugePagesUnavailable } from "../adapters/memory/huge_pages.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
 
@@ -25,10 +26,15 @@ function port(): number {
 }
 
 /** A guest dirtying its RAM far faster than 16 MiB/s: precopy alone never converges. */
-async function hardPair(track: (a: AgentProcess) => AgentProcess, incoming = "tcp:127.0.0.1:0") {
-  const dst = track(await startAgent(["--ram", "64M", "--incoming", incoming]));
+async function hardPair(
+  track: (a: AgentProcess) => AgentProcess,
+  incoming = "tcp:127.0.0.1:0",
+  hugePages = "auto",
+) {
+  const pages = ["--huge-pages", hugePages];
+  const dst = track(await startAgent(["--ram", "64M", "--incoming", incoming, ...pages]));
   const src = track(
-    await startAgent(["--ram", "64M", "--fill", "random", "--workload", "increment"]),
+    await startAgent(["--ram", "64M", "--fill", "random", "--workload", "increment", ...pages]),
   );
   await src.api("PATCH", "/parameters", {
     "max-bandwidth": 16 << 20,
@@ -39,51 +45,66 @@ async function hardPair(track: (a: AgentProcess) => AgentProcess, incoming = "tc
   return { src, dst };
 }
 
-Deno.test("postcopy: a guest that does not converge in precopy completes in postcopy", async () => {
-  await withAgents(async (track) => {
-    const { src, dst } = await hardPair(track);
-    const se = await recordEvents(src.base);
-    const de = await recordEvents(dst.base, "0");
-    try {
-      // Before the migration starts, postcopy is refused with the seed's text.
-      const early = await src.api("POST", "/migrations/current/postcopy");
-      assert.equal(early.status, 409);
-      assert.equal(early.body.detail, "Postcopy must be started after migration has been started");
-      assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
-      await src.waitStatus(/active/);
-      await new Promise((r) => setTimeout(r, 1000));
-      const mid = (await src.api("GET", "/migrations/current")).body;
-      assert.equal(mid.status, "active", "precopy alone has not converged");
-      assert.ok(mid.ram.remaining > 0);
-      assert.equal((await src.api("POST", "/migrations/current/postcopy")).status, 202);
-      const info = await src.waitStatus(/completed|failed/);
-      assert.equal(info.status, "completed", JSON.stringify(info));
-      assert.ok(info.ram["postcopy-requests"] > 0, "the destination asked for pages");
-      const d = await dst.waitStatus(/completed|failed/);
-      assert.equal(d.status, "completed");
-      assert.ok(d["postcopy-blocktime"] >= 0 && Array.isArray(d["postcopy-vcpu-blocktime"]));
-      assert.equal((await dst.api("GET", "/machine")).body.runstate, "running");
-      await dst.api("POST", "/machine/stop");
-      const a = (await src.api("GET", "/machine/digest")).body;
-      const b = (await dst.api("GET", "/machine/digest")).body;
-      assert.equal(b["x-taken"], "arrival");
-      assert.deepEqual(a.blocks, b.blocks);
-      assert.equal((await dst.api("GET", "/machine/digest")).body["x-increment-check"].ok, true);
-      await until(se, "source", "completed");
-      await until(de, "destination", "completed");
-      assert.deepEqual(statuses(se, "source"), ["setup", "active", "postcopy-active", "completed"]);
-      assert.deepEqual(statuses(de, "destination"), [
-        "setup",
-        "active",
-        "postcopy-active",
-        "completed",
-      ]);
-    } finally {
-      await se.close();
-      await de.close();
-    }
+for (const hp of ["on", "off"]) {
+  Deno.test(`postcopy, huge pages ${hp}: a guest that does not converge in precopy completes in postcopy`, async () => {
+    await withAgents(async (track) => {
+      const { src, dst } = await hardPair(track, "tcp:127.0.0.1:0", hp);
+      const pageSize = hp === "on" && hugePagesUnavailable() === null ? 2 ** 21 : 4096;
+      for (const a of [src, dst]) {
+        const b = (await a.api("GET", "/machine")).body["x-ram-backing"];
+        assert.equal(b["page-size"], pageSize, JSON.stringify(b));
+      }
+      const se = await recordEvents(src.base);
+      const de = await recordEvents(dst.base, "0");
+      try {
+        // Before the migration starts, postcopy is refused with the seed's text.
+        const early = await src.api("POST", "/migrations/current/postcopy");
+        assert.equal(early.status, 409);
+        assert.equal(
+          early.body.detail,
+          "Postcopy must be started after migration has been started",
+        );
+        assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
+        await src.waitStatus(/active/);
+        await new Promise((r) => setTimeout(r, 1000));
+        const mid = (await src.api("GET", "/migrations/current")).body;
+        assert.equal(mid.status, "active", "precopy alone has not converged");
+        assert.ok(mid.ram.remaining > 0);
+        assert.equal((await src.api("POST", "/migrations/current/postcopy")).status, 202);
+        const info = await src.waitStatus(/completed|failed/);
+        assert.equal(info.status, "completed", JSON.stringify(info));
+        assert.ok(info.ram["postcopy-requests"] > 0, "the destination asked for pages");
+        const d = await dst.waitStatus(/completed|failed/);
+        assert.equal(d.status, "completed");
+        assert.ok(d["postcopy-blocktime"] >= 0 && Array.isArray(d["postcopy-vcpu-blocktime"]));
+        assert.equal((await dst.api("GET", "/machine")).body.runstate, "running");
+        await dst.api("POST", "/machine/stop");
+        const a = (await src.api("GET", "/machine/digest")).body;
+        const b = (await dst.api("GET", "/machine/digest")).body;
+        assert.equal(b["x-taken"], "arrival");
+        assert.deepEqual(a.blocks, b.blocks);
+        assert.equal((await dst.api("GET", "/machine/digest")).body["x-increment-check"].ok, true);
+        await until(se, "source", "completed");
+        await until(de, "destination", "completed");
+        assert.deepEqual(statuses(se, "source"), [
+          "setup",
+          "active",
+          "postcopy-active",
+          "completed",
+        ]);
+        assert.deepEqual(statuses(de, "destination"), [
+          "setup",
+          "active",
+          "postcopy-active",
+          "completed",
+        ]);
+      } finally {
+        await se.close();
+        await de.close();
+      }
+    });
   });
-});
+}
 
 Deno.test("postcopy: a cut link pauses both sides; recover on a new port completes", async () => {
   await withAgents(async (track) => {

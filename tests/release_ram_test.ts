@@ -1,44 +1,67 @@
 /**
  * release-ram between two real agents: in postcopy the source hands sent pages back to the
- * operating system (its RSS falls), the destination's guest arrives whole, and a paused
+ * operating system (its RSS falls; on huge pages too, which the 4 KiB releases split), the
+ * destination's guest arrives whole, and a paused
  * postcopy migration with release-ram cannot be resumed (the seed's refusal).
  */
 import assert from "node:assert/strict";
-import { startAgent, withAgents } from "./helpers/agent_process.ts";
+import { hugePagesUnavailable } from "../adapters/memory/huge_pages.ts";
+import { type AgentProcess, startAgent, withAgents } from "./helpers/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
+
+async function hugeBytes(a: AgentProcess): Promise<number> {
+  return (await a.api("GET", "/machine")).body["x-ram-backing"]["huge-page-bytes"];
+}
 
 async function rssMiB(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
 }
 
-Deno.test("release-ram: the source's sent pages go back to the OS; the guest arrives whole", async () => {
-  await withAgents(async (track) => {
-    const dst = track(await startAgent(["--ram", "256M", "--incoming", "tcp:127.0.0.1:0"]));
-    const src = track(
-      await startAgent(["--ram", "256M", "--fill", "random", "--workload", "idle"]),
-    );
-    const before = (await src.api("GET", "/machine/digest")).body.blocks;
-    assert.equal(
-      (await src.api("PATCH", "/capabilities", { "postcopy-ram": true, "release-ram": true }))
-        .status,
-      200,
-    );
-    await src.api("PATCH", "/parameters", { "max-bandwidth": 64 << 20 });
-    const rss0 = await rssMiB(src.pid);
-    await src.api("POST", "/migrations", { uri: dst.incomingUri });
-    await src.waitStatus(/active/);
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal((await src.api("POST", "/migrations/current/postcopy")).status, 202);
-    const info = await src.waitStatus(/completed|failed/);
-    assert.equal(info.status, "completed", JSON.stringify(info));
-    assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
-    const rss1 = await rssMiB(src.pid);
-    console.log(`source RSS ${rss0.toFixed(0)} → ${rss1.toFixed(0)} MiB`);
-    assert.ok(rss0 - rss1 > 160, `released ${rss0 - rss1} MiB of a 256 MiB guest`);
-    assert.deepEqual((await dst.api("GET", "/machine/digest")).body.blocks, before);
+for (const hp of ["on", "off"]) {
+  Deno.test(`release-ram, huge pages ${hp}: the source's sent pages go back to the OS; the guest arrives whole`, async () => {
+    await withAgents(async (track) => {
+      const pages = ["--huge-pages", hp];
+      const dst = track(
+        await startAgent(["--ram", "256M", "--incoming", "tcp:127.0.0.1:0", ...pages]),
+      );
+      const src = track(
+        await startAgent(["--ram", "256M", "--fill", "random", "--workload", "idle", ...pages]),
+      );
+      const hugeBefore = await hugeBytes(src);
+      if (hp === "on" && hugePagesUnavailable() === null) {
+        assert.ok(hugeBefore > 250 * 2 ** 20, `source RAM on huge pages: ${hugeBefore}`);
+      } else assert.equal(hugeBefore, 0);
+      const before = (await src.api("GET", "/machine/digest")).body.blocks;
+      assert.equal(
+        (await src.api("PATCH", "/capabilities", { "postcopy-ram": true, "release-ram": true }))
+          .status,
+        200,
+      );
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 64 << 20 });
+      const rss0 = await rssMiB(src.pid);
+      await src.api("POST", "/migrations", { uri: dst.incomingUri });
+      await src.waitStatus(/active/);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal((await src.api("POST", "/migrations/current/postcopy")).status, 202);
+      const info = await src.waitStatus(/completed|failed/);
+      assert.equal(info.status, "completed", JSON.stringify(info));
+      assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
+      const rss1 = await rssMiB(src.pid);
+      console.log(`source RSS ${rss0.toFixed(0)} → ${rss1.toFixed(0)} MiB`);
+      assert.ok(rss0 - rss1 > 160, `released ${rss0 - rss1} MiB of a 256 MiB guest`);
+      if (hugeBefore > 0) {
+        await new Promise((r) => setTimeout(r, 1100)); // past GET /machine's smaps reading
+        const hugeAfter = await hugeBytes(src);
+        assert.ok(
+          hugeAfter < hugeBefore - 160 * 2 ** 20,
+          `huge pages ${hugeBefore} → ${hugeAfter}`,
+        );
+      }
+      assert.deepEqual((await dst.api("GET", "/machine/digest")).body.blocks, before);
+    });
   });
-});
+}
 
 Deno.test("release-ram: a paused postcopy migration cannot be resumed", async () => {
   await withAgents(async (track) => {

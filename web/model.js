@@ -16,7 +16,8 @@ const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
 function sig3(n) {
   const abs = Math.abs(n);
   const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : 2;
-  return n.toFixed(digits).replace(/\.?0+$/, "");
+  const text = n.toFixed(digits);
+  return digits === 0 ? text : text.replace(/\.?0+$/, "");
 }
 
 /**
@@ -33,6 +34,21 @@ export function formatBytes(n) {
     i++;
   }
   return `${i === 0 ? String(Math.round(v)) : sig3(v)} ${UNITS[i]}`;
+}
+
+/**
+ * GET /machine's `x-ram-backing` in a few words: the page size asked for guest RAM and, for
+ * huge pages, how much of the RAM they back now, e.g. "2 MiB pages: 1020 MiB of 1 GiB".
+ * @param {Record<string, any> | null | undefined} rb x-ram-backing
+ * @param {number | undefined} ramSize the guest's ram-size
+ * @returns {string}
+ */
+export function formatRamBacking(rb, ramSize) {
+  if (!rb) return "–";
+  if (rb["page-size"] === 4096) return `4 KiB pages (huge pages ${rb["huge-pages"]})`;
+  const backed = rb["huge-page-bytes"];
+  const of = backed === null ? "unknown" : `${formatBytes(backed)} of ${formatBytes(ramSize)}`;
+  return `${formatBytes(rb["page-size"])} pages: ${of}`;
 }
 
 /**

@@ -5,7 +5,7 @@
  * @module
  */
 import { $, setText } from "./dom.js";
-import { formatBytes, formatCount, formatMs } from "./model.js";
+import { formatBytes, formatCount, formatMs, formatRamBacking } from "./model.js";
 
 /**
  * Draws the progress card.
@@ -57,6 +57,8 @@ export function renderGuest(m, info, side) {
   setText("runstate", m ? `runstate ${m.runstate}` : "runstate –");
   setText("guest-runstate", m?.runstate ?? "–");
   setText("guest-ram", m ? formatBytes(m["ram-size"]) : "–");
+  setText("guest-ram-pages", formatRamBacking(m?.["x-ram-backing"], m?.["ram-size"]));
+  $("guest-ram-pages").title = m?.["x-ram-backing"]?.reason ?? "";
   const w = m?.workload;
   setText("guest-workload", w ? `${w.workload}${w.booted ? "" : " (not booted)"}` : "–");
   setText("guest-pages", w ? formatCount(w["pages-written"]) : "–");

@@ -21,6 +21,11 @@ import type { GuestMemory } from "./workload.ts";
 export interface SharedGuest {
   /** Target page size, PAGE_SIZE. */
   pageSize: number;
+  /**
+   * The page size asked of the kernel for the RAM buffers (ram_backing.ts): 2 MiB when they
+   * are advised huge pages, else PAGE_SIZE. Other large buffers of a migration follow it.
+   */
+  ramPageSize: number;
   /** Blocks in the flat page space. */
   layout: RamBlockLayout[];
   /** One buffer per block, `block.size` bytes. */
@@ -84,6 +89,7 @@ export function allocateGuest(specs: readonly RamBlockSpec[]): SharedGuest {
   const mapBytes = pageMapBytes(totalPages(layout));
   return {
     pageSize: PAGE_SIZE,
+    ramPageSize: PAGE_SIZE,
     layout,
     ram: layout.map((block) => new SharedArrayBuffer(block.size)),
     dirty: new SharedArrayBuffer(mapBytes),

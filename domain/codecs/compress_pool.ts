@@ -149,6 +149,8 @@ export class CompressPool {
   #prepare(pages: Uint8Array, n: number): { body: JobBody; transfer: Transferable[] } {
     this.#checkBatch(pages, n);
     const { pageSize, maxBatch, pagesPerBlob } = this.#sizes;
+    // Recycled batch buffers (one batch, 256 KiB by default) never reach a socket and hold no
+    // aligned 2 MiB page: not advised huge pages.
     const input = this.#free.pop() ?? new ArrayBuffer(maxBatch * pageSize);
     new Uint8Array(input).set(pages.subarray(0, n * pageSize));
     this.#accepted += n;

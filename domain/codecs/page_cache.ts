@@ -52,16 +52,23 @@ export class PageCache {
   #ages = new Float64Array(0);
   #hits = 0;
   #misses = 0;
+  readonly #onAllocate: ((data: ArrayBuffer) => void) | undefined;
 
   /**
    * Allocates a cache of `size` bytes (a power of two, at least one page) for pages of
    * `pageSize` bytes (a power of two). Throws `RangeError` otherwise.
    */
-  constructor(size: number, pageSize = 4096) {
+  constructor(
+    size: number,
+    pageSize = 4096,
+    /** Called with each new data buffer before it is written (e.g. to advise huge pages). */
+    onAllocate?: (data: ArrayBuffer) => void,
+  ) {
     if (!Number.isSafeInteger(pageSize) || pageSize < 1 || !Number.isInteger(Math.log2(pageSize))) {
       throw new RangeError(`xbzrle cache: page size ${pageSize} is not a power of two`);
     }
     this.pageSize = pageSize;
+    this.#onAllocate = onAllocate;
     checkSize(size, pageSize);
     this.#allocate(size);
   }
@@ -173,6 +180,7 @@ export class PageCache {
     } catch {
       throw new RangeError(`xbzrle cache: cannot allocate ${size} bytes`);
     }
+    this.#onAllocate?.(data.buffer);
     const pages = new Float64Array(slots).fill(EMPTY);
     const ages = new Float64Array(slots);
     this.#size = size;

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { adviseHugePages } from "../../adapters/memory/huge_pages.ts";
 import { PageCache } from "../codecs/page_cache.ts";
 import { xbzrle } from "../codecs/xbzrle.ts";
 import { CompressPool } from "../codecs/compress_pool.ts";
@@ -56,12 +57,21 @@ export class PageEncoder {
     result: Promise<Uint8Array[]>;
   }[] = [];
 
-  /** XBZRLE with a cache of `xbzrleCache` bytes, and/or compression with `compress`. */
+  /**
+   * XBZRLE with a cache of `xbzrleCache` bytes, and/or compression with `compress`.
+   * `hugePages`: the cache is advised MADV_HUGEPAGE, as guest RAM is on this host. It is dense
+   * (every slot fills), so huge pages cost it no memory; its first fill faults a page per slot.
+   * Measured 2026-12-06 (kernel 6.18, THP madvise, 2 busy cores), filling a 64 MiB cache from
+   * RAM: 4 KiB pages 253–420 ms, huge pages 36–201 ms; XBZRLE encoding against it afterwards
+   * 0.8–3.0 GB/s either way (no difference beyond the noise).
+   */
   constructor(opts: {
     xbzrleCache?: number;
     compress?: { threads: number; level: number; waitThread: boolean };
+    hugePages?: boolean;
   }) {
-    this.#cache = opts.xbzrleCache ? new PageCache(opts.xbzrleCache) : null;
+    const advise = opts.hugePages ? (b: ArrayBuffer) => void adviseHugePages(b, true) : undefined;
+    this.#cache = opts.xbzrleCache ? new PageCache(opts.xbzrleCache, 4096, advise) : null;
     this.xbzrle = this.#cache
       ? { cacheSize: opts.xbzrleCache!, bytes: 0, pages: 0, cacheMiss: 0, overflow: 0, lookups: 0 }
       : null;

@@ -20,7 +20,10 @@ import { decodeDiscard, encodeBitmapDump } from "../wire/postcopy.ts";
 import { WireError } from "../wire/wire_error.ts";
 import { STAT } from "./stats.ts";
 
-/** The biggest PAGE_RUN (MAX_RUN_PAGES pages), landed aside in postcopy. */
+/**
+ * The biggest PAGE_RUN (MAX_RUN_PAGES pages), landed aside in postcopy. A reused 1 MiB buffer:
+ * not advised huge pages (see STAGING in page_sender.ts for why and the figures).
+ */
 const RUN_BYTES = 256 * PAGE_SIZE;
 
 /** Places incoming pages in one guest's RAM (see the module doc). */

@@ -1,6 +1,7 @@
 /**
  * The outgoing migration, as the seed's migration_thread: setup, iterate dirty passes
- * while pending ≥ threshold (bandwidth × downtime-limit, re-estimated every 100 ms), then
+ * while pending ≥ threshold (the slowest of the last five 100 ms bandwidth windows ×
+ * downtime-limit), then
  * completion with the vCPU stopped — or the postcopy phase (source_postcopy.ts: the
  * device state as one package, page requests ahead of background pages, pause and
  * recovery). On failure or cancel before the switchover the guest runs on. Status changes are asked of the main
@@ -213,6 +214,7 @@ class SourceRun {
       if (caps.xbzrle || caps.compress) {
         this.#sender.encoder = new PageEncoder({
           xbzrleCache: caps.xbzrle ? params["xbzrle-cache-size"] : undefined,
+          hugePages: this.#ctx.guest.ramPageSize > this.#ctx.guest.pageSize,
           compress: caps.compress
             ? {
               threads: params["compress-threads"],

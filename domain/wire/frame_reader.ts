@@ -18,7 +18,11 @@ import {
 } from "./frames.ts";
 import { WireError } from "./wire_error.ts";
 
-/** Default size of the reader's internal buffer (1 MiB). */
+/**
+ * Default size of the reader's internal buffer (1 MiB). Not advised huge pages: page runs are
+ * read straight into guest RAM, and this reused buffer pays the first-copy cost of its 256
+ * pages once (~3 ms; see STAGING in domain/engine/page_sender.ts for the figures).
+ */
 export const DEFAULT_READER_BUFFER = 1 << 20;
 /** Smallest internal buffer allowed: it must hold a 64 KiB payload plus a frame header. */
 export const MIN_READER_BUFFER = 128 << 10;

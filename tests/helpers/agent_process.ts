@@ -34,17 +34,19 @@ export interface AgentProcess {
 }
 
 /**
- * Starts `main.ts` with `args` (Deno run with `denoFlags` too) and waits until it listens.
- * An agent with `--api-tls` gets an https `base`; `client` (its CA and a client
- * certificate) is then what `api()` talks to it with.
+ * Starts `main.ts` with `args` (Deno run with `denoFlags` too, and `env` added to this
+ * process's environment) and waits until it listens. An agent with `--api-tls` gets an https
+ * `base`; `client` (its CA and a client certificate) is then what `api()` talks to it with.
  */
 export async function startAgent(
   args: string[],
   denoFlags: string[] = [],
   client?: Deno.HttpClient,
+  env: Record<string, string> = {},
 ): Promise<AgentProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...denoFlags, MAIN, "--listen", "127.0.0.1:0", ...args],
+    env,
     stdout: "null",
     stderr: "piped",
     stdin: "null",
