@@ -61,13 +61,8 @@ Deno.test("--api-token: /healthz is open, everything else needs the bearer token
 });
 
 Deno.test("FERRY_API_TOKEN works like --api-token", async () => {
-  Deno.env.set("FERRY_API_TOKEN", "from-env");
-  let agent;
-  try {
-    agent = await startAgent(["--ram", "4M"]);
-  } finally {
-    Deno.env.delete("FERRY_API_TOKEN");
-  }
+  // Given to the child only: test modules share this process's environment.
+  const agent = await startAgent(["--ram", "4M"], [], undefined, { FERRY_API_TOKEN: "from-env" });
   try {
     await expect401(await get(agent.base, "/globals"));
     const ok = await get(agent.base, "/globals", "Bearer from-env");

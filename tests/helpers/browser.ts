@@ -1,11 +1,12 @@
 /**
  * Test helper: finds a Chromium for the browser tests without any install step.
  *
- * In order: `FERRY_CHROMIUM` (a path), a system Chromium (Debian's `/usr/bin/chromium` and
+ * In order: `FERRY_CHROMIUM` (a path; `npm` skips the system's), a system Chromium (Debian's `/usr/bin/chromium` and
  * the usual names), else the Chromium that `npm:@sparticuz/chromium` ships (pinned in
  * deno.lock), unpacked once into `~/.cache/ferry/` under a file lock so that test files
  * running in parallel never see a half-written binary. The package unpacks into the OS temp
- * dir by design; it is pointed at the cache directory instead, so nothing lands in /tmp.
+ * dir by design; a child process with TMPDIR pointed at the cache directory does it, so
+ * nothing lands in /tmp and this process's environment never changes.
  *
  * @module
  */
@@ -77,14 +78,16 @@ async function packaged(dir: string): Promise<FoundBrowser> {
       if (!isFile(done)) {
         await Deno.remove(dir, { recursive: true }).catch(() => {});
         await Deno.mkdir(dir, { recursive: true });
-        const tmp = Deno.env.get("TMPDIR");
-        Deno.env.set("TMPDIR", dir); // the package unpacks into os.tmpdir()
-        try {
-          const path = await chromium.executablePath();
-          if (path !== exe) throw new Error(`unpacked to ${path}, expected ${exe}`);
-        } finally {
-          if (tmp === undefined) Deno.env.delete("TMPDIR");
-          else Deno.env.set("TMPDIR", tmp);
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", new URL("./unpack_chromium.ts", import.meta.url).pathname],
+          env: { TMPDIR: dir },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const path = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1);
+        if (!out.success || path !== exe) {
+          const why = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1);
+          throw new Error(`unpacking gave '${path ?? ""}' (${why || `exit ${out.code}`})`);
         }
         // The package's fonts.conf names AWS Lambda's paths: the system's fonts plus the
         // package's own, with a cache of our own.
@@ -120,11 +123,11 @@ export function findBrowser(): Promise<FoundBrowser> {
   found ??= (async (): Promise<FoundBrowser> => {
     const flags = ["--headless", "--disable-gpu", ...QUIET_FLAGS];
     const explicit = Deno.env.get("FERRY_CHROMIUM");
-    if (explicit) {
+    const system = explicit === "npm" ? undefined : SYSTEM_PATHS.find(isFile);
+    if (explicit && explicit !== "npm") {
       if (!isFile(explicit)) throw new Error(`FERRY_CHROMIUM=${explicit} is not a file`);
       return { executablePath: explicit, args: flags, env: {}, source: "FERRY_CHROMIUM" };
     }
-    const system = SYSTEM_PATHS.find(isFile);
     if (system) return { executablePath: system, args: flags, env: {}, source: "system" };
     try {
       return await packaged(join(cacheRoot(), `sparticuz-chromium-${PACKAGE_VERSION}`));
