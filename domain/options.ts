@@ -129,6 +129,11 @@ interface ParameterDef {
   expects?: string;
   /** A check beyond the range on the merged set; true when the value is fine. */
   valid?: (v: number, all: Readonly<Record<string, unknown>>) => boolean;
+  /**
+   * A byte count or byte rate, a size property in the seed (DEFINE_PROP_SIZE): command lines
+   * (`ctl set`) take it with a K/M/G suffix as `--ram` does.
+   */
+  size?: true;
 }
 
 function isPow2(v: number): boolean {
@@ -208,6 +213,7 @@ export const PARAMETERS = {
     min: 0,
     max: SIZE,
     expects: `an integer in the range of 0 to ${SIZE} bytes/second`,
+    size: true,
     seedName: "max_bandwidth",
     global: "x-max-bandwidth",
     description: "Precopy bandwidth cap in bytes per second; 0 is unlimited; changes apply live.",
@@ -262,6 +268,7 @@ export const PARAMETERS = {
     max: SIZE,
     expects: `a power of two no less than the target page size (${PAGE_SIZE})`,
     valid: (v: number) => isPow2(v),
+    size: true,
     seedName: "xbzrle_cache_size",
     global: "xbzrle-cache-size",
     description:
@@ -272,6 +279,7 @@ export const PARAMETERS = {
     default: 0,
     min: 0,
     max: SIZE,
+    size: true,
     seedName: "max_postcopy_bandwidth",
     global: "max-postcopy-bandwidth",
     description:
@@ -303,6 +311,11 @@ export type Parameters = {
     : (typeof PARAMETERS)[K]["type"] extends "boolean" ? boolean
     : string;
 };
+
+/** The parameters that are sizes (bytes or bytes per second), in QMP order. */
+export const SIZE_PARAMETERS: readonly ParameterName[] = PARAMETER_NAMES.filter((n) =>
+  (PARAMETERS[n] as ParameterDef).size === true
+);
 
 /** The seed's error text for a parameter whose value is out of its range. */
 export function rangeError(name: ParameterName): string {
