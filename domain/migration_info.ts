@@ -180,17 +180,48 @@ export function convergenceOf(m: Migration): Convergence {
   });
 }
 
+/** A precopy pass as the main thread first saw it: its sync count and `transferred` then. */
+interface PassSeen {
+  syncs: number;
+  transferred: number;
+}
+
+const passesSeen = new WeakMap<Migration, PassSeen>();
+
+/**
+ * RAM left to send, as of the latest dirty-log sync at least. The source Worker refreshes
+ * `remaining` and `transferred` after each chunk it sends, not at a sync, so for up to a
+ * chunk after one (half a second at 16 MiB/s) `remaining` still says what was left before
+ * it — often 0 — and before the first chunk it says 0 of everything. Until `transferred`
+ * moves after a sync was first seen, what that sync left (all of RAM before the first) is
+ * the truth; afterwards `remaining` is fresh again.
+ */
+function remainingAfterSync(m: Migration): number {
+  const s = m.stats;
+  if (m.status !== "active") return s[STAT.remaining];
+  const syncs = s[STAT.afterSyncCount];
+  let seen = passesSeen.get(m);
+  if (seen?.syncs !== syncs) {
+    seen = { syncs, transferred: s[STAT.transferred] };
+    passesSeen.set(m, seen);
+  }
+  if (s[STAT.transferred] !== seen.transferred) return s[STAT.remaining];
+  const left = afterSyncHistory(s).at(-1);
+  return Math.max(s[STAT.remaining], left ?? s[STAT.total]);
+}
+
 /**
  * The `x-progress` of an outgoing migration, from the same counters (and verdict) the
  * answer reports; undefined when its status has none.
  */
 export function progressOf(m: Migration, convergence?: Convergence): Progress | undefined {
   const s = m.stats;
+  const remaining = remainingAfterSync(m);
   return assessProgress({
     status: m.status,
     total: s[STAT.total],
-    remaining: s[STAT.remaining],
-    remainingCost: s[STAT.remaining] * pageCost(s),
+    remaining,
+    remainingCost: remaining * pageCost(s),
     bandwidth: s[STAT.bandwidth] * 1000,
     downtimeLimit: Number(m.params["downtime-limit"] ?? 300),
     convergence,

@@ -57,6 +57,8 @@ export type ProgressFits = typeof PROGRESS_FITS[number];
 export interface Progress {
   /** 0–100, one decimal; 100 only once completed. */
   percent: number;
+  /** Bytes of RAM left to send, what `percent` is computed from. */
+  remaining: number;
   state: ProgressState;
   /** Estimated ms until completion: converging precopy, or postcopy-active. */
   "eta-ms"?: number;
@@ -106,20 +108,21 @@ const POSTCOPY: readonly MigrationStatus[] = [
  */
 export function assessProgress(i: ProgressInput): Progress | undefined {
   const percent = percentOf(i);
+  const remaining = i.status === "completed" ? 0 : Math.max(0, i.remaining);
   const measured = i.bandwidth > 0;
   const expected = measured ? ms((i.remainingCost / i.bandwidth) * 1000) : undefined;
-  if (i.status === "completed") return { percent, state: "completed" };
-  if (i.status === "setup") return { percent, state: "estimating", fits: "estimating" };
-  if (i.status === "cancelling") return { percent, state: "cancelling" };
-  if (SWITCHOVER.includes(i.status)) return { percent, state: "switchover" };
+  if (i.status === "completed") return { percent, remaining, state: "completed" };
+  if (i.status === "setup") return { percent, remaining, state: "estimating", fits: "estimating" };
+  if (i.status === "cancelling") return { percent, remaining, state: "cancelling" };
+  if (SWITCHOVER.includes(i.status)) return { percent, remaining, state: "switchover" };
   if (POSTCOPY.includes(i.status)) {
-    const p: Progress = { percent, state: "postcopy" };
+    const p: Progress = { percent, remaining, state: "postcopy" };
     if (i.status === "postcopy-active" && expected !== undefined) p["eta-ms"] = expected;
     return p;
   }
   if (i.status !== "active") return undefined;
   const state = activeState(i);
-  const p: Progress = { percent, state };
+  const p: Progress = { percent, remaining, state };
   const eta = i.convergence?.["eta-ms"];
   if (state === "converging" && eta !== undefined) p["eta-ms"] = eta;
   if (expected !== undefined) p["expected-downtime"] = expected;

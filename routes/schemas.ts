@@ -81,6 +81,11 @@ export const MigrationInfoSchema = z.object({
       "Share of guest RAM not left to send, (total − remaining) / total, in percent rounded " +
         "down to a tenth; 100 only once completed.",
     ),
+    remaining: count(
+      "Bytes of RAM left to send, what percent is computed from: ram.remaining, or right " +
+        "after a dirty-log sync what the sync left (ram.remaining is refreshed after each " +
+        "chunk sent).",
+    ),
     state: z.enum(PROGRESS_STATES).meta({
       description: "While active, the x-convergence verdict (estimating until a bandwidth was " +
         "measured); otherwise the phase: switchover (pre-switchover, device), postcopy, " +

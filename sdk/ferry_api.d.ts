@@ -594,6 +594,8 @@ export interface components {
     Progress: {
       /** @description Share of guest RAM not left to send, (total − remaining) / total, in percent rounded down to a tenth; 100 only once completed. */
       percent: number;
+      /** @description Bytes of RAM left to send, what percent is computed from: ram.remaining, or right after a dirty-log sync what the sync left (ram.remaining is refreshed after each chunk sent). */
+      remaining: number;
       /**
        * @description While active, the x-convergence verdict (estimating until a bandwidth was measured); otherwise the phase: switchover (pre-switchover, device), postcopy, cancelling, completed.
        * @enum {string}

@@ -30,6 +30,7 @@ Deno.test("progress: a stalled migration is 73.8 %, with no ETA and no fit", () 
   // (256 − 67) / 256 = 73.83 %: what is not left to send, however much was resent.
   assert.deepEqual(p, {
     percent: 73.8,
+    remaining: 67 * MiB,
     state: "stalled",
     "expected-downtime": 2094,
     fits: "too-long",
@@ -38,9 +39,15 @@ Deno.test("progress: a stalled migration is 73.8 %, with no ETA and no fit", () 
 
 Deno.test("progress: before the first bandwidth measurement everything is estimating", () => {
   const p = assessProgress({ ...active, bandwidth: 0, convergence: { verdict: "estimating" } })!;
-  assert.deepEqual(p, { percent: 73.8, state: "estimating", fits: "estimating" });
+  assert.deepEqual(p, {
+    percent: 73.8,
+    remaining: 67 * MiB,
+    state: "estimating",
+    fits: "estimating",
+  });
   assert.deepEqual(assessProgress({ ...active, status: "setup", total: 0, bandwidth: 0 }), {
     percent: 0,
+    remaining: 67 * MiB,
     state: "estimating",
     fits: "estimating",
   });
@@ -51,6 +58,7 @@ Deno.test("progress: converging with the pause within the limit fits, with the v
   const converging = { verdict: "converging" as const, "eta-ms": 420, ratio: 0.2 };
   assert.deepEqual(assessProgress({ ...small, convergence: converging }), {
     percent: 98.4,
+    remaining: 4 * MiB,
     state: "converging",
     "eta-ms": 420,
     "expected-downtime": 125,
@@ -66,8 +74,9 @@ Deno.test("progress: converging with the pause within the limit fits, with the v
 });
 
 Deno.test("progress: 100 % only once completed; other phases say what they are", () => {
-  assert.deepEqual(assessProgress({ ...active, status: "completed", remaining: 0 }), {
+  assert.deepEqual(assessProgress({ ...active, status: "completed" }), {
     percent: 100,
+    remaining: 0,
     state: "completed",
   });
   const last = { ...active, remaining: 4096, remainingCost: 4096 };
@@ -75,15 +84,18 @@ Deno.test("progress: 100 % only once completed; other phases say what they are",
   assert.equal(assessProgress({ ...last, remaining: 0, remainingCost: 0 })!.percent, 99.9);
   assert.deepEqual(assessProgress({ ...active, status: "device" }), {
     percent: 73.8,
+    remaining: 67 * MiB,
     state: "switchover",
   });
   assert.deepEqual(assessProgress({ ...active, status: "postcopy-active" }), {
     percent: 73.8,
+    remaining: 67 * MiB,
     state: "postcopy",
     "eta-ms": 2094,
   });
   assert.deepEqual(assessProgress({ ...active, status: "postcopy-paused" }), {
     percent: 73.8,
+    remaining: 67 * MiB,
     state: "postcopy",
   });
   for (const status of ["none", "failed", "cancelled", "colo"] as const) {
