@@ -198,7 +198,7 @@ const passesSeen = new WeakMap<Migration, PassSeen>();
  */
 function remainingAfterSync(m: Migration): number {
   const s = m.stats;
-  if (m.status !== "active") return s[STAT.remaining];
+  if (m.status === "completed") return s[STAT.remaining];
   const syncs = s[STAT.afterSyncCount];
   let seen = passesSeen.get(m);
   if (seen?.syncs !== syncs) {
