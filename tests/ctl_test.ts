@@ -177,7 +177,7 @@ Deno.test("values, progress line, ETA and summary", () => {
   // Pages left: never a full bar. Completed: the agent says 100.
   const almost = { ...info("active"), "x-progress": { ...agentSays("active")!, percent: 99.9 } };
   assert.match(progressLine(almost, 3, 8), /^\[#######\.\] {2} 99\.9%/);
-  assert.match(progressLine(info("completed"), 3, 8), /^\[########\]  100\.0%/);
+  assert.match(progressLine(info("completed"), 3, 8), /^\[########\] {2}100\.0%/);
   // No x-progress (a destination): no numbers rather than invented ones.
   assert.equal(
     progressLine({ status: "active", "x-id": "in-1" }, 0, 8),
@@ -402,7 +402,7 @@ Deno.test("ctl watch attaches to a stalled migration: no ETA while stalled, then
     assert.ok(stuck.length >= 1, text);
     for (const l of stuck) assert.match(l, /ETA -- /, `no ETA while stalled: ${l}`);
     for (const l of lines.slice(1, -2)) assert.ok(!l.includes("100.0%"), `100 % too early: ${l}`);
-    assert.match(lines.at(-2)!, /^\[#{24}\]  100\.0%.* completed$/);
+    assert.match(lines.at(-2)!, /^\[#{24}\] {2}100\.0%.* completed$/);
     assert.match(lines.at(-1)!, new RegExp(`^${id} completed in .*passes, downtime`));
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
