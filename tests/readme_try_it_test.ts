@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 const ROOT = new URL("../", import.meta.url);
 
 /** The README's "Try it" blocks by terminal number, continuation lines joined as bash would. */
-export async function tryItBlocks(): Promise<Map<number, string>> {
+async function tryItBlocks(): Promise<Map<number, string>> {
   const readme = await Deno.readTextFile(new URL("README.md", ROOT));
   const start = readme.indexOf("\n## Try it\n");
   assert.ok(start >= 0, "README.md has a '## Try it' section");
