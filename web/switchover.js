@@ -168,7 +168,9 @@ export function renderSwitchover(info, params, caps, side) {
     expected === undefined && p?.fits === "estimating" ? "estimating" : formatMs(expected),
   );
   setText("actual-downtime", formatMs(actual));
-  const verdict = downtimeVerdict(p, actual, limit);
+  const verdict = side === "destination"
+    ? { text: "the source measures the pause: see its page", fits: "" }
+    : downtimeVerdict(p, actual, limit);
   setText("downtime-verdict", verdict.text);
   $("downtime-verdict").dataset.fits = verdict.fits;
   gauge("downtime", shown ?? 0, limit, shown !== undefined && shown > limit);
