@@ -196,7 +196,7 @@ const passesSeen = new WeakMap<Migration, PassSeen>();
  * moves after a sync was first seen, what that sync left (all of RAM before the first) is
  * the truth; afterwards `remaining` is fresh again.
  */
-function remainingAfterSync(m: Migration): number {
+export function remainingAfterSync(m: Migration): number {
   const s = m.stats;
   if (m.status === "completed") return s[STAT.remaining];
   const syncs = s[STAT.afterSyncCount];

@@ -8,6 +8,9 @@ import fc from "fast-check";
 import { assessConvergence, type ConvergenceInput } from "../domain/convergence.ts";
 import { assessProgress, type ProgressInput } from "../domain/progress.ts";
 import { MIGRATION_STATUSES } from "../domain/state_machine.ts";
+import { Migration } from "../domain/migration.ts";
+import { progressOf } from "../domain/migration_info.ts";
+import { STAT } from "../domain/engine/stats.ts";
 
 const MiB = 1 << 20;
 const seed = Date.now();
@@ -212,4 +215,33 @@ Deno.test("convergence hint: never a max-bandwidth at or below the current one (
     ),
     { seed, numRuns: 500 },
   );
+});
+
+Deno.test("x-progress of a migration: right after a sync, what the sync left, not the stale 0", () => {
+  const m = new Migration("source", "tcp:127.0.0.1:1", () => {});
+  m.machine.transition("none", "setup");
+  m.machine.transition("setup", "active");
+  const s = m.stats;
+  s[STAT.total] = 16 * MiB;
+  s[STAT.bandwidth] = 16 * MiB / 1000; // bytes per ms
+  // Before the Worker's first refresh: nothing sent, so all of RAM is left (not 0, 99.9 %).
+  assert.equal(progressOf(m)!.percent, 0);
+  assert.equal(progressOf(m)!.remaining, 16 * MiB);
+  // Mid-pass 1, refreshed: 8 MiB sent.
+  s[STAT.transferred] = 8 * MiB;
+  s[STAT.remaining] = 8 * MiB;
+  assert.equal(progressOf(m)!.percent, 50);
+  // A sync leaves 14 MiB; the Worker refreshes `remaining` only after its next chunk.
+  s[STAT.remaining] = 0;
+  s[STAT.transferred] = 16 * MiB;
+  s[STAT.afterSync] = 14 * MiB;
+  s[STAT.afterSyncCount] = 1;
+  s[STAT.dirtySyncCount] = 2;
+  assert.equal(progressOf(m)!.remaining, 14 * MiB, "what the sync left, while nothing moved");
+  assert.equal(progressOf(m)!.percent, 12.5);
+  // The next chunk: fresh again.
+  s[STAT.transferred] = 24 * MiB;
+  s[STAT.remaining] = 6 * MiB;
+  assert.equal(progressOf(m)!.remaining, 6 * MiB);
+  assert.equal(progressOf(m)!.percent, 62.5);
 });

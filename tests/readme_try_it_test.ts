@@ -25,6 +25,7 @@ async function tryItBlocks(): Promise<Map<number, string>> {
   for (const m of section.matchAll(/```sh\n([\s\S]*?)```/g)) {
     const label = /^# Terminal (\d+)\b/.exec(m[1]);
     assert.ok(label, `every Try-it block says which terminal it is for:\n${m[1]}`);
+    assert.ok(!blocks.has(Number(label[1])), `two blocks for terminal ${label[1]}`);
     blocks.set(Number(label[1]), m[1]);
   }
   return blocks;
