@@ -34,10 +34,24 @@ export interface Convergence {
   suggestion?: string;
 }
 
-function suggest(i: ConvergenceInput): string {
+const MiB = 1 << 20;
+
+/**
+ * The max-bandwidth (MiB/s) worth asking for: above the dirty rate (with a quarter to
+ * spare), enough to send what each pass leaves (`floor`) within downtime-limit, and always
+ * above the current limit — naming a value at or below it would ask for nothing.
+ */
+export function bandwidthNeeded(i: ConvergenceInput, floor: number): number {
+  const forDirty = i.dirtyRate * 1.25;
+  const forFloor = i.downtimeLimit > 0 ? floor * 1000 / i.downtimeLimit : 0;
+  const above = i.maxBandwidth * 1.25;
+  const need = Math.ceil(Math.max(forDirty, forFloor, above) / MiB);
+  return Math.max(need, Math.floor(i.maxBandwidth / MiB) + 1);
+}
+
+function suggest(i: ConvergenceInput, floor: number): string {
   const limited = i.maxBandwidth > 0 && i.bandwidth >= 0.8 * i.maxBandwidth;
-  const need = Math.ceil(i.dirtyRate * 1.25 / (1 << 20));
-  if (limited) return `raise max-bandwidth above ${need} MiB/s`;
+  if (limited) return `raise max-bandwidth above ${bandwidthNeeded(i, floor)} MiB/s`;
   if (i.postcopy) return "start postcopy (POST /migrations/current/postcopy)";
   if (!i.autoConverge) return "enable auto-converge (for the next migration) or postcopy-ram";
   if (i.throttle < 99) return "wait: auto-converge is throttling the vCPU";
@@ -68,7 +82,7 @@ export function assessConvergence(i: ConvergenceInput): Convergence {
       : { verdict: "converging", ratio: rounded };
   }
   if (ratio >= 1 && floor >= threshold) {
-    return { verdict: "not-converging", ratio: rounded, suggestion: suggest(i) };
+    return { verdict: "not-converging", ratio: rounded, suggestion: suggest(i, floor) };
   }
-  return { verdict: "stalled", ratio: rounded, suggestion: suggest(i) };
+  return { verdict: "stalled", ratio: rounded, suggestion: suggest(i, floor) };
 }

@@ -15,6 +15,8 @@ export interface FerryEvent {
   id: number;
   event: string;
   data: unknown;
+  /** When it was published (ms since the epoch): a replayed event keeps its own time. */
+  time: number;
 }
 
 /** A subscriber's view: pull events one at a time. */
@@ -71,7 +73,7 @@ export class EventBus<M extends Record<keyof M, unknown> = Record<string, any>> 
 
   /** Publishes one event to every subscriber and the backlog; returns it. */
   publish<K extends keyof M & string>(event: K, data: M[K]): FerryEvent {
-    const e = { id: this.#nextId++, event, data };
+    const e = { id: this.#nextId++, event, data, time: Date.now() };
     this.#backlog.push(e);
     if (this.#backlog.length > this.#backlogSize) this.#backlog.shift();
     for (const s of this.#subscribers) {

@@ -9,6 +9,7 @@ import type { Migration } from "./migration.ts";
 import type { MigrationStatus } from "./state_machine.ts";
 import { afterSyncHistory, STAT } from "./engine/stats.ts";
 import { assessConvergence, type Convergence } from "./convergence.ts";
+import { assessProgress, type Progress } from "./progress.ts";
 
 /** QMP MigrationStats. */
 export interface RamStats {
@@ -55,6 +56,7 @@ export interface MigrationInfo {
     "compression-rate": number;
   };
   "x-convergence"?: Convergence;
+  "x-progress"?: Progress;
   "x-history"?: { time: string; status: string; note?: string }[];
   "x-id"?: string;
   "x-side"?: "source" | "destination";
@@ -106,6 +108,10 @@ function ram(m: Migration, completed: boolean): RamStats {
   return r;
 }
 
+function setProgress(info: MigrationInfo, progress: Progress | undefined): void {
+  if (progress) info["x-progress"] = progress;
+}
+
 /** The seed's fill_source_migration_info for one outgoing migration. */
 function sourceInfo(m: Migration): MigrationInfo {
   const s = m.stats;
@@ -124,9 +130,13 @@ function sourceInfo(m: Migration): MigrationInfo {
       info.ram = ram(m, false);
       codecInfo(m, info);
       if (m.status === "active") info["x-convergence"] = convergenceOf(m);
+      setProgress(info, progressOf(m, info["x-convergence"]));
       if (s[STAT.throttle] > 0) info["cpu-throttle-percentage"] = s[STAT.throttle];
       break;
+    case "setup":
     case "completed":
+      setProgress(info, progressOf(m));
+      if (m.status === "setup") break;
       info["total-time"] = s[STAT.totalTime];
       info.downtime = s[STAT.downtime];
       info["setup-time"] = s[STAT.setupTime];
@@ -148,11 +158,15 @@ export interface InfoOptions {
   history?: boolean;
 }
 
+/** With XBZRLE or compression a pending page costs what the last pass measured. */
+function pageCost(s: Float64Array): number {
+  return s[STAT.wirePerPage] > 0 ? s[STAT.wirePerPage] / PAGE_SIZE : 1;
+}
+
 /** The convergence verdict of a running outgoing migration, from its measured counters. */
 export function convergenceOf(m: Migration): Convergence {
   const s = m.stats;
-  // With XBZRLE or compression a pending page costs what the last pass measured.
-  const cost = s[STAT.wirePerPage] > 0 ? s[STAT.wirePerPage] / PAGE_SIZE : 1;
+  const cost = pageCost(s);
   return assessConvergence({
     remaining: s[STAT.remaining] * cost,
     bandwidth: s[STAT.bandwidth] * 1000,
@@ -163,6 +177,54 @@ export function convergenceOf(m: Migration): Convergence {
     autoConverge: !!m.caps["auto-converge"],
     postcopy: !!m.caps["postcopy-ram"],
     throttle: s[STAT.throttle],
+  });
+}
+
+/** A precopy pass as the main thread first saw it: its sync count and `transferred` then. */
+interface PassSeen {
+  syncs: number;
+  transferred: number;
+}
+
+const passesSeen = new WeakMap<Migration, PassSeen>();
+
+/**
+ * RAM left to send, as of the latest dirty-log sync at least. The source Worker refreshes
+ * `remaining` and `transferred` after each chunk it sends, not at a sync, so for up to a
+ * chunk after one (half a second at 16 MiB/s) `remaining` still says what was left before
+ * it — often 0 — and before the first chunk it says 0 of everything. Until `transferred`
+ * moves after a sync was first seen, what that sync left (all of RAM before the first) is
+ * the truth; afterwards `remaining` is fresh again.
+ */
+export function remainingAfterSync(m: Migration): number {
+  const s = m.stats;
+  if (m.status === "completed") return s[STAT.remaining];
+  const syncs = s[STAT.afterSyncCount];
+  let seen = passesSeen.get(m);
+  if (seen?.syncs !== syncs) {
+    seen = { syncs, transferred: s[STAT.transferred] };
+    passesSeen.set(m, seen);
+  }
+  if (s[STAT.transferred] !== seen.transferred) return s[STAT.remaining];
+  const left = afterSyncHistory(s).at(-1);
+  return Math.max(s[STAT.remaining], left ?? s[STAT.total]);
+}
+
+/**
+ * The `x-progress` of an outgoing migration, from the same counters (and verdict) the
+ * answer reports; undefined when its status has none.
+ */
+export function progressOf(m: Migration, convergence?: Convergence): Progress | undefined {
+  const s = m.stats;
+  const remaining = remainingAfterSync(m);
+  return assessProgress({
+    status: m.status,
+    total: s[STAT.total],
+    remaining,
+    remainingCost: remaining * pageCost(s),
+    bandwidth: s[STAT.bandwidth] * 1000,
+    downtimeLimit: Number(m.params["downtime-limit"] ?? 300),
+    convergence,
   });
 }
 

@@ -10,10 +10,9 @@
 import type { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
 import type { Migration } from "./migration.ts";
-import { convergenceOf, migrationInfo } from "./migration_info.ts";
+import { convergenceOf, migrationInfo, remainingAfterSync } from "./migration_info.ts";
 import type { Outgoing } from "./outgoing.ts";
 import type { PolicyTracker } from "./policy.ts";
-import { STAT } from "./engine/stats.ts";
 import { isFinished, isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 
 /** Milliseconds between progress events (the contract's "about every 250 ms"). */
@@ -73,7 +72,9 @@ export class MigrationWatch {
       m.verdict = c.verdict;
       this.#events.publish("MIGRATION_CONVERGENCE", { id: m.id, ...c });
     }
-    const firing = this.policy?.observe(Date.now(), m.stats[STAT.remaining]);
+    // What is left as x-progress counts it: ram.remaining says 0 right after a sync, a
+    // "new low" the migration would then never beat, firing the progress timeout early.
+    const firing = this.policy?.observe(Date.now(), remainingAfterSync(m));
     if (!firing) return;
     let note = `policy: ${firing.trigger} fired (step ${firing.step}): ${firing.action}`;
     if (firing.action === "cancel") out.cancel();

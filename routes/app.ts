@@ -33,6 +33,7 @@ import {
   MigrationEventSchema,
   MigrationPassEventSchema,
   MigrationPolicyEventSchema,
+  ProgressEventSchema,
 } from "./schemas.ts";
 
 /** OpenAPI document metadata. */
@@ -114,6 +115,7 @@ function apiRoutes(agent: AgentRef, options: AppOptions, limits: Limits): OpenAP
   api.openAPIRegistry.register("MigrationPassEvent", MigrationPassEventSchema);
   api.openAPIRegistry.register("MigrationConvergenceEvent", MigrationConvergenceEventSchema);
   api.openAPIRegistry.register("MigrationPolicyEvent", MigrationPolicyEventSchema);
+  api.openAPIRegistry.register("ProgressEvent", ProgressEventSchema);
   api.openapi(health, (c) => c.json({ status: "ok" as const }, 200));
   api.route("/", migrationRoutes(agent));
   api.route("/", switchoverRoutes(agent));

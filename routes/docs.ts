@@ -23,15 +23,31 @@ export function documentYaml(document: unknown): string {
   return stringify(document, { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
+/**
+ * The document as this agent serves it: its one server is the agent answering (the origin
+ * the request came to), so `/docs`'s "Try it out" talks to this agent, whatever its address.
+ * The committed `openapi.yaml` keeps the default `--listen` address.
+ */
+export function servedDocument(document: unknown, origin: string): Record<string, unknown> {
+  return {
+    ...document as Record<string, unknown>,
+    servers: [{ url: origin, description: "This agent (the one serving this document)" }],
+  };
+}
+
 /** The docs sub-app for `document` (built once, on first use). */
 export function docRoutes(document: () => unknown): Hono {
   const app = new Hono();
-  let yamlText: string | undefined;
+  // The YAML text for the last origin asked (an agent is reached under one or two names).
+  let yamlText: { origin: string; text: string } | undefined;
   const cache = new Map<string, Uint8Array>();
-  app.get("/openapi.json", (c) => c.json(document() as object));
+  app.get("/openapi.json", (c) => c.json(servedDocument(document(), new URL(c.req.url).origin)));
   app.get("/openapi.yaml", (c) => {
-    yamlText ??= documentYaml(document());
-    return c.body(yamlText, 200, { "content-type": "application/yaml; charset=utf-8" });
+    const origin = new URL(c.req.url).origin;
+    if (yamlText?.origin !== origin) {
+      yamlText = { origin, text: documentYaml(servedDocument(document(), origin)) };
+    }
+    return c.body(yamlText.text, 200, { "content-type": "application/yaml; charset=utf-8" });
   });
   // The middleware puts assets at `${baseUrl}/swagger-ui-dist/<file>`.
   app.get("/docs", swaggerUI({ url: "/openapi.json", baseUrl: ASSET_BASE, title: "Ferry API" }));

@@ -30,7 +30,7 @@ export const EVENT_SCHEMAS: Record<FerryEventName, { $ref: string }> = {
   MIGRATION_PASS: ref("MigrationPassEvent"),
   MIGRATION_CONVERGENCE: ref("MigrationConvergenceEvent"),
   MIGRATION_POLICY: ref("MigrationPolicyEvent"),
-  progress: ref("MigrationInfo"),
+  progress: ref("ProgressEvent"),
 };
 
 const events = createRoute({
@@ -49,6 +49,8 @@ const events = createRoute({
     "(the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open.",
     "A subscriber more than 4096 events behind is disconnected; it can reconnect and replay.",
     "At most `--max-sse-subscribers` streams are open at once (default 256); beyond that 503.",
+    "Every event's `data` has a `time` member: when the agent published it (ISO 8601, UTC),",
+    "so a replayed event keeps its own time.",
     "The `x-events` extension maps each event name to the schema of its `data`.",
   ].join(" "),
   request: {
@@ -69,13 +71,25 @@ const frames = new WeakMap<FerryEvent, Uint8Array>();
 const encoder = new TextEncoder();
 
 /**
+ * An event's data as sent: an object gets a `time` member, when the agent published it (ISO
+ * 8601, UTC), so a replayed event says when it happened, not when it was received. (QMP puts
+ * its `timestamp` beside `data`; an SSE frame has no place beside `data`.)
+ */
+function wireData(e: FerryEvent): unknown {
+  const d = e.data;
+  if (d === null || typeof d !== "object" || Array.isArray(d)) return d;
+  return { ...d, time: new Date(e.time).toISOString() };
+}
+
+/**
  * An event as the bytes of one SSE frame (`event:`, `data:`, `id:`), made once however many
  * subscribers send it: 200 subscribers cost one JSON.stringify and one encode, not 200.
  */
 function frameOf(e: FerryEvent): Uint8Array {
   let f = frames.get(e);
   if (f === undefined) {
-    const data = JSON.stringify(e.data).split("\n").map((l) => `data: ${l}\n`).join("");
+    const json = JSON.stringify(wireData(e));
+    const data = json.split("\n").map((l) => `data: ${l}\n`).join("");
     frames.set(e, f = encoder.encode(`event: ${e.event}\n${data}id: ${e.id}\n\n`));
   }
   return f;

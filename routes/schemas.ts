@@ -6,8 +6,15 @@
  */
 import { z } from "@hono/zod-openapi";
 import { MIGRATION_STATUSES } from "../domain/state_machine.ts";
+import { PROGRESS_FITS, PROGRESS_STATES } from "../domain/progress.ts";
 
 const count = (d: string) => z.number().meta({ description: d });
+
+/** Every event's `time`: when the agent published it. */
+const eventTime = z.string().meta({
+  description: "When the agent published the event (ISO 8601, UTC); a replayed event keeps it.",
+  example: "2026-12-06T10:17:03.250Z",
+});
 
 /** QMP MigrationStats. */
 export const RamStatsSchema = z.object({
@@ -69,6 +76,40 @@ export const MigrationInfoSchema = z.object({
     description: "Ferry: will this precopy migration finish? From the measured dirty rate, " +
       "bandwidth and the RAM left after each sync (source, active only).",
   }),
+  "x-progress": z.object({
+    percent: count(
+      "Share of guest RAM not left to send, (total − remaining) / total, in percent rounded " +
+        "down to a tenth; 100 only once completed.",
+    ),
+    remaining: count(
+      "Bytes of RAM left to send, what percent is computed from: ram.remaining, or right " +
+        "after a dirty-log sync what the sync left (ram.remaining is refreshed after each " +
+        "chunk sent).",
+    ),
+    state: z.enum(PROGRESS_STATES).meta({
+      description: "While active, the x-convergence verdict (estimating until a bandwidth was " +
+        "measured); otherwise the phase: switchover (pre-switchover, device), postcopy, " +
+        "cancelling, completed.",
+    }),
+    "eta-ms": count(
+      "Estimated ms to completion: converging precopy (x-convergence's), or postcopy-active " +
+        "(what is left at the measured bandwidth). Absent otherwise.",
+    ).optional(),
+    "expected-downtime": count(
+      "Estimated guest pause in ms if it switched over now: what is left at the measured " +
+        "bandwidth. Absent until a bandwidth was measured (unlike QMP's expected-downtime, " +
+        "which reports downtime-limit until then).",
+    ).optional(),
+    fits: z.enum(PROGRESS_FITS).optional().meta({
+      description: "setup and active: fits (converging, and expected-downtime within " +
+        "downtime-limit), too-long (over the limit, or stalled / not-converging), or " +
+        "estimating (no bandwidth measured yet, or no verdict yet).",
+    }),
+  }).optional().meta({
+    id: "Progress",
+    description: "Ferry: progress, ETA and the switchover verdict from one formula, what " +
+      "clients display (source; setup to completed).",
+  }),
   "x-history": z.array(z.object({
     time: z.string(),
     status: z.string(),
@@ -77,6 +118,12 @@ export const MigrationInfoSchema = z.object({
   "x-id": z.string().optional().meta({ description: "Ferry: the migration resource id." }),
   "x-side": z.enum(["source", "destination"]).optional().meta({ description: "Ferry: which end." }),
 }).meta({ id: "MigrationInfo" });
+
+/** `event: progress` data: the migration's MigrationInfo when the event was published. */
+export const ProgressEventSchema = MigrationInfoSchema.extend({ time: eventTime }).meta({
+  id: "ProgressEvent",
+  description: "A MigrationInfo (as GET /migrations/{id} answers) and the event's time.",
+});
 
 /** QMP migrate arguments. */
 export const MigrateRequestSchema = z.object({
@@ -119,11 +166,13 @@ export const MigrationEventSchema = z.object({
   }),
   side: z.enum(["source", "destination"]),
   id: z.string().meta({ description: "The migration resource id." }),
+  time: eventTime,
 }).meta({ id: "MigrationEvent" });
 
 /** `event: MIGRATION_PASS` data. */
 export const MigrationPassEventSchema = z.object({
   pass: z.number().int().meta({ description: "The dirty-sync count after this sync." }),
+  time: eventTime,
 }).meta({ id: "MigrationPassEvent" });
 
 /** `event: MIGRATION_CONVERGENCE` data: an outgoing precopy's verdict changed. */
@@ -133,6 +182,7 @@ export const MigrationConvergenceEventSchema = z.object({
   "eta-ms": z.number().optional().meta({ description: "Estimated ms to completion." }),
   ratio: z.number().optional().meta({ description: "Dirty rate / bandwidth." }),
   suggestion: z.string().optional(),
+  time: eventTime,
 }).meta({
   id: "MigrationConvergenceEvent",
   description: "Ferry: the migration's x-convergence verdict changed (published once per change).",
@@ -145,6 +195,7 @@ export const MigrationPolicyEventSchema = z.object({
   action: z.enum(["auto-converge", "postcopy", "cancel"]),
   step: z.number().int().min(1).meta({ description: "Firings so far, this one included." }),
   note: z.string().meta({ description: "The line added to the migration's x-history." }),
+  time: eventTime,
 }).meta({
   id: "MigrationPolicyEvent",
   description: "Ferry: a timeout of the migration's x-policy fired and its action was taken.",

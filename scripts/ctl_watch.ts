@@ -2,7 +2,8 @@
  * `deno task ctl ... --watch`: follows an agent's `/events` stream (fetch streaming and
  * npm:eventsource-parser) for one migration and draws its progress: one updating
  * line on a terminal (bar, percent, Mbit/s, remaining, pass, ETA, status), one line per
- * event otherwise, then a summary line.
+ * event otherwise, then a summary line. Percent, remaining, ETA and the verdict are the
+ * agent's `x-progress`, never computed here.
  *
  * @module
  */
@@ -41,42 +42,42 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
 }
 
-/** The ETA in ms: x-convergence's `eta-ms` when the agent sends it, else remaining / throughput. */
+/** The agent's `x-progress` (domain/progress.ts): what every client shows, computed once. */
+export type Progress = NonNullable<MigrationInfo["x-progress"]>;
+
+/** The ETA in ms, as the agent's `x-progress` gives it (none while it cannot know). */
 export function etaMs(info: MigrationInfo): number | undefined {
-  const fromVerdict = info["x-convergence"]?.["eta-ms"];
-  if (fromVerdict !== undefined) return fromVerdict;
-  const ram = info.ram;
-  if (!ram || ram.remaining === undefined) return undefined;
-  if (ram.remaining === 0) return 0;
-  return ram.mbps > 0 ? (ram.remaining * 8) / (ram.mbps * 1000) : undefined;
+  return info["x-progress"]?.["eta-ms"];
 }
 
-/** The fraction of guest RAM that is not left to send (1 once completed). */
-export function doneFraction(info: MigrationInfo): number {
-  if (info.status === "completed") return 1;
-  const ram = info.ram;
-  if (!ram || ram.total <= 0) return 0;
-  return Math.min(1, Math.max(0, (ram.total - (ram.remaining ?? 0)) / ram.total));
+/** The ETA for people: the agent's, else what there is instead (`estimating`, `done`, `--`). */
+function etaText(p: Progress | undefined): string {
+  const eta = p?.["eta-ms"];
+  if (eta !== undefined) return formatDuration(eta);
+  if (p?.state === "completed") return "done";
+  return p?.state === "estimating" ? "estimating" : "--";
 }
 
 /**
- * One progress line, e.g. `[####......]  42.0%  812.3 Mbit/s  remaining 9.1 MiB  pass 2  ETA 95 ms
- * active (converging)` (the verdict when the agent sends x-convergence).
+ * One progress line from the agent's `x-progress`, e.g. `[####......]  42.0%  812.3 Mbit/s
+ * remaining 9.1 MiB  pass 2  ETA 95 ms  active (converging)`; `--` where the agent has no
+ * number (a destination, a failed migration).
  */
 export function progressLine(info: MigrationInfo, pass: number, barWidth = 24): string {
-  const done = doneFraction(info);
-  const filled = Math.round(done * barWidth);
+  const p = info["x-progress"];
+  const filled = p ? Math.min(barWidth, Math.floor((p.percent / 100) * barWidth)) : 0;
   const bar = `[${"#".repeat(filled)}${".".repeat(barWidth - filled)}]`;
   const ram = info.ram;
-  const eta = etaMs(info);
+  const remaining = p?.remaining ?? ram?.remaining;
+  const state = p && p.state !== info.status ? `${info.status} (${p.state})` : info.status;
   return [
     bar,
-    `${(done * 100).toFixed(1).padStart(5)}%`,
+    `${(p ? p.percent.toFixed(1) : "--").padStart(5)}%`,
     `${(ram?.mbps ?? 0).toFixed(1)} Mbit/s`,
-    `remaining ${formatBytes(ram?.remaining ?? 0)}`,
+    `remaining ${remaining === undefined ? "--" : formatBytes(remaining)}`,
     `pass ${Math.max(pass, ram?.["dirty-sync-count"] ?? 0)}`,
-    `ETA ${eta === undefined ? "--" : formatDuration(eta)}`,
-    info["x-convergence"] ? `${info.status} (${info["x-convergence"].verdict})` : info.status,
+    `ETA ${etaText(p)}`,
+    state,
   ].join("  ");
 }
 
@@ -116,18 +117,21 @@ const FINAL = new Set(["completed", "failed", "cancelled"]);
 const RECONNECTS = 5;
 
 /**
- * Follows migration `id` on an already opened event stream until it reaches a final
- * status (reconnecting with Last-Event-ID if the stream ends early); returns its final
- * MigrationInfo after writing the summary line.
+ * Follows migration `id` (of `side`, the source's by default) on an already opened event
+ * stream until it reaches a final status (reconnecting with Last-Event-ID if the stream ends
+ * early); returns its final MigrationInfo after writing the summary line. `from` is what is
+ * known of it already (an attached watch has queried it).
  */
 export async function watchMigration(
   io: WatchIo,
   id: string,
   stream: ReadableStream<Uint8Array>,
+  side: "source" | "destination" = "source",
+  from: MigrationInfo = { status: "setup", "x-id": id },
 ): Promise<MigrationInfo> {
   let lastId: string | undefined;
   let pass = 0;
-  let latest: MigrationInfo = { status: "setup", "x-id": id };
+  let latest: MigrationInfo = from;
   let drawn = "";
   const draw = (line: string) => {
     if (line === drawn) return; // the agent's counters had not moved since the last event
@@ -150,7 +154,7 @@ export async function watchMigration(
           lastId = m.id ?? lastId;
           const data = JSON.parse(m.data);
           if (m.event === "MIGRATION") {
-            if (data.side !== "source" || (data.id !== undefined && data.id !== id)) continue;
+            if (data.side !== side || (data.id !== undefined && data.id !== id)) continue;
             latest = { ...latest, status: data.status };
             if (FINAL.has(data.status)) {
               const info = await io.fetchInfo(id);

@@ -358,7 +358,7 @@ export interface paths {
     };
     /**
      * Migration events (text/event-stream)
-     * @description `event: MIGRATION` with `data:` a MigrationEvent on every status change, in order; `event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync; `event: progress` with a MigrationInfo about every 250 ms while a migration runs; Ferry's own `event: MIGRATION_CONVERGENCE` when an outgoing precopy's convergence verdict changes and `event: MIGRATION_POLICY` when its x-policy fires. Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed (the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open. A subscriber more than 4096 events behind is disconnected; it can reconnect and replay. At most `--max-sse-subscribers` streams are open at once (default 256); beyond that 503. The `x-events` extension maps each event name to the schema of its `data`.
+     * @description `event: MIGRATION` with `data:` a MigrationEvent on every status change, in order; `event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync; `event: progress` with a MigrationInfo about every 250 ms while a migration runs; Ferry's own `event: MIGRATION_CONVERGENCE` when an outgoing precopy's convergence verdict changes and `event: MIGRATION_POLICY` when its x-policy fires. Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed (the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open. A subscriber more than 4096 events behind is disconnected; it can reconnect and replay. At most `--max-sse-subscribers` streams are open at once (default 256); beyond that 503. Every event's `data` has a `time` member: when the agent published it (ISO 8601, UTC), so a replayed event keeps its own time. The `x-events` extension maps each event name to the schema of its `data`.
      */
     get: operations["events"];
     put?: never;
@@ -416,10 +416,20 @@ export interface components {
       side: "source" | "destination";
       /** @description The migration resource id. */
       id: string;
+      /**
+       * @description When the agent published the event (ISO 8601, UTC); a replayed event keeps it.
+       * @example 2026-12-06T10:17:03.250Z
+       */
+      time: string;
     };
     MigrationPassEvent: {
       /** @description The dirty-sync count after this sync. */
       pass: number;
+      /**
+       * @description When the agent published the event (ISO 8601, UTC); a replayed event keeps it.
+       * @example 2026-12-06T10:17:03.250Z
+       */
+      time: string;
     };
     /** @description Ferry: the migration's x-convergence verdict changed (published once per change). */
     MigrationConvergenceEvent: {
@@ -432,6 +442,11 @@ export interface components {
       /** @description Dirty rate / bandwidth. */
       ratio?: number;
       suggestion?: string;
+      /**
+       * @description When the agent published the event (ISO 8601, UTC); a replayed event keeps it.
+       * @example 2026-12-06T10:17:03.250Z
+       */
+      time: string;
     };
     /** @description Ferry: a timeout of the migration's x-policy fired and its action was taken. */
     MigrationPolicyEvent: {
@@ -445,6 +460,164 @@ export interface components {
       step: number;
       /** @description The line added to the migration's x-history. */
       note: string;
+      /**
+       * @description When the agent published the event (ISO 8601, UTC); a replayed event keeps it.
+       * @example 2026-12-06T10:17:03.250Z
+       */
+      time: string;
+    };
+    /** @description A MigrationInfo (as GET /migrations/{id} answers) and the event's time. */
+    ProgressEvent: {
+      /**
+       * @description QMP MigrationStatus.
+       * @enum {string}
+       */
+      status:
+        | "none"
+        | "setup"
+        | "cancelling"
+        | "cancelled"
+        | "active"
+        | "postcopy-active"
+        | "postcopy-paused"
+        | "postcopy-recover"
+        | "completed"
+        | "failed"
+        | "colo"
+        | "pre-switchover"
+        | "device";
+      ram?: components["schemas"]["MigrationStats"];
+      /** @description Milliseconds since the migration started (total once finished). */
+      "total-time"?: number;
+      /** @description Estimated downtime in ms if it switched over now. */
+      "expected-downtime"?: number;
+      /** @description Measured guest pause at switchover, ms. */
+      downtime?: number;
+      /** @description Milliseconds spent in setup. */
+      "setup-time"?: number;
+      /** @description Current auto-converge throttle. */
+      "cpu-throttle-percentage"?: number;
+      /** @description Why it failed. */
+      "error-desc"?: string;
+      /** @description Destination, completed, postcopy-blocktime capability: total ms vCPUs waited for pages. */
+      "postcopy-blocktime"?: number;
+      /** @description The same per vCPU (Ferry guests have one). */
+      "postcopy-vcpu-blocktime"?: number[];
+      /** @description With the xbzrle capability. */
+      "xbzrle-cache"?: {
+        /** @description XBZRLE cache size in bytes. */
+        "cache-size": number;
+        /** @description Bytes sent as XBZRLE deltas (frames included). */
+        bytes: number;
+        /** @description Pages sent as XBZRLE deltas. */
+        pages: number;
+        /** @description Resent pages not in the cache. */
+        "cache-miss": number;
+        /** @description Misses per lookup over the last dirty-sync period. */
+        "cache-miss-rate": number;
+        /** @description Deltas longer than a page (sent whole instead). */
+        overflow: number;
+      };
+      /** @description With the compress capability. */
+      compression?: {
+        /** @description Pages sent compressed. */
+        pages: number;
+        /** @description Pages sent uncompressed because every thread was busy. */
+        busy: number;
+        /** @description busy / pages tried. */
+        "busy-rate": number;
+        /** @description Bytes of compressed page data. */
+        "compressed-size": number;
+        /** @description pages × page-size / compressed-size. */
+        "compression-rate": number;
+      };
+      "x-convergence"?: components["schemas"]["Convergence"];
+      "x-progress"?: components["schemas"]["Progress"];
+      /** @description Ferry: status changes and policy escalations, in order. */
+      "x-history"?: {
+        time: string;
+        status: string;
+        note?: string;
+      }[];
+      /** @description Ferry: the migration resource id. */
+      "x-id"?: string;
+      /**
+       * @description Ferry: which end.
+       * @enum {string}
+       */
+      "x-side"?: "source" | "destination";
+      /**
+       * @description When the agent published the event (ISO 8601, UTC); a replayed event keeps it.
+       * @example 2026-12-06T10:17:03.250Z
+       */
+      time: string;
+    };
+    MigrationStats: {
+      /** @description Bytes sent on the migration channel(s). */
+      transferred: number;
+      /** @description Bytes still to send (absent once completed). */
+      remaining?: number;
+      /** @description Guest RAM in bytes. */
+      total: number;
+      /** @description Zero pages sent. */
+      duplicate: number;
+      /** @description Always 0 (legacy). */
+      skipped: number;
+      /** @description Whole pages sent. */
+      normal: number;
+      /** @description normal × page-size. */
+      "normal-bytes": number;
+      /** @description Pages dirtied per second, measured over ≥ 1 s (absent once completed). */
+      "dirty-pages-rate"?: number;
+      /** @description Throughput in Mbit/s: over the last 100 ms while running, overall once completed. */
+      mbps: number;
+      /** @description Dirty-log syncs (passes). */
+      "dirty-sync-count": number;
+      /** @description Pages the destination asked for in postcopy. */
+      "postcopy-requests": number;
+      /** @description Target page size in bytes. */
+      "page-size": number;
+      /** @description Bytes sent on multifd channels. */
+      "multifd-bytes": number;
+    };
+    /** @description Ferry: will this precopy migration finish? From the measured dirty rate, bandwidth and the RAM left after each sync (source, active only). */
+    Convergence: {
+      /** @enum {string} */
+      verdict: "estimating" | "converging" | "stalled" | "not-converging";
+      /** @description Estimated ms to completion. */
+      "eta-ms"?: number;
+      /** @description Dirty rate / bandwidth. */
+      ratio?: number;
+      suggestion?: string;
+    };
+    /** @description Ferry: progress, ETA and the switchover verdict from one formula, what clients display (source; setup to completed). */
+    Progress: {
+      /** @description Share of guest RAM not left to send, (total − remaining) / total, in percent rounded down to a tenth; 100 only once completed. */
+      percent: number;
+      /** @description Bytes of RAM left to send, what percent is computed from: ram.remaining, or right after a dirty-log sync what the sync left (ram.remaining is refreshed after each chunk sent). */
+      remaining: number;
+      /**
+       * @description While active, the x-convergence verdict (estimating until a bandwidth was measured); otherwise the phase: switchover (pre-switchover, device), postcopy, cancelling, completed.
+       * @enum {string}
+       */
+      state:
+        | "estimating"
+        | "converging"
+        | "stalled"
+        | "not-converging"
+        | "switchover"
+        | "postcopy"
+        | "cancelling"
+        | "completed";
+      /** @description Estimated ms to completion: converging precopy (x-convergence's), or postcopy-active (what is left at the measured bandwidth). Absent otherwise. */
+      "eta-ms"?: number;
+      /** @description Estimated guest pause in ms if it switched over now: what is left at the measured bandwidth. Absent until a bandwidth was measured (unlike QMP's expected-downtime, which reports downtime-limit until then). */
+      "expected-downtime"?: number;
+      /**
+       * @description setup and active: fits (converging, and expected-downtime within downtime-limit), too-long (over the limit, or stalled / not-converging), or estimating (no bandwidth measured yet, or no verdict yet).
+       * @enum {string}
+       */
+      fits?: "estimating" | "fits" | "too-long";
     };
     MigrationInfo: {
       /**
@@ -511,6 +684,7 @@ export interface components {
         "compression-rate": number;
       };
       "x-convergence"?: components["schemas"]["Convergence"];
+      "x-progress"?: components["schemas"]["Progress"];
       /** @description Ferry: status changes and policy escalations, in order. */
       "x-history"?: {
         time: string;
@@ -524,44 +698,6 @@ export interface components {
        * @enum {string}
        */
       "x-side"?: "source" | "destination";
-    };
-    MigrationStats: {
-      /** @description Bytes sent on the migration channel(s). */
-      transferred: number;
-      /** @description Bytes still to send (absent once completed). */
-      remaining?: number;
-      /** @description Guest RAM in bytes. */
-      total: number;
-      /** @description Zero pages sent. */
-      duplicate: number;
-      /** @description Always 0 (legacy). */
-      skipped: number;
-      /** @description Whole pages sent. */
-      normal: number;
-      /** @description normal × page-size. */
-      "normal-bytes": number;
-      /** @description Pages dirtied per second, measured over ≥ 1 s (absent once completed). */
-      "dirty-pages-rate"?: number;
-      /** @description Throughput in Mbit/s: over the last 100 ms while running, overall once completed. */
-      mbps: number;
-      /** @description Dirty-log syncs (passes). */
-      "dirty-sync-count": number;
-      /** @description Pages the destination asked for in postcopy. */
-      "postcopy-requests": number;
-      /** @description Target page size in bytes. */
-      "page-size": number;
-      /** @description Bytes sent on multifd channels. */
-      "multifd-bytes": number;
-    };
-    /** @description Ferry: will this precopy migration finish? From the measured dirty rate, bandwidth and the RAM left after each sync (source, active only). */
-    Convergence: {
-      /** @enum {string} */
-      verdict: "estimating" | "converging" | "stalled" | "not-converging";
-      /** @description Estimated ms to completion. */
-      "eta-ms"?: number;
-      /** @description Dirty rate / bandwidth. */
-      ratio?: number;
-      suggestion?: string;
     };
     Problem: {
       type: string;

@@ -33,12 +33,36 @@ Deno.test("parseMigrationUri: valid forms", () => {
 Deno.test("parseMigrationUri: invalid forms name the problem", () => {
   const longPath = "/tmp/" + "s".repeat(103);
   const cases: [string, "outgoing" | "incoming", string][] = [
-    ["bogus:1", "outgoing", "Parameter 'uri' expects a valid migration protocol"],
-    ["bogus:1", "incoming", "unknown migration protocol: bogus:1"],
-    ["", "outgoing", "Parameter 'uri' expects a valid migration protocol"],
-    ["", "incoming", "unknown migration protocol: "],
-    ["TCP:127.0.0.1:1", "incoming", "unknown migration protocol: TCP:127.0.0.1:1"],
-    ["defer", "outgoing", "Parameter 'uri' expects a valid migration protocol"],
+    [
+      "bogus:1",
+      "outgoing",
+      "Parameter 'uri' expects a valid migration protocol (one of tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH)",
+    ],
+    [
+      "bogus:1",
+      "incoming",
+      "unknown migration protocol: bogus:1 (one of tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH, defer)",
+    ],
+    [
+      "",
+      "outgoing",
+      "Parameter 'uri' expects a valid migration protocol (one of tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH)",
+    ],
+    [
+      "",
+      "incoming",
+      "unknown migration protocol:  (one of tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH, defer)",
+    ],
+    [
+      "TCP:127.0.0.1:1",
+      "incoming",
+      "unknown migration protocol: TCP:127.0.0.1:1 (one of tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH, defer)",
+    ],
+    [
+      "defer",
+      "outgoing",
+      "Parameter 'uri' expects a valid migration protocol (one of tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH)",
+    ],
     ["rdma:127.0.0.1:4444", "outgoing", "RDMA migration is not supported by this build"],
     ["rdma:127.0.0.1:4444", "incoming", "RDMA migration is not supported by this build"],
     ["fd:mig", "outgoing", "fd: migration is not supported (no monitor file descriptors in Ferry)"],

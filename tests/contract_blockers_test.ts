@@ -84,7 +84,7 @@ Deno.test("while a migration runs: migrate, dry run, capabilities, blockers and 
       assert.equal(dry.status, 409);
       assert.deepEqual(dry.body.errors.map((e: Json) => e.detail), [
         MIGRATION_ACTIVE,
-        "Parameter 'uri' expects a valid migration protocol",
+        "Parameter 'uri' expects a valid migration protocol (one of tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH)",
       ]);
       const caps = await src.request("PATCH", "/capabilities", { events: true });
       assert.equal(caps.status, 409);

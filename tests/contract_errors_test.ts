@@ -178,7 +178,7 @@ Deno.test("a destination refuses migrate with the seed's text; migrate-incoming 
     assertProblem(
       await request("POST", "/migrations/incoming", { uri: "foo:bar" }),
       400,
-      "unknown migration protocol: foo:bar",
+      "unknown migration protocol: foo:bar (one of tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH, defer)",
     );
     const first = await request("POST", "/migrations/incoming", { uri: "tcp:127.0.0.1:0" });
     assert.equal(first.status, 202, first.text);

@@ -144,7 +144,7 @@ Deno.test("dry run: every problem is reported, in the seed's order, with the fir
     const details = [
       "device xyz is not migratable",
       "QEMU compiled without old-style (blk/-b, inc/-i) block migration",
-      "Parameter 'uri' expects a valid migration protocol",
+      "Parameter 'uri' expects a valid migration protocol (one of tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH)",
     ];
     assert.deepEqual(r.body.errors.map((e: Json) => e.detail), details);
     assert.ok(r.body.errors.every((e: Json) => e.class === "GenericError"));

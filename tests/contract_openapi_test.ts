@@ -95,16 +95,27 @@ Deno.test("the document is OpenAPI 3.1 and covers the contract's endpoints with 
   assert.deepEqual(doc.paths["/healthz"].get.security, []);
 });
 
-Deno.test("the agent serves the committed document as JSON and YAML", async () => {
-  const committed = await Deno.readTextFile(new URL("openapi.yaml", ROOT));
+Deno.test("the agent serves the committed document as JSON and YAML, its server itself", async () => {
+  const committed = parse(await Deno.readTextFile(new URL("openapi.yaml", ROOT)));
+  assert.deepEqual(committed.servers.map((s: { url: string }) => s.url), [
+    "http://127.0.0.1:8080",
+  ]);
   await withAgent(async ({ request }) => {
+    // Asked as http://localhost (the in-process app's origin), the one server is that.
+    const served = {
+      ...committed,
+      servers: [{
+        url: "http://localhost",
+        description: "This agent (the one serving this document)",
+      }],
+    };
     const json = await request("GET", "/openapi.json");
     assert.equal(json.status, 200);
-    assert.deepEqual(json.body, parse(committed));
+    assert.deepEqual(json.body, served);
     const yaml = await request("GET", "/openapi.yaml");
     assert.equal(yaml.status, 200);
     assert.match(yaml.headers.get("content-type")!, /^application\/yaml/);
-    assert.equal(yaml.text, committed);
+    assert.deepEqual(parse(yaml.text), served);
   });
 });
 

@@ -12,7 +12,9 @@ import {
   summaryLine,
   watchMigration,
 } from "../scripts/ctl_watch.ts";
-import { parseValue } from "../scripts/ctl.ts";
+import { parameterValue, parseValue } from "../scripts/ctl.ts";
+import type { Convergence } from "../domain/convergence.ts";
+import { assessProgress } from "../domain/progress.ts";
 import { type AgentProcess, startAgent } from "./helpers/agent_process.ts";
 
 const CTL = new URL("../scripts/ctl.ts", import.meta.url).pathname;
@@ -141,19 +143,45 @@ Deno.test("values, progress line, ETA and summary", () => {
     "page-size": 4096,
     "multifd-bytes": 0,
   };
-  const info: MigrationInfo = { status: "active", ram, "x-id": "out-1" };
-  // 16 MiB at 800 Mbit/s: 167.77 ms.
-  assert.equal(Math.round(etaMs(info)!), 168);
-  const verdict: MigrationInfo = {
-    ...info,
-    "x-convergence": { verdict: "converging", "eta-ms": 42 },
-  };
-  assert.equal(etaMs(verdict), 42);
-  assert.match(progressLine(verdict, 3, 8), /ETA 42 ms {2}active \(converging\)$/);
-  assert.equal(etaMs({ ...info, ram: { ...ram, mbps: 0 } }), undefined);
+  // What the agent says, from its one formula: ctl computes nothing of its own.
+  const agentSays = (status: MigrationInfo["status"], convergence?: Convergence) =>
+    assessProgress({
+      status,
+      total: ram.total,
+      remaining: ram.remaining,
+      remainingCost: ram.remaining,
+      bandwidth: 100e6,
+      downtimeLimit: 300,
+      convergence,
+    });
+  const info = (status: MigrationInfo["status"], convergence?: Convergence): MigrationInfo => ({
+    status,
+    ram,
+    "x-id": "out-1",
+    "x-progress": agentSays(status, convergence),
+  });
+  const converging = info("active", { verdict: "converging", "eta-ms": 42, ratio: 0.2 });
+  assert.equal(etaMs(converging), 42);
   assert.equal(
-    progressLine(info, 3, 8),
-    "[######..]   75.0%  800.0 Mbit/s  remaining 16.0 MiB  pass 3  ETA 168 ms  active",
+    progressLine(converging, 3, 8),
+    "[######..]   75.0%  800.0 Mbit/s  remaining 16.0 MiB  pass 3  ETA 42 ms  active (converging)",
+  );
+  // Stalled: no ETA (the old line made one up from remaining / mbps).
+  const stalled = info("active", { verdict: "stalled", ratio: 0.9, suggestion: "x" });
+  assert.equal(etaMs(stalled), undefined);
+  assert.equal(
+    progressLine(stalled, 3, 8),
+    "[######..]   75.0%  800.0 Mbit/s  remaining 16.0 MiB  pass 3  ETA --  active (stalled)",
+  );
+  assert.match(progressLine(info("active"), 2, 8), /ETA estimating {2}active \(estimating\)$/);
+  // Pages left: never a full bar. Completed: the agent says 100.
+  const almost = { ...info("active"), "x-progress": { ...agentSays("active")!, percent: 99.9 } };
+  assert.match(progressLine(almost, 3, 8), /^\[#######\.\] {2} 99\.9%/);
+  assert.match(progressLine(info("completed"), 3, 8), /^\[########\] {2}100\.0%/);
+  // No x-progress (a destination): no numbers rather than invented ones.
+  assert.equal(
+    progressLine({ status: "active", "x-id": "in-1" }, 0, 8),
+    "[........]     --%  0.0 Mbit/s  remaining --  pass 0  ETA --  active",
   );
   assert.equal(
     summaryLine({ status: "completed", ram, downtime: 12, "total-time": 1500, "x-id": "out-1" }),
@@ -163,6 +191,50 @@ Deno.test("values, progress line, ETA and summary", () => {
     summaryLine({ status: "failed", "error-desc": "Connection refused", "x-id": "out-2" }),
     "out-2 failed: Connection refused",
   );
+});
+
+Deno.test("set: sizes take the suffixes --ram takes; other parameters are left as they are", () => {
+  assert.equal(parameterValue("1G", "max-bandwidth"), 2 ** 30);
+  assert.equal(parameterValue("64M", "xbzrle-cache-size"), 64 * 2 ** 20);
+  assert.equal(parameterValue("1.5g", "max-postcopy-bandwidth"), 1.5 * 2 ** 30);
+  assert.equal(parameterValue("65536", "max-bandwidth"), 65536);
+  assert.equal(parameterValue("null", "max-bandwidth"), null);
+  assert.throws(
+    () => parameterValue("fast", "max-bandwidth"),
+    /max-bandwidth: invalid size 'fast'/,
+  );
+  assert.equal(parameterValue("500", "downtime-limit"), 500);
+  assert.equal(parameterValue("1G", "downtime-limit"), "1G", "not a size: the agent decides");
+  assert.equal(parameterValue("tls0", "tls-creds"), "tls0");
+});
+
+Deno.test("--help and usage errors: the usage text and exit 2, no stack trace", async () => {
+  const help = await ctl(["--help"]);
+  assert.equal(help.code, 2);
+  for (
+    const part of ["--agent URL", "--token TOKEN", "--watch", "default:", "examples:", "watch"]
+  ) {
+    assert.ok(help.stdout.includes(part), `--help names ${part}`);
+  }
+  for (
+    const args of [["--port", "3"], [], ["frobnicate"], ["info", "--watch"], ["set", "x"], [
+      "watch",
+      "now",
+    ]]
+  ) {
+    const r = await ctl(["--agent", `http://127.0.0.1:${closedPort()}`, ...args]);
+    assert.equal(r.code, 2, args.join(" "));
+    assert.match(r.stderr, /^ferry ctl: .+\n\nusage: deno task ctl/, args.join(" "));
+    assert.ok(!/Uncaught|\n\s+at /.test(r.stderr), `no stack trace for ${args.join(" ")}`);
+  }
+  const size = await ctl([
+    "--agent",
+    `http://127.0.0.1:${closedPort()}`,
+    "set",
+    "max-bandwidth=9Q",
+  ]);
+  assert.equal(size.code, 2);
+  assert.match(size.stderr, /max-bandwidth: invalid size '9Q': expected a number with an optional/);
 });
 
 Deno.test("ctl drives real agents: set, caps, info, migrate --watch, errors", async () => {
@@ -184,7 +256,7 @@ Deno.test("ctl drives real agents: set, caps, info, migrate --watch, errors", as
     const set = await ctl([
       ...agent,
       "set",
-      "max-bandwidth=67108864",
+      "max-bandwidth=64M",
       "downtime-limit=500",
       "tls-creds=",
     ]);
@@ -273,4 +345,66 @@ Deno.test("ctl: token from --token or FERRY_API_TOKEN; FERRY_AGENT; unreachable 
   const gone = await ctl(["--agent", `http://127.0.0.1:${closedPort()}`, "info"]);
   assert.equal(gone.code, 2);
   assert.match(gone.stderr, /cannot reach/);
+});
+
+Deno.test("ctl watch attaches to a stalled migration: no ETA while stalled, then its end", async () => {
+  const agents: AgentProcess[] = [];
+  try {
+    const dst = await startAgent(["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"]);
+    agents.push(dst);
+    // A 14 MiB working set rewritten all the time, sent at 16 MiB/s: every pass leaves
+    // ~14 MiB, far above what 300 ms at 16 MiB/s can send at switchover.
+    const src = await startAgent([
+      "--ram",
+      "16M",
+      "--fill",
+      "random",
+      "--workload",
+      "increment,start=1M,end=15M",
+    ]);
+    agents.push(src);
+    const agent = ["--agent", src.base];
+    const slow = await ctl([...agent, "set", "max-bandwidth=16M", "downtime-limit=300"]);
+    assert.equal(slow.stdout, "max-bandwidth=16777216\ndowntime-limit=300\n", slow.stderr);
+    const none = await ctl([...agent, "watch"]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /no migration to watch/);
+    const started = await src.api("POST", "/migrations", { uri: dst.incomingUri });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    const id = started.body["x-id"];
+
+    const watcher = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CTL, ...agent, "watch"],
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = watcher.output();
+    // Stalled (or not converging) as the agent judges it, then a bandwidth that fits.
+    const deadline = Date.now() + 60_000;
+    let state = "";
+    while (!/^(stalled|not-converging)$/.test(state)) {
+      assert.ok(Date.now() < deadline, `never stalled; x-progress state ${state}`);
+      await new Promise((r) => setTimeout(r, 100));
+      state = (await src.api("GET", "/migrations/current")).body["x-progress"]?.state ?? "";
+    }
+    // Let the watcher draw a few stalled lines before the migration is let go.
+    await new Promise((r) => setTimeout(r, 800));
+    const fast = await ctl([...agent, "set", "max-bandwidth=1G"]);
+    assert.equal(fast.stdout, "max-bandwidth=1073741824\n", fast.stderr);
+    const out = await output;
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
+    const lines = text.trimEnd().split("\n");
+    assert.match(lines[0], new RegExp(`^watching ${id} \\(source, active\\)$`));
+    const stuck = lines.filter((l) => /active \((stalled|not-converging)\)$/.test(l));
+    assert.ok(stuck.length >= 1, text);
+    for (const l of stuck) assert.match(l, /ETA -- /, `no ETA while stalled: ${l}`);
+    for (const l of lines.slice(1, -2)) assert.ok(!l.includes("100.0%"), `100 % too early: ${l}`);
+    assert.match(lines.at(-2)!, /^\[#{24}\] {2}100\.0%.* completed$/);
+    assert.match(lines.at(-1)!, new RegExp(`^${id} completed in .*passes, downtime`));
+  } finally {
+    await Promise.all(agents.map((a) => a.stop()));
+  }
 });

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { type AgentProcess, startAgent } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import { recordEvents } from "./helpers/sse.ts";
 import { saveScreenshot, watch, withBrowser } from "./dashboard_browser_kit.ts";
 
 /** The bar's value and pass, read together (one render never splits them). */
@@ -192,6 +193,150 @@ Deno.test({
       });
     } finally {
       await agent.stop();
+    }
+  },
+});
+
+/** The times (`time` members) of an agent's MIGRATION events so far, replayed from id 0. */
+async function migrationEventTimes(base: string, id: string): Promise<string[]> {
+  const rec = await recordEvents(base, "0");
+  try {
+    await rec.waitFor((e) => e.event === "MIGRATION" && (e.data as Json).status === "completed");
+    return rec.events.filter((e) => e.event === "MIGRATION" && (e.data as Json).id === id)
+      .map((e) => (e.data as Json).time);
+  } finally {
+    await rec.close();
+  }
+}
+
+Deno.test({
+  name: "dashboard: a stalled migration shows no 100 %, no ETA, no fit; raised, it finishes",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const agents: AgentProcess[] = [];
+    try {
+      const dst = await startAgent(["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"]);
+      agents.push(dst);
+      // 14 MiB rewritten all the time, sent at 16 MiB/s: every pass leaves ~14 MiB, far
+      // above the 4.8 MiB that 300 ms at 16 MiB/s can send at switchover.
+      const src = await startAgent([
+        "--ram",
+        "16M",
+        "--fill",
+        "random",
+        "--workload",
+        "increment,start=1M,end=15M",
+      ]);
+      agents.push(src);
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 16 << 20, "downtime-limit": 300 });
+      await withBrowser(async (ctx) => {
+        // The destination's page while its guest arrives offers nothing outgoing, and its URI
+        // field names no address (it used to read like its own incoming URI, prefilled).
+        const dstPage = await ctx.newPage();
+        const dstSeen = watch(dstPage);
+        await dstPage.goto(`${dst.base}/`);
+        await dstPage.locator("#guest-runstate", { hasText: "inmigrate" }).waitFor();
+        await dstPage.locator("#btn-start").waitFor({ state: "hidden" });
+        assert.equal(await dstPage.inputValue("#uri"), "");
+        const port = dst.incomingUri!.split(":").at(-1)!;
+        assert.ok(!(await dstPage.getAttribute("#uri", "placeholder"))!.includes(port));
+        assert.ok(await dstPage.locator("#btn-incoming").isVisible());
+
+        const page = await ctx.newPage();
+        const seen = watch(page);
+        await page.goto(`${src.base}/`);
+        await page.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+        await page.fill("#uri", dst.incomingUri!);
+        await page.click("#btn-start");
+        const bar = page.locator("#progress");
+        await page.locator("#progress[data-state=stalled], #progress[data-state=not-converging]")
+          .waitFor({ timeout: 60_000 });
+        // For a while: what is left is what it says, never 100 %, no ETA, no green light.
+        for (let i = 0; i < 10; i++) {
+          const state = await bar.getAttribute("data-state");
+          if (state === "stalled" || state === "not-converging") {
+            const pct = Number(await bar.getAttribute("aria-valuenow"));
+            assert.ok(pct < 100, `${pct} % while stalled`);
+            assert.match(String(await page.locator("#progress-eta").textContent()), /^none: /);
+            assert.match(String(await page.locator("#eta").textContent()), /^no ETA: /);
+            assert.equal(
+              await page.locator("#downtime-verdict").getAttribute("data-fits"),
+              "too-long",
+            );
+            assert.match(String(await page.locator("#suggestion").textContent()), /./);
+          }
+          await page.waitForTimeout(150);
+        }
+        // Its verdicts in the log read as sentences; the axis ticks all differ.
+        const verdicts = page.locator("#log-body tr[data-event=MIGRATION_CONVERGENCE]");
+        await verdicts.first().waitFor();
+        for (const row of await verdicts.all()) {
+          const text = String(await row.locator("td").nth(3).textContent());
+          assert.match(text, /^verdict [a-z-]+/);
+          assert.ok(!text.includes("{"), text);
+        }
+        const ticks = String(await page.locator("#chart").getAttribute("data-dirty-ticks"));
+        assert.equal(new Set(ticks.split("|")).size, ticks.split("|").length, ticks);
+        await page.waitForTimeout(300);
+        await saveScreenshot(page, "dashboard_stalled.png");
+
+        // Raised from the page, the bandwidth carries it over.
+        await page.fill("#param-max-bandwidth", String(2 ** 30));
+        await page.press("#param-max-bandwidth", "Enter");
+        await page.locator("#param-max-bandwidth-note.ok").waitFor();
+        await page.locator("#status", { hasText: "completed" }).waitFor({ timeout: 60_000 });
+        await page.locator("#progress[data-state=completed]").waitFor();
+        assert.equal(await page.locator("#progress-pct").textContent(), "100.0 %");
+        await page.locator("#verdict", { hasText: "completed" }).waitFor();
+        await page.locator("#eta", { hasText: /^switched over after \d+ passes, guest paused/ })
+          .waitFor();
+        assert.equal(await page.locator("#switchover-note").isVisible(), false);
+        assert.match(
+          String(await page.locator("#downtime-verdict").textContent()),
+          /^guest paused (within|longer than) the limit$/,
+        );
+        await page.waitForTimeout(300);
+        await saveScreenshot(page, "dashboard_finished.png");
+
+        // A page opened now replays the events: each row shows the event's own time.
+        const id = (await src.api("GET", "/migrations/current")).body["x-id"];
+        const times = await migrationEventTimes(src.base, id);
+        assert.equal(times.length, 3, "setup, active, completed");
+        const loaded = Date.now();
+        const late = await ctx.newPage();
+        const lateSeen = watch(late);
+        await late.goto(`${src.base}/`);
+        const rows = late.locator("#log-body tr[data-event=MIGRATION] time");
+        for (let i = 0; i < 150 && (await rows.count()) < 3; i++) await late.waitForTimeout(100);
+        const shown = await rows.evaluateAll((ts) =>
+          ts.map((t) => [t.getAttribute("datetime"), t.getAttribute("data-source")])
+        );
+        assert.deepEqual(shown.map(([t]) => t).sort(), [...times].sort());
+        assert.ok(shown.every(([, source]) => source === "agent"));
+        assert.ok(times.every((t) => Date.parse(t) < loaded), "the events' times, not the load's");
+
+        // After the end the destination's page says something true.
+        await dstPage.locator("#status", { hasText: "completed" }).waitFor({ timeout: 15_000 });
+        await dstPage.locator("#switchover-note", { hasText: "runs here now" }).waitFor();
+        assert.ok(await dstPage.locator("#btn-start").isVisible(), "the guest may move on");
+
+        // /docs's "Try it out" goes to the agent serving it.
+        const docs = await ctx.newPage();
+        await docs.goto(`${src.base}/docs`);
+        const server = docs.locator(".servers select");
+        await server.waitFor({ timeout: 15_000 });
+        assert.equal(await server.inputValue(), src.base);
+        await docs.locator("#operations-service-healthz .opblock-summary").click();
+        await docs.locator("#operations-service-healthz .try-out__btn").click();
+        const asked = docs.waitForRequest((r) => r.url().endsWith("/healthz"));
+        await docs.locator("#operations-service-healthz .execute").click();
+        assert.equal(new URL((await asked).url()).origin, src.base);
+
+        assert.deepEqual([...seen.errors, ...dstSeen.errors, ...lateSeen.errors], []);
+      });
+    } finally {
+      await Promise.all(agents.map((a) => a.stop()));
     }
   },
 });

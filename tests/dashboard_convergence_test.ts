@@ -1,88 +1,162 @@
 /**
- * Issue 7: what the page does with members and events that a Ferry agent may add later
- * (`x-convergence` in MigrationInfo, MIGRATION_POLICY and escalation events): a scripted
- * agent serves the real page through `dashboardRoutes` and replays a fixed event stream.
- * Also checks the page's live pieces against it: a pass in the log and the chart, the
- * downtime over its limit, the throttle, a reconnect that resumes after the last id.
+ * Issues 7 and 20: the page against a scripted agent that replays a long migration whose
+ * members are what the agent's own formulas make (`assessConvergence`, `assessProgress`):
+ * stalled for a hundred passes until its x-policy turns auto-converge on, then converging
+ * with an ETA and a pause that fits. Checks what the page shows of it: the verdict, ETA and
+ * the green fit, the policy and convergence events as sentences, each row's own time, the
+ * pass labels thinned, readable axis ticks, and a reconnect that resumes after the last id.
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
+import { assessConvergence, type Convergence } from "../domain/convergence.ts";
+import { assessProgress } from "../domain/progress.ts";
 import { dashboardRoutes } from "../routes/dashboard.ts";
 import { saveScreenshot, watch, withBrowser } from "./dashboard_browser_kit.ts";
 
 const ID = "out-scripted-1";
+const MiB = 2 ** 20;
+const TOTAL = 256 * MiB;
+const BANDWIDTH = 32 * MiB; // bytes per second, measured
+const PASS_MS = 500;
+const LAST = 124;
+/** The policy's auto-converge fires at this pass; the throttle then shrinks what is left. */
+const POLICY_PASS = 100;
+/** The scripted events' clock: long before the page loads. */
+const T0 = Date.parse("2026-12-06T10:00:00.000Z");
 
-function info(ms: number, transferred: number, extra: Record<string, unknown> = {}) {
+/** RAM left right after the sync that starts pass `n`. */
+function afterSync(n: number): number {
+  if (n <= 1) return TOTAL;
+  if (n <= POLICY_PASS) return (60 + (n % 3)) * MiB;
+  return 60 * MiB * 0.9 ** (n - POLICY_PASS);
+}
+
+/** A `progress` event's data halfway through pass `n` (or `remaining` given). */
+function info(n: number, remaining = afterSync(n) / 2) {
+  const throttled = n > POLICY_PASS;
+  const dirtyRate = (throttled ? 12 : 30) * MiB;
+  const history = [n - 3, n - 2, n - 1, n].filter((k) => k >= 2).map(afterSync);
+  const convergence: Convergence = assessConvergence({
+    remaining,
+    bandwidth: BANDWIDTH,
+    dirtyRate,
+    downtimeLimit: 300,
+    afterSync: history,
+    maxBandwidth: BANDWIDTH,
+    autoConverge: throttled,
+    postcopy: false,
+    throttle: throttled ? 20 : 0,
+  });
   return {
     status: "active",
     "x-id": ID,
     "x-side": "source",
-    "total-time": ms,
+    "total-time": n * PASS_MS,
     "setup-time": 9,
-    "expected-downtime": 820,
-    "cpu-throttle-percentage": 30,
+    "expected-downtime": Math.round(remaining / BANDWIDTH * 1000),
+    ...(throttled ? { "cpu-throttle-percentage": 20 } : {}),
     ram: {
-      transferred,
-      remaining: 64 * 2 ** 20,
-      total: 256 * 2 ** 20,
+      transferred: n * PASS_MS / 1000 * BANDWIDTH,
+      remaining,
+      total: TOTAL,
       duplicate: 0,
       skipped: 0,
-      normal: transferred / 4096,
-      "normal-bytes": transferred,
-      "dirty-pages-rate": 9000 + ms,
-      mbps: 480 + ms / 100,
-      "dirty-sync-count": ms < 1000 ? 1 : 2,
+      normal: n * PASS_MS / 1000 * BANDWIDTH / 4096,
+      "normal-bytes": n * PASS_MS / 1000 * BANDWIDTH,
+      "dirty-pages-rate": dirtyRate / 4096,
+      mbps: BANDWIDTH * 8 / 1e6,
+      "dirty-sync-count": n,
       "postcopy-requests": 0,
       "page-size": 4096,
       "multifd-bytes": 0,
     },
-    ...extra,
+    "x-convergence": convergence,
+    "x-progress": assessProgress({
+      status: "active",
+      total: TOTAL,
+      remaining,
+      remainingCost: remaining,
+      bandwidth: BANDWIDTH,
+      downtimeLimit: 300,
+      convergence,
+    }),
   };
 }
 
-const CONVERGENCE = {
-  verdict: "stalled",
-  "eta-ms": 12_000,
-  suggestion: "raise max-bandwidth or enable auto-converge",
-};
+const POLICY_NOTE = "policy: progress-timeout fired (step 1): auto-converge";
 
-/** The scripted stream, in order; `id` is the position plus one. */
-const EVENTS: [string, unknown][] = [
-  ["MIGRATION", { status: "setup", side: "source", id: ID }],
-  ["MIGRATION_PASS", { pass: 1 }],
-  ["MIGRATION", { status: "active", side: "source", id: ID }],
-  ...[250, 500, 750].map((t): [string, unknown] => ["progress", info(t, t * 100_000)]),
-  ["MIGRATION_PASS", { pass: 2 }],
-  ["progress", info(1000, 120_000_000, { "x-convergence": CONVERGENCE })],
-  ["MIGRATION_POLICY", { action: "escalate", to: "auto-converge", reason: "stalled for 3 passes" }],
-  ["progress", info(1250, 130_000_000, { "x-convergence": CONVERGENCE })],
-];
+/** The scripted stream, in order, with each event's time; `id` is the position plus one. */
+function script(): [string, Record<string, unknown>, number][] {
+  const out: [string, Record<string, unknown>, number][] = [
+    ["MIGRATION", { status: "setup", side: "source", id: ID }, 0],
+    ["MIGRATION", { status: "active", side: "source", id: ID }, 9],
+  ];
+  let verdict = "";
+  for (let n = 1; n <= LAST; n++) {
+    const t = n * PASS_MS;
+    out.push(["MIGRATION_PASS", { pass: n }, t - PASS_MS + 10]);
+    const data = info(n);
+    const c = data["x-convergence"];
+    if (c.verdict !== verdict) {
+      verdict = c.verdict;
+      out.push(["MIGRATION_CONVERGENCE", { id: ID, ...c }, t - 1]);
+    }
+    if (n === POLICY_PASS) {
+      out.push(["MIGRATION_POLICY", {
+        id: ID,
+        trigger: "progress-timeout",
+        action: "auto-converge",
+        step: 1,
+        note: POLICY_NOTE,
+      }, t - 2]);
+    }
+    out.push(["progress", data, t]);
+  }
+  // Late in the last pass: what is left now fits within downtime-limit.
+  out.push(["progress", info(LAST, 8 * MiB), LAST * PASS_MS + 200]);
+  return out.map(([event, data, ms]) => {
+    const time = new Date(T0 + ms).toISOString();
+    return [event, { ...data, time }, T0 + ms];
+  });
+}
+
+const EVENTS = script();
 
 /** The scripted agent: the real dashboard routes, fixed answers, the stream above. */
 function scriptedAgent(lastIds: string[]): Hono {
   const app = new Hono();
   app.route("/", dashboardRoutes());
-  const last = EVENTS.at(-1)![1] as Record<string, unknown>;
+  const last = EVENTS.at(-1)![1];
   app.get("/migrations/current", (c) => c.json(last));
   app.get("/capabilities", (c) => c.json({ "auto-converge": false, "postcopy-ram": true }));
   app.get("/parameters", (c) => c.json({ "downtime-limit": 300, "max-cpu-throttle": 60 }));
-  app.get("/machine", (c) => c.json({ runstate: "running", "ram-size": 256 * 2 ** 20 }));
+  app.get("/machine", (c) => c.json({ runstate: "running", "ram-size": TOTAL }));
   app.get("/openapi.json", (c) => c.json({}, 404));
   app.get("/events", (c) => {
     const from = Number(c.req.header("last-event-id") ?? "0");
     lastIds.push(c.req.header("last-event-id") ?? "");
-    // The first connection ends after the first half: the page must reconnect.
+    // The first connection ends after the first five: the page must reconnect.
     const upTo = from === 0 ? 5 : EVENTS.length;
     const text = EVENTS.slice(from, upTo).map(([event, data], i) =>
       `id: ${from + i + 1}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`
     ).join("");
-    return c.body(text, 200, { "content-type": "text/event-stream", "cache-control": "no-store" });
+    const headers = { "content-type": "text/event-stream", "cache-control": "no-store" };
+    if (from === 0) return c.body(text, 200, headers);
+    // The second connection stays open, as an agent's does, until the page goes away.
+    const signal = c.req.raw.signal;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(text));
+        signal.addEventListener("abort", () => controller.close(), { once: true });
+      },
+    });
+    return new Response(body, { headers });
   });
   return app;
 }
 
 Deno.test({
-  name: "dashboard: x-convergence, policy events and reconnects, against a scripted agent",
+  name: "dashboard: a long migration converging after its policy fired, against a scripted agent",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -92,33 +166,76 @@ Deno.test({
       scriptedAgent(lastIds).fetch,
     );
     const base = `http://127.0.0.1:${server.addr.port}`;
+    const final = EVENTS.at(-1)![1] as ReturnType<typeof info>;
+    assert.equal(final["x-progress"]?.state, "converging", "the script ends converging");
+    assert.equal(final["x-progress"]?.fits, "fits");
     try {
       await withBrowser(async (ctx) => {
         const page = await ctx.newPage();
         const seen = watch(page, [404]); // this agent has no OpenAPI document
         await page.goto(`${base}/`);
-        await page.locator("#log-body tr[data-event=MIGRATION_POLICY]").waitFor({
-          timeout: 15_000,
+        const lastPass = page.locator("#log-body tr[data-event=MIGRATION_PASS]", {
+          hasText: `pass ${LAST}`,
         });
+        await lastPass.waitFor({ timeout: 15_000 });
         assert.deepEqual(lastIds.slice(0, 2), ["0", "5"], "reconnected after the last id");
-        await page.locator("#verdict", { hasText: "stalled" }).waitFor();
-        assert.equal(await page.locator("#verdict").getAttribute("data-tone"), "warn");
-        assert.match(String(await page.locator("#eta").textContent()), /12 s/);
-        assert.equal(await page.locator("#suggestion").textContent(), CONVERGENCE.suggestion);
+        await page.locator("#conn[data-state=live]").waitFor();
+
+        // The switchover card: the agent's verdict, ETA and a green fit.
+        await page.locator("#verdict", { hasText: "converging" }).waitFor();
+        assert.equal(await page.locator("#verdict").getAttribute("data-tone"), "good");
+        const eta = final["x-progress"]!["eta-ms"]!;
+        assert.ok(eta > 0);
+        assert.match(String(await page.locator("#eta").textContent()), /^switchover in ≈ /);
+        assert.equal(await page.locator("#downtime-verdict").getAttribute("data-fits"), "fits");
+        assert.equal(
+          await page.locator("#downtime-verdict").textContent(),
+          "fits: can switch over",
+        );
+        assert.equal(await page.locator("#expected-downtime").textContent(), "250 ms");
+        assert.equal(await page.locator("#throttle").textContent(), "20 %");
+        // The bar is the agent's percent.
+        assert.equal(
+          await page.locator("#progress-pct").textContent(),
+          `${final["x-progress"]!.percent.toFixed(1)} %`,
+        );
+        assert.equal(await page.locator("#progress").getAttribute("data-pass"), String(LAST));
+        assert.match(String(await page.locator("#passes li.gap").textContent()), /more/);
+
+        // Policy and convergence events as sentences; every row at its event's own time.
         const policy = page.locator("#log-body tr[data-event=MIGRATION_POLICY]");
         assert.equal(await policy.getAttribute("class"), "tone-policy");
-        assert.match(String(await policy.textContent()), /stalled for 3 passes/);
-        assert.equal(await page.locator("#status").textContent(), "active");
-        assert.equal(await page.locator("#progress").getAttribute("data-pass"), "2");
-        assert.equal(await page.locator("#passes li").count(), 2);
-        assert.match(String(await page.locator("#downtime-verdict").textContent()), /too long/);
-        assert.ok(await page.locator("#downtime-fill.over").count() === 1);
-        assert.equal(await page.locator("#throttle").textContent(), "30 %");
-        assert.equal(await page.locator("#throttle-max").textContent(), "60 %");
-        assert.equal(await page.locator("#mbps").textContent(), "493 Mbit/s");
-        await page.locator("#diagram .node.current.active").waitFor();
+        assert.equal(await policy.locator("td").nth(3).textContent(), POLICY_NOTE);
+        const verdicts = await page.locator(
+          "#log-body tr[data-event=MIGRATION_CONVERGENCE] td:nth-child(4)",
+        ).allTextContents();
+        assert.ok(verdicts.some((v) => v.startsWith("verdict stalled · ")), verdicts.join("\n"));
+        assert.ok(verdicts.some((v) => /^verdict converging · .*switchover in ≈/.test(v)));
+        assert.ok(verdicts.every((v) => !v.includes("{")), verdicts.join("\n"));
+        const rows = await page.locator("#log-body tr").evaluateAll((trs) =>
+          trs.map((tr) => ({
+            id: tr.querySelector("td")?.textContent ?? "",
+            time: tr.querySelector("time")?.getAttribute("datetime") ?? "",
+          }))
+        );
+        const logged = rows.filter((r) => r.id !== "");
+        assert.ok(logged.length > LAST, `${logged.length} rows`);
+        for (const r of logged) {
+          assert.equal(r.time, EVENTS[Number(r.id) - 1][1].time, `row ${r.id}'s time`);
+        }
+
+        // 124 passes: thinned labels (the first, every k-th, the latest), readable ticks.
         await page.waitForTimeout(300);
-        await saveScreenshot(page, "dashboard_convergence.png");
+        const chart = page.locator("#chart");
+        const labels = String(await chart.getAttribute("data-pass-labels")).split(" ");
+        assert.ok(labels.length >= 5 && labels.length <= 17, labels.join(" "));
+        assert.equal(labels[0], "1");
+        assert.equal(labels.at(-1), String(LAST));
+        assert.ok(Number(await chart.getAttribute("data-pass-lines")) < LAST);
+        const ticks = String(await chart.getAttribute("data-dirty-ticks")).split("|");
+        assert.equal(new Set(ticks).size, ticks.length, ticks.join(" "));
+        await page.locator("#diagram .node.current.active").waitFor();
+        await saveScreenshot(page, "dashboard_converging.png");
         assert.deepEqual(seen.errors, []);
         assert.deepEqual(seen.urls.filter((u) => new URL(u).origin !== base), []);
       });

@@ -86,9 +86,9 @@ Deno.test("Last-Event-ID: a reconnecting client gets exactly the events it misse
     await again.close();
     // Without Last-Event-ID a client starts with live events only.
     const fresh = reader(await app.request("/events"));
-    anyEvents(agent).publish("test", { n: 9 });
+    const nine = anyEvents(agent).publish("test", { n: 9 });
     await fresh.until(() => fresh.events.length === 1);
-    assert.deepEqual(fresh.events[0].data, { n: 9 });
+    assert.deepEqual(fresh.events[0].data, { n: 9, time: new Date(nine.time).toISOString() });
     await fresh.close();
   });
 });
@@ -141,7 +141,8 @@ Deno.test("a stalled subscriber is dropped while 10k events are published; the o
     }
     for (const r of readers) {
       await r.until(() => r.events.length === 10_000, 20_000);
-      assert.deepEqual(r.events.slice(-1)[0].data, { i: 9999, pad: "x".repeat(64) });
+      const { time: _time, ...last } = r.events.slice(-1)[0].data as Record<string, unknown>;
+      assert.deepEqual(last, { i: 9999, pad: "x".repeat(64) });
     }
     console.log(
       `published 10k in ${publishing.toFixed(1)} ms of publish time, ${
@@ -180,10 +181,12 @@ Deno.test("a burst reaches a waiting subscriber at once, in order, as exact SSE 
     let text = "";
     while (!text.includes(`id: ${b.id}\n\n`)) text += (await body.read()).value ?? "";
     await body.cancel();
+    // Each event's data carries its own publication time.
+    const at = (e: { time: number }) => new Date(e.time).toISOString();
     assert.equal(
       text,
-      `: ferry events\n\nevent: test\ndata: {"n":1}\nid: ${a.id}\n\n` +
-        `event: test\ndata: {"n":2,"s":"two\\nlines"}\nid: ${b.id}\n\n`,
+      `: ferry events\n\nevent: test\ndata: {"n":1,"time":"${at(a)}"}\nid: ${a.id}\n\n` +
+        `event: test\ndata: {"n":2,"s":"two\\nlines","time":"${at(b)}"}\nid: ${b.id}\n\n`,
     );
   });
 });

@@ -89,7 +89,7 @@ Deno.test("event logger: state lines with ids, failures at error with error-desc
     logger,
     (id) => id === "out-1" ? "Connection refused" : undefined,
   );
-  const ev = (event: string, data: unknown) => log({ id: 0, event, data });
+  const ev = (event: string, data: unknown) => log({ id: 0, event, data, time: Date.now() });
   ev("MIGRATION", { status: "setup", side: "source", id: "out-1" });
   ev("MIGRATION_PASS", { pass: 1 });
   ev("progress", { status: "active" });

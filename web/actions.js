@@ -74,7 +74,7 @@ export function wireActions(uriInput, result, log) {
     button?.addEventListener("click", async () => {
       const uri = uriInput.value.trim();
       if (NEEDS_URI.has(name) && !uri) {
-        result.textContent = "Enter a URI first, e.g. tcp:127.0.0.1:4444";
+        result.textContent = "Enter a URI first, e.g. tcp:HOST:PORT";
         result.className = "result error";
         uriInput.focus();
         return;
@@ -98,15 +98,52 @@ export function wireActions(uriInput, result, log) {
   }
 }
 
+/** Commands of an outgoing migration: a guest still arriving has none to give. */
+const OUTGOING = new Set(["start", "cancel", "postcopy", "continue", "pause", "resume"]);
+
 /**
- * Enables or disables the buttons for the current state.
+ * Which buttons to show: all of them, except while the guest is still arriving
+ * (`inmigrate`, a destination), which shows only the incoming side's (its page must not offer to start a
+ * migration, least of all to the URI it listens on).
+ * @param {View} v
+ * @returns {Record<string, boolean>}
+ */
+export function shownActions({ runstate }) {
+  const arriving = runstate === "inmigrate";
+  return Object.fromEntries(
+    Object.keys(COMMANDS).map((name) => [name, !(arriving && OUTGOING.has(name))]),
+  );
+}
+
+/**
+ * The URI field's placeholder: what the URI is for on this side, never a concrete address
+ * (a destination's own incoming URI looked like a prefilled target).
+ * @param {View} v
+ * @returns {string}
+ */
+export function uriPlaceholder({ side, runstate }) {
+  if (runstate === "inmigrate") {
+    return side === "destination"
+      ? "URI to listen on (recover), e.g. tcp:0.0.0.0:PORT"
+      : "URI to listen on, e.g. tcp:0.0.0.0:PORT";
+  }
+  return "the destination's URI, e.g. tcp:HOST:PORT";
+}
+
+/**
+ * Enables, disables and hides the buttons for the current state.
  * @param {View} v
  */
 export function updateActions(v) {
+  const shown = shownActions(v);
   for (const [name, on] of Object.entries(enabledActions(v))) {
     const button = /** @type {HTMLButtonElement | null} */ (
       document.getElementById(`btn-${name}`)
     );
-    if (button) button.disabled = !on;
+    if (!button) continue;
+    button.disabled = !on;
+    button.hidden = !shown[name];
   }
+  const uri = /** @type {HTMLInputElement | null} */ (document.getElementById("uri"));
+  if (uri) uri.placeholder = uriPlaceholder(v);
 }

@@ -154,7 +154,7 @@ function render() {
   );
   setText("duplicate", formatCount(ram.duplicate));
   setText("postcopy-requests", formatCount(ram["postcopy-requests"]));
-  renderSwitchover(info, currentParameters(), currentCapabilities());
+  renderSwitchover(info, currentParameters(), currentCapabilities(), state.side);
   renderGuest(state.machine, info, state.side);
   const empty = state.side === "destination"
     ? "The destination reports no rates: the source's page has this chart"

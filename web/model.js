@@ -87,28 +87,28 @@ export function formatCount(n) {
 }
 
 /**
- * The colour class of an `x-convergence` verdict.
- * @param {string | undefined} verdict
- * @returns {"good" | "warn" | "bad" | "neutral"}
- */
-export function verdictTone(verdict) {
-  if (verdict === "converging") return "good";
-  if (verdict === "stalled") return "warn";
-  if (verdict === "not-converging") return "bad";
-  return "neutral";
-}
-
-/**
  * @typedef {object} PassRecord
  * @property {number} pass the dirty-sync count that started it
  * @property {number} sent bytes transferred during it so far
  */
 
 /**
+ * The agent's `x-progress` member (domain/progress.ts): what every client displays.
+ * @typedef {object} Progress
+ * @property {number} percent 0–100, 100 only once completed
+ * @property {string} state estimating, converging, stalled, not-converging, switchover,
+ *   postcopy, cancelling or completed
+ * @property {number} [eta-ms]
+ * @property {number} [expected-downtime]
+ * @property {"estimating" | "fits" | "too-long"} [fits]
+ */
+
+/**
  * @typedef {object} ProgressView
  * @property {string | null} id the migration followed
- * @property {number} pass the current pass (dirty-sync-count; 0 before the first sync)
- * @property {number} value the bar's fraction, 0..1
+ * @property {number} pass the pass the value belongs to (dirty-sync-count; 0 before the first)
+ * @property {number} value the bar's fraction, 0..1: the agent's `x-progress` percent
+ * @property {Progress | undefined} progress the agent's last `x-progress`
  * @property {number | undefined} transferred
  * @property {number | undefined} remaining
  * @property {number | undefined} total
@@ -116,20 +116,17 @@ export function verdictTone(verdict) {
  */
 
 /**
- * Follows one migration's `ram` counters. The bar's value is the transferred-based
- * estimate transferred / (transferred + remaining), but never less than what it showed
- * before within the same pass: a dirty-log sync raises `remaining`, and the bar starts
- * lower only together with the new pass number (both change at the first estimate of
- * the new pass, so no reader ever sees the new number with a smaller value than before).
+ * Follows one migration: the bar shows the agent's `x-progress` percent as it is (one
+ * formula for every client; a dirty-log sync lowers it, with the new pass number), and
+ * the bytes sent in each pass are kept from the `ram` counters and MIGRATION_PASS events.
  */
 export class ProgressTracker {
   /** @type {string | null} */
   #id = null;
-  /** The pass shown with the value. */
   #pass = 0;
-  /** A pass that has begun but has no estimate yet (0: none). */
-  #next = 0;
   #value = 0;
+  /** @type {Progress | undefined} */
+  #progress = undefined;
   /** @type {{ transferred?: number, remaining?: number, total?: number }} */
   #ram = {};
   /** @type {Map<number, number>} pass → transferred when it began */
@@ -142,26 +139,27 @@ export class ProgressTracker {
   reset(id) {
     this.#id = id;
     this.#pass = 0;
-    this.#next = 0;
     this.#value = 0;
+    this.#progress = undefined;
     this.#ram = {};
     this.#starts = new Map();
   }
 
   /**
-   * A MIGRATION_PASS event: pass `n` began.
+   * A MIGRATION_PASS event: pass `n` began (for the bytes-per-pass list).
    * @param {number} n
    */
   pass(n) {
-    if (Number.isFinite(n) && n > Math.max(this.#pass, this.#next)) {
-      this.#next = n;
-      if (!this.#starts.has(n)) this.#starts.set(n, this.#ram.transferred ?? 0);
+    if (Number.isFinite(n) && n > 0 && !this.#starts.has(n)) {
+      const latest = Math.max(0, ...this.#starts.keys());
+      if (n > latest) this.#starts.set(n, this.#ram.transferred ?? 0);
     }
   }
 
   /**
    * A MigrationInfo (from `progress` or a query) of the followed migration.
-   * @param {{ status?: string, "x-id"?: string, ram?: Record<string, number> }} info
+   * @param {{ status?: string, "x-id"?: string, ram?: Record<string, number>,
+   *   "x-progress"?: Progress }} info
    */
   info(info) {
     if (info["x-id"] !== undefined && info["x-id"] !== this.#id) this.reset(info["x-id"]);
@@ -175,21 +173,11 @@ export class ProgressTracker {
       if (this.#starts.size === 0) this.#starts.set(ram["dirty-sync-count"] ?? 0, 0);
       this.pass(ram["dirty-sync-count"]);
     }
-    const { transferred, remaining } = this.#ram;
-    let estimate;
-    if (info.status === "completed") estimate = 1;
-    else if (transferred !== undefined && remaining !== undefined) {
-      const sum = transferred + remaining;
-      estimate = Math.min(1, sum > 0 ? transferred / sum : 0);
-    }
-    if (estimate === undefined) return;
-    if (this.#next > this.#pass) {
-      this.#pass = this.#next;
-      this.#value = estimate;
-    } else {
-      this.#value = Math.max(this.#value, estimate);
-    }
-    this.#next = 0;
+    const p = info["x-progress"];
+    if (!p || typeof p.percent !== "number") return;
+    this.#progress = p;
+    this.#value = Math.min(1, Math.max(0, p.percent / 100));
+    this.#pass = Math.max(this.#pass, ram?.["dirty-sync-count"] ?? 0);
   }
 
   /** @returns {ProgressView} */
@@ -200,6 +188,7 @@ export class ProgressTracker {
       id: this.#id,
       pass: this.#pass,
       value: this.#value,
+      progress: this.#progress,
       transferred: this.#ram.transferred,
       remaining: this.#ram.remaining,
       total: this.#ram.total,
@@ -209,4 +198,43 @@ export class ProgressTracker {
       })),
     };
   }
+}
+
+/**
+ * What the agent's `x-progress` says about the end, in a few words: the ETA when it gives
+ * one, else why there is none.
+ * @param {Progress | undefined} p
+ * @returns {string}
+ */
+export function etaText(p) {
+  if (!p) return "–";
+  const eta = p["eta-ms"];
+  if (typeof eta === "number") return `≈ ${formatMs(eta)}`;
+  switch (p.state) {
+    case "estimating":
+      return "estimating";
+    case "stalled":
+      return "none: stalled";
+    case "not-converging":
+      return "none: not converging";
+    case "switchover":
+      return "switching over";
+    case "completed":
+      return "done";
+    default:
+      return p.state;
+  }
+}
+
+/**
+ * An event's time (ISO 8601) as the local wall-clock time with milliseconds.
+ * @param {string | number | Date} when
+ * @returns {string}
+ */
+export function formatClock(when) {
+  const d = new Date(when);
+  if (Number.isNaN(d.getTime())) return "–";
+  const two = (/** @type {number} */ n) => String(n).padStart(2, "0");
+  const ms = String(d.getMilliseconds()).padStart(3, "0");
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${ms}`;
 }

@@ -5,20 +5,22 @@
  * @module
  */
 import { $, setText } from "./dom.js";
-import { formatBytes, formatCount, formatMs, formatRamBacking } from "./model.js";
+import { etaText, formatBytes, formatCount, formatMs, formatRamBacking } from "./model.js";
 
 /**
- * Draws the progress card.
+ * Draws the progress card: the agent's `x-progress` (percent, ETA) and the RAM counters.
  * @param {import("./model.js").ProgressView} p
  * @param {boolean} incomingOnly a destination, which reports no RAM counters
  */
 export function renderProgress(p, incomingOnly) {
-  const pct = Math.round(p.value * 1000) / 10;
+  const pct = p.progress ? p.progress.percent : 0;
   const bar = $("progress");
   bar.setAttribute("aria-valuenow", String(pct));
   bar.dataset.pass = String(p.pass);
+  bar.dataset.state = p.progress?.state ?? "";
   $("progress-fill").style.width = `${pct}%`;
-  setText("progress-pct", `${pct.toFixed(1)} %`);
+  setText("progress-pct", p.progress ? `${pct.toFixed(1)} %` : "– %");
+  setText("progress-eta", etaText(p.progress));
   const note = incomingOnly
     ? "The incoming side reports its status only, as QEMU's query-migrate does on a " +
       "destination: bytes, passes and rates are on the source's page."
@@ -29,7 +31,8 @@ export function renderProgress(p, incomingOnly) {
   $("progress-note").hidden = note === "";
   setText("progress-note", note);
   setText("pass-label", p.pass > 0 ? `pass ${p.pass}` : "before the first pass");
-  setText("remaining", p.remaining === undefined ? "–" : formatBytes(p.remaining));
+  const remaining = p.progress?.remaining ?? p.remaining;
+  setText("remaining", remaining === undefined ? "–" : formatBytes(remaining));
   setText("transferred", formatBytes(p.transferred));
   setText("total", formatBytes(p.total));
   // The first pass and the latest ones; the count says how many lie between.

@@ -13,7 +13,13 @@ import { connectTcp } from "./tcp.ts";
 // up front takes ~15 ms longer to start, and every migration starts new Workers.
 import type { TlsChannelOptions } from "./tls.ts";
 import { connectUnix } from "./unix.ts";
-import { formatHostPort, type MigrationUri, parseMigrationUri, UriError } from "./uri.ts";
+import {
+  formatHostPort,
+  type MigrationUri,
+  parseMigrationUri,
+  unknownProtocol,
+  UriError,
+} from "./uri.ts";
 
 /** Opening a stream failed; `message` is QEMU-like, `cause` is the underlying error. */
 export class ChannelConnectError extends Error {
@@ -59,7 +65,7 @@ export async function connectChannel(
     case "file":
       return await wrap(`Failed to open ${u.path}`, () => openFileChannel(u.path, "outgoing"));
     case "defer":
-      throw new UriError("Parameter 'uri' expects a valid migration protocol");
+      throw new UriError(unknownProtocol("defer", "outgoing"));
   }
 }
 

@@ -79,10 +79,21 @@ export function formatHostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-function unknownProtocol(uri: string, direction: UriDirection): string {
-  return direction === "outgoing"
+/** The URI forms each direction takes, as the error for an unknown scheme lists them. */
+const FORMS: Record<UriDirection, string> = {
+  outgoing: "tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH",
+  incoming: "tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH, defer",
+};
+
+/**
+ * The seed's text for a URI whose scheme is unknown (`migrate`: QERR_INVALID_PARAMETER_VALUE;
+ * `-incoming`: "unknown migration protocol"), then the forms that work.
+ */
+export function unknownProtocol(uri: string, direction: UriDirection): string {
+  const seed = direction === "outgoing"
     ? "Parameter 'uri' expects a valid migration protocol"
     : `unknown migration protocol: ${uri}`;
+  return `${seed} (one of ${FORMS[direction]})`;
 }
 
 function parseTcp(uri: string, rest: string, direction: UriDirection): MigrationUri {
