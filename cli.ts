@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { TlsCredsRegistry } from "./adapters/channels/tls_creds.ts";
 import { PAGE_SIZE, type RamBlockSpec } from "./adapters/memory/layout.ts";
 import { parseSize, parseWorkload } from "./adapters/memory/machine.ts";
@@ -22,6 +22,7 @@ import {
 } from "./routes/api_access.ts";
 import { MAX_SSE_SUBSCRIBERS } from "./routes/limits.ts";
 import { type ApiTls, readApiTls } from "./routes/serve.ts";
+import { HelpRequested } from "./cli_usage.ts";
 
 /** Everything the command line decides. */
 export interface StartOptions {
@@ -84,31 +85,42 @@ function localNames(): { hostname: string; addresses: string[] } {
  * files. Throws UsageError with a message for the user.
  */
 export async function parseCommandLine(args: string[]): Promise<StartOptions> {
+  if (args.includes("--help") || args.includes("-h")) throw new HelpRequested();
   const { values } = usage(() =>
     parseArgs({
       args,
-      options: {
-        listen: { type: "string", default: "127.0.0.1:8080" },
-        incoming: { type: "string" },
-        ram: { type: "string" },
-        "ram-block": { type: "string", multiple: true, default: [] },
-        fill: { type: "string", default: "zero" },
-        workload: { type: "string", default: "idle" },
-        S: { type: "boolean", short: "S", default: false },
-        global: { type: "string", multiple: true, default: [] },
-        object: { type: "string", multiple: true, default: [] },
-        "api-token": { type: "string" },
-        "api-host": { type: "string", multiple: true, default: [] },
-        "api-tls": { type: "string" },
-        "allow-exec": { type: "boolean", default: false },
-        "max-sse-subscribers": { type: "string", default: String(MAX_SSE_SUBSCRIBERS) },
-        "only-migratable": { type: "boolean", default: false },
-        "log-level": { type: "string", default: "info" },
-        "huge-pages": { type: "string" },
-      },
+      options: START_OPTIONS,
       strict: true,
     })
   );
+  return await checked(values);
+}
+
+/** Every option the agent takes, as node:util's parseArgs reads them. */
+export const START_OPTIONS = {
+  listen: { type: "string", default: "127.0.0.1:8080" },
+  incoming: { type: "string" },
+  ram: { type: "string" },
+  "ram-block": { type: "string", multiple: true, default: [] as string[] },
+  fill: { type: "string", default: "zero" },
+  workload: { type: "string", default: "idle" },
+  S: { type: "boolean", short: "S", default: false },
+  global: { type: "string", multiple: true, default: [] as string[] },
+  object: { type: "string", multiple: true, default: [] as string[] },
+  "api-token": { type: "string" },
+  "api-host": { type: "string", multiple: true, default: [] as string[] },
+  "api-tls": { type: "string" },
+  "allow-exec": { type: "boolean", default: false },
+  "max-sse-subscribers": { type: "string", default: String(MAX_SSE_SUBSCRIBERS) },
+  "only-migratable": { type: "boolean", default: false },
+  "log-level": { type: "string", default: "info" },
+  "huge-pages": { type: "string" },
+} satisfies ParseArgsOptionsConfig;
+
+type StartValues = ReturnType<typeof parseArgs<{ options: typeof START_OPTIONS }>>["values"];
+
+/** Checks parsed `values` and builds what they decide (reads the TLS files). */
+async function checked(values: StartValues): Promise<StartOptions> {
   if (!["zero", "random", "pattern"].includes(values.fill)) {
     throw new UsageError(`--fill expects zero, random or pattern`);
   }

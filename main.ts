@@ -7,7 +7,8 @@
  */
 import { Agent } from "./domain/agent.ts";
 import { createLogger, migrationEventLogger } from "./domain/log.ts";
-import { parseCommandLine, type StartOptions } from "./cli.ts";
+import { parseCommandLine, type StartOptions, UsageError } from "./cli.ts";
+import { HelpRequested, USAGE } from "./cli_usage.ts";
 import { createApp } from "./routes/app.ts";
 import { FerryMetrics } from "./routes/metrics.ts";
 import { type ApiServer, serveApi } from "./routes/serve.ts";
@@ -26,6 +27,15 @@ export async function main(args: string[]): Promise<void> {
   try {
     options = await parseCommandLine(args);
   } catch (e) {
+    // --help and command lines it cannot start with: the usage text, exit status 2.
+    if (e instanceof HelpRequested) {
+      console.log(USAGE);
+      Deno.exit(2);
+    }
+    if (e instanceof UsageError) {
+      console.error(`ferry: ${e.message}\n\n${USAGE}`);
+      Deno.exit(2);
+    }
     fail((e as Error).message);
   }
   const logger = createLogger(options.logLevel);

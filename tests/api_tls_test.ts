@@ -149,12 +149,12 @@ Deno.test("TLS without client certificates does not let the agent listen off loo
       { FERRY_API_TOKEN: "" },
     );
     assert.equal(r.listened, false);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2, "a usage error");
     assert.match(r.stderr, /is not a loopback address/);
     const bad = await refusedStart(
       ["--listen", "127.0.0.1:0", "--ram", "4M", "--api-tls", `${work}/srv-cert.pem`],
     );
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, 2, "a usage error");
     assert.match(bad.stderr, /--api-tls expects CERT,KEY\[,CLIENT_CA\]/);
     const missing = await refusedStart(
       [
@@ -166,7 +166,7 @@ Deno.test("TLS without client certificates does not let the agent listen off loo
         `${work}/nope.pem,${work}/srv-key.pem`,
       ],
     );
-    assert.equal(missing.code, 1);
+    assert.equal(missing.code, 2, "a usage error");
     assert.match(missing.stderr, /--api-tls: cannot read the certificate '.*nope\.pem'/);
   });
 });

@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { startAgent } from "./helpers/agent_process.ts";
+import { START_OPTIONS } from "../cli.ts";
+import { USAGE } from "../cli_usage.ts";
 
 async function get(base: string, path: string, auth?: string): Promise<Response> {
   return await fetch(base + path, { headers: auth === undefined ? {} : { authorization: auth } });
@@ -116,5 +118,37 @@ Deno.test("--global migration.* and --only-migratable reach GET /globals", async
     assert.equal(refused.body.detail, "disallowing migration blocker (--only_migratable) for: r");
   } finally {
     await agent.stop();
+  }
+});
+
+Deno.test("--help prints a usage naming every flag, exit 2; a bad command line gets it too, no stack trace", async () => {
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const run = async (...args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", main, ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const d = new TextDecoder();
+    return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+  };
+  const help = await run("--help");
+  assert.equal(help.code, 2);
+  assert.equal(help.stdout.trim(), USAGE);
+  for (const [name, o] of Object.entries(START_OPTIONS)) {
+    const flag = name.length === 1 ? `-${name}` : `--${name}`;
+    assert.ok(USAGE.includes(flag), `the usage names ${flag}`);
+    const fallback = (o as { default?: unknown }).default;
+    if (typeof fallback === "string" && fallback !== "") {
+      assert.ok(USAGE.includes(`default ${fallback}`), `the usage gives ${flag}'s default`);
+    }
+  }
+  assert.match(USAGE, /examples\n {2}deno task start/);
+  for (const bad of [["--port", "8080"], ["--fill", "nope"], ["--ram-block", "x"]]) {
+    const r = await run(...bad);
+    assert.equal(r.code, 2, `${bad.join(" ")}: exit status`);
+    assert.match(r.stderr, /^ferry: .+\n\nusage: deno task start/, `${bad.join(" ")}: the usage`);
+    assert.doesNotMatch(r.stderr, /Uncaught|\n\s+at /, `${bad.join(" ")}: no stack trace`);
   }
 });

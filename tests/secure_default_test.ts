@@ -176,7 +176,7 @@ Deno.test("off loopback without a token the agent refuses to start, before it li
   for (const listen of ["0.0.0.0:0", "[::]:0"]) {
     const r = await refusedStart(["--listen", listen, "--ram", "4M"], { FERRY_API_TOKEN: "" });
     assert.equal(r.listened, false, `it listened on ${listen}`);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2, "a usage error");
     assert.match(r.stderr, /is not a loopback address/);
     assert.match(r.stderr, /--api-token TOKEN \(or FERRY_API_TOKEN\)/);
   }
@@ -239,7 +239,7 @@ Deno.test("exec: without --allow-exec is refused wherever a URI is taken, naming
         `exec:touch ${mark}`,
       ]);
       assert.equal(start.listened, false);
-      assert.equal(start.code, 1);
+      assert.equal(start.code, 2, "a usage error");
       assert.match(start.stderr, /--allow-exec/);
       assert.equal(await exists(mark), false, "an exec: command ran");
     });

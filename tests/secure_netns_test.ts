@@ -43,7 +43,7 @@ Deno.test({
         inB,
       );
       assert.equal(refused.listened, false);
-      assert.equal(refused.code, 1);
+      assert.equal(refused.code, 2, "a usage error");
       assert.match(refused.stderr, /is not a loopback address/);
 
       const token = "netns-t0ken";
