@@ -285,7 +285,7 @@ Deno.test("return path: a destination that fails to load turns the source failed
     const [dst, src] = await startAgents(
       track,
       ["--ram-block", "pc.ram=8M", "--ram-block", "vga=1M", "--incoming", "tcp:127.0.0.1:0"],
-      ["--ram", "8M", "--fill", "random", "--workload", "increment"],
+      ["--ram", "8M", "--fill", "random", "--workload", "idle"],
     );
     await src.api("PATCH", "/capabilities", { "return-path": true });
     await src.api("POST", "/migrations", { uri: dst.incomingUri });
