@@ -18,12 +18,13 @@ export function freePort(): number {
 const TCP_LISTEN = "0A";
 
 /**
- * Whether a TCP socket of this network namespace listens on `port` (any address), read from
- * /proc/net/tcp and /proc/net/tcp6 (Linux).
+ * Whether a TCP socket listens on `port` (any address) in this network namespace, or in that
+ * of process `pid`: read from /proc/net/tcp and tcp6 (Linux).
  */
-export function listening(port: number): boolean {
+export function listening(port: number, pid?: number): boolean {
   const hex = port.toString(16).toUpperCase().padStart(4, "0");
-  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+  const net = pid === undefined ? "/proc/net" : `/proc/${pid}/net`;
+  for (const table of [`${net}/tcp`, `${net}/tcp6`]) {
     let text = "";
     try {
       text = Deno.readTextFileSync(table);
