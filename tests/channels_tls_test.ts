@@ -42,59 +42,6 @@ Deno.test(
   }),
 );
 
-/** Seconds to move `total` bytes a → b in 1 MiB writes (reader counts only). */
-async function bulkSeconds(from: Channel, to: Channel, total: number): Promise<number> {
-  const piece = new Uint8Array(new SharedArrayBuffer(MiB));
-  piece.set(pseudoRandomBytes(MiB, 3));
-  const t0 = performance.now();
-  const send = (async () => {
-    for (let off = 0; off < total; off += MiB) {
-      for (let done = 0; done < MiB;) done += await from.write(piece.subarray(done));
-    }
-    await from.closeWrite();
-  })();
-  const buf = new Uint8Array(MiB);
-  let got = 0;
-  for (let n; (n = await to.read(buf)) !== null;) got += n;
-  await send;
-  assert.equal(got, total);
-  return (performance.now() - t0) / 1000;
-}
-
-Deno.test(
-  "tls: throughput with 1 MiB writes, mutual TLS over tcp and unix, plain tcp for reference (printed)",
-  withPki(async (pki) => {
-    const total = 512 * MiB;
-    const rows: string[] = [];
-    const cases: [string, string, Parameters<typeof listenChannel>[1], string | undefined][] = [
-      ["plain tcp", "tcp:127.0.0.1:0", {}, undefined],
-      ["mutual TLS, tcp", "tcp:127.0.0.1:0", { tls: { creds: pki.server } }, undefined],
-      [
-        "mutual TLS, unix",
-        `unix:${pki.root}/bulk.sock`,
-        { tls: { creds: pki.server } },
-        "localhost",
-      ],
-    ];
-    for (const [name, uri, opts, hostname] of cases) {
-      const listener = await listenChannel(uri, opts);
-      try {
-        const tls = opts?.tls ? { tls: { creds: pki.client, hostname } } : {};
-        const [a, c] = await meet(listener, () => connectChannel(listener.uri, tls));
-        try {
-          const seconds = await bulkSeconds(value(c), value(a), total);
-          rows.push(`${name}: ${(total / seconds / 1e9).toFixed(2)} GB/s`);
-        } finally {
-          closeAll(a, c);
-        }
-      } finally {
-        listener.close();
-      }
-    }
-    console.log(`${total / MiB} MiB one way: ${rows.join("; ")}`);
-  }),
-);
-
 Deno.test(
   "tls: unix socket round trip; hostname required; socket file removed",
   withPki(async (pki) => {
