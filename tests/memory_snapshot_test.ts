@@ -162,10 +162,20 @@ Deno.test("snapshot digest: a marked page is hashed from snap, an unmarked one f
   assert.deepEqual(digestGuest({ guest, mode: "check", check: null }), { blocks: [] });
 });
 
+/** Rounds in which the vCPU must have raced the digest (written pages while it ran). */
+const RACED_ROUNDS = 5;
+/** Pages the vCPU must write during a digest for the round to count as a race. */
+const RACE_PAGES = 5_000;
+
 Deno.test("snapshot digest races a vCPU incrementing at full speed and sees the start state", async () => {
   await withMachines(async (make) => {
     const m = await make({ startPaused: true });
-    for (let round = 0; round < 5; round++) {
+    // Every round must see the start state; on a busy machine the vCPU may get little CPU
+    // while a digest runs, so rounds go on until enough of them were real races.
+    let raced = 0;
+    const deadline = Date.now() + 60_000;
+    for (let round = 0; raced < RACED_ROUNDS; round++) {
+      assert.ok(Date.now() < deadline, `only ${raced} of ${round} rounds raced the vCPU`);
       const { blocks } = await m.digest("now");
       m.vcpu.beginSnapshot();
       assert.ok(m.vcpu.snapshotting);
@@ -177,10 +187,11 @@ Deno.test("snapshot digest races a vCPU incrementing at full speed and sees the 
       const now = digestGuest({ guest: m.shared, mode: "now", check: null });
       m.vcpu.endSnapshot();
       await m.stop();
-      console.log(`round ${round}: the vCPU wrote ${during} pages during the snapshot digest`);
-      assert.ok(during > 5_000, `the vCPU wrote only ${during} pages during the digest`);
+      if (during > RACE_PAGES) raced++;
       assert.deepEqual(snapshot.blocks, blocks, `round ${round}: snapshot digest = start state`);
-      assert.notDeepEqual(now.blocks, blocks, "control: hashing live RAM sees the writes");
+      if (during > 0) {
+        assert.notDeepEqual(now.blocks, blocks, "control: hashing live RAM sees the writes");
+      }
       assert.equal(m.vcpu.snapshotting, false);
       // Marks left by the vCPU never leak into the next snapshot: beginning one clears them.
       m.vcpu.beginSnapshot();
@@ -216,9 +227,8 @@ Deno.test("machine: the destination's digest is RAM as it arrived while its gues
     dst.captureArrival();
     dst.cont();
     const w0 = written(dst);
-    await sleep(200);
+    await waitFor("the destination to run its workload", () => written(dst) - w0 > 10_000, 30_000);
     await dst.stop();
-    assert.ok(written(dst) - w0 > 10_000, "the destination ran its workload");
     const arrival = await dst.digest();
     assert.equal(arrival["x-taken"], "arrival");
     assert.deepEqual(arrival.blocks, source.blocks, "digest = the source's");
@@ -247,32 +257,5 @@ Deno.test("machine: the destination's digest is RAM as it arrived while its gues
     dst.clearArrival();
     assert.equal(dst.vcpu.snapshotting, false);
     assert.deepEqual(await pending, now);
-  });
-});
-
-Deno.test("snapshot: vCPU pages/s with the snapshot off and on (printed)", async () => {
-  await withMachines(async (make) => {
-    const m = await make({ startPaused: true });
-    const rate = async () => {
-      m.cont();
-      await waitFor("running", () => !m.vcpu.isParked());
-      const [w0, t0] = [written(m), performance.now()];
-      await sleep(300);
-      const r = (written(m) - w0) / ((performance.now() - t0) / 1000);
-      await m.stop();
-      return r;
-    };
-    await rate(); // boot pass and warm-up
-    const off = await rate();
-    m.vcpu.beginSnapshot();
-    const first = await rate(); // the first pass copies every page of the range
-    const on = await rate();
-    m.vcpu.endSnapshot();
-    const fmt = (r: number) => `${(r / 1e6).toFixed(1)} M`;
-    console.log(
-      `increment over 58 MiB, pages/s: snapshot off ${fmt(off)}, on ${fmt(on)}` +
-        ` (first 300 ms after beginSnapshot, copying: ${fmt(first)})`,
-    );
-    assert.ok(off > 0 && on > 0 && first > 0);
   });
 });
