@@ -9,6 +9,8 @@ import { stepIncrement, stepRandom } from "../adapters/memory/workload.ts";
 import { resolveWorkload } from "../adapters/memory/workload_spec.ts";
 
 const MiB = 1 << 20;
+/** The machines' first block; a second one of 4 MiB follows, and increment runs across both. */
+const PC_RAM = 12 * MiB;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -54,9 +56,9 @@ async function withMachines(
   try {
     await fn(async (o) => {
       const m = await Machine.create({
-        blocks: [{ name: "pc.ram", size: 48 * MiB }, { name: "extra", size: 16 * MiB }],
+        blocks: [{ name: "pc.ram", size: PC_RAM }, { name: "extra", size: 4 * MiB }],
         fill: "random",
-        workload: { kind: "increment", start: 2 * MiB, end: 60 * MiB },
+        workload: { kind: "increment", start: 2 * MiB, end: PC_RAM + 3 * MiB },
         startPaused: false,
         incoming: false,
         ...o,
@@ -70,7 +72,7 @@ async function withMachines(
 }
 
 Deno.test("snapshot: snap buffers cost no memory until pages are copied into them", () => {
-  const size = 256 * MiB;
+  const size = 64 * MiB;
   const guest = allocateGuest([{ name: "pc.ram", size }]);
   const [ram, snap] = [guest.ram[0], guest.snap[0]];
   const r0 = { ram: residentBytes(ram), snap: residentBytes(snap) };
@@ -84,21 +86,21 @@ Deno.test("snapshot: snap buffers cost no memory until pages are copied into the
   );
   control.beginSnapshot();
   const mem = { ...guestMemory(guest), snap: guest.snap.map((b) => new Uint8Array(b)) };
-  const regs = resolveWorkload({ kind: "increment", start: 0, end: 32 * MiB }, size, [1, 2, 3, 4]);
-  assert.equal(stepIncrement(regs, mem, (32 * MiB) / PAGE_SIZE), (32 * MiB) / PAGE_SIZE);
+  const regs = resolveWorkload({ kind: "increment", start: 0, end: 16 * MiB }, size, [1, 2, 3, 4]);
+  assert.equal(stepIncrement(regs, mem, (16 * MiB) / PAGE_SIZE), (16 * MiB) / PAGE_SIZE);
   const r2 = { ram: residentBytes(ram), snap: residentBytes(snap) };
   const mb = (n: number) => Math.round(n / MiB);
   console.log(
     `resident MiB (ram/snap): allocated ${mb(r0.ram)}/${mb(r0.snap)}, touched ${mb(r1.ram)}/${
       mb(r1.snap)
-    }, after copying 32 MiB ${mb(r2.ram)}/${mb(r2.snap)}`,
+    }, after copying 16 MiB ${mb(r2.ram)}/${mb(r2.snap)}`,
   );
   assert.ok(r0.ram + r0.snap < 8 * MiB, "allocating ram + snap makes nothing resident");
-  assert.ok(r1.ram > 250 * MiB, `touching ram makes it resident: ${mb(r1.ram)} MiB`);
+  assert.ok(r1.ram > 62 * MiB, `touching ram makes it resident: ${mb(r1.ram)} MiB`);
   assert.ok(r1.snap < 8 * MiB, `the snap buffer stays empty: ${mb(r1.snap)} MiB`);
   assert.ok(
-    r2.snap >= 32 * MiB && r2.snap < 40 * MiB,
-    `copying 32 MiB aside makes 32 MiB of snap resident: ${mb(r2.snap)} MiB`,
+    r2.snap >= 16 * MiB && r2.snap < 24 * MiB,
+    `copying 16 MiB aside makes 16 MiB of snap resident: ${mb(r2.snap)} MiB`,
   );
   control.endSnapshot();
   assert.equal(new Uint8Array(guest.snapCopied).indexOf(1), -1, "ended while parked: marks zeroed");
@@ -239,8 +241,8 @@ Deno.test("machine: the destination's digest is RAM as it arrived while its gues
     const check = arrival["x-increment-check"]!;
     assert.ok(check.ok, JSON.stringify(check));
     assert.deepEqual(check, now["x-increment-check"], "the check is on current memory");
-    // Blocks: pc.ram 48 MiB, then extra.
-    const [blk, off] = resumeAt < 48 * MiB ? [0, resumeAt] : [1, resumeAt - 48 * MiB];
+    // Blocks: pc.ram, then extra.
+    const [blk, off] = resumeAt < PC_RAM ? [0, resumeAt] : [1, resumeAt - PC_RAM];
     assert.deepEqual(
       new Uint8Array(dst.shared.snap[blk], off, PAGE_SIZE),
       new Uint8Array(src.shared.ram[blk], off, PAGE_SIZE),
