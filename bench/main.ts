@@ -5,7 +5,8 @@
  * not an error: the exit code is non-zero only when something crashed.
  *
  * Scenarios: A (+C) 1 GiB over TCP, B 1 GiB zero guest, P postcopy, M multifd over unix,
- * X XBZRLE, V auto-converge, L load (bench/load.ts).
+ * X XBZRLE, V auto-converge, L load (bench/load.ts), U micro-measurements in one process
+ * (bench/micro.ts).
  *
  * Options: --reps N (default 3; L runs --load-reps times, default 9), --rate R (scenario C's
  * GETs per second, 0 = back to back; default 200), --only LIST (comma-separated scenario
@@ -31,6 +32,7 @@ import {
 } from "./load.ts";
 import { hostLabel, hostPages } from "./limit.ts";
 import type { QuietWait } from "./measure.ts";
+import { figuresMicro, type MicroRun, microScenario } from "./micro.ts";
 import { figuresMultifd, type MultifdRun, multifdScenario } from "./multifd.ts";
 import { figuresPostcopy, type PostcopyRun, postcopyScenario } from "./postcopy.ts";
 import { type Figure, figuresA, figuresB, renderTable } from "./report.ts";
@@ -46,6 +48,7 @@ export const SCENARIOS: Readonly<Record<string, string[]>> = {
   X: ["x", "xbzrle"],
   V: ["v", "auto-converge", "autoconverge"],
   L: ["l", "load"],
+  U: ["u", "micro"],
 };
 
 /** Parses `--only` into scenario letters (all of them when absent). */
@@ -160,6 +163,19 @@ function logV(label: string, r: AutoConvergeRun): void {
   );
 }
 
+function logU(i: number, r: MicroRun): void {
+  const gb = (x: number) => (x / 1e9).toFixed(2);
+  console.error(
+    `U#${i + 1}: channels ${
+      Object.entries(r.channels).map(([k, v]) => `${k} ${gb(v)}`).join(", ")
+    } GB/s; FrameReader ${Object.values(r.frameReader).map(gb).join(" / ")} GB/s; xbzrle ${
+      gb(r.xbzrle.encode)
+    } / ${gb(r.xbzrle.decode)} GB/s; vCPU M pages/s ${(r.vcpu.off / 1e6).toFixed(1)} off, ${
+      (r.vcpu.on / 1e6).toFixed(1)
+    } on`,
+  );
+}
+
 function logL(i: number, r: LoadRun): void {
   console.error(
     `L#${i + 1}: alone ${r.aloneMs} ms, loaded ${r.loadedMs} ms (ratio ${r.ratio.toFixed(2)}); ` +
@@ -241,6 +257,7 @@ export async function main(args: string[]): Promise<Figure[]> {
       }),
     logL,
   );
+  const u = await repeat(picked, "U", reps, microScenario, logU);
   const figures = [
     ...figuresA(a, hostLabel(pages)),
     ...figuresB(b),
@@ -249,6 +266,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     ...figuresXbzrle(x),
     ...figuresAutoConverge(v, vControl),
     ...figuresLoad(l),
+    ...figuresMicro(u),
   ];
   console.log(
     `\nFerry bench — ${host.nproc} cores (${host.cpu}), Deno ${host.deno}; ` +
@@ -262,7 +280,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     machine: host,
     options: { reps, loadReps, pollRate: rate, only: values.only ?? null, loadSched },
     figures,
-    runs: { A: a, B: b, P: p, M: m, X: x, V: v, VControl: vControl, L: l },
+    runs: { A: a, B: b, P: p, M: m, X: x, V: v, VControl: vControl, L: l, U: u },
   };
   await Deno.mkdir(RESULTS, { recursive: true });
   const text = JSON.stringify(doc, null, 2) + "\n";

@@ -1,13 +1,13 @@
 /**
  * The contract, served: `/openapi.json`, `/openapi.yaml`, and `/docs` (Swagger UI) whose
  * JavaScript and CSS come from the `swagger-ui-dist` package through this agent, never
- * from a CDN.
+ * from a CDN. `swagger-ui-dist` loads its whole UI bundle when imported (about half a second),
+ * so it is imported on the first asset request, not when an agent starts.
  *
  * @module
  */
 import { swaggerUI } from "@hono/swagger-ui";
 import { Hono } from "hono";
-import { getAbsoluteFSPath } from "swagger-ui-dist";
 import { stringify } from "yaml";
 
 /** Where the Swagger UI assets are served. */
@@ -57,6 +57,7 @@ export function docRoutes(document: () => unknown): Hono {
     if (!type) return c.notFound();
     let bytes = cache.get(file);
     if (!bytes) {
+      const { getAbsoluteFSPath } = await import("swagger-ui-dist");
       bytes = await Deno.readFile(`${getAbsoluteFSPath()}/${file}`);
       cache.set(file, bytes);
     }

@@ -4,6 +4,7 @@
  * frames, close and cut semantics, and a listener's close. PKI from tests/helpers/tls_fixture.ts.
  */
 import assert from "node:assert/strict";
+import net from "node:net";
 import type { Channel } from "../domain/ports.ts";
 import { connectChannel } from "../adapters/channels/connect.ts";
 import { listenChannel } from "../adapters/channels/listen.ts";
@@ -39,59 +40,6 @@ Deno.test(
       listener.close();
       listener.close(); // safe twice
     }
-  }),
-);
-
-/** Seconds to move `total` bytes a → b in 1 MiB writes (reader counts only). */
-async function bulkSeconds(from: Channel, to: Channel, total: number): Promise<number> {
-  const piece = new Uint8Array(new SharedArrayBuffer(MiB));
-  piece.set(pseudoRandomBytes(MiB, 3));
-  const t0 = performance.now();
-  const send = (async () => {
-    for (let off = 0; off < total; off += MiB) {
-      for (let done = 0; done < MiB;) done += await from.write(piece.subarray(done));
-    }
-    await from.closeWrite();
-  })();
-  const buf = new Uint8Array(MiB);
-  let got = 0;
-  for (let n; (n = await to.read(buf)) !== null;) got += n;
-  await send;
-  assert.equal(got, total);
-  return (performance.now() - t0) / 1000;
-}
-
-Deno.test(
-  "tls: throughput with 1 MiB writes, mutual TLS over tcp and unix, plain tcp for reference (printed)",
-  withPki(async (pki) => {
-    const total = 512 * MiB;
-    const rows: string[] = [];
-    const cases: [string, string, Parameters<typeof listenChannel>[1], string | undefined][] = [
-      ["plain tcp", "tcp:127.0.0.1:0", {}, undefined],
-      ["mutual TLS, tcp", "tcp:127.0.0.1:0", { tls: { creds: pki.server } }, undefined],
-      [
-        "mutual TLS, unix",
-        `unix:${pki.root}/bulk.sock`,
-        { tls: { creds: pki.server } },
-        "localhost",
-      ],
-    ];
-    for (const [name, uri, opts, hostname] of cases) {
-      const listener = await listenChannel(uri, opts);
-      try {
-        const tls = opts?.tls ? { tls: { creds: pki.client, hostname } } : {};
-        const [a, c] = await meet(listener, () => connectChannel(listener.uri, tls));
-        try {
-          const seconds = await bulkSeconds(value(c), value(a), total);
-          rows.push(`${name}: ${(total / seconds / 1e9).toFixed(2)} GB/s`);
-        } finally {
-          closeAll(a, c);
-        }
-      } finally {
-        listener.close();
-      }
-    }
-    console.log(`${total / MiB} MiB one way: ${rows.join("; ")}`);
   }),
 );
 
@@ -196,9 +144,20 @@ Deno.test(
 Deno.test(
   "tls: small frames are not held back (no-delay on both sides)",
   withPki(async (pki) => {
+    // How long Nagle's algorithm would hold them is the bench's business; here: both sockets
+    // get no-delay (TLS runs on node:net sockets), and 50 small exchanges go through.
+    const noDelay: boolean[] = [];
+    const setNoDelay = net.Socket.prototype.setNoDelay;
+    net.Socket.prototype.setNoDelay = function (this: net.Socket, on?: boolean) {
+      noDelay.push(on ?? true);
+      return setNoDelay.call(this, on);
+    };
     const listener = await tlsListen(pki.server);
-    const [a, c] = await meet(listener, tlsConnect(listener, pki.client));
+    const [a, c] = await meet(listener, tlsConnect(listener, pki.client)).finally(() => {
+      net.Socket.prototype.setNoDelay = setNoDelay;
+    });
     try {
+      assert.deepEqual(noDelay, [true, true], "no-delay on the client's and the server's socket");
       const server = value(a);
       const client = value(c);
       const small = new Uint8Array(10);
@@ -206,7 +165,6 @@ Deno.test(
       const readTwenty = async (ch: Channel) => {
         for (let got = 0; got < 20;) got += (await ch.read(buf)) ?? assert.fail("early end");
       };
-      const t0 = performance.now();
       const echo = (async () => {
         for (let i = 0; i < 50; i++) {
           await readTwenty(server);
@@ -220,9 +178,6 @@ Deno.test(
         await readTwenty(client);
       }
       await echo;
-      const ms = performance.now() - t0;
-      // With Nagle's algorithm and delayed ACKs each exchange waits ~40-90 ms (4.4 s here).
-      assert.ok(ms < 1000, `50 exchanges of two 10-byte frames took ${ms.toFixed(0)} ms`);
     } finally {
       closeAll(a, c);
       listener.close();

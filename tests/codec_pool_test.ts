@@ -187,39 +187,3 @@ Deno.test("codec pools: close rejects what is pending and leaves no thread behin
   }
   assert.ok(alive <= ours.length - 5, `${alive} of ${ours.length} new worker threads still run`);
 });
-
-Deno.test("codec pools: throughput with 2 threads (printed, not asserted)", async () => {
-  const rate = async (name: string, run: () => Promise<number>) => {
-    await run(); // warm up (workers start, code gets hot)
-    const t = performance.now();
-    const n = await run();
-    const s = (performance.now() - t) / 1000;
-    console.log(`${name}: ${Math.round(n / s)} pages/s (${(n * PAGE / s / 1e6).toFixed(0)} MB/s)`);
-  };
-  const text = pages(64, 42);
-  const random = pages(64, 0, true);
-  for (const [label, unit] of [["1 page per stream", 1], ["64 pages per stream", 64]] as const) {
-    const cp = new CompressPool(2, 1, { pagesPerBlob: unit });
-    const dp = new DecompressPool(2, { pagesPerBlob: unit });
-    try {
-      for (const [kind, data] of [["text", text], ["random", random]] as const) {
-        let streams: Uint8Array[] = [];
-        await rate(`compress level 1, ${kind}, ${label}`, async () => {
-          const inflight: Promise<Uint8Array[]>[] = [];
-          for (let b = 0; b < 64; b++) inflight.push(cp.compress(data, 64));
-          streams = (await Promise.all(inflight))[0];
-          return 64 * 64;
-        });
-        await rate(`decompress, ${kind}, ${label}`, async () => {
-          const inflight: Promise<Uint8Array>[] = [];
-          for (let b = 0; b < 64; b++) inflight.push(dp.decompress(streams, 64));
-          assert.deepEqual((await Promise.all(inflight))[63], data);
-          return 64 * 64;
-        });
-      }
-    } finally {
-      cp.close();
-      dp.close();
-    }
-  }
-});

@@ -15,8 +15,7 @@ import {
   incomingPort,
   sentAtLeast,
   SLOW,
-  startDestination,
-  startSource,
+  startFaultAgents,
   waitingAttempt,
   withAgents,
 } from "./helpers/fault_kit.ts";
@@ -38,8 +37,7 @@ async function cancelIn(
   reach: (src: AgentProcess, proxy: CuttingProxy) => Promise<void>,
 ) {
   await withAgents(async (track) => {
-    const dst = track(await startDestination());
-    const src = track(await startSource());
+    const [dst, src] = await startFaultAgents(track, "destination", "source");
     const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port: incomingPort(dst) });
     const ev = await recordEvents(src.base);
     try {
@@ -122,7 +120,8 @@ Deno.test("faults: cancel in device", async () => {
       const c = await src.api("POST", "/migrations/current/continue", { state: "pre-switchover" });
       assert.equal(c.status, 202);
       await src.waitStatus(/^device$/, 10_000);
-      await new Promise((r) => setTimeout(r, 300));
+      // It stays there: time must pass to show that (a short while; it waits for the SHUT).
+      await new Promise((r) => setTimeout(r, 200));
       assert.equal((await src.api<Json>("GET", "/migrations/current")).body.status, "device");
     },
   );

@@ -12,29 +12,28 @@ import {
   expectDestinationFailed,
   expectMigrationCompletes,
   expectSourceIntact,
+  FAULT_RAM,
   incomingPort,
   sentAtLeast,
   SLOW,
-  startDestination,
-  startSource,
+  startFaultAgents,
   waitingAttempt,
   withAgents,
 } from "./helpers/fault_kit.ts";
 
 Deno.test("faults: a link cut mid-precopy fails both sides; the source runs on; a retry completes", async () => {
   await withAgents(async (track) => {
-    const dst = track(await startDestination());
-    const src = track(await startSource());
+    const [dst, src] = await startFaultAgents(track, "destination", "source");
     const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port: incomingPort(dst) });
     try {
       const before = await digest(src);
       const attempt = await waitingAttempt(dst);
       await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
       assert.equal((await src.api("POST", "/migrations", { uri: proxy.uri })).status, 202);
-      await sentAtLeast(src, 4 << 20);
+      await sentAtLeast(src, 2 << 20);
       proxy.cut();
       const info = await expectSourceIntact(src, before, "failed");
-      assert.ok(proxy.bytesUp < 32 << 20, `the cut landed mid-flight (${proxy.bytesUp} bytes)`);
+      assert.ok(proxy.bytesUp < FAULT_RAM, `the cut landed mid-flight (${proxy.bytesUp} bytes)`);
       assert.match(info["error-desc"], /pipe|reset|closed|shut/i);
       await expectDestinationFailed(dst, attempt);
       await expectMigrationCompletes(src, dst, proxy.uri);
@@ -46,8 +45,7 @@ Deno.test("faults: a link cut mid-precopy fails both sides; the source runs on; 
 
 Deno.test("faults: a peer that stops reading stalls the source until cancel unblocks it", async () => {
   await withAgents(async (track) => {
-    const dst = track(await startDestination());
-    const src = track(await startSource());
+    const [dst, src] = await startFaultAgents(track, "destination", "source");
     const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port: incomingPort(dst) });
     try {
       const before = await digest(src);
@@ -56,21 +54,23 @@ Deno.test("faults: a peer that stops reading stalls the source until cancel unbl
       await src.api("POST", "/migrations", { uri: proxy.uri });
       await sentAtLeast(src, 2 << 20);
       proxy.pause();
-      // The socket buffers fill, then the source's writes block: nothing more is sent.
+      // The socket buffers fill, then the source's writes block: nothing more is sent. Time
+      // must pass to show that: three looks 300 ms apart (three 100 ms windows of the rate
+      // limiter each) that see the same count.
       let last = -1;
       for (let still = 0; still < 3;) {
-        await new Promise((r) => setTimeout(r, 500));
+        await new Promise((r) => setTimeout(r, 300));
         const info = (await src.api<Json>("GET", "/migrations/current")).body;
         assert.equal(info.status, "active", JSON.stringify(info));
         still = info.ram.transferred === last ? still + 1 : 0;
         last = info.ram.transferred;
       }
-      assert.ok(last < 32 << 20, `stalled mid-flight at ${last} bytes`);
-      // migrate_fd_cancel shuts the channel down: the blocked write returns at once.
-      const t0 = Date.now();
+      assert.ok(last < FAULT_RAM, `stalled mid-flight at ${last} bytes`);
+      // migrate_fd_cancel shuts the channel down: the blocked write returns, and the source
+      // gets to cancelled while the proxy still holds the link.
       assert.equal((await src.api("POST", "/migrations/current/cancel")).status, 202);
       await expectSourceIntact(src, before, "cancelled");
-      assert.ok(Date.now() - t0 < 5000, `cancel took ${Date.now() - t0} ms`);
+      assert.ok(proxy.paused);
       // The destination sees the stream end once the link carries again.
       proxy.resume();
       await expectDestinationFailed(dst, attempt);

@@ -5,7 +5,8 @@
  * in the destination's RAM.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 async function migrate(src: AgentProcess, dst: AgentProcess): Promise<void> {
   await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
@@ -19,16 +20,28 @@ async function digests(a: AgentProcess): Promise<Json> {
   return (await a.api<Json>("GET", "/machine/digest")).body;
 }
 
+/** Waits until the guest of `a` has written more than `than` pages; returns its count. */
+function writesBeyond(a: AgentProcess, than: number): Promise<number> {
+  return waitFor(`the vCPU of ${a.base} to write beyond page count ${than}`, async () => {
+    const n = (await a.api<Json>("GET", "/machine")).body.workload["pages-written"];
+    return n > than && n;
+  });
+}
+
 for (const workload of ["random,rate=20000", "increment"]) {
   Deno.test(`known zero: a zero-filled guest running ${workload} arrives whole, twice`, async () => {
     await withAgents(async (track) => {
-      const a = track(await startAgent(["--ram", "64M", "--fill", "zero", "--workload", workload]));
-      const incoming = ["--ram", "64M", "--incoming", "tcp:127.0.0.1:0", "--workload", workload];
-      const b = track(await startAgent(incoming));
-      await new Promise((r) => setTimeout(r, 300)); // let the vCPU write some pages
+      const incoming = ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0", "--workload", workload];
+      const [a, b, c] = await startAgents(
+        track,
+        ["--ram", "16M", "--fill", "zero", "--workload", workload],
+        incoming,
+        incoming,
+      );
+      await writesBeyond(a, 0); // some pages written, most still known zero
       await migrate(a, b);
-      const c = track(await startAgent(incoming));
-      await new Promise((r) => setTimeout(r, 300));
+      const arrived = (await a.api<Json>("GET", "/machine")).body.workload["pages-written"];
+      await writesBeyond(b, arrived); // b's guest writes pages of its own before going on
       await migrate(b, c);
       await c.api("POST", "/machine/stop");
       const dc = await digests(c);
@@ -40,16 +53,23 @@ for (const workload of ["random,rate=20000", "increment"]) {
 
 Deno.test("known zero: a destination zeroes what a cancelled stream stored", async () => {
   await withAgents(async (track) => {
-    const dst = track(await startAgent(["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"]));
-    const a = track(await startAgent(["--ram", "64M", "--fill", "random", "--workload", "idle"]));
-    await a.api("PATCH", "/parameters", { "max-bandwidth": 16 * 2 ** 20 });
+    const [dst, a, z] = await startAgents(
+      track,
+      ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "16M", "--fill", "random", "--workload", "idle"],
+      ["--ram", "16M", "--fill", "zero", "--workload", "idle"],
+    );
+    // 16 MiB at 4 MiB/s: cancelled after 2 MiB of random pages reached the destination.
+    await a.api("PATCH", "/parameters", { "max-bandwidth": 4 << 20 });
     await a.api("POST", "/migrations", { uri: dst.incomingUri });
-    await a.waitStatus(/active/);
-    await new Promise((r) => setTimeout(r, 700));
+    await waitFor("2 MiB sent", async () => {
+      const info = (await a.api<Json>("GET", "/migrations/current")).body;
+      assert.match(info.status, /^(setup|active)$/, JSON.stringify(info));
+      return info.ram?.transferred >= 2 << 20;
+    });
     assert.equal((await a.api("POST", "/migrations/current/cancel")).status, 202);
     assert.equal((await a.waitStatus(/cancelled|failed|completed/)).status, "cancelled");
     await dst.waitStatus(/failed|setup/); // it re-arms when the next stream connects
-    const z = track(await startAgent(["--ram", "64M", "--fill", "zero", "--workload", "idle"]));
     await migrate(z, dst);
     await dst.api("POST", "/machine/stop");
     assert.deepEqual((await digests(dst)).blocks, (await digests(z)).blocks);

@@ -10,6 +10,8 @@ import { resolveWorkload } from "../adapters/memory/workload_spec.ts";
 import { residentBytes } from "./helpers/resident.ts";
 
 const MiB = 1 << 20;
+/** The machines' first block; a second one of 4 MiB follows, and increment runs across both. */
+const PC_RAM = 12 * MiB;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -34,9 +36,9 @@ async function withMachines(
   try {
     await fn(async (o) => {
       const m = await Machine.create({
-        blocks: [{ name: "pc.ram", size: 48 * MiB }, { name: "extra", size: 16 * MiB }],
+        blocks: [{ name: "pc.ram", size: PC_RAM }, { name: "extra", size: 4 * MiB }],
         fill: "random",
-        workload: { kind: "increment", start: 2 * MiB, end: 60 * MiB },
+        workload: { kind: "increment", start: 2 * MiB, end: PC_RAM + 3 * MiB },
         startPaused: false,
         incoming: false,
         ...o,
@@ -50,7 +52,7 @@ async function withMachines(
 }
 
 Deno.test("snapshot: snap buffers cost no memory until pages are copied into them", () => {
-  const size = 256 * MiB;
+  const size = 64 * MiB;
   const guest = allocateGuest([{ name: "pc.ram", size }]);
   const [ram, snap] = [guest.ram[0], guest.snap[0]];
   const r0 = { ram: residentBytes(ram), snap: residentBytes(snap) };
@@ -64,21 +66,21 @@ Deno.test("snapshot: snap buffers cost no memory until pages are copied into the
   );
   control.beginSnapshot();
   const mem = { ...guestMemory(guest), snap: guest.snap.map((b) => new Uint8Array(b)) };
-  const regs = resolveWorkload({ kind: "increment", start: 0, end: 32 * MiB }, size, [1, 2, 3, 4]);
-  assert.equal(stepIncrement(regs, mem, (32 * MiB) / PAGE_SIZE), (32 * MiB) / PAGE_SIZE);
+  const regs = resolveWorkload({ kind: "increment", start: 0, end: 16 * MiB }, size, [1, 2, 3, 4]);
+  assert.equal(stepIncrement(regs, mem, (16 * MiB) / PAGE_SIZE), (16 * MiB) / PAGE_SIZE);
   const r2 = { ram: residentBytes(ram), snap: residentBytes(snap) };
   const mb = (n: number) => Math.round(n / MiB);
   console.log(
     `resident MiB (ram/snap): allocated ${mb(r0.ram)}/${mb(r0.snap)}, touched ${mb(r1.ram)}/${
       mb(r1.snap)
-    }, after copying 32 MiB ${mb(r2.ram)}/${mb(r2.snap)}`,
+    }, after copying 16 MiB ${mb(r2.ram)}/${mb(r2.snap)}`,
   );
   assert.ok(r0.ram + r0.snap < 8 * MiB, "allocating ram + snap makes nothing resident");
-  assert.ok(r1.ram > 250 * MiB, `touching ram makes it resident: ${mb(r1.ram)} MiB`);
+  assert.ok(r1.ram > 62 * MiB, `touching ram makes it resident: ${mb(r1.ram)} MiB`);
   assert.ok(r1.snap < 8 * MiB, `the snap buffer stays empty: ${mb(r1.snap)} MiB`);
   assert.ok(
-    r2.snap >= 32 * MiB && r2.snap < 40 * MiB,
-    `copying 32 MiB aside makes 32 MiB of snap resident: ${mb(r2.snap)} MiB`,
+    r2.snap >= 16 * MiB && r2.snap < 24 * MiB,
+    `copying 16 MiB aside makes 16 MiB of snap resident: ${mb(r2.snap)} MiB`,
   );
   control.endSnapshot();
   assert.equal(new Uint8Array(guest.snapCopied).indexOf(1), -1, "ended while parked: marks zeroed");
@@ -142,10 +144,20 @@ Deno.test("snapshot digest: a marked page is hashed from snap, an unmarked one f
   assert.deepEqual(digestGuest({ guest, mode: "check", check: null }), { blocks: [] });
 });
 
+/** Rounds in which the vCPU must have raced the digest (written pages while it ran). */
+const RACED_ROUNDS = 5;
+/** Pages the vCPU must write during a digest for the round to count as a race. */
+const RACE_PAGES = 5_000;
+
 Deno.test("snapshot digest races a vCPU incrementing at full speed and sees the start state", async () => {
   await withMachines(async (make) => {
     const m = await make({ startPaused: true });
-    for (let round = 0; round < 5; round++) {
+    // Every round must see the start state; on a busy machine the vCPU may get little CPU
+    // while a digest runs, so rounds go on until enough of them were real races.
+    let raced = 0;
+    const deadline = Date.now() + 60_000;
+    for (let round = 0; raced < RACED_ROUNDS; round++) {
+      assert.ok(Date.now() < deadline, `only ${raced} of ${round} rounds raced the vCPU`);
       const { blocks } = await m.digest("now");
       m.vcpu.beginSnapshot();
       assert.ok(m.vcpu.snapshotting);
@@ -157,10 +169,11 @@ Deno.test("snapshot digest races a vCPU incrementing at full speed and sees the 
       const now = digestGuest({ guest: m.shared, mode: "now", check: null });
       m.vcpu.endSnapshot();
       await m.stop();
-      console.log(`round ${round}: the vCPU wrote ${during} pages during the snapshot digest`);
-      assert.ok(during > 5_000, `the vCPU wrote only ${during} pages during the digest`);
+      if (during > RACE_PAGES) raced++;
       assert.deepEqual(snapshot.blocks, blocks, `round ${round}: snapshot digest = start state`);
-      assert.notDeepEqual(now.blocks, blocks, "control: hashing live RAM sees the writes");
+      if (during > 0) {
+        assert.notDeepEqual(now.blocks, blocks, "control: hashing live RAM sees the writes");
+      }
       assert.equal(m.vcpu.snapshotting, false);
       // Marks left by the vCPU never leak into the next snapshot: beginning one clears them.
       m.vcpu.beginSnapshot();
@@ -196,9 +209,8 @@ Deno.test("machine: the destination's digest is RAM as it arrived while its gues
     dst.captureArrival();
     dst.cont();
     const w0 = written(dst);
-    await sleep(200);
+    await waitFor("the destination to run its workload", () => written(dst) - w0 > 10_000, 30_000);
     await dst.stop();
-    assert.ok(written(dst) - w0 > 10_000, "the destination ran its workload");
     const arrival = await dst.digest();
     assert.equal(arrival["x-taken"], "arrival");
     assert.deepEqual(arrival.blocks, source.blocks, "digest = the source's");
@@ -209,8 +221,8 @@ Deno.test("machine: the destination's digest is RAM as it arrived while its gues
     const check = arrival["x-increment-check"]!;
     assert.ok(check.ok, JSON.stringify(check));
     assert.deepEqual(check, now["x-increment-check"], "the check is on current memory");
-    // Blocks: pc.ram 48 MiB, then extra.
-    const [blk, off] = resumeAt < 48 * MiB ? [0, resumeAt] : [1, resumeAt - 48 * MiB];
+    // Blocks: pc.ram, then extra.
+    const [blk, off] = resumeAt < PC_RAM ? [0, resumeAt] : [1, resumeAt - PC_RAM];
     assert.deepEqual(
       new Uint8Array(dst.shared.snap[blk], off, PAGE_SIZE),
       new Uint8Array(src.shared.ram[blk], off, PAGE_SIZE),
@@ -227,32 +239,5 @@ Deno.test("machine: the destination's digest is RAM as it arrived while its gues
     dst.clearArrival();
     assert.equal(dst.vcpu.snapshotting, false);
     assert.deepEqual(await pending, now);
-  });
-});
-
-Deno.test("snapshot: vCPU pages/s with the snapshot off and on (printed)", async () => {
-  await withMachines(async (make) => {
-    const m = await make({ startPaused: true });
-    const rate = async () => {
-      m.cont();
-      await waitFor("running", () => !m.vcpu.isParked());
-      const [w0, t0] = [written(m), performance.now()];
-      await sleep(300);
-      const r = (written(m) - w0) / ((performance.now() - t0) / 1000);
-      await m.stop();
-      return r;
-    };
-    await rate(); // boot pass and warm-up
-    const off = await rate();
-    m.vcpu.beginSnapshot();
-    const first = await rate(); // the first pass copies every page of the range
-    const on = await rate();
-    m.vcpu.endSnapshot();
-    const fmt = (r: number) => `${(r / 1e6).toFixed(1)} M`;
-    console.log(
-      `increment over 58 MiB, pages/s: snapshot off ${fmt(off)}, on ${fmt(on)}` +
-        ` (first 300 ms after beginSnapshot, copying: ${fmt(first)})`,
-    );
-    assert.ok(off > 0 && on > 0 && first > 0);
   });
 });

@@ -4,57 +4,55 @@
  * announced as MIGRATION_POLICY and written in the migration's history.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
 import { recordEvents } from "./helpers/sse.ts";
 
 async function withPair(
   srcArgs: string[],
   fn: (src: AgentProcess, dst: AgentProcess) => Promise<void>,
 ): Promise<void> {
-  const agents: AgentProcess[] = [];
-  try {
-    const dst = await startAgent(["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"]);
-    agents.push(dst);
-    const src = await startAgent(["--ram", "64M", "--fill", "random", ...srcArgs]);
-    agents.push(src);
+  await withAgents(async (track) => {
+    const [dst, src] = await startAgents(
+      track,
+      ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "16M", "--fill", "random", ...srcArgs],
+    );
     await fn(src, dst);
-  } finally {
-    await Promise.all(agents.map((a) => a.stop()));
-  }
+  });
 }
 
-/** 20000 pages/s into a 32 MiB hot set against a 24 MiB/s link: precopy alone never finishes. */
+/**
+ * 20000 pages/s into an 8 MiB hot set against a 32 MiB/s link and a 50 ms downtime limit:
+ * each quarter-second pass leaves about 7 MiB dirty, precopy alone never finishes (as in
+ * auto_converge_test.ts).
+ */
 const HOT = ["--workload", "random,rate=20000,hot=0.5"];
+const HOT_LINK = { "max-bandwidth": 32 << 20, "downtime-limit": 50 };
 
 Deno.test("policy: not converging is called so; a progress timeout cancels", async () => {
-  await withPair(HOT, async (src) => {
-    const ev = await recordEvents(src.base);
-    try {
-      await src.api("PATCH", "/parameters", { "max-bandwidth": 24 << 20 });
-      const r = await src.api("POST", "/migrations", {
-        uri: "tcp:127.0.0.1:1",
-        "x-policy": { "progress-timeout": 2, actions: ["postcopy"] },
-      });
-      assert.equal(r.status, 400, "postcopy action without postcopy-ram is refused");
-      assert.match(r.body.detail, /postcopy-ram/);
-    } finally {
-      await ev.close();
-    }
-  });
   await withPair(HOT, async (src, dst) => {
     const ev = await recordEvents(src.base);
     try {
-      await src.api("PATCH", "/parameters", { "max-bandwidth": 24 << 20 });
+      await src.api("PATCH", "/parameters", HOT_LINK);
+      const refused = await src.api("POST", "/migrations", {
+        uri: dst.incomingUri,
+        "x-policy": { "progress-timeout": 1, actions: ["postcopy"] },
+      });
+      assert.equal(refused.status, 400, "postcopy action without postcopy-ram is refused");
+      assert.match(refused.body.detail, /postcopy-ram/);
       const r = await src.api<Json>("POST", "/migrations", {
         uri: dst.incomingUri,
-        "x-policy": { "progress-timeout": 4, actions: ["cancel"] },
+        "x-policy": { "progress-timeout": 2, actions: ["cancel"] },
       });
       assert.equal(r.status, 202);
+      // Quarter-second passes: the first verdicts may come before the dirty rate has been
+      // measured (over a second); the verdict that counts comes before the cancel.
       const verdict = await ev.waitFor(
-        (e) => e.event === "MIGRATION_CONVERGENCE" && (e.data as Json).verdict !== "estimating",
+        (e) =>
+          e.event === "MIGRATION_CONVERGENCE" &&
+          /not-converging|stalled/.test((e.data as Json).verdict),
         20_000,
       );
-      assert.match((verdict.data as Json).verdict, /not-converging|stalled/);
       assert.ok((verdict.data as Json).suggestion);
       const info = await src.waitStatus(/cancelled|completed|failed/, 30_000);
       assert.equal(info.status, "cancelled");
@@ -76,13 +74,13 @@ Deno.test("policy: not converging is called so; a progress timeout cancels", asy
 Deno.test("policy: escalation to auto-converge makes it converge", async () => {
   await withPair(HOT, async (src, dst) => {
     await src.api("PATCH", "/parameters", {
-      "max-bandwidth": 24 << 20,
+      ...HOT_LINK,
       "cpu-throttle-initial": 50,
-      "cpu-throttle-increment": 25,
+      "cpu-throttle-increment": 49,
     });
     const r = await src.api<Json>("POST", "/migrations", {
       uri: dst.incomingUri,
-      "x-policy": { "progress-timeout": 3, actions: ["auto-converge"] },
+      "x-policy": { "progress-timeout": 1, actions: ["auto-converge"] },
     });
     assert.equal(r.status, 202);
     const info = await src.waitStatus(/completed|failed|cancelled/, 60_000);
@@ -93,12 +91,14 @@ Deno.test("policy: escalation to auto-converge makes it converge", async () => {
 });
 
 Deno.test("policy: escalation to postcopy completes a guest precopy cannot", async () => {
+  // An incrementing vCPU rewrites all its RAM while a 16 MiB/s pass goes: as postcopy_e2e's.
   await withPair(["--workload", "increment"], async (src, dst) => {
-    await src.api("PATCH", "/parameters", { "max-bandwidth": 16 << 20 });
+    await src.api("PATCH", "/parameters", { "max-bandwidth": 16 << 20, "downtime-limit": 20 });
     await src.api("PATCH", "/capabilities", { "postcopy-ram": true });
+    // 64 s per GiB: the completion timeout fires after a second for this 16 MiB guest.
     const r = await src.api<Json>("POST", "/migrations", {
       uri: dst.incomingUri,
-      "x-policy": { "completion-timeout-per-gib": 32, actions: ["postcopy", "cancel"] },
+      "x-policy": { "completion-timeout-per-gib": 64, actions: ["postcopy", "cancel"] },
     });
     assert.equal(r.status, 202);
     const info = await src.waitStatus(/completed|failed|cancelled/, 60_000);

@@ -3,10 +3,12 @@
  * recovery between two real agents over real sockets (and a cutting proxy).
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
-import { hugePagesUnavailable } from "../adapters/memory/huge_pages.ts";
+import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
+import { hugePagesUnavailable } from "../adapters/memory/huge_pages.ts";
+import { freePort, listening } from "./helpers/ports.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 function statuses(rec: SseRecorder, side: string): string[] {
   return rec.events.filter((e) => e.event === "MIGRATION" && (e.data as Json).side === side)
@@ -18,26 +20,37 @@ const until = (rec: SseRecorder, side: string, status: string) =>
     e.event === "MIGRATION" && (e.data as Json).side === side && (e.data as Json).status === status
   );
 
-function port(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
-
-/** A guest dirtying its RAM far faster than 16 MiB/s: precopy alone never converges. */
+/**
+ * A 16 MiB guest whose vCPU increments its RAM (from 1 MiB on) at full speed, against a
+ * 32 MiB/s link and a 20 ms downtime limit (0.64 MiB may be left for the last pass): precopy
+ * never converges. `narrow`: the vCPU increments only 1..3 MiB and the link carries 4 MiB/s,
+ * so a postcopy started at once begins inside the first pass, and, once the guest runs on the
+ * destination, it pulls only those 2 MiB by page requests: the rest comes at
+ * max-postcopy-bandwidth, which a test lowers to keep postcopy going for seconds (1 MiB/s:
+ * one 256 KiB chunk per 100 ms window, about 5 s for the 14 MiB).
+ */
 async function hardPair(
   track: (a: AgentProcess) => AgentProcess,
-  incoming = "tcp:127.0.0.1:0",
+  narrow = false,
   hugePages = "auto",
 ) {
   const pages = ["--huge-pages", hugePages];
-  const dst = track(await startAgent(["--ram", "64M", "--incoming", incoming, ...pages]));
-  const src = track(
-    await startAgent(["--ram", "64M", "--fill", "random", "--workload", "increment", ...pages]),
+  const [dst, src] = await startAgents(
+    track,
+    ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0", ...pages],
+    [
+      "--ram",
+      "16M",
+      "--fill",
+      "random",
+      "--workload",
+      narrow ? "increment,start=1M,end=3M" : "increment",
+      ...pages,
+    ],
   );
   await src.api("PATCH", "/parameters", {
-    "max-bandwidth": 16 << 20,
+    "max-bandwidth": (narrow ? 4 : 32) << 20,
+    "downtime-limit": 20,
     "max-postcopy-bandwidth": 32 << 20,
   });
   assert.equal((await src.api("PATCH", "/capabilities", { "postcopy-ram": true })).status, 200);
@@ -45,10 +58,25 @@ async function hardPair(
   return { src, dst };
 }
 
+/** Waits until both sides are in postcopy: the guest runs on the destination, pages flow. */
+async function inPostcopy(src: AgentProcess, dst: AgentProcess): Promise<void> {
+  await src.waitStatus(/^postcopy-active$/);
+  assert.equal((await dst.waitStatus(/^(postcopy-active|completed)$/)).status, "postcopy-active");
+}
+
+/** Asks the destination to listen on a new port for the recovery and waits until it does. */
+async function recoverOn(dst: AgentProcess): Promise<string> {
+  const p = freePort();
+  const uri = `tcp:127.0.0.1:${p}`;
+  assert.equal((await dst.api("POST", "/migrations/incoming/recover", { uri })).status, 202);
+  await waitFor(`the destination listening on ${uri} to recover`, () => listening(p));
+  return uri;
+}
+
 for (const hp of ["on", "off"]) {
   Deno.test(`postcopy, huge pages ${hp}: a guest that does not converge in precopy completes in postcopy`, async () => {
     await withAgents(async (track) => {
-      const { src, dst } = await hardPair(track, "tcp:127.0.0.1:0", hp);
+      const { src, dst } = await hardPair(track, false, hp);
       const pageSize = hp === "on" && hugePagesUnavailable() === null ? 2 ** 21 : 4096;
       for (const a of [src, dst]) {
         const b = (await a.api("GET", "/machine")).body["x-ram-backing"];
@@ -65,11 +93,12 @@ for (const hp of ["on", "off"]) {
           "Postcopy must be started after migration has been started",
         );
         assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
-        await src.waitStatus(/active/);
-        await new Promise((r) => setTimeout(r, 1000));
-        const mid = (await src.api("GET", "/migrations/current")).body;
-        assert.equal(mid.status, "active", "precopy alone has not converged");
-        assert.ok(mid.ram.remaining > 0);
+        // Two whole passes after the first, and still active with RAM left to send.
+        await waitFor("three dirty passes with RAM left", async () => {
+          const info = (await src.api<Json>("GET", "/migrations/current")).body;
+          assert.match(info.status, /^(setup|active)$/, "precopy alone has not converged");
+          return info.ram?.["dirty-sync-count"] >= 3 && info.ram.remaining > 0;
+        });
         assert.equal((await src.api("POST", "/migrations/current/postcopy")).status, 202);
         const info = await src.waitStatus(/completed|failed/);
         assert.equal(info.status, "completed", JSON.stringify(info));
@@ -108,40 +137,28 @@ for (const hp of ["on", "off"]) {
 
 Deno.test("postcopy: a cut link pauses both sides; recover on a new port completes", async () => {
   await withAgents(async (track) => {
-    const { src, dst } = await hardPair(track);
+    const { src, dst } = await hardPair(track, true);
     const target = Number(dst.incomingUri!.split(":").pop());
     const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port: target });
     try {
-      // Slow background pages so the cut lands mid-postcopy.
-      await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 4 << 20 });
+      // Slow background pages so the cut lands mid-postcopy (see hardPair).
+      await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 1 << 20 });
       await src.api("POST", "/migrations", { uri: proxy.uri });
       await src.waitStatus(/active/);
       await src.api("POST", "/migrations/current/postcopy");
-      await src.waitStatus(/postcopy-active/);
-      await new Promise((r) => setTimeout(r, 300));
+      await inPostcopy(src, dst);
       proxy.cut();
       assert.equal((await src.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
       assert.equal((await dst.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
       // Seed refusals while paused.
       const noPause = await src.api("POST", "/migrations/current/pause");
       assert.equal(noPause.status, 409);
-      const p = port();
-      assert.equal(
-        (await dst.api("POST", "/migrations/incoming/recover", { uri: `tcp:127.0.0.1:${p}` }))
-          .status,
-        202,
-      );
-      const twice = await dst.api("POST", "/migrations/incoming/recover", {
-        uri: `tcp:127.0.0.1:${p}`,
-      });
+      const uri = await recoverOn(dst);
+      const twice = await dst.api("POST", "/migrations/incoming/recover", { uri });
       assert.equal(twice.status, 409);
       assert.equal(twice.body.detail, "Migrate recovery is triggered already");
-      await new Promise((r) => setTimeout(r, 200));
       await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 0 });
-      assert.equal(
-        (await src.api("POST", "/migrations", { uri: `tcp:127.0.0.1:${p}`, resume: true })).status,
-        202,
-      );
+      assert.equal((await src.api("POST", "/migrations", { uri, resume: true })).status, 202);
       const info = await src.waitStatus(/completed|failed/);
       assert.equal(info.status, "completed", JSON.stringify(info));
       assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
@@ -158,7 +175,7 @@ Deno.test("postcopy: a cut link pauses both sides; recover on a new port complet
 
 Deno.test("postcopy: migrate-pause then recover; the seed's refusals", async () => {
   await withAgents(async (track) => {
-    const { src, dst } = await hardPair(track);
+    const { src, dst } = await hardPair(track, true);
     const ev = await recordEvents(src.base);
     try {
       const notPaused = await dst.api("POST", "/migrations/incoming/recover", {
@@ -177,23 +194,17 @@ Deno.test("postcopy: migrate-pause then recover; the seed's refusals", async () 
         badPause.body.detail,
         "migrate-pause is currently only supported during postcopy-active state",
       );
-      await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 4 << 20 });
+      await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 1 << 20 });
       await src.api("POST", "/migrations", { uri: dst.incomingUri });
       await src.waitStatus(/active/);
       await src.api("POST", "/migrations/current/postcopy");
-      await src.waitStatus(/postcopy-active/);
-      await new Promise((r) => setTimeout(r, 300));
+      await inPostcopy(src, dst);
       assert.equal((await src.api("POST", "/migrations/current/pause")).status, 202);
       assert.equal((await src.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
       await dst.waitStatus(/postcopy-paused/);
-      const p = port();
-      await dst.api("POST", "/migrations/incoming/recover", { uri: `tcp:127.0.0.1:${p}` });
-      await new Promise((r) => setTimeout(r, 200));
+      const uri = await recoverOn(dst);
       await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 0 });
-      const resumed = await src.api("POST", "/migrations", {
-        uri: `tcp:127.0.0.1:${p}`,
-        resume: true,
-      });
+      const resumed = await src.api("POST", "/migrations", { uri, resume: true });
       assert.equal(resumed.status, 202, JSON.stringify(resumed.body));
       assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
       await until(ev, "source", "completed");
@@ -215,8 +226,11 @@ Deno.test("postcopy: migrate-pause then recover; the seed's refusals", async () 
 Deno.test("pause-before-switchover: precopy and postcopy sequences as QEMU's", async () => {
   await withAgents(async (track) => {
     // Precopy: setup, active, pre-switchover, device, completed.
-    const dst = track(await startAgent(["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"]));
-    const src = track(await startAgent(["--ram", "32M", "--fill", "random", "--workload", "idle"]));
+    const [dst, src] = await startAgents(
+      track,
+      ["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "8M", "--fill", "random", "--workload", "idle"],
+    );
     const ev = await recordEvents(src.base);
     try {
       await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
@@ -272,9 +286,10 @@ Deno.test("pause-before-switchover: precopy and postcopy sequences as QEMU's", a
 
 Deno.test("pause-before-switchover: cancel from pre-switchover leaves the source running", async () => {
   await withAgents(async (track) => {
-    const dst = track(await startAgent(["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"]));
-    const src = track(
-      await startAgent(["--ram", "32M", "--fill", "random", "--workload", "increment"]),
+    const [dst, src] = await startAgents(
+      track,
+      ["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "8M", "--fill", "random", "--workload", "increment"],
     );
     await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
     await src.api("PATCH", "/capabilities", { "pause-before-switchover": true });
@@ -289,18 +304,10 @@ Deno.test("pause-before-switchover: cancel from pre-switchover leaves the source
 
 Deno.test("return path: a destination that fails to load turns the source failed", async () => {
   await withAgents(async (track) => {
-    const dst = track(
-      await startAgent([
-        "--ram-block",
-        "pc.ram=32M",
-        "--ram-block",
-        "vga=1M",
-        "--incoming",
-        "tcp:127.0.0.1:0",
-      ]),
-    );
-    const src = track(
-      await startAgent(["--ram", "32M", "--fill", "random", "--workload", "increment"]),
+    const [dst, src] = await startAgents(
+      track,
+      ["--ram-block", "pc.ram=8M", "--ram-block", "vga=1M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "8M", "--fill", "random", "--workload", "idle"],
     );
     await src.api("PATCH", "/capabilities", { "return-path": true });
     await src.api("POST", "/migrations", { uri: dst.incomingUri });

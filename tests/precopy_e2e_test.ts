@@ -4,8 +4,16 @@
  * exact; failures and cancel leave the source running.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import {
+  type AgentProcess,
+  type Json,
+  startAgent,
+  startAgents,
+  withAgents,
+} from "./helpers/agent_process.ts";
+import { freePort } from "./helpers/ports.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 function statuses(rec: SseRecorder, side: string): string[] {
   return rec.events.filter((e) => e.event === "MIGRATION" && (e.data as Json).side === side)
@@ -16,11 +24,25 @@ async function digests(a: AgentProcess): Promise<Json> {
   return (await a.api<Json>("GET", "/machine/digest")).body;
 }
 
+/** The vCPU's pages-written counter. */
+async function pagesWritten(a: AgentProcess): Promise<number> {
+  return (await a.api<Json>("GET", "/machine")).body.workload["pages-written"];
+}
+
+/** Waits until the guest of `a` has written more than `than` pages: its vCPU runs. */
+function writesBeyond(a: AgentProcess, than: number, who: string): Promise<number> {
+  return waitFor(`${who}'s vCPU to write beyond page count ${than}`, async () => {
+    const n = await pagesWritten(a);
+    return n > than && n;
+  });
+}
+
 Deno.test("precopy over tcp: a dirtying guest arrives whole and keeps running", async () => {
   await withAgents(async (track) => {
-    const dst = track(await startAgent(["--ram", "96M", "--incoming", "tcp:127.0.0.1:0"]));
-    const src = track(
-      await startAgent(["--ram", "96M", "--fill", "random", "--workload", "increment"]),
+    const [dst, src] = await startAgents(
+      track,
+      ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "16M", "--fill", "random", "--workload", "increment"],
     );
     const dstEvents = await recordEvents(dst.base, "0");
     const srcEvents = await recordEvents(src.base);
@@ -39,8 +61,8 @@ Deno.test("precopy over tcp: a dirtying guest arrives whole and keeps running", 
       assert.equal((await dst.api<Json>("GET", "/migrations/current")).body.status, "completed");
 
       // Counters are measured, not invented.
-      assert.equal(info.ram.total, 96 * 2 ** 20);
-      assert.ok(info.ram.transferred >= 96 * 2 ** 20 * 0.9, `transferred ${info.ram.transferred}`);
+      assert.equal(info.ram.total, 16 * 2 ** 20);
+      assert.ok(info.ram.transferred >= 16 * 2 ** 20 * 0.9, `transferred ${info.ram.transferred}`);
       assert.ok(info.ram["dirty-sync-count"] >= 2);
       assert.ok(info.ram.normal > 0 && info.ram.mbps > 0 && info.downtime >= 0);
       assert.ok(!("remaining" in info.ram), "no remaining once completed");
@@ -52,9 +74,7 @@ Deno.test("precopy over tcp: a dirtying guest arrives whole and keeps running", 
       // The destination continues the source's loop: its counters start where the source stopped.
       const before = srcMachine.workload["pages-written"];
       assert.ok(before > 0);
-      await new Promise((r) => setTimeout(r, 200));
-      const later = (await dst.api<Json>("GET", "/machine")).body.workload["pages-written"];
-      assert.ok(later > before, `destination loop continues: ${later} > ${before}`);
+      await writesBeyond(dst, before, "the destination");
 
       assert.equal((await dst.api("POST", "/machine/stop")).status, 202);
       const a = await digests(src);
@@ -84,9 +104,10 @@ Deno.test("precopy over a unix socket completes with equal digests", async () =>
   try {
     await withAgents(async (track) => {
       const sock = `${dir}/mig.sock`;
-      const dst = track(await startAgent(["--ram", "64M", "--incoming", `unix:${sock}`]));
-      const src = track(
-        await startAgent(["--ram", "64M", "--fill", "pattern", "--workload", "random,rate=20000"]),
+      const [dst, src] = await startAgents(
+        track,
+        ["--ram", "16M", "--incoming", `unix:${sock}`],
+        ["--ram", "16M", "--fill", "pattern", "--workload", "random,rate=20000"],
       );
       await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
       assert.equal((await src.api("POST", "/migrations", { uri: `unix:${sock}` })).status, 202);
@@ -102,10 +123,8 @@ Deno.test("precopy over a unix socket completes with equal digests", async () =>
 
 Deno.test("a migration to a closed port fails with error-desc and the source keeps running", async () => {
   await withAgents(async (track) => {
-    const src = track(await startAgent(["--ram", "32M", "--workload", "increment"]));
-    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (probe.addr as Deno.NetAddr).port;
-    probe.close();
+    const src = track(await startAgent(["--ram", "4M", "--workload", "idle"]));
+    const port = freePort();
     assert.equal(
       (await src.api("POST", "/migrations", { uri: `tcp:127.0.0.1:${port}` })).status,
       202,
@@ -123,16 +142,21 @@ Deno.test("a migration to a closed port fails with error-desc and the source kee
 
 Deno.test("cancel mid-flight: cancelling then cancelled, the source runs on", async () => {
   await withAgents(async (track) => {
-    const dst = track(await startAgent(["--ram", "128M", "--incoming", "tcp:127.0.0.1:0"]));
-    const src = track(
-      await startAgent(["--ram", "128M", "--fill", "random", "--workload", "increment"]),
+    // 16 MiB at 4 MiB/s: about four seconds of flight, cancelled after the first MiB.
+    const [dst, src] = await startAgents(
+      track,
+      ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "16M", "--fill", "random", "--workload", "increment"],
     );
     const ev = await recordEvents(src.base);
     try {
-      await src.api("PATCH", "/parameters", { "max-bandwidth": 16 * 2 ** 20 });
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 4 * 2 ** 20 });
       await src.api("POST", "/migrations", { uri: dst.incomingUri });
-      await src.waitStatus(/active/);
-      await new Promise((r) => setTimeout(r, 300));
+      await waitFor("the source to send its first MiB", async () => {
+        const info = (await src.api<Json>("GET", "/migrations/current")).body;
+        assert.match(info.status, /^(setup|active)$/, JSON.stringify(info));
+        return info.ram?.transferred >= 2 ** 20;
+      });
       assert.equal((await src.api("POST", "/migrations/current/cancel")).status, 202);
       const info = await src.waitStatus(/cancelled|failed|completed/);
       assert.equal(info.status, "cancelled");
@@ -140,9 +164,7 @@ Deno.test("cancel mid-flight: cancelling then cancelled, the source runs on", as
       assert.deepEqual(statuses(ev, "source"), ["setup", "active", "cancelling", "cancelled"]);
       const m1 = (await src.api<Json>("GET", "/machine")).body;
       assert.equal(m1.runstate, "running");
-      await new Promise((r) => setTimeout(r, 100));
-      const m2 = (await src.api<Json>("GET", "/machine")).body;
-      assert.ok(m2.workload["pages-written"] > m1.workload["pages-written"], "guest still runs");
+      await writesBeyond(src, m1.workload["pages-written"], "the source");
       // The destination saw the stream break: failed, guest not running.
       const d = await dst.waitStatus(/failed|setup/);
       assert.notEqual(d.status, "completed");
@@ -155,9 +177,10 @@ Deno.test("cancel mid-flight: cancelling then cancelled, the source runs on", as
 
 Deno.test("a destination with a different RAM layout rejects the stream", async () => {
   await withAgents(async (track) => {
-    const dst = track(await startAgent(["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"]));
-    const src = track(
-      await startAgent(["--ram", "32M", "--fill", "random", "--workload", "increment"]),
+    const [dst, src] = await startAgents(
+      track,
+      ["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "4M", "--fill", "random", "--workload", "idle"],
     );
     const ev = await recordEvents(dst.base, "0");
     try {
@@ -169,7 +192,7 @@ Deno.test("a destination with a different RAM layout rejects the stream", async 
       )!;
       assert.match(
         String(failed["error-desc"]),
-        /Configuration mismatch: RAM block 'pc.ram' is 33554432 bytes on the source, 67108864 here/,
+        /Configuration mismatch: RAM block 'pc.ram' is 4194304 bytes on the source, 8388608 here/,
       );
       assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "inmigrate");
       const s = await src.waitStatus(/completed|failed/);
@@ -193,7 +216,7 @@ Deno.test("exec: save to a file, then restore from it", async () => {
       const src = track(
         await startAgent([
           "--ram",
-          "48M",
+          "8M",
           "--fill",
           "random",
           "--workload",
@@ -208,7 +231,7 @@ Deno.test("exec: save to a file, then restore from it", async () => {
       );
       assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
       const dst = track(
-        await startAgent(["--ram", "48M", "--allow-exec", "--incoming", `exec:cat ${file}`]),
+        await startAgent(["--ram", "8M", "--allow-exec", "--incoming", `exec:cat ${file}`]),
       );
       assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
       await dst.api("POST", "/machine/stop");

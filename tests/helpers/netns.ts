@@ -148,6 +148,8 @@ export class NetnsPair {
 /** An agent running inside a namespace, its API on a unix socket. */
 export interface NsAgent {
   incomingUri: string | null;
+  /** The agent's process id (`ip netns exec` execs it: the same process). */
+  pid: number;
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }>;
   waitStatus(pattern: RegExp, timeoutMs?: number): Promise<Json>;
   stop(): Promise<void>;
@@ -215,6 +217,7 @@ export async function startNsAgent(ns: string, socket: string, args: string[]): 
   const ready = listening as { incoming: string | null };
   return {
     incomingUri: ready.incoming,
+    pid: child.pid,
     api,
     async waitStatus(pattern, timeoutMs = 60_000) {
       const until = Date.now() + timeoutMs;

@@ -41,6 +41,8 @@ export async function makeCa(dir: string, name: string): Promise<void> {
   );
 }
 
+let nextSerial = 0;
+
 /** Issues `out`-cert.pem/`out`-key.pem signed by CA `ca`, for the given SANs. */
 export async function issue(dir: string, ca: string, out: string, cn: string, sans: string) {
   await openssl(
@@ -71,7 +73,7 @@ export async function issue(dir: string, ca: string, out: string, cn: string, sa
     "-CAkey",
     `${ca}-key.pem`,
     "-set_serial",
-    String(Date.now()),
+    String(Date.now() * 1000 + nextSerial++ % 1000),
     "-days",
     "2",
     "-extfile",
@@ -110,14 +112,15 @@ export interface PkiDirs {
 export async function makeCas(root: string): Promise<void> {
   const work = `${root}/work`;
   await Deno.mkdir(work);
-  await makeCa(work, "caA");
-  await makeCa(work, "caB");
+  await Promise.all([makeCa(work, "caA"), makeCa(work, "caB")]);
   const local = "IP:127.0.0.1,DNS:localhost";
-  await issue(work, "caA", "srv", "server", local);
-  await issue(work, "caA", "cli", "client", local);
-  await issue(work, "caA", "named", "ferry-dst", "DNS:ferry-dst");
-  await issue(work, "caB", "srvB", "server", local);
-  await issue(work, "caB", "cliB", "client", local);
+  await Promise.all([
+    issue(work, "caA", "srv", "server", local),
+    issue(work, "caA", "cli", "client", local),
+    issue(work, "caA", "named", "ferry-dst", "DNS:ferry-dst"),
+    issue(work, "caB", "srvB", "server", local),
+    issue(work, "caB", "cliB", "client", local),
+  ]);
 }
 
 /** Makes CA A (trusted) and CA B (untrusted), a server, a client and an untrusted client. */
@@ -131,3 +134,28 @@ export async function makePkiDirs(): Promise<PkiDirs> {
     untrustedClient: await credsDir(root, "untrusted", "caA", ["cliB", "client"]),
   };
 }
+
+/**
+ * `make` at most once per test module (each test file runs in its own isolate): the PKI its
+ * tests share, so each test does not pay for a dozen openssl runs. `root` is removed when the
+ * module unloads.
+ */
+export function perModule<T extends { root: string }>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | undefined;
+  return () => {
+    if (!made) {
+      made = make();
+      made.then((p) =>
+        globalThis.addEventListener("unload", () => {
+          try {
+            Deno.removeSync(p.root, { recursive: true });
+          } catch { /* already gone */ }
+        })
+      );
+    }
+    return made;
+  };
+}
+
+/** This test module's PKI directories (see perModule). */
+export const modulePkiDirs: () => Promise<PkiDirs> = perModule(makePkiDirs);

@@ -11,7 +11,7 @@ import { connectChannel } from "../../adapters/channels/connect.ts";
 import { listenChannel } from "../../adapters/channels/listen.ts";
 import { loadTlsCreds, parseTlsObject, type TlsCreds } from "../../adapters/channels/tls_creds.ts";
 import { drainAndHash, pseudoRandomBytes, readAll, sha256 } from "../channels_helpers.ts";
-import { credsDir, makeCas } from "./pki.ts";
+import { credsDir, makeCas, perModule } from "./pki.ts";
 
 /** One mebibyte. */
 export const MiB = 1024 * 1024;
@@ -65,16 +65,14 @@ export async function makePki(): Promise<Pki> {
   };
 }
 
-/** Runs `fn` with a fresh PKI, removing it afterwards. */
+const modulePki = perModule(makePki);
+
+/**
+ * Runs `fn` with this test module's PKI (made on first use, removed when the module unloads:
+ * the tests only read it, and put their own sockets and files in it).
+ */
 export function withPki(fn: (pki: Pki) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const pki = await makePki();
-    try {
-      await fn(pki);
-    } finally {
-      await Deno.remove(pki.root, { recursive: true });
-    }
-  };
+  return async () => await fn(await modulePki());
 }
 
 /** Accepts one peer while `connect` runs; both outcomes, settled. */

@@ -1,0 +1,40 @@
+/**
+ * Test helper: wait for a condition, not for time. `waitFor` polls a probe until it yields a
+ * value and, when its generous deadline passes, fails saying what it waited for and what it saw
+ * last. A test waits with it wherever it would otherwise sleep and hope.
+ *
+ * @module
+ */
+
+/** How long `waitFor` polls, and how often. */
+export interface WaitOptions {
+  /** Give up after this many ms (default 30 s: generous on a busy 2-core machine). */
+  timeoutMs?: number;
+  /** Pause between probes, ms (default 20). */
+  intervalMs?: number;
+}
+
+/** What `waitFor` returns: the probe's value without the "not yet" values. */
+export type Found<T> = Exclude<Awaited<T>, undefined | null | false>;
+
+/**
+ * Polls `probe` until it returns something other than `undefined`, `null` or `false`, and
+ * returns that. A probe may throw to fail at once (an assertion that must hold meanwhile). After
+ * `timeoutMs` it throws `timed out waiting for <what>` with the last value the probe returned.
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => T,
+  { timeoutMs = 30_000, intervalMs = 20 }: WaitOptions = {},
+): Promise<Found<T>> {
+  const deadline = performance.now() + timeoutMs;
+  let last: Awaited<T>;
+  for (;;) {
+    last = await probe();
+    if (last !== undefined && last !== null && last !== false) return last as Found<T>;
+    if (performance.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
