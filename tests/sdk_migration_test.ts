@@ -139,7 +139,9 @@ Deno.test("sdk: a typed client migrates a guest between two real agents; every r
       await events.close();
       await dstEvents.close();
     }
-    // Blockers through the client, then a migrate refused with the reason.
+    // Blockers through the client, then a migrate refused with the reason (the source's guest
+    // runs again first: from postmigrate the seed refuses for that reason before blockers).
+    assert.equal((await source.POST("/machine/cont")).response.status, 202);
     const blocker = await source.POST("/blockers", { body: { reason: "sdk says no" } });
     assert.equal(blocker.response.status, 201);
     const refused = await source.POST("/migrations", { body: { uri: "tcp:127.0.0.1:1" } });
