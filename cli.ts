@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { TlsCredsRegistry } from "./adapters/channels/tls_creds.ts";
 import { PAGE_SIZE, type RamBlockSpec } from "./adapters/memory/layout.ts";
-import { parseSize, parseWorkload } from "./adapters/memory/machine.ts";
+import { parseGuest, parseSize, parseWorkload } from "./adapters/memory/machine.ts";
 import type { AgentConfig } from "./domain/agent.ts";
 import { requireExecAllowed } from "./domain/exec_policy.ts";
 import { type Globals, parseGlobals } from "./domain/globals.ts";
@@ -105,6 +105,7 @@ export async function parseCommandLine(args: string[]): Promise<StartOptions> {
         "only-migratable": { type: "boolean", default: false },
         "log-level": { type: "string", default: "info" },
         "huge-pages": { type: "string" },
+        guest: { type: "string" },
       },
       strict: true,
     })
@@ -136,6 +137,10 @@ export async function parseCommandLine(args: string[]): Promise<StartOptions> {
   }
   const blocks = usage(() => blocksFrom(values.ram, values["ram-block"]));
   const workload = usage(() => parseWorkload(values.workload));
+  const guest = values.guest === undefined ? undefined : usage(() => parseGuest(values.guest!));
+  if (guest && values.workload !== "idle") {
+    throw new UsageError("--guest and --workload exclude each other: the guest is the program");
+  }
   const tls = await TlsCredsRegistry.fromObjects(values.object).catch((e) => {
     throw new UsageError((e as Error).message);
   });
@@ -153,6 +158,7 @@ export async function parseCommandLine(args: string[]): Promise<StartOptions> {
       globals: globals.flags,
       hugePages: values["huge-pages"],
       allowExec,
+      ...(guest ? { guest } : {}),
     },
     logLevel,
     listen,
