@@ -8,7 +8,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { TlsCredsRegistry } from "./adapters/channels/tls_creds.ts";
 import { PAGE_SIZE, type RamBlockSpec } from "./adapters/memory/layout.ts";
-import { parseSize, parseWorkload } from "./adapters/memory/machine.ts";
+import { parseGuest, parseSize, parseWorkload } from "./adapters/memory/machine.ts";
 import type { AgentConfig } from "./domain/agent.ts";
 import { requireExecAllowed } from "./domain/exec_policy.ts";
 import { type Globals, parseGlobals } from "./domain/globals.ts";
@@ -115,6 +115,7 @@ export const START_OPTIONS = {
   "only-migratable": { type: "boolean", default: false },
   "log-level": { type: "string", default: "info" },
   "huge-pages": { type: "string" },
+  guest: { type: "string" },
 } satisfies ParseArgsOptionsConfig;
 
 type StartValues = ReturnType<typeof parseArgs<{ options: typeof START_OPTIONS }>>["values"];
@@ -148,6 +149,10 @@ async function checked(values: StartValues): Promise<StartOptions> {
   }
   const blocks = usage(() => blocksFrom(values.ram, values["ram-block"]));
   const workload = usage(() => parseWorkload(values.workload));
+  const guest = values.guest === undefined ? undefined : usage(() => parseGuest(values.guest!));
+  if (guest && values.workload !== "idle") {
+    throw new UsageError("--guest and --workload exclude each other: the guest is the program");
+  }
   const tls = await TlsCredsRegistry.fromObjects(values.object).catch((e) => {
     throw new UsageError((e as Error).message);
   });
@@ -165,6 +170,7 @@ async function checked(values: StartValues): Promise<StartOptions> {
       globals: globals.flags,
       hugePages: values["huge-pages"],
       allowExec,
+      ...(guest ? { guest } : {}),
     },
     logLevel,
     listen,

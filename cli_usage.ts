@@ -26,6 +26,9 @@ the guest
   --fill zero|random|pattern     what RAM holds at start (default zero)
   --workload idle|increment[,start=1M,end=100M]|random[,rate=PAGES_PER_S,hot=FRACTION]
                                  what the vCPU does (default idle)
+  --guest wasm:PATH.wasm[,args=A B,env=K=V]
+                                 a WebAssembly (WASI preview1) program as the guest instead
+                                 of a --workload (default: none)
   -S                             start with the vCPU paused (QEMU's -S)
   --huge-pages on|off|auto       back RAM with transparent huge pages (default auto:
                                  $FERRY_HUGE_PAGES, else by a measurement on this host)

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Machine, type RunState } from "../adapters/memory/machine.ts";
+import { type GuestSpec, Machine, type RunState } from "../adapters/memory/machine.ts";
 import type { RamBlockSpec } from "../adapters/memory/layout.ts";
 import { hugePagesModeFrom, resolveRamBacking } from "../adapters/memory/ram_backing.ts";
 import type { WorkloadSpec } from "../adapters/memory/workload.ts";
@@ -67,6 +67,8 @@ export interface AgentConfig {
   hugePages?: string;
   /** Where the agent says how its guest RAM is backed (once, at start). */
   logger?: Logger;
+  /** `--guest wasm:`: a WebAssembly program as the guest instead of the workload. */
+  guest?: GuestSpec;
 }
 
 export type { MigrateRequest };
@@ -140,6 +142,7 @@ export class Agent {
       startPaused: config.startPaused,
       incoming: config.incoming !== null,
       backing,
+      ...(config.guest ? { guest: config.guest } : {}),
     });
     const ram = machine.ramBackingInfo();
     config.logger?.log(backing.fallback ? "warn" : "info", "guest RAM pages", {
@@ -416,9 +419,24 @@ export class Agent {
     return this.machine.runstate;
   }
 
+  /** `POST /machine/input`: appends `bytes` to a WebAssembly guest's stdin. */
+  guestInput(bytes: Uint8Array): void {
+    const refused = this.machine.input(bytes);
+    if (refused === "no-input") {
+      throw new DomainError("wrong-state", "The guest takes no input");
+    }
+    if (refused === "full") {
+      throw new DomainError("wrong-state", "The guest's unread input fills its buffer");
+    }
+  }
+
   /** QMP cont; returns the runstate after it. */
   contGuest(): RunState {
     this.#assertIdle();
+    const rs = this.machine.runstate;
+    if (rs === "shutdown" || rs === "guest-panicked") {
+      throw new DomainError("wrong-state", `The guest has ended (runstate ${rs})`);
+    }
     this.machine.cont();
     return this.machine.runstate;
   }
@@ -452,6 +470,7 @@ export class Agent {
       capabilities: this.capabilities,
       parameters: this.parameters,
       allowExec: this.allowExec,
+      wasmGuest: this.machine.shared.wasm !== undefined,
     };
   }
 

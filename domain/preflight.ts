@@ -38,7 +38,14 @@ export interface PreflightState {
   parameters: Parameters;
   /** `--allow-exec`: whether `exec:` URIs are taken. */
   allowExec: boolean;
+  /** The guest is a WebAssembly program (`--guest wasm:`). */
+  wasmGuest?: boolean;
 }
+
+/** Why a WebAssembly guest cannot be migrated with postcopy. */
+export const WASM_POSTCOPY =
+  "Postcopy is not supported for a WebAssembly guest: its loads are not instrumented to " +
+  "wait for pages that have not arrived";
 
 /** Several problems at once (a dry run); code, class and status are the first one's. */
 export class DomainErrors extends DomainError {
@@ -88,6 +95,9 @@ export function prepareProblems(req: MigrateRequest, s: PreflightState): DomainE
   }
   if (s.runstate === "inmigrate") {
     problems.push(new DomainError("wrong-state", "Guest is waiting for an incoming migration"));
+  }
+  if (s.wasmGuest && s.capabilities["postcopy-ram"]) {
+    problems.push(new DomainError("wrong-state", WASM_POSTCOPY));
   }
   if (s.runstate === "postmigrate") {
     // QEMU's later migrate_prepare: the guest already runs on the destination; sending this

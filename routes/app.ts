@@ -20,6 +20,7 @@ import { blockerRoutes } from "./blockers.ts";
 import { docRoutes } from "./docs.ts";
 import { eventRoutes } from "./events.ts";
 import { machineRoutes } from "./machine.ts";
+import { machineIoRoutes } from "./machine_io.ts";
 import { hostGuard } from "./host_guard.ts";
 import { ExclusiveGate, MAX_SSE_SUBSCRIBERS, RAM_PASS_QUEUE, StreamSlots } from "./limits.ts";
 import { FerryMetrics, metricsRoutes } from "./metrics.ts";
@@ -122,6 +123,7 @@ function apiRoutes(agent: AgentRef, options: AppOptions, limits: Limits): OpenAP
   api.route("/", optionRoutes(agent));
   api.route("/", blockerRoutes(agent));
   api.route("/", machineRoutes(agent, limits.ramPass));
+  api.route("/", machineIoRoutes(agent, options.heartbeatMs, limits.streams));
   api.route("/", eventRoutes(agent, options.heartbeatMs, limits.streams));
   api.route("/", metricsRoutes(options.metrics ?? new FerryMetrics(agent)));
   return api;
@@ -138,6 +140,8 @@ export function openApiDocument(): ReturnType<OpenAPIHono["getOpenAPI31Document"
 /** 415 for a request body that is not JSON (`application/json` or any `+json`). */
 function jsonBodiesOnly(): MiddlewareHandler {
   return async (c, next) => {
+    // The guest's stdin takes raw bytes (POST /machine/input).
+    if (c.req.path === "/machine/input") return await next();
     const type = c.req.header("content-type");
     const length = c.req.header("content-length");
     const hasBody = type !== undefined || (length !== undefined && length !== "0") ||

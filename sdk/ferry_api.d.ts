@@ -349,6 +349,46 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/machine/output": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The guest's output records (text/event-stream)
+     * @description `event: output`, `id: <seq>`, `data:` an OutputRecord, one per write the guest made to stdout or stderr. Without `Last-Event-ID` the stream starts with the records kept (the last 100000, at most 16 MiB); with it, after that record. A destination continues the source's numbering. A `: heartbeat` comment keeps idle streams open; a reader more than 4096 records behind is disconnected (it reconnects with Last-Event-ID).
+     */
+    get: operations["machineOutput"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/machine/input": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Append bytes to the guest's stdin
+     * @description The request body's bytes, as sent (any content type), go to the end of the guest's stdin. 409 when the guest takes no input (no WebAssembly guest, or it has ended) or its unread input already fills the 1 MiB buffer.
+     */
+    post: operations["machineInput"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/events": {
     parameters: {
       query?: never;
@@ -618,6 +658,16 @@ export interface components {
        * @enum {string}
        */
       fits?: "estimating" | "fits" | "too-long";
+    };
+    OutputRecord: {
+      /** @description Counts the guest's writes from 1 over its whole life, across migrations. */
+      seq: number;
+      /** @enum {string} */
+      stream: "stdout" | "stderr";
+      /** @description The bytes written, when they are UTF-8. */
+      text?: string;
+      /** @description The bytes written, otherwise. */
+      base64?: string;
     };
     MigrationInfo: {
       /**
@@ -1002,7 +1052,15 @@ export interface components {
     };
     Machine: {
       /** @enum {string} */
-      runstate: "running" | "paused" | "inmigrate" | "finish-migrate" | "postmigrate" | "colo";
+      runstate:
+        | "running"
+        | "paused"
+        | "inmigrate"
+        | "finish-migrate"
+        | "postmigrate"
+        | "colo"
+        | "shutdown"
+        | "guest-panicked";
       "ram-size": number;
       "page-size": number;
       blocks: {
@@ -1055,7 +1113,15 @@ export interface components {
     };
     Runstate: {
       /** @enum {string} */
-      runstate: "running" | "paused" | "inmigrate" | "finish-migrate" | "postmigrate" | "colo";
+      runstate:
+        | "running"
+        | "paused"
+        | "inmigrate"
+        | "finish-migrate"
+        | "postmigrate"
+        | "colo"
+        | "shutdown"
+        | "guest-panicked";
     };
     MachineDigest: {
       /**
@@ -2411,6 +2477,112 @@ export interface operations {
         headers: {
           /** @description Seconds until a retry likely finds room (from the last digest's time). */
           "Retry-After": string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  machineOutput: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description The seq of the last record received; the stream starts after it. */
+        "last-event-id"?: string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description An event stream (text/event-stream) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Service Unavailable */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  machineInput: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Appended */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            bytes: number;
+          };
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Content Too Large */
+      413: {
+        headers: {
           [name: string]: unknown;
         };
         content: {

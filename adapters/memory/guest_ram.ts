@@ -16,6 +16,7 @@ import {
 } from "./layout.ts";
 import { CTL_BYTES } from "./vcpu_ctl.ts";
 import type { GuestMemory } from "./workload.ts";
+import type { WasmShared } from "../wasm/wasm_shared.ts";
 
 /** Everything another thread needs to reach the guest; postMessage it to any Worker. */
 export interface SharedGuest {
@@ -52,6 +53,11 @@ export interface SharedGuest {
   snap: SharedArrayBuffer[];
   /** One byte per page (same size as `dirty`): 1 = the page's snapshot copy is in `snap`. */
   snapCopied: SharedArrayBuffer;
+  /**
+   * A WebAssembly guest (`--guest wasm:`): its linear memory is `ram[0]`, its dirty-log memory
+   * is `dirty` (longer than the map; zero beyond it). Absent for the synthetic workloads.
+   */
+  wasm?: WasmShared;
 }
 
 /** How `Machine.create` fills RAM that does not arrive by migration. */
@@ -83,21 +89,27 @@ export function parseSize(s: string): number {
  * Allocates zeroed RAM, dirty log, received map, snapshot buffers and control block for the
  * given blocks. Nothing is touched, so RAM and snapshot pages cost memory only once written.
  */
-export function allocateGuest(specs: readonly RamBlockSpec[]): SharedGuest {
+export function allocateGuest(specs: readonly RamBlockSpec[], wasm?: WasmShared): SharedGuest {
   validateBlockSpecs(specs);
   const layout = layoutBlocks(specs);
   const mapBytes = pageMapBytes(totalPages(layout));
+  if (wasm && (layout.length !== 1 || wasm.memory.buffer.byteLength !== layout[0].size)) {
+    throw new RangeError("RAM layout: a WebAssembly guest has one RAM block, its memory");
+  }
   return {
     pageSize: PAGE_SIZE,
     ramPageSize: PAGE_SIZE,
     layout,
-    ram: layout.map((block) => new SharedArrayBuffer(block.size)),
-    dirty: new SharedArrayBuffer(mapBytes),
+    ram: wasm
+      ? [wasm.memory.buffer as SharedArrayBuffer]
+      : layout.map((block) => new SharedArrayBuffer(block.size)),
+    dirty: wasm ? wasm.dirtyMemory.buffer as SharedArrayBuffer : new SharedArrayBuffer(mapBytes),
     received: new SharedArrayBuffer(mapBytes),
     ctl: new SharedArrayBuffer(CTL_BYTES),
     written: new SharedArrayBuffer(mapBytes),
     snap: layout.map((block) => new SharedArrayBuffer(block.size)),
     snapCopied: new SharedArrayBuffer(mapBytes),
+    ...(wasm ? { wasm } : {}),
   };
 }
 

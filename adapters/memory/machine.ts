@@ -21,9 +21,17 @@ import { applyRamBacking, type RamAdvice, type RamBacking } from "./ram_backing.
 import { ctlViews, ringWake, type RunState, SHUTDOWN } from "./vcpu_ctl.ts";
 import { initControl, VcpuControl, type VcpuRegisters } from "./vcpu_control.ts";
 import { resolveWorkload, type WorkloadSpec } from "./workload_spec.ts";
+import { type GuestSpec, loadGuest } from "../wasm/wasm_guest.ts";
+import { WasmModuleError } from "../wasm/wasm_binary.ts";
+import { makeRecord, OutputLog } from "../wasm/output_log.ts";
+import { exitCode, stdinWrite } from "../wasm/wasm_shared.ts";
+import type { WasmVcpuMessage } from "../wasm/wasm_vcpu.ts";
 
 export { parseSize } from "./guest_ram.ts";
 export { parseWorkload } from "./workload_spec.ts";
+export { parseGuest } from "../wasm/wasm_guest.ts";
+export { OutputLog, WasmModuleError };
+export type { GuestSpec };
 export type { DigestResult, RamBacking, RamFill, RunState, SharedGuest, WorkloadSpec };
 
 /** Options of Machine.create (the `--ram`, `--fill`, `--workload`, `-S`, `--incoming` flags). */
@@ -37,7 +45,23 @@ export interface MachineOptions {
   incoming: boolean;
   /** Which pages back RAM (resolveRamBacking); default: 4 KiB pages, `--huge-pages off`. */
   backing?: RamBacking;
+  /** `--guest wasm:`: a WebAssembly program instead of the workload. */
+  guest?: GuestSpec;
 }
+
+/** `GET /machine`'s `x-guest` for a WebAssembly guest. */
+export interface GuestInfo {
+  kind: "wasm";
+  path: string;
+  sha256: string;
+  /** The exit code once the program exited (runstate `shutdown`), else null. */
+  "exit-code": number | null;
+  /** Why the program stopped when it trapped (runstate `guest-panicked`), else null. */
+  error: string | null;
+}
+
+/** Why `POST /machine/input` was refused. */
+export type InputRefusal = "no-input" | "full";
 
 /** `GET /machine`'s `x-ram-backing`: the page size asked for RAM and what backs it. */
 export interface RamBackingInfo {
@@ -76,6 +100,7 @@ export interface MachineInfo {
   workload: VcpuRegisters;
   "cpu-throttle-percentage": number;
   "x-ram-backing": RamBackingInfo;
+  "x-guest"?: GuestInfo;
 }
 
 /** An arrival digest: in progress until `result` settles; `discard` rejects it early. */
@@ -118,6 +143,9 @@ export class Machine {
   #vcpuError: string | null = null;
   #arrival: Arrival | null = null;
   #huge: { at: number; bytes: number | null } | null = null;
+  /** The guest's output records (a WebAssembly guest's stdout and stderr). */
+  readonly output = new OutputLog();
+  #trap: string | null = null;
 
   private constructor(
     shared: SharedGuest,
@@ -139,7 +167,13 @@ export class Machine {
    * Throws a RangeError on a bad layout or a workload range outside the RAM.
    */
   static async create(opts: MachineOptions): Promise<Machine> {
-    const shared = allocateGuest(opts.blocks);
+    const wasm = opts.guest
+      ? (await loadGuest(opts.guest, opts.blocks.reduce((n, b) => n + b.size, 0))).shared
+      : undefined;
+    if (wasm && opts.blocks.length !== 1) {
+      throw new WasmModuleError("a WebAssembly guest has one RAM block (no --ram-block)");
+    }
+    const shared = allocateGuest(opts.blocks, wasm);
     const size = ramSize(shared);
     const seed = Array.from(crypto.getRandomValues(new Uint32Array(4)));
     const regs = resolveWorkload(opts.workload, size, seed);
@@ -160,13 +194,20 @@ export class Machine {
       advice,
     );
     try {
-      await machine.#prepare(opts.incoming ? "touch" : opts.fill);
-      // A zero fill and a pre-touch leave every page zero; the other fills write them all.
-      if (!opts.incoming && opts.fill !== "zero") new Uint8Array(shared.written).fill(1);
-      const vcpuWorker = await machine.#spawn<string>(
+      await machine.#prepare(opts.incoming ? "touch" : wasm ? "zero" : opts.fill);
+      // A zero fill and a pre-touch leave every page zero; the other fills write them all
+      // (and so may a WebAssembly program's data segments).
+      if (!opts.incoming && (opts.fill !== "zero" || wasm)) {
+        new Uint8Array(shared.written).fill(1);
+      }
+      const vcpuWorker = await machine.#spawn<string | { error: string }>(
         new URL("./vcpu_worker.ts", import.meta.url),
         shared,
       );
+      if (typeof vcpuWorker.answer !== "string") {
+        throw new WasmModuleError(vcpuWorker.answer.error);
+      }
+      vcpuWorker.worker.onmessage = (e: MessageEvent<WasmVcpuMessage>) => machine.#onVcpu(e.data);
       vcpuWorker.worker.onerror = (e: ErrorEvent) => {
         e.preventDefault();
         machine.#vcpuError = e.message;
@@ -177,6 +218,39 @@ export class Machine {
       throw e;
     }
     return machine;
+  }
+
+  #onVcpu(m: WasmVcpuMessage): void {
+    if (m.kind === "output") this.output.append(makeRecord(m.seq, m.stream, m.bytes));
+    else if (m.kind === "trap") {
+      this.#trap = m.message;
+      console.error(`wasm guest trapped: ${m.message}`);
+    } else console.error(`wasm guest exited with code ${m.code}`);
+  }
+
+  /** A WebAssembly guest's module and exit, or null for the synthetic workloads. */
+  guestInfo(): GuestInfo | null {
+    const w = this.shared.wasm;
+    if (!w) return null;
+    return {
+      kind: "wasm",
+      path: w.path,
+      sha256: w.sha256,
+      "exit-code": this.#trap === null ? exitCode(w.state) : null,
+      error: this.#trap,
+    };
+  }
+
+  /**
+   * Appends `bytes` to the guest's stdin; null when done, else why not: `no-input` (no
+   * WebAssembly guest, or it has exited), `full` (its unread input fills the buffer).
+   */
+  input(bytes: Uint8Array): InputRefusal | null {
+    const w = this.shared.wasm;
+    if (!w || exitCode(w.state) !== null || this.#trap !== null) return "no-input";
+    if (!stdinWrite(w.stdin, bytes)) return "full";
+    ringWake(ctlViews(this.shared.ctl).i32);
+    return null;
   }
 
   /** Fills or pre-touches RAM, spread over Workers when the guest is big. */
@@ -251,6 +325,7 @@ export class Machine {
       workload: this.vcpu.registers(),
       "cpu-throttle-percentage": this.vcpu.throttle,
       "x-ram-backing": this.ramBackingInfo(),
+      ...(this.shared.wasm ? { "x-guest": this.guestInfo()! } : {}),
     };
   }
 

@@ -11,6 +11,9 @@
 
 import { decodeDeviceState, DeviceStateError, encodeDeviceState } from "./device_state.ts";
 import type { SharedGuest } from "./guest_ram.ts";
+import type { WasmShared } from "../wasm/wasm_shared.ts";
+import { loadWasmState, saveWasmState } from "../wasm/wasm_state_cell.ts";
+import { isWasmDeviceState } from "../wasm/wasm_device_state.ts";
 import type { WorkloadRegs } from "./workload.ts";
 import {
   type CtlViews,
@@ -68,12 +71,15 @@ export class VcpuControl {
   readonly #ctl: CtlViews;
   /** The guest's snapshot marks; null when constructed from the control block alone. */
   readonly #snapCopied: Uint8Array | null;
+  /** A WebAssembly guest's shared parts; null for the synthetic workloads. */
+  readonly #wasm: WasmShared | null;
 
   /** Wraps a guest's control block. */
   constructor(source: SharedGuest | SharedArrayBuffer) {
     const guest = source instanceof SharedArrayBuffer ? null : source;
     this.#ctl = ctlViews(guest === null ? source as SharedArrayBuffer : guest.ctl);
     this.#snapCopied = guest === null ? null : new Uint8Array(guest.snapCopied);
+    this.#wasm = guest?.wasm ?? null;
   }
 
   /** The current runstate. */
@@ -138,7 +144,8 @@ export class VcpuControl {
   /** Encodes the registers (see device_state.ts). The vCPU must be parked. */
   saveDeviceState(): Uint8Array {
     if (!this.isParked()) throw new Error("device state: the vCPU is executing; stop it first");
-    return encodeDeviceState(readRegs(this.#ctl), this.ramSize);
+    const regs = encodeDeviceState(readRegs(this.#ctl), this.ramSize);
+    return this.#wasm === null ? regs : saveWasmState(this.#wasm, regs, this.ramSize);
   }
 
   /**
@@ -147,6 +154,16 @@ export class VcpuControl {
    * parked and must stay parked until this returns.
    */
   loadDeviceState(bytes: Uint8Array): void {
+    if (this.#wasm === null && isWasmDeviceState(bytes)) {
+      throw new DeviceStateError(
+        "the source runs a WebAssembly guest (--guest wasm:), this machine a --workload",
+      );
+    }
+    if (this.#wasm !== null) {
+      if (!this.isParked()) throw new Error("device state: the vCPU is executing; stop it first");
+      writeRegs(this.#ctl, loadWasmState(this.#wasm, bytes, this.ramSize));
+      return;
+    }
     const regs = decodeDeviceState(bytes, this.ramSize);
     if (!this.isParked()) throw new Error("device state: the vCPU is executing; stop it first");
     writeRegs(this.#ctl, regs);

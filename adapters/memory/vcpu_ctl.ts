@@ -17,6 +17,8 @@ export const RUN_STATES = [
   "finish-migrate",
   "postmigrate",
   "colo",
+  "shutdown",
+  "guest-panicked",
 ] as const;
 
 /** A runstate as QEMU names it. */

@@ -24,6 +24,7 @@ import {
   POSTCOPY,
   PRNG,
   readRegs,
+  RUN_STATES,
   RUNNING,
   RUNSTATE,
   SHUTDOWN,
@@ -34,6 +35,7 @@ import {
   writeRegs,
 } from "./vcpu_ctl.ts";
 import { type GuestMemory, WORKLOAD_STEPS, type WorkloadRegs } from "./workload.ts";
+import { runWasmVcpu } from "../wasm/wasm_vcpu.ts";
 
 /** Pages per increment chunk between runstate checks (about 10 µs of work). */
 const INCREMENT_CHUNK = 1024;
@@ -194,6 +196,22 @@ interface WorkerScope {
 const scope = globalThis as unknown as WorkerScope;
 scope.onmessage = (e) => {
   scope.onmessage = null;
+  const guest = e.data;
+  if (guest.wasm) {
+    // A WebAssembly guest: its own loop; a module that fails to instantiate is reported.
+    const incoming = RUN_STATES[Atomics.load(ctlViews(guest.ctl).i32, RUNSTATE)] === "inmigrate";
+    let started = false;
+    try {
+      runWasmVcpu(guest, (m) => scope.postMessage(m), incoming, () => {
+        started = true;
+        scope.postMessage("ready");
+      });
+    } catch (err) {
+      scope.postMessage(started ? { kind: "trap", message: String(err) } : { error: String(err) });
+    }
+    scope.close();
+    return;
+  }
   scope.postMessage("ready");
   runVcpu(e.data);
   scope.close();

@@ -111,7 +111,8 @@ export class PageSender {
     this.#bitmap32 = new Uint32Array(this.bitmap.buffer);
     this.sentOnce = new Uint8Array(sharedSent ?? new ArrayBuffer(padded));
     this.pending = shared ? 0 : this.#totalPages;
-    this.#dirty = new Uint8Array(guest.dirty);
+    // A WebAssembly guest's dirty log is a wasm memory: longer than the map, zero beyond it.
+    this.#dirty = new Uint8Array(guest.dirty, 0, padded);
     this.#written = new Uint8Array(guest.written);
     this.#blockFirst = guest.layout.map((blk) => blk.firstPage);
   }

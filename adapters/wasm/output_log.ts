@@ -1,0 +1,75 @@
+/**
+ * The guest's output records (`GET /machine/output`): one per write the guest made, numbered
+ * by the guest (`seq` from 1 over its whole life, across migrations), kept in a bounded
+ * backlog so a client reconnecting with `Last-Event-ID` gets what it missed.
+ *
+ * @module
+ */
+
+/** One output record as the contract shows it. */
+export interface OutputRecord {
+  seq: number;
+  stream: "stdout" | "stderr";
+  text?: string;
+  base64?: string;
+}
+
+/** Records kept for late or reconnecting readers. */
+export const OUTPUT_BACKLOG_RECORDS = 100_000;
+/** Bytes of record payload kept. */
+export const OUTPUT_BACKLOG_BYTES = 16 << 20;
+
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+function toBase64(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i += 0x8000) {
+    s += String.fromCharCode(...b.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+/** Builds a record: text when the bytes are UTF-8, else base64. */
+export function makeRecord(
+  seq: number,
+  stream: "stdout" | "stderr",
+  bytes: Uint8Array,
+): OutputRecord {
+  try {
+    return { seq, stream, text: strict.decode(bytes) };
+  } catch {
+    return { seq, stream, base64: toBase64(bytes) };
+  }
+}
+
+/** The backlog and its live subscribers. */
+export class OutputLog {
+  readonly #records: OutputRecord[] = [];
+  #bytes = 0;
+  readonly #subscribers = new Set<(r: OutputRecord) => void>();
+
+  /** Appends a record and hands it to every subscriber. */
+  append(r: OutputRecord): void {
+    this.#records.push(r);
+    this.#bytes += (r.text ?? r.base64 ?? "").length;
+    while (
+      this.#records.length > OUTPUT_BACKLOG_RECORDS ||
+      (this.#bytes > OUTPUT_BACKLOG_BYTES && this.#records.length > 1)
+    ) {
+      const old = this.#records.shift()!;
+      this.#bytes -= (old.text ?? old.base64 ?? "").length;
+    }
+    for (const s of this.#subscribers) s(r);
+  }
+
+  /** Records kept with seq > `after`, oldest first. */
+  since(after: number): OutputRecord[] {
+    return this.#records.filter((r) => r.seq > after);
+  }
+
+  /** Calls `f` with every new record until the returned function is called. */
+  subscribe(f: (r: OutputRecord) => void): () => void {
+    this.#subscribers.add(f);
+    return () => this.#subscribers.delete(f);
+  }
+}

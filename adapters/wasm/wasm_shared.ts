@@ -1,0 +1,104 @@
+/**
+ * What every thread shares about a WebAssembly guest (`SharedGuest.wasm`): the memories, the
+ * prepared module, the stdin ring that `POST /machine/input` fills and the guest's `fd_read`
+ * drains, and the state cell through which the parked vCPU hands its device state over.
+ *
+ * Stdin ring (`stdin`): int32 [0] = bytes read so far, [1] = bytes written so far (both
+ * modulo 2^32), data from byte 16, STDIN_CAPACITY bytes. One writer (the main thread, or the
+ * destination's loader before the guest runs), one reader (the vCPU).
+ *
+ * State cell (`state`): int32 [0] = STATE_NONE | STATE_SAVED (the vCPU parked and wrote its
+ * state) | STATE_LOAD (a loaded state waits for the vCPU), [1] = byte length, [2] = exit
+ * code, [3] = exited flag; the bytes from offset 16.
+ *
+ * @module
+ */
+
+/** Bytes the stdin ring holds. */
+export const STDIN_CAPACITY = 1 << 20;
+/** Bytes the state cell holds (the unwound stack, globals and WASI state). */
+export const STATE_CAPACITY = (1 << 20) + (64 << 10);
+
+/** State cell flags. */
+export const STATE_NONE = 0, STATE_SAVED = 1, STATE_LOAD = 2;
+
+/** The guest's module and memories, as postMessage carries them. */
+export interface WasmShared {
+  /** The guest's linear memory: its buffer is RAM block 0. */
+  memory: WebAssembly.Memory;
+  /** The dirty log as a memory: its buffer is `SharedGuest.dirty`. */
+  dirtyMemory: WebAssembly.Memory;
+  /** The prepared module (wasm_prepare.ts). */
+  module: Uint8Array;
+  /** SHA-256 (hex) of the module file as given. */
+  sha256: string;
+  /** The module file's path, for display. */
+  path: string;
+  /** Exported mutable globals of the prepared module. */
+  globals: number;
+  /** argv (argv[0] is the module's file name) and the environment, `K=V`. */
+  args: string[];
+  env: string[];
+  stdin: SharedArrayBuffer;
+  state: SharedArrayBuffer;
+}
+
+/** Allocates the stdin ring and state cell. */
+export function allocateWasmBuffers(): { stdin: SharedArrayBuffer; state: SharedArrayBuffer } {
+  return {
+    stdin: new SharedArrayBuffer(16 + STDIN_CAPACITY),
+    state: new SharedArrayBuffer(16 + STATE_CAPACITY),
+  };
+}
+
+/** Bytes waiting in the stdin ring. */
+export function stdinPending(ring: SharedArrayBuffer): number {
+  const i32 = new Int32Array(ring, 0, 4);
+  return (Atomics.load(i32, 1) - Atomics.load(i32, 0)) >>> 0;
+}
+
+/** Appends `bytes` to the stdin ring; false (nothing written) when they do not fit. */
+export function stdinWrite(ring: SharedArrayBuffer, bytes: Uint8Array): boolean {
+  const i32 = new Int32Array(ring, 0, 4);
+  const data = new Uint8Array(ring, 16, STDIN_CAPACITY);
+  if (stdinPending(ring) + bytes.length > STDIN_CAPACITY) return false;
+  let at = (Atomics.load(i32, 1) >>> 0) % STDIN_CAPACITY;
+  let done = 0;
+  while (done < bytes.length) {
+    const n = Math.min(bytes.length - done, STDIN_CAPACITY - at);
+    data.set(bytes.subarray(done, done + n), at);
+    done += n;
+    at = (at + n) % STDIN_CAPACITY;
+  }
+  Atomics.add(i32, 1, bytes.length);
+  return true;
+}
+
+/** Reads up to `max` bytes from the stdin ring (consuming them unless `peek`). */
+export function stdinRead(ring: SharedArrayBuffer, max: number, peek = false): Uint8Array {
+  const i32 = new Int32Array(ring, 0, 4);
+  const data = new Uint8Array(ring, 16, STDIN_CAPACITY);
+  const n = Math.min(max, stdinPending(ring));
+  const out = new Uint8Array(n);
+  let at = (Atomics.load(i32, 0) >>> 0) % STDIN_CAPACITY;
+  let done = 0;
+  while (done < n) {
+    const k = Math.min(n - done, STDIN_CAPACITY - at);
+    out.set(data.subarray(at, at + k), done);
+    done += k;
+    at = (at + k) % STDIN_CAPACITY;
+  }
+  if (!peek) Atomics.add(i32, 0, n);
+  return out;
+}
+
+/** The state cell's views. */
+export function stateViews(state: SharedArrayBuffer): { i32: Int32Array; bytes: Uint8Array } {
+  return { i32: new Int32Array(state, 0, 4), bytes: new Uint8Array(state, 16) };
+}
+
+/** The guest's exit code once it exited (proc_exit or a return from _start), else null. */
+export function exitCode(state: SharedArrayBuffer): number | null {
+  const { i32 } = stateViews(state);
+  return Atomics.load(i32, 3) === 1 ? Atomics.load(i32, 2) : null;
+}
