@@ -37,6 +37,7 @@ import { encodeSetup } from "../wire/multifd.ts";
 import { SourceReturnPath } from "./source_return_path.ts";
 import { type PostcopyRun, SourcePostcopy } from "./source_postcopy.ts";
 import { Cancelled } from "./cancelled.ts";
+import { isTwoWayUri, PeerReason } from "./peer_reason.ts";
 import type { SourceControl } from "./source_control.ts";
 import type { Capabilities } from "../options.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
@@ -86,12 +87,15 @@ class SourceRun {
   #mfdSent: SharedArrayBuffer | null = null;
   /** What the destination said on the return path of the current channel. */
   readonly #rp = new SourceReturnPath();
+  /** The destination's reason, should it refuse or fail the stream. */
+  readonly #reason: PeerReason;
   #vmWasRunning = false;
   readonly #counters: SourceCounters;
 
   constructor(ctx: SourceContext) {
     this.#ctx = ctx;
     this.#vcpu = new VcpuControl(ctx.guest);
+    this.#reason = new PeerReason(() => ctx.control.wake.notify());
     this.#counters = new SourceCounters({
       stats: ctx.stats,
       params: ctx.params,
@@ -144,6 +148,7 @@ class SourceRun {
       else if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate("postmigrate");
       const status = this.#status;
       if (!(e instanceof Cancelled) && status !== "cancelling") {
+        if (isTwoWayUri(this.#ctx.uri)) e = await this.#reason.explain(e);
         link.post({ t: "error", message: e instanceof Error ? e.message : String(e) });
         if (status !== "failed" && status !== "completed" && status !== "cancelled") {
           await link.transition(status, "failed");
@@ -231,12 +236,14 @@ class SourceRun {
         onBitmap: (block, bits) => this.#sender!.loadReceived(block, bits),
         onRequest: () => this.#ctx.stats[STAT.postcopyRequests]++,
         wake: () => this.#ctx.control.wake.notify(),
+        onReason: (text) => this.#reason.set(text),
       });
-    }
+    } else if (isTwoWayUri(uri ?? this.#ctx.uri)) this.#reason.listen(channel);
   }
 
   #checkErrors(): void {
     if (this.#ctx.control.cancelled || this.#status === "cancelling") throw new Cancelled();
+    this.#reason.check();
     this.#rp.check();
     const werr = this.#writer?.error;
     if (werr) throw werr;
