@@ -48,7 +48,7 @@ import { Inflater } from "./inflater.ts";
 import { isLinkError, ReturnPath } from "./dest_support.ts";
 import type { MainLink } from "./main_link.ts";
 import { RamLoader } from "./ram_loader.ts";
-import { sendReason } from "./peer_reason.ts";
+import { sendReason, SourceCancelled } from "./peer_reason.ts";
 
 const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];
 
@@ -130,10 +130,13 @@ class DestinationRun {
       return true;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
-      link.post({ t: "error", message: `load of migration failed: ${message}` });
-      // Beyond QEMU: the source learns why (docs/wire-format.md, "The destination's reason").
-      if (this.#rp) await this.#rp.send(encodeRpReason(message));
-      else if (this.#ctx.twoWay) await sendReason(this.#channel ?? channel, message);
+      if (e instanceof SourceCancelled) link.post({ t: "error", message });
+      else {
+        link.post({ t: "error", message: `load of migration failed: ${message}` });
+        // Beyond QEMU: the source learns why (docs/wire-format.md, "The destination's reason").
+        if (this.#rp) await this.#rp.send(encodeRpReason(message));
+        else if (this.#ctx.twoWay) await sendReason(this.#channel ?? channel, message);
+      }
       await this.#rp?.send(encodeRpShut(1));
       const status = this.#status;
       if (status !== "failed" && status !== "completed") await link.transition(status, "failed");
@@ -167,6 +170,7 @@ class DestinationRun {
     this.#mainReader = reader;
     if (!opened) await reader.readStreamHeader();
     const frame = await reader.next();
+    if (frame.type === FrameType.CANCEL) throw new SourceCancelled();
     if (frame.type !== FrameType.CONFIG) {
       throw new WireError("migration stream: expected the configuration section first");
     }
@@ -184,6 +188,7 @@ class DestinationRun {
         await this.#drainInflate();
         return;
       }
+      if (frame.type === FrameType.CANCEL) throw new SourceCancelled();
       if (frame.type === FrameType.PAGE_RUN) {
         this.#inSection();
         await this.#ram.pageRun(reader, frame.length, this.#runHeader);

@@ -3,7 +3,8 @@
  * fails a stream sends its error text back before it closes (docs/wire-format.md, "The
  * destination's reason"). The source keeps the first one; when its own channel breaks it
  * waits briefly for one, so its `error-desc` says why the destination stopped rather than
- * "Broken pipe". Only sockets (tcp:, unix:) carry anything back: exec: and file: are one-way.
+ * "Broken pipe". The other way, a cancelled source ends its stream with a CANCEL frame when
+ * it can, so the destination reports a cancel rather than a truncated stream. Only sockets (tcp:, unix:) carry anything back: exec: and file: are one-way.
  *
  * @module
  */
@@ -14,12 +15,26 @@ import { RP_HEADER_SIZE } from "../wire/return_path.ts";
 /** How long a source whose channel broke waits for the destination's reason. */
 export const REASON_WAIT_MS = 200;
 
+/**
+ * How long a cancelled source may go on writing to end its stream with CANCEL at a frame
+ * boundary before its channel is shut (a write stuck on a peer that stopped reading).
+ */
+export const CANCEL_GRACE_MS = 300;
+
 /** The destination refused or failed the stream, and said why. */
 export class DestinationRefused extends Error {
   /** `reason` is the destination's own error text. */
   constructor(readonly reason: string) {
     super(`destination refused: ${reason}`);
     this.name = "DestinationRefused";
+  }
+}
+
+/** The destination read the source's CANCEL frame: the migration was cancelled there. */
+export class SourceCancelled extends Error {
+  constructor() {
+    super("migration cancelled by the source");
+    this.name = "SourceCancelled";
   }
 }
 
