@@ -150,8 +150,8 @@ class SourceRun {
       else if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate("postmigrate");
       const status = this.#status;
       if (!(e instanceof Cancelled) && status !== "cancelling") {
-        if (isTwoWayUri(this.#ctx.uri)) e = await this.#reason.explain(e);
-        link.post({ t: "error", message: e instanceof Error ? e.message : String(e) });
+        const why = isTwoWayUri(this.#ctx.uri) ? await this.#reason.explain(e) : e;
+        link.post({ t: "error", message: why instanceof Error ? why.message : String(why) });
         if (status !== "failed" && status !== "completed" && status !== "cancelled") {
           await link.transition(status, "failed");
         }
