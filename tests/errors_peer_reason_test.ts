@@ -60,7 +60,7 @@ Deno.test("a cancel on the source shows as a cancel on the destination", async (
     assert.equal((await src.api("POST", "/migrations/current/cancel")).status, 202);
     await expectSourceIntact(src, before, "cancelled");
     const d = await expectDestinationFailed(dst, id);
-    assert.equal(d["error-desc"], "migration cancelled by the source");
+    assert.equal(d["error-desc"], "load of migration failed: migration cancelled by the source");
     // The destination takes the next migration.
     await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
     await expectMigrationCompletes(src, dst);

@@ -48,7 +48,7 @@ import { Inflater } from "./inflater.ts";
 import { isLinkError, ReturnPath } from "./dest_support.ts";
 import type { MainLink } from "./main_link.ts";
 import { RamLoader } from "./ram_loader.ts";
-import { sendReason, SourceCancelled } from "./peer_reason.ts";
+import { lingerForSource, sendReason, SourceCancelled } from "./peer_reason.ts";
 
 const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];
 
@@ -130,14 +130,16 @@ class DestinationRun {
       return true;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
-      if (e instanceof SourceCancelled) link.post({ t: "error", message });
-      else {
-        link.post({ t: "error", message: `load of migration failed: ${message}` });
+      link.post({ t: "error", message: `load of migration failed: ${message}` });
+      if (!(e instanceof SourceCancelled)) {
         // Beyond QEMU: the source learns why (docs/wire-format.md, "The destination's reason").
         if (this.#rp) await this.#rp.send(encodeRpReason(message));
         else if (this.#ctx.twoWay) await sendReason(this.#channel ?? channel, message);
       }
       await this.#rp?.send(encodeRpShut(1));
+      if (this.#ctx.twoWay && !(e instanceof SourceCancelled)) {
+        await lingerForSource(this.#channel ?? channel);
+      }
       const status = this.#status;
       if (status !== "failed" && status !== "completed") await link.transition(status, "failed");
       if (this.#ran) {

@@ -54,6 +54,25 @@ export async function sendReason(channel: Channel, text: string): Promise<void> 
   }
 }
 
+/** How long a destination that sent its reason waits for the source to hang up. */
+export const REASON_LINGER_MS = 500;
+
+/**
+ * After the reason: half-closes and reads (discarding) until the source hangs up, at most
+ * `REASON_LINGER_MS`. Closing with unread bytes would send a reset, which can make the source
+ * lose the reason still waiting in its receive buffer. Never throws.
+ */
+export async function lingerForSource(channel: Channel): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const drain = (async () => {
+    await channel.closeWrite();
+    const sink = new Uint8Array(65536);
+    while (await channel.read(sink) !== null);
+  })().catch(() => {});
+  await Promise.race([drain, new Promise<void>((r) => timer = setTimeout(r, REASON_LINGER_MS))]);
+  clearTimeout(timer);
+}
+
 /** The source's record of the destination's reason, for one migration. */
 export class PeerReason {
   #text: string | null = null;
