@@ -38,6 +38,7 @@ import {
   encodeRpShut,
   RESUME_ACK_VALUE,
 } from "../wire/return_path.ts";
+import { encodeRpReason } from "../wire/peer_reason.ts";
 import { STAT } from "./stats.ts";
 import { decodeSetup } from "../wire/multifd.ts";
 import type { MultifdRegistry } from "./multifd_dest.ts";
@@ -47,6 +48,7 @@ import { Inflater } from "./inflater.ts";
 import { isLinkError, ReturnPath } from "./dest_support.ts";
 import type { MainLink } from "./main_link.ts";
 import { RamLoader } from "./ram_loader.ts";
+import { lingerForSource, sendReason, SourceCancelled } from "./peer_reason.ts";
 
 const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];
 
@@ -64,6 +66,8 @@ export interface DestinationContext {
   multifd?: MultifdRegistry;
   /** decompress-threads (compressed pages). */
   decompressThreads?: number;
+  /** The channel is a socket: a refusal's reason can go back to the source on it. */
+  twoWay?: boolean;
 }
 
 /** One incoming migration. */
@@ -127,7 +131,15 @@ class DestinationRun {
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       link.post({ t: "error", message: `load of migration failed: ${message}` });
+      if (!(e instanceof SourceCancelled)) {
+        // Beyond QEMU: the source learns why (docs/wire-format.md, "The destination's reason").
+        if (this.#rp) await this.#rp.send(encodeRpReason(message));
+        else if (this.#ctx.twoWay) await sendReason(this.#channel ?? channel, message);
+      }
       await this.#rp?.send(encodeRpShut(1));
+      if (this.#ctx.twoWay && !(e instanceof SourceCancelled)) {
+        await lingerForSource(this.#channel ?? channel);
+      }
       const status = this.#status;
       if (status !== "failed" && status !== "completed") await link.transition(status, "failed");
       if (this.#ran) {
@@ -160,6 +172,7 @@ class DestinationRun {
     this.#mainReader = reader;
     if (!opened) await reader.readStreamHeader();
     const frame = await reader.next();
+    if (frame.type === FrameType.CANCEL) throw new SourceCancelled();
     if (frame.type !== FrameType.CONFIG) {
       throw new WireError("migration stream: expected the configuration section first");
     }
@@ -177,6 +190,7 @@ class DestinationRun {
         await this.#drainInflate();
         return;
       }
+      if (frame.type === FrameType.CANCEL) throw new SourceCancelled();
       if (frame.type === FrameType.PAGE_RUN) {
         this.#inSection();
         await this.#ram.pageRun(reader, frame.length, this.#runHeader);

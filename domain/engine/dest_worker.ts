@@ -13,6 +13,7 @@ import { MainLink } from "./main_link.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import type { DestinationStart, MainMessage, WorkerMessage } from "./messages.ts";
 import { runDestination } from "./dest_run.ts";
+import { isTwoWayUri } from "./peer_reason.ts";
 import { MultifdRegistry } from "./multifd_dest.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameType } from "../wire/frames.ts";
@@ -101,6 +102,7 @@ async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
     awaitRecovery,
     onChannel: (ch: Channel | null) => (current = ch),
     multifd: registry,
+    twoWay: isTwoWayUri(m.uri),
   };
   const ok = await runDestination(ctx, channel, reader, refused);
   running = false;

@@ -11,10 +11,13 @@ import type { RamBlockLayout } from "../../adapters/memory/layout.ts";
 import { decodeRpHeader, decodeRpMessage, RP_HEADER_SIZE, RpType } from "../wire/return_path.ts";
 import { RECV_BITMAP_END } from "../wire/postcopy.ts";
 import { WireError } from "../wire/wire_error.ts";
+import { checkRpReasonLength, decodeRpReason, isRpReason } from "../wire/peer_reason.ts";
 
 /** What the source does with each message. */
 export interface ReturnPathHandlers {
   onShut(error: number): void;
+  /** The destination's reason for refusing or failing the stream (a Ferry extension). */
+  onReason?(text: string): void;
   onPong?(value: number): void;
   /** A page request: flat page range. */
   onRequest(firstPage: number, count: number): void;
@@ -49,6 +52,13 @@ export async function readReturnPath(
   let lastBlock = -1;
   for (;;) {
     await readExact(ch, head);
+    if (isRpReason(head)) {
+      const length = (head[2] << 8) | head[3];
+      checkRpReasonLength(length);
+      await readExact(ch, data.subarray(0, length));
+      h.onReason?.(decodeRpReason(data.subarray(0, length)));
+      continue;
+    }
     const { type, length } = decodeRpHeader(head);
     await readExact(ch, data.subarray(0, length));
     const m = decodeRpMessage(type, data.subarray(0, length));

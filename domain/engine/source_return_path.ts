@@ -36,6 +36,8 @@ export class SourceReturnPath {
       onBitmap(block: number, bits: Uint8Array): void;
       onRequest(): void;
       wake(): void;
+      /** The destination's reason for refusing or failing the stream. */
+      onReason?(text: string): void;
     },
   ): void {
     this.#channel = channel;
@@ -45,6 +47,7 @@ export class SourceReturnPath {
     this.bitmapsIn = 0;
     this.requests.length = 0;
     readReturnPath(channel, layout, pageSize, {
+      onReason: (text) => hooks.onReason?.(text),
       onShut: (error) => {
         this.shut = error;
         hooks.wake();

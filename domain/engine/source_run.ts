@@ -15,6 +15,7 @@ import { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
 import type { Channel } from "../ports.ts";
 import type { MigrationStatus } from "../state_machine.ts";
 import {
+  encodeCancel,
   encodeConfig,
   encodeDevice,
   encodeEof,
@@ -37,6 +38,7 @@ import { encodeSetup } from "../wire/multifd.ts";
 import { SourceReturnPath } from "./source_return_path.ts";
 import { type PostcopyRun, SourcePostcopy } from "./source_postcopy.ts";
 import { Cancelled } from "./cancelled.ts";
+import { CANCEL_GRACE_MS, isTwoWayUri, PeerReason } from "./peer_reason.ts";
 import type { SourceControl } from "./source_control.ts";
 import type { Capabilities } from "../options.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
@@ -86,12 +88,15 @@ class SourceRun {
   #mfdSent: SharedArrayBuffer | null = null;
   /** What the destination said on the return path of the current channel. */
   readonly #rp = new SourceReturnPath();
+  /** The destination's reason, should it refuse or fail the stream. */
+  readonly #reason: PeerReason;
   #vmWasRunning = false;
   readonly #counters: SourceCounters;
 
   constructor(ctx: SourceContext) {
     this.#ctx = ctx;
     this.#vcpu = new VcpuControl(ctx.guest);
+    this.#reason = new PeerReason(() => ctx.control.wake.notify());
     this.#counters = new SourceCounters({
       stats: ctx.stats,
       params: ctx.params,
@@ -136,6 +141,7 @@ class SourceRun {
       }
       this.#vcpu.setRunstate("postmigrate");
     } catch (e) {
+      if (e instanceof Cancelled) await this.#endCancelled();
       this.#writer?.shutdown();
       // migration_iteration_finish: the guest goes on where it was, unless it already
       // runs on the destination (postcopy after the package). Before the status says
@@ -144,7 +150,8 @@ class SourceRun {
       else if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate("postmigrate");
       const status = this.#status;
       if (!(e instanceof Cancelled) && status !== "cancelling") {
-        link.post({ t: "error", message: e instanceof Error ? e.message : String(e) });
+        const why = isTwoWayUri(this.#ctx.uri) ? await this.#reason.explain(e) : e;
+        link.post({ t: "error", message: why instanceof Error ? why.message : String(why) });
         if (status !== "failed" && status !== "completed" && status !== "cancelled") {
           await link.transition(status, "failed");
         }
@@ -157,6 +164,33 @@ class SourceRun {
       stats[STAT.totalTime] ||= Date.now() - stats[STAT.startTime];
       this.#channel?.close();
       this.#ctx.onWriter(null);
+    }
+  }
+
+  /** The stream header is on its way: a CANCEL frame may follow it. */
+  #streamStarted = false;
+
+  /**
+   * Beyond QEMU: ends a cancelled stream with CANCEL when the writer stands at a frame
+   * boundary (Cancelled comes from the run's own checks), so the destination reports a
+   * cancel, not a truncated stream. Bounded by the grace the cancel gives the writer.
+   */
+  async #endCancelled(): Promise<void> {
+    const writer = this.#writer;
+    if (!this.#streamStarted || !this.#sender || !writer || writer.error) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        (async () => {
+          await this.#sender!.append(encodeCancel());
+          await this.#sender!.flush();
+        })(),
+        new Promise<void>((r) => timer = setTimeout(r, CANCEL_GRACE_MS)),
+      ]);
+    } catch {
+      /* the channel broke meanwhile: the destination sees the end of the stream */
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -231,12 +265,14 @@ class SourceRun {
         onBitmap: (block, bits) => this.#sender!.loadReceived(block, bits),
         onRequest: () => this.#ctx.stats[STAT.postcopyRequests]++,
         wake: () => this.#ctx.control.wake.notify(),
+        onReason: (text) => this.#reason.set(text),
       });
-    }
+    } else if (isTwoWayUri(uri ?? this.#ctx.uri)) this.#reason.listen(channel);
   }
 
   #checkErrors(): void {
     if (this.#ctx.control.cancelled || this.#status === "cancelling") throw new Cancelled();
+    this.#reason.check();
     this.#rp.check();
     const werr = this.#writer?.error;
     if (werr) throw werr;
@@ -248,6 +284,7 @@ class SourceRun {
     const sender = this.#sender!;
     stats[STAT.total] = sender.totalPages * guest.pageSize;
     await sender.append(encodeStreamHeader());
+    this.#streamStarted = true;
     await sender.append(encodeConfig(guest.pageSize, guest.layout));
     if (this.#useReturnPath) {
       await sender.append(encodeEmpty(FrameType.OPEN_RETURN_PATH));
@@ -429,7 +466,7 @@ class SourceRun {
     this.#counters.sync();
     await sender.append(section(SectionKind.COMPLETE, this.#counters.pass, false));
     if (this.#multifdPages) await this.#multifdPass();
-    else while (!await sender.send(1 << 30));
+    else while (!await sender.send(CHUNK_PAGES)) this.#checkErrors();
     await sender.append(section(SectionKind.COMPLETE, this.#counters.pass, true));
     for (const f of this.#stateFrames()) await sender.append(f);
     await sender.append(encodeEof());

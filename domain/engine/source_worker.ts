@@ -15,6 +15,7 @@ import { SourceControl } from "./source_control.ts";
 import { DEFAULT_PARAMETERS, liveParameters } from "../options.ts";
 import { runSource, type SourceContext } from "./source_run.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
+import { CANCEL_GRACE_MS } from "./peer_reason.ts";
 
 let link: MainLink | null = null;
 let writer: ChannelWriter | null = null;
@@ -52,7 +53,10 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
       break;
     case "cancel":
       control.cancelled = true;
-      writer?.shutdown();
+      // The run ends its stream with CANCEL at its next frame boundary (unthrottled, so it
+      // gets there); a write stuck on a peer that stopped reading is cut after a grace.
+      writer?.setRateLimit(0);
+      setTimeout(() => writer?.shutdown(), CANCEL_GRACE_MS);
       break;
     case "params":
       Object.assign(params, m.params);

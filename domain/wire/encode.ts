@@ -185,6 +185,11 @@ export function encodeEof(): Uint8Array<ArrayBuffer> {
   return frame(FrameType.EOF, 0)[0];
 }
 
+/** Encodes the CANCEL frame: the source cancelled the migration, nothing follows. */
+export function encodeCancel(): Uint8Array<ArrayBuffer> {
+  return frame(FrameType.CANCEL, 0)[0];
+}
+
 /** Encodes a whole SECTION_START/SECTION_END frame (allocating form of {@link putSection}). */
 export function encodeSection(type: number, kind: number, pass: number): Uint8Array<ArrayBuffer> {
   const b = new Uint8Array(FRAME_HEADER_SIZE + SECTION_PAYLOAD_SIZE);

@@ -42,6 +42,8 @@ export const FrameType = {
   DEVICE: 0x06,
   GLOBAL_STATE: 0x07,
   EOF: 0x08,
+  /** The source cancelled: nothing follows (beyond QEMU; see docs/wire-format.md). */
+  CANCEL: 0x09,
   POSTCOPY_ADVISE: 0x10,
   POSTCOPY_LISTEN: 0x11,
   POSTCOPY_RUN: 0x12,
@@ -102,6 +104,7 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.DEVICE]: { name: "DEVICE", min: 0, max: MAX_SMALL_PAYLOAD },
   [FrameType.GLOBAL_STATE]: { name: "GLOBAL_STATE", min: 1, max: 64 },
   [FrameType.EOF]: { name: "EOF", fixed: 0 },
+  [FrameType.CANCEL]: { name: "CANCEL", fixed: 0 },
   [FrameType.POSTCOPY_ADVISE]: { name: "POSTCOPY_ADVISE", fixed: 4 },
   [FrameType.POSTCOPY_LISTEN]: { name: "POSTCOPY_LISTEN", fixed: 0 },
   [FrameType.POSTCOPY_RUN]: { name: "POSTCOPY_RUN", fixed: 0 },

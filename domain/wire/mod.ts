@@ -13,3 +13,4 @@ export * from "./decode.ts";
 export * from "./checks.ts";
 export * from "./frame_reader.ts";
 export * from "./return_path.ts";
+export * from "./peer_reason.ts";
