@@ -24,8 +24,9 @@ the guest
   --ram SIZE                     the pc.ram block (default 128M; suffixes K M G T)
   --ram-block NAME=SIZE          a further RAM block (repeatable)
   --fill zero|random|pattern     what RAM holds at start (default zero)
-  --workload idle|increment[,start=1M,end=100M]|random[,rate=PAGES_PER_S,hot=FRACTION]
-                                 what the vCPU does (default idle)
+  --workload idle|increment[,start=1M,end=100M,rate=PAGES_PER_S]|random[,rate=PAGES_PER_S,hot=FRACTION]
+                                 what the vCPU does (default idle; increment without a rate
+                                 runs as fast as it can, as QEMU's migration-test guest)
   --guest wasm:PATH.wasm[,args=A B,env=K=V]
                                  a WebAssembly (WASI preview1) program as the guest instead
                                  of a --workload (default: none)

@@ -169,9 +169,14 @@ Deno.test("device state: malformed inputs throw DeviceStateError with a clear me
     ],
     ["zero prng", patched((_v, b) => b.fill(0, 80, 96)), /PRNG state is all zero/],
     [
-      "rate on increment",
-      patched((v) => v.setFloat64(64, 5)),
-      /workload increment carries a random rate/,
+      "negative rate on increment",
+      patched((v) => v.setFloat64(64, -5)),
+      /increment rate -5 outside/,
+    ],
+    [
+      "hot fraction on increment",
+      patched((v) => v.setFloat64(72, 0.5)),
+      /workload increment carries a hot fraction/,
     ],
     [
       "idle with range",

@@ -53,6 +53,11 @@ Deno.test("parseWorkload: the three kinds with and without options", () => {
     hot: 0.1,
   });
   assert.deepEqual(parseWorkload("random,hot=0.5"), { kind: "random", rate: 10000, hot: 0.5 });
+  assert.deepEqual(parseWorkload("increment,end=8M,rate=250000"), {
+    kind: "increment",
+    end: 8 << 20,
+    rate: 250000,
+  });
 });
 
 Deno.test("parseWorkload: clear errors", () => {
@@ -60,7 +65,8 @@ Deno.test("parseWorkload: clear errors", () => {
     ["busy", /unknown kind 'busy'/],
     ["", /unknown kind ''/],
     ["idle,rate=5", /'idle' takes no option 'rate'/],
-    ["increment,rate=5", /'increment' takes no option 'rate'/],
+    ["increment,rate=0", /rate=0 is invalid/],
+    ["increment,hot=0.5", /'increment' takes no option 'hot'/],
     ["increment,start", /'start' is not KEY=VALUE/],
     ["increment,start=1M,start=2M", /'start' given twice/],
     ["increment,start=100M,end=1M", /start=100M must be below end=1M/],

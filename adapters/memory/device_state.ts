@@ -21,7 +21,7 @@
  * |     40 |    8 | cursor: address of the next page (0 unless increment)        |
  * |     48 |    8 | passes                                                       |
  * |     56 |    8 | pages written                                                |
- * |     64 |    8 | random rate, pages per second, float64 (0 unless random)     |
+ * |     64 |    8 | rate, pages per second, float64 (0: idle, unpaced increment) |
  * |     72 |    8 | random hot fraction, float64 (0 unless random)               |
  * |     80 |   16 | xorshift128 state: four uint32, not all zero                 |
  *
@@ -133,6 +133,11 @@ export function decodeDeviceState(bytes: Uint8Array, ramSize: number): WorkloadR
       fail(`random rate ${rate} outside (0, ${MAX_RANDOM_RATE}]`);
     }
     if (!(hot > 0 && hot <= 1)) fail(`random hot fraction ${hot} outside (0, 1]`);
+  } else if (kind === "increment") {
+    if (!(rate >= 0 && rate <= MAX_RANDOM_RATE)) {
+      fail(`increment rate ${rate} outside [0, ${MAX_RANDOM_RATE}]`);
+    }
+    if (hot !== 0) fail(`workload ${kind} carries a hot fraction`);
   } else if (rate !== 0 || hot !== 0) {
     fail(`workload ${kind} carries a random rate or hot fraction`);
   }

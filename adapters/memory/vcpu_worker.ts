@@ -119,7 +119,8 @@ function execute(
 ) {
   const i32 = ctl.i32;
   const step = WORKLOAD_STEPS[regs.kind];
-  const paced = regs.kind === "random";
+  // random always, increment with a rate (0: as fast as it can, as QEMU's migration-test).
+  const paced = regs.kind === "random" || regs.rate > 0;
   const burst = Math.max(1, regs.rate / 100);
   let tokens = 0;
   let last = performance.now();
@@ -145,7 +146,7 @@ function execute(
         sleepFor(i32, Math.max(1, ((1 - tokens) * 1000) / regs.rate));
         continue;
       }
-      max = Math.min(RANDOM_CHUNK, Math.floor(tokens));
+      max = Math.min(regs.kind === "random" ? RANDOM_CHUNK : INCREMENT_CHUNK, Math.floor(tokens));
     }
     mem.received = Atomics.load(i32, POSTCOPY) === 1 ? received : null;
     syncSnapshot(i32, mem, snap);

@@ -21,7 +21,7 @@ export const DEFAULT_RANDOM_RATE = 10000;
 export const MAX_RANDOM_RATE = 1e9;
 
 const USAGE =
-  "expected idle | increment[,start=SIZE,end=SIZE] | random[,rate=PAGES_PER_S,hot=FRACTION]";
+  "expected idle | increment[,start=SIZE,end=SIZE,rate=PAGES_PER_S] | random[,rate=PAGES_PER_S,hot=FRACTION]";
 
 function alignedSize(key: string, value: string): number {
   const n = parseSize(value);
@@ -54,7 +54,7 @@ export function parseWorkload(s: string): WorkloadSpec {
   }
   const allowed: Record<string, string[]> = {
     idle: [],
-    increment: ["start", "end"],
+    increment: ["start", "end", "rate"],
     random: ["rate", "hot"],
   };
   if (!Object.hasOwn(allowed, kind)) {
@@ -73,6 +73,15 @@ export function parseWorkload(s: string): WorkloadSpec {
     if (end !== undefined) spec.end = alignedSize("end", end);
     if (spec.start !== undefined && spec.end !== undefined && spec.start >= spec.end) {
       throw new RangeError(`workload: start=${start} must be below end=${end}`);
+    }
+    const rate = opts.get("rate");
+    if (rate !== undefined) {
+      spec.rate = parseNumber(
+        "rate",
+        rate,
+        (n) => n > 0 && n <= MAX_RANDOM_RATE,
+        `pages per second in (0, ${MAX_RANDOM_RATE}]`,
+      );
     }
     return spec;
   }
@@ -121,5 +130,5 @@ export function resolveWorkload(spec: WorkloadSpec, ramSize: number, prng: numbe
       `workload: increment range ${hex(start)}..${hex(end)} outside RAM of ${ramSize} bytes`,
     );
   }
-  return { ...regs, start, end, cursor: start };
+  return { ...regs, start, end, cursor: start, rate: spec.rate ?? 0 };
 }
