@@ -44,7 +44,8 @@ import type { MultifdRegistry } from "./multifd_dest.ts";
 import { MultifdReceiver } from "./multifd_receiver.ts";
 import { decodeEncodedPage } from "../wire/encoded_page.ts";
 import { Inflater } from "./inflater.ts";
-import { isLinkError, ReturnPath } from "./dest_support.ts";
+import { ReturnPath } from "./dest_support.ts";
+import { failureKind } from "./failure.ts";
 import type { MainLink } from "./main_link.ts";
 import { RamLoader } from "./ram_loader.ts";
 
@@ -117,7 +118,9 @@ class DestinationRun {
           break;
         } catch (e) {
           // Pause only once the guest runs here: before RUN the source still has it.
-          if (this.#status !== "postcopy-active" || !this.#ran || !isLinkError(e)) throw e;
+          if (this.#status !== "postcopy-active" || !this.#ran || failureKind(e) !== "link") {
+            throw e;
+          }
           reader = await this.#pauseAndRecover(e);
         }
       }
@@ -450,7 +453,7 @@ class DestinationRun {
           }
         }
       } catch (e) {
-        if (!isLinkError(e)) throw e;
+        if (failureKind(e) !== "link") throw e;
         channel.close();
         from = "postcopy-recover";
       }

@@ -17,7 +17,7 @@ import { MultifdRegistry } from "./multifd_dest.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameType } from "../wire/frames.ts";
 import { decodeHello } from "../wire/multifd.ts";
-import { WireError } from "../wire/wire_error.ts";
+import { failureKind } from "./failure.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
 
 let link: MainLink | null = null;
@@ -79,11 +79,11 @@ async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
     }
     clearTimeout(t);
   } catch (e) {
-    if (!(e instanceof WireError) || /truncated/.test(e.message)) {
+    if (failureKind(e) !== "protocol") {
       channel.close(); // a probe, or too slow to say anything: not an attempt
       return;
     }
-    refused = e; // something that is not a Ferry stream: that attempt fails, visibly
+    refused = e as Error; // something that is not a Ferry stream: that attempt fails, visibly
   }
   if (running || finished) {
     channel.close(); // one incoming migration at a time

@@ -9,6 +9,7 @@ import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import { MF, MF_STAT, type MultifdShared, stopChannels, sumStat } from "./multifd_shared.ts";
 import type { MultifdChannelStart } from "./multifd_worker.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
+import { type FailureRecord, TypedFailure } from "./failure.ts";
 
 const CHANNEL_WORKER = new URL("./multifd_worker.ts", import.meta.url);
 
@@ -19,7 +20,7 @@ export class MultifdSource {
   readonly #workers: Worker[] = [];
   readonly #ports: MessagePort[] = [];
   readonly #channels: number;
-  #error: string | null = null;
+  #error: FailureRecord | null = null;
   #gen = 0;
   #ended = 0;
 
@@ -45,8 +46,9 @@ export class MultifdSource {
       const port = opts.ports?.[id];
       const w = port ?? new Worker(CHANNEL_WORKER, { type: "module" });
       w.onmessage = (e) => {
-        if (e.data.t === "error") this.#error ??= e.data.message;
-        else if (e.data.t === "done") this.#ended++;
+        if (e.data.t === "error") {
+          this.#error ??= { kind: e.data.kind ?? "local", message: e.data.message };
+        } else if (e.data.t === "done") this.#ended++;
       };
       if (w instanceof Worker) {
         w.onerror = (e) => {
@@ -74,14 +76,14 @@ export class MultifdSource {
 
   /** A channel Worker crashed. */
   crashed(id: number, message: string): void {
-    this.#error ??= `multifd channel ${id} crashed: ${message}`;
+    this.#error ??= { kind: "local", message: `multifd channel ${id} crashed: ${message}` };
     Atomics.add(this.#ctl, MF.FAILED, 1);
     Atomics.notify(this.#ctl, MF.DONE);
   }
 
-  /** The first channel error, if any. */
-  get error(): string | null {
-    return this.#error;
+  /** The first channel error (typed as it was in its channel), if any. */
+  get error(): Error | null {
+    return this.#error ? new TypedFailure(this.#error.kind, this.#error.message) : null;
   }
 
   /** Bytes sent on every page channel. */
@@ -99,7 +101,7 @@ export class MultifdSource {
 
   #check(): void {
     if (this.#error || Atomics.load(this.#ctl, MF.FAILED) > 0) {
-      throw new Error(this.#error ?? "a multifd channel failed");
+      throw this.error ?? new Error("a multifd channel failed");
     }
   }
 

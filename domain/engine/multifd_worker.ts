@@ -15,6 +15,7 @@ import { encodeHello } from "../wire/multifd.ts";
 import { encodeU32Frame } from "../wire/postcopy.ts";
 import { MF, MF_STAT, type MultifdShared } from "./multifd_shared.ts";
 import { PageSender } from "./page_sender.ts";
+import { failureRecord } from "./failure.ts";
 
 /** Starts one channel. */
 export interface MultifdChannelStart {
@@ -109,10 +110,8 @@ function handle(m: ChannelMessage): void {
         Atomics.add(ctl, MF.FAILED, 1);
         Atomics.notify(ctl, MF.DONE);
         Atomics.notify(ctl, MF.READY);
-        reply({
-          t: "error",
-          message: `multifd channel ${m.id}: ${err instanceof Error ? err.message : err}`,
-        });
+        const failure = failureRecord(err);
+        reply({ t: "error", ...failure, message: `multifd channel ${m.id}: ${failure.message}` });
       },
     );
   } else if (m.t === "rate") {

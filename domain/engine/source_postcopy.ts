@@ -17,7 +17,6 @@ import {
   encodeStreamHeader,
   FrameType,
   SectionKind,
-  WireError,
 } from "../wire/mod.ts";
 import {
   encodeDiscard,
@@ -27,6 +26,7 @@ import {
   encodeU32Frame,
 } from "../wire/postcopy.ts";
 import { Cancelled } from "./cancelled.ts";
+import { failureKind } from "./failure.ts";
 import type { PageSender } from "./page_sender.ts";
 import { releaseSent, releaseWritten } from "./release_sent.ts";
 import type { SourceContext } from "./source_run.ts";
@@ -63,9 +63,13 @@ export interface PostcopyRun {
   reopen(uri: string): Promise<void>;
 }
 
-/** A protocol error from the peer (fails the migration) rather than a broken link (pauses). */
-export function isProtocolError(e: unknown): boolean {
-  return e instanceof WireError && !/closed|truncated/.test(e.message);
+/**
+ * An error that fails a postcopy migration: the peer broke the protocol or reported its own
+ * failure. Anything else (a broken link above all) pauses: the guest runs on the destination.
+ */
+export function failsPostcopy(e: unknown): boolean {
+  const kind = failureKind(e);
+  return kind === "protocol" || kind === "peer" || kind === "cancel";
 }
 
 /** One outgoing migration's postcopy phase (see the module doc). */
@@ -114,7 +118,7 @@ export class SourcePostcopy {
       await sender.append(encodePackage(pkg));
       await sender.flush();
     } catch (e) {
-      if (isProtocolError(e)) throw e;
+      if (failsPostcopy(e)) throw e;
       this.#pendingPause = e;
     }
     run.writer().setRateLimit(0); // background pages are paced below; requests never wait
@@ -185,7 +189,7 @@ export class SourcePostcopy {
         run.counters.update(Date.now());
       } catch (e) {
         const status = run.ctx.link.status;
-        if (e instanceof Cancelled || isProtocolError(e) || status !== "postcopy-active") throw e;
+        if (failsPostcopy(e) || status !== "postcopy-active") throw e;
         await this.#pause(e);
       }
     }
@@ -219,7 +223,7 @@ export class SourcePostcopy {
         await this.#recover(uri);
         return;
       } catch (e) {
-        if (e instanceof Cancelled) throw e;
+        if (failureKind(e) === "cancel") throw e;
         link.post({
           t: "error",
           message: `postcopy recovery failed: ${e instanceof Error ? e.message : e}`,

@@ -37,6 +37,7 @@ import { encodeSetup } from "../wire/multifd.ts";
 import { SourceReturnPath } from "./source_return_path.ts";
 import { type PostcopyRun, SourcePostcopy } from "./source_postcopy.ts";
 import { Cancelled } from "./cancelled.ts";
+import { failureKind } from "./failure.ts";
 import type { SourceControl } from "./source_control.ts";
 import type { Capabilities } from "../options.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
@@ -143,7 +144,7 @@ class SourceRun {
       if (this.#vmWasRunning && !this.#postcopy?.live) this.#vcpu.setRunstate("running");
       else if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate("postmigrate");
       const status = this.#status;
-      if (!(e instanceof Cancelled) && status !== "cancelling") {
+      if (failureKind(e) !== "cancel" && status !== "cancelling") {
         link.post({ t: "error", message: e instanceof Error ? e.message : String(e) });
         if (status !== "failed" && status !== "completed" && status !== "cancelled") {
           await link.transition(status, "failed");
@@ -240,7 +241,8 @@ class SourceRun {
     this.#rp.check();
     const werr = this.#writer?.error;
     if (werr) throw werr;
-    if (this.#mfd?.error) throw new Error(this.#mfd.error);
+    const mfdError = this.#mfd?.error;
+    if (mfdError) throw mfdError;
   }
 
   async #setup(): Promise<void> {
