@@ -34,7 +34,7 @@ import {
   type Parameters,
 } from "./options.ts";
 import type { LiveParams } from "./engine/messages.ts";
-import { Outgoing } from "./outgoing.ts";
+import { cancelRefusal, Outgoing } from "./outgoing.ts";
 import {
   DomainErrors,
   migrateProblems,
@@ -327,9 +327,14 @@ export class Agent {
     this.#outgoing?.cancel();
   }
 
-  /** migrate_cancel, then query-migrate. */
+  /**
+   * migrate_cancel, then query-migrate; refused (wrong-state) once the migration is past its
+   * point of no return (the destination may run the guest).
+   */
   cancelMigration(): MigrationInfo {
-    this.cancel();
+    if (this.#outgoing?.cancel() === "refused") {
+      throw new DomainError("wrong-state", cancelRefusal(this.#sourceStatus));
+    }
     return this.query();
   }
 

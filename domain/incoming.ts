@@ -78,8 +78,9 @@ export class Incoming {
         const next = this.#fresh(uri, this.current);
         this.current = next;
       },
-      onDone: () => {
+      onDone: (crash) => {
         const m = this.current.machine;
+        if (crash !== undefined) this.current.setError(`data path crashed: ${crash}`);
         if (m.status === "setup" || m.status === "active") {
           this.current.setError("incoming data path ended unexpectedly");
           m.transition(m.status, "failed");

@@ -130,13 +130,12 @@ class DestinationRun {
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       link.post({ t: "error", message: `load of migration failed: ${message}` });
+      // The guest stops here before the source hears of the failure: a SHUT with an error
+      // tells the source that this side does not run the guest (it may run it again).
+      if (this.#ran) this.#vcpu.setRunstate("paused");
       await this.#rp?.send(encodeRpShut(1));
       const status = this.#status;
       if (status !== "failed" && status !== "completed") await link.transition(status, "failed");
-      if (this.#ran) {
-        // The guest's state is split between two hosts and the link is gone for good.
-        this.#vcpu.setRunstate("paused");
-      }
       return false;
     } finally {
       this.#done = true;
@@ -403,6 +402,7 @@ class DestinationRun {
     this.#vcpu.beginSnapshot();
     link.post({ t: "arrived" });
     // process_incoming_migration_bh: runstate first, then completed.
+    this.#ran = true;
     this.#setRunstate();
     stats[STAT.totalTime] = Date.now() - this.#start;
     if (!await link.transition("active", "completed")) {

@@ -75,12 +75,8 @@ export function failsPostcopy(e: unknown): boolean {
 /** One outgoing migration's postcopy phase (see the module doc). */
 export class SourcePostcopy {
   readonly #run: PostcopyRun;
-  /** True once the device state left for the destination: no way back. */
-  live = false;
   /** An ITERATE section is open on the current stream. */
   #section = false;
-  /** A link error met while sending the package: pause first thing. */
-  #pendingPause: unknown = null;
 
   /** The postcopy phase of `run`. */
   constructor(run: PostcopyRun) {
@@ -111,15 +107,18 @@ export class SourcePostcopy {
       encodeEmpty(FrameType.POSTCOPY_RUN),
     ];
     run.checkErrors();
-    // Last point of recovery: once the package leaves, the destination may run the guest,
-    // so from here on a broken link pauses instead of restarting the source's vCPU.
-    this.live = true;
+    // The point of no return: once the package (with POSTCOPY_RUN) leaves, the destination
+    // may run the guest, so from here on a broken link pauses instead of restarting the
+    // source's vCPU, and a cancel is refused. A cancel that came first wins.
+    if (!run.ctx.point.cross()) throw new Cancelled();
     try {
       await sender.append(encodePackage(pkg));
       await sender.flush();
     } catch (e) {
-      if (failsPostcopy(e)) throw e;
-      this.#pendingPause = e;
+      // The package never left in full: the destination does not run the guest (it reads
+      // a package whole before acting on it), which is the source's again.
+      run.ctx.point.giveBack();
+      throw e;
     }
     run.writer().setRateLimit(0); // background pages are paced below; requests never wait
     if (caps["release-ram"]) {
@@ -139,11 +138,6 @@ export class SourcePostcopy {
     let windowBytes = 0;
     for (;;) {
       try {
-        if (this.#pendingPause !== null) {
-          const e = this.#pendingPause;
-          this.#pendingPause = null;
-          throw e;
-        }
         run.checkErrors();
         if (control.pauseRequested) {
           control.pauseRequested = false;
@@ -195,22 +189,36 @@ export class SourcePostcopy {
     }
   }
 
-  /** postcopy_pause: keep both guests safe until a resume brings a new channel. */
-  async #pause(why: unknown): Promise<void> {
+  /**
+   * Takes over a postcopy whose earlier data path died (the main thread paused it and the
+   * resume URI is in the mailbox): the recovery handshake, then {@link loop}.
+   */
+  async takeOver(): Promise<void> {
+    await this.#pause(null, "postcopy-paused");
+  }
+
+  /**
+   * postcopy_pause: keep both guests safe until a resume brings a new channel. `from` is
+   * the status now (postcopy-paused already when a new data path takes over).
+   */
+  async #pause(why: unknown, from: MigrationStatus = "postcopy-active"): Promise<void> {
     const run = this.#run;
     const { link, control } = run.ctx;
-    let from: MigrationStatus = "postcopy-active";
-    link.post({
-      t: "error",
-      message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}`,
-    });
+    if (why !== null) {
+      link.post({
+        t: "error",
+        message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}`,
+      });
+    }
     for (;;) {
-      // Shut the channel first: by the time anyone sees `postcopy-paused` here, the
-      // shutdown is on its way to the destination, which pauses on it (QEMU's
-      // qemu_file_shutdown comes before its postcopy_pause too).
-      run.dropChannel();
-      if (!await link.transition(from, "postcopy-paused")) throw new Cancelled();
-      control.resumeUri = null;
+      if (from !== "postcopy-paused") {
+        // Shut the channel first: by the time anyone sees `postcopy-paused` here, the
+        // shutdown is on its way to the destination, which pauses on it (QEMU's
+        // qemu_file_shutdown comes before its postcopy_pause too).
+        run.dropChannel();
+        if (!await link.transition(from, "postcopy-paused")) throw new Cancelled();
+        control.resumeUri = null;
+      }
       control.pauseRequested = false; // this pause answers it
       while (control.resumeUri === null) {
         if (control.cancelled || link.status === "cancelling") throw new Cancelled();

@@ -39,6 +39,7 @@ import { type PostcopyRun, SourcePostcopy } from "./source_postcopy.ts";
 import { Cancelled } from "./cancelled.ts";
 import { failureKind } from "./failure.ts";
 import type { SourceControl } from "./source_control.ts";
+import { PAST_THE_POINT, type PointOfNoReturn } from "./no_return.ts";
 import type { Capabilities } from "../options.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 
@@ -65,6 +66,13 @@ export interface SourceContext {
   multifdPorts?: MessagePort[];
   /** Set by the run: reports a page-channel Worker that crashed. */
   onMultifdCrash?: (id: number, message: string) => void;
+  /** The migration's point of no return, shared with the main thread's cancel. */
+  point: PointOfNoReturn;
+  /**
+   * A postcopy whose earlier data path died after the point of no return (status
+   * postcopy-paused): recover on `control.resumeUri`, then serve the missing pages.
+   */
+  recovering?: boolean;
 }
 
 function section(kind: number, pass: number, end: boolean): Uint8Array {
@@ -122,6 +130,11 @@ class SourceRun {
     stats[STAT.startTime] ||= this.#start;
     stats[STAT.expectedDowntime] = this.#ctx.params["downtime-limit"];
     try {
+      if (this.#ctx.recovering) {
+        await this.#recoverAfterCrash();
+        this.#vcpu.setRunstate("postmigrate");
+        return;
+      }
       await this.#open();
       await this.#setup();
       const next = await this.#iterate();
@@ -138,14 +151,19 @@ class SourceRun {
       this.#vcpu.setRunstate("postmigrate");
     } catch (e) {
       this.#writer?.shutdown();
-      // migration_iteration_finish: the guest goes on where it was, unless it already
-      // runs on the destination (postcopy after the package). Before the status says
-      // failed, so that a client who sees `failed` finds the guest running.
-      if (this.#vmWasRunning && !this.#postcopy?.live) this.#vcpu.setRunstate("running");
+      const kind = failureKind(e);
+      // The destination said it failed to load: it does not run the guest.
+      if (kind === "peer") this.#ctx.point.giveBack();
+      const theirs = this.#ctx.point.crossed;
+      // migration_iteration_finish: the guest goes on where it was, unless the destination
+      // may run it (past the point of no return). Before the status says failed, so that a
+      // client who sees `failed` finds the guest running.
+      if (this.#vmWasRunning && !theirs) this.#vcpu.setRunstate("running");
       else if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate("postmigrate");
       const status = this.#status;
-      if (failureKind(e) !== "cancel" && status !== "cancelling") {
-        link.post({ t: "error", message: e instanceof Error ? e.message : String(e) });
+      if (kind !== "cancel" && status !== "cancelling") {
+        const message = e instanceof Error ? e.message : String(e);
+        link.post({ t: "error", message: theirs ? `${message}; ${PAST_THE_POINT}` : message });
         if (status !== "failed" && status !== "completed" && status !== "cancelled") {
           await link.transition(status, "failed");
         }
@@ -198,6 +216,7 @@ class SourceRun {
     this.#ctx.onWriter(this.#writer);
     if (this.#ctx.control.cancelled) throw new Cancelled();
     if (this.#sender) this.#sender.retarget(this.#writer);
+    else if (this.#ctx.recovering) this.#sender = this.#recoveredSender(this.#writer);
     else {
       if (this.#ctx.caps["x-multifd"]) {
         const layout = this.#ctx.guest.layout;
@@ -234,6 +253,33 @@ class SourceRun {
         wake: () => this.#ctx.control.wake.notify(),
       });
     }
+  }
+
+  /**
+   * The sender of a data path that takes over a paused postcopy: the recovery handshake will
+   * mark what the destination lacks; the counters go on from where the dead one left them.
+   */
+  #recoveredSender(writer: ChannelWriter): PageSender {
+    const { guest, stats } = this.#ctx;
+    const sender = new PageSender(guest, writer);
+    sender.normal = stats[STAT.normal];
+    sender.duplicate = stats[STAT.duplicate];
+    return sender;
+  }
+
+  /**
+   * A postcopy whose data path died past the point of no return: the main thread paused it;
+   * recover on the resume URI (received bitmaps), then serve what the destination lacks.
+   */
+  async #recoverAfterCrash(): Promise<void> {
+    const { stats } = this.#ctx;
+    this.#counters.pass = stats[STAT.dirtySyncCount];
+    this.#bytesBefore = stats[STAT.transferred];
+    this.#counters.begin(Date.now());
+    this.#postcopy = new SourcePostcopy(this.#postcopyRun());
+    await this.#postcopy.takeOver();
+    await this.#postcopy.loop();
+    await this.#finish("postcopy-active");
   }
 
   #checkErrors(): void {
@@ -434,11 +480,20 @@ class SourceRun {
     else while (!await sender.send(1 << 30));
     await sender.append(section(SectionKind.COMPLETE, this.#counters.pass, true));
     for (const f of this.#stateFrames()) await sender.append(f);
-    await sender.append(encodeEof());
-    await sender.flush();
-    if (this.#mfd) {
-      await this.#mfd.finish();
-      this.#counters.update(Date.now());
+    // The point of no return: once EOF (and the page channels' ends) leave, the destination
+    // may run the guest. A cancel that came first wins, and the guest runs on here.
+    if (!this.#ctx.point.cross()) throw new Cancelled();
+    try {
+      await sender.append(encodeEof());
+      await sender.flush();
+      if (this.#mfd) {
+        await this.#mfd.finish();
+        this.#counters.update(Date.now());
+      }
+    } catch (e) {
+      // The stream's end never left in full: the destination cannot run the guest.
+      this.#ctx.point.giveBack();
+      throw e;
     }
     await this.#awaitShut();
     await this.#channel!.closeWrite();
