@@ -13,6 +13,7 @@ import type { AgentConfig } from "./domain/agent.ts";
 import { requireExecAllowed } from "./domain/exec_policy.ts";
 import { type Globals, parseGlobals } from "./domain/globals.ts";
 import { type LogLevel, parseLogLevel } from "./domain/log.ts";
+import { LINK_TIMEOUT_RANGE } from "./domain/engine/link_watch.ts";
 import {
   type ApiListen,
   exposureProblem,
@@ -60,6 +61,19 @@ function positive(text: string, flag: string): number {
     throw new UsageError(`${flag} expects a positive integer, got '${text}'`);
   }
   return Number(text);
+}
+
+/** FERRY_LINK_TIMEOUT_MS (hidden: for tests), checked; undefined: the default. */
+function linkTimeoutFrom(text: string | undefined): number | undefined {
+  if (text === undefined || text === "") return undefined;
+  const ms = Number(text);
+  const { min, max } = LINK_TIMEOUT_RANGE;
+  if (!Number.isInteger(ms) || ms < min || ms > max) {
+    throw new UsageError(
+      `FERRY_LINK_TIMEOUT_MS expects milliseconds in ${min}..${max}, got '${text}'`,
+    );
+  }
+  return ms;
 }
 
 /** Runs `f`, turning anything it throws into a UsageError with the same message. */
@@ -135,6 +149,7 @@ export async function parseCommandLine(args: string[]): Promise<StartOptions> {
     usage(() => requireExecAllowed(incoming, "incoming", allowExec));
   }
   const blocks = usage(() => blocksFrom(values.ram, values["ram-block"]));
+  const linkTimeoutMs = linkTimeoutFrom(Deno.env.get("FERRY_LINK_TIMEOUT_MS"));
   const workload = usage(() => parseWorkload(values.workload));
   const tls = await TlsCredsRegistry.fromObjects(values.object).catch((e) => {
     throw new UsageError((e as Error).message);
@@ -153,6 +168,7 @@ export async function parseCommandLine(args: string[]): Promise<StartOptions> {
       globals: globals.flags,
       hugePages: values["huge-pages"],
       allowExec,
+      linkTimeoutMs,
     },
     logLevel,
     listen,

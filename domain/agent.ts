@@ -67,6 +67,11 @@ export interface AgentConfig {
   hugePages?: string;
   /** Where the agent says how its guest RAM is backed (once, at start). */
   logger?: Logger;
+  /**
+   * How long a silent or stuck peer is given before its link is given up (ms; default 30 s,
+   * engine/link_watch.ts). FERRY_LINK_TIMEOUT_MS sets it (tests make it short).
+   */
+  linkTimeoutMs?: number;
 }
 
 export type { MigrateRequest };
@@ -105,6 +110,7 @@ export class Agent {
   });
 
   readonly #tls: TlsCredsRegistry;
+  readonly #linkTimeoutMs: number | undefined;
 
   private constructor(machine: Machine, config: AgentConfig) {
     this.#tls = config.tls ?? new TlsCredsRegistry();
@@ -122,7 +128,9 @@ export class Agent {
       listener: this.#onTransition,
       record: (m) => this.#record(m),
       allowExec: this.allowExec,
+      linkTimeoutMs: config.linkTimeoutMs,
     }, config.incoming === "defer");
+    this.#linkTimeoutMs = config.linkTimeoutMs;
   }
 
   /** Builds the guest and, with `--incoming URI`, starts listening. */
@@ -241,6 +249,7 @@ export class Agent {
       (pass) => {
         this.events.publish("MIGRATION_PASS", { pass });
       },
+      { linkTimeoutMs: this.#linkTimeoutMs },
     );
     return migrationInfo(migration);
   }

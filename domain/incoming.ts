@@ -40,6 +40,7 @@ export class Incoming {
     listener: MigrationListener,
     onNew: (m: Migration) => void,
     onArrived: () => void,
+    linkTimeoutMs?: number,
   ) {
     this.#listener = (m, from, to) => {
       listener(m, from, to);
@@ -59,6 +60,7 @@ export class Incoming {
       autostart,
       tls,
       decompressThreads,
+      linkTimeoutMs,
     };
     this.#host = new WorkerHost(DEST_WORKER, start, {
       current: () => this.current,

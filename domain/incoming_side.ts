@@ -38,6 +38,8 @@ export interface IncomingDeps {
   record(m: Migration): void;
   /** `--allow-exec`: `exec:` URIs are taken. */
   allowExec: boolean;
+  /** The link timeout (ms; engine/link_watch.ts), when not the default. */
+  linkTimeoutMs?: number;
 }
 
 /** Incoming migrations of one agent. */
@@ -76,6 +78,7 @@ export class IncomingSide {
       this.#deps.listener,
       (m) => this.#deps.record(m),
       () => machine.captureArrival(),
+      this.#deps.linkTimeoutMs,
     );
     await this.#incoming.ready;
     const failed = this.#incoming.current;

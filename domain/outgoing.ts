@@ -38,8 +38,11 @@ export function cancelRefusal(status: MigrationStatus): string {
     "running the guest; the migration completes or fails on its own";
 }
 
-/** Test seams: another source Worker module (tests/helpers/crashing_source_worker.ts). */
+/** How the data path runs. */
 export interface OutgoingOptions {
+  /** The link timeout (ms; engine/link_watch.ts), when not the default. */
+  linkTimeoutMs?: number;
+  /** Test seam: another source Worker module (tests/helpers/crashing_source_worker.ts). */
   sourceWorker?: URL;
 }
 
@@ -103,6 +106,7 @@ export class Outgoing {
       caps,
       tls,
       point: this.#point.cell,
+      linkTimeoutMs: options.linkTimeoutMs,
     };
     this.#spawn({ ...this.#start, multifdPorts: ports.length ? ports : undefined }, ports);
   }

@@ -48,6 +48,7 @@ import { ReturnPath } from "./dest_support.ts";
 import { failureKind } from "./failure.ts";
 import type { MainLink } from "./main_link.ts";
 import { RamLoader } from "./ram_loader.ts";
+import { DEFAULT_LINK_TIMEOUT_MS, LinkWatch } from "./link_watch.ts";
 
 const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];
 
@@ -65,6 +66,8 @@ export interface DestinationContext {
   multifd?: MultifdRegistry;
   /** decompress-threads (compressed pages). */
   decompressThreads?: number;
+  /** The link timeout (ms; default DEFAULT_LINK_TIMEOUT_MS): see link_watch.ts. */
+  linkTimeoutMs?: number;
 }
 
 /** One incoming migration. */
@@ -89,6 +92,8 @@ class DestinationRun {
   /** Compressed pages on their way into RAM (placed at the next barrier at the latest). */
   #inflater: Inflater | null = null;
   readonly #start = Date.now();
+  /** Watches the current stream's channels for a dead source (a new one per recovery). */
+  #watch: LinkWatch | null = null;
 
   constructor(ctx: DestinationContext) {
     this.#ctx = ctx;
@@ -138,6 +143,7 @@ class DestinationRun {
       if (status !== "failed" && status !== "completed") await link.transition(status, "failed");
       return false;
     } finally {
+      this.#watch?.stop();
       this.#done = true;
       this.#vcpu.setPostcopy(false);
       stats[STAT.totalTime] = Date.now() - this.#start;
@@ -152,7 +158,18 @@ class DestinationRun {
     }
   }
 
-  async #begin(channel: Channel, opened?: FrameReader): Promise<FrameReader> {
+  /** A new watch over `channel` (the main stream or a recovery's); returns it guarded. */
+  #watchLink(channel: Channel): Channel {
+    this.#watch?.stop();
+    this.#watch = new LinkWatch({
+      timeoutMs: this.#ctx.linkTimeoutMs ?? DEFAULT_LINK_TIMEOUT_MS,
+      idleReads: true,
+    });
+    return this.#watch.guard(channel);
+  }
+
+  async #begin(accepted: Channel, opened?: FrameReader): Promise<FrameReader> {
+    const channel = this.#watchLink(accepted);
     this.#channel = channel;
     this.#ctx.onChannel(channel);
     const reader = opened ?? new FrameReader(channel);
@@ -310,6 +327,7 @@ class DestinationRun {
         const setup = decodeSetup(payload);
         if (this.#mainReader) this.#mainReader.coalesceUs = 0; // page channels share this Worker
         const channels = await this.#ctx.multifd.claim(setup.uuid, setup.channels);
+        for (const c of channels) c.channel = this.#watch!.guard(c.channel);
         // A failed page channel closes the main stream too, so that its reader stops.
         this.#mfd = new MultifdReceiver(channels, this.#ram, this.#ctx.stats, () => {
           this.#channel?.close();
@@ -419,15 +437,19 @@ class DestinationRun {
     });
     let from: MigrationStatus = "postcopy-active";
     for (;;) {
+      // Paused: nothing is expected from the source until a recovery channel comes.
+      this.#watch?.stop();
+      this.#channel?.close();
       if (!await link.transition(from, "postcopy-paused")) {
         throw new WireError("incoming migration was stopped");
       }
       if (this.#rp) this.#rp.broken = true;
-      const channel = await this.#ctx.awaitRecovery();
+      let channel = await this.#ctx.awaitRecovery();
       if (!await link.transition("postcopy-paused", "postcopy-recover")) {
         throw new WireError("incoming migration was stopped");
       }
       try {
+        channel = this.#watchLink(channel);
         this.#channel = channel;
         this.#open = null; // a new stream: the cut one's open section is gone with it
         this.#ctx.onChannel(channel);
@@ -442,6 +464,9 @@ class DestinationRun {
             if (b < 0) throw new WireError(`RECV_BITMAP for unknown RAM block '${name}'`);
             await this.#rp.send(encodeRpRecvBitmap(name));
             await this.#rp.send(this.#ram.receivedBitmap(b));
+          } else if (f.type === FrameType.PING) {
+            // A keepalive while the recovery handshake is under way.
+            await this.#rp.send(encodeRpPong(decodeU32(await reader.readPayload())));
           } else if (f.type === FrameType.POSTCOPY_RESUME) {
             if (!await link.transition("postcopy-recover", "postcopy-active")) {
               throw new WireError("incoming migration was stopped");

@@ -18,6 +18,7 @@ import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameType } from "../wire/frames.ts";
 import { decodeHello } from "../wire/multifd.ts";
 import { failureKind } from "./failure.ts";
+import { GuardedChannel } from "./link_watch.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
 
 let link: MainLink | null = null;
@@ -62,7 +63,9 @@ async function recover(uri: string): Promise<void> {
 }
 
 /** Classifies a new connection: a main stream starts a run, a page channel waits for one. */
-async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
+async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
+  // Guarded from the start: the run that takes this channel watches it for a dead peer.
+  const channel = new GuardedChannel(accepted);
   const reader = new FrameReader(channel);
   let kind: string;
   let refused: Error | undefined;
@@ -98,6 +101,7 @@ async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
     link: link!,
     autostart: m.autostart,
     decompressThreads: m.decompressThreads,
+    linkTimeoutMs: m.linkTimeoutMs,
     awaitRecovery,
     onChannel: (ch: Channel | null) => (current = ch),
     multifd: registry,

@@ -33,6 +33,8 @@ export interface SourceStart {
   multifdPorts?: MessagePort[];
   /** The migration's point of no return (no_return.ts), shared with the main thread. */
   point: Int32Array;
+  /** The link timeout (ms; link_watch.ts), when not the default. */
+  linkTimeoutMs?: number;
   /**
    * A postcopy whose data path died after the point of no return: this Worker resumes it on
    * `uri` (the recovery handshake), then serves the pages the destination still lacks.
@@ -53,6 +55,8 @@ export interface DestinationStart {
   tls?: TlsChannelOptions;
   /** decompress-threads, for compressed pages. */
   decompressThreads: number;
+  /** The link timeout (ms; link_watch.ts), when not the default. */
+  linkTimeoutMs?: number;
 }
 
 /** Worker → main. */

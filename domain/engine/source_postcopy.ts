@@ -29,8 +29,9 @@ import { Cancelled } from "./cancelled.ts";
 import { failureKind } from "./failure.ts";
 import type { PageSender } from "./page_sender.ts";
 import { releaseSent, releaseWritten } from "./release_sent.ts";
-import type { SourceContext } from "./source_run.ts";
+import type { SourceContext } from "./source_context.ts";
 import type { SourceCounters } from "./source_counters.ts";
+import type { Switchover } from "./switchover.ts";
 import type { SourceReturnPath } from "./source_return_path.ts";
 import { STAT } from "./stats.ts";
 
@@ -49,14 +50,12 @@ export interface PostcopyRun {
   writer(): ChannelWriter;
   /** Throws on cancel, a return-path error, a failed write or a failed page channel. */
   checkErrors(): void;
-  /** Stops the vCPU (finish-migrate) and waits until it is parked. */
-  stopVcpu(): void;
-  /** pause-before-switchover: pre-switchover between `from` and `to`. */
-  maybePause(from: MigrationStatus, to: MigrationStatus): Promise<void>;
-  /** GLOBAL_STATE and DEVICE frames for the guest as stopped. */
-  stateFrames(): Uint8Array[];
-  /** With a return path: waits for the destination's SHUT (its verdict). */
-  awaitShut(): Promise<void>;
+  /** Stopping the vCPU, pause-before-switchover, the state frames, the SHUT. */
+  readonly switchover: Switchover;
+  /** Sends a keepalive PING when one is due (between frames). */
+  keepalive(): Promise<void>;
+  /** Something must arrive on the return path within the link timeout. */
+  expectReply(): void;
   /** Drops the current channel after a failure (its bytes stay counted). */
   dropChannel(): void;
   /** Opens a channel to `uri` (the return path starts afresh on it). */
@@ -92,8 +91,8 @@ export class SourcePostcopy {
     if (!caps["pause-before-switchover"]) {
       if (!await link.transition("active", "postcopy-active")) throw new Cancelled();
     }
-    run.stopVcpu();
-    await run.maybePause("active", "postcopy-active");
+    run.switchover.stopVcpu();
+    await run.switchover.maybePause("active", "postcopy-active");
     if (sender.encoder) sender.encoder.enabled = false; // postcopy places whole pages
     run.counters.sync();
     for (const { block, ranges } of sender.discardRanges()) {
@@ -102,7 +101,7 @@ export class SourcePostcopy {
     await sender.append(encodeU32Frame(FrameType.PING, 2));
     const pkg = [
       encodeEmpty(FrameType.POSTCOPY_LISTEN),
-      ...run.stateFrames(),
+      ...run.switchover.stateFrames(),
       encodeU32Frame(FrameType.PING, 3),
       encodeEmpty(FrameType.POSTCOPY_RUN),
     ];
@@ -139,6 +138,7 @@ export class SourcePostcopy {
     for (;;) {
       try {
         run.checkErrors();
+        await run.keepalive();
         if (control.pauseRequested) {
           control.pauseRequested = false;
           throw new Error("migrate-pause");
@@ -177,7 +177,7 @@ export class SourcePostcopy {
           await sender.append(encodeSection(FrameType.SECTION_END, SectionKind.ITERATE, pass));
           await sender.append(encodeEof());
           await sender.flush();
-          await run.awaitShut();
+          await run.switchover.awaitShut();
           return;
         }
         run.counters.update(Date.now());
@@ -250,12 +250,14 @@ export class SourcePostcopy {
     await sender.append(encodeStreamHeader());
     for (const blk of guest.layout) await sender.append(encodeRecvBitmapRequest(blk.name));
     await sender.flush();
+    run.expectReply(); // the bitmaps are the answer
     while (run.rp.bitmapsIn < guest.layout.length) {
       run.checkErrors();
       await control.wake.wait(1000);
     }
     await sender.append(encodeEmpty(FrameType.POSTCOPY_RESUME));
     await sender.flush();
+    run.expectReply(); // RESUME_ACK is the answer
     while (!run.rp.resumeAck) {
       run.checkErrors();
       await control.wake.wait(1000);

@@ -53,6 +53,7 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
         },
         multifdPorts: m.multifdPorts,
         point: new PointOfNoReturn(m.point),
+        linkTimeoutMs: m.linkTimeoutMs,
         recovering: m.recover !== undefined,
       };
       runSource(ctx).finally(() => self.postMessage({ t: "done" } satisfies WorkerMessage));

@@ -19,7 +19,7 @@ import { PointOfNoReturn } from "../../domain/engine/no_return.ts";
 
 const query = new URL(import.meta.url).searchParams;
 const at = query.get("at");
-const real = self.onmessage!;
+const real = self.onmessage as (e: MessageEvent) => void;
 
 function crashWhen(ready: () => boolean, afterMs: number): void {
   const poll = setInterval(() => {
@@ -32,7 +32,7 @@ function crashWhen(ready: () => boolean, afterMs: number): void {
 }
 
 self.onmessage = (e: MessageEvent) => {
-  real.call(self, e);
+  real(e);
   const m = e.data as SourceStart;
   if (m.t !== "start" || m.recover) return;
   if (at === "active") {
