@@ -76,6 +76,14 @@ function linkTimeoutFrom(text: string | undefined): number | undefined {
   return ms;
 }
 
+/** An on/off environment variable: 1/true/on/yes or 0/false/off/no (unset or empty: off). */
+function switchFrom(name: string, text: string | undefined): boolean {
+  const v = (text ?? "").trim().toLowerCase();
+  if (["1", "true", "on", "yes"].includes(v)) return true;
+  if (["", "0", "false", "off", "no"].includes(v)) return false;
+  throw new UsageError(`${name} expects 1 or 0, got '${text}'`);
+}
+
 /** Runs `f`, turning anything it throws into a UsageError with the same message. */
 function usage<T>(f: () => T): T {
   try {
@@ -119,6 +127,7 @@ export async function parseCommandLine(args: string[]): Promise<StartOptions> {
         "only-migratable": { type: "boolean", default: false },
         "log-level": { type: "string", default: "info" },
         "huge-pages": { type: "string" },
+        "arrival-digest": { type: "boolean", default: false },
       },
       strict: true,
     })
@@ -150,6 +159,8 @@ export async function parseCommandLine(args: string[]): Promise<StartOptions> {
   }
   const blocks = usage(() => blocksFrom(values.ram, values["ram-block"]));
   const linkTimeoutMs = linkTimeoutFrom(Deno.env.get("FERRY_LINK_TIMEOUT_MS"));
+  const arrivalDigest = values["arrival-digest"] ||
+    switchFrom("FERRY_ARRIVAL_DIGEST", Deno.env.get("FERRY_ARRIVAL_DIGEST"));
   const workload = usage(() => parseWorkload(values.workload));
   const tls = await TlsCredsRegistry.fromObjects(values.object).catch((e) => {
     throw new UsageError((e as Error).message);
@@ -169,6 +180,7 @@ export async function parseCommandLine(args: string[]): Promise<StartOptions> {
       hugePages: values["huge-pages"],
       allowExec,
       linkTimeoutMs,
+      arrivalDigest,
     },
     logLevel,
     listen,

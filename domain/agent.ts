@@ -72,6 +72,12 @@ export interface AgentConfig {
    * engine/link_watch.ts). FERRY_LINK_TIMEOUT_MS sets it (tests make it short).
    */
   linkTimeoutMs?: number;
+  /**
+   * `--arrival-digest` (or FERRY_ARRIVAL_DIGEST=1): a destination keeps the digest of RAM as it
+   * arrived, for `GET /machine/digest` (a copy-on-first-write snapshot: up to a second copy of
+   * RAM). Off by default: the destination holds one copy and the digest hashes RAM now.
+   */
+  arrivalDigest?: boolean;
 }
 
 export type { MigrateRequest };
@@ -129,6 +135,7 @@ export class Agent {
       record: (m) => this.#record(m),
       allowExec: this.allowExec,
       linkTimeoutMs: config.linkTimeoutMs,
+      arrivalDigest: config.arrivalDigest,
     }, config.incoming === "defer");
     this.#linkTimeoutMs = config.linkTimeoutMs;
   }
@@ -148,6 +155,7 @@ export class Agent {
       startPaused: config.startPaused,
       incoming: config.incoming !== null,
       backing,
+      arrivalDigest: (config.arrivalDigest ?? false) && config.incoming !== null,
     });
     const ram = machine.ramBackingInfo();
     config.logger?.log(backing.fallback ? "warn" : "info", "guest RAM pages", {

@@ -40,7 +40,7 @@ export class Incoming {
     listener: MigrationListener,
     onNew: (m: Migration) => void,
     onArrived: () => void,
-    linkTimeoutMs?: number,
+    options: { linkTimeoutMs?: number; arrivalDigest?: boolean } = {},
   ) {
     this.#listener = (m, from, to) => {
       listener(m, from, to);
@@ -60,7 +60,8 @@ export class Incoming {
       autostart,
       tls,
       decompressThreads,
-      linkTimeoutMs,
+      linkTimeoutMs: options.linkTimeoutMs,
+      arrivalDigest: options.arrivalDigest,
     };
     this.#host = new WorkerHost(DEST_WORKER, start, {
       current: () => this.current,

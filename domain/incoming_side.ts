@@ -40,6 +40,8 @@ export interface IncomingDeps {
   allowExec: boolean;
   /** The link timeout (ms; engine/link_watch.ts), when not the default. */
   linkTimeoutMs?: number;
+  /** `--arrival-digest`: a destination keeps the digest of RAM as it arrived. */
+  arrivalDigest?: boolean;
 }
 
 /** Incoming migrations of one agent. */
@@ -78,7 +80,7 @@ export class IncomingSide {
       this.#deps.listener,
       (m) => this.#deps.record(m),
       () => machine.captureArrival(),
-      this.#deps.linkTimeoutMs,
+      { linkTimeoutMs: this.#deps.linkTimeoutMs, arrivalDigest: this.#deps.arrivalDigest },
     );
     await this.#incoming.ready;
     const failed = this.#incoming.current;

@@ -39,6 +39,7 @@ async function withMachines(
         workload: { kind: "increment", start: 2 * MiB, end: 60 * MiB },
         startPaused: false,
         incoming: false,
+        arrivalDigest: true, // snapshot buffers
         ...o,
       });
       made.push(m);

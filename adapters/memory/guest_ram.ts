@@ -82,8 +82,14 @@ export function parseSize(s: string): number {
 /**
  * Allocates zeroed RAM, dirty log, received map, snapshot buffers and control block for the
  * given blocks. Nothing is touched, so RAM and snapshot pages cost memory only once written.
+ * Without `snapshot` the snapshot buffers are empty: no copy-on-first-write snapshot can be
+ * taken, and the guest has one copy of RAM.
  */
-export function allocateGuest(specs: readonly RamBlockSpec[]): SharedGuest {
+export function allocateGuest(
+  specs: readonly RamBlockSpec[],
+  opts: { snapshot?: boolean } = {},
+): SharedGuest {
+  const snapshot = opts.snapshot ?? true;
   validateBlockSpecs(specs);
   const layout = layoutBlocks(specs);
   const mapBytes = pageMapBytes(totalPages(layout));
@@ -96,8 +102,8 @@ export function allocateGuest(specs: readonly RamBlockSpec[]): SharedGuest {
     received: new SharedArrayBuffer(mapBytes),
     ctl: new SharedArrayBuffer(CTL_BYTES),
     written: new SharedArrayBuffer(mapBytes),
-    snap: layout.map((block) => new SharedArrayBuffer(block.size)),
-    snapCopied: new SharedArrayBuffer(mapBytes),
+    snap: layout.map((block) => new SharedArrayBuffer(snapshot ? block.size : 0)),
+    snapCopied: new SharedArrayBuffer(snapshot ? mapBytes : 0),
   };
 }
 

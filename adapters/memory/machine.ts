@@ -37,6 +37,12 @@ export interface MachineOptions {
   incoming: boolean;
   /** Which pages back RAM (resolveRamBacking); default: 4 KiB pages, `--huge-pages off`. */
   backing?: RamBacking;
+  /**
+   * Snapshot buffers for a copy-on-first-write snapshot, so that a destination can keep the
+   * digest of RAM as it arrived (`--arrival-digest`). Without them (the default) the guest has
+   * one copy of RAM and no snapshot can begin.
+   */
+  arrivalDigest?: boolean;
 }
 
 /** `GET /machine`'s `x-ram-backing`: the page size asked for RAM and what backs it. */
@@ -139,7 +145,7 @@ export class Machine {
    * Throws a RangeError on a bad layout or a workload range outside the RAM.
    */
   static async create(opts: MachineOptions): Promise<Machine> {
-    const shared = allocateGuest(opts.blocks);
+    const shared = allocateGuest(opts.blocks, { snapshot: opts.arrivalDigest ?? false });
     const size = ramSize(shared);
     const seed = Array.from(crypto.getRandomValues(new Uint32Array(4)));
     const regs = resolveWorkload(opts.workload, size, seed);

@@ -68,6 +68,8 @@ export interface DestinationContext {
   decompressThreads?: number;
   /** The link timeout (ms; default DEFAULT_LINK_TIMEOUT_MS): see link_watch.ts. */
   linkTimeoutMs?: number;
+  /** Keep the digest of RAM as it arrived (`--arrival-digest`): snapshot, then `arrived`. */
+  arrivalDigest?: boolean;
 }
 
 /** One incoming migration. */
@@ -345,9 +347,9 @@ class DestinationRun {
         if (!this.#ram.postcopy || !this.#device) {
           throw new WireError("migration stream: postcopy run before listen and device state");
         }
-        // From here each page's first write is copied aside, so the guest "as it arrived"
-        // can be measured once every page is in.
-        this.#vcpu.beginSnapshot();
+        // With the arrival digest, from here each page's first write is copied aside, so the
+        // guest "as it arrived" can be measured once every page is in.
+        if (this.#ctx.arrivalDigest) this.#vcpu.beginSnapshot();
         this.#ran = true;
         this.#setRunstate();
         break;
@@ -406,7 +408,7 @@ class DestinationRun {
       const bt = this.#vcpu.blocktime();
       stats[STAT.blocktime] = bt.totalMs;
       stats[STAT.totalTime] = Date.now() - this.#start;
-      link.post({ t: "arrived" });
+      if (this.#ctx.arrivalDigest) link.post({ t: "arrived" });
       if (!await link.transition("postcopy-active", "completed")) {
         throw new WireError("incoming migration was stopped");
       }
@@ -415,10 +417,12 @@ class DestinationRun {
     await this.#mfd?.finish();
     const unseen = this.#ram.unseen();
     if (unseen !== 0) throw new WireError(`migration stream: ${unseen} pages were never received`);
-    // The guest as it arrived is measured by a copy-on-first-write snapshot, so the digest
-    // test aid can compare it with the source's without delaying the guest's start.
-    this.#vcpu.beginSnapshot();
-    link.post({ t: "arrived" });
+    // With the arrival digest, the guest as it arrived is measured by a copy-on-first-write
+    // snapshot, so the test aid can compare it with the source's without delaying the guest.
+    if (this.#ctx.arrivalDigest) {
+      this.#vcpu.beginSnapshot();
+      link.post({ t: "arrived" });
+    }
     // process_incoming_migration_bh: runstate first, then completed.
     this.#ran = true;
     this.#setRunstate();

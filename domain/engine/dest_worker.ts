@@ -102,6 +102,7 @@ async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
     autostart: m.autostart,
     decompressThreads: m.decompressThreads,
     linkTimeoutMs: m.linkTimeoutMs,
+    arrivalDigest: m.arrivalDigest,
     awaitRecovery,
     onChannel: (ch: Channel | null) => (current = ch),
     multifd: registry,

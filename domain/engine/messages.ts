@@ -57,6 +57,8 @@ export interface DestinationStart {
   decompressThreads: number;
   /** The link timeout (ms; link_watch.ts), when not the default. */
   linkTimeoutMs?: number;
+  /** `--arrival-digest`: keep the digest of RAM as it arrived. */
+  arrivalDigest?: boolean;
 }
 
 /** Worker → main. */

@@ -59,6 +59,8 @@ export interface EngineRun {
   wrap?: (ch: Channel) => Channel;
   /** The migration's point of no return (a cancel claims it; default: a fresh one). */
   point?: PointOfNoReturn;
+  /** The destination keeps the digest of RAM as it arrived (its Machine needs snapshots). */
+  arrivalDigest?: boolean;
 }
 
 /** Migrates `src` into `dst` in this thread; resolves when both ends are done. */
@@ -75,6 +77,7 @@ export async function migrateInProcess(src: Machine, dst: Machine, r: EngineRun 
     link: d.link,
     autostart: r.autostart ?? true,
     decompressThreads: 2,
+    arrivalDigest: r.arrivalDigest ?? false,
     awaitRecovery: () => new Promise(() => {}),
     onChannel: () => {},
   }, b);

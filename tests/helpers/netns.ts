@@ -206,7 +206,8 @@ export async function startNsAgent(
       `unix:${socket}`,
       ...args,
     ],
-    env,
+    // As tests/helpers/agent_process.ts: test agents keep the arrival digest (opt-in).
+    env: { FERRY_ARRIVAL_DIGEST: "1", ...env },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
