@@ -13,6 +13,7 @@ import type { AgentConfig } from "./domain/agent.ts";
 import { requireExecAllowed } from "./domain/exec_policy.ts";
 import { type Globals, parseGlobals } from "./domain/globals.ts";
 import { type LogLevel, parseLogLevel } from "./domain/log.ts";
+import { LINK_TIMEOUT_RANGE } from "./domain/engine/link_watch.ts";
 import {
   type ApiListen,
   exposureProblem,
@@ -61,6 +62,27 @@ function positive(text: string, flag: string): number {
     throw new UsageError(`${flag} expects a positive integer, got '${text}'`);
   }
   return Number(text);
+}
+
+/** FERRY_LINK_TIMEOUT_MS (hidden: for tests), checked; undefined: the default. */
+function linkTimeoutFrom(text: string | undefined): number | undefined {
+  if (text === undefined || text === "") return undefined;
+  const ms = Number(text);
+  const { min, max } = LINK_TIMEOUT_RANGE;
+  if (!Number.isInteger(ms) || ms < min || ms > max) {
+    throw new UsageError(
+      `FERRY_LINK_TIMEOUT_MS expects milliseconds in ${min}..${max}, got '${text}'`,
+    );
+  }
+  return ms;
+}
+
+/** An on/off environment variable: 1/true/on/yes or 0/false/off/no (unset or empty: off). */
+function switchFrom(name: string, text: string | undefined): boolean {
+  const v = (text ?? "").trim().toLowerCase();
+  if (["1", "true", "on", "yes"].includes(v)) return true;
+  if (["", "0", "false", "off", "no"].includes(v)) return false;
+  throw new UsageError(`${name} expects 1 or 0, got '${text}'`);
 }
 
 /** Runs `f`, turning anything it throws into a UsageError with the same message. */
@@ -116,6 +138,7 @@ export const START_OPTIONS = {
   "log-level": { type: "string", default: "info" },
   "huge-pages": { type: "string" },
   guest: { type: "string" },
+  "arrival-digest": { type: "boolean", default: false },
 } satisfies ParseArgsOptionsConfig;
 
 type StartValues = ReturnType<typeof parseArgs<{ options: typeof START_OPTIONS }>>["values"];
@@ -148,6 +171,9 @@ async function checked(values: StartValues): Promise<StartOptions> {
     usage(() => requireExecAllowed(incoming, "incoming", allowExec));
   }
   const blocks = usage(() => blocksFrom(values.ram, values["ram-block"]));
+  const linkTimeoutMs = linkTimeoutFrom(Deno.env.get("FERRY_LINK_TIMEOUT_MS"));
+  const arrivalDigest = values["arrival-digest"] ||
+    switchFrom("FERRY_ARRIVAL_DIGEST", Deno.env.get("FERRY_ARRIVAL_DIGEST"));
   const workload = usage(() => parseWorkload(values.workload));
   const guest = values.guest === undefined ? undefined : usage(() => parseGuest(values.guest!));
   if (guest && values.workload !== "idle") {
@@ -171,6 +197,8 @@ async function checked(values: StartValues): Promise<StartOptions> {
       hugePages: values["huge-pages"],
       allowExec,
       ...(guest ? { guest } : {}),
+      linkTimeoutMs,
+      arrivalDigest,
     },
     logLevel,
     listen,

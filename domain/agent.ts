@@ -34,7 +34,7 @@ import {
   type Parameters,
 } from "./options.ts";
 import type { LiveParams } from "./engine/messages.ts";
-import { Outgoing } from "./outgoing.ts";
+import { cancelRefusal, Outgoing } from "./outgoing.ts";
 import {
   DomainErrors,
   migrateProblems,
@@ -69,6 +69,17 @@ export interface AgentConfig {
   logger?: Logger;
   /** `--guest wasm:`: a WebAssembly program as the guest instead of the workload. */
   guest?: GuestSpec;
+  /**
+   * How long a silent or stuck peer is given before its link is given up (ms; default 30 s,
+   * engine/link_watch.ts). FERRY_LINK_TIMEOUT_MS sets it (tests make it short).
+   */
+  linkTimeoutMs?: number;
+  /**
+   * `--arrival-digest` (or FERRY_ARRIVAL_DIGEST=1): a destination keeps the digest of RAM as it
+   * arrived, for `GET /machine/digest` (a copy-on-first-write snapshot: up to a second copy of
+   * RAM). Off by default: the destination holds one copy and the digest hashes RAM now.
+   */
+  arrivalDigest?: boolean;
 }
 
 export type { MigrateRequest };
@@ -107,6 +118,7 @@ export class Agent {
   });
 
   readonly #tls: TlsCredsRegistry;
+  readonly #linkTimeoutMs: number | undefined;
 
   private constructor(machine: Machine, config: AgentConfig) {
     this.#tls = config.tls ?? new TlsCredsRegistry();
@@ -124,7 +136,10 @@ export class Agent {
       listener: this.#onTransition,
       record: (m) => this.#record(m),
       allowExec: this.allowExec,
+      linkTimeoutMs: config.linkTimeoutMs,
+      arrivalDigest: config.arrivalDigest,
     }, config.incoming === "defer");
+    this.#linkTimeoutMs = config.linkTimeoutMs;
   }
 
   /** Builds the guest and, with `--incoming URI`, starts listening. */
@@ -143,6 +158,7 @@ export class Agent {
       incoming: config.incoming !== null,
       backing,
       ...(config.guest ? { guest: config.guest } : {}),
+      arrivalDigest: (config.arrivalDigest ?? false) && config.incoming !== null,
     });
     const ram = machine.ramBackingInfo();
     config.logger?.log(backing.fallback ? "warn" : "info", "guest RAM pages", {
@@ -244,6 +260,7 @@ export class Agent {
       (pass) => {
         this.events.publish("MIGRATION_PASS", { pass });
       },
+      { linkTimeoutMs: this.#linkTimeoutMs },
     );
     return migrationInfo(migration);
   }
@@ -330,9 +347,14 @@ export class Agent {
     this.#outgoing?.cancel();
   }
 
-  /** migrate_cancel, then query-migrate. */
+  /**
+   * migrate_cancel, then query-migrate; refused (wrong-state) once the migration is past its
+   * point of no return (the destination may run the guest).
+   */
   cancelMigration(): MigrationInfo {
-    this.cancel();
+    if (this.#outgoing?.cancel() === "refused") {
+      throw new DomainError("wrong-state", cancelRefusal(this.#sourceStatus));
+    }
     return this.query();
   }
 

@@ -40,6 +40,7 @@ export class Incoming {
     listener: MigrationListener,
     onNew: (m: Migration) => void,
     onArrived: () => void,
+    options: { linkTimeoutMs?: number; arrivalDigest?: boolean } = {},
   ) {
     this.#listener = (m, from, to) => {
       listener(m, from, to);
@@ -59,6 +60,8 @@ export class Incoming {
       autostart,
       tls,
       decompressThreads,
+      linkTimeoutMs: options.linkTimeoutMs,
+      arrivalDigest: options.arrivalDigest,
     };
     this.#host = new WorkerHost(DEST_WORKER, start, {
       current: () => this.current,
@@ -78,8 +81,9 @@ export class Incoming {
         const next = this.#fresh(uri, this.current);
         this.current = next;
       },
-      onDone: () => {
+      onDone: (crash) => {
         const m = this.current.machine;
+        if (crash !== undefined) this.current.setError(`data path crashed: ${crash}`);
         if (m.status === "setup" || m.status === "active") {
           this.current.setError("incoming data path ended unexpectedly");
           m.transition(m.status, "failed");

@@ -38,6 +38,10 @@ export interface IncomingDeps {
   record(m: Migration): void;
   /** `--allow-exec`: `exec:` URIs are taken. */
   allowExec: boolean;
+  /** The link timeout (ms; engine/link_watch.ts), when not the default. */
+  linkTimeoutMs?: number;
+  /** `--arrival-digest`: a destination keeps the digest of RAM as it arrived. */
+  arrivalDigest?: boolean;
 }
 
 /** Incoming migrations of one agent. */
@@ -76,6 +80,7 @@ export class IncomingSide {
       this.#deps.listener,
       (m) => this.#deps.record(m),
       () => machine.captureArrival(),
+      { linkTimeoutMs: this.#deps.linkTimeoutMs, arrivalDigest: this.#deps.arrivalDigest },
     );
     await this.#incoming.ready;
     const failed = this.#incoming.current;

@@ -3,25 +3,62 @@
  * cancel and live parameter changes, and cleans up as migrate_fd_cleanup does
  * (cancelling → cancelled once the data path has stopped).
  *
+ * The migration's point of no return (engine/no_return.ts) decides what a cancel and a dead
+ * data path mean: before it the guest is the source's (a cancel goes ahead; a crashed Worker
+ * leaves the guest running as it was); past it the destination may run the guest (a cancel
+ * is refused; a crashed Worker leaves a precopy failed with the guest stopped here, and a
+ * postcopy paused, so that a resume brings a new data path that finishes it).
+ *
  * @module
  */
 import type { SharedGuest } from "../adapters/memory/guest_ram.ts";
+import { type RunState, VcpuControl } from "../adapters/memory/vcpu_control.ts";
 import type { LiveParams, MainMessage, SourceStart } from "./engine/messages.ts";
+import { PAST_THE_POINT, PointOfNoReturn } from "./engine/no_return.ts";
 import type { Capabilities } from "./options.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import type { Migration } from "./migration.ts";
-import { isSetupOrActive } from "./state_machine.ts";
+import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 import { STAT } from "./engine/stats.ts";
 import { WorkerHost } from "./worker_host.ts";
 
 const SOURCE_WORKER = new URL("./engine/source_worker.ts", import.meta.url);
 const CHANNEL_WORKER = new URL("./engine/multifd_worker.ts", import.meta.url);
 
+/** What a cancel did: went ahead, was refused (past the point of no return), or found nothing. */
+export type CancelAnswer = "cancelling" | "refused" | "idle";
+
+/** Why a cancel in `status` was refused (the migration is past its point of no return). */
+export function cancelRefusal(status: MigrationStatus): string {
+  if (status.startsWith("postcopy-")) {
+    return "The guest runs on the destination (postcopy): a cancel would lose the pages still " +
+      "here. POST /migrations/current/pause stops the traffic (then recover and resume)";
+  }
+  return "The migration is past its point of no return: the destination may already be " +
+    "running the guest; the migration completes or fails on its own";
+}
+
+/** How the data path runs. */
+export interface OutgoingOptions {
+  /** The link timeout (ms; engine/link_watch.ts), when not the default. */
+  linkTimeoutMs?: number;
+  /** Test seam: another source Worker module (tests/helpers/crashing_source_worker.ts). */
+  sourceWorker?: URL;
+}
+
 /** A running outgoing migration's controls. */
 export class Outgoing {
   readonly migration: Migration;
-  readonly #host: WorkerHost;
+  #host: WorkerHost | null = null;
   readonly done: Promise<void>;
+  readonly #point = new PointOfNoReturn();
+  readonly #vcpu: VcpuControl;
+  /** The guest's runstate when the migration began (what a dead data path gives back). */
+  readonly #runstateBefore: RunState;
+  readonly #start: SourceStart;
+  readonly #workerUrl: URL;
+  readonly #resolveDone: () => void;
+  readonly #channelWorkers: Worker[] = [];
 
   /** Starts the data path; `onPass` hears each dirty-log sync. */
   constructor(
@@ -31,17 +68,22 @@ export class Outgoing {
     caps: Capabilities,
     tls: TlsChannelOptions | undefined,
     onPass: (pass: number) => void,
+    options: OutgoingOptions = {},
   ) {
     this.migration = migration;
+    this.#vcpu = new VcpuControl(guest);
+    this.#runstateBefore = this.#vcpu.runstate;
+    this.#workerUrl = options.sourceWorker ?? SOURCE_WORKER;
+    this.#onPass = onPass;
     // QEMU's migrate_init: the clock of total-time starts with status setup, before the data
     // path's thread exists (starting a Worker takes tens of ms, and that is the migration's).
     migration.stats[STAT.startTime] = Date.now();
     let resolveDone = () => {};
     this.done = new Promise((r) => (resolveDone = r));
+    this.#resolveDone = resolveDone;
     // Page-channel Workers start here, on the main thread: started inside the source
     // Worker, each takes about a second to come up (Deno 2.9 nested Workers).
     const channels = caps["x-multifd"] ? Number(params["x-multifd-channels"]) : 0;
-    const workers: Worker[] = [];
     const ports: MessagePort[] = [];
     for (let id = 0; id < channels; id++) {
       const w = new Worker(CHANNEL_WORKER, { type: "module" });
@@ -49,12 +91,12 @@ export class Outgoing {
       w.postMessage({ t: "port", port: mc.port1 }, [mc.port1]);
       w.onerror = (e) => {
         e.preventDefault();
-        this.#host.post({ t: "multifd-crash", id, message: e.message });
+        this.#host?.post({ t: "multifd-crash", id, message: e.message });
       };
-      workers.push(w);
+      this.#channelWorkers.push(w);
       ports.push(mc.port2);
     }
-    const start: SourceStart = {
+    this.#start = {
       t: "start",
       uri: migration.uri,
       guest,
@@ -63,42 +105,95 @@ export class Outgoing {
       params,
       caps,
       tls,
-      multifdPorts: ports.length ? ports : undefined,
+      point: this.#point.cell,
+      linkTimeoutMs: options.linkTimeoutMs,
     };
-    this.#host = new WorkerHost(SOURCE_WORKER, start, {
-      current: () => migration,
-      onPass,
-      onDone: () => {
-        for (const w of workers) w.terminate();
-        const m = migration.machine;
-        if (isSetupOrActive(m.status)) {
-          migration.setError("data path ended unexpectedly");
-          m.transition(m.status, "failed");
-        }
-        if (m.status === "cancelling") m.transition("cancelling", "cancelled");
-        resolveDone();
-      },
-    }, ports);
+    this.#spawn({ ...this.#start, multifdPorts: ports.length ? ports : undefined }, ports);
   }
 
-  /** migrate_fd_cancel: any setup-or-active status → cancelling, then shut the channel. */
-  cancel(): void {
+  readonly #onPass: (pass: number) => void;
+
+  #spawn(start: SourceStart, transfer: Transferable[] = []): void {
+    const migration = this.migration;
+    this.#host = new WorkerHost(this.#workerUrl, start, {
+      current: () => migration,
+      onPass: this.#onPass,
+      onDone: (crash) => this.#ended(crash),
+    }, transfer);
+  }
+
+  /** The data path ended (`crash`: it died, with this message). */
+  #ended(crash?: string): void {
+    this.#host = null;
     const m = this.migration.machine;
+    const vcpu = this.#vcpu;
+    if (crash !== undefined || isSetupOrActive(m.status)) {
+      const why = crash !== undefined
+        ? `data path crashed: ${crash}`
+        : "data path ended unexpectedly";
+      if (this.#point.crossed && m.status.startsWith("postcopy-")) {
+        // The guest runs on the destination with pages still here: pause (the destination
+        // notices the closed channels and pauses too); a resume starts a new data path.
+        this.migration.setError(`${why}; postcopy paused`);
+        if (m.status !== "postcopy-paused") m.transition(m.status, "postcopy-paused");
+        return;
+      }
+      if (this.#point.crossed) {
+        if (vcpu.runstate === "finish-migrate") vcpu.setRunstate("postmigrate");
+        this.migration.setError(`${why}; ${PAST_THE_POINT}`);
+      } else {
+        this.#giveGuestBack();
+        this.migration.setError(why);
+      }
+      if (isSetupOrActive(m.status)) m.transition(m.status, "failed");
+    }
+    if (m.status === "cancelling") {
+      if (!this.#point.crossed) this.#giveGuestBack();
+      m.transition("cancelling", "cancelled");
+    }
+    for (const w of this.#channelWorkers) w.terminate();
+    this.#resolveDone();
+  }
+
+  /** Before the point of no return: the guest runs on (or stays paused) as it was. */
+  #giveGuestBack(): void {
+    if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate(this.#runstateBefore);
+  }
+
+  /**
+   * migrate_fd_cancel: any setup-or-active status → cancelling, then shut the channel;
+   * refused once the migration is past its point of no return.
+   */
+  cancel(): CancelAnswer {
+    const m = this.migration.machine;
+    if (!isSetupOrActive(m.status)) return "idle";
+    if (!this.#point.claimForCancel()) return "refused";
     while (isSetupOrActive(m.status)) {
       if (m.transition(m.status, "cancelling")) break;
     }
-    if (m.status === "cancelling") this.#host.post({ t: "cancel" });
+    if (m.status !== "cancelling") return "idle";
+    if (this.#host) this.#host.post({ t: "cancel" });
+    else this.#ended(); // no data path runs (it died): nothing else will finish the cancel
+    return "cancelling";
   }
 
   /** Sends the parameters again (max-bandwidth, downtime-limit and others apply live). */
   setParams(params: LiveParams): void {
-    this.#host.post({ t: "params", params });
+    this.#start.params = params;
+    this.#host?.post({ t: "params", params });
   }
 
-  /** Forwards migrate-start-postcopy, migrate-continue, migrate-pause or a resume. */
+  /**
+   * Forwards migrate-start-postcopy, migrate-continue, migrate-pause or a resume; a resume
+   * of a postcopy whose data path died starts a new one.
+   */
   command(
     m: Extract<MainMessage, { t: "postcopy" | "continue" | "pause" | "resume" | "auto-converge" }>,
   ): void {
-    this.#host.post(m);
+    if (m.t === "resume" && this.#host === null) {
+      this.#spawn({ ...this.#start, recover: { uri: m.uri, tls: m.tls } });
+      return;
+    }
+    this.#host?.post(m);
   }
 }

@@ -20,7 +20,8 @@ export interface WorkerHandlers {
   onArrived?(): void;
   /** A migrate-recover could not listen; `message` says why. */
   onRecoverFailed?(message: string): void;
-  onDone(): void;
+  /** The Worker ended: it said it was done, or it died (`crash`: the error's message). */
+  onDone(crash?: string): void;
 }
 
 /** Starts a module Worker and wires it to the state machine. */
@@ -90,10 +91,9 @@ export class WorkerHost {
     };
     this.#worker.onerror = (e) => {
       e.preventDefault();
-      const mig = handlers.current();
-      mig?.setError(`data path crashed: ${e.message}`);
+      if (!this.#alive) return;
       this.terminate();
-      handlers.onDone();
+      handlers.onDone(e.message);
     };
     this.#worker.postMessage(start, transfer);
   }

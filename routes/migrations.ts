@@ -110,9 +110,11 @@ const cancel = createRoute({
   operationId: "migrateCancel",
   tags,
   summary: "migrate_cancel",
+  description: "Refused (409) once the migration is past its point of no return: the " +
+    "destination may already run the guest (in postcopy: pause instead).",
   responses: {
     202: { description: "Cancelling", ...json(MigrationInfoSchema) },
-    ...problems(415),
+    ...problems(409, 415),
   },
 });
 

@@ -65,7 +65,10 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** migrate_cancel */
+    /**
+     * migrate_cancel
+     * @description Refused (409) once the migration is past its point of no return: the destination may already run the guest (in postcopy: pause instead).
+     */
     post: operations["migrateCancel"];
     delete?: never;
     options?: never;
@@ -1385,6 +1388,15 @@ export interface operations {
       };
       /** @description Forbidden */
       403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflict */
+      409: {
         headers: {
           [name: string]: unknown;
         };

@@ -21,6 +21,7 @@ async function pair(size: number, workload: "increment" | "idle") {
     workload: { kind: "idle" },
     startPaused: false,
     incoming: true,
+    arrivalDigest: true,
   });
   return { src, dst };
 }
@@ -32,6 +33,7 @@ Deno.test("engine: postcopy completes a guest that does not converge in precopy"
   try {
     const res = await migrate(src, dst, {
       caps: { "postcopy-ram": true },
+      arrivalDigest: true,
       // 32 MiB/s against a guest dirtying GB/s
       params: { "max-bandwidth": 32 << 20, "max-postcopy-bandwidth": 16 << 20 },
       onSourceState: (to, control) => {

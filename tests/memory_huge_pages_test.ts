@@ -249,6 +249,7 @@ Deno.test("snapshot with RAM on huge pages: the snapshot stays on 4 KiB pages, a
     startPaused: true,
     incoming: false,
     backing: backing(true),
+    arrivalDigest: true, // snapshot buffers
   });
   try {
     const snap = m.shared.snap[0];

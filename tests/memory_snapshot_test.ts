@@ -41,6 +41,7 @@ async function withMachines(
         workload: { kind: "increment", start: 2 * MiB, end: PC_RAM + 3 * MiB },
         startPaused: false,
         incoming: false,
+        arrivalDigest: true, // snapshot buffers
         ...o,
       });
       made.push(m);

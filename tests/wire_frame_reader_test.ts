@@ -241,7 +241,7 @@ Deno.test("reader errors: bad header, unknown frame, end before EOF, misuse", as
   const noEof = concat([hdr, encodeSection(FrameType.SECTION_START, 1, 0)]);
   await assert.rejects(
     readAll(new FrameReader(new MemChannel(noEof, 100))),
-    new WireError("migration stream truncated: end of stream before the EOF frame"),
+    new WireError("migration stream truncated: end of stream before the EOF frame", "truncated"),
   );
   const dev = concat([hdr, encodeDevice(new Uint8Array(100)), encodeEof()]);
   const r2 = new FrameReader(new MemChannel(dev, 100));

@@ -33,6 +33,18 @@ export class BrokenPipeError extends Error {
 }
 
 /**
+ * The connection failed underneath a channel (reset, closed by the peer's side of a TLS
+ * session, a socket error); the message is the system's text.
+ */
+export class ConnectionLostError extends Error {
+  /** @param message strerror-like text, e.g. "Connection reset by peer". */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConnectionLostError";
+  }
+}
+
+/**
  * The message of `err` without Deno's trailing " (os error N)" and what follows it
  * (": open '/x'"), e.g. "No such file or directory"; any value becomes a string.
  */

@@ -19,7 +19,7 @@
 
 import type { TLSSocket } from "node:tls";
 import type { Channel } from "../../domain/ports.ts";
-import { ChannelClosedError } from "./errors.ts";
+import { ChannelClosedError, ConnectionLostError } from "./errors.ts";
 
 /** Default bytes queued on the read side before the socket is paused. */
 export const TLS_READ_HIGH_WATER = 4 * 1024 * 1024;
@@ -46,12 +46,9 @@ export function nodeErrorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** An errno error as `Error("Connection reset by peer")` (cause: the original); others as they are. */
+/** A socket error as a ConnectionLostError with QEMU-like text (cause: the original). */
 function socketError(err: Error): Error {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === "string" && code in ERRNO_TEXT
-    ? new Error(ERRNO_TEXT[code], { cause: err })
-    : err;
+  return new ConnectionLostError(nodeErrorText(err), { cause: err });
 }
 
 /** The handle a read-stop must reach, as Deno 2.9 lays it out (see the module doc). */
@@ -103,7 +100,7 @@ export class TlsSocketChannel implements Channel {
       this.#wake();
     });
     socket.on("error", (err: Error) => this.#fail(socketError(err)));
-    socket.on("close", () => this.#fail(new Error("Connection closed")));
+    socket.on("close", () => this.#fail(new ConnectionLostError("Connection closed")));
   }
 
   /** Reads up to `p.length` bytes; `null` at end of stream. */

@@ -88,8 +88,15 @@ export function parseSize(s: string): number {
 /**
  * Allocates zeroed RAM, dirty log, received map, snapshot buffers and control block for the
  * given blocks. Nothing is touched, so RAM and snapshot pages cost memory only once written.
+ * Without `snapshot` the snapshot buffers are empty: no copy-on-first-write snapshot can be
+ * taken, and the guest has one copy of RAM.
  */
-export function allocateGuest(specs: readonly RamBlockSpec[], wasm?: WasmShared): SharedGuest {
+export function allocateGuest(
+  specs: readonly RamBlockSpec[],
+  opts: { snapshot?: boolean; wasm?: WasmShared } = {},
+): SharedGuest {
+  const snapshot = opts.snapshot ?? true;
+  const wasm = opts.wasm;
   validateBlockSpecs(specs);
   const layout = layoutBlocks(specs);
   const mapBytes = pageMapBytes(totalPages(layout));
@@ -107,8 +114,8 @@ export function allocateGuest(specs: readonly RamBlockSpec[], wasm?: WasmShared)
     received: new SharedArrayBuffer(mapBytes),
     ctl: new SharedArrayBuffer(CTL_BYTES),
     written: new SharedArrayBuffer(mapBytes),
-    snap: layout.map((block) => new SharedArrayBuffer(block.size)),
-    snapCopied: new SharedArrayBuffer(mapBytes),
+    snap: layout.map((block) => new SharedArrayBuffer(snapshot ? block.size : 0)),
+    snapCopied: new SharedArrayBuffer(snapshot ? mapBytes : 0),
     ...(wasm ? { wasm } : {}),
   };
 }

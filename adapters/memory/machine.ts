@@ -47,6 +47,12 @@ export interface MachineOptions {
   backing?: RamBacking;
   /** `--guest wasm:`: a WebAssembly program instead of the workload. */
   guest?: GuestSpec;
+  /**
+   * Snapshot buffers for a copy-on-first-write snapshot, so that a destination can keep the
+   * digest of RAM as it arrived (`--arrival-digest`). Without them (the default) the guest has
+   * one copy of RAM and no snapshot can begin.
+   */
+  arrivalDigest?: boolean;
 }
 
 /** `GET /machine`'s `x-guest` for a WebAssembly guest. */
@@ -173,7 +179,10 @@ export class Machine {
     if (wasm && opts.blocks.length !== 1) {
       throw new WasmModuleError("a WebAssembly guest has one RAM block (no --ram-block)");
     }
-    const shared = allocateGuest(opts.blocks, wasm);
+    const shared = allocateGuest(opts.blocks, {
+      snapshot: opts.arrivalDigest ?? false,
+      wasm,
+    });
     const size = ramSize(shared);
     const seed = Array.from(crypto.getRandomValues(new Uint32Array(4)));
     const regs = resolveWorkload(opts.workload, size, seed);

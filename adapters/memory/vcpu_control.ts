@@ -201,10 +201,14 @@ export class VcpuControl {
    * Starts a copy-on-first-write snapshot of RAM as it is now: clears the marks and sets the
    * SNAPSHOT flag, so the vCPU saves each page into `SharedGuest.snap` before its first write
    * to it. Any thread. Throws when the vCPU is executing (the marks must be cleared while it
-   * cannot write) or when this control was made from the control block alone.
+   * cannot write), when this control was made from the control block alone, or when the
+   * guest was allocated without snapshot buffers.
    */
   beginSnapshot(): void {
     if (this.#snapCopied === null) throw new Error("snapshot: needs the guest, not just its ctl");
+    if (this.#snapCopied.length === 0) {
+      throw new Error("snapshot: this guest has no snapshot buffers (no arrival digest)");
+    }
     if (!this.isParked()) throw new Error("snapshot: the vCPU is executing; stop it first");
     this.#snapCopied.fill(0);
     Atomics.store(this.#ctl.i32, SNAPSHOT, 1);

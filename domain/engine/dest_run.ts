@@ -45,10 +45,12 @@ import type { MultifdRegistry } from "./multifd_dest.ts";
 import { MultifdReceiver } from "./multifd_receiver.ts";
 import { decodeEncodedPage } from "../wire/encoded_page.ts";
 import { Inflater } from "./inflater.ts";
-import { isLinkError, ReturnPath } from "./dest_support.ts";
+import { ReturnPath } from "./dest_support.ts";
+import { failureKind } from "./failure.ts";
 import type { MainLink } from "./main_link.ts";
 import { RamLoader } from "./ram_loader.ts";
 import { lingerForSource, sendReason, SourceCancelled } from "./peer_reason.ts";
+import { DEFAULT_LINK_TIMEOUT_MS, LinkWatch } from "./link_watch.ts";
 
 const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];
 
@@ -68,6 +70,10 @@ export interface DestinationContext {
   decompressThreads?: number;
   /** The channel is a socket: a refusal's reason can go back to the source on it. */
   twoWay?: boolean;
+  /** The link timeout (ms; default DEFAULT_LINK_TIMEOUT_MS): see link_watch.ts. */
+  linkTimeoutMs?: number;
+  /** Keep the digest of RAM as it arrived (`--arrival-digest`): snapshot, then `arrived`. */
+  arrivalDigest?: boolean;
 }
 
 /** One incoming migration. */
@@ -92,6 +98,8 @@ class DestinationRun {
   /** Compressed pages on their way into RAM (placed at the next barrier at the latest). */
   #inflater: Inflater | null = null;
   readonly #start = Date.now();
+  /** Watches the current stream's channels for a dead source (a new one per recovery). */
+  #watch: LinkWatch | null = null;
 
   constructor(ctx: DestinationContext) {
     this.#ctx = ctx;
@@ -121,7 +129,9 @@ class DestinationRun {
           break;
         } catch (e) {
           // Pause only once the guest runs here: before RUN the source still has it.
-          if (this.#status !== "postcopy-active" || !this.#ran || !isLinkError(e)) throw e;
+          if (this.#status !== "postcopy-active" || !this.#ran || failureKind(e) !== "link") {
+            throw e;
+          }
           reader = await this.#pauseAndRecover(e);
         }
       }
@@ -131,6 +141,9 @@ class DestinationRun {
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       link.post({ t: "error", message: `load of migration failed: ${message}` });
+      // The guest stops here before the source hears of the failure: a SHUT with an error
+      // tells the source that this side does not run the guest (it may run it again).
+      if (this.#ran) this.#vcpu.setRunstate("paused");
       if (!(e instanceof SourceCancelled)) {
         // Beyond QEMU: the source learns why (docs/wire-format.md, "The destination's reason").
         if (this.#rp) await this.#rp.send(encodeRpReason(message));
@@ -142,12 +155,9 @@ class DestinationRun {
       }
       const status = this.#status;
       if (status !== "failed" && status !== "completed") await link.transition(status, "failed");
-      if (this.#ran) {
-        // The guest's state is split between two hosts and the link is gone for good.
-        this.#vcpu.setRunstate("paused");
-      }
       return false;
     } finally {
+      this.#watch?.stop();
       this.#done = true;
       this.#vcpu.setPostcopy(false);
       stats[STAT.totalTime] = Date.now() - this.#start;
@@ -162,7 +172,18 @@ class DestinationRun {
     }
   }
 
-  async #begin(channel: Channel, opened?: FrameReader): Promise<FrameReader> {
+  /** A new watch over `channel` (the main stream or a recovery's); returns it guarded. */
+  #watchLink(channel: Channel): Channel {
+    this.#watch?.stop();
+    this.#watch = new LinkWatch({
+      timeoutMs: this.#ctx.linkTimeoutMs ?? DEFAULT_LINK_TIMEOUT_MS,
+      idleReads: true,
+    });
+    return this.#watch.guard(channel);
+  }
+
+  async #begin(accepted: Channel, opened?: FrameReader): Promise<FrameReader> {
+    const channel = this.#watchLink(accepted);
     this.#channel = channel;
     this.#ctx.onChannel(channel);
     const reader = opened ?? new FrameReader(channel);
@@ -322,6 +343,7 @@ class DestinationRun {
         const setup = decodeSetup(payload);
         if (this.#mainReader) this.#mainReader.coalesceUs = 0; // page channels share this Worker
         const channels = await this.#ctx.multifd.claim(setup.uuid, setup.channels);
+        for (const c of channels) c.channel = this.#watch!.guard(c.channel);
         // A failed page channel closes the main stream too, so that its reader stops.
         this.#mfd = new MultifdReceiver(channels, this.#ram, this.#ctx.stats, () => {
           this.#channel?.close();
@@ -339,9 +361,9 @@ class DestinationRun {
         if (!this.#ram.postcopy || !this.#device) {
           throw new WireError("migration stream: postcopy run before listen and device state");
         }
-        // From here each page's first write is copied aside, so the guest "as it arrived"
-        // can be measured once every page is in.
-        this.#vcpu.beginSnapshot();
+        // With the arrival digest, from here each page's first write is copied aside, so the
+        // guest "as it arrived" can be measured once every page is in.
+        if (this.#ctx.arrivalDigest) this.#vcpu.beginSnapshot();
         this.#ran = true;
         this.#setRunstate();
         break;
@@ -400,7 +422,7 @@ class DestinationRun {
       const bt = this.#vcpu.blocktime();
       stats[STAT.blocktime] = bt.totalMs;
       stats[STAT.totalTime] = Date.now() - this.#start;
-      link.post({ t: "arrived" });
+      if (this.#ctx.arrivalDigest) link.post({ t: "arrived" });
       if (!await link.transition("postcopy-active", "completed")) {
         throw new WireError("incoming migration was stopped");
       }
@@ -409,11 +431,14 @@ class DestinationRun {
     await this.#mfd?.finish();
     const unseen = this.#ram.unseen();
     if (unseen !== 0) throw new WireError(`migration stream: ${unseen} pages were never received`);
-    // The guest as it arrived is measured by a copy-on-first-write snapshot, so the digest
-    // test aid can compare it with the source's without delaying the guest's start.
-    this.#vcpu.beginSnapshot();
-    link.post({ t: "arrived" });
+    // With the arrival digest, the guest as it arrived is measured by a copy-on-first-write
+    // snapshot, so the test aid can compare it with the source's without delaying the guest.
+    if (this.#ctx.arrivalDigest) {
+      this.#vcpu.beginSnapshot();
+      link.post({ t: "arrived" });
+    }
     // process_incoming_migration_bh: runstate first, then completed.
+    this.#ran = true;
     this.#setRunstate();
     stats[STAT.totalTime] = Date.now() - this.#start;
     if (!await link.transition("active", "completed")) {
@@ -430,15 +455,19 @@ class DestinationRun {
     });
     let from: MigrationStatus = "postcopy-active";
     for (;;) {
+      // Paused: nothing is expected from the source until a recovery channel comes.
+      this.#watch?.stop();
+      this.#channel?.close();
       if (!await link.transition(from, "postcopy-paused")) {
         throw new WireError("incoming migration was stopped");
       }
       if (this.#rp) this.#rp.broken = true;
-      const channel = await this.#ctx.awaitRecovery();
+      let channel = await this.#ctx.awaitRecovery();
       if (!await link.transition("postcopy-paused", "postcopy-recover")) {
         throw new WireError("incoming migration was stopped");
       }
       try {
+        channel = this.#watchLink(channel);
         this.#channel = channel;
         this.#open = null; // a new stream: the cut one's open section is gone with it
         this.#ctx.onChannel(channel);
@@ -453,6 +482,9 @@ class DestinationRun {
             if (b < 0) throw new WireError(`RECV_BITMAP for unknown RAM block '${name}'`);
             await this.#rp.send(encodeRpRecvBitmap(name));
             await this.#rp.send(this.#ram.receivedBitmap(b));
+          } else if (f.type === FrameType.PING) {
+            // A keepalive while the recovery handshake is under way.
+            await this.#rp.send(encodeRpPong(decodeU32(await reader.readPayload())));
           } else if (f.type === FrameType.POSTCOPY_RESUME) {
             if (!await link.transition("postcopy-recover", "postcopy-active")) {
               throw new WireError("incoming migration was stopped");
@@ -464,7 +496,7 @@ class DestinationRun {
           }
         }
       } catch (e) {
-        if (!isLinkError(e)) throw e;
+        if (failureKind(e) !== "link") throw e;
         channel.close();
         from = "postcopy-recover";
       }

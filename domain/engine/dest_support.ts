@@ -1,31 +1,9 @@
 /**
- * Small pieces of the destination's loader: which errors are a broken
- * link (postcopy pauses) rather than a bad stream (the attempt fails), and the return
- * path's serialised writer.
+ * The destination's return path: its serialised writer.
  *
  * @module
  */
 import type { Channel } from "../ports.ts";
-import { WireError } from "../wire/wire_error.ts";
-
-const LINK_ERRORS = new Set([
-  "BrokenPipe",
-  "ConnectionReset",
-  "ConnectionAborted",
-  "NotConnected",
-  "BadResource",
-  "Interrupted",
-  "UnexpectedEof",
-  "TimedOut",
-  "ChannelClosedError",
-  "BrokenPipeError",
-]);
-
-/** A broken link (pause in postcopy) rather than a malformed stream or state (fail). */
-export function isLinkError(e: unknown): boolean {
-  if (e instanceof WireError) return /truncated|closed/.test(e.message);
-  return e instanceof Error && LINK_ERRORS.has(e.name);
-}
 
 /** Serialises return-path messages from the loader and the fault loop. */
 export class ReturnPath {

@@ -18,7 +18,8 @@ import { MultifdRegistry } from "./multifd_dest.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameType } from "../wire/frames.ts";
 import { decodeHello } from "../wire/multifd.ts";
-import { WireError } from "../wire/wire_error.ts";
+import { failureKind } from "./failure.ts";
+import { GuardedChannel } from "./link_watch.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
 
 let link: MainLink | null = null;
@@ -63,7 +64,9 @@ async function recover(uri: string): Promise<void> {
 }
 
 /** Classifies a new connection: a main stream starts a run, a page channel waits for one. */
-async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
+async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
+  // Guarded from the start: the run that takes this channel watches it for a dead peer.
+  const channel = new GuardedChannel(accepted);
   const reader = new FrameReader(channel);
   let kind: string;
   let refused: Error | undefined;
@@ -80,11 +83,11 @@ async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
     }
     clearTimeout(t);
   } catch (e) {
-    if (!(e instanceof WireError) || /truncated/.test(e.message)) {
+    if (failureKind(e) !== "protocol") {
       channel.close(); // a probe, or too slow to say anything: not an attempt
       return;
     }
-    refused = e; // something that is not a Ferry stream: that attempt fails, visibly
+    refused = e as Error; // something that is not a Ferry stream: that attempt fails, visibly
   }
   if (running || finished) {
     channel.close(); // one incoming migration at a time
@@ -99,6 +102,8 @@ async function dispatch(m: DestinationStart, channel: Channel): Promise<void> {
     link: link!,
     autostart: m.autostart,
     decompressThreads: m.decompressThreads,
+    linkTimeoutMs: m.linkTimeoutMs,
+    arrivalDigest: m.arrivalDigest,
     awaitRecovery,
     onChannel: (ch: Channel | null) => (current = ch),
     multifd: registry,

@@ -31,6 +31,15 @@ export interface SourceStart {
    * started inside this Worker takes ~1 s to come up in Deno 2.9).
    */
   multifdPorts?: MessagePort[];
+  /** The migration's point of no return (no_return.ts), shared with the main thread. */
+  point: Int32Array;
+  /** The link timeout (ms; link_watch.ts), when not the default. */
+  linkTimeoutMs?: number;
+  /**
+   * A postcopy whose data path died after the point of no return: this Worker resumes it on
+   * `uri` (the recovery handshake), then serves the pages the destination still lacks.
+   */
+  recover?: { uri: string; tls?: TlsChannelOptions };
 }
 
 /** Starts listening for incoming migrations in a destination Worker. */
@@ -46,6 +55,10 @@ export interface DestinationStart {
   tls?: TlsChannelOptions;
   /** decompress-threads, for compressed pages. */
   decompressThreads: number;
+  /** The link timeout (ms; link_watch.ts), when not the default. */
+  linkTimeoutMs?: number;
+  /** `--arrival-digest`: keep the digest of RAM as it arrived. */
+  arrivalDigest?: boolean;
 }
 
 /** Worker → main. */

@@ -6,9 +6,20 @@
  * @module
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
-import { MF, MF_STAT, type MultifdShared, stopChannels, sumStat } from "./multifd_shared.ts";
+import {
+  createMultifdShared,
+  MF,
+  MF_STAT,
+  type MultifdShared,
+  stopChannels,
+  sumStat,
+} from "./multifd_shared.ts";
+import { encodeSetup } from "../wire/multifd.ts";
+import type { SourceContext } from "./source_context.ts";
+import { DEFAULT_LINK_TIMEOUT_MS } from "./link_watch.ts";
 import type { MultifdChannelStart } from "./multifd_worker.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
+import { type FailureRecord, LinkError, TypedFailure } from "./failure.ts";
 
 const CHANNEL_WORKER = new URL("./multifd_worker.ts", import.meta.url);
 
@@ -19,7 +30,7 @@ export class MultifdSource {
   readonly #workers: Worker[] = [];
   readonly #ports: MessagePort[] = [];
   readonly #channels: number;
-  #error: string | null = null;
+  #error: FailureRecord | null = null;
   #gen = 0;
   #ended = 0;
 
@@ -34,6 +45,8 @@ export class MultifdSource {
       uuid: Uint8Array;
       rateLimit: number;
       tls?: TlsChannelOptions;
+      /** The link timeout (ms) for each page channel. */
+      linkTimeoutMs: number;
       /** Ports of channel Workers started elsewhere (the main thread); else started here. */
       ports?: MessagePort[];
     },
@@ -45,8 +58,9 @@ export class MultifdSource {
       const port = opts.ports?.[id];
       const w = port ?? new Worker(CHANNEL_WORKER, { type: "module" });
       w.onmessage = (e) => {
-        if (e.data.t === "error") this.#error ??= e.data.message;
-        else if (e.data.t === "done") this.#ended++;
+        if (e.data.t === "error") {
+          this.#error ??= { kind: e.data.kind ?? "local", message: e.data.message };
+        } else if (e.data.t === "done") this.#ended++;
       };
       if (w instanceof Worker) {
         w.onerror = (e) => {
@@ -65,6 +79,7 @@ export class MultifdSource {
         uuid: opts.uuid,
         rateLimit: opts.rateLimit / opts.channels,
         tls: opts.tls,
+        linkTimeoutMs: opts.linkTimeoutMs,
       };
       w.postMessage(start);
       if (w instanceof Worker) this.#workers.push(w);
@@ -72,16 +87,53 @@ export class MultifdSource {
     }
   }
 
+  /**
+   * Starts the page channels of the migration `ctx` runs (x-multifd-channels of them, on
+   * `bitmap` and `sent`): `announce` sends MULTIFD_SETUP on the main stream; resolves once
+   * every channel is in.
+   */
+  static async start(
+    ctx: SourceContext,
+    shared: {
+      bitmap: SharedArrayBuffer;
+      sent: SharedArrayBuffer;
+      announce: (frame: Uint8Array) => Promise<void>;
+    },
+  ): Promise<MultifdSource> {
+    const { guest, params } = ctx;
+    const uuid = crypto.getRandomValues(new Uint8Array(16));
+    const channels = params["x-multifd-channels"];
+    const pageCount = params["x-multifd-page-count"];
+    await shared.announce(encodeSetup(uuid, pageCount, channels));
+    const mfd = new MultifdSource(
+      guest,
+      ctx.uri,
+      { ...createMultifdShared(channels, 0), bitmap: shared.bitmap, sent: shared.sent },
+      {
+        channels,
+        pageCount,
+        uuid,
+        rateLimit: params["max-bandwidth"],
+        tls: ctx.tls,
+        linkTimeoutMs: ctx.linkTimeoutMs ?? DEFAULT_LINK_TIMEOUT_MS,
+        ports: ctx.multifdPorts,
+      },
+    );
+    ctx.onMultifdCrash = (id, message) => mfd.crashed(id, message);
+    await mfd.ready();
+    return mfd;
+  }
+
   /** A channel Worker crashed. */
   crashed(id: number, message: string): void {
-    this.#error ??= `multifd channel ${id} crashed: ${message}`;
+    this.#error ??= { kind: "local", message: `multifd channel ${id} crashed: ${message}` };
     Atomics.add(this.#ctl, MF.FAILED, 1);
     Atomics.notify(this.#ctl, MF.DONE);
   }
 
-  /** The first channel error, if any. */
-  get error(): string | null {
-    return this.#error;
+  /** The first channel error (typed as it was in its channel), if any. */
+  get error(): Error | null {
+    return this.#error ? new TypedFailure(this.#error.kind, this.#error.message) : null;
   }
 
   /** Bytes sent on every page channel. */
@@ -99,7 +151,7 @@ export class MultifdSource {
 
   #check(): void {
     if (this.#error || Atomics.load(this.#ctl, MF.FAILED) > 0) {
-      throw new Error(this.#error ?? "a multifd channel failed");
+      throw this.error ?? new Error("a multifd channel failed");
     }
   }
 
@@ -160,8 +212,14 @@ export class MultifdSource {
   async finish(timeoutMs = 10_000): Promise<void> {
     stopChannels(this.#ctl);
     const end = Date.now() + timeoutMs;
-    while (this.#ended < this.#channels && Date.now() < end) {
+    while (this.#ended < this.#channels) {
       this.#check();
+      if (Date.now() > end) {
+        throw new LinkError(
+          "timeout",
+          `multifd: ${this.#channels - this.#ended} of ${this.#channels} channels did not end`,
+        );
+      }
       await new Promise((r) => setTimeout(r, 5));
     }
     this.#check();

@@ -7,7 +7,8 @@
  */
 /// <reference lib="deno.worker" />
 import { connectChannel } from "../../adapters/channels/connect.ts";
-import { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
+import type { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
+import { SourceLink } from "./source_link.ts";
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import { encodeEof, encodeStreamHeader, FrameType } from "../wire/mod.ts";
@@ -15,6 +16,7 @@ import { encodeHello } from "../wire/multifd.ts";
 import { encodeU32Frame } from "../wire/postcopy.ts";
 import { MF, MF_STAT, type MultifdShared } from "./multifd_shared.ts";
 import { PageSender } from "./page_sender.ts";
+import { failureRecord } from "./failure.ts";
 
 /** Starts one channel. */
 export interface MultifdChannelStart {
@@ -28,6 +30,8 @@ export interface MultifdChannelStart {
   uuid: Uint8Array;
   rateLimit: number;
   tls?: TlsChannelOptions;
+  /** The link timeout (ms): a write stuck that long fails the channel. */
+  linkTimeoutMs: number;
 }
 
 let writer: ChannelWriter | null = null;
@@ -39,8 +43,12 @@ async function run(m: MultifdChannelStart): Promise<void> {
   const ctl = new Int32Array(m.shared.ctl);
   const stats = new Float64Array(m.shared.stats);
   const base = m.id * 4;
-  const channel = await connectChannel(m.uri, { tls: m.tls });
-  writer = new ChannelWriter(channel, { rateLimit: m.rateLimit });
+  const link = await SourceLink.open(() => connectChannel(m.uri, { tls: m.tls }), {
+    timeoutMs: m.linkTimeoutMs,
+    rateLimit: m.rateLimit,
+    answers: false,
+  });
+  writer = link.writer;
   const w = writer;
   const sender = new PageSender(m.guest, w, m.shared.bitmap, m.shared.sent);
   const last = m.guest.layout[m.guest.layout.length - 1];
@@ -81,8 +89,8 @@ async function run(m: MultifdChannelStart): Promise<void> {
   await sender.append(encodeEof());
   await sender.flush();
   stats[base + MF_STAT.bytes] = w.bytesWritten;
-  await channel.closeWrite().catch(() => {});
-  channel.close();
+  await link.channel.closeWrite().catch(() => {});
+  link.close();
 }
 
 type ChannelMessage =
@@ -109,10 +117,8 @@ function handle(m: ChannelMessage): void {
         Atomics.add(ctl, MF.FAILED, 1);
         Atomics.notify(ctl, MF.DONE);
         Atomics.notify(ctl, MF.READY);
-        reply({
-          t: "error",
-          message: `multifd channel ${m.id}: ${err instanceof Error ? err.message : err}`,
-        });
+        const failure = failureRecord(err);
+        reply({ t: "error", ...failure, message: `multifd channel ${m.id}: ${failure.message}` });
       },
     );
   } else if (m.t === "rate") {

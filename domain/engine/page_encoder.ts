@@ -13,6 +13,7 @@ import { xbzrle } from "../codecs/xbzrle.ts";
 import { CompressPool } from "../codecs/compress_pool.ts";
 import { FrameType } from "../wire/frames.ts";
 import { ENCODED_PAGE_OVERHEAD } from "../wire/encoded_page.ts";
+import type { Capabilities, LiveParameters } from "../options.ts";
 
 /** Where encoded frames go (the sender's staging buffer). */
 export interface EncodedSink {
@@ -185,4 +186,27 @@ export class PageEncoder {
   close(): void {
     this.#pool?.close();
   }
+}
+
+/**
+ * The encoder a migration with these capabilities needs (XBZRLE, compression), or null;
+ * `hugePages`: guest RAM is on huge pages (the cache follows it).
+ */
+export function encoderFor(
+  caps: Capabilities,
+  params: LiveParameters,
+  hugePages: boolean,
+): PageEncoder | null {
+  if (!caps.xbzrle && !caps.compress) return null;
+  return new PageEncoder({
+    xbzrleCache: caps.xbzrle ? params["xbzrle-cache-size"] : undefined,
+    hugePages,
+    compress: caps.compress
+      ? {
+        threads: params["compress-threads"],
+        level: params["compress-level"],
+        waitThread: params["compress-wait-thread"],
+      }
+      : undefined,
+  });
 }

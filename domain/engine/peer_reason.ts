@@ -9,6 +9,7 @@
  * @module
  */
 import type { Channel } from "../ports.ts";
+import { PeerError } from "./failure.ts";
 import { decodeRpReason, encodeRpReason, isRpReason } from "../wire/peer_reason.ts";
 import { RP_HEADER_SIZE } from "../wire/return_path.ts";
 
@@ -22,10 +23,10 @@ export const REASON_WAIT_MS = 200;
 export const CANCEL_GRACE_MS = 300;
 
 /** The destination refused or failed the stream, and said why. */
-export class DestinationRefused extends Error {
+export class DestinationRefused extends PeerError {
   /** `reason` is the destination's own error text. */
   constructor(readonly reason: string) {
-    super(`destination refused: ${reason}`);
+    super(1, `destination refused: ${reason}`);
     this.name = "DestinationRefused";
   }
 }

@@ -31,7 +31,7 @@ async function readExact(ch: Channel, buf: Uint8Array): Promise<void> {
   let got = 0;
   while (got < buf.length) {
     const n = await ch.read(buf.subarray(got));
-    if (n === null) throw new WireError("RP: return path closed");
+    if (n === null) throw new WireError("RP: return path closed", "truncated");
     got += n;
   }
 }

@@ -17,7 +17,6 @@ import {
   encodeStreamHeader,
   FrameType,
   SectionKind,
-  WireError,
 } from "../wire/mod.ts";
 import {
   encodeDiscard,
@@ -27,10 +26,12 @@ import {
   encodeU32Frame,
 } from "../wire/postcopy.ts";
 import { Cancelled } from "./cancelled.ts";
+import { failureKind } from "./failure.ts";
 import type { PageSender } from "./page_sender.ts";
 import { releaseSent, releaseWritten } from "./release_sent.ts";
-import type { SourceContext } from "./source_run.ts";
+import type { SourceContext } from "./source_context.ts";
 import type { SourceCounters } from "./source_counters.ts";
+import type { Switchover } from "./switchover.ts";
 import type { SourceReturnPath } from "./source_return_path.ts";
 import { STAT } from "./stats.ts";
 
@@ -49,34 +50,32 @@ export interface PostcopyRun {
   writer(): ChannelWriter;
   /** Throws on cancel, a return-path error, a failed write or a failed page channel. */
   checkErrors(): void;
-  /** Stops the vCPU (finish-migrate) and waits until it is parked. */
-  stopVcpu(): void;
-  /** pause-before-switchover: pre-switchover between `from` and `to`. */
-  maybePause(from: MigrationStatus, to: MigrationStatus): Promise<void>;
-  /** GLOBAL_STATE and DEVICE frames for the guest as stopped. */
-  stateFrames(): Uint8Array[];
-  /** With a return path: waits for the destination's SHUT (its verdict). */
-  awaitShut(): Promise<void>;
+  /** Stopping the vCPU, pause-before-switchover, the state frames, the SHUT. */
+  readonly switchover: Switchover;
+  /** Sends a keepalive PING when one is due (between frames). */
+  keepalive(): Promise<void>;
+  /** Something must arrive on the return path within the link timeout. */
+  expectReply(): void;
   /** Drops the current channel after a failure (its bytes stay counted). */
   dropChannel(): void;
   /** Opens a channel to `uri` (the return path starts afresh on it). */
   reopen(uri: string): Promise<void>;
 }
 
-/** A protocol error from the peer (fails the migration) rather than a broken link (pauses). */
-export function isProtocolError(e: unknown): boolean {
-  return e instanceof WireError && !/closed|truncated/.test(e.message);
+/**
+ * An error that fails a postcopy migration: the peer broke the protocol or reported its own
+ * failure. Anything else (a broken link above all) pauses: the guest runs on the destination.
+ */
+export function failsPostcopy(e: unknown): boolean {
+  const kind = failureKind(e);
+  return kind === "protocol" || kind === "peer" || kind === "cancel";
 }
 
 /** One outgoing migration's postcopy phase (see the module doc). */
 export class SourcePostcopy {
   readonly #run: PostcopyRun;
-  /** True once the device state left for the destination: no way back. */
-  live = false;
   /** An ITERATE section is open on the current stream. */
   #section = false;
-  /** A link error met while sending the package: pause first thing. */
-  #pendingPause: unknown = null;
 
   /** The postcopy phase of `run`. */
   constructor(run: PostcopyRun) {
@@ -92,8 +91,8 @@ export class SourcePostcopy {
     if (!caps["pause-before-switchover"]) {
       if (!await link.transition("active", "postcopy-active")) throw new Cancelled();
     }
-    run.stopVcpu();
-    await run.maybePause("active", "postcopy-active");
+    run.switchover.stopVcpu();
+    await run.switchover.maybePause("active", "postcopy-active");
     if (sender.encoder) sender.encoder.enabled = false; // postcopy places whole pages
     run.counters.sync();
     for (const { block, ranges } of sender.discardRanges()) {
@@ -102,20 +101,23 @@ export class SourcePostcopy {
     await sender.append(encodeU32Frame(FrameType.PING, 2));
     const pkg = [
       encodeEmpty(FrameType.POSTCOPY_LISTEN),
-      ...run.stateFrames(),
+      ...run.switchover.stateFrames(),
       encodeU32Frame(FrameType.PING, 3),
       encodeEmpty(FrameType.POSTCOPY_RUN),
     ];
     run.checkErrors();
-    // Last point of recovery: once the package leaves, the destination may run the guest,
-    // so from here on a broken link pauses instead of restarting the source's vCPU.
-    this.live = true;
+    // The point of no return: once the package (with POSTCOPY_RUN) leaves, the destination
+    // may run the guest, so from here on a broken link pauses instead of restarting the
+    // source's vCPU, and a cancel is refused. A cancel that came first wins.
+    if (!run.ctx.point.cross()) throw new Cancelled();
     try {
       await sender.append(encodePackage(pkg));
       await sender.flush();
     } catch (e) {
-      if (isProtocolError(e)) throw e;
-      this.#pendingPause = e;
+      // The package never left in full: the destination does not run the guest (it reads
+      // a package whole before acting on it), which is the source's again.
+      run.ctx.point.giveBack();
+      throw e;
     }
     run.writer().setRateLimit(0); // background pages are paced below; requests never wait
     if (caps["release-ram"]) {
@@ -135,12 +137,8 @@ export class SourcePostcopy {
     let windowBytes = 0;
     for (;;) {
       try {
-        if (this.#pendingPause !== null) {
-          const e = this.#pendingPause;
-          this.#pendingPause = null;
-          throw e;
-        }
         run.checkErrors();
+        await run.keepalive();
         if (control.pauseRequested) {
           control.pauseRequested = false;
           throw new Error("migrate-pause");
@@ -179,34 +177,48 @@ export class SourcePostcopy {
           await sender.append(encodeSection(FrameType.SECTION_END, SectionKind.ITERATE, pass));
           await sender.append(encodeEof());
           await sender.flush();
-          await run.awaitShut();
+          await run.switchover.awaitShut();
           return;
         }
         run.counters.update(Date.now());
       } catch (e) {
         const status = run.ctx.link.status;
-        if (e instanceof Cancelled || isProtocolError(e) || status !== "postcopy-active") throw e;
+        if (failsPostcopy(e) || status !== "postcopy-active") throw e;
         await this.#pause(e);
       }
     }
   }
 
-  /** postcopy_pause: keep both guests safe until a resume brings a new channel. */
-  async #pause(why: unknown): Promise<void> {
+  /**
+   * Takes over a postcopy whose earlier data path died (the main thread paused it and the
+   * resume URI is in the mailbox): the recovery handshake, then {@link loop}.
+   */
+  async takeOver(): Promise<void> {
+    await this.#pause(null, "postcopy-paused");
+  }
+
+  /**
+   * postcopy_pause: keep both guests safe until a resume brings a new channel. `from` is
+   * the status now (postcopy-paused already when a new data path takes over).
+   */
+  async #pause(why: unknown, from: MigrationStatus = "postcopy-active"): Promise<void> {
     const run = this.#run;
     const { link, control } = run.ctx;
-    let from: MigrationStatus = "postcopy-active";
-    link.post({
-      t: "error",
-      message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}`,
-    });
+    if (why !== null) {
+      link.post({
+        t: "error",
+        message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}`,
+      });
+    }
     for (;;) {
-      // Shut the channel first: by the time anyone sees `postcopy-paused` here, the
-      // shutdown is on its way to the destination, which pauses on it (QEMU's
-      // qemu_file_shutdown comes before its postcopy_pause too).
-      run.dropChannel();
-      if (!await link.transition(from, "postcopy-paused")) throw new Cancelled();
-      control.resumeUri = null;
+      if (from !== "postcopy-paused") {
+        // Shut the channel first: by the time anyone sees `postcopy-paused` here, the
+        // shutdown is on its way to the destination, which pauses on it (QEMU's
+        // qemu_file_shutdown comes before its postcopy_pause too).
+        run.dropChannel();
+        if (!await link.transition(from, "postcopy-paused")) throw new Cancelled();
+        control.resumeUri = null;
+      }
       control.pauseRequested = false; // this pause answers it
       while (control.resumeUri === null) {
         if (control.cancelled || link.status === "cancelling") throw new Cancelled();
@@ -219,7 +231,7 @@ export class SourcePostcopy {
         await this.#recover(uri);
         return;
       } catch (e) {
-        if (e instanceof Cancelled) throw e;
+        if (failureKind(e) === "cancel") throw e;
         link.post({
           t: "error",
           message: `postcopy recovery failed: ${e instanceof Error ? e.message : e}`,
@@ -238,12 +250,14 @@ export class SourcePostcopy {
     await sender.append(encodeStreamHeader());
     for (const blk of guest.layout) await sender.append(encodeRecvBitmapRequest(blk.name));
     await sender.flush();
+    run.expectReply(); // the bitmaps are the answer
     while (run.rp.bitmapsIn < guest.layout.length) {
       run.checkErrors();
       await control.wake.wait(1000);
     }
     await sender.append(encodeEmpty(FrameType.POSTCOPY_RESUME));
     await sender.flush();
+    run.expectReply(); // RESUME_ACK is the answer
     while (!run.rp.resumeAck) {
       run.checkErrors();
       await control.wake.wait(1000);

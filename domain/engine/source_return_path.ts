@@ -11,6 +11,7 @@ import type { RamBlockLayout } from "../../adapters/memory/layout.ts";
 import { WireError } from "../wire/mod.ts";
 import { RESUME_ACK_VALUE } from "../wire/return_path.ts";
 import { readReturnPath } from "./return_path_reader.ts";
+import { PeerError } from "./failure.ts";
 
 /** The return path's state, for the source run. */
 export class SourceReturnPath {
@@ -79,7 +80,7 @@ export class SourceReturnPath {
   check(): void {
     if (this.#error) throw this.#error;
     if (this.shut !== null && this.shut !== 0) {
-      throw new Error(`RP: Sibling indicated error ${this.shut}`);
+      throw new PeerError(this.shut, `RP: Sibling indicated error ${this.shut}`);
     }
   }
 }

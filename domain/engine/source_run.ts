@@ -9,17 +9,13 @@
  *
  * @module
  */
-import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
-import { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
-import type { Channel } from "../ports.ts";
+import type { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
 import type { MigrationStatus } from "../state_machine.ts";
 import {
   encodeCancel,
   encodeConfig,
-  encodeDevice,
   encodeEof,
-  encodeGlobalState,
   encodeSection,
   encodeStreamHeader,
   FrameType,
@@ -28,45 +24,22 @@ import {
 import { encodeEmpty, encodeU32Frame } from "../wire/postcopy.ts";
 import { STAT } from "./stats.ts";
 import { SourceCounters } from "./source_counters.ts";
-import type { LiveParams } from "./messages.ts";
-import type { MainLink } from "./main_link.ts";
 import { bitmapBytes, PageSender } from "./page_sender.ts";
-import { PageEncoder } from "./page_encoder.ts";
-import { createMultifdShared } from "./multifd_shared.ts";
+import { encoderFor } from "./page_encoder.ts";
 import { MultifdSource } from "./multifd_source.ts";
-import { encodeSetup } from "../wire/multifd.ts";
 import { SourceReturnPath } from "./source_return_path.ts";
 import { type PostcopyRun, SourcePostcopy } from "./source_postcopy.ts";
 import { Cancelled } from "./cancelled.ts";
 import { CANCEL_GRACE_MS, isTwoWayUri, PeerReason } from "./peer_reason.ts";
-import type { SourceControl } from "./source_control.ts";
-import type { Capabilities } from "../options.ts";
-import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
+import { failureKind } from "./failure.ts";
+import { PAST_THE_POINT } from "./no_return.ts";
+import { SourceLink } from "./source_link.ts";
+import type { SourceContext } from "./source_context.ts";
+import { Switchover } from "./switchover.ts";
+import { DEFAULT_LINK_TIMEOUT_MS } from "./link_watch.ts";
 
 /** Pages sent between bookkeeping rounds in precopy (8 MiB). */
 const CHUNK_PAGES = 2048;
-
-/** Everything the run needs; `connect` opens a channel (so tests can pass a memory pair). */
-export interface SourceContext {
-  guest: SharedGuest;
-  stats: Float64Array;
-  link: MainLink;
-  params: LiveParams;
-  caps: Capabilities;
-  control: SourceControl;
-  /** The migration's URI (multifd channels connect to it too). */
-  uri: string;
-  /** TLS for every channel, with tls-creds. */
-  tls?: TlsChannelOptions;
-  /** Opens the migration's channel, or the one given on resume. */
-  connect: (uri?: string) => Promise<Channel>;
-  /** Called with the writer once it exists, so cancel can shut it down. */
-  onWriter: (w: ChannelWriter | null) => void;
-  /** Ports of page-channel Workers the main thread started (else they start here). */
-  multifdPorts?: MessagePort[];
-  /** Set by the run: reports a page-channel Worker that crashed. */
-  onMultifdCrash?: (id: number, message: string) => void;
-}
 
 function section(kind: number, pass: number, end: boolean): Uint8Array {
   return encodeSection(end ? FrameType.SECTION_END : FrameType.SECTION_START, kind, pass);
@@ -78,7 +51,8 @@ class SourceRun {
   readonly #vcpu: VcpuControl;
   /** When this run began (setup-time counts from here, as from QEMU's migration thread). */
   readonly #start = Date.now();
-  #channel: Channel | null = null;
+  /** The current connection (channel, writer, keepalive), replaced on a resume. */
+  #link: SourceLink | null = null;
   #writer: ChannelWriter | null = null;
   #sender: PageSender | null = null;
   /** The page channels, with x-multifd. */
@@ -90,13 +64,24 @@ class SourceRun {
   readonly #rp = new SourceReturnPath();
   /** The destination's reason, should it refuse or fail the stream. */
   readonly #reason: PeerReason;
-  #vmWasRunning = false;
+  readonly #switchover: Switchover;
   readonly #counters: SourceCounters;
 
   constructor(ctx: SourceContext) {
     this.#ctx = ctx;
     this.#vcpu = new VcpuControl(ctx.guest);
     this.#reason = new PeerReason(() => ctx.control.wake.notify());
+    this.#switchover = new Switchover({
+      caps: ctx.caps,
+      link: ctx.link,
+      control: ctx.control,
+      vcpu: this.#vcpu,
+      checkErrors: () => this.#checkErrors(),
+      keepalive: () => this.#keepalive(),
+      expectReply: () => this.#link?.expectReply(),
+      returnPath: this.#useReturnPath,
+      shut: () => this.#rp.shut,
+    });
     this.#counters = new SourceCounters({
       stats: ctx.stats,
       params: ctx.params,
@@ -126,6 +111,11 @@ class SourceRun {
     stats[STAT.startTime] ||= this.#start;
     stats[STAT.expectedDowntime] = this.#ctx.params["downtime-limit"];
     try {
+      if (this.#ctx.recovering) {
+        await this.#recoverAfterCrash();
+        this.#vcpu.setRunstate("postmigrate");
+        return;
+      }
       await this.#open();
       await this.#setup();
       const next = await this.#iterate();
@@ -135,23 +125,31 @@ class SourceRun {
         await this.#postcopy.loop();
         await this.#finish("postcopy-active");
       } else {
-        const state = await this.#stopForCompletion();
+        const state = await this.#switchover.stopForCompletion();
         await this.#completePrecopy();
         await this.#finish(state);
       }
       this.#vcpu.setRunstate("postmigrate");
-    } catch (e) {
-      if (e instanceof Cancelled) await this.#endCancelled();
+    } catch (caught) {
+      if (caught instanceof Cancelled) await this.#endCancelled();
       this.#writer?.shutdown();
-      // migration_iteration_finish: the guest goes on where it was, unless it already
-      // runs on the destination (postcopy after the package). Before the status says
-      // failed, so that a client who sees `failed` finds the guest running.
-      if (this.#vmWasRunning && !this.#postcopy?.live) this.#vcpu.setRunstate("running");
+      // Beyond QEMU: a destination that refused or failed the stream says why (a peer error).
+      const explained = failureKind(caught) !== "cancel" && this.#status !== "cancelling" &&
+        isTwoWayUri(this.#ctx.uri);
+      const e = explained ? await this.#reason.explain(caught) : caught;
+      const kind = failureKind(e);
+      // The destination said it failed to load: it does not run the guest.
+      if (kind === "peer") this.#ctx.point.giveBack();
+      const theirs = this.#ctx.point.crossed;
+      // migration_iteration_finish: the guest goes on where it was, unless the destination
+      // may run it (past the point of no return). Before the status says failed, so that a
+      // client who sees `failed` finds the guest running.
+      if (this.#switchover.vmWasRunning && !theirs) this.#vcpu.setRunstate("running");
       else if (this.#vcpu.runstate === "finish-migrate") this.#vcpu.setRunstate("postmigrate");
       const status = this.#status;
-      if (!(e instanceof Cancelled) && status !== "cancelling") {
-        const why = isTwoWayUri(this.#ctx.uri) ? await this.#reason.explain(e) : e;
-        link.post({ t: "error", message: why instanceof Error ? why.message : String(why) });
+      if (kind !== "cancel" && status !== "cancelling") {
+        const message = e instanceof Error ? e.message : String(e);
+        link.post({ t: "error", message: theirs ? `${message}; ${PAST_THE_POINT}` : message });
         if (status !== "failed" && status !== "completed" && status !== "cancelled") {
           await link.transition(status, "failed");
         }
@@ -162,7 +160,7 @@ class SourceRun {
       this.#vcpu.throttle = 0;
       stats[STAT.throttle] = 0;
       stats[STAT.totalTime] ||= Date.now() - stats[STAT.startTime];
-      this.#channel?.close();
+      this.#link?.close();
       this.#ctx.onWriter(null);
     }
   }
@@ -206,31 +204,37 @@ class SourceRun {
       sender: () => this.#sender!,
       writer: () => this.#writer!,
       checkErrors: () => this.#checkErrors(),
-      stopVcpu: () => this.#stopVcpu(),
-      maybePause: (from, to) => this.#maybePause(from, to),
-      stateFrames: () => this.#stateFrames(),
-      awaitShut: () => this.#awaitShut(),
+      switchover: this.#switchover,
+      keepalive: () => this.#keepalive(),
+      expectReply: () => this.#link?.expectReply(),
       dropChannel: () => {
-        if (!this.#channel) return; // dropped already (a resume that could not connect)
+        if (!this.#link) return; // dropped already (a resume that could not connect)
         this.#bytesBefore += this.#writer?.bytesWritten ?? 0;
         this.#writer?.shutdown();
-        this.#channel.close();
-        this.#channel = null;
+        this.#link.close();
+        this.#link = null;
       },
       reopen: (uri) => this.#open(uri),
     };
   }
 
   async #open(uri?: string): Promise<void> {
-    const channel = await this.#ctx.connect(uri);
-    this.#channel = channel;
     // A resumed channel is not rate-limited (the seed's migrate_fd_connect: INT64_MAX on
     // resume); postcopy paces its background pages itself.
     const rateLimit = uri === undefined ? this.#ctx.params["max-bandwidth"] : 0;
-    this.#writer = new ChannelWriter(channel, { rateLimit });
+    const link = await SourceLink.open(() => this.#ctx.connect(uri), {
+      timeoutMs: this.#ctx.linkTimeoutMs ?? DEFAULT_LINK_TIMEOUT_MS,
+      rateLimit,
+      answers: this.#useReturnPath,
+      onExpire: () => this.#ctx.control.wake.notify(),
+    });
+    this.#link = link;
+    const channel = link.channel;
+    this.#writer = link.writer;
     this.#ctx.onWriter(this.#writer);
     if (this.#ctx.control.cancelled) throw new Cancelled();
     if (this.#sender) this.#sender.retarget(this.#writer);
+    else if (this.#ctx.recovering) this.#sender = this.#recoveredSender(this.#writer);
     else {
       if (this.#ctx.caps["x-multifd"]) {
         const layout = this.#ctx.guest.layout;
@@ -244,21 +248,9 @@ class SourceRun {
         this.#mfdBitmap ?? undefined,
         this.#mfdSent ?? undefined,
       );
-      const { caps, params } = this.#ctx;
-      if (caps.xbzrle || caps.compress) {
-        this.#sender.encoder = new PageEncoder({
-          xbzrleCache: caps.xbzrle ? params["xbzrle-cache-size"] : undefined,
-          hugePages: this.#ctx.guest.ramPageSize > this.#ctx.guest.pageSize,
-          compress: caps.compress
-            ? {
-              threads: params["compress-threads"],
-              level: params["compress-level"],
-              waitThread: params["compress-wait-thread"],
-            }
-            : undefined,
-        });
-        this.#counters.encoder();
-      }
+      const { caps, params, guest } = this.#ctx;
+      this.#sender.encoder = encoderFor(caps, params, guest.ramPageSize > guest.pageSize);
+      if (this.#sender.encoder) this.#counters.encoder();
     }
     if (this.#useReturnPath) {
       this.#rp.read(channel, this.#ctx.guest.layout, this.#ctx.guest.pageSize, {
@@ -270,13 +262,47 @@ class SourceRun {
     } else if (isTwoWayUri(uri ?? this.#ctx.uri)) this.#reason.listen(channel);
   }
 
+  /**
+   * The sender of a data path that takes over a paused postcopy: the recovery handshake will
+   * mark what the destination lacks; the counters go on from where the dead one left them.
+   */
+  #recoveredSender(writer: ChannelWriter): PageSender {
+    const { guest, stats } = this.#ctx;
+    const sender = new PageSender(guest, writer);
+    sender.normal = stats[STAT.normal];
+    sender.duplicate = stats[STAT.duplicate];
+    return sender;
+  }
+
+  /**
+   * A postcopy whose data path died past the point of no return: the main thread paused it;
+   * recover on the resume URI (received bitmaps), then serve what the destination lacks.
+   */
+  async #recoverAfterCrash(): Promise<void> {
+    const { stats } = this.#ctx;
+    this.#counters.pass = stats[STAT.dirtySyncCount];
+    this.#bytesBefore = stats[STAT.transferred];
+    this.#counters.begin(Date.now());
+    this.#postcopy = new SourcePostcopy(this.#postcopyRun());
+    await this.#postcopy.takeOver();
+    await this.#postcopy.loop();
+    await this.#finish("postcopy-active");
+  }
+
+  /** A keepalive PING when one is due (between frames, wherever the source may wait). */
+  async #keepalive(): Promise<void> {
+    const sender = this.#sender;
+    if (sender) await this.#link?.keepalive((f) => sender.append(f), () => sender.flush());
+  }
+
   #checkErrors(): void {
     if (this.#ctx.control.cancelled || this.#status === "cancelling") throw new Cancelled();
     this.#reason.check();
     this.#rp.check();
     const werr = this.#writer?.error;
     if (werr) throw werr;
-    if (this.#mfd?.error) throw new Error(this.#mfd.error);
+    const mfdError = this.#mfd?.error;
+    if (mfdError) throw mfdError;
   }
 
   async #setup(): Promise<void> {
@@ -313,29 +339,16 @@ class SourceRun {
 
   /** Announces the page channels on the main stream, starts them, waits until all are in. */
   async #startMultifd(): Promise<void> {
-    const { guest, params, stats } = this.#ctx;
-    const uuid = crypto.getRandomValues(new Uint8Array(16));
-    const channels = params["x-multifd-channels"];
-    const pageCount = params["x-multifd-page-count"];
-    await this.#sender!.append(encodeSetup(uuid, pageCount, channels));
-    await this.#sender!.flush();
-    this.#mfd = new MultifdSource(
-      guest,
-      this.#ctx.uri,
-      { ...createMultifdShared(channels, 0), bitmap: this.#mfdBitmap!, sent: this.#mfdSent! },
-      {
-        channels,
-        pageCount,
-        uuid,
-        rateLimit: params["max-bandwidth"],
-        tls: this.#ctx.tls,
-        ports: this.#ctx.multifdPorts,
+    const sender = this.#sender!;
+    this.#mfd = await MultifdSource.start(this.#ctx, {
+      bitmap: this.#mfdBitmap!,
+      sent: this.#mfdSent!,
+      announce: async (frame) => {
+        await sender.append(frame);
+        await sender.flush();
       },
-    );
-    const mfd = this.#mfd;
-    this.#ctx.onMultifdCrash = (id, message) => mfd.crashed(id, message);
-    await this.#mfd.ready();
-    stats[STAT.multifdBytes] = this.#mfd.bytes;
+    });
+    this.#ctx.stats[STAT.multifdBytes] = this.#mfd.bytes;
   }
 
   /**
@@ -376,6 +389,7 @@ class SourceRun {
     for (;;) {
       this.#checkErrors();
       if (this.#status !== "active") throw new Cancelled();
+      await this.#keepalive();
       if (control.paramsChanged) {
         control.paramsChanged = false;
         this.#writer!.setRateLimit(this.#ctx.params["max-bandwidth"]);
@@ -424,40 +438,6 @@ class SourceRun {
     }
   }
 
-  /** Stops the vCPU (finish-migrate); returns when parked. */
-  #stopVcpu(): void {
-    this.#vmWasRunning = this.#vcpu.runstate === "running";
-    this.#runstateBefore = this.#vcpu.runstate;
-    this.#vcpu.setRunstate("finish-migrate");
-    if (!this.#vcpu.waitParked(5000)) throw new Error("vCPU did not stop");
-  }
-  #runstateBefore = "running";
-
-  /** migration_maybe_pause: pre-switchover until migrate-continue (or cancel). */
-  async #maybePause(from: MigrationStatus, to: MigrationStatus): Promise<void> {
-    const { link, control } = this.#ctx;
-    if (!this.#ctx.caps["pause-before-switchover"]) return;
-    control.continued = false;
-    if (!await link.transition(from, "pre-switchover")) throw new Cancelled();
-    while (!control.continued) {
-      this.#checkErrors();
-      await control.wake.wait(1000);
-    }
-    if (!await link.transition("pre-switchover", to)) throw new Cancelled();
-  }
-
-  /** Precopy completion, part 1: stop, maybe pause; returns the state completion runs in. */
-  async #stopForCompletion(): Promise<MigrationStatus> {
-    this.#downtimeStart = Date.now();
-    this.#stopVcpu();
-    if (this.#ctx.caps["pause-before-switchover"]) {
-      await this.#maybePause("active", "device");
-      return "device";
-    }
-    return "active";
-  }
-  #downtimeStart = 0;
-
   /** Precopy completion, part 2: the rest of RAM, the device state, EOF, and SHUT. */
   async #completePrecopy(): Promise<void> {
     const sender = this.#sender!;
@@ -468,34 +448,25 @@ class SourceRun {
     if (this.#multifdPages) await this.#multifdPass();
     else while (!await sender.send(CHUNK_PAGES)) this.#checkErrors();
     await sender.append(section(SectionKind.COMPLETE, this.#counters.pass, true));
-    for (const f of this.#stateFrames()) await sender.append(f);
-    await sender.append(encodeEof());
-    await sender.flush();
-    if (this.#mfd) {
-      await this.#mfd.finish();
-      this.#counters.update(Date.now());
+    for (const f of this.#switchover.stateFrames()) await sender.append(f);
+    // The point of no return: once EOF (and the page channels' ends) leave, the destination
+    // may run the guest. A cancel that came first wins, and the guest runs on here.
+    if (!this.#ctx.point.cross()) throw new Cancelled();
+    try {
+      await sender.append(encodeEof());
+      await sender.flush();
+      if (this.#mfd) {
+        await this.#mfd.finish();
+        this.#counters.update(Date.now());
+      }
+    } catch (e) {
+      // The stream's end never left in full: the destination cannot run the guest.
+      this.#ctx.point.giveBack();
+      throw e;
     }
-    await this.#awaitShut();
-    await this.#channel!.closeWrite();
-    this.#ctx.stats[STAT.downtime] = Date.now() - this.#downtimeStart;
-  }
-
-  /** GLOBAL_STATE (the runstate before the stop) and DEVICE (the vCPU's registers). */
-  #stateFrames(): Uint8Array[] {
-    return [
-      encodeGlobalState(this.#vmWasRunning ? "running" : this.#runstateBefore),
-      encodeDevice(this.#vcpu.saveDeviceState()),
-    ];
-  }
-
-  /** With a return path, completed only after the destination's SHUT without error. */
-  async #awaitShut(): Promise<void> {
-    if (!this.#useReturnPath) return;
-    while (this.#rp.shut === null) {
-      this.#checkErrors();
-      await this.#ctx.control.wake.wait(1000);
-    }
-    this.#checkErrors();
+    await this.#switchover.awaitShut();
+    await this.#link!.channel.closeWrite();
+    this.#ctx.stats[STAT.downtime] = Date.now() - this.#switchover.downtimeStart;
   }
 
   async #finish(state: MigrationStatus): Promise<void> {
@@ -512,6 +483,8 @@ class SourceRun {
     if (!await link.transition(state, "completed")) throw new Cancelled();
   }
 }
+
+export type { SourceContext };
 
 /** Runs one outgoing migration to its end; never throws. */
 export async function runSource(ctx: SourceContext): Promise<void> {

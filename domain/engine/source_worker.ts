@@ -12,6 +12,7 @@ import { MainLink } from "./main_link.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import type { LiveParams, MainMessage, SourceStart, WorkerMessage } from "./messages.ts";
 import { SourceControl } from "./source_control.ts";
+import { PointOfNoReturn } from "./no_return.ts";
 import { DEFAULT_PARAMETERS, liveParameters } from "../options.ts";
 import { runSource, type SourceContext } from "./source_run.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
@@ -33,6 +34,10 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
     case "start":
       Object.assign(params, m.params);
       link = new MainLink(m.status, (msg: WorkerMessage) => self.postMessage(msg));
+      if (m.recover) {
+        resumeTls = m.recover.tls;
+        control.resumeUri = m.recover.uri;
+      }
       ctx = {
         guest: m.guest,
         stats: m.stats,
@@ -48,6 +53,9 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
           if (control.cancelled) w?.shutdown();
         },
         multifdPorts: m.multifdPorts,
+        point: new PointOfNoReturn(m.point),
+        linkTimeoutMs: m.linkTimeoutMs,
+        recovering: m.recover !== undefined,
       };
       runSource(ctx).finally(() => self.postMessage({ t: "done" } satisfies WorkerMessage));
       break;

@@ -199,6 +199,7 @@ export class FrameReader {
   #truncated(missing: number): never {
     throw new WireError(
       `migration stream truncated: ${missing} bytes of ${this.#payloadWhat()} missing`,
+      "truncated",
     );
   }
 
@@ -222,9 +223,13 @@ export class FrameReader {
             have === 0
               ? "migration stream truncated: end of stream before the EOF frame"
               : `migration stream truncated: frame header has ${have} of ${n} bytes`,
+            "truncated",
           );
         }
-        throw new WireError(`migration stream truncated: ${n - have} bytes of ${what} missing`);
+        throw new WireError(
+          `migration stream truncated: ${n - have} bytes of ${what} missing`,
+          "truncated",
+        );
       }
       this.#end += r;
     }

@@ -64,7 +64,9 @@ export async function startAgent(
 ): Promise<AgentProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...denoFlags, MAIN, "--listen", "127.0.0.1:0", ...paced(args)],
-    env,
+    // Test agents keep the digest of RAM as it arrived (opt-in since issue 18), so that a
+    // destination's digest compares with the stopped source's; a test may set it to "0".
+    env: { FERRY_ARRIVAL_DIGEST: "1", ...env },
     stdout: "null",
     stderr: "piped",
     stdin: "null",

@@ -4,9 +4,10 @@
  *
  * - `cut()`: close both sides of every current connection at once (`conn.close()`), as a
  *   network failure or a killed peer would;
- * - `pause()` / `resume()`: stop forwarding without closing, in both directions; the proxy
- *   stops reading too, so the sender's writes block once the socket buffers fill, like a
- *   peer that stopped reading;
+ * - `pause()` / `resume()`: stop forwarding without closing, in both directions (or one:
+ *   `pause("down")` holds what the target sends back, e.g. a destination's return path); the
+ *   proxy stops reading too, so the sender's writes block once the socket buffers fill, like
+ *   a peer that stopped reading;
  * - cut a connection after it has forwarded N bytes in a direction (`cutAfter`): exactly N
  *   bytes reach the far side, then both sides are closed;
  * - pass an end of stream or a reset on late (`endDelayMs`), as a long path would: the far
@@ -48,7 +49,10 @@ export class CuttingProxy {
   readonly #options: CuttingProxyOptions;
   readonly #links = new Set<Link>();
   readonly #acceptLoop: Promise<void>;
-  #gate: PromiseWithResolvers<void> | null = null;
+  readonly #gates: Record<"up" | "down", PromiseWithResolvers<void> | null> = {
+    up: null,
+    down: null,
+  };
   #bytesUp = 0;
   #bytesDown = 0;
   #connections = 0;
@@ -93,9 +97,9 @@ export class CuttingProxy {
     return this.#cuts;
   }
 
-  /** Whether forwarding is paused. */
+  /** Whether forwarding is paused (in either direction). */
   get paused(): boolean {
-    return this.#gate !== null;
+    return this.#gates.up !== null || this.#gates.down !== null;
   }
 
   /** Abruptly closes both sides of every current connection. Later connections still work. */
@@ -103,15 +107,19 @@ export class CuttingProxy {
     for (const link of this.#links) this.#cut(link);
   }
 
-  /** Stops forwarding (and reading) in both directions, without closing anything. */
-  pause(): void {
-    this.#gate ??= Promise.withResolvers<void>();
+  /** Stops forwarding (and reading) in both directions, or in `dir`, without closing anything. */
+  pause(dir?: "up" | "down"): void {
+    for (const d of dir ? [dir] : ["up", "down"] as const) {
+      this.#gates[d] ??= Promise.withResolvers<void>();
+    }
   }
 
-  /** Forwards again after pause(). */
-  resume(): void {
-    this.#gate?.resolve();
-    this.#gate = null;
+  /** Forwards again after pause() (in both directions, or in `dir`). */
+  resume(dir?: "up" | "down"): void {
+    for (const d of dir ? [dir] : ["up", "down"] as const) {
+      this.#gates[d]?.resolve();
+      this.#gates[d] = null;
+    }
   }
 
   /** Stops listening, cuts every connection and waits for all forwarding to stop. */
@@ -179,14 +187,14 @@ export class CuttingProxy {
     try {
       for (;;) {
         if (forwarded >= limit) return this.#cut(link);
-        if (!await this.#open(link)) return;
+        if (!await this.#open(link, dir)) return;
         const want = Math.min(buf.length, limit - forwarded);
         const n = await from.read(want === buf.length ? buf : buf.subarray(0, want));
         if (n === null) {
           await this.#lateEnd();
           return await to.closeWrite();
         }
-        if (!await this.#open(link)) return;
+        if (!await this.#open(link, dir)) return;
         for (let off = 0; off < n;) off += await to.write(buf.subarray(off, n));
         forwarded += n;
         if (dir === "up") this.#bytesUp += n;
@@ -205,10 +213,10 @@ export class CuttingProxy {
     if (ms > 0) await new Promise((r) => setTimeout(r, ms));
   }
 
-  /** Waits while paused; false once the link is closed. */
-  async #open(link: Link): Promise<boolean> {
-    while (this.#gate !== null && !link.closed) {
-      await Promise.race([this.#gate.promise, link.closedSignal.promise]);
+  /** Waits while `dir` is paused; false once the link is closed. */
+  async #open(link: Link, dir: "up" | "down"): Promise<boolean> {
+    for (let gate = this.#gates[dir]; gate !== null && !link.closed; gate = this.#gates[dir]) {
+      await Promise.race([gate.promise, link.closedSignal.promise]);
     }
     return !link.closed;
   }

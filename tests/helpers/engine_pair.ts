@@ -11,6 +11,7 @@ import type { MainMessage, WorkerMessage } from "../../domain/engine/messages.ts
 import { runDestination } from "../../domain/engine/dest_run.ts";
 import { runSource } from "../../domain/engine/source_run.ts";
 import { SourceControl } from "../../domain/engine/source_control.ts";
+import { PointOfNoReturn } from "../../domain/engine/no_return.ts";
 import {
   type Capabilities,
   DEFAULT_CAPABILITIES,
@@ -56,6 +57,10 @@ export interface EngineRun {
   onSourceState?: (to: string, control: SourceControl) => void;
   /** Wraps the source's end of the channel (e.g. to cut it). */
   wrap?: (ch: Channel) => Channel;
+  /** The migration's point of no return (a cancel claims it; default: a fresh one). */
+  point?: PointOfNoReturn;
+  /** The destination keeps the digest of RAM as it arrived (its Machine needs snapshots). */
+  arrivalDigest?: boolean;
 }
 
 /** Migrates `src` into `dst` in this thread; resolves when both ends are done. */
@@ -72,6 +77,7 @@ export async function migrateInProcess(src: Machine, dst: Machine, r: EngineRun 
     link: d.link,
     autostart: r.autostart ?? true,
     decompressThreads: 2,
+    arrivalDigest: r.arrivalDigest ?? false,
     awaitRecovery: () => new Promise(() => {}),
     onChannel: () => {},
   }, b);
@@ -85,6 +91,7 @@ export async function migrateInProcess(src: Machine, dst: Machine, r: EngineRun 
     uri: "memory:",
     connect: () => Promise.resolve(r.wrap ? r.wrap(a) : a),
     onWriter: () => {},
+    point: r.point ?? new PointOfNoReturn(),
   });
   const ok = await dest;
   return { s, d, ok, srcStats, dstStats };

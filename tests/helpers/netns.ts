@@ -65,6 +65,8 @@ export class NetnsPair {
   readonly addrB: string;
   /** How the link is shaped (what `tc` accepted). */
   shaping = "";
+  /** The netem rate and delay the link was made with (when netem is there). */
+  #netem: { rate: string; delay: string } | null = null;
 
   private constructor() {
     const t = tag();
@@ -120,8 +122,10 @@ export class NetnsPair {
       for (const [ns, dev] of [[p.a, p.vethA], [p.b, p.vethB]]) {
         const withDev = (args: string[]) => args.map((x) => x === "" ? dev : x);
         const r = run("ip", ["netns", "exec", ns, "tc", ...withDev(netem)]);
-        if (r.ok) p.shaping = `netem rate ${rate} delay ${delay}`;
-        else {
+        if (r.ok) {
+          p.shaping = `netem rate ${rate} delay ${delay}`;
+          p.#netem = { rate, delay };
+        } else {
           must("ip", ["netns", "exec", ns, "tc", ...withDev(tbf)]);
           p.shaping = `tbf rate ${rate} (no netem in this kernel: ${r.out}; so no added delay)`;
         }
@@ -131,6 +135,34 @@ export class NetnsPair {
       throw e;
     }
     return p;
+  }
+
+  /** How {@link drop} drops packets here. */
+  get dropping(): string {
+    return this.#netem ? "tc netem loss 100%" : "blackhole routes (no netem in this kernel)";
+  }
+
+  /**
+   * Drops every packet both ways (`on`) or carries them again: the link carries nothing while
+   * both ends stay up and nobody is told, as a dead path. With netem, `tc qdisc change … netem
+   * loss 100%`; without it (a kernel without sch_netem), a blackhole route to the other end in
+   * each namespace, which discards packets just as silently.
+   */
+  drop(on: boolean): void {
+    if (this.#netem) {
+      const { rate, delay } = this.#netem;
+      for (const [ns, dev] of [[this.a, this.vethA], [this.b, this.vethB]]) {
+        const shape = ["rate", rate, "delay", delay, "loss", on ? "100%" : "0%"];
+        must(
+          "ip",
+          ["netns", "exec", ns, "tc", "qdisc", "change", "dev", dev, "root", "netem"].concat(shape),
+        );
+      }
+      return;
+    }
+    for (const [ns, to] of [[this.a, this.addrB], [this.b, this.addrA]]) {
+      must("ip", ["-n", ns, "route", on ? "add" : "del", "blackhole", `${to}/32`]);
+    }
   }
 
   /** `ip link set down` (or up) on a's end of the link. */
@@ -156,8 +188,13 @@ export interface NsAgent {
   log(): string;
 }
 
-/** Starts `main.ts` inside namespace `ns` with its API on `socket`. */
-export async function startNsAgent(ns: string, socket: string, args: string[]): Promise<NsAgent> {
+/** Starts `main.ts` inside namespace `ns` with its API on `socket` (and `env` added). */
+export async function startNsAgent(
+  ns: string,
+  socket: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<NsAgent> {
   const child = new Deno.Command("ip", {
     args: [
       "netns",
@@ -171,6 +208,8 @@ export async function startNsAgent(ns: string, socket: string, args: string[]): 
       `unix:${socket}`,
       ...args,
     ],
+    // As tests/helpers/agent_process.ts: test agents keep the arrival digest (opt-in).
+    env: { FERRY_ARRIVAL_DIGEST: "1", ...env },
     stdin: "null",
     stdout: "null",
     stderr: "piped",

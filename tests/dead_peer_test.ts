@@ -1,0 +1,171 @@
+/**
+ * Issue 18, a dead peer noticed, with real agents: a peer frozen by SIGSTOP keeps its sockets
+ * open and answers nothing. With a short link timeout (FERRY_LINK_TIMEOUT_MS), in precopy the
+ * live side fails by itself — the source with its guest running and its memory intact — and
+ * once the frozen side runs again it fails too and a retry completes; in postcopy the live
+ * side pauses by itself, the other pauses once it runs again, and recover + resume complete
+ * the migration. Also with multifd (the page channels' writes stall).
+ */
+import assert from "node:assert/strict";
+import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import {
+  digest,
+  expectDestinationFailed,
+  expectMigrationCompletes,
+  expectSourceIntact,
+  sentAtLeast,
+  SLOW,
+  waitingAttempt,
+  withAgents,
+} from "./helpers/fault_kit.ts";
+
+/** Link timeout of these tests: a dead peer is noticed within about this (plus buffers). */
+const TIMEOUT_MS = 1500;
+const ENV = { FERRY_LINK_TIMEOUT_MS: String(TIMEOUT_MS) };
+const RAM = "32M";
+
+function destination(): Promise<AgentProcess> {
+  return startAgent(["--ram", RAM, "--incoming", "tcp:127.0.0.1:0"], [], undefined, ENV);
+}
+
+function source(): Promise<AgentProcess> {
+  return startAgent(["--ram", RAM, "--fill", "random", "--workload", "idle"], [], undefined, ENV);
+}
+
+/** Freezes `a` (SIGSTOP); the returned function thaws it (SIGCONT), once. */
+function freeze(a: AgentProcess): () => void {
+  Deno.kill(a.pid, "SIGSTOP");
+  let frozen = true;
+  return () => {
+    if (!frozen) return;
+    frozen = false;
+    Deno.kill(a.pid, "SIGCONT");
+  };
+}
+
+/** Runs `fn` with `a` frozen; thaws it afterwards whatever happens. */
+async function whileFrozen<T>(a: AgentProcess, fn: (thaw: () => void) => Promise<T>): Promise<T> {
+  const thaw = freeze(a);
+  try {
+    return await fn(thaw);
+  } finally {
+    thaw();
+  }
+}
+
+/** Both agents with postcopy-ram, a slow precopy, then postcopy (slow too): postcopy-active. */
+async function intoPostcopy(src: AgentProcess, dst: AgentProcess): Promise<void> {
+  for (const a of [src, dst]) {
+    assert.equal((await a.api("PATCH", "/capabilities", { "postcopy-ram": true })).status, 200);
+  }
+  await src.api("PATCH", "/parameters", {
+    "max-bandwidth": SLOW,
+    "max-postcopy-bandwidth": 4 << 20,
+  });
+  assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
+  await sentAtLeast(src, 2 << 20);
+  assert.equal((await src.api("POST", "/migrations/current/postcopy")).status, 202);
+  await src.waitStatus(/^postcopy-active$/, 20_000);
+  await dst.waitStatus(/^postcopy-active$/, 20_000);
+}
+
+/** Recover on a new port and resume: the paused postcopy completes with equal memory. */
+async function recoverAndComplete(src: AgentProcess, dst: AgentProcess): Promise<void> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const uri = `tcp:127.0.0.1:${(l.addr as Deno.NetAddr).port}`;
+  l.close();
+  const r = await dst.api<Json>("POST", "/migrations/incoming/recover", { uri });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 0 });
+  const m = await src.api<Json>("POST", "/migrations", { uri, resume: true });
+  assert.equal(m.status, 202, JSON.stringify(m.body));
+  assert.equal((await src.waitStatus(/^(completed|failed|cancelled)$/)).status, "completed");
+  assert.equal((await dst.waitStatus(/^(completed|failed)$/)).status, "completed");
+  assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "running");
+  assert.deepEqual(await digest(dst), await digest(src));
+}
+
+Deno.test("dead peer: a destination frozen mid-precopy fails the source by itself; it runs on; a retry completes", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await destination());
+    const src = track(await source());
+    const before = await digest(src);
+    const attempt = await waitingAttempt(dst);
+    await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
+    assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
+    await sentAtLeast(src, 4 << 20);
+    await whileFrozen(dst, async () => {
+      const info = await expectSourceIntact(src, before, "failed");
+      assert.match(info["error-desc"], /the peer stopped taking data/);
+    });
+    // Running again, the destination finds its stream gone: that attempt fails too.
+    await expectDestinationFailed(dst, attempt);
+    await expectMigrationCompletes(src, dst);
+  });
+});
+
+Deno.test("dead peer: a source frozen mid-precopy fails the destination by itself; the source fails and runs on", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await destination());
+    const src = track(await source());
+    const before = await digest(src);
+    const attempt = await waitingAttempt(dst);
+    await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
+    assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
+    await sentAtLeast(src, 4 << 20);
+    await whileFrozen(src, async () => {
+      const info = await expectDestinationFailed(dst, attempt);
+      assert.match(info["error-desc"], /nothing received from the peer for 1.5 s/);
+    });
+    await expectSourceIntact(src, before, "failed");
+    await expectMigrationCompletes(src, dst);
+  });
+});
+
+Deno.test("dead peer: a destination frozen with multifd fails the source (the page channels stall)", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await destination());
+    const src = track(await source());
+    const before = await digest(src);
+    const attempt = await waitingAttempt(dst);
+    for (const a of [src, dst]) await a.api("PATCH", "/capabilities", { "x-multifd": true });
+    await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW, "x-multifd-channels": 2 });
+    assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
+    await sentAtLeast(src, 4 << 20);
+    await whileFrozen(dst, async () => {
+      const info = await expectSourceIntact(src, before, "failed");
+      assert.match(info["error-desc"], /the peer stopped taking data|no answer from the peer/);
+    });
+    await expectDestinationFailed(dst, attempt);
+  });
+});
+
+Deno.test("dead peer: a destination frozen in postcopy pauses the source; then both pause, recover and resume complete", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await destination());
+    const src = track(await source());
+    await intoPostcopy(src, dst);
+    await whileFrozen(dst, async () => {
+      const info = await src.waitStatus(/^(postcopy-paused|failed|completed)$/, 30_000);
+      // Nobody asked for a pause: the source noticed by itself.
+      assert.equal(info.status, "postcopy-paused", JSON.stringify(info));
+    });
+    await dst.waitStatus(/^postcopy-paused$/, 30_000);
+    await recoverAndComplete(src, dst);
+  });
+});
+
+Deno.test("dead peer: a source frozen in postcopy pauses the destination; then both pause, recover and resume complete", async () => {
+  await withAgents(async (track) => {
+    const dst = track(await destination());
+    const src = track(await source());
+    await intoPostcopy(src, dst);
+    await whileFrozen(src, async () => {
+      const info = await dst.waitStatus(/^(postcopy-paused|failed|completed)$/, 30_000);
+      // Nobody asked for a pause: the destination noticed by itself.
+      assert.equal(info.status, "postcopy-paused", JSON.stringify(info));
+    });
+    await src.waitStatus(/^postcopy-paused$/, 30_000);
+    await recoverAndComplete(src, dst);
+  });
+});
