@@ -38,6 +38,9 @@ migration
   --incoming URI|defer           be a destination: tcp:HOST:PORT, unix:PATH, exec:CMD,
                                  file:PATH, or defer (then POST /migrations/incoming)
   --allow-exec                   take exec: URIs (they run shell commands; default off)
+  --arrival-digest               a destination keeps the digest of RAM as it arrived for
+                                 GET /machine/digest (up to a second copy of RAM; default off,
+                                 or $FERRY_ARRIVAL_DIGEST=1)
   --global migration.PROPERTY=VALUE   a QEMU migration property (repeatable)
   --object tls-creds-x509,id=ID,dir=DIR,endpoint=server|client,verify-peer=on|off
                                  TLS credentials for the tls-creds parameter (repeatable)

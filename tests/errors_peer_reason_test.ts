@@ -19,13 +19,17 @@ import {
   waitingAttempt,
 } from "./helpers/fault_kit.ts";
 
-const MISMATCH =
-  /^destination refused: Configuration mismatch: RAM block 'pc\.ram' is 33554432 bytes on the source, 67108864 here$/;
+/** The source's RAM (FAULT_RAM, bytes); the destination has twice as much. */
+const SOURCE_RAM = FAULT_RAM;
+
+const MISMATCH = new RegExp(
+  `^destination refused: Configuration mismatch: RAM block 'pc\\.ram' is ${SOURCE_RAM} bytes ` +
+    `on the source, ${2 * SOURCE_RAM} here$`,
+);
 
 /** A destination whose RAM is twice the source's (FAULT_RAM). */
 function startBiggerDestination(): Promise<AgentProcess> {
-  assert.equal(FAULT_RAM, "32M");
-  return startAgent(["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"]);
+  return startAgent(["--ram", String(2 * SOURCE_RAM), "--incoming", "tcp:127.0.0.1:0"]);
 }
 
 for (const returnPath of [false, true]) {

@@ -102,27 +102,50 @@ Deno.test("faults: cancel in pre-switchover", async () => {
   );
 });
 
-Deno.test("faults: cancel in device", async () => {
-  // With a return path the source stays in `device` until the destination's SHUT, which
-  // cannot come while the link is paused.
-  await cancelIn(
-    ["setup", "active", "pre-switchover", "device", "cancelling", "cancelled"],
-    async (src) => {
+Deno.test("faults: cancel in device, past the point of no return, is refused; the guest moves", async () => {
+  // With a return path the source stays in `device` until the destination's SHUT. Once the
+  // device state has left, the destination may run the guest: a cancel there is refused
+  // (409), and the migration completes when the link comes back: one guest, never two.
+  await withAgents(async (track) => {
+    const [dst, src] = await startFaultAgents(track, "destination", "source");
+    const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port: incomingPort(dst) });
+    const ev = await recordEvents(src.base);
+    try {
+      const before = await digest(src);
+      await waitingAttempt(dst);
       await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
       await src.api("PATCH", "/capabilities", {
         "pause-before-switchover": true,
         "return-path": true,
       });
-    },
-    async (src, proxy) => {
+      const r = await src.api<Json>("POST", "/migrations", { uri: proxy.uri });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      const id = r.body["x-id"];
       await src.waitStatus(/^pre-switchover$/, 30_000);
       proxy.pause();
       const c = await src.api("POST", "/migrations/current/continue", { state: "pre-switchover" });
       assert.equal(c.status, 202);
       await src.waitStatus(/^device$/, 10_000);
-      // It stays there: time must pass to show that (a short while; it waits for the SHUT).
-      await new Promise((r) => setTimeout(r, 200));
+      const cancel = await src.api<Json>("POST", "/migrations/current/cancel");
+      assert.equal(cancel.status, 409, JSON.stringify(cancel.body));
       assert.equal((await src.api<Json>("GET", "/migrations/current")).body.status, "device");
-    },
-  );
+      proxy.resume();
+      assert.equal((await src.waitStatus(/^(completed|failed|cancelled)$/)).status, "completed");
+      assert.equal((await dst.waitStatus(/^(completed|failed)$/)).status, "completed");
+      assert.equal((await src.api<Json>("GET", "/machine")).body.runstate, "postmigrate");
+      assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "running");
+      assert.deepEqual((await dst.api<Json>("GET", "/machine/digest")).body.blocks, before);
+      await ev.waitFor((e) => e.event === "MIGRATION" && (e.data as Json).status === "completed");
+      assert.deepEqual(sequence(ev, id), [
+        "setup",
+        "active",
+        "pre-switchover",
+        "device",
+        "completed",
+      ]);
+    } finally {
+      await ev.close();
+      await proxy.close();
+    }
+  });
 });
