@@ -276,11 +276,14 @@ export function figuresLoad(runs: readonly LoadRun[]): Figure[] {
     );
   return [
     {
+      // Issue 17 item 6: the slowdown is reported with its spread, not judged.
       ...row(
         "L.time",
         whatIf
           ? `L what-if (${WHAT_IF[runs[0].sched]} under SCHED_IDLE)`
-          : "L: 1 GiB under 200 SSE + 500 GET/s (source total-time)",
+          : `L: 1 GiB under 200 SSE + 500 GET/s (source total-time); slowdown per pair ${
+            ratios[0].toFixed(2)
+          }–${ratios[ratios.length - 1].toFixed(2)}`,
         runs[0].loadedMs,
         "ms",
       ),
@@ -288,8 +291,6 @@ export function figuresLoad(runs: readonly LoadRun[]): Figure[] {
       baseline: percentile(runs.map((r) => r.aloneMs), 50),
       baselineName: "same migration alone",
       ratio,
-      target: whatIf ? null : "ratio ≤ 1.10",
-      pass: whatIf ? null : ratio <= 1.1,
     },
     {
       ...row("L.errors", "L: request errors + lost/dropped/misordered events", problems, "count"),
@@ -302,12 +303,16 @@ export function figuresLoad(runs: readonly LoadRun[]): Figure[] {
       percentile(runs.map((r) => r.polls.rateDuring), 50),
       "req/s",
     ),
-    row(
-      "L.p99",
-      "L: GET latency p99 under load",
-      percentile(runs.map((r) => r.polls.p99), 50),
-      "ms",
-    ),
+    {
+      ...row(
+        "L.p99",
+        "L: GET latency p99 under load (median of the pairs)",
+        percentile(runs.map((r) => r.polls.p99), 50),
+        "ms",
+      ),
+      target: whatIf ? null : "< 20 ms",
+      pass: whatIf ? null : percentile(runs.map((r) => r.polls.p99), 50) < 20,
+    },
     took("main", "source agent's main thread", (c) => c.agentMainMs),
     took("other", "source agent's other threads", (c) => c.agentOtherMs),
     took("client", "load client", (c) => c.clientMs),

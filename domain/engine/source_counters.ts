@@ -15,10 +15,11 @@ import { AFTER_SYNC, STAT } from "./stats.ts";
 
 const BUFFER_DELAY = 100;
 /**
- * The threshold uses the slowest of this many recent bandwidth windows. The last window alone
- * (QEMU's choice) lets switchover happen right after a fast window: 1 GiB idle guests here
- * stopped with 344 MB pending under an estimate of 1.16 GB/s and then sent it at 0.87 GB/s
- * (downtime 410 ms under a 300 ms limit, 2026-12-06); the issue allows limit × 1.1.
+ * The threshold uses the bandwidth over this many recent 100 ms windows together (bytes over
+ * time). The last window alone (QEMU's choice) lets a switchover start right after a fast
+ * window: 1 GiB idle guests here stopped with 344 MB pending under an estimate of 1.16 GB/s
+ * and then sent it at 0.87 GB/s (downtime 410 ms under a 300 ms limit, 2026-12-06; the issue
+ * allows limit × 1.1).
  */
 const THRESHOLD_WINDOWS = 5;
 
@@ -55,8 +56,8 @@ export class SourceCounters {
   #passMark = { bytes: 0, pages: 0 };
   /** Wire bytes per page sent over the last complete pass (0 until one was measured). */
   #bytesPerPage = 0;
-  /** Bandwidth of the last THRESHOLD_WINDOWS windows, bytes per ms. */
-  readonly #windows: number[] = [];
+  /** Bytes and ms of the last THRESHOLD_WINDOWS windows. */
+  readonly #windows: { bytes: number; ms: number }[] = [];
 
   /** Counts for one migration. */
   constructor(inputs: CounterInputs) {
@@ -95,9 +96,10 @@ export class SourceCounters {
     const spent = now - this.#iterStart;
     const bandwidth = transferred / spent; // bytes per ms
     stats[STAT.bandwidth] = bandwidth;
-    this.#windows.push(bandwidth);
+    this.#windows.push({ bytes: transferred, ms: spent });
     if (this.#windows.length > THRESHOLD_WINDOWS) this.#windows.shift();
-    stats[STAT.thresholdSize] = Math.min(...this.#windows) * params["downtime-limit"];
+    const recent = this.#windows.reduce((a, w) => ({ bytes: a.bytes + w.bytes, ms: a.ms + w.ms }));
+    stats[STAT.thresholdSize] = (recent.bytes / recent.ms) * params["downtime-limit"];
     stats[STAT.mbps] = transferred * 8 / (spent / 1000) / 1e6;
     if (stats[STAT.dirtyPagesRate] && transferred > 10000) {
       const pending = stats[STAT.remaining] / pageSize;

@@ -1,6 +1,6 @@
 /**
  * The outgoing migration, as the seed's migration_thread: setup, iterate dirty passes
- * while pending ≥ threshold (the slowest of the last five 100 ms bandwidth windows ×
+ * while pending ≥ threshold (the bandwidth over the last five 100 ms windows ×
  * downtime-limit), then
  * completion with the vCPU stopped — or the postcopy phase (source_postcopy.ts: the
  * device state as one package, page requests ahead of background pages, pause and
