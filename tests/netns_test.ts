@@ -26,18 +26,18 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "ferry-netns-" });
     const agents: NsAgent[] = [];
     try {
-      // As postcopy_e2e's narrow pair: a vCPU incrementing 1..3 MiB of 16 MiB, a 4 MiB/s
-      // precopy that does not converge, then postcopy at 1 MiB/s (seconds of it).
+      // As postcopy_e2e's narrow pair: a vCPU incrementing 1..3 MiB of 32 MiB, a 4 MiB/s
+      // precopy that does not converge, then a postcopy slowed by max-postcopy-bandwidth.
       const started = await Promise.allSettled([
         startNsAgent(pair.b, `${dir}/dst.sock`, [
           "--ram",
-          "16M",
+          "32M",
           "--incoming",
           `tcp:${pair.addrB}:4444`,
         ]),
         startNsAgent(pair.a, `${dir}/src.sock`, [
           "--ram",
-          "16M",
+          "32M",
           "--fill",
           "random",
           "--workload",

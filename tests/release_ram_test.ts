@@ -48,11 +48,11 @@ Deno.test("release-ram: the source's sent pages go back to the OS; the guest arr
 
 Deno.test("release-ram: a paused postcopy migration cannot be resumed", async () => {
   await withAgents(async (track) => {
-    // As postcopy_e2e's narrow pair: postcopy at 1 MiB/s lasts seconds; the cut lands in it.
+    // As postcopy_e2e's narrow pair: a slowed postcopy lasts a second or two; the cut lands in it.
     const [dst, src] = await startAgents(
       track,
-      ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
-      ["--ram", "16M", "--fill", "random", "--workload", "increment,start=1M,end=3M"],
+      ["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "32M", "--fill", "random", "--workload", "increment,start=1M,end=3M"],
     );
     const proxy = await CuttingProxy.start({
       hostname: "127.0.0.1",
@@ -73,6 +73,7 @@ Deno.test("release-ram: a paused postcopy migration cannot be resumed", async ()
         (await dst.waitStatus(/^(postcopy-active|completed)$/)).status,
         "postcopy-active",
       );
+      proxy.pause(); // frozen, then cut: nothing more arrives, postcopy cannot end first
       proxy.cut();
       await src.waitStatus(/postcopy-paused/);
       const r = await src.api("POST", "/migrations", { uri: "tcp:127.0.0.1:9", resume: true });
