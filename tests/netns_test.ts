@@ -42,6 +42,7 @@ Deno.test({
           "random",
           "--workload",
           "increment,start=1M,end=3M",
+          "-S",
         ]),
       ]);
       for (const s of started) if (s.status === "fulfilled") agents.push(s.value);
@@ -54,6 +55,7 @@ Deno.test({
         "max-postcopy-bandwidth": 1 << 20,
       });
       assert.equal((await src.api("PATCH", "/capabilities", { "postcopy-ram": true })).status, 200);
+      assert.equal((await src.api("POST", "/machine/cont")).status, 202); // runs from here on
       const r = await src.api("POST", "/migrations", { uri: `tcp:${pair.addrB}:4444` });
       assert.equal(r.status, 202, JSON.stringify(r.body));
       await waitFor("1 MiB sent in precopy", async () => {

@@ -40,6 +40,7 @@ async function hardPair(track: (a: AgentProcess) => AgentProcess, narrow = false
       "random",
       "--workload",
       narrow ? "increment,start=1M,end=3M" : "increment",
+      "-S",
     ],
   );
   await src.api("PATCH", "/parameters", {
@@ -49,6 +50,8 @@ async function hardPair(track: (a: AgentProcess) => AgentProcess, narrow = false
   });
   assert.equal((await src.api("PATCH", "/capabilities", { "postcopy-ram": true })).status, 200);
   await dst.api("PATCH", "/capabilities", { "postcopy-blocktime": true });
+  // Started paused (-S): the vCPU spins from here on, not while the agents start.
+  assert.equal((await src.api("POST", "/machine/cont")).status, 202);
   return { src, dst };
 }
 
@@ -270,10 +273,11 @@ Deno.test("pause-before-switchover: cancel from pre-switchover leaves the source
     const [dst, src] = await startAgents(
       track,
       ["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"],
-      ["--ram", "8M", "--fill", "random", "--workload", "increment"],
+      ["--ram", "8M", "--fill", "random", "--workload", "increment", "-S"],
     );
     await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
     await src.api("PATCH", "/capabilities", { "pause-before-switchover": true });
+    await src.api("POST", "/machine/cont");
     await src.api("POST", "/migrations", { uri: dst.incomingUri });
     await src.waitStatus(/pre-switchover/);
     await src.api("POST", "/migrations/current/cancel");

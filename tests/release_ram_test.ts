@@ -52,7 +52,7 @@ Deno.test("release-ram: a paused postcopy migration cannot be resumed", async ()
     const [dst, src] = await startAgents(
       track,
       ["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"],
-      ["--ram", "32M", "--fill", "random", "--workload", "increment,start=1M,end=3M"],
+      ["--ram", "32M", "--fill", "random", "--workload", "increment,start=1M,end=3M", "-S"],
     );
     const proxy = await CuttingProxy.start({
       hostname: "127.0.0.1",
@@ -65,6 +65,7 @@ Deno.test("release-ram: a paused postcopy migration cannot be resumed", async ()
         "downtime-limit": 20,
         "max-postcopy-bandwidth": 1 << 20,
       });
+      assert.equal((await src.api("POST", "/machine/cont")).status, 202); // runs from here on
       await src.api("POST", "/migrations", { uri: proxy.uri });
       await src.waitStatus(/active/);
       await src.api("POST", "/migrations/current/postcopy");
