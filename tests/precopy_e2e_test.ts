@@ -234,3 +234,18 @@ Deno.test("exec: save to a file, then restore from it", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("return path: a destination that fails to load turns the source failed", async () => {
+  await withAgents(async (track) => {
+    const [dst, src] = await startAgents(
+      track,
+      ["--ram-block", "pc.ram=8M", "--ram-block", "vga=1M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "8M", "--fill", "random", "--workload", "idle"],
+    );
+    await src.api("PATCH", "/capabilities", { "return-path": true });
+    await src.api("POST", "/migrations", { uri: dst.incomingUri });
+    const info = await src.waitStatus(/completed|failed/);
+    assert.equal(info.status, "failed");
+    assert.equal((await src.api("GET", "/machine")).body.runstate, "running");
+  });
+});
