@@ -22,12 +22,12 @@ async function withPair(
 }
 
 /**
- * 20000 pages/s into an 8 MiB hot set against a 32 MiB/s link and a 50 ms downtime limit:
+ * 20000 pages/s into an 8 MiB hot set against a 32 MiB/s link and a 20 ms downtime limit:
  * each quarter-second pass leaves about 7 MiB dirty, precopy alone never finishes (as in
  * auto_converge_test.ts).
  */
 const HOT = ["--workload", "random,rate=20000,hot=0.5"];
-const HOT_LINK = { "max-bandwidth": 32 << 20, "downtime-limit": 50 };
+const HOT_LINK = { "max-bandwidth": 32 << 20, "downtime-limit": 20 };
 
 Deno.test("policy: not converging is called so; a progress timeout cancels", async () => {
   await withPair(HOT, async (src, dst) => {
