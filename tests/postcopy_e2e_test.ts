@@ -97,7 +97,8 @@ Deno.test("postcopy: a cut link pauses both sides; recover on a new port complet
       const twice = await dst.api("POST", "/migrations/incoming/recover", { uri });
       assert.equal(twice.status, 409);
       assert.equal(twice.body.detail, "Migrate recovery is triggered already");
-      await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 0 });
+      // The rest goes at full speed (the resumed channel is held to max-bandwidth too).
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 0, "max-postcopy-bandwidth": 0 });
       assert.equal((await src.api("POST", "/migrations", { uri, resume: true })).status, 202);
       const info = await src.waitStatus(/completed|failed/);
       assert.equal(info.status, "completed", JSON.stringify(info));
@@ -143,7 +144,8 @@ Deno.test("postcopy: migrate-pause then recover; the seed's refusals", async () 
       assert.equal((await src.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
       await dst.waitStatus(/postcopy-paused/);
       const uri = await recoverOn(dst);
-      await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 0 });
+      // The rest goes at full speed (the resumed channel is held to max-bandwidth too).
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 0, "max-postcopy-bandwidth": 0 });
       const resumed = await src.api("POST", "/migrations", { uri, resume: true });
       assert.equal(resumed.status, 202, JSON.stringify(resumed.body));
       assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
