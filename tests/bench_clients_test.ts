@@ -10,6 +10,7 @@ import fc from "fast-check";
 import { withAgent } from "./contract_fixture.ts";
 import { Dechunker, follow } from "../bench/sse_follower.ts";
 import { httpLoad } from "../bench/http_load.ts";
+import { waitFor } from "./helpers/wait.ts";
 import type { EventBus } from "../domain/event_bus.ts";
 import type { Agent } from "../domain/agent.ts";
 
@@ -69,9 +70,14 @@ Deno.test("SSE follower and GET load against a served agent", async () => {
       for (const status of ["setup", "active", "completed"]) {
         ids.push(anyEvents(agent).publish("MIGRATION", { status, side: "source", id: "m1" }).id);
       }
+      const loadStart = performance.now();
       const stop = httpLoad(base, "/migrations/current", 200);
       const bad = httpLoad(base, "/no/such/path", 100);
-      await new Promise((r) => setTimeout(r, 500));
+      await waitFor(
+        "every follower to get every event",
+        () => followers.every((f) => f.ids.length >= ids.length),
+      );
+      await new Promise((r) => setTimeout(r, 300)); // the load runs a while
       const [ok, missing] = [await stop(), await bad()];
       for (const f of followers) {
         assert.deepEqual(f.ids, ids, "every event once, in order");
@@ -79,13 +85,15 @@ Deno.test("SSE follower and GET load against a served agent", async () => {
         assert.equal(f.ended, false);
       }
       await Promise.all(followers.map((f) => f.close()));
-      assert.ok(ok.sent >= 80 && ok.sent <= 110, `sent ${ok.sent} in 0.5 s at 200/s`);
+      assert.ok(ok.sent > 0);
       assert.equal(ok.errors, 0);
       assert.equal(ok.latencies.length, ok.sent);
       assert.equal(ok.sentAt.length, ok.sent);
       assert.ok(ok.sentAt.every((t, i) => i === 0 || t >= ok.sentAt[i - 1]), "send times in order");
-      const span = ok.sentAt[ok.sent - 1] - ok.sentAt[0];
-      assert.ok(span >= 350 && span <= 500, `sends spread over the run (${span} ms), not a burst`);
+      // Paced, not a burst: request i goes out no earlier than its turn at 200/s (a busy machine
+      // only makes it later).
+      const early = ok.sentAt.findIndex((t, i) => t - loadStart < (i + 1) * 5 - 0.5);
+      assert.equal(early, -1, `request ${early} went out ahead of its turn`);
       assert.ok(missing.sent > 0);
       assert.equal(missing.errors, missing.sent, "a 404 answer counts as an error");
     } finally {

@@ -13,6 +13,7 @@ import { connectTlsChannel, connectTlsUnixChannel } from "../adapters/channels/t
 import { TlsCredsError } from "../adapters/channels/tls_creds.ts";
 import { drainAndHash, pseudoRandomBytes, sha256, within } from "./channels_helpers.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
+import { waitFor } from "./helpers/wait.ts";
 import {
   closeAll,
   meet,
@@ -72,12 +73,12 @@ Deno.test(
 );
 
 /**
- * Writes up to 256 MiB `from` → `to` while `to` does not read for 400 ms: the writer must
- * stall well before the end (bounded buffering), and every byte must then arrive intact.
+ * Writes up to 48 MiB `from` → `to` while `to` does not read: the writer must stall well
+ * before the end (bounded buffering: 4-11 MiB here), and every byte must then arrive intact.
  */
 async function assertBackpressure(name: string, from: Channel, to: Channel): Promise<void> {
   const piece = new Uint8Array(MiB);
-  const total = 256 * MiB;
+  const total = 48 * MiB;
   let written = 0;
   const sent: string[] = [];
   const send = (async () => {
@@ -90,10 +91,17 @@ async function assertBackpressure(name: string, from: Channel, to: Channel): Pro
     await from.closeWrite();
   })();
   send.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
-  await new Promise((r) => setTimeout(r, 400));
-  const stalledAt = written;
+  // Until the writer makes no progress for 200 ms (time must pass to show that): without
+  // backpressure it would get through all 48 MiB first.
+  let stalledAt = -1;
+  await waitFor(`${name}: the writer to stall`, async () => {
+    const before = written;
+    await new Promise((r) => setTimeout(r, 200));
+    stalledAt = written;
+    return written === before;
+  });
   console.log(`${name}: a writer facing a stalled reader stopped after ${stalledAt / MiB} MiB`);
-  assert.ok(stalledAt < 64 * MiB, `${name}: writer kept going: ${stalledAt} bytes`);
+  assert.ok(stalledAt < 32 * MiB, `${name}: writer kept going: ${stalledAt} bytes`);
   const received: string[] = [];
   const buf = new Uint8Array(MiB);
   for (let fill = 0;;) {
@@ -200,7 +208,7 @@ Deno.test(
       await assert.rejects(client.write(new Uint8Array(1)), ChannelClosedError);
       await assert.rejects(client.closeWrite(), ChannelClosedError);
       // The peer sees the connection end.
-      const ended = await within(value(a).read(new Uint8Array(10)).catch((e: Error) => e), 5000);
+      const ended = await within(value(a).read(new Uint8Array(10)).catch((e: Error) => e), 30_000);
       assert.ok(ended === null || ended instanceof Error, String(ended));
     } finally {
       closeAll(a, c);
@@ -230,11 +238,11 @@ Deno.test(
           }
         })();
         const received = drainAndHash(server);
-        while (proxy.bytesUp < 8 * MiB) await new Promise((r) => setTimeout(r, 10));
+        await waitFor("8 MiB through the proxy", () => proxy.bytesUp >= 8 * MiB);
         proxy.cut();
-        const sent = await within(send.catch((e: Error) => e), 5000);
+        const sent = await within(send.catch((e: Error) => e), 30_000);
         assert.ok(sent instanceof Error, `writer: ${String(sent)}`);
-        const got = await within(received.catch((e: Error) => e), 5000);
+        const got = await within(received.catch((e: Error) => e), 30_000);
         assert.notEqual(got, "timeout", "reader hung after the cut");
       } finally {
         closeAll(a, c);
@@ -249,18 +257,19 @@ Deno.test(
 Deno.test(
   "tls: listener close rejects a pending accept, ends handshakes, keeps accepted channels",
   withPki(async (pki) => {
-    const listener = await tlsListen(pki.server);
+    // A handshake timeout far beyond the wait below: only the close can end the handshake.
+    const listener = await tlsListen(pki.server, 120_000);
     const [a, c] = await meet(listener, tlsConnect(listener, pki.client));
     const port = Number(listener.uri.split(":").at(-1));
     const midHandshake = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
-      await new Promise((r) => setTimeout(r, 50)); // let the listener see it
+      await new Promise((r) => setTimeout(r, 50)); // let the listener see it (time must pass)
       const pending = listener.accept();
       listener.close();
       await assert.rejects(pending, ChannelClosedError);
       await assert.rejects(listener.accept(), ChannelClosedError);
       // The peer still in its handshake is let go at once, not after the handshake timeout.
-      const ended = await within(midHandshake.read(new Uint8Array(8)).catch(() => null), 2000);
+      const ended = await within(midHandshake.read(new Uint8Array(8)).catch(() => null), 30_000);
       assert.equal(ended, null);
       // The channel accepted before the close still works.
       await roundTrip(value(a), value(c), 100_000);

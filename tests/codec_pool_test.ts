@@ -4,6 +4,7 @@ import { CompressPool } from "../domain/codecs/compress_pool.ts";
 import { DecompressPool } from "../domain/codecs/decompress_pool.ts";
 import { zlib } from "../domain/codecs/zlib.ts";
 import { PAGE, textPage, workerThreads } from "./codec_helpers.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 /** `n` pages: random ones when `random`, otherwise text-like. */
 function pages(n: number, salt: number, random = false): Uint8Array {
@@ -179,11 +180,8 @@ Deno.test("codec pools: close rejects what is pending and leaves no thread behin
   // the threads that appeared with the pools (tests running in parallel may add a few more)
   const ours = [...started].filter((t) => !before.has(t));
   assert.ok(ours.length >= 5, `only ${ours.length} new worker threads`);
-  let alive = ours.length;
-  for (let t = 0; t < 100 && alive > ours.length - 5; t++) {
-    await new Promise((r) => setTimeout(r, 20));
+  await waitFor(`five of the ${ours.length} new worker threads to end`, () => {
     const now = workerThreads()!;
-    alive = ours.filter((t) => now.has(t)).length;
-  }
-  assert.ok(alive <= ours.length - 5, `${alive} of ${ours.length} new worker threads still run`);
+    return ours.filter((t) => now.has(t)).length <= ours.length - 5;
+  });
 });

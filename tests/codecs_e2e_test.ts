@@ -10,8 +10,9 @@ Deno.test("xbzrle: resent pages go as small deltas; cache resized live", async (
     const [dst, src] = await startAgents(
       track,
       ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
-      ["--ram", "16M", "--fill", "random", "--workload", "increment"],
+      ["--ram", "16M", "--fill", "random", "--workload", "increment", "-S"],
     );
+    assert.equal((await src.api("POST", "/machine/cont")).status, 202); // runs from here on
     // Slow enough for several passes over a guest that rewrites every page each pass; the
     // cache holds half the guest, then all of it.
     await src.api("PATCH", "/parameters", {

@@ -29,12 +29,12 @@ async function pair(size: number, workload: "increment" | "idle") {
 const migrate = migrateInProcess;
 
 Deno.test("engine: postcopy completes a guest that does not converge in precopy", async () => {
-  const { src, dst } = await pair(32 << 20, "increment");
+  const { src, dst } = await pair(16 << 20, "increment");
   try {
     const res = await migrate(src, dst, {
       caps: { "postcopy-ram": true },
       arrivalDigest: true,
-      // 32 MiB/s against a guest dirtying GB/s
+      // 32 MiB/s against a guest dirtying GB/s (16 MiB: a first pass of half a second)
       params: { "max-bandwidth": 32 << 20, "max-postcopy-bandwidth": 16 << 20 },
       onSourceState: (to, control) => {
         if (to === "active") {

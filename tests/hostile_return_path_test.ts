@@ -14,7 +14,9 @@ import { encodeRpMessage, RpType } from "../domain/wire/mod.ts";
 const seed = Date.now();
 console.log("fast-check seed", seed);
 
-const RAM = 8 << 20;
+const RAM = 1 << 20;
+/** Bytes of pc.ram's received bitmap: a bit per page. */
+const BITMAP = RAM / 4096 / 8;
 
 function rp(type: number, data: Uint8Array | number[], length = data.length): Uint8Array {
   const b = new Uint8Array(4 + data.length);
@@ -81,7 +83,7 @@ const BAD: [string, Uint8Array, RegExp][] = [
     "bitmap end",
     concat([
       rp(RpType.RECV_BITMAP, name("pc.ram")),
-      new Uint8Array([...u64(256n), ...new Uint8Array(256), ...u64(7n)]),
+      new Uint8Array([...u64(BigInt(BITMAP)), ...new Uint8Array(BITMAP), ...u64(7n)]),
     ]),
     /end marker missing/,
   ],
@@ -141,7 +143,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const src = await startAgent(["--ram", "8M", "--fill", "random", "--workload", "idle"]);
+    const src = await startAgent(["--ram", String(RAM), "--fill", "random", "--workload", "idle"]);
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     let dst: AgentProcess | null = null;
     try {
@@ -179,7 +181,7 @@ Deno.test({
       const rss1 = await rssMiB(src.pid);
       assert.ok(rss1 - rss0 < 200, `source RSS grew from ${rss0} to ${rss1} MiB`);
       // A real destination: the migration completes.
-      dst = await startAgent(["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"]);
+      dst = await startAgent(["--ram", String(RAM), "--incoming", "tcp:127.0.0.1:0"]);
       await src.api("POST", "/migrations", { uri: dst.incomingUri });
       const done = await src.waitStatus(/completed|failed|cancelled/, 30_000);
       assert.equal(done.status, "completed", JSON.stringify(done));
@@ -196,7 +198,7 @@ Deno.test("hostile return path: the first error is the one reported (a bad RESUM
   // QEMU's source_return_path_thread stops at the first bad message and its error is the
   // migration's (later errors never replace the first); here a bad RESUME_ACK value is
   // followed by an invalid message.
-  const src = await startAgent(["--ram", "8M", "--fill", "random", "--workload", "idle"]);
+  const src = await startAgent(["--ram", String(RAM), "--fill", "random", "--workload", "idle"]);
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });

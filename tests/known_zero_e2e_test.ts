@@ -34,10 +34,11 @@ for (const workload of ["random,rate=20000", "increment"]) {
       const incoming = ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0", "--workload", workload];
       const [a, b, c] = await startAgents(
         track,
-        ["--ram", "16M", "--fill", "zero", "--workload", workload],
+        ["--ram", "16M", "--fill", "zero", "--workload", workload, "-S"],
         incoming,
         incoming,
       );
+      assert.equal((await a.api("POST", "/machine/cont")).status, 202); // runs from here on
       await writesBeyond(a, 0); // some pages written, most still known zero
       await migrate(a, b);
       const arrived = (await a.api<Json>("GET", "/machine")).body.workload["pages-written"];

@@ -12,7 +12,8 @@ import {
   migrationEventLogger,
   parseLogLevel,
 } from "../domain/log.ts";
-import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, startAgents } from "./helpers/agent_process.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const AT = new Date("2026-01-02T03:04:05.678Z");
 
@@ -114,18 +115,25 @@ Deno.test("event logger: state lines with ids, failures at error with error-desc
 Deno.test("agents log every state change of a migration as JSON lines with its id", async () => {
   const agents: AgentProcess[] = [];
   try {
-    const dst = await startAgent(["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"]);
-    agents.push(dst);
-    const src = await startAgent(["--ram", "16M", "--fill", "random", "--log-level", "debug"]);
-    agents.push(src);
+    const [dst, src] = await startAgents(
+      (a) => (agents.push(a), a),
+      ["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "8M", "--fill", "random", "--log-level", "debug"],
+    );
     const started = await src.api("POST", "/migrations", { uri: dst.incomingUri });
     assert.equal(started.status, 202, JSON.stringify(started.body));
     const id = started.body["x-id"];
     await src.waitStatus(/^completed$/);
     const arrived = await dst.waitStatus(/^completed$/);
-    await new Promise((r) => setTimeout(r, 100)); // let the last lines reach the pipe
     const states = (log: string, side: string) =>
       jsonLines(log).filter((l) => l.msg === "migration state" && l.side === side);
+    // The last lines reach the pipe a little after the status.
+    const done = (log: string, side: string) =>
+      states(log, side).some((l) => l.status === "completed");
+    await waitFor(
+      "both agents to log completed",
+      () => done(src.log(), "source") && done(dst.log(), "destination"),
+    );
     const out = states(src.log(), "source");
     assert.deepEqual(out.map((l) => [l.status, l.id, l.level]), [
       ["setup", id, "info"],
@@ -152,7 +160,10 @@ Deno.test("--log-level warn hides info lines but keeps failures (and the listeni
     const started = await src.api("POST", "/migrations", { uri: `tcp:127.0.0.1:${port}` });
     assert.equal(started.status, 202);
     const failed = await src.waitStatus(/^failed$/);
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(
+      "the failure logged",
+      () => jsonLines(src.log()).some((l) => l.msg === "migration state" && l.status === "failed"),
+    );
     const lines = jsonLines(src.log());
     assert.deepEqual(lines.filter((l) => l.level === "info").map((l) => l.msg), ["listening"]);
     const errors = lines.filter((l) => l.msg === "migration state");

@@ -83,18 +83,3 @@ Deno.test("syncDirtyLog: every page of a fully dirty map, in place; then clean",
 Deno.test("syncDirtyLog: a target map shorter than the log is refused", () => {
   assert.throws(() => syncDirtyLog(new Uint8Array(16), new Uint8Array(8)), /too small/);
 });
-
-Deno.test("syncDirtyLog: a clean 1 GiB log syncs in well under a millisecond", () => {
-  const dirty = new Uint8Array(new SharedArrayBuffer(262144));
-  const into = new Uint8Array(262144);
-  for (let i = 0; i < 50; i++) syncDirtyLog(dirty, into); // warm up the JIT
-  let best = Infinity;
-  for (let i = 0; i < 20; i++) {
-    const t = performance.now();
-    syncDirtyLog(dirty, into);
-    best = Math.min(best, performance.now() - t);
-  }
-  console.log(`clean 1 GiB sync: best ${(best * 1000).toFixed(0)} µs`);
-  // Generous bound: the measured figure is ~30-100 µs on this 2-core machine.
-  assert.ok(best < 1, `best of 20 syncs took ${best} ms`);
-});

@@ -8,8 +8,9 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { createLogger } from "../domain/log.ts";
 import { FerryMetrics } from "../routes/metrics.ts";
-import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, startAgents } from "./helpers/agent_process.ts";
 import { recordEvents } from "./helpers/sse.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 /** Parsed exposition: family types and every sample by series key `name{a="x",b="y"}`. */
 interface Exposition {
@@ -148,18 +149,19 @@ function statusOf(samples: Map<string, number>): string {
 Deno.test("metrics agree with /migrations/current during and after a migration", async () => {
   const agents: AgentProcess[] = [];
   try {
-    const dst = await startAgent(["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"]);
-    agents.push(dst);
-    const src = await startAgent(["--ram", "64M", "--fill", "random"]);
-    agents.push(src);
+    const [dst, src] = await startAgents(
+      (a) => (agents.push(a), a),
+      ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "16M", "--fill", "random"],
+    );
     const idle = await scrape(src.base);
     assert.equal(statusOf(idle), "none");
     assert.equal(at(idle, "ferry_migration_transferred_bytes"), 0);
     assert.equal(at(idle, "ferry_machine_runstate", { runstate: "running" }), 1);
     const waiting = await scrape(dst.base);
     assert.equal(at(waiting, "ferry_machine_runstate", { runstate: "inmigrate" }), 1);
-    // 64 MiB at 96 MiB/s: long enough to be scraped while active.
-    const limit = 96 * 2 ** 20;
+    // 16 MiB at 24 MiB/s: long enough to be scraped while active.
+    const limit = 24 * 2 ** 20;
     assert.equal((await src.api("PATCH", "/parameters", { "max-bandwidth": limit })).status, 200);
     const started = await src.api("POST", "/migrations", { uri: dst.incomingUri });
     assert.equal(started.status, 202);
@@ -178,7 +180,7 @@ Deno.test("metrics agree with /migrations/current during and after a migration",
         sent >= before.ram.transferred && sent <= after.ram.transferred,
         `${before.ram.transferred} <= ${sent} <= ${after.ram.transferred}`,
       );
-      assert.equal(at(during, "ferry_migration_total_bytes"), 64 * 2 ** 20);
+      assert.equal(at(during, "ferry_migration_total_bytes"), 16 * 2 ** 20);
       const left = at(during, "ferry_migration_remaining_bytes")!;
       assert.ok(left <= before.ram.remaining && left >= after.ram.remaining);
       assert.ok(at(during, "ferry_migration_passes")! >= 1);
@@ -187,8 +189,12 @@ Deno.test("metrics agree with /migrations/current during and after a migration",
 
     const done: Json = await src.waitStatus(/^completed$/);
     await dst.waitStatus(/^completed$/);
-    await new Promise((r) => setTimeout(r, 100)); // the finished counter follows the event
-    const final = await scrape(src.base);
+    // The finished counter follows the MIGRATION event.
+    const final = await waitFor("the finished counter", async () => {
+      const s = await scrape(src.base);
+      const n = at(s, "ferry_migrations_finished_total", { side: "source", status: "completed" });
+      return n !== undefined && s;
+    });
     assert.equal(statusOf(final), "completed");
     const ram = done.ram;
     assert.equal(at(final, "ferry_migration_transferred_bytes"), ram.transferred);
@@ -208,7 +214,14 @@ Deno.test("metrics agree with /migrations/current during and after a migration",
     const finished = (labels: Record<string, string>) =>
       at(final, "ferry_migrations_finished_total", labels);
     assert.equal(finished({ side: "source", status: "completed" }), 1);
-    const arrived = await scrape(dst.base);
+    const arrived = await waitFor("the destination's finished counter", async () => {
+      const s = await scrape(dst.base);
+      const n = at(s, "ferry_migrations_finished_total", {
+        side: "destination",
+        status: "completed",
+      });
+      return n !== undefined && s;
+    });
     assert.equal(statusOf(arrived), "completed");
     assert.equal(
       at(arrived, "ferry_migrations_finished_total", { side: "destination", status: "completed" }),
@@ -251,8 +264,10 @@ Deno.test("requests are counted by matched route, method and code; SSE subscribe
     assert.equal(delta("/metrics", "GET", 200), 1);
     assert.equal(delta("unmatched", "OTHER", 404), 1, "unknown methods share one label");
     assert.ok(![...after.keys()].some((k) => /route="\/migrations\/(a|b)"|no\/such/.test(k)));
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(at(await scrape(agent.base), "ferry_sse_subscribers"), 0);
+    await waitFor(
+      "the subscribers gone",
+      async () => at(await scrape(agent.base), "ferry_sse_subscribers") === 0,
+    );
   } finally {
     await agent.stop();
   }

@@ -11,6 +11,7 @@ import { MigrationWatch } from "../domain/migration_watch.ts";
 import type { Outgoing } from "../domain/outgoing.ts";
 import { PolicyTracker } from "../domain/policy.ts";
 import { STAT } from "../domain/engine/stats.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const PERIOD = 20;
 
@@ -46,24 +47,21 @@ Deno.test("watch: progress while a migration runs, one more when it ends, then n
     incoming = m;
     m.machine.transition("none", "setup");
     m.machine.transition("setup", "active");
-    const t0 = Date.now();
-    while (seen.filter((e) => e.event === "progress").length < 3) {
-      assert.ok(Date.now() - t0 < 5000, "three progress events within 5 s");
-      await sleep(PERIOD);
-    }
+    const progress = () => seen.filter((e) => e.event === "progress");
+    await waitFor("three progress events", () => progress().length >= 3);
     m.machine.transition("active", "completed");
-    await sleep(PERIOD * 4);
-    const progress = seen.filter((e) => e.event === "progress");
-    const last = progress[progress.length - 1].data as { status: string };
-    assert.equal(last.status, "completed", "the last progress event is the end");
-    const after = progress.length;
+    await waitFor("a progress event for the end", () => {
+      const last = progress().at(-1)!.data as { status: string };
+      return last.status === "completed";
+    });
+    const after = progress().length;
     // A running migration the watch was not told about: a timer still going would report it.
     const unannounced = new Migration("destination", "tcp:127.0.0.1:1", () => {});
     unannounced.machine.transition("none", "setup");
     unannounced.machine.transition("setup", "active");
     incoming = unannounced;
-    await sleep(PERIOD * 4);
-    assert.equal(seen.filter((e) => e.event === "progress").length, after, "the timer stopped");
+    await sleep(PERIOD * 10); // ten periods pass, and no progress event may come in them
+    assert.equal(progress().length, after, "the timer stopped");
   } finally {
     watch.close();
   }
@@ -92,9 +90,7 @@ Deno.test("watch: verdict changes are published once; the policy's actions run i
   );
   try {
     watch.changed(m, "active");
-    // Three firings take ~3 × 50 ms; a loaded machine may take longer.
-    const end = Date.now() + 5000;
-    while (m.history.filter((h) => h.note).length < 3 && Date.now() < end) await sleep(PERIOD);
+    await waitFor("three policy firings", () => m.history.filter((h) => h.note).length >= 3);
   } finally {
     watch.close();
   }

@@ -26,22 +26,23 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "ferry-netns-" });
     const agents: NsAgent[] = [];
     try {
-      // As postcopy_e2e's narrow pair: a vCPU incrementing 1..3 MiB of 16 MiB, a 4 MiB/s
-      // precopy that does not converge, then postcopy at 1 MiB/s (seconds of it).
+      // As postcopy_e2e's narrow pair: a vCPU incrementing 1..3 MiB of 32 MiB, a 4 MiB/s
+      // precopy that does not converge, then a postcopy slowed by max-postcopy-bandwidth.
       const started = await Promise.allSettled([
         startNsAgent(pair.b, `${dir}/dst.sock`, [
           "--ram",
-          "16M",
+          "32M",
           "--incoming",
           `tcp:${pair.addrB}:4444`,
         ]),
         startNsAgent(pair.a, `${dir}/src.sock`, [
           "--ram",
-          "16M",
+          "32M",
           "--fill",
           "random",
           "--workload",
           "increment,start=1M,end=3M",
+          "-S",
         ]),
       ]);
       for (const s of started) if (s.status === "fulfilled") agents.push(s.value);
@@ -54,6 +55,7 @@ Deno.test({
         "max-postcopy-bandwidth": 1 << 20,
       });
       assert.equal((await src.api("PATCH", "/capabilities", { "postcopy-ram": true })).status, 200);
+      assert.equal((await src.api("POST", "/machine/cont")).status, 202); // runs from here on
       const r = await src.api("POST", "/migrations", { uri: `tcp:${pair.addrB}:4444` });
       assert.equal(r.status, 202, JSON.stringify(r.body));
       await waitFor("1 MiB sent in precopy", async () => {
@@ -87,7 +89,8 @@ Deno.test({
       });
       assert.equal(rec.status, 202, JSON.stringify(rec.body));
       await waitFor("the destination listening on port 4445", () => listening(4445, dst.pid));
-      await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 0 });
+      // The rest goes at full speed (the resumed channel is held to max-bandwidth too).
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 0, "max-postcopy-bandwidth": 0 });
       const resumed = await src.api("POST", "/migrations", {
         uri: `tcp:${pair.addrB}:4445`,
         resume: true,

@@ -22,12 +22,12 @@ async function withPair(
 }
 
 /**
- * 20000 pages/s into an 8 MiB hot set against a 32 MiB/s link and a 50 ms downtime limit:
+ * 20000 pages/s into an 8 MiB hot set against a 32 MiB/s link and a 20 ms downtime limit:
  * each quarter-second pass leaves about 7 MiB dirty, precopy alone never finishes (as in
  * auto_converge_test.ts).
  */
 const HOT = ["--workload", "random,rate=20000,hot=0.5"];
-const HOT_LINK = { "max-bandwidth": 32 << 20, "downtime-limit": 50 };
+const HOT_LINK = { "max-bandwidth": 32 << 20, "downtime-limit": 20 };
 
 Deno.test("policy: not converging is called so; a progress timeout cancels", async () => {
   await withPair(HOT, async (src, dst) => {
@@ -92,9 +92,10 @@ Deno.test("policy: escalation to auto-converge makes it converge", async () => {
 
 Deno.test("policy: escalation to postcopy completes a guest precopy cannot", async () => {
   // An incrementing vCPU rewrites all its RAM while a 16 MiB/s pass goes: as postcopy_e2e's.
-  await withPair(["--workload", "increment"], async (src, dst) => {
+  await withPair(["--workload", "increment", "-S"], async (src, dst) => {
     await src.api("PATCH", "/parameters", { "max-bandwidth": 16 << 20, "downtime-limit": 20 });
     await src.api("PATCH", "/capabilities", { "postcopy-ram": true });
+    assert.equal((await src.api("POST", "/machine/cont")).status, 202); // runs from here on
     // 64 s per GiB: the completion timeout fires after a second for this 16 MiB guest.
     const r = await src.api<Json>("POST", "/migrations", {
       uri: dst.incomingUri,

@@ -1,62 +1,16 @@
 /**
- * Issue 4 end to end: postcopy, the return path, pause-before-switchover, migrate-pause and
- * recovery between two real agents over real sockets (and a cutting proxy).
+ * Issue 4 end to end: postcopy, the return path, migrate-pause and recovery between two real
+ * agents over real sockets (and a cutting proxy). pause-before-switchover is in
+ * switchover_e2e_test.ts.
  */
-import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
-import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { hugePagesUnavailable } from "../adapters/memory/huge_pages.ts";
+import assert from "node:assert/strict";
+import { type AgentProcess, type Json, withAgents } from "./helpers/agent_process.ts";
+import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { freePort, listening } from "./helpers/ports.ts";
-import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
+import { hardPair, statuses, untilStatus as until } from "./helpers/postcopy_pair.ts";
+import { recordEvents } from "./helpers/sse.ts";
 import { waitFor } from "./helpers/wait.ts";
-
-function statuses(rec: SseRecorder, side: string): string[] {
-  return rec.events.filter((e) => e.event === "MIGRATION" && (e.data as Json).side === side)
-    .map((e) => (e.data as Json).status);
-}
-
-const until = (rec: SseRecorder, side: string, status: string) =>
-  rec.waitFor((e) =>
-    e.event === "MIGRATION" && (e.data as Json).side === side && (e.data as Json).status === status
-  );
-
-/**
- * A 16 MiB guest whose vCPU increments its RAM (from 1 MiB on) at full speed, against a
- * 32 MiB/s link and a 20 ms downtime limit (0.64 MiB may be left for the last pass): precopy
- * never converges. `narrow`: the vCPU increments only 1..3 MiB and the link carries 4 MiB/s,
- * so a postcopy started at once begins inside the first pass, and, once the guest runs on the
- * destination, it pulls only those 2 MiB by page requests: the rest comes at
- * max-postcopy-bandwidth, which a test lowers to keep postcopy going for seconds (1 MiB/s:
- * one 256 KiB chunk per 100 ms window, about 5 s for the 14 MiB).
- */
-async function hardPair(
-  track: (a: AgentProcess) => AgentProcess,
-  narrow = false,
-  hugePages = "auto",
-) {
-  const pages = ["--huge-pages", hugePages];
-  const [dst, src] = await startAgents(
-    track,
-    ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0", ...pages],
-    [
-      "--ram",
-      "16M",
-      "--fill",
-      "random",
-      "--workload",
-      narrow ? "increment,start=1M,end=3M" : "increment",
-      ...pages,
-    ],
-  );
-  await src.api("PATCH", "/parameters", {
-    "max-bandwidth": (narrow ? 4 : 32) << 20,
-    "downtime-limit": 20,
-    "max-postcopy-bandwidth": 32 << 20,
-  });
-  assert.equal((await src.api("PATCH", "/capabilities", { "postcopy-ram": true })).status, 200);
-  await dst.api("PATCH", "/capabilities", { "postcopy-blocktime": true });
-  return { src, dst };
-}
 
 /** Waits until both sides are in postcopy: the guest runs on the destination, pages flow. */
 async function inPostcopy(src: AgentProcess, dst: AgentProcess): Promise<void> {
@@ -147,6 +101,8 @@ Deno.test("postcopy: a cut link pauses both sides; recover on a new port complet
       await src.waitStatus(/active/);
       await src.api("POST", "/migrations/current/postcopy");
       await inPostcopy(src, dst);
+      // Freeze the link, then cut it: nothing more arrives, so postcopy cannot end first.
+      proxy.pause();
       proxy.cut();
       assert.equal((await src.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
       assert.equal((await dst.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
@@ -157,7 +113,8 @@ Deno.test("postcopy: a cut link pauses both sides; recover on a new port complet
       const twice = await dst.api("POST", "/migrations/incoming/recover", { uri });
       assert.equal(twice.status, 409);
       assert.equal(twice.body.detail, "Migrate recovery is triggered already");
-      await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 0 });
+      // The rest goes at full speed (the resumed channel is held to max-bandwidth too).
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 0, "max-postcopy-bandwidth": 0 });
       assert.equal((await src.api("POST", "/migrations", { uri, resume: true })).status, 202);
       const info = await src.waitStatus(/completed|failed/);
       assert.equal(info.status, "completed", JSON.stringify(info));
@@ -203,7 +160,8 @@ Deno.test("postcopy: migrate-pause then recover; the seed's refusals", async () 
       assert.equal((await src.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
       await dst.waitStatus(/postcopy-paused/);
       const uri = await recoverOn(dst);
-      await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 0 });
+      // The rest goes at full speed (the resumed channel is held to max-bandwidth too).
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 0, "max-postcopy-bandwidth": 0 });
       const resumed = await src.api("POST", "/migrations", { uri, resume: true });
       assert.equal(resumed.status, 202, JSON.stringify(resumed.body));
       assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
@@ -220,99 +178,5 @@ Deno.test("postcopy: migrate-pause then recover; the seed's refusals", async () 
     } finally {
       await ev.close();
     }
-  });
-});
-
-Deno.test("pause-before-switchover: precopy and postcopy sequences as QEMU's", async () => {
-  await withAgents(async (track) => {
-    // Precopy: setup, active, pre-switchover, device, completed.
-    const [dst, src] = await startAgents(
-      track,
-      ["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"],
-      ["--ram", "8M", "--fill", "random", "--workload", "idle"],
-    );
-    const ev = await recordEvents(src.base);
-    try {
-      await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
-      await src.api("PATCH", "/capabilities", { "pause-before-switchover": true });
-      await src.api("POST", "/migrations", { uri: dst.incomingUri });
-      await src.waitStatus(/pre-switchover/);
-      const wrong = await src.api("POST", "/migrations/current/continue", { state: "active" });
-      assert.equal(wrong.status, 409);
-      assert.equal(wrong.body.detail, "Migration not in expected state: pre-switchover");
-      assert.equal((await src.api("GET", "/machine")).body.runstate, "finish-migrate");
-      assert.equal(
-        (await src.api("POST", "/migrations/current/continue", { state: "pre-switchover" })).status,
-        202,
-      );
-      assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
-      await until(ev, "source", "completed");
-      assert.deepEqual(statuses(ev, "source"), [
-        "setup",
-        "active",
-        "pre-switchover",
-        "device",
-        "completed",
-      ]);
-    } finally {
-      await ev.close();
-    }
-  });
-  await withAgents(async (track) => {
-    // Postcopy: setup, active, pre-switchover, postcopy-active, completed; cancel from pre-switchover.
-    const { src, dst } = await hardPair(track);
-    const ev = await recordEvents(src.base);
-    try {
-      await src.api("PATCH", "/capabilities", { "pause-before-switchover": true });
-      await src.api("POST", "/migrations", { uri: dst.incomingUri });
-      await src.waitStatus(/active/);
-      await src.api("POST", "/migrations/current/postcopy");
-      await src.waitStatus(/pre-switchover/);
-      await src.api("POST", "/migrations/current/continue", { state: "pre-switchover" });
-      assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
-      await until(ev, "source", "completed");
-      assert.deepEqual(statuses(ev, "source"), [
-        "setup",
-        "active",
-        "pre-switchover",
-        "postcopy-active",
-        "completed",
-      ]);
-    } finally {
-      await ev.close();
-    }
-  });
-});
-
-Deno.test("pause-before-switchover: cancel from pre-switchover leaves the source running", async () => {
-  await withAgents(async (track) => {
-    const [dst, src] = await startAgents(
-      track,
-      ["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"],
-      ["--ram", "8M", "--fill", "random", "--workload", "increment"],
-    );
-    await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
-    await src.api("PATCH", "/capabilities", { "pause-before-switchover": true });
-    await src.api("POST", "/migrations", { uri: dst.incomingUri });
-    await src.waitStatus(/pre-switchover/);
-    await src.api("POST", "/migrations/current/cancel");
-    assert.equal((await src.waitStatus(/cancelled|failed|completed/)).status, "cancelled");
-    assert.equal((await src.api("GET", "/machine")).body.runstate, "running");
-    assert.equal((await dst.api("GET", "/machine")).body.runstate, "inmigrate");
-  });
-});
-
-Deno.test("return path: a destination that fails to load turns the source failed", async () => {
-  await withAgents(async (track) => {
-    const [dst, src] = await startAgents(
-      track,
-      ["--ram-block", "pc.ram=8M", "--ram-block", "vga=1M", "--incoming", "tcp:127.0.0.1:0"],
-      ["--ram", "8M", "--fill", "random", "--workload", "idle"],
-    );
-    await src.api("PATCH", "/capabilities", { "return-path": true });
-    await src.api("POST", "/migrations", { uri: dst.incomingUri });
-    const info = await src.waitStatus(/completed|failed/);
-    assert.equal(info.status, "failed");
-    assert.equal((await src.api("GET", "/machine")).body.runstate, "running");
   });
 });

@@ -42,8 +42,9 @@ Deno.test("precopy over tcp: a dirtying guest arrives whole and keeps running", 
     const [dst, src] = await startAgents(
       track,
       ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
-      ["--ram", "16M", "--fill", "random", "--workload", "increment"],
+      ["--ram", "16M", "--fill", "random", "--workload", "increment", "-S"],
     );
+    assert.equal((await src.api("POST", "/machine/cont")).status, 202); // runs from here on
     const dstEvents = await recordEvents(dst.base, "0");
     const srcEvents = await recordEvents(src.base);
     try {
@@ -146,8 +147,9 @@ Deno.test("cancel mid-flight: cancelling then cancelled, the source runs on", as
     const [dst, src] = await startAgents(
       track,
       ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
-      ["--ram", "16M", "--fill", "random", "--workload", "increment"],
+      ["--ram", "16M", "--fill", "random", "--workload", "increment", "-S"],
     );
+    assert.equal((await src.api("POST", "/machine/cont")).status, 202); // runs from here on
     const ev = await recordEvents(src.base);
     try {
       await src.api("PATCH", "/parameters", { "max-bandwidth": 4 * 2 ** 20 });
@@ -241,4 +243,19 @@ Deno.test("exec: save to a file, then restore from it", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("return path: a destination that fails to load turns the source failed", async () => {
+  await withAgents(async (track) => {
+    const [dst, src] = await startAgents(
+      track,
+      ["--ram-block", "pc.ram=8M", "--ram-block", "vga=1M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "8M", "--fill", "random", "--workload", "idle"],
+    );
+    await src.api("PATCH", "/capabilities", { "return-path": true });
+    await src.api("POST", "/migrations", { uri: dst.incomingUri });
+    const info = await src.waitStatus(/completed|failed/);
+    assert.equal(info.status, "failed");
+    assert.equal((await src.api("GET", "/machine")).body.runstate, "running");
+  });
 });

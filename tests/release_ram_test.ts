@@ -68,11 +68,11 @@ for (const hp of ["on", "off"]) {
 
 Deno.test("release-ram: a paused postcopy migration cannot be resumed", async () => {
   await withAgents(async (track) => {
-    // As postcopy_e2e's narrow pair: postcopy at 1 MiB/s lasts seconds; the cut lands in it.
+    // As postcopy_e2e's narrow pair: a slowed postcopy lasts a second or two; the cut lands in it.
     const [dst, src] = await startAgents(
       track,
-      ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
-      ["--ram", "16M", "--fill", "random", "--workload", "increment,start=1M,end=3M"],
+      ["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "32M", "--fill", "random", "--workload", "increment,start=1M,end=3M", "-S"],
     );
     const proxy = await CuttingProxy.start({
       hostname: "127.0.0.1",
@@ -85,6 +85,7 @@ Deno.test("release-ram: a paused postcopy migration cannot be resumed", async ()
         "downtime-limit": 20,
         "max-postcopy-bandwidth": 1 << 20,
       });
+      assert.equal((await src.api("POST", "/machine/cont")).status, 202); // runs from here on
       await src.api("POST", "/migrations", { uri: proxy.uri });
       await src.waitStatus(/active/);
       await src.api("POST", "/migrations/current/postcopy");
@@ -93,6 +94,7 @@ Deno.test("release-ram: a paused postcopy migration cannot be resumed", async ()
         (await dst.waitStatus(/^(postcopy-active|completed)$/)).status,
         "postcopy-active",
       );
+      proxy.pause(); // frozen, then cut: nothing more arrives, postcopy cannot end first
       proxy.cut();
       await src.waitStatus(/postcopy-paused/);
       const r = await src.api("POST", "/migrations", { uri: "tcp:127.0.0.1:9", resume: true });

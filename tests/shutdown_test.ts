@@ -99,15 +99,14 @@ Deno.test("shutdown: SIGINT on a destination closes its listeners, exits 0; the 
       await src.api("POST", "/migrations", { uri: dst.incomingUri });
       await dst.waitStatus(/^active$/, 15_000);
       dst.kill("SIGINT");
-      // While it winds down, neither the API nor the incoming port takes connections.
-      let probed = false;
-      for (let i = 0; i < 40 && !probed; i++) {
-        await new Promise((r) => setTimeout(r, 25));
-        if (!(await alive(dst))) break;
-        probed = await refuses(incomingPort(dst)) && await refuses(apiPort(dst)) &&
-          await alive(dst);
-      }
-      assert.ok(probed, "listeners closed while the process was still shutting down");
+      // While it winds down (its SSE stream open: a grace of 1.5 s), neither the API nor the
+      // incoming port takes connections.
+      const seen = await waitFor("the listeners to close, or the process to end", async () => {
+        if (!(await alive(dst))) return "ended";
+        const closed = await refuses(incomingPort(dst)) && await refuses(apiPort(dst));
+        return closed && await alive(dst) && "closed while running";
+      }, { intervalMs: 25 });
+      assert.equal(seen, "closed while running", "listeners closed while it was shutting down");
       const status = await exitWithin(dst, 30_000);
       assert.equal(status.code, 0, JSON.stringify(status));
       await expectSourceIntact(src, before, "failed");

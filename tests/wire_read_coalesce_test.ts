@@ -90,19 +90,20 @@ Deno.test("read coalescing: the same bytes in far fewer reads; off, reads follow
   }
   const bytes = concat(parts);
 
-  const plain = await readRuns(0, bytes);
-  const coalesced = await readRuns(20_000, bytes);
-  console.log(
-    `reads: ${plain.reads} plain, ${coalesced.reads} coalesced (${coalesced.naps} pauses)`,
-  ); // ~390 vs ~52 here
-  assert.deepEqual(plain.got, data);
-  assert.deepEqual(coalesced.got, data);
-  assert.equal(plain.naps, 0);
-  assert.ok(coalesced.naps > 0, "the coalescing reader paused after short reads");
-  assert.ok(
-    coalesced.reads < plain.reads,
-    `coalesced ${coalesced.reads} reads vs ${plain.reads} without`,
-  );
+  // ~390 reads plain vs ~52 coalesced here. On a busy machine a descheduled plain reader
+  // also finds pieces piled up: rounds go on (five at most) until coalescing read less often.
+  const rounds: string[] = [];
+  for (let round = 0; round < 5; round++) {
+    const plain = await readRuns(0, bytes);
+    const coalesced = await readRuns(20_000, bytes);
+    assert.deepEqual(plain.got, data);
+    assert.deepEqual(coalesced.got, data);
+    assert.equal(plain.naps, 0);
+    assert.ok(coalesced.naps > 0, "the coalescing reader paused after short reads");
+    rounds.push(`${coalesced.reads} coalesced vs ${plain.reads} plain`);
+    if (coalesced.reads < plain.reads) return;
+  }
+  assert.fail(`coalescing never saved reads: ${rounds.join("; ")}`);
 });
 
 Deno.test("read coalescing: unix channels do not offer it", async () => {

@@ -11,9 +11,13 @@ import assert from "node:assert/strict";
 import { type AgentProcess, type Json, startAgent, startAgents } from "./agent_process.ts";
 
 /** Guest size of the fault tests, in bytes. */
-export const FAULT_RAM = 16 << 20;
-/** Bytes per second that make a 16 MiB precopy last about four seconds. */
-export const SLOW = 4 << 20;
+export const FAULT_RAM = 24 << 20;
+/**
+ * Bytes per second that make a 24 MiB precopy last about three seconds. `ram.transferred`
+ * moves a run of pages (up to 7 MiB) at a time, the first after about 0.9 s: a fault injected
+ * once it has moved still lands mid-flight.
+ */
+export const SLOW = 8 << 20;
 
 /** Runs `fn`; every agent it tracks is stopped afterwards, whatever happens. */
 export { withAgents } from "./agent_process.ts";

@@ -1,0 +1,89 @@
+/**
+ * pause-before-switchover end to end between two real agents: the precopy and postcopy status
+ * sequences as QEMU's (pre-switchover, then device or postcopy-active, after migrate-continue),
+ * the seed's refusal of a continue from the wrong state, and a cancel from pre-switchover.
+ */
+import assert from "node:assert/strict";
+import { startAgents, withAgents } from "./helpers/agent_process.ts";
+import { hardPair, statuses, untilStatus as until } from "./helpers/postcopy_pair.ts";
+import { recordEvents } from "./helpers/sse.ts";
+
+Deno.test("pause-before-switchover: precopy and postcopy sequences as QEMU's", async () => {
+  await withAgents(async (track) => {
+    // Precopy: setup, active, pre-switchover, device, completed.
+    const [dst, src] = await startAgents(
+      track,
+      ["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "8M", "--fill", "random", "--workload", "idle"],
+    );
+    const ev = await recordEvents(src.base);
+    try {
+      await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
+      await src.api("PATCH", "/capabilities", { "pause-before-switchover": true });
+      await src.api("POST", "/migrations", { uri: dst.incomingUri });
+      await src.waitStatus(/pre-switchover/);
+      const wrong = await src.api("POST", "/migrations/current/continue", { state: "active" });
+      assert.equal(wrong.status, 409);
+      assert.equal(wrong.body.detail, "Migration not in expected state: pre-switchover");
+      assert.equal((await src.api("GET", "/machine")).body.runstate, "finish-migrate");
+      assert.equal(
+        (await src.api("POST", "/migrations/current/continue", { state: "pre-switchover" })).status,
+        202,
+      );
+      assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
+      await until(ev, "source", "completed");
+      assert.deepEqual(statuses(ev, "source"), [
+        "setup",
+        "active",
+        "pre-switchover",
+        "device",
+        "completed",
+      ]);
+    } finally {
+      await ev.close();
+    }
+  });
+  await withAgents(async (track) => {
+    // Postcopy: setup, active, pre-switchover, postcopy-active, completed; cancel from pre-switchover.
+    const { src, dst } = await hardPair(track);
+    const ev = await recordEvents(src.base);
+    try {
+      await src.api("PATCH", "/capabilities", { "pause-before-switchover": true });
+      await src.api("POST", "/migrations", { uri: dst.incomingUri });
+      await src.waitStatus(/active/);
+      await src.api("POST", "/migrations/current/postcopy");
+      await src.waitStatus(/pre-switchover/);
+      await src.api("POST", "/migrations/current/continue", { state: "pre-switchover" });
+      assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
+      await until(ev, "source", "completed");
+      assert.deepEqual(statuses(ev, "source"), [
+        "setup",
+        "active",
+        "pre-switchover",
+        "postcopy-active",
+        "completed",
+      ]);
+    } finally {
+      await ev.close();
+    }
+  });
+});
+
+Deno.test("pause-before-switchover: cancel from pre-switchover leaves the source running", async () => {
+  await withAgents(async (track) => {
+    const [dst, src] = await startAgents(
+      track,
+      ["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "8M", "--fill", "random", "--workload", "increment", "-S"],
+    );
+    await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
+    await src.api("PATCH", "/capabilities", { "pause-before-switchover": true });
+    await src.api("POST", "/machine/cont");
+    await src.api("POST", "/migrations", { uri: dst.incomingUri });
+    await src.waitStatus(/pre-switchover/);
+    await src.api("POST", "/migrations/current/cancel");
+    assert.equal((await src.waitStatus(/cancelled|failed|completed/)).status, "cancelled");
+    assert.equal((await src.api("GET", "/machine")).body.runstate, "running");
+    assert.equal((await dst.api("GET", "/machine")).body.runstate, "inmigrate");
+  });
+});
