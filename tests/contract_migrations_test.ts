@@ -167,7 +167,9 @@ Deno.test("dry run: every problem is reported, in the seed's order, with the fir
 });
 
 Deno.test("total-time counts from the migrate command (QEMU's start_time), Worker start-up included", async () => {
-  // A peer that accepts and never reads: the migration goes active, then blocks on writes.
+  // A peer that accepts and never reads: the migration goes active, then blocks on writes
+  // (16 MiB of random pages: more than the socket buffers hold, so it cannot reach its end,
+  // past which a cancel would be refused).
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: Deno.Conn[] = [];
   const accepting = (async () => {
@@ -204,7 +206,7 @@ Deno.test("total-time counts from the migrate command (QEMU's start_time), Worke
         info = (await h.request("GET", "/migrations/current")).body;
       }
       assert.equal(info.status, "cancelled");
-    });
+    }, { blocks: [{ name: "pc.ram", size: 16 << 20 }], fill: "random" });
   } finally {
     listener.close();
     await accepting.catch(() => {});

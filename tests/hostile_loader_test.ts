@@ -149,7 +149,9 @@ Deno.test("hostile loader: mutated streams fail that attempt clearly, never run 
         }
         rearm(dst);
       }),
-      { seed, numRuns: 1500 },
+      // The mass run (10 000 streams, a Worker pool) is hostile_pool_test.ts; these load the
+      // full-size guest.
+      { seed, numRuns: 300 },
     );
     // The next honest stream still loads after all that.
     const r = await load(dst, concat(validFrames()));
@@ -158,7 +160,7 @@ Deno.test("hostile loader: mutated streams fail that attempt clearly, never run 
     await dst.dispose();
   }
   console.log(`loads: ${JSON.stringify(tally)}`);
-  assert.ok(tally.failed > 1000, "most mutations break the stream");
+  assert.ok(tally.failed > 200, "most mutations break the stream");
 });
 
 /** A postcopy stream cut right after its package (whose frames are `pkg`). */

@@ -9,7 +9,6 @@
  *
  * @module
  */
-import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import { type RunState, VcpuControl } from "../../adapters/memory/vcpu_control.ts";
 import type { Channel } from "../ports.ts";
 import type { MigrationStatus } from "../state_machine.ts";
@@ -29,52 +28,23 @@ import {
   WireError,
   type WireSection,
 } from "../wire/mod.ts";
-import { decodeRecvBitmapRequest, decodeU32 } from "../wire/postcopy.ts";
-import {
-  encodeRpPong,
-  encodeRpRecvBitmap,
-  encodeRpReqPagesId,
-  encodeRpResumeAck,
-  encodeRpShut,
-  RESUME_ACK_VALUE,
-} from "../wire/return_path.ts";
+import { decodeU32 } from "../wire/postcopy.ts";
+import { encodeRpPong, encodeRpShut } from "../wire/return_path.ts";
 import { encodeRpReason } from "../wire/peer_reason.ts";
 import { STAT } from "./stats.ts";
 import { decodeSetup } from "../wire/multifd.ts";
-import type { MultifdRegistry } from "./multifd_dest.ts";
 import { MultifdReceiver } from "./multifd_receiver.ts";
 import { decodeEncodedPage } from "../wire/encoded_page.ts";
 import { Inflater } from "./inflater.ts";
 import { ReturnPath } from "./dest_support.ts";
+import { recoveryHandshake, requestFaults } from "./dest_postcopy.ts";
+import type { DestinationContext } from "./dest_context.ts";
 import { failureKind } from "./failure.ts";
-import type { MainLink } from "./main_link.ts";
 import { RamLoader } from "./ram_loader.ts";
 import { lingerForSource, sendReason, SourceCancelled } from "./peer_reason.ts";
 import { DEFAULT_LINK_TIMEOUT_MS, LinkWatch } from "./link_watch.ts";
 
 const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];
-
-/** What one incoming run needs. */
-export interface DestinationContext {
-  guest: SharedGuest;
-  stats: Float64Array;
-  link: MainLink;
-  autostart: boolean;
-  /** Resolves with the channel of a migrate-recover once one is accepted. */
-  awaitRecovery: () => Promise<Channel>;
-  /** Lets the worker shut the current channel (migrate-pause on the destination). */
-  onChannel: (ch: Channel | null) => void;
-  /** Where multifd page channels wait for the main stream's MULTIFD_SETUP. */
-  multifd?: MultifdRegistry;
-  /** decompress-threads (compressed pages). */
-  decompressThreads?: number;
-  /** The channel is a socket: a refusal's reason can go back to the source on it. */
-  twoWay?: boolean;
-  /** The link timeout (ms; default DEFAULT_LINK_TIMEOUT_MS): see link_watch.ts. */
-  linkTimeoutMs?: number;
-  /** Keep the digest of RAM as it arrived (`--arrival-digest`): snapshot, then `arrived`. */
-  arrivalDigest?: boolean;
-}
 
 /** One incoming migration. */
 class DestinationRun {
@@ -90,6 +60,8 @@ class DestinationRun {
   /** POSTCOPY_RUN happened: the guest runs here. */
   #ran = false;
   #faults: Promise<void> | null = null;
+  /** Resolves when the run is done: wakes the fault loop at once. */
+  readonly #ended = Promise.withResolvers<null>();
   #done = false;
   readonly #runHeader = new Uint8Array(10);
   /** The multifd page channels, once MULTIFD_SETUP claimed them. */
@@ -159,6 +131,7 @@ class DestinationRun {
     } finally {
       this.#watch?.stop();
       this.#done = true;
+      this.#ended.resolve(null);
       this.#vcpu.setPostcopy(false);
       stats[STAT.totalTime] = Date.now() - this.#start;
       this.#ctx.onChannel(null);
@@ -276,8 +249,11 @@ class DestinationRun {
         }
         const e = decodeEncodedPage(payload);
         checkRun(guest.layout, e.block, e.page, 1);
-        this.#inflater ??= new Inflater(this.#ctx.decompressThreads ?? 2);
-        this.#inflater.add(e.block, e.page, e.data);
+        this.#inflater ??= new Inflater(
+          this.#ctx.decompressThreads ?? 2,
+          (block, page, data) => this.#ram.place(block, page, data),
+        );
+        this.#ctx.stats[STAT.compressPages] += await this.#inflater.add(e.block, e.page, e.data);
         break;
       }
       case FrameType.SECTION_START: {
@@ -334,7 +310,14 @@ class DestinationRun {
         }
         this.#ram.postcopy = true;
         this.#vcpu.setPostcopy(true);
-        this.#faults = this.#faultLoop();
+        this.#faults = requestFaults({
+          guest,
+          vcpu: this.#vcpu,
+          ram: this.#ram,
+          rp: () => this.#rp,
+          done: () => this.#done,
+          ended: this.#ended.promise,
+        });
         break;
       case FrameType.MULTIFD_SETUP: {
         if (!this.#ctx.multifd || this.#mfd) {
@@ -352,7 +335,10 @@ class DestinationRun {
       }
       case FrameType.MULTIFD_SYNC:
         if (!this.#mfd) throw new WireError("migration stream: multifd sync without multifd");
-        await this.#mfd.awaitBarrier(decodeU32(payload));
+        await this.#mfd.mainSync(
+          decodeU32(payload),
+          this.#ctx.linkTimeoutMs ?? DEFAULT_LINK_TIMEOUT_MS,
+        );
         break;
       case FrameType.POSTCOPY_RUN:
         if (!this.#inPackage) {
@@ -375,28 +361,7 @@ class DestinationRun {
   /** Places every compressed page sent so far (in order). */
   async #drainInflate(): Promise<void> {
     if (!this.#inflater) return;
-    this.#ctx.stats[STAT.compressPages] += await this.#inflater.drain((block, page, data) =>
-      this.#ram.place(block, page, data)
-    );
-  }
-
-  /** Asks for each page a blocked vCPU waits on, until the migration ends. */
-  async #faultLoop(): Promise<void> {
-    const { guest } = this.#ctx;
-    const layout = guest.layout;
-    let seq = this.#vcpu.nextFault(-1)?.seq ?? 0;
-    while (!this.#done) {
-      const f = await this.#vcpu.waitFaultAsync(seq, 100);
-      if (f) seq = f.seq;
-      const page = f?.page ?? this.#vcpu.nextFault(-1)?.page ?? -1;
-      if (page < 0 || this.#ram.isReceived(page) || !this.#rp || this.#rp.broken) continue;
-      if (!f && this.#vcpu.isParked()) continue; // nothing new: re-ask only for a blocked vCPU
-      let b = 0;
-      while (page >= layout[b].firstPage + layout[b].pages) b++;
-      const start = (page - layout[b].firstPage) * guest.pageSize;
-      await this.#rp.send(encodeRpReqPagesId(start, guest.pageSize, layout[b].name));
-      if (!f) await new Promise((r) => setTimeout(r, 100)); // pace re-requests
-    }
+    this.#ctx.stats[STAT.compressPages] += await this.#inflater.drain();
   }
 
   #setRunstate(): void {
@@ -417,6 +382,7 @@ class DestinationRun {
       const missing = this.#ram.missing();
       if (missing > 0) throw new WireError(`migration stream: ${missing} pages never arrived`);
       this.#done = true;
+      this.#ended.resolve(null);
       await this.#faults;
       this.#vcpu.setPostcopy(false);
       const bt = this.#vcpu.blocktime();
@@ -474,27 +440,12 @@ class DestinationRun {
         this.#rp = new ReturnPath(channel);
         const reader = new FrameReader(channel);
         await reader.readStreamHeader();
-        for (;;) {
-          const f = await reader.next();
-          if (f.type === FrameType.RECV_BITMAP) {
-            const name = decodeRecvBitmapRequest(await reader.readPayload());
-            const b = guest.layout.findIndex((x) => x.name === name);
-            if (b < 0) throw new WireError(`RECV_BITMAP for unknown RAM block '${name}'`);
-            await this.#rp.send(encodeRpRecvBitmap(name));
-            await this.#rp.send(this.#ram.receivedBitmap(b));
-          } else if (f.type === FrameType.PING) {
-            // A keepalive while the recovery handshake is under way.
-            await this.#rp.send(encodeRpPong(decodeU32(await reader.readPayload())));
-          } else if (f.type === FrameType.POSTCOPY_RESUME) {
-            if (!await link.transition("postcopy-recover", "postcopy-active")) {
-              throw new WireError("incoming migration was stopped");
-            }
-            await this.#rp.send(encodeRpResumeAck(RESUME_ACK_VALUE));
-            return reader;
-          } else {
-            throw new WireError(`recovery: unexpected frame type 0x${f.type.toString(16)}`);
+        await recoveryHandshake(reader, this.#rp, this.#ram, guest, async () => {
+          if (!await link.transition("postcopy-recover", "postcopy-active")) {
+            throw new WireError("incoming migration was stopped");
           }
-        }
+        });
+        return reader;
       } catch (e) {
         if (failureKind(e) !== "link") throw e;
         channel.close();
@@ -503,6 +454,8 @@ class DestinationRun {
     }
   }
 }
+
+export type { DestinationContext };
 
 /** Loads one incoming stream from `channel`; resolves true when completed. Never throws. */
 export function runDestination(

@@ -33,7 +33,14 @@ let running = false;
 let attempts = 0;
 let listenerClosed = false;
 let finished = false;
+/** A new connection names itself (stream header, multifd HELLO) within this (ms). */
 const HELLO_TIMEOUT_MS = 10_000;
+/**
+ * Connections that have not named themselves yet, at most: more are closed at once (each costs
+ * a small reader buffer until it does; see FIRST_READER_BUFFER).
+ */
+export const MAX_UNIDENTIFIED = 64;
+let unidentified = 0;
 
 function awaitRecovery(): Promise<Channel> {
   const ready = pendingRecovery.shift();
@@ -67,27 +74,30 @@ async function recover(uri: string): Promise<void> {
 async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
   // Guarded from the start: the run that takes this channel watches it for a dead peer.
   const channel = new GuardedChannel(accepted);
+  if (unidentified >= MAX_UNIDENTIFIED) {
+    channel.close(); // a flood of connections that say nothing
+    return;
+  }
   const reader = new FrameReader(channel);
-  let kind: string;
   let refused: Error | undefined;
+  unidentified++;
+  const t = setTimeout(() => channel.close(), HELLO_TIMEOUT_MS);
   try {
-    const t = setTimeout(() => channel.close(), HELLO_TIMEOUT_MS);
-    kind = await reader.readStreamHeader(null);
-    if (kind === "multifd") {
+    if (await reader.readStreamHeader(null) === "multifd") {
       const f = await reader.next();
       if (f.type !== FrameType.MULTIFD_HELLO) throw new Error("multifd channel without HELLO");
-      const hello = decodeHello(await reader.readPayload());
-      clearTimeout(t);
-      registry.offer(hello, channel, reader);
+      registry.offer(decodeHello(await reader.readPayload()), channel, reader);
       return;
     }
-    clearTimeout(t);
   } catch (e) {
     if (failureKind(e) !== "protocol") {
       channel.close(); // a probe, or too slow to say anything: not an attempt
       return;
     }
     refused = e as Error; // something that is not a Ferry stream: that attempt fails, visibly
+  } finally {
+    clearTimeout(t);
+    unidentified--;
   }
   if (running || finished) {
     channel.close(); // one incoming migration at a time
@@ -130,7 +140,7 @@ async function serve(m: DestinationStart): Promise<void> {
     return;
   }
   link.post({ t: "listening", uri: listener.uri });
-  const runs: Promise<void>[] = [];
+  const runs = new Set<Promise<void>>();
   for (;;) {
     let channel;
     try {
@@ -144,7 +154,8 @@ async function serve(m: DestinationStart): Promise<void> {
       });
       continue;
     }
-    runs.push(dispatch(m, channel));
+    const run: Promise<void> = dispatch(m, channel).finally(() => runs.delete(run));
+    runs.add(run);
   }
   await Promise.all(runs);
 }

@@ -1,8 +1,9 @@
 /**
  * The destination's multifd side: page channels introduce themselves (HELLO with the
  * migration's uuid and their id) and wait here until the main stream announces the same
- * uuid (MULTIFD_SETUP). A channel for another migration, a duplicate id, or one nobody
- * claims within the timeout is refused (closed).
+ * uuid (MULTIFD_SETUP). A channel for another migration, a duplicate id, one whose channel
+ * count or id does not fit the setup (ids 0 .. channels-1, each once), or one nobody claims
+ * within the timeout is refused (closed).
  *
  * Deno cannot move an accepted socket into another Worker, so on this side the page
  * channels are read concurrently in the incoming Worker; their payload is read straight
@@ -27,7 +28,10 @@ const MAX_HELD = 256;
 
 /** Page channels waiting for their migration. */
 export class MultifdRegistry {
-  readonly #held = new Map<string, Map<number, PageChannel & { timer: number }>>();
+  readonly #held = new Map<
+    string,
+    Map<number, PageChannel & { timer: number; channels: number }>
+  >();
   #expect: { uuid: string; channels: number; wake: () => void } | null = null;
   #count = 0;
   /** The uuid of the migration whose channels are all in: any other channel is stray. */
@@ -53,7 +57,7 @@ export class MultifdRegistry {
         channel.close();
       }
     }, HOLD_MS);
-    set.set(hello.id, { id: hello.id, channel, reader, timer });
+    set.set(hello.id, { id: hello.id, channel, reader, timer, channels: hello.channels });
     this.#held.set(uuid, set);
     this.#count++;
     this.#expect?.wake();
@@ -81,6 +85,14 @@ export class MultifdRegistry {
     try {
       for (;;) {
         const set = this.#held.get(uuid);
+        // Channels that announced another count than the setup's are not this migration's.
+        for (const [id, c] of set ?? []) {
+          if (c.channels === channels && id < channels) continue;
+          clearTimeout(c.timer);
+          c.channel.close();
+          set!.delete(id);
+          this.#count--;
+        }
         if (set && set.size >= channels) {
           const got = [...set.values()].sort((a, b) => a.id - b.id);
           for (const c of got) clearTimeout(c.timer);

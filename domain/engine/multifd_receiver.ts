@@ -2,7 +2,9 @@
  * The destination's page channels once claimed: each is read concurrently in the incoming
  * Worker (runs straight into guest RAM), and each MULTIFD_SYNC(pass) is a barrier: neither
  * a channel nor the main stream goes past pass N until every channel has reached it, so no
- * stale page overtakes a newer one.
+ * stale page overtakes a newer one. Passes come in order (each sync is for the pass after the
+ * last), and the main stream waits at a barrier only while the channels behind make progress
+ * (a link timeout without any is a dead peer).
  *
  * @module
  */
@@ -13,6 +15,7 @@ import type { PageChannel } from "./multifd_dest.ts";
 import type { RamLoader } from "./ram_loader.ts";
 import { Signal } from "./signal.ts";
 import { STAT } from "./stats.ts";
+import { LinkError } from "./failure.ts";
 
 /** Reads one incoming migration's page channels (see the module doc). */
 export class MultifdReceiver {
@@ -22,6 +25,8 @@ export class MultifdReceiver {
   /** Per channel, the last pass whose MULTIFD_SYNC it reached. */
   readonly #reached: number[];
   #ended = 0;
+  /** The last pass the main stream synced. */
+  #mainPass = 0;
   #error: Error | null = null;
   readonly #readers: Promise<void>[];
   readonly #barrier = new Signal();
@@ -49,13 +54,45 @@ export class MultifdReceiver {
     );
   }
 
+  /**
+   * The main stream's MULTIFD_SYNC(pass): waits until every page channel has reached it,
+   * failing after `timeoutMs` in which none of the channels behind received a byte.
+   */
+  async mainSync(pass: number, timeoutMs: number): Promise<void> {
+    if (pass !== this.#mainPass + 1) {
+      throw new WireError(`multifd: sync for pass ${pass} after pass ${this.#mainPass}`);
+    }
+    this.#mainPass = pass;
+    let progress = -1;
+    let since = Date.now();
+    for (;;) {
+      const behind = this.#channels.filter((c) => this.#reached[c.id] < pass);
+      if (behind.length === 0) return;
+      const bytes = behind.reduce((n, c) => n + c.reader.bytesRead, 0);
+      if (bytes !== progress) {
+        progress = bytes;
+        since = Date.now();
+      } else if (Date.now() - since > timeoutMs) {
+        throw new LinkError(
+          "timeout",
+          `multifd: channel ${
+            behind[0].id
+          } did not reach pass ${pass} (nothing received for ${+(timeoutMs / 1000).toFixed(1)} s)`,
+        );
+      }
+      await this.#wait(Math.min(1000, timeoutMs));
+    }
+  }
+
   /** Waits until every page channel has reached MULTIFD_SYNC(pass). */
   async awaitBarrier(pass: number): Promise<void> {
-    while (this.#reached.some((r) => r < pass)) {
-      if (this.#error) throw this.#error;
-      if (this.#ended > 0) throw new WireError("multifd: a channel ended before the pass did");
-      await this.#barrier.wait(1000);
-    }
+    while (this.#reached.some((r) => r < pass)) await this.#wait(1000);
+  }
+
+  async #wait(ms: number): Promise<void> {
+    if (this.#error) throw this.#error;
+    if (this.#ended > 0) throw new WireError("multifd: a channel ended before the pass did");
+    await this.#barrier.wait(ms);
   }
 
   /** After the main stream's EOF: every channel must end cleanly too. */
@@ -81,7 +118,13 @@ export class MultifdReceiver {
       } else if (f.type === FrameType.ZERO_RUN) {
         this.#ram.zeroRun(await c.reader.readPayload());
       } else if (f.type === FrameType.MULTIFD_SYNC) {
-        this.#reached[c.id] = decodeU32(await c.reader.readPayload());
+        const pass = decodeU32(await c.reader.readPayload());
+        if (pass !== this.#reached[c.id] + 1) {
+          throw new WireError(
+            `multifd channel ${c.id}: sync for pass ${pass} after pass ${this.#reached[c.id]}`,
+          );
+        }
+        this.#reached[c.id] = pass;
         this.#barrier.notify();
         await this.awaitBarrier(this.#reached[c.id]);
       } else if (f.type === FrameType.EOF) {

@@ -110,6 +110,7 @@ export class SourcePostcopy {
     // may run the guest, so from here on a broken link pauses instead of restarting the
     // source's vCPU, and a cancel is refused. A cancel that came first wins.
     if (!run.ctx.point.cross()) throw new Cancelled();
+    run.rp.postcopy = true; // the destination listens from the package on: it may ask for pages
     try {
       await sender.append(encodePackage(pkg));
       await sender.flush();
@@ -246,6 +247,7 @@ export class SourcePostcopy {
     const run = this.#run;
     const { guest, link, control } = run.ctx;
     await run.reopen(uri);
+    run.rp.recovering = true;
     const sender = run.sender();
     await sender.append(encodeStreamHeader());
     for (const blk of guest.layout) await sender.append(encodeRecvBitmapRequest(blk.name));
@@ -262,6 +264,7 @@ export class SourcePostcopy {
       run.checkErrors();
       await control.wake.wait(1000);
     }
+    run.rp.recovering = false;
     if (!await link.transition("postcopy-recover", "postcopy-active")) throw new Cancelled();
   }
 }

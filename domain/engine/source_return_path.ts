@@ -13,6 +13,12 @@ import { RESUME_ACK_VALUE } from "../wire/return_path.ts";
 import { readReturnPath } from "./return_path_reader.ts";
 import { PeerError } from "./failure.ts";
 
+/**
+ * Page requests waiting at most: a destination has one vCPU waiting on at most a page or two
+ * and asks again only every 100 ms, and requests are served ahead of everything else.
+ */
+export const MAX_QUEUED_REQUESTS = 1024;
+
 /** The return path's state, for the source run. */
 export class SourceReturnPath {
   /** The destination's SHUT value (0 = fine), or null before it. */
@@ -21,6 +27,14 @@ export class SourceReturnPath {
   bitmapsIn = 0;
   /** Page requests (postcopy faults), oldest first. */
   readonly requests: { first: number; count: number }[] = [];
+  /**
+   * The package with POSTCOPY_LISTEN went out: page requests are queued and served first.
+   * Before it a request is counted and dropped (precopy sends every page anyway), so nothing
+   * a destination asks for in precopy piles up.
+   */
+  postcopy = false;
+  /** A recovery handshake runs: received bitmaps are expected (else refused, as QEMU does). */
+  recovering = false;
   #error: Error | null = null;
   #channel: Channel | null = null;
 
@@ -54,11 +68,15 @@ export class SourceReturnPath {
         hooks.wake();
       },
       onRequest: (first, count) => {
-        this.requests.push({ first, count });
+        if (this.postcopy && this.requests.length >= MAX_QUEUED_REQUESTS) {
+          throw new WireError(`RP: more than ${MAX_QUEUED_REQUESTS} page requests waiting`);
+        }
+        if (this.postcopy) this.requests.push({ first, count });
         hooks.onRequest();
         hooks.wake();
       },
       onReceivedBitmap: (block, bits) => {
+        if (!this.recovering) throw new WireError("RP: received bitmap outside a recovery");
         hooks.onBitmap(block, bits);
         this.bitmapsIn++;
         hooks.wake();

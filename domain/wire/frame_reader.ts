@@ -26,6 +26,11 @@ import { WireError } from "./wire_error.ts";
 export const DEFAULT_READER_BUFFER = 1 << 20;
 /** Smallest internal buffer allowed: it must hold a 64 KiB payload plus a frame header. */
 export const MIN_READER_BUFFER = 128 << 10;
+/**
+ * What a reader holds before its stream shows it is one: a peer that connects and says little
+ * (a probe, a page channel waiting to be claimed) costs this, not the whole buffer.
+ */
+export const FIRST_READER_BUFFER = 4 << 10;
 /** Remainders of `readInto` at least this big bypass the buffer and land in the target. */
 const DIRECT_READ_MIN = 64 << 10;
 /** How far past what it needs the reader reads into its own buffer. */
@@ -43,6 +48,8 @@ const NAP = new Int32Array(new SharedArrayBuffer(4));
 export class FrameReader {
   #ch: Channel;
   #buf: Uint8Array<ArrayBuffer>;
+  /** The size the buffer grows to once the stream needs it. */
+  readonly #capacity: number;
   #start = 0;
   #end = 0;
   #remaining = 0;
@@ -59,13 +66,23 @@ export class FrameReader {
   /** Pauses taken so far (see `coalesceUs`). */
   naps = 0;
 
-  /** Wraps `channel`; `bufferSize` is the one internal buffer (default 1 MiB). */
+  /**
+   * Wraps `channel`; `bufferSize` is the one internal buffer (default 1 MiB), allocated once
+   * the stream has delivered FIRST_READER_BUFFER bytes or needs more room (until then a small
+   * one serves: a connection that says little costs little).
+   */
   constructor(channel: Channel, bufferSize = DEFAULT_READER_BUFFER) {
     if (!Number.isInteger(bufferSize) || bufferSize < MIN_READER_BUFFER) {
       throw new RangeError(`reader buffer of ${bufferSize} bytes is below ${MIN_READER_BUFFER}`);
     }
     this.#ch = channel;
-    this.#buf = new Uint8Array(bufferSize);
+    this.#capacity = bufferSize;
+    this.#buf = new Uint8Array(FIRST_READER_BUFFER);
+  }
+
+  /** Bytes the internal buffer holds now (small until the stream needs the whole buffer). */
+  get bufferSize(): number {
+    return this.#buf.length;
   }
 
   /** All stream bytes consumed so far: stream header, frame headers and payload bytes. */
@@ -168,6 +185,7 @@ export class FrameReader {
     const have = Math.min(this.#end - this.#start, left);
     this.#consume(have);
     left -= have;
+    if (left > 0) this.#grow(0);
     while (left > 0) {
       const r = await this.#ch.read(this.#buf);
       if (r === null) this.#truncated(left);
@@ -203,8 +221,23 @@ export class FrameReader {
     );
   }
 
+  /**
+   * Allocates the whole buffer once the stream has shown it is one (FIRST_READER_BUFFER bytes
+   * consumed) or `n` bytes must be held at once.
+   */
+  #grow(n: number): void {
+    if (this.#buf.length >= this.#capacity) return;
+    if (n <= this.#buf.length && this.#bytesRead < FIRST_READER_BUFFER) return;
+    const grown = new Uint8Array(this.#capacity);
+    grown.set(this.#buf.subarray(this.#start, this.#end));
+    this.#end -= this.#start;
+    this.#start = 0;
+    this.#buf = grown;
+  }
+
   /** Ensures `n` contiguous buffered bytes (`n` ≤ buffer size); `what` names them for errors. */
   async #fill(n: number, what: string): Promise<void> {
+    this.#grow(n);
     if (this.#start + n > this.#buf.length) {
       this.#buf.copyWithin(0, this.#start, this.#end);
       this.#end -= this.#start;

@@ -42,6 +42,19 @@ export const HOSTILE_LAYOUT: readonly { name: string; size: number }[] = [
 export const HOSTILE_AGENT_ARGS = ["--ram", "768K", "--ram-block", "vga=256K"];
 /** Total bytes of {@link HOSTILE_LAYOUT}. */
 export const HOSTILE_RAM = HOSTILE_LAYOUT.reduce((n, b) => n + b.size, 0);
+/**
+ * A smaller guest for mass runs (tests/helpers/hostile_worker.ts): the same frame shapes
+ * (data and zero runs, a complete section, postcopy) in a stream of ~50 KiB instead of ~0.5 MiB.
+ */
+export const SMALL_LAYOUT: readonly { name: string; size: number }[] = [
+  { name: "pc.ram", size: 64 << 10 },
+  { name: "vga", size: 32 << 10 },
+];
+
+/** The layout's RAM bytes. */
+function ramOf(layout: readonly { size: number }[]): number {
+  return layout.reduce((n, b) => n + b.size, 0);
+}
 
 /** How to build a valid stream. */
 export interface StreamShape {
@@ -51,12 +64,14 @@ export interface StreamShape {
   postcopy?: boolean;
   /** End with EOF (default true); without it no mutation can make a stream complete. */
   eof?: boolean;
+  /** The guest (default {@link HOSTILE_LAYOUT}). */
+  layout?: readonly { name: string; size: number }[];
 }
 
-/** A valid device state for an idle guest of {@link HOSTILE_RAM} bytes. */
-export function idleDeviceState(): Uint8Array {
+/** A valid device state for an idle guest of `ram` bytes (default {@link HOSTILE_RAM}). */
+export function idleDeviceState(ram = HOSTILE_RAM): Uint8Array {
   const prng = [0x9e3779b9, 0x243f6a88, 0xb7e15162, 0x01234567];
-  return encodeDeviceState(resolveWorkload({ kind: "idle" }, HOSTILE_RAM, prng), HOSTILE_RAM);
+  return encodeDeviceState(resolveWorkload({ kind: "idle" }, ram, prng), ram);
 }
 
 /** Page `p` of block `b` holds data (runs of 8 pages) or zeros. */
@@ -71,9 +86,9 @@ function pageBytes(b: number, first: number, count: number): Uint8Array {
 }
 
 /** Every page of every block as ZERO_RUN / PAGE_RUN frames. */
-function ramFrames(): Uint8Array[] {
+function ramFrames(layout: readonly { size: number }[]): Uint8Array[] {
   const frames: Uint8Array[] = [];
-  HOSTILE_LAYOUT.forEach((blk, b) => {
+  layout.forEach((blk, b) => {
     const pages = blk.size / PAGE;
     for (let p = 0; p < pages;) {
       const data = pageHasData(b, p);
@@ -89,7 +104,9 @@ function ramFrames(): Uint8Array[] {
 /** A valid stream as frames; `frames[0]` is the 8-byte stream header. */
 export function validFrames(shape: StreamShape = {}): Uint8Array[] {
   const section = (type: number, kind: number, pass: number) => encodeSection(type, kind, pass);
-  const f: Uint8Array[] = [encodeStreamHeader(), encodeConfig(PAGE, HOSTILE_LAYOUT)];
+  const layout = shape.layout ?? HOSTILE_LAYOUT;
+  const device = encodeDevice(idleDeviceState(ramOf(layout)));
+  const f: Uint8Array[] = [encodeStreamHeader(), encodeConfig(PAGE, layout)];
   if (shape.returnPath || shape.postcopy) {
     f.push(encodeEmpty(FrameType.OPEN_RETURN_PATH), encodeU32Frame(FrameType.PING, 1));
   }
@@ -97,7 +114,7 @@ export function validFrames(shape: StreamShape = {}): Uint8Array[] {
   f.push(section(FrameType.SECTION_START, SectionKind.SETUP, 0));
   f.push(section(FrameType.SECTION_END, SectionKind.SETUP, 0));
   f.push(section(FrameType.SECTION_START, SectionKind.ITERATE, 1));
-  const ram = ramFrames();
+  const ram = ramFrames(layout);
   if (shape.postcopy) {
     // Half the RAM in precopy; the rest after the package, as postcopy background pages.
     const half = ram.length >> 1;
@@ -107,7 +124,7 @@ export function validFrames(shape: StreamShape = {}): Uint8Array[] {
     f.push(encodePackage([
       encodeEmpty(FrameType.POSTCOPY_LISTEN),
       encodeGlobalState("running"),
-      encodeDevice(idleDeviceState()),
+      device,
       encodeU32Frame(FrameType.PING, 3),
       encodeEmpty(FrameType.POSTCOPY_RUN),
     ]));
@@ -121,7 +138,7 @@ export function validFrames(shape: StreamShape = {}): Uint8Array[] {
     f.push(section(FrameType.SECTION_START, SectionKind.COMPLETE, 2));
     f.push(encodePageRun(0, 8, PAGE, pageBytes(0, 8, 2)));
     f.push(section(FrameType.SECTION_END, SectionKind.COMPLETE, 2));
-    f.push(encodeGlobalState("running"), encodeDevice(idleDeviceState()));
+    f.push(encodeGlobalState("running"), device);
   }
   if (shape.eof ?? true) f.push(encodeEof());
   return f;
@@ -244,6 +261,7 @@ export function applyMutation(base: readonly Uint8Array[], m: Mutation, keepHead
     else if (op.op === "type" && f.length >= 1) v.setUint8(0, op.value);
     else if (op.op === "run" && (f[0] === FrameType.ZERO_RUN || f[0] === FrameType.PAGE_RUN)) {
       const [off, size] = RUN_FIELD[op.field];
+      if (f.length < off + size) continue; // an inserted frame too short to have the field
       if (size === 2) v.setUint16(off, op.value & 0xffff);
       else v.setUint32(off, op.value >>> 0);
     } else if (op.op === "drop") frames.splice(i, 1);
