@@ -210,7 +210,13 @@ for (const huge of [true, false]) {
         const aligned = m.shared.ram.reduce((n, b) => n + hugeAlignedBytes(b), 0);
         assert.equal(info["page-size"], huge ? HUGE_PAGE_SIZE : PAGE_SIZE);
         assert.equal(info["advised-bytes"], huge ? aligned : 0);
-        assert.equal(info["huge-page-bytes"], huge ? aligned : 0, "every advised byte is huge");
+        // The kernel backs advised memory with huge pages as far as it can: with memory
+        // fragmented by a busy host some of it stays on 4 KiB pages (no error, and it is
+        // what GET /machine must then report, as checked on the next line).
+        if (huge) {
+          const got = info["huge-page-bytes"] ?? 0;
+          assert.ok(got > 0 && got <= aligned, `huge pages back ${got} of ${aligned} bytes`);
+        } else assert.equal(info["huge-page-bytes"], 0);
         assert.equal(hugePageBytes(m.shared.ram), info["huge-page-bytes"]);
         for (const ram of m.shared.ram) {
           assert.ok(alignedMapping(ram).flags.includes(huge ? "hg" : "nh"));
