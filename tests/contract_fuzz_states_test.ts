@@ -159,9 +159,11 @@ const STATES: { name: string; status: RegExp; setUp: () => Promise<Scene> }[] = 
     setUp: async () => {
       const dst = await openAgent({
         incoming: "tcp:127.0.0.1:0",
-        blocks: [{ name: "pc.ram", size: 8 << 20 }],
+        blocks: [{ name: "pc.ram", size: 64 << 20 }],
       });
-      const h = await openAgent({ blocks: [{ name: "pc.ram", size: 8 << 20 }], fill: "random" });
+      // 64 MiB: background pages go a 64-page chunk per 100 ms window whatever the limit, so
+      // postcopy lasts about 25 s, long enough to be caught and paused on a busy host.
+      const h = await openAgent({ blocks: [{ name: "pc.ram", size: 64 << 20 }], fill: "random" });
       await ok(h.request("PATCH", "/capabilities", { "postcopy-ram": true }), 200);
       await ok(
         h.request("PATCH", "/parameters", {
