@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { withAgent } from "./contract_fixture.ts";
 import { Dechunker, follow } from "../bench/sse_follower.ts";
-import { httpLoad } from "../bench/http_load.ts";
+import { httpLoad, type HttpLoadResult } from "../bench/http_load.ts";
 import { waitFor } from "./helpers/wait.ts";
 import type { EventBus } from "../domain/event_bus.ts";
 import type { Agent } from "../domain/agent.ts";
@@ -56,12 +56,35 @@ Deno.test("dechunker: a malformed size line is an error, not a guess", () => {
   assert.throws(() => new Dechunker().push(enc.encode("zz\r\nabc\r\n")), /chunk size/);
 });
 
+/** `p`, or a failure naming `what` after `ms`: nothing here may hang the suite. */
+async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 Deno.test("SSE follower and GET load against a served agent", async () => {
   await withAgent(async ({ app, agent }) => {
     const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
     const base = `http://127.0.0.1:${server.addr.port}`;
+    const followers: Awaited<ReturnType<typeof follow>>[] = [];
+    const loads: (() => Promise<HttpLoadResult>)[] = [];
     try {
-      const followers = await Promise.all([follow(base), follow(base), follow(base)]);
+      followers.push(
+        ...await bounded(
+          Promise.all([follow(base), follow(base), follow(base)]),
+          30_000,
+          "three event streams to open",
+        ),
+      );
       const ids: number[] = [];
       for (let i = 0; i < 50; i++) {
         ids.push(anyEvents(agent).publish("test", { i, pad: "é".repeat(i * 40) }).id);
@@ -71,20 +94,22 @@ Deno.test("SSE follower and GET load against a served agent", async () => {
         ids.push(anyEvents(agent).publish("MIGRATION", { status, side: "source", id: "m1" }).id);
       }
       const loadStart = performance.now();
-      const stop = httpLoad(base, "/migrations/current", 200);
-      const bad = httpLoad(base, "/no/such/path", 100);
+      loads.push(httpLoad(base, "/migrations/current", 200), httpLoad(base, "/no/such/path", 100));
       await waitFor(
         "every follower to get every event",
         () => followers.every((f) => f.ids.length >= ids.length),
       );
       await new Promise((r) => setTimeout(r, 300)); // the load runs a while
-      const [ok, missing] = [await stop(), await bad()];
+      const [ok, missing] = await bounded(
+        Promise.all(loads.splice(0).map((stop) => stop())),
+        30_000,
+        "the GET loads to stop (their requests answered)",
+      );
       for (const f of followers) {
         assert.deepEqual(f.ids, ids, "every event once, in order");
         assert.deepEqual(f.statuses.get("m1"), ["setup", "active", "completed"]);
         assert.equal(f.ended, false);
       }
-      await Promise.all(followers.map((f) => f.close()));
       assert.ok(ok.sent > 0);
       assert.equal(ok.errors, 0);
       assert.equal(ok.latencies.length, ok.sent);
@@ -97,7 +122,10 @@ Deno.test("SSE follower and GET load against a served agent", async () => {
       assert.ok(missing.sent > 0);
       assert.equal(missing.errors, missing.sent, "a 404 answer counts as an error");
     } finally {
-      await server.shutdown();
+      // Whatever failed: the streams and the load end first, or the shutdown would wait on them.
+      await bounded(Promise.all(loads.map((stop) => stop())), 30_000, "the GET loads to stop");
+      await Promise.all(followers.map((f) => f.close()));
+      await bounded(server.shutdown(), 30_000, "the server to shut down");
     }
   });
 });

@@ -171,44 +171,48 @@ Deno.test({
     }),
 });
 
-Deno.test("hostile: a connection that is not a Ferry stream fails the attempt with error-desc", async () => {
-  // As the acceptance check `hostile-stream` does: QEMU's magic and garbage on the port.
+// One destination for both steps: the refused connections of the first leave it waiting, the
+// second's stream ends in a failed attempt too, and then an honest source migrates into it.
+Deno.test("hostile: streams that are not Ferry's, and one ending after POSTCOPY_LISTEN", async (t) => {
   await withAgents(async (track) => {
     const dst = await destination();
     track(dst);
-    const h = encodeStreamHeader();
-    const v2 = h.slice();
-    v2[5] = 2;
-    const flags = h.slice();
-    flags[7] = 1;
-    const qevm = concat([new TextEncoder().encode("QEVM"), new Uint8Array(1 << 20).fill(0x5a)]);
-    const cases: [Uint8Array, RegExp][] = [
-      [qevm, /not a Ferry migration stream \(magic 0x5145564d/],
-      [v2, /unsupported migration stream version 2/],
-      [flags, /reserved flags set \(0x0001\)/],
-    ];
-    for (const [bytes, text] of cases) {
-      const info = await expectFailed(dst, bytes, text.source);
-      assert.match(info["error-desc"], text);
-    }
-    await honestMigration(dst, track);
-  });
-});
-
-Deno.test("hostile: a stream ending after POSTCOPY_LISTEN (no RUN) fails; the next migration is accepted", async () => {
-  // The guest never ran on this side (no POSTCOPY_RUN), so there is nothing to recover: QEMU
-  // pauses an incoming postcopy only once it runs. A paused destination would refuse every
-  // later migration until someone recovers a migration that never was.
-  await withAgents(async (track) => {
-    const dst = await destination();
-    track(dst);
-    const f = validFrames({ postcopy: true, eof: false });
-    const at = f.findIndex((x) => x[0] === FrameType.PACKAGED);
-    const stream = concat([
-      ...f.slice(0, at),
-      encodePackage([encodeEmpty(FrameType.POSTCOPY_LISTEN)]),
-    ]);
-    await expectFailed(dst, stream, "postcopy listen without run");
-    await honestMigration(dst, track);
+    await t.step(
+      "a connection that is not a Ferry stream fails the attempt with error-desc",
+      async () => {
+        // As the acceptance check `hostile-stream` does: QEMU's magic and garbage on the port.
+        const h = encodeStreamHeader();
+        const v2 = h.slice();
+        v2[5] = 2;
+        const flags = h.slice();
+        flags[7] = 1;
+        const qevm = concat([new TextEncoder().encode("QEVM"), new Uint8Array(1 << 20).fill(0x5a)]);
+        const cases: [Uint8Array, RegExp][] = [
+          [qevm, /not a Ferry migration stream \(magic 0x5145564d/],
+          [v2, /unsupported migration stream version 2/],
+          [flags, /reserved flags set \(0x0001\)/],
+        ];
+        for (const [bytes, text] of cases) {
+          const info = await expectFailed(dst, bytes, text.source);
+          assert.match(info["error-desc"], text);
+        }
+      },
+    );
+    await t.step(
+      "a stream ending after POSTCOPY_LISTEN (no RUN) fails; the next migration is accepted",
+      async () => {
+        // The guest never ran on this side (no POSTCOPY_RUN), so there is nothing to recover:
+        // QEMU pauses an incoming postcopy only once it runs. A paused destination would refuse
+        // every later migration until someone recovers a migration that never was.
+        const f = validFrames({ postcopy: true, eof: false });
+        const at = f.findIndex((x) => x[0] === FrameType.PACKAGED);
+        const stream = concat([
+          ...f.slice(0, at),
+          encodePackage([encodeEmpty(FrameType.POSTCOPY_LISTEN)]),
+        ]);
+        await expectFailed(dst, stream, "postcopy listen without run");
+        await honestMigration(dst, track);
+      },
+    );
   });
 });

@@ -264,7 +264,8 @@ Deno.test("machine: -S starts paused, idle writes nothing, incoming waits; bad r
 });
 
 Deno.test("machine: big guests are prepared by Workers, same result as in one thread", async () => {
-  const blocks = [{ name: "pc.ram", size: 48 * MiB }, { name: "extra", size: 32 * MiB }];
+  // 64 MiB: the smallest guest prepared by Workers (PARALLEL_PREP_BYTES).
+  const blocks = [{ name: "pc.ram", size: 48 * MiB }, { name: "extra", size: 16 * MiB }];
   const reference = allocateGuest(blocks);
   prepareGuest(reference, "pattern");
   const sha = (buf: SharedArrayBuffer) =>

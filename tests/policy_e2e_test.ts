@@ -29,64 +29,67 @@ async function withPair(
 const HOT = ["--workload", "random,rate=20000,hot=0.5"];
 const HOT_LINK = { "max-bandwidth": 32 << 20, "downtime-limit": 20 };
 
-Deno.test("policy: not converging is called so; a progress timeout cancels", async () => {
+// One pair for both: the cancelled migration leaves the source running and the destination
+// waiting for the next stream, which the second step's migration then is.
+Deno.test("policy on a guest precopy alone cannot migrate", async (t) => {
   await withPair(HOT, async (src, dst) => {
-    const ev = await recordEvents(src.base);
-    try {
-      await src.api("PATCH", "/parameters", HOT_LINK);
-      const refused = await src.api("POST", "/migrations", {
-        uri: dst.incomingUri,
-        "x-policy": { "progress-timeout": 1, actions: ["postcopy"] },
+    await t.step("not converging is called so; a progress timeout cancels", async () => {
+      const ev = await recordEvents(src.base);
+      try {
+        await src.api("PATCH", "/parameters", HOT_LINK);
+        const refused = await src.api("POST", "/migrations", {
+          uri: dst.incomingUri,
+          "x-policy": { "progress-timeout": 1, actions: ["postcopy"] },
+        });
+        assert.equal(refused.status, 400, "postcopy action without postcopy-ram is refused");
+        assert.match(refused.body.detail, /postcopy-ram/);
+        const r = await src.api<Json>("POST", "/migrations", {
+          uri: dst.incomingUri,
+          "x-policy": { "progress-timeout": 2, actions: ["cancel"] },
+        });
+        assert.equal(r.status, 202);
+        // Quarter-second passes: the first verdicts may come before the dirty rate has been
+        // measured (over a second); the verdict that counts comes before the cancel.
+        const verdict = await ev.waitFor(
+          (e) =>
+            e.event === "MIGRATION_CONVERGENCE" &&
+            /not-converging|stalled/.test((e.data as Json).verdict),
+          20_000,
+        );
+        assert.ok((verdict.data as Json).suggestion);
+        const info = await src.waitStatus(/cancelled|completed|failed/, 30_000);
+        assert.equal(info.status, "cancelled");
+        const pol = await ev.waitFor((e) => e.event === "MIGRATION_POLICY");
+        assert.equal((pol.data as Json).action, "cancel");
+        const one = (await src.api<Json>("GET", `/migrations/${r.body["x-id"]}`)).body;
+        assert.ok(
+          one["x-history"].some((h: Json) =>
+            /policy: progress-timeout fired .*cancel/.test(h.note ?? "")
+          ),
+        );
+        assert.equal((await src.api("GET", "/machine")).body.runstate, "running");
+      } finally {
+        await ev.close();
+      }
+    });
+    await t.step("escalation to auto-converge makes it converge", async () => {
+      // The destination waits again: its failed attempt shows until the next stream.
+      await dst.waitStatus(/^(setup|failed)$/, 30_000);
+      await src.api("PATCH", "/parameters", {
+        ...HOT_LINK,
+        "cpu-throttle-initial": 50,
+        "cpu-throttle-increment": 49,
       });
-      assert.equal(refused.status, 400, "postcopy action without postcopy-ram is refused");
-      assert.match(refused.body.detail, /postcopy-ram/);
       const r = await src.api<Json>("POST", "/migrations", {
         uri: dst.incomingUri,
-        "x-policy": { "progress-timeout": 2, actions: ["cancel"] },
+        "x-policy": { "progress-timeout": 1, actions: ["auto-converge"] },
       });
       assert.equal(r.status, 202);
-      // Quarter-second passes: the first verdicts may come before the dirty rate has been
-      // measured (over a second); the verdict that counts comes before the cancel.
-      const verdict = await ev.waitFor(
-        (e) =>
-          e.event === "MIGRATION_CONVERGENCE" &&
-          /not-converging|stalled/.test((e.data as Json).verdict),
-        20_000,
-      );
-      assert.ok((verdict.data as Json).suggestion);
-      const info = await src.waitStatus(/cancelled|completed|failed/, 30_000);
-      assert.equal(info.status, "cancelled");
-      const pol = await ev.waitFor((e) => e.event === "MIGRATION_POLICY");
-      assert.equal((pol.data as Json).action, "cancel");
+      const info = await src.waitStatus(/completed|failed|cancelled/, 60_000);
+      assert.equal(info.status, "completed");
       const one = (await src.api<Json>("GET", `/migrations/${r.body["x-id"]}`)).body;
-      assert.ok(
-        one["x-history"].some((h: Json) =>
-          /policy: progress-timeout fired .*cancel/.test(h.note ?? "")
-        ),
-      );
-      assert.equal((await src.api("GET", "/machine")).body.runstate, "running");
-    } finally {
-      await ev.close();
-    }
-  });
-});
-
-Deno.test("policy: escalation to auto-converge makes it converge", async () => {
-  await withPair(HOT, async (src, dst) => {
-    await src.api("PATCH", "/parameters", {
-      ...HOT_LINK,
-      "cpu-throttle-initial": 50,
-      "cpu-throttle-increment": 49,
+      assert.ok(one["x-history"].some((h: Json) => /auto-converge/.test(h.note ?? "")));
     });
-    const r = await src.api<Json>("POST", "/migrations", {
-      uri: dst.incomingUri,
-      "x-policy": { "progress-timeout": 1, actions: ["auto-converge"] },
-    });
-    assert.equal(r.status, 202);
-    const info = await src.waitStatus(/completed|failed|cancelled/, 60_000);
-    assert.equal(info.status, "completed");
-    const one = (await src.api<Json>("GET", `/migrations/${r.body["x-id"]}`)).body;
-    assert.ok(one["x-history"].some((h: Json) => /auto-converge/.test(h.note ?? "")));
   });
 });
 

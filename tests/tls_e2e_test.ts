@@ -4,7 +4,7 @@
  * plain-TCP peer is refused and nothing is written to the guest.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, startAgent, startAgents } from "./helpers/agent_process.ts";
+import { type AgentProcess, startAgents } from "./helpers/agent_process.ts";
 import { modulePkiDirs, type PkiDirs } from "./helpers/pki.ts";
 import { freePort } from "./helpers/ports.ts";
 
@@ -83,70 +83,83 @@ Deno.test("tls: a trusted peer migrates over mutual TLS, return path and multifd
   });
 });
 
-Deno.test("tls: an untrusted client and a plain-TCP client are refused; the guest is untouched", async () => {
+// One destination and three sources for both: a refused source runs on, and serves for the
+// errors of the second step.
+Deno.test("tls: refusals and errors", async (t) => {
   await withPki(async (pki, track) => {
     const [dst, untrusted, plain, good] = await startAgents(
       track,
       destinationArgs(pki),
-      sourceArgs(pki.untrustedClient, "idle"),
+      [...sourceArgs(pki.untrustedClient, "idle"), "--allow-exec"],
       sourceArgs(null, "idle"),
       sourceArgs(pki.client, "idle"),
     );
-    const uri = await listenTls(dst);
-    const before = (await dst.api("GET", "/machine/digest?at=now")).body.blocks;
-    for (const [dir, src] of [[pki.untrustedClient, untrusted], [null, plain]] as const) {
-      await useTls(src, dir !== null);
-      assert.equal((await src.api("POST", "/migrations", { uri })).status, 202);
-      const info = await src.waitStatus(/completed|failed/);
-      assert.equal(
-        info.status,
-        "failed",
-        `source with ${dir ?? "plain tcp"}: ${JSON.stringify(info)}`,
-      );
-      assert.equal((await src.api("GET", "/machine")).body.runstate, "running");
-    }
-    // Nothing reached the guest; the destination still waits, and still accepts a trusted peer.
-    assert.equal((await dst.api("GET", "/machine")).body.runstate, "inmigrate");
-    assert.deepEqual((await dst.api("GET", "/machine/digest?at=now")).body.blocks, before);
-    await useTls(good, true);
-    await good.api("POST", "/migrations", { uri });
-    assert.equal((await good.waitStatus(/completed|failed/)).status, "completed");
+    await t.step(
+      "an untrusted client and a plain-TCP client are refused; the guest is untouched",
+      () => refused(dst, untrusted, plain, good, pki),
+    );
+    await t.step("errors name the problem", () => errors(untrusted, pki));
   });
 });
 
-Deno.test("tls: errors name the problem", async () => {
-  await withPki(async (pki, track) => {
-    const src = await useTls(
-      track(await startAgent([...sourceArgs(pki.client, "idle"), "--allow-exec"])),
-      true,
+/** Sources with untrusted and no credentials are refused by `dst`; then `good` migrates. */
+async function refused(
+  dst: AgentProcess,
+  untrusted: AgentProcess,
+  plain: AgentProcess,
+  good: AgentProcess,
+  pki: PkiDirs,
+): Promise<void> {
+  const uri = await listenTls(dst);
+  const before = (await dst.api("GET", "/machine/digest?at=now")).body.blocks;
+  for (const [dir, src] of [[pki.untrustedClient, untrusted], [null, plain]] as const) {
+    await useTls(src, dir !== null);
+    assert.equal((await src.api("POST", "/migrations", { uri })).status, 202);
+    const info = await src.waitStatus(/completed|failed/);
+    assert.equal(
+      info.status,
+      "failed",
+      `source with ${dir ?? "plain tcp"}: ${JSON.stringify(info)}`,
     );
-    await src.api("PATCH", "/parameters", { "tls-creds": "nope" });
-    const r = await src.api("POST", "/migrations", { uri: "tcp:127.0.0.1:9" });
-    assert.equal(r.status, 400);
-    assert.equal(r.body.detail, "No TLS credentials with id 'nope'");
-    await src.api("PATCH", "/parameters", { "tls-creds": "tls1" });
-    const e = await src.api("POST", "/migrations", { uri: "exec:cat > /dev/null" });
-    assert.equal(e.status, 400);
-    assert.match(e.body.detail, /TLS is only supported on tcp: and unix:/);
-    // A missing credentials file stops the agent at start with the path in the message.
-    const bad = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../main.ts", import.meta.url).pathname,
-        "--listen",
-        "127.0.0.1:0",
-        "--object",
-        `tls-creds-x509,id=x,dir=${pki.root}/nowhere,endpoint=server`,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    });
-    const out = await bad.output();
-    assert.equal(out.success, false);
-    assert.match(
-      new TextDecoder().decode(out.stderr),
-      /Unable to access credentials .*nowhere\/.*\.pem/,
-    );
+    assert.equal((await src.api("GET", "/machine")).body.runstate, "running");
+  }
+  // Nothing reached the guest; the destination still waits, and still accepts a trusted peer.
+  assert.equal((await dst.api("GET", "/machine")).body.runstate, "inmigrate");
+  assert.deepEqual((await dst.api("GET", "/machine/digest?at=now")).body.blocks, before);
+  await useTls(good, true);
+  await good.api("POST", "/migrations", { uri });
+  assert.equal((await good.waitStatus(/completed|failed/)).status, "completed");
+}
+
+/** On a source with client credentials `tls1`: its TLS errors; an agent whose files are missing. */
+async function errors(src: AgentProcess, pki: PkiDirs): Promise<void> {
+  await useTls(src, true);
+  await src.api("PATCH", "/parameters", { "tls-creds": "nope" });
+  const r = await src.api("POST", "/migrations", { uri: "tcp:127.0.0.1:9" });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.detail, "No TLS credentials with id 'nope'");
+  await src.api("PATCH", "/parameters", { "tls-creds": "tls1" });
+  const e = await src.api("POST", "/migrations", { uri: "exec:cat > /dev/null" });
+  assert.equal(e.status, 400);
+  assert.match(e.body.detail, /TLS is only supported on tcp: and unix:/);
+  // A missing credentials file stops the agent at start with the path in the message.
+  const bad = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../main.ts", import.meta.url).pathname,
+      "--listen",
+      "127.0.0.1:0",
+      "--object",
+      `tls-creds-x509,id=x,dir=${pki.root}/nowhere,endpoint=server`,
+    ],
+    stdout: "null",
+    stderr: "piped",
   });
-});
+  const out = await bad.output();
+  assert.equal(out.success, false);
+  assert.match(
+    new TextDecoder().decode(out.stderr),
+    /Unable to access credentials .*nowhere\/.*\.pem/,
+  );
+}
