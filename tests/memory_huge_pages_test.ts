@@ -90,7 +90,12 @@ Deno.test("huge pages: the probe is measured once per boot and THP setting, then
     assert.equal(first.cached, false);
     const p = first.probe;
     assert.ok(p.smallGBps > 0 && p.hugeGBps > 0, JSON.stringify(p));
-    assert.equal(p.hugeBacked, 2 * HUGE_PAGE_SIZE, "the probe's huge-page windows got huge pages");
+    // The kernel gives huge pages where it can find them (fewer when memory is fragmented);
+    // what it gave is counted in whole huge pages, never more than the two windows.
+    assert.ok(
+      p.hugeBacked % HUGE_PAGE_SIZE === 0 && p.hugeBacked <= 2 * HUGE_PAGE_SIZE,
+      `the probe counts the huge pages its windows got: ${p.hugeBacked}`,
+    );
     const files = [...Deno.readDirSync(dir)].map((e) => e.name);
     assert.deepEqual(files, [`ferry-page-size-${probeKey()}.json`]);
     assert.match(probeKey()!, /^[0-9a-f-]{36}\.thp-(always|madvise|never)-/);
@@ -300,7 +305,10 @@ Deno.test("XBZRLE cache on huge pages: each data buffer (also after a resize) is
   assert.equal(data[0], 7);
   assert.equal(seen.length, 1);
   assert.equal(data.buffer, seen[0], "the advised buffer holds the pages");
-  assert.equal(hugePageBytes(seen), hugeAlignedBytes(seen[0]), "a full cache is on huge pages");
+  // Advised is what Ferry controls; how many huge pages back it is the kernel's to give.
+  assert.ok(alignedMapping(seen[0]).flags.includes("hg"), "the full cache is advised");
+  const huge = hugePageBytes(seen) ?? 0;
+  assert.ok(huge <= hugeAlignedBytes(seen[0]), `huge-page bytes ${huge} within the aligned part`);
   cache.resize(32 * MiB);
   assert.equal(seen.length, 2);
   assert.equal(cache.lookup(7, 1)![0], 7, "pages move to the new buffer");
