@@ -2,7 +2,8 @@
  * Issue 18 item 5, the arrival digest is opt-in (contract.md): without `--arrival-digest` (or
  * FERRY_ARRIVAL_DIGEST=1) a destination holds one copy of RAM and `GET /machine/digest` hashes
  * RAM now; with it the digest is RAM as it arrived (equal to the stopped source's), kept by a
- * copy-on-first-write snapshot that costs up to a second copy of RAM.
+ * copy-on-first-write snapshot that costs up to a second copy of RAM (pages first written while
+ * the digest is computed).
  */
 import assert from "node:assert/strict";
 import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
@@ -66,12 +67,12 @@ Deno.test("arrival digest: opt-in; without it the destination hashes RAM now and
     assert.equal(d2["x-taken"], "arrival", "with the flag: RAM as it arrived");
     assert.deepEqual(d2.blocks, sent2.blocks, "= the stopped source's");
 
-    // Every page written since it arrived: the keeping destination copied each aside once.
+    // How much the snapshot copies aside depends on how many pages the guest first-writes
+    // while the digest Worker still hashes, a race: the figure is printed, not judged.
     const [r1, r2] = [await rssMiB(plain.pid), await rssMiB(keeping.pid)];
     console.log(
       `RSS without the arrival digest ${r1.toFixed(0)} MiB, with it ${r2.toFixed(0)} MiB`,
     );
-    assert.ok(r2 - r1 > RAM_MIB / 2, `a second copy of RAM only with the flag (${r1} vs ${r2})`);
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
   }

@@ -175,14 +175,15 @@ for (const huge of [true, false]) {
     const { start } = alignedRange(buf, 0, buf.byteLength, HUGE_PAGE_SIZE);
     const at = Number(start - addressOf(buf)) + 5 * PAGE_SIZE;
     const before = { resident: residentBytes(buf), huge: hugePageBytes([buf])! };
-    assert.equal(before.huge, huge ? hugeAlignedBytes(buf) : 0);
+    // Advised, the kernel backs what it can with huge pages (all of it on a quiet host).
+    if (huge) assert.ok(before.huge > 0 && before.huge <= hugeAlignedBytes(buf), `${before.huge}`);
+    else assert.equal(before.huge, 0);
+    const splitting = huge && before.huge === hugeAlignedBytes(buf);
     assert.equal(releaseRange(buf, at, 3 * PAGE_SIZE), 3 * PAGE_SIZE);
     assert.equal(before.resident - residentBytes(buf), 3 * PAGE_SIZE, "three pages left RSS");
-    assert.equal(
-      hugePageBytes([buf]),
-      huge ? before.huge - HUGE_PAGE_SIZE : 0,
-      "the huge page holding them was split",
-    );
+    const after = hugePageBytes([buf])!;
+    if (splitting) assert.equal(after, before.huge - HUGE_PAGE_SIZE, "the huge page was split");
+    else assert.ok(after <= before.huge && after >= before.huge - HUGE_PAGE_SIZE, `${after}`);
     assert.equal(b.subarray(at, at + 3 * PAGE_SIZE).some((x) => x !== 0), false, "zeros");
     assert.equal(b[at - 1], 0xab);
     assert.equal(b[at + 3 * PAGE_SIZE], 0xab);
@@ -278,9 +279,10 @@ Deno.test("snapshot with RAM on huge pages: the snapshot stays on 4 KiB pages, a
     await m.stop();
     const pages = count();
     const resident = residentBytes(snap);
-    // A SharedArrayBuffer's data starts 16 bytes past an OS page, so a guest page spans two.
+    // A SharedArrayBuffer's data starts 16 bytes past an OS page, so a guest page spans two,
+    // and the OS page with the buffer's header is resident too.
     assert.ok(
-      resident >= pages * PAGE_SIZE && resident <= 2 * pages * PAGE_SIZE,
+      resident >= pages * PAGE_SIZE && resident <= (2 * pages + 1) * PAGE_SIZE,
       `${pages} pages copied aside, ${resident / PAGE_SIZE} snapshot pages resident`,
     );
     assert.equal(hugePageBytes([snap]), 0);
