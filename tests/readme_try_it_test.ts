@@ -6,11 +6,14 @@
  *   downloaded;
  * - the ports 8080, 8081 and 4444 are free ephemeral ones (the fixed ones may be taken on a
  *   shared machine), and `ctl`'s default agent (127.0.0.1:8080) follows through
- *   `FERRY_AGENT`.
+ *   `FERRY_AGENT`;
+ * - an `increment` workload is paced as every test agent's is (TEST_INCREMENT_RATE, still far
+ *   faster than the link), so the guest does not keep a core busy for the whole test.
  * The migration must complete, `ctl watch` must follow it to its summary, and the events
  * stream started first must have shown the statuses, the passes and progress.
  */
 import assert from "node:assert/strict";
+import { TEST_INCREMENT_RATE } from "./helpers/agent_process.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -107,7 +110,11 @@ Deno.test({
     const run = (n: number) =>
       blocks.get(n)!
         .replaceAll(/npx -y deno@\d+\.\d+\.\d+/g, `'${Deno.execPath()}'`)
-        .replaceAll(/\b(8080|8081|4444)\b/g, (p) => String(ports.get(p)));
+        .replaceAll(/\b(8080|8081|4444)\b/g, (p) => String(ports.get(p)))
+        .replaceAll(
+          /(--workload increment\S*)/g,
+          (w) => /(^|,)rate=/.test(w) ? w : `${w},rate=${TEST_INCREMENT_RATE}`,
+        );
     const env = { FERRY_AGENT: src, NO_COLOR: "1" };
     const terminals: Terminal[] = [];
     try {
