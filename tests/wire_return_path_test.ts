@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { utf8Names } from "./helpers/arbitraries.ts";
 import {
   decodeRpHeader,
   decodeRpMessage,
@@ -32,10 +33,7 @@ function rawHeader(type: number, length: number): Uint8Array {
   return new Uint8Array([type >> 8, type & 0xff, length >> 8, length & 0xff]);
 }
 
-const nameArb = fc.string({ unit: "binary", minLength: 1, maxLength: 60 }).filter((s) => {
-  const b = new TextEncoder().encode(s);
-  return b.length <= 255 && new TextDecoder().decode(b) === s;
-});
+const nameArb = utf8Names(60);
 const u32 = fc.nat({ max: 0xffffffff });
 const start = fc.nat({ max: Number.MAX_SAFE_INTEGER });
 const messageArb: fc.Arbitrary<RpMessage> = fc.oneof(
