@@ -3,34 +3,15 @@
  * `--api-tls CERT,KEY[,CLIENT_CA]` (the same PEM files as migration TLS) through
  * `node:https`, which, unlike `Deno.serve` and `Deno.listenTls`, can require and verify
  * client certificates: with a CLIENT_CA the TLS handshake of a client without a
- * certificate that CA signed fails, so it never reaches the app.
+ * certificate that CA signed fails, so it never reaches the app (serve_tls.ts, imported only
+ * with `--api-tls`: node:https and its polyfills cost every other agent's start).
  *
  * @module
  */
-import * as https from "node:https";
-import { getRequestListener } from "@hono/node-server";
 import type { ApiListen } from "./api_access.ts";
+import { type ApiServer, type ApiTls, type Fetch, hostPort, type OnListen } from "./api_server.ts";
 
-/** `--api-tls` as PEM text. */
-export interface ApiTls {
-  cert: string;
-  key: string;
-  /** The CA client certificates must chain to; without it any client may connect. */
-  clientCa?: string;
-}
-
-/** A serving API. */
-export interface ApiServer {
-  /** Resolves when the server has stopped. */
-  finished: Promise<void>;
-  /** Stops taking connections; resolves when open requests have ended. */
-  shutdown(): Promise<void>;
-}
-
-/** Where it listens, once it does: `{addr, tls}` for the "listening" log line. */
-export type OnListen = (where: { addr: string; tls: boolean }) => void;
-
-type Fetch = (request: Request) => Response | Promise<Response>;
+export type { ApiServer, ApiTls, OnListen };
 
 /** Reads the files `--api-tls CERT,KEY[,CLIENT_CA]` names; throws an Error naming the flag. */
 export async function readApiTls(spec: string): Promise<ApiTls> {
@@ -53,10 +34,6 @@ export async function readApiTls(spec: string): Promise<ApiTls> {
   };
 }
 
-function hostPort(hostname: string, port: number): string {
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-}
-
 /** Serves `fetch` on `listen`, over TLS when `tls` is given. */
 export async function serveApi(
   listen: ApiListen,
@@ -64,7 +41,10 @@ export async function serveApi(
   fetch: Fetch,
   onListen: OnListen,
 ): Promise<ApiServer> {
-  if (tls !== undefined) return await serveTls(listen, tls, fetch, onListen);
+  if (tls !== undefined) {
+    const { serveTls } = await import("./serve_tls.ts");
+    return await serveTls(listen, tls, fetch, onListen);
+  }
   let server: Deno.HttpServer;
   if (listen.kind === "unix") {
     try {
@@ -82,57 +62,4 @@ export async function serveApi(
     }, fetch);
   }
   return { finished: server.finished, shutdown: () => server.shutdown() };
-}
-
-async function serveTls(
-  listen: ApiListen,
-  tls: ApiTls,
-  fetch: Fetch,
-  onListen: OnListen,
-): Promise<ApiServer> {
-  const mutual = tls.clientCa !== undefined;
-  let server: https.Server;
-  try {
-    server = https.createServer({
-      cert: tls.cert,
-      key: tls.key,
-      ca: tls.clientCa,
-      requestCert: mutual,
-      rejectUnauthorized: mutual,
-    }, getRequestListener(fetch));
-  } catch (e) {
-    throw new Error(`--api-tls: ${(e as Error).message}`);
-  }
-  const finished = Promise.withResolvers<void>();
-  server.on("close", () => finished.resolve());
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    const ready = () => {
-      server.off("error", reject);
-      resolve();
-    };
-    if (listen.kind === "unix") {
-      try {
-        Deno.removeSync(listen.path);
-      } catch { /* no stale socket */ }
-      server.listen(listen.path, ready);
-    } else {
-      server.listen(listen.port, listen.hostname, ready);
-    }
-  });
-  const bound = server.address();
-  onListen({
-    addr: typeof bound === "object" && bound !== null
-      ? hostPort(bound.address, bound.port)
-      : `unix:${bound ?? (listen as { path: string }).path}`,
-    tls: true,
-  });
-  return {
-    finished: finished.promise,
-    shutdown: () => {
-      server.close();
-      server.closeIdleConnections();
-      return finished.promise;
-    },
-  };
 }

@@ -41,7 +41,7 @@ async function denoFmt(text: string): Promise<string> {
 /** The two generated files' texts. */
 export async function generate(): Promise<{ yaml: string; sdk: string }> {
   const document = openApiDocument();
-  const yaml = documentYaml(document);
+  const yaml = await documentYaml(document);
   const ast = await openapiTS(yaml);
   const sdk = await denoFmt(SDK_HEADER + astToString(ast));
   return { yaml, sdk };

@@ -290,7 +290,9 @@ Deno.test("the request middleware counts a 500 under its route and logs it at er
   app.onError((_e, c) => c.text("internal", 500));
   assert.equal((await app.request("/boom/7")).status, 500);
   assert.equal((await app.request("/fine")).status, 200);
-  const text = await metrics.registry.getSingleMetricAsString("ferry_http_requests_total");
+  const text = await (await metrics.registry()).getSingleMetricAsString(
+    "ferry_http_requests_total",
+  );
   const { samples } = parseExposition(text + "\n");
   assert.equal(
     at(samples, "ferry_http_requests_total", { route: "/boom/{n}", method: "GET", code: "500" }),
