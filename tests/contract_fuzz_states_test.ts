@@ -3,7 +3,7 @@
  * Random requests to every route (contract_fuzz_kit.ts: bodies valid, boundary and wrong;
  * query strings; headers; real and made-up ids) hit a real in-process agent in each of
  * none, failed, active (a peer that never reads), cancelled, completed, an incoming guest
- * waiting, pre-switchover and postcopy-paused: never a 5xx, every 4xx a problem+json with
+ * waiting, pre-switchover, postcopy-active and postcopy-paused: never a 5xx, every 4xx a problem+json with
  * its detail, and a 4xx changes nothing (parameters, capabilities, the current migration's
  * status, blockers; the runstate, which a running migration moves on its own, is checked in
  * contract_fuzz_test.ts). A request that legitimately moves the agent out of the state (a
@@ -59,6 +59,31 @@ async function waitStatus(h: InProcess, pattern: RegExp): Promise<Json> {
 async function ok(r: Promise<{ status: number; text: string }>, status = 202) {
   const reply = await r;
   assert.equal(reply.status, status, reply.text);
+}
+
+/** A source in postcopy-active (and its destination), slow enough to stay there a while. */
+async function postcopyPair(): Promise<{ h: InProcess; dst: InProcess }> {
+  const dst = await openAgent({
+    incoming: "tcp:127.0.0.1:0",
+    blocks: [{ name: "pc.ram", size: 64 << 20 }],
+  });
+  // 64 MiB: background pages go a 64-page chunk per 100 ms window whatever the limit, so
+  // postcopy lasts about 25 s, long enough to be caught (and paused) on a busy host.
+  const h = await openAgent({ blocks: [{ name: "pc.ram", size: 64 << 20 }], fill: "random" });
+  await ok(h.request("PATCH", "/capabilities", { "postcopy-ram": true }), 200);
+  await ok(
+    h.request("PATCH", "/parameters", {
+      "max-bandwidth": 1 << 20,
+      "max-postcopy-bandwidth": 1 << 10,
+    }),
+    200,
+  );
+  await ok(h.request("POST", "/migrations", { uri: dst.agent.incomingUri }));
+  await waitStatus(h, /^active$/);
+  await ok(h.request("POST", "/migrations/current/postcopy"));
+  await waitStatus(dst, /^postcopy-active$/);
+  await waitStatus(h, /^postcopy-active$/);
+  return { h, dst };
 }
 
 /** Each state: how to set it up, and the status it is recognised by. */
@@ -154,28 +179,24 @@ const STATES: { name: string; status: RegExp; setUp: () => Promise<Scene> }[] = 
     },
   },
   {
+    name: "postcopy-active",
+    status: /^postcopy-active$/,
+    setUp: async () => {
+      const { h, dst } = await postcopyPair();
+      return {
+        h,
+        close: async () => {
+          await h.agent.close();
+          await dst.agent.close();
+        },
+      };
+    },
+  },
+  {
     name: "postcopy-paused",
     status: /^postcopy-paused$/,
     setUp: async () => {
-      const dst = await openAgent({
-        incoming: "tcp:127.0.0.1:0",
-        blocks: [{ name: "pc.ram", size: 64 << 20 }],
-      });
-      // 64 MiB: background pages go a 64-page chunk per 100 ms window whatever the limit, so
-      // postcopy lasts about 25 s, long enough to be caught and paused on a busy host.
-      const h = await openAgent({ blocks: [{ name: "pc.ram", size: 64 << 20 }], fill: "random" });
-      await ok(h.request("PATCH", "/capabilities", { "postcopy-ram": true }), 200);
-      await ok(
-        h.request("PATCH", "/parameters", {
-          "max-bandwidth": 1 << 20,
-          "max-postcopy-bandwidth": 1 << 10,
-        }),
-        200,
-      );
-      await ok(h.request("POST", "/migrations", { uri: dst.agent.incomingUri }));
-      await waitStatus(h, /^active$/);
-      await ok(h.request("POST", "/migrations/current/postcopy"));
-      await waitStatus(dst, /^postcopy-active$/);
+      const { h, dst } = await postcopyPair();
       await ok(h.request("POST", "/migrations/current/pause"));
       await waitStatus(h, /^postcopy-paused$/);
       return {
