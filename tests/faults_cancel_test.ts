@@ -124,16 +124,20 @@ Deno.test("faults: cancel at every state of a precopy migration", async (t) => {
           assert.equal(r.status, 202, JSON.stringify(r.body));
           const id = r.body["x-id"];
           await src.waitStatus(/^pre-switchover$/, 30_000);
-          proxy.pause();
+          // The destination's replies (its SHUT) are held back: the whole stream reaches it
+          // and it runs the guest, while the source waits in `device`.
+          proxy.pause("down");
           const c = await src.api("POST", "/migrations/current/continue", {
             state: "pre-switchover",
           });
           assert.equal(c.status, 202);
           await src.waitStatus(/^device$/, 10_000);
+          // The destination has everything: the source crossed its point of no return.
+          assert.equal((await dst.waitStatus(/^(completed|failed)$/)).status, "completed");
           const cancel = await src.api<Json>("POST", "/migrations/current/cancel");
           assert.equal(cancel.status, 409, JSON.stringify(cancel.body));
           assert.equal((await src.api<Json>("GET", "/migrations/current")).body.status, "device");
-          proxy.resume();
+          proxy.resume("down");
           assert.equal(
             (await src.waitStatus(/^(completed|failed|cancelled)$/)).status,
             "completed",
