@@ -8,7 +8,7 @@
  * What Ferry still cannot do is refused as a Ferry limitation.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
 import { recordEvents } from "./helpers/sse.ts";
 import { withAgent } from "./contract_fixture.ts";
 
@@ -35,85 +35,115 @@ async function assertSameGuest(src: AgentProcess, dst: AgentProcess) {
   assert.equal(b["x-increment-check"].ok, true, "the guest's own check holds");
 }
 
-async function pair(track: (a: AgentProcess) => AgentProcess, caps: Json, params: Json) {
-  const dst = track(await startAgent(["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"]));
-  const src = track(
-    await startAgent(["--ram", "16M", "--fill", "random", "--workload", "increment"]),
-  );
+/** Every capability a step may turn on, off: each step names only what it needs. */
+const NONE = { "postcopy-ram": false, xbzrle: false, compress: false };
+
+/**
+ * Runs the source's guest again (a migrated source waits in postmigrate; `cont` lets it go
+ * on, as QEMU's does) and sets multifd with 2 channels plus `caps` and `params` for the
+ * next migration.
+ */
+async function configure(src: AgentProcess, caps: Json, params: Json) {
+  assert.equal((await src.api("POST", "/machine/cont")).status, 202);
   const p = await src.api("PATCH", "/parameters", { "x-multifd-channels": 2, ...params });
   assert.equal(p.status, 200, JSON.stringify(p.body));
-  const c = await src.api("PATCH", "/capabilities", { "x-multifd": true, ...caps });
+  const c = await src.api("PATCH", "/capabilities", { ...NONE, "x-multifd": true, ...caps });
   assert.equal(c.status, 200, JSON.stringify(c.body));
-  return { src, dst };
 }
 
-for (const when of ["mid-pass", "after a whole pass"] as const) {
-  Deno.test(`multifd + postcopy (${when}): page channels flushed, postcopy on the main channel`, async () => {
-    await withAgents(async (track) => {
-      // 16 MiB/s for a 16 MiB guest that dirties every page: precopy alone never converges.
-      const { src, dst } = await pair(track, { "postcopy-ram": true }, {
-        "max-bandwidth": 16 << 20,
-      });
-      const de = await recordEvents(dst.base, "0");
-      try {
-        assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
-        await waitInfo(
+// One source for all four migrations, each to a destination of its own: a source that
+// completed runs again after `cont` and migrates on. Its vCPU increments every page.
+Deno.test("capability combinations with multifd, one source", async (t) => {
+  await withAgents(async (track) => {
+    const incoming = ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"];
+    const [src, ...dsts] = await startAgents(
+      track,
+      ["--ram", "16M", "--fill", "random", "--workload", "increment", "-S"],
+      incoming,
+      incoming,
+      incoming,
+      incoming,
+    );
+
+    for (const when of ["mid-pass", "after a whole pass"] as const) {
+      await t.step(
+        `multifd + postcopy (${when}): page channels flushed, postcopy on the main channel`,
+        async () => {
+          const dst = dsts.shift()!;
+          // 16 MiB/s for a 16 MiB guest that dirties every page: precopy alone never converges.
+          await configure(src, { "postcopy-ram": true }, { "max-bandwidth": 16 << 20 });
+          const de = await recordEvents(dst.base, "0");
+          try {
+            assert.equal(
+              (await src.api("POST", "/migrations", { uri: dst.incomingUri })).status,
+              202,
+            );
+            await waitInfo(
+              src,
+              when,
+              when === "mid-pass"
+                ? (i) => i.status === "active" && i.ram["multifd-bytes"] > 2 << 20
+                : (i) => i.status === "active" && i.ram["dirty-sync-count"] >= 2,
+            );
+            assert.equal((await src.api("POST", "/migrations/current/postcopy")).status, 202);
+            const info = await src.waitStatus(/completed|failed/);
+            assert.equal(info.status, "completed", JSON.stringify(info));
+            assert.ok(
+              info.ram["multifd-bytes"] > 2 << 20,
+              "precopy pages went on the page channels",
+            );
+            assert.ok(
+              info.ram.transferred - info.ram["multifd-bytes"] > 1 << 20,
+              "postcopy pages went on the main channel",
+            );
+            await assertSameGuest(src, dst);
+            const seen = de.events.filter((e) => e.event === "MIGRATION").map((e) =>
+              (e.data as Json).status
+            );
+            assert.deepEqual(seen, ["setup", "active", "postcopy-active", "completed"]);
+          } finally {
+            await de.close();
+          }
+        },
+      );
+    }
+
+    await t.step(
+      "multifd + xbzrle (+ rdma-pin-all, dirty-bitmaps): multifd pages bypass the cache",
+      async () => {
+        const dst = dsts.shift()!;
+        await configure(
           src,
-          when,
-          when === "mid-pass"
-            ? (i) => i.status === "active" && i.ram["multifd-bytes"] > 2 << 20
-            : (i) => i.status === "active" && i.ram["dirty-sync-count"] >= 2,
+          { xbzrle: true, "rdma-pin-all": true, "dirty-bitmaps": true },
+          { "max-bandwidth": 0, "xbzrle-cache-size": 1 << 20 },
         );
-        assert.equal((await src.api("POST", "/migrations/current/postcopy")).status, 202);
+        assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
         const info = await src.waitStatus(/completed|failed/);
         assert.equal(info.status, "completed", JSON.stringify(info));
-        assert.ok(info.ram["multifd-bytes"] > 2 << 20, "precopy pages went on the page channels");
-        assert.ok(
-          info.ram.transferred - info.ram["multifd-bytes"] > 1 << 20,
-          "postcopy pages went on the main channel",
-        );
+        assert.ok(info.ram["dirty-sync-count"] >= 2, "pages were sent again");
+        assert.ok(info.ram["multifd-bytes"] > 8 << 20);
+        assert.equal(info["xbzrle-cache"]["cache-size"], 1 << 20);
+        assert.equal(info["xbzrle-cache"].pages, 0, "no page went through the cache");
         await assertSameGuest(src, dst);
-        const seen = de.events.filter((e) => e.event === "MIGRATION").map((e) =>
-          (e.data as Json).status
-        );
-        assert.deepEqual(seen, ["setup", "active", "postcopy-active", "completed"]);
-      } finally {
-        await de.close();
-      }
-    });
-  });
-}
-
-Deno.test("multifd + xbzrle (+ rdma-pin-all, dirty-bitmaps): multifd pages bypass the cache", async () => {
-  await withAgents(async (track) => {
-    const { src, dst } = await pair(
-      track,
-      { xbzrle: true, "rdma-pin-all": true, "dirty-bitmaps": true },
-      { "max-bandwidth": 0, "xbzrle-cache-size": 1 << 20 },
+      },
     );
-    assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
-    const info = await src.waitStatus(/completed|failed/);
-    assert.equal(info.status, "completed", JSON.stringify(info));
-    assert.ok(info.ram["dirty-sync-count"] >= 2, "pages were sent again");
-    assert.ok(info.ram["multifd-bytes"] > 8 << 20);
-    assert.equal(info["xbzrle-cache"]["cache-size"], 1 << 20);
-    assert.equal(info["xbzrle-cache"].pages, 0, "no page went through the cache");
-    await assertSameGuest(src, dst);
-  });
-});
 
-Deno.test("multifd + compress: as in the seed, compressed pages go on the main channel", async () => {
-  await withAgents(async (track) => {
-    const { src, dst } = await pair(track, { compress: true }, {
-      "max-bandwidth": 0,
-      "compress-threads": 2,
-    });
-    assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
-    const info = await src.waitStatus(/completed|failed/);
-    assert.equal(info.status, "completed", JSON.stringify(info));
-    assert.ok(info.compression.pages > 0, JSON.stringify(info.compression));
-    assert.ok(info.ram["multifd-bytes"] < 64 << 10, "the page channels carried no pages");
-    await assertSameGuest(src, dst);
+    await t.step(
+      "multifd + compress: as in the seed, compressed pages go on the main channel",
+      async () => {
+        const dst = dsts.shift()!;
+        await configure(src, { compress: true, "rdma-pin-all": false, "dirty-bitmaps": false }, {
+          "max-bandwidth": 0,
+          "compress-threads": 2,
+        });
+        assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
+        const info = await src.waitStatus(/completed|failed/);
+        assert.equal(info.status, "completed", JSON.stringify(info));
+        assert.ok(info.compression.pages > 0, JSON.stringify(info.compression));
+        assert.ok(info.ram["multifd-bytes"] < 64 << 10, "the page channels carried no pages");
+        await assertSameGuest(src, dst);
+      },
+    );
   });
 });
 

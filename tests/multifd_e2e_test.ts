@@ -4,36 +4,29 @@
  * wrong migration uuid is refused and the migration goes on.
  */
 import assert from "node:assert/strict";
-import { startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type AgentProcess, startAgents, withAgents } from "./helpers/agent_process.ts";
 import { encodeStreamHeader } from "../domain/wire/frames.ts";
 import { encodeHello } from "../domain/wire/multifd.ts";
 import { createMultifdShared, MF, stopChannels } from "../domain/engine/multifd_shared.ts";
 
 /**
- * A 16 MiB guest whose vCPU increments its RAM migrates over `channels` page channels. It
- * starts paused (-S) and runs from just before the migration: it dirties RAM while the pages
- * go, and spins no CPU while the agents start. `stray`: a page channel of another migration
- * reaches the destination first; it must be closed, and the migration still completes.
+ * The source's 16 MiB guest, its vCPU incrementing its RAM, migrates over `channels` page
+ * channels to `dst`. The source runs its guest from just before the migration (`cont`: it
+ * starts paused, -S, and each migration leaves it in postmigrate): it dirties RAM while the
+ * pages go. `stray`: a page channel of another migration reaches the destination first; it
+ * must be closed, and the migration still completes.
  */
-async function multifd(channels: number, incoming: string, stray = false) {
-  await withAgents(async (track) => {
-    const [dst, src] = await startAgents(
-      track,
-      ["--ram", "16M", "--incoming", incoming],
-      ["--ram", "16M", "--fill", "random", "--workload", "increment", "-S"],
-    );
-    await src.api("PATCH", "/parameters", {
-      "max-bandwidth": 0,
-      "x-multifd-channels": channels,
-      "x-multifd-page-count": 64,
-    });
-    assert.equal((await src.api("PATCH", "/capabilities", { "x-multifd": true })).status, 200);
-    const strayConn = stray ? await strayChannel(dst.incomingUri!) : null;
+async function multifd(src: AgentProcess, dst: AgentProcess, channels: number, stray = false) {
+  await src.api("PATCH", "/parameters", {
+    "max-bandwidth": 0,
+    "x-multifd-channels": channels,
+    "x-multifd-page-count": 64,
+  });
+  assert.equal((await src.api("PATCH", "/capabilities", { "x-multifd": true })).status, 200);
+  const strayConn = stray ? await strayChannel(dst.incomingUri!) : null;
+  try {
     assert.equal((await src.api("POST", "/machine/cont")).status, 202);
-    assert.equal(
-      (await src.api("POST", "/migrations", { uri: dst.incomingUri ?? incoming })).status,
-      202,
-    );
+    assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
     const info = await src.waitStatus(/completed|failed/);
     assert.equal(info.status, "completed", JSON.stringify(info));
     assert.ok(info.ram["multifd-bytes"] > 8 << 20, `multifd-bytes ${info.ram["multifd-bytes"]}`);
@@ -52,10 +45,11 @@ async function multifd(channels: number, incoming: string, stray = false) {
         new Promise<string>((r) => timer = setTimeout(() => r("still open after 30 s"), 30_000)),
       ]);
       clearTimeout(timer);
-      strayConn.close();
       assert.equal(n, null, "the stray channel is closed");
     }
-  });
+  } finally {
+    strayConn?.close();
+  }
 }
 
 /** Connects to `uri` as page channel 0 of 2 of a migration with another uuid. */
@@ -70,16 +64,28 @@ async function strayChannel(uri: string): Promise<Deno.Conn> {
   return conn;
 }
 
-Deno.test("multifd: 1 channel over tcp", () => multifd(1, "tcp:127.0.0.1:0"));
-Deno.test(
-  "multifd: 2 channels over tcp; a channel with the wrong uuid is refused, the migration goes on",
-  () => multifd(2, "tcp:127.0.0.1:0", true),
-);
-Deno.test("multifd: 4 channels over tcp", () => multifd(4, "tcp:127.0.0.1:0"));
-Deno.test("multifd: 2 channels over a unix socket", async () => {
+// One source for the four migrations, each to a destination of its own, all started at once.
+Deno.test("multifd: one source over 1, 2 and 4 channels (tcp) and 2 (unix socket)", async (t) => {
   const dir = await Deno.makeTempDir();
   try {
-    await multifd(2, `unix:${dir}/m.sock`);
+    await withAgents(async (track) => {
+      const tcp = ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"];
+      const [src, d1, d2, d4, du] = await startAgents(
+        track,
+        ["--ram", "16M", "--fill", "random", "--workload", "increment", "-S"],
+        tcp,
+        tcp,
+        tcp,
+        ["--ram", "16M", "--incoming", `unix:${dir}/m.sock`],
+      );
+      await t.step("1 channel over tcp", () => multifd(src, d1, 1));
+      await t.step(
+        "2 channels over tcp; a channel with the wrong uuid is refused, the migration goes on",
+        () => multifd(src, d2, 2, true),
+      );
+      await t.step("4 channels over tcp", () => multifd(src, d4, 4));
+      await t.step("2 channels over a unix socket", () => multifd(src, du, 2));
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

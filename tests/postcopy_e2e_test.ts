@@ -5,7 +5,7 @@
  */
 import { hugePagesUnavailable } from "../adapters/memory/huge_pages.ts";
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, withAgents } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { freePort, listening } from "./helpers/ports.ts";
 import { hardPair, statuses, untilStatus as until } from "./helpers/postcopy_pair.ts";
@@ -89,94 +89,109 @@ for (const hp of ["on", "off"]) {
   });
 }
 
-Deno.test("postcopy: a cut link pauses both sides; recover on a new port completes", async () => {
+// One source for both recoveries (the narrow pair of hardPair, and a second destination
+// like its own): after the first completes, the source runs again (`cont`, as QEMU's) and
+// migrates to the second.
+Deno.test("postcopy recovery: a cut link, then migrate-pause", async (t) => {
   await withAgents(async (track) => {
-    const { src, dst } = await hardPair(track, true);
-    const target = Number(dst.incomingUri!.split(":").pop());
-    const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port: target });
-    try {
-      // Slow background pages so the cut lands mid-postcopy (see hardPair).
-      await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 1 << 20 });
-      await src.api("POST", "/migrations", { uri: proxy.uri });
-      await src.waitStatus(/active/);
-      await src.api("POST", "/migrations/current/postcopy");
-      await inPostcopy(src, dst);
-      // Freeze the link, then cut it: nothing more arrives, so postcopy cannot end first.
-      proxy.pause();
-      proxy.cut();
-      assert.equal((await src.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
-      assert.equal((await dst.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
-      // Seed refusals while paused.
-      const noPause = await src.api("POST", "/migrations/current/pause");
-      assert.equal(noPause.status, 409);
-      const uri = await recoverOn(dst);
-      const twice = await dst.api("POST", "/migrations/incoming/recover", { uri });
-      assert.equal(twice.status, 409);
-      assert.equal(twice.body.detail, "Migrate recovery is triggered already");
-      // The rest goes at full speed (the resumed channel is held to max-bandwidth too).
-      await src.api("PATCH", "/parameters", { "max-bandwidth": 0, "max-postcopy-bandwidth": 0 });
-      assert.equal((await src.api("POST", "/migrations", { uri, resume: true })).status, 202);
-      const info = await src.waitStatus(/completed|failed/);
-      assert.equal(info.status, "completed", JSON.stringify(info));
-      assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
-      await dst.api("POST", "/machine/stop");
-      assert.deepEqual(
-        (await src.api("GET", "/machine/digest")).body.blocks,
-        (await dst.api("GET", "/machine/digest")).body.blocks,
-      );
-    } finally {
-      await proxy.close();
-    }
-  });
-});
+    const [{ src, dst }, dst2] = await Promise.all([
+      hardPair(track, true),
+      startAgent(["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"]).then(track),
+    ]);
+    await t.step("a cut link pauses both sides; recover on a new port completes", async () => {
+      const target = Number(dst.incomingUri!.split(":").pop());
+      const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port: target });
+      try {
+        // Slow background pages so the cut lands mid-postcopy (see hardPair).
+        await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 1 << 20 });
+        await src.api("POST", "/migrations", { uri: proxy.uri });
+        await src.waitStatus(/active/);
+        await src.api("POST", "/migrations/current/postcopy");
+        await inPostcopy(src, dst);
+        // Freeze the link, then cut it: nothing more arrives, so postcopy cannot end first.
+        proxy.pause();
+        proxy.cut();
+        assert.equal((await src.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
+        assert.equal((await dst.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
+        // Seed refusals while paused.
+        const noPause = await src.api("POST", "/migrations/current/pause");
+        assert.equal(noPause.status, 409);
+        const uri = await recoverOn(dst);
+        const twice = await dst.api("POST", "/migrations/incoming/recover", { uri });
+        assert.equal(twice.status, 409);
+        assert.equal(twice.body.detail, "Migrate recovery is triggered already");
+        // The rest goes at full speed (the resumed channel is held to max-bandwidth too).
+        await src.api("PATCH", "/parameters", { "max-bandwidth": 0, "max-postcopy-bandwidth": 0 });
+        assert.equal((await src.api("POST", "/migrations", { uri, resume: true })).status, 202);
+        const info = await src.waitStatus(/completed|failed/);
+        assert.equal(info.status, "completed", JSON.stringify(info));
+        assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
+        await dst.api("POST", "/machine/stop");
+        assert.deepEqual(
+          (await src.api("GET", "/machine/digest")).body.blocks,
+          (await dst.api("GET", "/machine/digest")).body.blocks,
+        );
+      } finally {
+        await proxy.close();
+      }
+    });
 
-Deno.test("postcopy: migrate-pause then recover; the seed's refusals", async () => {
-  await withAgents(async (track) => {
-    const { src, dst } = await hardPair(track, true);
-    const ev = await recordEvents(src.base);
-    try {
-      const notPaused = await dst.api("POST", "/migrations/incoming/recover", {
-        uri: "tcp:127.0.0.1:1",
+    await t.step("migrate-pause then recover; the seed's refusals", async () => {
+      // hardPair's narrow settings again, the background pages slowed (see hardPair).
+      assert.equal((await src.api("POST", "/machine/cont")).status, 202);
+      await src.api("PATCH", "/parameters", {
+        "max-bandwidth": 4 << 20,
+        "downtime-limit": 20,
+        "max-postcopy-bandwidth": 1 << 20,
       });
-      assert.equal(notPaused.status, 409);
-      assert.equal(
-        notPaused.body.detail,
-        "Migrate recover can only be run when postcopy is paused.",
-      );
-      const noResume = await src.api("POST", "/migrations", { uri: dst.incomingUri, resume: true });
-      assert.equal(noResume.status, 409);
-      assert.equal(noResume.body.detail, "Cannot resume if there is no paused migration");
-      const badPause = await src.api("POST", "/migrations/current/pause");
-      assert.equal(
-        badPause.body.detail,
-        "migrate-pause is currently only supported during postcopy-active state",
-      );
-      await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 1 << 20 });
-      await src.api("POST", "/migrations", { uri: dst.incomingUri });
-      await src.waitStatus(/active/);
-      await src.api("POST", "/migrations/current/postcopy");
-      await inPostcopy(src, dst);
-      assert.equal((await src.api("POST", "/migrations/current/pause")).status, 202);
-      assert.equal((await src.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
-      await dst.waitStatus(/postcopy-paused/);
-      const uri = await recoverOn(dst);
-      // The rest goes at full speed (the resumed channel is held to max-bandwidth too).
-      await src.api("PATCH", "/parameters", { "max-bandwidth": 0, "max-postcopy-bandwidth": 0 });
-      const resumed = await src.api("POST", "/migrations", { uri, resume: true });
-      assert.equal(resumed.status, 202, JSON.stringify(resumed.body));
-      assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
-      await until(ev, "source", "completed");
-      assert.deepEqual(statuses(ev, "source"), [
-        "setup",
-        "active",
-        "postcopy-active",
-        "postcopy-paused",
-        "postcopy-recover",
-        "postcopy-active",
-        "completed",
-      ]);
-    } finally {
-      await ev.close();
-    }
+      await dst2.api("PATCH", "/capabilities", { "postcopy-blocktime": true });
+      const ev = await recordEvents(src.base);
+      try {
+        const notPaused = await dst2.api("POST", "/migrations/incoming/recover", {
+          uri: "tcp:127.0.0.1:1",
+        });
+        assert.equal(notPaused.status, 409);
+        assert.equal(
+          notPaused.body.detail,
+          "Migrate recover can only be run when postcopy is paused.",
+        );
+        const noResume = await src.api("POST", "/migrations", {
+          uri: dst2.incomingUri,
+          resume: true,
+        });
+        assert.equal(noResume.status, 409);
+        assert.equal(noResume.body.detail, "Cannot resume if there is no paused migration");
+        const badPause = await src.api("POST", "/migrations/current/pause");
+        assert.equal(
+          badPause.body.detail,
+          "migrate-pause is currently only supported during postcopy-active state",
+        );
+        await src.api("POST", "/migrations", { uri: dst2.incomingUri });
+        await src.waitStatus(/active/);
+        await src.api("POST", "/migrations/current/postcopy");
+        await inPostcopy(src, dst2);
+        assert.equal((await src.api("POST", "/migrations/current/pause")).status, 202);
+        assert.equal((await src.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
+        await dst2.waitStatus(/postcopy-paused/);
+        const uri = await recoverOn(dst2);
+        // The rest goes at full speed (the resumed channel is held to max-bandwidth too).
+        await src.api("PATCH", "/parameters", { "max-bandwidth": 0, "max-postcopy-bandwidth": 0 });
+        const resumed = await src.api("POST", "/migrations", { uri, resume: true });
+        assert.equal(resumed.status, 202, JSON.stringify(resumed.body));
+        assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
+        await until(ev, "source", "completed");
+        assert.deepEqual(statuses(ev, "source"), [
+          "setup",
+          "active",
+          "postcopy-active",
+          "postcopy-paused",
+          "postcopy-recover",
+          "postcopy-active",
+          "completed",
+        ]);
+      } finally {
+        await ev.close();
+      }
+    });
   });
 });

@@ -49,86 +49,78 @@ async function listenTls(dst: AgentProcess): Promise<string> {
   return uri;
 }
 
-/** Sets the source's parameters: unlimited bandwidth, and TLS when it has credentials. */
+/** Sets the source's parameters: unlimited bandwidth, and TLS (`tls1`) or plain channels. */
 async function useTls(src: AgentProcess, tls: boolean): Promise<AgentProcess> {
-  await src.api("PATCH", "/parameters", {
+  const r = await src.api("PATCH", "/parameters", {
     "max-bandwidth": 0,
-    ...(tls ? { "tls-creds": "tls1" } : {}),
+    "tls-creds": tls ? "tls1" : "",
   });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
   return src;
 }
 
-Deno.test("tls: a trusted peer migrates over mutual TLS, return path and multifd included", async () => {
+// One destination and two sources for everything: the untrusted source, refused with its
+// credentials and then as plain TCP, runs on and serves for the errors; then the trusted one
+// migrates to the destination that refused them.
+Deno.test("tls: refusals, errors, and a trusted peer over mutual TLS", async (t) => {
   await withPki(async (pki, track) => {
-    // The guest increments its RAM from just before the migration (-S, then cont).
-    const [dst, src] = await startAgents(
-      track,
-      destinationArgs(pki),
-      sourceArgs(pki.client, "increment", "-S"),
-    );
-    const uri = await listenTls(dst);
-    await useTls(src, true);
-    await src.api("PATCH", "/capabilities", { "return-path": true, "x-multifd": true });
-    assert.equal((await src.api("POST", "/machine/cont")).status, 202);
-    assert.equal((await src.api("POST", "/migrations", { uri })).status, 202);
-    const info = await src.waitStatus(/completed|failed/);
-    assert.equal(info.status, "completed", JSON.stringify(info));
-    assert.ok(info.ram["multifd-bytes"] > 0);
-    assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
-    await dst.api("POST", "/machine/stop");
-    assert.deepEqual(
-      (await src.api("GET", "/machine/digest")).body.blocks,
-      (await dst.api("GET", "/machine/digest")).body.blocks,
-    );
-  });
-});
-
-// One destination and three sources for both: a refused source runs on, and serves for the
-// errors of the second step.
-Deno.test("tls: refusals and errors", async (t) => {
-  await withPki(async (pki, track) => {
-    const [dst, untrusted, plain, good] = await startAgents(
+    const [dst, untrusted, good] = await startAgents(
       track,
       destinationArgs(pki),
       [...sourceArgs(pki.untrustedClient, "idle"), "--allow-exec"],
-      sourceArgs(null, "idle"),
-      sourceArgs(pki.client, "idle"),
+      // The guest increments its RAM from just before its migration (-S, then cont).
+      sourceArgs(pki.client, "increment", "-S"),
     );
+    const uri = await listenTls(dst);
     await t.step(
       "an untrusted client and a plain-TCP client are refused; the guest is untouched",
-      () => refused(dst, untrusted, plain, good, pki),
+      () => refused(dst, untrusted, uri),
     );
     await t.step("errors name the problem", () => errors(untrusted, pki));
+    await t.step(
+      "a trusted peer migrates over mutual TLS, return path and multifd included",
+      () => trusted(dst, good, uri),
+    );
   });
 });
 
-/** Sources with untrusted and no credentials are refused by `dst`; then `good` migrates. */
-async function refused(
-  dst: AgentProcess,
-  untrusted: AgentProcess,
-  plain: AgentProcess,
-  good: AgentProcess,
-  pki: PkiDirs,
-): Promise<void> {
-  const uri = await listenTls(dst);
+/**
+ * A source with untrusted credentials, then the same one without TLS, is refused by `dst`
+ * listening on `uri`: nothing reaches its guest and it still waits.
+ */
+async function refused(dst: AgentProcess, untrusted: AgentProcess, uri: string): Promise<void> {
   const before = (await dst.api("GET", "/machine/digest?at=now")).body.blocks;
-  for (const [dir, src] of [[pki.untrustedClient, untrusted], [null, plain]] as const) {
-    await useTls(src, dir !== null);
-    assert.equal((await src.api("POST", "/migrations", { uri })).status, 202);
-    const info = await src.waitStatus(/completed|failed/);
+  for (const tls of [true, false]) {
+    await useTls(untrusted, tls);
+    assert.equal((await untrusted.api("POST", "/migrations", { uri })).status, 202);
+    const info = await untrusted.waitStatus(/completed|failed/);
     assert.equal(
       info.status,
       "failed",
-      `source with ${dir ?? "plain tcp"}: ${JSON.stringify(info)}`,
+      `source with ${tls ? "untrusted credentials" : "plain tcp"}: ${JSON.stringify(info)}`,
     );
-    assert.equal((await src.api("GET", "/machine")).body.runstate, "running");
+    assert.equal((await untrusted.api("GET", "/machine")).body.runstate, "running");
   }
-  // Nothing reached the guest; the destination still waits, and still accepts a trusted peer.
+  // Nothing reached the guest; the destination still waits.
   assert.equal((await dst.api("GET", "/machine")).body.runstate, "inmigrate");
   assert.deepEqual((await dst.api("GET", "/machine/digest?at=now")).body.blocks, before);
-  await useTls(good, true);
-  await good.api("POST", "/migrations", { uri });
-  assert.equal((await good.waitStatus(/completed|failed/)).status, "completed");
+}
+
+/** The trusted source migrates to `dst` (which refused others on `uri`) whole. */
+async function trusted(dst: AgentProcess, src: AgentProcess, uri: string): Promise<void> {
+  await useTls(src, true);
+  await src.api("PATCH", "/capabilities", { "return-path": true, "x-multifd": true });
+  assert.equal((await src.api("POST", "/machine/cont")).status, 202);
+  assert.equal((await src.api("POST", "/migrations", { uri })).status, 202);
+  const info = await src.waitStatus(/completed|failed/);
+  assert.equal(info.status, "completed", JSON.stringify(info));
+  assert.ok(info.ram["multifd-bytes"] > 0);
+  assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
+  await dst.api("POST", "/machine/stop");
+  assert.deepEqual(
+    (await src.api("GET", "/machine/digest")).body.blocks,
+    (await dst.api("GET", "/machine/digest")).body.blocks,
+  );
 }
 
 /** On a source with client credentials `tls1`: its TLS errors; an agent whose files are missing. */
