@@ -62,7 +62,7 @@ async function migrate(src: AgentProcess, dst: AgentProcess): Promise<void> {
 Deno.test("huge pages: a guest goes from huge pages to 4 KiB pages and back, arriving whole", async () => {
   if (!CAN) return;
   await withAgents(async (track) => {
-    const blocks = ["--ram", "32M", "--ram-block", "extra=8M"];
+    const blocks = ["--ram", "16M", "--ram-block", "extra=4M"];
     const incoming = ["--incoming", "tcp:127.0.0.1:0"];
     const small = track(await startAgent([...blocks, ...incoming, "--huge-pages", "off"]));
     const bigAgain = track(
@@ -83,7 +83,7 @@ Deno.test("huge pages: a guest goes from huge pages to 4 KiB pages and back, arr
     );
     assert.equal((await backing(bigAgain))["huge-pages"], "on", "FERRY_HUGE_PAGES=on");
     for (const [a, huge] of [[src, true], [small, false], [bigAgain, true]] as const) {
-      await expectBacking(a, huge, 40 * MiB);
+      await expectBacking(a, huge, 20 * MiB);
     }
     await migrate(src, small);
     await small.api("POST", "/machine/stop");
@@ -97,7 +97,7 @@ Deno.test("huge pages: a guest goes from huge pages to 4 KiB pages and back, arr
     const again = (await bigAgain.api<Json>("GET", "/machine/digest")).body;
     assert.deepEqual(again.blocks, second.blocks, "huge-page destination: the RAM as it left");
     assert.equal(again["x-increment-check"].ok, true, JSON.stringify(again["x-increment-check"]));
-    await expectBacking(bigAgain, true, 40 * MiB);
+    await expectBacking(bigAgain, true, 20 * MiB);
   });
 });
 
