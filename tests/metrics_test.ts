@@ -6,9 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { createLogger } from "../domain/log.ts";
+import { createLogger, migrationEventLogger } from "../domain/log.ts";
 import { FerryMetrics } from "../routes/metrics.ts";
-import { type AgentProcess, type Json, startAgent, startAgents } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgents } from "./helpers/agent_process.ts";
+import { type InProcess, openAgent } from "./contract_fixture.ts";
 import { recordEvents } from "./helpers/sse.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -236,7 +237,31 @@ Deno.test("metrics agree with /migrations/current during and after a migration",
 });
 
 Deno.test("requests are counted by matched route, method and code; SSE subscribers counted", async () => {
-  const agent = await startAgent(["--ram", "4M"]);
+  // The counting is the app's, not the process's: an in-process agent wired as main.ts wires
+  // it (its metrics following its own events), served on a loopback port.
+  const ref: { h?: InProcess } = {};
+  const metrics = new FerryMetrics(() => ref.h!.agent);
+  const inProcess = ref.h = await openAgent({}, { metrics });
+  metrics.follow(
+    inProcess.agent.events,
+    migrationEventLogger(
+      createLogger("info", () => {}),
+      (id) => inProcess.agent.get(id)["error-desc"],
+    ),
+  );
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, inProcess.app.fetch);
+  const agent = {
+    base: `http://127.0.0.1:${server.addr.port}`,
+    api: async (method: string, path: string, body?: unknown) => {
+      const r = await fetch(`http://127.0.0.1:${server.addr.port}${path}`, {
+        method,
+        headers: body === undefined ? {} : { "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      await r.body?.cancel();
+      return { status: r.status };
+    },
+  };
   try {
     const count = (s: Map<string, number>, route: string, method: string, code: number) =>
       at(s, "ferry_http_requests_total", { route, method, code: String(code) }) ?? 0;
@@ -271,7 +296,8 @@ Deno.test("requests are counted by matched route, method and code; SSE subscribe
       async () => at(await scrape(agent.base), "ferry_sse_subscribers") === 0,
     );
   } finally {
-    await agent.stop();
+    await server.shutdown();
+    await inProcess.agent.close();
   }
 });
 
