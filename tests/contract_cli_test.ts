@@ -75,49 +75,57 @@ Deno.test("FERRY_API_TOKEN works like --api-token", async () => {
   }
 });
 
-Deno.test("--listen unix:PATH serves the API on a unix socket", async () => {
+// One agent for both: it listens on a unix socket and carries the --global flags; reading the
+// globals (and a refused blocker) changes nothing the socket check reads.
+Deno.test("--listen unix:PATH, --global migration.* and --only-migratable", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "ferry-unix-" });
   const path = `${dir}/api.sock`;
-  const agent = await startAgent(["--ram", "4M", "--listen", `unix:${path}`]);
-  const client = Deno.createHttpClient(
-    { proxy: { transport: "unix", path } } as Deno.CreateHttpClientOptions,
-  );
-  try {
-    assert.equal((await Deno.lstat(path)).isSocket, true);
-    const r = await fetch("http://ferry/parameters", { client });
-    assert.equal(r.status, 200);
-    assert.equal((await r.json())["max-bandwidth"], 33554432);
-  } finally {
-    client.close();
-    await agent.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("--global migration.* and --only-migratable reach GET /globals", async () => {
   const agent = await startAgent([
     "--ram",
     "4M",
+    "--listen",
+    `unix:${path}`,
     "--only-migratable",
     "--global",
     "migration.send-configuration=off",
     "--global",
     "migration.decompress-error-check=no",
   ]);
+  const client = Deno.createHttpClient(
+    { proxy: { transport: "unix", path } } as Deno.CreateHttpClientOptions,
+  );
   try {
-    const r = await agent.api("GET", "/globals");
-    assert.deepEqual(r.body, {
-      "store-global-state": true,
-      "only-migratable": true,
-      "send-configuration": false,
-      "send-section-footer": true,
-      "decompress-error-check": false,
+    await t.step("--listen unix:PATH serves the API on a unix socket", async () => {
+      assert.equal((await Deno.lstat(path)).isSocket, true);
+      const r = await fetch("http://ferry/parameters", { client });
+      assert.equal(r.status, 200);
+      assert.equal((await r.json())["max-bandwidth"], 33554432);
     });
-    const refused = await agent.api("POST", "/blockers", { reason: "r" });
-    assert.equal(refused.status, 409);
-    assert.equal(refused.body.detail, "disallowing migration blocker (--only_migratable) for: r");
+    await t.step("--global migration.* and --only-migratable reach GET /globals", async () => {
+      const r = await fetch("http://ferry/globals", { client });
+      assert.deepEqual(await r.json(), {
+        "store-global-state": true,
+        "only-migratable": true,
+        "send-configuration": false,
+        "send-section-footer": true,
+        "decompress-error-check": false,
+      });
+      const refused = await fetch("http://ferry/blockers", {
+        client,
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ reason: "r" }),
+      });
+      assert.equal(refused.status, 409);
+      assert.equal(
+        (await refused.json()).detail,
+        "disallowing migration blocker (--only_migratable) for: r",
+      );
+    });
   } finally {
+    client.close();
     await agent.stop();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -145,8 +153,10 @@ Deno.test("--help prints a usage naming every flag, exit 2; a bad command line g
     }
   }
   assert.match(USAGE, /examples\n {2}deno task start/);
-  for (const bad of [["--port", "8080"], ["--fill", "nope"], ["--ram-block", "x"]]) {
-    const r = await run(...bad);
+  const bads = [["--port", "8080"], ["--fill", "nope"], ["--ram-block", "x"]];
+  const runs = await Promise.all(bads.map((bad) => run(...bad)));
+  for (const [i, bad] of bads.entries()) {
+    const r = runs[i];
     assert.equal(r.code, 2, `${bad.join(" ")}: exit status`);
     assert.match(r.stderr, /^ferry: .+\n\nusage: deno task start/, `${bad.join(" ")}: the usage`);
     assert.doesNotMatch(r.stderr, /Uncaught|\n\s+at /, `${bad.join(" ")}: no stack trace`);
