@@ -48,125 +48,140 @@ async function assertNoAnswer(url: string, http: Deno.HttpClient | undefined, wh
   assert.fail(`${why}: got HTTP ${status}`);
 }
 
-Deno.test("--api-tls CERT,KEY: the API over TLS, Host and Origin still checked", async () => {
-  await withPki(async (work) => {
-    await withAgents(async (track) => {
-      const trusting = client(work);
-      try {
-        const tls = `${work}/srv-cert.pem,${work}/srv-key.pem`;
-        const agent = track(await startAgent(["--ram", "4M", "--api-tls", tls], [], trusting));
-        assert.match(agent.base, /^https:\/\/127\.0\.0\.1:\d+$/);
-        const r = await agent.api("GET", "/migrations/current");
-        assert.equal(r.status, 200);
-        assert.equal(r.body.status, "none");
-        const events = await fetch(`${agent.base}/events`, { client: trusting });
-        assert.equal(events.headers.get("content-type"), "text/event-stream");
-        await events.body?.cancel();
-        const foreign = await fetch(`${agent.base}/parameters`, {
-          client: trusting,
-          headers: { origin: "https://evil.example" },
-        });
-        assert.equal(foreign.status, 403);
-        assert.match((await foreign.json()).detail, /^Origin 'https:\/\/evil\.example'/);
-        const own = await fetch(`${agent.base}/parameters`, {
-          client: trusting,
-          headers: { origin: agent.base },
-        });
-        assert.equal(own.status, 200);
-        await own.body?.cancel();
-        await assertNoAnswer(
-          agent.base.replace("https:", "http:") + "/healthz",
-          undefined,
-          "plain HTTP",
-        );
-        await assertNoAnswer(`${agent.base}/healthz`, undefined, "a client not trusting CA A");
-      } finally {
-        trusting.close();
-      }
-    });
+/** The API over TLS, Host and Origin still checked. */
+async function serverOnly(work: string): Promise<void> {
+  await withAgents(async (track) => {
+    const trusting = client(work);
+    try {
+      const tls = `${work}/srv-cert.pem,${work}/srv-key.pem`;
+      const agent = track(await startAgent(["--ram", "4M", "--api-tls", tls], [], trusting));
+      assert.match(agent.base, /^https:\/\/127\.0\.0\.1:\d+$/);
+      const r = await agent.api("GET", "/migrations/current");
+      assert.equal(r.status, 200);
+      assert.equal(r.body.status, "none");
+      const events = await fetch(`${agent.base}/events`, { client: trusting });
+      assert.equal(events.headers.get("content-type"), "text/event-stream");
+      await events.body?.cancel();
+      const foreign = await fetch(`${agent.base}/parameters`, {
+        client: trusting,
+        headers: { origin: "https://evil.example" },
+      });
+      assert.equal(foreign.status, 403);
+      assert.match((await foreign.json()).detail, /^Origin 'https:\/\/evil\.example'/);
+      const own = await fetch(`${agent.base}/parameters`, {
+        client: trusting,
+        headers: { origin: agent.base },
+      });
+      assert.equal(own.status, 200);
+      await own.body?.cancel();
+      await assertNoAnswer(
+        agent.base.replace("https:", "http:") + "/healthz",
+        undefined,
+        "plain HTTP",
+      );
+      await assertNoAnswer(`${agent.base}/healthz`, undefined, "a client not trusting CA A");
+    } finally {
+      trusting.close();
+    }
   });
-});
+}
 
-Deno.test("--api-tls CERT,KEY,CLIENT_CA: only clients with a certificate from that CA", async () => {
-  await withPki(async (work) => {
-    await withAgents(async (track) => {
-      const good = client(work, "cli");
-      const untrusted = client(work, "cliB");
-      const anonymous = client(work);
-      try {
-        const tls = `${work}/srv-cert.pem,${work}/srv-key.pem,${work}/caA-cert.pem`;
-        const agent = track(await startAgent(["--ram", "4M", "--api-tls", tls], [], good));
-        assert.equal((await agent.api("GET", "/migrations/current")).body.status, "none");
-        await assertNoAnswer(`${agent.base}/healthz`, anonymous, "no client certificate");
-        await assertNoAnswer(`${agent.base}/migrations/current`, untrusted, "CA B's client");
-        // ctl with the CA and a client certificate.
-        const ctl = (leaf: string) =>
-          new Deno.Command(Deno.execPath(), {
-            args: [
-              "run",
-              "-A",
-              CTL,
-              "--agent",
-              agent.base,
-              "--cacert",
-              `${work}/caA-cert.pem`,
-              "--cert",
-              `${work}/${leaf}-cert.pem`,
-              "--key",
-              `${work}/${leaf}-key.pem`,
-              "info",
-            ],
-            env: { NO_COLOR: "1" },
-            stdout: "piped",
-            stderr: "piped",
-          }).output();
-        const ok = await ctl("cli");
-        assert.equal(ok.code, 0, new TextDecoder().decode(ok.stderr));
-        assert.equal(JSON.parse(new TextDecoder().decode(ok.stdout)).status, "none");
-        const refused = await ctl("cliB");
-        assert.equal(refused.code, 2);
-        assert.match(new TextDecoder().decode(refused.stderr), /cannot reach/);
-      } finally {
-        good.close();
-        untrusted.close();
-        anonymous.close();
-      }
-    });
+/** Only clients with a certificate from the client CA, ctl among them. */
+async function mutual(work: string): Promise<void> {
+  await withAgents(async (track) => {
+    const good = client(work, "cli");
+    const untrusted = client(work, "cliB");
+    const anonymous = client(work);
+    try {
+      const tls = `${work}/srv-cert.pem,${work}/srv-key.pem,${work}/caA-cert.pem`;
+      const agent = track(await startAgent(["--ram", "4M", "--api-tls", tls], [], good));
+      assert.equal((await agent.api("GET", "/migrations/current")).body.status, "none");
+      await assertNoAnswer(`${agent.base}/healthz`, anonymous, "no client certificate");
+      await assertNoAnswer(`${agent.base}/migrations/current`, untrusted, "CA B's client");
+      // ctl with the CA and a client certificate.
+      const ctl = (leaf: string) =>
+        new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            CTL,
+            "--agent",
+            agent.base,
+            "--cacert",
+            `${work}/caA-cert.pem`,
+            "--cert",
+            `${work}/${leaf}-cert.pem`,
+            "--key",
+            `${work}/${leaf}-key.pem`,
+            "info",
+          ],
+          env: { NO_COLOR: "1" },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+      const ok = await ctl("cli");
+      assert.equal(ok.code, 0, new TextDecoder().decode(ok.stderr));
+      assert.equal(JSON.parse(new TextDecoder().decode(ok.stdout)).status, "none");
+      const refused = await ctl("cliB");
+      assert.equal(refused.code, 2);
+      assert.match(new TextDecoder().decode(refused.stderr), /cannot reach/);
+    } finally {
+      good.close();
+      untrusted.close();
+      anonymous.close();
+    }
   });
-});
+}
 
-Deno.test("TLS without client certificates does not let the agent listen off loopback without a token", async () => {
+/** TLS alone does not let an agent listen off loopback; bad --api-tls values. */
+async function refusals(work: string): Promise<void> {
+  const r = await refusedStart(
+    [
+      "--listen",
+      "0.0.0.0:0",
+      "--ram",
+      "4M",
+      "--api-tls",
+      `${work}/srv-cert.pem,${work}/srv-key.pem`,
+    ],
+    { FERRY_API_TOKEN: "" },
+  );
+  assert.equal(r.listened, false);
+  assert.equal(r.code, 2, "a usage error");
+  assert.match(r.stderr, /is not a loopback address/);
+  const bad = await refusedStart(
+    ["--listen", "127.0.0.1:0", "--ram", "4M", "--api-tls", `${work}/srv-cert.pem`],
+  );
+  assert.equal(bad.code, 2, "a usage error");
+  assert.match(bad.stderr, /--api-tls expects CERT,KEY\[,CLIENT_CA\]/);
+  const missing = await refusedStart(
+    [
+      "--listen",
+      "127.0.0.1:0",
+      "--ram",
+      "4M",
+      "--api-tls",
+      `${work}/nope.pem,${work}/srv-key.pem`,
+    ],
+  );
+  assert.equal(missing.code, 2, "a usage error");
+  assert.match(missing.stderr, /--api-tls: cannot read the certificate '.*nope\.pem'/);
+}
+
+// One PKI (CA A, CA B and their leaves, made with openssl) for the three checks.
+Deno.test("--api-tls", async (t) => {
   await withPki(async (work) => {
-    const r = await refusedStart(
-      [
-        "--listen",
-        "0.0.0.0:0",
-        "--ram",
-        "4M",
-        "--api-tls",
-        `${work}/srv-cert.pem,${work}/srv-key.pem`,
-      ],
-      { FERRY_API_TOKEN: "" },
+    await t.step(
+      "--api-tls CERT,KEY: the API over TLS, Host and Origin still checked",
+      () => serverOnly(work),
     );
-    assert.equal(r.listened, false);
-    assert.equal(r.code, 2, "a usage error");
-    assert.match(r.stderr, /is not a loopback address/);
-    const bad = await refusedStart(
-      ["--listen", "127.0.0.1:0", "--ram", "4M", "--api-tls", `${work}/srv-cert.pem`],
+    await t.step(
+      "--api-tls CERT,KEY,CLIENT_CA: only clients with a certificate from that CA",
+      () => mutual(work),
     );
-    assert.equal(bad.code, 2, "a usage error");
-    assert.match(bad.stderr, /--api-tls expects CERT,KEY\[,CLIENT_CA\]/);
-    const missing = await refusedStart(
-      [
-        "--listen",
-        "127.0.0.1:0",
-        "--ram",
-        "4M",
-        "--api-tls",
-        `${work}/nope.pem,${work}/srv-key.pem`,
-      ],
+    await t.step(
+      "TLS without client certificates does not let the agent listen off loopback without a token",
+      () => refusals(work),
     );
-    assert.equal(missing.code, 2, "a usage error");
-    assert.match(missing.stderr, /--api-tls: cannot read the certificate '.*nope\.pem'/);
   });
 });
