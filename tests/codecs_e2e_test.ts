@@ -1,6 +1,6 @@
 /**
- * XBZRLE and compression between real agents (one source, two destinations): digests equal, the increment check
- * passes, and the counters are measured and consistent.
+ * XBZRLE and compression between real agents (one source, two destinations): digests
+ * equal, the increment check passes, and the counters are measured and consistent.
  */
 import assert from "node:assert/strict";
 import { withAgent } from "./contract_fixture.ts";
