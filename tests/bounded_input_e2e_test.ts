@@ -4,7 +4,7 @@
  * at once; the held ones go after 10 s); once they are gone an honest migration completes.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgents } from "./helpers/agent_process.ts";
 import { HOSTILE_AGENT_ARGS } from "./helpers/hostile_streams.ts";
 
 const FLOOD = 100;
@@ -14,8 +14,11 @@ Deno.test("bounded input: a flood of silent connections: 64 held, the rest close
   const agents: AgentProcess[] = [];
   const conns: Deno.TcpConn[] = [];
   try {
-    const dst = await startAgent([...HOSTILE_AGENT_ARGS, "--incoming", "tcp:127.0.0.1:0"]);
-    agents.push(dst);
+    const [dst, src] = await startAgents(
+      (a) => (agents.push(a), a),
+      [...HOSTILE_AGENT_ARGS, "--incoming", "tcp:127.0.0.1:0"],
+      [...HOSTILE_AGENT_ARGS, "--fill", "random", "--workload", "idle"],
+    );
     const port = Number(dst.incomingUri!.split(":").pop());
     let ended = 0;
     for (let i = 0; i < FLOOD; i++) {
@@ -37,8 +40,6 @@ Deno.test("bounded input: a flood of silent connections: 64 held, the rest close
     for (const c of conns) c.close();
     conns.length = 0;
     // The agent is fine and takes an honest migration.
-    const src = await startAgent([...HOSTILE_AGENT_ARGS, "--fill", "random", "--workload", "idle"]);
-    agents.push(src);
     await dst.waitStatus(/^setup$/, 15_000);
     await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
     assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);

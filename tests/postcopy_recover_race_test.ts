@@ -9,7 +9,7 @@
  * recover that cannot listen is a 400 at once and does not block the next one.
  */
 import assert from "node:assert/strict";
-import { type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
 
@@ -45,9 +45,10 @@ async function nth(rec: SseRecorder, side: string, status: string, n: number) {
 
 Deno.test(`postcopy recovery: pause, wait for the source's event, recover, resume — ${ROUNDS} times`, async () => {
   await withAgents(async (track) => {
-    const dst = track(await startAgent(["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"]));
-    const src = track(
-      await startAgent(["--ram", "64M", "--fill", "random", "--workload", "random,rate=200"]),
+    const [dst, src] = await startAgents(
+      track,
+      ["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"],
+      ["--ram", "64M", "--fill", "random", "--workload", "random,rate=200"],
     );
     // Slow enough that postcopy outlasts every round (background pages go 64 pages per
     // 100 ms window at least: ~20 s for this guest); the guest's faults still get pages.
