@@ -10,7 +10,6 @@ import { createLogger, migrationEventLogger } from "../domain/log.ts";
 import { FerryMetrics } from "../routes/metrics.ts";
 import { type AgentProcess, type Json, startAgents } from "./helpers/agent_process.ts";
 import { type InProcess, openAgent } from "./contract_fixture.ts";
-import { recordEvents } from "./helpers/sse.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 /** Parsed exposition: family types and every sample by series key `name{a="x",b="y"}`. */
@@ -124,8 +123,12 @@ Deno.test("the exposition parser accepts the format and rejects malformed lines"
   for (const text of bad) assert.throws(() => parseExposition(text + "\n"), text);
 });
 
-async function scrape(base: string): Promise<Map<string, number>> {
-  const r = await fetch(`${base}/metrics`);
+/** Scrapes `/metrics` of the agent at `base` (or through `get`, an in-process app's request). */
+async function scrape(
+  base: string,
+  get: (url: string) => Promise<Response> | Response = fetch,
+): Promise<Map<string, number>> {
+  const r = await get(`${base}/metrics`);
   assert.equal(r.status, 200);
   assert.match(r.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
   const { samples, types } = parseExposition(await r.text());
@@ -238,7 +241,7 @@ Deno.test("metrics agree with /migrations/current during and after a migration",
 
 Deno.test("requests are counted by matched route, method and code; SSE subscribers counted", async () => {
   // The counting is the app's, not the process's: an in-process agent wired as main.ts wires
-  // it (its metrics following its own events), served on a loopback port.
+  // it (its metrics following its own events), asked through its app.
   const ref: { h?: InProcess } = {};
   const metrics = new FerryMetrics(() => ref.h!.agent);
   const inProcess = ref.h = await openAgent({}, { metrics });
@@ -249,23 +252,20 @@ Deno.test("requests are counted by matched route, method and code; SSE subscribe
       (id) => inProcess.agent.get(id)["error-desc"],
     ),
   );
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, inProcess.app.fetch);
-  const agent = {
-    base: `http://127.0.0.1:${server.addr.port}`,
-    api: async (method: string, path: string, body?: unknown) => {
-      const r = await fetch(`http://127.0.0.1:${server.addr.port}${path}`, {
-        method,
-        headers: body === undefined ? {} : { "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      await r.body?.cancel();
-      return { status: r.status };
-    },
+  const get = (url: string) => inProcess.app.request(url);
+  const agent = { base: "http://127.0.0.1", api: inProcess.request };
+  /** An open event stream (its opening comment read), and how to close it. */
+  const openStream = async () => {
+    const r = await get(`${agent.base}/events`);
+    assert.equal(r.status, 200);
+    const reader = r.body!.getReader();
+    await reader.read();
+    return { close: () => reader.cancel() };
   };
   try {
     const count = (s: Map<string, number>, route: string, method: string, code: number) =>
       at(s, "ferry_http_requests_total", { route, method, code: String(code) }) ?? 0;
-    const before = await scrape(agent.base);
+    const before = await scrape(agent.base, get);
     assert.equal(at(before, "ferry_sse_subscribers"), 0, "the agent's own follower is not one");
     for (let i = 0; i < 3; i++) await agent.api("GET", "/migrations/current");
     for (const id of ["a", "b"]) {
@@ -274,10 +274,10 @@ Deno.test("requests are counted by matched route, method and code; SSE subscribe
     assert.equal((await agent.api("PATCH", "/parameters", { "downtime-limit": -1 })).status, 400);
     assert.equal((await agent.api("GET", "/no/such/path")).status, 404);
     assert.equal((await agent.api("BREW", "/migrations/current")).status, 404);
-    const streams = [await recordEvents(agent.base), await recordEvents(agent.base)];
+    const streams = [await openStream(), await openStream()];
     let after: Map<string, number>;
     try {
-      after = await scrape(agent.base);
+      after = await scrape(agent.base, get);
       assert.equal(at(after, "ferry_sse_subscribers"), 2);
     } finally {
       await Promise.all(streams.map((s) => s.close()));
@@ -293,10 +293,9 @@ Deno.test("requests are counted by matched route, method and code; SSE subscribe
     assert.ok(![...after.keys()].some((k) => /route="\/migrations\/(a|b)"|no\/such/.test(k)));
     await waitFor(
       "the subscribers gone",
-      async () => at(await scrape(agent.base), "ferry_sse_subscribers") === 0,
+      async () => at(await scrape(agent.base, get), "ferry_sse_subscribers") === 0,
     );
   } finally {
-    await server.shutdown();
     await inProcess.agent.close();
   }
 });
