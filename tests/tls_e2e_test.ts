@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { type AgentProcess, startAgents } from "./helpers/agent_process.ts";
 import { modulePkiDirs, type PkiDirs } from "./helpers/pki.ts";
 import { freePort } from "./helpers/ports.ts";
+import { assertSameRam } from "./helpers/same_ram.ts";
 
 /** Runs `fn` with the module's PKI; every agent it tracks is stopped afterwards. */
 async function withPki(
@@ -116,11 +117,7 @@ async function trusted(dst: AgentProcess, src: AgentProcess, uri: string): Promi
   assert.equal(info.status, "completed", JSON.stringify(info));
   assert.ok(info.ram["multifd-bytes"] > 0);
   assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
-  await dst.api("POST", "/machine/stop");
-  assert.deepEqual(
-    (await src.api("GET", "/machine/digest")).body.blocks,
-    (await dst.api("GET", "/machine/digest")).body.blocks,
-  );
+  await assertSameRam(src, dst);
 }
 
 /** On a source with client credentials `tls1`: its TLS errors; an agent whose files are missing. */

@@ -1,0 +1,25 @@
+/**
+ * Test helper: after a completed migration, the destination's RAM is the source's.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { AgentProcess } from "./agent_process.ts";
+
+/**
+ * Compares the two agents' RAM digests block by block. With `stopDestination` the
+ * destination's guest is stopped first, so that what it wrote since it arrived cannot differ
+ * from the stopped source's (test agents also keep the digest as RAM arrived).
+ */
+export async function assertSameRam(
+  src: AgentProcess,
+  dst: AgentProcess,
+  stopDestination = true,
+): Promise<void> {
+  if (stopDestination) await dst.api("POST", "/machine/stop");
+  assert.deepEqual(
+    (await src.api<{ blocks: unknown }>("GET", "/machine/digest")).body.blocks,
+    (await dst.api<{ blocks: unknown }>("GET", "/machine/digest")).body.blocks,
+    "the destination's RAM is the source's",
+  );
+}
