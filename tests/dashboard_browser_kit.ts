@@ -43,6 +43,23 @@ export async function withBrowser(fn: (ctx: BrowserContext) => Promise<void>): P
 }
 
 /**
+ * Runs `fn` (one test of several sharing a browser from {@link withBrowser}) and then closes
+ * every page it left open, so the next test starts with none. One context serves them all:
+ * the packaged Chromium runs in a single process, where closing a context ends the browser.
+ * The tests' agents listen on ports of their own, so no two tests share an origin's storage.
+ */
+export async function withPages(
+  ctx: BrowserContext,
+  fn: (ctx: BrowserContext) => Promise<void>,
+): Promise<void> {
+  try {
+    await fn(ctx);
+  } finally {
+    await Promise.all(ctx.pages().map((p) => p.close()));
+  }
+}
+
+/**
  * Records every URL a page requests, and every script error and console error it
  * produces (a Content-Security-Policy refusal is one) except answers with `allowed`
  * status codes (a 401 before the token is pasted is expected).

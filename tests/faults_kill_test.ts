@@ -2,7 +2,8 @@
  * Issue 6, crashes with real agent processes: the destination process killed in the
  * middle of precopy (the source fails and runs on with its memory intact), and the source
  * process killed (the destination fails and never runs the guest). A second migration then
- * completes in each case.
+ * completes in each case. The steps share agents: the second source of the first step,
+ * its migration completed, runs on (`cont`) as the source of the second.
  */
 import assert from "node:assert/strict";
 import {
@@ -17,35 +18,50 @@ import {
   withAgents,
 } from "./helpers/fault_kit.ts";
 
-Deno.test("faults: the destination process killed mid-precopy fails the source, which runs on", async () => {
+Deno.test("faults: a killed peer process fails the other side; a second migration completes", async (t) => {
   await withAgents(async (track) => {
-    // dst2: a new destination on the same host for the second attempt.
-    const [dst, src, dst2] = await startFaultAgents(track, "destination", "source", "destination");
-    const before = await digest(src);
-    await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
-    await src.api("POST", "/migrations", { uri: dst.incomingUri });
-    await sentAtLeast(src, 1 << 20);
-    dst.kill("SIGKILL");
-    assert.equal((await dst.exited).signal, "SIGKILL");
-    const info = await expectSourceIntact(src, before, "failed");
-    assert.match(info["error-desc"], /pipe|reset|closed|shut/i);
-    await expectMigrationCompletes(src, dst2);
-  });
-});
+    // src dies in the first step, into dst; src2 then migrates into dst, and from there on
+    // into dst2 (a cont after completing), whose first destination, dst3, is killed.
+    const [dst, src, src2, dst3, dst2] = await startFaultAgents(
+      track,
+      "destination",
+      "source",
+      "source",
+      "destination",
+      "destination",
+    );
 
-Deno.test("faults: the source process killed mid-precopy fails the destination, which never runs the guest", async () => {
-  await withAgents(async (track) => {
-    // src2: a new source whose migration the destination takes after the failed one.
-    const [dst, src, src2] = await startFaultAgents(track, "destination", "source", "source");
-    const attempt = await waitingAttempt(dst);
-    await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
-    await src.api("POST", "/migrations", { uri: dst.incomingUri });
-    await dst.waitStatus(/^active$/, 15_000);
-    await sentAtLeast(src, 1 << 20);
-    src.kill("SIGKILL");
-    assert.equal((await src.exited).signal, "SIGKILL");
-    const info = await expectDestinationFailed(dst, attempt);
-    assert.match(info["error-desc"], /truncated|reset|closed/);
-    await expectMigrationCompletes(src2, dst);
+    await t.step(
+      "the source process killed mid-precopy fails the destination, which never runs the guest",
+      async () => {
+        const attempt = await waitingAttempt(dst);
+        await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
+        await src.api("POST", "/migrations", { uri: dst.incomingUri });
+        await dst.waitStatus(/^active$/, 15_000);
+        await sentAtLeast(src, 1 << 20);
+        src.kill("SIGKILL");
+        assert.equal((await src.exited).signal, "SIGKILL");
+        const info = await expectDestinationFailed(dst, attempt);
+        assert.match(info["error-desc"], /truncated|reset|closed/);
+        await expectMigrationCompletes(src2, dst);
+        await dst.stop();
+      },
+    );
+
+    await t.step(
+      "the destination process killed mid-precopy fails the source, which runs on",
+      async () => {
+        assert.equal((await src2.api("POST", "/machine/cont")).status, 202);
+        const before = await digest(src2);
+        await src2.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
+        await src2.api("POST", "/migrations", { uri: dst3.incomingUri });
+        await sentAtLeast(src2, 1 << 20);
+        dst3.kill("SIGKILL");
+        assert.equal((await dst3.exited).signal, "SIGKILL");
+        const info = await expectSourceIntact(src2, before, "failed");
+        assert.match(info["error-desc"], /pipe|reset|closed|shut/i);
+        await expectMigrationCompletes(src2, dst2);
+      },
+    );
   });
 });

@@ -2,11 +2,12 @@
  * Issue 6, the return path as the source sees it: a fake destination (a raw TCP server)
  * reads and discards the source's stream and answers with hostile return-path bytes. Each
  * migration fails with a clear `error-desc`; the source stays up, its guest keeps running
- * with its memory untouched, and a real migration afterwards completes.
+ * with its memory untouched, and a real migration afterwards completes. The cases are steps
+ * of one source.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
 import { assertClearError, rssMiB } from "./helpers/hostile_streams.ts";
 import { concat } from "./helpers/bytes.ts";
 import { encodeRpMessage, RpType } from "../domain/wire/mod.ts";
@@ -148,81 +149,94 @@ async function attempt(src: AgentProcess, l: Deno.TcpListener, reply: Uint8Array
 }
 
 Deno.test({
-  name: "hostile return path: the source fails each migration clearly; its guest runs on untouched",
+  name: "hostile return path: one source meets hostile replies, then a real destination",
   sanitizeOps: false,
   sanitizeResources: false,
-  async fn() {
-    const src = await startAgent(["--ram", String(RAM), "--fill", "random", "--workload", "idle"]);
+  async fn(t) {
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    let dst: AgentProcess | null = null;
     try {
-      // 1 MiB/s: the 1 MiB guest takes a second, so the hostile reply (written at once) is read
-      // long before the device state leaves, even on a busy host; past that point of no return
-      // a failure rightly leaves the source's guest stopped (issue 18), not this test's subject.
-      await src.api("PATCH", "/parameters", { "max-bandwidth": 1 << 20 });
-      assert.equal((await src.api("PATCH", "/capabilities", { "return-path": true })).status, 200);
-      const digest = (await src.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
-      const rss0 = await rssMiB(src.pid);
-      for (const [what, bytes, text] of BAD) {
-        const info = await attempt(src, l, bytes);
-        assert.match(info["error-desc"], text, what);
-      }
-      // Harmless messages, then one the source must refuse, then garbage.
-      await fc.assert(
-        fc.asyncProperty(
-          fc.array(fc.constantFrom(...HARMLESS), { maxLength: 3 }),
-          // REQ_PAGES is refused only before any block was named; a bad RESUME_ACK is the
-          // subject of its own test below.
-          fc.nat({ max: BAD.length - 1 }).filter((i) => !/REQ_PAGES first|resume/.test(BAD[i][0])),
-          fc.uint8Array({ maxLength: 64 }),
-          async (before, bad, after) => {
-            const info = await attempt(src, l, concat([...before, BAD[bad][1], after]));
-            assert.match(info["error-desc"], BAD[bad][2]);
+      await withAgents(async (track) => {
+        const [src, dst] = await startAgents(
+          track,
+          ["--ram", String(RAM), "--fill", "random", "--workload", "idle"],
+          ["--ram", String(RAM), "--incoming", "tcp:127.0.0.1:0"],
+        );
+        // 1 MiB/s: the 1 MiB guest takes a second, so the hostile reply (written at once) is
+        // read long before the device state leaves, even on a busy host; past that point of no
+        // return a failure rightly leaves the source's guest stopped (issue 18), not this
+        // test's subject.
+        await src.api("PATCH", "/parameters", { "max-bandwidth": 1 << 20 });
+        const returnPath = await src.api("PATCH", "/capabilities", { "return-path": true });
+        assert.equal(returnPath.status, 200);
+        const digest = (await src.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
+
+        await t.step(
+          "the source fails each migration clearly; its guest runs on untouched",
+          async () => {
+            const rss0 = await rssMiB(src.pid);
+            for (const [what, bytes, text] of BAD) {
+              const info = await attempt(src, l, bytes);
+              assert.match(info["error-desc"], text, what);
+            }
+            // Harmless messages, then one the source must refuse, then garbage.
+            await fc.assert(
+              fc.asyncProperty(
+                fc.array(fc.constantFrom(...HARMLESS), { maxLength: 3 }),
+                // REQ_PAGES is refused only before any block was named; a bad RESUME_ACK is the
+                // subject of its own step below.
+                fc.nat({ max: BAD.length - 1 }).filter((i) =>
+                  !/REQ_PAGES first|resume/.test(BAD[i][0])
+                ),
+                fc.uint8Array({ maxLength: 64 }),
+                async (before, bad, after) => {
+                  const info = await attempt(src, l, concat([...before, BAD[bad][1], after]));
+                  assert.match(info["error-desc"], BAD[bad][2]);
+                },
+              ),
+              { seed, numRuns: 25 },
+            );
+            // Random bytes, then the fake destination hangs up.
+            await fc.assert(
+              fc.asyncProperty(fc.uint8Array({ maxLength: 600 }), async (b) => {
+                await attempt(src, l, b, true);
+              }),
+              { seed, numRuns: 15 },
+            );
+            const now = (await src.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
+            assert.deepEqual(now, digest);
+            const rss1 = await rssMiB(src.pid);
+            assert.ok(rss1 - rss0 < 200, `source RSS grew from ${rss0} to ${rss1} MiB`);
           },
-        ),
-        { seed, numRuns: 25 },
-      );
-      // Random bytes, then the fake destination hangs up.
-      await fc.assert(
-        fc.asyncProperty(fc.uint8Array({ maxLength: 600 }), async (b) => {
-          await attempt(src, l, b, true);
-        }),
-        { seed, numRuns: 15 },
-      );
-      assert.deepEqual((await src.api<Json>("GET", "/machine/digest?at=now")).body.blocks, digest);
-      const rss1 = await rssMiB(src.pid);
-      assert.ok(rss1 - rss0 < 200, `source RSS grew from ${rss0} to ${rss1} MiB`);
-      // A real destination: the migration completes.
-      dst = await startAgent(["--ram", String(RAM), "--incoming", "tcp:127.0.0.1:0"]);
-      await src.api("POST", "/migrations", { uri: dst.incomingUri });
-      const done = await src.waitStatus(/completed|failed|cancelled/, 30_000);
-      assert.equal(done.status, "completed", JSON.stringify(done));
-      assert.deepEqual((await dst.api<Json>("GET", "/machine/digest?at=now")).body.blocks, digest);
+        );
+
+        await t.step(
+          "the first error is the one reported (a bad RESUME_ACK, then garbage)",
+          async () => {
+            // QEMU's source_return_path_thread stops at the first bad message and its error is
+            // the migration's (later errors never replace the first); here a bad RESUME_ACK
+            // value is followed by an invalid message.
+            const info = await attempt(
+              src,
+              l,
+              concat([encodeRpMessage({ type: RpType.RESUME_ACK, value: 2 }), rp(0, [])]),
+            );
+            assert.match(info["error-desc"], /illegal resume_ack value 2/);
+          },
+        );
+
+        await t.step(
+          "a real destination: the migration completes, the memory untouched",
+          async () => {
+            await src.api("POST", "/migrations", { uri: dst.incomingUri });
+            const done = await src.waitStatus(/completed|failed|cancelled/, 30_000);
+            assert.equal(done.status, "completed", JSON.stringify(done));
+            const arrived = (await dst.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
+            assert.deepEqual(arrived, digest);
+          },
+        );
+      });
     } finally {
       l.close();
-      await src.stop();
-      await dst?.stop();
     }
   },
-});
-
-Deno.test("hostile return path: the first error is the one reported (a bad RESUME_ACK, then garbage)", async () => {
-  // QEMU's source_return_path_thread stops at the first bad message and its error is the
-  // migration's (later errors never replace the first); here a bad RESUME_ACK value is
-  // followed by an invalid message.
-  const src = await startAgent(["--ram", String(RAM), "--fill", "random", "--workload", "idle"]);
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  try {
-    await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
-    await src.api("PATCH", "/capabilities", { "return-path": true });
-    const info = await attempt(
-      src,
-      l,
-      concat([encodeRpMessage({ type: RpType.RESUME_ACK, value: 2 }), rp(0, [])]),
-    );
-    assert.match(info["error-desc"], /illegal resume_ack value 2/);
-  } finally {
-    l.close();
-    await src.stop();
-  }
 });

@@ -79,7 +79,10 @@ export async function startAgent(
   while (!listening) {
     if (Date.now() > deadline) throw new Error(`agent did not start: ${logText}`);
     const { value, done } = await lines.read();
-    if (done) throw new Error(`agent exited: ${logText}`);
+    if (done) {
+      const s = await child.status;
+      throw new Error(`agent exited (code ${s.code}, signal ${s.signal}): ${logText}`);
+    }
     logText += value;
     pending += value;
     const parts = pending.split("\n");
