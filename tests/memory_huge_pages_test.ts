@@ -156,9 +156,15 @@ Deno.test("huge pages: an advised buffer's first touch faults in huge pages; NOH
   touch(small);
   const hm = alignedMapping(huge);
   assert.ok(hm.flags.includes("hg"), `MADV_HUGEPAGE in VmFlags: ${hm.flags}`);
-  assert.equal(hm.end - hm.start, BigInt(aligned), "the advised part is a mapping of its own");
-  assert.equal(hugePageBytes([huge]), aligned, "every aligned 2 MiB is a huge page");
-  assert.equal(hugePageBytes([huge]), hm.anonHugeKiB * 1024);
+  // The kernel merges the advised part with a neighbour advised alike (another test's buffer
+  // in this process), so the mapping holds it, and may be larger.
+  const { start } = alignedRange(huge, 0, huge.byteLength, HUGE_PAGE_SIZE);
+  assert.ok(hm.start <= start && hm.end >= start + BigInt(aligned), "one advised mapping");
+  // Huge pages where the kernel finds them: all of it on a quiet host, fewer when memory is
+  // fragmented and compaction gives up; never more than the aligned part.
+  const backed = hugePageBytes([huge])!;
+  assert.ok(backed > 0 && backed <= aligned, `${backed} of ${aligned} bytes on huge pages`);
+  if (hm.end - hm.start === BigInt(aligned)) assert.equal(backed, hm.anonHugeKiB * 1024);
   assert.ok(alignedMapping(small).flags.includes("nh"), "MADV_NOHUGEPAGE in VmFlags");
   assert.equal(hugePageBytes([small]), 0);
   assert.equal(residentBytes(small), residentBytes(huge), "both wholly resident");
