@@ -22,6 +22,8 @@ import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import { type FailureRecord, LinkError, TypedFailure } from "./failure.ts";
 
 const CHANNEL_WORKER = new URL("./multifd_worker.ts", import.meta.url);
+/** How long a failed channel's reason may take to arrive after its failed mark. */
+const REASON_WAIT_MS = 1000;
 
 /** The page channels of one outgoing migration. */
 export class MultifdSource {
@@ -149,7 +151,17 @@ export class MultifdSource {
     };
   }
 
-  #check(): void {
+  /**
+   * Throws the first channel error. A channel marks itself failed in shared memory at once
+   * and says why in a message, which this Worker reads only between tasks: when the mark is
+   * there and the reason not yet, wait (bounded) for the reason, so that the failure keeps
+   * its kind (a dead peer, a peer's refusal) rather than a reasonless "channel failed".
+   */
+  async #check(): Promise<void> {
+    const end = Date.now() + REASON_WAIT_MS;
+    while (!this.#error && Atomics.load(this.#ctl, MF.FAILED) > 0 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
     if (this.#error || Atomics.load(this.#ctl, MF.FAILED) > 0) {
       throw this.error ?? new Error("a multifd channel failed");
     }
@@ -160,7 +172,7 @@ export class MultifdSource {
     const end = Date.now() + timeoutMs;
     for (;;) {
       await new Promise((r) => setTimeout(r, 0)); // let error messages arrive
-      this.#check();
+      await this.#check();
       const n = Atomics.load(this.#ctl, MF.READY);
       if (n >= this.#channels) return;
       if (Date.now() > end) {
@@ -182,7 +194,7 @@ export class MultifdSource {
     Atomics.store(this.#ctl, MF.GEN, gen);
     Atomics.notify(this.#ctl, MF.GEN);
     for (;;) {
-      this.#check();
+      await this.#check();
       const done = Atomics.load(this.#ctl, MF.DONE);
       if (done >= this.#channels) return gen;
       const r = Atomics.waitAsync(this.#ctl, MF.DONE, done, 100);
@@ -213,7 +225,7 @@ export class MultifdSource {
     stopChannels(this.#ctl);
     const end = Date.now() + timeoutMs;
     while (this.#ended < this.#channels) {
-      this.#check();
+      await this.#check();
       if (Date.now() > end) {
         throw new LinkError(
           "timeout",
@@ -222,7 +234,7 @@ export class MultifdSource {
       }
       await new Promise((r) => setTimeout(r, 5));
     }
-    this.#check();
+    await this.#check();
   }
 
   /** Stops at once (cancel, failure, end). */

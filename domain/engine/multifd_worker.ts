@@ -113,12 +113,13 @@ function handle(m: ChannelMessage): void {
     run(m).then(
       () => reply({ t: "done" }),
       (err) => {
+        // The reason first, then the mark that wakes the source (which waits for the reason).
+        const failure = failureRecord(err);
+        reply({ t: "error", ...failure, message: `multifd channel ${m.id}: ${failure.message}` });
         const ctl = new Int32Array(m.shared.ctl);
         Atomics.add(ctl, MF.FAILED, 1);
         Atomics.notify(ctl, MF.DONE);
         Atomics.notify(ctl, MF.READY);
-        const failure = failureRecord(err);
-        reply({ t: "error", ...failure, message: `multifd channel ${m.id}: ${failure.message}` });
       },
     );
   } else if (m.t === "rate") {
