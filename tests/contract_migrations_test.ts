@@ -6,14 +6,7 @@
 import assert from "node:assert/strict";
 import { IdempotencyStore } from "../domain/idempotency.ts";
 import { type InProcess, type Json, withAgent } from "./contract_fixture.ts";
-
-/** A loopback TCP port nothing listens on (bound, then closed). */
-function closedPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+import { REFUSING_PORT } from "./helpers/ports.ts";
 
 async function waitFinished(h: InProcess, id: string): Promise<Json> {
   const end = Date.now() + 20_000;
@@ -28,7 +21,7 @@ async function waitFinished(h: InProcess, id: string): Promise<Json> {
 Deno.test("a migration is a resource: id, Location, GET by id, newest first, at most 32 kept", async () => {
   await withAgent(async (h) => {
     assert.deepEqual((await h.request("GET", "/migrations")).body, []);
-    const uri = `tcp:127.0.0.1:${closedPort()}`;
+    const uri = `tcp:127.0.0.1:${REFUSING_PORT}`;
     const ids: string[] = [];
     for (let i = 0; i < 34; i++) {
       const r = await h.request("POST", "/migrations", { uri });
@@ -56,7 +49,7 @@ Deno.test("a migration is a resource: id, Location, GET by id, newest first, at 
 
 Deno.test("Idempotency-Key: a retry replays the first response and starts nothing; another body is 422", async () => {
   await withAgent(async (h) => {
-    const uri = `tcp:127.0.0.1:${closedPort()}`;
+    const uri = `tcp:127.0.0.1:${REFUSING_PORT}`;
     const key = { "idempotency-key": "retry-1" };
     const first = await h.request("POST", "/migrations", { uri }, key);
     assert.equal(first.status, 202);
@@ -97,7 +90,7 @@ Deno.test("Idempotency-Key: a refused request is not remembered, so its retry ru
   await withAgent(async (h) => {
     const blocker = (await h.request("POST", "/blockers", { reason: "not yet" })).body;
     const key = { "idempotency-key": "after-unblock" };
-    const uri = `tcp:127.0.0.1:${closedPort()}`;
+    const uri = `tcp:127.0.0.1:${REFUSING_PORT}`;
     assert.equal((await h.request("POST", "/migrations", { uri }, key)).status, 409);
     assert.equal((await h.request("DELETE", `/blockers/${blocker.id}`)).status, 204);
     const r = await h.request("POST", "/migrations", { uri }, key);

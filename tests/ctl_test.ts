@@ -16,6 +16,7 @@ import { parameterValue, parseValue } from "../scripts/ctl.ts";
 import type { Convergence } from "../domain/convergence.ts";
 import { assessProgress } from "../domain/progress.ts";
 import { type AgentProcess, startAgent, startAgents } from "./helpers/agent_process.ts";
+import { REFUSING_PORT } from "./helpers/ports.ts";
 
 const CTL = new URL("../scripts/ctl.ts", import.meta.url).pathname;
 
@@ -33,14 +34,6 @@ async function ctl(
   }).output();
   const d = new TextDecoder();
   return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-}
-
-/** A loopback port nobody listens on. */
-function closedPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = l.addr.port;
-  l.close();
-  return port;
 }
 
 Deno.test("watch: any split of the event stream into chunks draws the same lines", async () => {
@@ -222,14 +215,14 @@ Deno.test("--help and usage errors: the usage text and exit 2, no stack trace", 
       "now",
     ]]
   ) {
-    const r = await ctl(["--agent", `http://127.0.0.1:${closedPort()}`, ...args]);
+    const r = await ctl(["--agent", `http://127.0.0.1:${REFUSING_PORT}`, ...args]);
     assert.equal(r.code, 2, args.join(" "));
     assert.match(r.stderr, /^ferry ctl: .+\n\nusage: deno task ctl/, args.join(" "));
     assert.ok(!/Uncaught|\n\s+at /.test(r.stderr), `no stack trace for ${args.join(" ")}`);
   }
   const size = await ctl([
     "--agent",
-    `http://127.0.0.1:${closedPort()}`,
+    `http://127.0.0.1:${REFUSING_PORT}`,
     "set",
     "max-bandwidth=9Q",
   ]);
@@ -280,7 +273,7 @@ Deno.test("ctl drives real agents: set, caps, info, migrate --watch, errors", as
     assert.deepEqual(JSON.parse(idle.stdout), { status: "none" });
 
     // A migration to a port nobody listens on fails: exit 1, with the reason.
-    const failed = await ctl([...agent, "migrate", `tcp:127.0.0.1:${closedPort()}`, "--watch"]);
+    const failed = await ctl([...agent, "migrate", `tcp:127.0.0.1:${REFUSING_PORT}`, "--watch"]);
     assert.equal(failed.code, 1, failed.stdout + failed.stderr);
     const failure = (await src.api("GET", "/migrations/current")).body;
     assert.equal(failure.status, "failed");
@@ -337,7 +330,7 @@ Deno.test("ctl: token from --token or FERRY_API_TOKEN; FERRY_AGENT; unreachable 
   } finally {
     await agent.stop();
   }
-  const gone = await ctl(["--agent", `http://127.0.0.1:${closedPort()}`, "info"]);
+  const gone = await ctl(["--agent", `http://127.0.0.1:${REFUSING_PORT}`, "info"]);
   assert.equal(gone.code, 2);
   assert.match(gone.stderr, /cannot reach/);
 });
@@ -367,6 +360,7 @@ Deno.test("ctl watch attaches to a stalled migration: no ETA while stalled, then
     const started = await src.api("POST", "/migrations", { uri: dst.incomingUri });
     assert.equal(started.status, 202, JSON.stringify(started.body));
     const id = started.body["x-id"];
+    await src.waitStatus(/^active$/); // the watcher attaches to an active migration
 
     const watcher = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", CTL, ...agent, "watch"],

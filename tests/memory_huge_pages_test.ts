@@ -148,6 +148,9 @@ Deno.test("huge pages: an advised buffer's first touch faults in huge pages; NOH
   if (!CAN) return assert.ok(hugePagesUnavailable(), "the reason is given");
   const huge = new SharedArrayBuffer(16 * MiB);
   const small = new SharedArrayBuffer(16 * MiB);
+  // Untouched memory fresh from the kernel faults in huge pages; memory the allocator reused
+  // (another test in this process freed it) may already be resident on 4 KiB pages.
+  const fresh = residentBytes(huge) === 0;
   const aligned = hugeAlignedBytes(huge);
   assert.ok(aligned >= 14 * MiB && aligned % HUGE_PAGE_SIZE === 0, `aligned part ${aligned}`);
   assert.equal(adviseHugePages(huge, true), aligned);
@@ -163,7 +166,7 @@ Deno.test("huge pages: an advised buffer's first touch faults in huge pages; NOH
   // Huge pages where the kernel finds them: all of it on a quiet host, fewer when memory is
   // fragmented and compaction gives up; never more than the aligned part.
   const backed = hugePageBytes([huge])!;
-  assert.ok(backed > 0 && backed <= aligned, `${backed} of ${aligned} bytes on huge pages`);
+  assert.ok(backed <= aligned && (backed > 0 || !fresh), `${backed} of ${aligned} on huge pages`);
   if (hm.end - hm.start === BigInt(aligned)) assert.equal(backed, hm.anonHugeKiB * 1024);
   assert.ok(alignedMapping(small).flags.includes("nh"), "MADV_NOHUGEPAGE in VmFlags");
   assert.equal(hugePageBytes([small]), 0);
@@ -175,6 +178,7 @@ for (const huge of [true, false]) {
   Deno.test(`release-ram on ${label}: released 4 KiB pages read zero and leave RSS; neighbours keep their bytes`, () => {
     if (huge && !CAN) return;
     const buf = new SharedArrayBuffer(8 * MiB);
+    const fresh = residentBytes(buf) === 0; // see the first-touch test
     adviseHugePages(buf, huge);
     const b = new Uint8Array(buf);
     b.fill(0xab);
@@ -182,8 +186,12 @@ for (const huge of [true, false]) {
     const at = Number(start - addressOf(buf)) + 5 * PAGE_SIZE;
     const before = { resident: residentBytes(buf), huge: hugePageBytes([buf])! };
     // Advised, the kernel backs what it can with huge pages (all of it on a quiet host).
-    if (huge) assert.ok(before.huge > 0 && before.huge <= hugeAlignedBytes(buf), `${before.huge}`);
-    else assert.equal(before.huge, 0);
+    if (huge) {
+      assert.ok(
+        before.huge <= hugeAlignedBytes(buf) && (before.huge > 0 || !fresh),
+        `${before.huge}`,
+      );
+    } else assert.equal(before.huge, 0);
     const splitting = huge && before.huge === hugeAlignedBytes(buf);
     assert.equal(releaseRange(buf, at, 3 * PAGE_SIZE), 3 * PAGE_SIZE);
     assert.equal(before.resident - residentBytes(buf), 3 * PAGE_SIZE, "three pages left RSS");

@@ -11,7 +11,7 @@ import {
   startAgents,
   withAgents,
 } from "./helpers/agent_process.ts";
-import { freePort } from "./helpers/ports.ts";
+import { REFUSING_PORT } from "./helpers/ports.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -61,7 +61,7 @@ Deno.test("precopy: failures, a cancel, then tcp, a unix socket and exec from on
       await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
 
       await t.step("a migration to a closed port fails with error-desc", async () => {
-        const port = freePort();
+        const port = REFUSING_PORT;
         assert.equal(
           (await src.api("POST", "/migrations", { uri: `tcp:127.0.0.1:${port}` })).status,
           202,

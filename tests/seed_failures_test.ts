@@ -11,14 +11,7 @@ import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
 import type { Agent } from "../domain/agent.ts";
 import { type InProcess, type Json, withAgent } from "./contract_fixture.ts";
 import { tlsListen, withPki } from "./helpers/tls_fixture.ts";
-
-/** A loopback TCP port nothing listens on (bound, then closed). */
-function closedPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+import { REFUSING_PORT } from "./helpers/ports.ts";
 
 /** The MIGRATION statuses published for migration `id`, once one matches `until`. */
 async function statusesOf(agent: Agent, id: string, until = /^(failed|completed)$/) {
@@ -91,7 +84,7 @@ Deno.test("failed in setup, answered at once: unknown scheme, unusable address, 
 Deno.test("failed in setup, found by the data path: connection refused, exec command missing", async () => {
   await withAgent(async (h) => {
     const refused = await h.request("POST", "/migrations", {
-      uri: `tcp:127.0.0.1:${closedPort()}`,
+      uri: `tcp:127.0.0.1:${REFUSING_PORT}`,
     });
     assert.equal(refused.status, 202, refused.text);
     assert.deepEqual(await statusesOf(h.agent, refused.body["x-id"]), ["setup", "failed"]);

@@ -14,6 +14,14 @@ export function freePort(): number {
   return port;
 }
 
+/**
+ * A loopback TCP port that refuses connections for the whole run: 1 (tcpmux), which nothing
+ * on these machines serves and no test binds. A port found free and closed again
+ * (`freePort`) may be taken by another test's agent meanwhile, and a "refused" migration
+ * would then go to that agent.
+ */
+export const REFUSING_PORT = 1;
+
 /** TCP_LISTEN in /proc/net/tcp's `st` column. */
 const TCP_LISTEN = "0A";
 
