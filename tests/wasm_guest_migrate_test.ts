@@ -9,11 +9,15 @@ import assert from "node:assert/strict";
 import { type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
 import { ECHO_WAT, readOutput, waitMachine, wasmOf, workDir } from "./helpers/wasm_guest.ts";
 
-const TICKER = new URL("../../shared/acceptance/guests/ticker.wasm", import.meta.url);
+/** The acceptance checks' ticker, built from its source in tests/guests/. */
+const TICKER_WAT = new URL("./guests/ticker.wat", import.meta.url);
 
 Deno.test("wasm guest: refusals leave the ticker running; it then migrates mid-run, its output numbered on", async (t) => {
-  const w = await workDir({ "echo.wasm": wasmOf(ECHO_WAT) });
-  const ticker = `wasm:${TICKER.pathname}`;
+  const w = await workDir({
+    "echo.wasm": wasmOf(ECHO_WAT),
+    "ticker.wasm": wasmOf(await Deno.readTextFile(TICKER_WAT)),
+  });
+  const ticker = `wasm:${w.dir}/ticker.wasm`;
   const start = (args: string[]) => startAgent(["--ram", "16M", ...args], [], undefined, w.env);
   try {
     await withAgents(async (track) => {
