@@ -4,7 +4,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { AgentProcess } from "./agent_process.ts";
+import type { AgentProcess, Json } from "./agent_process.ts";
 
 /**
  * Compares the two agents' RAM digests block by block. With `stopDestination` the
@@ -22,4 +22,16 @@ export async function assertSameRam(
     (await dst.api<{ blocks: unknown }>("GET", "/machine/digest")).body.blocks,
     "the destination's RAM is the source's",
   );
+}
+
+/**
+ * Waits for the migration's end on both sides: both `completed` (the source's final info is
+ * in the failure message otherwise), then the destination's RAM is the source's.
+ */
+export async function completesWhole(src: AgentProcess, dst: AgentProcess): Promise<Json> {
+  const info = await src.waitStatus(/completed|failed/);
+  assert.equal(info.status, "completed", JSON.stringify(info));
+  assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
+  await assertSameRam(src, dst);
+  return info;
 }
