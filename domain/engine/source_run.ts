@@ -131,6 +131,7 @@ class SourceRun {
       }
       this.#vcpu.setRunstate("postmigrate");
     } catch (caught) {
+      this.#liftThrottle(); // before any final status is read
       if (caught instanceof Cancelled) await this.#endCancelled();
       this.#writer?.shutdown();
       // Beyond QEMU: a destination that refused or failed the stream says why (a peer error).
@@ -157,8 +158,7 @@ class SourceRun {
     } finally {
       this.#mfd?.terminate();
       this.#sender?.encoder?.close();
-      this.#vcpu.throttle = 0;
-      stats[STAT.throttle] = 0;
+      this.#liftThrottle();
       stats[STAT.totalTime] ||= Date.now() - stats[STAT.startTime];
       this.#link?.close();
       this.#ctx.onWriter(null);
@@ -480,7 +480,15 @@ class SourceRun {
     stats[STAT.transferred] = this.#transferred();
     const transferTime = stats[STAT.totalTime] - stats[STAT.setupTime];
     if (transferTime > 0) stats[STAT.mbps] = this.#transferred() * 8 / transferTime / 1000;
+    // The throttle ends with the migration: lifted before anyone can read `completed`.
+    this.#liftThrottle();
     if (!await link.transition(state, "completed")) throw new Cancelled();
+  }
+
+  /** Auto-converge's vCPU throttle back to 0 (and the counter that reports it). */
+  #liftThrottle(): void {
+    this.#vcpu.throttle = 0;
+    this.#ctx.stats[STAT.throttle] = 0;
   }
 }
 
