@@ -9,7 +9,6 @@ import { ChannelShutdownError } from "../adapters/channels/channel_writer.ts";
 import { ChannelClosedError, ConnectionLostError } from "../adapters/channels/errors.ts";
 import { Machine } from "../adapters/memory/machine.ts";
 import { Cancelled } from "../domain/engine/cancelled.ts";
-import { runDestination } from "../domain/engine/dest_run.ts";
 import {
   failureKind,
   failureRecord,
@@ -17,10 +16,9 @@ import {
   PeerError,
   TypedFailure,
 } from "../domain/engine/failure.ts";
-import { createStats } from "../domain/engine/stats.ts";
 import { encodeGlobalState, FrameType, WireError } from "../domain/wire/mod.ts";
 import { concat } from "./helpers/bytes.ts";
-import { fakeMain } from "./helpers/engine_pair.ts";
+import { loadStream } from "./helpers/engine_pair.ts";
 import { HOSTILE_LAYOUT, validFrames } from "./helpers/hostile_streams.ts";
 
 Deno.test("errors by code: each failure's kind comes from its type and code, not its text", () => {
@@ -88,15 +86,7 @@ Deno.test("errors by code: a protocol error saying 'closed' fails a running post
       // After the package the guest runs here; then a GLOBAL_STATE no runstate is called.
       f.splice(at, 0, encodeGlobalState(runstate));
       const [a, b] = memoryChannelPair(256 << 10);
-      const d = fakeMain("destination");
-      const run = runDestination({
-        guest: dst.shared,
-        stats: createStats(),
-        link: d.link,
-        autostart: false,
-        awaitRecovery: () => Promise.reject(new WireError("no recovery in this test")),
-        onChannel: () => {},
-      }, b);
+      const { main: d, done: run } = loadStream(dst, b);
       const bytes = concat(f);
       const writing = (async () => {
         try {

@@ -10,11 +10,9 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { memoryChannelPair } from "../adapters/channels/memory_pair.ts";
 import { Machine } from "../adapters/memory/machine.ts";
-import { runDestination } from "../domain/engine/dest_run.ts";
-import { createStats } from "../domain/engine/stats.ts";
-import { encodeDevice, encodeGlobalState, FrameType, WireError } from "../domain/wire/mod.ts";
+import { encodeDevice, encodeGlobalState, FrameType } from "../domain/wire/mod.ts";
 import { encodeEmpty, encodePackage, encodeU32Frame } from "../domain/wire/postcopy.ts";
-import { fakeMain } from "./helpers/engine_pair.ts";
+import { loadStream } from "./helpers/engine_pair.ts";
 import {
   applyMutation,
   assertClearError,
@@ -54,15 +52,7 @@ interface Load {
  */
 async function load(dst: Machine, bytes: Uint8Array, timeoutMs = 15_000): Promise<Load> {
   const [a, b] = memoryChannelPair(256 << 10);
-  const d = fakeMain("destination");
-  const run = runDestination({
-    guest: dst.shared,
-    stats: createStats(),
-    link: d.link,
-    autostart: false,
-    awaitRecovery: () => Promise.reject(new WireError("no recovery channel in this test")),
-    onChannel: () => {},
-  }, b);
+  const { main: d, done: run } = loadStream(dst, b);
   const writing = (async () => {
     try {
       for (let off = 0; off < bytes.length;) off += await a.write(bytes.subarray(off));

@@ -22,6 +22,7 @@ import {
 import { createStats } from "../../domain/engine/stats.ts";
 import { MIGRATION_STATUSES, type Side, StateMachine } from "../../domain/state_machine.ts";
 import type { Channel } from "../../domain/ports.ts";
+import { WireError } from "../../domain/wire/wire_error.ts";
 
 /** A main-thread stand-in for one side. */
 export function fakeMain(
@@ -46,6 +47,24 @@ export function fakeMain(
     else if (m.t === "arrived") onArrived?.();
   });
   return { sm, link, seen, errors };
+}
+
+/**
+ * Runs `dst`'s loader alone on `channel` (a stream a test wrote) behind a fake main thread:
+ * no autostart, and a run that would wait for a recovery channel gets none. `done` resolves
+ * to whether it loaded; `main` has the statuses and errors it reported.
+ */
+export function loadStream(dst: Machine, channel: Channel) {
+  const main = fakeMain("destination");
+  const done = runDestination({
+    guest: dst.shared,
+    stats: createStats(),
+    link: main.link,
+    autostart: false,
+    awaitRecovery: () => Promise.reject(new WireError("no recovery channel in this test")),
+    onChannel: () => {},
+  }, channel);
+  return { main, done };
 }
 
 /** How to run one engine-level migration. */

@@ -12,11 +12,8 @@
 /// <reference lib="deno.worker" />
 import fc from "fast-check";
 import { Machine } from "../../adapters/memory/machine.ts";
-import { runDestination } from "../../domain/engine/dest_run.ts";
-import { createStats } from "../../domain/engine/stats.ts";
-import { WireError } from "../../domain/wire/mod.ts";
 import type { Channel } from "../../domain/ports.ts";
-import { fakeMain } from "./engine_pair.ts";
+import { loadStream } from "./engine_pair.ts";
 import {
   applyMutation,
   assertClearError,
@@ -66,17 +63,10 @@ class BytesChannel implements Channel {
 }
 
 async function load(dst: Machine, bytes: Uint8Array) {
-  const d = fakeMain("destination");
+  const { main: d, done } = loadStream(dst, new BytesChannel(bytes));
   let timer: ReturnType<typeof setTimeout> | undefined;
   const ok = await Promise.race([
-    runDestination({
-      guest: dst.shared,
-      stats: createStats(),
-      link: d.link,
-      autostart: false,
-      awaitRecovery: () => Promise.reject(new WireError("no recovery channel in this test")),
-      onChannel: () => {},
-    }, new BytesChannel(bytes)),
+    done,
     new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error("the loader hung (15 s)")), 15_000);
     }),
