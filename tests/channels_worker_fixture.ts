@@ -1,5 +1,5 @@
 /**
- * Worker used by channels_socket_test.ts: connects to the URI it is sent, writes `bytes`
+ * Worker used by unit/channels_socket.ts: connects to the URI it is sent, writes `bytes`
  * pseudo-random bytes through a ChannelWriter, half-closes (for exec: waits for the command to exit), and reports the count.
  *
  * @module

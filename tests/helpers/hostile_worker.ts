@@ -1,10 +1,10 @@
 /**
  * Test helper: a Worker that loads mutated streams into a destination guest of its own with
  * the destination's loader itself (runDestination over an in-memory channel that serves the
- * stream's bytes at once: no sockets, no agent), and checks each as hostile_loader_test.ts
+ * stream's bytes at once: no sockets, no agent), and checks each as unit/hostile_loader.ts
  * does — it loads (the mutation kept it valid) or fails that attempt with one clear error,
  * never runs the guest before POSTCOPY_RUN, never hangs. Started by
- * tests/hostile_pool_test.ts with a seed and a number of runs; answers with its tally, or the
+ * tests/unit/hostile_pool.ts with a seed and a number of runs; answers with its tally, or the
  * first failing stream.
  *
  * @module

@@ -1,0 +1,53 @@
+/**
+ * The switchover threshold (issue 17: downtime ≤ downtime-limit × 1.1): it follows the
+ * bandwidth of the last five 100 ms windows together, so one fast window cannot trigger a
+ * switchover that the link then cannot carry within the limit.
+ */
+import assert from "node:assert/strict";
+import type { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
+import { DEFAULT_CAPABILITIES, DEFAULT_PARAMETERS, liveParameters } from "../../domain/options.ts";
+import { SourceCounters } from "../../domain/engine/source_counters.ts";
+import type { PageSender } from "../../domain/engine/page_sender.ts";
+import { createStats, STAT } from "../../domain/engine/stats.ts";
+
+Deno.test("threshold: the bandwidth of the last five windows together × downtime-limit", () => {
+  const stats = createStats();
+  let transferred = 0;
+  const sender = {
+    pending: 1000,
+    duplicate: 0,
+    normal: 0,
+    encoder: null,
+    bitmap: new Uint8Array(8),
+  };
+  const counters = new SourceCounters({
+    stats,
+    params: liveParameters({ ...DEFAULT_PARAMETERS, "downtime-limit": 300 }),
+    caps: { ...DEFAULT_CAPABILITIES },
+    pageSize: 4096,
+    vcpu: { throttle: 0 } as unknown as VcpuControl,
+    forceAutoConverge: () => false,
+    sender: () => sender as unknown as PageSender,
+    mfd: () => null,
+    transferred: () => transferred,
+    onPass: () => {},
+  });
+  let now = 1_000_000;
+  counters.begin(now);
+  // bytes per ms, each window 100 ms but the third (200 ms: a dirty-log sync ran long)
+  const windows = [[870_000, 100], [1_160_000, 100], [500_000, 200], [950_000, 100]];
+  const seen: { bytes: number; ms: number }[] = [];
+  for (const [bytesPerMs, ms] of [...windows, [1_100_000, 100], [1_200_000, 100]]) {
+    transferred += bytesPerMs * ms;
+    now += ms;
+    counters.update(now);
+    assert.equal(stats[STAT.bandwidth], bytesPerMs, "bandwidth is the last window (QEMU's)");
+    seen.push({ bytes: bytesPerMs * ms, ms });
+    const last = seen.slice(-5);
+    const rate = last.reduce((n, w) => n + w.bytes, 0) / last.reduce((n, w) => n + w.ms, 0);
+    assert.equal(stats[STAT.thresholdSize], rate * 300);
+  }
+  // The last five: 1.16, 0.5 (200 ms), 0.95, 1.1, 1.2 GB/s → 5.41e8 bytes in 600 ms.
+  assert.equal(Math.round(stats[STAT.thresholdSize]), Math.round((541_000_000 / 600) * 300));
+  assert.ok(stats[STAT.thresholdSize] < 1_200_000 * 300, "below the last, fast window's");
+});
