@@ -1,10 +1,12 @@
 /**
  * Issue 3, items 5 and 9, through main.ts as a real process: `--api-token` /
- * FERRY_API_TOKEN guard every request but /healthz with 401 problems, `--listen unix:PATH`
- * serves on a unix socket, and `--global` / `--only-migratable` reach GET /globals.
+ * FERRY_API_TOKEN guard every request but /healthz and the API reference with 401 problems,
+ * `--listen unix:PATH` serves on a unix socket, and `--global` / `--only-migratable` reach
+ * GET /globals; and issue 20, item 2: `--help` and bad command lines get the usage, exit 2.
  */
 import assert from "node:assert/strict";
 import { startAgent } from "./helpers/agent_process.ts";
+import { rawRequest } from "./helpers/raw_http.ts";
 import { START_OPTIONS } from "../cli.ts";
 import { USAGE } from "../cli_usage.ts";
 
@@ -21,22 +23,38 @@ async function expect401(r: Response): Promise<void> {
   assert.equal(typeof body.detail, "string");
 }
 
-Deno.test("--api-token: /healthz is open, everything else needs the bearer token", async () => {
+Deno.test("--api-token: /healthz and the API reference are open, everything else needs the bearer token", async () => {
   const agent = await startAgent(["--ram", "4M", "--api-token", "s3cret-token"]);
   try {
     const health = await get(agent.base, "/healthz");
     assert.equal(health.status, 200);
     await health.body?.cancel();
-    for (
-      const path of [
-        "/parameters",
-        "/migrations/current",
-        "/openapi.json",
-        "/docs",
-        "/events",
-        "/nowhere",
-      ]
-    ) {
+    // The reference describes the API and holds no secret: a browser opens /docs without a
+    // token. Host and Origin are still checked (a rebinding page cannot read it either).
+    const docs = await get(agent.base, "/docs");
+    assert.equal(docs.status, 200);
+    assert.match(await docs.text(), /swagger-ui/);
+    const doc = await get(agent.base, "/openapi.json");
+    assert.equal(doc.status, 200);
+    const document = await doc.json();
+    assert.equal(document.components.securitySchemes.bearerAuth.scheme, "bearer");
+    assert.equal(document.servers[0].url, agent.base, "Try it out goes to this agent");
+    for (const path of ["/openapi.yaml", "/docs/swagger-ui-dist/swagger-ui.css"]) {
+      const r = await get(agent.base, path);
+      assert.equal(r.status, 200, path);
+      await r.body?.cancel();
+    }
+    for (const path of ["/docs", "/openapi.json"]) {
+      const rebound = await rawRequest(agent.base, "GET", path, { host: "evil.example" });
+      assert.equal(rebound.status, 403, `${path} with a foreign Host`);
+      assert.match(JSON.parse(rebound.body).detail, /^Host '/);
+      const foreign = await rawRequest(agent.base, "GET", path, {
+        origin: "http://evil.example",
+      });
+      assert.equal(foreign.status, 403, `${path} with a foreign Origin`);
+      assert.match(JSON.parse(foreign.body).detail, /^Origin '/);
+    }
+    for (const path of ["/parameters", "/migrations/current", "/events", "/nowhere"]) {
       await expect401(await get(agent.base, path));
       await expect401(await get(agent.base, path, "Bearer wrong"));
       await expect401(await get(agent.base, path, "Bearer s3cret-token-longer"));
