@@ -7,8 +7,12 @@
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { TlsCredsRegistry } from "./adapters/channels/tls_creds.ts";
-import { PAGE_SIZE, type RamBlockSpec } from "./adapters/memory/layout.ts";
+import { parseMigrationUri } from "./adapters/channels/uri.ts";
+import { type RamBlockSpec, validateBlockSpecs } from "./adapters/memory/layout.ts";
 import { parseGuest, parseSize, parseWorkload } from "./adapters/memory/machine.ts";
+import { hugePagesModeFrom } from "./adapters/memory/ram_backing.ts";
+import { resolveWorkload } from "./adapters/memory/workload_spec.ts";
+import type { GuestSpec } from "./adapters/wasm/wasm_guest.ts";
 import type { AgentConfig } from "./domain/agent.ts";
 import { requireExecAllowed } from "./domain/exec_policy.ts";
 import { type Globals, parseGlobals } from "./domain/globals.ts";
@@ -46,15 +50,39 @@ function blocksFrom(ram: string | undefined, blocks: string[]): RamBlockSpec[] {
     if (!m) throw new UsageError(`--ram-block expects NAME=SIZE, got '${b}'`);
     return { name: m[1], size: parseSize(m[2]) };
   });
-  if (specs.length === 0 || ram) specs.unshift({ name: "pc.ram", size: parseSize(ram ?? "128M") });
-  for (const s of specs) {
-    if (s.size <= 0 || s.size % PAGE_SIZE !== 0) {
-      throw new UsageError(
-        `RAM block '${s.name}' size ${s.size} is not a positive multiple of ${PAGE_SIZE}`,
-      );
-    }
+  if (ram && specs.some((s) => s.name === "pc.ram")) {
+    throw new UsageError("--ram is the pc.ram block: give its size once, not again in --ram-block");
   }
+  if (specs.length === 0 || ram) specs.unshift({ name: "pc.ram", size: parseSize(ram ?? "128M") });
+  // Names unique (`--ram` is the pc.ram block), sizes whole pages: as the guest will check.
+  validateBlockSpecs(specs);
   return specs;
+}
+
+/** The size of a WebAssembly guest's memory (and so its one RAM block). */
+const WASM_PAGE = 65536;
+
+/**
+ * What `--guest` needs of the RAM layout and the file system before anything is built: one
+ * RAM block of whole wasm pages, and a module file this process can open. What the module
+ * holds is checked when it is loaded.
+ */
+async function checkGuest(guest: GuestSpec, blocks: RamBlockSpec[]): Promise<void> {
+  if (blocks.length !== 1) {
+    throw new UsageError("a WebAssembly guest has one RAM block (no --ram-block)");
+  }
+  if (blocks[0].size % WASM_PAGE !== 0) {
+    throw new UsageError(`--ram ${blocks[0].size} is not a multiple of the 64 KiB wasm page`);
+  }
+  let file: Deno.FsFile | undefined;
+  try {
+    file = await Deno.open(guest.path, { read: true });
+    if (!(await file.stat()).isFile) throw new Error("not a file");
+  } catch (e) {
+    throw new UsageError(`wasm guest: cannot read ${guest.path}: ${(e as Error).message}`);
+  } finally {
+    file?.close();
+  }
 }
 
 function positive(text: string, flag: string): number {
@@ -167,18 +195,23 @@ async function checked(values: StartValues): Promise<StartOptions> {
   if (exposed !== null) throw new UsageError(exposed);
   const allowExec = values["allow-exec"];
   const incoming = values.incoming ?? null;
-  if (incoming !== null && incoming !== "defer") {
+  if (incoming !== null) {
+    usage(() => parseMigrationUri(incoming, "incoming"));
     usage(() => requireExecAllowed(incoming, "incoming", allowExec));
   }
+  const hugePages = usage(() => hugePagesModeFrom(values["huge-pages"]));
   const blocks = usage(() => blocksFrom(values.ram, values["ram-block"]));
   const linkTimeoutMs = linkTimeoutFrom(Deno.env.get("FERRY_LINK_TIMEOUT_MS"));
   const arrivalDigest = values["arrival-digest"] ||
     switchFrom("FERRY_ARRIVAL_DIGEST", Deno.env.get("FERRY_ARRIVAL_DIGEST"));
   const workload = usage(() => parseWorkload(values.workload));
+  // An increment range must lie in the RAM, as the vCPU will check.
+  usage(() => resolveWorkload(workload, blocks.reduce((n, b) => n + b.size, 0), []));
   const guest = values.guest === undefined ? undefined : usage(() => parseGuest(values.guest!));
   if (guest && values.workload !== "idle") {
     throw new UsageError("--guest and --workload exclude each other: the guest is the program");
   }
+  if (guest) await checkGuest(guest, blocks);
   const tls = await TlsCredsRegistry.fromObjects(values.object).catch((e) => {
     throw new UsageError((e as Error).message);
   });
@@ -194,7 +227,7 @@ async function checked(values: StartValues): Promise<StartOptions> {
       capabilities: globals.capabilities,
       onlyMigratable: values["only-migratable"] || globals.flags["only-migratable"],
       globals: globals.flags,
-      hugePages: values["huge-pages"],
+      hugePages,
       allowExec,
       ...(guest ? { guest } : {}),
       linkTimeoutMs,

@@ -13,8 +13,9 @@ One Ferry agent: a guest (RAM a vCPU keeps writing) and the API to live-migrate 
 
 the API
   --listen HOST:PORT|unix:PATH   where the API listens (default 127.0.0.1:8080)
-  --api-token TOKEN              every request but /healthz needs "Authorization: Bearer TOKEN"
-                                 (default $FERRY_API_TOKEN, else none; required off loopback)
+  --api-token TOKEN              API requests need "Authorization: Bearer TOKEN" (not /healthz,
+                                 the dashboard page or /docs; default $FERRY_API_TOKEN, else
+                                 none; required off loopback)
   --api-host NAME                a further name the API answers to in Host (repeatable)
   --api-tls CERT,KEY[,CLIENT_CA] the API over TLS; with CLIENT_CA, clients need a certificate
   --max-sse-subscribers N        event streams open at once (default 256)

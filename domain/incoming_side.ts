@@ -120,6 +120,9 @@ export class IncomingSide {
    * connects at the first try.
    */
   async recover(uri: string): Promise<void> {
+    // Ferry's permission check comes first, in any state (as a resume's does): refused
+    // before anything is waited for or changed.
+    requireExecAllowed(uri, "incoming", this.#deps.allowExec);
     const incoming = this.#incoming;
     if (incoming?.current.status === "postcopy-active") {
       await incoming.leaves("postcopy-active", RECOVER_NOTICE_MS);
@@ -138,7 +141,6 @@ export class IncomingSide {
     } catch (e) {
       throw new DomainError("invalid-value", (e as Error).message);
     }
-    requireExecAllowed(uri, "incoming", this.#deps.allowExec);
     // qemu_start_incoming_migration announces every incoming start, a recovery's too,
     // without a change of state: the event says `setup`, the status stays postcopy-paused.
     const m = incoming.current;

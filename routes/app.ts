@@ -46,7 +46,8 @@ export const OPENAPI_INFO = {
     description: "QEMU's live-migration subsystem as a REST + Server-Sent Events service. " +
       "Names are QMP's; errors are application/problem+json with QMP's texts. " +
       "With `--api-token` every API request needs `Authorization: Bearer TOKEN` (not /healthz, " +
-      "nor the dashboard page and its assets, which ask for the token themselves). " +
+      "nor the dashboard page and its assets, which ask for the token themselves, nor this " +
+      "reference: /docs, /openapi.json and /openapi.yaml). " +
       "Every request but /healthz must name the agent in `Host` (its listen address, loopback " +
       "names for a loopback listener, `--api-host` names) and carry no foreign `Origin`; " +
       "otherwise the answer is 403.",
@@ -162,16 +163,18 @@ export function createApp(agent: Agent, options: AppOptions = {}): OpenAPIHono {
   app.use(metrics.observe(options.logger));
   app.use(hostGuard(options.hosts ?? LOOPBACK)); // ahead of everything but /healthz
   app.route("/", dashboardRoutes()); // ahead of auth: the page asks for the token itself
+  const api = apiRoutes(() => agent, { ...options, metrics }, limits);
+  // Ahead of auth too: the API reference describes the API and holds no secret (the same
+  // text as openapi.yaml); its "Try it out" calls are API requests and need the token.
+  let document: unknown;
+  app.route("/", docRoutes(() => (document ??= api.getOpenAPI31Document(OPENAPI_INFO))));
   if (options.apiToken) app.use(bearerAuth(options.apiToken));
   app.use(jsonBodiesOnly());
   app.use(bodyLimit({
     maxSize: MAX_BODY,
     onError: (c) => problem(c, 413, `Request body larger than ${MAX_BODY} bytes`),
   }));
-  const api = apiRoutes(() => agent, { ...options, metrics }, limits);
   app.route("/", api);
-  let document: unknown;
-  app.route("/", docRoutes(() => (document ??= api.getOpenAPI31Document(OPENAPI_INFO))));
   app.onError((e, c) => {
     if (e instanceof HTTPException) {
       const status = e.status === 413 ? 413 : 400;

@@ -1,10 +1,12 @@
 /**
  * Issue 3, items 5 and 9, through main.ts as a real process: `--api-token` /
- * FERRY_API_TOKEN guard every request but /healthz with 401 problems, `--listen unix:PATH`
- * serves on a unix socket, and `--global` / `--only-migratable` reach GET /globals.
+ * FERRY_API_TOKEN guard every request but /healthz and the API reference with 401 problems,
+ * `--listen unix:PATH` serves on a unix socket, and `--global` / `--only-migratable` reach
+ * GET /globals; and issue 20, item 2: `--help` and bad command lines get the usage, exit 2.
  */
 import assert from "node:assert/strict";
 import { startAgent } from "./helpers/agent_process.ts";
+import { rawRequest } from "./helpers/raw_http.ts";
 import { START_OPTIONS } from "../cli.ts";
 import { USAGE } from "../cli_usage.ts";
 
@@ -21,22 +23,38 @@ async function expect401(r: Response): Promise<void> {
   assert.equal(typeof body.detail, "string");
 }
 
-Deno.test("--api-token: /healthz is open, everything else needs the bearer token", async () => {
+Deno.test("--api-token: /healthz and the API reference are open, everything else needs the bearer token", async () => {
   const agent = await startAgent(["--ram", "4M", "--api-token", "s3cret-token"]);
   try {
     const health = await get(agent.base, "/healthz");
     assert.equal(health.status, 200);
     await health.body?.cancel();
-    for (
-      const path of [
-        "/parameters",
-        "/migrations/current",
-        "/openapi.json",
-        "/docs",
-        "/events",
-        "/nowhere",
-      ]
-    ) {
+    // The reference describes the API and holds no secret: a browser opens /docs without a
+    // token. Host and Origin are still checked (a rebinding page cannot read it either).
+    const docs = await get(agent.base, "/docs");
+    assert.equal(docs.status, 200);
+    assert.match(await docs.text(), /swagger-ui/);
+    const doc = await get(agent.base, "/openapi.json");
+    assert.equal(doc.status, 200);
+    const document = await doc.json();
+    assert.equal(document.components.securitySchemes.bearerAuth.scheme, "bearer");
+    assert.equal(document.servers[0].url, agent.base, "Try it out goes to this agent");
+    for (const path of ["/openapi.yaml", "/docs/swagger-ui-dist/swagger-ui.css"]) {
+      const r = await get(agent.base, path);
+      assert.equal(r.status, 200, path);
+      await r.body?.cancel();
+    }
+    for (const path of ["/docs", "/openapi.json"]) {
+      const rebound = await rawRequest(agent.base, "GET", path, { host: "evil.example" });
+      assert.equal(rebound.status, 403, `${path} with a foreign Host`);
+      assert.match(JSON.parse(rebound.body).detail, /^Host '/);
+      const foreign = await rawRequest(agent.base, "GET", path, {
+        origin: "http://evil.example",
+      });
+      assert.equal(foreign.status, 403, `${path} with a foreign Origin`);
+      assert.match(JSON.parse(foreign.body).detail, /^Origin '/);
+    }
+    for (const path of ["/parameters", "/migrations/current", "/events", "/nowhere"]) {
       await expect401(await get(agent.base, path));
       await expect401(await get(agent.base, path, "Bearer wrong"));
       await expect401(await get(agent.base, path, "Bearer s3cret-token-longer"));
@@ -153,12 +171,34 @@ Deno.test("--help prints a usage naming every flag, exit 2; a bad command line g
     }
   }
   assert.match(USAGE, /examples\n {2}deno task start/);
-  const bads = [["--port", "8080"], ["--fill", "nope"], ["--ram-block", "x"]];
-  const runs = await Promise.all(bads.map((bad) => run(...bad)));
-  for (const [i, bad] of bads.entries()) {
-    const r = runs[i];
-    assert.equal(r.code, 2, `${bad.join(" ")}: exit status`);
-    assert.match(r.stderr, /^ferry: .+\n\nusage: deno task start/, `${bad.join(" ")}: the usage`);
-    assert.doesNotMatch(r.stderr, /Uncaught|\n\s+at /, `${bad.join(" ")}: no stack trace`);
+  // Each is refused by cli.ts before a guest is allocated or anything listens (issue 20,
+  // item 2): those last five used to get as far as building the agent, then exit 1 without
+  // the usage.
+  const missing = `${await Deno.makeTempDir({ prefix: "ferry-cli-" })}/missing.wasm`;
+  const bads: [string[], RegExp][] = [
+    [["--port", "8080"], /Unknown option '--port'/],
+    [["--fill", "nope"], /--fill expects zero, random or pattern/],
+    [["--ram-block", "x"], /--ram-block expects NAME=SIZE, got 'x'/],
+    [["--huge-pages", "bogus"], /--huge-pages expects on, off, auto, got 'bogus'/],
+    [["--incoming", "bogus:x"], /unknown migration protocol: bogus:x \(one of tcp:HOST:PORT/],
+    [["--incoming", "tcp:nohost"], /missing port in 'tcp:nohost'/],
+    [["--ram", "4M", "--ram-block", "pc.ram=4M"], /--ram is the pc.ram block/],
+    [["--ram-block", "a=4M", "--ram-block", "a=8M"], /duplicate RAM block name 'a'/],
+    [["--ram", "4M", "--workload", "increment,end=8M"], /increment range .* outside RAM/],
+    [["--guest", `wasm:${missing}`], /wasm guest: cannot read .*missing\.wasm: No such file/],
+  ];
+  try {
+    const runs = await Promise.all(bads.map(([bad]) => run(...bad)));
+    for (const [i, [bad, why]] of bads.entries()) {
+      const r = runs[i];
+      const name = bad.join(" ");
+      assert.equal(r.code, 2, `${name}: exit status (${r.stderr})`);
+      assert.match(r.stderr, /^ferry: .+\n\nusage: deno task start/, `${name}: the usage`);
+      assert.match(r.stderr.split("\n")[0], why, `${name}: says why`);
+      assert.doesNotMatch(r.stderr, /Uncaught|\n\s+at /, `${name}: no stack trace`);
+      assert.doesNotMatch(r.stderr, /"msg"/, `${name}: refused before anything started`);
+    }
+  } finally {
+    await Deno.remove(missing.slice(0, missing.lastIndexOf("/")), { recursive: true });
   }
 });

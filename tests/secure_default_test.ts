@@ -2,7 +2,8 @@
  * Issue 16 through real agents: a DNS-rebinding request (foreign Host and Origin) gets 403
  * and runs nothing; a foreign Origin is refused on GET, POST, the event stream and the
  * dashboard; off loopback the agent will not start without a token; the token is never
- * logged; `exec:` needs `--allow-exec` everywhere a URI is taken.
+ * logged; `exec:` needs `--allow-exec` everywhere a URI is taken (migrate, resume,
+ * `--incoming`, migrate-incoming, migrate-recover).
  */
 import assert from "node:assert/strict";
 import { type AgentProcess, startAgent, withAgents } from "./helpers/agent_process.ts";
@@ -226,6 +227,15 @@ Deno.test("exec: without --allow-exec is refused wherever a URI is taken, naming
       const incoming = await dst.api("POST", "/migrations/incoming", { uri: `exec:touch ${mark}` });
       assert.equal(incoming.status, 409);
       assert.match(incoming.body.detail, /--allow-exec/);
+      // migrate-recover: the permission is checked first, whatever the incoming side's state
+      // (here none: the seed's own refusal would say postcopy is not paused).
+      const recover = await dst.api("POST", "/migrations/incoming/recover", {
+        uri: `exec:touch ${mark}`,
+      });
+      assert.equal(recover.status, 409, JSON.stringify(recover.body));
+      assert.equal(recover.headers.get("content-type"), "application/problem+json");
+      assert.match(recover.body.detail, /start it with --allow-exec/);
+      assert.deepEqual((await dst.api("GET", "/migrations/current")).body, { status: "none" });
       // Nothing changed: the deferred incoming side still takes its one migrate-incoming.
       const tcp = await dst.api("POST", "/migrations/incoming", { uri: "tcp:127.0.0.1:0" });
       assert.equal(tcp.status, 202, JSON.stringify(tcp.body));
