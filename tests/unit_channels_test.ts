@@ -3,7 +3,7 @@
  *
  * Pure tests (no agent process) live in tests/unit/ and run as a few modules like this one,
  * not one module each: `deno test` spends ~0.3 s of CPU starting every test module (a fresh
- * runtime), which for 57 small files was a sixth of the suite's CPU. Run one file alone with
+ * runtime), which for these small files, one module each, was a sixth of the suite's CPU. Run one file alone with
  * `deno test -A tests/unit/<name>.ts`.
  *
  * @module

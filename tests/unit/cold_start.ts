@@ -17,7 +17,7 @@
  */
 import assert from "node:assert/strict";
 
-const ROOT = new URL("../", import.meta.url);
+const ROOT = new URL("../../", import.meta.url);
 
 /** The entry points a newcomer starts first: `deno task start` and `deno task ctl`. */
 const ENTRIES = ["main.ts", "scripts/ctl.ts"];

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { timingSafeEqual } from "node:crypto";
 import fc from "fast-check";
 import { Hono } from "hono";
-import { bearerAuth, TOKEN_DIGEST_BYTES, tokenDigest, tokenMatches } from "../routes/auth.ts";
+import { bearerAuth, TOKEN_DIGEST_BYTES, tokenDigest, tokenMatches } from "../../routes/auth.ts";
 
 const TOKEN = "s3cret-T0ken-of-32-characters-xy";
 
