@@ -1,10 +1,9 @@
 /**
- * Unit tests, one module: Channels: every transport (tcp, unix, exec, file, TLS and its trust rules, the memory pair, the proxy) and the link watch.
- *
- * Pure tests (no agent process) live in tests/unit/ and run as a few modules like this one,
- * not one module each: `deno test` spends ~0.3 s of CPU starting every test module (a fresh
- * runtime), which for these small files, one module each, was a sixth of the suite's CPU. Run one file alone with
- * `deno test -A tests/unit/<name>.ts`.
+ * Unit tests in one module: channels: every transport (tcp, unix, exec, file, TLS and its trust
+ * rules, the memory pair, the proxy) and the link watch. Pure tests (no agent process) live in
+ * tests/unit/ and run as a few modules like this one, not one module each: `deno test` spends ~0.3
+ * s of CPU starting every test module (a fresh runtime), which for these small files was a sixth of
+ * the suite's CPU. One runs alone with `deno test -A tests/unit/<name>.ts`.
  *
  * @module
  */
