@@ -89,7 +89,9 @@ export function formatCount(n) {
 /**
  * @typedef {object} PassRecord
  * @property {number} pass the dirty-sync count that started it
- * @property {number} sent bytes transferred during it so far
+ * @property {number} [last] the last pass of a run of passes that began with no reading of
+ *   the counters between them (quick passes): their bytes are only known together
+ * @property {number} sent bytes transferred during it (or the run) so far
  */
 
 /**
@@ -129,7 +131,9 @@ export class ProgressTracker {
   #progress = undefined;
   /** @type {{ transferred?: number, remaining?: number, total?: number }} */
   #ram = {};
-  /** @type {Map<number, number>} pass → transferred when it began */
+  /** Readings of the `ram` counters so far (a pass start is known only from a fresh one). */
+  #readings = 0;
+  /** @type {Map<number, { start: number, reading: number }>} pass → transferred when it began */
   #starts = new Map();
 
   /**
@@ -142,6 +146,7 @@ export class ProgressTracker {
     this.#value = 0;
     this.#progress = undefined;
     this.#ram = {};
+    this.#readings = 0;
     this.#starts = new Map();
   }
 
@@ -152,7 +157,9 @@ export class ProgressTracker {
   pass(n) {
     if (Number.isFinite(n) && n > 0 && !this.#starts.has(n)) {
       const latest = Math.max(0, ...this.#starts.keys());
-      if (n > latest) this.#starts.set(n, this.#ram.transferred ?? 0);
+      if (n > latest) {
+        this.#starts.set(n, { start: this.#ram.transferred ?? 0, reading: this.#readings });
+      }
     }
   }
 
@@ -170,7 +177,11 @@ export class ProgressTracker {
         remaining: ram.remaining ?? (info.status === "completed" ? 0 : this.#ram.remaining),
         total: ram.total,
       };
-      if (this.#starts.size === 0) this.#starts.set(ram["dirty-sync-count"] ?? 0, 0);
+      this.#readings++;
+      if (this.#starts.size === 0) {
+        // The first pass seen began at 0 bytes, before any reading.
+        this.#starts.set(ram["dirty-sync-count"] ?? 0, { start: 0, reading: 0 });
+      }
       this.pass(ram["dirty-sync-count"]);
     }
     const p = info["x-progress"];
@@ -182,7 +193,14 @@ export class ProgressTracker {
 
   /** @returns {ProgressView} */
   view() {
-    const passes = [...this.#starts.entries()].sort((a, b) => a[0] - b[0]);
+    // Passes that began with no reading between them share one start: one record for the run.
+    /** @type {{ pass: number, last?: number, start: number, reading: number }[]} */
+    const runs = [];
+    for (const [pass, { start, reading }] of [...this.#starts].sort((a, b) => a[0] - b[0])) {
+      const prev = runs.at(-1);
+      if (prev && prev.reading === reading) prev.last = pass;
+      else runs.push({ pass, start, reading });
+    }
     const now = this.#ram.transferred ?? 0;
     return {
       id: this.#id,
@@ -192,9 +210,10 @@ export class ProgressTracker {
       transferred: this.#ram.transferred,
       remaining: this.#ram.remaining,
       total: this.#ram.total,
-      passes: passes.map(([pass, start], i) => ({
-        pass,
-        sent: Math.max(0, (passes[i + 1]?.[1] ?? now) - start),
+      passes: runs.map((r, i) => ({
+        pass: r.pass,
+        ...(r.last !== undefined ? { last: r.last } : {}),
+        sent: Math.max(0, (runs[i + 1]?.start ?? now) - r.start),
       })),
     };
   }

@@ -44,8 +44,11 @@ export function renderProgress(p, incomingOnly) {
       li.className = "gap";
       return li;
     }
-    li.textContent = `pass ${x.pass}: ${formatBytes(x.sent)}`;
-    if (x.pass === p.pass) li.className = "current";
+    const which = x.last === undefined ? `pass ${x.pass}` : `passes ${x.pass}–${x.last}`;
+    li.textContent = `${which}: ${formatBytes(x.sent)}`;
+    if (x.pass === p.pass || (x.last !== undefined && x.pass <= p.pass && p.pass <= x.last)) {
+      li.className = "current";
+    }
     return li;
   }));
 }

@@ -184,6 +184,17 @@ Deno.test("progress: a stalled migration shows what is left, not 100 %; bytes pe
   t.pass(100);
   info(10 * 1024 * mib + 100 * mib, 67 * mib, 100);
   assert.deepEqual(t.view().passes.at(-1), { pass: 100, sent: 100 * mib });
+  // Quick passes (a raised limit: six syncs within one progress interval) began with no
+  // reading between them: their bytes are only known together, never "0 B" each.
+  for (let n = 101; n <= 106; n++) t.pass(n);
+  info(10 * 1024 * mib + 121 * mib, 0, 106);
+  assert.deepEqual(t.view().passes.slice(-2), [
+    { pass: 100, sent: 100 * mib },
+    { pass: 101, last: 106, sent: 21 * mib },
+  ]);
+  t.pass(107);
+  info(10 * 1024 * mib + 125 * mib, 0, 107);
+  assert.deepEqual(t.view().passes.at(-1), { pass: 107, sent: 4 * mib }, "one pass, one reading");
   // Another migration starts from scratch.
   t.info({ status: "setup", "x-id": "out-2" });
   assert.deepEqual([t.view().id, t.view().pass, t.view().passes], ["out-2", 0, []]);
