@@ -4,27 +4,22 @@
  *
  * @module
  */
-import { type GuestSpec, Machine, type RunState } from "../adapters/memory/machine.ts";
-import type { RamBlockSpec } from "../adapters/memory/layout.ts";
+import { Machine, type RunState } from "../adapters/memory/machine.ts";
 import { hugePagesModeFrom, resolveRamBacking } from "../adapters/memory/ram_backing.ts";
-import type { WorkloadSpec } from "../adapters/memory/workload.ts";
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
 import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import { type Blocker, Blockers } from "./blockers.ts";
-import { DomainError, MIGRATION_ACTIVE, MigrationFailed } from "./errors.ts";
+import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
 import { requireExecAllowed } from "./exec_policy.ts";
-import { etagOf, ifMatchHolds } from "./etag.ts";
 import { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
 import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
-import { IdempotencyStore } from "./idempotency.ts";
 import { IncomingSide } from "./incoming_side.ts";
 import { tlsOptionsFor } from "./tls_options.ts";
-import { Migration } from "./migration.ts";
+import type { Migration } from "./migration.ts";
 import { type MigrationInfo, migrationInfo, queryMigrate } from "./migration_info.ts";
 import { MigrationWatch } from "./migration_watch.ts";
-import { PolicyTracker } from "./policy.ts";
 import { mergeCapabilities, mergeParameters } from "./option_checks.ts";
 import {
   type Capabilities,
@@ -34,61 +29,17 @@ import {
   type Parameters,
 } from "./options.ts";
 import type { LiveParams } from "./engine/messages.ts";
-import { cancelRefusal, Outgoing } from "./outgoing.ts";
+import { OutgoingSide } from "./outgoing_side.ts";
 import {
-  DomainErrors,
   migrateProblems,
   type MigrateRequest,
   type PreflightState,
   prepareProblems,
-  startProblems,
 } from "./preflight.ts";
 import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
-import type { Logger } from "./log.ts";
+import type { AgentConfig } from "./agent_config.ts";
 
-/** How an agent starts (from the command line). */
-export interface AgentConfig {
-  blocks: RamBlockSpec[];
-  fill: "zero" | "random" | "pattern";
-  workload: WorkloadSpec;
-  startPaused: boolean;
-  /** `--incoming`: a URI, `defer`, or null for a source agent. */
-  incoming: string | null;
-  parameters?: Parameters;
-  capabilities?: Capabilities;
-  onlyMigratable?: boolean;
-  /** The seed's non-option globals (`--global migration.store-global-state=...`). */
-  globals?: Globals["flags"];
-  /** TLS credentials declared with `--object tls-creds-x509,...`. */
-  tls?: TlsCredsRegistry;
-  /** `--allow-exec`: take `exec:` migration URIs (they run shell commands). Default off. */
-  allowExec?: boolean;
-  /** `--huge-pages on|off|auto` (else FERRY_HUGE_PAGES, else auto); checked in create. */
-  hugePages?: string;
-  /** Where the agent says how its guest RAM is backed (once, at start). */
-  logger?: Logger;
-  /** `--guest wasm:`: a WebAssembly program as the guest instead of the workload. */
-  guest?: GuestSpec;
-  /**
-   * How long a silent or stuck peer is given before its link is given up (ms; default 30 s,
-   * engine/link_watch.ts). FERRY_LINK_TIMEOUT_MS sets it (tests make it short).
-   */
-  linkTimeoutMs?: number;
-  /**
-   * `--arrival-digest` (or FERRY_ARRIVAL_DIGEST=1): a destination keeps the digest of RAM as it
-   * arrived, for `GET /machine/digest` (a copy-on-first-write snapshot: up to a second copy of
-   * RAM). Off by default: the destination holds one copy and the digest hashes RAM now.
-   */
-  arrivalDigest?: boolean;
-}
-
-export type { MigrateRequest };
-
-/** A value with its strong ETag. */
-export interface Tagged<T> {
-  value: T;
-  etag: string;
-}
+export type { AgentConfig, MigrateRequest };
 
 const HISTORY = 32;
 /** Events published within this many ms reach each SSE subscriber together. */
@@ -105,20 +56,15 @@ export class Agent {
   readonly allowExec: boolean;
   readonly #history: Migration[] = [];
   readonly #blockers = new Blockers();
-  readonly #accepted = new IdempotencyStore<MigrationInfo>();
   readonly #globals: Globals["flags"];
-  /** The newest outgoing migration (it may have failed before its data path started). */
-  #source: Migration | null = null;
-  /** The data path of `#source`, once started. */
-  #outgoing: Outgoing | null = null;
+  readonly #out: OutgoingSide;
   readonly #incoming: IncomingSide;
   readonly #watch = new MigrationWatch(this.events, {
-    outgoing: () => this.#outgoing,
+    outgoing: () => this.#out.outgoing,
     incoming: () => this.#incoming.current,
   });
 
   readonly #tls: TlsCredsRegistry;
-  readonly #linkTimeoutMs: number | undefined;
 
   private constructor(machine: Machine, config: AgentConfig) {
     this.#tls = config.tls ?? new TlsCredsRegistry();
@@ -139,7 +85,15 @@ export class Agent {
       linkTimeoutMs: config.linkTimeoutMs,
       arrivalDigest: config.arrivalDigest,
     }, config.incoming === "defer");
-    this.#linkTimeoutMs = config.linkTimeoutMs;
+    this.#out = new OutgoingSide({
+      machine,
+      events: this.events,
+      tlsFor: (uri) => this.#tlsFor(uri, "client"),
+      listener: this.#onTransition,
+      record: (m) => this.#record(m),
+      setPolicy: (p) => (this.#watch.policy = p),
+      linkTimeoutMs: config.linkTimeoutMs,
+    });
   }
 
   /** Builds the guest and, with `--incoming URI`, starts listening. */
@@ -180,7 +134,7 @@ export class Agent {
   /** query-migrate. */
   query(): MigrationInfo {
     return queryMigrate(
-      this.#source,
+      this.#out.source,
       this.#incoming.current,
       this.#infoOptions(),
     );
@@ -201,7 +155,7 @@ export class Agent {
 
   /** The newest outgoing migration's status (`none` before any). */
   get #sourceStatus(): MigrationStatus {
-    return this.#source?.status ?? "none";
+    return this.#out.status;
   }
 
   #infoOptions(): { blocktime: boolean } {
@@ -221,73 +175,23 @@ export class Agent {
   migrate(req: MigrateRequest): MigrationInfo {
     const refused = prepareProblems(req, this.#preflight());
     if (refused.length > 0) throw refused[0];
-    if (req.resume) {
-      // A resume is not a new migration: the paused one gets a new channel.
-      const tls = this.#tlsFor(req.uri, "client");
-      this.#outgoing!.command({ t: "resume", uri: req.uri, tls });
-      return migrationInfo(this.#outgoing!.migration);
-    }
-    this.machine.clearArrival();
-    const migration = this.#record(new Migration("source", req.uri, this.#onTransition));
-    const caps = { ...this.capabilities };
-    migration.caps = caps;
-    migration.params = this.#liveParams();
-    this.#source = migration;
-    this.#outgoing = null;
-    migration.machine.transition("none", "setup");
-    let tls: TlsChannelOptions | undefined;
-    try {
-      const failed = startProblems(req.uri, caps);
-      if (failed.length > 0) throw failed[0];
-      tls = this.#tlsFor(req.uri, "client");
-    } catch (e) {
-      if (!(e instanceof DomainError)) throw e;
-      // The seed's migrate_fd_error: the error first, so `failed` is seen with it.
-      migration.setError(e.message);
-      migration.machine.transition("setup", "failed");
-      throw new MigrationFailed(e, migration.id);
-    }
-    const ramBytes = this.machine.layout.reduce((n, b) => n + b.size, 0);
-    this.#watch.policy = req["x-policy"]
-      ? new PolicyTracker(req["x-policy"], ramBytes, Date.now())
-      : null;
-    this.#outgoing = new Outgoing(
-      migration,
-      this.machine.shared,
-      this.#liveParams(),
-      caps,
-      tls,
-      (pass) => {
-        this.events.publish("MIGRATION_PASS", { pass });
-      },
-      { linkTimeoutMs: this.#linkTimeoutMs },
-    );
-    return migrationInfo(migration);
+    // A resume is not a new migration: the paused one gets a new channel.
+    if (req.resume) return this.#out.resume(req.uri);
+    return this.#out.start(req, { ...this.capabilities }, this.#liveParams());
   }
 
   /**
-   * migrate with an optional Idempotency-Key: a retry with the same key and request gets
-   * the first accepted result again and starts nothing.
+   * Every problem a migrate with `req` would meet (its dry run): all the checks, nothing
+   * started; empty when it would start.
    */
-  submitMigration(
-    req: MigrateRequest,
-    idempotencyKey?: string,
-  ): { info: MigrationInfo; replayed: boolean } {
-    if (idempotencyKey === undefined) return { info: this.migrate(req), replayed: false };
-    const { value, replayed } = this.#accepted.run(idempotencyKey, req, () => this.migrate(req));
-    return { info: value, replayed };
-  }
-
-  /** A dry run of migrate: every check, nothing started; throws DomainErrors listing all problems. */
-  checkMigration(req: MigrateRequest): { "dry-run": true; ok: true } {
+  migrationProblems(req: MigrateRequest): DomainError[] {
     const problems = migrateProblems(req, this.#preflight());
     try {
       this.#tlsFor(req.uri, "client");
     } catch (e) {
       if (e instanceof DomainError) problems.push(e);
     }
-    if (problems.length > 0) throw new DomainErrors(problems);
-    return { "dry-run": true, ok: true };
+    return problems;
   }
 
   /** migrate-start-postcopy: the seed's checks, then the flag the source's loop reads. */
@@ -304,8 +208,7 @@ export class Agent {
         "Postcopy must be started after migration has been started",
       );
     }
-    // Not an error once finished: that would race with the command (as in the seed).
-    this.#outgoing?.command({ t: "postcopy" });
+    this.#out.startPostcopy();
     return this.query();
   }
 
@@ -319,15 +222,13 @@ export class Agent {
     if (status !== state) {
       throw new DomainError("wrong-state", `Migration not in expected state: ${status}`);
     }
-    this.#outgoing?.command({ t: "continue" });
+    this.#out.continue();
     return this.query();
   }
 
   /** migrate-pause: only in postcopy-active, on either side. */
   pauseMigration(): MigrationInfo {
-    if (this.#outgoing && this.#sourceStatus === "postcopy-active") {
-      this.#outgoing.command({ t: "pause" });
-    } else if (!this.#incoming.pause()) {
+    if (!this.#out.pause() && !this.#incoming.pause()) {
       throw new DomainError(
         "wrong-state",
         "migrate-pause is currently only supported during postcopy-active state",
@@ -344,7 +245,7 @@ export class Agent {
 
   /** QMP migrate_cancel: a no-op when nothing runs, as in the seed. */
   cancel(): void {
-    this.#outgoing?.cancel();
+    this.#out.cancel();
   }
 
   /**
@@ -352,9 +253,7 @@ export class Agent {
    * point of no return (the destination may run the guest).
    */
   cancelMigration(): MigrationInfo {
-    if (this.#outgoing?.cancel() === "refused") {
-      throw new DomainError("wrong-state", cancelRefusal(this.#sourceStatus));
-    }
+    this.#out.cancelOrRefuse();
     return this.query();
   }
 
@@ -366,41 +265,13 @@ export class Agent {
   /** migrate-set-parameters: all or nothing; max-bandwidth and downtime-limit apply live. */
   setParameters(patch: Partial<Record<keyof Parameters, unknown>>): Parameters {
     this.parameters = mergeParameters(this.parameters, patch);
-    this.#outgoing?.setParams(this.#liveParams());
-    if (this.#outgoing) this.#outgoing.migration.params = this.#liveParams();
+    this.#out.setParams(this.#liveParams());
     return this.parameters;
   }
 
   /** The parameters a running source applies live. */
   #liveParams(): LiveParams {
     return liveParameters(this.parameters);
-  }
-
-  /** query-migrate-parameters with its ETag. */
-  readParameters(): Tagged<Parameters> {
-    return { value: this.parameters, etag: etagOf(this.parameters) };
-  }
-
-  /** migrate-set-parameters honouring If-Match (a stale tag is a `stale` error, nothing changed). */
-  patchParameters(
-    patch: Partial<Record<keyof Parameters, unknown>>,
-    ifMatch?: string,
-  ): Tagged<Parameters> {
-    this.#precondition(ifMatch, etagOf(this.parameters), "parameters");
-    this.setParameters(patch);
-    return this.readParameters();
-  }
-
-  /** query-migrate-capabilities with its ETag. */
-  readCapabilities(): Tagged<Capabilities> {
-    return { value: this.capabilities, etag: etagOf(this.capabilities) };
-  }
-
-  /** migrate-set-capabilities honouring If-Match. */
-  patchCapabilities(patch: Partial<Capabilities>, ifMatch?: string): Tagged<Capabilities> {
-    this.#precondition(ifMatch, etagOf(this.capabilities), "capabilities");
-    this.setCapabilities(patch);
-    return this.readCapabilities();
   }
 
   /** The registered migration blockers, oldest first. */
@@ -466,7 +337,7 @@ export class Agent {
   /** Stops everything (shutdown). */
   async close(): Promise<void> {
     this.cancel();
-    await Promise.race([this.#outgoing?.done, new Promise((r) => setTimeout(r, 2000))]);
+    await Promise.race([this.#out.done, new Promise((r) => setTimeout(r, 2000))]);
     this.#incoming.close();
     this.#watch.close();
     await this.machine.dispose();
@@ -475,13 +346,6 @@ export class Agent {
   /** The TLS options for a channel to or from `uri` (the tls-creds parameter). */
   #tlsFor(uri: string, endpoint: "client" | "server"): TlsChannelOptions | undefined {
     return tlsOptionsFor(this.#tls, this.parameters, uri, endpoint);
-  }
-
-  /** Parses an incoming `uri` (invalid-value when it does not) and refuses a forbidden exec:. */
-  #precondition(ifMatch: string | undefined, etag: string, what: string): void {
-    if (!ifMatchHolds(ifMatch, etag)) {
-      throw new DomainError("stale", `If-Match does not match the current ${what} (ETag ${etag})`);
-    }
   }
 
   #preflight(): PreflightState {

@@ -5,6 +5,9 @@
  * @module
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { MigrationInfo } from "../domain/migration_info.ts";
+import { DomainErrors } from "../domain/preflight.ts";
+import { IdempotencyStore } from "./idempotency.ts";
 import { BODY_PROBLEMS, problems, validationHook } from "./problem.ts";
 import { type AgentRef, json } from "./route_kit.ts";
 import {
@@ -134,16 +137,23 @@ const incoming = createRoute({
 /** The `/migrations` sub-app. */
 export function migrationRoutes(agent: AgentRef): OpenAPIHono {
   const app = new OpenAPIHono({ defaultHook: validationHook });
+  // Idempotency-Key: the first accepted answer per key (one app serves one agent).
+  const accepted = new IdempotencyStore<MigrationInfo>();
   app.openapi(getCurrent, (c) => c.json(agent().query(), 200));
   app.openapi(listMigrations, (c) => c.json(agent().list(), 200));
   app.openapi(cancel, (c) => c.json(agent().cancelMigration(), 202));
   app.openapi(postMigration, (c) => {
     const body = c.req.valid("json");
     if (c.req.valid("query")["dry-run"] === "true") {
-      return c.json(agent().checkMigration(body), 200);
+      // Every check, nothing started: all the problems at once.
+      const found = agent().migrationProblems(body);
+      if (found.length > 0) throw new DomainErrors(found);
+      return c.json({ "dry-run": true as const, ok: true as const }, 200);
     }
     const key = c.req.valid("header")["idempotency-key"];
-    const { info, replayed } = agent().submitMigration(body, key);
+    const { value: info, replayed } = key === undefined
+      ? { value: agent().migrate(body), replayed: false }
+      : accepted.run(key, body, () => agent().migrate(body));
     c.header("Location", `/migrations/${info["x-id"]}`);
     if (replayed) c.header("Idempotent-Replayed", "true");
     return c.json(info, 202);

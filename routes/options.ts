@@ -14,6 +14,7 @@ import {
   ParametersSchema,
 } from "../domain/option_schemas.ts";
 import type { Capabilities } from "../domain/options.ts";
+import { etagOf, requireIfMatch } from "./etag.ts";
 import { BODY_PROBLEMS, problems, validationHook } from "./problem.ts";
 import { type AgentRef, json } from "./route_kit.ts";
 
@@ -100,22 +101,24 @@ const patchParams = createRoute({
 export function optionRoutes(agent: AgentRef): OpenAPIHono {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   app.openapi(getCaps, (c) => {
-    const { value, etag } = agent().readCapabilities();
-    return c.json(value, 200, { ETag: etag });
+    const value = agent().capabilities;
+    return c.json(value, 200, { ETag: etagOf(value) });
   });
   app.openapi(patchCaps, (c) => {
     const patch = c.req.valid("json") as Partial<Capabilities>;
-    const { value, etag } = agent().patchCapabilities(patch, c.req.valid("header")["if-match"]);
-    return c.json(value, 200, { ETag: etag });
+    requireIfMatch(c.req.valid("header")["if-match"], agent().capabilities, "capabilities");
+    const value = agent().setCapabilities(patch);
+    return c.json(value, 200, { ETag: etagOf(value) });
   });
   app.openapi(getParams, (c) => {
-    const { value, etag } = agent().readParameters();
-    return c.json(exactValues(value), 200, { ETag: etag });
+    const value = agent().parameters;
+    return c.json(exactValues(value), 200, { ETag: etagOf(value) });
   });
   app.openapi(patchParams, (c) => {
     const patch = c.req.valid("json");
-    const { value, etag } = agent().patchParameters(patch, c.req.valid("header")["if-match"]);
-    return c.json(exactValues(value), 200, { ETag: etag });
+    requireIfMatch(c.req.valid("header")["if-match"], agent().parameters, "parameters");
+    const value = agent().setParameters(patch);
+    return c.json(exactValues(value), 200, { ETag: etagOf(value) });
   });
   return app;
 }

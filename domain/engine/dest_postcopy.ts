@@ -2,14 +2,16 @@
  * The destination's postcopy pieces that talk on the return path: asking for the pages a
  * blocked vCPU waits on (the seed's postcopy fault thread, emulated), and the recovery
  * handshake on a resumed stream (received bitmaps asked for, keepalive PINGs, then
- * POSTCOPY_RESUME answered with RESUME_ACK).
+ * POSTCOPY_RESUME answered with RESUME_ACK), and the pause that waits for a recovery.
  *
  * @module
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
+import type { Channel } from "../ports.ts";
+import type { MigrationStatus } from "../state_machine.ts";
 import type { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
 import { FrameType } from "../wire/frames.ts";
-import type { FrameReader } from "../wire/frame_reader.ts";
+import { FrameReader } from "../wire/frame_reader.ts";
 import { decodeRecvBitmapRequest, decodeU32 } from "../wire/postcopy.ts";
 import {
   encodeRpPong,
@@ -20,6 +22,9 @@ import {
 } from "../wire/return_path.ts";
 import { WireError } from "../wire/wire_error.ts";
 import type { ReturnPath } from "./dest_support.ts";
+import type { StreamStates } from "./dest_stream_state.ts";
+import { failureKind } from "./failure.ts";
+import type { MainLink } from "./main_link.ts";
 import type { RamLoader } from "./ram_loader.ts";
 
 /** What the fault requests need. */
@@ -59,10 +64,12 @@ export async function requestFaults(f: FaultRequests): Promise<void> {
 /**
  * The recovery handshake on a resumed stream whose header `reader` has read: answers each
  * RECV_BITMAP with the block's received bitmap and each PING with a PONG; at POSTCOPY_RESUME
- * runs `resume` (the status change) and answers RESUME_ACK. Anything else is refused.
+ * runs `resume` (the status change) and answers RESUME_ACK. Anything else is refused by
+ * `stream` (in state `recovery`).
  */
 export async function recoveryHandshake(
   reader: FrameReader,
+  stream: StreamStates,
   rp: ReturnPath,
   ram: RamLoader,
   guest: SharedGuest,
@@ -70,6 +77,7 @@ export async function recoveryHandshake(
 ): Promise<void> {
   for (;;) {
     const f = await reader.next();
+    stream.accept(f.type);
     if (f.type === FrameType.RECV_BITMAP) {
       const name = decodeRecvBitmapRequest(await reader.readPayload());
       const b = guest.layout.findIndex((x) => x.name === name);
@@ -85,6 +93,64 @@ export async function recoveryHandshake(
       return;
     } else {
       throw new WireError(`recovery: unexpected frame type 0x${f.type.toString(16)}`);
+    }
+  }
+}
+
+/** What a paused postcopy's recovery uses of its incoming run. */
+export interface RecoveringRun {
+  link: MainLink;
+  guest: SharedGuest;
+  ram: RamLoader;
+  /** The loader's stream state (a recovery's stream starts in `recovery`). */
+  stream: StreamStates;
+  /** Resolves with the channel of a migrate-recover once one is accepted. */
+  awaitRecovery(): Promise<Channel>;
+  /** Stops watching and closes the current stream (before postcopy-paused). */
+  drop(): void;
+  /** The status says postcopy-paused: the return path takes no more messages. */
+  paused(): void;
+  /** Makes `accepted` the run's stream: returns it watched, with a new return path. */
+  adopt(accepted: Channel): { channel: Channel; rp: ReturnPath };
+}
+
+/**
+ * postcopy-paused until migrate-recover brings a channel; then the recovery handshake on it
+ * (a recovery channel that breaks pauses again). Resolves with the resumed stream's reader.
+ */
+export async function pauseAndRecover(why: unknown, run: RecoveringRun): Promise<FrameReader> {
+  const { link } = run;
+  link.post({
+    t: "error",
+    message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}`,
+  });
+  let from: MigrationStatus = "postcopy-active";
+  for (;;) {
+    run.drop();
+    if (!await link.transition(from, "postcopy-paused")) {
+      throw new WireError("incoming migration was stopped");
+    }
+    run.paused();
+    let channel = await run.awaitRecovery();
+    if (!await link.transition("postcopy-paused", "postcopy-recover")) {
+      throw new WireError("incoming migration was stopped");
+    }
+    try {
+      const adopted = run.adopt(channel);
+      channel = adopted.channel;
+      const reader = new FrameReader(channel);
+      await reader.readStreamHeader();
+      run.stream.headerRead(true);
+      await recoveryHandshake(reader, run.stream, adopted.rp, run.ram, run.guest, async () => {
+        if (!await link.transition("postcopy-recover", "postcopy-active")) {
+          throw new WireError("incoming migration was stopped");
+        }
+      });
+      return reader;
+    } catch (e) {
+      if (failureKind(e) !== "link") throw e;
+      channel.close();
+      from = "postcopy-recover";
     }
   }
 }

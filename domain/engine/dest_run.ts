@@ -5,30 +5,27 @@
  * guest. In postcopy the guest runs at once; a vCPU touching a missing page blocks and the
  * page is requested over the return path; a page is placed whole, and never over one the
  * guest already has. A broken link in postcopy pauses until a recovery channel arrives.
- * A failed load leaves the guest in `inmigrate`, never running.
+ * A failed load leaves the guest in `inmigrate`, never running. Where the loader stands is an
+ * explicit state (dest_stream_state.ts): a frame out of order is refused naming it; where
+ * pages go is the RAM loader's placement (straight to RAM, then postcopy's).
  *
  * @module
  */
-import { type RunState, VcpuControl } from "../../adapters/memory/vcpu_control.ts";
+import { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
 import type { Channel } from "../ports.ts";
 import type { MigrationStatus } from "../state_machine.ts";
 import {
   checkConfig,
   checkRun,
-  checkSectionEnd,
-  checkSectionStart,
   decodeConfig,
-  decodeFrameHeader,
   decodeGlobalState,
   decodeSection,
-  FRAME_HEADER_SIZE,
   FrameReader,
   FrameType,
   MAX_PACKAGE,
   WireError,
-  type WireSection,
 } from "../wire/mod.ts";
-import { decodeU32 } from "../wire/postcopy.ts";
+import { decodeU32, splitPackage } from "../wire/postcopy.ts";
 import { encodeRpPong, encodeRpShut } from "../wire/return_path.ts";
 import { encodeRpReason } from "../wire/peer_reason.ts";
 import { STAT } from "./stats.ts";
@@ -36,15 +33,14 @@ import { decodeSetup } from "../wire/multifd.ts";
 import { MultifdReceiver } from "./multifd_receiver.ts";
 import { decodeEncodedPage } from "../wire/encoded_page.ts";
 import { Inflater } from "./inflater.ts";
-import { ReturnPath } from "./dest_support.ts";
-import { recoveryHandshake, requestFaults } from "./dest_postcopy.ts";
+import { checkedRunstate, ReturnPath, runstateAfter } from "./dest_support.ts";
+import { pauseAndRecover, requestFaults } from "./dest_postcopy.ts";
 import type { DestinationContext } from "./dest_context.ts";
 import { failureKind } from "./failure.ts";
 import { RamLoader } from "./ram_loader.ts";
 import { lingerForSource, sendReason, SourceCancelled } from "./peer_reason.ts";
 import { DEFAULT_LINK_TIMEOUT_MS, LinkWatch } from "./link_watch.ts";
-
-const RUNSTATES: readonly string[] = ["running", "paused", "postmigrate", "finish-migrate"];
+import { StreamStates } from "./dest_stream_state.ts";
 
 /** One incoming migration. */
 class DestinationRun {
@@ -54,7 +50,8 @@ class DestinationRun {
   readonly #ram: RamLoader;
   #rp: ReturnPath | null = null;
   #channel: Channel | null = null;
-  #open: WireSection | null = null;
+  /** Where the loader stands in the current stream (a recovery's starts afresh). */
+  readonly #stream = new StreamStates();
   #globalState: string | null = null;
   #device = false;
   /** POSTCOPY_RUN happened: the guest runs here. */
@@ -165,11 +162,10 @@ class DestinationRun {
     reader.coalesceUs = channel.readCoalesceUs ?? 0;
     this.#mainReader = reader;
     if (!opened) await reader.readStreamHeader();
+    this.#stream.headerRead();
     const frame = await reader.next();
+    this.#stream.accept(frame.type); // CONFIG first (or CANCEL)
     if (frame.type === FrameType.CANCEL) throw new SourceCancelled();
-    if (frame.type !== FrameType.CONFIG) {
-      throw new WireError("migration stream: expected the configuration section first");
-    }
     const { guest } = this.#ctx;
     checkConfig(guest.layout, guest.pageSize, decodeConfig(await reader.readPayload()));
     return reader;
@@ -180,13 +176,14 @@ class DestinationRun {
     const { stats } = this.#ctx;
     for (;;) {
       const frame = await reader.next();
+      this.#stream.accept(frame.type);
       if (frame.type === FrameType.EOF) {
         await this.#drainInflate();
         return;
       }
       if (frame.type === FrameType.CANCEL) throw new SourceCancelled();
       if (frame.type === FrameType.PAGE_RUN) {
-        this.#inSection();
+        this.#stream.requireSection();
         await this.#ram.pageRun(reader, frame.length, this.#runHeader);
       } else if (frame.type === FrameType.PACKAGED) await this.#package(reader, frame.length);
       else await this.#command(frame.type, await reader.readPayload());
@@ -194,47 +191,24 @@ class DestinationRun {
     }
   }
 
-  /** RAM travels only inside a section on the main stream (docs/wire-format.md). */
-  #inSection(): void {
-    if (!this.#open) throw new WireError("migration stream: RAM outside a section");
-  }
-
   /** Reads a PACKAGED frame whole, then runs its frames (listen, state, run). */
   async #package(reader: FrameReader, length: number): Promise<void> {
     if (length > MAX_PACKAGE) throw new WireError("package too large");
     const pkg = new Uint8Array(length);
     await reader.readInto(pkg);
-    let off = 0;
-    while (off < pkg.length) {
-      const h = decodeFrameHeader(pkg, off);
-      off += FRAME_HEADER_SIZE;
-      if (off + h.length > pkg.length) {
-        throw new WireError("migration stream: frame past the end of its package");
-      }
-      if (
-        h.type === FrameType.PAGE_RUN || h.type === FrameType.PACKAGED || h.type === FrameType.EOF
-      ) {
-        throw new WireError(
-          `migration stream: frame type 0x${h.type.toString(16)} inside a package`,
-        );
-      }
-      this.#inPackage = true;
-      try {
-        await this.#command(h.type, pkg.subarray(off, off + h.length));
-      } finally {
-        this.#inPackage = false;
-      }
-      off += h.length;
+    for (const f of splitPackage(pkg)) {
+      this.#stream.accept(f.type); // listen, the state, run: nothing else
+      await this.#command(f.type, f.payload);
     }
+    this.#stream.packageEnded();
   }
-  #inPackage = false;
 
   /** Every frame but PAGE_RUN, PACKAGED and EOF. */
   async #command(type: number, payload: Uint8Array): Promise<void> {
     const { guest } = this.#ctx;
     const ram = type === FrameType.ZERO_RUN || type === FrameType.XBZRLE_PAGE ||
       type === FrameType.COMPRESSED_PAGE;
-    if (ram) this.#inSection();
+    if (ram) this.#stream.requireSection();
     if (type !== FrameType.COMPRESSED_PAGE && type !== FrameType.ZERO_RUN) {
       // A pass boundary or state: every compressed page before it must be in place.
       await this.#drainInflate();
@@ -251,34 +225,25 @@ class DestinationRun {
         checkRun(guest.layout, e.block, e.page, 1);
         this.#inflater ??= new Inflater(
           this.#ctx.decompressThreads ?? 2,
-          (block, page, data) => this.#ram.place(block, page, data),
+          (block, page, data) => this.#ram.wholePage(block, page, data),
         );
         this.#ctx.stats[STAT.compressPages] += await this.#inflater.add(e.block, e.page, e.data);
         break;
       }
-      case FrameType.SECTION_START: {
-        const s = decodeSection(payload);
-        checkSectionStart(this.#open, s);
-        this.#open = s;
+      case FrameType.SECTION_START:
+        this.#stream.sectionStart(decodeSection(payload));
         break;
-      }
       case FrameType.SECTION_END:
-        checkSectionEnd(this.#open, decodeSection(payload));
-        this.#open = null;
+        this.#stream.sectionEnd(decodeSection(payload));
         break;
       case FrameType.ZERO_RUN:
         this.#ram.zeroRun(payload);
         break;
-      case FrameType.GLOBAL_STATE: {
-        const rs = decodeGlobalState(payload);
-        if (!RUNSTATES.includes(rs)) {
-          throw new WireError(`migration stream: unknown runstate '${rs}'`);
-        }
-        this.#globalState = rs;
+      case FrameType.GLOBAL_STATE:
+        this.#globalState = checkedRunstate(decodeGlobalState(payload));
         break;
-      }
       case FrameType.DEVICE:
-        if (this.#open) throw new WireError("migration stream: device state inside a RAM section");
+        this.#stream.requireNoSection("device state");
         this.#vcpu.loadDeviceState(payload);
         this.#device = true;
         break;
@@ -299,16 +264,13 @@ class DestinationRun {
         break;
       case FrameType.POSTCOPY_LISTEN:
         if (this.#mainReader) this.#mainReader.coalesceUs = 0; // faults must be answered now
-        if (!this.#inPackage) {
-          throw new WireError("migration stream: postcopy listen outside its package");
-        }
         if (!this.#ram.advised || !this.#rp) {
           throw new WireError("migration stream: postcopy listen without advise and return path");
         }
         if (!await this.#ctx.link.transition("active", "postcopy-active")) {
           throw new WireError("incoming migration was stopped");
         }
-        this.#ram.postcopy = true;
+        this.#ram.place("postcopy");
         this.#vcpu.setPostcopy(true);
         this.#faults = requestFaults({
           guest,
@@ -341,9 +303,6 @@ class DestinationRun {
         );
         break;
       case FrameType.POSTCOPY_RUN:
-        if (!this.#inPackage) {
-          throw new WireError("migration stream: postcopy run outside its package");
-        }
         if (!this.#ram.postcopy || !this.#device) {
           throw new WireError("migration stream: postcopy run before listen and device state");
         }
@@ -365,16 +324,13 @@ class DestinationRun {
   }
 
   #setRunstate(): void {
-    const gs = this.#globalState;
-    if (gs === null || gs === "running") {
-      this.#vcpu.setRunstate(this.#ctx.autostart ? "running" : "paused");
-    } else this.#vcpu.setRunstate((gs === "finish-migrate" ? "paused" : gs) as RunState);
+    this.#vcpu.setRunstate(runstateAfter(this.#globalState, this.#ctx.autostart));
   }
 
   /** After EOF: everything must be here; then run (precopy) and report completed. */
   async #complete(): Promise<void> {
     const { link, stats } = this.#ctx;
-    if (this.#open) throw new WireError("migration stream: ended inside a section");
+    this.#stream.requireNoSection("the end of the stream");
     if (!this.#device) throw new WireError("migration stream: no device state received");
     if (this.#ram.postcopy) {
       // Page channels carried precopy only; they ended (EOF) before postcopy began.
@@ -413,45 +369,29 @@ class DestinationRun {
   }
 
   /** postcopy-paused until migrate-recover brings a channel; then the recovery handshake. */
-  async #pauseAndRecover(why: unknown): Promise<FrameReader> {
-    const { link, guest } = this.#ctx;
-    link.post({
-      t: "error",
-      message: `postcopy paused: ${why instanceof Error ? why.message : String(why)}`,
-    });
-    let from: MigrationStatus = "postcopy-active";
-    for (;;) {
-      // Paused: nothing is expected from the source until a recovery channel comes.
-      this.#watch?.stop();
-      this.#channel?.close();
-      if (!await link.transition(from, "postcopy-paused")) {
-        throw new WireError("incoming migration was stopped");
-      }
-      if (this.#rp) this.#rp.broken = true;
-      let channel = await this.#ctx.awaitRecovery();
-      if (!await link.transition("postcopy-paused", "postcopy-recover")) {
-        throw new WireError("incoming migration was stopped");
-      }
-      try {
-        channel = this.#watchLink(channel);
+  #pauseAndRecover(why: unknown): Promise<FrameReader> {
+    return pauseAndRecover(why, {
+      link: this.#ctx.link,
+      guest: this.#ctx.guest,
+      ram: this.#ram,
+      stream: this.#stream,
+      awaitRecovery: () => this.#ctx.awaitRecovery(),
+      drop: () => {
+        // Paused: nothing is expected from the source until a recovery channel comes.
+        this.#watch?.stop();
+        this.#channel?.close();
+      },
+      paused: () => {
+        if (this.#rp) this.#rp.broken = true;
+      },
+      adopt: (accepted) => {
+        const channel = this.#watchLink(accepted);
         this.#channel = channel;
-        this.#open = null; // a new stream: the cut one's open section is gone with it
         this.#ctx.onChannel(channel);
         this.#rp = new ReturnPath(channel);
-        const reader = new FrameReader(channel);
-        await reader.readStreamHeader();
-        await recoveryHandshake(reader, this.#rp, this.#ram, guest, async () => {
-          if (!await link.transition("postcopy-recover", "postcopy-active")) {
-            throw new WireError("incoming migration was stopped");
-          }
-        });
-        return reader;
-      } catch (e) {
-        if (failureKind(e) !== "link") throw e;
-        channel.close();
-        from = "postcopy-recover";
-      }
-    }
+        return { channel, rp: this.#rp };
+      },
+    });
   }
 }
 

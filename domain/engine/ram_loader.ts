@@ -4,27 +4,28 @@
  * layout and placed in guest memory, with the three page maps the loader keeps:
  * `written` (stored to since the guest was pre-touched empty, so zero pages need no work),
  * `received` (postcopy: the guest may touch it; shared with the vCPU) and `seen` (precopy:
- * a page missing at EOF fails the load). Counters of the pages it places go to `stats`.
+ * a page missing at EOF fails the load). Where the checked bytes go is its placement policy
+ * (ram_placement.ts): straight into RAM, or, once the guest runs here, postcopy's
+ * whole-page placement. Counters of the pages it places go to `stats`.
  *
  * @module
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
-import { markReceivedRange } from "../../adapters/memory/vcpu_control.ts";
-import { isZeroPage } from "../../adapters/memory/zero_page.ts";
 import { xbzrle } from "../codecs/xbzrle.ts";
 import { decodeEncodedPage } from "../wire/encoded_page.ts";
 import { checkPageRunLength, checkRun, decodeRunHeader, decodeZeroRun } from "../wire/mod.ts";
 import type { FrameReader } from "../wire/frame_reader.ts";
 import { decodeDiscard, encodeBitmapDump } from "../wire/postcopy.ts";
 import { WireError } from "../wire/wire_error.ts";
+import {
+  DirectPlacement,
+  type PageMaps,
+  type Placement,
+  type PlacementKind,
+  PostcopyPlacement,
+} from "./ram_placement.ts";
 import { STAT } from "./stats.ts";
-
-/**
- * The biggest PAGE_RUN (MAX_RUN_PAGES pages), landed aside in postcopy. A reused 1 MiB buffer:
- * not advised huge pages (see STAGING in page_sender.ts for why and the figures).
- */
-const RUN_BYTES = 256 * PAGE_SIZE;
 
 /** Places incoming pages in one guest's RAM (see the module doc). */
 export class RamLoader {
@@ -36,13 +37,12 @@ export class RamLoader {
   readonly #received: Uint8Array;
   readonly #seen: Uint8Array;
   #seenCount = 0;
-  #scratch: Uint8Array | null = null;
+  readonly #maps: PageMaps;
+  #placement: Placement;
   /** Pages of the whole guest. */
   readonly totalPages: number;
   /** POSTCOPY_ADVISE came: placed pages are marked received for the vCPU. */
   advised = false;
-  /** The guest runs here: a page is placed whole, and never over one it already has. */
-  postcopy = false;
 
   /** Views `guest`'s RAM and maps; clears the received map (a new incoming run). */
   constructor(guest: SharedGuest, stats: Float64Array) {
@@ -56,6 +56,37 @@ export class RamLoader {
     const last = guest.layout[guest.layout.length - 1];
     this.totalPages = last ? last.firstPage + last.pages : 0;
     this.#seen = new Uint8Array(this.totalPages);
+    this.#maps = {
+      guest,
+      ram8: this.#ram8,
+      ram32: this.#ram32,
+      written: this.#written,
+      received: this.#received,
+      advised: () => this.advised,
+    };
+    this.#placement = new DirectPlacement(this.#maps);
+  }
+
+  /** Where pages go now (see ram_placement.ts). */
+  get placement(): PlacementKind {
+    return this.#placement.kind;
+  }
+
+  /** Changes where pages go: `postcopy` once the guest runs here (POSTCOPY_LISTEN). */
+  place(kind: Exclude<PlacementKind, "cache">): void {
+    this.#placement = kind === "postcopy"
+      ? new PostcopyPlacement(this.#maps)
+      : new DirectPlacement(this.#maps);
+  }
+
+  /** The guest runs here: a page is placed whole, and never over one it already has. */
+  get postcopy(): boolean {
+    return this.#placement.kind === "postcopy";
+  }
+
+  /** Sets the postcopy placement (true) or straight-to-RAM placement (false). */
+  set postcopy(on: boolean) {
+    this.place(on ? "postcopy" : "ram");
   }
 
   /** True once page `flat` (guest-wide number) is in place for a running guest. */
@@ -70,26 +101,9 @@ export class RamLoader {
     const r = decodeRunHeader(header);
     checkPageRunLength(length, r.count, PAGE_SIZE);
     checkRun(guest.layout, r.block, r.firstPage, r.count);
-    const off = r.firstPage * PAGE_SIZE;
-    const bytes = r.count * PAGE_SIZE;
     const first = guest.layout[r.block].firstPage + r.firstPage;
-    if (!this.postcopy) {
-      this.#written.fill(1, first, first + r.count);
-      await reader.readInto(this.#ram8[r.block].subarray(off, off + bytes));
-      if (this.advised) markReceivedRange(guest, first, r.count);
-    } else {
-      // The guest runs: land the run aside, then place each missing page whole.
-      this.#scratch ??= new Uint8Array(RUN_BYTES);
-      const tmp = this.#scratch.subarray(0, bytes);
-      await reader.readInto(tmp);
-      const ram = this.#ram8[r.block];
-      for (let i = 0; i < r.count; i++) {
-        if (this.#received[first + i]) continue;
-        ram.set(tmp.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), off + i * PAGE_SIZE);
-        this.#written[first + i] = 1;
-        markReceivedRange(guest, first + i, 1);
-      }
-    }
+    await reader.readInto(this.#placement.runTarget(r.block, r.firstPage, r.count));
+    this.#placement.runLanded(r.block, r.firstPage, r.count);
     this.#markSeen(first, r.count);
     this.#stats[STAT.normal] += r.count;
   }
@@ -99,16 +113,8 @@ export class RamLoader {
     const guest = this.#guest;
     const r = decodeZeroRun(payload);
     checkRun(guest.layout, r.block, r.firstPage, r.count);
-    const w = this.#ram32[r.block];
     const base = guest.layout[r.block].firstPage;
-    for (let p = r.firstPage; p < r.firstPage + r.count; p++) {
-      if (this.postcopy && this.#received[base + p]) continue;
-      // A page never stored to is still zero: no need to read it.
-      if (this.#written[base + p] !== 0 && !isZeroPage(w, p)) {
-        this.#ram8[r.block].fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
-      }
-      if (this.advised) markReceivedRange(guest, base + p, 1);
-    }
+    this.#placement.zeroPages(r.block, r.firstPage, r.count);
     this.#markSeen(base + r.firstPage, r.count);
     this.#stats[STAT.duplicate] += r.count;
   }
@@ -119,7 +125,7 @@ export class RamLoader {
     const e = decodeEncodedPage(payload);
     checkRun(guest.layout, e.block, e.page, 1);
     const flat = guest.layout[e.block].firstPage + e.page;
-    if (!this.#seen[flat] || this.postcopy) {
+    if (!this.#seen[flat] || !this.#placement.encoded) {
       throw new WireError("migration stream: XBZRLE page for a page this side does not hold");
     }
     this.#written[flat] = 1;
@@ -131,12 +137,9 @@ export class RamLoader {
   }
 
   /** Places one whole page (an inflated COMPRESSED_PAGE, already checked against the layout). */
-  place(block: number, page: number, data: Uint8Array): void {
-    const flat = this.#guest.layout[block].firstPage + page;
-    this.#written[flat] = 1;
-    this.#ram8[block].set(data, page * PAGE_SIZE);
-    this.#markSeen(flat, 1);
-    if (this.advised) markReceivedRange(this.#guest, flat, 1);
+  wholePage(block: number, page: number, data: Uint8Array): void {
+    this.#placement.wholePage(block, page, data);
+    this.#markSeen(this.#guest.layout[block].firstPage + page, 1);
   }
 
   /** A POSTCOPY_DISCARD: pages re-dirtied on the source are not received after all. */

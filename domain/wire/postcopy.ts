@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { FRAME_HEADER_SIZE, FrameType, MAX_DISCARD_RANGES, MAX_PACKAGE } from "./frames.ts";
+import {
+  decodeFrameHeader,
+  FRAME_HEADER_SIZE,
+  FrameType,
+  MAX_DISCARD_RANGES,
+  MAX_PACKAGE,
+} from "./frames.ts";
 import { putFrameHeader } from "./encode.ts";
 import { WireError } from "./wire_error.ts";
 
@@ -91,6 +97,32 @@ export function encodePackage(frames: readonly Uint8Array[]): Uint8Array<ArrayBu
     off += f.length;
   }
   return b;
+}
+
+/** One frame of a package: its type and a view of its payload. */
+export interface PackagedFrame {
+  type: number;
+  payload: Uint8Array;
+}
+
+/**
+ * The frames of a PACKAGED frame's payload, in order, each bounded by the package (a frame
+ * that runs past its end is refused). Which types may appear is the loader's stream state's
+ * decision.
+ */
+export function splitPackage(pkg: Uint8Array): PackagedFrame[] {
+  const frames: PackagedFrame[] = [];
+  let off = 0;
+  while (off < pkg.length) {
+    const h = decodeFrameHeader(pkg, off);
+    off += FRAME_HEADER_SIZE;
+    if (off + h.length > pkg.length) {
+      throw new WireError("migration stream: frame past the end of its package");
+    }
+    frames.push({ type: h.type, payload: pkg.subarray(off, off + h.length) });
+    off += h.length;
+  }
+  return frames;
 }
 
 /** Encodes the source's request for a block's received bitmap (recovery). */

@@ -4,7 +4,7 @@
  * reports every problem without starting anything.
  */
 import assert from "node:assert/strict";
-import { IdempotencyStore } from "../../domain/idempotency.ts";
+import { IdempotencyStore } from "../../routes/idempotency.ts";
 import { type InProcess, type Json, withAgent } from "../contract_fixture.ts";
 import { REFUSING_PORT } from "../helpers/ports.ts";
 

@@ -134,6 +134,24 @@ Deno.test("ram loader: in postcopy a page the guest already has is never overwri
   assert.equal(loader.missing(), 40 - 3);
 });
 
+Deno.test("ram loader: placement goes straight to RAM, then postcopy's; a single page only before", async () => {
+  const { loader, ram, feed } = setup();
+  assert.equal(loader.placement, "ram");
+  loader.advised = true;
+  loader.wholePage(0, 5, pages(1, 7));
+  assert.equal(ram[0][5 * PAGE_SIZE], 7, "an inflated page lands in RAM");
+  assert.ok(loader.isReceived(5), "under advise it is received for the vCPU");
+  loader.place("postcopy");
+  assert.equal(loader.placement, "postcopy");
+  assert.equal(loader.postcopy, true);
+  assert.throws(() => loader.wholePage(0, 6, pages(1, 8)), /single encoded page in postcopy/);
+  assert.equal(ram[0][6 * PAGE_SIZE], 0, "nothing was placed");
+  await feed(encodePageRun(0, 5, PAGE_SIZE, pages(2, 9)));
+  assert.equal(ram[0][5 * PAGE_SIZE], 7, "a received page is kept");
+  assert.equal(ram[0][6 * PAGE_SIZE], 9, "a missing page is placed whole");
+  assert.ok(loader.isReceived(6));
+});
+
 Deno.test("ram loader: discards only under advise and before listen; they un-receive pages", async () => {
   const { loader, feed } = setup();
   const discard = encodeDiscard(0, [{ first: 1, count: 2 }])[0];

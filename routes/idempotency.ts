@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { DomainError } from "./errors.ts";
+import { DomainError } from "../domain/errors.ts";
 
 /** How many keys are remembered. */
 export const IDEMPOTENCY_CAPACITY = 256;

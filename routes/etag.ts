@@ -5,7 +5,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { stringifyJsonExact } from "./exact_json.ts";
+import { DomainError } from "../domain/errors.ts";
+import { stringifyJsonExact } from "../domain/exact_json.ts";
 
 /** The strong ETag of a JSON value (a quoted SHA-256 prefix of its JSON text). */
 export function etagOf(value: unknown): string {
@@ -20,4 +21,15 @@ export function etagOf(value: unknown): string {
 export function ifMatchHolds(header: string | undefined, etag: string): boolean {
   if (header === undefined) return true;
   return header.split(",").map((t) => t.trim()).some((t) => t === "*" || t === etag);
+}
+
+/**
+ * Refuses a change whose `If-Match` does not hold for the current `value` (a `stale`
+ * DomainError, 412, nothing changed).
+ */
+export function requireIfMatch(ifMatch: string | undefined, value: unknown, what: string): void {
+  const etag = etagOf(value);
+  if (!ifMatchHolds(ifMatch, etag)) {
+    throw new DomainError("stale", `If-Match does not match the current ${what} (ETag ${etag})`);
+  }
 }

@@ -5,11 +5,10 @@
  * asks for ahead of the background pages (paced by max-postcopy-bandwidth) until every page
  * is there. Once the package left, the guest may run on the destination, so a broken link
  * pauses (never loses the guest) until a resume brings a new channel and the
- * received-bitmap handshake says what is still missing.
+ * received-bitmap handshake says what is still missing. It drives a SourceSession.
  *
  * @module
  */
-import type { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
 import type { MigrationStatus } from "../state_machine.ts";
 import {
   encodeEof,
@@ -27,40 +26,13 @@ import {
 } from "../wire/postcopy.ts";
 import { Cancelled } from "./cancelled.ts";
 import { failureKind } from "./failure.ts";
-import type { PageSender } from "./page_sender.ts";
 import { releaseSent, releaseWritten } from "./release_sent.ts";
-import type { SourceContext } from "./source_context.ts";
-import type { SourceCounters } from "./source_counters.ts";
-import type { Switchover } from "./switchover.ts";
-import type { SourceReturnPath } from "./source_return_path.ts";
+import type { SourceSession } from "./source_session.ts";
 import { STAT } from "./stats.ts";
 
 const BUFFER_DELAY = 100;
 /** Background pages between looks at the request queue (256 KiB). */
 const POSTCOPY_CHUNK = 64;
-
-/** What the postcopy phase uses of its outgoing migration. */
-export interface PostcopyRun {
-  readonly ctx: SourceContext;
-  readonly counters: SourceCounters;
-  /** What the destination says on the return path of the current channel. */
-  readonly rp: SourceReturnPath;
-  /** The current channel's page sender and writer (new ones after a resume). */
-  sender(): PageSender;
-  writer(): ChannelWriter;
-  /** Throws on cancel, a return-path error, a failed write or a failed page channel. */
-  checkErrors(): void;
-  /** Stopping the vCPU, pause-before-switchover, the state frames, the SHUT. */
-  readonly switchover: Switchover;
-  /** Sends a keepalive PING when one is due (between frames). */
-  keepalive(): Promise<void>;
-  /** Something must arrive on the return path within the link timeout. */
-  expectReply(): void;
-  /** Drops the current channel after a failure (its bytes stay counted). */
-  dropChannel(): void;
-  /** Opens a channel to `uri` (the return path starts afresh on it). */
-  reopen(uri: string): Promise<void>;
-}
 
 /**
  * An error that fails a postcopy migration: the peer broke the protocol or reported its own
@@ -72,21 +44,21 @@ export function failsPostcopy(e: unknown): boolean {
 }
 
 /** One outgoing migration's postcopy phase (see the module doc). */
-export class SourcePostcopy {
-  readonly #run: PostcopyRun;
+export class PostcopyPhase {
+  readonly #run: SourceSession;
   /** An ITERATE section is open on the current stream. */
   #section = false;
 
-  /** The postcopy phase of `run`. */
-  constructor(run: PostcopyRun) {
-    this.#run = run;
+  /** The postcopy phase of `session` (connected, or taking over a paused postcopy). */
+  constructor(session: SourceSession) {
+    this.#run = session;
   }
 
   /** postcopy_start: stop, discard re-dirtied pages, send the device state as one package. */
   async start(): Promise<void> {
     const run = this.#run;
     const { link, stats, caps } = run.ctx;
-    const sender = run.sender();
+    const sender = run.sender;
     const timeAtStop = Date.now();
     if (!caps["pause-before-switchover"]) {
       if (!await link.transition("active", "postcopy-active")) throw new Cancelled();
@@ -120,7 +92,7 @@ export class SourcePostcopy {
       run.ctx.point.giveBack();
       throw e;
     }
-    run.writer().setRateLimit(0); // background pages are paced below; requests never wait
+    run.writer.setRateLimit(0); // background pages are paced below; requests never wait
     if (caps["release-ram"]) {
       // ram_postcopy_migrated_memory_release: what went out and stayed clean is the
       // destination's now; later pages go back to the OS as soon as they are written out.
@@ -144,7 +116,7 @@ export class SourcePostcopy {
           control.pauseRequested = false;
           throw new Error("migrate-pause");
         }
-        const sender = run.sender();
+        const sender = run.sender;
         if (!this.#section) {
           // Postcopy pages travel in a section too (one per stream, reopened after a resume).
           const pass = run.counters.pass;
@@ -167,11 +139,11 @@ export class SourcePostcopy {
             await control.wake.wait(windowStart + BUFFER_DELAY - now);
             continue;
           }
-          const before = run.writer().bytesWritten;
+          const before = run.writer.bytesWritten;
           const done = await sender.send(POSTCOPY_CHUNK);
           await sender.flush();
           releaseWritten(guest, sender);
-          windowBytes += run.writer().bytesWritten - before;
+          windowBytes += run.writer.bytesWritten - before;
           if (done && sender.pending > 0) sender.rewind();
         } else {
           const pass = run.counters.pass;
@@ -246,9 +218,9 @@ export class SourcePostcopy {
   async #recover(uri: string): Promise<void> {
     const run = this.#run;
     const { guest, link, control } = run.ctx;
-    await run.reopen(uri);
+    await run.open(uri);
     run.rp.recovering = true;
-    const sender = run.sender();
+    const sender = run.sender;
     await sender.append(encodeStreamHeader());
     for (const blk of guest.layout) await sender.append(encodeRecvBitmapRequest(blk.name));
     await sender.flush();

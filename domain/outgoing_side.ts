@@ -1,0 +1,157 @@
+/**
+ * The agent's outgoing side: QMP migrate past its refusals (migrate_init: the migration is
+ * recorded `setup`, and whatever fails from here fails it), a resume of a paused postcopy,
+ * and the commands a running outgoing migration takes (migrate-start-postcopy,
+ * migrate-continue, migrate-pause, migrate_cancel, live parameters). It owns the newest
+ * outgoing {@link Migration} and its data path ({@link Outgoing}).
+ *
+ * @module
+ */
+import type { Machine } from "../adapters/memory/machine.ts";
+import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
+import { DomainError, MigrationFailed } from "./errors.ts";
+import type { EventBus } from "./event_bus.ts";
+import type { FerryEventMap } from "./events.ts";
+import type { LiveParams } from "./engine/messages.ts";
+import { Migration, type MigrationListener } from "./migration.ts";
+import { type MigrationInfo, migrationInfo } from "./migration_info.ts";
+import type { Capabilities } from "./options.ts";
+import { type CancelAnswer, cancelRefusal, Outgoing } from "./outgoing.ts";
+import { PolicyTracker } from "./policy.ts";
+import { type MigrateRequest, startProblems } from "./preflight.ts";
+import type { MigrationStatus } from "./state_machine.ts";
+
+/** What the outgoing side uses of its agent. */
+export interface OutgoingDeps {
+  machine: Machine;
+  events: EventBus<FerryEventMap>;
+  /** TLS for a channel to `uri` (the tls-creds parameter), or undefined; throws when unusable. */
+  tlsFor(uri: string): TlsChannelOptions | undefined;
+  /** Hears every status change of every outgoing migration. */
+  listener: MigrationListener;
+  /** Records a new outgoing migration in the agent's history. */
+  record(m: Migration): void;
+  /** Hands the new migration's `x-policy` (or null) to the agent's watch. */
+  setPolicy(policy: PolicyTracker | null): void;
+  /** The link timeout (ms; engine/link_watch.ts), when not the default. */
+  linkTimeoutMs?: number;
+}
+
+/** Outgoing migrations of one agent. */
+export class OutgoingSide {
+  readonly #deps: OutgoingDeps;
+  /** The newest outgoing migration (it may have failed before its data path started). */
+  #source: Migration | null = null;
+  /** The data path of `#source`, once started. */
+  #outgoing: Outgoing | null = null;
+
+  /** An outgoing side with nothing started. */
+  constructor(deps: OutgoingDeps) {
+    this.#deps = deps;
+  }
+
+  /** The newest outgoing migration, if any. */
+  get source(): Migration | null {
+    return this.#source;
+  }
+
+  /** The data path of the newest outgoing migration, once started. */
+  get outgoing(): Outgoing | null {
+    return this.#outgoing;
+  }
+
+  /** The newest outgoing migration's status (`none` before any). */
+  get status(): MigrationStatus {
+    return this.#source?.status ?? "none";
+  }
+
+  /** The data path has ended (or there is none). */
+  get done(): Promise<void> | undefined {
+    return this.#outgoing?.done;
+  }
+
+  /**
+   * migrate past the seed's migrate_prepare refusals: a new migration `setup`; a failure
+   * now (startProblems, TLS) records it `failed` and throws {@link MigrationFailed}.
+   */
+  start(req: MigrateRequest, caps: Capabilities, params: LiveParams): MigrationInfo {
+    const { machine } = this.#deps;
+    machine.clearArrival();
+    const migration = new Migration("source", req.uri, this.#deps.listener);
+    this.#deps.record(migration);
+    migration.caps = caps;
+    migration.params = params;
+    this.#source = migration;
+    this.#outgoing = null;
+    migration.machine.transition("none", "setup");
+    let tls: TlsChannelOptions | undefined;
+    try {
+      const failed = startProblems(req.uri, caps);
+      if (failed.length > 0) throw failed[0];
+      tls = this.#deps.tlsFor(req.uri);
+    } catch (e) {
+      if (!(e instanceof DomainError)) throw e;
+      // The seed's migrate_fd_error: the error first, so `failed` is seen with it.
+      migration.setError(e.message);
+      migration.machine.transition("setup", "failed");
+      throw new MigrationFailed(e, migration.id);
+    }
+    const ramBytes = machine.layout.reduce((n, b) => n + b.size, 0);
+    this.#deps.setPolicy(
+      req["x-policy"] ? new PolicyTracker(req["x-policy"], ramBytes, Date.now()) : null,
+    );
+    this.#outgoing = new Outgoing(
+      migration,
+      machine.shared,
+      { ...params },
+      caps,
+      tls,
+      (pass) => this.#deps.events.publish("MIGRATION_PASS", { pass }),
+      { linkTimeoutMs: this.#deps.linkTimeoutMs },
+    );
+    return migrationInfo(migration);
+  }
+
+  /** A resume (checked by the caller): the paused migration gets a new channel to `uri`. */
+  resume(uri: string): MigrationInfo {
+    const tls = this.#deps.tlsFor(uri);
+    this.#outgoing!.command({ t: "resume", uri, tls });
+    return migrationInfo(this.#outgoing!.migration);
+  }
+
+  /** migrate-start-postcopy past its checks: the flag the source's loop reads. */
+  startPostcopy(): void {
+    // Not an error once finished: that would race with the command (as in the seed).
+    this.#outgoing?.command({ t: "postcopy" });
+  }
+
+  /** migrate-continue past its check: releases a migration paused in pre-switchover. */
+  continue(): void {
+    this.#outgoing?.command({ t: "continue" });
+  }
+
+  /** migrate-pause on the source, when its migration is postcopy-active. */
+  pause(): boolean {
+    if (!this.#outgoing || this.status !== "postcopy-active") return false;
+    this.#outgoing.command({ t: "pause" });
+    return true;
+  }
+
+  /** migrate_cancel: what it did (`refused` past the point of no return). */
+  cancel(): CancelAnswer {
+    return this.#outgoing?.cancel() ?? "idle";
+  }
+
+  /** migrate_cancel, refused with a `wrong-state` error past the point of no return. */
+  cancelOrRefuse(): void {
+    if (this.cancel() === "refused") {
+      throw new DomainError("wrong-state", cancelRefusal(this.status));
+    }
+  }
+
+  /** New live parameters for the running data path (and its MigrationInfo). */
+  setParams(params: LiveParams): void {
+    this.#outgoing?.setParams(params);
+    if (this.#outgoing) this.#outgoing.migration.params = params;
+  }
+}
