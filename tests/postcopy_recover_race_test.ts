@@ -51,8 +51,8 @@ Deno.test(`postcopy recovery: pause, wait for the source's event, recover, resum
       ["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"],
       ["--ram", "64M", "--fill", "random", "--workload", "random,rate=200"],
     );
-    // Slow enough that postcopy outlasts every round (background pages go 64 pages per
-    // 100 ms window at least: ~20 s for this guest); the guest's faults still get pages.
+    // Slow enough that postcopy outlasts every round (background pages at 64 KiB/s would take
+    // ~17 minutes for this guest); the guest's faults still get pages at once.
     await src.api("PATCH", "/parameters", {
       "max-bandwidth": 1 << 20,
       "max-postcopy-bandwidth": 64 << 10,

@@ -9,7 +9,9 @@
  */
 import "./unit/engine_memory.ts";
 import "./unit/engine_postcopy.ts";
+import "./unit/engine_postcopy_pacer.ts";
 import "./unit/engine_ram_loader.ts";
+import "./unit/engine_stream_state.ts";
 import "./unit/engine_threshold.ts";
 import "./unit/hostile_decode.ts";
 import "./unit/hostile_loader.ts";

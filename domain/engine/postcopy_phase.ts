@@ -24,14 +24,15 @@ import {
   encodeRecvBitmapRequest,
   encodeU32Frame,
 } from "../wire/postcopy.ts";
+import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
 import { Cancelled } from "./cancelled.ts";
 import { failureKind } from "./failure.ts";
+import { PostcopyPacer } from "./postcopy_pacer.ts";
 import { releaseSent, releaseWritten } from "./release_sent.ts";
 import type { SourceSession } from "./source_session.ts";
 import { STAT } from "./stats.ts";
 
-const BUFFER_DELAY = 100;
-/** Background pages between looks at the request queue (256 KiB). */
+/** Background pages between looks at the request queue (256 KiB), at most. */
 const POSTCOPY_CHUNK = 64;
 
 /**
@@ -106,8 +107,7 @@ export class PostcopyPhase {
   async loop(): Promise<void> {
     const run = this.#run;
     const { control, params, guest } = run.ctx;
-    let windowStart = Date.now();
-    let windowBytes = 0;
+    const pacer = new PostcopyPacer(Date.now());
     for (;;) {
       try {
         run.checkErrors();
@@ -130,20 +130,17 @@ export class PostcopyPhase {
           releaseWritten(guest, sender);
         } else if (sender.pending > 0) {
           const limit = params["max-postcopy-bandwidth"];
-          const now = Date.now();
-          if (now - windowStart >= BUFFER_DELAY) {
-            windowStart = now;
-            windowBytes = 0;
-          }
-          if (limit > 0 && windowBytes >= limit / 10) {
-            await control.wake.wait(windowStart + BUFFER_DELAY - now);
+          const step = pacer.next(limit, Date.now(), PAGE_SIZE, POSTCOPY_CHUNK);
+          if ("waitMs" in step) {
+            // A request or a pause wakes it early.
+            await control.wake.wait(step.waitMs);
             continue;
           }
           const before = run.writer.bytesWritten;
-          const done = await sender.send(POSTCOPY_CHUNK);
+          const done = await sender.send(step.pages);
           await sender.flush();
           releaseWritten(guest, sender);
-          windowBytes += run.writer.bytesWritten - before;
+          pacer.sent(run.writer.bytesWritten - before);
           if (done && sender.pending > 0) sender.rewind();
         } else {
           const pass = run.counters.pass;
