@@ -12,8 +12,8 @@ import {
   STREAM_TABLE,
   type StreamState,
   StreamStates,
-} from "../domain/engine/dest_stream_state.ts";
-import { FrameType, SectionKind, WireError } from "../domain/wire/mod.ts";
+} from "../../domain/engine/dest_stream_state.ts";
+import { FrameType, SectionKind, WireError } from "../../domain/wire/mod.ts";
 
 const seed = Date.now();
 console.log("fast-check seed", seed);
