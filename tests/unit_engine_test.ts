@@ -10,6 +10,7 @@
 import "./unit/engine_memory.ts";
 import "./unit/engine_postcopy.ts";
 import "./unit/engine_ram_loader.ts";
+import "./unit/engine_stream_state.ts";
 import "./unit/engine_threshold.ts";
 import "./unit/hostile_decode.ts";
 import "./unit/hostile_loader.ts";
