@@ -28,7 +28,7 @@ export const MAX_RUN_PAGES = 256;
 export const STREAM_MAGIC = 0x46455259;
 /** The only stream version this code speaks (version 1 had no section ids). */
 export const STREAM_VERSION = 2;
-/** Largest payload of CONFIG and DEVICE frames (64 KiB). */
+/** Largest payload of CONFIG frames and of SECTION_FULL bodies (64 KiB). */
 export const MAX_SMALL_PAYLOAD = 65536;
 /** Smallest page size a CONFIG may announce. */
 export const MIN_PAGE_SIZE = 1024;
@@ -130,7 +130,7 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.POSTCOPY_RESUME]: { name: "POSTCOPY_RESUME", fixed: 0 },
   [FrameType.RECV_BITMAP]: { name: "RECV_BITMAP", min: 2, max: 256 },
   // One encoded page is read whole through the reader's buffer (readPayload): at most
-  // 64 KiB, like CONFIG and DEVICE (a 4 KiB page encodes to at most 6 + 4673 bytes).
+  // 64 KiB, like CONFIG (a 4 KiB page encodes to at most 6 + 4673 bytes).
   [FrameType.XBZRLE_PAGE]: { name: "XBZRLE_PAGE", min: 7, max: MAX_SMALL_PAYLOAD },
   [FrameType.COMPRESSED_PAGE]: { name: "COMPRESSED_PAGE", min: 7, max: MAX_SMALL_PAYLOAD },
   [FrameType.MULTIFD_SYNC]: { name: "MULTIFD_SYNC", fixed: 4 },
