@@ -15,7 +15,9 @@ import { completedInfo, current, MIB, migrate, PAGE, patch, TERMINAL, waitInfo }
 import { median, type QuietWait, waitForQuiet, wallNow } from "./measure.ts";
 import { type Figure, infoFigure as info } from "./report.ts";
 import { DEVICE_STATE_BYTES } from "../adapters/memory/device_state.ts";
-import { encodeDevice, encodeGlobalState } from "../domain/wire/encode.ts";
+import { encodeGlobalState } from "../domain/wire/encode.ts";
+import { encodeSectionFull } from "../domain/wire/sections.ts";
+import { DEVICE_SECTION } from "../domain/engine/device_section.ts";
 import { FrameType } from "../domain/wire/frames.ts";
 import { encodeEmpty, encodePackage, encodeU32Frame } from "../domain/wire/postcopy.ts";
 
@@ -32,7 +34,7 @@ export interface PostcopyRun {
   before: Json;
   /** Bytes the source sent per second between those two looks (its measured bandwidth). */
   bandwidth: number;
-  /** Bytes of the device-state package (LISTEN, GLOBAL_STATE, DEVICE, PING, RUN). */
+  /** Bytes of the device-state package (LISTEN, GLOBAL_STATE, SECTION_FULL, PING, RUN). */
   packageBytes: number;
   /** packageBytes / bandwidth, ms. */
   packageMs: number;
@@ -55,7 +57,7 @@ export function postcopyPackageBytes(): number {
   return encodePackage([
     encodeEmpty(FrameType.POSTCOPY_LISTEN),
     encodeGlobalState("running"),
-    encodeDevice(new Uint8Array(DEVICE_STATE_BYTES)),
+    encodeSectionFull(DEVICE_SECTION, new Uint8Array(DEVICE_STATE_BYTES)),
     encodeU32Frame(FrameType.PING, 3),
     encodeEmpty(FrameType.POSTCOPY_RUN),
   ]).length;

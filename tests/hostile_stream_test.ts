@@ -182,14 +182,15 @@ Deno.test("hostile: streams that are not Ferry's, and one ending after POSTCOPY_
       async () => {
         // As the acceptance check `hostile-stream` does: QEMU's magic and garbage on the port.
         const h = encodeStreamHeader();
-        const v2 = h.slice();
-        v2[5] = 2;
+        // A version 1 peer (no section ids) is refused naming both versions.
+        const v1 = h.slice();
+        v1[5] = 1;
         const flags = h.slice();
         flags[7] = 1;
         const qevm = concat([new TextEncoder().encode("QEVM"), new Uint8Array(1 << 20).fill(0x5a)]);
         const cases: [Uint8Array, RegExp][] = [
           [qevm, /not a Ferry migration stream \(magic 0x5145564d/],
-          [v2, /unsupported migration stream version 2/],
+          [v1, /unsupported migration stream version 1 \(this side speaks version 2\)/],
           [flags, /reserved flags set \(0x0001\)/],
         ];
         for (const [bytes, text] of cases) {

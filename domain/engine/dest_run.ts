@@ -6,8 +6,10 @@
  * page is requested over the return path; a page is placed whole, and never over one the
  * guest already has. A broken link in postcopy pauses until a recovery channel arrives.
  * A failed load leaves the guest in `inmigrate`, never running. Where the loader stands is an
- * explicit state (dest_stream_state.ts): a frame out of order is refused naming it; where
- * pages go is the RAM loader's placement (straight to RAM, then postcopy's).
+ * explicit state (dest_stream_state.ts): a frame out of order is refused naming it. What a
+ * section record carries goes to that section's loader by section id (section_table.ts: RAM,
+ * the device state); where pages go is the RAM loader's placement (straight to RAM, then
+ * postcopy's).
  *
  * @module
  */
@@ -16,13 +18,15 @@ import type { Channel } from "../ports.ts";
 import type { MigrationStatus } from "../state_machine.ts";
 import {
   checkConfig,
-  checkRun,
   decodeConfig,
   decodeGlobalState,
-  decodeSection,
+  decodeSectionEnd,
+  decodeSectionFull,
+  decodeSectionStart,
   FrameReader,
   FrameType,
   MAX_PACKAGE,
+  MAX_SECTION_FULL,
   WireError,
 } from "../wire/mod.ts";
 import { decodeU32, splitPackage } from "../wire/postcopy.ts";
@@ -31,8 +35,6 @@ import { encodeRpReason } from "../wire/peer_reason.ts";
 import { STAT } from "./stats.ts";
 import { decodeSetup } from "../wire/multifd.ts";
 import { MultifdReceiver } from "./multifd_receiver.ts";
-import { decodeEncodedPage } from "../wire/encoded_page.ts";
-import { Inflater } from "./inflater.ts";
 import { checkedRunstate, ReturnPath, runstateAfter } from "./dest_support.ts";
 import { pauseAndRecover, requestFaults } from "./dest_postcopy.ts";
 import type { DestinationContext } from "./dest_context.ts";
@@ -41,6 +43,9 @@ import { RamLoader } from "./ram_loader.ts";
 import { lingerForSource, sendReason, SourceCancelled } from "./peer_reason.ts";
 import { DEFAULT_LINK_TIMEOUT_MS, LinkWatch } from "./link_watch.ts";
 import { StreamStates } from "./dest_stream_state.ts";
+import { DeviceSectionLoader } from "./device_section.ts";
+import { RamSectionLoader } from "./ram_section_loader.ts";
+import { SECTION_DATA, SectionTable } from "./section_table.ts";
 
 /** One incoming migration. */
 class DestinationRun {
@@ -53,19 +58,19 @@ class DestinationRun {
   /** Where the loader stands in the current stream (a recovery's starts afresh). */
   readonly #stream = new StreamStates();
   #globalState: string | null = null;
-  #device = false;
+  /** The sections this agent loads, by id: RAM and the device state. */
+  readonly #sections: SectionTable;
+  /** A SECTION_FULL read from the main stream (allocated at the first, at most 64 KiB + 264). */
+  #fullBuf: Uint8Array | null = null;
   /** POSTCOPY_RUN happened: the guest runs here. */
   #ran = false;
   #faults: Promise<void> | null = null;
   /** Resolves when the run is done: wakes the fault loop at once. */
   readonly #ended = Promise.withResolvers<null>();
   #done = false;
-  readonly #runHeader = new Uint8Array(10);
   /** The multifd page channels, once MULTIFD_SETUP claimed them. */
   #mfd: MultifdReceiver | null = null;
   #mainReader: FrameReader | null = null;
-  /** Compressed pages on their way into RAM (placed at the next barrier at the latest). */
-  #inflater: Inflater | null = null;
   readonly #start = Date.now();
   /** Watches the current stream's channels for a dead source (a new one per recovery). */
   #watch: LinkWatch | null = null;
@@ -75,6 +80,10 @@ class DestinationRun {
     const { guest } = ctx;
     this.#vcpu = new VcpuControl(guest);
     this.#ram = new RamLoader(guest, ctx.stats);
+    this.#sections = new SectionTable([
+      new RamSectionLoader(this.#ram, ctx.stats, ctx.decompressThreads ?? 2),
+      new DeviceSectionLoader(this.#vcpu),
+    ]);
   }
 
   get #status(): MigrationStatus {
@@ -132,7 +141,7 @@ class DestinationRun {
       this.#vcpu.setPostcopy(false);
       stats[STAT.totalTime] = Date.now() - this.#start;
       this.#ctx.onChannel(null);
-      this.#inflater?.close();
+      this.#sections.cleanup();
       this.#rp?.channel.close();
       channel.close();
       if (this.#mfd) {
@@ -178,15 +187,22 @@ class DestinationRun {
       const frame = await reader.next();
       this.#stream.accept(frame.type);
       if (frame.type === FrameType.EOF) {
-        await this.#drainInflate();
+        await this.#sections.settle();
         return;
       }
       if (frame.type === FrameType.CANCEL) throw new SourceCancelled();
-      if (frame.type === FrameType.PAGE_RUN) {
+      if (SECTION_DATA.has(frame.type)) {
+        // RAM (or a later live section's data) only inside an open record: its loader reads it.
         this.#stream.requireSection();
-        await this.#ram.pageRun(reader, frame.length, this.#runHeader);
+        await this.#sections.open.loadState(frame.type, frame.length, reader);
       } else if (frame.type === FrameType.PACKAGED) await this.#package(reader, frame.length);
-      else await this.#command(frame.type, await reader.readPayload());
+      else if (frame.type === FrameType.SECTION_FULL) {
+        // Up to 64 KiB of body behind a name: read whole into one buffer of fixed size.
+        this.#fullBuf ??= new Uint8Array(MAX_SECTION_FULL);
+        const payload = this.#fullBuf.subarray(0, frame.length);
+        await reader.readInto(payload);
+        await this.#command(frame.type, payload);
+      } else await this.#command(frame.type, await reader.readPayload());
       stats[STAT.transferred] = reader.bytesRead;
     }
   }
@@ -203,49 +219,30 @@ class DestinationRun {
     this.#stream.packageEnded();
   }
 
-  /** Every frame but PAGE_RUN, PACKAGED and EOF. */
+  /** Every frame but a live section's data, PACKAGED and EOF. */
   async #command(type: number, payload: Uint8Array): Promise<void> {
     const { guest } = this.#ctx;
-    const ram = type === FrameType.ZERO_RUN || type === FrameType.XBZRLE_PAGE ||
-      type === FrameType.COMPRESSED_PAGE;
-    if (ram) this.#stream.requireSection();
-    if (type !== FrameType.COMPRESSED_PAGE && type !== FrameType.ZERO_RUN) {
-      // A pass boundary or state: every compressed page before it must be in place.
-      await this.#drainInflate();
-    }
+    // A record boundary or state: every page a section holds back must be in place.
+    await this.#sections.settle();
     switch (type) {
-      case FrameType.XBZRLE_PAGE:
-        this.#ram.xbzrlePage(payload);
-        break;
-      case FrameType.COMPRESSED_PAGE: {
-        if (this.#ram.postcopy) {
-          throw new WireError("migration stream: compressed page in postcopy");
-        }
-        const e = decodeEncodedPage(payload);
-        checkRun(guest.layout, e.block, e.page, 1);
-        this.#inflater ??= new Inflater(
-          this.#ctx.decompressThreads ?? 2,
-          (block, page, data) => this.#ram.wholePage(block, page, data),
-        );
-        this.#ctx.stats[STAT.compressPages] += await this.#inflater.add(e.block, e.page, e.data);
+      case FrameType.SECTION_START: {
+        const rec = decodeSectionStart(payload);
+        this.#stream.sectionStart(rec);
+        this.#sections.start(rec);
         break;
       }
-      case FrameType.SECTION_START:
-        this.#stream.sectionStart(decodeSection(payload));
+      case FrameType.SECTION_END: {
+        const rec = decodeSectionEnd(payload);
+        this.#stream.sectionEnd(rec);
+        this.#sections.end(rec);
         break;
-      case FrameType.SECTION_END:
-        this.#stream.sectionEnd(decodeSection(payload));
-        break;
-      case FrameType.ZERO_RUN:
-        this.#ram.zeroRun(payload);
-        break;
+      }
       case FrameType.GLOBAL_STATE:
         this.#globalState = checkedRunstate(decodeGlobalState(payload));
         break;
-      case FrameType.DEVICE:
-        this.#stream.requireNoSection("device state");
-        this.#vcpu.loadDeviceState(payload);
-        this.#device = true;
+      case FrameType.SECTION_FULL:
+        this.#stream.requireNoSection("a whole section (SECTION_FULL)");
+        this.#sections.full(decodeSectionFull(payload));
         break;
       case FrameType.OPEN_RETURN_PATH:
         this.#rp = new ReturnPath(this.#channel!);
@@ -303,7 +300,7 @@ class DestinationRun {
         );
         break;
       case FrameType.POSTCOPY_RUN:
-        if (!this.#ram.postcopy || !this.#device) {
+        if (!this.#ram.postcopy || this.#sections.missingFull().length > 0) {
           throw new WireError("migration stream: postcopy run before listen and device state");
         }
         // With the arrival digest, from here each page's first write is copied aside, so the
@@ -317,12 +314,6 @@ class DestinationRun {
     }
   }
 
-  /** Places every compressed page sent so far (in order). */
-  async #drainInflate(): Promise<void> {
-    if (!this.#inflater) return;
-    this.#ctx.stats[STAT.compressPages] += await this.#inflater.drain();
-  }
-
   #setRunstate(): void {
     this.#vcpu.setRunstate(runstateAfter(this.#globalState, this.#ctx.autostart));
   }
@@ -331,7 +322,14 @@ class DestinationRun {
   async #complete(): Promise<void> {
     const { link, stats } = this.#ctx;
     this.#stream.requireNoSection("the end of the stream");
-    if (!this.#device) throw new WireError("migration stream: no device state received");
+    const missing = this.#sections.missingFull();
+    if (missing.length > 0) {
+      throw new WireError(
+        `migration stream: no device state received (section ${
+          missing.map((n) => `'${n}'`).join(", ")
+        } never came)`,
+      );
+    }
     if (this.#ram.postcopy) {
       // Page channels carried precopy only; they ended (EOF) before postcopy began.
       await this.#mfd?.finish();
@@ -385,6 +383,7 @@ class DestinationRun {
         if (this.#rp) this.#rp.broken = true;
       },
       adopt: (accepted) => {
+        this.#sections.newStream();
         const channel = this.#watchLink(accepted);
         this.#channel = channel;
         this.#ctx.onChannel(channel);

@@ -2,11 +2,11 @@
  * Where the destination's loader stands in the stream, as an explicit state and a table of
  * the frames each state takes (and the state each leads to). A frame the table does not
  * allow in the current state is refused with an error that names both, before any of its
- * bytes act. Within it, the open section: RAM travels only inside one, sections do not nest,
- * and a stream does not end inside one. docs/wire-format.md ("Stream order") says the same.
+ * bytes act. Within it, the open section record: RAM travels only inside one, records do not
+ * nest, and a stream does not end inside one (which section a record is, section_table.ts). docs/wire-format.md ("Stream order") says the same.
  *
  * ```
- * header ─▶ config ─CONFIG─▶ sections ─GLOBAL_STATE/DEVICE─▶ device-state ─EOF─▶ eof
+ * header ─▶ config ─CONFIG─▶ sections ─GLOBAL_STATE/SECTION_FULL─▶ device-state ─EOF─▶ eof
  *                               │ └──────────────────────EOF──────────────────────▶ eof
  *                               └─PACKAGED─▶ package ─POSTCOPY_LISTEN─▶ postcopy-listen
  *                                                 postcopy-listen ─POSTCOPY_RUN─▶ postcopy-run
@@ -16,7 +16,7 @@
  * @module
  */
 import { checkSectionEnd, checkSectionStart } from "../wire/checks.ts";
-import type { WireSection } from "../wire/decode.ts";
+import type { WireSection } from "../wire/sections.ts";
 import { FrameType } from "../wire/frames.ts";
 import { WireError } from "../wire/wire_error.ts";
 
@@ -60,18 +60,18 @@ export const STREAM_TABLE: Readonly<
       "CANCEL",
     ]),
     GLOBAL_STATE: "device-state",
-    DEVICE: "device-state",
+    SECTION_FULL: "device-state",
     PACKAGED: "package",
     // A stream that ends here lacks the device state: the completion says so.
     EOF: "eof",
   },
   "device-state": {
-    ...same("device-state", ["GLOBAL_STATE", "DEVICE", "PING", "CANCEL"]),
+    ...same("device-state", ["GLOBAL_STATE", "SECTION_FULL", "PING", "CANCEL"]),
     EOF: "eof",
   },
   package: { POSTCOPY_LISTEN: "postcopy-listen" },
   "postcopy-listen": {
-    ...same("postcopy-listen", ["GLOBAL_STATE", "DEVICE", "PING"]),
+    ...same("postcopy-listen", ["GLOBAL_STATE", "SECTION_FULL", "PING"]),
     POSTCOPY_RUN: "postcopy-run",
   },
   "postcopy-run": {

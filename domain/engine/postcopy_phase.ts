@@ -1,7 +1,8 @@
 /**
  * The source's postcopy phase (the seed's postcopy_start, then the migration thread in
- * postcopy and postcopy_pause): stop the vCPU, tell the destination which re-dirtied pages
- * to discard, send the device state as one package, then serve the pages the destination
+ * postcopy and postcopy_pause): the live sections' precopy ends (the page channels), stop
+ * the vCPU, tell the destination which re-dirtied pages to discard, send the global state
+ * and the full sections (the device state) as one package, then serve the pages the destination
  * asks for ahead of the background pages (paced by max-postcopy-bandwidth) until every page
  * is there. Once the package left, the guest may run on the destination, so a broken link
  * pauses (never loses the guest) until a resume brings a new channel and the
@@ -12,7 +13,8 @@
 import type { MigrationStatus } from "../state_machine.ts";
 import {
   encodeEof,
-  encodeSection,
+  encodeSectionEnd,
+  encodeSectionStart,
   encodeStreamHeader,
   FrameType,
   SectionKind,
@@ -27,6 +29,7 @@ import {
 import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
 import { Cancelled } from "./cancelled.ts";
 import { failureKind } from "./failure.ts";
+import type { FrameSink } from "./live_section.ts";
 import { PostcopyPacer } from "./postcopy_pacer.ts";
 import { releaseSent, releaseWritten } from "./release_sent.ts";
 import type { SourceSession } from "./source_session.ts";
@@ -55,11 +58,17 @@ export class PostcopyPhase {
     this.#run = session;
   }
 
-  /** postcopy_start: stop, discard re-dirtied pages, send the device state as one package. */
+  /**
+   * postcopy_start: the live sections end their precopy, stop, discard re-dirtied pages,
+   * send the global state and the full sections as one package.
+   */
   async start(): Promise<void> {
     const run = this.#run;
     const { link, stats, caps } = run.ctx;
     const sender = run.sender;
+    for (const section of run.sections) {
+      if (section.kind === "live") await section.completePostcopy(sender);
+    }
     const timeAtStop = Date.now();
     if (!caps["pause-before-switchover"]) {
       if (!await link.transition("active", "postcopy-active")) throw new Cancelled();
@@ -67,17 +76,25 @@ export class PostcopyPhase {
     run.switchover.stopVcpu();
     await run.switchover.maybePause("active", "postcopy-active");
     if (sender.encoder) sender.encoder.enabled = false; // postcopy places whole pages
-    run.counters.sync();
+    run.exactPending();
     for (const { block, ranges } of sender.discardRanges()) {
       for (const f of encodeDiscard(block, ranges)) await sender.append(f);
     }
     await sender.append(encodeU32Frame(FrameType.PING, 2));
-    const pkg = [
+    const pkg: Uint8Array[] = [
       encodeEmpty(FrameType.POSTCOPY_LISTEN),
-      ...run.switchover.stateFrames(),
-      encodeU32Frame(FrameType.PING, 3),
-      encodeEmpty(FrameType.POSTCOPY_RUN),
+      run.switchover.globalState(),
     ];
+    const into: FrameSink = {
+      append: (frame) => {
+        pkg.push(frame);
+        return Promise.resolve();
+      },
+    };
+    for (const section of run.sections) {
+      if (section.kind === "full") await section.completePostcopy(into);
+    }
+    pkg.push(encodeU32Frame(FrameType.PING, 3), encodeEmpty(FrameType.POSTCOPY_RUN));
     run.checkErrors();
     // The point of no return: once the package (with POSTCOPY_RUN) leaves, the destination
     // may run the guest, so from here on a broken link pauses instead of restarting the
@@ -120,7 +137,7 @@ export class PostcopyPhase {
         if (!this.#section) {
           // Postcopy pages travel in a section too (one per stream, reopened after a resume).
           const pass = run.counters.pass;
-          await sender.append(encodeSection(FrameType.SECTION_START, SectionKind.ITERATE, pass));
+          await sender.append(encodeSectionStart(SectionKind.ITERATE, pass, run.ram));
           this.#section = true;
         }
         if (run.rp.requests.length > 0) {
@@ -144,7 +161,7 @@ export class PostcopyPhase {
           if (done && sender.pending > 0) sender.rewind();
         } else {
           const pass = run.counters.pass;
-          await sender.append(encodeSection(FrameType.SECTION_END, SectionKind.ITERATE, pass));
+          await sender.append(encodeSectionEnd(SectionKind.ITERATE, pass, run.ram.id));
           await sender.append(encodeEof());
           await sender.flush();
           await run.switchover.awaitShut();

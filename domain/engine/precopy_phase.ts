@@ -1,9 +1,11 @@
 /**
  * The source's precopy phase (the seed's migration_thread before the switchover, and its
- * completion): the stream's set-up, dirty passes while pending ≥ threshold (the bandwidth
- * over the last five 100 ms windows × downtime-limit), then — unless postcopy was asked for
- * — the completion with the vCPU stopped: the rest of RAM, the device state, EOF past the
- * point of no return, and the destination's SHUT. It drives a {@link SourceSession}.
+ * completion): the stream's set-up, passes while what the sections have left costs at least
+ * the threshold (the bandwidth over the last five 100 ms windows × downtime-limit), then —
+ * unless postcopy was asked for — the completion with the vCPU stopped: the rest of each
+ * live section, the global state, the full sections (device state), EOF past the point of
+ * no return, and the destination's SHUT. It drives a {@link SourceSession}'s sections
+ * (live_section.ts) and knows none of them by name.
  *
  * @module
  */
@@ -11,22 +13,17 @@ import type { MigrationStatus } from "../state_machine.ts";
 import {
   encodeConfig,
   encodeEof,
-  encodeSection,
+  encodeSectionEnd,
+  encodeSectionStart,
   encodeStreamHeader,
   FrameType,
   SectionKind,
 } from "../wire/mod.ts";
 import { encodeEmpty, encodeU32Frame } from "../wire/postcopy.ts";
 import { Cancelled } from "./cancelled.ts";
+import { canSwitchOver, type LiveSection, pendingEstimate } from "./live_section.ts";
 import type { SourceSession } from "./source_session.ts";
 import { STAT } from "./stats.ts";
-
-/** Pages sent between bookkeeping rounds in precopy (8 MiB). */
-const CHUNK_PAGES = 2048;
-
-function section(kind: number, pass: number, end: boolean): Uint8Array {
-  return encodeSection(end ? FrameType.SECTION_END : FrameType.SECTION_START, kind, pass);
-}
 
 /** What precopy's passes ended in: the completion, or the postcopy phase. */
 export type PrecopyNext = "complete" | "postcopy";
@@ -34,13 +31,23 @@ export type PrecopyNext = "complete" | "postcopy";
 /** One outgoing migration's precopy phase (see the module doc). */
 export class PrecopyPhase {
   readonly #s: SourceSession;
+  /** Live sections whose ITERATE record is open on the stream. */
+  readonly #open = new Set<LiveSection>();
 
   /** The precopy phase of `session` (connected). */
   constructor(session: SourceSession) {
     this.#s = session;
   }
 
-  /** The stream's set-up: header, configuration, return path, page channels; `active`. */
+  /** The sections that iterate (RAM; later a disk), in stream order. */
+  get #live(): LiveSection[] {
+    return this.#s.sections.filter((x) => x.kind === "live");
+  }
+
+  /**
+   * The stream's set-up: header, configuration, return path, page channels, each live
+   * section's SETUP record; `active`.
+   */
   async setup(): Promise<void> {
     const s = this.#s;
     const { guest, stats, link } = s.ctx;
@@ -57,67 +64,67 @@ export class PrecopyPhase {
       await sender.append(encodeU32Frame(FrameType.POSTCOPY_ADVISE, guest.pageSize));
     }
     if (s.wantsMultifd) await s.startMultifd();
-    await sender.append(section(SectionKind.SETUP, 0, false));
-    await sender.append(section(SectionKind.SETUP, 0, true));
-    // The bitmap starts all dirty (bulk stage); the first sync only clears the dirty log.
-    sender.sync();
-    sender.markAll();
-    s.counters.setupPass();
+    for (const section of s.sections) {
+      if (section.kind !== "live") {
+        await section.setup();
+        continue;
+      }
+      await sender.append(encodeSectionStart(SectionKind.SETUP, 0, section));
+      await section.setup();
+      await sender.append(encodeSectionEnd(SectionKind.SETUP, 0, section.id));
+    }
     stats[STAT.setupTime] = Date.now() - s.started;
     if (!await link.transition("setup", "active")) throw new Cancelled();
     s.counters.begin(Date.now());
   }
 
-  /** Dirty passes until pending < threshold (completion) or postcopy is asked for. */
+  /**
+   * Passes until what every section has left costs less than the threshold (completion) or
+   * postcopy is asked for. Each pass, each live section sends inside its ITERATE record.
+   */
   async iterate(): Promise<PrecopyNext> {
     const s = this.#s;
-    const { guest, stats } = s.ctx;
-    const sender = s.sender;
-    let inSection = false;
     for (;;) {
       s.checkErrors();
       if (s.status !== "active") throw new Cancelled();
       await s.keepalive();
       this.#applyParams();
-      if (s.multifdPages) {
-        if (!s.toPostcopy) await this.#multifdPass();
-        if (s.toPostcopy) {
-          // As QEMU before postcopy: the page channels are flushed and synced (the pass and
-          // MULTIFD_SYNC above), then end; postcopy runs on the main channel and return path.
-          await s.mfd!.finish();
-          return "postcopy";
-        }
-        s.counters.sync();
-        s.counters.update(Date.now());
-        const pending = sender.pending * guest.pageSize;
-        if (pending === 0 || pending < stats[STAT.thresholdSize]) return "complete";
-        continue;
-      }
-      const threshold = stats[STAT.thresholdSize];
-      const closeSection = async () => {
-        if (inSection) await sender.append(section(SectionKind.ITERATE, s.counters.pass, true));
-        inSection = false;
-      };
       if (s.toPostcopy) {
-        await closeSection();
+        await this.#closeRecords();
         return "postcopy";
       }
-      if (s.counters.pendingCost(sender.pending) < threshold || sender.pending === 0) {
-        await closeSection();
-        s.counters.sync();
-        const pending = s.counters.pendingCost(sender.pending);
-        if (pending === 0 || pending < threshold) return "complete";
+      const threshold = s.stats[STAT.thresholdSize];
+      if (canSwitchOver(pendingEstimate(s.sections), threshold)) {
+        // The pass is over: its records close, then the exact figure (a dirty-log sync).
+        await this.#closeRecords();
+        if (canSwitchOver(s.exactPending(), threshold)) return "complete";
       }
-      if (!inSection) await sender.append(section(SectionKind.ITERATE, s.counters.pass, false));
-      inSection = true;
-      await sender.send(CHUNK_PAGES);
+      for (const section of this.#live) {
+        if (!this.#open.has(section)) {
+          await s.sender.append(
+            encodeSectionStart(SectionKind.ITERATE, s.counters.pass, section),
+          );
+          this.#open.add(section);
+        }
+        await section.iterate();
+      }
       s.counters.update(Date.now());
     }
   }
 
+  /** Closes the open ITERATE records (the end of a pass). */
+  async #closeRecords(): Promise<void> {
+    const s = this.#s;
+    for (const section of this.#open) {
+      await s.sender.append(encodeSectionEnd(SectionKind.ITERATE, s.counters.pass, section.id));
+    }
+    this.#open.clear();
+  }
+
   /**
-   * The completion: stop (and maybe pause), the rest of RAM, the device state, EOF and
-   * SHUT; returns the status it ran in (`active`, or `device` after a pause).
+   * The completion: stop (and maybe pause), the rest of each live section in its COMPLETE
+   * record, the global state, the full sections (the device state), EOF and SHUT; returns
+   * the status it ran in (`active`, or `device` after a pause).
    */
   async complete(): Promise<MigrationStatus> {
     const s = this.#s;
@@ -125,12 +132,17 @@ export class PrecopyPhase {
     const sender = s.sender;
     s.writer.setRateLimit(0);
     s.mfd?.setRate(0);
-    s.counters.sync();
-    await sender.append(section(SectionKind.COMPLETE, s.counters.pass, false));
-    if (s.multifdPages) await this.#multifdPass();
-    else while (!await sender.send(CHUNK_PAGES)) s.checkErrors();
-    await sender.append(section(SectionKind.COMPLETE, s.counters.pass, true));
-    for (const f of s.switchover.stateFrames()) await sender.append(f);
+    s.exactPending();
+    const pass = s.counters.pass;
+    for (const section of this.#live) {
+      await sender.append(encodeSectionStart(SectionKind.COMPLETE, pass, section));
+      await section.completePrecopy(sender);
+      await sender.append(encodeSectionEnd(SectionKind.COMPLETE, pass, section.id));
+    }
+    await sender.append(s.switchover.globalState());
+    for (const section of s.sections) {
+      if (section.kind === "full") await section.completePrecopy(sender);
+    }
     // The point of no return: once EOF (and the page channels' ends) leave, the destination
     // may run the guest. A cancel that came first wins, and the guest runs on here.
     if (!s.point.cross()) throw new Cancelled();
@@ -166,23 +178,5 @@ export class PrecopyPhase {
       const message = e instanceof Error ? e.message : String(e);
       s.link.post({ t: "notice", message: `${message}; the cache keeps its size` });
     }
-  }
-
-  /**
-   * One pass over the page channels, then MULTIFD_SYNC on the main stream too. A postcopy
-   * request cuts the pass short: the channels send what they claimed and sync.
-   */
-  async #multifdPass(): Promise<void> {
-    const s = this.#s;
-    const mfd = s.mfd!;
-    const gen = await mfd.pass(() => {
-      s.counters.update(Date.now());
-      if (s.toPostcopy) {
-        mfd.setRate(0);
-        mfd.cut();
-      }
-    });
-    await s.sender.append(encodeU32Frame(FrameType.MULTIFD_SYNC, gen));
-    s.checkErrors();
   }
 }

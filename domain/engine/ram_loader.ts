@@ -67,6 +67,11 @@ export class RamLoader {
     this.#placement = new DirectPlacement(this.#maps);
   }
 
+  /** The guest's RAM blocks (what every page frame is checked against). */
+  get layout(): SharedGuest["layout"] {
+    return this.#guest.layout;
+  }
+
   /** Where pages go now (see ram_placement.ts). */
   get placement(): PlacementKind {
     return this.#placement.kind;

@@ -165,9 +165,6 @@ export class SourceCounters {
     this.#passMark = { bytes: this.#in.transferred(), pages: this.#pagesSent() };
     this.#dirtied += sender.sync();
     this.pass++;
-    const k = stats[STAT.afterSyncCount];
-    stats[STAT.afterSync + (k % AFTER_SYNC)] = sender.pending * pageSize;
-    stats[STAT.afterSyncCount] = k + 1;
     const enc = sender.encoder;
     if (enc) {
       enc.generation = this.pass;
@@ -191,6 +188,17 @@ export class SourceCounters {
       this.#periodBytes = this.#in.transferred();
       this.#dirtied = 0;
     }
+  }
+
+  /**
+   * What every section had left right after a sync (summed over the sections, in bytes):
+   * the history the convergence verdict and `remaining` read (stats.ts, afterSync).
+   */
+  recordPending(bytes: number): void {
+    const { stats } = this.#in;
+    const k = stats[STAT.afterSyncCount];
+    stats[STAT.afterSync + (k % AFTER_SYNC)] = bytes;
+    stats[STAT.afterSyncCount] = k + 1;
   }
 
   /**

@@ -1,8 +1,9 @@
 /**
  * One outgoing migration's session: what every phase (precopy, postcopy, later COLO) drives
- * and none owns — the connection (channel, writer, keepalive) and its return path, the page
- * sender and the page channels, the counters, the vCPU and its switchover, the point of no
- * return, and cancellation. A phase receives the session; the session knows no phase.
+ * and none owns — the connection (channel, writer, keepalive) and its return path, the
+ * sections that move (live_section.ts: RAM, then the device state), the page sender and the
+ * page channels, the counters, the vCPU and its switchover, the point of no return, and
+ * cancellation. A phase receives the session; the session knows no phase.
  * A resume replaces the connection; everything else lives as long as the migration's run.
  *
  * @module
@@ -22,6 +23,9 @@ import type { PointOfNoReturn } from "./no_return.ts";
 import { encoderFor } from "./page_encoder.ts";
 import { bitmapBytes, PageSender } from "./page_sender.ts";
 import { CANCEL_GRACE_MS, isTwoWayUri, PeerReason } from "./peer_reason.ts";
+import { DeviceSection } from "./device_section.ts";
+import { type LiveSection, type PendingBytes, pendingExact } from "./live_section.ts";
+import { RamSection, type RamSectionHost } from "./ram_section.ts";
 import type { SourceContext } from "./source_context.ts";
 import type { SourceControl } from "./source_control.ts";
 import { SourceCounters } from "./source_counters.ts";
@@ -31,7 +35,7 @@ import { STAT } from "./stats.ts";
 import { Switchover, type SwitchoverRun } from "./switchover.ts";
 
 /** One outgoing migration's session (see the module doc). */
-export class SourceSession implements SwitchoverRun {
+export class SourceSession implements SwitchoverRun, RamSectionHost {
   readonly ctx: SourceContext;
   readonly vcpu: VcpuControl;
   /** When this run began (setup-time counts from here, as from QEMU's migration thread). */
@@ -43,6 +47,13 @@ export class SourceSession implements SwitchoverRun {
   /** Stopping the vCPU, pause-before-switchover, the state frames, the SHUT. */
   readonly switchover: Switchover;
   readonly counters: SourceCounters;
+  /** RAM, the first live section. */
+  readonly ram: RamSection;
+  /**
+   * What moves, in stream order: the phases drive this list (a disk or COLO's extra state
+   * is one more entry here, not a branch in a phase).
+   */
+  readonly sections: readonly LiveSection[];
   /** The stream header is on its way: a CANCEL frame may follow it. */
   streamStarted = false;
   /** The current connection (channel, writer, keepalive), replaced on a resume. */
@@ -75,6 +86,13 @@ export class SourceSession implements SwitchoverRun {
       transferred: () => this.transferred(),
       onPass: (pass) => ctx.link.post({ t: "pass", pass }),
     });
+    this.ram = new RamSection(this);
+    this.sections = [this.ram, new DeviceSection(this.vcpu)];
+  }
+
+  /** The guest's target page size. */
+  get pageSize(): number {
+    return this.ctx.guest.pageSize;
   }
 
   /** The capabilities of this migration. */
@@ -240,6 +258,16 @@ export class SourceSession implements SwitchoverRun {
     this.ctx.stats[STAT.multifdBytes] = this.#mfd.bytes;
   }
 
+  /**
+   * What every section has left, exactly (RAM syncs its dirty log), recorded as the history
+   * the convergence verdict reads.
+   */
+  exactPending(): PendingBytes {
+    const pending = pendingExact(this.sections);
+    this.counters.recordPending(pending.mustPrecopy + pending.postcopyable);
+    return pending;
+  }
+
   /** Throws on cancel, a return-path error, a failed write or a failed page channel. */
   checkErrors(): void {
     if (this.ctx.control.cancelled || this.status === "cancelling") throw new Cancelled();
@@ -339,7 +367,7 @@ export class SourceSession implements SwitchoverRun {
   close(): void {
     const stats = this.ctx.stats;
     this.#mfd?.terminate();
-    this.#sender?.encoder?.close();
+    for (const section of this.sections) section.cleanup();
     this.liftThrottle();
     stats[STAT.totalTime] ||= Date.now() - stats[STAT.startTime];
     this.#conn?.close();

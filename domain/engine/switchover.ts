@@ -1,8 +1,8 @@
 /**
  * The source's switchover, shared by precopy's completion and postcopy's start: the vCPU
  * stopped for the last part (finish-migrate), the pause before it (pause-before-switchover:
- * pre-switchover until migrate-continue, as the seed's migration_maybe_pause), the guest's
- * state as frames (GLOBAL_STATE, DEVICE), and the wait for the destination's verdict (its
+ * pre-switchover until migrate-continue, as the seed's migration_maybe_pause), the runstate
+ * it stopped in (GLOBAL_STATE; the device state is a section of its own), and the wait for the destination's verdict (its
  * SHUT on the return path).
  *
  * @module
@@ -10,7 +10,7 @@
 import type { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
 import type { Capabilities } from "../options.ts";
 import type { MigrationStatus } from "../state_machine.ts";
-import { encodeDevice, encodeGlobalState } from "../wire/mod.ts";
+import { encodeGlobalState } from "../wire/mod.ts";
 import { Cancelled } from "./cancelled.ts";
 import type { MainLink } from "./main_link.ts";
 import type { SourceControl } from "./source_control.ts";
@@ -81,12 +81,9 @@ export class Switchover {
     return "active";
   }
 
-  /** GLOBAL_STATE (the runstate before the stop) and DEVICE (the vCPU's registers). */
-  stateFrames(): Uint8Array[] {
-    return [
-      encodeGlobalState(this.vmWasRunning ? "running" : this.#runstateBefore),
-      encodeDevice(this.#run.vcpu.saveDeviceState()),
-    ];
+  /** GLOBAL_STATE: the runstate before the stop. */
+  globalState(): Uint8Array {
+    return encodeGlobalState(this.vmWasRunning ? "running" : this.#runstateBefore);
   }
 
   /** With a return path, completed only after the destination's SHUT without error. */

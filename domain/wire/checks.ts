@@ -7,14 +7,15 @@
  */
 
 import type { RamBlockLayout } from "../../adapters/memory/layout.ts";
-import type { WireConfig, WireSection } from "./decode.ts";
+import type { WireConfig } from "./decode.ts";
+import type { WireSection } from "./sections.ts";
 import { WireError } from "./wire_error.ts";
 
 const KIND_NAMES: Readonly<Record<number, string>> = { 1: "setup", 2: "iterate", 3: "complete" };
 
-/** Describes a section as `iterate pass 4` for error messages. */
+/** Describes a section record as `iterate pass 4 of section 1` for error messages. */
 export function describeSection(s: WireSection): string {
-  return `${KIND_NAMES[s.kind] ?? `kind ${s.kind}`} pass ${s.pass}`;
+  return `${KIND_NAMES[s.kind] ?? `kind ${s.kind}`} pass ${s.pass} of section ${s.id}`;
 }
 
 /**
@@ -85,12 +86,12 @@ export function checkSectionStart(open: WireSection | null, start: WireSection):
   }
 }
 
-/** Throws {@link WireError} unless a SECTION_END matches the open section's kind and pass. */
+/** Throws {@link WireError} unless a SECTION_END matches the open record's kind, pass and id. */
 export function checkSectionEnd(open: WireSection | null, end: WireSection): void {
   if (open === null) {
     throw new WireError(`section end (${describeSection(end)}) without an open section`);
   }
-  if (open.kind !== end.kind || open.pass !== end.pass) {
+  if (open.kind !== end.kind || open.pass !== end.pass || open.id !== end.id) {
     throw new WireError(
       `section end (${describeSection(end)}) does not match the open section ` +
         `(${describeSection(open)})`,

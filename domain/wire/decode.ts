@@ -15,7 +15,6 @@ import {
   MAX_RUN_PAGES,
   MIN_PAGE_SIZE,
   RUN_HEADER_SIZE,
-  SECTION_PAYLOAD_SIZE,
 } from "./frames.ts";
 import { WireError } from "./wire_error.ts";
 
@@ -29,12 +28,6 @@ export interface WireBlock {
 export interface WireConfig {
   pageSize: number;
   blocks: WireBlock[];
-}
-
-/** A decoded SECTION_START / SECTION_END payload. */
-export interface WireSection {
-  kind: number;
-  pass: number;
 }
 
 /** A decoded ZERO_RUN payload or PAGE_RUN run header (block-relative pages). */
@@ -89,16 +82,6 @@ export function decodeConfig(payload: Uint8Array): WireConfig {
   }
   if (off !== end) throw new WireError(`CONFIG payload has ${end - off} trailing bytes`);
   return { pageSize, blocks };
-}
-
-/** Decodes a SECTION_START / SECTION_END payload; the kind must be 1..3. */
-export function decodeSection(payload: Uint8Array): WireSection {
-  if (payload.length !== SECTION_PAYLOAD_SIZE) {
-    throw new WireError(`section payload is ${payload.length} bytes, expected 5`);
-  }
-  const kind = payload[0];
-  if (kind < 1 || kind > 3) throw new WireError(`unknown section kind ${kind}`);
-  return { kind, pass: be32(payload, 1) };
 }
 
 function decodeRun(payload: Uint8Array, what: string): WireRun {

@@ -17,7 +17,6 @@ import {
   MAX_SMALL_PAYLOAD,
   MIN_PAGE_SIZE,
   RUN_HEADER_SIZE,
-  SECTION_PAYLOAD_SIZE,
 } from "./frames.ts";
 
 const utf8 = new TextEncoder();
@@ -90,26 +89,6 @@ export function putZeroRun(
   return putRun(view, off, block, firstPage, count);
 }
 
-/** Writes a whole SECTION_START or SECTION_END frame (10 bytes) at `off`. */
-export function putSection(
-  view: DataView,
-  off: number,
-  type: number,
-  kind: number,
-  pass: number,
-): number {
-  if (type !== FrameType.SECTION_START && type !== FrameType.SECTION_END) {
-    throw new RangeError(`frame type ${type} is not SECTION_START or SECTION_END`);
-  }
-  checkUint("section kind", kind, 3);
-  if (kind === 0) throw new RangeError("section kind 0 is not in 1..3");
-  checkUint("section pass", pass, 0xffffffff);
-  off = putFrameHeader(view, off, type, SECTION_PAYLOAD_SIZE);
-  view.setUint8(off, kind);
-  view.setUint32(off + 1, pass);
-  return off + SECTION_PAYLOAD_SIZE;
-}
-
 function frame(type: number, payloadLength: number): [Uint8Array<ArrayBuffer>, DataView] {
   const b = new Uint8Array(FRAME_HEADER_SIZE + payloadLength);
   const v = new DataView(b.buffer);
@@ -159,16 +138,6 @@ export function encodeConfig(
   return b;
 }
 
-/** Encodes a whole DEVICE frame around opaque device-state bytes (at most 64 KiB). */
-export function encodeDevice(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  if (bytes.length > MAX_SMALL_PAYLOAD) {
-    throw new RangeError(`DEVICE payload of ${bytes.length} bytes exceeds ${MAX_SMALL_PAYLOAD}`);
-  }
-  const [b] = frame(FrameType.DEVICE, bytes.length);
-  b.set(bytes, FRAME_HEADER_SIZE);
-  return b;
-}
-
 /** Encodes a whole GLOBAL_STATE frame: the source's runstate name (1..63 printable ASCII). */
 export function encodeGlobalState(runstate: string): Uint8Array<ArrayBuffer> {
   if (!/^[\x21-\x7e]{1,63}$/.test(runstate)) {
@@ -188,13 +157,6 @@ export function encodeEof(): Uint8Array<ArrayBuffer> {
 /** Encodes the CANCEL frame: the source cancelled the migration, nothing follows. */
 export function encodeCancel(): Uint8Array<ArrayBuffer> {
   return frame(FrameType.CANCEL, 0)[0];
-}
-
-/** Encodes a whole SECTION_START/SECTION_END frame (allocating form of {@link putSection}). */
-export function encodeSection(type: number, kind: number, pass: number): Uint8Array<ArrayBuffer> {
-  const b = new Uint8Array(FRAME_HEADER_SIZE + SECTION_PAYLOAD_SIZE);
-  putSection(new DataView(b.buffer), 0, type, kind, pass);
-  return b;
 }
 
 /** Encodes a whole ZERO_RUN frame (allocating form of {@link putZeroRun}). */

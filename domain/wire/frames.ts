@@ -1,6 +1,7 @@
 /**
- * Ferry migration stream v1: constants, the frame table, the stream header and the frame
- * header. All integers on the wire are big-endian.
+ * Ferry migration stream v2: constants, the frame table, the stream header and the frame
+ * header. All integers on the wire are big-endian. The section records (START, END, FULL)
+ * are in sections.ts.
  *
  * @module
  */
@@ -13,15 +14,21 @@ export const STREAM_HEADER_SIZE = 8;
 export const FRAME_HEADER_SIZE = 5;
 /** Size of the run header at the start of a ZERO_RUN / PAGE_RUN payload. */
 export const RUN_HEADER_SIZE = 10;
-/** Size of a SECTION_START / SECTION_END payload. */
-export const SECTION_PAYLOAD_SIZE = 5;
+/** Size of a SECTION_END payload: u8 kind, u32 pass, u32 section id. */
+export const SECTION_END_SIZE = 9;
+/** Size of a SECTION_START payload before the section's name (kind, pass, id, version, len). */
+export const SECTION_START_FIXED = 14;
+/** Size of a SECTION_FULL payload before the section's name (id, version, name length). */
+export const SECTION_FULL_FIXED = 9;
+/** Longest section name (QEMU's idstr), in bytes. */
+export const MAX_SECTION_NAME = 255;
 /** Most pages one PAGE_RUN may carry. */
 export const MAX_RUN_PAGES = 256;
 /** "FERY" read as a big-endian u32. */
 export const STREAM_MAGIC = 0x46455259;
-/** The only stream version this code speaks. */
-export const STREAM_VERSION = 1;
-/** Largest payload of CONFIG and DEVICE frames (64 KiB). */
+/** The only stream version this code speaks (version 1 had no section ids). */
+export const STREAM_VERSION = 2;
+/** Largest payload of CONFIG frames and of SECTION_FULL bodies (64 KiB). */
 export const MAX_SMALL_PAYLOAD = 65536;
 /** Smallest page size a CONFIG may announce. */
 export const MIN_PAGE_SIZE = 1024;
@@ -32,14 +39,15 @@ export const MAX_BLOCKS = 1024;
 /** Largest RAM block size a CONFIG may announce (2^48 bytes). */
 export const MAX_BLOCK_SIZE = 2 ** 48;
 
-/** Frame type codes of version 1. */
+/** Frame type codes of version 2. */
 export const FrameType = {
   CONFIG: 0x01,
   SECTION_START: 0x02,
   SECTION_END: 0x03,
   ZERO_RUN: 0x04,
   PAGE_RUN: 0x05,
-  DEVICE: 0x06,
+  /** A section sent whole (the device state); version 1's DEVICE frame. */
+  SECTION_FULL: 0x06,
   GLOBAL_STATE: 0x07,
   EOF: 0x08,
   /** The source cancelled: nothing follows (beyond QEMU; see docs/wire-format.md). */
@@ -68,16 +76,6 @@ export const MAX_DISCARD_RANGES = 4096;
 /** One of the {@link FrameType} codes. */
 export type FrameTypeCode = typeof FrameType[keyof typeof FrameType];
 
-/** Kinds of section, carried in SECTION_START / SECTION_END. */
-export const SectionKind = {
-  SETUP: 1,
-  ITERATE: 2,
-  COMPLETE: 3,
-} as const;
-
-/** One of the {@link SectionKind} codes. */
-export type SectionKindCode = typeof SectionKind[keyof typeof SectionKind];
-
 /** How a frame's payload length is constrained: exactly `fixed`, or within `min..max`. */
 export interface FrameSpec {
   /** Name used in error messages and docs. */
@@ -90,18 +88,31 @@ export interface FrameSpec {
   max?: number;
 }
 
-/** The frame table of version 1, keyed by type code. */
+/** Largest SECTION_FULL body (64 KiB). */
+export const MAX_SECTION_BODY = MAX_SMALL_PAYLOAD;
+/** Largest SECTION_FULL payload: its fixed part, the longest name and the largest body. */
+export const MAX_SECTION_FULL = SECTION_FULL_FIXED + MAX_SECTION_NAME + MAX_SECTION_BODY;
+
+/** The frame table of version 2, keyed by type code. */
 export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.CONFIG]: { name: "CONFIG", min: 6, max: MAX_SMALL_PAYLOAD },
-  [FrameType.SECTION_START]: { name: "SECTION_START", fixed: SECTION_PAYLOAD_SIZE },
-  [FrameType.SECTION_END]: { name: "SECTION_END", fixed: SECTION_PAYLOAD_SIZE },
+  [FrameType.SECTION_START]: {
+    name: "SECTION_START",
+    min: SECTION_START_FIXED + 1,
+    max: SECTION_START_FIXED + MAX_SECTION_NAME,
+  },
+  [FrameType.SECTION_END]: { name: "SECTION_END", fixed: SECTION_END_SIZE },
   [FrameType.ZERO_RUN]: { name: "ZERO_RUN", fixed: RUN_HEADER_SIZE },
   [FrameType.PAGE_RUN]: {
     name: "PAGE_RUN",
     min: RUN_HEADER_SIZE + MIN_PAGE_SIZE,
     max: RUN_HEADER_SIZE + MAX_RUN_PAGES * MAX_PAGE_SIZE,
   },
-  [FrameType.DEVICE]: { name: "DEVICE", min: 0, max: MAX_SMALL_PAYLOAD },
+  [FrameType.SECTION_FULL]: {
+    name: "SECTION_FULL",
+    min: SECTION_FULL_FIXED + 1,
+    max: MAX_SECTION_FULL,
+  },
   [FrameType.GLOBAL_STATE]: { name: "GLOBAL_STATE", min: 1, max: 64 },
   [FrameType.EOF]: { name: "EOF", fixed: 0 },
   [FrameType.CANCEL]: { name: "CANCEL", fixed: 0 },
@@ -119,7 +130,7 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.POSTCOPY_RESUME]: { name: "POSTCOPY_RESUME", fixed: 0 },
   [FrameType.RECV_BITMAP]: { name: "RECV_BITMAP", min: 2, max: 256 },
   // One encoded page is read whole through the reader's buffer (readPayload): at most
-  // 64 KiB, like CONFIG and DEVICE (a 4 KiB page encodes to at most 6 + 4673 bytes).
+  // 64 KiB, like CONFIG (a 4 KiB page encodes to at most 6 + 4673 bytes).
   [FrameType.XBZRLE_PAGE]: { name: "XBZRLE_PAGE", min: 7, max: MAX_SMALL_PAYLOAD },
   [FrameType.COMPRESSED_PAGE]: { name: "COMPRESSED_PAGE", min: 7, max: MAX_SMALL_PAYLOAD },
   [FrameType.MULTIFD_SYNC]: { name: "MULTIFD_SYNC", fixed: 4 },
@@ -127,7 +138,7 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.MULTIFD_SETUP]: { name: "MULTIFD_SETUP", fixed: 20 },
 };
 
-/** Codes reserved for later versions; version 1 decoders reject them as unknown. */
+/** Codes reserved for later versions; version 2 decoders reject them as unknown. */
 export const RESERVED_FRAMES: Readonly<Record<number, string>> = {
   0x40: "DIRTY_BITMAPS",
 };
@@ -156,7 +167,7 @@ export const MULTIFD_MAGIC = 0x4645524d;
 /** Which kind of stream a header opens: the main channel or a multifd page channel. */
 export type StreamKind = "main" | "multifd";
 
-/** Encodes the 8-byte stream header (magic, version 1, flags 0). */
+/** Encodes the 8-byte stream header (magic, version 2, flags 0). */
 export function encodeStreamHeader(kind: StreamKind = "main"): Uint8Array<ArrayBuffer> {
   const b = new Uint8Array(STREAM_HEADER_SIZE);
   const v = new DataView(b.buffer);

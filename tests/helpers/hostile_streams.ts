@@ -10,13 +10,16 @@
 import fc from "fast-check";
 import { encodeDeviceState } from "../../adapters/memory/device_state.ts";
 import { resolveWorkload } from "../../adapters/memory/workload_spec.ts";
+import { DEVICE_SECTION } from "../../domain/engine/device_section.ts";
+import { RAM_SECTION } from "../../domain/engine/ram_section.ts";
 import {
   encodeConfig,
-  encodeDevice,
   encodeEof,
   encodeGlobalState,
   encodePageRun,
-  encodeSection,
+  encodeSectionEnd,
+  encodeSectionFull,
+  encodeSectionStart,
   encodeStreamHeader,
   encodeZeroRun,
   FRAMES,
@@ -101,11 +104,23 @@ function ramFrames(layout: readonly { size: number }[]): Uint8Array[] {
   return frames;
 }
 
+/** A SECTION_START (`type` SECTION_START) or SECTION_END record of the RAM section. */
+export function ramRecord(type: number, kind: number, pass: number): Uint8Array {
+  return type === FrameType.SECTION_START
+    ? encodeSectionStart(kind, pass, RAM_SECTION)
+    : encodeSectionEnd(kind, pass, RAM_SECTION.id);
+}
+
+/** The device state's SECTION_FULL record around `bytes`. */
+export function deviceRecord(bytes: Uint8Array): Uint8Array {
+  return encodeSectionFull(DEVICE_SECTION, bytes);
+}
+
 /** A valid stream as frames; `frames[0]` is the 8-byte stream header. */
 export function validFrames(shape: StreamShape = {}): Uint8Array[] {
-  const section = (type: number, kind: number, pass: number) => encodeSection(type, kind, pass);
+  const section = ramRecord;
   const layout = shape.layout ?? HOSTILE_LAYOUT;
-  const device = encodeDevice(idleDeviceState(ramOf(layout)));
+  const device = deviceRecord(idleDeviceState(ramOf(layout)));
   const f: Uint8Array[] = [encodeStreamHeader(), encodeConfig(PAGE, layout)];
   if (shape.returnPath || shape.postcopy) {
     f.push(encodeEmpty(FrameType.OPEN_RETURN_PATH), encodeU32Frame(FrameType.PING, 1));

@@ -42,7 +42,7 @@ const PRECOPY = [
   T.MULTIFD_SYNC,
   T.SECTION_END,
   T.GLOBAL_STATE,
-  T.DEVICE,
+  T.SECTION_FULL,
   T.EOF,
 ];
 
@@ -61,7 +61,7 @@ Deno.test("stream state: a postcopy stream runs through its package; a recovery 
   s.accept(T.POSTCOPY_DISCARD);
   assert.equal(s.accept(T.PACKAGED), "package");
   assert.equal(s.accept(T.POSTCOPY_LISTEN), "postcopy-listen");
-  for (const c of [T.GLOBAL_STATE, T.DEVICE, T.PING]) s.accept(c);
+  for (const c of [T.GLOBAL_STATE, T.SECTION_FULL, T.PING]) s.accept(c);
   assert.equal(s.accept(T.POSTCOPY_RUN), "postcopy-run");
   s.packageEnded();
   for (const c of [T.SECTION_START, T.PAGE_RUN, T.ZERO_RUN, T.PING]) s.accept(c);
@@ -80,11 +80,11 @@ Deno.test("stream state: a frame out of order is refused naming the frame and th
     [[T.PAGE_RUN], /PAGE_RUN out of order in state config \(expected CONFIG, CANCEL\)/],
     [[T.CONFIG, T.CONFIG], /CONFIG out of order in state sections/],
     [
-      [T.CONFIG, T.DEVICE, T.PAGE_RUN],
-      /PAGE_RUN out of order in state device-state \(expected GLOBAL_STATE, DEVICE, PING, CANCEL, EOF\)/,
+      [T.CONFIG, T.SECTION_FULL, T.PAGE_RUN],
+      /PAGE_RUN out of order in state device-state \(expected GLOBAL_STATE, SECTION_FULL, PING, CANCEL, EOF\)/,
     ],
     [[T.CONFIG, T.POSTCOPY_LISTEN], /POSTCOPY_LISTEN out of order in state sections/],
-    [[T.CONFIG, T.PACKAGED, T.DEVICE], /DEVICE out of order in state package/],
+    [[T.CONFIG, T.PACKAGED, T.SECTION_FULL], /SECTION_FULL out of order in state package/],
     [[T.CONFIG, T.PACKAGED, T.POSTCOPY_LISTEN, T.PAGE_RUN], /in state postcopy-listen/],
     [[T.CONFIG, T.PACKAGED, T.PACKAGED], /PACKAGED out of order in state package/],
     [[T.CONFIG, T.POSTCOPY_RUN], /POSTCOPY_RUN out of order in state sections/],
@@ -97,19 +97,19 @@ Deno.test("stream state: a frame out of order is refused naming the frame and th
     assert.throws(() => walk(codes), (e) => e instanceof WireError && re.test(e.message), `${re}`);
   }
   assert.throws(() => walk([T.POSTCOPY_RESUME, T.XBZRLE_PAGE], true), /in state postcopy-run/);
-  assert.throws(() => walk([T.POSTCOPY_RESUME, T.DEVICE], true), /DEVICE out of order/);
+  assert.throws(() => walk([T.POSTCOPY_RESUME, T.SECTION_FULL], true), /SECTION_FULL out of order/);
   assert.throws(() => walk([T.PAGE_RUN], true), /PAGE_RUN out of order in state recovery/);
 });
 
 Deno.test("stream state: after a package that did not run the guest, nothing is taken", () => {
-  for (const inner of [[], [T.POSTCOPY_LISTEN], [T.POSTCOPY_LISTEN, T.DEVICE]]) {
+  for (const inner of [[], [T.POSTCOPY_LISTEN], [T.POSTCOPY_LISTEN, T.SECTION_FULL]]) {
     const s = new StreamStates();
     s.headerRead();
     s.accept(T.CONFIG);
     s.accept(T.PACKAGED);
     for (const c of inner) s.accept(c);
     s.packageEnded();
-    for (const c of [T.POSTCOPY_RUN, T.DEVICE, T.PING, T.EOF]) {
+    for (const c of [T.POSTCOPY_RUN, T.SECTION_FULL, T.PING, T.EOF]) {
       assert.throws(() => s.accept(c), /out of order .*the package ended before POSTCOPY_RUN/);
     }
   }
@@ -119,11 +119,11 @@ Deno.test("stream state: sections open and close in pairs; RAM only inside one",
   const s = new StreamStates();
   s.headerRead();
   assert.throws(() => s.requireSection(), /RAM outside a section/);
-  s.sectionStart({ kind: SectionKind.ITERATE, pass: 1 });
+  s.sectionStart({ kind: SectionKind.ITERATE, pass: 1, id: 1 });
   s.requireSection();
   assert.throws(() => s.requireNoSection("device state"), /device state inside a section/);
-  assert.throws(() => s.sectionStart({ kind: SectionKind.ITERATE, pass: 2 }), WireError);
-  s.sectionEnd({ kind: SectionKind.ITERATE, pass: 1 });
+  assert.throws(() => s.sectionStart({ kind: SectionKind.ITERATE, pass: 2, id: 1 }), WireError);
+  s.sectionEnd({ kind: SectionKind.ITERATE, pass: 1, id: 1 });
   assert.throws(() => s.requireSection(), /RAM outside a section/);
   assert.throws(() => s.headerRead(), /the stream header out of order in state config/);
 });

@@ -10,13 +10,14 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { memoryChannelPair } from "../../adapters/channels/memory_pair.ts";
 import { Machine } from "../../adapters/memory/machine.ts";
-import { encodeDevice, encodeGlobalState, FrameType } from "../../domain/wire/mod.ts";
+import { encodeGlobalState, FrameType } from "../../domain/wire/mod.ts";
 import { encodeEmpty, encodePackage, encodeU32Frame } from "../../domain/wire/postcopy.ts";
 import { loadStream } from "../helpers/engine_pair.ts";
 import {
   applyMutation,
   assertClearError,
   describeMutation,
+  deviceRecord,
   HOSTILE_LAYOUT,
   idleDeviceState,
   mutationArb,
@@ -185,7 +186,7 @@ Deno.test("hostile loader: a malformed device state in the postcopy package fail
       postcopyUpTo([
         encodeEmpty(FrameType.POSTCOPY_LISTEN),
         encodeGlobalState("running"),
-        encodeDevice(device),
+        deviceRecord(device),
         encodeU32Frame(FrameType.PING, 3),
         encodeEmpty(FrameType.POSTCOPY_RUN),
       ]),

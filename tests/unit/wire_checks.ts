@@ -105,20 +105,29 @@ Deno.test("checkConfig accepts the same layout and names each difference", () =>
 });
 
 Deno.test("section start/end must nest and match", () => {
-  const iter2 = { kind: SectionKind.ITERATE, pass: 2 };
+  const iter2 = { kind: SectionKind.ITERATE, pass: 2, id: 1 };
   checkSectionStart(null, iter2);
-  checkSectionEnd(iter2, { kind: SectionKind.ITERATE, pass: 2 });
+  checkSectionEnd(iter2, { kind: SectionKind.ITERATE, pass: 2, id: 1 });
   throwsWire(
-    () => checkSectionEnd(iter2, { kind: SectionKind.COMPLETE, pass: 2 }),
-    "section end (complete pass 2) does not match the open section (iterate pass 2)",
-  );
-  throwsWire(() => checkSectionEnd(iter2, { kind: SectionKind.ITERATE, pass: 3 }), /not match/);
-  throwsWire(
-    () => checkSectionEnd(null, { kind: SectionKind.SETUP, pass: 0 }),
-    "section end (setup pass 0) without an open section",
+    () => checkSectionEnd(iter2, { kind: SectionKind.COMPLETE, pass: 2, id: 1 }),
+    "section end (complete pass 2 of section 1) does not match the open section " +
+      "(iterate pass 2 of section 1)",
   );
   throwsWire(
-    () => checkSectionStart(iter2, { kind: SectionKind.COMPLETE, pass: 3 }),
-    "section (complete pass 3) started while section (iterate pass 2) is still open",
+    () => checkSectionEnd(iter2, { kind: SectionKind.ITERATE, pass: 3, id: 1 }),
+    /not match/,
+  );
+  throwsWire(
+    () => checkSectionEnd(iter2, { kind: SectionKind.ITERATE, pass: 2, id: 2 }),
+    /section end \(iterate pass 2 of section 2\) does not match/,
+  );
+  throwsWire(
+    () => checkSectionEnd(null, { kind: SectionKind.SETUP, pass: 0, id: 1 }),
+    "section end (setup pass 0 of section 1) without an open section",
+  );
+  throwsWire(
+    () => checkSectionStart(iter2, { kind: SectionKind.COMPLETE, pass: 3, id: 1 }),
+    "section (complete pass 3 of section 1) started while section (iterate pass 2 of " +
+      "section 1) is still open",
   );
 });

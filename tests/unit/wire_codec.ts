@@ -7,15 +7,18 @@ import {
   decodeFrameHeader,
   decodeGlobalState,
   decodeRunHeader,
-  decodeSection,
+  decodeSectionEnd,
+  decodeSectionFull,
+  decodeSectionStart,
   decodeStreamHeader,
   decodeZeroRun,
   encodeConfig,
-  encodeDevice,
   encodeEof,
   encodeGlobalState,
   encodePageRun,
-  encodeSection,
+  encodeSectionEnd,
+  encodeSectionFull,
+  encodeSectionStart,
   encodeStreamHeader,
   encodeZeroRun,
   FRAME_HEADER_SIZE,
@@ -24,7 +27,6 @@ import {
   MAX_RUN_PAGES,
   putFrameHeader,
   putPageRunHeader,
-  putSection,
   putZeroRun,
   STREAM_HEADER_SIZE,
   WireError,
@@ -61,17 +63,23 @@ const nameArb = utf8Names(40);
 
 Deno.test("stream header round-trips and rejects bad magic, version and flags", () => {
   const h = encodeStreamHeader();
-  assert.deepEqual([...h], [0x46, 0x45, 0x52, 0x59, 0, 1, 0, 0]);
+  assert.deepEqual([...h], [0x46, 0x45, 0x52, 0x59, 0, 2, 0, 0]);
   decodeStreamHeader(h);
   throwsWire(() => decodeStreamHeader(h.subarray(0, 7)), /migration stream truncated/);
   const bad = h.slice();
   bad[0] = 0x51; // "QEVM"-like
   throwsWire(() => decodeStreamHeader(bad), /^not a Ferry migration stream/);
-  const v2 = h.slice();
-  v2[5] = 2;
+  const v1 = h.slice();
+  v1[5] = 1;
   throwsWire(
-    () => decodeStreamHeader(v2),
-    "unsupported migration stream version 2 (this side speaks version 1)",
+    () => decodeStreamHeader(v1),
+    "unsupported migration stream version 1 (this side speaks version 2)",
+  );
+  const v3 = h.slice();
+  v3[5] = 3;
+  throwsWire(
+    () => decodeStreamHeader(v3),
+    "unsupported migration stream version 3 (this side speaks version 2)",
   );
   const flags = h.slice();
   flags[7] = 1;
@@ -104,20 +112,22 @@ Deno.test("CONFIG round-trips", () => {
   assert.deepEqual(decodeConfig(split(encodeConfig(4096, many)).payload).blocks, many);
 });
 
-Deno.test("SECTION, ZERO_RUN, PAGE_RUN, DEVICE, GLOBAL_STATE and EOF round-trip", () => {
+Deno.test("SECTION_START/END/FULL, ZERO_RUN, PAGE_RUN, GLOBAL_STATE and EOF round-trip", () => {
+  const nameArb = fc.stringMatching(/^[\x21-\x7e]{1,255}$/);
   fc.assert(
     fc.property(
-      fc.constantFrom(FrameType.SECTION_START, FrameType.SECTION_END),
       fc.integer({ min: 1, max: 3 }),
       fc.nat({ max: 0xffffffff }),
-      (type, kind, pass) => {
-        const frame = encodeSection(type, kind, pass);
-        const got = split(frame);
-        assert.equal(got.type, type);
-        assert.deepEqual(decodeSection(got.payload), { kind, pass });
-        const b = new Uint8Array(12);
-        assert.equal(putSection(new DataView(b.buffer), 2, type, kind, pass), 12);
-        assert.deepEqual(b.subarray(2), frame);
+      fc.nat({ max: 0xffffffff }),
+      fc.nat({ max: 0xffffffff }),
+      nameArb,
+      (kind, pass, id, version, name) => {
+        const start = split(encodeSectionStart(kind, pass, { id, name, version }));
+        assert.equal(start.type, FrameType.SECTION_START);
+        assert.deepEqual(decodeSectionStart(start.payload), { kind, pass, id, version, name });
+        const end = split(encodeSectionEnd(kind, pass, id));
+        assert.equal(end.type, FrameType.SECTION_END);
+        assert.deepEqual(decodeSectionEnd(end.payload), { kind, pass, id });
       },
     ),
     opts,
@@ -162,13 +172,14 @@ Deno.test("SECTION, ZERO_RUN, PAGE_RUN, DEVICE, GLOBAL_STATE and EOF round-trip"
   assert.equal(decodeFrameHeader(full).length, FRAMES[FrameType.PAGE_RUN].max);
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 70000 }), (bytes) => {
+      const ident = { id: 2, name: "device", version: 1 };
       if (bytes.length > 65536) {
-        assert.throws(() => encodeDevice(bytes), RangeError);
+        assert.throws(() => encodeSectionFull(ident, bytes), RangeError);
         return;
       }
-      const got = split(encodeDevice(bytes));
-      assert.equal(got.type, FrameType.DEVICE);
-      assert.deepEqual(got.payload, bytes);
+      const got = split(encodeSectionFull(ident, bytes));
+      assert.equal(got.type, FrameType.SECTION_FULL);
+      assert.deepEqual(decodeSectionFull(got.payload), { ...ident, body: bytes });
     }),
     { ...opts, numRuns: 50 },
   );
@@ -190,8 +201,8 @@ Deno.test("frame header rejects unknown types, wrong fixed lengths and oversize 
   throwsWire(() => decodeFrameHeader(header(0x40, 0)), /^unknown frame type 0x40 \(reserved/);
   throwsWire(() => decodeFrameHeader(header(0x2b, 9)), "unknown frame type 0x2b");
   throwsWire(
-    () => decodeFrameHeader(header(FrameType.SECTION_START, 4)),
-    "frame SECTION_START has payload length 4, expected 5",
+    () => decodeFrameHeader(header(FrameType.SECTION_END, 5)),
+    "frame SECTION_END has payload length 5, expected 9",
   );
   throwsWire(() => decodeFrameHeader(header(FrameType.EOF, 1)), /frame EOF has payload length 1/);
   throwsWire(() => decodeFrameHeader(header(FrameType.ZERO_RUN, 0xffffffff)), /ZERO_RUN/);
@@ -199,7 +210,7 @@ Deno.test("frame header rejects unknown types, wrong fixed lengths and oversize 
     () => decodeFrameHeader(header(FrameType.CONFIG, 65537)),
     "frame CONFIG payload length 65537 exceeds the maximum 65536",
   );
-  throwsWire(() => decodeFrameHeader(header(FrameType.DEVICE, 0xffffffff)), /exceeds/);
+  throwsWire(() => decodeFrameHeader(header(FrameType.SECTION_FULL, 0xffffffff)), /exceeds/);
   throwsWire(() => decodeFrameHeader(header(FrameType.GLOBAL_STATE, 65)), /exceeds the maximum 64/);
   throwsWire(
     () => decodeFrameHeader(header(FrameType.PAGE_RUN, 10 + 256 * 65536 + 1)),
@@ -207,10 +218,14 @@ Deno.test("frame header rejects unknown types, wrong fixed lengths and oversize 
   );
   throwsWire(() => decodeFrameHeader(header(FrameType.PAGE_RUN, 9)), /below the minimum/);
   throwsWire(() => decodeFrameHeader(header(FrameType.CONFIG, 0).subarray(0, 4)), /truncated/);
-  assert.deepEqual(decodeFrameHeader(header(FrameType.DEVICE, 65536)), {
-    type: FrameType.DEVICE,
-    length: 65536,
+  assert.deepEqual(decodeFrameHeader(header(FrameType.SECTION_FULL, 65800)), {
+    type: FrameType.SECTION_FULL,
+    length: 65800,
   });
+  throwsWire(
+    () => decodeFrameHeader(header(FrameType.SECTION_FULL, 65801)),
+    "frame SECTION_FULL payload length 65801 exceeds the maximum 65800",
+  );
   // Offsets: the header is read where asked.
   const two = new Uint8Array([9, ...header(FrameType.EOF, 0)]);
   assert.deepEqual(decodeFrameHeader(two, 1), { type: FrameType.EOF, length: 0 });
@@ -239,9 +254,15 @@ Deno.test("malformed payloads are rejected with WireError", () => {
   dup[7 + 9 + 1] = 0x61; // second name "b" -> "a"
   throwsWire(() => decodeConfig(dup), "CONFIG names RAM block 'a' twice");
 
-  throwsWire(() => decodeSection(new Uint8Array([0, 0, 0, 0, 1])), "unknown section kind 0");
-  throwsWire(() => decodeSection(new Uint8Array([4, 0, 0, 0, 1])), "unknown section kind 4");
-  throwsWire(() => decodeSection(new Uint8Array(4)), /expected 5/);
+  throwsWire(
+    () => decodeSectionEnd(new Uint8Array([0, 0, 0, 0, 1, 0, 0, 0, 1])),
+    "unknown section kind 0",
+  );
+  throwsWire(
+    () => decodeSectionEnd(new Uint8Array([4, 0, 0, 0, 1, 0, 0, 0, 1])),
+    "unknown section kind 4",
+  );
+  throwsWire(() => decodeSectionEnd(new Uint8Array(5)), /expected 9/);
 
   const zero = split(encodeZeroRun(0, 0, 1)).payload.slice();
   zero[9] = 0;
@@ -266,7 +287,9 @@ Deno.test("malformed payloads are rejected with WireError", () => {
 Deno.test("decoders given random bytes return or throw WireError, nothing else", () => {
   const decoders = [
     decodeConfig,
-    decodeSection,
+    decodeSectionStart,
+    decodeSectionEnd,
+    decodeSectionFull,
     decodeZeroRun,
     decodeRunHeader,
     decodeGlobalState,
@@ -312,8 +335,13 @@ Deno.test("encoders refuse values the format cannot carry", () => {
   assert.throws(() => putPageRunHeader(v, 0, 0x10000, 0, 1, 4096), RangeError);
   assert.throws(() => putZeroRun(v, 0, 0, 2 ** 32, 1), RangeError);
   assert.throws(() => putZeroRun(v, 0, 0, 0, 0), RangeError);
-  assert.throws(() => putSection(v, 0, FrameType.EOF, 1, 0), RangeError);
-  assert.throws(() => putSection(v, 0, FrameType.SECTION_START, 0, 0), RangeError);
+  const ram = { id: 1, name: "ram", version: 1 };
+  assert.throws(() => encodeSectionStart(0, 0, ram), RangeError);
+  assert.throws(() => encodeSectionStart(1, 2 ** 32, ram), RangeError);
+  assert.throws(() => encodeSectionStart(1, 0, { ...ram, name: "" }), RangeError);
+  assert.throws(() => encodeSectionStart(1, 0, { ...ram, name: "r".repeat(256) }), RangeError);
+  assert.throws(() => encodeSectionEnd(4, 0, 1), RangeError);
+  assert.throws(() => encodeSectionFull({ ...ram, id: -1 }, new Uint8Array(0)), RangeError);
   assert.throws(() => putFrameHeader(v, 0, 1, 2 ** 32), RangeError);
   assert.throws(() => encodeConfig(4096, []), RangeError);
   assert.throws(() => encodeConfig(4096, [{ name: "", size: 0 }]), RangeError);

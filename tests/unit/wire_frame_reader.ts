@@ -5,11 +5,12 @@ import {
   decodeFrameHeader,
   decodeRunHeader,
   encodeConfig,
-  encodeDevice,
   encodeEof,
   encodeGlobalState,
   encodePageRun,
-  encodeSection,
+  encodeSectionEnd,
+  encodeSectionFull,
+  encodeSectionStart,
   encodeStreamHeader,
   encodeZeroRun,
   FRAME_HEADER_SIZE,
@@ -23,6 +24,10 @@ import {
   WireError,
 } from "../../domain/wire/mod.ts";
 import { concat } from "../helpers/bytes.ts";
+
+/** The RAM and device sections' identities (domain/engine/ram_section.ts, device_section.ts). */
+const RAM = { id: 1, name: "ram", version: 1 };
+const DEV = { id: 2, name: "device", version: 1 };
 
 const seed = Date.now();
 console.log("fast-check seed", seed);
@@ -129,9 +134,10 @@ function frameArb(pageSize: number, maxPages: number): fc.Arbitrary<Uint8Array> 
     fc.tuple(fc.nat({ max: 3 }), fc.nat(), fc.integer({ min: 1, max: 1e6 }))
       .map(([b, f, c]) => encodeZeroRun(b, f, c)),
     fc.tuple(fc.integer({ min: 1, max: 3 }), fc.nat()).map(([k, p]) =>
-      encodeSection(FrameType.SECTION_START, k, p)
+      encodeSectionStart(k, p, RAM)
     ),
-    fc.uint8Array({ maxLength: 65536, size: "max" }).map(encodeDevice),
+    // At most 64 KiB of payload (the name and its header included): read by readPayload.
+    fc.uint8Array({ maxLength: 65536 - 15, size: "max" }).map((b) => encodeSectionFull(DEV, b)),
     fc.constantFrom("running", "paused", "finish-migrate").map(encodeGlobalState),
   );
 }
@@ -139,9 +145,9 @@ function frameArb(pageSize: number, maxPages: number): fc.Arbitrary<Uint8Array> 
 function stream(pageSize: number, body: Uint8Array[]): { bytes: Uint8Array; frames: Uint8Array[] } {
   const frames = [
     encodeConfig(pageSize, [{ name: "pc.ram", size: 2 ** 30 }]),
-    encodeSection(FrameType.SECTION_START, SectionKind.SETUP, 0),
+    encodeSectionStart(SectionKind.SETUP, 0, RAM),
     ...body,
-    encodeSection(FrameType.SECTION_END, SectionKind.SETUP, 0),
+    encodeSectionEnd(SectionKind.SETUP, 0, RAM.id),
     encodeEof(),
   ];
   return { bytes: concat([encodeStreamHeader(), ...frames]), frames };
@@ -201,7 +207,9 @@ Deno.test("a stream truncated at any offset fails with 'migration stream truncat
 Deno.test("huge or bad lengths are refused at the header, before any payload is read", async () => {
   const prefix = new Uint8Array(8 + FRAME_HEADER_SIZE);
   prefix.set(encodeStreamHeader());
-  for (const [type, length] of [[FrameType.PAGE_RUN, 0xffffffff], [FrameType.DEVICE, 2 ** 31]]) {
+  for (
+    const [type, length] of [[FrameType.PAGE_RUN, 0xffffffff], [FrameType.SECTION_FULL, 2 ** 31]]
+  ) {
     putFrameHeader(new DataView(prefix.buffer), 8, type, length);
     // The peer would happily send gigabytes; the reader must stop at the header.
     const ch = new MemChannel(prefix, 1 << 20, 1, true);
@@ -238,21 +246,22 @@ Deno.test("reader errors: bad header, unknown frame, end before EOF, misuse", as
   const r1 = new FrameReader(new MemChannel(unknown, 100));
   await r1.readStreamHeader();
   await assert.rejects(r1.next(), new WireError("unknown frame type 0x2a"));
-  const noEof = concat([hdr, encodeSection(FrameType.SECTION_START, 1, 0)]);
+  const noEof = concat([hdr, encodeSectionStart(1, 0, RAM)]);
   await assert.rejects(
     readAll(new FrameReader(new MemChannel(noEof, 100))),
     new WireError("migration stream truncated: end of stream before the EOF frame", "truncated"),
   );
-  const dev = concat([hdr, encodeDevice(new Uint8Array(100)), encodeEof()]);
+  // A 100-byte body behind the record's 15-byte head ("device"): a 115-byte payload.
+  const dev = concat([hdr, encodeSectionFull(DEV, new Uint8Array(100)), encodeEof()]);
   const r2 = new FrameReader(new MemChannel(dev, 100));
   await assert.rejects(r2.next(), (e: unknown) => e instanceof Error && !(e instanceof WireError));
   await r2.readStreamHeader();
   await assert.rejects(r2.readStreamHeader(), /already read/);
-  assert.equal((await r2.next()).length, 100);
-  await assert.rejects(r2.next(), /100 payload bytes of the DEVICE frame not consumed/);
-  await assert.rejects(r2.readInto(new Uint8Array(101)), /cannot consume 101 bytes/);
+  assert.equal((await r2.next()).length, 115);
+  await assert.rejects(r2.next(), /115 payload bytes of the SECTION_FULL frame not consumed/);
+  await assert.rejects(r2.readInto(new Uint8Array(116)), /cannot consume 116 bytes/);
   await r2.skip(40);
-  assert.equal((await r2.readPayload()).length, 60);
+  assert.equal((await r2.readPayload()).length, 75);
   assert.equal((await r2.next()).type, FrameType.EOF);
   assert.equal(r2.bytesRead, dev.length);
   assert.throws(() => new FrameReader(new MemChannel(dev, 1), 1000), RangeError);
