@@ -18,6 +18,7 @@ import { checkPageRunLength, checkRun, decodeRunHeader, decodeZeroRun } from "..
 import type { FrameReader } from "../wire/frame_reader.ts";
 import { decodeDiscard, encodeBitmapDump } from "../wire/postcopy.ts";
 import { WireError } from "../wire/wire_error.ts";
+import { CachePlacement } from "./cache_placement.ts";
 import {
   DirectPlacement,
   type PageMaps,
@@ -77,11 +78,23 @@ export class RamLoader {
     return this.#placement.kind;
   }
 
-  /** Changes where pages go: `postcopy` once the guest runs here (POSTCOPY_LISTEN). */
-  place(kind: Exclude<PlacementKind, "cache">): void {
+  /**
+   * Changes where pages go: `postcopy` once the guest runs here (POSTCOPY_LISTEN); `cache`
+   * for COLO's checkpoints (a copy of RAM taken now; {@link commitCache} moves them in).
+   */
+  place(kind: PlacementKind): void {
     this.#placement = kind === "postcopy"
       ? new PostcopyPlacement(this.#maps)
+      : kind === "cache"
+      ? new CachePlacement(this.#maps)
       : new DirectPlacement(this.#maps);
+  }
+
+  /** COLO: the checkpoint is whole; copies its pages from the cache into RAM (their count). */
+  commitCache(): number {
+    const p = this.#placement;
+    if (!(p instanceof CachePlacement)) throw new Error("no checkpoint cache to commit");
+    return p.commit();
   }
 
   /** The guest runs here: a page is placed whole, and never over one it already has. */
@@ -133,11 +146,7 @@ export class RamLoader {
     if (!this.#seen[flat] || !this.#placement.encoded) {
       throw new WireError("migration stream: XBZRLE page for a page this side does not hold");
     }
-    this.#written[flat] = 1;
-    xbzrle.decode(
-      e.data,
-      this.#ram8[e.block].subarray(e.page * PAGE_SIZE, (e.page + 1) * PAGE_SIZE),
-    );
+    xbzrle.decode(e.data, this.#placement.deltaTarget(e.block, e.page));
     this.#stats[STAT.xbzrlePages]++;
   }
 

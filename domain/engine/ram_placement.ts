@@ -9,8 +9,8 @@
  * - `postcopy` ({@link PostcopyPlacement}): the guest runs here. A run lands aside and each
  *   page the guest lacks is placed whole, marked received (which wakes a vCPU that waits on
  *   it); a page it already has is never overwritten; deltas and compressed pages are refused.
- * - `cache` (next, for COLO's checkpoints): pages land in a cache and reach RAM only when a
- *   checkpoint is committed. Not implemented yet; the interface leaves room for it.
+ * - `cache` (CachePlacement, cache_placement.ts, for COLO's checkpoints): pages land in a
+ *   copy of RAM and reach RAM only when a checkpoint is committed.
  *
  * @module
  */
@@ -57,6 +57,8 @@ export interface Placement {
   zeroPages(block: number, page: number, count: number): void;
   /** One whole page (an inflated compressed page). */
   wholePage(block: number, page: number, data: Uint8Array): void;
+  /** The held page an XBZRLE delta applies to (only when {@link encoded}). */
+  deltaTarget(block: number, page: number): Uint8Array;
 }
 
 /** Straight into guest RAM: the guest does not run yet (precopy). */
@@ -99,6 +101,13 @@ export class DirectPlacement implements Placement {
     m.written[flat] = 1;
     m.ram8[block].set(data, page * PAGE_SIZE);
     if (m.advised()) markReceivedRange(m.guest, flat, 1);
+  }
+
+  /** The page in RAM (it changes: stored to). */
+  deltaTarget(block: number, page: number): Uint8Array {
+    const m = this.#m;
+    m.written[m.guest.layout[block].firstPage + page] = 1;
+    return m.ram8[block].subarray(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
   }
 }
 
@@ -149,6 +158,11 @@ export class PostcopyPlacement implements Placement {
   /** Refused: a running guest's pages are placed from whole runs only. */
   wholePage(): void {
     throw new WireError("migration stream: a single encoded page in postcopy");
+  }
+
+  /** Never asked: deltas are refused in postcopy (not {@link encoded}). */
+  deltaTarget(): Uint8Array {
+    throw new WireError("migration stream: XBZRLE page for a page this side does not hold");
   }
 }
 

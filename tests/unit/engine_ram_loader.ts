@@ -225,3 +225,35 @@ Deno.test("ram loader: random runs give the model's RAM and unseen count (proper
     { seed, numRuns: 200 },
   );
 });
+
+Deno.test("ram loader, cache placement (COLO): a checkpoint's pages reach RAM only when committed", async () => {
+  const { loader, ram, feed } = setup();
+  // The guest's state when the checkpointing starts: page 5 holds 3s, block 1 page 2 holds 1s.
+  ram[0].fill(3, 5 * PAGE_SIZE, 6 * PAGE_SIZE);
+  await feed(encodePageRun(1, 2, PAGE_SIZE, pages(1, 1)));
+  loader.place("cache");
+  assert.equal(loader.placement, "cache");
+  const before = ram.map((r) => r.slice());
+  const changed = pages(1, 1).fill(9, 100, 200);
+  await feed(
+    encodePageRun(0, 0, PAGE_SIZE, pages(2, 7)),
+    encodeZeroRun(0, 5, 1),
+    xbzrleFrame(1, 2, pages(1, 1), changed), // a delta against the cached page
+  );
+  assert.deepEqual(ram, before, "RAM untouched while the checkpoint arrives");
+  assert.equal(loader.commitCache(), 4, "pages 0, 1, 5 and block 1 page 2");
+  assert.deepEqual(
+    [ram[0][0], ram[0][2 * PAGE_SIZE - 1], ram[0][2 * PAGE_SIZE], ram[0][5 * PAGE_SIZE]],
+    [7, 7, 0, 0],
+  );
+  assert.deepEqual(ram[1].subarray(2 * PAGE_SIZE, 3 * PAGE_SIZE), changed);
+  // The guest runs on and writes RAM; the next checkpoint copies only what it carried.
+  ram[0].fill(4, 10 * PAGE_SIZE, 11 * PAGE_SIZE);
+  await feed(encodePageRun(0, 1, PAGE_SIZE, pages(1, 6)));
+  assert.equal(loader.commitCache(), 1);
+  assert.equal(ram[0][PAGE_SIZE], 6);
+  assert.equal(ram[0][10 * PAGE_SIZE], 4, "a page no checkpoint carried keeps the guest's bytes");
+  assert.equal(loader.commitCache(), 0, "nothing new");
+  loader.place("ram");
+  assert.throws(() => loader.commitCache(), /no checkpoint cache/);
+});

@@ -1,0 +1,96 @@
+/**
+ * The `cache` placement, for COLO's checkpoints (QEMU's colo_cache): the secondary's guest
+ * keeps running on its own RAM while a checkpoint's pages arrive, so they land in a copy of
+ * RAM taken when the placement starts, and reach RAM only when the checkpoint is committed
+ * ({@link CachePlacement.commit}) — then only the pages the checkpoints touched are copied.
+ * Deltas (XBZRLE) apply against the cache: it holds what the primary's side believes this
+ * side has. The copy is a full second RAM, as QEMU's is.
+ *
+ * @module
+ */
+import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
+import type { PageMaps, Placement } from "./ram_placement.ts";
+
+/** Pages land in a copy of RAM; {@link commit} moves the touched ones into RAM. */
+export class CachePlacement implements Placement {
+  readonly kind = "cache";
+  readonly encoded = true;
+  readonly #m: PageMaps;
+  readonly #cache: Uint8Array[];
+  /** Pages touched since the last commit (one byte per page, guest-wide). */
+  readonly #dirty: Uint8Array;
+  #pending = 0;
+
+  /** Copies `maps`' RAM into the cache (what the guest holds now is the starting point). */
+  constructor(maps: PageMaps) {
+    this.#m = maps;
+    this.#cache = maps.ram8.map((r) => r.slice());
+    const last = maps.guest.layout.at(-1);
+    this.#dirty = new Uint8Array(last ? last.firstPage + last.pages : 0);
+  }
+
+  /** Pages the next {@link commit} will copy into RAM. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** The cache's bytes: the run lands there. */
+  runTarget(block: number, page: number, count: number): Uint8Array {
+    this.#touch(block, page, count);
+    return this.#cache[block].subarray(page * PAGE_SIZE, (page + count) * PAGE_SIZE);
+  }
+
+  /** Nothing more: the run is in the cache. */
+  runLanded(): void {}
+
+  /** Zeroes the pages in the cache. */
+  zeroPages(block: number, page: number, count: number): void {
+    this.#touch(block, page, count);
+    this.#cache[block].fill(0, page * PAGE_SIZE, (page + count) * PAGE_SIZE);
+  }
+
+  /** Copies the page into the cache. */
+  wholePage(block: number, page: number, data: Uint8Array): void {
+    this.#touch(block, page, 1);
+    this.#cache[block].set(data, page * PAGE_SIZE);
+  }
+
+  /** The cached page a delta applies to (it changes: touched). */
+  deltaTarget(block: number, page: number): Uint8Array {
+    this.#touch(block, page, 1);
+    return this.#cache[block].subarray(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
+  }
+
+  /**
+   * The checkpoint is whole: copies every page touched since the last commit into RAM (the
+   * guest must be stopped) and returns how many.
+   */
+  commit(): number {
+    const m = this.#m;
+    let n = 0;
+    for (const [b, blk] of m.guest.layout.entries()) {
+      const ram = m.ram8[b];
+      const cache = this.#cache[b];
+      for (let p = 0; p < blk.pages; p++) {
+        const flat = blk.firstPage + p;
+        if (this.#dirty[flat] === 0) continue;
+        this.#dirty[flat] = 0;
+        ram.set(cache.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), p * PAGE_SIZE);
+        m.written[flat] = 1;
+        n++;
+      }
+    }
+    this.#pending = 0;
+    return n;
+  }
+
+  #touch(block: number, page: number, count: number): void {
+    const first = this.#m.guest.layout[block].firstPage + page;
+    for (let p = first; p < first + count; p++) {
+      if (this.#dirty[p] === 0) {
+        this.#dirty[p] = 1;
+        this.#pending++;
+      }
+    }
+  }
+}
