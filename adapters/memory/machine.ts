@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { DigestMode, DigestRequest, DigestResult } from "./digest_worker.ts";
+import type { DigestResult } from "./digest_worker.ts";
 import {
   allocateGuest,
   prepareGuest,
@@ -16,6 +16,7 @@ import {
   type SharedGuest,
 } from "./guest_ram.ts";
 import { adviseHugePages, hugePageBytes } from "./huge_pages.ts";
+import { MachineDigests } from "./machine_digests.ts";
 import { PAGE_SIZE, type RamBlockLayout, type RamBlockSpec } from "./layout.ts";
 import { applyRamBacking, type RamAdvice, type RamBacking } from "./ram_backing.ts";
 import { ctlViews, ringWake, type RunState, SHUTDOWN } from "./vcpu_ctl.ts";
@@ -109,18 +110,6 @@ export interface MachineInfo {
   "x-guest"?: GuestInfo;
 }
 
-/** An arrival digest: in progress until `result` settles; `discard` rejects it early. */
-interface Arrival {
-  result: Promise<DigestResult>;
-  settled: boolean;
-  discard(): void;
-}
-
-/** Rejection of an arrival digest forgotten (clearArrival) before it finished. */
-class ArrivalDiscarded extends Error {}
-
-const DIGEST_WORKER = new URL("./digest_worker.ts", import.meta.url);
-
 /** How long stop() waits for the vCPU to park before failing. */
 const PARK_TIMEOUT_MS = 10_000;
 /** Guests smaller than this are filled in the calling thread (Workers cost ~50 ms to start). */
@@ -152,7 +141,7 @@ export class Machine {
   readonly advice: RamAdvice;
   readonly #workers = new Set<Worker>();
   #vcpuError: string | null = null;
-  #arrival: Arrival | null = null;
+  readonly #digests: MachineDigests;
   #huge: { at: number; bytes: number | null } | null = null;
   /** The guest's output records (a WebAssembly guest's stdout and stderr). */
   readonly output = new OutputLog();
@@ -169,6 +158,7 @@ export class Machine {
     this.vcpu = vcpu;
     this.backing = backing;
     this.advice = advice;
+    this.#digests = new MachineDigests(shared, vcpu);
   }
 
   /**
@@ -378,96 +368,26 @@ export class Machine {
   }
 
   /**
-   * Destination, when an incoming migration has loaded: starts hashing RAM as it arrived, in a
-   * digest Worker, from the copy-on-first-write snapshot that the engine began (vcpu
-   * .beginSnapshot()) before letting the vCPU run; does not wait for the vCPU. When the digest
-   * is done the snapshot is ended. The snap buffers stay allocated (the vCPU Worker holds them;
-   * their pages committed by copies stay committed and are reused by the next snapshot).
-   * Replaces any earlier arrival digest, without ending the snapshot just begun.
+   * Destination, when an incoming migration has loaded: starts hashing RAM as it arrived
+   * (see MachineDigests.captureArrival).
    */
   captureArrival(): void {
-    this.#discardArrival();
-    const worker = new Worker(DIGEST_WORKER, { type: "module" });
-    this.#workers.add(worker);
-    let discard!: () => void;
-    const result = new Promise<DigestResult>((resolve, reject) => {
-      discard = () => reject(new ArrivalDiscarded("arrival digest discarded"));
-      worker.onmessage = (e: MessageEvent<DigestResult>) => resolve(e.data);
-      worker.onerror = (e: ErrorEvent) => {
-        e.preventDefault();
-        reject(new Error(`digest_worker.ts: ${e.message}`));
-      };
-      const request: DigestRequest = { guest: this.shared, mode: "snapshot", check: null };
-      worker.postMessage(request);
-    });
-    const arrival: Arrival = { result, settled: false, discard };
-    this.#arrival = arrival;
-    const settle = () => {
-      arrival.settled = true;
-      this.#drop(worker);
-      if (this.#arrival === arrival) this.vcpu.endSnapshot();
-    };
-    result.then(settle, (e) => {
-      settle();
-      if (!(e instanceof ArrivalDiscarded)) console.error(`arrival digest failed: ${e}`);
-    });
+    this.#digests.captureArrival();
   }
 
-  /**
-   * Forgets the arrival digest (an outgoing migration starts from this machine, or a new
-   * incoming one begins); when it was still being computed, stops it and ends the snapshot.
-   */
+  /** Forgets the arrival digest (see MachineDigests.clearArrival). */
   clearArrival(): void {
-    const arrival = this.#arrival;
-    this.#discardArrival();
-    if (arrival !== null && !arrival.settled) this.vcpu.endSnapshot();
+    this.#digests.clearArrival();
   }
 
-  #discardArrival(): void {
-    const arrival = this.#arrival;
-    this.#arrival = null;
-    if (arrival !== null && !arrival.settled) arrival.discard();
-  }
-
-  /**
-   * SHA-256 of every block, computed in a short-lived Worker, plus migration-test's check
-   * (always on current RAM) when the workload is `increment`. With `auto` and an arrival
-   * digest (captureArrival), the blocks are RAM as it arrived (awaited if still in progress),
-   * `x-taken: "arrival"`; otherwise, and with `now`, RAM as it is (meaningful with the vCPU
-   * parked), `x-taken: "now"`. Rejects if the arrival digest failed.
-   */
-  async digest(at: "auto" | "now" = "auto"): Promise<DigestResult> {
-    const regs = this.vcpu.registers();
-    const check = regs.workload === "increment" ? { start: regs.start, end: regs.end } : null;
-    const arrival = at === "auto" ? this.#arrival : null;
-    if (arrival !== null) {
-      const current = check === null ? null : this.#digestWorker("check", check);
-      try {
-        const { blocks } = await arrival.result;
-        const checked = await current;
-        return {
-          blocks,
-          ...(checked === null ? {} : { "x-increment-check": checked["x-increment-check"] }),
-          "x-taken": "arrival",
-        };
-      } catch (e) {
-        await current?.catch(() => {});
-        if (!(e instanceof ArrivalDiscarded)) throw e;
-      }
-    }
-    return { ...(await this.#digestWorker("now", check)), "x-taken": "now" };
-  }
-
-  async #digestWorker(mode: DigestMode, check: DigestRequest["check"]): Promise<DigestResult> {
-    const request: DigestRequest = { guest: this.shared, mode, check };
-    const { worker, answer } = await this.#spawn<DigestResult>(DIGEST_WORKER, request);
-    this.#drop(worker);
-    return answer;
+  /** SHA-256 of every block, as it arrived or as it is now (see MachineDigests.digest). */
+  digest(at: "auto" | "now" = "auto"): Promise<DigestResult> {
+    return this.#digests.digest(at);
   }
 
   /** Stops the vCPU Worker and any helper Worker. Safe to call twice. */
   dispose(): Promise<void> {
-    this.#discardArrival();
+    this.#digests.dispose();
     const { i32 } = ctlViews(this.shared.ctl);
     Atomics.store(i32, SHUTDOWN, 1);
     ringWake(i32);

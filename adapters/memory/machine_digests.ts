@@ -1,0 +1,147 @@
+/**
+ * A machine's digests (a test aid, `GET /machine/digest`): SHA-256 of every RAM block in
+ * short-lived digest Workers, and on a destination the digest of RAM as it arrived, taken
+ * from the vCPU's copy-on-first-write snapshot while the guest already runs.
+ *
+ * @module
+ */
+import type { DigestMode, DigestRequest, DigestResult } from "./digest_worker.ts";
+import type { SharedGuest } from "./guest_ram.ts";
+import type { VcpuControl } from "./vcpu_control.ts";
+
+/** An arrival digest: in progress until `result` settles; `discard` rejects it early. */
+interface Arrival {
+  result: Promise<DigestResult>;
+  settled: boolean;
+  discard(): void;
+}
+
+/** Rejection of an arrival digest forgotten (clearArrival) before it finished. */
+class ArrivalDiscarded extends Error {}
+
+const DIGEST_WORKER = new URL("./digest_worker.ts", import.meta.url);
+
+/** The digests of one machine's RAM. */
+export class MachineDigests {
+  readonly #shared: SharedGuest;
+  readonly #vcpu: VcpuControl;
+  readonly #workers = new Set<Worker>();
+  #arrival: Arrival | null = null;
+
+  /** Digests `shared`'s RAM; `vcpu` keeps the arrival snapshot. */
+  constructor(shared: SharedGuest, vcpu: VcpuControl) {
+    this.#shared = shared;
+    this.#vcpu = vcpu;
+  }
+
+  /**
+   * Destination, when an incoming migration has loaded: starts hashing RAM as it arrived, in a
+   * digest Worker, from the copy-on-first-write snapshot that the engine began (vcpu
+   * .beginSnapshot()) before letting the vCPU run; does not wait for the vCPU. When the digest
+   * is done the snapshot is ended. The snap buffers stay allocated (the vCPU Worker holds them;
+   * their pages committed by copies stay committed and are reused by the next snapshot).
+   * Replaces any earlier arrival digest, without ending the snapshot just begun.
+   */
+  captureArrival(): void {
+    this.#discardArrival();
+    const worker = new Worker(DIGEST_WORKER, { type: "module" });
+    this.#workers.add(worker);
+    let discard!: () => void;
+    const result = new Promise<DigestResult>((resolve, reject) => {
+      discard = () => reject(new ArrivalDiscarded("arrival digest discarded"));
+      worker.onmessage = (e: MessageEvent<DigestResult>) => resolve(e.data);
+      worker.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        reject(new Error(`digest_worker.ts: ${e.message}`));
+      };
+      const request: DigestRequest = { guest: this.#shared, mode: "snapshot", check: null };
+      worker.postMessage(request);
+    });
+    const arrival: Arrival = { result, settled: false, discard };
+    this.#arrival = arrival;
+    const settle = () => {
+      arrival.settled = true;
+      this.#drop(worker);
+      if (this.#arrival === arrival) this.#vcpu.endSnapshot();
+    };
+    result.then(settle, (e) => {
+      settle();
+      if (!(e instanceof ArrivalDiscarded)) console.error(`arrival digest failed: ${e}`);
+    });
+  }
+
+  /**
+   * Forgets the arrival digest (an outgoing migration starts from this machine, or a new
+   * incoming one begins); when it was still being computed, stops it and ends the snapshot.
+   */
+  clearArrival(): void {
+    const arrival = this.#arrival;
+    this.#discardArrival();
+    if (arrival !== null && !arrival.settled) this.#vcpu.endSnapshot();
+  }
+
+  #discardArrival(): void {
+    const arrival = this.#arrival;
+    this.#arrival = null;
+    if (arrival !== null && !arrival.settled) arrival.discard();
+  }
+
+  /**
+   * SHA-256 of every block, computed in a short-lived Worker, plus migration-test's check
+   * (always on current RAM) when the workload is `increment`. With `auto` and an arrival
+   * digest (captureArrival), the blocks are RAM as it arrived (awaited if still in progress),
+   * `x-taken: "arrival"`; otherwise, and with `now`, RAM as it is (meaningful with the vCPU
+   * parked), `x-taken: "now"`. Rejects if the arrival digest failed.
+   */
+  async digest(at: "auto" | "now" = "auto"): Promise<DigestResult> {
+    const regs = this.#vcpu.registers();
+    const check = regs.workload === "increment" ? { start: regs.start, end: regs.end } : null;
+    const arrival = at === "auto" ? this.#arrival : null;
+    if (arrival !== null) {
+      const current = check === null ? null : this.#digestWorker("check", check);
+      try {
+        const { blocks } = await arrival.result;
+        const checked = await current;
+        return {
+          blocks,
+          ...(checked === null ? {} : { "x-increment-check": checked["x-increment-check"] }),
+          "x-taken": "arrival",
+        };
+      } catch (e) {
+        await current?.catch(() => {});
+        if (!(e instanceof ArrivalDiscarded)) throw e;
+      }
+    }
+    return { ...(await this.#digestWorker("now", check)), "x-taken": "now" };
+  }
+
+  async #digestWorker(mode: DigestMode, check: DigestRequest["check"]): Promise<DigestResult> {
+    const request: DigestRequest = { guest: this.#shared, mode, check };
+    const worker = new Worker(DIGEST_WORKER, { type: "module" });
+    this.#workers.add(worker);
+    try {
+      return await new Promise<DigestResult>((resolve, reject) => {
+        worker.onmessage = (e: MessageEvent<DigestResult>) => resolve(e.data);
+        worker.onerror = (e: ErrorEvent) => {
+          e.preventDefault();
+          reject(new Error(`digest_worker.ts: ${e.message}`));
+        };
+        worker.postMessage(request);
+      });
+    } finally {
+      this.#drop(worker);
+    }
+  }
+
+  #drop(worker: Worker): void {
+    worker.terminate();
+    this.#workers.delete(worker);
+  }
+
+  /** Forgets the arrival digest and stops every digest Worker. */
+  dispose(): void {
+    this.#discardArrival();
+    for (const w of this.#workers) w.terminate();
+    this.#workers.clear();
+  }
+}
