@@ -4,7 +4,12 @@
  *
  * @module
  */
-import { type GuestSpec, Machine, type RunState } from "../adapters/memory/machine.ts";
+import {
+  type GuestSpec,
+  type InputRefusal,
+  Machine,
+  type RunState,
+} from "../adapters/memory/machine.ts";
 import type { RamBlockSpec } from "../adapters/memory/layout.ts";
 import { hugePagesModeFrom, resolveRamBacking } from "../adapters/memory/ram_backing.ts";
 import type { WorkloadSpec } from "../adapters/memory/workload.ts";
@@ -93,6 +98,19 @@ export interface Tagged<T> {
 const HISTORY = 32;
 /** Events published within this many ms reach each SSE subscriber together. */
 const EVENT_COALESCE_MS = 10;
+
+/** What `POST /machine/input` answers when the machine refuses the input. */
+const INPUT_REFUSED: Record<InputRefusal, (a: Agent) => string> = {
+  "no-input": () => "The guest takes no input",
+  full: () => "The guest's unread input fills its buffer",
+  incoming: () =>
+    "The guest has not arrived yet (runstate inmigrate); send its input to the source " +
+    "until it runs here",
+  away: (a) =>
+    `A migration took the guest's state and unread input (runstate ${a.machine.runstate}); ` +
+    "send its input to the destination once the guest runs there, or here again if it " +
+    "runs on here",
+};
 
 /** One Ferry agent. */
 export class Agent {
@@ -444,12 +462,7 @@ export class Agent {
   /** `POST /machine/input`: appends `bytes` to a WebAssembly guest's stdin. */
   guestInput(bytes: Uint8Array): void {
     const refused = this.machine.input(bytes);
-    if (refused === "no-input") {
-      throw new DomainError("wrong-state", "The guest takes no input");
-    }
-    if (refused === "full") {
-      throw new DomainError("wrong-state", "The guest's unread input fills its buffer");
-    }
+    if (refused !== null) throw new DomainError("wrong-state", INPUT_REFUSED[refused](this));
   }
 
   /** QMP cont; returns the runstate after it. */
