@@ -114,8 +114,9 @@ async function main(args: string[]): Promise<number> {
   for (const name of names) {
     const built = await buildGuest(name);
     const named = new URL(`${name}.wasm`, BUILD).pathname;
-    await Deno.copyFile(built.path, `${named}.tmp`);
-    await Deno.rename(`${named}.tmp`, named);
+    const tmp = `${named}.${crypto.randomUUID()}.tmp`;
+    await Deno.copyFile(built.path, tmp);
+    await Deno.rename(tmp, named);
     const own = built.path.slice(built.path.lastIndexOf("/") + 1);
     for await (const e of Deno.readDir(BUILD)) {
       if (e.name.startsWith(`${name}-`) && e.name.endsWith(".wasm") && e.name !== own) {
