@@ -117,6 +117,8 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
         async () => {
           const srcOut = await readOutput(computeSrc);
           const dstOut = await readOutput(computeDst);
+          // Unthrottled, as the ticker: the sieve rewrites 4 MiB every round.
+          await computeSrc.api("PATCH", "/parameters", { "max-bandwidth": 10 * 2 ** 30 });
           assert.equal((await computeSrc.api("POST", "/machine/cont")).status, 202);
           await srcOut.waitFor((r) => r.seq >= 3, "3 rounds on the source");
           const r = await computeSrc.api<Json>("POST", "/migrations", {
