@@ -59,7 +59,7 @@ export function stdinPending(ring: SharedArrayBuffer): number {
   return (Atomics.load(i32, 1) - Atomics.load(i32, 0)) >>> 0;
 }
 
-/** Appends `bytes` to the stdin ring (hold the lock); false (nothing written) when they do not fit. */
+/** Appends `bytes` to the stdin ring (under the lock); false, writing nothing, if too many. */
 function stdinWrite(ring: SharedArrayBuffer, bytes: Uint8Array): boolean {
   const i32 = new Int32Array(ring, 0, 4);
   const data = new Uint8Array(ring, 16, STDIN_CAPACITY);
@@ -96,10 +96,20 @@ export function stdinRead(ring: SharedArrayBuffer, max: number, peek = false): U
 
 const SEALED = 2, LOCK = 3;
 
-/** Runs `f` holding the ring's writer lock (held for a copy at most: a spin, on any thread). */
+/** A lock held longer than this was left by a Worker that ended while it held it. */
+const LOCK_ABANDONED_MS = 1000;
+
+/**
+ * Runs `f` holding the ring's writer lock: a spin (any thread may write, the main thread
+ * cannot wait), held for a copy of at most STDIN_CAPACITY bytes; a lock held for longer than
+ * LOCK_ABANDONED_MS is taken over (its holder was terminated).
+ */
 function locked<T>(ring: SharedArrayBuffer, f: (i32: Int32Array) => T): T {
   const i32 = new Int32Array(ring, 0, 4);
-  while (Atomics.compareExchange(i32, LOCK, 0, 1) !== 0) { /* another writer copies */ }
+  const since = performance.now();
+  while (Atomics.compareExchange(i32, LOCK, 0, 1) !== 0) {
+    if (performance.now() - since > LOCK_ABANDONED_MS) break;
+  }
   try {
     return f(i32);
   } finally {
