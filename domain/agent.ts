@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Machine, type RunState } from "../adapters/memory/machine.ts";
+import { type InputRefusal, Machine, type RunState } from "../adapters/memory/machine.ts";
 import { hugePagesModeFrom, resolveRamBacking } from "../adapters/memory/ram_backing.ts";
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
 import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
@@ -44,6 +44,19 @@ export type { AgentConfig, MigrateRequest };
 const HISTORY = 32;
 /** Events published within this many ms reach each SSE subscriber together. */
 const EVENT_COALESCE_MS = 10;
+
+/** What `POST /machine/input` answers when the machine refuses the input. */
+const INPUT_REFUSED: Record<InputRefusal, (a: Agent) => string> = {
+  "no-input": () => "The guest takes no input",
+  full: () => "The guest's unread input fills its buffer",
+  incoming: () =>
+    "The guest has not arrived yet (runstate inmigrate); send its input to the source " +
+    "until it runs here",
+  away: (a) =>
+    `A migration took the guest's state and unread input (runstate ${a.machine.runstate}); ` +
+    "send its input to the destination once the guest runs there, or here again if it " +
+    "runs on here",
+};
 
 /** One Ferry agent. */
 export class Agent {
@@ -315,12 +328,7 @@ export class Agent {
   /** `POST /machine/input`: appends `bytes` to a WebAssembly guest's stdin. */
   guestInput(bytes: Uint8Array): void {
     const refused = this.machine.input(bytes);
-    if (refused === "no-input") {
-      throw new DomainError("wrong-state", "The guest takes no input");
-    }
-    if (refused === "full") {
-      throw new DomainError("wrong-state", "The guest's unread input fills its buffer");
-    }
+    if (refused !== null) throw new DomainError("wrong-state", INPUT_REFUSED[refused](this));
   }
 
   /** QMP cont; returns the runstate after it. */

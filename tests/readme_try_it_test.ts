@@ -16,118 +16,34 @@
  */
 import assert from "node:assert/strict";
 import { TEST_INCREMENT_RATE } from "./helpers/agent_process.ts";
-
-const ROOT = new URL("../", import.meta.url);
-
-/**
- * The README's "Try it" section: its blocks by terminal number (run as bash would run them),
- * and the inline code of its prose.
- */
-async function tryIt(): Promise<{ blocks: Map<number, string>; inline: string[] }> {
-  const readme = await Deno.readTextFile(new URL("README.md", ROOT));
-  const start = readme.indexOf("\n## Try it\n");
-  assert.ok(start >= 0, "README.md has a '## Try it' section");
-  const end = readme.indexOf("\n## ", start + 1);
-  const section = readme.slice(start, end < 0 ? undefined : end);
-  const blocks = new Map<number, string>();
-  for (const m of section.matchAll(/```sh\n([\s\S]*?)```/g)) {
-    const label = /^# Terminal (\d+)\b/.exec(m[1]);
-    assert.ok(label, `every Try-it block says which terminal it is for:\n${m[1]}`);
-    assert.ok(!blocks.has(Number(label[1])), `two blocks for terminal ${label[1]}`);
-    blocks.set(Number(label[1]), m[1]);
-  }
-  const prose = section.replaceAll(/```[\s\S]*?```/g, "");
-  const inline = [...prose.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]);
-  return { blocks, inline };
-}
-
-/** Inline code that is a command to paste: those belong in a block, where they are run. */
-function isCommand(code: string): boolean {
-  return /^(curl|npx|deno|bash|sh|\.\/)\s/.test(code);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-/** A terminal: a bash running one block, its output kept. */
-interface Terminal {
-  output(): string;
-  status: Promise<Deno.CommandStatus>;
-  stop(): Promise<void>;
-}
-
-function terminal(script: string, env: Record<string, string>): Terminal {
-  const child = new Deno.Command("bash", {
-    args: ["-c", script],
-    cwd: ROOT,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) text += chunk;
-  };
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  return {
-    output: () => text,
-    status: child.status,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      const t = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 5000);
-      await child.status;
-      clearTimeout(t);
-      await drained;
-    },
-  };
-}
-
-/** Waits until `url` answers, or fails saying which terminal never came up. */
-async function waitUp(url: string, t: Terminal, what: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      const r = await fetch(url);
-      await r.body?.cancel();
-      if (r.ok) return;
-    } catch { /* not yet */ }
-    assert.ok(Date.now() < deadline, `${what} never answered ${url}:\n${t.output()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+import {
+  asRun,
+  isCommand,
+  readmePorts,
+  readmeSection,
+  type Terminal,
+  terminal,
+  waitUp,
+} from "./helpers/readme_blocks.ts";
 
 Deno.test({
   name: "README: the Try-it blocks, pasted terminal by terminal, migrate the guest",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const { blocks, inline } = await tryIt();
+    const { blocks, inline } = await readmeSection("Try it");
     assert.deepEqual([...blocks.keys()], [1, 2, 3, 4, 5], "terminals 1 to 5, in order");
     const loose = inline.filter(isCommand);
     assert.deepEqual(loose, [], "every command of the section is in a block this test runs");
     // What the prose says to open: the agent's pages.
     const pages = inline.filter((c) => /^(http:\/\/127\.0\.0\.1:8080)?\/[\w/.-]*$/.test(c));
     assert.ok(pages.length >= 3, `the prose names the dashboard, /docs, /metrics: ${pages}`);
-    const pinned = /npx -y deno@(\d+\.\d+\.\d+)/.exec(blocks.get(1)!)?.[1];
-    assert.equal(pinned, Deno.version.deno, "the README pins the Deno these tests run on");
-    const ports = new Map([["8080", freePort()], ["8081", freePort()], ["4444", freePort()]]);
+    assert.match(blocks.get(1)!, /npx -y deno@/, "terminal 1 runs the pinned Deno");
+    const ports = readmePorts();
     const src = `http://127.0.0.1:${ports.get("8080")}`;
     const dst = `http://127.0.0.1:${ports.get("8081")}`;
     const run = (n: number) =>
-      blocks.get(n)!
-        .replaceAll(/npx -y deno@\d+\.\d+\.\d+/g, `'${Deno.execPath()}'`)
-        .replaceAll(/\b(8080|8081|4444)\b/g, (p) => String(ports.get(p)))
+      asRun(blocks.get(n)!, ports)
         .replaceAll(
           /(--workload increment\S*)/g,
           (w) => /(^|,)rate=/.test(w) ? w : `${w},rate=${TEST_INCREMENT_RATE}`,

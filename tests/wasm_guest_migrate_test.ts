@@ -1,30 +1,47 @@
 /**
  * Issue 22, end to end: WebAssembly (WASI preview1) programs as the guest of real agents.
- * The guests are built here from WebAssembly text with npm binaryen; the ticker is the
- * acceptance check's program (written outside the project). The steps share one ticking
- * source: a refusal leaves it running for the next, and the migration that completes comes
- * last. Its modules go to a cache directory of its own, removed afterwards.
+ * The ticker is the acceptance check's program (written outside the project), built here from
+ * its WebAssembly text with npm binaryen; the compute sample guest is built from its
+ * AssemblyScript source (guests/build.ts). The steps share one ticking source: a refusal
+ * leaves it running for the next, then it migrates; the compute pair comes last, its
+ * destination (started with -S) being the one that refused the ticker. Prepared modules go
+ * to a cache directory of the test's own, removed afterwards.
  */
 import assert from "node:assert/strict";
-import { type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
-import { ECHO_WAT, readOutput, waitMachine, wasmOf, workDir } from "./helpers/wasm_guest.ts";
+import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { readOutput, waitMachine, wasmOf, workDir } from "./helpers/wasm_guest.ts";
+import { buildGuest } from "../guests/build.ts";
 
 /** The acceptance checks' ticker, built from its source in tests/guests/. */
 const TICKER_WAT = new URL("./guests/ticker.wat", import.meta.url);
 
-Deno.test("wasm guest: refusals leave the ticker running; it then migrates mid-run, its output numbered on", async (t) => {
-  const w = await workDir({
-    "echo.wasm": wasmOf(ECHO_WAT),
-    "ticker.wasm": wasmOf(await Deno.readTextFile(TICKER_WAT)),
-  });
+/** The compute guest's sieve array, MiB (its first argument). */
+const COMPUTE_MIB = 4;
+
+/** The primes below each n ≤ `size` (a sieve here, to check the guest's). */
+function primesBelow(size: number): Uint32Array {
+  const composite = new Uint8Array(size);
+  const below = new Uint32Array(size + 1);
+  for (let p = 2; p * p < size; p++) {
+    if (!composite[p]) { for (let m = p * p; m < size; m += p) composite[m] = 1; }
+  }
+  for (let n = 2; n < size; n++) below[n + 1] = below[n] + (composite[n] ? 0 : 1);
+  return below;
+}
+
+Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the compute guest, migrate mid-run, their output numbered on", async (t) => {
+  const w = await workDir({ "ticker.wasm": wasmOf(await Deno.readTextFile(TICKER_WAT)) });
   const ticker = `wasm:${w.dir}/ticker.wasm`;
+  const compute = `wasm:${(await buildGuest("compute")).path},args=${COMPUTE_MIB}`;
   const start = (args: string[]) => startAgent(["--ram", "16M", ...args], [], undefined, w.env);
   try {
     await withAgents(async (track) => {
-      const [src, echoDst] = await Promise.all(
+      // The compute pair starts paused (-S): it runs only in its own step.
+      const [src, computeDst, computeSrc] = await Promise.all(
         [
           ["--guest", ticker],
-          ["--guest", `wasm:${w.dir}/echo.wasm`, "--incoming", "tcp:127.0.0.1:0"],
+          ["--guest", compute, "--incoming", "tcp:127.0.0.1:0", "-S"],
+          ["--guest", compute, "-S"],
         ].map((args) => start(args).then(track)),
       );
       // After the source: the ticker's prepared module is then in the cache (one binaryen pass).
@@ -51,11 +68,11 @@ Deno.test("wasm guest: refusals leave the ticker running; it then migrates mid-r
           // With the return path the source learns of the refusal and runs on.
           const on = await src.api("PATCH", "/capabilities", { "return-path": true });
           assert.equal(on.status, 200);
-          const r = await src.api<Json>("POST", "/migrations", { uri: echoDst.incomingUri });
+          const r = await src.api<Json>("POST", "/migrations", { uri: computeDst.incomingUri });
           assert.equal(r.status, 202);
           const info = await src.waitStatus(/completed|failed|cancelled/);
           assert.equal(info.status, "failed");
-          const d = await echoDst.waitStatus(/completed|failed/);
+          const d = await computeDst.waitStatus(/completed|failed/);
           assert.match(
             d["error-desc"] ?? "",
             /guest module sha256 [0-9a-f]{64}, this machine [0-9a-f]{64}/,
@@ -90,6 +107,51 @@ Deno.test("wasm guest: refusals leave the ticker running; it then migrates mid-r
           assert.deepEqual(srcSeqs, srcSeqs.map((_, i) => i + 1));
           assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "running");
           assert.equal((await src.api<Json>("GET", "/machine")).body.runstate, "postmigrate");
+          // The ticker keeps a core busy: it stops here, the compute guest runs next.
+          assert.equal((await dst.api("POST", "/machine/stop")).status, 202);
+        },
+      );
+
+      await t.step(
+        "the compute guest migrates while it sieves: its rounds go on, no gap, repeat or reorder",
+        async () => {
+          const srcOut = await readOutput(computeSrc);
+          const dstOut = await readOutput(computeDst);
+          // Unthrottled, as the ticker: the sieve rewrites 4 MiB every round.
+          await computeSrc.api("PATCH", "/parameters", { "max-bandwidth": 10 * 2 ** 30 });
+          assert.equal((await computeSrc.api("POST", "/machine/cont")).status, 202);
+          await srcOut.waitFor((r) => r.seq >= 3, "3 rounds on the source");
+          const r = await computeSrc.api<Json>("POST", "/migrations", {
+            uri: computeDst.incomingUri,
+          });
+          assert.equal(r.status, 202, JSON.stringify(r.body));
+          const info = await computeSrc.waitStatus(/completed|failed|cancelled/);
+          assert.equal(info.status, "completed", JSON.stringify(info));
+          await waitMachine(computeDst, (m) => m.runstate === "paused", "paused (-S)");
+          const digest = async (a: AgentProcess) =>
+            (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
+          assert.deepEqual(await digest(computeDst), await digest(computeSrc), "RAM as it left");
+          assert.equal((await computeDst.api("POST", "/machine/cont")).status, 202);
+          const last = srcOut.records.at(-1).seq;
+          await dstOut.waitFor((x) => x.seq >= last + 3, "3 rounds on the destination");
+          assert.equal((await computeDst.api("POST", "/machine/stop")).status, 202);
+          srcOut.close();
+          dstOut.close();
+          const size = COMPUTE_MIB << 20;
+          const below = primesBelow(size);
+          let total = 0;
+          for (const [i, rec] of [...srcOut.records, ...dstOut.records].entries()) {
+            const round = i + 1;
+            const limit = size - ((round * 7) % 16) * 65536;
+            total += below[limit];
+            assert.equal(rec.seq, round, `record ${round} in order`);
+            assert.match(
+              rec.text,
+              new RegExp(
+                `^round ${round} limit ${limit} primes ${below[limit]} total ${total} ms \\d+\n$`,
+              ),
+            );
+          }
         },
       );
     });

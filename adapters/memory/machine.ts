@@ -25,7 +25,7 @@ import { resolveWorkload, type WorkloadSpec } from "./workload_spec.ts";
 import { type GuestSpec, loadGuest } from "../wasm/wasm_guest.ts";
 import { WasmModuleError } from "../wasm/wasm_binary.ts";
 import { makeRecord, OutputLog } from "../wasm/output_log.ts";
-import { exitCode, stdinWrite } from "../wasm/wasm_shared.ts";
+import { exitCode, stdinOffer } from "../wasm/wasm_shared.ts";
 import type { WasmVcpuMessage } from "../wasm/wasm_vcpu.ts";
 
 export { parseSize } from "./guest_ram.ts";
@@ -67,8 +67,14 @@ export interface GuestInfo {
   error: string | null;
 }
 
-/** Why `POST /machine/input` was refused. */
-export type InputRefusal = "no-input" | "full";
+/**
+ * Why `POST /machine/input` was refused: `no-input` (no WebAssembly guest, or it has ended),
+ * `full` (its unread input fills the buffer), `incoming` (the guest has not arrived: runstate
+ * inmigrate; what is written now would be replaced by the source's unread input), `away`
+ * (a migration took the guest's state, unread input included: runstate finish-migrate or
+ * postmigrate; its input goes to the destination).
+ */
+export type InputRefusal = "no-input" | "full" | "incoming" | "away";
 
 /** `GET /machine`'s `x-ram-backing`: the page size asked for RAM and what backs it. */
 export interface RamBackingInfo {
@@ -246,13 +252,17 @@ export class Machine {
   }
 
   /**
-   * Appends `bytes` to the guest's stdin; null when done, else why not: `no-input` (no
-   * WebAssembly guest, or it has exited), `full` (its unread input fills the buffer).
+   * Appends `bytes` to the guest's stdin; null when done, else why not (InputRefusal). Input
+   * accepted is never lost: before a migration takes the guest's state it travels with it;
+   * after, it is refused here until the guest runs here again (the migration failed).
    */
   input(bytes: Uint8Array): InputRefusal | null {
     const w = this.shared.wasm;
     if (!w || exitCode(w.state) !== null || this.#trap !== null) return "no-input";
-    if (!stdinWrite(w.stdin, bytes)) return "full";
+    if (this.vcpu.runstate === "inmigrate") return "incoming";
+    const away = () => ["finish-migrate", "postmigrate"].includes(this.vcpu.runstate);
+    const refused = stdinOffer(w.stdin, bytes, () => !away());
+    if (refused !== null) return refused === "sealed" ? "away" : refused;
     ringWake(ctlViews(this.shared.ctl).i32);
     return null;
   }

@@ -4,8 +4,10 @@
  * drains, and the state cell through which the parked vCPU hands its device state over.
  *
  * Stdin ring (`stdin`): int32 [0] = bytes read so far, [1] = bytes written so far (both
- * modulo 2^32), data from byte 16, STDIN_CAPACITY bytes. One writer (the main thread, or the
- * destination's loader before the guest runs), one reader (the vCPU).
+ * modulo 2^32), [2] = sealed (1 once a device state took the unread input: what is written
+ * after it would not travel), [3] = the writers' lock; data from byte 16, STDIN_CAPACITY
+ * bytes. One reader (the vCPU); the writers (`POST /machine/input` on the main thread, the
+ * device state's save and load in a migration's Worker) hold the lock.
  *
  * State cell (`state`): int32 [0] = STATE_NONE | STATE_SAVED (the vCPU parked and wrote its
  * state) | STATE_LOAD (a loaded state waits for the vCPU), [1] = byte length, [2] = exit
@@ -57,8 +59,8 @@ export function stdinPending(ring: SharedArrayBuffer): number {
   return (Atomics.load(i32, 1) - Atomics.load(i32, 0)) >>> 0;
 }
 
-/** Appends `bytes` to the stdin ring; false (nothing written) when they do not fit. */
-export function stdinWrite(ring: SharedArrayBuffer, bytes: Uint8Array): boolean {
+/** Appends `bytes` to the stdin ring (under the lock); false, writing nothing, if too many. */
+function stdinWrite(ring: SharedArrayBuffer, bytes: Uint8Array): boolean {
   const i32 = new Int32Array(ring, 0, 4);
   const data = new Uint8Array(ring, 16, STDIN_CAPACITY);
   if (stdinPending(ring) + bytes.length > STDIN_CAPACITY) return false;
@@ -90,6 +92,73 @@ export function stdinRead(ring: SharedArrayBuffer, max: number, peek = false): U
   }
   if (!peek) Atomics.add(i32, 0, n);
   return out;
+}
+
+const SEALED = 2, LOCK = 3;
+
+/** A lock held longer than this was left by a Worker that ended while it held it. */
+const LOCK_ABANDONED_MS = 1000;
+
+/**
+ * Runs `f` holding the ring's writer lock: a spin (any thread may write, the main thread
+ * cannot wait), held for a copy of at most STDIN_CAPACITY bytes; a lock held for longer than
+ * LOCK_ABANDONED_MS is taken over (its holder was terminated).
+ */
+function locked<T>(ring: SharedArrayBuffer, f: (i32: Int32Array) => T): T {
+  const i32 = new Int32Array(ring, 0, 4);
+  const since = performance.now();
+  while (Atomics.compareExchange(i32, LOCK, 0, 1) !== 0) {
+    if (performance.now() - since > LOCK_ABANDONED_MS) break;
+  }
+  try {
+    return f(i32);
+  } finally {
+    Atomics.store(i32, LOCK, 0);
+  }
+}
+
+/** Why the ring took no input: sealed (see {@link stdinOffer}) or full. */
+export type StdinRefusal = "sealed" | "full";
+
+/**
+ * Appends `bytes` for the guest, or says why not: `sealed` when a device state has taken the
+ * unread input and `staysHere()` (asked holding the lock) says the guest went with it (its
+ * runstate is finish-migrate or postmigrate); when the guest stays, the seal is lifted.
+ * `full` when they do not fit. Nothing is written when refused.
+ */
+export function stdinOffer(
+  ring: SharedArrayBuffer,
+  bytes: Uint8Array,
+  staysHere: () => boolean,
+): StdinRefusal | null {
+  return locked(ring, (i32) => {
+    if (Atomics.load(i32, SEALED) === 1) {
+      if (!staysHere()) return "sealed";
+      Atomics.store(i32, SEALED, 0);
+    }
+    return stdinWrite(ring, bytes) ? null : "full";
+  });
+}
+
+/**
+ * The unread input for a device state, sealing the ring: input offered after this is refused
+ * while the guest is away (see {@link stdinOffer}), so that none is accepted and then lost.
+ */
+export function stdinSeal(ring: SharedArrayBuffer): Uint8Array {
+  return locked(ring, (i32) => {
+    Atomics.store(i32, SEALED, 1);
+    return stdinRead(ring, stdinPending(ring), true);
+  });
+}
+
+/** Replaces the unread input by `bytes` (a loaded device state's); false when they do not fit. */
+export function stdinReplace(ring: SharedArrayBuffer, bytes: Uint8Array): boolean {
+  return locked(ring, (i32) => {
+    if (bytes.length > STDIN_CAPACITY) return false;
+    stdinRead(ring, stdinPending(ring));
+    Atomics.store(i32, SEALED, 0);
+    return stdinWrite(ring, bytes);
+  });
 }
 
 /** The state cell's views. */

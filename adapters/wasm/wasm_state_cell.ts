@@ -18,20 +18,23 @@ import {
   STATE_LOAD,
   STATE_SAVED,
   stateViews,
-  stdinPending,
-  stdinRead,
-  stdinWrite,
+  STDIN_CAPACITY,
+  stdinReplace,
+  stdinSeal,
   type WasmShared,
 } from "./wasm_shared.ts";
 
-/** The device state of a parked WebAssembly guest; `regs` are the encoded registers. */
+/**
+ * The device state of a parked WebAssembly guest; `regs` are the encoded registers. Seals
+ * the stdin ring: input sent after this is refused while the guest is away.
+ */
 export function saveWasmState(w: WasmShared, regs: Uint8Array, ramSize: number): Uint8Array {
   const { i32, bytes } = stateViews(w.state);
   if (Atomics.load(i32, 0) !== STATE_SAVED) {
     throw new Error("device state: the WebAssembly vCPU has not saved its state");
   }
   const guest = bytes.slice(0, Atomics.load(i32, 1));
-  const stdin = stdinRead(w.stdin, stdinPending(w.stdin), true);
+  const stdin = stdinSeal(w.stdin);
   return encodeWasmDeviceState({ sha256: w.sha256, ramSize, regs, guest, stdin });
 }
 
@@ -51,8 +54,8 @@ export function loadWasmState(w: WasmShared, bytes: Uint8Array, ramSize: number)
   decodeGuestState(s.guest, w.globals);
   const cell = stateViews(w.state);
   if (s.guest.length > cell.bytes.length) throw new DeviceStateError("wasm guest state too big");
-  stdinRead(w.stdin, stdinPending(w.stdin));
-  if (!stdinWrite(w.stdin, s.stdin)) throw new DeviceStateError("unread stdin too big");
+  if (s.stdin.length > STDIN_CAPACITY) throw new DeviceStateError("unread stdin too big");
+  stdinReplace(w.stdin, s.stdin);
   cell.bytes.set(s.guest);
   Atomics.store(cell.i32, 1, s.guest.length);
   Atomics.store(cell.i32, 0, STATE_LOAD);

@@ -1,0 +1,170 @@
+/**
+ * Issue 22, items 3 and 4: the kvstore sample guest, built from its AssemblyScript source
+ * (guests/build.ts), live-migrated between two real agents while a client keeps sending it
+ * commands: to the source until the source stops taking them (409, its state has gone), then
+ * to the destination. No command is lost, every answer comes, in order, numbered on across
+ * the switchover; what was stored before is read back after; the stopped source's RAM equals
+ * the destination's (started with -S, so it waits, paused, to be compared). At the --ram cap
+ * the store answers "ERR out of memory" and serves on. Two agents, reused step after step.
+ */
+import assert from "node:assert/strict";
+import { type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { expectedAnswer, fillValue, kvSum, startKvClient } from "./helpers/kv_client.ts";
+import { waitFor } from "./helpers/wait.ts";
+import { type OutputReader, readOutput, waitMachine, workDir } from "./helpers/wasm_guest.ts";
+import { buildGuest } from "../guests/build.ts";
+
+/** The kvstore's answer lines so far: the records of both sides, numbered 1, 2, ... n. */
+function answers(...readers: OutputReader[]): string[] {
+  const records = readers.flatMap((r) => r.records).sort((a, b) => a.seq - b.seq);
+  records.forEach((r: Json, i) => {
+    assert.equal(r.seq, i + 1, "records numbered without gap or repeat across both sides");
+    assert.equal(r.stream, "stdout", r.text);
+  });
+  const text = records.map((r: Json) => r.text).join("");
+  return text === "" ? [] : text.replace(/\n$/, "").split("\n");
+}
+
+Deno.test("kvstore guest: migrated under a client's commands, none lost, every answer in order", async (t) => {
+  const kvstore = (await buildGuest("kvstore")).path;
+  const w = await workDir({});
+  const start = (args: string[]) =>
+    startAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args], [], undefined, w.env);
+  try {
+    await withAgents(async (track) => {
+      const src = track(await start([]));
+      // After the source: the prepared module is then in the cache (one binaryen pass).
+      const dst = track(await start(["--incoming", "tcp:127.0.0.1:0", "-S"]));
+      const srcOut = await readOutput(src);
+      const dstOut = await readOutput(dst);
+      const store = new Map<string, string>();
+      const commands: string[] = [];
+      const send = async (to: typeof src, command: string) => {
+        const r = await fetch(`${to.base}/machine/input`, { method: "POST", body: `${command}\n` });
+        assert.equal(r.status, 202, await r.text());
+        commands.push(command);
+      };
+      const waitAnswers = (n: number, what: string) =>
+        waitFor(what, () => answers(srcOut, dstOut).length >= n && answers(srcOut, dstOut));
+
+      await t.step("before: FILL and SET answered; the store holds what was put", async () => {
+        await send(src, "FILL 2000 4096");
+        for (let i = 0; i < 50; i++) await send(src, `SET pre:${i} v${i}`);
+        await send(src, "COUNT");
+        const got = await waitAnswers(52, "52 answers on the source");
+        assert.deepEqual(got, ["OK 2000", ...Array(50).fill("OK"), "COUNT 2050"]);
+        for (let i = 0; i < 2000; i++) store.set(`fill:${i}`, fillValue(i, 4096));
+        for (let i = 0; i < 50; i++) store.set(`pre:${i}`, `v${i}`);
+      });
+
+      const before = commands.length;
+      const model = new Map(store);
+      const next = (i: number) => (i % 2 === 0 ? `SET live:${i} ${i}` : `GET pre:${i % 50}`);
+      const client = startKvClient(src, dst, next);
+      try {
+        await t.step(
+          "migrated while the client writes: the source's input goes along",
+          async () => {
+            await waitFor("10 commands taken by the source", () => client.count("source") >= 10);
+            const caps = { "pause-before-switchover": true, "return-path": true };
+            assert.equal((await src.api("PATCH", "/capabilities", caps)).status, 200);
+            const r = await src.api<Json>("POST", "/migrations", { uri: dst.incomingUri });
+            assert.equal(r.status, 202, JSON.stringify(r.body));
+            assert.equal((await src.waitStatus(/pre-switchover|failed/)).status, "pre-switchover");
+            assert.equal((await src.api<Json>("GET", "/machine")).body.runstate, "finish-migrate");
+            // The source is stopped and still takes input: unread, it travels in the device state.
+            const taken = client.count("source");
+            await waitFor(
+              "5 commands taken by the stopped source",
+              () => client.count("source") >= taken + 5,
+            );
+            const go = await src.api("POST", "/migrations/current/continue", {
+              state: "pre-switchover",
+            });
+            assert.equal(go.status, 202, JSON.stringify(go.body));
+            const info = await src.waitStatus(/completed|failed|cancelled/);
+            assert.equal(info.status, "completed", JSON.stringify(info));
+            await waitMachine(
+              dst,
+              (m) => m.runstate === "paused",
+              "paused on the destination (-S)",
+            );
+            assert.equal((await src.api<Json>("GET", "/machine")).body.runstate, "postmigrate");
+            const digest = async (a: typeof src) =>
+              (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
+            assert.deepEqual(await digest(dst), await digest(src), "the RAM arrived as it left");
+          },
+        );
+
+        await t.step(
+          "the client goes on at the destination; every answer comes, in order",
+          async () => {
+            await waitFor(
+              "10 commands taken by the paused destination",
+              () => client.count("destination") >= 10,
+            );
+            const refused = client.refusals.filter((r) => r.to === "source");
+            assert.ok(refused.length >= 1, "the source refused input once its state had gone");
+            assert.match(
+              refused[0].detail,
+              /took the guest.s state.*runstate (finish-migrate|postmigrate)/,
+            );
+            assert.equal((await dst.api("POST", "/machine/cont")).status, 202);
+            const atCont = client.count("destination");
+            await waitFor(
+              "20 more commands on the running destination",
+              () => client.count("destination") >= atCont + 20,
+            );
+            await client.stop();
+            const sentAfter = client.sent.map((s) => s.command);
+            // Source first, then destination, never back: one switchover.
+            const switched = client.sent.findIndex((s) => s.to === "destination");
+            assert.ok(client.sent.slice(switched).every((s) => s.to === "destination"));
+            commands.push(...sentAfter);
+            const got = await waitAnswers(commands.length, "an answer to every command");
+            const want = sentAfter.map((c) => expectedAnswer(c, model));
+            assert.equal(got.length, before + want.length, "one answer per command");
+            assert.deepEqual(got.slice(before), want);
+            for (const [k, v] of model) store.set(k, v);
+          },
+        );
+      } finally {
+        await client.stop();
+      }
+
+      await t.step("after: what was stored before is read back; COUNT and SUM agree", async () => {
+        const n = answers(srcOut, dstOut).length;
+        for (const c of ["GET pre:7", "GET fill:1234", "GET nothing", "COUNT", "SUM"]) {
+          await send(dst, c);
+        }
+        const got = (await waitAnswers(n + 5, "5 more answers")).slice(n);
+        assert.deepEqual(got, [
+          "VALUE v7",
+          `VALUE ${fillValue(1234, 4096)}`,
+          "NOT_FOUND",
+          `COUNT ${store.size}`,
+          `SUM ${kvSum(store)}`,
+        ]);
+      });
+
+      await t.step("at the --ram cap: ERR out of memory, and it serves on", async () => {
+        const n = answers(srcOut, dstOut).length;
+        for (const c of ["FILL 100000 1024 big:", "DEL big:0", "SET after full", "GET after"]) {
+          await send(dst, c);
+        }
+        const got = (await waitAnswers(n + 4, "4 more answers")).slice(n);
+        assert.match(got[0], /^ERR out of memory \(stored (\d+) of 100000\)$/);
+        const stored = Number(/stored (\d+)/.exec(got[0])![1]);
+        assert.ok(stored > 1000, `${stored} values of 1 KiB before the 32 MiB cap`);
+        assert.deepEqual(got.slice(1), ["DELETED", "OK", "VALUE full"]);
+        const m = (await dst.api<Json>("GET", "/machine")).body;
+        assert.equal(m.runstate, "running");
+        assert.equal(m["x-guest"]["exit-code"], null);
+      });
+      srcOut.close();
+      dstOut.close();
+    });
+  } finally {
+    await w.done();
+  }
+});
