@@ -28,6 +28,7 @@ import {
 import { MAX_SSE_SUBSCRIBERS } from "./routes/limits.ts";
 import { type ApiTls, readApiTls } from "./routes/serve.ts";
 import { HelpRequested } from "./cli_usage.ts";
+import { checkDriveFile, checkDrives, parseDrive } from "./adapters/disk/drive_spec.ts";
 
 /** Everything the command line decides. */
 export interface StartOptions {
@@ -167,6 +168,7 @@ export const START_OPTIONS = {
   "huge-pages": { type: "string" },
   guest: { type: "string" },
   "arrival-digest": { type: "boolean", default: false },
+  drive: { type: "string", multiple: true, default: [] as string[] },
 } satisfies ParseArgsOptionsConfig;
 
 type StartValues = ReturnType<typeof parseArgs<{ options: typeof START_OPTIONS }>>["values"];
@@ -212,6 +214,12 @@ async function checked(values: StartValues): Promise<StartOptions> {
     throw new UsageError("--guest and --workload exclude each other: the guest is the program");
   }
   if (guest) await checkGuest(guest, blocks);
+  const drives = usage(() => {
+    const specs = values.drive.map(parseDrive);
+    checkDrives(specs);
+    specs.forEach(checkDriveFile);
+    return specs;
+  });
   const tls = await TlsCredsRegistry.fromObjects(values.object).catch((e) => {
     throw new UsageError((e as Error).message);
   });
@@ -232,6 +240,7 @@ async function checked(values: StartValues): Promise<StartOptions> {
       ...(guest ? { guest } : {}),
       linkTimeoutMs,
       arrivalDigest,
+      drives,
     },
     logLevel,
     listen,

@@ -26,11 +26,16 @@ the guest
   --ram-block NAME=SIZE          a further RAM block (repeatable)
   --fill zero|random|pattern     what RAM holds at start (default zero)
   --workload idle|increment[,start=1M,end=100M,rate=PAGES_PER_S]|random[,rate=PAGES_PER_S,hot=FRACTION]
+                                 (both take disk=on|off|WRITES_PER_S: 4 KiB writes to the
+                                 drives, on = 1000 a second)
                                  what the vCPU does (default idle; increment without a rate
                                  runs as fast as it can, as QEMU's migration-test guest)
   --guest wasm:PATH.wasm[,args=A B,env=K=V]
                                  a WebAssembly (WASI preview1) program as the guest instead
                                  of a --workload (default: none)
+  --drive id=ID,file=PATH,size=SIZE
+                                 a raw disk image (repeatable; created when missing, else
+                                 exactly SIZE bytes; SIZE whole 64K blocks, suffixes as --ram)
   -S                             start with the vCPU paused (QEMU's -S)
   --huge-pages on|off|auto       back RAM with transparent huge pages (default auto:
                                  $FERRY_HUGE_PAGES, else by a measurement on this host)

@@ -78,6 +78,8 @@ export class Agent {
   });
 
   readonly #tls: TlsCredsRegistry;
+  /** blk/inc set the block options of the running migration (the seed's flag). */
+  #mustRemoveBlock = false;
 
   private constructor(machine: Machine, config: AgentConfig) {
     this.#tls = config.tls ?? new TlsCredsRegistry();
@@ -126,6 +128,7 @@ export class Agent {
       backing,
       ...(config.guest ? { guest: config.guest } : {}),
       arrivalDigest: (config.arrivalDigest ?? false) && config.incoming !== null,
+      drives: config.drives ?? [],
     });
     const ram = machine.ramBackingInfo();
     config.logger?.log(backing.fallback ? "warn" : "info", "guest RAM pages", {
@@ -190,6 +193,13 @@ export class Agent {
     if (refused.length > 0) throw refused[0];
     // A resume is not a new migration: the paused one gets a new channel.
     if (req.resume) return this.#out.resume(req.uri);
+    if (req.blk || req.inc) {
+      // migrate_prepare: blk/inc turn `block` (and block-incremental) on for this migration;
+      // they are undone when it ends (must_remove_block_options).
+      this.capabilities = { ...this.capabilities, block: true };
+      if (req.inc) this.parameters = { ...this.parameters, "block-incremental": true };
+      this.#mustRemoveBlock = true;
+    }
     return this.#out.start(req, { ...this.capabilities }, this.#liveParams());
   }
 
@@ -387,6 +397,14 @@ export class Agent {
   #onTransition = (m: Migration, _from: MigrationStatus, to: MigrationStatus): void => {
     this.events.publish("MIGRATION", { status: to, side: m.side, id: m.id });
     if (m.side === "destination") this.#incoming.changed(to);
+    else if (
+      this.#mustRemoveBlock && (to === "completed" || to === "failed" || to === "cancelled")
+    ) {
+      // block_cleanup_parameters, in migrate_fd_cleanup.
+      this.capabilities = { ...this.capabilities, block: false };
+      this.parameters = { ...this.parameters, "block-incremental": false };
+      this.#mustRemoveBlock = false;
+    }
     this.#watch.changed(m, to);
   };
 }

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { DriveSpec } from "../adapters/disk/drive.ts";
 import type { GuestSpec } from "../adapters/memory/machine.ts";
 import type { RamBlockSpec } from "../adapters/memory/layout.ts";
 import type { WorkloadSpec } from "../adapters/memory/workload.ts";
@@ -45,4 +46,6 @@ export interface AgentConfig {
    * RAM). Off by default: the destination holds one copy and the digest hashes RAM now.
    */
   arrivalDigest?: boolean;
+  /** `--drive`: the machine's raw disk images. */
+  drives?: DriveSpec[];
 }

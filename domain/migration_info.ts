@@ -55,6 +55,8 @@ export interface MigrationInfo {
     "compressed-size": number;
     "compression-rate": number;
   };
+  /** Block migration's drives (the seed's populate_disk_info), in bytes. */
+  disk?: { transferred: number; remaining: number; total: number };
   "x-convergence"?: Convergence;
   "x-progress"?: Progress;
   "x-history"?: { time: string; status: string; note?: string }[];
@@ -112,6 +114,17 @@ function setProgress(info: MigrationInfo, progress: Progress | undefined): void 
   if (progress) info["x-progress"] = progress;
 }
 
+/** populate_disk_info: the drives' counters while block migration is active. */
+function diskInfo(m: Migration, info: MigrationInfo): void {
+  const s = m.stats;
+  if (s[STAT.diskActive] !== 1) return;
+  info.disk = {
+    transferred: s[STAT.diskTransferred],
+    remaining: s[STAT.diskRemaining],
+    total: s[STAT.diskTotal],
+  };
+}
+
 /** The seed's fill_source_migration_info for one outgoing migration. */
 function sourceInfo(m: Migration): MigrationInfo {
   const s = m.stats;
@@ -128,6 +141,7 @@ function sourceInfo(m: Migration): MigrationInfo {
       info["expected-downtime"] = s[STAT.expectedDowntime];
       info["setup-time"] = s[STAT.setupTime];
       info.ram = ram(m, false);
+      diskInfo(m, info);
       codecInfo(m, info);
       if (m.status === "active") info["x-convergence"] = convergenceOf(m);
       setProgress(info, progressOf(m, info["x-convergence"]));
@@ -141,6 +155,8 @@ function sourceInfo(m: Migration): MigrationInfo {
       info.downtime = s[STAT.downtime];
       info["setup-time"] = s[STAT.setupTime];
       info.ram = ram(m, true);
+      // Beyond the seed (which drops it once completed): what the drives' migration moved.
+      diskInfo(m, info);
       codecInfo(m, info);
       break;
     case "failed":
@@ -168,7 +184,7 @@ export function convergenceOf(m: Migration): Convergence {
   const s = m.stats;
   const cost = pageCost(s);
   return assessConvergence({
-    remaining: s[STAT.remaining] * cost,
+    remaining: s[STAT.remaining] * cost + s[STAT.diskRemaining],
     bandwidth: s[STAT.bandwidth] * 1000,
     dirtyRate: s[STAT.dirtyPagesRate] * PAGE_SIZE,
     downtimeLimit: Number(m.params["downtime-limit"] ?? 300),

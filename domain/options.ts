@@ -36,8 +36,8 @@ export const CAPABILITIES = {
     global: "x-auto-converge",
   },
   "zero-blocks": {
-    description:
-      "Skip zero blocks in old-style block migration; Ferry guests have no disks, so it changes nothing.",
+    description: "In block migration, send an all-zero disk block as a marker without its " +
+      "bytes (the destination writes the zeros).",
     global: "x-zero-blocks",
   },
   "compress": {
@@ -64,7 +64,11 @@ export const CAPABILITIES = {
     global: "x-release-ram",
     unavailable: releaseRamUnavailable,
   },
-  "block": { description: "Old-style (blk/-b, inc/-i) block migration.", global: "x-block" },
+  "block": {
+    description: "Old-style (blk/-b, inc/-i) block migration: the drives move with RAM " +
+      "(every block, then the blocks written meanwhile; the rest at the switchover).",
+    global: "x-block",
+  },
   "return-path": {
     description: "Open a return path from destination to source.",
     global: "x-return-path",
@@ -98,12 +102,16 @@ export const CAPABILITY_NAMES = Object.keys(CAPABILITIES) as CapabilityName[];
 /** A full capability map. */
 export type Capabilities = Record<CapabilityName, boolean>;
 
+/** Why block migration and postcopy are refused together (a Ferry limitation). */
+export const BLOCK_POSTCOPY = "Postcopy with block migration is not supported by Ferry yet " +
+  "(a Ferry limitation: QEMU completes the disk before postcopy starts)";
+
 /**
  * Pairs that cannot be enabled together, read by `mergeCapabilities` (option_checks.ts)
  * (the seed's migrate_caps_check, as data).
  */
 export const INCOMPATIBLE: readonly { all: readonly CapabilityName[]; message: string }[] = [
-  { all: ["block"], message: "QEMU compiled without old-style (blk/-b, inc/-i) block migration" },
+  { all: ["block", "postcopy-ram"], message: BLOCK_POSTCOPY },
   {
     all: ["postcopy-ram", "compress"],
     message: "Postcopy is not currently compatible with compression",
@@ -239,7 +247,8 @@ export const PARAMETERS = {
     type: "boolean",
     default: false,
     seedName: "block_incremental",
-    description: "Incremental old-style block migration (Ferry guests have no disks).",
+    description: "Incremental block migration: only the disk blocks written since the " +
+      "agent started (the destination's image starts as the same base image).",
   },
   "x-multifd-channels": {
     type: "integer",

@@ -110,21 +110,17 @@ export function prepareProblems(req: MigrateRequest, s: PreflightState): DomainE
     );
   }
   if (s.blocker) problems.push(new DomainError("blocked", s.blocker.reason));
-  if (req.blk || req.inc) {
+  if ((req.blk || req.inc) && (s.capabilities.block || s.parameters["block-incremental"])) {
     problems.push(
-      s.capabilities.block || s.parameters["block-incremental"]
-        ? new DomainError(
-          "incompatible",
-          "Command options are incompatible with current migration capabilities",
-        )
-        : new DomainError(
-          "unsupported",
-          "QEMU compiled without old-style (blk/-b, inc/-i) block migration",
-        ),
+      new DomainError(
+        "incompatible",
+        "Command options are incompatible with current migration capabilities",
+      ),
     );
   }
   try {
-    mergeCapabilities(s.capabilities, {});
+    // migrate_set_block_enabled(true) checks the capabilities with `block` on.
+    mergeCapabilities(s.capabilities, req.blk || req.inc ? { block: true } : {});
   } catch (e) {
     problems.push(e as DomainError);
   }

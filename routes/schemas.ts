@@ -51,6 +51,14 @@ export const MigrationInfoSchema = z.object({
   "postcopy-vcpu-blocktime": z.array(z.number()).optional().meta({
     description: "The same per vCPU (Ferry guests have one).",
   }),
+  disk: z.object({
+    transferred: count("Bytes of the drives sent (a block sent again counts again)."),
+    remaining: count("Bytes of the drives still marked to send."),
+    total: count("Bytes of the drives migrated (their sizes)."),
+  }).optional().meta({
+    id: "DiskStats",
+    description: "Block migration (blk, inc or the block capability): the drives' counters.",
+  }),
   "xbzrle-cache": z.object({
     "cache-size": count("XBZRLE cache size in bytes."),
     bytes: count("Bytes sent as XBZRLE deltas (frames included)."),
@@ -132,8 +140,14 @@ export const MigrateRequestSchema = z.object({
     example: "tcp:127.0.0.1:4444",
   }),
   resume: z.boolean().optional().meta({ description: "Resume a paused postcopy migration." }),
-  blk: z.boolean().optional().meta({ description: "Old-style block migration (not supported)." }),
-  inc: z.boolean().optional().meta({ description: "Incremental block migration (not supported)." }),
+  blk: z.boolean().optional().meta({
+    description: "Block migration: the drives move with RAM (turns the block capability on " +
+      "for this migration).",
+  }),
+  inc: z.boolean().optional().meta({
+    description: "Incremental block migration: only the blocks written since the agent " +
+      "started (block and block-incremental on for this migration).",
+  }),
   detach: z.boolean().optional().meta({ description: "Ignored, as in QMP." }),
   "x-policy": z.object({
     "completion-timeout-per-gib": z.number().positive().max(86400).optional().meta({

@@ -546,6 +546,7 @@ export interface components {
       "postcopy-blocktime"?: number;
       /** @description The same per vCPU (Ferry guests have one). */
       "postcopy-vcpu-blocktime"?: number[];
+      disk?: components["schemas"]["DiskStats"];
       /** @description With the xbzrle capability. */
       "xbzrle-cache"?: {
         /** @description XBZRLE cache size in bytes. */
@@ -622,6 +623,15 @@ export interface components {
       "page-size": number;
       /** @description Bytes sent on multifd channels. */
       "multifd-bytes": number;
+    };
+    /** @description Block migration (blk, inc or the block capability): the drives' counters. */
+    DiskStats: {
+      /** @description Bytes of the drives sent (a block sent again counts again). */
+      transferred: number;
+      /** @description Bytes of the drives still marked to send. */
+      remaining: number;
+      /** @description Bytes of the drives migrated (their sizes). */
+      total: number;
     };
     /** @description Ferry: will this precopy migration finish? From the measured dirty rate, bandwidth and the RAM left after each sync (source, active only). */
     Convergence: {
@@ -708,6 +718,7 @@ export interface components {
       "postcopy-blocktime"?: number;
       /** @description The same per vCPU (Ferry guests have one). */
       "postcopy-vcpu-blocktime"?: number[];
+      disk?: components["schemas"]["DiskStats"];
       /** @description With the xbzrle capability. */
       "xbzrle-cache"?: {
         /** @description XBZRLE cache size in bytes. */
@@ -785,9 +796,9 @@ export interface components {
       uri: string;
       /** @description Resume a paused postcopy migration. */
       resume?: boolean;
-      /** @description Old-style block migration (not supported). */
+      /** @description Block migration: the drives move with RAM (turns the block capability on for this migration). */
       blk?: boolean;
-      /** @description Incremental block migration (not supported). */
+      /** @description Incremental block migration: only the blocks written since the agent started (block and block-incremental on for this migration). */
       inc?: boolean;
       /** @description Ignored, as in QMP. */
       detach?: boolean;
@@ -841,7 +852,7 @@ export interface components {
       "rdma-pin-all": boolean;
       /** @description Throttle the vCPU when the guest dirties memory faster than it can be sent. */
       "auto-converge": boolean;
-      /** @description Skip zero blocks in old-style block migration; Ferry guests have no disks, so it changes nothing. */
+      /** @description In block migration, send an all-zero disk block as a marker without its bytes (the destination writes the zeros). */
       "zero-blocks": boolean;
       /** @description Deflate pages with a pool of compression threads. */
       compress: boolean;
@@ -853,7 +864,7 @@ export interface components {
       "x-colo": boolean;
       /** @description Free source pages once sent during postcopy. */
       "release-ram": boolean;
-      /** @description Old-style (blk/-b, inc/-i) block migration. */
+      /** @description Old-style (blk/-b, inc/-i) block migration: the drives move with RAM (every block, then the blocks written meanwhile; the rest at the switchover). */
       block: boolean;
       /** @description Open a return path from destination to source. */
       "return-path": boolean;
@@ -875,7 +886,7 @@ export interface components {
       "rdma-pin-all"?: boolean;
       /** @description Throttle the vCPU when the guest dirties memory faster than it can be sent. */
       "auto-converge"?: boolean;
-      /** @description Skip zero blocks in old-style block migration; Ferry guests have no disks, so it changes nothing. */
+      /** @description In block migration, send an all-zero disk block as a marker without its bytes (the destination writes the zeros). */
       "zero-blocks"?: boolean;
       /** @description Deflate pages with a pool of compression threads. */
       compress?: boolean;
@@ -887,7 +898,7 @@ export interface components {
       "x-colo"?: boolean;
       /** @description Free source pages once sent during postcopy. */
       "release-ram"?: boolean;
-      /** @description Old-style (blk/-b, inc/-i) block migration. */
+      /** @description Old-style (blk/-b, inc/-i) block migration: the drives move with RAM (every block, then the blocks written meanwhile; the rest at the switchover). */
       block?: boolean;
       /** @description Open a return path from destination to source. */
       "return-path"?: boolean;
@@ -960,7 +971,7 @@ export interface components {
        */
       "x-checkpoint-delay": number;
       /**
-       * @description Incremental old-style block migration (Ferry guests have no disks).
+       * @description Incremental block migration: only the disk blocks written since the agent started (the destination's image starts as the same base image).
        * @default false
        */
       "block-incremental": boolean;
@@ -1018,7 +1029,7 @@ export interface components {
       "downtime-limit"?: number;
       /** @description Delay between COLO checkpoints, in milliseconds. */
       "x-checkpoint-delay"?: number;
-      /** @description Incremental old-style block migration (Ferry guests have no disks). */
+      /** @description Incremental block migration: only the disk blocks written since the agent started (the destination's image starts as the same base image). */
       "block-incremental"?: boolean;
       /** @description Number of multifd page channels. */
       "x-multifd-channels"?: number;

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { SharedDrive } from "../disk/drive.ts";
 import {
   layoutBlocks,
   PAGE_SIZE,
@@ -58,6 +59,10 @@ export interface SharedGuest {
    * is `dirty` (longer than the map; zero beyond it). Absent for the synthetic workloads.
    */
   wasm?: WasmShared;
+  /** The drives (`--drive`): raw images and their block maps (adapters/disk/drive.ts). */
+  drives?: SharedDrive[];
+  /** The workload's disk writes per second (`disk=`), 0 or absent: none. */
+  diskWrites?: number;
 }
 
 /** How `Machine.create` fills RAM that does not arrive by migration. */

@@ -22,6 +22,7 @@ import { applyRamBacking, type RamAdvice, type RamBacking } from "./ram_backing.
 import { ctlViews, ringWake, type RunState, SHUTDOWN } from "./vcpu_ctl.ts";
 import { initControl, VcpuControl, type VcpuRegisters } from "./vcpu_control.ts";
 import { resolveWorkload, type WorkloadSpec } from "./workload_spec.ts";
+import { drivesInfo, type DriveSpec, prepareDrive } from "../disk/drive.ts";
 import { type GuestSpec, loadGuest } from "../wasm/wasm_guest.ts";
 import { WasmModuleError } from "../wasm/wasm_binary.ts";
 import { makeRecord, OutputLog } from "../wasm/output_log.ts";
@@ -54,6 +55,8 @@ export interface MachineOptions {
    * one copy of RAM and no snapshot can begin.
    */
   arrivalDigest?: boolean;
+  /** `--drive`: raw disk images (created when missing; see adapters/disk/drive.ts). */
+  drives?: DriveSpec[];
 }
 
 /** `GET /machine`'s `x-guest` for a WebAssembly guest. */
@@ -114,6 +117,8 @@ export interface MachineInfo {
   "cpu-throttle-percentage": number;
   "x-ram-backing": RamBackingInfo;
   "x-guest"?: GuestInfo;
+  /** The drives (`--drive`): id, image file, size. */
+  drives: DriveSpec[];
 }
 
 /** How long stop() waits for the vCPU to park before failing. */
@@ -184,6 +189,8 @@ export class Machine {
       snapshot: opts.arrivalDigest ?? false,
       wasm,
     });
+    shared.drives = (opts.drives ?? []).map(prepareDrive);
+    if (opts.workload.kind !== "idle") shared.diskWrites = opts.workload.disk ?? 0;
     const size = ramSize(shared);
     const seed = Array.from(crypto.getRandomValues(new Uint32Array(4)));
     const regs = resolveWorkload(opts.workload, size, seed);
@@ -340,6 +347,7 @@ export class Machine {
       "cpu-throttle-percentage": this.vcpu.throttle,
       "x-ram-backing": this.ramBackingInfo(),
       ...(this.shared.wasm ? { "x-guest": this.guestInfo()! } : {}),
+      drives: drivesInfo(this.shared.drives ?? []),
     };
   }
 

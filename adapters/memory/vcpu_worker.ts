@@ -36,6 +36,7 @@ import {
 } from "./vcpu_ctl.ts";
 import { type GuestMemory, WORKLOAD_STEPS, type WorkloadRegs } from "./workload.ts";
 import { runWasmVcpu } from "../wasm/wasm_vcpu.ts";
+import { DiskWriter } from "../disk/disk_writer.ts";
 
 /** Pages per increment chunk between runstate checks (about 10 µs of work). */
 const INCREMENT_CHUNK = 1024;
@@ -116,6 +117,7 @@ function execute(
   mem: GuestMemory,
   received: Uint8Array,
   snap: SnapState,
+  disk: DiskWriter | null,
 ) {
   const i32 = ctl.i32;
   const step = WORKLOAD_STEPS[regs.kind];
@@ -151,6 +153,7 @@ function execute(
     mem.received = Atomics.load(i32, POSTCOPY) === 1 ? received : null;
     syncSnapshot(i32, mem, snap);
     tokens -= step(regs, mem, max);
+    disk?.tick(performance.now());
     publish(ctl, regs);
     if (mem.fault >= 0) awaitPage(ctl, received, mem.fault);
   }
@@ -167,6 +170,9 @@ function runVcpu(guest: SharedGuest): void {
   const mem = guestMemory(guest);
   const received = new Uint8Array(guest.received);
   const snap: SnapState = { views: guest.snap.map((buf) => new Uint8Array(buf)), on: false };
+  const disk = guest.drives?.length && guest.diskWrites
+    ? new DiskWriter(guest.drives, guest.diskWrites)
+    : null;
   Atomics.store(i32, STARTED, 1);
   while (Atomics.load(i32, SHUTDOWN) === 0) {
     const gen = Atomics.load(i32, WAKE);
@@ -177,7 +183,7 @@ function runVcpu(guest: SharedGuest): void {
     Atomics.store(i32, PARKED, 0);
     if (executing(i32)) {
       const regs = readRegs(ctl);
-      execute(ctl, regs, mem, received, snap);
+      execute(ctl, regs, mem, received, snap, disk);
       writeRegs(ctl, regs);
     }
     Atomics.store(i32, PARKED, 1);
@@ -186,6 +192,7 @@ function runVcpu(guest: SharedGuest): void {
     // reads PARKED): either it sees us parked and zeroes the marks, or we see the flag off.
     syncSnapshot(i32, mem, snap);
   }
+  disk?.close();
 }
 
 interface WorkerScope {

@@ -14,8 +14,8 @@ export type WorkloadKind = "idle" | "increment" | "random";
 /** A parsed `--workload`. Increment bounds left undefined take their defaults against the RAM. */
 export type WorkloadSpec =
   | { kind: "idle" }
-  | { kind: "increment"; start?: number; end?: number; rate?: number }
-  | { kind: "random"; rate: number; hot: number };
+  | { kind: "increment"; start?: number; end?: number; rate?: number; disk?: number }
+  | { kind: "random"; rate: number; hot: number; disk?: number };
 
 /** Workload kinds in the order of their numeric codes (device state, ctl block). */
 export const WORKLOAD_KINDS: readonly WorkloadKind[] = ["idle", "increment", "random"];

@@ -21,7 +21,22 @@ export const DEFAULT_RANDOM_RATE = 10000;
 export const MAX_RANDOM_RATE = 1e9;
 
 const USAGE =
-  "expected idle | increment[,start=SIZE,end=SIZE,rate=PAGES_PER_S] | random[,rate=PAGES_PER_S,hot=FRACTION]";
+  "expected idle | increment[,start=SIZE,end=SIZE,rate=PAGES_PER_S,disk=on|off|WRITES_PER_S] | random[,rate=PAGES_PER_S,hot=FRACTION,disk=on|off|WRITES_PER_S]";
+
+/** `disk=on`: 4 KiB disk writes per second (adapters/disk/disk_writer.ts). */
+export const DEFAULT_DISK_WRITES = 1000;
+
+/** A `disk=` value: on (DEFAULT_DISK_WRITES a second), off (0), or writes per second. */
+function parseDisk(value: string): number {
+  if (value === "on") return DEFAULT_DISK_WRITES;
+  if (value === "off") return 0;
+  return parseNumber(
+    "disk",
+    value,
+    (n) => n > 0 && n <= 1e6,
+    "on, off or writes per second in (0, 1e6]",
+  );
+}
 
 function alignedSize(key: string, value: string): number {
   const n = parseSize(value);
@@ -54,8 +69,8 @@ export function parseWorkload(s: string): WorkloadSpec {
   }
   const allowed: Record<string, string[]> = {
     idle: [],
-    increment: ["start", "end", "rate"],
-    random: ["rate", "hot"],
+    increment: ["start", "end", "rate", "disk"],
+    random: ["rate", "hot", "disk"],
   };
   if (!Object.hasOwn(allowed, kind)) {
     throw new RangeError(`workload: unknown kind '${kind}'; ${USAGE}`);
@@ -66,8 +81,9 @@ export function parseWorkload(s: string): WorkloadSpec {
     }
   }
   if (kind === "idle") return { kind: "idle" };
+  const disk = opts.has("disk") ? parseDisk(opts.get("disk")!) : 0;
   if (kind === "increment") {
-    const spec: WorkloadSpec = { kind: "increment" };
+    const spec: WorkloadSpec = { kind: "increment", ...(disk > 0 ? { disk } : {}) };
     const start = opts.get("start"), end = opts.get("end");
     if (start !== undefined) spec.start = alignedSize("start", start);
     if (end !== undefined) spec.end = alignedSize("end", end);
@@ -88,6 +104,7 @@ export function parseWorkload(s: string): WorkloadSpec {
   const rate = opts.get("rate"), hot = opts.get("hot");
   return {
     kind: "random",
+    ...(disk > 0 ? { disk } : {}),
     rate: rate === undefined
       ? DEFAULT_RANDOM_RATE
       : parseNumber("rate", rate, (n) =>

@@ -44,6 +44,7 @@ import { lingerForSource, sendReason, SourceCancelled } from "./peer_reason.ts";
 import { DEFAULT_LINK_TIMEOUT_MS, LinkWatch } from "./link_watch.ts";
 import { StreamStates } from "./dest_stream_state.ts";
 import { DeviceSectionLoader } from "./device_section.ts";
+import { DiskSectionLoader } from "./disk_section_loader.ts";
 import { RamSectionLoader } from "./ram_section_loader.ts";
 import { SECTION_DATA, SectionTable } from "./section_table.ts";
 
@@ -58,7 +59,7 @@ class DestinationRun {
   /** Where the loader stands in the current stream (a recovery's starts afresh). */
   readonly #stream = new StreamStates();
   #globalState: string | null = null;
-  /** The sections this agent loads, by id: RAM and the device state. */
+  /** The sections this agent loads, by id: RAM, the drives and the device state. */
   readonly #sections: SectionTable;
   /** A SECTION_FULL read from the main stream (allocated at the first, at most 64 KiB + 264). */
   #fullBuf: Uint8Array | null = null;
@@ -82,6 +83,7 @@ class DestinationRun {
     this.#ram = new RamLoader(guest, ctx.stats);
     this.#sections = new SectionTable([
       new RamSectionLoader(this.#ram, ctx.stats, ctx.decompressThreads ?? 2),
+      new DiskSectionLoader(guest.drives ?? []),
       new DeviceSectionLoader(this.#vcpu),
     ]);
   }

@@ -101,6 +101,9 @@ export class PrecopyPhase {
       }
       for (const section of this.#live) {
         if (!this.#open.has(section)) {
+          // Records do not nest: another section's open record closes first (with RAM
+          // alone, its record stays open for the whole pass).
+          await this.#closeRecords();
           await s.sender.append(
             encodeSectionStart(SectionKind.ITERATE, s.counters.pass, section),
           );

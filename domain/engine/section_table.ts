@@ -20,6 +20,9 @@ export const SECTION_DATA: ReadonlySet<number> = new Set([
   FrameType.ZERO_RUN,
   FrameType.XBZRLE_PAGE,
   FrameType.COMPRESSED_PAGE,
+  FrameType.DISK_CONFIG,
+  FrameType.DISK_DATA,
+  FrameType.DISK_ZERO,
 ]);
 
 /** One incoming run's section loaders, by id (see the module doc). */

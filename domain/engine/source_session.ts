@@ -24,6 +24,7 @@ import { encoderFor } from "./page_encoder.ts";
 import { bitmapBytes, PageSender } from "./page_sender.ts";
 import { CANCEL_GRACE_MS, isTwoWayUri, PeerReason } from "./peer_reason.ts";
 import { DeviceSection } from "./device_section.ts";
+import { DiskSection, type DiskSectionHost } from "./disk_section.ts";
 import { type LiveSection, type PendingBytes, pendingExact } from "./live_section.ts";
 import { RamSection, type RamSectionHost } from "./ram_section.ts";
 import type { SourceContext } from "./source_context.ts";
@@ -35,7 +36,7 @@ import { STAT } from "./stats.ts";
 import { Switchover, type SwitchoverRun } from "./switchover.ts";
 
 /** One outgoing migration's session (see the module doc). */
-export class SourceSession implements SwitchoverRun, RamSectionHost {
+export class SourceSession implements SwitchoverRun, RamSectionHost, DiskSectionHost {
   readonly ctx: SourceContext;
   readonly vcpu: VcpuControl;
   /** When this run began (setup-time counts from here, as from QEMU's migration thread). */
@@ -87,7 +88,12 @@ export class SourceSession implements SwitchoverRun, RamSectionHost {
       onPass: (pass) => ctx.link.post({ t: "pass", pass }),
     });
     this.ram = new RamSection(this);
-    this.sections = [this.ram, new DeviceSection(this.vcpu)];
+    const drives = ctx.guest.drives;
+    this.sections = [
+      this.ram,
+      ...(DiskSection.applies(ctx.caps, drives) ? [new DiskSection(this, drives!)] : []),
+      new DeviceSection(this.vcpu),
+    ];
   }
 
   /** The guest's target page size. */
@@ -98,6 +104,11 @@ export class SourceSession implements SwitchoverRun, RamSectionHost {
   /** The capabilities of this migration. */
   get caps(): Capabilities {
     return this.ctx.caps;
+  }
+
+  /** `block-incremental`: the disk section sends only the blocks written since the base. */
+  get incremental(): boolean {
+    return this.ctx.params["block-incremental"];
   }
 
   /** The live parameters (updated in place by the mailbox). */

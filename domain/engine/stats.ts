@@ -42,6 +42,14 @@ export const STAT = {
   afterSync: 31,
   /** With XBZRLE or compression: wire bytes a pending page costs (0 = a whole page). */
   wirePerPage: 36,
+  /** Block migration (disk_section.ts): 1 once the disk section is set up. */
+  diskActive: 40,
+  /** Bytes of the drives sent (a block sent again counts again; zero blocks by their size). */
+  diskTransferred: 41,
+  /** Bytes of the drives marked to send. */
+  diskRemaining: 42,
+  /** Bytes of the drives migrated (their sizes). */
+  diskTotal: 43,
 } as const;
 
 const SLOTS = 48;

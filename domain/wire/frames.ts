@@ -66,7 +66,18 @@ export const FrameType = {
   MULTIFD_SYNC: 0x30,
   MULTIFD_HELLO: 0x31,
   MULTIFD_SETUP: 0x32,
+  /** The disk section's drive list (docs/wire-format.md, "Disk records"). */
+  DISK_CONFIG: 0x50,
+  /** A run of a drive's bytes at an offset. */
+  DISK_DATA: 0x51,
+  /** A run of a drive's bytes that are all zero (zero-blocks). */
+  DISK_ZERO: 0x52,
 } as const;
+
+/** Size of the header of DISK_DATA / DISK_ZERO: u16 drive, u64 offset, u32 length. */
+export const DISK_HEADER_SIZE = 14;
+/** Most bytes one DISK_DATA or DISK_ZERO covers (the disk's 64 KiB block). */
+export const MAX_DISK_RUN = 65536;
 
 /** Largest PACKAGED payload (the postcopy device-state package). */
 export const MAX_PACKAGE = 1 << 20;
@@ -136,6 +147,13 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.MULTIFD_SYNC]: { name: "MULTIFD_SYNC", fixed: 4 },
   [FrameType.MULTIFD_HELLO]: { name: "MULTIFD_HELLO", fixed: 20 },
   [FrameType.MULTIFD_SETUP]: { name: "MULTIFD_SETUP", fixed: 20 },
+  [FrameType.DISK_CONFIG]: { name: "DISK_CONFIG", min: 2, max: MAX_SMALL_PAYLOAD },
+  [FrameType.DISK_DATA]: {
+    name: "DISK_DATA",
+    min: DISK_HEADER_SIZE + 1,
+    max: DISK_HEADER_SIZE + MAX_DISK_RUN,
+  },
+  [FrameType.DISK_ZERO]: { name: "DISK_ZERO", fixed: DISK_HEADER_SIZE },
 };
 
 /** Codes reserved for later versions; version 2 decoders reject them as unknown. */

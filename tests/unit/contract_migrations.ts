@@ -131,12 +131,14 @@ Deno.test("dry run: every problem is reported, in the seed's order, with the fir
   await withAgent(async (h) => {
     await h.request("POST", "/blockers", { reason: "first blocker" });
     await h.request("POST", "/blockers", { reason: "device xyz is not migratable" });
+    // blk with the block capability already on: the seed's migrate_prepare refusal.
+    assert.equal((await h.request("PATCH", "/capabilities", { block: true })).status, 200);
     const r = await h.request("POST", "/migrations?dry-run=true", { uri: "foo:bar", blk: true });
     assert.equal(r.status, 409, r.text);
     assert.equal(r.headers.get("content-type"), "application/problem+json");
     const details = [
       "device xyz is not migratable",
-      "QEMU compiled without old-style (blk/-b, inc/-i) block migration",
+      "Command options are incompatible with current migration capabilities",
       "Parameter 'uri' expects a valid migration protocol (one of tcp:HOST:PORT, unix:PATH, exec:CMD, file:PATH)",
     ];
     assert.deepEqual(r.body.errors.map((e: Json) => e.detail), details);

@@ -4,6 +4,7 @@
  * PATCH, and the capability rules. A property test compares random patches against the
  * seed's ranges written out here independently of domain/options.ts.
  */
+import { BLOCK_POSTCOPY } from "../../domain/options.ts";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { withAgent } from "../contract_fixture.ts";
@@ -172,12 +173,13 @@ Deno.test("capabilities: the seed's incompatible pair, unsupported ones, block",
     });
     assert.equal(pair.status, 400);
     assert.equal(pair.body.detail, "Postcopy is not currently compatible with compression");
-    const block = await request("PATCH", "/capabilities", { block: true });
+    const block = await request("PATCH", "/capabilities", { block: true, "postcopy-ram": true });
     assert.equal(block.status, 400);
-    assert.equal(
-      block.body.detail,
-      "QEMU compiled without old-style (blk/-b, inc/-i) block migration",
-    );
+    assert.equal(block.body.detail, BLOCK_POSTCOPY);
+    const blockOnly = await request("PATCH", "/capabilities", { block: true });
+    assert.equal(blockOnly.status, 200, "block migration is supported");
+    assert.equal(blockOnly.body.block, true);
+    assert.equal((await request("PATCH", "/capabilities", { block: false })).status, 200);
     const colo = await request("PATCH", "/capabilities", { "x-colo": true });
     assert.equal(colo.status, 400);
     assert.match(colo.body.detail, /^Capability 'x-colo' /);

@@ -155,8 +155,13 @@ Deno.test("migrate_prepare refusals leave no trace: no migration, no event, stat
     const blk = await h.request("POST", "/migrations", { uri: "tcp:127.0.0.1:1", blk: true });
     assert.equal(blk.status, 409);
     await h.request("DELETE", `/blockers/${blocker.body.id}`);
+    await h.request("PATCH", "/parameters", { "block-incremental": true });
     const blkOnly = await h.request("POST", "/migrations", { uri: "tcp:127.0.0.1:1", inc: true });
     assert.equal(blkOnly.status, 400);
+    assert.equal(
+      blkOnly.body.detail,
+      "Command options are incompatible with current migration capabilities",
+    );
     assert.equal(blkOnly.body["x-id"], undefined);
     assert.deepEqual((await h.request("GET", "/migrations")).body, []);
     assert.deepEqual((await h.request("GET", "/migrations/current")).body, { status: "none" });

@@ -1,0 +1,142 @@
+/**
+ * A drive (`--drive id=ID,file=PATH,size=SIZE`): a raw image file and two byte maps, one byte
+ * per 64 KiB block on SharedArrayBuffers, that every Worker opening the drive shares:
+ *
+ * - `dirty`: set by each guest write (data first, then the mark); a block migration
+ *   fetches-and-clears it, as QEMU's block migration reads its dirty bitmap;
+ * - `written`: set by each write and never cleared: the blocks written since this agent
+ *   started, the base an incremental (`inc`) migration sends from (the destination's image
+ *   starts as the same base image). A destination marks the blocks it receives.
+ *
+ * Each Worker opens the file itself ({@link DriveFile}); writes go through the page cache, so
+ * a read after a write in another Worker sees it.
+ *
+ * @module
+ */
+
+/** The drive's block: the unit of dirty tracking and of the disk's section records. */
+export const DISK_BLOCK = 64 << 10;
+/** Largest drive size (1 TiB): bounds the maps (16 Mi blocks). */
+export const MAX_DRIVE_SIZE = 2 ** 40;
+/** Most drives a machine has. */
+export const MAX_DRIVES = 16;
+
+/** A parsed `--drive`. */
+export interface DriveSpec {
+  id: string;
+  file: string;
+  size: number;
+}
+
+/** A drive as every Worker sees it (structured-cloneable). */
+export interface SharedDrive extends DriveSpec {
+  /** One byte per block: written since the last fetch-and-clear. */
+  dirty: SharedArrayBuffer;
+  /** One byte per block: written since the agent started (or received). */
+  written: SharedArrayBuffer;
+}
+
+/** Blocks of a drive of `size` bytes. */
+export function blocksOf(size: number): number {
+  return Math.ceil(size / DISK_BLOCK);
+}
+
+/**
+ * Opens (creating when missing) the image of `spec`: a new file is sized to `size` (sparse,
+ * zeros); an existing one must have that size. Throws naming the file otherwise.
+ */
+export function prepareDrive(spec: DriveSpec): SharedDrive {
+  const f = Deno.openSync(spec.file, { read: true, write: true, create: true });
+  try {
+    const size = f.statSync().size;
+    if (size === 0) f.truncateSync(spec.size);
+    else if (size !== spec.size) {
+      throw new RangeError(
+        `--drive ${spec.id}: ${spec.file} has ${size} bytes, not the size ${spec.size} given`,
+      );
+    }
+  } finally {
+    f.close();
+  }
+  const n = blocksOf(spec.size);
+  return {
+    ...spec,
+    dirty: new SharedArrayBuffer(n),
+    written: new SharedArrayBuffer(n),
+  };
+}
+
+/** A drive opened in this Worker: reads and writes at offsets, the maps as views. */
+export class DriveFile {
+  readonly drive: SharedDrive;
+  readonly dirty: Uint8Array;
+  readonly written: Uint8Array;
+  readonly #file: Deno.FsFile;
+
+  /** Opens `drive`'s image for reading and writing. */
+  constructor(drive: SharedDrive) {
+    this.drive = drive;
+    this.dirty = new Uint8Array(drive.dirty);
+    this.written = new Uint8Array(drive.written);
+    this.#file = Deno.openSync(drive.file, { read: true, write: true });
+  }
+
+  /** Blocks of the drive. */
+  get blocks(): number {
+    return this.dirty.length;
+  }
+
+  /** Reads `buf.length` bytes at `offset` (inside the image). */
+  read(offset: number, buf: Uint8Array): void {
+    this.#file.seekSync(offset, Deno.SeekMode.Start);
+    let done = 0;
+    while (done < buf.length) {
+      const n = this.#file.readSync(buf.subarray(done));
+      if (n === null || n === 0) {
+        throw new Error(`drive ${this.drive.id}: short read at ${offset + done}`);
+      }
+      done += n;
+    }
+  }
+
+  /** Writes `data` at `offset` (no marks: see {@link guestWrite}). */
+  write(offset: number, data: Uint8Array): void {
+    this.#file.seekSync(offset, Deno.SeekMode.Start);
+    let done = 0;
+    while (done < data.length) done += this.#file.writeSync(data.subarray(done));
+  }
+
+  /** A guest's write: the data, then the blocks it covers marked dirty and written. */
+  guestWrite(offset: number, data: Uint8Array): void {
+    this.write(offset, data);
+    this.mark(offset, data.length);
+  }
+
+  /** Marks the blocks of [offset, offset + length) dirty and written. */
+  mark(offset: number, length: number): void {
+    const last = Math.floor((offset + length - 1) / DISK_BLOCK);
+    for (let b = Math.floor(offset / DISK_BLOCK); b <= last; b++) {
+      Atomics.store(this.written, b, 1);
+      Atomics.store(this.dirty, b, 1);
+    }
+  }
+
+  /** Flushes the image's data to the device (fdatasync). */
+  sync(): void {
+    this.#file.syncDataSync();
+  }
+
+  /** Closes this Worker's handle. */
+  close(): void {
+    try {
+      this.#file.close();
+    } catch {
+      /* closed already */
+    }
+  }
+}
+
+/** `GET /drives` and `GET /machine`'s `drives`: id, file and size of each drive. */
+export function drivesInfo(drives: readonly SharedDrive[]): DriveSpec[] {
+  return drives.map(({ id, file, size }) => ({ id, file, size }));
+}

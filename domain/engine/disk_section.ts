@@ -1,0 +1,191 @@
+/**
+ * The guest's drives as a live section (QEMU's "block" SaveVMHandlers, the seed's block
+ * migration), registered when the migration has the `block` capability (`blk`/`inc`) and the
+ * machine has drives. Setup sends the drive list (DISK_CONFIG) and marks what the bulk phase
+ * sends: every block, or with `block-incremental` only the blocks written since the agent
+ * started (the destination's image starts as the same base image). Passes send marked
+ * blocks under the rate limit (DISK_DATA; with `zero-blocks` an all-zero block goes as
+ * DISK_ZERO without its bytes); the exact figure fetches-and-clears the guest's dirty map, so
+ * blocks written meanwhile go again; the completion sends the rest with the guest stopped.
+ * The disk is not postcopyable: everything pending must move before the switchover.
+ *
+ * @module
+ */
+import { DISK_BLOCK, DriveFile, type SharedDrive } from "../../adapters/disk/drive.ts";
+import type { Capabilities } from "../options.ts";
+import { encodeDiskConfig, encodeDiskData, encodeDiskZero } from "../wire/disk.ts";
+import type { FrameSink, LiveSection, PendingBytes } from "./live_section.ts";
+import { STAT } from "./stats.ts";
+
+/** The disk section's wire identity (docs/wire-format.md, "Sections"). */
+export const DISK_SECTION = { id: 4, name: "block", version: 1 } as const;
+
+/** Blocks sent per iterate call (8 MiB, as RAM's chunk). */
+const CHUNK_BLOCKS = 128;
+
+/** What the disk section uses of its session. */
+export interface DiskSectionHost {
+  readonly caps: Capabilities;
+  /** `block-incremental`: send only the blocks written since the base. */
+  readonly incremental: boolean;
+  /** Where frames go (the session's page sender: rate-limited, counted). */
+  readonly sender: FrameSink;
+  readonly stats: Float64Array;
+  /** Throws on cancel, a return-path error or a failed write. */
+  checkErrors(): void;
+}
+
+/** One drive being migrated: its file, the blocks left to send, a cursor. */
+interface DriveState {
+  file: DriveFile;
+  toSend: Uint8Array;
+  pending: number;
+  cursor: number;
+}
+
+/** The disk section (see the module doc). */
+export class DiskSection implements LiveSection {
+  readonly id = DISK_SECTION.id;
+  readonly name = DISK_SECTION.name;
+  readonly version = DISK_SECTION.version;
+  readonly kind = "live" as const;
+  readonly #host: DiskSectionHost;
+  readonly #specs: readonly SharedDrive[];
+  #drives: DriveState[] = [];
+  readonly #buf = new Uint8Array(DISK_BLOCK);
+
+  /** The section of `drives`, driven through `host`. */
+  constructor(host: DiskSectionHost, drives: readonly SharedDrive[]) {
+    this.#host = host;
+    this.#specs = drives;
+  }
+
+  /** Whether a migration with `caps` moves the drives: `block` on, and drives to move. */
+  static applies(caps: Capabilities, drives: readonly SharedDrive[] | undefined): boolean {
+    return caps.block && (drives?.length ?? 0) > 0;
+  }
+
+  /**
+   * The drive list, then the bulk phase's marks: the guest's dirty map is cleared first (a
+   * write after that marks it again), then every block — or only those written since the
+   * base, incrementally.
+   */
+  async setup(): Promise<void> {
+    const { stats, incremental } = this.#host;
+    this.#drives = this.#specs.map((d) => {
+      const file = new DriveFile(d);
+      for (let b = 0; b < file.blocks; b++) Atomics.store(file.dirty, b, 0);
+      const toSend = new Uint8Array(file.blocks);
+      let pending = 0;
+      for (let b = 0; b < file.blocks; b++) {
+        if (!incremental || Atomics.load(file.written, b) === 1) {
+          toSend[b] = 1;
+          pending++;
+        }
+      }
+      return { file, toSend, pending, cursor: 0 };
+    });
+    stats[STAT.diskActive] = 1;
+    stats[STAT.diskTotal] = this.#specs.reduce((n, d) => n + d.size, 0);
+    this.#publish();
+    await this.#host.sender.append(encodeDiskConfig(
+      this.#specs.map((d) => ({ id: d.id, size: d.size, blockSize: DISK_BLOCK })),
+    ));
+  }
+
+  /** The blocks marked to send. */
+  pendingEstimate(): PendingBytes {
+    return this.#bytes();
+  }
+
+  /** Fetches-and-clears the guest's dirty map into the marks, then the blocks marked. */
+  pendingExact(): PendingBytes {
+    for (const d of this.#drives) {
+      for (let b = 0; b < d.toSend.length; b++) {
+        if (Atomics.load(d.file.dirty, b) === 1 && Atomics.exchange(d.file.dirty, b, 0) === 1) {
+          if (d.toSend[b] === 0) {
+            d.toSend[b] = 1;
+            d.pending++;
+          }
+        }
+      }
+    }
+    this.#publish();
+    return this.#bytes();
+  }
+
+  /** Up to 8 MiB of marked blocks; true when none is left in this pass. */
+  async iterate(): Promise<boolean> {
+    let budget = CHUNK_BLOCKS;
+    for (let k = 0; k < this.#drives.length && budget > 0; k++) {
+      budget -= await this.#send(k, budget);
+    }
+    this.#publish();
+    return this.#drives.every((d) => d.pending === 0);
+  }
+
+  /** With the guest stopped: the last writes' marks, then every marked block. */
+  async completePrecopy(_out: FrameSink): Promise<void> {
+    this.pendingExact();
+    for (let k = 0; k < this.#drives.length; k++) {
+      while (this.#drives[k].pending > 0) {
+        await this.#send(k, CHUNK_BLOCKS);
+        this.#host.checkErrors();
+      }
+    }
+    this.#publish();
+  }
+
+  /** Postcopy with a drive is refused before a migration starts (preflight.ts). */
+  completePostcopy(_out: FrameSink): Promise<void> {
+    return Promise.reject(new Error("block migration cannot continue in postcopy"));
+  }
+
+  /** The drives' handles close. */
+  cleanup(): void {
+    for (const d of this.#drives) d.file.close();
+  }
+
+  /** Sends up to `max` marked blocks of drive `k` from its cursor; returns how many. */
+  async #send(k: number, max: number): Promise<number> {
+    const d = this.#drives[k];
+    const { caps, sender, stats } = this.#host;
+    const size = d.file.drive.size;
+    let sent = 0;
+    while (sent < max && d.pending > 0) {
+      const b = d.cursor;
+      d.cursor = (d.cursor + 1) % d.toSend.length;
+      if (d.toSend[b] === 0) continue;
+      d.toSend[b] = 0;
+      d.pending--;
+      const offset = b * DISK_BLOCK;
+      const length = Math.min(DISK_BLOCK, size - offset);
+      const data = this.#buf.subarray(0, length);
+      d.file.read(offset, data);
+      const run = { drive: k, offset, length };
+      await sender.append(
+        caps["zero-blocks"] && isZero(data) ? encodeDiskZero(run) : encodeDiskData(run, data),
+      );
+      stats[STAT.diskTransferred] += length;
+      sent++;
+    }
+    return sent;
+  }
+
+  #bytes(): PendingBytes {
+    const bytes = this.#drives.reduce((n, d) => n + d.pending, 0) * DISK_BLOCK;
+    return { mustPrecopy: bytes, postcopyable: 0, wire: bytes };
+  }
+
+  #publish(): void {
+    this.#host.stats[STAT.diskRemaining] = this.#bytes().mustPrecopy;
+  }
+}
+
+/** The block is all zero bytes. */
+function isZero(data: Uint8Array): boolean {
+  const words = new BigUint64Array(data.buffer, data.byteOffset, data.length >>> 3);
+  for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
+  for (let i = words.length * 8; i < data.length; i++) if (data[i] !== 0) return false;
+  return true;
+}

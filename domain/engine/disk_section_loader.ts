@@ -1,0 +1,145 @@
+/**
+ * The destination's disk section ("block"): DISK_CONFIG names the source's drives, each of
+ * which must be one of this agent's `--drive`s with the same id and size (else the stream is
+ * refused naming the drive, before any byte is written); DISK_DATA and DISK_ZERO runs are
+ * checked against those sizes (wire/disk.ts) and written through this Worker's own handle of
+ * the image, and the blocks marked written (an incremental migration onward starts from
+ * them). At a record boundary after writes the images are fsync'ed (fdatasync), so every
+ * byte is on the device before the destination reports `completed`.
+ *
+ * @module
+ */
+import { DISK_BLOCK, DriveFile, type SharedDrive } from "../../adapters/disk/drive.ts";
+import { decodeDiskConfig, decodeDiskRun } from "../wire/disk.ts";
+import type { FrameReader } from "../wire/frame_reader.ts";
+import { DISK_HEADER_SIZE, FrameType, MAX_DISK_RUN } from "../wire/frames.ts";
+import { WireError } from "../wire/wire_error.ts";
+import { DISK_SECTION } from "./disk_section.ts";
+import type { SectionLoader } from "./live_section.ts";
+
+/** The disk section's loader (see the module doc). */
+export class DiskSectionLoader implements SectionLoader {
+  readonly id = DISK_SECTION.id;
+  readonly name = DISK_SECTION.name;
+  readonly version = DISK_SECTION.version;
+  readonly kind = "live" as const;
+  readonly #local: readonly SharedDrive[];
+  /** The stream's drives, in its DISK_CONFIG's order, once it came. */
+  #files: DriveFile[] | null = null;
+  readonly #head = new Uint8Array(DISK_HEADER_SIZE);
+  #data: Uint8Array | null = null;
+  #zero: Uint8Array | null = null;
+  /** Bytes written since the last fsync. */
+  #unsynced = false;
+
+  /** Loads into this agent's `drives`. */
+  constructor(drives: readonly SharedDrive[]) {
+    this.#local = drives;
+  }
+
+  /** Every version up to this agent's loads the same way. */
+  loadSetup(): void {}
+
+  /** One frame of the open "block" record. */
+  async loadState(type: number, length: number, reader: FrameReader): Promise<void> {
+    switch (type) {
+      case FrameType.DISK_CONFIG:
+        this.#config(await reader.readPayload());
+        return;
+      case FrameType.DISK_DATA: {
+        const files = this.#need(type);
+        await reader.readInto(this.#head);
+        const run = decodeDiskRun(this.#head, type, length, files.map((f) => f.drive));
+        this.#data ??= new Uint8Array(MAX_DISK_RUN);
+        const data = this.#data.subarray(0, run.length);
+        await reader.readInto(data);
+        this.#write(files[run.drive], run.offset, data);
+        return;
+      }
+      case FrameType.DISK_ZERO: {
+        const files = this.#need(type);
+        const payload = await reader.readPayload();
+        const run = decodeDiskRun(payload, type, length, files.map((f) => f.drive));
+        this.#zero ??= new Uint8Array(MAX_DISK_RUN);
+        this.#write(files[run.drive], run.offset, this.#zero.subarray(0, run.length));
+        return;
+      }
+      default:
+        throw new WireError(
+          `migration stream: section '${this.name}' does not take frame type 0x${
+            type.toString(16).padStart(2, "0")
+          }`,
+        );
+    }
+  }
+
+  /** A full record for a live section is refused. */
+  loadFull(): void {
+    throw new WireError(`migration stream: section '${this.name}' is not sent whole`);
+  }
+
+  /** The images' writes reach the device (fdatasync) at a record boundary after writes. */
+  settle(): Promise<void> {
+    if (this.#unsynced && this.#files) {
+      for (const f of this.#files) f.sync();
+      this.#unsynced = false;
+    }
+    return Promise.resolve();
+  }
+
+  /** The images' handles close. */
+  loadCleanup(): void {
+    for (const f of this.#files ?? []) f.close();
+  }
+
+  /** The source's drives: each must be here with the same size; opened for writing. */
+  #config(payload: Uint8Array): void {
+    if (this.#files) throw new WireError("migration stream: a second DISK_CONFIG");
+    const wanted = decodeDiskConfig(payload);
+    const seen = new Set<string>();
+    const drives = wanted.map((w) => {
+      if (seen.has(w.id)) throw new WireError(`block migration: drive '${w.id}' named twice`);
+      seen.add(w.id);
+      if (w.blockSize !== DISK_BLOCK) {
+        throw new WireError(
+          `block migration: drive '${w.id}' has blocks of ${w.blockSize} bytes, this agent ` +
+            `uses ${DISK_BLOCK}`,
+        );
+      }
+      const d = this.#local.find((x) => x.id === w.id);
+      if (!d) {
+        throw new WireError(
+          `block migration: no drive '${w.id}' here (start the destination with ` +
+            `--drive id=${w.id},file=PATH,size=${w.size})`,
+        );
+      }
+      if (d.size !== w.size) {
+        throw new WireError(
+          `block migration: drive '${w.id}' has ${d.size} bytes here, the source's ${w.size}`,
+        );
+      }
+      return d;
+    });
+    this.#files = drives.map((d) => new DriveFile(d));
+  }
+
+  #need(type: number): DriveFile[] {
+    if (!this.#files) {
+      throw new WireError(
+        `migration stream: ${
+          type === FrameType.DISK_ZERO ? "DISK_ZERO" : "DISK_DATA"
+        } before DISK_CONFIG`,
+      );
+    }
+    return this.#files;
+  }
+
+  #write(file: DriveFile, offset: number, data: Uint8Array): void {
+    file.write(offset, data);
+    const last = Math.floor((offset + data.length - 1) / DISK_BLOCK);
+    for (let b = Math.floor(offset / DISK_BLOCK); b <= last; b++) {
+      Atomics.store(file.written, b, 1);
+    }
+    this.#unsynced = true;
+  }
+}
