@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { drivesInfo, type DriveSpec } from "../adapters/disk/drive.ts";
 import { type InputRefusal, Machine, type RunState } from "../adapters/memory/machine.ts";
 import { hugePagesModeFrom, resolveRamBacking } from "../adapters/memory/ram_backing.ts";
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
@@ -176,6 +177,11 @@ export class Agent {
 
   #infoOptions(): { blocktime: boolean } {
     return { blocktime: this.capabilities["postcopy-blocktime"] };
+  }
+
+  /** query-block: the drives' ids, files and sizes. */
+  drives(): DriveSpec[] {
+    return drivesInfo(this.machine.shared.drives ?? []);
   }
 
   /** The address the incoming side listens on, once bound. */

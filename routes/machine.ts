@@ -9,6 +9,7 @@ import { ExclusiveGate, RAM_PASS_QUEUE } from "./limits.ts";
 import { problems, validationHook } from "./problem.ts";
 import { type AgentRef, json } from "./route_kit.ts";
 import { RUN_STATES } from "../domain/runstates.ts";
+import { DriveSchema } from "./drives.ts";
 const tags = ["machine"];
 
 const RunstateSchema = z.enum(RUN_STATES);
@@ -59,6 +60,7 @@ const MachineSchema = z.object({
         "4 KiB pages and on huge pages, GB/s.",
     }),
   }).meta({ description: "Which pages back guest RAM (beyond QEMU's query-status)." }),
+  drives: z.array(DriveSchema).meta({ description: "The drives (`--drive`), as GET /drives." }),
 }).meta({ id: "Machine" });
 
 const DigestSchema = z.object({

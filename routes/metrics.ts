@@ -189,6 +189,19 @@ export class FerryMetrics {
       },
     });
     new Gauge({
+      name: "ferry_migration_disk_bytes",
+      help: "Block migration's drives in bytes by kind (disk.transferred, disk.remaining, " +
+        "disk.total); 0 without block migration",
+      labelNames: ["kind"],
+      registers,
+      collect() {
+        const d = take().info.disk;
+        this.set({ kind: "transferred" }, d?.transferred ?? 0);
+        this.set({ kind: "remaining" }, d?.remaining ?? 0);
+        this.set({ kind: "total" }, d?.total ?? 0);
+      },
+    });
+    new Gauge({
       name: "ferry_migration_channel_bytes",
       help: "Bytes of the current migration by channel (main = transferred - multifd-bytes)",
       labelNames: ["channel"],

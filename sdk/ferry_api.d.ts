@@ -352,6 +352,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/drives": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * query-block: the machine's drives
+     * @description The drives given with `--drive`, in the order given. Block migration (`blk`, `inc`, the `block` capability) moves them with RAM.
+     */
+    get: operations["queryBlock"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/machine/output": {
     parameters: {
       query?: never;
@@ -1124,6 +1144,16 @@ export interface components {
           cached: boolean;
         } | null;
       };
+      /** @description The drives (`--drive`), as GET /drives. */
+      drives: components["schemas"]["Drive"][];
+    };
+    Drive: {
+      /** @description The drive's id. */
+      id: string;
+      /** @description Its raw image file. */
+      file: string;
+      /** @description Its size in bytes (whole 64 KiB blocks). */
+      size: number;
     };
     Runstate: {
       /** @enum {string} */
@@ -2500,6 +2530,44 @@ export interface operations {
         headers: {
           /** @description Seconds until a retry likely finds room (from the last digest's time). */
           "Retry-After": string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  queryBlock: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Drives */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Drive"][];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        headers: {
           [name: string]: unknown;
         };
         content: {

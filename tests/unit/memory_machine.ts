@@ -93,6 +93,7 @@ Deno.test("machine: increment runs and dirties pages; stop parks it; cont resume
         blocks: [{ name: "pc.ram", size: 16 * MiB }],
         workload: undefined,
         "cpu-throttle-percentage": 0,
+        drives: [],
         "x-ram-backing": {
           "huge-pages": "off",
           "page-size": PAGE_SIZE,

@@ -1,0 +1,34 @@
+/**
+ * `/drives` (query-block, in Ferry's terms): the machine's drives — id, image file and size.
+ * Dirty bitmaps (`POST /drives/{id}/bitmaps`) are not here yet.
+ *
+ * @module
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { problems, validationHook } from "./problem.ts";
+import { type AgentRef, json } from "./route_kit.ts";
+
+/** One drive (`--drive id=ID,file=PATH,size=SIZE`). */
+export const DriveSchema = z.object({
+  id: z.string().meta({ description: "The drive's id." }),
+  file: z.string().meta({ description: "Its raw image file." }),
+  size: z.number().meta({ description: "Its size in bytes (whole 64 KiB blocks)." }),
+}).meta({ id: "Drive" });
+
+const listDrives = createRoute({
+  method: "get",
+  path: "/drives",
+  operationId: "queryBlock",
+  tags: ["machine"],
+  summary: "query-block: the machine's drives",
+  description: "The drives given with `--drive`, in the order given. Block migration " +
+    "(`blk`, `inc`, the `block` capability) moves them with RAM.",
+  responses: { 200: { description: "Drives", ...json(z.array(DriveSchema)) }, ...problems() },
+});
+
+/** The drives sub-app. */
+export function driveRoutes(agent: AgentRef): OpenAPIHono {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  app.openapi(listDrives, (c) => c.json(agent().drives(), 200));
+  return app;
+}
