@@ -14,6 +14,7 @@ import "./unit/codec_xbzrle.ts";
 import "./unit/codec_zlib.ts";
 import "./unit/wire_checks.ts";
 import "./unit/wire_codec.ts";
+import "./unit/wire_disk.ts";
 import "./unit/wire_frame_reader.ts";
 import "./unit/wire_peer_reason.ts";
 import "./unit/wire_read_coalesce.ts";
