@@ -1,0 +1,145 @@
+/**
+ * Issue 23, end to end: the guest's disk. Three agents over real sockets: one source whose
+ * vCPU writes its drive while it migrates, a destination for `blk` (its image existing and
+ * full of other bytes, with zero-blocks on), one for `inc` (its image the source's base). The
+ * images' SHA-256 are equal once the source's guest stopped; the disk counters are measured;
+ * a cancelled block migration leaves the source's guest and image as they were; the seed's
+ * refusals for conflicting options.
+ */
+import assert from "node:assert/strict";
+import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+const MiB = 1 << 20;
+const DISK = 32 * MiB;
+
+async function sha256(path: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function migrate(src: AgentProcess, body: Json): Promise<Json> {
+  const r = await src.api("POST", "/migrations", body);
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const done = await src.waitStatus(/^(completed|failed|cancelled)$/, 60_000);
+  assert.equal(done.status, "completed", JSON.stringify(done));
+  return done;
+}
+
+async function caps(a: AgentProcess): Promise<Json> {
+  return (await a.api("GET", "/capabilities")).body;
+}
+
+Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", async (t) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // The source's image: random, its first 4 MiB zero (zero-blocks sends them as markers).
+    const src = new Uint8Array(DISK);
+    for (let o = 4 * MiB; o < DISK; o += 65536) crypto.getRandomValues(src.subarray(o, o + 65536));
+    await Deno.writeFile(`${dir}/src.img`, src);
+    await Deno.writeFile(`${dir}/base.img`, src); // inc's destination starts from the base
+    // blk's destination image exists, the right size, full of other bytes.
+    await Deno.writeFile(`${dir}/blk.img`, src.map((b) => b ^ 0x5a));
+    await withAgents(async (track) => {
+      const drive = (f: string) => ["--drive", `id=disk0,file=${dir}/${f},size=32M`];
+      const [s, dBlk, dInc] = await startAgents(
+        track,
+        [
+          "--ram",
+          "16M",
+          "--fill",
+          "random",
+          "--workload",
+          "increment,rate=2000,disk=50",
+          ...drive("src.img"),
+        ],
+        ["--ram", "16M", ...drive("blk.img"), "--incoming", "tcp:127.0.0.1:0"],
+        ["--ram", "16M", ...drive("base.img"), "--incoming", "tcp:127.0.0.1:0"],
+      );
+
+      await t.step("the seed's refusals for conflicting block options", async () => {
+        const on = await s.api("PATCH", "/capabilities", { block: true });
+        assert.equal(on.status, 200);
+        const both = await s.api("POST", "/migrations", { uri: dBlk.incomingUri, blk: true });
+        assert.equal(both.status, 400);
+        assert.equal(
+          both.body.detail,
+          "Command options are incompatible with current migration capabilities",
+        );
+        assert.equal((await s.api("PATCH", "/capabilities", { block: false })).status, 200);
+        await s.api("PATCH", "/parameters", { "block-incremental": true });
+        const inc = await s.api("POST", "/migrations", { uri: dBlk.incomingUri, inc: true });
+        assert.equal(inc.status, 400);
+        assert.equal(inc.body.detail, both.body.detail);
+        await s.api("PATCH", "/parameters", { "block-incremental": false });
+        await s.api("PATCH", "/capabilities", { "postcopy-ram": true });
+        const pc = await s.api("POST", "/migrations", { uri: dBlk.incomingUri, blk: true });
+        assert.equal(pc.status, 400);
+        assert.match(pc.body.detail, /^Postcopy with block migration is not supported by Ferry/);
+        await s.api("PATCH", "/capabilities", { "postcopy-ram": false });
+        assert.deepEqual((await s.api("GET", "/migrations")).body, [], "no migration recorded");
+      });
+
+      await t.step("a cancelled block migration leaves the source's guest and image", async () => {
+        await s.api("PATCH", "/parameters", { "max-bandwidth": 4 * MiB });
+        const r = await s.api("POST", "/migrations", {
+          uri: `file:${dir}/cancel.stream`,
+          blk: true,
+        });
+        assert.equal(r.status, 202);
+        const running = await waitFor("the block migration to send disk blocks", async () => {
+          const info = (await s.api("GET", "/migrations/current")).body;
+          return info.status === "active" && info.disk?.transferred > 0 && info;
+        });
+        assert.equal(running.disk.total, DISK);
+        assert.equal((await s.api("POST", "/migrations/current/cancel")).status, 202);
+        assert.equal((await s.waitStatus(/^(cancelled|completed|failed)$/)).status, "cancelled");
+        const m = (await s.api("GET", "/machine")).body;
+        assert.equal(m.runstate, "running");
+        assert.deepEqual(m.drives, [{ id: "disk0", file: `${dir}/src.img`, size: DISK }]);
+        assert.equal((await Deno.stat(`${dir}/src.img`)).size, DISK);
+        assert.equal((await caps(s)).block, false, "blk is undone after the migration");
+      });
+
+      await t.step("blk: the disk moves with RAM under disk writes, images equal", async () => {
+        await s.api("PATCH", "/parameters", { "max-bandwidth": 48 * MiB });
+        await s.api("PATCH", "/capabilities", { "zero-blocks": true });
+        const done = await migrate(s, { uri: dBlk.incomingUri, blk: true });
+        assert.equal(done.disk.total, DISK);
+        assert.equal(done.disk.remaining, 0);
+        // Blocks the guest wrote after they were sent went again.
+        assert.ok(done.disk.transferred > DISK, JSON.stringify(done.disk));
+        assert.equal((await caps(s)).block, false, "blk is undone after the migration");
+        assert.equal((await s.api("GET", "/machine")).body.runstate, "postmigrate");
+        const rs = await dBlk.waitStatus(/^(completed|failed)$/);
+        assert.equal(rs.status, "completed");
+        assert.equal(await sha256(`${dir}/blk.img`), await sha256(`${dir}/src.img`));
+        assert.deepEqual(
+          (await dBlk.api("GET", "/machine/digest")).body.blocks,
+          (await s.api("GET", "/machine/digest")).body.blocks,
+        );
+        assert.deepEqual((await dBlk.api("GET", "/drives")).body, [
+          { id: "disk0", file: `${dir}/blk.img`, size: DISK },
+        ]);
+      });
+
+      await t.step("inc: only the blocks written since the base move, images equal", async () => {
+        assert.equal((await s.api("POST", "/machine/cont")).status, 202); // writes again
+        await s.api("PATCH", "/capabilities", { "zero-blocks": false });
+        const done = await migrate(s, { uri: dInc.incomingUri, inc: true });
+        assert.equal(done.disk.total, DISK);
+        assert.ok(
+          done.disk.transferred > 0 && done.disk.transferred < DISK,
+          JSON.stringify(done.disk),
+        );
+        assert.equal(done.disk.transferred % 65536, 0);
+        const p = (await s.api("GET", "/parameters")).body;
+        assert.equal(p["block-incremental"], false, "inc is undone after the migration");
+        assert.equal((await dInc.waitStatus(/^(completed|failed)$/)).status, "completed");
+        assert.equal(await sha256(`${dir}/base.img`), await sha256(`${dir}/src.img`));
+      });
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
