@@ -110,6 +110,14 @@ Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", asy
         // Blocks the guest wrote after they were sent went again.
         assert.ok(done.disk.transferred > DISK, JSON.stringify(done.disk));
         assert.equal((await caps(s)).block, false, "blk is undone after the migration");
+        const metrics = await (await fetch(`${s.base}/metrics`)).text();
+        assert.match(metrics, new RegExp(`ferry_migration_disk_bytes\\{kind="total"\\} ${DISK}\n`));
+        assert.match(
+          metrics,
+          new RegExp(
+            `ferry_migration_disk_bytes\\{kind="transferred"\\} ${done.disk.transferred}\n`,
+          ),
+        );
         assert.equal((await s.api("GET", "/machine")).body.runstate, "postmigrate");
         const rs = await dBlk.waitStatus(/^(completed|failed)$/);
         assert.equal(rs.status, "completed");
