@@ -11,6 +11,7 @@ import { parseMigrationUri } from "../adapters/channels/uri.ts";
 import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import { type Blocker, Blockers } from "./blockers.ts";
+import { type OptionSet, withBlockOptions, withoutBlockOptions } from "./block_options.ts";
 import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
 import { requireExecAllowed } from "./exec_policy.ts";
 import { EventBus } from "./event_bus.ts";
@@ -199,13 +200,7 @@ export class Agent {
     if (refused.length > 0) throw refused[0];
     // A resume is not a new migration: the paused one gets a new channel.
     if (req.resume) return this.#out.resume(req.uri);
-    if (req.blk || req.inc) {
-      // migrate_prepare: blk/inc turn `block` (and block-incremental) on for this migration;
-      // they are undone when it ends (must_remove_block_options).
-      this.capabilities = { ...this.capabilities, block: true };
-      if (req.inc) this.parameters = { ...this.parameters, "block-incremental": true };
-      this.#mustRemoveBlock = true;
-    }
+    if (req.blk || req.inc) this.#setOptions(withBlockOptions(this, req), true);
     return this.#out.start(req, { ...this.capabilities }, this.#liveParams());
   }
 
@@ -394,6 +389,13 @@ export class Agent {
     }
   }
 
+  /** Block options set (`remove`: to undo when the migration ends) or undone. */
+  #setOptions(o: OptionSet, remove: boolean): void {
+    this.capabilities = o.capabilities;
+    this.parameters = o.parameters;
+    this.#mustRemoveBlock = remove;
+  }
+
   #record(m: Migration): Migration {
     this.#history.push(m);
     if (this.#history.length > HISTORY) this.#history.shift();
@@ -406,10 +408,7 @@ export class Agent {
     else if (
       this.#mustRemoveBlock && (to === "completed" || to === "failed" || to === "cancelled")
     ) {
-      // block_cleanup_parameters, in migrate_fd_cleanup.
-      this.capabilities = { ...this.capabilities, block: false };
-      this.parameters = { ...this.parameters, "block-incremental": false };
-      this.#mustRemoveBlock = false;
+      this.#setOptions(withoutBlockOptions(this), false); // in migrate_fd_cleanup
     }
     this.#watch.changed(m, to);
   };

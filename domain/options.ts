@@ -84,12 +84,13 @@ export const CAPABILITIES = {
   },
   "dirty-bitmaps": {
     description:
-      "Migrate block dirty bitmaps; Ferry guests have no disks (so no bitmaps), so it changes nothing.",
+      "Migrate block dirty bitmaps; Ferry's drives have no named bitmaps yet, so it changes nothing.",
   },
   "postcopy-blocktime": { description: "Measure how long vCPUs wait for pages during postcopy." },
   "late-block-activate": {
     description:
-      "Activate block devices only when the destination starts running; Ferry guests have no disks, so it changes nothing.",
+      "Activate block devices only when the destination starts running; not implemented for " +
+      "Ferry's drives yet (the destination writes its image as blocks arrive), so it changes nothing.",
   },
 } as const satisfies Record<string, CapabilityDef>;
 

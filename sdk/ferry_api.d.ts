@@ -892,11 +892,11 @@ export interface components {
       "pause-before-switchover": boolean;
       /** @description Send pages over several channels, each with its own Worker. As in QEMU, multifd pages bypass the XBZRLE cache; with compress, compressed pages go on the main channel; postcopy pages go on the main channel once the page channels were flushed. */
       "x-multifd": boolean;
-      /** @description Migrate block dirty bitmaps; Ferry guests have no disks (so no bitmaps), so it changes nothing. */
+      /** @description Migrate block dirty bitmaps; Ferry's drives have no named bitmaps yet, so it changes nothing. */
       "dirty-bitmaps": boolean;
       /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime": boolean;
-      /** @description Activate block devices only when the destination starts running; Ferry guests have no disks, so it changes nothing. */
+      /** @description Activate block devices only when the destination starts running; not implemented for Ferry's drives yet (the destination writes its image as blocks arrive), so it changes nothing. */
       "late-block-activate": boolean;
     };
     MigrationCapabilitiesPatch: {
@@ -926,11 +926,11 @@ export interface components {
       "pause-before-switchover"?: boolean;
       /** @description Send pages over several channels, each with its own Worker. As in QEMU, multifd pages bypass the XBZRLE cache; with compress, compressed pages go on the main channel; postcopy pages go on the main channel once the page channels were flushed. */
       "x-multifd"?: boolean;
-      /** @description Migrate block dirty bitmaps; Ferry guests have no disks (so no bitmaps), so it changes nothing. */
+      /** @description Migrate block dirty bitmaps; Ferry's drives have no named bitmaps yet, so it changes nothing. */
       "dirty-bitmaps"?: boolean;
       /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime"?: boolean;
-      /** @description Activate block devices only when the destination starts running; Ferry guests have no disks, so it changes nothing. */
+      /** @description Activate block devices only when the destination starts running; not implemented for Ferry's drives yet (the destination writes its image as blocks arrive), so it changes nothing. */
       "late-block-activate"?: boolean;
     };
     MigrationParameters: {
