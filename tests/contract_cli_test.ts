@@ -175,6 +175,8 @@ Deno.test("--help prints a usage naming every flag, exit 2; a bad command line g
   // item 2): those last five used to get as far as building the agent, then exit 1 without
   // the usage.
   const missing = `${await Deno.makeTempDir({ prefix: "ferry-cli-" })}/missing.wasm`;
+  const small = missing.replace("missing.wasm", "small.img");
+  await Deno.writeFile(small, new Uint8Array(4096));
   const bads: [string[], RegExp][] = [
     [["--port", "8080"], /Unknown option '--port'/],
     [["--fill", "nope"], /--fill expects zero, random or pattern/],
@@ -186,6 +188,14 @@ Deno.test("--help prints a usage naming every flag, exit 2; a bad command line g
     [["--ram-block", "a=4M", "--ram-block", "a=8M"], /duplicate RAM block name 'a'/],
     [["--ram", "4M", "--workload", "increment,end=8M"], /increment range .* outside RAM/],
     [["--guest", `wasm:${missing}`], /wasm guest: cannot read .*missing\.wasm: No such file/],
+    [
+      ["--drive", "id=d,file=/tmp/x.img,size=100K"],
+      /--drive: size 100K is not a positive multiple/,
+    ],
+    [
+      ["--drive", `id=d,file=${small},size=1M`],
+      /--drive d: .*small\.img has 4096 bytes, not the size/,
+    ],
   ];
   try {
     const runs = await Promise.all(bads.map(([bad]) => run(...bad)));
