@@ -7,6 +7,7 @@
  * @module
  */
 import type { SharedGuest } from "../adapters/memory/guest_ram.ts";
+import type { ColoReport } from "./colo_state.ts";
 import type { DestinationStart } from "./engine/messages.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import { Migration, type MigrationListener } from "./migration.ts";
@@ -40,7 +41,12 @@ export class Incoming {
     listener: MigrationListener,
     onNew: (m: Migration) => void,
     onArrived: () => void,
-    options: { linkTimeoutMs?: number; arrivalDigest?: boolean } = {},
+    options: {
+      linkTimeoutMs?: number;
+      arrivalDigest?: boolean;
+      /** The agent's x-colo cell and who hears the data path's COLO reports. */
+      colo?: { enabled: Int32Array; report(m: ColoReport): void };
+    } = {},
   ) {
     this.#listener = (m, from, to) => {
       listener(m, from, to);
@@ -62,6 +68,7 @@ export class Incoming {
       decompressThreads,
       linkTimeoutMs: options.linkTimeoutMs,
       arrivalDigest: options.arrivalDigest,
+      colo: options.colo?.enabled,
     };
     this.#host = new WorkerHost(DEST_WORKER, start, {
       current: () => this.current,
@@ -72,6 +79,7 @@ export class Incoming {
         this.#recovering = null;
       },
       onArrived,
+      onColo: (m) => options.colo?.report(m),
       onRecoverFailed: (message) => {
         this.recoverTriggered = false;
         this.#recovering?.reject(new Error(message));
@@ -104,6 +112,11 @@ export class Incoming {
 
   /** True between a migrate-recover and the end of that recovery attempt. */
   recoverTriggered = false;
+
+  /** x-colo-lost-heartbeat for the secondary. */
+  lostHeartbeat(): void {
+    this.#host.post({ t: "colo-lost-heartbeat" });
+  }
 
   /** migrate-pause on the destination: shut the current channel (postcopy pauses). */
   pause(): void {

@@ -11,7 +11,7 @@ import { PROGRESS_FITS, PROGRESS_STATES } from "../domain/progress.ts";
 const count = (d: string) => z.number().meta({ description: d });
 
 /** Every event's `time`: when the agent published it. */
-const eventTime = z.string().meta({
+export const eventTime = z.string().meta({
   description: "When the agent published the event (ISO 8601, UTC); a replayed event keeps it.",
   example: "2026-12-06T10:17:03.250Z",
 });

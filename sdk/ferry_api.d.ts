@@ -190,6 +190,46 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/colo": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * query-colo-status
+     * @description The agent's COLO mode, the mode it had before, and why it left COLO.
+     */
+    get: operations["queryColoStatus"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/colo/lost-heartbeat": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * x-colo-lost-heartbeat
+     * @description Failover: on the secondary it leaves COLO and runs the guest on alone; on the primary it stops checkpointing and its guest runs on alone. The side sends an exit to its peer first (when the link still works), which then stops its guest. 409 outside COLO.
+     */
+    post: operations["xColoLostHeartbeat"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/capabilities": {
     parameters: {
       query?: never;
@@ -401,7 +441,7 @@ export interface paths {
     };
     /**
      * Migration events (text/event-stream)
-     * @description `event: MIGRATION` with `data:` a MigrationEvent on every status change, in order; `event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync; `event: progress` with a MigrationInfo about every 250 ms while a migration runs; Ferry's own `event: MIGRATION_CONVERGENCE` when an outgoing precopy's convergence verdict changes and `event: MIGRATION_POLICY` when its x-policy fires. Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed (the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open. A subscriber more than 4096 events behind is disconnected; it can reconnect and replay. At most `--max-sse-subscribers` streams are open at once (default 256); beyond that 503. Every event's `data` has a `time` member: when the agent published it (ISO 8601, UTC), so a replayed event keeps its own time. The `x-events` extension maps each event name to the schema of its `data`.
+     * @description `event: MIGRATION` with `data:` a MigrationEvent on every status change, in order; `event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync; `event: progress` with a MigrationInfo about every 250 ms while a migration runs; Ferry's own `event: MIGRATION_CONVERGENCE` when an outgoing precopy's convergence verdict changes and `event: MIGRATION_POLICY` when its x-policy fires; `event: COLO_EXIT` with a ColoExitEvent when the agent leaves COLO. Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed (the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open. A subscriber more than 4096 events behind is disconnected; it can reconnect and replay. At most `--max-sse-subscribers` streams are open at once (default 256); beyond that 503. Every event's `data` has a `time` member: when the agent published it (ISO 8601, UTC), so a replayed event keeps its own time. The `x-events` extension maps each event name to the schema of its `data`.
      */
     get: operations["events"];
     put?: never;
@@ -662,6 +702,18 @@ export interface components {
        */
       fits?: "estimating" | "fits" | "too-long";
     };
+    /** @description QEMU's COLO_EXIT: this agent left COLO. */
+    ColoExitEvent: {
+      /** @enum {string} */
+      mode: "primary" | "secondary";
+      /** @enum {string} */
+      reason: "request" | "error";
+      /**
+       * @description When the agent published the event (ISO 8601, UTC); a replayed event keeps it.
+       * @example 2026-12-06T10:17:03.250Z
+       */
+      time: string;
+    };
     OutputRecord: {
       /** @description Counts the guest's writes from 1 over its whole life, across migrations. */
       seq: number;
@@ -834,6 +886,23 @@ export interface components {
         | "pre-switchover"
         | "device";
     };
+    ColoStatus: {
+      /**
+       * @description primary (this agent sends checkpoints), secondary (it receives them) or none.
+       * @enum {string}
+       */
+      mode: "primary" | "secondary" | "none";
+      /**
+       * @description The mode before COLO was last left.
+       * @enum {string}
+       */
+      "last-mode": "primary" | "secondary" | "none";
+      /**
+       * @description Why COLO was left: request (lost-heartbeat, or the peer's announced exit), error (the peer died), processing (the link went silent: this side holds and waits for lost-heartbeat), none.
+       * @enum {string}
+       */
+      reason: "none" | "request" | "error" | "processing";
+    };
     MigrationCapabilities: {
       /** @description Send resent pages as XOR deltas against a page cache (XBZRLE). */
       xbzrle: boolean;
@@ -849,7 +918,7 @@ export interface components {
       events: boolean;
       /** @description Allow switching to postcopy: run on the destination and fetch missing pages on demand. */
       "postcopy-ram": boolean;
-      /** @description COarse-grained LOck-stepping (COLO) fault tolerance. (Not available: COLO is not supported by Ferry.) */
+      /** @description COarse-grained LOck-stepping (COLO) fault tolerance: a precopy that reaches the switchover does not complete; both sides enter status colo, the secondary runs the guest it received and the primary sends checkpoints every x-checkpoint-delay ms. */
       "x-colo": boolean;
       /** @description Free source pages once sent during postcopy. */
       "release-ram": boolean;
@@ -883,7 +952,7 @@ export interface components {
       events?: boolean;
       /** @description Allow switching to postcopy: run on the destination and fetch missing pages on demand. */
       "postcopy-ram"?: boolean;
-      /** @description COarse-grained LOck-stepping (COLO) fault tolerance. (Not available: COLO is not supported by Ferry.) */
+      /** @description COarse-grained LOck-stepping (COLO) fault tolerance: a precopy that reaches the switchover does not complete; both sides enter status colo, the secondary runs the guest it received and the primary sends checkpoints every x-checkpoint-delay ms. */
       "x-colo"?: boolean;
       /** @description Free source pages once sent during postcopy. */
       "release-ram"?: boolean;
@@ -1801,6 +1870,82 @@ export interface operations {
       };
       /** @description Content Too Large */
       413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  queryColoStatus: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The COLO status */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ColoStatus"];
+        };
+      };
+    };
+  };
+  xColoLostHeartbeat: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Failover requested */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ColoStatus"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflict */
+      409: {
         headers: {
           [name: string]: unknown;
         };
