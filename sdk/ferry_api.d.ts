@@ -614,6 +614,25 @@ export interface components {
         /** @description pages × page-size / compressed-size. */
         "compression-rate": number;
       };
+      /** @description Ferry: COLO's checkpoint counters (the seed's TODO), in status colo and after. */
+      "x-colo"?: {
+        /** @description Checkpoints taken (primary) or applied (secondary). */
+        checkpoints: number;
+        /** @description Of them, started by the x-checkpoint-delay timer. */
+        "checkpoints-periodic": number;
+        /** @description Of them, started at once (x-checkpoint-delay changed). */
+        "checkpoints-triggered": number;
+        /** @description The primary's pause in the last checkpoint (ms). */
+        "pause-last-ms": number;
+        /** @description The primary's median pause over the last 1024 checkpoints (ms). */
+        "pause-p50-ms": number;
+        /** @description The primary's 99th-percentile pause over the same (ms). */
+        "pause-p99-ms": number;
+        /** @description Bytes of the last checkpoint. */
+        "checkpoint-bytes-last": number;
+        /** @description Bytes of every checkpoint. */
+        "checkpoint-bytes-total": number;
+      };
       "x-convergence"?: components["schemas"]["Convergence"];
       "x-progress"?: components["schemas"]["Progress"];
       /** @description Ferry: status changes and policy escalations, in order. */
@@ -787,6 +806,25 @@ export interface components {
         "compressed-size": number;
         /** @description pages × page-size / compressed-size. */
         "compression-rate": number;
+      };
+      /** @description Ferry: COLO's checkpoint counters (the seed's TODO), in status colo and after. */
+      "x-colo"?: {
+        /** @description Checkpoints taken (primary) or applied (secondary). */
+        checkpoints: number;
+        /** @description Of them, started by the x-checkpoint-delay timer. */
+        "checkpoints-periodic": number;
+        /** @description Of them, started at once (x-checkpoint-delay changed). */
+        "checkpoints-triggered": number;
+        /** @description The primary's pause in the last checkpoint (ms). */
+        "pause-last-ms": number;
+        /** @description The primary's median pause over the last 1024 checkpoints (ms). */
+        "pause-p50-ms": number;
+        /** @description The primary's 99th-percentile pause over the same (ms). */
+        "pause-p99-ms": number;
+        /** @description Bytes of the last checkpoint. */
+        "checkpoint-bytes-last": number;
+        /** @description Bytes of every checkpoint. */
+        "checkpoint-bytes-total": number;
       };
       "x-convergence"?: components["schemas"]["Convergence"];
       "x-progress"?: components["schemas"]["Progress"];

@@ -46,6 +46,7 @@ import { StreamStates } from "./dest_stream_state.ts";
 import { DeviceSectionLoader } from "./device_section.ts";
 import { RamSectionLoader } from "./ram_section_loader.ts";
 import { SECTION_DATA, SectionTable } from "./section_table.ts";
+import { DestColo } from "./dest_colo.ts";
 
 /** One incoming migration. */
 class DestinationRun {
@@ -74,16 +75,17 @@ class DestinationRun {
   readonly #start = Date.now();
   /** Watches the current stream's channels for a dead source (a new one per recovery). */
   #watch: LinkWatch | null = null;
+  readonly #ramSection: RamSectionLoader;
+  /** COLO_ENABLE came (and x-colo is on here): the secondary's side after EOF. */
+  #colo: DestColo | null = null;
 
   constructor(ctx: DestinationContext) {
     this.#ctx = ctx;
     const { guest } = ctx;
     this.#vcpu = new VcpuControl(guest);
     this.#ram = new RamLoader(guest, ctx.stats);
-    this.#sections = new SectionTable([
-      new RamSectionLoader(this.#ram, ctx.stats, ctx.decompressThreads ?? 2),
-      new DeviceSectionLoader(this.#vcpu),
-    ]);
+    this.#ramSection = new RamSectionLoader(this.#ram, ctx.stats, ctx.decompressThreads ?? 2);
+    this.#sections = new SectionTable([this.#ramSection, new DeviceSectionLoader(this.#vcpu)]);
   }
 
   get #status(): MigrationStatus {
@@ -115,6 +117,7 @@ class DestinationRun {
       }
       await this.#complete();
       await this.#rp?.send(encodeRpShut(0));
+      await this.#colo?.run(); // x-colo: the secondary runs on the same connection
       return true;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
@@ -256,6 +259,9 @@ class DestinationRun {
         }
         this.#ram.advised = true;
         break;
+      case FrameType.COLO_ENABLE:
+        this.#colo = this.#enableColo();
+        break;
       case FrameType.POSTCOPY_DISCARD:
         this.#ram.discard(payload);
         break;
@@ -357,13 +363,34 @@ class DestinationRun {
       this.#vcpu.beginSnapshot();
       link.post({ t: "arrived" });
     }
-    // process_incoming_migration_bh: runstate first, then completed.
+    // process_incoming_migration_bh: runstate first, then completed (or colo: the guest runs).
+    this.#colo?.prepare();
     this.#ran = true;
-    this.#setRunstate();
+    if (this.#colo) this.#vcpu.setRunstate("running");
+    else this.#setRunstate();
     stats[STAT.totalTime] = Date.now() - this.#start;
-    if (!await link.transition("active", "completed")) {
+    if (!await link.transition("active", this.#colo ? "colo" : "completed")) {
       throw new WireError("incoming migration was stopped");
     }
+  }
+
+  /** COLO_ENABLE: this side will be COLO's secondary (x-colo must be on here too). */
+  #enableColo(): DestColo {
+    if (!this.#ctx.colo?.enabled) {
+      throw new WireError("COLO is not enabled on the destination (capability x-colo)");
+    }
+    if (!this.#rp || !this.#mainReader) throw new WireError("COLO needs the return path");
+    return new DestColo({
+      ...this.#ctx,
+      vcpu: this.#vcpu,
+      reader: this.#mainReader,
+      channel: this.#channel!,
+      rp: this.#rp,
+      ram: this.#ram,
+      ramSection: this.#ramSection,
+      sections: this.#sections,
+      control: this.#ctx.colo,
+    });
   }
 
   /** postcopy-paused until migrate-recover brings a channel; then the recovery handshake. */

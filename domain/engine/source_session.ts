@@ -130,9 +130,10 @@ export class SourceSession implements SwitchoverRun, RamSectionHost {
     return this.ctx.link.status;
   }
 
-  /** A return path is open (postcopy-ram or return-path): the destination answers. */
+  /** A return path is open (postcopy-ram, return-path, x-colo): the destination answers. */
   get returnPath(): boolean {
-    return this.ctx.caps["postcopy-ram"] || this.ctx.caps["return-path"];
+    const caps = this.ctx.caps;
+    return caps["postcopy-ram"] || caps["return-path"] || caps["x-colo"];
   }
 
   /** The destination's SHUT value, or null before it. */

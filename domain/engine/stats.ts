@@ -42,6 +42,19 @@ export const STAT = {
   afterSync: 31,
   /** With XBZRLE or compression: wire bytes a pending page costs (0 = a whole page). */
   wirePerPage: 36,
+  /** COLO: checkpoints taken (primary) or applied (secondary). */
+  coloCheckpoints: 37,
+  /** COLO: of them, those the x-checkpoint-delay timer started. */
+  coloPeriodic: 38,
+  /** COLO: of them, those started at once (x-checkpoint-delay changed; later output compare). */
+  coloTriggered: 39,
+  /** COLO: the primary's pause in the last checkpoint (ms), and p50 / p99 over the last 1024. */
+  coloPauseLast: 40,
+  coloPauseP50: 41,
+  coloPauseP99: 42,
+  /** COLO: bytes of the last checkpoint, and of all. */
+  coloBytesLast: 43,
+  coloBytesTotal: 44,
 } as const;
 
 const SLOTS = 48;

@@ -66,6 +66,10 @@ export const FrameType = {
   MULTIFD_SYNC: 0x30,
   MULTIFD_HELLO: 0x31,
   MULTIFD_SETUP: 0x32,
+  /** A COLO message from the primary (docs/wire-format.md, "COLO"). */
+  COLO: 0x50,
+  /** The source runs COLO after this precopy (QEMU's MIG_CMD_ENABLE_COLO). */
+  COLO_ENABLE: 0x51,
 } as const;
 
 /** Largest PACKAGED payload (the postcopy device-state package). */
@@ -136,6 +140,8 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.MULTIFD_SYNC]: { name: "MULTIFD_SYNC", fixed: 4 },
   [FrameType.MULTIFD_HELLO]: { name: "MULTIFD_HELLO", fixed: 20 },
   [FrameType.MULTIFD_SETUP]: { name: "MULTIFD_SETUP", fixed: 20 },
+  [FrameType.COLO]: { name: "COLO", fixed: 12 },
+  [FrameType.COLO_ENABLE]: { name: "COLO_ENABLE", fixed: 0 },
 };
 
 /** Codes reserved for later versions; version 2 decoders reject them as unknown. */
