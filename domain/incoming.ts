@@ -7,6 +7,7 @@
  * @module
  */
 import type { SharedGuest } from "../adapters/memory/guest_ram.ts";
+import { VcpuControl } from "../adapters/memory/vcpu_control.ts";
 import type { ColoReport } from "./colo_state.ts";
 import type { DestinationStart } from "./engine/messages.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
@@ -95,6 +96,14 @@ export class Incoming {
         if (m.status === "setup" || m.status === "active") {
           this.current.setError("incoming data path ended unexpectedly");
           m.transition(m.status, "failed");
+        }
+        if (m.status === "colo") {
+          // The secondary's data path died: its connection ended, so the primary runs on alone;
+          // this guest must not.
+          new VcpuControl(guest).setRunstate("paused");
+          this.current.setError("incoming data path ended in COLO");
+          options.colo?.report({ t: "colo", what: "exit", reason: "error" });
+          m.transition("colo", "failed");
         }
         ready();
       },

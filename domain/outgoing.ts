@@ -153,6 +153,16 @@ export class Outgoing {
       }
       if (isSetupOrActive(m.status)) m.transition(m.status, "failed");
     }
+    if (m.status === "colo") {
+      // The primary's data path died: its connection ended, so the secondary runs the guest
+      // on alone (it took it over); this one must not.
+      vcpu.setRunstate("postmigrate");
+      this.migration.setError(
+        `${crash ?? "data path ended"} in COLO; the secondary runs the guest`,
+      );
+      this.#onColo?.({ t: "colo", what: "exit", reason: "error" });
+      m.transition("colo", "failed");
+    }
     if (m.status === "cancelling") {
       if (!this.#point.crossed) this.#giveGuestBack();
       m.transition("cancelling", "cancelled");

@@ -3,16 +3,19 @@
  * both sides, the primary's guest running, the secondary running the guest it received),
  * periodic checkpoints counted and x-checkpoint-delay changed live, `kill -9` of the primary
  * (the secondary takes over by itself and its guest goes on), a destination without x-colo
- * (the primary's guest runs on), and lost-heartbeat on the primary and on the secondary.
- * Four agents, passed along: A → B (A killed), B → C (lost-heartbeat on the primary B), then
- * B → D (lost-heartbeat on the secondary D).
+ * (the primary's guest runs on), a frozen primary (SIGSTOP: the secondary holds, its guest
+ * stopped; lost-heartbeat on the secondary; the primary, woken, stops), and lost-heartbeat on
+ * the primary. Four agents, passed along: A → B (A killed), B → C (C refuses, then B frozen),
+ * B → D (lost-heartbeat on the primary B).
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const GUEST = ["--ram", "32M"];
+/** A short link timeout, so that a silent peer is held for within the test. */
+const ENV = { FERRY_LINK_TIMEOUT_MS: "3000" };
 const INCOMING = [...GUEST, "--incoming", "tcp:127.0.0.1:0"];
 
 async function colo(a: AgentProcess): Promise<Json> {
@@ -78,14 +81,13 @@ function exitSeen(events: SseRecorder, mode: string, reason: string): Promise<un
 
 Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death and on lost-heartbeat", async (t) => {
   await withAgents(async (track) => {
-    const [a, b, c, d] = await startAgents(
-      track,
+    const [a, b, c, d] = await Promise.all([
       // Paced so that the precopy converges on a busy 2-core host.
       [...GUEST, "--fill", "random", "--workload", "increment,rate=5000"],
       INCOMING,
       INCOMING,
       INCOMING,
-    );
+    ].map((args) => startAgent(args, [], undefined, ENV).then(track)));
     const bEvents = await recordEvents(b.base);
     const aEvents = await recordEvents(a.base);
     try {
@@ -150,9 +152,53 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
       );
 
       await t.step(
-        "lost-heartbeat on the primary: it runs on alone, the secondary stops",
+        "a frozen primary: the secondary holds; lost-heartbeat there; the primary stops",
         async () => {
           await enterColo(b, c);
+          await checkpoints(b, 2);
+          b.kill("SIGSTOP"); // silent: no EOF, no RST
+          try {
+            await waitFor(
+              "the secondary to hold",
+              async () => (await colo(c)).reason === "processing",
+            );
+            assert.equal((await colo(c)).mode, "secondary", "no proof the primary died: it holds");
+            assert.equal((await machine(c)).runstate, "colo", "its guest stopped");
+            const r = await c.api("POST", "/colo/lost-heartbeat");
+            assert.equal(r.status, 202, JSON.stringify(r.body));
+            await waitFor(
+              "the secondary to leave colo",
+              async () => (await colo(c)).mode === "none",
+            );
+            assert.deepEqual(await colo(c), {
+              mode: "none",
+              "last-mode": "secondary",
+              reason: "request",
+            });
+            assert.equal((await machine(c)).runstate, "running");
+            await progresses(c, "the secondary alone");
+          } finally {
+            b.kill("SIGCONT");
+          }
+          // The primary wakes up, finds the secondary's EXIT, and stops: one guest runs.
+          await waitFor("the primary to leave colo", async () => (await colo(b)).mode === "none");
+          assert.deepEqual(await colo(b), {
+            mode: "none",
+            "last-mode": "primary",
+            reason: "request",
+          });
+          await exitSeen(bEvents, "primary", "request");
+          assert.equal((await machine(b)).runstate, "postmigrate", "the guest moved to c");
+          assert.equal((await b.waitStatus(/^(completed|failed)$/)).status, "completed");
+          await incrementOk(c);
+        },
+      );
+
+      await t.step(
+        "lost-heartbeat on the primary: it runs on alone, the secondary stops",
+        async () => {
+          assert.equal((await b.api("POST", "/machine/cont")).status, 202);
+          await enterColo(b, d);
           await checkpoints(b, 2);
           const r = await b.api("POST", "/colo/lost-heartbeat");
           assert.equal(r.status, 202, JSON.stringify(r.body));
@@ -162,38 +208,15 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
             "last-mode": "primary",
             reason: "request",
           });
-          await exitSeen(bEvents, "primary", "request");
           assert.equal((await b.waitStatus(/^(completed|failed)$/)).status, "completed");
           assert.equal((await machine(b)).runstate, "running");
           await progresses(b, "the primary alone");
-          await waitFor("the secondary to stop", async () => (await colo(c)).mode === "none");
-          assert.equal((await colo(c)).reason, "request");
-          assert.equal((await machine(c)).runstate, "paused");
-          const again = await c.api("POST", "/colo/lost-heartbeat");
+          await waitFor("the secondary to stop", async () => (await colo(d)).mode === "none");
+          assert.equal((await colo(d)).reason, "request");
+          assert.equal((await machine(d)).runstate, "paused");
+          const again = await d.api("POST", "/colo/lost-heartbeat");
           assert.equal(again.status, 409);
           assert.equal(again.headers.get("content-type"), "application/problem+json");
-        },
-      );
-
-      await t.step(
-        "lost-heartbeat on the secondary: it runs on alone, the primary stops",
-        async () => {
-          await enterColo(b, d);
-          await checkpoints(b, 2);
-          const r = await d.api("POST", "/colo/lost-heartbeat");
-          assert.equal(r.status, 202, JSON.stringify(r.body));
-          await waitFor("the secondary to leave colo", async () => (await colo(d)).mode === "none");
-          assert.deepEqual(await colo(d), {
-            mode: "none",
-            "last-mode": "secondary",
-            reason: "request",
-          });
-          assert.equal((await machine(d)).runstate, "running");
-          await progresses(d, "the secondary alone");
-          await incrementOk(d);
-          await waitFor("the primary to leave colo", async () => (await colo(b)).mode === "none");
-          assert.equal((await machine(b)).runstate, "postmigrate", "the guest moved to d");
-          assert.equal((await b.waitStatus(/^(completed|failed)$/)).status, "completed");
         },
       );
     } finally {

@@ -4,9 +4,10 @@
  * way out of COLO is classified, and the checkpoint counters (stats.ts `colo*` slots).
  *
  * A peer whose process died ends the connection (EOF, or RST from its kernel): that is proof,
- * and the other side runs on alone. A link that only went silent (the link watch gave it up:
- * a `LinkError`) proves nothing — the peer may run on behind a partition — so that side holds
- * and waits for `lost-heartbeat`.
+ * and the other side runs on alone — so in COLO a live side never closes the connection without
+ * an EXIT first. A link that only went silent proves nothing (the peer may run on behind a
+ * partition, or be frozen): that side holds — its guest stopped, the connection open — and waits
+ * for `lost-heartbeat` (or for the peer to speak again). See {@link ColoWatchdog}.
  *
  * @module
  */
@@ -76,6 +77,8 @@ export class ColoReplies {
   #error: unknown = null;
   /** The secondary's own reason, when it refused something. */
   reason: string | null = null;
+  /** Bytes read from the secondary so far (the heartbeat watches it). */
+  bytes = 0;
 
   /** Starts reading `channel`; `wake` runs after every message and at the end. */
   constructor(channel: Channel, wake: () => void) {
@@ -100,6 +103,7 @@ export class ColoReplies {
       await readExact(ch, head);
       const { length } = rpLength(head);
       await readExact(ch, data.subarray(0, length));
+      this.bytes += RP_HEADER_SIZE + length;
       const body = data.subarray(0, length);
       if (isRpReason(head)) this.reason = decodeRpReason(body);
       else if (((head[0] << 8) | head[1]) === RP_COLO) this.#queue.push(decodeColoReply(body));
@@ -126,6 +130,61 @@ async function readExact(ch: Channel, buf: Uint8Array): Promise<void> {
     const n = await ch.read(buf.subarray(got));
     if (n === null) throw new WireError("COLO: the peer closed the connection", "truncated");
     got += n;
+  }
+}
+
+/**
+ * COLO's heartbeat: the link watch would close a silent connection, and a closed connection
+ * reads as the peer's death on the other side, so in COLO each side watches its peer itself
+ * and never closes: no byte from the peer for `timeoutMs` (the link timeout) → `onHold` (this
+ * side stops its guest and waits for lost-heartbeat); bytes again → `onResume`.
+ */
+export class ColoWatchdog {
+  readonly #timeoutMs: number;
+  readonly #progress: () => number;
+  readonly #onHold: () => void;
+  readonly #onResume: () => void;
+  #last = -1;
+  #heard = performance.now();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  /** The peer has been silent for the timeout (and not heard since). */
+  holding = false;
+
+  /** Watches `progress` (bytes read from the peer so far). */
+  constructor(timeoutMs: number, progress: () => number, onHold: () => void, onResume: () => void) {
+    this.#timeoutMs = timeoutMs;
+    this.#progress = progress;
+    this.#onHold = onHold;
+    this.#onResume = onResume;
+  }
+
+  /** Starts watching (every tenth of the timeout, at most every 250 ms). */
+  start(): void {
+    this.#last = this.#progress();
+    this.#heard = performance.now();
+    this.#timer = setInterval(() => this.poll(), Math.min(250, this.#timeoutMs / 10));
+  }
+
+  /** Applies the rule now. */
+  poll(): void {
+    const p = this.#progress();
+    const now = performance.now();
+    if (p !== this.#last) {
+      this.#last = p;
+      this.#heard = now;
+      if (this.holding) {
+        this.holding = false;
+        this.#onResume();
+      }
+    } else if (!this.holding && now - this.#heard >= this.#timeoutMs) {
+      this.holding = true;
+      this.#onHold();
+    }
+  }
+
+  /** Stops watching. */
+  stop(): void {
+    clearInterval(this.#timer);
   }
 }
 

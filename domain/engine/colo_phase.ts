@@ -8,7 +8,8 @@
  * device state → VMSTATE_RECEIVED → VMSTATE_LOADED → this guest runs again. It drives the
  * session's page sender and full sections; it never throws: every way out leaves this guest
  * running, except a secondary that announced it runs on alone (this guest stops, its state
- * handed over) and a silent link (hold until lost-heartbeat). See colo_link.ts.
+ * handed over). A secondary silent for the link timeout is held for: this guest stops until it
+ * speaks again or lost-heartbeat comes (colo_link.ts); PINGs keep this side heard meanwhile.
  *
  * @module
  */
@@ -21,12 +22,16 @@ import {
   coloName,
   encodeColoFrame,
 } from "../wire/colo.ts";
-import { WireError } from "../wire/mod.ts";
+import { FrameType, WireError } from "../wire/mod.ts";
+import { encodeU32Frame } from "../wire/postcopy.ts";
+import { keepaliveInterval } from "./link_watch.ts";
+import { KEEPALIVE_PING } from "./source_link.ts";
 import {
   ColoCounters,
   type ColoEnding,
   coloEnding,
   ColoReplies,
+  ColoWatchdog,
   LostHeartbeat,
   PeerExit,
 } from "./colo_link.ts";
@@ -39,6 +44,10 @@ export class ColoPhase {
   readonly #counters: ColoCounters;
   #replies: ColoReplies | null = null;
   #delay: number;
+  #watchdog: ColoWatchdog | null = null;
+  /** Between CHECKPOINT_REQUEST and VMSTATE_LOADED. */
+  #inCheckpoint = false;
+  #lastPing = 0;
 
   /** The COLO phase of `session`, whose precopy completed with the connection kept open. */
   constructor(session: SourceSession) {
@@ -57,7 +66,16 @@ export class ColoPhase {
     s.link.post({ t: "colo", what: "enter", mode: "primary" });
     let ending: ColoEnding;
     try {
-      this.#replies = new ColoReplies(s.channel, () => s.control.wake.notify());
+      s.unwatch(); // a silent secondary is held for, never hung up on (colo_link.ts)
+      const replies = new ColoReplies(s.channel, () => s.control.wake.notify());
+      this.#replies = replies;
+      this.#watchdog = new ColoWatchdog(
+        s.linkTimeoutMs,
+        () => replies.bytes,
+        () => this.#hold(),
+        () => this.#resume(),
+      );
+      this.#watchdog.start();
       await this.#expect(ColoMessage.CHECKPOINT_READY);
       s.vcpu.setRunstate("running");
       await this.#loop();
@@ -65,7 +83,22 @@ export class ColoPhase {
     } catch (e) {
       ending = coloEnding(e);
     }
+    this.#watchdog?.stop();
     await this.#leave(ending);
+  }
+
+  /** The secondary went silent: this guest stops; checkpoints wait (see colo_link.ts). */
+  #hold(): void {
+    this.#s.vcpu.setRunstate("colo");
+    this.#s.link.post({ t: "colo", what: "hold" });
+    this.#s.control.wake.notify();
+  }
+
+  /** The secondary speaks again: between checkpoints this guest runs again. */
+  #resume(): void {
+    this.#s.link.post({ t: "colo", what: "enter", mode: "primary" });
+    if (!this.#inCheckpoint) this.#s.vcpu.setRunstate("running");
+    this.#s.control.wake.notify();
   }
 
   /** Checkpoints until something ends COLO (it throws). */
@@ -84,12 +117,16 @@ export class ColoPhase {
         if (delay !== this.#delay) now = true;
         this.#delay = delay;
       }
+      if (this.#watchdog!.holding) {
+        await s.control.wake.wait(1000); // nothing goes out until the secondary speaks
+        continue;
+      }
       if (now || Date.now() >= next) {
         await this.#checkpoint(!now);
         next = Date.now() + this.#delay;
         continue;
       }
-      await s.keepalive();
+      await this.#ping();
       await s.control.wake.wait(Math.max(1, Math.min(1000, next - Date.now())));
     }
   }
@@ -99,6 +136,7 @@ export class ColoPhase {
     const s = this.#s;
     const sender = s.sender;
     const before = s.transferred();
+    this.#inCheckpoint = true;
     await sender.append(encodeColoFrame(ColoMessage.CHECKPOINT_REQUEST));
     await sender.flush();
     await this.#expect(ColoMessage.CHECKPOINT_REPLY);
@@ -124,6 +162,7 @@ export class ColoPhase {
     await sender.flush();
     await this.#expect(ColoMessage.VMSTATE_RECEIVED);
     await this.#expect(ColoMessage.VMSTATE_LOADED);
+    this.#inCheckpoint = false;
     s.vcpu.setRunstate("running");
     this.#counters.record(periodic, performance.now() - t0, s.transferred() - before);
   }
@@ -131,7 +170,6 @@ export class ColoPhase {
   /** Waits for the secondary's `msg` (anything else is a protocol error). */
   async #expect(msg: ColoMessageCode): Promise<void> {
     const s = this.#s;
-    s.expectReply(); // a secondary that went silent is given up after the link timeout
     for (;;) {
       this.#check();
       const m = this.#replies!.take();
@@ -141,6 +179,15 @@ export class ColoPhase {
       }
       await s.control.wake.wait(1000);
     }
+  }
+
+  /** A PING when one is due, so that a live primary is never silent for the secondary. */
+  async #ping(): Promise<void> {
+    const now = performance.now();
+    if (now - this.#lastPing < keepaliveInterval(this.#s.linkTimeoutMs)) return;
+    this.#lastPing = now;
+    await this.#s.sender.append(encodeU32Frame(FrameType.PING, KEEPALIVE_PING));
+    await this.#s.sender.flush();
   }
 
   /** The secondary's EXIT ends COLO; any other message out of turn is a protocol error. */

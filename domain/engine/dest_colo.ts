@@ -1,13 +1,13 @@
 /**
  * The secondary's COLO side (QEMU's colo_process_incoming_thread): after the precopy's EOF
  * and its SHUT the guest runs here on its own RAM while checkpoints arrive on the same
- * connection. Pages land in the checkpoint cache (cache_placement.ts); the device state is
+ * connection, watched by COLO's heartbeat instead of the link watch. Pages land in the checkpoint cache (cache_placement.ts); the device state is
  * held aside; only a whole checkpoint is applied: the cached pages that either side dirtied
  * since the last checkpoint (this guest's dirty log is merged first) are copied into RAM, the
  * device state is loaded, the guest runs again. A checkpoint cut halfway leaves RAM and the
  * running guest as they were. How COLO is left: colo_link.ts (EOF / RST = the primary died:
- * run on alone; a silent link: hold, guest stopped, until lost-heartbeat; the primary's EXIT:
- * stop). Never throws.
+ * run on alone; the primary's EXIT: stop). A primary silent for the link timeout is held for:
+ * the guest stops until it speaks again or lost-heartbeat comes. Never throws.
  *
  * @module
  */
@@ -28,7 +28,7 @@ import {
   WireError,
 } from "../wire/mod.ts";
 import { decodeU32 } from "../wire/postcopy.ts";
-import { type ColoEnding, coloEnding, PeerExit } from "./colo_link.ts";
+import { type ColoEnding, coloEnding, ColoWatchdog, PeerExit } from "./colo_link.ts";
 import type { ReturnPath } from "./dest_support.ts";
 import type { SectionLoader } from "./live_section.ts";
 import type { MainLink } from "./main_link.ts";
@@ -82,12 +82,38 @@ export interface DestColoDeps {
   /** Every section's loader (the device state's SECTION_FULL records). */
   sections: SectionTable;
   control: ColoControl;
+  /** The link timeout (ms): COLO's heartbeat (colo_link.ts). */
+  timeoutMs: number;
+  /** Stops the run's link watch (it would close a silent connection). */
+  unwatch(): void;
+}
+
+/**
+ * COLO_ENABLE: the secondary's side of an incoming run; refused unless x-colo is on here too
+ * and the stream opened its return path.
+ */
+export function enableSecondary(
+  control: ColoControl | undefined,
+  parts: Omit<DestColoDeps, "control" | "rp" | "reader" | "channel"> & {
+    rp: ReturnPath | null;
+    reader: FrameReader | null;
+    channel: Channel | null;
+  },
+): DestColo {
+  if (!control?.enabled) {
+    throw new WireError("COLO is not enabled on the destination (capability x-colo)");
+  }
+  const { rp, reader, channel } = parts;
+  if (!rp || !reader || !channel) throw new WireError("COLO needs the return path");
+  return new DestColo({ ...parts, rp, reader, channel, control });
 }
 
 /** The secondary's COLO (see the module doc). */
 export class DestColo {
   readonly #d: DestColoDeps;
   readonly #own: Uint8Array;
+  /** Between CHECKPOINT_REQUEST and VMSTATE_LOADED. */
+  #inCheckpoint = false;
 
   /** The COLO side of an incoming run that received COLO_ENABLE. */
   constructor(deps: DestColoDeps) {
@@ -109,6 +135,16 @@ export class DestColo {
       // Tell the primary first (it stops its guest), then end the exchange here.
       void this.#sendExit(ColoExitCode.REQUEST).finally(() => d.channel.close());
     };
+    d.unwatch(); // a silent primary is held for, never hung up on (colo_link.ts)
+    const watchdog = new ColoWatchdog(d.timeoutMs, () => d.reader.bytesRead, () => {
+      // No proof that the primary died: the guest stops until it speaks or lost-heartbeat.
+      d.vcpu.setRunstate("colo");
+      d.link.post({ t: "colo", what: "hold" });
+    }, () => {
+      d.link.post({ t: "colo", what: "enter", mode: "secondary" });
+      if (!this.#inCheckpoint) d.vcpu.setRunstate("running");
+    });
+    watchdog.start();
     let ending: ColoEnding;
     try {
       if (d.control.lostHeartbeat) throw new Error("lost heartbeat");
@@ -117,6 +153,7 @@ export class DestColo {
     } catch (e) {
       ending = d.control.lostHeartbeat ? { kind: "request" } : coloEnding(e);
     }
+    watchdog.stop();
     d.control.onLostHeartbeat = null;
     await this.#leave(ending);
   }
@@ -125,6 +162,7 @@ export class DestColo {
   async #checkpoint(): Promise<void> {
     const d = this.#d;
     await this.#expect(ColoMessage.CHECKPOINT_REQUEST);
+    this.#inCheckpoint = true;
     d.vcpu.setRunstate("colo");
     if (!await d.vcpu.waitParkedAsync(5000)) throw new Error("vCPU did not stop");
     await d.rp.send(encodeColoReply(ColoMessage.CHECKPOINT_REPLY));
@@ -165,6 +203,7 @@ export class DestColo {
     d.stats[STAT.coloBytesLast] = d.reader.bytesRead - start;
     d.stats[STAT.coloBytesTotal] += d.reader.bytesRead - start;
     d.stats[STAT.transferred] = d.reader.bytesRead;
+    this.#inCheckpoint = false;
     d.vcpu.setRunstate("running");
     await d.rp.send(encodeColoReply(ColoMessage.VMSTATE_LOADED));
   }

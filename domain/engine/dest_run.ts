@@ -9,7 +9,7 @@
  * explicit state (dest_stream_state.ts): a frame out of order is refused naming it. What a
  * section record carries goes to that section's loader by section id (section_table.ts: RAM,
  * the device state); where pages go is the RAM loader's placement (straight to RAM, then
- * postcopy's).
+ * postcopy's). After COLO_ENABLE the secondary's side (dest_colo.ts) runs past EOF.
  *
  * @module
  */
@@ -33,10 +33,9 @@ import { decodeU32, splitPackage } from "../wire/postcopy.ts";
 import { encodeRpPong, encodeRpShut } from "../wire/return_path.ts";
 import { encodeRpReason } from "../wire/peer_reason.ts";
 import { STAT } from "./stats.ts";
-import { decodeSetup } from "../wire/multifd.ts";
 import { MultifdReceiver } from "./multifd_receiver.ts";
 import { checkedRunstate, ReturnPath, runstateAfter } from "./dest_support.ts";
-import { pauseAndRecover, requestFaults } from "./dest_postcopy.ts";
+import { listen, pauseAndRecover } from "./dest_postcopy.ts";
 import type { DestinationContext } from "./dest_context.ts";
 import { failureKind } from "./failure.ts";
 import { RamLoader } from "./ram_loader.ts";
@@ -46,7 +45,7 @@ import { StreamStates } from "./dest_stream_state.ts";
 import { DeviceSectionLoader } from "./device_section.ts";
 import { RamSectionLoader } from "./ram_section_loader.ts";
 import { SECTION_DATA, SectionTable } from "./section_table.ts";
-import { DestColo } from "./dest_colo.ts";
+import { type DestColo, enableSecondary } from "./dest_colo.ts";
 
 /** One incoming migration. */
 class DestinationRun {
@@ -260,41 +259,38 @@ class DestinationRun {
         this.#ram.advised = true;
         break;
       case FrameType.COLO_ENABLE:
-        this.#colo = this.#enableColo();
+        this.#colo = enableSecondary(this.#ctx.colo, {
+          ...this.#ctx,
+          vcpu: this.#vcpu,
+          reader: this.#mainReader,
+          channel: this.#channel,
+          rp: this.#rp,
+          ram: this.#ram,
+          ramSection: this.#ramSection,
+          sections: this.#sections,
+          timeoutMs: this.#ctx.linkTimeoutMs ?? DEFAULT_LINK_TIMEOUT_MS,
+          unwatch: () => this.#watch?.stop(),
+        });
         break;
       case FrameType.POSTCOPY_DISCARD:
         this.#ram.discard(payload);
         break;
       case FrameType.POSTCOPY_LISTEN:
         if (this.#mainReader) this.#mainReader.coalesceUs = 0; // faults must be answered now
-        if (!this.#ram.advised || !this.#rp) {
-          throw new WireError("migration stream: postcopy listen without advise and return path");
-        }
-        if (!await this.#ctx.link.transition("active", "postcopy-active")) {
-          throw new WireError("incoming migration was stopped");
-        }
-        this.#ram.place("postcopy");
-        this.#vcpu.setPostcopy(true);
-        this.#faults = requestFaults({
+        ({ faults: this.#faults } = await listen(this.#ctx.link, {
           guest,
           vcpu: this.#vcpu,
           ram: this.#ram,
           rp: () => this.#rp,
           done: () => this.#done,
           ended: this.#ended.promise,
-        });
+        }));
         break;
       case FrameType.MULTIFD_SETUP: {
-        if (!this.#ctx.multifd || this.#mfd) {
-          throw new WireError("migration stream: unexpected multifd setup");
-        }
-        const setup = decodeSetup(payload);
+        if (this.#mfd) throw new WireError("migration stream: unexpected multifd setup");
         if (this.#mainReader) this.#mainReader.coalesceUs = 0; // page channels share this Worker
-        const channels = await this.#ctx.multifd.claim(setup.uuid, setup.channels);
-        for (const c of channels) c.channel = this.#watch!.guard(c.channel);
-        // A failed page channel closes the main stream too, so that its reader stops.
-        this.#mfd = new MultifdReceiver(channels, this.#ram, this.#ctx.stats, () => {
-          this.#channel?.close();
+        this.#mfd = await MultifdReceiver.claim(this.#ctx, payload, this.#watch!, this.#ram, () => {
+          this.#channel?.close(); // a failed page channel stops the main stream's reader too
         });
         break;
       }
@@ -372,25 +368,6 @@ class DestinationRun {
     if (!await link.transition("active", this.#colo ? "colo" : "completed")) {
       throw new WireError("incoming migration was stopped");
     }
-  }
-
-  /** COLO_ENABLE: this side will be COLO's secondary (x-colo must be on here too). */
-  #enableColo(): DestColo {
-    if (!this.#ctx.colo?.enabled) {
-      throw new WireError("COLO is not enabled on the destination (capability x-colo)");
-    }
-    if (!this.#rp || !this.#mainReader) throw new WireError("COLO needs the return path");
-    return new DestColo({
-      ...this.#ctx,
-      vcpu: this.#vcpu,
-      reader: this.#mainReader,
-      channel: this.#channel!,
-      rp: this.#rp,
-      ram: this.#ram,
-      ramSection: this.#ramSection,
-      sections: this.#sections,
-      control: this.#ctx.colo,
-    });
   }
 
   /** postcopy-paused until migrate-recover brings a channel; then the recovery handshake. */

@@ -291,6 +291,16 @@ export class SourceSession implements SwitchoverRun, RamSectionHost {
     this.#conn?.expectReply();
   }
 
+  /** The link timeout (ms) of this migration. */
+  get linkTimeoutMs(): number {
+    return this.ctx.linkTimeoutMs ?? DEFAULT_LINK_TIMEOUT_MS;
+  }
+
+  /** The link watch stops; the connection stays open (COLO's heartbeat takes over). */
+  unwatch(): void {
+    this.#conn?.unwatch();
+  }
+
   /** Drops the current connection after a failure (its bytes stay counted). */
   dropChannel(): void {
     if (!this.#conn) return; // dropped already (a resume that could not connect)

@@ -117,6 +117,8 @@ async function secondary() {
     ramSection,
     sections: new SectionTable([ramSection, device]),
     control,
+    timeoutMs: 30_000,
+    unwatch: () => {},
   });
   colo.prepare();
   vcpu.setRunstate("running");
