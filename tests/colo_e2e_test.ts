@@ -107,6 +107,9 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
           assert.ok(first["checkpoint-bytes-last"] > 0, JSON.stringify(first));
           assert.ok(first["pause-p99-ms"] >= first["pause-p50-ms"], JSON.stringify(first));
           assert.ok((await info(b))["x-colo"].checkpoints >= 3, "the secondary applied them");
+          const metrics = await (await fetch(`${a.base}/metrics`)).text();
+          const counted = Number(/^ferry_colo_checkpoints (\d+)$/m.exec(metrics)?.[1]);
+          assert.ok(counted >= 3, "GET /metrics counts the checkpoints");
           // A long delay: one checkpoint at once (the change), then none for a while.
           await a.api("PATCH", "/parameters", { "x-checkpoint-delay": 600_000 });
           const changed = await waitFor("the checkpoint the changed delay starts", async () => {
@@ -139,7 +142,7 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
       });
 
       await t.step(
-        "a destination without x-colo refuses COLO: the primary's guest runs on",
+        "a destination without x-colo refuses COLO, a cancel before COLO: the primary runs on",
         async () => {
           await b.api("PATCH", "/parameters", { "x-checkpoint-delay": 200 });
           assert.equal((await b.api("POST", "/migrations", { uri: c.incomingUri })).status, 202);
@@ -148,6 +151,19 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
           assert.match(failed["error-desc"], /COLO is not enabled on the destination/);
           assert.equal((await machine(b)).runstate, "running");
           await progresses(b, "the primary after the refusal");
+          // With x-colo on both, a precopy cancelled before the switchover: the guest runs on.
+          assert.equal((await c.api("PATCH", "/capabilities", { "x-colo": true })).status, 200);
+          await b.api("PATCH", "/parameters", { "max-bandwidth": 1 << 20 });
+          assert.equal((await b.api("POST", "/migrations", { uri: c.incomingUri })).status, 202);
+          await b.waitStatus(/^active$/);
+          assert.equal((await b.api("POST", "/migrations/current/cancel")).status, 202);
+          assert.equal(
+            (await b.waitStatus(/^(cancelled|colo|completed|failed)$/)).status,
+            "cancelled",
+          );
+          assert.equal((await machine(b)).runstate, "running");
+          assert.equal((await colo(b)).mode, "none");
+          await progresses(b, "the primary after the cancel");
         },
       );
 

@@ -22,6 +22,12 @@ Deno.test("colo: x-colo is settable, GET /colo says none, lost-heartbeat outside
     assert.equal(lost.headers.get("content-type"), "application/problem+json");
     assert.equal(lost.body.detail, "VM is not in COLO mode");
     assert.equal((await request("GET", "/capabilities")).body["postcopy-ram"], false);
+    const file = await request("POST", "/migrations", { uri: "file:/tmp/ferry-colo-never" });
+    assert.equal(file.status, 400);
+    assert.equal(
+      file.body.detail,
+      "COLO needs a return path: file: channels carry one direction only",
+    );
   });
 });
 
