@@ -48,6 +48,8 @@ export class ColoPhase {
   /** Between CHECKPOINT_REQUEST and VMSTATE_LOADED. */
   #inCheckpoint = false;
   #lastPing = 0;
+  /** x-checkpoint-delay changed: the next checkpoint starts at once (kept over a hold). */
+  #triggered = false;
 
   /** The COLO phase of `session`, whose precopy completed with the connection kept open. */
   constructor(session: SourceSession) {
@@ -79,7 +81,7 @@ export class ColoPhase {
       await this.#expect(ColoMessage.CHECKPOINT_READY);
       s.vcpu.setRunstate("running");
       await this.#loop();
-      ending = { kind: "request" }; // #loop returns only on lost-heartbeat
+      ending = { kind: "request" }; // not reached: #loop ends by throwing
     } catch (e) {
       ending = coloEnding(e);
     }
@@ -109,20 +111,21 @@ export class ColoPhase {
       this.#check();
       const m = this.#replies!.take();
       if (m) this.#unexpected(m, "between checkpoints");
-      let now = false;
       if (s.control.paramsChanged) {
         s.control.paramsChanged = false;
         const delay = Number(s.params["x-checkpoint-delay"]);
         // colo_checkpoint_notify: a changed delay takes effect at once.
-        if (delay !== this.#delay) now = true;
+        if (delay !== this.#delay) this.#triggered = true;
         this.#delay = delay;
       }
       if (this.#watchdog!.holding) {
         await s.control.wake.wait(1000); // nothing goes out until the secondary speaks
         continue;
       }
-      if (now || Date.now() >= next) {
-        await this.#checkpoint(!now);
+      if (this.#triggered || Date.now() >= next) {
+        const periodic = !this.#triggered;
+        this.#triggered = false;
+        await this.#checkpoint(periodic);
         next = Date.now() + this.#delay;
         continue;
       }

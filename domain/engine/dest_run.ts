@@ -31,7 +31,6 @@ import {
 } from "../wire/mod.ts";
 import { decodeU32, splitPackage } from "../wire/postcopy.ts";
 import { encodeRpPong, encodeRpShut } from "../wire/return_path.ts";
-import { encodeRpReason } from "../wire/peer_reason.ts";
 import { STAT } from "./stats.ts";
 import { MultifdReceiver } from "./multifd_receiver.ts";
 import { checkedRunstate, ReturnPath, runstateAfter } from "./dest_support.ts";
@@ -39,7 +38,7 @@ import { listen, pauseAndRecover } from "./dest_postcopy.ts";
 import type { DestinationContext } from "./dest_context.ts";
 import { failureKind } from "./failure.ts";
 import { RamLoader } from "./ram_loader.ts";
-import { lingerForSource, sendReason, SourceCancelled } from "./peer_reason.ts";
+import { SourceCancelled, tellSource } from "./peer_reason.ts";
 import { DEFAULT_LINK_TIMEOUT_MS, LinkWatch } from "./link_watch.ts";
 import { StreamStates } from "./dest_stream_state.ts";
 import { DeviceSectionLoader } from "./device_section.ts";
@@ -124,15 +123,7 @@ class DestinationRun {
       // The guest stops here before the source hears of the failure: a SHUT with an error
       // tells the source that this side does not run the guest (it may run it again).
       if (this.#ran) this.#vcpu.setRunstate("paused");
-      if (!(e instanceof SourceCancelled)) {
-        // Beyond QEMU: the source learns why (docs/wire-format.md, "The destination's reason").
-        if (this.#rp) await this.#rp.send(encodeRpReason(message));
-        else if (this.#ctx.twoWay) await sendReason(this.#channel ?? channel, message);
-      }
-      await this.#rp?.send(encodeRpShut(1));
-      if (this.#ctx.twoWay && !(e instanceof SourceCancelled)) {
-        await lingerForSource(this.#channel ?? channel);
-      }
+      await tellSource(e, message, this.#rp, this.#ctx.twoWay ?? false, this.#channel ?? channel);
       const status = this.#status;
       if (status !== "failed" && status !== "completed") await link.transition(status, "failed");
       return false;
