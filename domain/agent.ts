@@ -17,6 +17,7 @@ import { requireExecAllowed } from "./exec_policy.ts";
 import { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
 import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
+import { ColoState } from "./colo_state.ts";
 import { IncomingSide } from "./incoming_side.ts";
 import { tlsOptionsFor } from "./tls_options.ts";
 import type { Migration } from "./migration.ts";
@@ -82,6 +83,8 @@ export class Agent {
   readonly #tls: TlsCredsRegistry;
   /** blk/inc set the block options of the running migration (the seed's flag). */
   #mustRemoveBlock = false;
+  /** query-colo-status, COLO_EXIT, and where a lost-heartbeat goes. */
+  readonly colo = new ColoState(this.events);
 
   private constructor(machine: Machine, config: AgentConfig) {
     this.#tls = config.tls ?? new TlsCredsRegistry();
@@ -101,6 +104,7 @@ export class Agent {
       allowExec: this.allowExec,
       linkTimeoutMs: config.linkTimeoutMs,
       arrivalDigest: config.arrivalDigest,
+      colo: this.colo,
     }, config.incoming === "defer");
     this.#out = new OutgoingSide({
       machine,
@@ -110,7 +114,12 @@ export class Agent {
       record: (m) => this.#record(m),
       setPolicy: (p) => (this.#watch.policy = p),
       linkTimeoutMs: config.linkTimeoutMs,
+      colo: this.colo,
     });
+    this.colo.setEnabled(this.capabilities["x-colo"]);
+    this.colo.route((mode) =>
+      mode === "primary" ? this.#out.lostHeartbeat() : this.#incoming.lostHeartbeat()
+    );
   }
 
   /** Builds the guest and, with `--incoming URI`, starts listening. */
@@ -326,6 +335,7 @@ export class Agent {
     const current = this.#sourceStatus;
     if (isSetupOrActive(current)) throw new DomainError("active", MIGRATION_ACTIVE);
     this.capabilities = mergeCapabilities(this.capabilities, patch);
+    this.colo.setEnabled(this.capabilities["x-colo"]);
     return this.capabilities;
   }
 

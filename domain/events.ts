@@ -21,6 +21,8 @@ export interface FerryEventMap {
   MIGRATION_CONVERGENCE: { id: string } & Convergence;
   /** Ferry: the migration's x-policy fired and took an action. */
   MIGRATION_POLICY: { id: string; note: string } & PolicyFiring;
+  /** QEMU's COLO_EXIT: this agent left COLO (mode it had, why). */
+  COLO_EXIT: { mode: "primary" | "secondary"; reason: "request" | "error" };
   /** Ferry: a running migration's MigrationInfo, about every 250 ms. */
   progress: MigrationInfo;
 }

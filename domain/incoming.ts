@@ -7,6 +7,8 @@
  * @module
  */
 import type { SharedGuest } from "../adapters/memory/guest_ram.ts";
+import { VcpuControl } from "../adapters/memory/vcpu_control.ts";
+import type { ColoReport } from "./colo_state.ts";
 import type { DestinationStart } from "./engine/messages.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import { Migration, type MigrationListener } from "./migration.ts";
@@ -40,7 +42,12 @@ export class Incoming {
     listener: MigrationListener,
     onNew: (m: Migration) => void,
     onArrived: () => void,
-    options: { linkTimeoutMs?: number; arrivalDigest?: boolean } = {},
+    options: {
+      linkTimeoutMs?: number;
+      arrivalDigest?: boolean;
+      /** The agent's x-colo cell and who hears the data path's COLO reports. */
+      colo?: { enabled: Int32Array; report(m: ColoReport): void };
+    } = {},
   ) {
     this.#listener = (m, from, to) => {
       listener(m, from, to);
@@ -62,6 +69,7 @@ export class Incoming {
       decompressThreads,
       linkTimeoutMs: options.linkTimeoutMs,
       arrivalDigest: options.arrivalDigest,
+      colo: options.colo?.enabled,
     };
     this.#host = new WorkerHost(DEST_WORKER, start, {
       current: () => this.current,
@@ -72,6 +80,7 @@ export class Incoming {
         this.#recovering = null;
       },
       onArrived,
+      onColo: (m) => options.colo?.report(m),
       onRecoverFailed: (message) => {
         this.recoverTriggered = false;
         this.#recovering?.reject(new Error(message));
@@ -87,6 +96,14 @@ export class Incoming {
         if (m.status === "setup" || m.status === "active") {
           this.current.setError("incoming data path ended unexpectedly");
           m.transition(m.status, "failed");
+        }
+        if (m.status === "colo") {
+          // The secondary's data path died: its connection ended, so the primary runs on alone;
+          // this guest must not.
+          new VcpuControl(guest).setRunstate("paused");
+          this.current.setError("incoming data path ended in COLO");
+          options.colo?.report({ t: "colo", what: "exit", reason: "error" });
+          m.transition("colo", "failed");
         }
         ready();
       },
@@ -104,6 +121,11 @@ export class Incoming {
 
   /** True between a migrate-recover and the end of that recovery attempt. */
   recoverTriggered = false;
+
+  /** x-colo-lost-heartbeat for the secondary. */
+  lostHeartbeat(): void {
+    this.#host.post({ t: "colo-lost-heartbeat" });
+  }
 
   /** migrate-pause on the destination: shut the current channel (postcopy pauses). */
   pause(): void {

@@ -11,6 +11,7 @@ import { parseMigrationUri } from "../adapters/channels/uri.ts";
 import { DomainError } from "./errors.ts";
 import { requireExecAllowed } from "./exec_policy.ts";
 import type { EventBus } from "./event_bus.ts";
+import type { ColoState } from "./colo_state.ts";
 import { Incoming } from "./incoming.ts";
 import type { Migration, MigrationListener } from "./migration.ts";
 import { type MigrationInfo, migrationInfo } from "./migration_info.ts";
@@ -42,6 +43,8 @@ export interface IncomingDeps {
   linkTimeoutMs?: number;
   /** `--arrival-digest`: a destination keeps the digest of RAM as it arrived. */
   arrivalDigest?: boolean;
+  /** The agent's COLO status (x-colo, and the data path's reports). */
+  colo?: ColoState;
 }
 
 /** Incoming migrations of one agent. */
@@ -80,7 +83,11 @@ export class IncomingSide {
       this.#deps.listener,
       (m) => this.#deps.record(m),
       () => machine.captureArrival(),
-      { linkTimeoutMs: this.#deps.linkTimeoutMs, arrivalDigest: this.#deps.arrivalDigest },
+      {
+        linkTimeoutMs: this.#deps.linkTimeoutMs,
+        arrivalDigest: this.#deps.arrivalDigest,
+        colo: this.#deps.colo,
+      },
     );
     await this.#incoming.ready;
     const failed = this.#incoming.current;
@@ -164,6 +171,13 @@ export class IncomingSide {
   pause(): boolean {
     if (this.#incoming?.current.status !== "postcopy-active") return false;
     this.#incoming.pause();
+    return true;
+  }
+
+  /** x-colo-lost-heartbeat for the secondary: false when its migration is not in COLO. */
+  lostHeartbeat(): boolean {
+    if (this.#incoming?.current.status !== "colo") return false;
+    this.#incoming.lostHeartbeat();
     return true;
   }
 

@@ -57,11 +57,41 @@ export interface MigrationInfo {
   };
   /** Block migration's drives (the seed's populate_disk_info), in bytes. */
   disk?: { transferred: number; remaining: number; total: number };
+  "x-colo"?: ColoInfo;
   "x-convergence"?: Convergence;
   "x-progress"?: Progress;
   "x-history"?: { time: string; status: string; note?: string }[];
   "x-id"?: string;
   "x-side"?: "source" | "destination";
+}
+
+/** Ferry: COLO's checkpoint counters (the seed's TODO "display COLO specific information"). */
+export interface ColoInfo {
+  checkpoints: number;
+  "checkpoints-periodic": number;
+  "checkpoints-triggered": number;
+  "pause-last-ms": number;
+  "pause-p50-ms": number;
+  "pause-p99-ms": number;
+  "checkpoint-bytes-last": number;
+  "checkpoint-bytes-total": number;
+}
+
+/** The checkpoint counters, in status colo and once a checkpoint was taken. */
+function coloInfo(m: Migration, info: MigrationInfo): void {
+  const s = m.stats;
+  if (m.status !== "colo" && s[STAT.coloCheckpoints] === 0) return;
+  const ms = (v: number) => Math.round(v * 1000) / 1000;
+  info["x-colo"] = {
+    checkpoints: s[STAT.coloCheckpoints],
+    "checkpoints-periodic": s[STAT.coloPeriodic],
+    "checkpoints-triggered": s[STAT.coloTriggered],
+    "pause-last-ms": ms(s[STAT.coloPauseLast]),
+    "pause-p50-ms": ms(s[STAT.coloPauseP50]),
+    "pause-p99-ms": ms(s[STAT.coloPauseP99]),
+    "checkpoint-bytes-last": s[STAT.coloBytesLast],
+    "checkpoint-bytes-total": s[STAT.coloBytesTotal],
+  };
 }
 
 /** populate_ram_info's xbzrle-cache and compression members, when their capability is on. */
@@ -254,6 +284,7 @@ export function migrationInfo(m: Migration, opts: InfoOptions = {}): MigrationIn
     info["postcopy-blocktime"] = ms;
     info["postcopy-vcpu-blocktime"] = [ms];
   }
+  coloInfo(m, info);
   if (opts.history) info["x-history"] = m.history.map((h) => ({ ...h }));
   info["x-id"] = m.id;
   info["x-side"] = m.side;

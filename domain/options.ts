@@ -55,9 +55,10 @@ export const CAPABILITIES = {
     global: "x-postcopy-ram",
   },
   "x-colo": {
-    description: "COarse-grained LOck-stepping (COLO) fault tolerance.",
+    description: "COarse-grained LOck-stepping (COLO) fault tolerance: a precopy that reaches " +
+      "the switchover does not complete; both sides enter status colo, the secondary runs " +
+      "the guest it received and the primary sends checkpoints every x-checkpoint-delay ms.",
     global: "x-colo",
-    unsupported: "COLO is not supported by Ferry",
   },
   "release-ram": {
     description: "Free source pages once sent during postcopy.",
@@ -117,6 +118,9 @@ export const INCOMPATIBLE: readonly { all: readonly CapabilityName[]; message: s
     all: ["postcopy-ram", "compress"],
     message: "Postcopy is not currently compatible with compression",
   },
+  // Ferry's limits: COLO's checkpoints move on the main channel of a precopy.
+  { all: ["x-colo", "postcopy-ram"], message: "COLO is not compatible with postcopy" },
+  { all: ["x-colo", "x-multifd"], message: "COLO is not compatible with multifd" },
 ];
 
 const UINT32 = 0xffff_ffff;

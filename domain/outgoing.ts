@@ -15,6 +15,7 @@ import type { SharedGuest } from "../adapters/memory/guest_ram.ts";
 import { type RunState, VcpuControl } from "../adapters/memory/vcpu_control.ts";
 import type { LiveParams, MainMessage, SourceStart } from "./engine/messages.ts";
 import { PAST_THE_POINT, PointOfNoReturn } from "./engine/no_return.ts";
+import type { ColoReport } from "./colo_state.ts";
 import type { Capabilities } from "./options.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import type { Migration } from "./migration.ts";
@@ -44,6 +45,8 @@ export interface OutgoingOptions {
   linkTimeoutMs?: number;
   /** Test seam: another source Worker module (tests/helpers/crashing_source_worker.ts). */
   sourceWorker?: URL;
+  /** Hears the data path's COLO reports. */
+  onColo?(m: ColoReport): void;
 }
 
 /** A running outgoing migration's controls. */
@@ -75,6 +78,7 @@ export class Outgoing {
     this.#runstateBefore = this.#vcpu.runstate;
     this.#workerUrl = options.sourceWorker ?? SOURCE_WORKER;
     this.#onPass = onPass;
+    this.#onColo = options.onColo;
     // QEMU's migrate_init: the clock of total-time starts with status setup, before the data
     // path's thread exists (starting a Worker takes tens of ms, and that is the migration's).
     migration.stats[STAT.startTime] = Date.now();
@@ -112,12 +116,14 @@ export class Outgoing {
   }
 
   readonly #onPass: (pass: number) => void;
+  readonly #onColo?: (m: ColoReport) => void;
 
   #spawn(start: SourceStart, transfer: Transferable[] = []): void {
     const migration = this.migration;
     this.#host = new WorkerHost(this.#workerUrl, start, {
       current: () => migration,
       onPass: this.#onPass,
+      onColo: this.#onColo,
       onDone: (crash) => this.#ended(crash),
     }, transfer);
   }
@@ -146,6 +152,16 @@ export class Outgoing {
         this.migration.setError(why);
       }
       if (isSetupOrActive(m.status)) m.transition(m.status, "failed");
+    }
+    if (m.status === "colo") {
+      // The primary's data path died: its connection ended, so the secondary runs the guest
+      // on alone (it took it over); this one must not.
+      vcpu.setRunstate("postmigrate");
+      this.migration.setError(
+        `${crash ?? "data path ended"} in COLO; the secondary runs the guest`,
+      );
+      this.#onColo?.({ t: "colo", what: "exit", reason: "error" });
+      m.transition("colo", "failed");
     }
     if (m.status === "cancelling") {
       if (!this.#point.crossed) this.#giveGuestBack();
@@ -188,7 +204,10 @@ export class Outgoing {
    * of a postcopy whose data path died starts a new one.
    */
   command(
-    m: Extract<MainMessage, { t: "postcopy" | "continue" | "pause" | "resume" | "auto-converge" }>,
+    m: Extract<
+      MainMessage,
+      { t: "postcopy" | "continue" | "pause" | "resume" | "auto-converge" | "colo-lost-heartbeat" }
+    >,
   ): void {
     if (m.t === "resume" && this.#host === null) {
       this.#spawn({ ...this.#start, recover: { uri: m.uri, tls: m.tls } });

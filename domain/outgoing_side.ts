@@ -15,6 +15,7 @@ import type { FerryEventMap } from "./events.ts";
 import type { LiveParams } from "./engine/messages.ts";
 import { Migration, type MigrationListener } from "./migration.ts";
 import { type MigrationInfo, migrationInfo } from "./migration_info.ts";
+import type { ColoState } from "./colo_state.ts";
 import type { Capabilities } from "./options.ts";
 import { type CancelAnswer, cancelRefusal, Outgoing } from "./outgoing.ts";
 import { PolicyTracker } from "./policy.ts";
@@ -35,6 +36,8 @@ export interface OutgoingDeps {
   setPolicy(policy: PolicyTracker | null): void;
   /** The link timeout (ms; engine/link_watch.ts), when not the default. */
   linkTimeoutMs?: number;
+  /** The agent's COLO status (the data path reports to it). */
+  colo?: ColoState;
 }
 
 /** Outgoing migrations of one agent. */
@@ -107,7 +110,7 @@ export class OutgoingSide {
       caps,
       tls,
       (pass) => this.#deps.events.publish("MIGRATION_PASS", { pass }),
-      { linkTimeoutMs: this.#deps.linkTimeoutMs },
+      { linkTimeoutMs: this.#deps.linkTimeoutMs, onColo: (m) => this.#deps.colo?.report(m) },
     );
     return migrationInfo(migration);
   }
@@ -134,6 +137,13 @@ export class OutgoingSide {
   pause(): boolean {
     if (!this.#outgoing || this.status !== "postcopy-active") return false;
     this.#outgoing.command({ t: "pause" });
+    return true;
+  }
+
+  /** x-colo-lost-heartbeat for the primary: false when no data path runs. */
+  lostHeartbeat(): boolean {
+    if (!this.#outgoing || this.status !== "colo") return false;
+    this.#outgoing.command({ t: "colo-lost-heartbeat" });
     return true;
   }
 

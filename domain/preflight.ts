@@ -147,8 +147,18 @@ export function prepareProblems(req: MigrateRequest, s: PreflightState): DomainE
 export function startProblems(uri: string, capabilities: Capabilities): DomainError[] {
   try {
     const u = parseMigrationUri(uri, "outgoing");
+    const oneWay = u.kind === "exec" || u.kind === "file";
+    if (capabilities["x-colo"] && oneWay) {
+      // COLO's checkpoints are an exchange (QEMU's COLO opens the return path too).
+      return [
+        new DomainError(
+          "incompatible",
+          `COLO needs a return path: ${u.kind}: channels carry one direction only`,
+        ),
+      ];
+    }
     const needsReturnPath = capabilities["postcopy-ram"] || capabilities["return-path"];
-    if (needsReturnPath && (u.kind === "exec" || u.kind === "file")) {
+    if (needsReturnPath && oneWay) {
       return [
         new DomainError(
           "incompatible",

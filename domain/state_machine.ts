@@ -46,7 +46,7 @@ export const TRANSITIONS: Record<
     "setup": ["active", "failed", "cancelling"],
     "active": ["completed", "failed", "cancelling", "pre-switchover", "postcopy-active", "colo"],
     "pre-switchover": ["device", "postcopy-active", "failed", "cancelling"],
-    "device": ["completed", "failed", "cancelling"],
+    "device": ["completed", "failed", "cancelling", "colo"],
     "postcopy-active": ["completed", "failed", "cancelling", "postcopy-paused"],
     "postcopy-paused": ["postcopy-recover", "failed", "cancelling"],
     "postcopy-recover": ["postcopy-active", "postcopy-paused", "failed", "cancelling"],

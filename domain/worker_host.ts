@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ColoReport } from "./colo_state.ts";
 import type { MainMessage, WorkerMessage } from "./engine/messages.ts";
 import type { Migration } from "./migration.ts";
 import { CodecSpawner } from "./codecs/codec_spawner.ts";
@@ -20,6 +21,8 @@ export interface WorkerHandlers {
   onArrived?(): void;
   /** A migrate-recover could not listen; `message` says why. */
   onRecoverFailed?(message: string): void;
+  /** COLO entered, held or left. */
+  onColo?(m: ColoReport): void;
   /** The Worker ended: it said it was done, or it died (`crash`: the error's message). */
   onDone(crash?: string): void;
 }
@@ -76,6 +79,9 @@ export class WorkerHost {
             },
             (message) => this.post({ t: "codec-crash", id: m.id, message }),
           );
+          break;
+        case "colo":
+          handlers.onColo?.(m);
           break;
         case "codec-release":
           this.#codecs.stop(m.id);

@@ -27,6 +27,7 @@ import { ExclusiveGate, MAX_SSE_SUBSCRIBERS, RAM_PASS_QUEUE, StreamSlots } from 
 import { FerryMetrics, metricsRoutes } from "./metrics.ts";
 import { migrationRoutes } from "./migrations.ts";
 import { switchoverRoutes } from "./switchover.ts";
+import { ColoExitEventSchema, coloRoutes } from "./colo.ts";
 import { optionRoutes } from "./options.ts";
 import { errorResponse, problem } from "./problem.ts";
 import type { AgentRef } from "./route_kit.ts";
@@ -119,9 +120,11 @@ function apiRoutes(agent: AgentRef, options: AppOptions, limits: Limits): OpenAP
   api.openAPIRegistry.register("MigrationConvergenceEvent", MigrationConvergenceEventSchema);
   api.openAPIRegistry.register("MigrationPolicyEvent", MigrationPolicyEventSchema);
   api.openAPIRegistry.register("ProgressEvent", ProgressEventSchema);
+  api.openAPIRegistry.register("ColoExitEvent", ColoExitEventSchema);
   api.openapi(health, (c) => c.json({ status: "ok" as const }, 200));
   api.route("/", migrationRoutes(agent));
   api.route("/", switchoverRoutes(agent));
+  api.route("/", coloRoutes(agent));
   api.route("/", optionRoutes(agent));
   api.route("/", blockerRoutes(agent));
   api.route("/", machineRoutes(agent, limits.ramPass));

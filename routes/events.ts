@@ -30,6 +30,7 @@ export const EVENT_SCHEMAS: Record<FerryEventName, { $ref: string }> = {
   MIGRATION_PASS: ref("MigrationPassEvent"),
   MIGRATION_CONVERGENCE: ref("MigrationConvergenceEvent"),
   MIGRATION_POLICY: ref("MigrationPolicyEvent"),
+  COLO_EXIT: ref("ColoExitEvent"),
   progress: ref("ProgressEvent"),
 };
 
@@ -44,7 +45,8 @@ const events = createRoute({
     "`event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync;",
     "`event: progress` with a MigrationInfo about every 250 ms while a migration runs;",
     "Ferry's own `event: MIGRATION_CONVERGENCE` when an outgoing precopy's convergence verdict",
-    "changes and `event: MIGRATION_POLICY` when its x-policy fires.",
+    "changes and `event: MIGRATION_POLICY` when its x-policy fires;",
+    "`event: COLO_EXIT` with a ColoExitEvent when the agent leaves COLO.",
     "Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed",
     "(the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open.",
     "A subscriber more than 4096 events behind is disconnected; it can reconnect and replay.",

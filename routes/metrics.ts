@@ -128,6 +128,21 @@ export class FerryMetrics {
         (s) => s.throttle,
       ],
       ["ferry_sse_subscribers", "Clients following GET /events", (s) => s.subscribers],
+      [
+        "ferry_colo_checkpoints",
+        "COLO checkpoints taken or applied (x-colo.checkpoints)",
+        (s) => s.info["x-colo"]?.checkpoints ?? 0,
+      ],
+      [
+        "ferry_colo_pause_p50_ms",
+        "The COLO primary's median pause per checkpoint in ms",
+        (s) => s.info["x-colo"]?.["pause-p50-ms"] ?? 0,
+      ],
+      [
+        "ferry_colo_pause_p99_ms",
+        "The COLO primary's 99th-percentile pause per checkpoint in ms",
+        (s) => s.info["x-colo"]?.["pause-p99-ms"] ?? 0,
+      ],
     ];
     for (const [name, help, read] of gauges) {
       new Gauge({

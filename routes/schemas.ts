@@ -11,7 +11,7 @@ import { PROGRESS_FITS, PROGRESS_STATES } from "../domain/progress.ts";
 const count = (d: string) => z.number().meta({ description: d });
 
 /** Every event's `time`: when the agent published it. */
-const eventTime = z.string().meta({
+export const eventTime = z.string().meta({
   description: "When the agent published the event (ISO 8601, UTC); a replayed event keeps it.",
   example: "2026-12-06T10:17:03.250Z",
 });
@@ -74,6 +74,18 @@ export const MigrationInfoSchema = z.object({
     "compressed-size": count("Bytes of compressed page data."),
     "compression-rate": count("pages × page-size / compressed-size."),
   }).optional().meta({ description: "With the compress capability." }),
+  "x-colo": z.object({
+    checkpoints: count("Checkpoints taken (primary) or applied (secondary)."),
+    "checkpoints-periodic": count("Of them, started by the x-checkpoint-delay timer."),
+    "checkpoints-triggered": count("Of them, started at once (x-checkpoint-delay changed)."),
+    "pause-last-ms": count("The primary's pause in the last checkpoint (ms)."),
+    "pause-p50-ms": count("The primary's median pause over the last 1024 checkpoints (ms)."),
+    "pause-p99-ms": count("The primary's 99th-percentile pause over the same (ms)."),
+    "checkpoint-bytes-last": count("Bytes of the last checkpoint."),
+    "checkpoint-bytes-total": count("Bytes of every checkpoint."),
+  }).optional().meta({
+    description: "Ferry: COLO's checkpoint counters (the seed's TODO), in status colo and after.",
+  }),
   "x-convergence": z.object({
     verdict: z.enum(["estimating", "converging", "stalled", "not-converging"]),
     "eta-ms": z.number().optional().meta({ description: "Estimated ms to completion." }),

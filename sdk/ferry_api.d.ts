@@ -190,6 +190,46 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/colo": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * query-colo-status
+     * @description The agent's COLO mode, the mode it had before, and why it left COLO.
+     */
+    get: operations["queryColoStatus"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/colo/lost-heartbeat": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * x-colo-lost-heartbeat
+     * @description Failover: on the secondary it leaves COLO and runs the guest on alone; on the primary it stops checkpointing and its guest runs on alone. The side sends an exit to its peer first (when the link still works), which then stops its guest. 409 outside COLO.
+     */
+    post: operations["xColoLostHeartbeat"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/capabilities": {
     parameters: {
       query?: never;
@@ -421,7 +461,7 @@ export interface paths {
     };
     /**
      * Migration events (text/event-stream)
-     * @description `event: MIGRATION` with `data:` a MigrationEvent on every status change, in order; `event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync; `event: progress` with a MigrationInfo about every 250 ms while a migration runs; Ferry's own `event: MIGRATION_CONVERGENCE` when an outgoing precopy's convergence verdict changes and `event: MIGRATION_POLICY` when its x-policy fires. Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed (the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open. A subscriber more than 4096 events behind is disconnected; it can reconnect and replay. At most `--max-sse-subscribers` streams are open at once (default 256); beyond that 503. Every event's `data` has a `time` member: when the agent published it (ISO 8601, UTC), so a replayed event keeps its own time. The `x-events` extension maps each event name to the schema of its `data`.
+     * @description `event: MIGRATION` with `data:` a MigrationEvent on every status change, in order; `event: MIGRATION_PASS` with a MigrationPassEvent at each dirty-log sync; `event: progress` with a MigrationInfo about every 250 ms while a migration runs; Ferry's own `event: MIGRATION_CONVERGENCE` when an outgoing precopy's convergence verdict changes and `event: MIGRATION_POLICY` when its x-policy fires; `event: COLO_EXIT` with a ColoExitEvent when the agent leaves COLO. Every event has an `id:`; reconnect with `Last-Event-ID` to replay what was missed (the last 2048 events are kept). A `: heartbeat` comment keeps idle streams open. A subscriber more than 4096 events behind is disconnected; it can reconnect and replay. At most `--max-sse-subscribers` streams are open at once (default 256); beyond that 503. Every event's `data` has a `time` member: when the agent published it (ISO 8601, UTC), so a replayed event keeps its own time. The `x-events` extension maps each event name to the schema of its `data`.
      */
     get: operations["events"];
     put?: never;
@@ -595,6 +635,25 @@ export interface components {
         /** @description pages × page-size / compressed-size. */
         "compression-rate": number;
       };
+      /** @description Ferry: COLO's checkpoint counters (the seed's TODO), in status colo and after. */
+      "x-colo"?: {
+        /** @description Checkpoints taken (primary) or applied (secondary). */
+        checkpoints: number;
+        /** @description Of them, started by the x-checkpoint-delay timer. */
+        "checkpoints-periodic": number;
+        /** @description Of them, started at once (x-checkpoint-delay changed). */
+        "checkpoints-triggered": number;
+        /** @description The primary's pause in the last checkpoint (ms). */
+        "pause-last-ms": number;
+        /** @description The primary's median pause over the last 1024 checkpoints (ms). */
+        "pause-p50-ms": number;
+        /** @description The primary's 99th-percentile pause over the same (ms). */
+        "pause-p99-ms": number;
+        /** @description Bytes of the last checkpoint. */
+        "checkpoint-bytes-last": number;
+        /** @description Bytes of every checkpoint. */
+        "checkpoint-bytes-total": number;
+      };
       "x-convergence"?: components["schemas"]["Convergence"];
       "x-progress"?: components["schemas"]["Progress"];
       /** @description Ferry: status changes and policy escalations, in order. */
@@ -692,6 +751,18 @@ export interface components {
        */
       fits?: "estimating" | "fits" | "too-long";
     };
+    /** @description QEMU's COLO_EXIT: this agent left COLO. */
+    ColoExitEvent: {
+      /** @enum {string} */
+      mode: "primary" | "secondary";
+      /** @enum {string} */
+      reason: "request" | "error";
+      /**
+       * @description When the agent published the event (ISO 8601, UTC); a replayed event keeps it.
+       * @example 2026-12-06T10:17:03.250Z
+       */
+      time: string;
+    };
     OutputRecord: {
       /** @description Counts the guest's writes from 1 over its whole life, across migrations. */
       seq: number;
@@ -766,6 +837,25 @@ export interface components {
         "compressed-size": number;
         /** @description pages × page-size / compressed-size. */
         "compression-rate": number;
+      };
+      /** @description Ferry: COLO's checkpoint counters (the seed's TODO), in status colo and after. */
+      "x-colo"?: {
+        /** @description Checkpoints taken (primary) or applied (secondary). */
+        checkpoints: number;
+        /** @description Of them, started by the x-checkpoint-delay timer. */
+        "checkpoints-periodic": number;
+        /** @description Of them, started at once (x-checkpoint-delay changed). */
+        "checkpoints-triggered": number;
+        /** @description The primary's pause in the last checkpoint (ms). */
+        "pause-last-ms": number;
+        /** @description The primary's median pause over the last 1024 checkpoints (ms). */
+        "pause-p50-ms": number;
+        /** @description The primary's 99th-percentile pause over the same (ms). */
+        "pause-p99-ms": number;
+        /** @description Bytes of the last checkpoint. */
+        "checkpoint-bytes-last": number;
+        /** @description Bytes of every checkpoint. */
+        "checkpoint-bytes-total": number;
       };
       "x-convergence"?: components["schemas"]["Convergence"];
       "x-progress"?: components["schemas"]["Progress"];
@@ -865,6 +955,23 @@ export interface components {
         | "pre-switchover"
         | "device";
     };
+    ColoStatus: {
+      /**
+       * @description primary (this agent sends checkpoints), secondary (it receives them) or none.
+       * @enum {string}
+       */
+      mode: "primary" | "secondary" | "none";
+      /**
+       * @description The mode before COLO was last left.
+       * @enum {string}
+       */
+      "last-mode": "primary" | "secondary" | "none";
+      /**
+       * @description Why COLO was left: request (lost-heartbeat, or the peer's announced exit), error (the peer died), processing (the link went silent: this side holds and waits for lost-heartbeat), none.
+       * @enum {string}
+       */
+      reason: "none" | "request" | "error" | "processing";
+    };
     MigrationCapabilities: {
       /** @description Send resent pages as XOR deltas against a page cache (XBZRLE). */
       xbzrle: boolean;
@@ -880,7 +987,7 @@ export interface components {
       events: boolean;
       /** @description Allow switching to postcopy: run on the destination and fetch missing pages on demand. */
       "postcopy-ram": boolean;
-      /** @description COarse-grained LOck-stepping (COLO) fault tolerance. (Not available: COLO is not supported by Ferry.) */
+      /** @description COarse-grained LOck-stepping (COLO) fault tolerance: a precopy that reaches the switchover does not complete; both sides enter status colo, the secondary runs the guest it received and the primary sends checkpoints every x-checkpoint-delay ms. */
       "x-colo": boolean;
       /** @description Free source pages once sent during postcopy. */
       "release-ram": boolean;
@@ -914,7 +1021,7 @@ export interface components {
       events?: boolean;
       /** @description Allow switching to postcopy: run on the destination and fetch missing pages on demand. */
       "postcopy-ram"?: boolean;
-      /** @description COarse-grained LOck-stepping (COLO) fault tolerance. (Not available: COLO is not supported by Ferry.) */
+      /** @description COarse-grained LOck-stepping (COLO) fault tolerance: a precopy that reaches the switchover does not complete; both sides enter status colo, the secondary runs the guest it received and the primary sends checkpoints every x-checkpoint-delay ms. */
       "x-colo"?: boolean;
       /** @description Free source pages once sent during postcopy. */
       "release-ram"?: boolean;
@@ -1842,6 +1949,82 @@ export interface operations {
       };
       /** @description Content Too Large */
       413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  queryColoStatus: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The COLO status */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ColoStatus"];
+        };
+      };
+    };
+  };
+  xColoLostHeartbeat: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Failover requested */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ColoStatus"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflict */
+      409: {
         headers: {
           [name: string]: unknown;
         };

@@ -15,6 +15,7 @@ import "./unit/bench_measure.ts";
 import "./unit/bounded_input.ts";
 import "./unit/cold_start.ts";
 import "./unit/contract_blockers.ts";
+import "./unit/contract_colo.ts";
 import "./unit/contract_errors.ts";
 import "./unit/contract_etag.ts";
 import "./unit/contract_migrations.ts";

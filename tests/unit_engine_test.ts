@@ -7,6 +7,7 @@
  *
  * @module
  */
+import "./unit/engine_colo.ts";
 import "./unit/engine_disk_loader.ts";
 import "./unit/engine_memory.ts";
 import "./unit/engine_postcopy.ts";

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { syncDirtyLog } from "../../adapters/memory/dirty_log.ts";
 import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
 import type { PageMaps, Placement } from "./ram_placement.ts";
 
@@ -63,10 +64,13 @@ export class CachePlacement implements Placement {
 
   /**
    * The checkpoint is whole: copies every page touched since the last commit into RAM (the
-   * guest must be stopped) and returns how many.
+   * guest must be stopped) and returns how many. With `own` (this side's dirty log, one byte
+   * per page, fetched and cleared here), the pages this side's guest wrote since the last
+   * commit are copied back from the cache too (QEMU merges its dirty log first).
    */
-  commit(): number {
+  commit(own?: Uint8Array): number {
     const m = this.#m;
+    if (own) syncDirtyLog(own.subarray(0, this.#dirty.length), this.#dirty);
     let n = 0;
     for (const [b, blk] of m.guest.layout.entries()) {
       const ram = m.ram8[b];

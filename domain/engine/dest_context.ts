@@ -6,6 +6,7 @@
  */
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import type { Channel } from "../ports.ts";
+import type { ColoControl } from "./dest_colo.ts";
 import type { MainLink } from "./main_link.ts";
 import type { MultifdRegistry } from "./multifd_dest.ts";
 
@@ -29,4 +30,6 @@ export interface DestinationContext {
   linkTimeoutMs?: number;
   /** Keep the digest of RAM as it arrived (`--arrival-digest`): snapshot, then `arrived`. */
   arrivalDigest?: boolean;
+  /** x-colo here, and lost-heartbeat (dest_colo.ts). */
+  colo?: ColoControl;
 }

@@ -40,6 +40,26 @@ export interface FaultRequests {
   ended: Promise<unknown>;
 }
 
+/**
+ * POSTCOPY_LISTEN: refused without POSTCOPY_ADVISE and a return path; `postcopy-active`, pages
+ * placed for a running guest, the vCPU checking the received map; returns the fault loop.
+ * (Wrapped: an awaited promise of a promise would wait for the loop itself.)
+ */
+export async function listen(
+  link: MainLink,
+  f: FaultRequests,
+): Promise<{ faults: Promise<void> }> {
+  if (!f.ram.advised || !f.rp()) {
+    throw new WireError("migration stream: postcopy listen without advise and return path");
+  }
+  if (!await link.transition("active", "postcopy-active")) {
+    throw new WireError("incoming migration was stopped");
+  }
+  f.ram.place("postcopy");
+  f.vcpu.setPostcopy(true);
+  return { faults: requestFaults(f) };
+}
+
 /** Asks for each page a blocked vCPU waits on, until the run is over. */
 export async function requestFaults(f: FaultRequests): Promise<void> {
   const { guest, vcpu, ram } = f;

@@ -9,7 +9,7 @@
  * explicit state (dest_stream_state.ts): a frame out of order is refused naming it. What a
  * section record carries goes to that section's loader by section id (section_table.ts: RAM,
  * the device state); where pages go is the RAM loader's placement (straight to RAM, then
- * postcopy's).
+ * postcopy's). After COLO_ENABLE the secondary's side (dest_colo.ts) runs past EOF.
  *
  * @module
  */
@@ -31,22 +31,21 @@ import {
 } from "../wire/mod.ts";
 import { decodeU32, splitPackage } from "../wire/postcopy.ts";
 import { encodeRpPong, encodeRpShut } from "../wire/return_path.ts";
-import { encodeRpReason } from "../wire/peer_reason.ts";
 import { STAT } from "./stats.ts";
-import { decodeSetup } from "../wire/multifd.ts";
 import { MultifdReceiver } from "./multifd_receiver.ts";
 import { checkedRunstate, ReturnPath, runstateAfter } from "./dest_support.ts";
-import { pauseAndRecover, requestFaults } from "./dest_postcopy.ts";
+import { listen, pauseAndRecover } from "./dest_postcopy.ts";
 import type { DestinationContext } from "./dest_context.ts";
 import { failureKind } from "./failure.ts";
 import { RamLoader } from "./ram_loader.ts";
-import { lingerForSource, sendReason, SourceCancelled } from "./peer_reason.ts";
+import { SourceCancelled, tellSource } from "./peer_reason.ts";
 import { DEFAULT_LINK_TIMEOUT_MS, LinkWatch } from "./link_watch.ts";
 import { StreamStates } from "./dest_stream_state.ts";
 import { DeviceSectionLoader } from "./device_section.ts";
 import { DiskSectionLoader } from "./disk_section_loader.ts";
 import { RamSectionLoader } from "./ram_section_loader.ts";
 import { SECTION_DATA, SectionTable } from "./section_table.ts";
+import { type DestColo, enableSecondary } from "./dest_colo.ts";
 
 /** One incoming migration. */
 class DestinationRun {
@@ -75,14 +74,18 @@ class DestinationRun {
   readonly #start = Date.now();
   /** Watches the current stream's channels for a dead source (a new one per recovery). */
   #watch: LinkWatch | null = null;
+  readonly #ramSection: RamSectionLoader;
+  /** COLO_ENABLE came (and x-colo is on here): the secondary's side after EOF. */
+  #colo: DestColo | null = null;
 
   constructor(ctx: DestinationContext) {
     this.#ctx = ctx;
     const { guest } = ctx;
     this.#vcpu = new VcpuControl(guest);
     this.#ram = new RamLoader(guest, ctx.stats);
+    this.#ramSection = new RamSectionLoader(this.#ram, ctx.stats, ctx.decompressThreads ?? 2);
     this.#sections = new SectionTable([
-      new RamSectionLoader(this.#ram, ctx.stats, ctx.decompressThreads ?? 2),
+      this.#ramSection,
       new DiskSectionLoader(guest.drives ?? []),
       new DeviceSectionLoader(this.#vcpu),
     ]);
@@ -117,6 +120,7 @@ class DestinationRun {
       }
       await this.#complete();
       await this.#rp?.send(encodeRpShut(0));
+      await this.#colo?.run(); // x-colo: the secondary runs on the same connection
       return true;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
@@ -124,15 +128,7 @@ class DestinationRun {
       // The guest stops here before the source hears of the failure: a SHUT with an error
       // tells the source that this side does not run the guest (it may run it again).
       if (this.#ran) this.#vcpu.setRunstate("paused");
-      if (!(e instanceof SourceCancelled)) {
-        // Beyond QEMU: the source learns why (docs/wire-format.md, "The destination's reason").
-        if (this.#rp) await this.#rp.send(encodeRpReason(message));
-        else if (this.#ctx.twoWay) await sendReason(this.#channel ?? channel, message);
-      }
-      await this.#rp?.send(encodeRpShut(1));
-      if (this.#ctx.twoWay && !(e instanceof SourceCancelled)) {
-        await lingerForSource(this.#channel ?? channel);
-      }
+      await tellSource(e, message, this.#rp, this.#ctx.twoWay ?? false, this.#channel ?? channel);
       const status = this.#status;
       if (status !== "failed" && status !== "completed") await link.transition(status, "failed");
       return false;
@@ -258,39 +254,39 @@ class DestinationRun {
         }
         this.#ram.advised = true;
         break;
+      case FrameType.COLO_ENABLE:
+        this.#colo = enableSecondary(this.#ctx.colo, {
+          ...this.#ctx,
+          vcpu: this.#vcpu,
+          reader: this.#mainReader,
+          channel: this.#channel,
+          rp: this.#rp,
+          ram: this.#ram,
+          ramSection: this.#ramSection,
+          sections: this.#sections,
+          timeoutMs: this.#ctx.linkTimeoutMs ?? DEFAULT_LINK_TIMEOUT_MS,
+          unwatch: () => this.#watch?.stop(),
+        });
+        break;
       case FrameType.POSTCOPY_DISCARD:
         this.#ram.discard(payload);
         break;
       case FrameType.POSTCOPY_LISTEN:
         if (this.#mainReader) this.#mainReader.coalesceUs = 0; // faults must be answered now
-        if (!this.#ram.advised || !this.#rp) {
-          throw new WireError("migration stream: postcopy listen without advise and return path");
-        }
-        if (!await this.#ctx.link.transition("active", "postcopy-active")) {
-          throw new WireError("incoming migration was stopped");
-        }
-        this.#ram.place("postcopy");
-        this.#vcpu.setPostcopy(true);
-        this.#faults = requestFaults({
+        ({ faults: this.#faults } = await listen(this.#ctx.link, {
           guest,
           vcpu: this.#vcpu,
           ram: this.#ram,
           rp: () => this.#rp,
           done: () => this.#done,
           ended: this.#ended.promise,
-        });
+        }));
         break;
       case FrameType.MULTIFD_SETUP: {
-        if (!this.#ctx.multifd || this.#mfd) {
-          throw new WireError("migration stream: unexpected multifd setup");
-        }
-        const setup = decodeSetup(payload);
+        if (this.#mfd) throw new WireError("migration stream: unexpected multifd setup");
         if (this.#mainReader) this.#mainReader.coalesceUs = 0; // page channels share this Worker
-        const channels = await this.#ctx.multifd.claim(setup.uuid, setup.channels);
-        for (const c of channels) c.channel = this.#watch!.guard(c.channel);
-        // A failed page channel closes the main stream too, so that its reader stops.
-        this.#mfd = new MultifdReceiver(channels, this.#ram, this.#ctx.stats, () => {
-          this.#channel?.close();
+        this.#mfd = await MultifdReceiver.claim(this.#ctx, payload, this.#watch!, this.#ram, () => {
+          this.#channel?.close(); // a failed page channel stops the main stream's reader too
         });
         break;
       }
@@ -359,11 +355,13 @@ class DestinationRun {
       this.#vcpu.beginSnapshot();
       link.post({ t: "arrived" });
     }
-    // process_incoming_migration_bh: runstate first, then completed.
+    // process_incoming_migration_bh: runstate first, then completed (or colo: the guest runs).
+    this.#colo?.prepare();
     this.#ran = true;
-    this.#setRunstate();
+    if (this.#colo) this.#vcpu.setRunstate("running");
+    else this.#setRunstate();
     stats[STAT.totalTime] = Date.now() - this.#start;
-    if (!await link.transition("active", "completed")) {
+    if (!await link.transition("active", this.#colo ? "colo" : "completed")) {
       throw new WireError("incoming migration was stopped");
     }
   }

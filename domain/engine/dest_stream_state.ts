@@ -60,6 +60,7 @@ export const STREAM_TABLE: Readonly<
       "POSTCOPY_DISCARD",
       "MULTIFD_SETUP",
       "MULTIFD_SYNC",
+      "COLO_ENABLE",
       "CANCEL",
     ]),
     GLOBAL_STATE: "device-state",

@@ -7,6 +7,7 @@
  * @module
  */
 /// <reference lib="deno.worker" />
+import { ColoControl } from "./dest_colo.ts";
 import { listenChannel } from "../../adapters/channels/listen.ts";
 import type { Channel, ChannelListener } from "../ports.ts";
 import { MainLink } from "./main_link.ts";
@@ -41,6 +42,8 @@ const HELLO_TIMEOUT_MS = 10_000;
  */
 export const MAX_UNIDENTIFIED = 64;
 let unidentified = 0;
+/** x-colo and lost-heartbeat for the run that becomes COLO's secondary. */
+let coloControl: ColoControl | null = null;
 
 function awaitRecovery(): Promise<Channel> {
   const ready = pendingRecovery.shift();
@@ -114,6 +117,7 @@ async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
     decompressThreads: m.decompressThreads,
     linkTimeoutMs: m.linkTimeoutMs,
     arrivalDigest: m.arrivalDigest,
+    colo: coloControl ??= new ColoControl(m.colo),
     awaitRecovery,
     onChannel: (ch: Channel | null) => (current = ch),
     multifd: registry,
@@ -174,6 +178,8 @@ self.onmessage = (e: MessageEvent<DestinationStart | MainMessage>) => {
     registry.close();
   } else if (m.t === "pause") {
     current?.close();
+  } else if (m.t === "colo-lost-heartbeat") {
+    coloControl?.requestLostHeartbeat();
   } else if (m.t === "recover") {
     recover(m.uri);
   } else {

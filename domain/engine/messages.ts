@@ -10,6 +10,7 @@ import type { MigrationStatus } from "../state_machine.ts";
 import type { Capabilities, LiveParameters } from "../options.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import type { CodecAnswer, CodecRequest } from "../codecs/codec_threads.ts";
+import type { ColoReport } from "../colo_state.ts";
 
 /** The parameters, sent at start and again on every change (some apply live). */
 export type LiveParams = LiveParameters;
@@ -59,6 +60,8 @@ export interface DestinationStart {
   linkTimeoutMs?: number;
   /** `--arrival-digest`: keep the digest of RAM as it arrived. */
   arrivalDigest?: boolean;
+  /** The agent's x-colo now (1 = on), written by the main thread on every change. */
+  colo?: Int32Array;
 }
 
 /** Worker → main. */
@@ -73,6 +76,8 @@ export type WorkerMessage =
   | { t: "recover-failed"; message: string }
   /** Something worth a log line that is not the migration's error. */
   | { t: "notice"; message: string }
+  /** COLO entered, held or left (colo_state.ts). */
+  | ColoReport
   /** Codec Workers for a compression pool, started by the main thread (codec_threads.ts). */
   | CodecRequest
   | { t: "done" };
@@ -90,4 +95,6 @@ export type MainMessage =
   | { t: "recover"; uri: string }
   | { t: "stop" }
   | { t: "multifd-crash"; id: number; message: string }
+  /** x-colo-lost-heartbeat: leave COLO and run on alone. */
+  | { t: "colo-lost-heartbeat" }
   | CodecAnswer;

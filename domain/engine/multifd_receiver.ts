@@ -11,7 +11,9 @@
 import { FrameType } from "../wire/frames.ts";
 import { decodeU32 } from "../wire/postcopy.ts";
 import { WireError } from "../wire/wire_error.ts";
-import type { PageChannel } from "./multifd_dest.ts";
+import type { MultifdRegistry, PageChannel } from "./multifd_dest.ts";
+import type { LinkWatch } from "./link_watch.ts";
+import { decodeSetup } from "../wire/multifd.ts";
 import type { RamLoader } from "./ram_loader.ts";
 import { Signal } from "./signal.ts";
 import { STAT } from "./stats.ts";
@@ -30,6 +32,24 @@ export class MultifdReceiver {
   #error: Error | null = null;
   readonly #readers: Promise<void>[];
   readonly #barrier = new Signal();
+
+  /**
+   * MULTIFD_SETUP (`payload`): claims the page channels it announces from `ctx.multifd`
+   * (refused without one), guards each with `watch`, and starts reading them into `ram`.
+   */
+  static async claim(
+    ctx: { multifd?: MultifdRegistry; stats: Float64Array },
+    payload: Uint8Array,
+    watch: LinkWatch,
+    ram: RamLoader,
+    onError: () => void,
+  ): Promise<MultifdReceiver> {
+    if (!ctx.multifd) throw new WireError("migration stream: unexpected multifd setup");
+    const setup = decodeSetup(payload);
+    const channels = await ctx.multifd.claim(setup.uuid, setup.channels);
+    for (const c of channels) c.channel = watch.guard(c.channel);
+    return new MultifdReceiver(channels, ram, ctx.stats, onError);
+  }
 
   /**
    * Starts reading `channels` into `ram`; `onError` runs once a channel fails (the caller

@@ -11,7 +11,7 @@
 import type { Channel } from "../ports.ts";
 import { PeerError } from "./failure.ts";
 import { decodeRpReason, encodeRpReason, isRpReason } from "../wire/peer_reason.ts";
-import { RP_HEADER_SIZE } from "../wire/return_path.ts";
+import { encodeRpShut, RP_HEADER_SIZE } from "../wire/return_path.ts";
 
 /** How long a source whose channel broke waits for the destination's reason. */
 export const REASON_WAIT_MS = 200;
@@ -142,4 +142,25 @@ async function readFull(channel: Channel, buf: Uint8Array): Promise<boolean> {
     got += n;
   }
   return true;
+}
+
+/**
+ * A failed load tells the source: beyond QEMU its reason (on the return path, or the socket's
+ * other direction; docs/wire-format.md, "The destination's reason") unless the source cancelled,
+ * then SHUT 1 on the return path, and gives the source a moment to read it.
+ */
+export async function tellSource(
+  e: unknown,
+  message: string,
+  rp: { send(bytes: Uint8Array): Promise<void> } | null,
+  twoWay: boolean,
+  channel: Channel,
+): Promise<void> {
+  const cancelled = e instanceof SourceCancelled;
+  if (!cancelled) {
+    if (rp) await rp.send(encodeRpReason(message));
+    else if (twoWay) await sendReason(channel, message);
+  }
+  await rp?.send(encodeRpShut(1));
+  if (twoWay && !cancelled) await lingerForSource(channel);
 }

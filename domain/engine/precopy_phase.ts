@@ -63,6 +63,7 @@ export class PrecopyPhase {
     if (s.caps["postcopy-ram"]) {
       await sender.append(encodeU32Frame(FrameType.POSTCOPY_ADVISE, guest.pageSize));
     }
+    if (s.caps["x-colo"]) await sender.append(encodeEmpty(FrameType.COLO_ENABLE));
     if (s.wantsMultifd) await s.startMultifd();
     for (const section of s.sections) {
       if (section.kind !== "live") {
@@ -127,9 +128,10 @@ export class PrecopyPhase {
   /**
    * The completion: stop (and maybe pause), the rest of each live section in its COMPLETE
    * record, the global state, the full sections (the device state), EOF and SHUT; returns
-   * the status it ran in (`active`, or `device` after a pause).
+   * the status it ran in (`active`, or `device` after a pause). With `keepOpen` (COLO) the
+   * connection stays open both ways for the checkpoints.
    */
-  async complete(): Promise<MigrationStatus> {
+  async complete(keepOpen = false): Promise<MigrationStatus> {
     const s = this.#s;
     const state = await s.switchover.stopForCompletion();
     const sender = s.sender;
@@ -162,7 +164,7 @@ export class PrecopyPhase {
       throw e;
     }
     await s.switchover.awaitShut();
-    await s.channel.closeWrite();
+    if (!keepOpen) await s.channel.closeWrite();
     s.stats[STAT.downtime] = Date.now() - s.switchover.downtimeStart;
     return state;
   }

@@ -90,11 +90,14 @@ export class RamLoader {
       : new DirectPlacement(this.#maps);
   }
 
-  /** COLO: the checkpoint is whole; copies its pages from the cache into RAM (their count). */
-  commitCache(): number {
+  /**
+   * COLO: the checkpoint is whole; copies its pages — and those `own` (this guest's dirty
+   * log) marks — from the cache into RAM (their count).
+   */
+  commitCache(own?: Uint8Array): number {
     const p = this.#placement;
     if (!(p instanceof CachePlacement)) throw new Error("no checkpoint cache to commit");
-    return p.commit();
+    return p.commit(own);
   }
 
   /** The guest runs here: a page is placed whole, and never over one it already has. */

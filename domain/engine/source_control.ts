@@ -20,6 +20,8 @@ export class SourceControl {
   paramsChanged = false;
   /** A policy turned auto-converge on for this migration. */
   forceAutoConverge = false;
+  /** x-colo-lost-heartbeat (COLO: leave and run on alone). */
+  lostHeartbeat = false;
   /** migrate_cancel. */
   cancelled = false;
   /** Wakes the loop after any change. */

@@ -101,6 +101,11 @@ export class SourceLink {
     this.#watch.expectReply();
   }
 
+  /** Stops watching, leaving the channel open (COLO watches its peer itself). */
+  unwatch(): void {
+    this.#watch.stop();
+  }
+
   /** Stops watching; closes the channel. */
   close(): void {
     this.#watch.stop();

@@ -10,6 +10,7 @@
  * @module
  */
 import { Cancelled } from "./cancelled.ts";
+import { ColoPhase } from "./colo_phase.ts";
 import { failureKind } from "./failure.ts";
 import { PAST_THE_POINT } from "./no_return.ts";
 import { isTwoWayUri } from "./peer_reason.ts";
@@ -30,7 +31,8 @@ export async function runSource(ctx: SourceContext): Promise<void> {
   ctx.stats[STAT.expectedDowntime] = ctx.params["downtime-limit"];
   try {
     await drive(s);
-    s.vcpu.setRunstate("postmigrate");
+    // The guest left (COLO's primary keeps running it, or stopped it handing it over).
+    if (s.vcpu.runstate === "finish-migrate") s.vcpu.setRunstate("postmigrate");
   } catch (caught) {
     await fail(s, caught);
   } finally {
@@ -52,6 +54,8 @@ async function drive(s: SourceSession): Promise<void> {
     await postcopy.start();
     await postcopy.loop();
     await s.finish("postcopy-active");
+  } else if (s.caps["x-colo"]) {
+    await new ColoPhase(s).run(await precopy.complete(true));
   } else {
     await s.finish(await precopy.complete());
   }

@@ -141,9 +141,10 @@ export class SourceSession implements SwitchoverRun, RamSectionHost, DiskSection
     return this.ctx.link.status;
   }
 
-  /** A return path is open (postcopy-ram or return-path): the destination answers. */
+  /** A return path is open (postcopy-ram, return-path, x-colo): the destination answers. */
   get returnPath(): boolean {
-    return this.ctx.caps["postcopy-ram"] || this.ctx.caps["return-path"];
+    const caps = this.ctx.caps;
+    return caps["postcopy-ram"] || caps["return-path"] || caps["x-colo"];
   }
 
   /** The destination's SHUT value, or null before it. */
@@ -299,6 +300,16 @@ export class SourceSession implements SwitchoverRun, RamSectionHost, DiskSection
   /** Something must arrive on the return path within the link timeout. */
   expectReply(): void {
     this.#conn?.expectReply();
+  }
+
+  /** The link timeout (ms) of this migration. */
+  get linkTimeoutMs(): number {
+    return this.ctx.linkTimeoutMs ?? DEFAULT_LINK_TIMEOUT_MS;
+  }
+
+  /** The link watch stops; the connection stays open (COLO's heartbeat takes over). */
+  unwatch(): void {
+    this.#conn?.unwatch();
   }
 
   /** Drops the current connection after a failure (its bytes stay counted). */

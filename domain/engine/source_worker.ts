@@ -79,6 +79,9 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
     case "continue":
       control.continued = true;
       break;
+    case "colo-lost-heartbeat":
+      control.lostHeartbeat = true;
+      break;
     case "auto-converge":
       control.forceAutoConverge = true;
       break;

@@ -42,17 +42,30 @@ export const STAT = {
   afterSync: 31,
   /** With XBZRLE or compression: wire bytes a pending page costs (0 = a whole page). */
   wirePerPage: 36,
+  /** COLO: checkpoints taken (primary) or applied (secondary). */
+  coloCheckpoints: 37,
+  /** COLO: of them, those the x-checkpoint-delay timer started. */
+  coloPeriodic: 38,
+  /** COLO: of them, those started at once (x-checkpoint-delay changed; later output compare). */
+  coloTriggered: 39,
+  /** COLO: the primary's pause in the last checkpoint (ms), and p50 / p99 over the last 1024. */
+  coloPauseLast: 40,
+  coloPauseP50: 41,
+  coloPauseP99: 42,
+  /** COLO: bytes of the last checkpoint, and of all. */
+  coloBytesLast: 43,
+  coloBytesTotal: 44,
   /** Block migration (disk_section.ts): 1 once the disk section is set up. */
-  diskActive: 40,
+  diskActive: 45,
   /** Bytes of the drives sent (a block sent again counts again; zero blocks by their size). */
-  diskTransferred: 41,
+  diskTransferred: 46,
   /** Bytes of the drives marked to send. */
-  diskRemaining: 42,
+  diskRemaining: 47,
   /** Bytes of the drives migrated (their sizes). */
-  diskTotal: 43,
+  diskTotal: 48,
 } as const;
 
-const SLOTS = 48;
+const SLOTS = 52;
 
 /** Ring size of the RAM-left-after-sync history. */
 export const AFTER_SYNC = 4;

@@ -66,12 +66,16 @@ export const FrameType = {
   MULTIFD_SYNC: 0x30,
   MULTIFD_HELLO: 0x31,
   MULTIFD_SETUP: 0x32,
+  /** A COLO message from the primary (docs/wire-format.md, "COLO"). */
+  COLO: 0x50,
+  /** The source runs COLO after this precopy (QEMU's MIG_CMD_ENABLE_COLO). */
+  COLO_ENABLE: 0x51,
   /** The disk section's drive list (docs/wire-format.md, "Disk records"). */
-  DISK_CONFIG: 0x50,
+  DISK_CONFIG: 0x60,
   /** A run of a drive's bytes at an offset. */
-  DISK_DATA: 0x51,
+  DISK_DATA: 0x61,
   /** A run of a drive's bytes that are all zero (zero-blocks). */
-  DISK_ZERO: 0x52,
+  DISK_ZERO: 0x62,
 } as const;
 
 /** Size of the header of DISK_DATA / DISK_ZERO: u16 drive, u64 offset, u32 length. */
@@ -147,6 +151,8 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.MULTIFD_SYNC]: { name: "MULTIFD_SYNC", fixed: 4 },
   [FrameType.MULTIFD_HELLO]: { name: "MULTIFD_HELLO", fixed: 20 },
   [FrameType.MULTIFD_SETUP]: { name: "MULTIFD_SETUP", fixed: 20 },
+  [FrameType.COLO]: { name: "COLO", fixed: 12 },
+  [FrameType.COLO_ENABLE]: { name: "COLO_ENABLE", fixed: 0 },
   [FrameType.DISK_CONFIG]: { name: "DISK_CONFIG", min: 2, max: MAX_SMALL_PAYLOAD },
   [FrameType.DISK_DATA]: {
     name: "DISK_DATA",

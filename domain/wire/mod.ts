@@ -15,3 +15,4 @@ export * from "./checks.ts";
 export * from "./frame_reader.ts";
 export * from "./return_path.ts";
 export * from "./peer_reason.ts";
+export * from "./colo.ts";

@@ -1,0 +1,90 @@
+/**
+ * The agent's COLO status as QEMU's `query-colo-status` reports it (mode, last-mode, reason),
+ * kept on the main thread from what the data-path Workers say (`colo` messages), the
+ * COLO_EXIT event, and the way a `lost-heartbeat` reaches the side that is in COLO. An agent
+ * is in COLO on one side at a time: primary (its outgoing migration) or secondary (its
+ * incoming one).
+ *
+ * @module
+ */
+import { DomainError } from "./errors.ts";
+import type { EventBus } from "./event_bus.ts";
+import type { FerryEventMap } from "./events.ts";
+
+/** QEMU's COLOMode, with `none` outside COLO. */
+export type ColoMode = "primary" | "secondary" | "none";
+
+/** QEMU's COLOExitReason: why COLO was left (`processing`: a failover is under way). */
+export type ColoReason = "none" | "request" | "error" | "processing";
+
+/** `GET /colo`: QEMU's COLOStatus. */
+export interface ColoStatus {
+  mode: ColoMode;
+  "last-mode": ColoMode;
+  reason: ColoReason;
+}
+
+/** What a data-path Worker says about COLO (see messages.ts). */
+export type ColoReport =
+  /** The side entered COLO. */
+  | { t: "colo"; what: "enter"; mode: "primary" | "secondary" }
+  /** The link went silent: the side holds and waits for lost-heartbeat. */
+  | { t: "colo"; what: "hold" }
+  /** The side left COLO (COLO_EXIT). */
+  | { t: "colo"; what: "exit"; reason: "request" | "error" };
+
+/** The agent's COLO status (see the module doc). */
+export class ColoState {
+  #mode: ColoMode = "none";
+  #lastMode: ColoMode = "none";
+  #reason: ColoReason = "none";
+  /** Whether this agent's x-colo is on, shared with the destination Worker. */
+  readonly enabled = new Int32Array(new SharedArrayBuffer(4));
+  readonly #events: EventBus<FerryEventMap>;
+  /** Delivers a lost-heartbeat to the Worker of the side in COLO. */
+  #deliver: ((mode: "primary" | "secondary") => boolean) | null = null;
+
+  /** A status that publishes COLO_EXIT on `events`. */
+  constructor(events: EventBus<FerryEventMap>) {
+    this.#events = events;
+  }
+
+  /** query-colo-status. */
+  status(): ColoStatus {
+    return { mode: this.#mode, "last-mode": this.#lastMode, reason: this.#reason };
+  }
+
+  /** The x-colo capability changed (the destination Worker reads it when a stream asks). */
+  setEnabled(on: boolean): void {
+    Atomics.store(this.enabled, 0, on ? 1 : 0);
+  }
+
+  /** Sets how a lost-heartbeat reaches the Workers (the agent wires both sides). */
+  route(deliver: (mode: "primary" | "secondary") => boolean): void {
+    this.#deliver = deliver;
+  }
+
+  /** A Worker's report. */
+  report(m: ColoReport): void {
+    if (m.what === "enter") {
+      this.#mode = m.mode;
+      this.#reason = "none";
+    } else if (m.what === "hold") {
+      if (this.#mode !== "none") this.#reason = "processing";
+    } else if (this.#mode !== "none") {
+      const mode = this.#mode;
+      this.#lastMode = mode;
+      this.#mode = "none";
+      this.#reason = m.reason;
+      this.#events.publish("COLO_EXIT", { mode, reason: m.reason });
+    }
+  }
+
+  /** x-colo-lost-heartbeat: refused (409) unless this agent is in COLO. */
+  lostHeartbeat(): void {
+    const mode = this.#mode;
+    if (mode === "none" || !this.#deliver?.(mode)) {
+      throw new DomainError("wrong-state", "VM is not in COLO mode");
+    }
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * The primary's COLO phase (QEMU's colo_process_checkpoint): after a precopy's completion
+ * (EOF, the secondary's SHUT) the migration does not complete: status `colo`, the guest runs
+ * again here once the secondary said CHECKPOINT_READY, and every x-checkpoint-delay ms (the
+ * idle period: each checkpoint re-arms it; a changed delay starts one at once) a checkpoint:
+ * CHECKPOINT_REQUEST → (secondary stopped) CHECKPOINT_REPLY → this guest stops (runstate
+ * colo) → VMSTATE_SEND, the pages dirtied since the last checkpoint → VMSTATE_SIZE and the
+ * device state → VMSTATE_RECEIVED → VMSTATE_LOADED → this guest runs again. It drives the
+ * session's page sender and full sections; it never throws: every way out leaves this guest
+ * running, except a secondary that announced it runs on alone (this guest stops, its state
+ * handed over). A secondary silent for the link timeout is held for: this guest stops until it
+ * speaks again or lost-heartbeat comes (colo_link.ts); PINGs keep this side heard meanwhile.
+ *
+ * @module
+ */
+import type { MigrationStatus } from "../state_machine.ts";
+import {
+  ColoExitCode,
+  ColoMessage,
+  type ColoMessageCode,
+  type ColoMsg,
+  coloName,
+  encodeColoFrame,
+} from "../wire/colo.ts";
+import { FrameType, WireError } from "../wire/mod.ts";
+import { encodeU32Frame } from "../wire/postcopy.ts";
+import { keepaliveInterval } from "./link_watch.ts";
+import { KEEPALIVE_PING } from "./source_link.ts";
+import {
+  ColoCounters,
+  type ColoEnding,
+  coloEnding,
+  ColoReplies,
+  ColoWatchdog,
+  LostHeartbeat,
+  PeerExit,
+} from "./colo_link.ts";
+import { CHUNK_PAGES } from "./ram_section.ts";
+import type { SourceSession } from "./source_session.ts";
+
+/** One outgoing migration's COLO phase (see the module doc). */
+export class ColoPhase {
+  readonly #s: SourceSession;
+  readonly #counters: ColoCounters;
+  #replies: ColoReplies | null = null;
+  #delay: number;
+  #watchdog: ColoWatchdog | null = null;
+  /** Between CHECKPOINT_REQUEST and VMSTATE_LOADED. */
+  #inCheckpoint = false;
+  #lastPing = 0;
+  /** x-checkpoint-delay changed: the next checkpoint starts at once (kept over a hold). */
+  #triggered = false;
+
+  /** The COLO phase of `session`, whose precopy completed with the connection kept open. */
+  constructor(session: SourceSession) {
+    this.#s = session;
+    this.#counters = new ColoCounters(session.stats);
+    this.#delay = Number(session.params["x-checkpoint-delay"]);
+  }
+
+  /** Enters COLO from `from` (the status the completion ran in) and runs it to its end. */
+  async run(from: MigrationStatus): Promise<void> {
+    const s = this.#s;
+    if (!await s.link.transition(from, "colo")) {
+      s.vcpu.setRunstate("running");
+      return;
+    }
+    s.link.post({ t: "colo", what: "enter", mode: "primary" });
+    let ending: ColoEnding;
+    try {
+      s.unwatch(); // a silent secondary is held for, never hung up on (colo_link.ts)
+      const replies = new ColoReplies(s.channel, () => s.control.wake.notify());
+      this.#replies = replies;
+      this.#watchdog = new ColoWatchdog(
+        s.linkTimeoutMs,
+        () => replies.bytes,
+        () => this.#hold(),
+        () => this.#resume(),
+      );
+      this.#watchdog.start();
+      await this.#expect(ColoMessage.CHECKPOINT_READY);
+      s.vcpu.setRunstate("running");
+      await this.#loop();
+      ending = { kind: "request" }; // not reached: #loop ends by throwing
+    } catch (e) {
+      ending = coloEnding(e);
+    }
+    this.#watchdog?.stop();
+    await this.#leave(ending);
+  }
+
+  /** The secondary went silent: this guest stops; checkpoints wait (see colo_link.ts). */
+  #hold(): void {
+    this.#s.vcpu.setRunstate("colo");
+    this.#s.link.post({ t: "colo", what: "hold" });
+    this.#s.control.wake.notify();
+  }
+
+  /** The secondary speaks again: between checkpoints this guest runs again. */
+  #resume(): void {
+    this.#s.link.post({ t: "colo", what: "enter", mode: "primary" });
+    if (!this.#inCheckpoint) this.#s.vcpu.setRunstate("running");
+    this.#s.control.wake.notify();
+  }
+
+  /** Checkpoints until something ends COLO (it throws). */
+  async #loop(): Promise<void> {
+    const s = this.#s;
+    let next = Date.now() + this.#delay;
+    for (;;) {
+      this.#check();
+      const m = this.#replies!.take();
+      if (m) this.#unexpected(m, "between checkpoints");
+      if (s.control.paramsChanged) {
+        s.control.paramsChanged = false;
+        const delay = Number(s.params["x-checkpoint-delay"]);
+        // colo_checkpoint_notify: a changed delay takes effect at once.
+        if (delay !== this.#delay) this.#triggered = true;
+        this.#delay = delay;
+      }
+      if (this.#watchdog!.holding) {
+        await s.control.wake.wait(1000); // nothing goes out until the secondary speaks
+        continue;
+      }
+      if (this.#triggered || Date.now() >= next) {
+        const periodic = !this.#triggered;
+        this.#triggered = false;
+        await this.#checkpoint(periodic);
+        next = Date.now() + this.#delay;
+        continue;
+      }
+      await this.#ping();
+      await s.control.wake.wait(Math.max(1, Math.min(1000, next - Date.now())));
+    }
+  }
+
+  /** One checkpoint (see the module doc); `periodic`: the timer started it. */
+  async #checkpoint(periodic: boolean): Promise<void> {
+    const s = this.#s;
+    const sender = s.sender;
+    const before = s.transferred();
+    this.#inCheckpoint = true;
+    await sender.append(encodeColoFrame(ColoMessage.CHECKPOINT_REQUEST));
+    await sender.flush();
+    await this.#expect(ColoMessage.CHECKPOINT_REPLY);
+    const t0 = performance.now();
+    s.vcpu.setRunstate("colo");
+    if (!await s.vcpu.waitParkedAsync(5000)) throw new Error("vCPU did not stop");
+    await sender.append(encodeColoFrame(ColoMessage.VMSTATE_SEND));
+    sender.sync();
+    while (!await sender.send(CHUNK_PAGES)) this.#check();
+    const state: Uint8Array[] = [];
+    const sink = {
+      append: (f: Uint8Array) => {
+        state.push(f.slice());
+        return Promise.resolve();
+      },
+    };
+    for (const section of s.sections) {
+      if (section.kind === "full") await section.completePrecopy(sink);
+    }
+    const size = state.reduce((n, f) => n + f.length, 0);
+    await sender.append(encodeColoFrame(ColoMessage.VMSTATE_SIZE, size));
+    for (const f of state) await sender.append(f);
+    await sender.flush();
+    await this.#expect(ColoMessage.VMSTATE_RECEIVED);
+    await this.#expect(ColoMessage.VMSTATE_LOADED);
+    this.#inCheckpoint = false;
+    s.vcpu.setRunstate("running");
+    this.#counters.record(periodic, performance.now() - t0, s.transferred() - before);
+  }
+
+  /** Waits for the secondary's `msg` (anything else is a protocol error). */
+  async #expect(msg: ColoMessageCode): Promise<void> {
+    const s = this.#s;
+    for (;;) {
+      this.#check();
+      const m = this.#replies!.take();
+      if (m) {
+        if (m.msg !== msg) this.#unexpected(m, `waiting for ${coloName(msg)}`);
+        return;
+      }
+      await s.control.wake.wait(1000);
+    }
+  }
+
+  /** A PING when one is due, so that a live primary is never silent for the secondary. */
+  async #ping(): Promise<void> {
+    const now = performance.now();
+    if (now - this.#lastPing < keepaliveInterval(this.#s.linkTimeoutMs)) return;
+    this.#lastPing = now;
+    await this.#s.sender.append(encodeU32Frame(FrameType.PING, KEEPALIVE_PING));
+    await this.#s.sender.flush();
+  }
+
+  /** The secondary's EXIT ends COLO; any other message out of turn is a protocol error. */
+  #unexpected(m: ColoMsg, when: string): never {
+    if (m.msg === ColoMessage.EXIT) throw new PeerExit(m.value);
+    throw new WireError(`COLO: ${coloName(m.msg)} ${when}`);
+  }
+
+  /** lost-heartbeat, a failed write. */
+  #check(): void {
+    const s = this.#s;
+    if (s.control.lostHeartbeat) throw new LostHeartbeat();
+    const werr = s.writer.error;
+    if (werr) throw werr;
+  }
+
+  /** Leaves COLO as `ending` says (see colo_link.ts), and reports it. */
+  async #leave(ending: ColoEnding): Promise<void> {
+    const s = this.#s;
+    const { link, vcpu } = s;
+    if (ending.kind === "silent") {
+      // No proof the secondary died: this guest stops and waits for lost-heartbeat.
+      vcpu.setRunstate("colo");
+      link.post({ t: "colo", what: "hold" });
+      while (!s.control.lostHeartbeat) await s.control.wake.wait(1000);
+    }
+    if (ending.kind === "request" || ending.kind === "failed") {
+      await this.#sendExit(ending.kind === "request" ? ColoExitCode.REQUEST : ColoExitCode.ERROR);
+    }
+    s.shutdown();
+    // The secondary runs the guest on alone: its state stays there; this one stops.
+    if (ending.kind === "fenced") vcpu.setRunstate("postmigrate");
+    else vcpu.setRunstate("running");
+    const error = ending.kind === "dead" || ending.kind === "failed";
+    link.post({ t: "colo", what: "exit", reason: error ? "error" : "request" });
+    if (ending.kind === "failed") {
+      link.post({ t: "error", message: `COLO: ${ending.message}` });
+      await link.transition("colo", "failed");
+    } else await link.transition("colo", "completed");
+  }
+
+  /** Tells the secondary this side leaves (it stops its guest); the link may be gone. */
+  async #sendExit(code: number): Promise<void> {
+    const s = this.#s;
+    if (s.writer.error) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        (async () => {
+          await s.sender.append(encodeColoFrame(ColoMessage.EXIT, code));
+          await s.sender.flush();
+        })(),
+        new Promise<void>((r) => timer = setTimeout(r, 300)),
+      ]);
+    } catch {
+      /* the link is gone: the secondary sees it end */
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

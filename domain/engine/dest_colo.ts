@@ -1,0 +1,268 @@
+/**
+ * The secondary's COLO side (QEMU's colo_process_incoming_thread): after the precopy's EOF
+ * and its SHUT the guest runs here on its own RAM while checkpoints arrive on the same
+ * connection, watched by COLO's heartbeat instead of the link watch. Pages land in the checkpoint cache (cache_placement.ts); the device state is
+ * held aside; only a whole checkpoint is applied: the cached pages that either side dirtied
+ * since the last checkpoint (this guest's dirty log is merged first) are copied into RAM, the
+ * device state is loaded, the guest runs again. A checkpoint cut halfway leaves RAM and the
+ * running guest as they were. How COLO is left: colo_link.ts (EOF / RST = the primary died:
+ * run on alone; the primary's EXIT: stop). A primary silent for the link timeout is held for:
+ * the guest stops until it speaks again or lost-heartbeat comes. Never throws.
+ *
+ * @module
+ */
+import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
+import type { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
+import type { Channel } from "../ports.ts";
+import {
+  ColoExitCode,
+  ColoMessage,
+  type ColoMessageCode,
+  coloName,
+  decodeColoFrame,
+  decodeSectionFull,
+  encodeColoReply,
+  encodeRpPong,
+  type FrameReader,
+  FrameType,
+  WireError,
+} from "../wire/mod.ts";
+import { decodeU32 } from "../wire/postcopy.ts";
+import { type ColoEnding, coloEnding, ColoWatchdog, PeerExit } from "./colo_link.ts";
+import type { ReturnPath } from "./dest_support.ts";
+import type { SectionLoader } from "./live_section.ts";
+import type { MainLink } from "./main_link.ts";
+import type { RamLoader } from "./ram_loader.ts";
+import type { SectionTable } from "./section_table.ts";
+import { Signal } from "./signal.ts";
+import { STAT } from "./stats.ts";
+
+/** The most device-state bytes one checkpoint may announce (VMSTATE_SIZE). */
+export const MAX_COLO_STATE = 16 << 20;
+
+/** The destination Worker's COLO switches: the agent's x-colo and lost-heartbeat. */
+export class ColoControl {
+  /** lost-heartbeat was asked. */
+  lostHeartbeat = false;
+  readonly wake = new Signal();
+  /** What a lost-heartbeat does to a running COLO (set while one runs). */
+  onLostHeartbeat: (() => void) | null = null;
+  readonly #enabled?: Int32Array;
+
+  /** Reads x-colo from `enabled` (the agent's cell), off without one. */
+  constructor(enabled?: Int32Array) {
+    this.#enabled = enabled;
+  }
+
+  /** The agent's x-colo is on now. */
+  get enabled(): boolean {
+    return this.#enabled !== undefined && Atomics.load(this.#enabled, 0) === 1;
+  }
+
+  /** x-colo-lost-heartbeat. */
+  requestLostHeartbeat(): void {
+    this.lostHeartbeat = true;
+    this.onLostHeartbeat?.();
+    this.wake.notify();
+  }
+}
+
+/** What the secondary's COLO uses of its incoming run. */
+export interface DestColoDeps {
+  guest: SharedGuest;
+  vcpu: VcpuControl;
+  link: MainLink;
+  stats: Float64Array;
+  reader: FrameReader;
+  channel: Channel;
+  rp: ReturnPath;
+  ram: RamLoader;
+  /** The RAM section's loader (page frames). */
+  ramSection: SectionLoader;
+  /** Every section's loader (the device state's SECTION_FULL records). */
+  sections: SectionTable;
+  control: ColoControl;
+  /** The link timeout (ms): COLO's heartbeat (colo_link.ts). */
+  timeoutMs: number;
+  /** Stops the run's link watch (it would close a silent connection). */
+  unwatch(): void;
+}
+
+/**
+ * COLO_ENABLE: the secondary's side of an incoming run; refused unless x-colo is on here too
+ * and the stream opened its return path.
+ */
+export function enableSecondary(
+  control: ColoControl | undefined,
+  parts: Omit<DestColoDeps, "control" | "rp" | "reader" | "channel"> & {
+    rp: ReturnPath | null;
+    reader: FrameReader | null;
+    channel: Channel | null;
+  },
+): DestColo {
+  if (!control?.enabled) {
+    throw new WireError("COLO is not enabled on the destination (capability x-colo)");
+  }
+  const { rp, reader, channel } = parts;
+  if (!rp || !reader || !channel) throw new WireError("COLO needs the return path");
+  return new DestColo({ ...parts, rp, reader, channel, control });
+}
+
+/** The secondary's COLO (see the module doc). */
+export class DestColo {
+  readonly #d: DestColoDeps;
+  readonly #own: Uint8Array;
+  /** Between CHECKPOINT_REQUEST and VMSTATE_LOADED. */
+  #inCheckpoint = false;
+
+  /** The COLO side of an incoming run that received COLO_ENABLE. */
+  constructor(deps: DestColoDeps) {
+    this.#d = deps;
+    this.#own = new Uint8Array(deps.guest.dirty);
+  }
+
+  /** Before the guest first runs here: pages go to a copy of RAM; its dirty log starts clean. */
+  prepare(): void {
+    this.#d.ram.place("cache");
+    this.#own.fill(0);
+  }
+
+  /** Status `colo` is set: runs COLO to its end (never throws). */
+  async run(): Promise<void> {
+    const d = this.#d;
+    d.link.post({ t: "colo", what: "enter", mode: "secondary" });
+    d.control.onLostHeartbeat = () => {
+      // Tell the primary first (it stops its guest), then end the exchange here.
+      void this.#sendExit(ColoExitCode.REQUEST).finally(() => d.channel.close());
+    };
+    d.unwatch(); // a silent primary is held for, never hung up on (colo_link.ts)
+    const watchdog = new ColoWatchdog(d.timeoutMs, () => d.reader.bytesRead, () => {
+      // No proof that the primary died: the guest stops until it speaks or lost-heartbeat.
+      d.vcpu.setRunstate("colo");
+      d.link.post({ t: "colo", what: "hold" });
+    }, () => {
+      d.link.post({ t: "colo", what: "enter", mode: "secondary" });
+      if (!this.#inCheckpoint) d.vcpu.setRunstate("running");
+    });
+    watchdog.start();
+    let ending: ColoEnding;
+    try {
+      if (d.control.lostHeartbeat) throw new Error("lost heartbeat");
+      await d.rp.send(encodeColoReply(ColoMessage.CHECKPOINT_READY));
+      for (;;) await this.#checkpoint();
+    } catch (e) {
+      ending = d.control.lostHeartbeat ? { kind: "request" } : coloEnding(e);
+    }
+    watchdog.stop();
+    d.control.onLostHeartbeat = null;
+    await this.#leave(ending);
+  }
+
+  /** One checkpoint, from CHECKPOINT_REQUEST to VMSTATE_LOADED. */
+  async #checkpoint(): Promise<void> {
+    const d = this.#d;
+    await this.#expect(ColoMessage.CHECKPOINT_REQUEST);
+    this.#inCheckpoint = true;
+    d.vcpu.setRunstate("colo");
+    if (!await d.vcpu.waitParkedAsync(5000)) throw new Error("vCPU did not stop");
+    await d.rp.send(encodeColoReply(ColoMessage.CHECKPOINT_REPLY));
+    await this.#expect(ColoMessage.VMSTATE_SEND);
+    const start = d.reader.bytesRead;
+    let size = -1;
+    while (size < 0) {
+      const f = await d.reader.next();
+      if (f.type === FrameType.COLO) {
+        const m = decodeColoFrame(await d.reader.readPayload());
+        if (m.msg !== ColoMessage.VMSTATE_SIZE) this.#unexpected(m.msg, m.value, "in the pages");
+        if (m.value > MAX_COLO_STATE) throw new WireError(`COLO: ${m.value} bytes of state`);
+        size = m.value;
+      } else if (f.type === FrameType.PING) {
+        await d.rp.send(encodeRpPong(decodeU32(await d.reader.readPayload())));
+      } else await d.ramSection.loadState(f.type, f.length, d.reader);
+    }
+    await d.ramSection.settle();
+    const state: Uint8Array[] = [];
+    for (let got = 0; got < size;) {
+      const f = await d.reader.next();
+      if (f.type !== FrameType.SECTION_FULL) {
+        throw new WireError("COLO: the device state is not whole sections");
+      }
+      const payload = new Uint8Array(f.length);
+      await d.reader.readInto(payload);
+      got += 5 + f.length;
+      if (got > size) throw new WireError("COLO: the device state overruns VMSTATE_SIZE");
+      state.push(payload);
+    }
+    await d.rp.send(encodeColoReply(ColoMessage.VMSTATE_RECEIVED));
+    // The whole checkpoint is here: apply it (the guest is stopped).
+    // The device state first: it is checked whole before it changes anything, so a bad one
+    // leaves RAM as it was too; then the pages (a copy that cannot fail).
+    for (const r of state.map(decodeSectionFull)) d.sections.full(r);
+    d.ram.commitCache(this.#own);
+    d.stats[STAT.coloCheckpoints]++;
+    d.stats[STAT.coloBytesLast] = d.reader.bytesRead - start;
+    d.stats[STAT.coloBytesTotal] += d.reader.bytesRead - start;
+    d.stats[STAT.transferred] = d.reader.bytesRead;
+    this.#inCheckpoint = false;
+    d.vcpu.setRunstate("running");
+    await d.rp.send(encodeColoReply(ColoMessage.VMSTATE_LOADED));
+  }
+
+  /** Reads up to the primary's next COLO message (answering PINGs): it must be `msg`. */
+  async #expect(msg: ColoMessageCode): Promise<void> {
+    const d = this.#d;
+    for (;;) {
+      const f = await d.reader.next();
+      if (f.type === FrameType.PING) {
+        await d.rp.send(encodeRpPong(decodeU32(await d.reader.readPayload())));
+        continue;
+      }
+      if (f.type !== FrameType.COLO) {
+        throw new WireError(
+          `COLO: frame 0x${f.type.toString(16)} while waiting for ${coloName(msg)}`,
+        );
+      }
+      const m = decodeColoFrame(await d.reader.readPayload());
+      if (m.msg !== msg) this.#unexpected(m.msg, m.value, `while waiting for ${coloName(msg)}`);
+      return;
+    }
+  }
+
+  #unexpected(msg: number, value: number, when: string): never {
+    if (msg === ColoMessage.EXIT) throw new PeerExit(value);
+    throw new WireError(`COLO: ${coloName(msg)} ${when}`);
+  }
+
+  /** Leaves COLO as `ending` says, and reports it. */
+  async #leave(ending: ColoEnding): Promise<void> {
+    const d = this.#d;
+    if (ending.kind === "silent") {
+      // No proof that the primary died: the guest stays stopped until lost-heartbeat.
+      d.vcpu.setRunstate("colo");
+      d.link.post({ t: "colo", what: "hold" });
+      while (!d.control.lostHeartbeat) await d.control.wake.wait(1000);
+      ending = { kind: "request" };
+    }
+    if (ending.kind === "failed") await this.#sendExit(ColoExitCode.ERROR);
+    d.channel.close();
+    // Runs on alone when the primary died or was given up by request; stops otherwise.
+    const alone = ending.kind === "request" || ending.kind === "dead";
+    d.vcpu.setRunstate(alone ? "running" : "paused");
+    const error = ending.kind === "dead" || ending.kind === "failed";
+    d.link.post({ t: "colo", what: "exit", reason: error ? "error" : "request" });
+    if (ending.kind === "failed") {
+      d.link.post({ t: "error", message: `COLO: ${ending.message}` });
+      await d.link.transition("colo", "failed");
+    } else await d.link.transition("colo", "completed");
+  }
+
+  /** Tells the primary this side leaves (bounded: the link may be gone). */
+  async #sendExit(code: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#d.rp.send(encodeColoReply(ColoMessage.EXIT, code)),
+      new Promise<void>((r) => timer = setTimeout(r, 300)),
+    ]);
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * COLO's checkpoint exchange on the wire (docs/wire-format.md, "COLO"): after a precopy's EOF
+ * (and the destination's SHUT) the same connection carries QEMU's COLOMessage values — from
+ * the primary as COLO frames on the main stream (`u32 message, u64 value`), from the
+ * secondary as return-path messages of type {@link RP_COLO} with the same 12 bytes. Pure
+ * encoders and decoders; each decoder refuses a message the sender's side never sends.
+ *
+ * @module
+ */
+import { FRAME_HEADER_SIZE, FrameType } from "./frames.ts";
+import { putFrameHeader } from "./encode.ts";
+import { RP_HEADER_SIZE } from "./return_path.ts";
+import { WireError } from "./wire_error.ts";
+
+/** QEMU's COLOMessage values (qapi/migration.json), plus Ferry's EXIT. */
+export const ColoMessage = {
+  CHECKPOINT_READY: 0,
+  CHECKPOINT_REQUEST: 1,
+  CHECKPOINT_REPLY: 2,
+  VMSTATE_SEND: 3,
+  VMSTATE_SIZE: 4,
+  VMSTATE_RECEIVED: 5,
+  VMSTATE_LOADED: 6,
+  /** Ferry: this side leaves COLO on purpose (value: {@link ColoExitCode}); the peer stops. */
+  EXIT: 7,
+} as const;
+
+/** One COLOMessage value. */
+export type ColoMessageCode = typeof ColoMessage[keyof typeof ColoMessage];
+
+/** Why an EXIT was sent. */
+export const ColoExitCode = { REQUEST: 1, ERROR: 2 } as const;
+
+/** The return-path type of a secondary's COLO message (outside QEMU's RP table). */
+export const RP_COLO = 0xfe02;
+
+/** A COLO message's body: 4 bytes of message, 8 of value. */
+export const COLO_BODY = 12;
+
+const NAMES = Object.fromEntries(Object.entries(ColoMessage).map(([n, v]) => [v, n]));
+
+/** Messages the primary sends; the secondary sends the others. */
+const FROM_PRIMARY: ReadonlySet<number> = new Set([
+  ColoMessage.CHECKPOINT_REQUEST,
+  ColoMessage.VMSTATE_SEND,
+  ColoMessage.VMSTATE_SIZE,
+  ColoMessage.EXIT,
+]);
+const FROM_SECONDARY: ReadonlySet<number> = new Set([
+  ColoMessage.CHECKPOINT_READY,
+  ColoMessage.CHECKPOINT_REPLY,
+  ColoMessage.VMSTATE_RECEIVED,
+  ColoMessage.VMSTATE_LOADED,
+  ColoMessage.EXIT,
+]);
+
+/** A decoded COLO message. */
+export interface ColoMsg {
+  msg: ColoMessageCode;
+  value: number;
+}
+
+/** A message's name (`CHECKPOINT_REQUEST`), or its number. */
+export function coloName(msg: number): string {
+  return NAMES[msg] ?? `COLO message ${msg}`;
+}
+
+function putBody(v: DataView, off: number, msg: number, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`bad COLO value ${value}`);
+  v.setUint32(off, msg);
+  v.setBigUint64(off + 4, BigInt(value));
+}
+
+function body(b: Uint8Array, from: ReadonlySet<number>, who: string): ColoMsg {
+  if (b.length !== COLO_BODY) {
+    throw new WireError(`COLO: a message of ${b.length} bytes, expected ${COLO_BODY}`);
+  }
+  const v = new DataView(b.buffer, b.byteOffset, COLO_BODY);
+  const msg = v.getUint32(0);
+  if (!from.has(msg)) throw new WireError(`COLO: ${coloName(msg)} is not sent by the ${who}`);
+  const value = v.getBigUint64(4);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new WireError("COLO: value too large");
+  return { msg: msg as ColoMessageCode, value: Number(value) };
+}
+
+/** The primary's COLO frame. */
+export function encodeColoFrame(msg: ColoMessageCode, value = 0): Uint8Array<ArrayBuffer> {
+  if (!FROM_PRIMARY.has(msg)) throw new RangeError(`${coloName(msg)} is not the primary's`);
+  const b = new Uint8Array(FRAME_HEADER_SIZE + COLO_BODY);
+  const v = new DataView(b.buffer);
+  putFrameHeader(v, 0, FrameType.COLO, COLO_BODY);
+  putBody(v, FRAME_HEADER_SIZE, msg, value);
+  return b;
+}
+
+/** A COLO frame's payload, from the primary. */
+export function decodeColoFrame(payload: Uint8Array): ColoMsg {
+  return body(payload, FROM_PRIMARY, "primary");
+}
+
+/** The secondary's COLO message on the return path. */
+export function encodeColoReply(msg: ColoMessageCode, value = 0): Uint8Array<ArrayBuffer> {
+  if (!FROM_SECONDARY.has(msg)) throw new RangeError(`${coloName(msg)} is not the secondary's`);
+  const b = new Uint8Array(RP_HEADER_SIZE + COLO_BODY);
+  const v = new DataView(b.buffer);
+  v.setUint16(0, RP_COLO);
+  v.setUint16(2, COLO_BODY);
+  putBody(v, RP_HEADER_SIZE, msg, value);
+  return b;
+}
+
+/** A return-path COLO message's data, from the secondary. */
+export function decodeColoReply(data: Uint8Array): ColoMsg {
+  return body(data, FROM_SECONDARY, "secondary");
+}

@@ -1,0 +1,242 @@
+/**
+ * Issue 21 with real agents over real sockets: COLO entered from a precopy (status colo on
+ * both sides, the primary's guest running, the secondary running the guest it received),
+ * periodic checkpoints counted and x-checkpoint-delay changed live, `kill -9` of the primary
+ * (the secondary takes over by itself and its guest goes on), a destination without x-colo
+ * (the primary's guest runs on), a frozen primary (SIGSTOP: the secondary holds, its guest
+ * stopped; lost-heartbeat on the secondary; the primary, woken, stops), and lost-heartbeat on
+ * the primary. Four agents, passed along: A → B (A killed), B → C (C refuses, then B frozen),
+ * B → D (lost-heartbeat on the primary B).
+ */
+import assert from "node:assert/strict";
+import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+const GUEST = ["--ram", "32M"];
+/** A short link timeout, so that a silent peer is held for within the test. */
+const ENV = { FERRY_LINK_TIMEOUT_MS: "3000" };
+const INCOMING = [...GUEST, "--incoming", "tcp:127.0.0.1:0"];
+
+async function colo(a: AgentProcess): Promise<Json> {
+  return (await a.api("GET", "/colo")).body;
+}
+
+async function machine(a: AgentProcess): Promise<Json> {
+  return (await a.api("GET", "/machine")).body;
+}
+
+async function info(a: AgentProcess): Promise<Json> {
+  return (await a.api("GET", "/migrations/current")).body;
+}
+
+/** Waits until the guest of `a` wrote pages beyond what it had written when called. */
+async function progresses(a: AgentProcess, who: string): Promise<void> {
+  const before = (await machine(a)).workload["pages-written"];
+  await waitFor(
+    `${who}'s guest to write beyond ${before} pages`,
+    async () => (await machine(a)).workload["pages-written"] > before,
+  );
+}
+
+/** Stops `a`'s guest and checks QEMU's increment pattern over its RAM. */
+async function incrementOk(a: AgentProcess): Promise<void> {
+  assert.equal((await a.api("POST", "/machine/stop")).status, 202);
+  const d = (await a.api("GET", "/machine/digest?at=now")).body;
+  assert.equal(d["x-increment-check"].ok, true, JSON.stringify(d["x-increment-check"]));
+  assert.equal((await a.api("POST", "/machine/cont")).status, 202);
+}
+
+/** x-colo on both, a 200 ms checkpoint delay; migrate; both reach colo. */
+async function enterColo(p: AgentProcess, s: AgentProcess): Promise<void> {
+  for (const a of [p, s]) {
+    const r = await a.api("PATCH", "/capabilities", { "x-colo": true });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+  }
+  await p.api("PATCH", "/parameters", {
+    "x-checkpoint-delay": 200,
+    "max-bandwidth": 10 * 1024 ** 3,
+  });
+  assert.equal((await p.api("POST", "/migrations", { uri: s.incomingUri })).status, 202);
+  assert.equal((await p.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
+  assert.equal((await s.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
+  assert.equal((await colo(p)).mode, "primary");
+  assert.equal((await colo(s)).mode, "secondary");
+}
+
+/** Waits until the checkpoint counters of `p` say at least `n` were taken; returns them. */
+function checkpoints(p: AgentProcess, n: number): Promise<Json> {
+  return waitFor(`${n} checkpoints`, async () => {
+    const c = (await info(p))["x-colo"];
+    return c && c.checkpoints >= n ? c : undefined;
+  });
+}
+
+function exitSeen(events: SseRecorder, mode: string, reason: string): Promise<unknown> {
+  return events.waitFor((e) =>
+    e.event === "COLO_EXIT" && (e.data as Json).mode === mode &&
+    (e.data as Json).reason === reason
+  );
+}
+
+Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death and on lost-heartbeat", async (t) => {
+  await withAgents(async (track) => {
+    const [a, b, c, d] = await Promise.all([
+      // Paced so that the precopy converges on a busy 2-core host.
+      [...GUEST, "--fill", "random", "--workload", "increment,rate=5000"],
+      INCOMING,
+      INCOMING,
+      INCOMING,
+    ].map((args) => startAgent(args, [], undefined, ENV).then(track)));
+    const bEvents = await recordEvents(b.base);
+    const aEvents = await recordEvents(a.base);
+    try {
+      await t.step(
+        "both sides enter colo; checkpoints are counted; a changed delay applies at once",
+        async () => {
+          await enterColo(a, b);
+          for (const e of [aEvents, bEvents]) {
+            await e.waitFor((x) => x.event === "MIGRATION" && (x.data as Json).status === "colo");
+          }
+          assert.equal((await machine(a)).runstate, "running");
+          assert.equal((await machine(b)).runstate, "running");
+          await progresses(a, "the primary");
+          await progresses(b, "the secondary");
+          const first = await checkpoints(a, 3);
+          assert.ok(first["checkpoints-periodic"] >= 3, JSON.stringify(first));
+          assert.ok(first["checkpoint-bytes-last"] > 0, JSON.stringify(first));
+          assert.ok(first["pause-p99-ms"] >= first["pause-p50-ms"], JSON.stringify(first));
+          assert.ok((await info(b))["x-colo"].checkpoints >= 3, "the secondary applied them");
+          const metrics = await (await fetch(`${a.base}/metrics`)).text();
+          const counted = Number(/^ferry_colo_checkpoints (\d+)$/m.exec(metrics)?.[1]);
+          assert.ok(counted >= 3, "GET /metrics counts the checkpoints");
+          // A long delay: one checkpoint at once (the change), then none for a while.
+          await a.api("PATCH", "/parameters", { "x-checkpoint-delay": 600_000 });
+          const changed = await waitFor("the checkpoint the changed delay starts", async () => {
+            const x = (await info(a))["x-colo"];
+            return x["checkpoints-triggered"] === 1 ? x : undefined;
+          });
+          await new Promise((r) => setTimeout(r, 1000));
+          assert.equal((await info(a))["x-colo"].checkpoints, changed.checkpoints);
+          // Back to 100 ms: at once again, then periodic ones follow.
+          await a.api("PATCH", "/parameters", { "x-checkpoint-delay": 100 });
+          await checkpoints(a, changed.checkpoints + 3);
+          assert.equal((await info(a))["x-colo"]["checkpoints-triggered"], 2);
+        },
+      );
+
+      await t.step("kill -9 of the primary: the secondary takes over by itself", async () => {
+        a.kill("SIGKILL");
+        assert.equal((await a.exited).signal, "SIGKILL");
+        await waitFor("the secondary to leave colo", async () => (await colo(b)).mode === "none");
+        assert.deepEqual(await colo(b), {
+          mode: "none",
+          "last-mode": "secondary",
+          reason: "error",
+        });
+        await exitSeen(bEvents, "secondary", "error");
+        assert.equal((await info(b)).status, "completed");
+        assert.equal((await machine(b)).runstate, "running");
+        await progresses(b, "the secondary after the failover");
+        await incrementOk(b);
+      });
+
+      await t.step(
+        "a destination without x-colo refuses COLO, a cancel before COLO: the primary runs on",
+        async () => {
+          await b.api("PATCH", "/parameters", { "x-checkpoint-delay": 200 });
+          assert.equal((await b.api("POST", "/migrations", { uri: c.incomingUri })).status, 202);
+          const failed = await b.waitStatus(/^(colo|completed|failed)$/);
+          assert.equal(failed.status, "failed");
+          assert.match(failed["error-desc"], /COLO is not enabled on the destination/);
+          assert.equal((await machine(b)).runstate, "running");
+          await progresses(b, "the primary after the refusal");
+          // With x-colo on both, a precopy cancelled before the switchover: the guest runs on.
+          assert.equal((await c.api("PATCH", "/capabilities", { "x-colo": true })).status, 200);
+          await b.api("PATCH", "/parameters", { "max-bandwidth": 1 << 20 });
+          assert.equal((await b.api("POST", "/migrations", { uri: c.incomingUri })).status, 202);
+          await b.waitStatus(/^active$/);
+          assert.equal((await b.api("POST", "/migrations/current/cancel")).status, 202);
+          assert.equal(
+            (await b.waitStatus(/^(cancelled|colo|completed|failed)$/)).status,
+            "cancelled",
+          );
+          assert.equal((await machine(b)).runstate, "running");
+          assert.equal((await colo(b)).mode, "none");
+          await progresses(b, "the primary after the cancel");
+        },
+      );
+
+      await t.step(
+        "a frozen primary: the secondary holds; lost-heartbeat there; the primary stops",
+        async () => {
+          await enterColo(b, c);
+          await checkpoints(b, 2);
+          b.kill("SIGSTOP"); // silent: no EOF, no RST
+          try {
+            await waitFor(
+              "the secondary to hold",
+              async () => (await colo(c)).reason === "processing",
+            );
+            assert.equal((await colo(c)).mode, "secondary", "no proof the primary died: it holds");
+            assert.equal((await machine(c)).runstate, "colo", "its guest stopped");
+            const r = await c.api("POST", "/colo/lost-heartbeat");
+            assert.equal(r.status, 202, JSON.stringify(r.body));
+            await waitFor(
+              "the secondary to leave colo",
+              async () => (await colo(c)).mode === "none",
+            );
+            assert.deepEqual(await colo(c), {
+              mode: "none",
+              "last-mode": "secondary",
+              reason: "request",
+            });
+            assert.equal((await machine(c)).runstate, "running");
+            await progresses(c, "the secondary alone");
+          } finally {
+            b.kill("SIGCONT");
+          }
+          // The primary wakes up, finds the secondary's EXIT, and stops: one guest runs.
+          await waitFor("the primary to leave colo", async () => (await colo(b)).mode === "none");
+          assert.deepEqual(await colo(b), {
+            mode: "none",
+            "last-mode": "primary",
+            reason: "request",
+          });
+          await exitSeen(bEvents, "primary", "request");
+          assert.equal((await machine(b)).runstate, "postmigrate", "the guest moved to c");
+          assert.equal((await b.waitStatus(/^(completed|failed)$/)).status, "completed");
+          await incrementOk(c);
+        },
+      );
+
+      await t.step(
+        "lost-heartbeat on the primary: it runs on alone, the secondary stops",
+        async () => {
+          assert.equal((await b.api("POST", "/machine/cont")).status, 202);
+          await enterColo(b, d);
+          await checkpoints(b, 2);
+          const r = await b.api("POST", "/colo/lost-heartbeat");
+          assert.equal(r.status, 202, JSON.stringify(r.body));
+          await waitFor("the primary to leave colo", async () => (await colo(b)).mode === "none");
+          assert.deepEqual(await colo(b), {
+            mode: "none",
+            "last-mode": "primary",
+            reason: "request",
+          });
+          assert.equal((await b.waitStatus(/^(completed|failed)$/)).status, "completed");
+          assert.equal((await machine(b)).runstate, "running");
+          await progresses(b, "the primary alone");
+          await waitFor("the secondary to stop", async () => (await colo(d)).mode === "none");
+          assert.equal((await colo(d)).reason, "request");
+          assert.equal((await machine(d)).runstate, "paused");
+          const again = await d.api("POST", "/colo/lost-heartbeat");
+          assert.equal(again.status, 409);
+          assert.equal(again.headers.get("content-type"), "application/problem+json");
+        },
+      );
+    } finally {
+      await Promise.all([aEvents.close(), bEvents.close()]);
+    }
+  });
+});

@@ -1,0 +1,201 @@
+/**
+ * Issue 21, COLO without processes: the checkpoint frames' codec (both directions, each side's
+ * messages only), and the secondary's side (dest_colo.ts) over an in-memory channel — a whole
+ * checkpoint is applied (the cached pages that either side dirtied since the last one reach
+ * RAM, this guest's own writes overwritten from the cache), a checkpoint cut halfway is not
+ * (RAM and the guest as they were; EOF: the guest runs on alone), and the primary's EXIT stops
+ * the guest.
+ */
+import assert from "node:assert/strict";
+import { memoryChannelPair } from "../../adapters/channels/memory_pair.ts";
+import { allocateGuest } from "../../adapters/memory/guest_ram.ts";
+import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
+import { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
+import { PARKED, PRNG } from "../../adapters/memory/vcpu_ctl.ts";
+import { percentile } from "../../domain/engine/colo_link.ts";
+import { ColoControl, DestColo } from "../../domain/engine/dest_colo.ts";
+import { ReturnPath } from "../../domain/engine/dest_support.ts";
+import { DEVICE_SECTION, DeviceSectionLoader } from "../../domain/engine/device_section.ts";
+import type { MainLink } from "../../domain/engine/main_link.ts";
+import type { WorkerMessage } from "../../domain/engine/messages.ts";
+import { RamLoader } from "../../domain/engine/ram_loader.ts";
+import { RamSectionLoader } from "../../domain/engine/ram_section_loader.ts";
+import { SectionTable } from "../../domain/engine/section_table.ts";
+import { createStats, STAT } from "../../domain/engine/stats.ts";
+import {
+  COLO_BODY,
+  ColoExitCode,
+  ColoMessage,
+  decodeColoFrame,
+  decodeColoReply,
+  encodeColoFrame,
+  encodeColoReply,
+  encodePageRun,
+  encodeSectionFull,
+  encodeStreamHeader,
+  FRAME_HEADER_SIZE,
+  FrameReader,
+  RP_COLO,
+  WireError,
+} from "../../domain/wire/mod.ts";
+
+Deno.test("colo frames: the primary's and the secondary's messages round-trip; each side's only", () => {
+  const f = encodeColoFrame(ColoMessage.VMSTATE_SIZE, 2 ** 40 + 3);
+  assert.equal(f.length, FRAME_HEADER_SIZE + COLO_BODY);
+  assert.deepEqual(decodeColoFrame(f.subarray(FRAME_HEADER_SIZE)), {
+    msg: ColoMessage.VMSTATE_SIZE,
+    value: 2 ** 40 + 3,
+  });
+  const r = encodeColoReply(ColoMessage.VMSTATE_LOADED);
+  assert.equal((r[0] << 8) | r[1], RP_COLO);
+  assert.deepEqual(decodeColoReply(r.subarray(4)), { msg: ColoMessage.VMSTATE_LOADED, value: 0 });
+  // A secondary's message in a primary's frame (and the other way round) is refused.
+  assert.throws(
+    () => decodeColoFrame(encodeColoReply(ColoMessage.CHECKPOINT_REPLY).subarray(4)),
+    (e) => e instanceof WireError && /CHECKPOINT_REPLY is not sent by the primary/.test(e.message),
+  );
+  assert.throws(
+    () => decodeColoReply(encodeColoFrame(ColoMessage.CHECKPOINT_REQUEST).subarray(5)),
+    /CHECKPOINT_REQUEST is not sent by the secondary/,
+  );
+  assert.throws(() => decodeColoFrame(new Uint8Array(11)), /11 bytes, expected 12/);
+  const unknown = new Uint8Array(COLO_BODY);
+  unknown[3] = 42;
+  assert.throws(() => decodeColoFrame(unknown), /COLO message 42/);
+  assert.throws(() => encodeColoFrame(ColoMessage.CHECKPOINT_READY), RangeError);
+  assert.equal(percentile([1, 2, 3, 4], 0.5), 2);
+  assert.equal(percentile([1, 2, 3, 4], 0.99), 4);
+});
+
+const BLOCKS = [{ name: "pc.ram", size: 16 * PAGE_SIZE }];
+
+/** A guest without a vCPU Worker: its vCPU counts as parked (it never executes). */
+function parkedGuest() {
+  const guest = allocateGuest(BLOCKS);
+  const ctl = new Int32Array(guest.ctl);
+  Atomics.store(ctl, PARKED, 1);
+  ctl.set([1, 2, 3, 4], PRNG); // a vCPU's PRNG state is never all zero
+  return guest;
+}
+
+/** A secondary whose first state arrived (RAM filled with 1s), ready for checkpoints. */
+async function secondary() {
+  const guest = parkedGuest();
+  const ram = new Uint8Array(guest.ram[0]);
+  ram.fill(1);
+  const dirty = new Uint8Array(guest.dirty);
+  const vcpu = new VcpuControl(guest);
+  const stats = createStats();
+  const loader = new RamLoader(guest, stats);
+  const ramSection = new RamSectionLoader(loader, stats, 1);
+  const device = new DeviceSectionLoader(vcpu);
+  const [primary, channel] = memoryChannelPair(1 << 20);
+  // The precopy's stream came first (its frames are not this test's).
+  const reader = new FrameReader(channel);
+  await primary.write(encodeStreamHeader());
+  await reader.readStreamHeader();
+  const messages: WorkerMessage[] = [];
+  const transitions: string[] = [];
+  const link = {
+    status: "colo",
+    post: (m: WorkerMessage) => messages.push(m),
+    transition: (from: string, to: string) => {
+      transitions.push(`${from}->${to}`);
+      return Promise.resolve(true);
+    },
+  } as unknown as MainLink;
+  const control = new ColoControl();
+  const colo = new DestColo({
+    guest,
+    vcpu,
+    link,
+    stats,
+    reader,
+    channel,
+    rp: new ReturnPath(channel),
+    ram: loader,
+    ramSection,
+    sections: new SectionTable([ramSection, device]),
+    control,
+    timeoutMs: 30_000,
+    unwatch: () => {},
+  });
+  colo.prepare();
+  vcpu.setRunstate("running");
+  /** The device state of the primary's stopped vCPU, as a SECTION_FULL record. */
+  const state = encodeSectionFull(
+    DEVICE_SECTION,
+    new VcpuControl(parkedGuest()).saveDeviceState(),
+  );
+  /** Reads the secondary's next COLO message. */
+  async function reply(): Promise<number> {
+    const b = new Uint8Array(4 + COLO_BODY);
+    for (let got = 0; got < b.length;) {
+      const n = await primary.read(b.subarray(got));
+      if (n === null) throw new Error("the secondary closed");
+      got += n;
+    }
+    return decodeColoReply(b.subarray(4)).msg;
+  }
+  return { ram, dirty, vcpu, stats, primary, colo, messages, transitions, state, reply };
+}
+
+Deno.test("colo secondary: a whole checkpoint overwrites what either side dirtied; a cut one is not applied", async () => {
+  const s = await secondary();
+  const running = s.colo.run();
+  assert.equal(await s.reply(), ColoMessage.CHECKPOINT_READY);
+  // The secondary's guest writes pages 3 and 4 (dirty log) between checkpoints.
+  s.ram.fill(7, 3 * PAGE_SIZE, 5 * PAGE_SIZE);
+  s.dirty[3] = s.dirty[4] = 1;
+  await s.primary.write(encodeColoFrame(ColoMessage.CHECKPOINT_REQUEST));
+  assert.equal(await s.reply(), ColoMessage.CHECKPOINT_REPLY);
+  assert.equal(s.vcpu.runstate, "colo", "the secondary stops for the checkpoint");
+  await s.primary.write(encodeColoFrame(ColoMessage.VMSTATE_SEND));
+  // The primary dirtied pages 4 and 9 since the last checkpoint.
+  await s.primary.write(encodePageRun(0, 4, PAGE_SIZE, new Uint8Array(PAGE_SIZE).fill(2)));
+  await s.primary.write(encodePageRun(0, 9, PAGE_SIZE, new Uint8Array(PAGE_SIZE).fill(2)));
+  assert.equal(s.ram[9 * PAGE_SIZE], 1, "pages wait in the cache");
+  await s.primary.write(encodeColoFrame(ColoMessage.VMSTATE_SIZE, s.state.length));
+  await s.primary.write(s.state);
+  assert.equal(await s.reply(), ColoMessage.VMSTATE_RECEIVED);
+  assert.equal(await s.reply(), ColoMessage.VMSTATE_LOADED, JSON.stringify(s.messages));
+  assert.equal(s.vcpu.runstate, "running");
+  assert.deepEqual(
+    [0, 3, 4, 9].map((p) => s.ram[p * PAGE_SIZE]),
+    [1, 1, 2, 2],
+    "page 3: the secondary's own write undone from the cache; 4 and 9: the primary's",
+  );
+  assert.equal(s.stats[STAT.coloCheckpoints], 1);
+
+  // The next checkpoint is cut halfway: nothing of it reaches RAM, and the guest runs on.
+  s.ram.fill(8, 5 * PAGE_SIZE, 6 * PAGE_SIZE);
+  s.dirty[5] = 1;
+  await s.primary.write(encodeColoFrame(ColoMessage.CHECKPOINT_REQUEST));
+  assert.equal(await s.reply(), ColoMessage.CHECKPOINT_REPLY);
+  await s.primary.write(encodeColoFrame(ColoMessage.VMSTATE_SEND));
+  await s.primary.write(encodePageRun(0, 10, PAGE_SIZE, new Uint8Array(PAGE_SIZE).fill(3)));
+  await s.primary.write(encodeColoFrame(ColoMessage.VMSTATE_SIZE, s.state.length));
+  await s.primary.write(s.state.subarray(0, 20));
+  s.primary.close(); // EOF: the primary's process died
+  await running;
+  assert.deepEqual([5, 10].map((p) => s.ram[p * PAGE_SIZE]), [8, 1], "RAM as it was");
+  assert.equal(s.vcpu.runstate, "running", "the secondary runs on alone");
+  assert.equal(s.stats[STAT.coloCheckpoints], 1);
+  assert.deepEqual(s.messages.filter((m) => m.t === "colo"), [
+    { t: "colo", what: "enter", mode: "secondary" },
+    { t: "colo", what: "exit", reason: "error" },
+  ]);
+  assert.deepEqual(s.transitions, ["colo->completed"]);
+});
+
+Deno.test("colo secondary: the primary's EXIT (its lost-heartbeat) stops the guest here", async () => {
+  const s = await secondary();
+  const running = s.colo.run();
+  assert.equal(await s.reply(), ColoMessage.CHECKPOINT_READY);
+  await s.primary.write(encodeColoFrame(ColoMessage.EXIT, ColoExitCode.REQUEST));
+  await running;
+  assert.equal(s.vcpu.runstate, "paused");
+  assert.deepEqual(s.messages.at(-1), { t: "colo", what: "exit", reason: "request" });
+  assert.deepEqual(s.transitions, ["colo->completed"]);
+  s.primary.close();
+});
