@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { stopChild } from "./child_stop.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -148,16 +149,7 @@ export async function startAgent(
       if (stopped) return;
       stopped = true;
       expectExit = true;
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      const t = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 3000);
-      await child.status;
-      clearTimeout(t);
+      await stopChild(child, 3000);
       await lines.cancel().catch(() => {});
     },
     log: () => logText,

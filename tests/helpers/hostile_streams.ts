@@ -9,6 +9,7 @@
  */
 import fc from "fast-check";
 import { encodeDeviceState } from "../../adapters/memory/device_state.ts";
+import { Machine } from "../../adapters/memory/machine.ts";
 import { resolveWorkload } from "../../adapters/memory/workload_spec.ts";
 import { DEVICE_SECTION } from "../../domain/engine/device_section.ts";
 import { RAM_SECTION } from "../../domain/engine/ram_section.ts";
@@ -45,6 +46,17 @@ export const HOSTILE_LAYOUT: readonly { name: string; size: number }[] = [
 export const HOSTILE_AGENT_ARGS = ["--ram", "768K", "--ram-block", "vga=256K"];
 /** Total bytes of {@link HOSTILE_LAYOUT}. */
 export const HOSTILE_RAM = HOSTILE_LAYOUT.reduce((n, b) => n + b.size, 0);
+
+/** A paused incoming guest of {@link HOSTILE_LAYOUT}, zero-filled: what hostile streams load into. */
+export function hostileDestination(): Promise<Machine> {
+  return Machine.create({
+    blocks: HOSTILE_LAYOUT.map((b) => ({ ...b })),
+    fill: "zero",
+    workload: { kind: "idle" },
+    startPaused: true,
+    incoming: true,
+  });
+}
 /**
  * A smaller guest for mass runs (tests/helpers/hostile_worker.ts): the same frame shapes
  * (data and zero runs, a complete section, postcopy) in a stream of ~50 KiB instead of ~0.5 MiB.

@@ -7,6 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { stopChild } from "./child_stop.ts";
 
 /** The repository's root. */
 export const ROOT = new URL("../../", import.meta.url);
@@ -92,16 +93,7 @@ export function terminal(script: string, env: Record<string, string>): Terminal 
     output: () => text,
     status: child.status,
     async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      const t = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 5000);
-      await child.status;
-      clearTimeout(t);
+      await stopChild(child, 5000);
       await drained;
     },
   };

@@ -18,7 +18,7 @@ import {
   assertClearError,
   describeMutation,
   deviceRecord,
-  HOSTILE_LAYOUT,
+  hostileDestination,
   idleDeviceState,
   mutationArb,
   validFrames,
@@ -29,16 +29,6 @@ const seed = Date.now();
 console.log("fast-check seed", seed);
 
 const FAILED_PREFIX = "load of migration failed: ";
-
-function destination(): Promise<Machine> {
-  return Machine.create({
-    blocks: HOSTILE_LAYOUT.map((b) => ({ ...b })),
-    fill: "zero",
-    workload: { kind: "idle" },
-    startPaused: true,
-    incoming: true,
-  });
-}
 
 /** What one load did. */
 interface Load {
@@ -96,7 +86,7 @@ function failure(r: Load): string {
 }
 
 Deno.test("hostile loader: the valid base streams load (so failures below are the mutations')", async () => {
-  const dst = await destination();
+  const dst = await hostileDestination();
   try {
     for (const shape of [{}, { returnPath: true }, { postcopy: true }]) {
       const r = await load(dst, concat(validFrames(shape)));
@@ -116,7 +106,7 @@ Deno.test("hostile loader: mutated streams fail that attempt clearly, never run 
     validFrames({ postcopy: true }),
     validFrames({ eof: false }),
   ];
-  const dst = await destination();
+  const dst = await hostileDestination();
   const tally = { failed: 0, loaded: 0, paused: 0 };
   try {
     await fc.assert(
@@ -164,7 +154,7 @@ function postcopyUpTo(pkg: Uint8Array[]): Uint8Array {
 Deno.test("hostile loader: a stream ending after POSTCOPY_LISTEN, before POSTCOPY_RUN, fails without pausing", async () => {
   // QEMU pauses an incoming postcopy only once it is running (POSTCOPY_INCOMING_RUNNING):
   // before RUN the guest never ran here and the source still has it, so the attempt fails.
-  const dst = await destination();
+  const dst = await hostileDestination();
   try {
     const r = await load(dst, postcopyUpTo([encodeEmpty(FrameType.POSTCOPY_LISTEN)]));
     assert.equal(r.ok, false);
@@ -179,7 +169,7 @@ Deno.test("hostile loader: a stream ending after POSTCOPY_LISTEN, before POSTCOP
 Deno.test("hostile loader: a malformed device state in the postcopy package fails, it does not pause", async () => {
   const device = idleDeviceState();
   device[0] ^= 0xff; // bad magic
-  const dst = await destination();
+  const dst = await hostileDestination();
   try {
     const r = await load(
       dst,
@@ -206,7 +196,7 @@ Deno.test("hostile loader: RAM runs outside any section are refused (wire-format
   const f = validFrames().filter((x) =>
     x[0] !== FrameType.SECTION_START && x[0] !== FrameType.SECTION_END
   );
-  const dst = await destination();
+  const dst = await hostileDestination();
   try {
     const r = await load(dst, concat(f));
     assert.equal(r.ok, false, "a stream with runs outside every section loaded");
@@ -224,7 +214,7 @@ Deno.test("hostile loader: RAM runs outside any section are refused (wire-format
 Deno.test("hostile loader: an encoded page longer than 64 KiB is refused at its frame header", async () => {
   // Such a payload cannot be read whole through the reader's buffer: it must be refused as
   // a frame length, not end in the reader's programming error ("readPayload() on …").
-  const dst = await destination();
+  const dst = await hostileDestination();
   try {
     for (const [type, name] of [[0x20, "XBZRLE_PAGE"], [0x21, "COMPRESSED_PAGE"]] as const) {
       for (const length of [65537, 65542, 131078]) {

@@ -41,7 +41,7 @@ import { fakeMain, loadStream, migrateInProcess } from "../helpers/engine_pair.t
 import {
   assertClearError,
   deviceRecord,
-  HOSTILE_LAYOUT,
+  hostileDestination,
   idleDeviceState,
   validFrames,
 } from "../helpers/hostile_streams.ts";
@@ -50,16 +50,6 @@ const seed = Date.now();
 console.log("fast-check seed", seed);
 
 const FAILED = "load of migration failed: ";
-
-function destination(): Promise<Machine> {
-  return Machine.create({
-    blocks: HOSTILE_LAYOUT.map((b) => ({ ...b })),
-    fill: "zero",
-    workload: { kind: "idle" },
-    startPaused: true,
-    incoming: true,
-  });
-}
 
 /** Loads `bytes` into `dst`; the one failure text, or null when it loaded. */
 async function load(dst: Machine, bytes: Uint8Array): Promise<string | null> {
@@ -176,7 +166,7 @@ Deno.test("wire v2: a migration carries RAM in 'ram' records and the device stat
 });
 
 Deno.test("wire v2: an unknown section id, another name or an unsupported version is refused", async () => {
-  const dst = await destination();
+  const dst = await hostileDestination();
   const isStart = (f: Uint8Array) => f[0] === FrameType.SECTION_START;
   const isFull = (f: Uint8Array) => f[0] === FrameType.SECTION_FULL;
   const device = idleDeviceState();
@@ -221,7 +211,7 @@ Deno.test("wire v2: an unknown section id, another name or an unsupported versio
 });
 
 Deno.test("wire v2: a version 1 stream is refused naming both versions, and the source hears why", async () => {
-  const dst = await destination();
+  const dst = await hostileDestination();
   try {
     const v1 = concat(validFrames());
     v1[5] = 1;
@@ -255,7 +245,7 @@ Deno.test("wire v2: a version 1 stream is refused naming both versions, and the 
 });
 
 Deno.test("wire v2: truncated, extended or oversized section records are refused clearly", async () => {
-  const dst = await destination();
+  const dst = await hostileDestination();
   const base = validFrames();
   const records = base.flatMap((f, i) =>
     i > 0 &&
