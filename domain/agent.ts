@@ -4,9 +4,8 @@
  *
  * @module
  */
-import { drivesInfo, type DriveSpec } from "../adapters/disk/drive.ts";
-import { type InputRefusal, Machine, type RunState } from "../adapters/memory/machine.ts";
-import { hugePagesModeFrom, resolveRamBacking } from "../adapters/memory/ram_backing.ts";
+import type { DriveSpec } from "../adapters/disk/drive.ts";
+import type { Machine, RunState } from "../adapters/memory/machine.ts";
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
 import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
 import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
@@ -41,25 +40,14 @@ import {
 } from "./preflight.ts";
 import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 import type { AgentConfig } from "./agent_config.ts";
+import { buildMachine } from "./agent_machine.ts";
+import { GuestControl } from "./guest_control.ts";
 
 export type { AgentConfig, MigrateRequest };
 
 const HISTORY = 32;
 /** Events published within this many ms reach each SSE subscriber together. */
 const EVENT_COALESCE_MS = 10;
-
-/** What `POST /machine/input` answers when the machine refuses the input. */
-const INPUT_REFUSED: Record<InputRefusal, (a: Agent) => string> = {
-  "no-input": () => "The guest takes no input",
-  full: () => "The guest's unread input fills its buffer",
-  incoming: () =>
-    "The guest has not arrived yet (runstate inmigrate); send its input to the source " +
-    "until it runs here",
-  away: (a) =>
-    `A migration took the guest's state and unread input (runstate ${a.machine.runstate}); ` +
-    "send its input to the destination once the guest runs there, or here again if it " +
-    "runs on here",
-};
 
 /** One Ferry agent. */
 export class Agent {
@@ -75,6 +63,8 @@ export class Agent {
   readonly #globals: Globals["flags"];
   readonly #out: OutgoingSide;
   readonly #incoming: IncomingSide;
+  /** stop, cont, input and the drives: the guest-facing operations. */
+  readonly #guest: GuestControl;
   readonly #watch = new MigrationWatch(this.events, {
     outgoing: () => this.#out.outgoing,
     incoming: () => this.#incoming.current,
@@ -89,6 +79,7 @@ export class Agent {
   private constructor(machine: Machine, config: AgentConfig) {
     this.#tls = config.tls ?? new TlsCredsRegistry();
     this.machine = machine;
+    this.#guest = new GuestControl(machine, () => this.#sourceStatus);
     this.parameters = config.parameters ?? { ...DEFAULT_PARAMETERS };
     this.capabilities = config.capabilities ?? { ...DEFAULT_CAPABILITIES };
     this.onlyMigratable = config.onlyMigratable ?? false;
@@ -128,29 +119,7 @@ export class Agent {
       parseMigrationUri(config.incoming, "incoming");
       requireExecAllowed(config.incoming, "incoming", config.allowExec ?? false);
     }
-    const backing = await resolveRamBacking(hugePagesModeFrom(config.hugePages));
-    const t0 = performance.now();
-    const machine = await Machine.create({
-      blocks: config.blocks,
-      fill: config.fill,
-      workload: config.workload,
-      startPaused: config.startPaused,
-      incoming: config.incoming !== null,
-      backing,
-      ...(config.guest ? { guest: config.guest } : {}),
-      arrivalDigest: (config.arrivalDigest ?? false) && config.incoming !== null,
-      drives: config.drives ?? [],
-    });
-    const ram = machine.ramBackingInfo();
-    config.logger?.log(backing.fallback ? "warn" : "info", "guest RAM pages", {
-      "page-size": ram["page-size"],
-      "huge-pages": ram["huge-pages"],
-      reason: ram.reason,
-      thp: ram.thp,
-      "huge-page-bytes": ram["huge-page-bytes"],
-      // Allocating, advising and filling (or pre-touching) RAM, and starting the vCPU.
-      "ram-ready-ms": Math.round(performance.now() - t0),
-    });
+    const machine = await buildMachine(config);
     const agent = new Agent(machine, config);
     if (config.incoming && config.incoming !== "defer") {
       await agent.#incoming.listen(config.incoming, !config.startPaused);
@@ -191,7 +160,7 @@ export class Agent {
 
   /** query-block: the drives' ids, files and sizes. */
   drives(): DriveSpec[] {
-    return drivesInfo(this.machine.shared.drives ?? []);
+    return this.#guest.drives();
   }
 
   /** The address the incoming side listens on, once bound. */
@@ -340,27 +309,18 @@ export class Agent {
   }
 
   /** QMP stop; resolves to the runstate after it. */
-  async stopGuest(): Promise<RunState> {
-    this.#assertIdle();
-    if (this.machine.runstate === "running") await this.machine.stop();
-    return this.machine.runstate;
+  stopGuest(): Promise<RunState> {
+    return this.#guest.stop();
   }
 
   /** `POST /machine/input`: appends `bytes` to a WebAssembly guest's stdin. */
   guestInput(bytes: Uint8Array): void {
-    const refused = this.machine.input(bytes);
-    if (refused !== null) throw new DomainError("wrong-state", INPUT_REFUSED[refused](this));
+    this.#guest.input(bytes);
   }
 
   /** QMP cont; returns the runstate after it. */
   contGuest(): RunState {
-    this.#assertIdle();
-    const rs = this.machine.runstate;
-    if (rs === "shutdown" || rs === "guest-panicked") {
-      throw new DomainError("wrong-state", `The guest has ended (runstate ${rs})`);
-    }
-    this.machine.cont();
-    return this.machine.runstate;
+    return this.#guest.cont();
   }
 
   /** Stops everything (shutdown). */
@@ -387,16 +347,6 @@ export class Agent {
       allowExec: this.allowExec,
       wasmGuest: this.machine.shared.wasm !== undefined,
     };
-  }
-
-  #assertIdle(): void {
-    const out = this.#sourceStatus;
-    if (isSetupOrActive(out) || out === "cancelling") {
-      throw new DomainError("active", MIGRATION_ACTIVE);
-    }
-    if (this.machine.runstate === "inmigrate") {
-      throw new DomainError("wrong-state", "Guest is waiting for an incoming migration");
-    }
   }
 
   /** Block options set (`remove`: to undo when the migration ends) or undone. */

@@ -15,10 +15,11 @@ import {
   ramSize,
   type SharedGuest,
 } from "./guest_ram.ts";
-import { adviseHugePages, hugePageBytes } from "./huge_pages.ts";
+import { adviseHugePages } from "./huge_pages.ts";
 import { MachineDigests } from "./machine_digests.ts";
 import { PAGE_SIZE, type RamBlockLayout, type RamBlockSpec } from "./layout.ts";
 import { applyRamBacking, type RamAdvice, type RamBacking } from "./ram_backing.ts";
+import { type RamBackingInfo, RamBackingReport } from "./ram_backing_info.ts";
 import { ctlViews, ringWake, type RunState, SHUTDOWN } from "./vcpu_ctl.ts";
 import { initControl, VcpuControl, type VcpuRegisters } from "./vcpu_control.ts";
 import { resolveWorkload, type WorkloadSpec } from "./workload_spec.ts";
@@ -34,7 +35,15 @@ export { parseWorkload } from "./workload_spec.ts";
 export { parseGuest } from "../wasm/wasm_guest.ts";
 export { OutputLog, WasmModuleError };
 export type { GuestSpec };
-export type { DigestResult, RamBacking, RamFill, RunState, SharedGuest, WorkloadSpec };
+export type {
+  DigestResult,
+  RamBacking,
+  RamBackingInfo,
+  RamFill,
+  RunState,
+  SharedGuest,
+  WorkloadSpec,
+};
 
 /** Options of Machine.create (the `--ram`, `--fill`, `--workload`, `-S`, `--incoming` flags). */
 export interface MachineOptions {
@@ -79,25 +88,6 @@ export interface GuestInfo {
  */
 export type InputRefusal = "no-input" | "full" | "incoming" | "away";
 
-/** `GET /machine`'s `x-ram-backing`: the page size asked for RAM and what backs it. */
-export interface RamBackingInfo {
-  "huge-pages": RamBacking["mode"];
-  /** The page size asked of the kernel: 2097152 (MADV_HUGEPAGE) or 4096. */
-  "page-size": number;
-  thp: RamBacking["thp"];
-  reason: string;
-  /** Bytes of RAM advised MADV_HUGEPAGE: each block's 2 MiB-aligned part. */
-  "advised-bytes": number;
-  /** Bytes of RAM huge pages back now (smaps); null when it cannot be read. */
-  "huge-page-bytes": number | null;
-  probe: {
-    "4k-gbps": number;
-    "huge-gbps": number;
-    "measured-at": string;
-    cached: boolean;
-  } | null;
-}
-
 const OFF: RamBacking = {
   mode: "off",
   pageSize: PAGE_SIZE,
@@ -132,11 +122,6 @@ const PARALLEL_PREP_BYTES = 64 << 20;
  * backed yet costs ~1–2 s per GiB whatever the page size). Two Workers help on both.
  */
 const MAX_PREP_WORKERS = 4;
-/**
- * How long a reading of /proc/self/smaps serves (walking it costs ~1–2 ms with RAM on huge
- * pages, 12–22 ms per GiB touched on 4 KiB pages, on the main thread).
- */
-const SMAPS_TTL_MS = 1000;
 
 /** The guest: owns its SharedArrayBuffers and vCPU Worker. Dispose it when done. */
 export class Machine {
@@ -153,7 +138,8 @@ export class Machine {
   readonly #workers = new Set<Worker>();
   #vcpuError: string | null = null;
   readonly #digests: MachineDigests;
-  #huge: { at: number; bytes: number | null } | null = null;
+  /** x-ram-backing, with its cached smaps reading. */
+  readonly #ramReport: RamBackingReport;
   /** The guest's output records (a WebAssembly guest's stdout and stderr). */
   readonly output = new OutputLog();
   #trap: string | null = null;
@@ -170,6 +156,7 @@ export class Machine {
     this.backing = backing;
     this.advice = advice;
     this.#digests = new MachineDigests(shared, vcpu);
+    this.#ramReport = new RamBackingReport(shared, backing, advice);
   }
 
   /**
@@ -353,36 +340,12 @@ export class Machine {
 
   /** The page size asked for RAM, why, and the bytes huge pages back (see hugeBytes). */
   ramBackingInfo(): RamBackingInfo {
-    const b = this.backing;
-    return {
-      "huge-pages": b.mode,
-      "page-size": b.pageSize,
-      thp: b.thp,
-      reason: b.reason,
-      "advised-bytes": this.advice.huge,
-      "huge-page-bytes": this.hugeBytes(),
-      probe: b.probe && {
-        "4k-gbps": b.probe.smallGBps,
-        "huge-gbps": b.probe.hugeGBps,
-        "measured-at": b.probe.at,
-        cached: b.probe.cached,
-      },
-    };
+    return this.#ramReport.info();
   }
 
-  /**
-   * Bytes of RAM backed by huge pages: AnonHugePages of the mappings wholly inside the RAM
-   * buffers in /proc/self/smaps, read at most once per SMAPS_TTL_MS; null when smaps cannot be
-   * read (no FFI). RAM advised MADV_NOHUGEPAGE has none: 0 then, without walking smaps (which
-   * costs ~20 ms per GiB of 4 KiB pages).
-   */
+  /** Bytes of RAM backed by huge pages now (see RamBackingReport.hugeBytes). */
   hugeBytes(): number | null {
-    if (this.advice.noHuge) return 0;
-    const now = performance.now();
-    if (this.#huge === null || now - this.#huge.at > SMAPS_TTL_MS) {
-      this.#huge = { at: now, bytes: hugePageBytes(this.shared.ram) };
-    }
-    return this.#huge.bytes;
+    return this.#ramReport.hugeBytes();
   }
 
   /**

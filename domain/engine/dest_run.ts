@@ -46,6 +46,7 @@ import { DiskSectionLoader } from "./disk_section_loader.ts";
 import { RamSectionLoader } from "./ram_section_loader.ts";
 import { SECTION_DATA, SectionTable } from "./section_table.ts";
 import { type DestColo, enableSecondary } from "./dest_colo.ts";
+import { completeLoad } from "./dest_complete.ts";
 
 /** One incoming migration. */
 class DestinationRun {
@@ -305,65 +306,34 @@ class DestinationRun {
         // guest "as it arrived" can be measured once every page is in.
         if (this.#ctx.arrivalDigest) this.#vcpu.beginSnapshot();
         this.#ran = true;
-        this.#setRunstate();
+        this.#vcpu.setRunstate(runstateAfter(this.#globalState, this.#ctx.autostart));
         break;
       default:
         throw new WireError(`migration stream: unexpected frame type 0x${type.toString(16)}`);
     }
   }
 
-  #setRunstate(): void {
-    this.#vcpu.setRunstate(runstateAfter(this.#globalState, this.#ctx.autostart));
-  }
-
   /** After EOF: everything must be here; then run (precopy) and report completed. */
-  async #complete(): Promise<void> {
-    const { link, stats } = this.#ctx;
-    this.#stream.requireNoSection("the end of the stream");
-    const missing = this.#sections.missingFull();
-    if (missing.length > 0) {
-      throw new WireError(
-        `migration stream: no device state received (section ${
-          missing.map((n) => `'${n}'`).join(", ")
-        } never came)`,
-      );
-    }
-    if (this.#ram.postcopy) {
-      // Page channels carried precopy only; they ended (EOF) before postcopy began.
-      await this.#mfd?.finish();
-      const missing = this.#ram.missing();
-      if (missing > 0) throw new WireError(`migration stream: ${missing} pages never arrived`);
-      this.#done = true;
-      this.#ended.resolve(null);
-      await this.#faults;
-      this.#vcpu.setPostcopy(false);
-      const bt = this.#vcpu.blocktime();
-      stats[STAT.blocktime] = bt.totalMs;
-      stats[STAT.totalTime] = Date.now() - this.#start;
-      if (this.#ctx.arrivalDigest) link.post({ t: "arrived" });
-      if (!await link.transition("postcopy-active", "completed")) {
-        throw new WireError("incoming migration was stopped");
-      }
-      return;
-    }
-    await this.#mfd?.finish();
-    const unseen = this.#ram.unseen();
-    if (unseen !== 0) throw new WireError(`migration stream: ${unseen} pages were never received`);
-    // With the arrival digest, the guest as it arrived is measured by a copy-on-first-write
-    // snapshot, so the test aid can compare it with the source's without delaying the guest.
-    if (this.#ctx.arrivalDigest) {
-      this.#vcpu.beginSnapshot();
-      link.post({ t: "arrived" });
-    }
-    // process_incoming_migration_bh: runstate first, then completed (or colo: the guest runs).
-    this.#colo?.prepare();
-    this.#ran = true;
-    if (this.#colo) this.#vcpu.setRunstate("running");
-    else this.#setRunstate();
-    stats[STAT.totalTime] = Date.now() - this.#start;
-    if (!await link.transition("active", this.#colo ? "colo" : "completed")) {
-      throw new WireError("incoming migration was stopped");
-    }
+  #complete(): Promise<void> {
+    return completeLoad({
+      ctx: this.#ctx,
+      stream: this.#stream,
+      sections: this.#sections,
+      ram: this.#ram,
+      vcpu: this.#vcpu,
+      mfd: this.#mfd,
+      colo: this.#colo,
+      faults: this.#faults,
+      globalState: this.#globalState,
+      start: this.#start,
+      end: () => {
+        this.#done = true;
+        this.#ended.resolve(null);
+      },
+      ran: () => {
+        this.#ran = true;
+      },
+    });
   }
 
   /** postcopy-paused until migrate-recover brings a channel; then the recovery handshake. */

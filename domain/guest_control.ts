@@ -1,0 +1,76 @@
+/**
+ * The guest-facing operations of an agent: QMP stop and cont (refused while a migration
+ * runs or the guest has not arrived), a WebAssembly guest's input, and query-block.
+ *
+ * @module
+ */
+import { drivesInfo, type DriveSpec } from "../adapters/disk/drive.ts";
+import type { InputRefusal, Machine, RunState } from "../adapters/memory/machine.ts";
+import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
+import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
+
+/** What `POST /machine/input` answers when the machine refuses the input. */
+const INPUT_REFUSED: Record<InputRefusal, (m: Machine) => string> = {
+  "no-input": () => "The guest takes no input",
+  full: () => "The guest's unread input fills its buffer",
+  incoming: () =>
+    "The guest has not arrived yet (runstate inmigrate); send its input to the source " +
+    "until it runs here",
+  away: (m) =>
+    `A migration took the guest's state and unread input (runstate ${m.runstate}); ` +
+    "send its input to the destination once the guest runs there, or here again if it " +
+    "runs on here",
+};
+
+/** Stop, cont, input and the drives of one agent's guest. */
+export class GuestControl {
+  readonly #machine: Machine;
+  readonly #sourceStatus: () => MigrationStatus;
+
+  /** Operations on `machine`; `sourceStatus` is the newest outgoing migration's status. */
+  constructor(machine: Machine, sourceStatus: () => MigrationStatus) {
+    this.#machine = machine;
+    this.#sourceStatus = sourceStatus;
+  }
+
+  /** QMP stop; resolves to the runstate after it. */
+  async stop(): Promise<RunState> {
+    this.#assertIdle();
+    if (this.#machine.runstate === "running") await this.#machine.stop();
+    return this.#machine.runstate;
+  }
+
+  /** `POST /machine/input`: appends `bytes` to a WebAssembly guest's stdin. */
+  input(bytes: Uint8Array): void {
+    const refused = this.#machine.input(bytes);
+    if (refused !== null) {
+      throw new DomainError("wrong-state", INPUT_REFUSED[refused](this.#machine));
+    }
+  }
+
+  /** QMP cont; returns the runstate after it. */
+  cont(): RunState {
+    this.#assertIdle();
+    const rs = this.#machine.runstate;
+    if (rs === "shutdown" || rs === "guest-panicked") {
+      throw new DomainError("wrong-state", `The guest has ended (runstate ${rs})`);
+    }
+    this.#machine.cont();
+    return this.#machine.runstate;
+  }
+
+  /** query-block: the drives' ids, files and sizes. */
+  drives(): DriveSpec[] {
+    return drivesInfo(this.#machine.shared.drives ?? []);
+  }
+
+  #assertIdle(): void {
+    const out = this.#sourceStatus();
+    if (isSetupOrActive(out) || out === "cancelling") {
+      throw new DomainError("active", MIGRATION_ACTIVE);
+    }
+    if (this.#machine.runstate === "inmigrate") {
+      throw new DomainError("wrong-state", "Guest is waiting for an incoming migration");
+    }
+  }
+}
