@@ -25,9 +25,10 @@ the guest
   --ram SIZE                     the pc.ram block (default 128M; suffixes K M G T)
   --ram-block NAME=SIZE          a further RAM block (repeatable)
   --fill zero|random|pattern     what RAM holds at start (default zero)
-  --workload idle|increment[,start=1M,end=100M,rate=PAGES_PER_S]|random[,rate=PAGES_PER_S,hot=FRACTION]
+  --workload idle|increment[,start=1M,end=100M,rate=PAGES_PER_S]|random[,rate=PAGES_PER_S,hot=FRACTION,clock=on|off]
                                  (both take disk=on|off|WRITES_PER_S: 4 KiB writes to the
-                                 drives, on = 1000 a second)
+                                 drives, on = 1000 a second; both write output records,
+                                 random's carry the host clock with clock=on)
                                  what the vCPU does (default idle; increment without a rate
                                  runs as fast as it can, as QEMU's migration-test guest)
   --guest wasm:PATH.wasm[,args=A B,env=K=V]

@@ -234,5 +234,6 @@ export function guestMemory(guest: SharedGuest): GuestMemory {
     snapCopied: new Uint8Array(guest.snapCopied),
     totalPages: totalPages(guest.layout),
     fault: -1,
+    out: [],
   };
 }

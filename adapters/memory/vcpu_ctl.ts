@@ -58,6 +58,8 @@ export const PRNG = 12;
 export const RECEIVED_MARKS = 16;
 /** 1 = copy-on-first-write snapshot: save a page into `snap` before the vCPU first writes it. */
 export const SNAPSHOT = 17;
+/** vCPU: 1 = the `random` workload's output carries the host clock (`clock=on`). */
+export const CLOCK = 18;
 
 // Float64 cell indices (the float64 view covers the whole block; float64 indices 0..15
 // overlay int32 cells 0..31, which are reserved for the int32 cells above).
@@ -81,6 +83,8 @@ export const F_BLOCKTIME = 23;
 export const F_FAULTS = 24;
 /** RAM size in bytes (written at creation; lets a ctl-only VcpuControl validate). */
 export const F_RAM_SIZE = 25;
+/** vCPU: the seq of the guest's next output record. */
+export const F_NEXT_SEQ = 26;
 
 /** Size of the control block in bytes. */
 export const CTL_BYTES = 256;
@@ -113,6 +117,8 @@ export function readRegs({ i32, f64 }: CtlViews): WorkloadRegs {
     rate: f64[F_RATE],
     hot: f64[F_HOT],
     prng: [0, 1, 2, 3].map((k) => Atomics.load(i32, PRNG + k) >>> 0),
+    nextSeq: f64[F_NEXT_SEQ],
+    clock: Atomics.load(i32, CLOCK) === 1,
   };
 }
 
@@ -125,6 +131,8 @@ export function writeRegs({ i32, f64 }: CtlViews, regs: WorkloadRegs): void {
   f64[F_PAGES_WRITTEN] = regs.pagesWritten;
   f64[F_RATE] = regs.rate;
   f64[F_HOT] = regs.hot;
+  f64[F_NEXT_SEQ] = regs.nextSeq;
+  Atomics.store(i32, CLOCK, regs.clock ? 1 : 0);
   for (let k = 0; k < 4; k++) Atomics.store(i32, PRNG + k, regs.prng[k] | 0);
   Atomics.store(i32, KIND, WORKLOAD_KINDS.indexOf(regs.kind));
   Atomics.store(i32, BOOTED, regs.booted ? 1 : 0);

@@ -2,7 +2,10 @@
  * The vCPU Worker: receives a SharedGuest, answers "ready", then runs its workload while the
  * runstate is `running` and parks (Atomics.wait on the doorbell) otherwise, until asked to
  * shut down. Registers live in locals while executing; counters are published to the control
- * block after every chunk, everything at each park.
+ * block after every chunk, everything at each park. The output records a step wrote are numbered
+ * from the `nextSeq` register and posted to the main thread (the same message as a WebAssembly
+ * guest's writes) before the next chunk, so a stopped guest's device state carries the seq of
+ * the next record: a migrated or checkpointed guest continues the numbering.
  *
  * @module
  */
@@ -15,6 +18,7 @@ import {
   F_BLOCKTIME,
   F_CURSOR,
   F_FAULTS,
+  F_NEXT_SEQ,
   F_PAGES_WRITTEN,
   F_PASSES,
   FAULT_PAGE,
@@ -35,8 +39,10 @@ import {
   writeRegs,
 } from "./vcpu_ctl.ts";
 import { type GuestMemory, WORKLOAD_STEPS, type WorkloadRegs } from "./workload.ts";
-import { runWasmVcpu } from "../wasm/wasm_vcpu.ts";
+import { runWasmVcpu, type WasmVcpuMessage } from "../wasm/wasm_vcpu.ts";
 import { DiskWriter } from "../disk/disk_writer.ts";
+
+const encoder = new TextEncoder();
 
 /** Pages per increment chunk between runstate checks (about 10 µs of work). */
 const INCREMENT_CHUNK = 1024;
@@ -65,6 +71,7 @@ function publish({ i32, f64 }: CtlViews, regs: WorkloadRegs): void {
   f64[F_CURSOR] = regs.cursor;
   f64[F_PASSES] = regs.passes;
   f64[F_PAGES_WRITTEN] = regs.pagesWritten;
+  f64[F_NEXT_SEQ] = regs.nextSeq;
   i32[BOOTED] = regs.booted ? 1 : 0;
   for (let k = 0; k < 4; k++) i32[PRNG + k] = regs.prng[k];
 }
@@ -118,6 +125,7 @@ function execute(
   received: Uint8Array,
   snap: SnapState,
   disk: DiskWriter | null,
+  post: (m: WasmVcpuMessage) => void,
 ) {
   const i32 = ctl.i32;
   const step = WORKLOAD_STEPS[regs.kind];
@@ -153,6 +161,10 @@ function execute(
     mem.received = Atomics.load(i32, POSTCOPY) === 1 ? received : null;
     syncSnapshot(i32, mem, snap);
     tokens -= step(regs, mem, max);
+    for (const text of mem.out) {
+      post({ kind: "output", seq: regs.nextSeq++, stream: "stdout", bytes: encoder.encode(text) });
+    }
+    mem.out.length = 0;
     disk?.tick(performance.now());
     publish(ctl, regs);
     if (mem.fault >= 0) awaitPage(ctl, received, mem.fault);
@@ -164,7 +176,7 @@ function execute(
  * from the control block (device state may have been loaded meanwhile) and executes.
  * Returns when SHUTDOWN is set.
  */
-function runVcpu(guest: SharedGuest): void {
+function runVcpu(guest: SharedGuest, post: (m: WasmVcpuMessage) => void): void {
   const ctl = ctlViews(guest.ctl);
   const i32 = ctl.i32;
   const mem = guestMemory(guest);
@@ -183,7 +195,7 @@ function runVcpu(guest: SharedGuest): void {
     Atomics.store(i32, PARKED, 0);
     if (executing(i32)) {
       const regs = readRegs(ctl);
-      execute(ctl, regs, mem, received, snap, disk);
+      execute(ctl, regs, mem, received, snap, disk, post);
       writeRegs(ctl, regs);
     }
     Atomics.store(i32, PARKED, 1);
@@ -221,6 +233,6 @@ scope.onmessage = (e) => {
     return;
   }
   scope.postMessage("ready");
-  runVcpu(e.data);
+  runVcpu(e.data, (m) => scope.postMessage(m));
   scope.close();
 };

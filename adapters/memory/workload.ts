@@ -15,7 +15,7 @@ export type WorkloadKind = "idle" | "increment" | "random";
 export type WorkloadSpec =
   | { kind: "idle" }
   | { kind: "increment"; start?: number; end?: number; rate?: number; disk?: number }
-  | { kind: "random"; rate: number; hot: number; disk?: number };
+  | { kind: "random"; rate: number; hot: number; disk?: number; clock?: boolean };
 
 /** Workload kinds in the order of their numeric codes (device state, ctl block). */
 export const WORKLOAD_KINDS: readonly WorkloadKind[] = ["idle", "increment", "random"];
@@ -43,6 +43,10 @@ export interface WorkloadRegs {
   hot: number;
   /** xorshift128 state, four uint32 words, not all zero. */
   prng: number[];
+  /** The seq the guest's next output record gets (from 1 over its whole life). */
+  nextSeq: number;
+  /** Random with `clock=on`: its output records carry the host's clock (two copies differ). */
+  clock: boolean;
 }
 
 /** The views a step works on. `fault` is an out-cell: set by a step, read by its caller. */
@@ -67,6 +71,8 @@ export interface GuestMemory {
   totalPages: number;
   /** Set by a step: the missing page it stopped before (postcopy), or -1. */
   fault: number;
+  /** Set by a step: the output records it wrote (their text); the caller numbers and drains them. */
+  out: string[];
 }
 
 /**
@@ -163,13 +169,34 @@ export function stepIncrement(regs: WorkloadRegs, mem: GuestMemory, maxPages: nu
     }
     if (page === last) {
       page = first;
-      if (regs.booted) regs.passes++;
-      else regs.booted = true;
+      if (regs.booted) {
+        regs.passes++;
+        mem.out.push(incrementRecord(regs.passes, regs.pagesWritten + done));
+      } else regs.booted = true;
     }
   }
   regs.cursor = page * PAGE_SIZE;
   regs.pagesWritten += done;
   return done;
+}
+
+/**
+ * `increment`'s output record at the end of pass `pass`, `pages` written so far (boot included):
+ * deterministic given the guest's state, so two copies of a guest write the same records.
+ */
+export function incrementRecord(pass: number, pages: number): string {
+  return `increment pass ${pass} pages ${pages}\n`;
+}
+
+/** `random` writes an output record every this many pages. */
+export const RANDOM_RECORD_PAGES = 1000;
+
+/**
+ * `random`'s output record after `pages` pages: deterministic without `clock`; with it, it
+ * carries the host's clock (`now`, ms since the epoch), so two copies of a guest differ.
+ */
+export function randomRecord(pages: number, clock: boolean, now: number): string {
+  return clock ? `random pages ${pages} clock ${now}\n` : `random pages ${pages}\n`;
 }
 
 /** Bytes written per page by the `random` workload, at a random aligned offset. */
@@ -215,6 +242,10 @@ export function stepRandom(regs: WorkloadRegs, mem: GuestMemory, maxPages: numbe
       words[at + k] = w;
     }
     mem.dirty[page] = 1;
+    const pages = regs.pagesWritten + done + 1;
+    if (pages % RANDOM_RECORD_PAGES === 0) {
+      mem.out.push(randomRecord(pages, regs.clock, regs.clock ? Date.now() : 0));
+    }
   }
   regs.prng = [x >>> 0, y >>> 0, z >>> 0, w >>> 0];
   regs.pagesWritten += done;

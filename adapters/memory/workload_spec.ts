@@ -21,7 +21,7 @@ export const DEFAULT_RANDOM_RATE = 10000;
 export const MAX_RANDOM_RATE = 1e9;
 
 const USAGE =
-  "expected idle | increment[,start=SIZE,end=SIZE,rate=PAGES_PER_S,disk=on|off|WRITES_PER_S] | random[,rate=PAGES_PER_S,hot=FRACTION,disk=on|off|WRITES_PER_S]";
+  "expected idle | increment[,start=SIZE,end=SIZE,rate=PAGES_PER_S,disk=on|off|WRITES_PER_S] | random[,rate=PAGES_PER_S,hot=FRACTION,disk=on|off|WRITES_PER_S,clock=on|off]";
 
 /** `disk=on`: 4 KiB disk writes per second (adapters/disk/disk_writer.ts). */
 export const DEFAULT_DISK_WRITES = 1000;
@@ -70,7 +70,7 @@ export function parseWorkload(s: string): WorkloadSpec {
   const allowed: Record<string, string[]> = {
     idle: [],
     increment: ["start", "end", "rate", "disk"],
-    random: ["rate", "hot", "disk"],
+    random: ["rate", "hot", "disk", "clock"],
   };
   if (!Object.hasOwn(allowed, kind)) {
     throw new RangeError(`workload: unknown kind '${kind}'; ${USAGE}`);
@@ -101,10 +101,14 @@ export function parseWorkload(s: string): WorkloadSpec {
     }
     return spec;
   }
-  const rate = opts.get("rate"), hot = opts.get("hot");
+  const rate = opts.get("rate"), hot = opts.get("hot"), clock = opts.get("clock");
+  if (clock !== undefined && clock !== "on" && clock !== "off") {
+    throw new RangeError(`workload: clock=${clock} is invalid, expected on or off`);
+  }
   return {
     kind: "random",
     ...(disk > 0 ? { disk } : {}),
+    ...(clock === "on" ? { clock: true } : {}),
     rate: rate === undefined
       ? DEFAULT_RANDOM_RATE
       : parseNumber("rate", rate, (n) =>
@@ -137,8 +141,12 @@ export function resolveWorkload(spec: WorkloadSpec, ramSize: number, prng: numbe
     rate: 0,
     hot: 0,
     prng: seed,
+    nextSeq: 1,
+    clock: false,
   };
-  if (spec.kind === "random") return { ...regs, rate: spec.rate, hot: spec.hot };
+  if (spec.kind === "random") {
+    return { ...regs, rate: spec.rate, hot: spec.hot, clock: spec.clock ?? false };
+  }
   if (spec.kind === "idle") return regs;
   const end = spec.end ?? Math.min(DEFAULT_INCREMENT_END, ramSize);
   const start = spec.start ?? (DEFAULT_INCREMENT_START < end ? DEFAULT_INCREMENT_START : 0);

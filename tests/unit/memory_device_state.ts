@@ -27,6 +27,8 @@ function incrementRegs(over: Partial<WorkloadRegs> = {}): WorkloadRegs {
     rate: 0,
     hot: 0,
     prng: [1, 0xdeadbeef, 3, 0xffffffff],
+    nextSeq: 42,
+    clock: false,
     ...over,
   };
 }
@@ -46,6 +48,8 @@ const regsArb: fc.Arbitrary<WorkloadRegs> = fc.oneof(
     rate: fc.constant(0),
     hot: fc.constant(0),
     prng: prngArb,
+    nextSeq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    clock: fc.constant(false),
   }),
   fc.tuple(fc.nat(RAM / PAGE - 1), fc.nat(RAM / PAGE - 1), fc.nat(RAM / PAGE)).chain(
     ([a, b, c]) => {
@@ -62,6 +66,8 @@ const regsArb: fc.Arbitrary<WorkloadRegs> = fc.oneof(
         rate: fc.constant(0),
         hot: fc.constant(0),
         prng: prngArb,
+        nextSeq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        clock: fc.constant(false),
       });
     },
   ),
@@ -76,6 +82,8 @@ const regsArb: fc.Arbitrary<WorkloadRegs> = fc.oneof(
     rate: fc.double({ min: 0.001, max: 1e9, noNaN: true }),
     hot: fc.double({ min: 1e-9, max: 1, noNaN: true }),
     prng: prngArb,
+    nextSeq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    clock: fc.constant(false),
   }),
 );
 
@@ -93,12 +101,21 @@ Deno.test("device state: encode then decode is the identity (property)", () => {
 Deno.test("device state: documented layout (big-endian fields at fixed offsets)", () => {
   const bytes = encodeDeviceState(incrementRegs(), RAM);
   assert.equal(new TextDecoder().decode(bytes.subarray(0, 4)), "FVCP");
-  assert.deepEqual([...bytes.subarray(4, 12)], [0, 1, 0, 96, 1, 1, 0, 0]);
+  assert.deepEqual([...bytes.subarray(4, 12)], [0, 2, 0, 104, 1, 1, 0, 0]);
   const v = new DataView(bytes.buffer);
   assert.equal(v.getUint32(12), 4096);
   assert.equal(Number(v.getBigUint64(16)), RAM);
   assert.equal(Number(v.getBigUint64(40)), 3 << 20);
   assert.equal(v.getUint32(84), 0xdeadbeef);
+  assert.equal(Number(v.getBigUint64(96)), 42);
+});
+
+Deno.test("device state: version 1 (96 bytes, no output seq) still loads, seq from 1", () => {
+  const bytes = encodeDeviceState(incrementRegs(), RAM).slice(0, 96);
+  const v = new DataView(bytes.buffer);
+  v.setUint16(4, 1);
+  v.setUint16(6, 96);
+  assert.deepEqual(decodeDeviceState(bytes, RAM), incrementRegs({ nextSeq: 1 }));
 });
 
 function patched(edit: (v: DataView, b: Uint8Array) => void): Uint8Array {
@@ -113,18 +130,20 @@ Deno.test("device state: malformed inputs throw DeviceStateError with a clear me
     [
       "truncated",
       encodeDeviceState(incrementRegs(), RAM).subarray(0, 50),
-      /50 bytes, expected 96 \(truncated\)/,
+      /50 bytes, expected 104 \(truncated\)/,
     ],
     [
       "trailing",
       new Uint8Array([...encodeDeviceState(incrementRegs(), RAM), 0]),
-      /97 bytes, expected 96/,
+      /105 bytes, expected 104/,
     ],
     ["magic", patched((v) => v.setUint32(0, 0x51455646)), /bad magic 0x51455646/],
-    ["version", patched((v) => v.setUint16(4, 2)), /version 2 not supported \(expected 1\)/],
-    ["length field", patched((v) => v.setUint16(6, 95)), /length field 95, expected 96/],
+    ["version", patched((v) => v.setUint16(4, 3)), /version 3 not supported \(expected 1 or 2\)/],
+    ["length field", patched((v) => v.setUint16(6, 95)), /length field 95, expected 104/],
+    ["output seq 0", patched((v) => v.setBigUint64(96, 0n)), /output seq 0 out of range/],
+    ["clock on increment", patched((v) => v.setUint8(9, 3)), /increment carries the clock flag/],
     ["kind", patched((v) => v.setUint8(8, 3)), /unknown workload kind 3/],
-    ["flags", patched((v) => v.setUint8(9, 3)), /unknown flags 0x3/],
+    ["flags", patched((v) => v.setUint8(9, 5)), /unknown flags 0x5/],
     ["reserved", patched((v) => v.setUint16(10, 1)), /reserved field is not zero/],
     [
       "page size",

@@ -53,6 +53,13 @@ Deno.test("parseWorkload: the three kinds with and without options", () => {
     hot: 0.1,
   });
   assert.deepEqual(parseWorkload("random,hot=0.5"), { kind: "random", rate: 10000, hot: 0.5 });
+  assert.deepEqual(parseWorkload("random,rate=100,clock=on"), {
+    kind: "random",
+    rate: 100,
+    hot: 1,
+    clock: true,
+  });
+  assert.deepEqual(parseWorkload("random,clock=off"), { kind: "random", rate: 10000, hot: 1 });
   assert.deepEqual(parseWorkload("increment,end=8M,rate=250000"), {
     kind: "increment",
     end: 8 << 20,
@@ -78,6 +85,8 @@ Deno.test("parseWorkload: clear errors", () => {
     ["random,hot=0", /hot=0 is invalid, expected a fraction in \(0, 1\]/],
     ["random,hot=1.5", /hot=1.5 is invalid/],
     ["random,hot=", /hot= is invalid/],
+    ["random,clock=yes", /clock=yes is invalid, expected on or off/],
+    ["increment,clock=on", /'increment' takes no option 'clock'/],
   ];
   for (const [input, message] of cases) assert.throws(() => parseWorkload(input), message, input);
 });

@@ -268,3 +268,40 @@ Deno.test("prepJobs: split into shares that cover every page once; pattern indep
   prepareGuest(random, "random");
   assert.ok(random.ram.every((b) => countMarked(new Uint8Array(b)) > b.byteLength * 0.98));
 });
+
+Deno.test("output: increment writes one record per pass, the same on two copies", () => {
+  const run = () => {
+    const guest = twoBlockGuest();
+    const mem = guestMemory(guest);
+    const regs = incRegs(2, 12);
+    assert.equal(stepIncrement(regs, mem, 10), 10);
+    assert.deepEqual(mem.out, [], "the boot walk writes no record");
+    stepIncrement(regs, mem, 25);
+    return mem.out.splice(0);
+  };
+  const a = run();
+  assert.deepEqual(a, ["increment pass 1 pages 20\n", "increment pass 2 pages 30\n"]);
+  assert.deepEqual(run(), a);
+});
+
+Deno.test("output: random writes a record every 1000 pages; clock=on makes them the host's", () => {
+  const run = (clock: boolean) => {
+    const guest = allocateGuest([{ name: "pc.ram", size: 64 * PAGE_SIZE }]);
+    const mem = guestMemory(guest);
+    const spec = { kind: "random" as const, rate: 1000, hot: 1, clock };
+    const regs = resolveWorkload(spec, 64 * PAGE_SIZE, [9, 8, 7, 6]);
+    assert.equal(regs.clock, clock);
+    for (let k = 0; k < 10; k++) stepRandom(regs, mem, 250);
+    return mem.out.splice(0);
+  };
+  assert.deepEqual(run(false), [1, 2].map((k) => `random pages ${k * 1000}\n`));
+  const before = Date.now();
+  const withClock = run(true);
+  assert.equal(withClock.length, 2);
+  for (const [k, r] of withClock.entries()) {
+    const m = /^random pages (\d+) clock (\d+)\n$/.exec(r);
+    assert.ok(m, r);
+    assert.equal(Number(m[1]), (k + 1) * 1000);
+    assert.ok(Number(m[2]) >= before && Number(m[2]) <= Date.now(), r);
+  }
+});
