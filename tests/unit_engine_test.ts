@@ -10,6 +10,7 @@
 import "./unit/engine_colo.ts";
 import "./unit/engine_disk_loader.ts";
 import "./unit/engine_memory.ts";
+import "./unit/engine_output_compare.ts";
 import "./unit/engine_postcopy.ts";
 import "./unit/engine_postcopy_pacer.ts";
 import "./unit/engine_ram_loader.ts";

@@ -113,3 +113,47 @@ export function encodeColoReply(msg: ColoMessageCode, value = 0): Uint8Array<Arr
 export function decodeColoReply(data: Uint8Array): ColoMsg {
   return body(data, FROM_SECONDARY, "secondary");
 }
+
+/** The return-path type of the secondary's output record (outside QEMU's RP table). */
+export const RP_COLO_OUTPUT = 0xfe03;
+
+/** Bytes of a record's digest (SHA-256). */
+export const OUTPUT_DIGEST_BYTES = 32;
+
+/** RP_COLO_OUTPUT's data: `u64 seq` and the SHA-256 of the record's bytes. */
+export const COLO_OUTPUT_BODY = 8 + OUTPUT_DIGEST_BYTES;
+
+/** One of the secondary's output records, as the primary compares it. */
+export interface ColoOutput {
+  seq: number;
+  digest: Uint8Array;
+}
+
+/** The secondary's output record `seq` (its bytes' SHA-256 `digest`) on the return path. */
+export function encodeColoOutput(seq: number, digest: Uint8Array): Uint8Array<ArrayBuffer> {
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new RangeError(`bad output seq ${seq}`);
+  if (digest.length !== OUTPUT_DIGEST_BYTES) {
+    throw new RangeError(`an output digest of ${digest.length} bytes`);
+  }
+  const b = new Uint8Array(RP_HEADER_SIZE + COLO_OUTPUT_BODY);
+  const v = new DataView(b.buffer);
+  v.setUint16(0, RP_COLO_OUTPUT);
+  v.setUint16(2, COLO_OUTPUT_BODY);
+  v.setBigUint64(RP_HEADER_SIZE, BigInt(seq));
+  b.set(digest, RP_HEADER_SIZE + 8);
+  return b;
+}
+
+/** RP_COLO_OUTPUT's data. */
+export function decodeColoOutput(data: Uint8Array): ColoOutput {
+  if (data.length !== COLO_OUTPUT_BODY) {
+    throw new WireError(
+      `COLO: an output record of ${data.length} bytes, expected ${COLO_OUTPUT_BODY}`,
+    );
+  }
+  const seq = new DataView(data.buffer, data.byteOffset, 8).getBigUint64(0);
+  if (seq < 1n || seq > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new WireError(`COLO: output seq ${seq} out of range`);
+  }
+  return { seq: Number(seq), digest: data.slice(8) };
+}

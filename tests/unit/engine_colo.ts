@@ -11,7 +11,7 @@ import { memoryChannelPair } from "../../adapters/channels/memory_pair.ts";
 import { allocateGuest } from "../../adapters/memory/guest_ram.ts";
 import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
 import { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
-import { PARKED, PRNG } from "../../adapters/memory/vcpu_ctl.ts";
+import { F_NEXT_SEQ, PARKED, PRNG } from "../../adapters/memory/vcpu_ctl.ts";
 import { percentile } from "../../domain/engine/colo_link.ts";
 import { ColoControl, DestColo } from "../../domain/engine/dest_colo.ts";
 import { ReturnPath } from "../../domain/engine/dest_support.ts";
@@ -24,18 +24,23 @@ import { SectionTable } from "../../domain/engine/section_table.ts";
 import { createStats, STAT } from "../../domain/engine/stats.ts";
 import {
   COLO_BODY,
+  COLO_OUTPUT_BODY,
   ColoExitCode,
   ColoMessage,
   decodeColoFrame,
+  decodeColoOutput,
   decodeColoReply,
   encodeColoFrame,
+  encodeColoOutput,
   encodeColoReply,
   encodePageRun,
   encodeSectionFull,
   encodeStreamHeader,
   FRAME_HEADER_SIZE,
   FrameReader,
+  OUTPUT_DIGEST_BYTES,
   RP_COLO,
+  RP_COLO_OUTPUT,
   WireError,
 } from "../../domain/wire/mod.ts";
 
@@ -75,6 +80,7 @@ function parkedGuest() {
   const ctl = new Int32Array(guest.ctl);
   Atomics.store(ctl, PARKED, 1);
   ctl.set([1, 2, 3, 4], PRNG); // a vCPU's PRNG state is never all zero
+  new Float64Array(guest.ctl)[F_NEXT_SEQ] = 1; // nor its next output seq
   return guest;
 }
 
@@ -198,4 +204,25 @@ Deno.test("colo secondary: the primary's EXIT (its lost-heartbeat) stops the gue
   assert.deepEqual(s.messages.at(-1), { t: "colo", what: "exit", reason: "request" });
   assert.deepEqual(s.transitions, ["colo->completed"]);
   s.primary.close();
+});
+
+Deno.test("colo output: the secondary's record round-trips; a bad length or seq is refused", () => {
+  const digest = Uint8Array.from({ length: OUTPUT_DIGEST_BYTES }, (_, i) => i * 7);
+  const m = encodeColoOutput(2 ** 40 + 1, digest);
+  assert.equal(m.length, 4 + COLO_OUTPUT_BODY);
+  assert.equal((m[0] << 8) | m[1], RP_COLO_OUTPUT);
+  assert.equal((m[2] << 8) | m[3], 40);
+  assert.deepEqual(decodeColoOutput(m.subarray(4)), { seq: 2 ** 40 + 1, digest });
+  assert.throws(
+    () => decodeColoOutput(m.subarray(4, 43)),
+    /output record of 39 bytes, expected 40/,
+  );
+  const zero = m.slice(4);
+  zero.fill(0, 0, 8);
+  assert.throws(
+    () => decodeColoOutput(zero),
+    (e) => e instanceof WireError && /seq 0 out/.test(e.message),
+  );
+  assert.throws(() => encodeColoOutput(0, digest), RangeError);
+  assert.throws(() => encodeColoOutput(1, digest.subarray(1)), RangeError);
 });
