@@ -17,6 +17,7 @@ import { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
 import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
 import { ColoState } from "./colo_state.ts";
+import { ColoOutput } from "./colo_output.ts";
 import { IncomingSide } from "./incoming_side.ts";
 import { tlsOptionsFor } from "./tls_options.ts";
 import type { Migration } from "./migration.ts";
@@ -111,6 +112,14 @@ export class Agent {
     this.colo.route((mode) =>
       mode === "primary" ? this.#out.lostHeartbeat() : this.#incoming.lostHeartbeat()
     );
+    const output = new ColoOutput({
+      output: machine.guestOutput,
+      running: () => machine.runstate === "running",
+      checkpointNow: () => this.#out.coloCheckpoint(),
+      toPrimary: (seq, digest) => this.#incoming.coloOutput(seq, digest),
+      stats: () => this.#out.source?.stats ?? null,
+    });
+    this.colo.listen((m) => output.report(m));
   }
 
   /** Builds the guest and, with `--incoming URI`, starts listening. */

@@ -31,7 +31,17 @@ export type ColoReport =
   /** The link went silent: the side holds and waits for lost-heartbeat. */
   | { t: "colo"; what: "hold" }
   /** The side left COLO (COLO_EXIT). */
-  | { t: "colo"; what: "exit"; reason: "request" | "error" };
+  | { t: "colo"; what: "exit"; reason: "request" | "error" }
+  /**
+   * Primary: the secondary's output record `seq` (SHA-256 `digest`, hex), read after `epoch`
+   * checkpoints were loaded (output_compare.ts).
+   */
+  | { t: "colo"; what: "output"; seq: number; digest: string; epoch: number }
+  /**
+   * Primary: checkpoint `epoch` was loaded; the guest's next output record then was `nextSeq`
+   * (null: unknown, a WebAssembly guest).
+   */
+  | { t: "colo"; what: "checkpoint"; epoch: number; nextSeq: number | null };
 
 /** The agent's COLO status (see the module doc). */
 export class ColoState {
@@ -43,6 +53,8 @@ export class ColoState {
   readonly #events: EventBus<FerryEventMap>;
   /** Delivers a lost-heartbeat to the Worker of the side in COLO. */
   #deliver: ((mode: "primary" | "secondary") => boolean) | null = null;
+  /** Hears every report after this status took it (the output compare, colo_output.ts). */
+  #listener: ((m: ColoReport) => void) | null = null;
 
   /** A status that publishes COLO_EXIT on `events`. */
   constructor(events: EventBus<FerryEventMap>) {
@@ -64,8 +76,19 @@ export class ColoState {
     this.#deliver = deliver;
   }
 
+  /** Sets who hears every report after this status took it. */
+  listen(f: (m: ColoReport) => void): void {
+    this.#listener = f;
+  }
+
   /** A Worker's report. */
   report(m: ColoReport): void {
+    this.#take(m);
+    this.#listener?.(m);
+  }
+
+  #take(m: ColoReport): void {
+    if (m.what === "output" || m.what === "checkpoint") return;
     if (m.what === "enter") {
       this.#mode = m.mode;
       this.#reason = "none";

@@ -127,6 +127,11 @@ export class Incoming {
     this.#host.post({ t: "colo-lost-heartbeat" });
   }
 
+  /** COLO secondary: its guest's output record `seq` for the primary (RP_COLO_OUTPUT). */
+  coloOutput(seq: number, digest: Uint8Array): void {
+    this.#host.post({ t: "colo-output", seq, digest });
+  }
+
   /** migrate-pause on the destination: shut the current channel (postcopy pauses). */
   pause(): void {
     this.#host.post({ t: "pause" });

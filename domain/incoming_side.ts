@@ -181,6 +181,11 @@ export class IncomingSide {
     return true;
   }
 
+  /** COLO secondary: tells the primary about an output record (see Incoming.coloOutput). */
+  coloOutput(seq: number, digest: Uint8Array): void {
+    if (this.#incoming?.current.status === "colo") this.#incoming.coloOutput(seq, digest);
+  }
+
   /** Stops listening (agent shutdown). */
   close(): void {
     this.#incoming?.close();

@@ -75,6 +75,9 @@ export interface ColoInfo {
   "pause-p99-ms": number;
   "checkpoint-bytes-last": number;
   "checkpoint-bytes-total": number;
+  "records-compared": number;
+  "records-mismatched": number;
+  "records-held": number;
 }
 
 /** The checkpoint counters, in status colo and once a checkpoint was taken. */
@@ -91,6 +94,9 @@ function coloInfo(m: Migration, info: MigrationInfo): void {
     "pause-p99-ms": ms(s[STAT.coloPauseP99]),
     "checkpoint-bytes-last": s[STAT.coloBytesLast],
     "checkpoint-bytes-total": s[STAT.coloBytesTotal],
+    "records-compared": s[STAT.coloCompared],
+    "records-mismatched": s[STAT.coloMismatched],
+    "records-held": s[STAT.coloHeld],
   };
 }
 

@@ -206,7 +206,16 @@ export class Outgoing {
   command(
     m: Extract<
       MainMessage,
-      { t: "postcopy" | "continue" | "pause" | "resume" | "auto-converge" | "colo-lost-heartbeat" }
+      {
+        t:
+          | "postcopy"
+          | "continue"
+          | "pause"
+          | "resume"
+          | "auto-converge"
+          | "colo-lost-heartbeat"
+          | "colo-checkpoint";
+      }
     >,
   ): void {
     if (m.t === "resume" && this.#host === null) {

@@ -147,6 +147,11 @@ export class OutgoingSide {
     return true;
   }
 
+  /** COLO primary: a checkpoint now (the output compare); nothing outside COLO. */
+  coloCheckpoint(): void {
+    if (this.status === "colo") this.#outgoing?.command({ t: "colo-checkpoint" });
+  }
+
   /** migrate_cancel: what it did (`refused` past the point of no return). */
   cancel(): CancelAnswer {
     return this.#outgoing?.cancel() ?? "idle";

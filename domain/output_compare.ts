@@ -55,8 +55,10 @@ export class OutputCompare<R> {
   readonly #timeoutMs: number;
   readonly #capacity: number;
   readonly #held: Held<R>[] = [];
-  /** The secondary's digests that came before the primary's record, by seq. */
-  readonly #early = new Map<number, string>();
+  /** The secondary's digests that came before the primary's record, by seq, with their epoch. */
+  readonly #early = new Map<number, { digest: string; epoch: number }>();
+  /** Checkpoints taken: a secondary's record from an earlier one is stale. */
+  #epoch = 0;
   /** Records below this seq are settled: the primary's are released at once, the secondary's ignored. */
   #floor = 1;
   #due = false;
@@ -94,23 +96,26 @@ export class OutputCompare<R> {
     const theirs = this.#early.get(seq);
     if (theirs !== undefined) {
       this.#early.delete(seq);
-      this.#compare(h, theirs);
+      if (theirs.epoch >= this.#epoch) this.#compare(h, theirs.digest);
     }
     this.#held.push(h);
     this.#release();
     if (this.#held.length > this.#capacity) this.#trigger("full");
   }
 
-  /** The secondary's record `seq` (its bytes' `digest`). */
-  secondary(seq: number, digest: string): void {
-    if (seq < this.#floor) return; // the secondary's guest before the last checkpoint
+  /**
+   * The secondary's record `seq` (its bytes' `digest`), written by its guest after checkpoint
+   * `epoch` (one from before the last checkpoint is ignored: that guest was replaced).
+   */
+  secondary(seq: number, digest: string, epoch = this.#epoch): void {
+    if (epoch < this.#epoch || seq < this.#floor) return;
     const h = this.#held.find((x) => x.seq === seq);
     if (h) {
       if (h.equal === null) this.#compare(h, digest);
       this.#release();
       return;
     }
-    this.#early.set(seq, digest);
+    this.#early.set(seq, { digest, epoch });
     if (this.#early.size > this.#capacity) this.#trigger("full");
   }
 
@@ -121,15 +126,17 @@ export class OutputCompare<R> {
   }
 
   /**
-   * A checkpoint was taken; the guest's next record then was `nextSeq`: every held record
-   * before it is released (both guests are the same again), the secondary's records waiting
-   * are forgotten (its guest was replaced), and a record before it that comes later is
-   * released at once.
+   * Checkpoint `epoch` was taken; the guest's next record then was `nextSeq` (null: unknown,
+   * then every record held now): every held record before it is released (both guests are
+   * the same again), the secondary's records from before it are forgotten (its guest was
+   * replaced), and a record before it that comes later is released at once.
    */
-  checkpointed(nextSeq: number): void {
+  checkpointed(nextSeq: number | null, epoch = this.#epoch + 1): void {
     this.#due = false;
-    this.#floor = Math.max(this.#floor, nextSeq);
-    this.#early.clear();
+    this.#epoch = Math.max(this.#epoch, epoch);
+    const next = nextSeq ?? (this.#held.at(-1)?.seq ?? this.#floor - 1) + 1;
+    this.#floor = Math.max(this.#floor, next);
+    for (const [seq, e] of this.#early) if (e.epoch < this.#epoch) this.#early.delete(seq);
     while (this.#held.length > 0 && this.#held[0].seq < this.#floor) {
       this.#sinks.release(this.#held.shift()!.record);
     }

@@ -99,6 +99,26 @@ export async function buildRegistry(src: MetricsSources): Promise<Registry> {
       "The COLO primary's 99th-percentile pause per checkpoint in ms",
       (s) => s.info["x-colo"]?.["pause-p99-ms"] ?? 0,
     ],
+    [
+      "ferry_colo_checkpoints_triggered",
+      "COLO checkpoints started at once (x-colo.checkpoints-triggered)",
+      (s) => s.info["x-colo"]?.["checkpoints-triggered"] ?? 0,
+    ],
+    [
+      "ferry_colo_records_compared",
+      "COLO primary: output record pairs compared (x-colo.records-compared)",
+      (s) => s.info["x-colo"]?.["records-compared"] ?? 0,
+    ],
+    [
+      "ferry_colo_records_mismatched",
+      "COLO primary: output record pairs that differed (x-colo.records-mismatched)",
+      (s) => s.info["x-colo"]?.["records-mismatched"] ?? 0,
+    ],
+    [
+      "ferry_colo_records_held",
+      "COLO primary: output records held now (x-colo.records-held)",
+      (s) => s.info["x-colo"]?.["records-held"] ?? 0,
+    ],
   ];
   for (const [name, help, read] of gauges) {
     new Gauge({

@@ -77,12 +77,18 @@ export const MigrationInfoSchema = z.object({
   "x-colo": z.object({
     checkpoints: count("Checkpoints taken (primary) or applied (secondary)."),
     "checkpoints-periodic": count("Of them, started by the x-checkpoint-delay timer."),
-    "checkpoints-triggered": count("Of them, started at once (x-checkpoint-delay changed)."),
+    "checkpoints-triggered": count(
+      "Of them, started at once (x-checkpoint-delay changed, or the output compare: the " +
+        "records differed, the secondary's came more than 3000 ms late, 1024 held).",
+    ),
     "pause-last-ms": count("The primary's pause in the last checkpoint (ms)."),
     "pause-p50-ms": count("The primary's median pause over the last 1024 checkpoints (ms)."),
     "pause-p99-ms": count("The primary's 99th-percentile pause over the same (ms)."),
     "checkpoint-bytes-last": count("Bytes of the last checkpoint."),
     "checkpoint-bytes-total": count("Bytes of every checkpoint."),
+    "records-compared": count("Primary: output record pairs compared (primary's, secondary's)."),
+    "records-mismatched": count("Primary: of them, pairs whose bytes differed."),
+    "records-held": count("Primary: its output records held now, waiting for the secondary's."),
   }).optional().meta({
     description: "Ferry: COLO's checkpoint counters (the seed's TODO), in status colo and after.",
   }),

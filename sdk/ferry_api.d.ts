@@ -641,7 +641,7 @@ export interface components {
         checkpoints: number;
         /** @description Of them, started by the x-checkpoint-delay timer. */
         "checkpoints-periodic": number;
-        /** @description Of them, started at once (x-checkpoint-delay changed). */
+        /** @description Of them, started at once (x-checkpoint-delay changed, or the output compare: the records differed, the secondary's came more than 3000 ms late, 1024 held). */
         "checkpoints-triggered": number;
         /** @description The primary's pause in the last checkpoint (ms). */
         "pause-last-ms": number;
@@ -653,6 +653,12 @@ export interface components {
         "checkpoint-bytes-last": number;
         /** @description Bytes of every checkpoint. */
         "checkpoint-bytes-total": number;
+        /** @description Primary: output record pairs compared (primary's, secondary's). */
+        "records-compared": number;
+        /** @description Primary: of them, pairs whose bytes differed. */
+        "records-mismatched": number;
+        /** @description Primary: its output records held now, waiting for the secondary's. */
+        "records-held": number;
       };
       "x-convergence"?: components["schemas"]["Convergence"];
       "x-progress"?: components["schemas"]["Progress"];
@@ -844,7 +850,7 @@ export interface components {
         checkpoints: number;
         /** @description Of them, started by the x-checkpoint-delay timer. */
         "checkpoints-periodic": number;
-        /** @description Of them, started at once (x-checkpoint-delay changed). */
+        /** @description Of them, started at once (x-checkpoint-delay changed, or the output compare: the records differed, the secondary's came more than 3000 ms late, 1024 held). */
         "checkpoints-triggered": number;
         /** @description The primary's pause in the last checkpoint (ms). */
         "pause-last-ms": number;
@@ -856,6 +862,12 @@ export interface components {
         "checkpoint-bytes-last": number;
         /** @description Bytes of every checkpoint. */
         "checkpoint-bytes-total": number;
+        /** @description Primary: output record pairs compared (primary's, secondary's). */
+        "records-compared": number;
+        /** @description Primary: of them, pairs whose bytes differed. */
+        "records-mismatched": number;
+        /** @description Primary: its output records held now, waiting for the secondary's. */
+        "records-held": number;
       };
       "x-convergence"?: components["schemas"]["Convergence"];
       "x-progress"?: components["schemas"]["Progress"];

@@ -5,8 +5,11 @@
  * (the secondary takes over by itself and its guest goes on), a destination without x-colo
  * (the primary's guest runs on), a frozen primary (SIGSTOP: the secondary holds, its guest
  * stopped; lost-heartbeat on the secondary; the primary, woken, stops), and lost-heartbeat on
- * the primary. Four agents, passed along: A → B (A killed), B → C (C refuses, then B frozen),
- * B → D (lost-heartbeat on the primary B).
+ * the primary; the output compare (increment: records released only when equal on both sides,
+ * no triggered checkpoint, all of them on the secondary after the primary's death, which goes on
+ * with the next seq; a host-clock workload: compare-triggered checkpoints). Four agents at a
+ * time, passed along: A → B (A killed), B → C (C refuses, then B frozen), E (in A's place, a
+ * host-clock guest) → D (lost-heartbeat on the primary E).
  */
 import assert from "node:assert/strict";
 import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
@@ -72,6 +75,29 @@ function checkpoints(p: AgentProcess, n: number): Promise<Json> {
   });
 }
 
+/** The output records a recorder of `GET /machine/output` received, by seq (text). */
+function outputs(r: SseRecorder): Map<number, string> {
+  return new Map(r.events.map((e) => [(e.data as Json).seq, (e.data as Json).text]));
+}
+
+/** The output records `a` keeps, once it wrote record `atLeast`, by seq. */
+async function outputOf(a: AgentProcess, atLeast: number): Promise<Map<number, string>> {
+  const r = await recordEvents(a.base, undefined, "/machine/output");
+  try {
+    await r.waitFor((e) => Number(e.id) >= atLeast);
+    const seqs = r.events.map((e) => Number(e.id));
+    assert.deepEqual(seqs, [...new Set(seqs)].sort((x, y) => x - y), "no record twice");
+    return outputs(r);
+  } finally {
+    await r.close();
+  }
+}
+
+/** The first record the secondary `s` keeps: its guest's first in COLO. */
+async function firstInColo(s: AgentProcess): Promise<number> {
+  return Math.min(...(await outputOf(s, 1)).keys());
+}
+
 function exitSeen(events: SseRecorder, mode: string, reason: string): Promise<unknown> {
   return events.waitFor((e) =>
     e.event === "COLO_EXIT" && (e.data as Json).mode === mode &&
@@ -90,6 +116,10 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
     ].map((args) => startAgent(args, [], undefined, ENV).then(track)));
     const bEvents = await recordEvents(b.base);
     const aEvents = await recordEvents(a.base);
+    /** A client of the primary's output. */
+    const client: { aOut: SseRecorder | null } = { aOut: null };
+    /** The first record A's guest wrote in COLO (B's guest's first). */
+    let first = 0;
     try {
       await t.step(
         "both sides enter colo; checkpoints are counted; a changed delay applies at once",
@@ -102,10 +132,27 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
           assert.equal((await machine(b)).runstate, "running");
           await progresses(a, "the primary");
           await progresses(b, "the secondary");
-          const first = await checkpoints(a, 3);
-          assert.ok(first["checkpoints-periodic"] >= 3, JSON.stringify(first));
-          assert.ok(first["checkpoint-bytes-last"] > 0, JSON.stringify(first));
-          assert.ok(first["pause-p99-ms"] >= first["pause-p50-ms"], JSON.stringify(first));
+          // Output compare: increment writes the same records on both sides, so every record
+          // is released when the secondary's equal one comes, and no checkpoint is triggered.
+          const aOut = await recordEvents(a.base, undefined, "/machine/output");
+          client.aOut = aOut;
+          first = await firstInColo(b);
+          await aOut.waitFor((e) => Number(e.id) >= first + 2);
+          const compared = (await info(a))["x-colo"];
+          assert.equal(compared["checkpoints-triggered"], 0, JSON.stringify(compared));
+          assert.equal(compared["records-mismatched"], 0, JSON.stringify(compared));
+          assert.ok(compared["records-compared"] >= 3, JSON.stringify(compared));
+          const seen = [...outputs(aOut)].filter(([seq]) => seq >= first);
+          const theirs = await outputOf(b, Math.max(...seen.map(([seq]) => seq)));
+          for (const [seq, text] of seen) {
+            assert.equal(theirs.get(seq), text, `record ${seq} on both sides`);
+          }
+          assert.match(seen[0][1], /^increment pass \d+ pages \d+\n$/);
+          const firstCounters = await checkpoints(a, 3);
+          const c0 = firstCounters;
+          assert.ok(c0["checkpoints-periodic"] >= 3, JSON.stringify(c0));
+          assert.ok(c0["checkpoint-bytes-last"] > 0, JSON.stringify(c0));
+          assert.ok(c0["pause-p99-ms"] >= c0["pause-p50-ms"], JSON.stringify(c0));
           assert.ok((await info(b))["x-colo"].checkpoints >= 3, "the secondary applied them");
           const metrics = await (await fetch(`${a.base}/metrics`)).text();
           const counted = Number(/^ferry_colo_checkpoints (\d+)$/m.exec(metrics)?.[1]);
@@ -126,6 +173,7 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
       );
 
       await t.step("kill -9 of the primary: the secondary takes over by itself", async () => {
+        const received = [...outputs(client.aOut!)].filter(([seq]) => seq >= first);
         a.kill("SIGKILL");
         assert.equal((await a.exited).signal, "SIGKILL");
         await waitFor("the secondary to leave colo", async () => (await colo(b)).mode === "none");
@@ -138,6 +186,14 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
         assert.equal((await info(b)).status, "completed");
         assert.equal((await machine(b)).runstate, "running");
         await progresses(b, "the secondary after the failover");
+        // Every record a client received from the primary is in the secondary's output,
+        // equal, and the secondary goes on with the next seq: no gap, no repeat.
+        const last = Math.max(...received.map(([seq]) => seq));
+        const theirs = await outputOf(b, last + 1);
+        for (const [seq, text] of received) {
+          assert.equal(theirs.get(seq), text, `record ${seq} on the secondary`);
+        }
+        for (let seq = first; seq <= last + 1; seq++) assert.ok(theirs.has(seq), `record ${seq}`);
         await incrementOk(b);
       });
 
@@ -211,22 +267,36 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
       );
 
       await t.step(
-        "lost-heartbeat on the primary: it runs on alone, the secondary stops",
+        "a host-clock workload: compare-triggered checkpoints; lost-heartbeat on the primary",
         async () => {
-          assert.equal((await b.api("POST", "/machine/cont")).status, 202);
-          await enterColo(b, d);
-          await checkpoints(b, 2);
-          const r = await b.api("POST", "/colo/lost-heartbeat");
+          // A's place (it was killed): a guest whose output carries the host clock, so that
+          // the two sides' records differ and the output compare triggers checkpoints.
+          const e = await startAgent(
+            [...GUEST, "--workload", "random,rate=4000,clock=on"],
+            [],
+            undefined,
+            ENV,
+          ).then(track);
+          await enterColo(e, d);
+          const triggered = await waitFor("compare-triggered checkpoints", async () => {
+            const x = (await info(e))["x-colo"];
+            return x["checkpoints-triggered"] >= 2 ? x : undefined;
+          });
+          assert.ok(triggered["records-mismatched"] >= 1, JSON.stringify(triggered));
+          assert.ok(triggered["records-compared"] >= triggered["records-mismatched"]);
+          const out = await outputOf(e, 1);
+          assert.match([...out.values()].at(-1)!, /^random pages \d+ clock \d+\n$/);
+          const r = await e.api("POST", "/colo/lost-heartbeat");
           assert.equal(r.status, 202, JSON.stringify(r.body));
-          await waitFor("the primary to leave colo", async () => (await colo(b)).mode === "none");
-          assert.deepEqual(await colo(b), {
+          await waitFor("the primary to leave colo", async () => (await colo(e)).mode === "none");
+          assert.deepEqual(await colo(e), {
             mode: "none",
             "last-mode": "primary",
             reason: "request",
           });
-          assert.equal((await b.waitStatus(/^(completed|failed)$/)).status, "completed");
-          assert.equal((await machine(b)).runstate, "running");
-          await progresses(b, "the primary alone");
+          assert.equal((await e.waitStatus(/^(completed|failed)$/)).status, "completed");
+          assert.equal((await machine(e)).runstate, "running");
+          await progresses(e, "the primary alone");
           await waitFor("the secondary to stop", async () => (await colo(d)).mode === "none");
           assert.equal((await colo(d)).reason, "request");
           assert.equal((await machine(d)).runstate, "paused");
@@ -236,7 +306,7 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
         },
       );
     } finally {
-      await Promise.all([aEvents.close(), bEvents.close()]);
+      await Promise.all([aEvents.close(), bEvents.close(), client.aOut?.close()]);
     }
   });
 });

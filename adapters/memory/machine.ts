@@ -26,7 +26,8 @@ import { resolveWorkload, type WorkloadSpec } from "./workload_spec.ts";
 import { drivesInfo, type DriveSpec, prepareDrive } from "../disk/drive.ts";
 import { type GuestSpec, loadGuest } from "../wasm/wasm_guest.ts";
 import { WasmModuleError } from "../wasm/wasm_binary.ts";
-import { makeRecord, OutputLog } from "../wasm/output_log.ts";
+import { OutputLog } from "../wasm/output_log.ts";
+import { GuestOutput } from "./guest_output.ts";
 import { exitCode, stdinOffer } from "../wasm/wasm_shared.ts";
 import type { WasmVcpuMessage } from "../wasm/wasm_vcpu.ts";
 
@@ -140,8 +141,10 @@ export class Machine {
   readonly #digests: MachineDigests;
   /** x-ram-backing, with its cached smaps reading. */
   readonly #ramReport: RamBackingReport;
-  /** The guest's output records (a WebAssembly guest's stdout and stderr). */
-  readonly output = new OutputLog();
+  /** The guest's output records, and the tap COLO puts before them (guest_output.ts). */
+  readonly guestOutput = new GuestOutput();
+  /** The guest's output records (`GET /machine/output`). */
+  readonly output: OutputLog = this.guestOutput.log;
   #trap: string | null = null;
 
   private constructor(
@@ -225,7 +228,7 @@ export class Machine {
   }
 
   #onVcpu(m: WasmVcpuMessage): void {
-    if (m.kind === "output") this.output.append(makeRecord(m.seq, m.stream, m.bytes));
+    if (m.kind === "output") this.guestOutput.take(m);
     else if (m.kind === "trap") {
       this.#trap = m.message;
       console.error(`wasm guest trapped: ${m.message}`);

@@ -20,10 +20,12 @@ import {
   ctlViews,
   F_BLOCKTIME,
   F_FAULTS,
+  F_NEXT_SEQ,
   F_RAM_SIZE,
   FAULT_PAGE,
   FAULT_SEQ,
   FAULT_WAITING,
+  GEN,
   PARKED,
   POSTCOPY,
   readRegs,
@@ -162,11 +164,21 @@ export class VcpuControl {
     if (this.#wasm !== null) {
       if (!this.isParked()) throw new Error("device state: the vCPU is executing; stop it first");
       writeRegs(this.#ctl, loadWasmState(this.#wasm, bytes, this.ramSize));
+      Atomics.add(this.#ctl.i32, GEN, 1);
       return;
     }
     const regs = decodeDeviceState(bytes, this.ramSize);
     if (!this.isParked()) throw new Error("device state: the vCPU is executing; stop it first");
     writeRegs(this.#ctl, regs);
+    Atomics.add(this.#ctl.i32, GEN, 1);
+  }
+
+  /**
+   * The seq the guest's next output record gets (read it with the vCPU parked); null for a
+   * WebAssembly guest, whose count lives in its own state.
+   */
+  nextOutputSeq(): number | null {
+    return this.#wasm === null ? this.#ctl.f64[F_NEXT_SEQ] : null;
   }
 
   /** The registers for display. */

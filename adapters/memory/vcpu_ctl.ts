@@ -60,6 +60,8 @@ export const RECEIVED_MARKS = 16;
 export const SNAPSHOT = 17;
 /** vCPU: 1 = the `random` workload's output carries the host clock (`clock=on`). */
 export const CLOCK = 18;
+/** Bumped by every device-state load: output records carry the generation that wrote them. */
+export const GEN = 19;
 
 // Float64 cell indices (the float64 view covers the whole block; float64 indices 0..15
 // overlay int32 cells 0..31, which are reserved for the int32 cells above).

@@ -24,6 +24,7 @@ import {
   FAULT_PAGE,
   FAULT_SEQ,
   FAULT_WAITING,
+  GEN,
   PARKED,
   POSTCOPY,
   PRNG,
@@ -128,6 +129,7 @@ function execute(
   post: (m: WasmVcpuMessage) => void,
 ) {
   const i32 = ctl.i32;
+  const gen = Atomics.load(i32, GEN);
   const step = WORKLOAD_STEPS[regs.kind];
   // random always, increment with a rate (0: as fast as it can, as QEMU's migration-test).
   const paced = regs.kind === "random" || regs.rate > 0;
@@ -162,7 +164,8 @@ function execute(
     syncSnapshot(i32, mem, snap);
     tokens -= step(regs, mem, max);
     for (const text of mem.out) {
-      post({ kind: "output", seq: regs.nextSeq++, stream: "stdout", bytes: encoder.encode(text) });
+      const bytes = encoder.encode(text);
+      post({ kind: "output", seq: regs.nextSeq++, stream: "stdout", bytes, gen });
     }
     mem.out.length = 0;
     disk?.tick(performance.now());

@@ -62,6 +62,19 @@ export class OutputLog {
     for (const s of this.#subscribers) s(r);
   }
 
+  /** Forgets the records from `seq` on (a guest that wrote them was replaced; COLO). */
+  rollback(seq: number): void {
+    while (this.#records.length > 0 && this.#records[this.#records.length - 1].seq >= seq) {
+      const old = this.#records.pop()!;
+      this.#bytes -= (old.text ?? old.base64 ?? "").length;
+    }
+  }
+
+  /** The newest record's seq, or 0. */
+  get lastSeq(): number {
+    return this.#records.at(-1)?.seq ?? 0;
+  }
+
   /** Records kept with seq > `after`, oldest first. */
   since(after: number): OutputRecord[] {
     return this.#records.filter((r) => r.seq > after);

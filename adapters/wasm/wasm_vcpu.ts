@@ -35,7 +35,14 @@ import { STATE_LOAD, STATE_NONE, STATE_SAVED, stateViews } from "./wasm_shared.t
 
 /** Messages the vCPU posts to the main thread. */
 export type WasmVcpuMessage =
-  | { kind: "output"; seq: number; stream: "stdout" | "stderr"; bytes: Uint8Array }
+  | {
+    kind: "output";
+    seq: number;
+    stream: "stdout" | "stderr";
+    bytes: Uint8Array;
+    /** The device-state generation that wrote it (vcpu_ctl.ts GEN); absent: the current one. */
+    gen?: number;
+  }
   | { kind: "exit"; code: number }
   | { kind: "trap"; message: string };
 

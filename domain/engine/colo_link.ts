@@ -13,11 +13,15 @@
  */
 import type { Channel } from "../ports.ts";
 import {
+  ColoMessage,
   type ColoMsg,
+  type ColoOutput,
+  decodeColoOutput,
   decodeColoReply,
   decodeRpHeader,
   decodeRpMessage,
   RP_COLO,
+  RP_COLO_OUTPUT,
   RP_HEADER_SIZE,
   RpType,
   WireError,
@@ -71,17 +75,29 @@ export function coloEnding(e: unknown): ColoEnding {
   return { kind: "failed", message: e instanceof Error ? e.message : String(e) };
 }
 
-/** Reads the secondary's messages: COLO ones queue, PONGs only show the link lives. */
+/**
+ * Reads the secondary's messages: COLO ones queue, its output records go to `onOutput` at once
+ * with the number of VMSTATE_LOADED read before them (the checkpoint whose guest wrote them),
+ * PONGs only show the link lives.
+ */
 export class ColoReplies {
   readonly #queue: ColoMsg[] = [];
+  readonly #onOutput: (o: ColoOutput, epoch: number) => void;
   #error: unknown = null;
+  /** VMSTATE_LOADED messages read. */
+  #loaded = 0;
   /** The secondary's own reason, when it refused something. */
   reason: string | null = null;
   /** Bytes read from the secondary so far (the heartbeat watches it). */
   bytes = 0;
 
   /** Starts reading `channel`; `wake` runs after every message and at the end. */
-  constructor(channel: Channel, wake: () => void) {
+  constructor(
+    channel: Channel,
+    wake: () => void,
+    onOutput: (o: ColoOutput, epoch: number) => void = () => {},
+  ) {
+    this.#onOutput = onOutput;
     this.#read(channel, wake).catch((e) => {
       this.#error ??= e;
       wake();
@@ -105,9 +121,14 @@ export class ColoReplies {
       await readExact(ch, data.subarray(0, length));
       this.bytes += RP_HEADER_SIZE + length;
       const body = data.subarray(0, length);
+      const type = (head[0] << 8) | head[1];
       if (isRpReason(head)) this.reason = decodeRpReason(body);
-      else if (((head[0] << 8) | head[1]) === RP_COLO) this.#queue.push(decodeColoReply(body));
-      else {
+      else if (type === RP_COLO_OUTPUT) this.#onOutput(decodeColoOutput(body), this.#loaded);
+      else if (type === RP_COLO) {
+        const m = decodeColoReply(body);
+        if (m.msg === ColoMessage.VMSTATE_LOADED) this.#loaded++;
+        this.#queue.push(m);
+      } else {
         const { type } = decodeRpHeader(head);
         if (decodeRpMessage(type, body).type !== RpType.PONG) {
           throw new WireError(`COLO: unexpected return-path message type ${type}`);

@@ -48,8 +48,10 @@ export class ColoPhase {
   /** Between CHECKPOINT_REQUEST and VMSTATE_LOADED. */
   #inCheckpoint = false;
   #lastPing = 0;
-  /** x-checkpoint-delay changed: the next checkpoint starts at once (kept over a hold). */
+  /** x-checkpoint-delay changed or the output compare asked: the next checkpoint starts at once. */
   #triggered = false;
+  /** Checkpoints loaded by the secondary. */
+  #epoch = 0;
 
   /** The COLO phase of `session`, whose precopy completed with the connection kept open. */
   constructor(session: SourceSession) {
@@ -69,7 +71,13 @@ export class ColoPhase {
     let ending: ColoEnding;
     try {
       s.unwatch(); // a silent secondary is held for, never hung up on (colo_link.ts)
-      const replies = new ColoReplies(s.channel, () => s.control.wake.notify());
+      // The secondary's output records go to the main thread's output compare at once.
+      const replies = new ColoReplies(
+        s.channel,
+        () => s.control.wake.notify(),
+        (o, epoch) =>
+          s.link.post({ t: "colo", what: "output", seq: o.seq, digest: hex(o.digest), epoch }),
+      );
       this.#replies = replies;
       this.#watchdog = new ColoWatchdog(
         s.linkTimeoutMs,
@@ -111,6 +119,10 @@ export class ColoPhase {
       this.#check();
       const m = this.#replies!.take();
       if (m) this.#unexpected(m, "between checkpoints");
+      if (s.control.checkpointNow) {
+        s.control.checkpointNow = false; // the output compare: two guests' output differ
+        this.#triggered = true;
+      }
       if (s.control.paramsChanged) {
         s.control.paramsChanged = false;
         const delay = Number(s.params["x-checkpoint-delay"]);
@@ -146,6 +158,7 @@ export class ColoPhase {
     const t0 = performance.now();
     s.vcpu.setRunstate("colo");
     if (!await s.vcpu.waitParkedAsync(5000)) throw new Error("vCPU did not stop");
+    const nextSeq = s.vcpu.nextOutputSeq();
     await sender.append(encodeColoFrame(ColoMessage.VMSTATE_SEND));
     sender.sync();
     while (!await sender.send(CHUNK_PAGES)) this.#check();
@@ -166,6 +179,8 @@ export class ColoPhase {
     await this.#expect(ColoMessage.VMSTATE_RECEIVED);
     await this.#expect(ColoMessage.VMSTATE_LOADED);
     this.#inCheckpoint = false;
+    // The held output written before it can go to clients (output_compare.ts).
+    s.link.post({ t: "colo", what: "checkpoint", epoch: ++this.#epoch, nextSeq });
     s.vcpu.setRunstate("running");
     this.#counters.record(periodic, performance.now() - t0, s.transferred() - before);
   }
@@ -251,4 +266,8 @@ export class ColoPhase {
       clearTimeout(timer);
     }
   }
+}
+
+function hex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }

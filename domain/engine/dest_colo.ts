@@ -21,6 +21,7 @@ import {
   coloName,
   decodeColoFrame,
   decodeSectionFull,
+  encodeColoOutput,
   encodeColoReply,
   encodeRpPong,
   type FrameReader,
@@ -47,6 +48,8 @@ export class ColoControl {
   readonly wake = new Signal();
   /** What a lost-heartbeat does to a running COLO (set while one runs). */
   onLostHeartbeat: (() => void) | null = null;
+  /** Tells the primary about an output record of this guest (set while COLO runs). */
+  onOutput: ((seq: number, digest: Uint8Array) => void) | null = null;
   readonly #enabled?: Int32Array;
 
   /** Reads x-colo from `enabled` (the agent's cell), off without one. */
@@ -135,6 +138,8 @@ export class DestColo {
       // Tell the primary first (it stops its guest), then end the exchange here.
       void this.#sendExit(ColoExitCode.REQUEST).finally(() => d.channel.close());
     };
+    // This guest's output records go to the primary for its output compare (RP_COLO_OUTPUT).
+    d.control.onOutput = (seq, digest) => void d.rp.send(encodeColoOutput(seq, digest));
     d.unwatch(); // a silent primary is held for, never hung up on (colo_link.ts)
     const watchdog = new ColoWatchdog(d.timeoutMs, () => d.reader.bytesRead, () => {
       // No proof that the primary died: the guest stops until it speaks or lost-heartbeat.
@@ -155,6 +160,7 @@ export class DestColo {
     }
     watchdog.stop();
     d.control.onLostHeartbeat = null;
+    d.control.onOutput = null;
     await this.#leave(ending);
   }
 

@@ -180,6 +180,8 @@ self.onmessage = (e: MessageEvent<DestinationStart | MainMessage>) => {
     current?.close();
   } else if (m.t === "colo-lost-heartbeat") {
     coloControl?.requestLostHeartbeat();
+  } else if (m.t === "colo-output") {
+    coloControl?.onOutput?.(m.seq, m.digest);
   } else if (m.t === "recover") {
     recover(m.uri);
   } else {

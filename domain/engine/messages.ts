@@ -97,4 +97,8 @@ export type MainMessage =
   | { t: "multifd-crash"; id: number; message: string }
   /** x-colo-lost-heartbeat: leave COLO and run on alone. */
   | { t: "colo-lost-heartbeat" }
+  /** COLO primary: the output compare wants a checkpoint now. */
+  | { t: "colo-checkpoint" }
+  /** COLO secondary: its guest wrote output record `seq` (`digest`: its bytes' SHA-256). */
+  | { t: "colo-output"; seq: number; digest: Uint8Array }
   | CodecAnswer;

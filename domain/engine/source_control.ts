@@ -22,6 +22,8 @@ export class SourceControl {
   forceAutoConverge = false;
   /** x-colo-lost-heartbeat (COLO: leave and run on alone). */
   lostHeartbeat = false;
+  /** COLO: the output compare wants a checkpoint now. */
+  checkpointNow = false;
   /** migrate_cancel. */
   cancelled = false;
   /** Wakes the loop after any change. */

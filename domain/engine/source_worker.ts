@@ -82,6 +82,9 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
     case "colo-lost-heartbeat":
       control.lostHeartbeat = true;
       break;
+    case "colo-checkpoint":
+      control.checkpointNow = true;
+      break;
     case "auto-converge":
       control.forceAutoConverge = true;
       break;

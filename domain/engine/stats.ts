@@ -46,7 +46,7 @@ export const STAT = {
   coloCheckpoints: 37,
   /** COLO: of them, those the x-checkpoint-delay timer started. */
   coloPeriodic: 38,
-  /** COLO: of them, those started at once (x-checkpoint-delay changed; later output compare). */
+  /** COLO: of them, those started at once (x-checkpoint-delay changed, the output compare). */
   coloTriggered: 39,
   /** COLO: the primary's pause in the last checkpoint (ms), and p50 / p99 over the last 1024. */
   coloPauseLast: 40,
@@ -63,9 +63,15 @@ export const STAT = {
   diskRemaining: 47,
   /** Bytes of the drives migrated (their sizes). */
   diskTotal: 48,
+  /** COLO output compare (primary, main thread): record pairs compared. */
+  coloCompared: 52,
+  /** COLO output compare: of them, pairs that differed. */
+  coloMismatched: 53,
+  /** COLO output compare: the primary's records held now. */
+  coloHeld: 54,
 } as const;
 
-const SLOTS = 52;
+const SLOTS = 56;
 
 /** Ring size of the RAM-left-after-sync history. */
 export const AFTER_SYNC = 4;

@@ -53,10 +53,14 @@ export function sseItems(body: ReadableStream<Uint8Array>): ReadableStream<SseIt
   );
 }
 
-/** Subscribes to `${base}/events`, optionally from `lastEventId`. */
-export async function recordEvents(base: string, lastEventId?: string): Promise<SseRecorder> {
+/** Subscribes to `${base}${path}` (`/events`, `/machine/output`), optionally from `lastEventId`. */
+export async function recordEvents(
+  base: string,
+  lastEventId?: string,
+  path = "/events",
+): Promise<SseRecorder> {
   const ac = new AbortController();
-  const r = await fetch(`${base}/events`, {
+  const r = await fetch(`${base}${path}`, {
     signal: ac.signal,
     headers: lastEventId ? { "last-event-id": lastEventId } : {},
   });

@@ -142,3 +142,23 @@ Deno.test("output compare: equal streams in any interleaving release all, in ord
     { seed },
   );
 });
+
+Deno.test("output compare: epochs — the secondary's records of a replaced guest are ignored", () => {
+  const { c, released, triggers } = harness();
+  c.primary(1, "a", 1, 0);
+  // The secondary's record 2 of the next guest comes before the checkpoint's report.
+  c.secondary(2, "b", 1);
+  c.secondary(5, "stale", 0); // ahead, from the guest before the checkpoint
+  c.checkpointed(2, 1);
+  assert.deepEqual(released, [1]);
+  c.secondary(3, "late-stale", 0);
+  c.primary(2, "b", 2, 0);
+  c.primary(3, "c", 3, 0);
+  c.secondary(3, "c", 1);
+  assert.deepEqual(released, [1, 2, 3]);
+  c.primary(5, "e", 5, 0);
+  assert.deepEqual(released, [1, 2, 3], "the stale 5 was forgotten, the fresh one not come");
+  assert.deepEqual(triggers, []);
+  c.checkpointed(null, 2); // nextSeq unknown: everything held is released
+  assert.deepEqual(released, [1, 2, 3, 5]);
+});

@@ -1,0 +1,45 @@
+/**
+ * Where the guest's output records go on their way to `GET /machine/output`: into the log, or
+ * first through a tap (COLO: the primary holds them for the output compare, the secondary
+ * tells its primary about them). Records carry the device-state generation of the guest that
+ * wrote them (vcpu_ctl.ts GEN): one from a guest that a load replaced since (a COLO checkpoint
+ * on the secondary) is dropped, and the first of a new generation drops the log's records from
+ * its seq on, which the replaced guest wrote.
+ *
+ * @module
+ */
+import { makeRecord, OutputLog, type OutputRecord } from "../wasm/output_log.ts";
+
+/** A record as the vCPU Worker posts it. */
+export interface VcpuOutput {
+  seq: number;
+  stream: "stdout" | "stderr";
+  bytes: Uint8Array;
+  /** Absent: the current generation (a WebAssembly guest). */
+  gen?: number;
+}
+
+/** What a tap gets: the record as clients will see it, and its bytes. */
+export type OutputTap = (record: OutputRecord, bytes: Uint8Array) => void;
+
+/** The guest's output path (see the module doc). */
+export class GuestOutput {
+  /** What clients read. */
+  readonly log = new OutputLog();
+  /** Set while COLO runs (colo_output.ts); null: straight to the log. */
+  tap: OutputTap | null = null;
+  #gen = 0;
+
+  /** A record from the vCPU Worker. */
+  take(m: VcpuOutput): void {
+    const gen = m.gen ?? this.#gen;
+    if (gen < this.#gen) return;
+    if (gen > this.#gen) {
+      this.#gen = gen;
+      this.log.rollback(m.seq);
+    }
+    const record = makeRecord(m.seq, m.stream, m.bytes);
+    if (this.tap) this.tap(record, m.bytes);
+    else this.log.append(record);
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * COLO's output path on the main thread. On the primary, every record its guest writes goes
+ * through the output compare (output_compare.ts) instead of straight to `GET /machine/output`:
+ * held until the secondary's record with the same seq arrives (its COLO Worker forwards them),
+ * released when equal; a mismatch, a record late by more than the compare timeout or a full
+ * queue asks the Worker for a checkpoint now, and the Worker's report of each checkpoint
+ * releases what was held. On the secondary, every record goes to its log and, as a digest, to
+ * the primary (through its COLO Worker, RP_COLO_OUTPUT). Leaving COLO: a primary that runs on
+ * releases what it held; one that stopped (the secondary runs on) drops it — the secondary's
+ * guest writes those records again.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { GuestOutput } from "../adapters/memory/guest_output.ts";
+import type { OutputRecord } from "../adapters/wasm/output_log.ts";
+import type { ColoReport } from "./colo_state.ts";
+import { COMPARE_TIMEOUT_MS, OutputCompare } from "./output_compare.ts";
+import { STAT } from "./engine/stats.ts";
+
+/** How often the compare timeout is checked (ms). */
+const TICK_MS = 100;
+
+/** What the output path uses of the agent. */
+export interface ColoOutputDeps {
+  /** The machine's output path. */
+  output: GuestOutput;
+  /** The guest runs (after leaving COLO: this side runs on alone). */
+  running(): boolean;
+  /** Primary: asks its COLO Worker for a checkpoint now. */
+  checkpointNow(): void;
+  /** Secondary: tells the primary about a record (through its COLO Worker). */
+  toPrimary(seq: number, digest: Uint8Array): void;
+  /** Primary: the outgoing migration's counters, if one runs. */
+  stats(): Float64Array | null;
+}
+
+/** SHA-256 of a record's bytes. */
+export function outputDigest(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(bytes).digest());
+}
+
+function hex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** The agent's COLO output path (see the module doc). */
+export class ColoOutput {
+  readonly #d: ColoOutputDeps;
+  #compare: OutputCompare<OutputRecord> | null = null;
+  #secondary = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  /** The output path of the agent whose parts `deps` are. */
+  constructor(deps: ColoOutputDeps) {
+    this.#d = deps;
+  }
+
+  /** A COLO Worker's report (colo_state.ts), after the COLO status took it. */
+  report(m: ColoReport): void {
+    if (m.what === "enter") {
+      if (m.mode === "primary") this.#primary();
+      else this.#startSecondary();
+    } else if (m.what === "exit") this.#leave();
+    else if (m.what === "output") {
+      this.#compare?.secondary(m.seq, m.digest, m.epoch);
+      this.#count();
+    } else if (m.what === "checkpoint") {
+      this.#compare?.checkpointed(m.nextSeq, m.epoch);
+      this.#count();
+    }
+  }
+
+  /** Primary: its records go through the compare (a second `enter`, after a hold, keeps it). */
+  #primary(): void {
+    if (this.#compare) return;
+    const log = this.#d.output.log;
+    const compare = new OutputCompare<OutputRecord>({
+      release: (r) => log.append(r),
+      trigger: () => this.#d.checkpointNow(),
+    }, COMPARE_TIMEOUT_MS);
+    this.#compare = compare;
+    this.#d.output.tap = (r, bytes) => {
+      compare.primary(r.seq, hex(outputDigest(bytes)), r, performance.now());
+      this.#count();
+    };
+    this.#timer = setInterval(() => compare.tick(performance.now()), TICK_MS);
+  }
+
+  /** Secondary: its records go to its log and to the primary. */
+  #startSecondary(): void {
+    if (this.#secondary) return;
+    this.#secondary = true;
+    const { output, toPrimary } = this.#d;
+    output.tap = (r, bytes) => {
+      output.log.append(r);
+      toPrimary(r.seq, outputDigest(bytes));
+    };
+  }
+
+  #leave(): void {
+    clearInterval(this.#timer);
+    this.#d.output.tap = null;
+    this.#secondary = false;
+    const compare = this.#compare;
+    this.#compare = null;
+    if (!compare) return;
+    const held = compare.drain();
+    if (this.#d.running()) { for (const r of held) this.#d.output.log.append(r); }
+    this.#count(compare);
+  }
+
+  /** The compare's counters into the outgoing migration's stats. */
+  #count(compare = this.#compare): void {
+    const s = this.#d.stats();
+    if (!s || !compare) return;
+    const c = compare.counters;
+    s[STAT.coloCompared] = c.compared;
+    s[STAT.coloMismatched] = c.mismatched;
+    s[STAT.coloHeld] = c.held;
+  }
+}
