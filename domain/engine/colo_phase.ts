@@ -10,6 +10,9 @@
  * running, except a secondary that announced it runs on alone (this guest stops, its state
  * handed over). A secondary silent for the link timeout is held for: this guest stops until it
  * speaks again or lost-heartbeat comes (colo_link.ts); PINGs keep this side heard meanwhile.
+ * Output compare: the secondary's output records go to the main thread as they come, with each
+ * checkpoint's end and the guest's next seq then (colo_output.ts); the main thread's
+ * `colo-checkpoint` starts a checkpoint at once (counted as triggered).
  *
  * @module
  */

@@ -7,7 +7,9 @@
  * device state is loaded, the guest runs again. A checkpoint cut halfway leaves RAM and the
  * running guest as they were. How COLO is left: colo_link.ts (EOF / RST = the primary died:
  * run on alone; the primary's EXIT: stop). A primary silent for the link timeout is held for:
- * the guest stops until it speaks again or lost-heartbeat comes. Never throws.
+ * the guest stops until it speaks again or lost-heartbeat comes. This guest's output records,
+ * which the main thread hands over (`colo-output`), go to the primary as RP_COLO_OUTPUT for its
+ * output compare. Never throws.
  *
  * @module
  */

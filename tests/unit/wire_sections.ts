@@ -154,7 +154,7 @@ Deno.test("wire v2: a migration carries RAM in 'ram' records and the device stat
       .map((f) => decodeSectionFull(f.payload));
     assert.equal(full.length, 1, "the device state once");
     assert.deepEqual([full[0].id, full[0].name, full[0].version], [2, "device", 1]);
-    assert.equal(full[0].body.length, 96, "the vCPU's registers (device_state.ts)");
+    assert.equal(full[0].body.length, 104, "the vCPU's registers (device_state.ts)");
     const types = frames.map((f) => f.type);
     const lastEnd = types.lastIndexOf(FrameType.SECTION_END);
     assert.ok(types.indexOf(FrameType.SECTION_FULL) > lastEnd, "after the RAM's last record");
