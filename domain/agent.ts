@@ -17,7 +17,7 @@ import { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
 import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
 import { ColoState } from "./colo_state.ts";
-import { ColoOutput } from "./colo_output.ts";
+import { coloOutputOf } from "./colo_output.ts";
 import { IncomingSide } from "./incoming_side.ts";
 import { tlsOptionsFor } from "./tls_options.ts";
 import type { Migration } from "./migration.ts";
@@ -112,13 +112,7 @@ export class Agent {
     this.colo.route((mode) =>
       mode === "primary" ? this.#out.lostHeartbeat() : this.#incoming.lostHeartbeat()
     );
-    const output = new ColoOutput({
-      output: machine.guestOutput,
-      running: () => machine.runstate === "running",
-      checkpointNow: () => this.#out.coloCheckpoint(),
-      toPrimary: (seq, digest) => this.#incoming.coloOutput(seq, digest),
-      stats: () => this.#out.source?.stats ?? null,
-    });
+    const output = coloOutputOf(machine, this.#out, this.#incoming);
     this.colo.listen((m) => output.report(m));
   }
 

@@ -35,6 +35,24 @@ export interface ColoOutputDeps {
   stats(): Float64Array | null;
 }
 
+/**
+ * The output path of an agent: its machine, its outgoing side (the primary's) and its incoming
+ * side (the secondary's).
+ */
+export function coloOutputOf(
+  machine: { guestOutput: GuestOutput; runstate: string },
+  out: { coloCheckpoint(): void; source: { stats: Float64Array } | null },
+  incoming: { coloOutput(seq: number, digest: Uint8Array): void },
+): ColoOutput {
+  return new ColoOutput({
+    output: machine.guestOutput,
+    running: () => machine.runstate === "running",
+    checkpointNow: () => out.coloCheckpoint(),
+    toPrimary: (seq, digest) => incoming.coloOutput(seq, digest),
+    stats: () => out.source?.stats ?? null,
+  });
+}
+
 /** SHA-256 of a record's bytes. */
 export function outputDigest(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash("sha256").update(bytes).digest());
