@@ -58,6 +58,12 @@ export function outputDigest(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash("sha256").update(bytes).digest());
 }
 
+/** A record's bytes again (its text, or its base64). */
+function recordBytes(r: OutputRecord): Uint8Array {
+  if (r.text !== undefined) return new TextEncoder().encode(r.text);
+  return Uint8Array.from(atob(r.base64 ?? ""), (c) => c.charCodeAt(0));
+}
+
 function hex(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
@@ -110,6 +116,8 @@ export class ColoOutput {
     if (this.#secondary) return;
     this.#secondary = true;
     const { output, toPrimary } = this.#d;
+    // What its guest wrote before this report came (it runs from COLO's start), then the rest.
+    for (const r of output.log.since(0)) toPrimary(r.seq, outputDigest(recordBytes(r)));
     output.tap = (r, bytes) => {
       output.log.append(r);
       toPrimary(r.seq, outputDigest(bytes));
