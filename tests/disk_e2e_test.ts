@@ -3,11 +3,14 @@
  * vCPU writes its drive while it migrates, a destination for `blk` (its image existing and
  * full of other bytes, with zero-blocks on), one for `inc` (its image the source's base). The
  * images' SHA-256 are equal once the source's guest stopped; the disk counters are measured;
- * a cancelled block migration leaves the source's guest and image as they were; the seed's
- * refusals for conflicting options.
+ * a cancelled block migration leaves the source's guest and image as they were, and so does
+ * a failed one (the link cut mid-disk), whose destination never runs a guest on its partly
+ * written image and takes a full `blk` afterwards; the seed's refusals for conflicting options.
  */
 import assert from "node:assert/strict";
 import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { CuttingProxy } from "./helpers/cutting_proxy.ts";
+import { expectDestinationFailed, incomingPort, waitingAttempt } from "./helpers/fault_kit.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const MiB = 1 << 20;
@@ -100,6 +103,46 @@ Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", asy
         assert.equal((await Deno.stat(`${dir}/src.img`)).size, DISK);
         assert.equal((await caps(s)).block, false, "blk is undone after the migration");
       });
+
+      await t.step(
+        "a failed block migration: source intact, destination's image unused",
+        async () => {
+          // Cut once 24 MiB went: RAM (16 MiB) and disk (32 MiB) interleave, so mid-disk.
+          const proxy = await CuttingProxy.start({
+            hostname: "127.0.0.1",
+            port: incomingPort(dBlk),
+            cutAfter: { up: 24 * MiB },
+          });
+          try {
+            const attempt = await waitingAttempt(dBlk);
+            const dstBefore = await sha256(`${dir}/blk.img`);
+            // A stopped guest writes nothing: the source's image must stay byte for byte.
+            assert.equal((await s.api("POST", "/machine/stop")).status, 202);
+            const srcBefore = await sha256(`${dir}/src.img`);
+            await s.api("PATCH", "/parameters", { "max-bandwidth": 48 * MiB });
+            const r = await s.api("POST", "/migrations", { uri: proxy.uri, blk: true });
+            assert.equal(r.status, 202, JSON.stringify(r.body));
+            const info = await s.waitStatus(/^(completed|failed|cancelled)$/, 60_000);
+            assert.equal(info.status, "failed", JSON.stringify(info));
+            assert.equal(proxy.cuts, 1);
+            const m = (await s.api("GET", "/machine")).body;
+            assert.equal(m.runstate, "paused", "the guest is as it was before the migration");
+            assert.deepEqual(m.drives, [{ id: "disk0", file: `${dir}/src.img`, size: DISK }]);
+            assert.equal(await sha256(`${dir}/src.img`), srcBefore, "the source's image intact");
+            assert.equal((await caps(s)).block, false, "blk is undone after a failure too");
+            // The destination wrote the blocks that came (as QEMU's block migration does) and
+            // never ran a guest on them: its runstate stays inmigrate, cont is refused.
+            await expectDestinationFailed(dBlk, attempt);
+            const partial = await sha256(`${dir}/blk.img`);
+            assert.notEqual(partial, dstBefore, "blocks arrived before the cut");
+            assert.notEqual(partial, srcBefore, "the cut landed mid-disk");
+            assert.equal((await dBlk.api("POST", "/machine/cont")).status, 409);
+            assert.equal((await s.api("POST", "/machine/cont")).status, 202);
+          } finally {
+            await proxy.close();
+          }
+        },
+      );
 
       await t.step("blk: the disk moves with RAM under disk writes, images equal", async () => {
         await s.api("PATCH", "/parameters", { "max-bandwidth": 48 * MiB });
