@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { DriveSpec } from "../adapters/disk/drive.ts";
+import type { DriveInfo } from "../adapters/disk/drive.ts";
 import type { Machine, RunState } from "../adapters/memory/machine.ts";
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
 import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
@@ -41,6 +41,7 @@ import {
 import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 import type { AgentConfig } from "./agent_config.ts";
 import { buildMachine } from "./agent_machine.ts";
+import { setLateBlockActivate } from "./block_activation.ts";
 import { GuestControl } from "./guest_control.ts";
 
 export type { AgentConfig, MigrateRequest };
@@ -108,6 +109,7 @@ export class Agent {
       colo: this.colo,
     });
     this.colo.setEnabled(this.capabilities["x-colo"]);
+    setLateBlockActivate(machine.shared, this.capabilities["late-block-activate"]);
     this.colo.route((mode) =>
       mode === "primary" ? this.#out.lostHeartbeat() : this.#incoming.lostHeartbeat()
     );
@@ -159,7 +161,7 @@ export class Agent {
   }
 
   /** query-block: the drives' ids, files and sizes. */
-  drives(): DriveSpec[] {
+  drives(): DriveInfo[] {
     return this.#guest.drives();
   }
 
@@ -305,6 +307,7 @@ export class Agent {
     if (isSetupOrActive(current)) throw new DomainError("active", MIGRATION_ACTIVE);
     this.capabilities = mergeCapabilities(this.capabilities, patch);
     this.colo.setEnabled(this.capabilities["x-colo"]);
+    setLateBlockActivate(this.machine.shared, this.capabilities["late-block-activate"]);
     return this.capabilities;
   }
 

@@ -89,9 +89,10 @@ export const CAPABILITIES = {
   },
   "postcopy-blocktime": { description: "Measure how long vCPUs wait for pages during postcopy." },
   "late-block-activate": {
-    description:
-      "Activate block devices only when the destination starts running; not implemented for " +
-      "Ferry's drives yet (the destination writes its image as blocks arrive), so it changes nothing.",
+    description: "On the destination: activate the drives (`active` in GET /drives) only when " +
+      "the arriving guest runs, else at its `cont`; without it they are activated as soon as " +
+      "the guest has arrived, running or paused. Block migration writes the image as blocks " +
+      "arrive either way.",
   },
 } as const satisfies Record<string, CapabilityDef>;
 

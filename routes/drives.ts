@@ -13,6 +13,11 @@ export const DriveSchema = z.object({
   id: z.string().meta({ description: "The drive's id." }),
   file: z.string().meta({ description: "Its raw image file." }),
   size: z.number().meta({ description: "Its size in bytes (whole 64 KiB blocks)." }),
+  active: z.boolean().meta({
+    description: "QEMU's `active`: this agent's guest owns the image (false on a destination " +
+      "until its guest arrives, or until `cont` with late-block-activate; false on a source " +
+      "after the switchover).",
+  }),
 }).meta({ id: "Drive" });
 
 const listDrives = createRoute({

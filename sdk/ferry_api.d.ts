@@ -1003,7 +1003,7 @@ export interface components {
       "dirty-bitmaps": boolean;
       /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime": boolean;
-      /** @description Activate block devices only when the destination starts running; not implemented for Ferry's drives yet (the destination writes its image as blocks arrive), so it changes nothing. */
+      /** @description On the destination: activate the drives (`active` in GET /drives) only when the arriving guest runs, else at its `cont`; without it they are activated as soon as the guest has arrived, running or paused. Block migration writes the image as blocks arrive either way. */
       "late-block-activate": boolean;
     };
     MigrationCapabilitiesPatch: {
@@ -1037,7 +1037,7 @@ export interface components {
       "dirty-bitmaps"?: boolean;
       /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime"?: boolean;
-      /** @description Activate block devices only when the destination starts running; not implemented for Ferry's drives yet (the destination writes its image as blocks arrive), so it changes nothing. */
+      /** @description On the destination: activate the drives (`active` in GET /drives) only when the arriving guest runs, else at its `cont`; without it they are activated as soon as the guest has arrived, running or paused. Block migration writes the image as blocks arrive either way. */
       "late-block-activate"?: boolean;
     };
     MigrationParameters: {
@@ -1261,6 +1261,8 @@ export interface components {
       file: string;
       /** @description Its size in bytes (whole 64 KiB blocks). */
       size: number;
+      /** @description QEMU's `active`: this agent's guest owns the image (false on a destination until its guest arrives, or until `cont` with late-block-activate; false on a source after the switchover). */
+      active: boolean;
     };
     Runstate: {
       /** @enum {string} */

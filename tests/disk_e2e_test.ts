@@ -29,12 +29,16 @@ async function migrate(src: AgentProcess, body: Json): Promise<Json> {
   return done;
 }
 
+/** GET /drives' entry for disk0 on image `file` of the test's directory. */
+let drive0: (file: string, active: boolean) => Json;
+
 async function caps(a: AgentProcess): Promise<Json> {
   return (await a.api("GET", "/capabilities")).body;
 }
 
 Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", async (t) => {
   const dir = await Deno.makeTempDir();
+  drive0 = (file, active) => ({ id: "disk0", file: `${dir}/${file}`, size: DISK, active });
   try {
     // The source's image: random, its first 4 MiB zero (zero-blocks sends them as markers).
     const src = new Uint8Array(DISK);
@@ -99,7 +103,7 @@ Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", asy
         assert.equal((await s.waitStatus(/^(cancelled|completed|failed)$/)).status, "cancelled");
         const m = (await s.api("GET", "/machine")).body;
         assert.equal(m.runstate, "running");
-        assert.deepEqual(m.drives, [{ id: "disk0", file: `${dir}/src.img`, size: DISK }]);
+        assert.deepEqual(m.drives, [drive0("src.img", true)]);
         assert.equal((await Deno.stat(`${dir}/src.img`)).size, DISK);
         assert.equal((await caps(s)).block, false, "blk is undone after the migration");
       });
@@ -127,7 +131,7 @@ Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", asy
             assert.equal(proxy.cuts, 1);
             const m = (await s.api("GET", "/machine")).body;
             assert.equal(m.runstate, "paused", "the guest is as it was before the migration");
-            assert.deepEqual(m.drives, [{ id: "disk0", file: `${dir}/src.img`, size: DISK }]);
+            assert.deepEqual(m.drives, [drive0("src.img", true)]);
             assert.equal(await sha256(`${dir}/src.img`), srcBefore, "the source's image intact");
             assert.equal((await caps(s)).block, false, "blk is undone after a failure too");
             // The destination wrote the blocks that came (as QEMU's block migration does) and
@@ -137,6 +141,7 @@ Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", asy
             assert.notEqual(partial, dstBefore, "blocks arrived before the cut");
             assert.notEqual(partial, srcBefore, "the cut landed mid-disk");
             assert.equal((await dBlk.api("POST", "/machine/cont")).status, 409);
+            assert.deepEqual((await dBlk.api("GET", "/drives")).body, [drive0("blk.img", false)]);
             assert.equal((await s.api("POST", "/machine/cont")).status, 202);
           } finally {
             await proxy.close();
@@ -161,7 +166,11 @@ Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", asy
             `ferry_migration_disk_bytes\\{kind="transferred"\\} ${done.disk.transferred}\n`,
           ),
         );
-        assert.equal((await s.api("GET", "/machine")).body.runstate, "postmigrate");
+        // The switchover inactivated the source's drives; the destination's guest arrived
+        // running (no late-block-activate): its drives are active.
+        const after = (await s.api("GET", "/machine")).body;
+        assert.equal(after.runstate, "postmigrate");
+        assert.deepEqual(after.drives, [drive0("src.img", false)]);
         const rs = await dBlk.waitStatus(/^(completed|failed)$/);
         assert.equal(rs.status, "completed");
         assert.equal(await sha256(`${dir}/blk.img`), await sha256(`${dir}/src.img`));
@@ -169,26 +178,41 @@ Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", asy
           (await dBlk.api("GET", "/machine/digest")).body.blocks,
           (await s.api("GET", "/machine/digest")).body.blocks,
         );
-        assert.deepEqual((await dBlk.api("GET", "/drives")).body, [
-          { id: "disk0", file: `${dir}/blk.img`, size: DISK },
-        ]);
+        assert.deepEqual((await dBlk.api("GET", "/drives")).body, [drive0("blk.img", true)]);
       });
 
-      await t.step("inc: only the blocks written since the base move, images equal", async () => {
-        assert.equal((await s.api("POST", "/machine/cont")).status, 202); // writes again
-        await s.api("PATCH", "/capabilities", { "zero-blocks": false });
-        const done = await migrate(s, { uri: dInc.incomingUri, inc: true });
-        assert.equal(done.disk.total, DISK);
-        assert.ok(
-          done.disk.transferred > 0 && done.disk.transferred < DISK,
-          JSON.stringify(done.disk),
-        );
-        assert.equal(done.disk.transferred % 65536, 0);
-        const p = (await s.api("GET", "/parameters")).body;
-        assert.equal(p["block-incremental"], false, "inc is undone after the migration");
-        assert.equal((await dInc.waitStatus(/^(completed|failed)$/)).status, "completed");
-        assert.equal(await sha256(`${dir}/base.img`), await sha256(`${dir}/src.img`));
-      });
+      await t.step(
+        "inc, late-block-activate: only written blocks move; drives active at cont",
+        async () => {
+          assert.equal((await s.api("POST", "/machine/cont")).status, 202); // writes again
+          assert.deepEqual((await s.api("GET", "/drives")).body, [drive0("src.img", true)]);
+          // A paused guest arrives paused: with late-block-activate its drives wait for cont.
+          assert.equal((await s.api("POST", "/machine/stop")).status, 202);
+          assert.equal(
+            (await dInc.api("PATCH", "/capabilities", { "late-block-activate": true })).status,
+            200,
+          );
+          await s.api("PATCH", "/capabilities", { "zero-blocks": false });
+          const done = await migrate(s, { uri: dInc.incomingUri, inc: true });
+          assert.equal(done.disk.total, DISK);
+          assert.ok(
+            done.disk.transferred > 0 && done.disk.transferred < DISK,
+            JSON.stringify(done.disk),
+          );
+          assert.equal(done.disk.transferred % 65536, 0);
+          const p = (await s.api("GET", "/parameters")).body;
+          assert.equal(p["block-incremental"], false, "inc is undone after the migration");
+          assert.equal((await dInc.waitStatus(/^(completed|failed)$/)).status, "completed");
+          assert.equal(await sha256(`${dir}/base.img`), await sha256(`${dir}/src.img`));
+          const arrived = (await dInc.api("GET", "/machine")).body;
+          assert.equal(arrived.runstate, "paused");
+          assert.deepEqual(arrived.drives, [drive0("base.img", false)], "not yet: late");
+          assert.equal((await dInc.api("POST", "/machine/cont")).status, 202);
+          const running = (await dInc.api("GET", "/machine")).body;
+          assert.equal(running.runstate, "running");
+          assert.deepEqual(running.drives, [drive0("base.img", true)], "cont activated them");
+        },
+      );
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -8,6 +8,12 @@
  *   started, the base an incremental (`inc`) migration sends from (the destination's image
  *   starts as the same base image). A destination marks the blocks it receives.
  *
+ * A drive is *active* (QEMU's BlockDeviceInfo `active`) while this agent's guest may use it:
+ * from the start on a source, from the arrival of the guest (or its `cont`, with
+ * `late-block-activate`) on a destination; a source's drives go inactive at the switchover and
+ * active again when the guest comes back (see domain/block_activation.ts). The guest writes only
+ * to an active drive.
+ *
  * Each Worker opens the file itself ({@link DriveFile}); writes go through the page cache, so
  * a read after a write in another Worker sees it.
  *
@@ -34,6 +40,13 @@ export interface SharedDrive extends DriveSpec {
   dirty: SharedArrayBuffer;
   /** One byte per block: written since the agent started (or received). */
   written: SharedArrayBuffer;
+  /** One Int32: 1 while the drive is active. */
+  active: SharedArrayBuffer;
+}
+
+/** `GET /drives`: a drive and whether it is active. */
+export interface DriveInfo extends DriveSpec {
+  active: boolean;
 }
 
 /** Blocks of a drive of `size` bytes. */
@@ -43,9 +56,10 @@ export function blocksOf(size: number): number {
 
 /**
  * Opens (creating when missing) the image of `spec`: a new file is sized to `size` (sparse,
- * zeros); an existing one must have that size. Throws naming the file otherwise.
+ * zeros); an existing one must have that size. Throws naming the file otherwise. `active`:
+ * whether the guest may use it from the start (not on a destination waiting for its guest).
  */
-export function prepareDrive(spec: DriveSpec): SharedDrive {
+export function prepareDrive(spec: DriveSpec, active = true): SharedDrive {
   const f = Deno.openSync(spec.file, { read: true, write: true, create: true });
   try {
     const size = f.statSync().size;
@@ -59,11 +73,24 @@ export function prepareDrive(spec: DriveSpec): SharedDrive {
     f.close();
   }
   const n = blocksOf(spec.size);
+  const cell = new SharedArrayBuffer(4);
+  new Int32Array(cell)[0] = active ? 1 : 0;
   return {
     ...spec,
     dirty: new SharedArrayBuffer(n),
     written: new SharedArrayBuffer(n),
+    active: cell,
   };
+}
+
+/** Whether `drive` is active (this agent's guest may use it). */
+export function driveActive(drive: SharedDrive): boolean {
+  return Atomics.load(new Int32Array(drive.active), 0) === 1;
+}
+
+/** Activates (QEMU's bdrv_activate_all) or inactivates (bdrv_inactivate_all) every drive. */
+export function setDrivesActive(drives: readonly SharedDrive[] | undefined, on: boolean): void {
+  for (const d of drives ?? []) Atomics.store(new Int32Array(d.active), 0, on ? 1 : 0);
 }
 
 /** A drive opened in this Worker: reads and writes at offsets, the maps as views. */
@@ -136,7 +163,7 @@ export class DriveFile {
   }
 }
 
-/** `GET /drives` and `GET /machine`'s `drives`: id, file and size of each drive. */
-export function drivesInfo(drives: readonly SharedDrive[]): DriveSpec[] {
-  return drives.map(({ id, file, size }) => ({ id, file, size }));
+/** `GET /drives` and `GET /machine`'s `drives`: id, file, size and activity of each drive. */
+export function drivesInfo(drives: readonly SharedDrive[]): DriveInfo[] {
+  return drives.map((d) => ({ id: d.id, file: d.file, size: d.size, active: driveActive(d) }));
 }

@@ -75,6 +75,7 @@ export class PostcopyPhase {
     }
     run.switchover.stopVcpu();
     await run.switchover.maybePause("active", "postcopy-active");
+    run.switchover.inactivateDrives();
     if (sender.encoder) sender.encoder.enabled = false; // postcopy places whole pages
     run.exactPending();
     for (const { block, ranges } of sender.discardRanges()) {
