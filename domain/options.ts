@@ -105,16 +105,11 @@ export const CAPABILITY_NAMES = Object.keys(CAPABILITIES) as CapabilityName[];
 /** A full capability map. */
 export type Capabilities = Record<CapabilityName, boolean>;
 
-/** Why block migration and postcopy are refused together (a Ferry limitation). */
-export const BLOCK_POSTCOPY = "Postcopy with block migration is not supported by Ferry yet " +
-  "(a Ferry limitation: QEMU completes the disk before postcopy starts)";
-
 /**
  * Pairs that cannot be enabled together, read by `mergeCapabilities` (option_checks.ts)
  * (the seed's migrate_caps_check, as data).
  */
 export const INCOMPATIBLE: readonly { all: readonly CapabilityName[]; message: string }[] = [
-  { all: ["block", "postcopy-ram"], message: BLOCK_POSTCOPY },
   {
     all: ["postcopy-ram", "compress"],
     message: "Postcopy is not currently compatible with compression",

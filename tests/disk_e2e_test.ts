@@ -1,7 +1,9 @@
 /**
  * Issue 23, end to end: the guest's disk. Three agents over real sockets: one source whose
  * vCPU writes its drive while it migrates, a destination for `blk` (its image existing and
- * full of other bytes, with zero-blocks on), one for `inc` (its image the source's base). The
+ * full of other bytes, with zero-blocks on; the disk ends in precopy, then postcopy moves the
+ * RAM), one for `inc` (its image the source's base; late-block-activate: its drives activate
+ * at `cont`). The
  * images' SHA-256 are equal once the source's guest stopped; the disk counters are measured;
  * a cancelled block migration leaves the source's guest and image as they were, and so does
  * a failed one (the link cut mid-disk), whose destination never runs a guest on its partly
@@ -36,7 +38,7 @@ async function caps(a: AgentProcess): Promise<Json> {
   return (await a.api("GET", "/capabilities")).body;
 }
 
-Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", async (t) => {
+Deno.test("disk: blk then postcopy under disk writes, inc with late activation, a cancel, a failure, refusals", async (t) => {
   const dir = await Deno.makeTempDir();
   drive0 = (file, active) => ({ id: "disk0", file: `${dir}/${file}`, size: DISK, active });
   try {
@@ -79,11 +81,6 @@ Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", asy
         assert.equal(inc.status, 400);
         assert.equal(inc.body.detail, both.body.detail);
         await s.api("PATCH", "/parameters", { "block-incremental": false });
-        await s.api("PATCH", "/capabilities", { "postcopy-ram": true });
-        const pc = await s.api("POST", "/migrations", { uri: dBlk.incomingUri, blk: true });
-        assert.equal(pc.status, 400);
-        assert.match(pc.body.detail, /^Postcopy with block migration is not supported by Ferry/);
-        await s.api("PATCH", "/capabilities", { "postcopy-ram": false });
         assert.deepEqual((await s.api("GET", "/migrations")).body, [], "no migration recorded");
       });
 
@@ -149,37 +146,56 @@ Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", asy
         },
       );
 
-      await t.step("blk: the disk moves with RAM under disk writes, images equal", async () => {
-        await s.api("PATCH", "/parameters", { "max-bandwidth": 48 * MiB });
-        await s.api("PATCH", "/capabilities", { "zero-blocks": true });
-        const done = await migrate(s, { uri: dBlk.incomingUri, blk: true });
-        assert.equal(done.disk.total, DISK);
-        assert.equal(done.disk.remaining, 0);
-        // Blocks the guest wrote after they were sent went again.
-        assert.ok(done.disk.transferred > DISK, JSON.stringify(done.disk));
-        assert.equal((await caps(s)).block, false, "blk is undone after the migration");
-        const metrics = await (await fetch(`${s.base}/metrics`)).text();
-        assert.match(metrics, new RegExp(`ferry_migration_disk_bytes\\{kind="total"\\} ${DISK}\n`));
-        assert.match(
-          metrics,
-          new RegExp(
-            `ferry_migration_disk_bytes\\{kind="transferred"\\} ${done.disk.transferred}\n`,
-          ),
-        );
-        // The switchover inactivated the source's drives; the destination's guest arrived
-        // running (no late-block-activate): its drives are active.
-        const after = (await s.api("GET", "/machine")).body;
-        assert.equal(after.runstate, "postmigrate");
-        assert.deepEqual(after.drives, [drive0("src.img", false)]);
-        const rs = await dBlk.waitStatus(/^(completed|failed)$/);
-        assert.equal(rs.status, "completed");
-        assert.equal(await sha256(`${dir}/blk.img`), await sha256(`${dir}/src.img`));
-        assert.deepEqual(
-          (await dBlk.api("GET", "/machine/digest")).body.blocks,
-          (await s.api("GET", "/machine/digest")).body.blocks,
-        );
-        assert.deepEqual((await dBlk.api("GET", "/drives")).body, [drive0("blk.img", true)]);
-      });
+      await t.step(
+        "blk, then postcopy: the disk ends in precopy under disk writes, images equal",
+        async () => {
+          await s.api("PATCH", "/parameters", { "max-bandwidth": 48 * MiB });
+          await s.api("PATCH", "/capabilities", { "zero-blocks": true, "postcopy-ram": true });
+          const r = await s.api("POST", "/migrations", { uri: dBlk.incomingUri, blk: true });
+          assert.equal(r.status, 202, JSON.stringify(r.body));
+          await waitFor("the block migration to send disk blocks", async () => {
+            const info = (await s.api("GET", "/migrations/current")).body;
+            return info.status === "active" && info.disk?.transferred > 0;
+          });
+          // As the seed: postcopy starts once the disk's rest fits; it moves RAM only.
+          assert.equal((await s.api("POST", "/migrations/current/postcopy")).status, 202);
+          const done = await s.waitStatus(/^(completed|failed|cancelled)$/, 60_000);
+          assert.equal(done.status, "completed", JSON.stringify(done));
+          const one = (await s.api("GET", `/migrations/${r.body["x-id"]}`)).body;
+          const path = one["x-history"].map((h: Json) => h.status);
+          assert.ok(path.includes("postcopy-active"), path.join(" "));
+          await s.api("PATCH", "/capabilities", { "postcopy-ram": false });
+          assert.equal(done.disk.total, DISK);
+          assert.equal(done.disk.remaining, 0);
+          // Blocks the guest wrote after they were sent went again.
+          assert.ok(done.disk.transferred > DISK, JSON.stringify(done.disk));
+          assert.equal((await caps(s)).block, false, "blk is undone after the migration");
+          const metrics = await (await fetch(`${s.base}/metrics`)).text();
+          assert.match(
+            metrics,
+            new RegExp(`ferry_migration_disk_bytes\\{kind="total"\\} ${DISK}\n`),
+          );
+          assert.match(
+            metrics,
+            new RegExp(
+              `ferry_migration_disk_bytes\\{kind="transferred"\\} ${done.disk.transferred}\n`,
+            ),
+          );
+          // The switchover inactivated the source's drives; the destination's guest arrived
+          // running (no late-block-activate): its drives are active.
+          const after = (await s.api("GET", "/machine")).body;
+          assert.equal(after.runstate, "postmigrate");
+          assert.deepEqual(after.drives, [drive0("src.img", false)]);
+          const rs = await dBlk.waitStatus(/^(completed|failed)$/);
+          assert.equal(rs.status, "completed");
+          assert.equal(await sha256(`${dir}/blk.img`), await sha256(`${dir}/src.img`));
+          assert.deepEqual(
+            (await dBlk.api("GET", "/machine/digest")).body.blocks,
+            (await s.api("GET", "/machine/digest")).body.blocks,
+          );
+          assert.deepEqual((await dBlk.api("GET", "/drives")).body, [drive0("blk.img", true)]);
+        },
+      );
 
       await t.step(
         "inc, late-block-activate: only written blocks move; drives active at cont",
