@@ -42,6 +42,7 @@ import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 import type { AgentConfig } from "./agent_config.ts";
 import { buildMachine } from "./agent_machine.ts";
 import { setLateBlockActivate } from "./block_activation.ts";
+import { DriveBitmapControl } from "./drive_bitmap_control.ts";
 import { GuestControl } from "./guest_control.ts";
 
 export type { AgentConfig, MigrateRequest };
@@ -76,11 +77,14 @@ export class Agent {
   #mustRemoveBlock = false;
   /** query-colo-status, COLO_EXIT, and where a lost-heartbeat goes. */
   readonly colo = new ColoState(this.events);
+  /** The drives' dirty bitmaps (block-dirty-bitmap-add/-remove). */
+  readonly bitmaps: DriveBitmapControl;
 
   private constructor(machine: Machine, config: AgentConfig) {
     this.#tls = config.tls ?? new TlsCredsRegistry();
     this.machine = machine;
     this.#guest = new GuestControl(machine, () => this.#sourceStatus);
+    this.bitmaps = new DriveBitmapControl(() => machine.shared.drives ?? []);
     this.parameters = config.parameters ?? { ...DEFAULT_PARAMETERS };
     this.capabilities = config.capabilities ?? { ...DEFAULT_CAPABILITIES };
     this.onlyMigratable = config.onlyMigratable ?? false;

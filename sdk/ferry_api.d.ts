@@ -412,6 +412,43 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/drives/{id}/bitmaps": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * block-dirty-bitmap-add
+     * @description A new, empty bitmap of the drive: from now on it marks every block the guest writes. With the `dirty-bitmaps` capability a block migration carries it to the destination, where it keeps counting. 409 when the name exists (or the drive has 8).
+     */
+    post: operations["blockDirtyBitmapAdd"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/drives/{id}/bitmaps/{name}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** block-dirty-bitmap-remove */
+    delete: operations["blockDirtyBitmapRemove"];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/machine/output": {
     parameters: {
       query?: never;
@@ -1263,6 +1300,16 @@ export interface components {
       size: number;
       /** @description QEMU's `active`: this agent's guest owns the image (false on a destination until its guest arrives, or until `cont` with late-block-activate; false on a source after the switchover). */
       active: boolean;
+      /** @description Its named dirty bitmaps (POST /drives/{id}/bitmaps), with their counts. */
+      "dirty-bitmaps": components["schemas"]["DirtyBitmap"][];
+    };
+    DirtyBitmap: {
+      /** @description The bitmap's name (unique per drive). */
+      name: string;
+      /** @description Bytes written since the bitmap was made (whole blocks, within the drive). */
+      count: number;
+      /** @description Bytes one mark stands for (65536). */
+      granularity: number;
     };
     Runstate: {
       /** @enum {string} */
@@ -1294,6 +1341,13 @@ export interface components {
         start: number;
         end: number;
       };
+    };
+    DirtyBitmapRequest: {
+      /**
+       * @description 1 to 64 printable ASCII characters without spaces.
+       * @example backup-0
+       */
+      name: string;
     };
   };
   responses: never;
@@ -2752,6 +2806,154 @@ export interface operations {
       };
       /** @description Forbidden */
       403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  blockDirtyBitmapAdd: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["DirtyBitmapRequest"];
+      };
+    };
+    responses: {
+      /** @description Made */
+      201: {
+        headers: {
+          /** @description /drives/{id}/bitmaps/{name} */
+          Location: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["DirtyBitmap"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Content Too Large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  blockDirtyBitmapRemove: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+        name: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Removed */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Bad Request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not Found */
+      404: {
         headers: {
           [name: string]: unknown;
         };

@@ -32,7 +32,7 @@ async function migrate(src: AgentProcess, body: Json): Promise<Json> {
 }
 
 /** GET /drives' entry for disk0 on image `file` of the test's directory. */
-let drive0: (file: string, active: boolean) => Json;
+let drive0: (file: string, active: boolean, bitmaps?: Json[]) => Json;
 
 async function caps(a: AgentProcess): Promise<Json> {
   return (await a.api("GET", "/capabilities")).body;
@@ -40,7 +40,13 @@ async function caps(a: AgentProcess): Promise<Json> {
 
 Deno.test("disk: blk then postcopy under disk writes, inc with late activation, a cancel, a failure, refusals", async (t) => {
   const dir = await Deno.makeTempDir();
-  drive0 = (file, active) => ({ id: "disk0", file: `${dir}/${file}`, size: DISK, active });
+  drive0 = (file, active, bitmaps = []) => ({
+    id: "disk0",
+    file: `${dir}/${file}`,
+    size: DISK,
+    active,
+    "dirty-bitmaps": bitmaps,
+  });
   try {
     // The source's image: random, its first 4 MiB zero (zero-blocks sends them as markers).
     const src = new Uint8Array(DISK);

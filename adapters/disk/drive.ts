@@ -20,6 +20,8 @@
  * @module
  */
 
+import { type BitmapInfo, bitmapsBuffer, DriveBitmaps } from "./drive_bitmaps.ts";
+
 /** The drive's block: the unit of dirty tracking and of the disk's section records. */
 export const DISK_BLOCK = 64 << 10;
 /** Largest drive size (1 TiB): bounds the maps (16 Mi blocks). */
@@ -42,11 +44,14 @@ export interface SharedDrive extends DriveSpec {
   written: SharedArrayBuffer;
   /** One Int32: 1 while the drive is active. */
   active: SharedArrayBuffer;
+  /** Its named dirty bitmaps (drive_bitmaps.ts). */
+  bitmaps: SharedArrayBuffer;
 }
 
-/** `GET /drives`: a drive and whether it is active. */
+/** `GET /drives`: a drive, whether it is active, its dirty bitmaps. */
 export interface DriveInfo extends DriveSpec {
   active: boolean;
+  "dirty-bitmaps": BitmapInfo[];
 }
 
 /** Blocks of a drive of `size` bytes. */
@@ -80,7 +85,13 @@ export function prepareDrive(spec: DriveSpec, active = true): SharedDrive {
     dirty: new SharedArrayBuffer(n),
     written: new SharedArrayBuffer(n),
     active: cell,
+    bitmaps: bitmapsBuffer(n),
   };
+}
+
+/** The named dirty bitmaps of `drive`. */
+export function bitmapsOf(drive: SharedDrive): DriveBitmaps {
+  return new DriveBitmaps(drive.bitmaps, drive.size, DISK_BLOCK);
 }
 
 /** Whether `drive` is active (this agent's guest may use it). */
@@ -98,6 +109,7 @@ export class DriveFile {
   readonly drive: SharedDrive;
   readonly dirty: Uint8Array;
   readonly written: Uint8Array;
+  readonly #bitmaps: DriveBitmaps;
   readonly #file: Deno.FsFile;
 
   /** Opens `drive`'s image for reading and writing. */
@@ -105,6 +117,7 @@ export class DriveFile {
     this.drive = drive;
     this.dirty = new Uint8Array(drive.dirty);
     this.written = new Uint8Array(drive.written);
+    this.#bitmaps = bitmapsOf(drive);
     this.#file = Deno.openSync(drive.file, { read: true, write: true });
   }
 
@@ -139,13 +152,15 @@ export class DriveFile {
     this.mark(offset, data.length);
   }
 
-  /** Marks the blocks of [offset, offset + length) dirty and written. */
+  /** Marks the blocks of [offset, offset + length) dirty, written and in every bitmap. */
   mark(offset: number, length: number): void {
+    const first = Math.floor(offset / DISK_BLOCK);
     const last = Math.floor((offset + length - 1) / DISK_BLOCK);
-    for (let b = Math.floor(offset / DISK_BLOCK); b <= last; b++) {
+    for (let b = first; b <= last; b++) {
       Atomics.store(this.written, b, 1);
       Atomics.store(this.dirty, b, 1);
     }
+    this.#bitmaps.mark(first, last);
   }
 
   /** Flushes the image's data to the device (fdatasync). */
@@ -165,5 +180,11 @@ export class DriveFile {
 
 /** `GET /drives` and `GET /machine`'s `drives`: id, file, size and activity of each drive. */
 export function drivesInfo(drives: readonly SharedDrive[]): DriveInfo[] {
-  return drives.map((d) => ({ id: d.id, file: d.file, size: d.size, active: driveActive(d) }));
+  return drives.map((d) => ({
+    id: d.id,
+    file: d.file,
+    size: d.size,
+    active: driveActive(d),
+    "dirty-bitmaps": bitmapsOf(d).list(),
+  }));
 }

@@ -77,7 +77,7 @@ Deno.test("late-block-activate: when an arriving guest's drives activate; only a
   try {
     const spec = { id: "d", file: `${dir}/a.img`, size: 2 * DISK_BLOCK };
     const drive = prepareDrive(spec, false);
-    assert.deepEqual(drivesInfo([drive]), [{ ...spec, active: false }]);
+    assert.deepEqual(drivesInfo([drive]), [{ ...spec, active: false, "dirty-bitmaps": [] }]);
     const guest = { drives: [drive] } as unknown as SharedGuest;
     setLateBlockActivate(guest, true);
     assert.equal(activateOnArrival(guest, "paused"), "paused");
