@@ -84,8 +84,8 @@ export const CAPABILITIES = {
     global: "x-multifd",
   },
   "dirty-bitmaps": {
-    description:
-      "Migrate block dirty bitmaps; Ferry's drives have no named bitmaps yet, so it changes nothing.",
+    description: "Migrate the drives' named dirty bitmaps (POST /drives/{id}/bitmaps) with a " +
+      "block migration: they go at its end and keep counting on the destination.",
   },
   "postcopy-blocktime": { description: "Measure how long vCPUs wait for pages during postcopy." },
   "late-block-activate": {

@@ -1036,7 +1036,7 @@ export interface components {
       "pause-before-switchover": boolean;
       /** @description Send pages over several channels, each with its own Worker. As in QEMU, multifd pages bypass the XBZRLE cache; with compress, compressed pages go on the main channel; postcopy pages go on the main channel once the page channels were flushed. */
       "x-multifd": boolean;
-      /** @description Migrate block dirty bitmaps; Ferry's drives have no named bitmaps yet, so it changes nothing. */
+      /** @description Migrate the drives' named dirty bitmaps (POST /drives/{id}/bitmaps) with a block migration: they go at its end and keep counting on the destination. */
       "dirty-bitmaps": boolean;
       /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime": boolean;
@@ -1070,7 +1070,7 @@ export interface components {
       "pause-before-switchover"?: boolean;
       /** @description Send pages over several channels, each with its own Worker. As in QEMU, multifd pages bypass the XBZRLE cache; with compress, compressed pages go on the main channel; postcopy pages go on the main channel once the page channels were flushed. */
       "x-multifd"?: boolean;
-      /** @description Migrate block dirty bitmaps; Ferry's drives have no named bitmaps yet, so it changes nothing. */
+      /** @description Migrate the drives' named dirty bitmaps (POST /drives/{id}/bitmaps) with a block migration: they go at its end and keep counting on the destination. */
       "dirty-bitmaps"?: boolean;
       /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime"?: boolean;

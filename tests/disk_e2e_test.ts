@@ -156,7 +156,14 @@ Deno.test("disk: blk then postcopy under disk writes, inc with late activation, 
         "blk, then postcopy: the disk ends in precopy under disk writes, images equal",
         async () => {
           await s.api("PATCH", "/parameters", { "max-bandwidth": 48 * MiB });
-          await s.api("PATCH", "/capabilities", { "zero-blocks": true, "postcopy-ram": true });
+          await s.api("PATCH", "/capabilities", {
+            "zero-blocks": true,
+            "postcopy-ram": true,
+            "dirty-bitmaps": true,
+          });
+          // A dirty bitmap made now counts the guest's writes; it travels with the disk.
+          const bm = await s.api("POST", "/drives/disk0/bitmaps", { name: "since-blk" });
+          assert.equal(bm.status, 201, JSON.stringify(bm.body));
           const r = await s.api("POST", "/migrations", { uri: dBlk.incomingUri, blk: true });
           assert.equal(r.status, 202, JSON.stringify(r.body));
           await waitFor("the block migration to send disk blocks", async () => {
@@ -191,7 +198,10 @@ Deno.test("disk: blk then postcopy under disk writes, inc with late activation, 
           // running (no late-block-activate): its drives are active.
           const after = (await s.api("GET", "/machine")).body;
           assert.equal(after.runstate, "postmigrate");
-          assert.deepEqual(after.drives, [drive0("src.img", false)]);
+          const [bitmap] = after.drives[0]["dirty-bitmaps"];
+          assert.equal(bitmap.name, "since-blk");
+          assert.ok(bitmap.count > 0 && bitmap.count % 65536 === 0, JSON.stringify(bitmap));
+          assert.deepEqual(after.drives, [drive0("src.img", false, [bitmap])]);
           const rs = await dBlk.waitStatus(/^(completed|failed)$/);
           assert.equal(rs.status, "completed");
           assert.equal(await sha256(`${dir}/blk.img`), await sha256(`${dir}/src.img`));
@@ -199,7 +209,10 @@ Deno.test("disk: blk then postcopy under disk writes, inc with late activation, 
             (await dBlk.api("GET", "/machine/digest")).body.blocks,
             (await s.api("GET", "/machine/digest")).body.blocks,
           );
-          assert.deepEqual((await dBlk.api("GET", "/drives")).body, [drive0("blk.img", true)]);
+          // The bitmap arrived as the source's guest left it (this guest writes no disk).
+          assert.deepEqual((await dBlk.api("GET", "/drives")).body, [
+            drive0("blk.img", true, [bitmap]),
+          ]);
         },
       );
 
@@ -207,6 +220,7 @@ Deno.test("disk: blk then postcopy under disk writes, inc with late activation, 
         "inc, late-block-activate: only written blocks move; drives active at cont",
         async () => {
           assert.equal((await s.api("POST", "/machine/cont")).status, 202); // writes again
+          assert.equal((await s.api("DELETE", "/drives/disk0/bitmaps/since-blk")).status, 204);
           assert.deepEqual((await s.api("GET", "/drives")).body, [drive0("src.img", true)]);
           // A paused guest arrives paused: with late-block-activate its drives wait for cont.
           assert.equal((await s.api("POST", "/machine/stop")).status, 202);

@@ -120,6 +120,16 @@ export class DriveBitmaps {
     return true;
   }
 
+  /** Sets marks `first ..` of bitmap `name` from `marks` (nonzero = marked); false if none. */
+  setRun(name: string, first: number, marks: Uint8Array): boolean {
+    const slot = this.#find(name);
+    if (slot < 0) return false;
+    if (first + marks.length > this.#blocks) throw new RangeError("bitmap run outside the drive");
+    const at = this.#bits(slot) + first;
+    for (let i = 0; i < marks.length; i++) if (marks[i]) this.#bytes[at + i] = 1;
+    return true;
+  }
+
   /** Claims a free slot, cleared and named (state: being made); -1 when none is free. */
   #claim(name: string): number {
     if (!BITMAP_NAME.test(name)) throw new RangeError(`bad bitmap name '${name}'`);
