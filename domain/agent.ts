@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { DriveSpec } from "../adapters/disk/drive.ts";
+import type { DriveInfo } from "../adapters/disk/drive.ts";
 import type { Machine, RunState } from "../adapters/memory/machine.ts";
 import { parseMigrationUri } from "../adapters/channels/uri.ts";
 import { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
@@ -42,6 +42,8 @@ import {
 import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 import type { AgentConfig } from "./agent_config.ts";
 import { buildMachine } from "./agent_machine.ts";
+import { setLateBlockActivate } from "./block_activation.ts";
+import { DriveBitmapControl } from "./drive_bitmap_control.ts";
 import { GuestControl } from "./guest_control.ts";
 
 export type { AgentConfig, MigrateRequest };
@@ -76,11 +78,14 @@ export class Agent {
   #mustRemoveBlock = false;
   /** query-colo-status, COLO_EXIT, and where a lost-heartbeat goes. */
   readonly colo = new ColoState(this.events);
+  /** The drives' dirty bitmaps (block-dirty-bitmap-add/-remove). */
+  readonly bitmaps: DriveBitmapControl;
 
   private constructor(machine: Machine, config: AgentConfig) {
     this.#tls = config.tls ?? new TlsCredsRegistry();
     this.machine = machine;
     this.#guest = new GuestControl(machine, () => this.#sourceStatus);
+    this.bitmaps = new DriveBitmapControl(() => machine.shared.drives ?? []);
     this.parameters = config.parameters ?? { ...DEFAULT_PARAMETERS };
     this.capabilities = config.capabilities ?? { ...DEFAULT_CAPABILITIES };
     this.onlyMigratable = config.onlyMigratable ?? false;
@@ -109,6 +114,7 @@ export class Agent {
       colo: this.colo,
     });
     this.colo.setEnabled(this.capabilities["x-colo"]);
+    setLateBlockActivate(machine.shared, this.capabilities["late-block-activate"]);
     this.colo.route((mode) =>
       mode === "primary" ? this.#out.lostHeartbeat() : this.#incoming.lostHeartbeat()
     );
@@ -162,7 +168,7 @@ export class Agent {
   }
 
   /** query-block: the drives' ids, files and sizes. */
-  drives(): DriveSpec[] {
+  drives(): DriveInfo[] {
     return this.#guest.drives();
   }
 
@@ -308,6 +314,7 @@ export class Agent {
     if (isSetupOrActive(current)) throw new DomainError("active", MIGRATION_ACTIVE);
     this.capabilities = mergeCapabilities(this.capabilities, patch);
     this.colo.setEnabled(this.capabilities["x-colo"]);
+    setLateBlockActivate(this.machine.shared, this.capabilities["late-block-activate"]);
     return this.capabilities;
   }
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { drivesInfo, type DriveSpec } from "../adapters/disk/drive.ts";
+import { type DriveInfo, drivesInfo } from "../adapters/disk/drive.ts";
 import type { InputRefusal, Machine, RunState } from "../adapters/memory/machine.ts";
 import { DomainError, MIGRATION_ACTIVE } from "./errors.ts";
 import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
@@ -60,7 +60,7 @@ export class GuestControl {
   }
 
   /** query-block: the drives' ids, files and sizes. */
-  drives(): DriveSpec[] {
+  drives(): DriveInfo[] {
     return drivesInfo(this.#machine.shared.drives ?? []);
   }
 

@@ -84,14 +84,15 @@ export const CAPABILITIES = {
     global: "x-multifd",
   },
   "dirty-bitmaps": {
-    description:
-      "Migrate block dirty bitmaps; Ferry's drives have no named bitmaps yet, so it changes nothing.",
+    description: "Migrate the drives' named dirty bitmaps (POST /drives/{id}/bitmaps) with a " +
+      "block migration: they go at its end and keep counting on the destination.",
   },
   "postcopy-blocktime": { description: "Measure how long vCPUs wait for pages during postcopy." },
   "late-block-activate": {
-    description:
-      "Activate block devices only when the destination starts running; not implemented for " +
-      "Ferry's drives yet (the destination writes its image as blocks arrive), so it changes nothing.",
+    description: "On the destination: activate the drives (`active` in GET /drives) only when " +
+      "the arriving guest runs, else at its `cont`; without it they are activated as soon as " +
+      "the guest has arrived, running or paused. Block migration writes the image as blocks " +
+      "arrive either way.",
   },
 } as const satisfies Record<string, CapabilityDef>;
 
@@ -104,16 +105,11 @@ export const CAPABILITY_NAMES = Object.keys(CAPABILITIES) as CapabilityName[];
 /** A full capability map. */
 export type Capabilities = Record<CapabilityName, boolean>;
 
-/** Why block migration and postcopy are refused together (a Ferry limitation). */
-export const BLOCK_POSTCOPY = "Postcopy with block migration is not supported by Ferry yet " +
-  "(a Ferry limitation: QEMU completes the disk before postcopy starts)";
-
 /**
  * Pairs that cannot be enabled together, read by `mergeCapabilities` (option_checks.ts)
  * (the seed's migrate_caps_check, as data).
  */
 export const INCOMPATIBLE: readonly { all: readonly CapabilityName[]; message: string }[] = [
-  { all: ["block", "postcopy-ram"], message: BLOCK_POSTCOPY },
   {
     all: ["postcopy-ram", "compress"],
     message: "Postcopy is not currently compatible with compression",

@@ -20,6 +20,7 @@ import { blockerRoutes } from "./blockers.ts";
 import { docRoutes } from "./docs.ts";
 import { eventRoutes } from "./events.ts";
 import { machineRoutes } from "./machine.ts";
+import { driveBitmapRoutes } from "./drive_bitmaps.ts";
 import { driveRoutes } from "./drives.ts";
 import { machineIoRoutes } from "./machine_io.ts";
 import { hostGuard } from "./host_guard.ts";
@@ -129,6 +130,7 @@ function apiRoutes(agent: AgentRef, options: AppOptions, limits: Limits): OpenAP
   api.route("/", blockerRoutes(agent));
   api.route("/", machineRoutes(agent, limits.ramPass));
   api.route("/", driveRoutes(agent));
+  api.route("/", driveBitmapRoutes(agent));
   api.route("/", machineIoRoutes(agent, options.heartbeatMs, limits.streams));
   api.route("/", eventRoutes(agent, options.heartbeatMs, limits.streams));
   api.route("/", metricsRoutes(options.metrics ?? new FerryMetrics(agent)));

@@ -1,18 +1,27 @@
 /**
- * `/drives` (query-block, in Ferry's terms): the machine's drives — id, image file and size.
- * Dirty bitmaps (`POST /drives/{id}/bitmaps`) are not here yet.
+ * `/drives` (query-block, in Ferry's terms): the machine's drives — id, image file, size,
+ * whether active, and their dirty bitmaps (made and removed in routes/drive_bitmaps.ts).
  *
  * @module
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { problems, validationHook } from "./problem.ts";
 import { type AgentRef, json } from "./route_kit.ts";
+import { BitmapSchema } from "./drive_bitmaps.ts";
 
 /** One drive (`--drive id=ID,file=PATH,size=SIZE`). */
 export const DriveSchema = z.object({
   id: z.string().meta({ description: "The drive's id." }),
   file: z.string().meta({ description: "Its raw image file." }),
   size: z.number().meta({ description: "Its size in bytes (whole 64 KiB blocks)." }),
+  active: z.boolean().meta({
+    description: "QEMU's `active`: this agent's guest owns the image (false on a destination " +
+      "until its guest arrives, or until `cont` with late-block-activate; false on a source " +
+      "after the switchover).",
+  }),
+  "dirty-bitmaps": z.array(BitmapSchema).meta({
+    description: "Its named dirty bitmaps (POST /drives/{id}/bitmaps), with their counts.",
+  }),
 }).meta({ id: "Drive" });
 
 const listDrives = createRoute({

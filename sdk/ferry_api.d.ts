@@ -412,6 +412,43 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/drives/{id}/bitmaps": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * block-dirty-bitmap-add
+     * @description A new, empty bitmap of the drive: from now on it marks every block the guest writes. With the `dirty-bitmaps` capability a block migration carries it to the destination, where it keeps counting. 409 when the name exists (or the drive has 8).
+     */
+    post: operations["blockDirtyBitmapAdd"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/drives/{id}/bitmaps/{name}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** block-dirty-bitmap-remove */
+    delete: operations["blockDirtyBitmapRemove"];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/machine/output": {
     parameters: {
       query?: never;
@@ -1011,11 +1048,11 @@ export interface components {
       "pause-before-switchover": boolean;
       /** @description Send pages over several channels, each with its own Worker. As in QEMU, multifd pages bypass the XBZRLE cache; with compress, compressed pages go on the main channel; postcopy pages go on the main channel once the page channels were flushed. */
       "x-multifd": boolean;
-      /** @description Migrate block dirty bitmaps; Ferry's drives have no named bitmaps yet, so it changes nothing. */
+      /** @description Migrate the drives' named dirty bitmaps (POST /drives/{id}/bitmaps) with a block migration: they go at its end and keep counting on the destination. */
       "dirty-bitmaps": boolean;
       /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime": boolean;
-      /** @description Activate block devices only when the destination starts running; not implemented for Ferry's drives yet (the destination writes its image as blocks arrive), so it changes nothing. */
+      /** @description On the destination: activate the drives (`active` in GET /drives) only when the arriving guest runs, else at its `cont`; without it they are activated as soon as the guest has arrived, running or paused. Block migration writes the image as blocks arrive either way. */
       "late-block-activate": boolean;
     };
     MigrationCapabilitiesPatch: {
@@ -1045,11 +1082,11 @@ export interface components {
       "pause-before-switchover"?: boolean;
       /** @description Send pages over several channels, each with its own Worker. As in QEMU, multifd pages bypass the XBZRLE cache; with compress, compressed pages go on the main channel; postcopy pages go on the main channel once the page channels were flushed. */
       "x-multifd"?: boolean;
-      /** @description Migrate block dirty bitmaps; Ferry's drives have no named bitmaps yet, so it changes nothing. */
+      /** @description Migrate the drives' named dirty bitmaps (POST /drives/{id}/bitmaps) with a block migration: they go at its end and keep counting on the destination. */
       "dirty-bitmaps"?: boolean;
       /** @description Measure how long vCPUs wait for pages during postcopy. */
       "postcopy-blocktime"?: boolean;
-      /** @description Activate block devices only when the destination starts running; not implemented for Ferry's drives yet (the destination writes its image as blocks arrive), so it changes nothing. */
+      /** @description On the destination: activate the drives (`active` in GET /drives) only when the arriving guest runs, else at its `cont`; without it they are activated as soon as the guest has arrived, running or paused. Block migration writes the image as blocks arrive either way. */
       "late-block-activate"?: boolean;
     };
     MigrationParameters: {
@@ -1273,6 +1310,18 @@ export interface components {
       file: string;
       /** @description Its size in bytes (whole 64 KiB blocks). */
       size: number;
+      /** @description QEMU's `active`: this agent's guest owns the image (false on a destination until its guest arrives, or until `cont` with late-block-activate; false on a source after the switchover). */
+      active: boolean;
+      /** @description Its named dirty bitmaps (POST /drives/{id}/bitmaps), with their counts. */
+      "dirty-bitmaps": components["schemas"]["DirtyBitmap"][];
+    };
+    DirtyBitmap: {
+      /** @description The bitmap's name (unique per drive). */
+      name: string;
+      /** @description Bytes written since the bitmap was made (whole blocks, within the drive). */
+      count: number;
+      /** @description Bytes one mark stands for (65536). */
+      granularity: number;
     };
     Runstate: {
       /** @enum {string} */
@@ -1304,6 +1353,13 @@ export interface components {
         start: number;
         end: number;
       };
+    };
+    DirtyBitmapRequest: {
+      /**
+       * @description 1 to 64 printable ASCII characters without spaces.
+       * @example backup-0
+       */
+      name: string;
     };
   };
   responses: never;
@@ -2762,6 +2818,154 @@ export interface operations {
       };
       /** @description Forbidden */
       403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  blockDirtyBitmapAdd: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["DirtyBitmapRequest"];
+      };
+    };
+    responses: {
+      /** @description Made */
+      201: {
+        headers: {
+          /** @description /drives/{id}/bitmaps/{name} */
+          Location: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["DirtyBitmap"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Content Too Large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  blockDirtyBitmapRemove: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+        name: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Removed */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Bad Request */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not Found */
+      404: {
         headers: {
           [name: string]: unknown;
         };

@@ -5,6 +5,7 @@
  * with an ETA and a pause that fits. Checks what the page shows of it: the verdict, ETA and
  * the green fit, the policy and convergence events as sentences, each row's own time, the
  * pass labels thinned, readable axis ticks, and a reconnect that resumes after the last id.
+ * Issue 23: the guest has a disk; its counters (`disk`) are a row of the progress card.
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
@@ -21,6 +22,9 @@ const PASS_MS = 500;
 const LAST = 124;
 /** The policy's auto-converge fires at this pass; the throttle then shrinks what is left. */
 const POLICY_PASS = 100;
+/** The guest's disk: copied whole in pass 1, then the blocks it writes per pass resent. */
+const DISK = 64 * MiB;
+const DISK_DIRTY = 256 * 1024;
 /** The scripted events' clock: long before the page loads. */
 const T0 = Date.parse("2026-12-06T10:00:00.000Z");
 
@@ -36,8 +40,9 @@ function info(n: number, remaining = afterSync(n) / 2) {
   const throttled = n > POLICY_PASS;
   const dirtyRate = (throttled ? 12 : 30) * MiB;
   const history = [n - 3, n - 2, n - 1, n].filter((k) => k >= 2).map(afterSync);
+  const disk = { transferred: DISK + (n - 1) * DISK_DIRTY, remaining: DISK_DIRTY, total: DISK };
   const convergence: Convergence = assessConvergence({
-    remaining,
+    remaining: remaining + disk.remaining, // as convergenceOf: RAM and disk left
     bandwidth: BANDWIDTH,
     dirtyRate,
     downtimeLimit: 300,
@@ -70,6 +75,7 @@ function info(n: number, remaining = afterSync(n) / 2) {
       "page-size": 4096,
       "multifd-bytes": 0,
     },
+    disk,
     "x-convergence": convergence,
     "x-progress": assessProgress({
       status: "active",
@@ -201,6 +207,12 @@ Deno.test({
         );
         assert.equal(await page.locator("#progress").getAttribute("data-pass"), String(LAST));
         assert.match(String(await page.locator("#passes li.gap").textContent()), /more/);
+        // The disk's counters: 64 MiB + 123 × 256 KiB sent, one pass's blocks left.
+        assert.equal(await page.locator("#disk-row").isVisible(), true);
+        assert.equal(
+          await page.locator("#disk-counters").textContent(),
+          "94.8 MiB sent of 64 MiB · 256 KiB remaining",
+        );
 
         // Policy and convergence events as sentences; every row at its event's own time.
         const policy = page.locator("#log-body tr[data-event=MIGRATION_POLICY]");

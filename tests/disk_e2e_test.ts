@@ -1,13 +1,18 @@
 /**
  * Issue 23, end to end: the guest's disk. Three agents over real sockets: one source whose
  * vCPU writes its drive while it migrates, a destination for `blk` (its image existing and
- * full of other bytes, with zero-blocks on), one for `inc` (its image the source's base). The
+ * full of other bytes, with zero-blocks on; the disk ends in precopy, then postcopy moves the
+ * RAM), one for `inc` (its image the source's base; late-block-activate: its drives activate
+ * at `cont`). The
  * images' SHA-256 are equal once the source's guest stopped; the disk counters are measured;
- * a cancelled block migration leaves the source's guest and image as they were; the seed's
- * refusals for conflicting options.
+ * a cancelled block migration leaves the source's guest and image as they were, and so does
+ * a failed one (the link cut mid-disk), whose destination never runs a guest on its partly
+ * written image and takes a full `blk` afterwards; the seed's refusals for conflicting options.
  */
 import assert from "node:assert/strict";
 import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { CuttingProxy } from "./helpers/cutting_proxy.ts";
+import { expectDestinationFailed, incomingPort, waitingAttempt } from "./helpers/fault_kit.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const MiB = 1 << 20;
@@ -26,12 +31,22 @@ async function migrate(src: AgentProcess, body: Json): Promise<Json> {
   return done;
 }
 
+/** GET /drives' entry for disk0 on image `file` of the test's directory. */
+let drive0: (file: string, active: boolean, bitmaps?: Json[]) => Json;
+
 async function caps(a: AgentProcess): Promise<Json> {
   return (await a.api("GET", "/capabilities")).body;
 }
 
-Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", async (t) => {
+Deno.test("disk: blk then postcopy under disk writes, inc with late activation, a cancel, a failure, refusals", async (t) => {
   const dir = await Deno.makeTempDir();
+  drive0 = (file, active, bitmaps = []) => ({
+    id: "disk0",
+    file: `${dir}/${file}`,
+    size: DISK,
+    active,
+    "dirty-bitmaps": bitmaps,
+  });
   try {
     // The source's image: random, its first 4 MiB zero (zero-blocks sends them as markers).
     const src = new Uint8Array(DISK);
@@ -72,11 +87,6 @@ Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", asy
         assert.equal(inc.status, 400);
         assert.equal(inc.body.detail, both.body.detail);
         await s.api("PATCH", "/parameters", { "block-incremental": false });
-        await s.api("PATCH", "/capabilities", { "postcopy-ram": true });
-        const pc = await s.api("POST", "/migrations", { uri: dBlk.incomingUri, blk: true });
-        assert.equal(pc.status, 400);
-        assert.match(pc.body.detail, /^Postcopy with block migration is not supported by Ferry/);
-        await s.api("PATCH", "/capabilities", { "postcopy-ram": false });
         assert.deepEqual((await s.api("GET", "/migrations")).body, [], "no migration recorded");
       });
 
@@ -96,56 +106,149 @@ Deno.test("disk: blk under disk writes, inc, a cancel, the seed's refusals", asy
         assert.equal((await s.waitStatus(/^(cancelled|completed|failed)$/)).status, "cancelled");
         const m = (await s.api("GET", "/machine")).body;
         assert.equal(m.runstate, "running");
-        assert.deepEqual(m.drives, [{ id: "disk0", file: `${dir}/src.img`, size: DISK }]);
+        assert.deepEqual(m.drives, [drive0("src.img", true)]);
         assert.equal((await Deno.stat(`${dir}/src.img`)).size, DISK);
         assert.equal((await caps(s)).block, false, "blk is undone after the migration");
       });
 
-      await t.step("blk: the disk moves with RAM under disk writes, images equal", async () => {
-        await s.api("PATCH", "/parameters", { "max-bandwidth": 48 * MiB });
-        await s.api("PATCH", "/capabilities", { "zero-blocks": true });
-        const done = await migrate(s, { uri: dBlk.incomingUri, blk: true });
-        assert.equal(done.disk.total, DISK);
-        assert.equal(done.disk.remaining, 0);
-        // Blocks the guest wrote after they were sent went again.
-        assert.ok(done.disk.transferred > DISK, JSON.stringify(done.disk));
-        assert.equal((await caps(s)).block, false, "blk is undone after the migration");
-        const metrics = await (await fetch(`${s.base}/metrics`)).text();
-        assert.match(metrics, new RegExp(`ferry_migration_disk_bytes\\{kind="total"\\} ${DISK}\n`));
-        assert.match(
-          metrics,
-          new RegExp(
-            `ferry_migration_disk_bytes\\{kind="transferred"\\} ${done.disk.transferred}\n`,
-          ),
-        );
-        assert.equal((await s.api("GET", "/machine")).body.runstate, "postmigrate");
-        const rs = await dBlk.waitStatus(/^(completed|failed)$/);
-        assert.equal(rs.status, "completed");
-        assert.equal(await sha256(`${dir}/blk.img`), await sha256(`${dir}/src.img`));
-        assert.deepEqual(
-          (await dBlk.api("GET", "/machine/digest")).body.blocks,
-          (await s.api("GET", "/machine/digest")).body.blocks,
-        );
-        assert.deepEqual((await dBlk.api("GET", "/drives")).body, [
-          { id: "disk0", file: `${dir}/blk.img`, size: DISK },
-        ]);
-      });
+      await t.step(
+        "a failed block migration: source intact, destination's image unused",
+        async () => {
+          // Cut once 24 MiB went: RAM (16 MiB) and disk (32 MiB) interleave, so mid-disk.
+          const proxy = await CuttingProxy.start({
+            hostname: "127.0.0.1",
+            port: incomingPort(dBlk),
+            cutAfter: { up: 24 * MiB },
+          });
+          try {
+            const attempt = await waitingAttempt(dBlk);
+            const dstBefore = await sha256(`${dir}/blk.img`);
+            // A stopped guest writes nothing: the source's image must stay byte for byte.
+            assert.equal((await s.api("POST", "/machine/stop")).status, 202);
+            const srcBefore = await sha256(`${dir}/src.img`);
+            await s.api("PATCH", "/parameters", { "max-bandwidth": 48 * MiB });
+            const r = await s.api("POST", "/migrations", { uri: proxy.uri, blk: true });
+            assert.equal(r.status, 202, JSON.stringify(r.body));
+            const info = await s.waitStatus(/^(completed|failed|cancelled)$/, 60_000);
+            assert.equal(info.status, "failed", JSON.stringify(info));
+            assert.equal(proxy.cuts, 1);
+            const m = (await s.api("GET", "/machine")).body;
+            assert.equal(m.runstate, "paused", "the guest is as it was before the migration");
+            assert.deepEqual(m.drives, [drive0("src.img", true)]);
+            assert.equal(await sha256(`${dir}/src.img`), srcBefore, "the source's image intact");
+            assert.equal((await caps(s)).block, false, "blk is undone after a failure too");
+            // The destination wrote the blocks that came (as QEMU's block migration does) and
+            // never ran a guest on them: its runstate stays inmigrate, cont is refused.
+            await expectDestinationFailed(dBlk, attempt);
+            const partial = await sha256(`${dir}/blk.img`);
+            assert.notEqual(partial, dstBefore, "blocks arrived before the cut");
+            assert.notEqual(partial, srcBefore, "the cut landed mid-disk");
+            assert.equal((await dBlk.api("POST", "/machine/cont")).status, 409);
+            assert.deepEqual((await dBlk.api("GET", "/drives")).body, [drive0("blk.img", false)]);
+            assert.equal((await s.api("POST", "/machine/cont")).status, 202);
+          } finally {
+            await proxy.close();
+          }
+        },
+      );
 
-      await t.step("inc: only the blocks written since the base move, images equal", async () => {
-        assert.equal((await s.api("POST", "/machine/cont")).status, 202); // writes again
-        await s.api("PATCH", "/capabilities", { "zero-blocks": false });
-        const done = await migrate(s, { uri: dInc.incomingUri, inc: true });
-        assert.equal(done.disk.total, DISK);
-        assert.ok(
-          done.disk.transferred > 0 && done.disk.transferred < DISK,
-          JSON.stringify(done.disk),
-        );
-        assert.equal(done.disk.transferred % 65536, 0);
-        const p = (await s.api("GET", "/parameters")).body;
-        assert.equal(p["block-incremental"], false, "inc is undone after the migration");
-        assert.equal((await dInc.waitStatus(/^(completed|failed)$/)).status, "completed");
-        assert.equal(await sha256(`${dir}/base.img`), await sha256(`${dir}/src.img`));
-      });
+      await t.step(
+        "blk, then postcopy: the disk ends in precopy under disk writes, images equal",
+        async () => {
+          await s.api("PATCH", "/parameters", { "max-bandwidth": 48 * MiB });
+          await s.api("PATCH", "/capabilities", {
+            "zero-blocks": true,
+            "postcopy-ram": true,
+            "dirty-bitmaps": true,
+          });
+          // A dirty bitmap made now counts the guest's writes; it travels with the disk.
+          const bm = await s.api("POST", "/drives/disk0/bitmaps", { name: "since-blk" });
+          assert.equal(bm.status, 201, JSON.stringify(bm.body));
+          const r = await s.api("POST", "/migrations", { uri: dBlk.incomingUri, blk: true });
+          assert.equal(r.status, 202, JSON.stringify(r.body));
+          await waitFor("the block migration to send disk blocks", async () => {
+            const info = (await s.api("GET", "/migrations/current")).body;
+            return info.status === "active" && info.disk?.transferred > 0;
+          });
+          // As the seed: postcopy starts once the disk's rest fits; it moves RAM only.
+          assert.equal((await s.api("POST", "/migrations/current/postcopy")).status, 202);
+          const done = await s.waitStatus(/^(completed|failed|cancelled)$/, 60_000);
+          assert.equal(done.status, "completed", JSON.stringify(done));
+          const one = (await s.api("GET", `/migrations/${r.body["x-id"]}`)).body;
+          const path = one["x-history"].map((h: Json) => h.status);
+          assert.ok(path.includes("postcopy-active"), path.join(" "));
+          await s.api("PATCH", "/capabilities", { "postcopy-ram": false });
+          assert.equal(done.disk.total, DISK);
+          assert.equal(done.disk.remaining, 0);
+          // Blocks the guest wrote after they were sent went again.
+          assert.ok(done.disk.transferred > DISK, JSON.stringify(done.disk));
+          assert.equal((await caps(s)).block, false, "blk is undone after the migration");
+          const metrics = await (await fetch(`${s.base}/metrics`)).text();
+          assert.match(
+            metrics,
+            new RegExp(`ferry_migration_disk_bytes\\{kind="total"\\} ${DISK}\n`),
+          );
+          assert.match(
+            metrics,
+            new RegExp(
+              `ferry_migration_disk_bytes\\{kind="transferred"\\} ${done.disk.transferred}\n`,
+            ),
+          );
+          // The switchover inactivated the source's drives; the destination's guest arrived
+          // running (no late-block-activate): its drives are active.
+          const after = (await s.api("GET", "/machine")).body;
+          assert.equal(after.runstate, "postmigrate");
+          const [bitmap] = after.drives[0]["dirty-bitmaps"];
+          assert.equal(bitmap.name, "since-blk");
+          assert.ok(bitmap.count > 0 && bitmap.count % 65536 === 0, JSON.stringify(bitmap));
+          assert.deepEqual(after.drives, [drive0("src.img", false, [bitmap])]);
+          const rs = await dBlk.waitStatus(/^(completed|failed)$/);
+          assert.equal(rs.status, "completed");
+          assert.equal(await sha256(`${dir}/blk.img`), await sha256(`${dir}/src.img`));
+          assert.deepEqual(
+            (await dBlk.api("GET", "/machine/digest")).body.blocks,
+            (await s.api("GET", "/machine/digest")).body.blocks,
+          );
+          // The bitmap arrived as the source's guest left it (this guest writes no disk).
+          assert.deepEqual((await dBlk.api("GET", "/drives")).body, [
+            drive0("blk.img", true, [bitmap]),
+          ]);
+        },
+      );
+
+      await t.step(
+        "inc, late-block-activate: only written blocks move; drives active at cont",
+        async () => {
+          assert.equal((await s.api("POST", "/machine/cont")).status, 202); // writes again
+          assert.equal((await s.api("DELETE", "/drives/disk0/bitmaps/since-blk")).status, 204);
+          assert.deepEqual((await s.api("GET", "/drives")).body, [drive0("src.img", true)]);
+          // A paused guest arrives paused: with late-block-activate its drives wait for cont.
+          assert.equal((await s.api("POST", "/machine/stop")).status, 202);
+          assert.equal(
+            (await dInc.api("PATCH", "/capabilities", { "late-block-activate": true })).status,
+            200,
+          );
+          await s.api("PATCH", "/capabilities", { "zero-blocks": false });
+          const done = await migrate(s, { uri: dInc.incomingUri, inc: true });
+          assert.equal(done.disk.total, DISK);
+          assert.ok(
+            done.disk.transferred > 0 && done.disk.transferred < DISK,
+            JSON.stringify(done.disk),
+          );
+          assert.equal(done.disk.transferred % 65536, 0);
+          const p = (await s.api("GET", "/parameters")).body;
+          assert.equal(p["block-incremental"], false, "inc is undone after the migration");
+          assert.equal((await dInc.waitStatus(/^(completed|failed)$/)).status, "completed");
+          assert.equal(await sha256(`${dir}/base.img`), await sha256(`${dir}/src.img`));
+          const arrived = (await dInc.api("GET", "/machine")).body;
+          assert.equal(arrived.runstate, "paused");
+          assert.deepEqual(arrived.drives, [drive0("base.img", false)], "not yet: late");
+          assert.equal((await dInc.api("POST", "/machine/cont")).status, 202);
+          const running = (await dInc.api("GET", "/machine")).body;
+          assert.equal(running.runstate, "running");
+          assert.deepEqual(running.drives, [drive0("base.img", true)], "cont activated them");
+        },
+      );
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

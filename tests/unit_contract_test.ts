@@ -29,6 +29,7 @@ import "./unit/import_graph.ts";
 import "./unit/migration_watch.ts";
 import "./unit/no_return.ts";
 import "./unit/options_checks.ts";
+import "./unit/contract_drive_bitmaps.ts";
 import "./unit/progress.ts";
 import "./unit/seed_answers.ts";
 import "./unit/seed_failures.ts";

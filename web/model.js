@@ -114,7 +114,16 @@ export function formatCount(n) {
  * @property {number | undefined} transferred
  * @property {number | undefined} remaining
  * @property {number | undefined} total
+ * @property {DiskCounters | undefined} disk the drives' counters, when the migration moves a disk
  * @property {PassRecord[]} passes every pass seen, oldest first
+ */
+
+/**
+ * query-migrate's `disk` member (populate_disk_info): the drives' bytes.
+ * @typedef {object} DiskCounters
+ * @property {number} transferred
+ * @property {number} remaining
+ * @property {number} total
  */
 
 /**
@@ -131,6 +140,8 @@ export class ProgressTracker {
   #progress = undefined;
   /** @type {{ transferred?: number, remaining?: number, total?: number }} */
   #ram = {};
+  /** @type {DiskCounters | undefined} */
+  #disk = undefined;
   /** Readings of the `ram` counters so far (a pass start is known only from a fresh one). */
   #readings = 0;
   /** @type {Map<number, { start: number, reading: number }>} pass → transferred when it began */
@@ -146,6 +157,7 @@ export class ProgressTracker {
     this.#value = 0;
     this.#progress = undefined;
     this.#ram = {};
+    this.#disk = undefined;
     this.#readings = 0;
     this.#starts = new Map();
   }
@@ -166,10 +178,14 @@ export class ProgressTracker {
   /**
    * A MigrationInfo (from `progress` or a query) of the followed migration.
    * @param {{ status?: string, "x-id"?: string, ram?: Record<string, number>,
-   *   "x-progress"?: Progress }} info
+   *   disk?: DiskCounters, "x-progress"?: Progress }} info
    */
   info(info) {
     if (info["x-id"] !== undefined && info["x-id"] !== this.#id) this.reset(info["x-id"]);
+    const disk = info.disk;
+    if (disk && typeof disk.total === "number") {
+      this.#disk = { transferred: disk.transferred, remaining: disk.remaining, total: disk.total };
+    }
     const ram = info.ram;
     if (ram) {
       this.#ram = {
@@ -210,6 +226,7 @@ export class ProgressTracker {
       transferred: this.#ram.transferred,
       remaining: this.#ram.remaining,
       total: this.#ram.total,
+      disk: this.#disk,
       passes: runs.map((r, i) => ({
         pass: r.pass,
         ...(r.last !== undefined ? { last: r.last } : {}),
@@ -243,6 +260,18 @@ export function etaText(p) {
     default:
       return p.state;
   }
+}
+
+/**
+ * The disk row of the progress card, e.g. "48 MiB sent of 64 MiB · 16 MiB remaining";
+ * "" when the migration moves no disk (the row is then hidden).
+ * @param {DiskCounters | undefined} disk
+ * @returns {string}
+ */
+export function diskText(disk) {
+  if (!disk) return "";
+  return `${formatBytes(disk.transferred)} sent of ${formatBytes(disk.total)} · ` +
+    `${formatBytes(disk.remaining)} remaining`;
 }
 
 /**

@@ -5,7 +5,14 @@
  * @module
  */
 import { $, setText } from "./dom.js";
-import { etaText, formatBytes, formatCount, formatMs, formatRamBacking } from "./model.js";
+import {
+  diskText,
+  etaText,
+  formatBytes,
+  formatCount,
+  formatMs,
+  formatRamBacking,
+} from "./model.js";
 
 /**
  * Draws the progress card: the agent's `x-progress` (percent, ETA) and the RAM counters.
@@ -35,6 +42,9 @@ export function renderProgress(p, incomingOnly) {
   setText("remaining", remaining === undefined ? "–" : formatBytes(remaining));
   setText("transferred", formatBytes(p.transferred));
   setText("total", formatBytes(p.total));
+  const disk = diskText(p.disk);
+  $("disk-row").hidden = disk === "";
+  setText("disk-counters", disk);
   // The first pass and the latest ones; the count says how many lie between.
   const shown = p.passes.length > 8 ? [p.passes[0], null, ...p.passes.slice(-6)] : p.passes;
   $("passes").replaceChildren(...shown.map((x) => {

@@ -3,11 +3,12 @@
  * workload chunks, it writes 4 KiB of fresh bytes at a random 4 KiB-aligned offset of a
  * random drive, at most RATE times a second, marking the block dirty after the data
  * (DriveFile.guestWrite), so a block migration resends it. The vCPU parks only between
- * chunks, so no write is under way while the guest is stopped.
+ * chunks, so no write is under way while the guest is stopped; it writes only to an active
+ * drive.
  *
  * @module
  */
-import { DriveFile, type SharedDrive } from "./drive.ts";
+import { driveActive, DriveFile, type SharedDrive } from "./drive.ts";
 
 /** Bytes of one synthetic disk write. */
 export const DISK_WRITE_BYTES = 4096;
@@ -39,6 +40,7 @@ export class DiskWriter {
 
   #writeOne(): void {
     const drive = this.#drives[Math.floor(Math.random() * this.#drives.length)];
+    if (!driveActive(drive.drive)) return; // an inactive image is not this guest's to write
     const slots = drive.drive.size / DISK_WRITE_BYTES;
     const offset = Math.floor(Math.random() * slots) * DISK_WRITE_BYTES;
     crypto.getRandomValues(this.#buf);

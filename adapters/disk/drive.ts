@@ -8,11 +8,19 @@
  *   started, the base an incremental (`inc`) migration sends from (the destination's image
  *   starts as the same base image). A destination marks the blocks it receives.
  *
+ * A drive is *active* (QEMU's BlockDeviceInfo `active`) while this agent's guest may use it:
+ * from the start on a source, from the arrival of the guest (or its `cont`, with
+ * `late-block-activate`) on a destination; a source's drives go inactive at the switchover and
+ * active again when the guest comes back (see domain/block_activation.ts). The guest writes only
+ * to an active drive.
+ *
  * Each Worker opens the file itself ({@link DriveFile}); writes go through the page cache, so
  * a read after a write in another Worker sees it.
  *
  * @module
  */
+
+import { type BitmapInfo, bitmapsBuffer, DriveBitmaps } from "./drive_bitmaps.ts";
 
 /** The drive's block: the unit of dirty tracking and of the disk's section records. */
 export const DISK_BLOCK = 64 << 10;
@@ -34,6 +42,16 @@ export interface SharedDrive extends DriveSpec {
   dirty: SharedArrayBuffer;
   /** One byte per block: written since the agent started (or received). */
   written: SharedArrayBuffer;
+  /** One Int32: 1 while the drive is active. */
+  active: SharedArrayBuffer;
+  /** Its named dirty bitmaps (drive_bitmaps.ts). */
+  bitmaps: SharedArrayBuffer;
+}
+
+/** `GET /drives`: a drive, whether it is active, its dirty bitmaps. */
+export interface DriveInfo extends DriveSpec {
+  active: boolean;
+  "dirty-bitmaps": BitmapInfo[];
 }
 
 /** Blocks of a drive of `size` bytes. */
@@ -43,9 +61,10 @@ export function blocksOf(size: number): number {
 
 /**
  * Opens (creating when missing) the image of `spec`: a new file is sized to `size` (sparse,
- * zeros); an existing one must have that size. Throws naming the file otherwise.
+ * zeros); an existing one must have that size. Throws naming the file otherwise. `active`:
+ * whether the guest may use it from the start (not on a destination waiting for its guest).
  */
-export function prepareDrive(spec: DriveSpec): SharedDrive {
+export function prepareDrive(spec: DriveSpec, active = true): SharedDrive {
   const f = Deno.openSync(spec.file, { read: true, write: true, create: true });
   try {
     const size = f.statSync().size;
@@ -59,11 +78,30 @@ export function prepareDrive(spec: DriveSpec): SharedDrive {
     f.close();
   }
   const n = blocksOf(spec.size);
+  const cell = new SharedArrayBuffer(4);
+  new Int32Array(cell)[0] = active ? 1 : 0;
   return {
     ...spec,
     dirty: new SharedArrayBuffer(n),
     written: new SharedArrayBuffer(n),
+    active: cell,
+    bitmaps: bitmapsBuffer(n),
   };
+}
+
+/** The named dirty bitmaps of `drive`. */
+export function bitmapsOf(drive: SharedDrive): DriveBitmaps {
+  return new DriveBitmaps(drive.bitmaps, drive.size, DISK_BLOCK);
+}
+
+/** Whether `drive` is active (this agent's guest may use it). */
+export function driveActive(drive: SharedDrive): boolean {
+  return Atomics.load(new Int32Array(drive.active), 0) === 1;
+}
+
+/** Activates (QEMU's bdrv_activate_all) or inactivates (bdrv_inactivate_all) every drive. */
+export function setDrivesActive(drives: readonly SharedDrive[] | undefined, on: boolean): void {
+  for (const d of drives ?? []) Atomics.store(new Int32Array(d.active), 0, on ? 1 : 0);
 }
 
 /** A drive opened in this Worker: reads and writes at offsets, the maps as views. */
@@ -71,6 +109,7 @@ export class DriveFile {
   readonly drive: SharedDrive;
   readonly dirty: Uint8Array;
   readonly written: Uint8Array;
+  readonly #bitmaps: DriveBitmaps;
   readonly #file: Deno.FsFile;
 
   /** Opens `drive`'s image for reading and writing. */
@@ -78,6 +117,7 @@ export class DriveFile {
     this.drive = drive;
     this.dirty = new Uint8Array(drive.dirty);
     this.written = new Uint8Array(drive.written);
+    this.#bitmaps = bitmapsOf(drive);
     this.#file = Deno.openSync(drive.file, { read: true, write: true });
   }
 
@@ -112,13 +152,15 @@ export class DriveFile {
     this.mark(offset, data.length);
   }
 
-  /** Marks the blocks of [offset, offset + length) dirty and written. */
+  /** Marks the blocks of [offset, offset + length) dirty, written and in every bitmap. */
   mark(offset: number, length: number): void {
+    const first = Math.floor(offset / DISK_BLOCK);
     const last = Math.floor((offset + length - 1) / DISK_BLOCK);
-    for (let b = Math.floor(offset / DISK_BLOCK); b <= last; b++) {
+    for (let b = first; b <= last; b++) {
       Atomics.store(this.written, b, 1);
       Atomics.store(this.dirty, b, 1);
     }
+    this.#bitmaps.mark(first, last);
   }
 
   /** Flushes the image's data to the device (fdatasync). */
@@ -136,7 +178,13 @@ export class DriveFile {
   }
 }
 
-/** `GET /drives` and `GET /machine`'s `drives`: id, file and size of each drive. */
-export function drivesInfo(drives: readonly SharedDrive[]): DriveSpec[] {
-  return drives.map(({ id, file, size }) => ({ id, file, size }));
+/** `GET /drives` and `GET /machine`'s `drives`: id, file, size and activity of each drive. */
+export function drivesInfo(drives: readonly SharedDrive[]): DriveInfo[] {
+  return drives.map((d) => ({
+    id: d.id,
+    file: d.file,
+    size: d.size,
+    active: driveActive(d),
+    "dirty-bitmaps": bitmapsOf(d).list(),
+  }));
 }

@@ -63,6 +63,8 @@ export interface SharedGuest {
   drives?: SharedDrive[];
   /** The workload's disk writes per second (`disk=`), 0 or absent: none. */
   diskWrites?: number;
+  /** The agent's `late-block-activate` (1 = on), written by the main thread on every change. */
+  lateBlockActivate?: Int32Array;
 }
 
 /** How `Machine.create` fills RAM that does not arrive by migration. */

@@ -23,7 +23,13 @@ import { type RamBackingInfo, RamBackingReport } from "./ram_backing_info.ts";
 import { ctlViews, ringWake, type RunState, SHUTDOWN } from "./vcpu_ctl.ts";
 import { initControl, VcpuControl, type VcpuRegisters } from "./vcpu_control.ts";
 import { resolveWorkload, type WorkloadSpec } from "./workload_spec.ts";
-import { drivesInfo, type DriveSpec, prepareDrive } from "../disk/drive.ts";
+import {
+  type DriveInfo,
+  drivesInfo,
+  type DriveSpec,
+  prepareDrive,
+  setDrivesActive,
+} from "../disk/drive.ts";
 import { type GuestSpec, loadGuest } from "../wasm/wasm_guest.ts";
 import { WasmModuleError } from "../wasm/wasm_binary.ts";
 import { OutputLog } from "../wasm/output_log.ts";
@@ -109,7 +115,7 @@ export interface MachineInfo {
   "x-ram-backing": RamBackingInfo;
   "x-guest"?: GuestInfo;
   /** The drives (`--drive`): id, image file, size. */
-  drives: DriveSpec[];
+  drives: DriveInfo[];
 }
 
 /** How long stop() waits for the vCPU to park before failing. */
@@ -179,7 +185,9 @@ export class Machine {
       snapshot: opts.arrivalDigest ?? false,
       wasm,
     });
-    shared.drives = (opts.drives ?? []).map(prepareDrive);
+    // A destination's drives wait for its guest (domain/block_activation.ts).
+    shared.drives = (opts.drives ?? []).map((d) => prepareDrive(d, !opts.incoming));
+    shared.lateBlockActivate = new Int32Array(new SharedArrayBuffer(4));
     if (opts.workload.kind !== "idle") shared.diskWrites = opts.workload.disk ?? 0;
     const size = ramSize(shared);
     const seed = Array.from(crypto.getRandomValues(new Uint32Array(4)));
@@ -323,6 +331,7 @@ export class Machine {
 
   /** QEMU `cont`: → running (the vCPU wakes at once). */
   cont(): void {
+    setDrivesActive(this.shared.drives, true); // QMP cont activates the drives first
     this.vcpu.setRunstate("running");
   }
 

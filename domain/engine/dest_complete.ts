@@ -10,6 +10,7 @@ import type { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
 import { WireError } from "../wire/wire_error.ts";
 import { STAT } from "./stats.ts";
 import type { MultifdReceiver } from "./multifd_receiver.ts";
+import { activateOnArrival } from "../block_activation.ts";
 import { runstateAfter } from "./dest_support.ts";
 import type { DestinationContext } from "./dest_context.ts";
 import type { RamLoader } from "./ram_loader.ts";
@@ -85,7 +86,8 @@ export async function completeLoad(p: CompletionParts): Promise<void> {
   // process_incoming_migration_bh: runstate first, then completed (or colo: the guest runs).
   colo?.prepare();
   p.ran();
-  vcpu.setRunstate(colo ? "running" : runstateAfter(p.globalState, ctx.autostart));
+  const runstate = colo ? "running" : runstateAfter(p.globalState, ctx.autostart);
+  vcpu.setRunstate(activateOnArrival(ctx.guest, runstate));
   stats[STAT.totalTime] = Date.now() - p.start;
   if (!await link.transition("active", colo ? "colo" : "completed")) {
     throw new WireError("incoming migration was stopped");

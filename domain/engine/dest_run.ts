@@ -33,6 +33,7 @@ import { decodeU32, splitPackage } from "../wire/postcopy.ts";
 import { encodeRpPong, encodeRpShut } from "../wire/return_path.ts";
 import { STAT } from "./stats.ts";
 import { MultifdReceiver } from "./multifd_receiver.ts";
+import { activateOnArrival } from "../block_activation.ts";
 import { checkedRunstate, ReturnPath, runstateAfter } from "./dest_support.ts";
 import { listen, pauseAndRecover } from "./dest_postcopy.ts";
 import type { DestinationContext } from "./dest_context.ts";
@@ -306,7 +307,9 @@ class DestinationRun {
         // guest "as it arrived" can be measured once every page is in.
         if (this.#ctx.arrivalDigest) this.#vcpu.beginSnapshot();
         this.#ran = true;
-        this.#vcpu.setRunstate(runstateAfter(this.#globalState, this.#ctx.autostart));
+        this.#vcpu.setRunstate(
+          activateOnArrival(this.#ctx.guest, runstateAfter(this.#globalState, this.#ctx.autostart)),
+        );
         break;
       default:
         throw new WireError(`migration stream: unexpected frame type 0x${type.toString(16)}`);

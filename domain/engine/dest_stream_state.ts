@@ -54,6 +54,7 @@ export const STREAM_TABLE: Readonly<
       "DISK_CONFIG",
       "DISK_DATA",
       "DISK_ZERO",
+      "DISK_BITMAP",
       "OPEN_RETURN_PATH",
       "PING",
       "POSTCOPY_ADVISE",

@@ -11,7 +11,8 @@
  *
  * @module
  */
-import { DISK_BLOCK, DriveFile, type SharedDrive } from "../../adapters/disk/drive.ts";
+import { bitmapsOf, DISK_BLOCK, DriveFile, type SharedDrive } from "../../adapters/disk/drive.ts";
+import { encodeDiskBitmap, MAX_BITMAP_RUN } from "../wire/disk_bitmap.ts";
 import type { Capabilities } from "../options.ts";
 import { encodeDiskConfig, encodeDiskData, encodeDiskZero } from "../wire/disk.ts";
 import type { FrameSink, LiveSection, PendingBytes } from "./live_section.ts";
@@ -124,7 +125,10 @@ export class DiskSection implements LiveSection {
     return this.#drives.every((d) => d.pending === 0);
   }
 
-  /** With the guest stopped: the last writes' marks, then every marked block. */
+  /**
+   * With the guest stopped: the last writes' marks, then every marked block; with
+   * `dirty-bitmaps`, each drive's named bitmaps as they are now (DISK_BITMAP runs).
+   */
   async completePrecopy(_out: FrameSink): Promise<void> {
     this.pendingExact();
     for (let k = 0; k < this.#drives.length; k++) {
@@ -134,11 +138,28 @@ export class DiskSection implements LiveSection {
       }
     }
     this.#publish();
+    if (this.#host.caps["dirty-bitmaps"]) await this.#sendBitmaps();
   }
 
-  /** Postcopy with a drive is refused before a migration starts (preflight.ts). */
+  async #sendBitmaps(): Promise<void> {
+    for (let k = 0; k < this.#drives.length; k++) {
+      const bitmaps = bitmapsOf(this.#drives[k].file.drive);
+      for (const { name } of bitmaps.list()) {
+        const marks = bitmaps.read(name)!;
+        for (let first = 0; first < marks.length; first += MAX_BITMAP_RUN) {
+          const run = marks.subarray(first, first + MAX_BITMAP_RUN);
+          await this.#host.sender.append(encodeDiskBitmap({ drive: k, name, first, marks: run }));
+        }
+      }
+    }
+  }
+
+  /** Not postcopyable: its rest went with the guest stopped, before postcopy's package. */
+  readonly finishesInPrecopy = true;
+
+  /** Nothing to add to postcopy's package (see {@link finishesInPrecopy}). */
   completePostcopy(_out: FrameSink): Promise<void> {
-    return Promise.reject(new Error("block migration cannot continue in postcopy"));
+    return Promise.resolve();
   }
 
   /** The drives' handles close. */

@@ -9,13 +9,19 @@
  *
  * @module
  */
-import { DISK_BLOCK, DriveFile, type SharedDrive } from "../../adapters/disk/drive.ts";
-import { decodeDiskConfig, decodeDiskRun } from "../wire/disk.ts";
+import { bitmapsOf, DISK_BLOCK, DriveFile, type SharedDrive } from "../../adapters/disk/drive.ts";
+import { decodeDiskConfig, decodeDiskRun, type WireDrive } from "../wire/disk.ts";
+import { decodeDiskBitmap } from "../wire/disk_bitmap.ts";
 import type { FrameReader } from "../wire/frame_reader.ts";
 import { DISK_HEADER_SIZE, FrameType, MAX_DISK_RUN } from "../wire/frames.ts";
 import { WireError } from "../wire/wire_error.ts";
 import { DISK_SECTION } from "./disk_section.ts";
 import type { SectionLoader } from "./live_section.ts";
+
+const FRAME_NAMES: Record<number, string> = {
+  [FrameType.DISK_ZERO]: "DISK_ZERO",
+  [FrameType.DISK_BITMAP]: "DISK_BITMAP",
+};
 
 /** The disk section's loader (see the module doc). */
 export class DiskSectionLoader implements SectionLoader {
@@ -26,6 +32,10 @@ export class DiskSectionLoader implements SectionLoader {
   readonly #local: readonly SharedDrive[];
   /** The stream's drives, in its DISK_CONFIG's order, once it came. */
   #files: DriveFile[] | null = null;
+  /** The DISK_CONFIG's drives, as the stream named them. */
+  #wire: WireDrive[] = [];
+  /** The bitmaps this stream has made so far ("drive/name"). */
+  readonly #bitmaps = new Set<string>();
   readonly #head = new Uint8Array(DISK_HEADER_SIZE);
   #data: Uint8Array | null = null;
   #zero: Uint8Array | null = null;
@@ -62,6 +72,25 @@ export class DiskSectionLoader implements SectionLoader {
         const run = decodeDiskRun(payload, type, length, files.map((f) => f.drive));
         this.#zero ??= new Uint8Array(MAX_DISK_RUN);
         this.#write(files[run.drive], run.offset, this.#zero.subarray(0, run.length));
+        return;
+      }
+      case FrameType.DISK_BITMAP: {
+        const files = this.#need(type);
+        const run = decodeDiskBitmap(await reader.readPayload(), this.#wire);
+        const file = files[run.drive];
+        const bitmaps = bitmapsOf(file.drive);
+        const key = `${run.drive}/${run.name}`;
+        // The first run of a name makes the bitmap afresh (replacing one of that name here).
+        if (!this.#bitmaps.has(key)) {
+          if (!bitmaps.put(run.name, new Uint8Array(file.blocks))) {
+            throw new WireError(
+              `block migration: drive '${file.drive.id}' has no room for dirty bitmap ` +
+                `'${run.name}'`,
+            );
+          }
+          this.#bitmaps.add(key);
+        }
+        bitmaps.setRun(run.name, run.first, run.marks);
         return;
       }
       default:
@@ -121,14 +150,13 @@ export class DiskSectionLoader implements SectionLoader {
       return d;
     });
     this.#files = drives.map((d) => new DriveFile(d));
+    this.#wire = wanted;
   }
 
   #need(type: number): DriveFile[] {
     if (!this.#files) {
       throw new WireError(
-        `migration stream: ${
-          type === FrameType.DISK_ZERO ? "DISK_ZERO" : "DISK_DATA"
-        } before DISK_CONFIG`,
+        `migration stream: ${FRAME_NAMES[type] ?? "DISK_DATA"} before DISK_CONFIG`,
       );
     }
     return this.#files;

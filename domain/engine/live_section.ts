@@ -68,6 +68,12 @@ export interface LiveSection {
    * package (`out`); a live section has nothing to add (postcopy moves the rest of it).
    */
   completePostcopy(out: FrameSink): Promise<void>;
+  /**
+   * Not postcopyable (the disk): postcopy starts only once its pending estimate is within the
+   * threshold, and its rest goes in a COMPLETE record with the guest stopped, before postcopy's
+   * package (the seed's postcopy_start: qemu_savevm_state_complete_precopy, iterable only).
+   */
+  readonly finishesInPrecopy?: boolean;
   /** save_cleanup: releases what the section holds (called once, however the run ended). */
   cleanup(): void;
 }

@@ -75,6 +75,16 @@ export class PostcopyPhase {
     }
     run.switchover.stopVcpu();
     await run.switchover.maybePause("active", "postcopy-active");
+    run.switchover.inactivateDrives();
+    run.writer.setRateLimit(0);
+    // What postcopy cannot move (the disk) ends here, the guest stopped, in COMPLETE records.
+    const pass = run.counters.pass;
+    for (const section of run.sections) {
+      if (section.kind !== "live" || !section.finishesInPrecopy) continue;
+      await sender.append(encodeSectionStart(SectionKind.COMPLETE, pass, section));
+      await section.completePrecopy(sender);
+      await sender.append(encodeSectionEnd(SectionKind.COMPLETE, pass, section.id));
+    }
     if (sender.encoder) sender.encoder.enabled = false; // postcopy places whole pages
     run.exactPending();
     for (const { block, ranges } of sender.discardRanges()) {

@@ -90,11 +90,12 @@ export class PrecopyPhase {
       if (s.status !== "active") throw new Cancelled();
       await s.keepalive();
       this.#applyParams();
-      if (s.toPostcopy) {
+      const threshold = s.stats[STAT.thresholdSize];
+      // The seed: postcopy starts once what cannot move in postcopy (the disk) fits.
+      if (s.toPostcopy && pendingEstimate(s.sections).mustPrecopy <= threshold) {
         await this.#closeRecords();
         return "postcopy";
       }
-      const threshold = s.stats[STAT.thresholdSize];
       if (canSwitchOver(pendingEstimate(s.sections), threshold)) {
         // The pass is over: its records close, then the exact figure (a dirty-log sync).
         await this.#closeRecords();

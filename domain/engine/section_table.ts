@@ -23,6 +23,7 @@ export const SECTION_DATA: ReadonlySet<number> = new Set([
   FrameType.DISK_CONFIG,
   FrameType.DISK_DATA,
   FrameType.DISK_ZERO,
+  FrameType.DISK_BITMAP,
 ]);
 
 /** One incoming run's section loaders, by id (see the module doc). */

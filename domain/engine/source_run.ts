@@ -96,6 +96,7 @@ async function fail(s: SourceSession, caught: unknown): Promise<void> {
   // migration_iteration_finish: the guest goes on where it was, unless the destination
   // may run it (past the point of no return). Before the status says failed, so that a
   // client who sees `failed` finds the guest running.
+  if (!theirs) s.switchover.reactivateDrives();
   if (s.switchover.vmWasRunning && !theirs) s.vcpu.setRunstate("running");
   else if (s.vcpu.runstate === "finish-migrate") s.vcpu.setRunstate("postmigrate");
   const status = s.status;

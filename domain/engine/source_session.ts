@@ -74,7 +74,7 @@ export class SourceSession implements SwitchoverRun, RamSectionHost, DiskSection
     this.ctx = ctx;
     this.vcpu = new VcpuControl(ctx.guest);
     this.reason = new PeerReason(() => ctx.control.wake.notify());
-    this.switchover = new Switchover(this);
+    this.switchover = new Switchover(this, ctx.guest.drives);
     this.counters = new SourceCounters({
       stats: ctx.stats,
       params: ctx.params,

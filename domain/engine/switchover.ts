@@ -3,10 +3,14 @@
  * stopped for the last part (finish-migrate), the pause before it (pause-before-switchover:
  * pre-switchover until migrate-continue, as the seed's migration_maybe_pause), the runstate
  * it stopped in (GLOBAL_STATE; the device state is a section of its own), and the wait for the destination's verdict (its
- * SHUT on the return path).
+ * SHUT on the return path). Once stopped (and past the pause) the drives go inactive (the
+ * seed's bdrv_inactivate_all: the destination's guest may own the images from here), and
+ * active again if the guest comes back to this agent; under COLO the primary's guest runs on,
+ * its drives stay active.
  *
  * @module
  */
+import { setDrivesActive, type SharedDrive } from "../../adapters/disk/drive.ts";
 import type { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
 import type { Capabilities } from "../options.ts";
 import type { MigrationStatus } from "../state_machine.ts";
@@ -42,9 +46,27 @@ export class Switchover {
   /** When the vCPU stopped for completion (downtime counts from here). */
   downtimeStart = 0;
 
-  /** The switchover of `run`. */
-  constructor(run: SwitchoverRun) {
+  readonly #drives: readonly SharedDrive[];
+  /** The seed's block_inactive: this switchover inactivated the drives. */
+  #inactivated = false;
+
+  /** The switchover of `run`, whose guest has `drives`. */
+  constructor(run: SwitchoverRun, drives: readonly SharedDrive[] = []) {
     this.#run = run;
+    this.#drives = drives;
+  }
+
+  /** bdrv_inactivate_all, once the guest is stopped for good here (not under COLO). */
+  inactivateDrives(): void {
+    if (this.#run.caps["x-colo"] || this.#drives.length === 0) return;
+    setDrivesActive(this.#drives, false);
+    this.#inactivated = true;
+  }
+
+  /** The guest comes back (a failure or cancel before the point of no return). */
+  reactivateDrives(): void {
+    if (this.#inactivated) setDrivesActive(this.#drives, true);
+    this.#inactivated = false;
   }
 
   /** Stops the vCPU (finish-migrate); returns when parked. */
@@ -76,8 +98,10 @@ export class Switchover {
     this.stopVcpu();
     if (this.#run.caps["pause-before-switchover"]) {
       await this.maybePause("active", "device");
+      this.inactivateDrives();
       return "device";
     }
+    this.inactivateDrives();
     return "active";
   }
 

@@ -76,6 +76,8 @@ export const FrameType = {
   DISK_DATA: 0x61,
   /** A run of a drive's bytes that are all zero (zero-blocks). */
   DISK_ZERO: 0x62,
+  /** A run of a drive's named dirty bitmap (the dirty-bitmaps capability). */
+  DISK_BITMAP: 0x63,
 } as const;
 
 /** Size of the header of DISK_DATA / DISK_ZERO: u16 drive, u64 offset, u32 length. */
@@ -160,6 +162,8 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
     max: DISK_HEADER_SIZE + MAX_DISK_RUN,
   },
   [FrameType.DISK_ZERO]: { name: "DISK_ZERO", fixed: DISK_HEADER_SIZE },
+  // u16 drive, u8 len, name (1..64), u32 first, u32 count, the bits (1..32 KiB).
+  [FrameType.DISK_BITMAP]: { name: "DISK_BITMAP", min: 13, max: 2 + 1 + 64 + 8 + 32768 },
 };
 
 /** Codes reserved for later versions; version 2 decoders reject them as unknown. */

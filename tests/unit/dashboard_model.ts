@@ -16,6 +16,7 @@ import { enabledActions, shownActions, uriPlaceholder } from "../../web/actions.
 import { niceScale, thinPasses, tickLabel } from "../../web/chart.js";
 import { describeEvent, eventTime, eventTone } from "../../web/event_log.js";
 import {
+  diskText,
   formatBytes,
   formatClock,
   formatCount,
@@ -199,6 +200,25 @@ Deno.test("progress: a stalled migration shows what is left, not 100 %; bytes pe
   t.info({ status: "setup", "x-id": "out-2" });
   assert.deepEqual([t.view().id, t.view().pass, t.view().passes], ["out-2", 0, []]);
   assert.equal(t.view().progress, undefined);
+});
+
+Deno.test("progress: a migration with a disk shows its counters; one without shows none", () => {
+  const t = new ProgressTracker();
+  const mib = 2 ** 20;
+  const ram = { transferred: mib, remaining: 255 * mib, total: 256 * mib, "dirty-sync-count": 1 };
+  t.info({ status: "active", "x-id": "out-1", ram });
+  assert.equal(t.view().disk, undefined);
+  assert.equal(diskText(t.view().disk), "", "no disk: the row is hidden");
+  const disk = { transferred: 48 * mib, remaining: 16 * mib, total: 64 * mib };
+  t.info({ status: "active", "x-id": "out-1", ram, disk });
+  assert.deepEqual(t.view().disk, disk);
+  assert.equal(diskText(t.view().disk), "48 MiB sent of 64 MiB · 16 MiB remaining");
+  // A progress event without `disk` (e.g. the final one of a status) keeps the last counters.
+  t.info({ status: "completed", "x-id": "out-1", ram });
+  assert.deepEqual(t.view().disk, disk);
+  // The next migration, without a disk, starts with none.
+  t.info({ status: "active", "x-id": "out-2", ram });
+  assert.equal(t.view().disk, undefined);
 });
 
 /** What the diagram shows leaving `from` on `side` (the box's edges leave its live states). */

@@ -5,7 +5,20 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { DISK_BLOCK, DriveFile, prepareDrive } from "../../adapters/disk/drive.ts";
+import { DiskWriter } from "../../adapters/disk/disk_writer.ts";
+import {
+  DISK_BLOCK,
+  DriveFile,
+  drivesInfo,
+  prepareDrive,
+  setDrivesActive,
+} from "../../adapters/disk/drive.ts";
+import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
+import {
+  activateOnArrival,
+  activatesOnArrival,
+  setLateBlockActivate,
+} from "../../domain/block_activation.ts";
 import { checkDriveFile, checkDrives, parseDrive } from "../../adapters/disk/drive_spec.ts";
 
 Deno.test("--drive: id, file and size (with --ram's suffixes); bad values named", () => {
@@ -49,6 +62,41 @@ Deno.test("drive: a missing image is created at its size; another size is refuse
     f.read(DISK_BLOCK - 2048, back);
     assert.deepEqual(back, data);
     f.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("late-block-activate: when an arriving guest's drives activate; only active ones are written", () => {
+  // process_incoming_migration_bh: without the capability always; with it only if it runs.
+  assert.equal(activatesOnArrival(false, true), true);
+  assert.equal(activatesOnArrival(false, false), true);
+  assert.equal(activatesOnArrival(true, true), true);
+  assert.equal(activatesOnArrival(true, false), false);
+  const dir = Deno.makeTempDirSync();
+  try {
+    const spec = { id: "d", file: `${dir}/a.img`, size: 2 * DISK_BLOCK };
+    const drive = prepareDrive(spec, false);
+    assert.deepEqual(drivesInfo([drive]), [{ ...spec, active: false, "dirty-bitmaps": [] }]);
+    const guest = { drives: [drive] } as unknown as SharedGuest;
+    setLateBlockActivate(guest, true);
+    assert.equal(activateOnArrival(guest, "paused"), "paused");
+    assert.equal(drivesInfo([drive])[0].active, false, "late: a paused guest waits for cont");
+    // The guest's writes skip an inactive image.
+    const writer = new DiskWriter([drive], 1000);
+    writer.tick(performance.now());
+    assert.deepEqual([...new Uint8Array(drive.written)], [0, 0]);
+    assert.equal(writer.writes, 0);
+    activateOnArrival(guest, "running");
+    assert.equal(drivesInfo([drive])[0].active, true, "a running guest owns its drives");
+    writer.tick(performance.now() + 10);
+    assert.ok(writer.writes > 0);
+    assert.ok(new Uint8Array(drive.written).some((b) => b === 1));
+    setDrivesActive([drive], false);
+    setLateBlockActivate(guest, false);
+    activateOnArrival(guest, "paused");
+    assert.equal(drivesInfo([drive])[0].active, true, "without late: active on arrival");
+    writer.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { DISK_BLOCK, prepareDrive } from "../../adapters/disk/drive.ts";
+import { bitmapsOf, DISK_BLOCK, DriveFile, prepareDrive } from "../../adapters/disk/drive.ts";
 import { DiskSectionLoader } from "../../domain/engine/disk_section_loader.ts";
 import {
   encodeDiskConfig,
@@ -14,6 +14,7 @@ import {
   encodeDiskZero,
   type WireDrive,
 } from "../../domain/wire/disk.ts";
+import { encodeDiskBitmap } from "../../domain/wire/disk_bitmap.ts";
 import type { FrameReader } from "../../domain/wire/frame_reader.ts";
 import { FRAME_HEADER_SIZE, WireError } from "../../domain/wire/mod.ts";
 
@@ -80,6 +81,51 @@ Deno.test("disk loader: drives must match; runs outside the image are refused, i
       load(l, config([{ id: "disk0", size, blockSize: DISK_BLOCK }])),
       /a second DISK_CONFIG/,
     );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("disk loader: a dirty bitmap arrives, bounds-checked, and keeps counting here", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const size = 20 * DISK_BLOCK;
+    const drive = prepareDrive({ id: "disk0", file: `${dir}/d.img`, size });
+    const bitmaps = bitmapsOf(drive);
+    assert.equal(bitmaps.add("old"), null);
+    const l = new DiskSectionLoader([drive]);
+    await assert.rejects(
+      load(l, encodeDiskBitmap({ drive: 0, name: "b", first: 0, marks: new Uint8Array(1) })),
+      /DISK_BITMAP before DISK_CONFIG/,
+    );
+    await load(l, config([{ id: "disk0", size, blockSize: DISK_BLOCK }]));
+    const marks = new Uint8Array(20);
+    marks[3] = marks[19] = 1;
+    // Two runs of one bitmap: blocks 0..9, then 10..19.
+    await load(
+      l,
+      encodeDiskBitmap({ drive: 0, name: "b", first: 0, marks: marks.subarray(0, 10) }),
+    );
+    await load(l, encodeDiskBitmap({ drive: 0, name: "b", first: 10, marks: marks.subarray(10) }));
+    await assert.rejects(
+      load(l, encodeDiskBitmap({ drive: 0, name: "b", first: 15, marks: new Uint8Array(6) })),
+      /DISK_BITMAP blocks 15 \+ 6 lie outside drive 'disk0' of 20 blocks/,
+    );
+    await assert.rejects(
+      load(l, encodeDiskBitmap({ drive: 1, name: "b", first: 0, marks: new Uint8Array(1) })),
+      /DISK_BITMAP names drive 1, the stream has 1/,
+    );
+    assert.deepEqual(bitmaps.read("b"), marks);
+    assert.deepEqual(bitmaps.list().map((b) => [b.name, b.count]), [
+      ["old", 0],
+      ["b", 2 * DISK_BLOCK],
+    ]);
+    // The guest runs here and writes block 5: the arrived bitmap counts it.
+    const f = new DriveFile(drive);
+    f.guestWrite(5 * DISK_BLOCK, new Uint8Array(10));
+    f.close();
+    assert.equal(bitmaps.list().find((b) => b.name === "b")!.count, 3 * DISK_BLOCK);
+    l.loadCleanup();
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

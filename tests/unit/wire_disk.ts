@@ -16,6 +16,7 @@ import {
   encodeDiskZero,
   type WireDrive,
 } from "../../domain/wire/disk.ts";
+import { decodeDiskBitmap, encodeDiskBitmap } from "../../domain/wire/disk_bitmap.ts";
 import {
   decodeFrameHeader,
   DISK_HEADER_SIZE,
@@ -116,4 +117,38 @@ Deno.test("property: a disk run decodes exactly when it lies inside a drive of t
     ),
     { seed, numRuns: 300 },
   );
+});
+
+Deno.test("DISK_BITMAP: any run round-trips as bits; a bad name, length or stray bit is refused", () => {
+  const drives = [{ id: "disk0", size: 1000 * 65536, blockSize: 65536 }];
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 999 }),
+      fc.uint8Array({ minLength: 1, maxLength: 1000 }),
+      fc.stringMatching(/^[\x21-\x7e]{1,64}$/),
+      (first, raw, name) => {
+        const marks = raw.subarray(0, 1000 - first).map((b) => b & 1);
+        if (marks.length === 0) return;
+        const { type, payload } = payloadOf(
+          encodeDiskBitmap({ drive: 0, name, first, marks }),
+        );
+        assert.equal(type, FrameType.DISK_BITMAP);
+        assert.deepEqual(decodeDiskBitmap(payload, drives), { drive: 0, name, first, marks });
+      },
+    ),
+    { seed },
+  );
+  const good = payloadOf(
+    encodeDiskBitmap({ drive: 0, name: "b", first: 0, marks: new Uint8Array(3) }),
+  ).payload;
+  assert.throws(() => decodeDiskBitmap(good.subarray(0, good.length - 1), drives), WireError);
+  const padded = new Uint8Array(good.length + 1);
+  padded.set(good);
+  assert.throws(() => decodeDiskBitmap(padded, drives), /payload is 14 bytes, its header says 13/);
+  const stray = good.slice();
+  stray[stray.length - 1] = 0x80; // bit 7 of a 3-block run
+  assert.throws(() => decodeDiskBitmap(stray, drives), /bits set beyond its count/);
+  const spaced = good.slice();
+  spaced[3] = 0x20;
+  assert.throws(() => decodeDiskBitmap(spaced, drives), /name is not 1..64 printable ASCII/);
 });
