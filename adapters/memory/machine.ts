@@ -20,7 +20,7 @@ import { MachineDigests } from "./machine_digests.ts";
 import { PAGE_SIZE, type RamBlockLayout, type RamBlockSpec } from "./layout.ts";
 import { applyRamBacking, type RamAdvice, type RamBacking } from "./ram_backing.ts";
 import { type RamBackingInfo, RamBackingReport } from "./ram_backing_info.ts";
-import { ctlViews, ringWake, type RunState, SHUTDOWN } from "./vcpu_ctl.ts";
+import { ctlViews, OUT_PENDING, ringWake, type RunState, SHUTDOWN } from "./vcpu_ctl.ts";
 import { initControl, VcpuControl, type VcpuRegisters } from "./vcpu_control.ts";
 import { resolveWorkload, type WorkloadSpec } from "./workload_spec.ts";
 import {
@@ -236,6 +236,11 @@ export class Machine {
   }
 
   #onVcpu(m: WasmVcpuMessage): void {
+    if (m.kind === "output" && m.counted) {
+      const i32 = ctlViews(this.shared.ctl).i32;
+      Atomics.sub(i32, OUT_PENDING, 1);
+      Atomics.notify(i32, OUT_PENDING);
+    }
     if (m.kind === "output") this.guestOutput.take(m);
     else if (m.kind === "trap") {
       this.#trap = m.message;

@@ -62,6 +62,14 @@ export const SNAPSHOT = 17;
 export const CLOCK = 18;
 /** Bumped by every device-state load: output records carry the generation that wrote them. */
 export const GEN = 19;
+/**
+ * Output records a synthetic workload posted that the main thread has not taken yet: the vCPU
+ * waits while {@link OUT_PENDING_MAX} are pending, as a guest waits on a slow console, so a
+ * workload that writes records faster than they are taken cannot queue them without bound.
+ */
+export const OUT_PENDING = 20;
+/** At most this many synthetic output records in flight to the main thread. */
+export const OUT_PENDING_MAX = 256;
 
 // Float64 cell indices (the float64 view covers the whole block; float64 indices 0..15
 // overlay int32 cells 0..31, which are reserved for the int32 cells above).

@@ -25,6 +25,8 @@ import {
   FAULT_SEQ,
   FAULT_WAITING,
   GEN,
+  OUT_PENDING,
+  OUT_PENDING_MAX,
   PARKED,
   POSTCOPY,
   PRNG,
@@ -164,8 +166,16 @@ function execute(
     syncSnapshot(i32, mem, snap);
     tokens -= step(regs, mem, max);
     for (const text of mem.out) {
+      // Backpressure: while the main thread has OUT_PENDING_MAX records to take, wait for it
+      // (a stop or shutdown ends the wait: the record is posted, the guest then parks).
+      for (;;) {
+        const pending = Atomics.load(i32, OUT_PENDING);
+        if (pending < OUT_PENDING_MAX || !executing(i32)) break;
+        Atomics.wait(i32, OUT_PENDING, pending, 50);
+      }
       const bytes = encoder.encode(text);
-      post({ kind: "output", seq: regs.nextSeq++, stream: "stdout", bytes, gen });
+      Atomics.add(i32, OUT_PENDING, 1);
+      post({ kind: "output", seq: regs.nextSeq++, stream: "stdout", bytes, gen, counted: true });
     }
     mem.out.length = 0;
     disk?.tick(performance.now());

@@ -42,6 +42,8 @@ export type WasmVcpuMessage =
     bytes: Uint8Array;
     /** The device-state generation that wrote it (vcpu_ctl.ts GEN); absent: the current one. */
     gen?: number;
+    /** Counted in vcpu_ctl.ts OUT_PENDING (a synthetic workload's record): uncount when taken. */
+    counted?: boolean;
   }
   | { kind: "exit"; code: number }
   | { kind: "trap"; message: string };

@@ -10,6 +10,12 @@ import {
   markReceivedRange,
   nextFault,
 } from "../../adapters/memory/vcpu_control.ts";
+import {
+  ctlViews,
+  F_NEXT_SEQ,
+  OUT_PENDING,
+  OUT_PENDING_MAX,
+} from "../../adapters/memory/vcpu_ctl.ts";
 import { waitFor as until } from "../helpers/wait.ts";
 
 const MiB = 1 << 20;
@@ -290,5 +296,23 @@ Deno.test("machine: big guests are prepared by Workers, same result as in one th
       for (let i = 0; i < words.length; i += 1024) if (words[i] === 0) zeros++;
       assert.ok(zeros < 4, `random fill left ${zeros} sampled zero words`);
     }
+  });
+});
+
+Deno.test("machine: a workload writing output records faster than they are taken waits for the main thread (at most OUT_PENDING_MAX in flight)", async () => {
+  await withMachines(async (make) => {
+    // increment over 4 pages, unpaced: a pass (and an output record) every 4 page writes.
+    const m = await make({ workload: { kind: "increment", start: 0, end: 4 * PAGE_SIZE } });
+    const { i32, f64 } = ctlViews(m.shared.ctl);
+    await waitFor("the first records", () => f64[F_NEXT_SEQ] > 10);
+    // The main thread takes no message for 300 ms: the vCPU must stop writing records.
+    const from = f64[F_NEXT_SEQ];
+    const end = performance.now() + 300;
+    while (performance.now() < end) { /* busy: no message is taken */ }
+    const written = f64[F_NEXT_SEQ] - from;
+    assert.ok(written <= 2 * OUT_PENDING_MAX, `${written} records written while none was taken`);
+    assert.ok(Atomics.load(i32, OUT_PENDING) <= OUT_PENDING_MAX + 1);
+    // Taken again, the records flow on.
+    await waitFor("records flowing again", () => f64[F_NEXT_SEQ] > from + written + 100);
   });
 });
