@@ -17,6 +17,7 @@ import {
 } from "./guest_ram.ts";
 import { adviseHugePages } from "./huge_pages.ts";
 import { MachineDigests } from "./machine_digests.ts";
+import { WorkerSet } from "./worker_set.ts";
 import { PAGE_SIZE, type RamBlockLayout, type RamBlockSpec } from "./layout.ts";
 import { applyRamBacking, type RamAdvice, type RamBacking } from "./ram_backing.ts";
 import { type RamBackingInfo, RamBackingReport } from "./ram_backing_info.ts";
@@ -142,7 +143,7 @@ export class Machine {
   readonly backing: RamBacking;
   /** What RAM was advised at start. */
   readonly advice: RamAdvice;
-  readonly #workers = new Set<Worker>();
+  readonly #workers = new WorkerSet();
   #vcpuError: string | null = null;
   readonly #digests: MachineDigests;
   /** x-ram-backing, with its cached smaps reading. */
@@ -215,7 +216,7 @@ export class Machine {
       if (!opts.incoming && (opts.fill !== "zero" || wasm)) {
         new Uint8Array(shared.written).fill(1);
       }
-      const vcpuWorker = await machine.#spawn<string | { error: string }>(
+      const vcpuWorker = await machine.#workers.spawn<string | { error: string }>(
         new URL("./vcpu_worker.ts", import.meta.url),
         shared,
       );
@@ -286,34 +287,9 @@ export class Machine {
     const jobs = prepJobs(this.shared, prep, cores);
     const groups = Array.from({ length: cores }, (_, k) => jobs.filter((_, i) => i % cores === k));
     const spawned = groups.filter((g) => g.length > 0).map((g) =>
-      this.#spawn(new URL("./prep_worker.ts", import.meta.url), g)
+      this.#workers.spawn(new URL("./prep_worker.ts", import.meta.url), g)
     );
-    for (const { worker } of await Promise.all(spawned)) this.#drop(worker);
-  }
-
-  /** Starts a Worker, sends it `message`, resolves with its first answer. */
-  async #spawn<T>(url: URL, message: unknown): Promise<{ worker: Worker; answer: T }> {
-    const worker = new Worker(url, { type: "module" });
-    this.#workers.add(worker);
-    try {
-      const answer = await new Promise<T>((resolve, reject) => {
-        worker.onmessage = (e: MessageEvent<T>) => resolve(e.data);
-        worker.onerror = (e: ErrorEvent) => {
-          e.preventDefault();
-          reject(new Error(`${url.pathname.split("/").pop()}: ${e.message}`));
-        };
-        worker.postMessage(message);
-      });
-      return { worker, answer };
-    } catch (e) {
-      this.#drop(worker);
-      throw e;
-    }
-  }
-
-  #drop(worker: Worker): void {
-    worker.terminate();
-    this.#workers.delete(worker);
+    for (const { worker } of await Promise.all(spawned)) this.#workers.drop(worker);
   }
 
   /** The current runstate. */
@@ -389,8 +365,7 @@ export class Machine {
     const { i32 } = ctlViews(this.shared.ctl);
     Atomics.store(i32, SHUTDOWN, 1);
     ringWake(i32);
-    for (const w of this.#workers) w.terminate();
-    this.#workers.clear();
+    this.#workers.terminateAll();
     return Promise.resolve();
   }
 }

@@ -8,6 +8,7 @@
 import type { DigestMode, DigestRequest, DigestResult } from "./digest_worker.ts";
 import type { SharedGuest } from "./guest_ram.ts";
 import type { VcpuControl } from "./vcpu_control.ts";
+import { WorkerSet } from "./worker_set.ts";
 
 /** An arrival digest: in progress until `result` settles; `discard` rejects it early. */
 interface Arrival {
@@ -25,7 +26,7 @@ const DIGEST_WORKER = new URL("./digest_worker.ts", import.meta.url);
 export class MachineDigests {
   readonly #shared: SharedGuest;
   readonly #vcpu: VcpuControl;
-  readonly #workers = new Set<Worker>();
+  readonly #workers = new WorkerSet();
   #arrival: Arrival | null = null;
 
   /** Digests `shared`'s RAM; `vcpu` keeps the arrival snapshot. */
@@ -61,7 +62,7 @@ export class MachineDigests {
     this.#arrival = arrival;
     const settle = () => {
       arrival.settled = true;
-      this.#drop(worker);
+      this.#workers.drop(worker);
       if (this.#arrival === arrival) this.#vcpu.endSnapshot();
     };
     result.then(settle, (e) => {
@@ -117,31 +118,12 @@ export class MachineDigests {
 
   async #digestWorker(mode: DigestMode, check: DigestRequest["check"]): Promise<DigestResult> {
     const request: DigestRequest = { guest: this.#shared, mode, check };
-    const worker = new Worker(DIGEST_WORKER, { type: "module" });
-    this.#workers.add(worker);
-    try {
-      return await new Promise<DigestResult>((resolve, reject) => {
-        worker.onmessage = (e: MessageEvent<DigestResult>) => resolve(e.data);
-        worker.onerror = (e: ErrorEvent) => {
-          e.preventDefault();
-          reject(new Error(`digest_worker.ts: ${e.message}`));
-        };
-        worker.postMessage(request);
-      });
-    } finally {
-      this.#drop(worker);
-    }
-  }
-
-  #drop(worker: Worker): void {
-    worker.terminate();
-    this.#workers.delete(worker);
+    return await this.#workers.once<DigestResult>(DIGEST_WORKER, request);
   }
 
   /** Forgets the arrival digest and stops every digest Worker. */
   dispose(): void {
     this.#discardArrival();
-    for (const w of this.#workers) w.terminate();
-    this.#workers.clear();
+    this.#workers.terminateAll();
   }
 }

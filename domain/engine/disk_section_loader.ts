@@ -16,7 +16,7 @@ import type { FrameReader } from "../wire/frame_reader.ts";
 import { DISK_HEADER_SIZE, FrameType, MAX_DISK_RUN } from "../wire/frames.ts";
 import { WireError } from "../wire/wire_error.ts";
 import { DISK_SECTION } from "./disk_section.ts";
-import type { SectionLoader } from "./live_section.ts";
+import { frameRefused, notSentWhole, type SectionLoader } from "./live_section.ts";
 
 const FRAME_NAMES: Record<number, string> = {
   [FrameType.DISK_ZERO]: "DISK_ZERO",
@@ -94,17 +94,13 @@ export class DiskSectionLoader implements SectionLoader {
         return;
       }
       default:
-        throw new WireError(
-          `migration stream: section '${this.name}' does not take frame type 0x${
-            type.toString(16).padStart(2, "0")
-          }`,
-        );
+        throw frameRefused(this.name, type);
     }
   }
 
   /** A full record for a live section is refused. */
   loadFull(): void {
-    throw new WireError(`migration stream: section '${this.name}' is not sent whole`);
+    throw notSentWhole(this.name);
   }
 
   /** The images' writes reach the device (fdatasync) at a record boundary after writes. */

@@ -10,6 +10,7 @@
  * @module
  */
 import type { FrameReader } from "../wire/frame_reader.ts";
+import { WireError } from "../wire/wire_error.ts";
 
 /** Bytes a section still has to send, split as QEMU's state_pending_* split them. */
 export interface PendingBytes {
@@ -130,4 +131,15 @@ export interface SectionLoader {
   settle(): Promise<void>;
   /** load_cleanup: releases what the loader holds (once, however the run ended). */
   loadCleanup(): void;
+}
+
+/** The refusal of a frame type a live section's loader does not take. */
+export function frameRefused(section: string, type: number): WireError {
+  const code = type.toString(16).padStart(2, "0");
+  return new WireError(`migration stream: section '${section}' does not take frame type 0x${code}`);
+}
+
+/** The refusal of a SECTION_FULL for a live section. */
+export function notSentWhole(section: string): WireError {
+  return new WireError(`migration stream: section '${section}' is not sent whole`);
 }

@@ -13,7 +13,7 @@ import { FrameType } from "../wire/frames.ts";
 import { checkRun } from "../wire/checks.ts";
 import { WireError } from "../wire/wire_error.ts";
 import { Inflater } from "./inflater.ts";
-import type { SectionLoader } from "./live_section.ts";
+import { frameRefused, notSentWhole, type SectionLoader } from "./live_section.ts";
 import type { RamLoader } from "./ram_loader.ts";
 import { RAM_SECTION } from "./ram_section.ts";
 import { STAT } from "./stats.ts";
@@ -68,17 +68,13 @@ export class RamSectionLoader implements SectionLoader {
         return;
       }
       default:
-        throw new WireError(
-          `migration stream: section '${this.name}' does not take frame type 0x${
-            type.toString(16).padStart(2, "0")
-          }`,
-        );
+        throw frameRefused(this.name, type);
     }
   }
 
   /** A full record for a live section is refused. */
   loadFull(): void {
-    throw new WireError(`migration stream: section '${this.name}' is not sent whole`);
+    throw notSentWhole(this.name);
   }
 
   /** Places every compressed page sent so far (in order). */
