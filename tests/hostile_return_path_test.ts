@@ -193,14 +193,14 @@ Deno.test({
                   assert.match(info["error-desc"], BAD[bad][2]);
                 },
               ),
-              { seed, numRuns: 25 },
+              { seed, numRuns: 10 },
             );
             // Random bytes, then the fake destination hangs up.
             await fc.assert(
               fc.asyncProperty(fc.uint8Array({ maxLength: 600 }), async (b) => {
                 await attempt(src, l, b, true);
               }),
-              { seed, numRuns: 15 },
+              { seed, numRuns: 6 },
             );
             const now = (await src.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
             assert.deepEqual(now, digest);

@@ -27,7 +27,7 @@ const FOREIGN_WAT = `(module
   (func (export "_start") (call $f)))`;
 
 Deno.test("wasm guest: stdin from POST /machine/input, stdout as output records, exit code", async () => {
-  const w = await workDir({ "echo.wasm": wasmOf(ECHO_WAT) });
+  const w = await workDir({ "echo.wasm": await wasmOf(ECHO_WAT) });
   try {
     await withAgents(async (track) => {
       const a = track(
@@ -84,9 +84,9 @@ Deno.test("wasm guest: stdin from POST /machine/input, stdout as output records,
 Deno.test("wasm guest: hostile modules fail clearly; a trapping one leaves the agent serving", async () => {
   const w = await workDir({
     "junk.wasm": new TextEncoder().encode("this is not wasm"),
-    "foreign.wasm": wasmOf(FOREIGN_WAT),
-    "trap.wasm": wasmOf(TRAP_WAT),
-    "echo.wasm": wasmOf(ECHO_WAT),
+    "foreign.wasm": await wasmOf(FOREIGN_WAT),
+    "trap.wasm": await wasmOf(TRAP_WAT),
+    "echo.wasm": await wasmOf(ECHO_WAT),
   });
   try {
     const cases: [string[], RegExp][] = [

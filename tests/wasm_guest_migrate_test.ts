@@ -30,7 +30,7 @@ function primesBelow(size: number): Uint32Array {
 }
 
 Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the compute guest, migrate mid-run, their output numbered on", async (t) => {
-  const w = await workDir({ "ticker.wasm": wasmOf(await Deno.readTextFile(TICKER_WAT)) });
+  const w = await workDir({ "ticker.wasm": await wasmOf(await Deno.readTextFile(TICKER_WAT)) });
   const ticker = `wasm:${w.dir}/ticker.wasm`;
   const compute = `wasm:${(await buildGuest("compute")).path},args=${COMPUTE_MIB}`;
   const start = (args: string[]) => startAgent(["--ram", "16M", ...args], [], undefined, w.env);

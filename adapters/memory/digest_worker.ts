@@ -1,7 +1,8 @@
 /**
- * Short-lived digest Worker: SHA-256 of every RAM block, off the main thread, with node:crypto
- * (which accepts views of a SharedArrayBuffer, unlike crypto.subtle) in 4 MiB chunks; and,
- * when asked, the increment check. Posts one DigestResult and closes.
+ * Digest Worker: SHA-256 of every RAM block, off the main thread, with node:crypto (which
+ * accepts views of a SharedArrayBuffer, unlike crypto.subtle) in 4 MiB chunks; and, when
+ * asked, the increment check. Answers each request with one DigestResult, in order, and stays
+ * for the next (a machine keeps one: starting a Worker with node:crypto costs ~70 ms of CPU).
  *
  * Mode `now` hashes RAM as it is (meaningful with the vCPU parked). Mode `snapshot` hashes RAM
  * as it was when the copy-on-first-write snapshot began (VcpuControl.beginSnapshot), while the
@@ -113,5 +114,4 @@ interface WorkerScope {
 const scope = globalThis as unknown as WorkerScope;
 scope.onmessage = (e) => {
   scope.postMessage(digestGuest(e.data));
-  scope.close();
 };

@@ -28,6 +28,9 @@ export class MachineDigests {
   readonly #vcpu: VcpuControl;
   readonly #workers = new WorkerSet();
   #arrival: Arrival | null = null;
+  /** The digest Worker kept for `now` and `check` digests, and its requests in order. */
+  #kept: Worker | null = null;
+  readonly #pending: { resolve(r: DigestResult): void; reject(e: Error): void }[] = [];
 
   /** Digests `shared`'s RAM; `vcpu` keeps the arrival snapshot. */
   constructor(shared: SharedGuest, vcpu: VcpuControl) {
@@ -88,7 +91,7 @@ export class MachineDigests {
   }
 
   /**
-   * SHA-256 of every block, computed in a short-lived Worker, plus migration-test's check
+   * SHA-256 of every block, computed in the digest Worker, plus migration-test's check
    * (always on current RAM) when the workload is `increment`. With `auto` and an arrival
    * digest (captureArrival), the blocks are RAM as it arrived (awaited if still in progress),
    * `x-taken: "arrival"`; otherwise, and with `now`, RAM as it is (meaningful with the vCPU
@@ -116,14 +119,39 @@ export class MachineDigests {
     return { ...(await this.#digestWorker("now", check)), "x-taken": "now" };
   }
 
-  async #digestWorker(mode: DigestMode, check: DigestRequest["check"]): Promise<DigestResult> {
+  /**
+   * A digest in the machine's kept digest Worker (started on first use; it answers in order):
+   * a Worker per request cost every `GET /machine/digest` a Worker's start-up.
+   */
+  #digestWorker(mode: DigestMode, check: DigestRequest["check"]): Promise<DigestResult> {
     const request: DigestRequest = { guest: this.#shared, mode, check };
-    return await this.#workers.once<DigestResult>(DIGEST_WORKER, request);
+    if (this.#kept === null) {
+      const worker = new Worker(DIGEST_WORKER, { type: "module" });
+      this.#workers.add(worker);
+      const pending = this.#pending;
+      worker.onmessage = (e: MessageEvent<DigestResult>) => pending.shift()?.resolve(e.data);
+      worker.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        this.#kept = null;
+        this.#workers.drop(worker);
+        const error = new Error(`digest_worker.ts: ${e.message}`);
+        for (const p of pending.splice(0)) p.reject(error);
+      };
+      this.#kept = worker;
+    }
+    const kept = this.#kept;
+    return new Promise<DigestResult>((resolve, reject) => {
+      this.#pending.push({ resolve, reject });
+      kept.postMessage(request);
+    });
   }
 
   /** Forgets the arrival digest and stops every digest Worker. */
   dispose(): void {
     this.#discardArrival();
+    this.#kept = null;
     this.#workers.terminateAll();
+    const error = new Error("the machine was disposed");
+    for (const p of this.#pending.splice(0)) p.reject(error);
   }
 }

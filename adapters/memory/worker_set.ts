@@ -29,13 +29,6 @@ export class WorkerSet {
     }
   }
 
-  /** Starts `url` for one answer and terminates it. */
-  async once<T>(url: URL, message: unknown): Promise<T> {
-    const { worker, answer } = await this.spawn<T>(url, message);
-    this.drop(worker);
-    return answer;
-  }
-
   /** Tracks a Worker started elsewhere. */
   add(worker: Worker): void {
     this.#workers.add(worker);

@@ -8,6 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { backoff } from "./wait.ts";
 import { type AgentProcess, type Json, startAgent, startAgents } from "./agent_process.ts";
 
 /** Guest size of the fault tests, in bytes. */
@@ -74,12 +75,13 @@ export async function destinationIdle(dst: AgentProcess): Promise<string> {
 /** Polls until the source has sent at least `bytes` (and is still active). */
 export async function sentAtLeast(src: AgentProcess, bytes: number): Promise<void> {
   const end = Date.now() + 30_000;
+  const pause = backoff();
   for (;;) {
     const info = (await src.api<Json>("GET", "/migrations/current")).body;
     assert.match(info.status, /^(setup|active)$/, `source ended early: ${JSON.stringify(info)}`);
     if (info.status === "active" && info.ram?.transferred >= bytes) return;
     if (Date.now() > end) throw new Error(`source sent only ${info.ram?.transferred} bytes`);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, pause()));
   }
 }
 
@@ -103,12 +105,13 @@ export async function expectSourceIntact(
  */
 export async function expectDestinationFailed(dst: AgentProcess, id: string): Promise<Json> {
   const end = Date.now() + 30_000;
+  const pause = backoff();
   let info: Json;
   for (;;) {
     info = (await dst.api<Json>("GET", `/migrations/${id}`)).body;
     if (/^(failed|completed|postcopy-paused)$/.test(info.status)) break;
     if (Date.now() > end) throw new Error(`destination attempt still ${JSON.stringify(info)}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, pause()));
   }
   assert.equal(info.status, "failed", JSON.stringify(info));
   assert.ok(info["error-desc"], "the destination says why");
@@ -133,11 +136,12 @@ export async function expectMigrationCompletes(
   assert.equal(info.status, "completed", JSON.stringify(info));
   // The destination's attempt for this migration (a new one after a failure).
   const end = Date.now() + 30_000;
+  const pause = backoff();
   let last: Json = null;
   while (Date.now() < end) {
     last = (await dst.api<Json>("GET", "/migrations")).body[0];
     if (last?.status === "completed") break;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, pause()));
   }
   assert.equal(last?.status, "completed", JSON.stringify(last));
   assert.deepEqual(await digest(dst), await digest(src));

@@ -8,6 +8,7 @@
  * @module
  */
 import type { Json } from "./agent_process.ts";
+import { paced } from "./agent_process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -206,7 +207,7 @@ export async function startNsAgent(
       MAIN,
       "--listen",
       `unix:${socket}`,
-      ...args,
+      ...paced(args),
     ],
     // As tests/helpers/agent_process.ts: test agents keep the arrival digest (opt-in).
     env: { FERRY_ARRIVAL_DIGEST: "1", ...env },

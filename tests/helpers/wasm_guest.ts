@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import binaryen from "binaryen";
+import { backoff } from "./wait.ts";
 import type { AgentProcess, Json } from "./agent_process.ts";
 import { sseItems } from "./sse.ts";
 
@@ -30,8 +30,9 @@ export const ECHO_WAT = `(module
       (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))
       (br $again))))`;
 
-/** The binary of WebAssembly text `wat`. */
-export function wasmOf(wat: string): Uint8Array {
+/** The binary of WebAssembly text `wat` (binaryen loads on first use: ~1 s of CPU). */
+export async function wasmOf(wat: string): Promise<Uint8Array> {
+  const { default: binaryen } = await import("binaryen");
   const m = binaryen.parseText(wat);
   try {
     return m.emitBinary();
@@ -40,7 +41,15 @@ export function wasmOf(wat: string): Uint8Array {
   }
 }
 
-/** A temp dir holding `files` (name → bytes) and a module cache; removed by the returned fn. */
+/**
+ * The prepared-module cache the test agents share (FERRY_WASM_CACHE): beside the guests that
+ * `deno task guests` builds (guests/build/, ignored by git), kept between runs as those are.
+ * Preparing a module (binaryen: asyncify and the store instrumentation) costs 1.5–3.5 s of CPU;
+ * with a cache per test every agent of every wasm test paid it again.
+ */
+export const TEST_WASM_CACHE = new URL("../../guests/build/prepared", import.meta.url).pathname;
+
+/** A temp dir holding `files` (name → bytes), with the shared module cache; removed by the returned fn. */
 export async function workDir(
   files: Record<string, Uint8Array>,
 ): Promise<{ dir: string; env: Record<string, string>; done: () => Promise<void> }> {
@@ -48,7 +57,7 @@ export async function workDir(
   for (const [name, bytes] of Object.entries(files)) await Deno.writeFile(`${dir}/${name}`, bytes);
   return {
     dir,
-    env: { FERRY_WASM_CACHE: `${dir}/cache` },
+    env: { FERRY_WASM_CACHE: TEST_WASM_CACHE },
     done: () => Deno.remove(dir, { recursive: true }),
   };
 }
@@ -88,13 +97,14 @@ export async function readOutput(a: AgentProcess, lastEventId?: string): Promise
     records,
     async waitFor(pred, what, timeoutMs = 30_000) {
       const end = Date.now() + timeoutMs;
+      const pause = backoff();
       for (;;) {
         const hit = records.find(pred);
         if (hit) return hit;
         if (Date.now() > end) {
           throw new Error(`no output record ${what}; got ${JSON.stringify(records.slice(-5))}`);
         }
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, pause()));
       }
     },
     close: () => ac.abort(),
@@ -104,10 +114,11 @@ export async function readOutput(a: AgentProcess, lastEventId?: string): Promise
 /** Polls `GET /machine` until `pred` holds (30 s at most). */
 export async function waitMachine(a: AgentProcess, pred: (m: Json) => boolean, what: string) {
   const end = Date.now() + 30_000;
+  const pause = backoff();
   for (;;) {
     const m = (await a.api<Json>("GET", "/machine")).body;
     if (pred(m)) return m;
     if (Date.now() > end) throw new Error(`machine never ${what}: ${JSON.stringify(m)}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, pause()));
   }
 }
