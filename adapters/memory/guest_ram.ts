@@ -107,15 +107,19 @@ export function allocateGuest(
   validateBlockSpecs(specs);
   const layout = layoutBlocks(specs);
   const mapBytes = pageMapBytes(totalPages(layout));
-  if (wasm && (layout.length !== 1 || wasm.memory.buffer.byteLength !== layout[0].size)) {
+  // A WebAssembly guest's block is its memory as a growable SharedArrayBuffer: its byteLength
+  // is the used size (memory.grow moves it, seen at once by every thread), its maxByteLength
+  // at most the block's size (the cap, --ram).
+  const grown = wasm ? resizableBuffer(wasm.memory) : null;
+  if (wasm && (layout.length !== 1 || grown!.maxByteLength > layout[0].size)) {
     throw new RangeError("RAM layout: a WebAssembly guest has one RAM block, its memory");
   }
   return {
     pageSize: PAGE_SIZE,
     ramPageSize: PAGE_SIZE,
     layout,
-    ram: wasm
-      ? [wasm.memory.buffer as SharedArrayBuffer]
+    ram: grown
+      ? [grown]
       : layout.map((block) => new SharedArrayBuffer(block.size)),
     dirty: wasm ? wasm.dirtyMemory.buffer as SharedArrayBuffer : new SharedArrayBuffer(mapBytes),
     received: new SharedArrayBuffer(mapBytes),
@@ -125,6 +129,47 @@ export function allocateGuest(
     snapCopied: new SharedArrayBuffer(snapshot ? mapBytes : 0),
     ...(wasm ? { wasm } : {}),
   };
+}
+
+/** The bytes of a WebAssembly memory as a growable SharedArrayBuffer that follows its size. */
+export function resizableBuffer(memory: WebAssembly.Memory): SharedArrayBuffer {
+  return (memory as unknown as { toResizableBuffer(): SharedArrayBuffer }).toResizableBuffer();
+}
+
+/** The step a growable block grows by: a wasm page. */
+export const GROW_UNIT = 65536;
+
+/**
+ * Bytes of block `b` in use (QEMU's used_length): a WebAssembly guest's memory grows while it
+ * runs (its buffer is growable: byteLength is the size now, shared by every thread, and views
+ * made without a length follow it); every other block is whole from the start.
+ */
+export function usedBytes(guest: SharedGuest, b: number): number {
+  return guest.ram[b].byteLength;
+}
+
+/** Pages of block `b` in use (see {@link usedBytes}). */
+export function usedPages(guest: SharedGuest, b: number): number {
+  return guest.ram[b].byteLength / PAGE_SIZE;
+}
+
+/** The step block `b` grows by, or null when it cannot grow. */
+export function growUnit(guest: SharedGuest, b: number): number | null {
+  return guest.ram[b].growable ? GROW_UNIT : null;
+}
+
+/**
+ * Grows block `b` to `bytes` in use (a multiple of GROW_UNIT, at most its maximum; checked by
+ * the caller); nothing when it has that much already. The new bytes are zero.
+ */
+export function growBlock(guest: SharedGuest, b: number, bytes: number): void {
+  const buf = guest.ram[b];
+  if (bytes > buf.byteLength) buf.grow(bytes);
+}
+
+/** RAM bytes in use of a guest (QEMU's ram_bytes_total: the blocks' used lengths). */
+export function usedRamBytes(guest: SharedGuest): number {
+  return guest.ram.reduce((n, buf) => n + buf.byteLength, 0);
 }
 
 /** Total RAM bytes of a guest. */
@@ -193,9 +238,10 @@ export function prepJobs(guest: SharedGuest, prep: RamPrep, parts: number): Prep
   const seeds = crypto.getRandomValues(new Uint32Array(guest.layout.length + parts));
   const jobs: PrepJob[] = [];
   guest.layout.forEach((block, i) => {
-    for (let at = 0; at < block.pages; at += per) {
+    const used = usedPages(guest, i);
+    for (let at = 0; at < used; at += per) {
       const seed = seeds[jobs.length % seeds.length];
-      const pages = Math.min(per, block.pages - at);
+      const pages = Math.min(per, used - at);
       jobs.push({
         buf: guest.ram[i],
         pageInBlock: at,

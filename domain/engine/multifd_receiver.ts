@@ -137,6 +137,9 @@ export class MultifdReceiver {
         await this.#ram.pageRun(c.reader, f.length, header);
       } else if (f.type === FrameType.ZERO_RUN) {
         this.#ram.zeroRun(await c.reader.readPayload());
+      } else if (f.type === FrameType.RAM_USED) {
+        // Each channel says a growable block's size before its first page past the old end.
+        this.#ram.ramUsed(await c.reader.readPayload());
       } else if (f.type === FrameType.MULTIFD_SYNC) {
         const pass = decodeU32(await c.reader.readPayload());
         if (pass !== this.#reached[c.id] + 1) {

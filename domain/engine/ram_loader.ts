@@ -10,13 +10,25 @@
  *
  * @module
  */
-import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
+import {
+  growBlock,
+  growUnit,
+  type SharedGuest,
+  usedBytes,
+  usedPages,
+} from "../../adapters/memory/guest_ram.ts";
 import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
 import { xbzrle } from "../codecs/xbzrle.ts";
 import { decodeEncodedPage } from "../wire/encoded_page.ts";
 import { checkPageRunLength, checkRun, decodeRunHeader, decodeZeroRun } from "../wire/mod.ts";
 import type { FrameReader } from "../wire/frame_reader.ts";
 import { decodeDiscard, encodeBitmapDump } from "../wire/postcopy.ts";
+import {
+  checkGuestModule,
+  checkRamUsed,
+  decodeGuestModule,
+  decodeRamUsed,
+} from "../wire/ram_used.ts";
 import { WireError } from "../wire/wire_error.ts";
 import { CachePlacement } from "./cache_placement.ts";
 import {
@@ -44,6 +56,8 @@ export class RamLoader {
   readonly totalPages: number;
   /** POSTCOPY_ADVISE came: placed pages are marked received for the vCPU. */
   advised = false;
+  /** The source's guest module was checked (GUEST_MODULE, or its absence at the first page). */
+  #moduleChecked = false;
 
   /** Views `guest`'s RAM and maps; clears the received map (a new incoming run). */
   constructor(guest: SharedGuest, stats: Float64Array) {
@@ -115,13 +129,66 @@ export class RamLoader {
     return this.#received[flat] !== 0;
   }
 
+  /** GUEST_MODULE (RAM's setup): the source's module must be this machine's. */
+  guestModule(payload: Uint8Array): void {
+    checkGuestModule(this.#guest.wasm?.sha256 ?? null, decodeGuestModule(payload));
+    this.#moduleChecked = true;
+  }
+
+  /**
+   * RAM_USED: a growable block grows to the source's size before pages past its old end land,
+   * never past its maximum (checkRamUsed refuses, nothing grows). The pages it grows by are zero
+   * here as on the source (a grown wasm page is zero; those the source wrote follow as runs),
+   * so they count as arrived.
+   */
+  ramUsed(payload: Uint8Array): void {
+    const guest = this.#guest;
+    const u = decodeRamUsed(payload);
+    const blocks = guest.layout.map((blk, b) => ({
+      name: blk.name,
+      size: blk.size,
+      used: usedBytes(guest, b),
+      unit: growUnit(guest, b),
+    }));
+    const bytes = checkRamUsed(blocks, u.block, u.bytes);
+    const before = usedPages(guest, u.block);
+    growBlock(guest, u.block, bytes);
+    const first = guest.layout[u.block].firstPage;
+    this.#markSeen(first + before, usedPages(guest, u.block) - before);
+  }
+
+  /** Pages of the whole guest in use (what EOF must have seen). */
+  usedTotal(): number {
+    return this.#guest.layout.reduce((n, _, b) => n + usedPages(this.#guest, b), 0);
+  }
+
+  /**
+   * A page frame's run checked against the layout and the block's used size (a growable block
+   * grows only by RAM_USED), after the source's module (a WebAssembly guest here refuses a
+   * stream whose RAM setup named none).
+   */
+  #checkRun(block: number, firstPage: number, count: number): void {
+    if (!this.#moduleChecked) {
+      checkGuestModule(this.#guest.wasm?.sha256 ?? null, null);
+      this.#moduleChecked = true;
+    }
+    checkRun(this.#guest.layout, block, firstPage, count);
+    const used = usedPages(this.#guest, block);
+    if (firstPage + count > used) {
+      throw new WireError(
+        `run of ${count} pages at page ${firstPage} goes past the used end of RAM block ` +
+          `'${this.#guest.layout[block].name}' (${used} pages in use; no RAM_USED grew it)`,
+      );
+    }
+  }
+
   /** Reads one PAGE_RUN's header (into `header`) and pages from `reader`. */
   async pageRun(reader: FrameReader, length: number, header: Uint8Array): Promise<void> {
     const guest = this.#guest;
     await reader.readInto(header);
     const r = decodeRunHeader(header);
     checkPageRunLength(length, r.count, PAGE_SIZE);
-    checkRun(guest.layout, r.block, r.firstPage, r.count);
+    this.#checkRun(r.block, r.firstPage, r.count);
     const first = guest.layout[r.block].firstPage + r.firstPage;
     await reader.readInto(this.#placement.runTarget(r.block, r.firstPage, r.count));
     this.#placement.runLanded(r.block, r.firstPage, r.count);
@@ -133,7 +200,7 @@ export class RamLoader {
   zeroRun(payload: Uint8Array): void {
     const guest = this.#guest;
     const r = decodeZeroRun(payload);
-    checkRun(guest.layout, r.block, r.firstPage, r.count);
+    this.#checkRun(r.block, r.firstPage, r.count);
     const base = guest.layout[r.block].firstPage;
     this.#placement.zeroPages(r.block, r.firstPage, r.count);
     this.#markSeen(base + r.firstPage, r.count);
@@ -144,13 +211,18 @@ export class RamLoader {
   xbzrlePage(payload: Uint8Array): void {
     const guest = this.#guest;
     const e = decodeEncodedPage(payload);
-    checkRun(guest.layout, e.block, e.page, 1);
+    this.#checkRun(e.block, e.page, 1);
     const flat = guest.layout[e.block].firstPage + e.page;
     if (!this.#seen[flat] || !this.#placement.encoded) {
       throw new WireError("migration stream: XBZRLE page for a page this side does not hold");
     }
     xbzrle.decode(e.data, this.#placement.deltaTarget(e.block, e.page));
     this.#stats[STAT.xbzrlePages]++;
+  }
+
+  /** A COMPRESSED_PAGE's place, checked as a run's before it is inflated. */
+  checkPage(block: number, page: number): void {
+    this.#checkRun(block, page, 1);
   }
 
   /** Places one whole page (an inflated COMPRESSED_PAGE, already checked against the layout). */
@@ -175,7 +247,7 @@ export class RamLoader {
 
   /** Pages no frame carried (precopy: must be 0 at EOF). */
   unseen(): number {
-    return this.totalPages - this.#seenCount;
+    return this.usedTotal() - this.#seenCount;
   }
 
   /** Pages the running guest still lacks (postcopy: must be 0 at EOF). */
