@@ -63,11 +63,14 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
       });
 
       await t.step(
-        "a destination with another module refuses the state; the source runs on",
+        "a destination with another module refuses it before any page lands; the source runs on",
         async () => {
           // With the return path the source learns of the refusal and runs on.
           const on = await src.api("PATCH", "/capabilities", { "return-path": true });
           assert.equal(on.status, 200);
+          const digest = async (a: AgentProcess) =>
+            (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
+          const before = await digest(computeDst);
           const r = await src.api<Json>("POST", "/migrations", { uri: computeDst.incomingUri });
           assert.equal(r.status, 202);
           const info = await src.waitStatus(/completed|failed|cancelled/);
@@ -77,6 +80,9 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
             d["error-desc"] ?? "",
             /guest module sha256 [0-9a-f]{64}, this machine [0-9a-f]{64}/,
           );
+          // GUEST_MODULE comes in RAM's setup record: refused before the first page landed.
+          assert.deepEqual(await digest(computeDst), before, "the destination's RAM untouched");
+          assert.match(info["error-desc"] ?? "", /destination refused: .*guest module sha256/);
           await waitMachine(src, (m) => m.runstate === "running", "running again on the source");
           const off = await src.api("PATCH", "/capabilities", { "return-path": false });
           assert.equal(off.status, 200);

@@ -52,11 +52,17 @@ export function loadWasmState(w: WasmShared, bytes: Uint8Array, ramSize: number)
     );
   }
   const s = decodeWasmDeviceState(bytes, w.sha256, ramSize);
-  // RAM_USED frames grew the memory with the source's; the size when it stopped must match.
+  // RAM_USED frames grew the memory with the source's; the size when it stopped must match. A
+  // memory an earlier, failed incoming migration grew past it cannot shrink (wasm memories
+  // do not): that destination must be started again.
   const mine = w.memory.buffer.byteLength;
   if (s.used !== mine) {
     throw new DeviceStateError(
-      `the source's memory has ${s.used} bytes in use, the stream grew this one to ${mine}`,
+      s.used < mine
+        ? `the source's memory has ${s.used} bytes in use, this machine's ${mine} (grown ` +
+          "by an earlier incoming migration; a WebAssembly memory cannot shrink: start the " +
+          "destination again)"
+        : `the source's memory has ${s.used} bytes in use, the stream grew this one to ${mine}`,
     );
   }
   const regs = decodeDeviceState(s.regs, ramSize);
