@@ -118,9 +118,7 @@ export function allocateGuest(
     pageSize: PAGE_SIZE,
     ramPageSize: PAGE_SIZE,
     layout,
-    ram: grown
-      ? [grown]
-      : layout.map((block) => new SharedArrayBuffer(block.size)),
+    ram: grown ? [grown] : layout.map((block) => new SharedArrayBuffer(block.size)),
     dirty: wasm ? wasm.dirtyMemory.buffer as SharedArrayBuffer : new SharedArrayBuffer(mapBytes),
     received: new SharedArrayBuffer(mapBytes),
     ctl: new SharedArrayBuffer(CTL_BYTES),

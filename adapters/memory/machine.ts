@@ -13,9 +13,9 @@ import {
   type RamFill,
   type RamPrep,
   ramSize,
+  type SharedGuest,
   usedBytes,
   usedPages,
-  type SharedGuest,
 } from "./guest_ram.ts";
 import { adviseHugePages } from "./huge_pages.ts";
 import { MachineDigests } from "./machine_digests.ts";
@@ -326,7 +326,11 @@ export class Machine {
       runstate: this.runstate,
       "ram-size": ramSize(this.shared),
       "page-size": PAGE_SIZE,
-      blocks: this.layout.map(({ name, size }, b) => ({ name, size, used: usedBytes(this.shared, b) })),
+      blocks: this.layout.map(({ name, size }, b) => ({
+        name,
+        size,
+        used: usedBytes(this.shared, b),
+      })),
       workload: this.vcpu.registers(),
       "cpu-throttle-percentage": this.vcpu.throttle,
       "x-ram-backing": this.ramBackingInfo(),

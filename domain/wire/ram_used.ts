@@ -29,7 +29,10 @@ export function decodeRamUsed(p: Uint8Array): { block: number; bytes: number } {
   const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
   const big = v.getBigUint64(2);
   // Above 2^53 is past every cap (MAX_BLOCK_SIZE is 2^48); keep it unsafe-but-large.
-  return { block: v.getUint16(0), bytes: big > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(big) };
+  return {
+    block: v.getUint16(0),
+    bytes: big > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(big),
+  };
 }
 
 /** What the destination knows of a block when RAM_USED names it. */
@@ -86,7 +89,9 @@ export function encodeGuestModule(sha256: string): Uint8Array<ArrayBuffer> {
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw new RangeError(`not a SHA-256: ${sha256}`);
   const b = new Uint8Array(FRAME_HEADER_SIZE + 32);
   putFrameHeader(new DataView(b.buffer), 0, FrameType.GUEST_MODULE, 32);
-  for (let i = 0; i < 32; i++) b[FRAME_HEADER_SIZE + i] = parseInt(sha256.slice(2 * i, 2 * i + 2), 16);
+  for (let i = 0; i < 32; i++) {
+    b[FRAME_HEADER_SIZE + i] = parseInt(sha256.slice(2 * i, 2 * i + 2), 16);
+  }
   return b;
 }
 
