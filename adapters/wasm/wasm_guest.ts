@@ -131,7 +131,7 @@ export async function loadGuest(spec: GuestSpec, ramBytes: number): Promise<Load
   const dirtyPages = Math.max(1, Math.ceil(ramBytes / 4096 / 65536));
   return {
     shared: {
-      // Starts small and grows (see STARTS_SMALL in wasm_shared.ts for what that costs).
+      // Starts small and grows (what that costs: guest_ram.ts resizableBuffer).
       memory: new WebAssembly.Memory({ initial: pages.min, maximum: pages.max, shared: true }),
       dirtyMemory: new WebAssembly.Memory({
         initial: dirtyPages,

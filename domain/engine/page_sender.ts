@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type SharedGuest, usedPages } from "../../adapters/memory/guest_ram.ts";
+import { ramViews, type SharedGuest, usedPages } from "../../adapters/memory/guest_ram.ts";
 import { countMarked, syncDirtyLog } from "../../adapters/memory/dirty_log.ts";
 import { isZeroPage } from "../../adapters/memory/zero_page.ts";
 import { MAX_RUN_PAGES, putPageRunHeader, putZeroRun } from "../wire/mod.ts";
@@ -108,8 +108,7 @@ export class PageSender {
   ) {
     this.#guest = guest;
     this.#sink = sink;
-    this.#ram8 = guest.ram.map((b) => new Uint8Array(b));
-    this.#ram32 = guest.ram.map((b) => new Uint32Array(b));
+    ({ ram8: this.#ram8, ram32: this.#ram32 } = ramViews(guest));
     const last = guest.layout[guest.layout.length - 1];
     this.#totalPages = last ? last.firstPage + last.pages : 0;
     const padded = bitmapBytes(this.#totalPages);
@@ -144,6 +143,10 @@ export class PageSender {
     this.#bufs[this.#cur].set(frame, this.#off);
     this.#off += frame.length;
     this.#announced[b] = used;
+    // Views at the size now (a growable buffer's views without a length read slowly).
+    const views = ramViews(this.#guest);
+    this.#ram8[b] = views.ram8[b];
+    this.#ram32[b] = views.ram32[b];
   }
 
   /** Writes through a new sink (after a resume); anything staged for the old one is dropped. */

@@ -13,6 +13,7 @@
 import {
   growBlock,
   growUnit,
+  ramViews,
   type SharedGuest,
   usedBytes,
   usedPages,
@@ -63,8 +64,7 @@ export class RamLoader {
   constructor(guest: SharedGuest, stats: Float64Array) {
     this.#guest = guest;
     this.#stats = stats;
-    this.#ram8 = guest.ram.map((b) => new Uint8Array(b));
-    this.#ram32 = guest.ram.map((b) => new Uint32Array(b));
+    ({ ram8: this.#ram8, ram32: this.#ram32 } = ramViews(guest));
     this.#written = new Uint8Array(guest.written);
     this.#received = new Uint8Array(guest.received);
     this.#received.fill(0);
@@ -153,6 +153,10 @@ export class RamLoader {
     const bytes = checkRamUsed(blocks, u.block, u.bytes);
     const before = usedPages(guest, u.block);
     growBlock(guest, u.block, bytes);
+    // The placements share these arrays: each sees the block at its new size.
+    const views = ramViews(guest);
+    this.#ram8[u.block] = views.ram8[u.block];
+    this.#ram32[u.block] = views.ram32[u.block];
     const first = guest.layout[u.block].firstPage;
     this.#markSeen(first + before, usedPages(guest, u.block) - before);
   }
