@@ -153,10 +153,7 @@ export class RamLoader {
     const bytes = checkRamUsed(blocks, u.block, u.bytes);
     const before = usedPages(guest, u.block);
     growBlock(guest, u.block, bytes);
-    // The placements share these arrays: each sees the block at its new size.
-    const views = ramViews(guest);
-    this.#ram8[u.block] = views.ram8[u.block];
-    this.#ram32[u.block] = views.ram32[u.block];
+    this.#fitViews(u.block);
     const first = guest.layout[u.block].firstPage;
     this.#markSeen(first + before, usedPages(guest, u.block) - before);
   }
@@ -184,6 +181,15 @@ export class RamLoader {
           `'${this.#guest.layout[block].name}' (${used} pages in use; no RAM_USED grew it)`,
       );
     }
+    // A running guest here (COLO's secondary) grows its memory by itself too.
+    if (this.#ram8[block].length < used * PAGE_SIZE) this.#fitViews(block);
+  }
+
+  /** The views of `block` at its size now; the placements share these arrays. */
+  #fitViews(block: number): void {
+    const views = ramViews(this.#guest);
+    this.#ram8[block] = views.ram8[block];
+    this.#ram32[block] = views.ram32[block];
   }
 
   /** Reads one PAGE_RUN's header (into `header`) and pages from `reader`. */
