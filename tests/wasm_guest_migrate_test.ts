@@ -11,6 +11,36 @@ import assert from "node:assert/strict";
 import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
 import { readOutput, waitMachine, wasmOf, workDir } from "./helpers/wasm_guest.ts";
 import { buildGuest } from "../guests/build.ts";
+import { waitFor } from "./helpers/wait.ts";
+import { RAM_SECTION } from "../domain/engine/ram_section.ts";
+import {
+  encodeConfig,
+  encodeGuestModule,
+  encodeRamUsed,
+  encodeSectionEnd,
+  encodeSectionStart,
+  encodeStreamHeader,
+  SectionKind,
+} from "../domain/wire/mod.ts";
+
+/**
+ * A stream that names `sha256`'s module, then says the 16 MiB RAM block grows to 32 MiB: past
+ * the destination's --ram.
+ */
+function growPastCap(sha256: string): Uint8Array {
+  const frames = [
+    encodeStreamHeader(),
+    encodeConfig(4096, [{ name: "pc.ram", size: 16 << 20 }]),
+    encodeSectionStart(SectionKind.SETUP, 0, RAM_SECTION),
+    encodeGuestModule(sha256),
+    encodeSectionEnd(SectionKind.SETUP, 0, RAM_SECTION.id),
+    encodeSectionStart(SectionKind.ITERATE, 1, RAM_SECTION),
+    encodeRamUsed(0, 32 << 20),
+  ];
+  const out = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  frames.reduce((at, f) => (out.set(f, at), at + f.length), 0);
+  return out;
+}
 
 /** The acceptance checks' ticker, built from its source in tests/guests/. */
 const TICKER_WAT = new URL("./guests/ticker.wat", import.meta.url);
@@ -86,6 +116,40 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
           await waitMachine(src, (m) => m.runstate === "running", "running again on the source");
           const off = await src.api("PATCH", "/capabilities", { "return-path": false });
           assert.equal(off.status, 200);
+        },
+      );
+
+      await t.step(
+        "a hostile stream growing the memory past --ram fails that attempt only",
+        async () => {
+          const machine = async () => (await computeDst.api<Json>("GET", "/machine")).body;
+          const before = await machine();
+          const port = Number(computeDst.incomingUri!.split(":").pop());
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          try {
+            const bytes = growPastCap(before["x-guest"].sha256);
+            for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+            await conn.closeWrite();
+            const sink = new Uint8Array(4096);
+            while (await conn.read(sink) !== null) { /* until the destination hangs up */ }
+          } catch {
+            /* reset by the destination: it gave the stream up */
+          } finally {
+            conn.close();
+          }
+          const info = await waitFor("the attempt refused for growing past --ram", async () => {
+            const c = (await computeDst.api<Json>("GET", "/migrations/current")).body;
+            return /past its maximum/.test(c["error-desc"] ?? "") && c;
+          });
+          assert.equal(info.status, "failed");
+          assert.match(
+            info["error-desc"],
+            /RAM_USED: RAM block 'pc.ram' would grow to 33554432 bytes, past its maximum 16777216 \(--ram\)/,
+          );
+          const after = await machine();
+          assert.equal(after.runstate, "inmigrate", "waiting for the next attempt");
+          assert.equal(after.blocks[0].used, before.blocks[0].used, "the memory did not grow");
+          // The compute guest's migration into it, below, is the next attempt.
         },
       );
 
