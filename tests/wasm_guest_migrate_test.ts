@@ -183,12 +183,18 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
       );
 
       await t.step(
-        "the compute guest migrates while it sieves: its rounds go on, no gap, repeat or reorder",
+        "the compute guest migrates while it sieves (multifd): its rounds go on, no gap, repeat or reorder",
         async () => {
           const srcOut = await readOutput(computeSrc);
           const dstOut = await readOutput(computeDst);
-          // Unthrottled, as the ticker: the sieve rewrites 4 MiB every round.
-          await computeSrc.api("PATCH", "/parameters", { "max-bandwidth": 10 * 2 ** 30 });
+          // Unthrottled, as the ticker: the sieve rewrites 4 MiB every round. Over two page
+          // channels: each says the memory's size (RAM_USED) before its first page of it.
+          await computeSrc.api("PATCH", "/parameters", {
+            "max-bandwidth": 10 * 2 ** 30,
+            "x-multifd-channels": 2,
+          });
+          const mfd = await computeSrc.api("PATCH", "/capabilities", { "x-multifd": true });
+          assert.equal(mfd.status, 200);
           assert.equal((await computeSrc.api("POST", "/machine/cont")).status, 202);
           await srcOut.waitFor((r) => r.seq >= 3, "3 rounds on the source");
           const r = await computeSrc.api<Json>("POST", "/migrations", {
@@ -197,6 +203,7 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
           assert.equal(r.status, 202, JSON.stringify(r.body));
           const info = await computeSrc.waitStatus(/completed|failed|cancelled/);
           assert.equal(info.status, "completed", JSON.stringify(info));
+          assert.ok(info.ram["multifd-bytes"] > COMPUTE_MIB << 20, JSON.stringify(info.ram));
           await waitMachine(computeDst, (m) => m.runstate === "paused", "paused (-S)");
           const digest = async (a: AgentProcess) =>
             (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;

@@ -166,10 +166,13 @@ export class RamLoader {
   /**
    * A page frame's run checked against the layout and the block's used size (a growable block
    * grows only by RAM_USED), after the source's module (a WebAssembly guest here refuses a
-   * stream whose RAM setup named none).
+   * stream whose RAM setup named none). A multifd page channel (`channel`) is read from the
+   * main stream's MULTIFD_SETUP on, concurrently with it: its first pages may come before the
+   * main stream's RAM setup record is read, so they do not prove GUEST_MODULE absent (a
+   * stream without one is refused at the device state then, before the guest runs).
    */
-  #checkRun(block: number, firstPage: number, count: number): void {
-    if (!this.#moduleChecked) {
+  #checkRun(block: number, firstPage: number, count: number, channel = false): void {
+    if (!this.#moduleChecked && !channel) {
       checkGuestModule(this.#guest.wasm?.sha256 ?? null, null);
       this.#moduleChecked = true;
     }
@@ -192,13 +195,21 @@ export class RamLoader {
     this.#ram32[block] = views.ram32[block];
   }
 
-  /** Reads one PAGE_RUN's header (into `header`) and pages from `reader`. */
-  async pageRun(reader: FrameReader, length: number, header: Uint8Array): Promise<void> {
+  /**
+   * Reads one PAGE_RUN's header (into `header`) and pages from `reader` (a multifd page
+   * channel's: `channel`).
+   */
+  async pageRun(
+    reader: FrameReader,
+    length: number,
+    header: Uint8Array,
+    channel = false,
+  ): Promise<void> {
     const guest = this.#guest;
     await reader.readInto(header);
     const r = decodeRunHeader(header);
     checkPageRunLength(length, r.count, PAGE_SIZE);
-    this.#checkRun(r.block, r.firstPage, r.count);
+    this.#checkRun(r.block, r.firstPage, r.count, channel);
     const first = guest.layout[r.block].firstPage + r.firstPage;
     await reader.readInto(this.#placement.runTarget(r.block, r.firstPage, r.count));
     this.#placement.runLanded(r.block, r.firstPage, r.count);
@@ -206,11 +217,14 @@ export class RamLoader {
     this.#stats[STAT.normal] += r.count;
   }
 
-  /** A ZERO_RUN: zero pages (only those stored to since the pre-touch need clearing). */
-  zeroRun(payload: Uint8Array): void {
+  /**
+   * A ZERO_RUN: zero pages (only those stored to since the pre-touch need clearing); from a
+   * multifd page channel with `channel`.
+   */
+  zeroRun(payload: Uint8Array, channel = false): void {
     const guest = this.#guest;
     const r = decodeZeroRun(payload);
-    this.#checkRun(r.block, r.firstPage, r.count);
+    this.#checkRun(r.block, r.firstPage, r.count, channel);
     const base = guest.layout[r.block].firstPage;
     this.#placement.zeroPages(r.block, r.firstPage, r.count);
     this.#markSeen(base + r.firstPage, r.count);
