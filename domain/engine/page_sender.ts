@@ -157,10 +157,18 @@ export class PageSender {
     this.#bufBusy.fill(undefined);
   }
 
-  /** Marks every page as to be sent (the bulk stage). */
+  /**
+   * Marks every page as to be sent (the bulk stage): of a growable block, the pages in use now
+   * (those past it are zero; once the guest grows and writes one, its dirty log marks it).
+   */
   markAll(): void {
-    this.bitmap.fill(1, 0, this.#totalPages);
-    this.pending = this.#totalPages;
+    this.bitmap.fill(0, 0, this.#totalPages);
+    this.pending = 0;
+    this.#guest.layout.forEach((blk, b) => {
+      const pages = Math.min(blk.pages, usedPages(this.#guest, b));
+      this.bitmap.fill(1, blk.firstPage, blk.firstPage + pages);
+      this.pending += pages;
+    });
     this.#cursor = 0;
   }
 

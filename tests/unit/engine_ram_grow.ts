@@ -189,7 +189,8 @@ Deno.test("ram grow: a block that grows during the precopy arrives at the source
   const { s, out } = sender(src);
   s.sync();
   s.markAll();
-  // The bulk stage walks the whole cap: the size now is said first; nothing past it is sent.
+  assert.equal(s.pending, 32, "the bulk stage marks the pages in use, not the cap's");
+  // The size now is said before the first page; nothing past it is sent.
   assert.equal(await s.send(1 << 20), true);
   await s.flush();
   const bulk = out();
