@@ -66,16 +66,18 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
   const start = (args: string[]) => startAgent(["--ram", "16M", ...args], [], undefined, w.env);
   try {
     await withAgents(async (track) => {
-      // The compute pair starts paused (-S): it runs only in its own step.
-      const [src, computeDst, computeSrc] = await Promise.all(
+      // The compute pair starts paused (-S): it runs only in its own step. Each module's
+      // second agent starts after its first: the prepared module is then in the cache (one
+      // binaryen pass per module).
+      const [src, computeSrc] = await Promise.all(
+        [["--guest", ticker], ["--guest", compute, "-S"]].map((args) => start(args).then(track)),
+      );
+      const [dst, computeDst] = await Promise.all(
         [
-          ["--guest", ticker],
+          ["--guest", ticker, "--incoming", "tcp:127.0.0.1:0"],
           ["--guest", compute, "--incoming", "tcp:127.0.0.1:0", "-S"],
-          ["--guest", compute, "-S"],
         ].map((args) => start(args).then(track)),
       );
-      // After the source: the ticker's prepared module is then in the cache (one binaryen pass).
-      const dst = track(await start(["--guest", ticker, "--incoming", "tcp:127.0.0.1:0"]));
       const srcOut = await readOutput(src);
       // A few ticks on each side show it mid-run; the ticker keeps a core busy while it runs.
       await srcOut.waitFor((r) => r.seq >= 5, "5 ticks on the source");
