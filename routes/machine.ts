@@ -18,7 +18,14 @@ const MachineSchema = z.object({
   runstate: RunstateSchema,
   "ram-size": z.number(),
   "page-size": z.number(),
-  blocks: z.array(z.object({ name: z.string(), size: z.number() })),
+  blocks: z.array(z.object({
+    name: z.string(),
+    size: z.number().meta({ description: "The block's size: its maximum (`--ram`)." }),
+    used: z.number().meta({
+      description: "Bytes in use (QEMU's used_length): a WebAssembly guest's memory starts at " +
+        "its declared size and grows with memory.grow up to size; other blocks: size.",
+    }),
+  })),
   workload: z.object({
     workload: z.string(),
     booted: z.boolean(),
@@ -67,7 +74,12 @@ const DigestSchema = z.object({
   "x-taken": z.enum(["arrival", "now"]).optional().meta({
     description: "Which RAM the block digests describe: as it arrived, or now.",
   }),
-  blocks: z.array(z.object({ name: z.string(), size: z.number(), sha256: z.string() })),
+  blocks: z.array(z.object({
+    name: z.string(),
+    size: z.number(),
+    used: z.number().meta({ description: "The bytes hashed: the block's used part." }),
+    sha256: z.string(),
+  })),
   "x-increment-check": z.object({
     ok: z.boolean(),
     steps: z.number(),

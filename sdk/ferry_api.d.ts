@@ -1255,7 +1255,10 @@ export interface components {
       "page-size": number;
       blocks: {
         name: string;
+        /** @description The block's size: its maximum (`--ram`). */
         size: number;
+        /** @description Bytes in use (QEMU's used_length): a WebAssembly guest's memory starts at its declared size and grows with memory.grow up to size; other blocks: size. */
+        used: number;
       }[];
       /** @description The workload and the vCPU's registers. */
       workload: {
@@ -1344,6 +1347,8 @@ export interface components {
       blocks: {
         name: string;
         size: number;
+        /** @description The bytes hashed: the block's used part. */
+        used: number;
         sha256: string;
       }[];
       /** @description migration-test's check, for the increment workload. */

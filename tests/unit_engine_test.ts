@@ -1,9 +1,10 @@
 /**
- * Unit tests in one module: the engine without sockets: the RAM loader, postcopy, thresholds, wire
- * v2 sections, the stream state and hostile streams (10 000 per run). Pure tests (no agent process)
- * live in tests/unit/ and run as a few modules like this one, not one module each: `deno test`
- * spends ~0.3 s of CPU starting every test module (a fresh runtime), which for these small files
- * was a sixth of the suite's CPU. One runs alone with `deno test -A tests/unit/<name>.ts`.
+ * Unit tests in one module: the engine without sockets: the RAM loader, a RAM block that grows,
+ * postcopy, thresholds, wire v2 sections, the stream state and hostile streams (10 000 per
+ * run). Pure tests (no agent process) live in tests/unit/ and run as a few modules like this
+ * one, not one module each: `deno test` spends ~0.3 s of CPU starting every test module (a fresh
+ * runtime), which for these small files was a sixth of the suite's CPU. One runs alone with
+ * `deno test -A tests/unit/<name>.ts`.
  *
  * @module
  */
@@ -13,6 +14,7 @@ import "./unit/engine_memory.ts";
 import "./unit/engine_output_compare.ts";
 import "./unit/engine_postcopy.ts";
 import "./unit/engine_postcopy_pacer.ts";
+import "./unit/engine_ram_grow.ts";
 import "./unit/engine_ram_loader.ts";
 import "./unit/engine_stream_state.ts";
 import "./unit/engine_threshold.ts";

@@ -11,6 +11,36 @@ import assert from "node:assert/strict";
 import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
 import { readOutput, waitMachine, wasmOf, workDir } from "./helpers/wasm_guest.ts";
 import { buildGuest } from "../guests/build.ts";
+import { waitFor } from "./helpers/wait.ts";
+import { RAM_SECTION } from "../domain/engine/ram_section.ts";
+import {
+  encodeConfig,
+  encodeGuestModule,
+  encodeRamUsed,
+  encodeSectionEnd,
+  encodeSectionStart,
+  encodeStreamHeader,
+  SectionKind,
+} from "../domain/wire/mod.ts";
+
+/**
+ * A stream that names `sha256`'s module, then says the 16 MiB RAM block grows to 32 MiB: past
+ * the destination's --ram.
+ */
+function growPastCap(sha256: string): Uint8Array {
+  const frames = [
+    encodeStreamHeader(),
+    encodeConfig(4096, [{ name: "pc.ram", size: 16 << 20 }]),
+    encodeSectionStart(SectionKind.SETUP, 0, RAM_SECTION),
+    encodeGuestModule(sha256),
+    encodeSectionEnd(SectionKind.SETUP, 0, RAM_SECTION.id),
+    encodeSectionStart(SectionKind.ITERATE, 1, RAM_SECTION),
+    encodeRamUsed(0, 32 << 20),
+  ];
+  const out = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  frames.reduce((at, f) => (out.set(f, at), at + f.length), 0);
+  return out;
+}
 
 /** The acceptance checks' ticker, built from its source in tests/guests/. */
 const TICKER_WAT = new URL("./guests/ticker.wat", import.meta.url);
@@ -36,16 +66,18 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
   const start = (args: string[]) => startAgent(["--ram", "16M", ...args], [], undefined, w.env);
   try {
     await withAgents(async (track) => {
-      // The compute pair starts paused (-S): it runs only in its own step.
-      const [src, computeDst, computeSrc] = await Promise.all(
+      // The compute pair starts paused (-S): it runs only in its own step. Each module's
+      // second agent starts after its first: the prepared module is then in the cache (one
+      // binaryen pass per module).
+      const [src, computeSrc] = await Promise.all(
+        [["--guest", ticker], ["--guest", compute, "-S"]].map((args) => start(args).then(track)),
+      );
+      const [dst, computeDst] = await Promise.all(
         [
-          ["--guest", ticker],
+          ["--guest", ticker, "--incoming", "tcp:127.0.0.1:0"],
           ["--guest", compute, "--incoming", "tcp:127.0.0.1:0", "-S"],
-          ["--guest", compute, "-S"],
         ].map((args) => start(args).then(track)),
       );
-      // After the source: the ticker's prepared module is then in the cache (one binaryen pass).
-      const dst = track(await start(["--guest", ticker, "--incoming", "tcp:127.0.0.1:0"]));
       const srcOut = await readOutput(src);
       // A few ticks on each side show it mid-run; the ticker keeps a core busy while it runs.
       await srcOut.waitFor((r) => r.seq >= 5, "5 ticks on the source");
@@ -63,11 +95,14 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
       });
 
       await t.step(
-        "a destination with another module refuses the state; the source runs on",
+        "a destination with another module refuses it before any page lands; the source runs on",
         async () => {
           // With the return path the source learns of the refusal and runs on.
           const on = await src.api("PATCH", "/capabilities", { "return-path": true });
           assert.equal(on.status, 200);
+          const digest = async (a: AgentProcess) =>
+            (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
+          const before = await digest(computeDst);
           const r = await src.api<Json>("POST", "/migrations", { uri: computeDst.incomingUri });
           assert.equal(r.status, 202);
           const info = await src.waitStatus(/completed|failed|cancelled/);
@@ -77,9 +112,46 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
             d["error-desc"] ?? "",
             /guest module sha256 [0-9a-f]{64}, this machine [0-9a-f]{64}/,
           );
+          // GUEST_MODULE comes in RAM's setup record: refused before the first page landed.
+          assert.deepEqual(await digest(computeDst), before, "the destination's RAM untouched");
+          assert.match(info["error-desc"] ?? "", /destination refused: .*guest module sha256/);
           await waitMachine(src, (m) => m.runstate === "running", "running again on the source");
           const off = await src.api("PATCH", "/capabilities", { "return-path": false });
           assert.equal(off.status, 200);
+        },
+      );
+
+      await t.step(
+        "a hostile stream growing the memory past --ram fails that attempt only",
+        async () => {
+          const machine = async () => (await computeDst.api<Json>("GET", "/machine")).body;
+          const before = await machine();
+          const port = Number(computeDst.incomingUri!.split(":").pop());
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          try {
+            const bytes = growPastCap(before["x-guest"].sha256);
+            for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+            await conn.closeWrite();
+            const sink = new Uint8Array(4096);
+            while (await conn.read(sink) !== null) { /* until the destination hangs up */ }
+          } catch {
+            /* reset by the destination: it gave the stream up */
+          } finally {
+            conn.close();
+          }
+          const info = await waitFor("the attempt refused for growing past --ram", async () => {
+            const c = (await computeDst.api<Json>("GET", "/migrations/current")).body;
+            return /past its maximum/.test(c["error-desc"] ?? "") && c;
+          });
+          assert.equal(info.status, "failed");
+          assert.match(
+            info["error-desc"],
+            /RAM_USED: RAM block 'pc.ram' would grow to 33554432 bytes, past its maximum 16777216 \(--ram\)/,
+          );
+          const after = await machine();
+          assert.equal(after.runstate, "inmigrate", "waiting for the next attempt");
+          assert.equal(after.blocks[0].used, before.blocks[0].used, "the memory did not grow");
+          // The compute guest's migration into it, below, is the next attempt.
         },
       );
 
@@ -113,12 +185,18 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
       );
 
       await t.step(
-        "the compute guest migrates while it sieves: its rounds go on, no gap, repeat or reorder",
+        "the compute guest migrates while it sieves (multifd): its rounds go on, no gap, repeat or reorder",
         async () => {
           const srcOut = await readOutput(computeSrc);
           const dstOut = await readOutput(computeDst);
-          // Unthrottled, as the ticker: the sieve rewrites 4 MiB every round.
-          await computeSrc.api("PATCH", "/parameters", { "max-bandwidth": 10 * 2 ** 30 });
+          // Unthrottled, as the ticker: the sieve rewrites 4 MiB every round. Over two page
+          // channels: each says the memory's size (RAM_USED) before its first page of it.
+          await computeSrc.api("PATCH", "/parameters", {
+            "max-bandwidth": 10 * 2 ** 30,
+            "x-multifd-channels": 2,
+          });
+          const mfd = await computeSrc.api("PATCH", "/capabilities", { "x-multifd": true });
+          assert.equal(mfd.status, 200);
           assert.equal((await computeSrc.api("POST", "/machine/cont")).status, 202);
           await srcOut.waitFor((r) => r.seq >= 3, "3 rounds on the source");
           const r = await computeSrc.api<Json>("POST", "/migrations", {
@@ -127,6 +205,7 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
           assert.equal(r.status, 202, JSON.stringify(r.body));
           const info = await computeSrc.waitStatus(/completed|failed|cancelled/);
           assert.equal(info.status, "completed", JSON.stringify(info));
+          assert.ok(info.ram["multifd-bytes"] > COMPUTE_MIB << 20, JSON.stringify(info.ram));
           await waitMachine(computeDst, (m) => m.runstate === "paused", "paused (-S)");
           const digest = async (a: AgentProcess) =>
             (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;

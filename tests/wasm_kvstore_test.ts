@@ -5,7 +5,9 @@
  * to the destination. No command is lost, every answer comes, in order, numbered on across
  * the switchover; what was stored before is read back after; the stopped source's RAM equals
  * the destination's (started with -S, so it waits, paused, to be compared). At the --ram cap
- * the store answers "ERR out of memory" and serves on. Two agents, reused step after step.
+ * the store answers "ERR out of memory" and serves on. Its memory starts small and grows as it
+ * stores (issue 22, item 2): the client makes it store 6 MiB more during the precopy, and the
+ * destination's memory ends the same size. Two agents, reused step after step.
  */
 import assert from "node:assert/strict";
 import { type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
@@ -59,7 +61,16 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
 
       const before = commands.length;
       const model = new Map(store);
-      const next = (i: number) => (i % 2 === 0 ? `SET live:${i} ${i}` : `GET pre:${i % 50}`);
+      let grow = false;
+      const next = (i: number) => {
+        if (grow) {
+          grow = false;
+          return "FILL 1500 4096 grow:";
+        }
+        return i % 2 === 0 ? `SET live:${i} ${i}` : `GET pre:${i % 50}`;
+      };
+      const used = async (a: typeof src) =>
+        (await a.api<Json>("GET", "/machine")).body.blocks[0].used as number;
       const client = startKvClient(src, dst, next);
       try {
         await t.step(
@@ -68,8 +79,23 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
             await waitFor("10 commands taken by the source", () => client.count("source") >= 10);
             const caps = { "pause-before-switchover": true, "return-path": true };
             assert.equal((await src.api("PATCH", "/capabilities", caps)).status, 200);
+            // 4 MiB/s: the first 8 MiB the precopy sends (a chunk, after which a new
+            // max-bandwidth applies) take 2 s, while the store grows.
+            const slow = { "max-bandwidth": 4 << 20 };
+            assert.equal((await src.api("PATCH", "/parameters", slow)).status, 200);
+            const startUsed = await used(src);
             const r = await src.api<Json>("POST", "/migrations", { uri: dst.incomingUri });
             assert.equal(r.status, 202, JSON.stringify(r.body));
+            await src.waitStatus(/active/);
+            grow = true;
+            await waitFor(
+              "the source's memory grown by the FILL during the precopy",
+              async () => (await used(src)) >= startUsed + (6 << 20),
+            );
+            const during = (await src.api<Json>("GET", "/migrations/current")).body;
+            assert.equal(during.status, "active", "it grew during the precopy");
+            const fast = { "max-bandwidth": 1 << 30 };
+            assert.equal((await src.api("PATCH", "/parameters", fast)).status, 200);
             assert.equal((await src.waitStatus(/pre-switchover|failed/)).status, "pre-switchover");
             assert.equal((await src.api<Json>("GET", "/machine")).body.runstate, "finish-migrate");
             // The source is stopped and still takes input: unread, it travels in the device state.
@@ -93,6 +119,9 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
             const digest = async (a: typeof src) =>
               (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
             assert.deepEqual(await digest(dst), await digest(src), "the RAM arrived as it left");
+            const grown = await used(src);
+            assert.ok(grown >= startUsed + (6 << 20), `${startUsed} -> ${grown} bytes in use`);
+            assert.equal(await used(dst), grown, "the destination's memory grew to the source's");
           },
         );
 

@@ -12,7 +12,7 @@
  */
 
 import { createHash, type Hash } from "node:crypto";
-import type { SharedGuest } from "./guest_ram.ts";
+import { type SharedGuest, usedBytes } from "./guest_ram.ts";
 import { type IncrementCheck, incrementCheck } from "./increment_check.ts";
 import { PAGE_SIZE, type RamBlockLayout } from "./layout.ts";
 
@@ -30,7 +30,8 @@ export interface DigestRequest {
 
 /** What it answers (`GET /machine/digest`). */
 export interface DigestResult {
-  blocks: { name: string; size: number; sha256: string }[];
+  /** `used`: the bytes hashed, the block's used part (guest_ram.ts usedBytes). */
+  blocks: { name: string; size: number; used: number; sha256: string }[];
   "x-increment-check"?: IncrementCheck;
   /** Which RAM was hashed: as it arrived by migration, or as it is now (set by Machine). */
   "x-taken"?: "arrival" | "now";
@@ -94,9 +95,15 @@ export function digestGuest({ guest, mode = "now", check }: DigestRequest): Dige
   const temp = mode === "snapshot" ? new Uint8Array(CHUNK) : null;
   const blocks = mode === "check" ? [] : guest.layout.map((block, i) => {
     const hash = createHash("sha256");
-    if (temp === null) hashNow(hash, ram[i]);
-    else hashSnapshot(hash, block, ram[i], new Uint8Array(guest.snap[i]), copied, temp);
-    return { name: block.name, size: block.size, sha256: hash.digest("hex") };
+    // The used part, as it is now (a WebAssembly guest's memory may grow meanwhile).
+    const used = usedBytes(guest, i);
+    const now = ram[i].subarray(0, used);
+    if (temp === null) hashNow(hash, now);
+    else {
+      const part = { ...block, pages: used / PAGE_SIZE };
+      hashSnapshot(hash, part, now, new Uint8Array(guest.snap[i]), copied, temp);
+    }
+    return { name: block.name, size: block.size, used, sha256: hash.digest("hex") };
   });
   const result: DigestResult = { blocks };
   if (check !== null) {

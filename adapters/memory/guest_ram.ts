@@ -107,16 +107,18 @@ export function allocateGuest(
   validateBlockSpecs(specs);
   const layout = layoutBlocks(specs);
   const mapBytes = pageMapBytes(totalPages(layout));
-  if (wasm && (layout.length !== 1 || wasm.memory.buffer.byteLength !== layout[0].size)) {
+  // A WebAssembly guest's block is its memory as a growable SharedArrayBuffer: its byteLength
+  // is the used size (memory.grow moves it, seen at once by every thread), its maxByteLength
+  // at most the block's size (the cap, --ram).
+  const grown = wasm ? resizableBuffer(wasm.memory) : null;
+  if (wasm && (layout.length !== 1 || grown!.maxByteLength > layout[0].size)) {
     throw new RangeError("RAM layout: a WebAssembly guest has one RAM block, its memory");
   }
   return {
     pageSize: PAGE_SIZE,
     ramPageSize: PAGE_SIZE,
     layout,
-    ram: wasm
-      ? [wasm.memory.buffer as SharedArrayBuffer]
-      : layout.map((block) => new SharedArrayBuffer(block.size)),
+    ram: grown ? [grown] : layout.map((block) => new SharedArrayBuffer(block.size)),
     dirty: wasm ? wasm.dirtyMemory.buffer as SharedArrayBuffer : new SharedArrayBuffer(mapBytes),
     received: new SharedArrayBuffer(mapBytes),
     ctl: new SharedArrayBuffer(CTL_BYTES),
@@ -125,6 +127,88 @@ export function allocateGuest(
     snapCopied: new SharedArrayBuffer(snapshot ? mapBytes : 0),
     ...(wasm ? { wasm } : {}),
   };
+}
+
+/**
+ * Decision: a guest's memory starts small and grows (measured 2026-12-06, bench/
+ * wasm_memory_grow.ts, 2 shared cores, kernel 6.18, THP madvise). It is a shared
+ * `WebAssembly.Memory` of the module's declared initial size whose maximum is the cap
+ * (`--ram`, or the module's own maximum when lower): V8 reserves the maximum's address space at
+ * once and commits pages as memory.grow asks, in place, so every thread sees the growth and no
+ * buffer moves. Its bytes are the RAM block as a growable SharedArrayBuffer
+ * (`memory.toResizableBuffer()`: byteLength = the size now). Against the alternative, the whole
+ * cap allocated from the start and touched lazily (what Ferry did before):
+ *
+ * - memory: the same. Untouched pages cost nothing either way; creating 256 MiB took 0.67 ms and
+ *   ~0.7 MiB RSS at the cap, 0.02 ms starting at one page. Growing 64 KiB → 256 MiB as the
+ *   sample guests' allocator does (66 memory.grow calls) took 1.4–2.8 ms in all (1 GiB: 114
+ *   calls, 15 ms), nothing next to touching the pages (~1 s per 256 MiB here either way).
+ * - what it buys: memory.size is what the program uses (a C or Rust allocator grows it as it
+ *   needs, as on any runtime), `GET /machine` shows it (blocks[].used), a migration reads and
+ *   sends only the used part (the cap's pages past it are neither scanned nor sent: a full
+ *   buffer must be walked whole, every page marked written since the program may store
+ *   anywhere), and the digest hashes the used part.
+ * - what it costs: a typed-array view made on the growable buffer without a length follows its
+ *   size but reads 36× slower (a zero-page scan of 256 MiB: 1182 ms, against 32 ms on a fixed
+ *   buffer); with a length it is 56 ms. So the hot loops (page sender, RAM loader) use views
+ *   with a length, made again when the block grows (guest_ram.ts ramViews). Copies (subarray +
+ *   set, the page runs) cost the same: 14.5 ms per 256 MiB both ways.
+ * - huge pages: the reservation is advised whole at start (huge_pages.ts), so the pages the
+ *   memory grows into are huge pages where the host gives them.
+ *
+ * This returns those bytes: a growable SharedArrayBuffer that follows the memory's size.
+ */
+export function resizableBuffer(memory: WebAssembly.Memory): SharedArrayBuffer {
+  return (memory as unknown as { toResizableBuffer(): SharedArrayBuffer }).toResizableBuffer();
+}
+
+/**
+ * Byte and word views of every block at its size now, for hot loops. A view of a growable
+ * buffer made without a length follows its size but reads ~36× slower in V8 (bench/
+ * wasm_memory_grow.ts: a zero-page scan of 256 MiB 1182 ms, against 56 ms with a length and
+ * 32 ms on a fixed buffer); make them again (this) when a block grew.
+ */
+export function ramViews(guest: SharedGuest): { ram8: Uint8Array[]; ram32: Uint32Array[] } {
+  return {
+    ram8: guest.ram.map((b) => new Uint8Array(b, 0, b.byteLength)),
+    ram32: guest.ram.map((b) => new Uint32Array(b, 0, b.byteLength >> 2)),
+  };
+}
+
+/** The step a growable block grows by: a wasm page. */
+export const GROW_UNIT = 65536;
+
+/**
+ * Bytes of block `b` in use (QEMU's used_length): a WebAssembly guest's memory grows while it
+ * runs (its buffer is growable: byteLength is the size now, shared by every thread, and views
+ * made without a length follow it); every other block is whole from the start.
+ */
+export function usedBytes(guest: SharedGuest, b: number): number {
+  return guest.ram[b].byteLength;
+}
+
+/** Pages of block `b` in use (see {@link usedBytes}). */
+export function usedPages(guest: SharedGuest, b: number): number {
+  return guest.ram[b].byteLength / PAGE_SIZE;
+}
+
+/** The step block `b` grows by, or null when it cannot grow. */
+export function growUnit(guest: SharedGuest, b: number): number | null {
+  return guest.ram[b].growable ? GROW_UNIT : null;
+}
+
+/**
+ * Grows block `b` to `bytes` in use (a multiple of GROW_UNIT, at most its maximum; checked by
+ * the caller); nothing when it has that much already. The new bytes are zero.
+ */
+export function growBlock(guest: SharedGuest, b: number, bytes: number): void {
+  const buf = guest.ram[b];
+  if (bytes > buf.byteLength) buf.grow(bytes);
+}
+
+/** RAM bytes in use of a guest (QEMU's ram_bytes_total: the blocks' used lengths). */
+export function usedRamBytes(guest: SharedGuest): number {
+  return guest.ram.reduce((n, buf) => n + buf.byteLength, 0);
 }
 
 /** Total RAM bytes of a guest. */
@@ -193,9 +277,10 @@ export function prepJobs(guest: SharedGuest, prep: RamPrep, parts: number): Prep
   const seeds = crypto.getRandomValues(new Uint32Array(guest.layout.length + parts));
   const jobs: PrepJob[] = [];
   guest.layout.forEach((block, i) => {
-    for (let at = 0; at < block.pages; at += per) {
+    const used = usedPages(guest, i);
+    for (let at = 0; at < used; at += per) {
       const seed = seeds[jobs.length % seeds.length];
-      const pages = Math.min(per, block.pages - at);
+      const pages = Math.min(per, used - at);
       jobs.push({
         buf: guest.ram[i],
         pageInBlock: at,

@@ -67,14 +67,21 @@ export function hugePagesUnavailable(): string | null {
  * faulted in as 4 KiB pages, and only a first touch after the advice faults in a huge page.
  */
 export function adviseHugePages(buf: SharedArrayBuffer | ArrayBuffer, huge: boolean): number {
-  const length = buf.byteLength;
+  // A growable buffer (a WebAssembly guest's memory) has all of its maximum reserved at its
+  // address (inaccessible past its size): advised whole now, its pages follow as it grows.
+  const length = buf instanceof SharedArrayBuffer && buf.growable
+    ? buf.maxByteLength
+    : buf.byteLength;
   madviseRange(buf, 0, length, MADV.DONTNEED, HUGE_PAGE_SIZE);
   return madviseRange(buf, 0, length, huge ? MADV.HUGEPAGE : MADV.NOHUGEPAGE, HUGE_PAGE_SIZE);
 }
 
 /** Bytes of `buf` that adviseHugePages would advise: its 2 MiB-aligned part. */
 export function hugeAlignedBytes(buf: SharedArrayBuffer | ArrayBuffer): number {
-  const { start, end } = alignedRange(buf, 0, buf.byteLength, HUGE_PAGE_SIZE);
+  const length = buf instanceof SharedArrayBuffer && buf.growable
+    ? buf.maxByteLength
+    : buf.byteLength;
+  const { start, end } = alignedRange(buf, 0, length, HUGE_PAGE_SIZE);
   return Number(end - start);
 }
 

@@ -14,6 +14,8 @@ import {
   type RamPrep,
   ramSize,
   type SharedGuest,
+  usedBytes,
+  usedPages,
 } from "./guest_ram.ts";
 import { adviseHugePages } from "./huge_pages.ts";
 import { MachineDigests } from "./machine_digests.ts";
@@ -110,7 +112,8 @@ export interface MachineInfo {
   runstate: RunState;
   "ram-size": number;
   "page-size": number;
-  blocks: { name: string; size: number }[];
+  /** `used`: bytes in use (a WebAssembly guest's memory grows up to `size`). */
+  blocks: { name: string; size: number; used: number }[];
   workload: VcpuRegisters;
   "cpu-throttle-percentage": number;
   "x-ram-backing": RamBackingInfo;
@@ -214,7 +217,8 @@ export class Machine {
       // A zero fill and a pre-touch leave every page zero; the other fills write them all
       // (and so may a WebAssembly program's data segments).
       if (!opts.incoming && (opts.fill !== "zero" || wasm)) {
-        new Uint8Array(shared.written).fill(1);
+        // A WebAssembly guest's pages past its memory's size are zero until it grows.
+        new Uint8Array(shared.written).fill(1, 0, wasm ? usedPages(shared, 0) : undefined);
       }
       const vcpuWorker = await machine.#workers.spawn<string | { error: string }>(
         new URL("./vcpu_worker.ts", import.meta.url),
@@ -322,7 +326,11 @@ export class Machine {
       runstate: this.runstate,
       "ram-size": ramSize(this.shared),
       "page-size": PAGE_SIZE,
-      blocks: this.layout.map(({ name, size }) => ({ name, size })),
+      blocks: this.layout.map(({ name, size }, b) => ({
+        name,
+        size,
+        used: usedBytes(this.shared, b),
+      })),
       workload: this.vcpu.registers(),
       "cpu-throttle-percentage": this.vcpu.throttle,
       "x-ram-backing": this.ramBackingInfo(),

@@ -93,8 +93,10 @@ export interface HostDeps {
 
 /** The `wasi_snapshot_preview1` import object. */
 export function wasiImports(d: HostDeps): Record<string, (...a: never[]) => unknown> {
-  const u8 = new Uint8Array(d.memory.buffer);
-  const dv = new DataView(d.memory.buffer);
+  // The memory grows (memory.grow): views of its growable buffer follow its size.
+  const grows = d.memory as unknown as { toResizableBuffer(): SharedArrayBuffer };
+  const u8 = new Uint8Array(grows.toResizableBuffer());
+  const dv = new DataView(u8.buffer);
   const enc = new TextEncoder();
   const mark = (addr: number, len: number) => {
     if (len <= 0) return;

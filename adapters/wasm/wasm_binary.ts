@@ -21,6 +21,17 @@ export const WASI_MODULE = "wasi_snapshot_preview1";
 /** Import module of the memories and hooks Ferry adds. */
 export const FERRY_MODULE = "ferry";
 
+/**
+ * The memory a guest of `facts` gets under a cap of `capPages` (`--ram`): it starts at the
+ * module's declared size and grows with memory.grow up to its declared maximum, at most the cap.
+ */
+export function guestMemoryPages(
+  facts: ModuleFacts,
+  capPages: number,
+): { min: number; max: number } {
+  return { min: facts.minPages, max: Math.min(facts.maxPages ?? capPages, capPages) };
+}
+
 /** What the module declares about its memory and imports. */
 export interface ModuleFacts {
   /** Declared initial memory size in 64 KiB pages. */
@@ -172,25 +183,25 @@ export function moduleFacts(bytes: Uint8Array): ModuleFacts {
 }
 
 /**
- * Rewrites a checked module so memory 0 is `ferry.memory` (shared, `ramPages` pages, fixed)
- * and memory 1 is `ferry.dirty` (shared, `dirtyPages` pages): the memory section is removed,
- * the two imports are put first in the import section (memory indices only; function indices
- * do not change).
+ * Rewrites a checked module so memory 0 is `ferry.memory` (shared, `ram.min` pages growing up
+ * to `ram.max`) and memory 1 is `ferry.dirty` (shared, `dirtyPages` pages, fixed): the memory
+ * section is removed, the two imports are put first in the import section (memory indices
+ * only; function indices do not change).
  */
 export function importMemories(
   bytes: Uint8Array,
-  ramPages: number,
+  ram: { min: number; max: number },
   dirtyPages: number,
 ): Uint8Array {
-  const mem = (field: string, pages: number) => [
+  const mem = (field: string, min: number, max: number) => [
     ...nameBytes(FERRY_MODULE),
     ...nameBytes(field),
     2,
     0x03,
-    ...leb(pages),
-    ...leb(pages),
+    ...leb(min),
+    ...leb(max),
   ];
-  const added = [...mem("memory", ramPages), ...mem("dirty", dirtyPages)];
+  const added = [...mem("memory", ram.min, ram.max), ...mem("dirty", dirtyPages, dirtyPages)];
   const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   const push = (id: number, body: ArrayLike<number>) => {
     out.push(id, ...leb(body.length));

@@ -4,10 +4,11 @@
  * | field                         | size |
  * |-------------------------------|-----:|
  * | magic `FWSM`                  |    4 |
- * | version, 1                    |    2 |
+ * | version, 2                    |    2 |
  * | reserved, 0                   |    2 |
  * | module SHA-256                |   32 |
- * | RAM size in bytes             |    8 |
+ * | RAM size in bytes (the cap)   |    8 |
+ * | memory in use, bytes          |    8 | (version 2: the memory grows; a multiple of 64 KiB)
  * | length L1, the vCPU registers |  4+L1 (device_state.ts, workload `idle`) |
  * | length L2, the guest's state  |  4+L2 (written by the parked vCPU, see GuestState) |
  * | length L3, unread stdin       |  4+L3 |
@@ -24,8 +25,8 @@ import { DeviceStateError } from "../memory/device_state.ts";
 
 /** "FWSM". */
 export const WASM_STATE_MAGIC = 0x4657534d;
-const VERSION = 1;
-const HEADER = 48;
+const VERSION = 2;
+const HEADER = 56;
 
 /** A global's value as saved. */
 export type GlobalValue = { type: 0 | 2 | 3; value: number } | { type: 1; value: bigint };
@@ -48,6 +49,8 @@ export interface GuestState {
 export interface WasmDeviceState {
   sha256: string;
   ramSize: number;
+  /** Bytes of the memory in use (it grows with memory.grow up to ramSize). */
+  used: number;
   regs: Uint8Array;
   guest: Uint8Array;
   stdin: Uint8Array;
@@ -71,6 +74,7 @@ export function encodeWasmDeviceState(s: WasmDeviceState): Uint8Array {
   v.setUint16(4, VERSION);
   for (let i = 0; i < 32; i++) out[8 + i] = parseInt(s.sha256.slice(2 * i, 2 * i + 2), 16);
   v.setBigUint64(40, BigInt(s.ramSize));
+  v.setBigUint64(48, BigInt(s.used));
   let at = HEADER;
   for (const part of [s.regs, s.guest, s.stdin]) {
     v.setUint32(at, part.length);
@@ -102,6 +106,10 @@ export function decodeWasmDeviceState(
   }
   const ram = Number(v.getBigUint64(40));
   if (ram !== ramSize) fail(`RAM size ${ram} differs from this machine's ${ramSize} bytes`);
+  const used = Number(v.getBigUint64(48));
+  if (used > ramSize || used % 65536 !== 0) {
+    fail(`memory in use ${used} bytes is not whole 64 KiB pages within ${ramSize} bytes`);
+  }
   const parts: Uint8Array[] = [];
   let at = HEADER;
   for (let i = 0; i < 3; i++) {
@@ -112,7 +120,7 @@ export function decodeWasmDeviceState(
     at += 4 + n;
   }
   if (at !== bytes.length) fail(`${bytes.length - at} trailing bytes after the wasm guest state`);
-  return { sha256, ramSize, regs: parts[0], guest: parts[1], stdin: parts[2] };
+  return { sha256, ramSize, used, regs: parts[0], guest: parts[1], stdin: parts[2] };
 }
 
 /** Encodes what the vCPU saves. */

@@ -23,7 +23,7 @@ export interface GuestSpec {
 /** Largest module file accepted. */
 export const MAX_MODULE_BYTES = 64 << 20;
 /** Bumped whenever preparation changes, so cached modules of older versions are not used. */
-const PREP_VERSION = 2;
+const PREP_VERSION = 3;
 
 const USAGE = "expected wasm:PATH.wasm[,args=ARG ARG...][,env=K=V]...";
 
@@ -112,7 +112,7 @@ export async function loadGuest(spec: GuestSpec, ramBytes: number): Promise<Load
     if (e instanceof WasmModuleError) throw e;
     throw new WasmModuleError(`cannot read ${spec.path}: ${(e as Error).message}`);
   }
-  const { moduleFacts } = await import("./wasm_binary.ts");
+  const { guestMemoryPages, moduleFacts } = await import("./wasm_binary.ts");
   const facts = moduleFacts(original);
   for (const name of facts.imports) {
     const fn = name.slice(name.indexOf(".") + 1);
@@ -127,11 +127,12 @@ export async function loadGuest(spec: GuestSpec, ramBytes: number): Promise<Load
   }
   const sha256 = hex(await crypto.subtle.digest("SHA-256", original as BufferSource));
   const p = await prepared(original, sha256, ramBytes);
-  const pages = ramBytes / 65536;
+  const pages = guestMemoryPages(facts, ramBytes / 65536);
   const dirtyPages = Math.max(1, Math.ceil(ramBytes / 4096 / 65536));
   return {
     shared: {
-      memory: new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true }),
+      // Starts small and grows (what that costs: guest_ram.ts resizableBuffer).
+      memory: new WebAssembly.Memory({ initial: pages.min, maximum: pages.max, shared: true }),
       dirtyMemory: new WebAssembly.Memory({
         initial: dirtyPages,
         maximum: dirtyPages,

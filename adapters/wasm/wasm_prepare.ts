@@ -2,8 +2,9 @@
  * Prepares a WASI guest module for Ferry with npm `binaryen` (run once per module and RAM
  * size; the result is cached by hash, wasm_cache.ts):
  *
- * 1. its memory becomes `ferry.memory`, a shared memory of exactly the RAM's size, and a
- *    second shared memory `ferry.dirty` is the machine's dirty log (one byte per 4 KiB page);
+ * 1. its memory becomes `ferry.memory`, a shared memory of the module's declared size that
+ *    grows with memory.grow up to the RAM's size (the cap), and a second shared memory
+ *    `ferry.dirty` is the machine's dirty log (one byte per 4 KiB page of the cap);
  * 2. every store marks its page(s) in the dirty log (binaryen's `instrument-memory`, whose
  *    hooks are replaced by small functions of the module and inlined; `memory.copy` and
  *    `memory.fill` are first lowered to loops of stores);
@@ -18,7 +19,13 @@
  */
 
 import binaryen from "binaryen";
-import { FERRY_MODULE, importMemories, moduleFacts, WASI_MODULE } from "./wasm_binary.ts";
+import {
+  FERRY_MODULE,
+  guestMemoryPages,
+  importMemories,
+  moduleFacts,
+  WASI_MODULE,
+} from "./wasm_binary.ts";
 import {
   ASYNCIFY_BYTES,
   ASYNCIFY_MEMORY_EXPORT,
@@ -124,7 +131,11 @@ export function prepareModule(original: Uint8Array, ramBytes: number): PreparedM
   const dirtyPages = Math.max(1, Math.ceil(ramBytes / 4096 / 65536));
   // The module's own fault first, with the engine's precise message.
   new WebAssembly.Module(original as BufferSource);
-  const rewritten = importMemories(lowerBulkMemory(original), ramPages, dirtyPages);
+  const rewritten = importMemories(
+    lowerBulkMemory(original),
+    guestMemoryPages(facts, ramPages),
+    dirtyPages,
+  );
   const m = binaryen.readBinary(rewritten);
   try {
     m.setFeatures(ENGINE_FEATURES);

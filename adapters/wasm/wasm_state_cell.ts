@@ -35,12 +35,14 @@ export function saveWasmState(w: WasmShared, regs: Uint8Array, ramSize: number):
   }
   const guest = bytes.slice(0, Atomics.load(i32, 1));
   const stdin = stdinSeal(w.stdin);
-  return encodeWasmDeviceState({ sha256: w.sha256, ramSize, regs, guest, stdin });
+  const used = w.memory.buffer.byteLength;
+  return encodeWasmDeviceState({ sha256: w.sha256, ramSize, used, regs, guest, stdin });
 }
 
 /**
- * Checks `bytes` completely (module hash, RAM size, registers, guest state), then hands the
- * guest state to the vCPU (applied before it next runs) and replaces the unread stdin.
+ * Checks `bytes` completely (module hash, RAM size, memory in use, registers, guest state),
+ * then hands the guest state to the vCPU (applied before it next runs) and replaces the unread
+ * stdin.
  * Returns the registers to install. Throws DeviceStateError, changing nothing.
  */
 export function loadWasmState(w: WasmShared, bytes: Uint8Array, ramSize: number): WorkloadRegs {
@@ -50,6 +52,19 @@ export function loadWasmState(w: WasmShared, bytes: Uint8Array, ramSize: number)
     );
   }
   const s = decodeWasmDeviceState(bytes, w.sha256, ramSize);
+  // RAM_USED frames grew the memory with the source's; the size when it stopped must match. A
+  // memory an earlier, failed incoming migration grew past it cannot shrink (wasm memories
+  // do not): that destination must be started again.
+  const mine = w.memory.buffer.byteLength;
+  if (s.used !== mine) {
+    throw new DeviceStateError(
+      s.used < mine
+        ? `the source's memory has ${s.used} bytes in use, this machine's ${mine} (grown ` +
+          "by an earlier incoming migration; a WebAssembly memory cannot shrink: start the " +
+          "destination again)"
+        : `the source's memory has ${s.used} bytes in use, the stream grew this one to ${mine}`,
+    );
+  }
   const regs = decodeDeviceState(s.regs, ramSize);
   decodeGuestState(s.guest, w.globals);
   const cell = stateViews(w.state);

@@ -37,6 +37,7 @@ export class CachePlacement implements Placement {
 
   /** The cache's bytes: the run lands there. */
   runTarget(block: number, page: number, count: number): Uint8Array {
+    this.#fit(block);
     this.#touch(block, page, count);
     return this.#cache[block].subarray(page * PAGE_SIZE, (page + count) * PAGE_SIZE);
   }
@@ -46,18 +47,21 @@ export class CachePlacement implements Placement {
 
   /** Zeroes the pages in the cache. */
   zeroPages(block: number, page: number, count: number): void {
+    this.#fit(block);
     this.#touch(block, page, count);
     this.#cache[block].fill(0, page * PAGE_SIZE, (page + count) * PAGE_SIZE);
   }
 
   /** Copies the page into the cache. */
   wholePage(block: number, page: number, data: Uint8Array): void {
+    this.#fit(block);
     this.#touch(block, page, 1);
     this.#cache[block].set(data, page * PAGE_SIZE);
   }
 
   /** The cached page a delta applies to (it changes: touched). */
   deltaTarget(block: number, page: number): Uint8Array {
+    this.#fit(block);
     this.#touch(block, page, 1);
     return this.#cache[block].subarray(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
   }
@@ -75,7 +79,8 @@ export class CachePlacement implements Placement {
     for (const [b, blk] of m.guest.layout.entries()) {
       const ram = m.ram8[b];
       const cache = this.#cache[b];
-      for (let p = 0; p < blk.pages; p++) {
+      const pages = Math.min(blk.pages, cache.length / PAGE_SIZE, ram.length / PAGE_SIZE);
+      for (let p = 0; p < pages; p++) {
         const flat = blk.firstPage + p;
         if (this.#dirty[flat] === 0) continue;
         this.#dirty[flat] = 0;
@@ -86,6 +91,19 @@ export class CachePlacement implements Placement {
     }
     this.#pending = 0;
     return n;
+  }
+
+  /**
+   * A growable block (a WebAssembly guest's memory) grew since the cache was taken: the cache
+   * grows with it, the new part zero as the grown memory is (the loader checked the page
+   * against the block's size before placing it).
+   */
+  #fit(block: number): void {
+    const have = this.#cache[block], want = this.#m.ram8[block].length;
+    if (have.length >= want) return;
+    const grown = new Uint8Array(want);
+    grown.set(have);
+    this.#cache[block] = grown;
   }
 
   #touch(block: number, page: number, count: number): void {

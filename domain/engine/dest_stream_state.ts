@@ -51,6 +51,8 @@ export const STREAM_TABLE: Readonly<
       ...PAGES,
       "XBZRLE_PAGE",
       "COMPRESSED_PAGE",
+      "RAM_USED",
+      "GUEST_MODULE",
       "DISK_CONFIG",
       "DISK_DATA",
       "DISK_ZERO",

@@ -134,9 +134,12 @@ export class MultifdReceiver {
     for (;;) {
       const f = await c.reader.next();
       if (f.type === FrameType.PAGE_RUN) {
-        await this.#ram.pageRun(c.reader, f.length, header);
+        await this.#ram.pageRun(c.reader, f.length, header, true);
       } else if (f.type === FrameType.ZERO_RUN) {
-        this.#ram.zeroRun(await c.reader.readPayload());
+        this.#ram.zeroRun(await c.reader.readPayload(), true);
+      } else if (f.type === FrameType.RAM_USED) {
+        // Each channel says a growable block's size before its first page past the old end.
+        this.#ram.ramUsed(await c.reader.readPayload());
       } else if (f.type === FrameType.MULTIFD_SYNC) {
         const pass = decodeU32(await c.reader.readPayload());
         if (pass !== this.#reached[c.id] + 1) {

@@ -5,11 +5,12 @@
  *
  * @module
  */
-import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
+import { ramViews, type SharedGuest, usedPages } from "../../adapters/memory/guest_ram.ts";
 import { countMarked, syncDirtyLog } from "../../adapters/memory/dirty_log.ts";
 import { isZeroPage } from "../../adapters/memory/zero_page.ts";
 import { MAX_RUN_PAGES, putPageRunHeader, putZeroRun } from "../wire/mod.ts";
 import { ENCODED_PAGE_OVERHEAD, putEncodedPageHeader } from "../wire/encoded_page.ts";
+import { encodeRamUsed } from "../wire/ram_used.ts";
 import type { EncodedSink, PageEncoder } from "./page_encoder.ts";
 
 /** The byte sink the sender writes through (a ChannelWriter). */
@@ -18,6 +19,7 @@ export interface ByteSink {
 }
 
 const RUN_OVERHEAD = 15; // frame header + run header
+const RAM_USED_BYTES = 15; // frame header + RAM_USED
 
 /** Bytes of a migration bitmap for `pages` pages (padded to whole 8-byte words). */
 export function bitmapBytes(pages: number): number {
@@ -56,6 +58,11 @@ export class PageSender {
   /** The guest's written map (see SharedGuest.written). */
   readonly #written: Uint8Array;
   readonly #blockFirst: number[];
+  /**
+   * Per block, the pages in use this sender told the destination (RAM_USED); runs never go
+   * past it. A fixed block's is its size (never told); a growable one's starts unknown (-1).
+   */
+  readonly #announced: number[];
   readonly #totalPages: number;
   readonly #bufs = [new Uint8Array(STAGING), new Uint8Array(STAGING)];
   readonly #views = this.#bufs.map((b) => new DataView(b.buffer));
@@ -101,8 +108,7 @@ export class PageSender {
   ) {
     this.#guest = guest;
     this.#sink = sink;
-    this.#ram8 = guest.ram.map((b) => new Uint8Array(b));
-    this.#ram32 = guest.ram.map((b) => new Uint32Array(b));
+    ({ ram8: this.#ram8, ram32: this.#ram32 } = ramViews(guest));
     const last = guest.layout[guest.layout.length - 1];
     this.#totalPages = last ? last.firstPage + last.pages : 0;
     const padded = bitmapBytes(this.#totalPages);
@@ -115,6 +121,32 @@ export class PageSender {
     this.#dirty = new Uint8Array(guest.dirty, 0, padded);
     this.#written = new Uint8Array(guest.written);
     this.#blockFirst = guest.layout.map((blk) => blk.firstPage);
+    this.#announced = guest.layout.map((blk, b) => guest.ram[b].growable ? -1 : blk.pages);
+  }
+
+  /**
+   * Tells the destination (RAM_USED) each growable block's size now where it grew past what
+   * this sender told it (the completion: the guest is stopped, so the size is final).
+   */
+  async announceGrowth(): Promise<void> {
+    for (let b = 0; b < this.#announced.length; b++) {
+      if (this.#announced[b] !== this.#guest.layout[b].pages) await this.#announce(b);
+    }
+  }
+
+  /** RAM_USED for block `b` at its size now, unless the destination has it already. */
+  async #announce(b: number): Promise<void> {
+    const used = usedPages(this.#guest, b);
+    if (used === this.#announced[b]) return;
+    await this.#ensure(RAM_USED_BYTES);
+    const frame = encodeRamUsed(b, used * this.#guest.pageSize);
+    this.#bufs[this.#cur].set(frame, this.#off);
+    this.#off += frame.length;
+    this.#announced[b] = used;
+    // Views at the size now (a growable buffer's views without a length read slowly).
+    const views = ramViews(this.#guest);
+    this.#ram8[b] = views.ram8[b];
+    this.#ram32[b] = views.ram32[b];
   }
 
   /** Writes through a new sink (after a resume); anything staged for the old one is dropped. */
@@ -125,10 +157,18 @@ export class PageSender {
     this.#bufBusy.fill(undefined);
   }
 
-  /** Marks every page as to be sent (the bulk stage). */
+  /**
+   * Marks every page as to be sent (the bulk stage): of a growable block, the pages in use now
+   * (those past it are zero; once the guest grows and writes one, its dirty log marks it).
+   */
   markAll(): void {
-    this.bitmap.fill(1, 0, this.#totalPages);
-    this.pending = this.#totalPages;
+    this.bitmap.fill(0, 0, this.#totalPages);
+    this.pending = 0;
+    this.#guest.layout.forEach((blk, b) => {
+      const pages = Math.min(blk.pages, usedPages(this.#guest, b));
+      this.bitmap.fill(1, blk.firstPage, blk.firstPage + pages);
+      this.pending += pages;
+    });
     this.#cursor = 0;
   }
 
@@ -219,8 +259,25 @@ export class PageSender {
       }
       while (p >= layout[b].firstPage + layout[b].pages) b++;
       const blk = layout[b];
-      const end = Math.min(blk.firstPage + blk.pages, to);
       const first = p - blk.firstPage;
+      // A growable block (a WebAssembly guest's memory): the destination learns of growth
+      // before the first page past the size it knows; a page past the size now is zero and
+      // unwritten (the bulk stage marks the whole block): if the guest grows and writes it,
+      // the dirty log marks it again.
+      if (first >= this.#announced[b]) {
+        await this.#announce(b);
+        if (first >= this.#announced[b]) {
+          const tail = Math.min(blk.firstPage + blk.pages, to);
+          for (; p < tail; p++) {
+            if (bitmap[p] === 1) {
+              bitmap[p] = 0;
+              this.pending--;
+            }
+          }
+          continue;
+        }
+      }
+      const end = Math.min(blk.firstPage + this.#announced[b], to);
       const zero = this.#isZero(b, first);
       let count = 0;
       if (zero) {

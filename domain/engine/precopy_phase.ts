@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { usedRamBytes } from "../../adapters/memory/guest_ram.ts";
 import type { MigrationStatus } from "../state_machine.ts";
 import {
   encodeConfig,
@@ -52,7 +53,7 @@ export class PrecopyPhase {
     const s = this.#s;
     const { guest, stats, link } = s.ctx;
     const sender = s.sender;
-    stats[STAT.total] = sender.totalPages * guest.pageSize;
+    stats[STAT.total] = usedRamBytes(guest);
     await sender.append(encodeStreamHeader());
     s.streamStarted = true;
     await sender.append(encodeConfig(guest.pageSize, guest.layout));

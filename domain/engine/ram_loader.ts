@@ -10,13 +10,26 @@
  *
  * @module
  */
-import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
+import {
+  growBlock,
+  growUnit,
+  ramViews,
+  type SharedGuest,
+  usedBytes,
+  usedPages,
+} from "../../adapters/memory/guest_ram.ts";
 import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
 import { xbzrle } from "../codecs/xbzrle.ts";
 import { decodeEncodedPage } from "../wire/encoded_page.ts";
 import { checkPageRunLength, checkRun, decodeRunHeader, decodeZeroRun } from "../wire/mod.ts";
 import type { FrameReader } from "../wire/frame_reader.ts";
 import { decodeDiscard, encodeBitmapDump } from "../wire/postcopy.ts";
+import {
+  checkGuestModule,
+  checkRamUsed,
+  decodeGuestModule,
+  decodeRamUsed,
+} from "../wire/ram_used.ts";
 import { WireError } from "../wire/wire_error.ts";
 import { CachePlacement } from "./cache_placement.ts";
 import {
@@ -44,13 +57,14 @@ export class RamLoader {
   readonly totalPages: number;
   /** POSTCOPY_ADVISE came: placed pages are marked received for the vCPU. */
   advised = false;
+  /** The source's guest module was checked (GUEST_MODULE, or its absence at the first page). */
+  #moduleChecked = false;
 
   /** Views `guest`'s RAM and maps; clears the received map (a new incoming run). */
   constructor(guest: SharedGuest, stats: Float64Array) {
     this.#guest = guest;
     this.#stats = stats;
-    this.#ram8 = guest.ram.map((b) => new Uint8Array(b));
-    this.#ram32 = guest.ram.map((b) => new Uint32Array(b));
+    ({ ram8: this.#ram8, ram32: this.#ram32 } = ramViews(guest));
     this.#written = new Uint8Array(guest.written);
     this.#received = new Uint8Array(guest.received);
     this.#received.fill(0);
@@ -115,13 +129,87 @@ export class RamLoader {
     return this.#received[flat] !== 0;
   }
 
-  /** Reads one PAGE_RUN's header (into `header`) and pages from `reader`. */
-  async pageRun(reader: FrameReader, length: number, header: Uint8Array): Promise<void> {
+  /** GUEST_MODULE (RAM's setup): the source's module must be this machine's. */
+  guestModule(payload: Uint8Array): void {
+    checkGuestModule(this.#guest.wasm?.sha256 ?? null, decodeGuestModule(payload));
+    this.#moduleChecked = true;
+  }
+
+  /**
+   * RAM_USED: a growable block grows to the source's size before pages past its old end land,
+   * never past its maximum (checkRamUsed refuses, nothing grows). The pages it grows by are zero
+   * here as on the source (a grown wasm page is zero; those the source wrote follow as runs),
+   * so they count as arrived.
+   */
+  ramUsed(payload: Uint8Array): void {
+    const guest = this.#guest;
+    const u = decodeRamUsed(payload);
+    const blocks = guest.layout.map((blk, b) => ({
+      name: blk.name,
+      size: blk.size,
+      used: usedBytes(guest, b),
+      unit: growUnit(guest, b),
+    }));
+    const bytes = checkRamUsed(blocks, u.block, u.bytes);
+    const before = usedPages(guest, u.block);
+    growBlock(guest, u.block, bytes);
+    this.#fitViews(u.block);
+    const first = guest.layout[u.block].firstPage;
+    this.#markSeen(first + before, usedPages(guest, u.block) - before);
+  }
+
+  /** Pages of the whole guest in use (what EOF must have seen). */
+  usedTotal(): number {
+    return this.#guest.layout.reduce((n, _, b) => n + usedPages(this.#guest, b), 0);
+  }
+
+  /**
+   * A page frame's run checked against the layout and the block's used size (a growable block
+   * grows only by RAM_USED), after the source's module (a WebAssembly guest here refuses a
+   * stream whose RAM setup named none). A multifd page channel (`channel`) is read from the
+   * main stream's MULTIFD_SETUP on, concurrently with it: its first pages may come before the
+   * main stream's RAM setup record is read, so they do not prove GUEST_MODULE absent (a
+   * stream without one is refused at the device state then, before the guest runs).
+   */
+  #checkRun(block: number, firstPage: number, count: number, channel = false): void {
+    if (!this.#moduleChecked && !channel) {
+      checkGuestModule(this.#guest.wasm?.sha256 ?? null, null);
+      this.#moduleChecked = true;
+    }
+    checkRun(this.#guest.layout, block, firstPage, count);
+    const used = usedPages(this.#guest, block);
+    if (firstPage + count > used) {
+      throw new WireError(
+        `run of ${count} pages at page ${firstPage} goes past the used end of RAM block ` +
+          `'${this.#guest.layout[block].name}' (${used} pages in use; no RAM_USED grew it)`,
+      );
+    }
+    // A running guest here (COLO's secondary) grows its memory by itself too.
+    if (this.#ram8[block].length < used * PAGE_SIZE) this.#fitViews(block);
+  }
+
+  /** The views of `block` at its size now; the placements share these arrays. */
+  #fitViews(block: number): void {
+    const views = ramViews(this.#guest);
+    this.#ram8[block] = views.ram8[block];
+    this.#ram32[block] = views.ram32[block];
+  }
+
+  /**
+   * Reads one PAGE_RUN's header (into `header`) and pages from `reader` (a multifd page
+   * channel's: `channel`).
+   */
+  async pageRun(
+    reader: FrameReader,
+    length: number,
+    header: Uint8Array,
+    channel = false,
+  ): Promise<void> {
     const guest = this.#guest;
     await reader.readInto(header);
     const r = decodeRunHeader(header);
     checkPageRunLength(length, r.count, PAGE_SIZE);
-    checkRun(guest.layout, r.block, r.firstPage, r.count);
+    this.#checkRun(r.block, r.firstPage, r.count, channel);
     const first = guest.layout[r.block].firstPage + r.firstPage;
     await reader.readInto(this.#placement.runTarget(r.block, r.firstPage, r.count));
     this.#placement.runLanded(r.block, r.firstPage, r.count);
@@ -129,11 +217,14 @@ export class RamLoader {
     this.#stats[STAT.normal] += r.count;
   }
 
-  /** A ZERO_RUN: zero pages (only those stored to since the pre-touch need clearing). */
-  zeroRun(payload: Uint8Array): void {
+  /**
+   * A ZERO_RUN: zero pages (only those stored to since the pre-touch need clearing); from a
+   * multifd page channel with `channel`.
+   */
+  zeroRun(payload: Uint8Array, channel = false): void {
     const guest = this.#guest;
     const r = decodeZeroRun(payload);
-    checkRun(guest.layout, r.block, r.firstPage, r.count);
+    this.#checkRun(r.block, r.firstPage, r.count, channel);
     const base = guest.layout[r.block].firstPage;
     this.#placement.zeroPages(r.block, r.firstPage, r.count);
     this.#markSeen(base + r.firstPage, r.count);
@@ -144,13 +235,18 @@ export class RamLoader {
   xbzrlePage(payload: Uint8Array): void {
     const guest = this.#guest;
     const e = decodeEncodedPage(payload);
-    checkRun(guest.layout, e.block, e.page, 1);
+    this.#checkRun(e.block, e.page, 1);
     const flat = guest.layout[e.block].firstPage + e.page;
     if (!this.#seen[flat] || !this.#placement.encoded) {
       throw new WireError("migration stream: XBZRLE page for a page this side does not hold");
     }
     xbzrle.decode(e.data, this.#placement.deltaTarget(e.block, e.page));
     this.#stats[STAT.xbzrlePages]++;
+  }
+
+  /** A COMPRESSED_PAGE's place, checked as a run's before it is inflated. */
+  checkPage(block: number, page: number): void {
+    this.#checkRun(block, page, 1);
   }
 
   /** Places one whole page (an inflated COMPRESSED_PAGE, already checked against the layout). */
@@ -175,7 +271,7 @@ export class RamLoader {
 
   /** Pages no frame carried (precopy: must be 0 at EOF). */
   unseen(): number {
-    return this.totalPages - this.#seenCount;
+    return this.usedTotal() - this.#seenCount;
   }
 
   /** Pages the running guest still lacks (postcopy: must be 0 at EOF). */

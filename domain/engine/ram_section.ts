@@ -12,6 +12,7 @@ import { countMarked } from "../../adapters/memory/dirty_log.ts";
 import type { Capabilities } from "../options.ts";
 import { FrameType } from "../wire/frames.ts";
 import { encodeU32Frame } from "../wire/postcopy.ts";
+import { encodeGuestModule } from "../wire/ram_used.ts";
 import type { FrameSink, LiveSection, PendingBytes } from "./live_section.ts";
 import type { MultifdSource } from "./multifd_source.ts";
 import type { PageSender } from "./page_sender.ts";
@@ -36,6 +37,8 @@ export interface RamSectionHost {
   readonly toPostcopy: boolean;
   /** The guest's target page size. */
   readonly pageSize: number;
+  /** The guest's module (a WebAssembly guest's SHA-256), or null for a synthetic workload. */
+  readonly guestModule: string | null;
   /** Throws on cancel, a return-path error, a failed write or a failed page channel. */
   checkErrors(): void;
 }
@@ -53,13 +56,19 @@ export class RamSection implements LiveSection {
     this.#s = host;
   }
 
-  /** The bulk stage: the bitmap starts all dirty; the first sync only clears the dirty log. */
-  setup(): Promise<void> {
+  /**
+   * The bulk stage: the bitmap starts all dirty; the first sync only clears the dirty log. A
+   * WebAssembly guest's module goes first (GUEST_MODULE), so a destination running another
+   * refuses the stream before any page.
+   */
+  async setup(): Promise<void> {
     const sender = this.#s.sender;
+    if (this.#s.guestModule !== null) {
+      await sender.append(encodeGuestModule(this.#s.guestModule));
+    }
     sender.sync();
     sender.markAll();
     this.#s.counters.setupPass();
-    return Promise.resolve();
   }
 
   /** Pages marked to send (on the page channels, those not claimed yet). */
@@ -88,6 +97,8 @@ export class RamSection implements LiveSection {
     const s = this.#s;
     if (s.multifdPages) await this.#multifdPass();
     else while (!await s.sender.send(CHUNK_PAGES)) s.checkErrors();
+    // The guest is stopped: its memory's size is final (the device state checks it).
+    await s.sender.announceGrowth();
   }
 
   /**

@@ -10,7 +10,6 @@
 import { decodeEncodedPage } from "../wire/encoded_page.ts";
 import type { FrameReader } from "../wire/frame_reader.ts";
 import { FrameType } from "../wire/frames.ts";
-import { checkRun } from "../wire/checks.ts";
 import { WireError } from "../wire/wire_error.ts";
 import { Inflater } from "./inflater.ts";
 import { frameRefused, notSentWhole, type SectionLoader } from "./live_section.ts";
@@ -51,6 +50,13 @@ export class RamSectionLoader implements SectionLoader {
       case FrameType.ZERO_RUN:
         ram.zeroRun(await reader.readPayload());
         return;
+      case FrameType.RAM_USED:
+        // Compressed pages still in flight lie below the old end: they may land after it grows.
+        ram.ramUsed(await reader.readPayload());
+        return;
+      case FrameType.GUEST_MODULE:
+        ram.guestModule(await reader.readPayload());
+        return;
       case FrameType.XBZRLE_PAGE: {
         await this.settle();
         ram.xbzrlePage(await reader.readPayload());
@@ -59,7 +65,7 @@ export class RamSectionLoader implements SectionLoader {
       case FrameType.COMPRESSED_PAGE: {
         if (ram.postcopy) throw new WireError("migration stream: compressed page in postcopy");
         const e = decodeEncodedPage(await reader.readPayload());
-        checkRun(ram.layout, e.block, e.page, 1);
+        ram.checkPage(e.block, e.page);
         this.#inflater ??= new Inflater(
           this.#threads,
           (block, page, data) => ram.wholePage(block, page, data),

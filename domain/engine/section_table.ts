@@ -20,6 +20,8 @@ export const SECTION_DATA: ReadonlySet<number> = new Set([
   FrameType.ZERO_RUN,
   FrameType.XBZRLE_PAGE,
   FrameType.COMPRESSED_PAGE,
+  FrameType.RAM_USED,
+  FrameType.GUEST_MODULE,
   FrameType.DISK_CONFIG,
   FrameType.DISK_DATA,
   FrameType.DISK_ZERO,

@@ -101,6 +101,11 @@ export class SourceSession implements SwitchoverRun, RamSectionHost, DiskSection
     return this.ctx.guest.pageSize;
   }
 
+  /** The guest's module (a WebAssembly guest's SHA-256), or null for a synthetic workload. */
+  get guestModule(): string | null {
+    return this.ctx.guest.wasm?.sha256 ?? null;
+  }
+
   /** The capabilities of this migration. */
   get caps(): Capabilities {
     return this.ctx.caps;

@@ -63,6 +63,10 @@ export const FrameType = {
   RECV_BITMAP: 0x18,
   XBZRLE_PAGE: 0x20,
   COMPRESSED_PAGE: 0x21,
+  /** A resizable RAM block's used size grew (ram_used.ts). */
+  RAM_USED: 0x22,
+  /** The guest's module (a WebAssembly guest's SHA-256), in RAM's setup (ram_used.ts). */
+  GUEST_MODULE: 0x23,
   MULTIFD_SYNC: 0x30,
   MULTIFD_HELLO: 0x31,
   MULTIFD_SETUP: 0x32,
@@ -150,6 +154,10 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   // 64 KiB, like CONFIG (a 4 KiB page encodes to at most 6 + 4673 bytes).
   [FrameType.XBZRLE_PAGE]: { name: "XBZRLE_PAGE", min: 7, max: MAX_SMALL_PAYLOAD },
   [FrameType.COMPRESSED_PAGE]: { name: "COMPRESSED_PAGE", min: 7, max: MAX_SMALL_PAYLOAD },
+  // u16 block, u64 used bytes.
+  [FrameType.RAM_USED]: { name: "RAM_USED", fixed: 10 },
+  // The module's SHA-256.
+  [FrameType.GUEST_MODULE]: { name: "GUEST_MODULE", fixed: 32 },
   [FrameType.MULTIFD_SYNC]: { name: "MULTIFD_SYNC", fixed: 4 },
   [FrameType.MULTIFD_HELLO]: { name: "MULTIFD_HELLO", fixed: 20 },
   [FrameType.MULTIFD_SETUP]: { name: "MULTIFD_SETUP", fixed: 20 },

@@ -86,6 +86,12 @@ export function expectedAnswer(command: string, store: Map<string, string>): str
     return "OK";
   }
   if (verb === "GET") return store.has(key) ? `VALUE ${store.get(key)}` : "NOT_FOUND";
+  if (verb === "FILL") {
+    // FILL n size [prefix] (memory permitting: the model does not know the cap).
+    const [n, size, prefix = "fill:"] = command.split(" ").slice(1);
+    for (let i = 0; i < Number(n); i++) store.set(`${prefix}${i}`, fillValue(i, Number(size)));
+    return `OK ${n}`;
+  }
   throw new Error(`expectedAnswer: no model of ${verb}`);
 }
 

@@ -251,6 +251,7 @@ for (const huge of [true, false]) {
         src.shared.ram.map((b, i) => ({
           name: blocks[i].name,
           size: blocks[i].size,
+          used: blocks[i].size,
           sha256: sha(b),
         })),
       );

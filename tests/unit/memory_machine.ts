@@ -96,7 +96,7 @@ Deno.test("machine: increment runs and dirties pages; stop parks it; cont resume
         runstate: "paused",
         "ram-size": 16 * MiB,
         "page-size": PAGE_SIZE,
-        blocks: [{ name: "pc.ram", size: 16 * MiB }],
+        blocks: [{ name: "pc.ram", size: 16 * MiB, used: 16 * MiB }],
         workload: undefined,
         "cpu-throttle-percentage": 0,
         drives: [],
@@ -282,12 +282,12 @@ Deno.test("machine: big guests are prepared by Workers, same result as in one th
     const pattern = await make({ blocks, fill: "pattern", startPaused: true });
     assert.deepEqual(
       (await pattern.digest()).blocks,
-      blocks.map((b, i) => ({ ...b, sha256: sha(reference.ram[i]) })),
+      blocks.map((b, i) => ({ ...b, used: b.size, sha256: sha(reference.ram[i]) })),
     );
     const incoming = await make({ blocks, fill: "random", incoming: true });
     assert.deepEqual(
       (await incoming.digest()).blocks,
-      blocks.map((b) => ({ ...b, sha256: zero(b.size) })),
+      blocks.map((b) => ({ ...b, used: b.size, sha256: zero(b.size) })),
     );
     const random = await make({ blocks, startPaused: true });
     for (const buf of random.shared.ram) {

@@ -54,6 +54,7 @@ Deno.test("wasm device state: another module or RAM size is refused, saying whic
   const state = encodeWasmDeviceState({
     sha256: ours,
     ramSize: 16 << 20,
+    used: 1 << 20,
     regs: empty,
     guest: empty,
     stdin: bytes("GET a\n"),
