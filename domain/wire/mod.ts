@@ -16,3 +16,4 @@ export * from "./frame_reader.ts";
 export * from "./return_path.ts";
 export * from "./peer_reason.ts";
 export * from "./colo.ts";
+export * from "./colo_records.ts";
