@@ -8,7 +8,14 @@
  */
 import assert from "node:assert/strict";
 import { GuestOutput } from "../../adapters/memory/guest_output.ts";
-import { makeRecord, type OutputRecord } from "../../adapters/wasm/output_log.ts";
+import { makeRecord, OutputLog, type OutputRecord } from "../../adapters/wasm/output_log.ts";
+import { encodeGuestState } from "../../adapters/wasm/wasm_device_state.ts";
+import {
+  allocateWasmBuffers,
+  stateViews,
+  type WasmShared,
+} from "../../adapters/wasm/wasm_shared.ts";
+import { wasmNextSeq } from "../../adapters/wasm/wasm_state_cell.ts";
 import { outputDigest } from "../../domain/colo_output.ts";
 import { ColoRecordBook } from "../../domain/engine/colo_records.ts";
 import { OutputCompare } from "../../domain/output_compare.ts";
@@ -159,4 +166,40 @@ Deno.test("colo records: the secondary refuses a checkpoint without its records,
     assert.equal(s.messages.some((m) => m.t === "colo" && m.what === "records"), false);
     s.primary.close();
   }
+});
+
+Deno.test("colo records: the output log takes the primary's in place of its own; readers get only what is new", () => {
+  const log = new OutputLog();
+  for (const seq of [2, 3, 7]) log.append(makeRecord(seq, "stdout", enc.encode(`own ${seq}`)));
+  const live: number[] = [];
+  log.subscribe((r) => live.push(r.seq));
+  log.merge([1, 3, 8, 9].map((seq) => makeRecord(seq, "stdout", enc.encode(`primary ${seq}`))));
+  assert.deepEqual(log.since(0).map((r) => `${r.seq} ${r.text}`), [
+    "1 primary 1",
+    "2 own 2",
+    "3 primary 3",
+    "7 own 7",
+    "8 primary 8",
+    "9 primary 9",
+  ]);
+  assert.deepEqual(live, [8, 9], "a reader following the log gets what extends it");
+});
+
+Deno.test("colo records: a parked WebAssembly guest's next seq is the one its saved state holds", () => {
+  const { state, stdin } = allocateWasmBuffers();
+  const w = { state, stdin } as unknown as WasmShared;
+  assert.throws(() => wasmNextSeq(w), /holds no output seq/);
+  const cell = stateViews(state);
+  const bytes = encodeGuestState({
+    started: true,
+    exited: false,
+    exitCode: 0,
+    nextSeq: 2 ** 40 + 5,
+    monotonicNs: 1e9,
+    globals: [{ type: 1, value: 3n }],
+    stack: new Uint8Array(40),
+  });
+  cell.bytes.set(bytes);
+  Atomics.store(cell.i32, 1, bytes.length);
+  assert.equal(wasmNextSeq(w), 2 ** 40 + 5);
 });
