@@ -11,7 +11,8 @@
  * secondary's output, equal (while COLO runs, and after the primary's death or a link cut, when
  * it goes on with the next seq); with the host clock the secondary's guest writes every record
  * differently, so only the records the checkpoints carry can make that hold. Five agents at a
- * time, passed along: A → B (A killed), B → C (C refuses, then B frozen), C → F through a proxy
+ * time, passed along: A → B (B frozen a moment so that it falls behind, which a checkpoint then
+ * releases; A killed), B → C (C refuses, then B frozen), C → F through a proxy
  * (cut), E (in A's place, a host-clock guest) → D (lost-heartbeat on the primary E).
  */
 import assert from "node:assert/strict";
@@ -143,8 +144,9 @@ function exitSeen(events: SseRecorder, mode: string, reason: string): Promise<un
 Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death and on lost-heartbeat", async (t) => {
   await withAgents(async (track) => {
     const [a, b, c, d, f] = await Promise.all([
-      // Paced so that the precopy converges on a busy 2-core host.
-      [...GUEST, "--fill", "random", "--workload", "increment,rate=5000"],
+      // Paced so that the precopy converges on a busy 2-core host; a 2 MiB range: ten passes,
+      // so ten output records, a second.
+      [...GUEST, "--fill", "random", "--workload", "increment,rate=5000,start=1M,end=3M"],
       INCOMING,
       INCOMING,
       INCOMING,
@@ -206,7 +208,21 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
       );
 
       await t.step("kill -9 of the primary: the secondary takes over by itself", async () => {
-        const received = outputs(client.aOut!);
+        // B falls behind: frozen while A's guest writes records, which A holds; the checkpoint
+        // after B wakes carries and releases them, and B's guest, restarted from A's state,
+        // never writes them itself.
+        const aOut = client.aOut!;
+        const before = Math.max(...outputs(aOut).keys());
+        b.kill("SIGSTOP");
+        try {
+          await waitFor("the primary to hold three records", async () => {
+            return (await info(a))["x-colo"]["records-held"] >= 3;
+          });
+        } finally {
+          b.kill("SIGCONT");
+        }
+        await aOut.waitFor((e) => Number(e.id) >= before + 3);
+        const received = outputs(aOut);
         a.kill("SIGKILL");
         assert.equal((await a.exited).signal, "SIGKILL");
         await waitFor("the secondary to leave colo", async () => (await colo(b)).mode === "none");
@@ -302,10 +318,11 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
           const port = Number(f.incomingUri!.split(":").at(-1));
           const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port });
           try {
-            const before = Math.max(...(await outputOf(c, 1)).keys());
             await enterColo(c, f, proxy.uri);
+            // A record per pass, numbered as the passes: those before COLO are at most this.
+            const beforeColo = (await machine(c)).workload.passes + 1;
             await checkpoints(c, 2);
-            const received = await outputOf(c, before + 1); // one released in COLO too
+            const received = await outputOf(c, beforeColo + 1); // one released in COLO too
             proxy.cut();
             await waitFor(
               "the secondary to leave colo",
@@ -337,16 +354,20 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
             ENV,
           ).then(track);
           await enterColo(e, d);
+          // A record every 1000 pages: those before COLO are at most this many (+1: the pages
+          // are published a chunk after the record).
+          const beforeColo = Math.floor((await machine(e)).workload["pages-written"] / 1000) + 1;
           const triggered = await waitFor("compare-triggered checkpoints", async () => {
             const x = (await info(e))["x-colo"];
             return x["checkpoints-triggered"] >= 2 ? x : undefined;
           });
           assert.ok(triggered["records-mismatched"] >= 1, JSON.stringify(triggered));
           assert.ok(triggered["records-compared"] >= triggered["records-mismatched"]);
-          const out = await outputOf(e, 1);
-          assert.match([...out.values()].at(-1)!, /^random pages \d+ clock \d+\n$/);
-          // D's guest writes its records with its own clock: D holds E's only because the
-          // checkpoints carried them.
+          // What a client got from E, up to a record E's guest wrote in COLO (held, released
+          // by a checkpoint: D's guest wrote it with its own clock). D holds E's records only
+          // because the checkpoints carried them.
+          const out = await outputOf(e, beforeColo + 1);
+          assert.match(out.get(beforeColo + 1)!, /^random pages \d+ clock \d+\n$/);
           await holdsEvery(d, out);
           const r = await e.api("POST", "/colo/lost-heartbeat");
           assert.equal(r.status, 202, JSON.stringify(r.body));
