@@ -68,8 +68,13 @@ async function enterColo(p: AgentProcess, s: AgentProcess, uri = s.incomingUri):
   assert.equal((await p.api("POST", "/migrations", { uri })).status, 202);
   assert.equal((await p.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
   assert.equal((await s.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
-  assert.equal((await colo(p)).mode, "primary");
-  assert.equal((await colo(s)).mode, "secondary");
+  // The mode follows the status by a message from the data path (colo_state.ts).
+  await waitFor("GET /colo on the primary: mode primary", async () => {
+    return (await colo(p)).mode === "primary";
+  });
+  await waitFor("GET /colo on the secondary: mode secondary", async () => {
+    return (await colo(s)).mode === "secondary";
+  });
 }
 
 /** Waits until the checkpoint counters of `p` say at least `n` were taken; returns them. */
