@@ -4,10 +4,14 @@
  * held until the secondary's record with the same seq arrives (its COLO Worker forwards them),
  * released when equal; a mismatch, a record late by more than the compare timeout or a full
  * queue asks the Worker for a checkpoint now, and the Worker's report of each checkpoint
- * releases what was held. On the secondary, every record goes to its log and, as a digest, to
- * the primary (through its COLO Worker, RP_COLO_OUTPUT). Leaving COLO: a primary that runs on
- * releases what it held; one that stopped (the secondary runs on) drops it — the secondary's
- * guest writes those records again.
+ * releases what was held. Every record also goes, with its digest, to the Worker, and as COLO
+ * begins the output's backlog too (the newest {@link BACKLOG_RECORDS}, {@link BACKLOG_BYTES}):
+ * the checkpoints carry what the secondary lacks (colo_records.ts). On the secondary, every
+ * record goes to its log and, as a digest, to the primary (through its COLO Worker,
+ * RP_COLO_OUTPUT); the primary's records a checkpoint carried take the place of its own when
+ * the checkpoint is applied. Leaving COLO: a primary that runs on releases what it held; one
+ * that stopped (the secondary runs on) drops it — the secondary's guest writes those records
+ * again.
  *
  * @module
  */
@@ -15,11 +19,16 @@ import { createHash } from "node:crypto";
 import type { GuestOutput } from "../adapters/memory/guest_output.ts";
 import type { OutputRecord } from "../adapters/wasm/output_log.ts";
 import type { ColoReport } from "./colo_state.ts";
+import type { ForwardedRecord } from "./engine/colo_records.ts";
 import { COMPARE_TIMEOUT_MS, OutputCompare } from "./output_compare.ts";
 import { STAT } from "./engine/stats.ts";
 
 /** How often the compare timeout is checked (ms). */
 const TICK_MS = 100;
+/** Most of the output's backlog that goes to the secondary as COLO begins (records). */
+export const BACKLOG_RECORDS = 4096;
+/** Most of the output's backlog that goes to the secondary as COLO begins (bytes: 4 MiB). */
+export const BACKLOG_BYTES = 4 << 20;
 
 /** What the output path uses of the agent. */
 export interface ColoOutputDeps {
@@ -31,6 +40,8 @@ export interface ColoOutputDeps {
   checkpointNow(): void;
   /** Secondary: tells the primary about a record (through its COLO Worker). */
   toPrimary(seq: number, digest: Uint8Array): void;
+  /** Primary: hands its guest's records to its COLO Worker (colo_records.ts). */
+  toWorker(records: ForwardedRecord[]): void;
   /** Primary: the outgoing migration's counters, if one runs. */
   stats(): Float64Array | null;
 }
@@ -41,7 +52,11 @@ export interface ColoOutputDeps {
  */
 export function coloOutputOf(
   machine: { guestOutput: GuestOutput; runstate: string },
-  out: { coloCheckpoint(): void; source: { stats: Float64Array } | null },
+  out: {
+    coloCheckpoint(): void;
+    coloRecords(records: ForwardedRecord[]): void;
+    source: { stats: Float64Array } | null;
+  },
   incoming: { coloOutput(seq: number, digest: Uint8Array): void },
 ): ColoOutput {
   return new ColoOutput({
@@ -49,6 +64,7 @@ export function coloOutputOf(
     running: () => machine.runstate === "running",
     checkpointNow: () => out.coloCheckpoint(),
     toPrimary: (seq, digest) => incoming.coloOutput(seq, digest),
+    toWorker: (records) => out.coloRecords(records),
     stats: () => out.source?.stats ?? null,
   });
 }
@@ -62,6 +78,19 @@ export function outputDigest(bytes: Uint8Array): Uint8Array {
 function recordBytes(r: OutputRecord): Uint8Array {
   if (r.text !== undefined) return new TextEncoder().encode(r.text);
   return Uint8Array.from(atob(r.base64 ?? ""), (c) => c.charCodeAt(0));
+}
+
+/** The newest of `records` within {@link BACKLOG_RECORDS} and {@link BACKLOG_BYTES}, oldest first. */
+function backlog(records: OutputRecord[]): ForwardedRecord[] {
+  const out: ForwardedRecord[] = [];
+  let bytes = 0;
+  for (let i = records.length - 1; i >= 0 && out.length < BACKLOG_RECORDS; i--) {
+    const b = recordBytes(records[i]);
+    bytes += b.length;
+    if (bytes > BACKLOG_BYTES) break;
+    out.push({ seq: records[i].seq, stream: records[i].stream, bytes: b });
+  }
+  return out.reverse();
 }
 
 function hex(b: Uint8Array): string {
@@ -92,7 +121,7 @@ export class ColoOutput {
     } else if (m.what === "checkpoint") {
       this.#compare?.checkpointed(m.nextSeq, m.epoch);
       this.#count();
-    }
+    } else if (m.what === "records") this.#d.output.adopt(m.records, m.next, m.gen);
   }
 
   /** Primary: its records go through the compare (a second `enter`, after a hold, keeps it). */
@@ -104,8 +133,12 @@ export class ColoOutput {
       trigger: () => this.#d.checkpointNow(),
     }, COMPARE_TIMEOUT_MS);
     this.#compare = compare;
+    // What clients got before COLO began goes to the secondary too, then every new record.
+    this.#d.toWorker(backlog(log.since(0)));
     this.#d.output.tap = (r, bytes) => {
-      compare.primary(r.seq, hex(outputDigest(bytes)), r, performance.now());
+      const digest = hex(outputDigest(bytes));
+      this.#d.toWorker([{ seq: r.seq, stream: r.stream, bytes, digest }]);
+      compare.primary(r.seq, digest, r, performance.now());
       this.#count();
     };
     this.#timer = setInterval(() => compare.tick(performance.now()), TICK_MS);

@@ -10,6 +10,7 @@
 import { DomainError } from "./errors.ts";
 import type { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
+import type { ColoRecord } from "./wire/colo_records.ts";
 
 /** QEMU's COLOMode, with `none` outside COLO. */
 export type ColoMode = "primary" | "secondary" | "none";
@@ -41,7 +42,13 @@ export type ColoReport =
    * Primary: checkpoint `epoch` was loaded; the guest's next output record then was `nextSeq`
    * (null: unknown, a WebAssembly guest).
    */
-  | { t: "colo"; what: "checkpoint"; epoch: number; nextSeq: number | null };
+  | { t: "colo"; what: "checkpoint"; epoch: number; nextSeq: number | null }
+  /**
+   * Secondary: the primary's output records below `next` (COLO_RECORDS), to hold in place of
+   * its own: applied with a checkpoint whose guest (device-state generation `gen`) runs from
+   * `next` on, or (`gen` null) ones the primary released before COLO began.
+   */
+  | { t: "colo"; what: "records"; next: number; gen: number | null; records: ColoRecord[] };
 
 /** The agent's COLO status (see the module doc). */
 export class ColoState {
@@ -88,7 +95,7 @@ export class ColoState {
   }
 
   #take(m: ColoReport): void {
-    if (m.what === "output" || m.what === "checkpoint") return;
+    if (m.what === "output" || m.what === "checkpoint" || m.what === "records") return;
     if (m.what === "enter") {
       this.#mode = m.mode;
       this.#reason = "none";

@@ -214,7 +214,8 @@ export class Outgoing {
           | "resume"
           | "auto-converge"
           | "colo-lost-heartbeat"
-          | "colo-checkpoint";
+          | "colo-checkpoint"
+          | "colo-records";
       }
     >,
   ): void {

@@ -12,6 +12,7 @@ import type { TlsChannelOptions } from "../adapters/channels/tls.ts";
 import { DomainError, MigrationFailed } from "./errors.ts";
 import type { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
+import type { ForwardedRecord } from "./engine/colo_records.ts";
 import type { LiveParams } from "./engine/messages.ts";
 import { Migration, type MigrationListener } from "./migration.ts";
 import { type MigrationInfo, migrationInfo } from "./migration_info.ts";
@@ -150,6 +151,11 @@ export class OutgoingSide {
   /** COLO primary: a checkpoint now (the output compare); nothing outside COLO. */
   coloCheckpoint(): void {
     if (this.status === "colo") this.#outgoing?.command({ t: "colo-checkpoint" });
+  }
+
+  /** COLO primary: its guest's output records for the checkpoints (colo_records.ts). */
+  coloRecords(records: ForwardedRecord[]): void {
+    if (this.status === "colo") this.#outgoing?.command({ t: "colo-records", records });
   }
 
   /** migrate_cancel: what it did (`refused` past the point of no return). */

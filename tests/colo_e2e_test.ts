@@ -4,15 +4,20 @@
  * periodic checkpoints counted and x-checkpoint-delay changed live, `kill -9` of the primary
  * (the secondary takes over by itself and its guest goes on), a destination without x-colo
  * (the primary's guest runs on), a frozen primary (SIGSTOP: the secondary holds, its guest
- * stopped; lost-heartbeat on the secondary; the primary, woken, stops), and lost-heartbeat on
- * the primary; the output compare (increment: records released only when equal on both sides,
- * no triggered checkpoint, all of them on the secondary after the primary's death, which goes on
- * with the next seq; a host-clock workload: compare-triggered checkpoints). Four agents at a
- * time, passed along: A → B (A killed), B → C (C refuses, then B frozen), E (in A's place, a
- * host-clock guest) → D (lost-heartbeat on the primary E).
+ * stopped; lost-heartbeat on the secondary; the primary, woken, stops), a link cut, and
+ * lost-heartbeat on the primary; the output compare (increment: records released only when
+ * equal on both sides, no triggered checkpoint; a host-clock workload: compare-triggered
+ * checkpoints). Every record a client got from the primary — from before COLO too — is in the
+ * secondary's output, equal (while COLO runs, and after the primary's death or a link cut, when
+ * it goes on with the next seq); with the host clock the secondary's guest writes every record
+ * differently, so only the records the checkpoints carry can make that hold. Five agents at a
+ * time, passed along: A → B (B frozen a moment so that it falls behind, which a checkpoint then
+ * releases; A killed), B → C (C refuses, then B frozen), C → F through a proxy
+ * (cut), E (in A's place, a host-clock guest) → D (lost-heartbeat on the primary E).
  */
 import assert from "node:assert/strict";
 import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -50,8 +55,8 @@ async function incrementOk(a: AgentProcess): Promise<void> {
   assert.equal((await a.api("POST", "/machine/cont")).status, 202);
 }
 
-/** x-colo on both, a 200 ms checkpoint delay; migrate; both reach colo. */
-async function enterColo(p: AgentProcess, s: AgentProcess): Promise<void> {
+/** x-colo on both, a 200 ms checkpoint delay; migrate (to `uri`); both reach colo. */
+async function enterColo(p: AgentProcess, s: AgentProcess, uri = s.incomingUri): Promise<void> {
   for (const a of [p, s]) {
     const r = await a.api("PATCH", "/capabilities", { "x-colo": true });
     assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -60,11 +65,13 @@ async function enterColo(p: AgentProcess, s: AgentProcess): Promise<void> {
     "x-checkpoint-delay": 200,
     "max-bandwidth": 10 * 1024 ** 3,
   });
-  assert.equal((await p.api("POST", "/migrations", { uri: s.incomingUri })).status, 202);
+  assert.equal((await p.api("POST", "/migrations", { uri })).status, 202);
   assert.equal((await p.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
   assert.equal((await s.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
-  assert.equal((await colo(p)).mode, "primary");
-  assert.equal((await colo(s)).mode, "secondary");
+  // The mode follows the status by a message from the data path (colo_state.ts).
+  await waitFor("GET /colo: modes primary and secondary", async () => {
+    return (await colo(p)).mode === "primary" && (await colo(s)).mode === "secondary";
+  });
 }
 
 /** Waits until the checkpoint counters of `p` say at least `n` were taken; returns them. */
@@ -93,9 +100,38 @@ async function outputOf(a: AgentProcess, atLeast: number): Promise<Map<number, s
   }
 }
 
-/** The first record the secondary `s` keeps: its guest's first in COLO. */
-async function firstInColo(s: AgentProcess): Promise<number> {
-  return Math.min(...(await outputOf(s, 1)).keys());
+/**
+ * Waits until the secondary `s` keeps every record of `received` (what a client got from the
+ * primary), equal, and (`then`: its guest went on with the next seq) every seq from 1 to one
+ * past them. Fails naming the records it lacks or has different.
+ */
+async function holdsEvery(
+  s: AgentProcess,
+  received: Map<number, string>,
+  then = false,
+): Promise<void> {
+  assert.ok(received.size > 0, "a client got records from the primary");
+  const last = Math.max(...received.keys());
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    const theirs = await outputOf(s, then ? last + 1 : last);
+    const wrong = [...received].filter(([seq, text]) => theirs.get(seq) !== text);
+    if (wrong.length === 0) {
+      for (let seq = 1; then && seq <= last + 1; seq++) assert.ok(theirs.has(seq), `record ${seq}`);
+      return;
+    }
+    if (performance.now() > deadline) {
+      assert.fail(
+        `the secondary lacks or differs at ${wrong.length} of the ${received.size} records a ` +
+          `client got from the primary: ${
+            wrong.slice(0, 3).map(([seq, text]) =>
+              `record ${seq}: ${JSON.stringify(theirs.get(seq))}, expected ${JSON.stringify(text)}`
+            ).join("; ")
+          }`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 function exitSeen(events: SseRecorder, mode: string, reason: string): Promise<unknown> {
@@ -107,9 +143,11 @@ function exitSeen(events: SseRecorder, mode: string, reason: string): Promise<un
 
 Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death and on lost-heartbeat", async (t) => {
   await withAgents(async (track) => {
-    const [a, b, c, d] = await Promise.all([
-      // Paced so that the precopy converges on a busy 2-core host.
-      [...GUEST, "--fill", "random", "--workload", "increment,rate=5000"],
+    const [a, b, c, d, f] = await Promise.all([
+      // Paced so that the precopy converges on a busy 2-core host; a 2 MiB range: ten passes,
+      // so ten output records, a second.
+      [...GUEST, "--fill", "random", "--workload", "increment,rate=5000,start=1M,end=3M"],
+      INCOMING,
       INCOMING,
       INCOMING,
       INCOMING,
@@ -118,36 +156,39 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
     const aEvents = await recordEvents(a.base);
     /** A client of the primary's output. */
     const client: { aOut: SseRecorder | null } = { aOut: null };
-    /** The first record A's guest wrote in COLO (B's guest's first). */
-    let first = 0;
     try {
       await t.step(
         "both sides enter colo; checkpoints are counted; a changed delay applies at once",
         async () => {
+          await outputOf(a, 1); // a record before COLO: clients got it, B must hold it too
           await enterColo(a, b);
           for (const e of [aEvents, bEvents]) {
             await e.waitFor((x) => x.event === "MIGRATION" && (x.data as Json).status === "colo");
           }
-          assert.equal((await machine(a)).runstate, "running");
-          assert.equal((await machine(b)).runstate, "running");
+          // Both guests run between checkpoints (runstate colo during one).
+          for (const [x, who] of [[a, "primary"], [b, "secondary"]] as const) {
+            await waitFor(`the ${who}'s guest to run`, async () => {
+              const rs = (await machine(x)).runstate;
+              assert.match(rs, /^(running|colo)$/);
+              return rs === "running";
+            });
+          }
           await progresses(a, "the primary");
           await progresses(b, "the secondary");
           // Output compare: increment writes the same records on both sides, so every record
           // is released when the secondary's equal one comes, and no checkpoint is triggered.
           const aOut = await recordEvents(a.base, undefined, "/machine/output");
           client.aOut = aOut;
-          first = await firstInColo(b);
-          await aOut.waitFor((e) => Number(e.id) >= first + 2);
-          const compared = (await info(a))["x-colo"];
+          const compared = await waitFor("three records compared", async () => {
+            const x = (await info(a))["x-colo"];
+            return x["records-compared"] >= 3 ? x : undefined;
+          });
           assert.equal(compared["checkpoints-triggered"], 0, JSON.stringify(compared));
           assert.equal(compared["records-mismatched"], 0, JSON.stringify(compared));
-          assert.ok(compared["records-compared"] >= 3, JSON.stringify(compared));
-          const seen = [...outputs(aOut)].filter(([seq]) => seq >= first);
-          const theirs = await outputOf(b, Math.max(...seen.map(([seq]) => seq)));
-          for (const [seq, text] of seen) {
-            assert.equal(theirs.get(seq), text, `record ${seq} on both sides`);
-          }
-          assert.match(seen[0][1], /^increment pass \d+ pages \d+\n$/);
+          // Those from before COLO too (A's backlog went to B as COLO began).
+          const seen = outputs(aOut);
+          await holdsEvery(b, seen);
+          assert.match(seen.get(1)!, /^increment pass \d+ pages \d+\n$/);
           const firstCounters = await checkpoints(a, 3);
           const c0 = firstCounters;
           assert.ok(c0["checkpoints-periodic"] >= 3, JSON.stringify(c0));
@@ -173,7 +214,21 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
       );
 
       await t.step("kill -9 of the primary: the secondary takes over by itself", async () => {
-        const received = [...outputs(client.aOut!)].filter(([seq]) => seq >= first);
+        // B falls behind: frozen while A's guest writes records, which A holds; the checkpoint
+        // after B wakes carries and releases them, and B's guest, restarted from A's state,
+        // never writes them itself.
+        const aOut = client.aOut!;
+        const before = Math.max(...outputs(aOut).keys());
+        b.kill("SIGSTOP");
+        try {
+          await waitFor("the primary to hold three records", async () => {
+            return (await info(a))["x-colo"]["records-held"] >= 3;
+          });
+        } finally {
+          b.kill("SIGCONT");
+        }
+        await aOut.waitFor((e) => Number(e.id) >= before + 3);
+        const received = outputs(aOut);
         a.kill("SIGKILL");
         assert.equal((await a.exited).signal, "SIGKILL");
         await waitFor("the secondary to leave colo", async () => (await colo(b)).mode === "none");
@@ -188,12 +243,7 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
         await progresses(b, "the secondary after the failover");
         // Every record a client received from the primary is in the secondary's output,
         // equal, and the secondary goes on with the next seq: no gap, no repeat.
-        const last = Math.max(...received.map(([seq]) => seq));
-        const theirs = await outputOf(b, last + 1);
-        for (const [seq, text] of received) {
-          assert.equal(theirs.get(seq), text, `record ${seq} on the secondary`);
-        }
-        for (let seq = first; seq <= last + 1; seq++) assert.ok(theirs.has(seq), `record ${seq}`);
+        await holdsEvery(b, received, true);
         await incrementOk(b);
       });
 
@@ -267,6 +317,36 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
       );
 
       await t.step(
+        "a link cut: the secondary runs on, with every record the primary released",
+        async () => {
+          // C runs the guest alone now; F is its secondary through a proxy that cuts the link.
+          const port = Number(f.incomingUri!.split(":").at(-1));
+          const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port });
+          try {
+            await enterColo(c, f, proxy.uri);
+            // A record per pass, numbered as the passes: those before COLO are at most this.
+            const beforeColo = (await machine(c)).workload.passes + 1;
+            await checkpoints(c, 2);
+            const received = await outputOf(c, beforeColo + 1); // one released in COLO too
+            proxy.cut();
+            await waitFor(
+              "the secondary to leave colo",
+              async () => (await colo(f)).mode === "none",
+            );
+            assert.deepEqual(await colo(f), {
+              mode: "none",
+              "last-mode": "secondary",
+              reason: "error",
+            });
+            assert.equal((await machine(f)).runstate, "running");
+            await holdsEvery(f, received, true);
+          } finally {
+            await proxy.close();
+          }
+        },
+      );
+
+      await t.step(
         "a host-clock workload: compare-triggered checkpoints; lost-heartbeat on the primary",
         async () => {
           // A's place (it was killed): a guest whose output carries the host clock, so that
@@ -278,14 +358,21 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
             ENV,
           ).then(track);
           await enterColo(e, d);
+          // A record every 1000 pages: those before COLO are at most this many (+1: the pages
+          // are published a chunk after the record).
+          const beforeColo = Math.floor((await machine(e)).workload["pages-written"] / 1000) + 1;
           const triggered = await waitFor("compare-triggered checkpoints", async () => {
             const x = (await info(e))["x-colo"];
             return x["checkpoints-triggered"] >= 2 ? x : undefined;
           });
           assert.ok(triggered["records-mismatched"] >= 1, JSON.stringify(triggered));
           assert.ok(triggered["records-compared"] >= triggered["records-mismatched"]);
-          const out = await outputOf(e, 1);
-          assert.match([...out.values()].at(-1)!, /^random pages \d+ clock \d+\n$/);
+          // What a client got from E, up to a record E's guest wrote in COLO (held, released
+          // by a checkpoint: D's guest wrote it with its own clock). D holds E's records only
+          // because the checkpoints carried them.
+          const out = await outputOf(e, beforeColo + 1);
+          assert.match(out.get(beforeColo + 1)!, /^random pages \d+ clock \d+\n$/);
+          await holdsEvery(d, out);
           const r = await e.api("POST", "/colo/lost-heartbeat");
           assert.equal(r.status, 202, JSON.stringify(r.body));
           await waitFor("the primary to leave colo", async () => (await colo(e)).mode === "none");

@@ -13,6 +13,7 @@ import "./unit/codec_threads.ts";
 import "./unit/codec_xbzrle.ts";
 import "./unit/codec_zlib.ts";
 import "./unit/wire_checks.ts";
+import "./unit/wire_colo_records.ts";
 import "./unit/wire_codec.ts";
 import "./unit/wire_disk.ts";
 import "./unit/wire_frame_reader.ts";

@@ -9,6 +9,7 @@
  * @module
  */
 import "./unit/engine_colo.ts";
+import "./unit/engine_colo_records.ts";
 import "./unit/engine_disk_loader.ts";
 import "./unit/engine_memory.ts";
 import "./unit/engine_output_compare.ts";

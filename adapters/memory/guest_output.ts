@@ -4,7 +4,8 @@
  * tells its primary about them). Records carry the device-state generation of the guest that
  * wrote them (vcpu_ctl.ts GEN): one from a guest that a load replaced since (a COLO checkpoint
  * on the secondary) is dropped, and the first of a new generation drops the log's records from
- * its seq on, which the replaced guest wrote.
+ * its seq on, which the replaced guest wrote. A COLO secondary also takes the primary's records
+ * that a checkpoint carried ({@link GuestOutput.adopt}).
  *
  * @module
  */
@@ -29,6 +30,24 @@ export class GuestOutput {
   /** Set while COLO runs (colo_output.ts); null: straight to the log. */
   tap: OutputTap | null = null;
   #gen = 0;
+
+  /**
+   * COLO secondary: the primary's `records` (below `next`) take the place of this side's own
+   * with the same seq. With `gen` (a checkpoint loaded device-state generation `gen`, whose
+   * guest runs from `next` on) the replaced guest's records from `next` on go too, and any of
+   * its records still in flight are dropped when they come.
+   */
+  adopt(
+    records: readonly { seq: number; stream: "stdout" | "stderr"; bytes: Uint8Array }[],
+    next: number,
+    gen: number | null,
+  ): void {
+    if (gen !== null && gen > this.#gen) {
+      this.#gen = gen;
+      this.log.rollback(next);
+    }
+    this.log.merge(records.map((r) => makeRecord(r.seq, r.stream, r.bytes)));
+  }
 
   /** A record from the vCPU Worker. */
   take(m: VcpuOutput): void {

@@ -12,7 +12,7 @@
 import { decodeDeviceState, DeviceStateError, encodeDeviceState } from "./device_state.ts";
 import type { SharedGuest } from "./guest_ram.ts";
 import type { WasmShared } from "../wasm/wasm_shared.ts";
-import { loadWasmState, saveWasmState } from "../wasm/wasm_state_cell.ts";
+import { loadWasmState, saveWasmState, wasmNextSeq } from "../wasm/wasm_state_cell.ts";
 import { isWasmDeviceState } from "../wasm/wasm_device_state.ts";
 import type { WorkloadRegs } from "./workload.ts";
 import {
@@ -174,11 +174,16 @@ export class VcpuControl {
   }
 
   /**
-   * The seq the guest's next output record gets (read it with the vCPU parked); null for a
-   * WebAssembly guest, whose count lives in its own state.
+   * The seq the guest's next output record gets (read it with the vCPU parked; a WebAssembly
+   * guest's count lives in its saved state).
    */
-  nextOutputSeq(): number | null {
-    return this.#wasm === null ? this.#ctl.f64[F_NEXT_SEQ] : null;
+  nextOutputSeq(): number {
+    return this.#wasm === null ? this.#ctl.f64[F_NEXT_SEQ] : wasmNextSeq(this.#wasm);
+  }
+
+  /** The device-state generation: every load bumps it; output records carry theirs. */
+  get generation(): number {
+    return Atomics.load(this.#ctl.i32, GEN);
   }
 
   /** The registers for display. */

@@ -29,6 +29,11 @@ function toBase64(b: Uint8Array): string {
   return btoa(s);
 }
 
+/** A record's payload size as the backlog counts it. */
+function size(r: OutputRecord): number {
+  return (r.text ?? r.base64 ?? "").length;
+}
+
 /** Builds a record: text when the bytes are UTF-8, else base64. */
 export function makeRecord(
   seq: number,
@@ -51,22 +56,50 @@ export class OutputLog {
   /** Appends a record and hands it to every subscriber. */
   append(r: OutputRecord): void {
     this.#records.push(r);
-    this.#bytes += (r.text ?? r.base64 ?? "").length;
-    while (
-      this.#records.length > OUTPUT_BACKLOG_RECORDS ||
-      (this.#bytes > OUTPUT_BACKLOG_BYTES && this.#records.length > 1)
-    ) {
-      const old = this.#records.shift()!;
-      this.#bytes -= (old.text ?? old.base64 ?? "").length;
-    }
+    this.#bytes += size(r);
+    this.#trim();
     for (const s of this.#subscribers) s(r);
+  }
+
+  /**
+   * Puts `records` (ascending seq) in seq order, each in place of a kept record with its seq
+   * (COLO: the primary's versions). Subscribers get those past the newest record kept before.
+   */
+  merge(records: readonly OutputRecord[]): void {
+    if (records.length === 0) return;
+    const last = this.lastSeq;
+    const kept = this.#records;
+    let i = kept.length;
+    while (i > 0 && kept[i - 1].seq >= records[0].seq) i--;
+    const tail = kept.splice(i);
+    let t = 0;
+    for (const r of records) {
+      while (t < tail.length && tail[t].seq < r.seq) kept.push(tail[t++]);
+      if (t < tail.length && tail[t].seq === r.seq) this.#bytes -= size(tail[t++]);
+      kept.push(r);
+      this.#bytes += size(r);
+    }
+    while (t < tail.length) kept.push(tail[t++]);
+    this.#trim();
+    for (const r of records) {
+      if (r.seq > last) { for (const s of this.#subscribers) s(r); }
+    }
   }
 
   /** Forgets the records from `seq` on (a guest that wrote them was replaced; COLO). */
   rollback(seq: number): void {
     while (this.#records.length > 0 && this.#records[this.#records.length - 1].seq >= seq) {
-      const old = this.#records.pop()!;
-      this.#bytes -= (old.text ?? old.base64 ?? "").length;
+      this.#bytes -= size(this.#records.pop()!);
+    }
+  }
+
+  /** Drops the oldest records beyond the backlog's bounds. */
+  #trim(): void {
+    while (
+      this.#records.length > OUTPUT_BACKLOG_RECORDS ||
+      (this.#bytes > OUTPUT_BACKLOG_BYTES && this.#records.length > 1)
+    ) {
+      this.#bytes -= size(this.#records.shift()!);
     }
   }
 

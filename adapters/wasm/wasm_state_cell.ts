@@ -40,6 +40,21 @@ export function saveWasmState(w: WasmShared, regs: Uint8Array, ramSize: number):
 }
 
 /**
+ * The seq a parked WebAssembly guest's next output record gets: its state cell holds the state
+ * the vCPU saved when it parked, or the one a load left for it (the guest state's `nextSeq`,
+ * big-endian f64 at offset 5; wasm_device_state.ts).
+ */
+export function wasmNextSeq(w: WasmShared): number {
+  const { i32, bytes } = stateViews(w.state);
+  const n = Atomics.load(i32, 1);
+  const seq = n >= 13 ? new DataView(bytes.buffer, bytes.byteOffset + 5, 8).getFloat64(0) : NaN;
+  if (!Number.isSafeInteger(seq) || seq < 1) {
+    throw new Error("the WebAssembly vCPU's state cell holds no output seq");
+  }
+  return seq;
+}
+
+/**
  * Checks `bytes` completely (module hash, RAM size, memory in use, registers, guest state),
  * then hands the guest state to the vCPU (applied before it next runs) and replaces the unread
  * stdin.

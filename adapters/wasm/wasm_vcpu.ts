@@ -14,6 +14,7 @@ import type { SharedGuest } from "../memory/guest_ram.ts";
 import {
   ctlViews,
   F_PASSES,
+  GEN,
   PARKED,
   RUN_STATES,
   RUNNING,
@@ -81,6 +82,8 @@ export function runWasmVcpu(
     globals: [],
     stack: new Uint8Array(0),
   };
+  /** The device-state generation the guest runs (read as it starts running, after any load). */
+  let gen = 0;
   let resumedAt = performance.now();
   let monoAtResume = 0;
   const monotonicNs = () => monoAtResume + (performance.now() - resumedAt) * 1e6;
@@ -106,7 +109,7 @@ export function runWasmVcpu(
       stdin: w.stdin,
       args: w.args,
       env: w.env,
-      output: (stream, bytes) => post({ kind: "output", seq: g.nextSeq++, stream, bytes }),
+      output: (stream, bytes) => post({ kind: "output", seq: g.nextSeq++, stream, bytes, gen }),
       monotonicNs,
       rewinding: () => ex.asyncify_get_state() === 2,
       stopRewind: () => ex.asyncify_stop_rewind(),
@@ -180,6 +183,7 @@ export function runWasmVcpu(
     Atomics.store(i32, RUNSTATE, RUN_STATES.indexOf(name));
 
   const run = () => {
+    gen = Atomics.load(i32, GEN);
     monoAtResume = g.monotonicNs;
     resumedAt = sliceStart = performance.now();
     const rewind = g.started;

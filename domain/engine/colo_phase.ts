@@ -12,7 +12,10 @@
  * speaks again or lost-heartbeat comes (colo_link.ts); PINGs keep this side heard meanwhile.
  * Output compare: the secondary's output records go to the main thread as they come, with each
  * checkpoint's end and the guest's next seq then (colo_output.ts); the main thread's
- * `colo-checkpoint` starts a checkpoint at once (counted as triggered).
+ * `colo-checkpoint` starts a checkpoint at once (counted as triggered). This guest's own records
+ * come from the main thread too (colo_records.ts): each checkpoint carries, in COLO_RECORDS, the
+ * ones the secondary did not write equal, once all of them below the guest's next seq came;
+ * those released before COLO began go between checkpoints.
  *
  * @module
  */
@@ -25,7 +28,7 @@ import {
   coloName,
   encodeColoFrame,
 } from "../wire/colo.ts";
-import { FrameType, WireError } from "../wire/mod.ts";
+import { encodeColoRecords, FrameType, WireError } from "../wire/mod.ts";
 import { encodeU32Frame } from "../wire/postcopy.ts";
 import { keepaliveInterval } from "./link_watch.ts";
 import { KEEPALIVE_PING } from "./source_link.ts";
@@ -38,6 +41,7 @@ import {
   LostHeartbeat,
   PeerExit,
 } from "./colo_link.ts";
+import { ColoRecordBook, RECORDS_WAIT_MS } from "./colo_records.ts";
 import { CHUNK_PAGES } from "./ram_section.ts";
 import type { SourceSession } from "./source_session.ts";
 
@@ -55,6 +59,8 @@ export class ColoPhase {
   #triggered = false;
   /** Checkpoints loaded by the secondary. */
   #epoch = 0;
+  /** This guest's output records for the secondary (set as COLO begins). */
+  #book: ColoRecordBook | null = null;
 
   /** The COLO phase of `session`, whose precopy completed with the connection kept open. */
   constructor(session: SourceSession) {
@@ -70,6 +76,10 @@ export class ColoPhase {
       s.vcpu.setRunstate("running");
       return;
     }
+    // The guest is stopped (the precopy's completion): its next record is the first in COLO.
+    const book = new ColoRecordBook(s.vcpu.nextOutputSeq());
+    this.#book = book;
+    s.control.onColoRecords = (records) => book.primary(records);
     s.link.post({ t: "colo", what: "enter", mode: "primary" });
     let ending: ColoEnding;
     try {
@@ -78,8 +88,11 @@ export class ColoPhase {
       const replies = new ColoReplies(
         s.channel,
         () => s.control.wake.notify(),
-        (o, epoch) =>
-          s.link.post({ t: "colo", what: "output", seq: o.seq, digest: hex(o.digest), epoch }),
+        (o, epoch) => {
+          const digest = hex(o.digest);
+          book.secondary(o.seq, digest, epoch);
+          s.link.post({ t: "colo", what: "output", seq: o.seq, digest, epoch });
+        },
       );
       this.#replies = replies;
       this.#watchdog = new ColoWatchdog(
@@ -97,6 +110,7 @@ export class ColoPhase {
       ending = coloEnding(e);
     }
     this.#watchdog?.stop();
+    s.control.onColoRecords = null;
     await this.#leave(ending);
   }
 
@@ -137,6 +151,8 @@ export class ColoPhase {
         await s.control.wake.wait(1000); // nothing goes out until the secondary speaks
         continue;
       }
+      await this.#sendReleased();
+      if (this.#book!.due) this.#triggered = true; // a checkpoint carries only so many records
       if (this.#triggered || Date.now() >= next) {
         const periodic = !this.#triggered;
         this.#triggered = false;
@@ -176,6 +192,9 @@ export class ColoPhase {
       if (section.kind === "full") await section.completePrecopy(sink);
     }
     const size = state.reduce((n, f) => n + f.length, 0);
+    // The records below nextSeq not written equal on the secondary travel with the checkpoint.
+    await this.#awaitRecords(nextSeq);
+    await sender.append(encodeColoRecords(nextSeq, this.#book!.take(nextSeq)));
     await sender.append(encodeColoFrame(ColoMessage.VMSTATE_SIZE, size));
     for (const f of state) await sender.append(f);
     await sender.flush();
@@ -186,6 +205,32 @@ export class ColoPhase {
     s.link.post({ t: "colo", what: "checkpoint", epoch: ++this.#epoch, nextSeq });
     s.vcpu.setRunstate("running");
     this.#counters.record(periodic, performance.now() - t0, s.transferred() - before);
+  }
+
+  /** Records released before COLO began, to the secondary (between checkpoints). */
+  async #sendReleased(): Promise<void> {
+    const book = this.#book!;
+    for (let r = book.takeReleased(); r.length > 0; r = book.takeReleased()) {
+      await this.#s.sender.append(encodeColoRecords(book.lo, r));
+      await this.#s.sender.flush();
+    }
+  }
+
+  /** Waits (bounded) until every record this guest wrote below `next` came from the main thread. */
+  async #awaitRecords(next: number): Promise<void> {
+    const t0 = performance.now();
+    for (;;) {
+      this.#check();
+      const missing = this.#book!.missing(next);
+      if (missing === null) return;
+      if (performance.now() - t0 > RECORDS_WAIT_MS) {
+        throw new Error(
+          `the guest's output records below seq ${next} did not reach the checkpoint ` +
+            `within ${RECORDS_WAIT_MS} ms (${missing})`,
+        );
+      }
+      await this.#s.control.wake.wait(50);
+    }
   }
 
   /** Waits for the secondary's `msg` (anything else is a protocol error). */

@@ -9,7 +9,10 @@
  * run on alone; the primary's EXIT: stop). A primary silent for the link timeout is held for:
  * the guest stops until it speaks again or lost-heartbeat comes. This guest's output records,
  * which the main thread hands over (`colo-output`), go to the primary as RP_COLO_OUTPUT for its
- * output compare. Never throws.
+ * output compare. The primary's records a checkpoint carries (COLO_RECORDS, once, before
+ * VMSTATE_SIZE) are held with it and go to the main thread only when it is applied, before
+ * VMSTATE_LOADED, to take the place of this guest's own (colo_output.ts); those that come
+ * between checkpoints (released before COLO began) go at once. Never throws.
  *
  * @module
  */
@@ -21,7 +24,9 @@ import {
   ColoMessage,
   type ColoMessageCode,
   coloName,
+  type ColoRecords,
   decodeColoFrame,
+  decodeColoRecords,
   decodeSectionFull,
   encodeColoOutput,
   encodeColoReply,
@@ -177,13 +182,18 @@ export class DestColo {
     await this.#expect(ColoMessage.VMSTATE_SEND);
     const start = d.reader.bytesRead;
     let size = -1;
+    let records: ColoRecords | null = null;
     while (size < 0) {
       const f = await d.reader.next();
       if (f.type === FrameType.COLO) {
         const m = decodeColoFrame(await d.reader.readPayload());
         if (m.msg !== ColoMessage.VMSTATE_SIZE) this.#unexpected(m.msg, m.value, "in the pages");
         if (m.value > MAX_COLO_STATE) throw new WireError(`COLO: ${m.value} bytes of state`);
+        if (!records) throw new WireError("COLO: a checkpoint without its output records");
         size = m.value;
+      } else if (f.type === FrameType.COLO_RECORDS) {
+        if (records) throw new WireError("COLO: two COLO_RECORDS frames in one checkpoint");
+        records = await this.#records(f.length);
       } else if (f.type === FrameType.PING) {
         await d.rp.send(encodeRpPong(decodeU32(await d.reader.readPayload())));
       } else await d.ramSection.loadState(f.type, f.length, d.reader);
@@ -207,6 +217,9 @@ export class DestColo {
     // leaves RAM as it was too; then the pages (a copy that cannot fail).
     for (const r of state.map(decodeSectionFull)) d.sections.full(r);
     d.ram.commitCache(this.#own);
+    // The primary's records below its next seq take the place of this guest's (colo_output.ts).
+    const { next, records: list } = records!;
+    d.link.post({ t: "colo", what: "records", next, gen: d.vcpu.generation, records: list });
     d.stats[STAT.coloCheckpoints]++;
     d.stats[STAT.coloBytesLast] = d.reader.bytesRead - start;
     d.stats[STAT.coloBytesTotal] += d.reader.bytesRead - start;
@@ -216,13 +229,28 @@ export class DestColo {
     await d.rp.send(encodeColoReply(ColoMessage.VMSTATE_LOADED));
   }
 
-  /** Reads up to the primary's next COLO message (answering PINGs): it must be `msg`. */
+  /** A COLO_RECORDS payload of `length` bytes (bounded by the frame table). */
+  async #records(length: number): Promise<ColoRecords> {
+    const payload = new Uint8Array(length);
+    await this.#d.reader.readInto(payload);
+    return decodeColoRecords(payload);
+  }
+
+  /**
+   * Reads up to the primary's next COLO message (answering PINGs; between checkpoints, taking
+   * the records the primary released before COLO began): it must be `msg`.
+   */
   async #expect(msg: ColoMessageCode): Promise<void> {
     const d = this.#d;
     for (;;) {
       const f = await d.reader.next();
       if (f.type === FrameType.PING) {
         await d.rp.send(encodeRpPong(decodeU32(await d.reader.readPayload())));
+        continue;
+      }
+      if (f.type === FrameType.COLO_RECORDS && msg === ColoMessage.CHECKPOINT_REQUEST) {
+        const { next, records } = await this.#records(f.length);
+        d.link.post({ t: "colo", what: "records", next, gen: null, records });
         continue;
       }
       if (f.type !== FrameType.COLO) {

@@ -11,6 +11,7 @@ import type { Capabilities, LiveParameters } from "../options.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import type { CodecAnswer, CodecRequest } from "../codecs/codec_threads.ts";
 import type { ColoReport } from "../colo_state.ts";
+import type { ForwardedRecord } from "./colo_records.ts";
 
 /** The parameters, sent at start and again on every change (some apply live). */
 export type LiveParams = LiveParameters;
@@ -101,4 +102,9 @@ export type MainMessage =
   | { t: "colo-checkpoint" }
   /** COLO secondary: its guest wrote output record `seq` (`digest`: its bytes' SHA-256). */
   | { t: "colo-output"; seq: number; digest: Uint8Array }
+  /**
+   * COLO primary: its guest's output records, oldest first (colo_records.ts): one new one, or
+   * the output's backlog as COLO begins.
+   */
+  | { t: "colo-records"; records: ForwardedRecord[] }
   | CodecAnswer;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ForwardedRecord } from "./colo_records.ts";
 import { Signal } from "./signal.ts";
 
 /** The source's mailbox. */
@@ -24,6 +25,8 @@ export class SourceControl {
   lostHeartbeat = false;
   /** COLO: the output compare wants a checkpoint now. */
   checkpointNow = false;
+  /** COLO: where the main thread's forwarded output records go (set while COLO runs). */
+  onColoRecords: ((records: ForwardedRecord[]) => void) | null = null;
   /** migrate_cancel. */
   cancelled = false;
   /** Wakes the loop after any change. */

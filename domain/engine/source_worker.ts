@@ -85,6 +85,9 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
     case "colo-checkpoint":
       control.checkpointNow = true;
       break;
+    case "colo-records":
+      control.onColoRecords?.(m.records);
+      break;
     case "auto-converge":
       control.forceAutoConverge = true;
       break;

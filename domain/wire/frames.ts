@@ -74,6 +74,8 @@ export const FrameType = {
   COLO: 0x50,
   /** The source runs COLO after this precopy (QEMU's MIG_CMD_ENABLE_COLO). */
   COLO_ENABLE: 0x51,
+  /** The primary's output records a checkpoint releases (docs/wire-format.md, "COLO"). */
+  COLO_RECORDS: 0x52,
   /** The disk section's drive list (docs/wire-format.md, "Disk records"). */
   DISK_CONFIG: 0x60,
   /** A run of a drive's bytes at an offset. */
@@ -88,6 +90,15 @@ export const FrameType = {
 export const DISK_HEADER_SIZE = 14;
 /** Most bytes one DISK_DATA or DISK_ZERO covers (the disk's 64 KiB block). */
 export const MAX_DISK_RUN = 65536;
+
+/** COLO_RECORDS' fixed part: `u64 next, u32 count`. */
+export const COLO_RECORDS_FIXED = 12;
+/** One record's header in COLO_RECORDS: `u64 seq, u8 stream, u32 length`. */
+export const COLO_RECORD_HEADER = 13;
+/** Most output records one COLO_RECORDS frame (so one checkpoint) carries. */
+export const MAX_COLO_RECORDS = 8192;
+/** Most record bytes (their payloads, summed) one COLO_RECORDS frame carries: 8 MiB. */
+export const MAX_COLO_RECORD_BYTES = 8 << 20;
 
 /** Largest PACKAGED payload (the postcopy device-state package). */
 export const MAX_PACKAGE = 1 << 20;
@@ -163,6 +174,11 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   [FrameType.MULTIFD_SETUP]: { name: "MULTIFD_SETUP", fixed: 20 },
   [FrameType.COLO]: { name: "COLO", fixed: 12 },
   [FrameType.COLO_ENABLE]: { name: "COLO_ENABLE", fixed: 0 },
+  [FrameType.COLO_RECORDS]: {
+    name: "COLO_RECORDS",
+    min: COLO_RECORDS_FIXED,
+    max: COLO_RECORDS_FIXED + MAX_COLO_RECORDS * COLO_RECORD_HEADER + MAX_COLO_RECORD_BYTES,
+  },
   [FrameType.DISK_CONFIG]: { name: "DISK_CONFIG", min: 2, max: MAX_SMALL_PAYLOAD },
   [FrameType.DISK_DATA]: {
     name: "DISK_DATA",

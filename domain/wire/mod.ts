@@ -17,3 +17,4 @@ export * from "./return_path.ts";
 export * from "./peer_reason.ts";
 export * from "./colo.ts";
 export * from "./ram_used.ts";
+export * from "./colo_records.ts";

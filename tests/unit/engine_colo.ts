@@ -7,21 +7,9 @@
  * the guest.
  */
 import assert from "node:assert/strict";
-import { memoryChannelPair } from "../../adapters/channels/memory_pair.ts";
-import { allocateGuest } from "../../adapters/memory/guest_ram.ts";
 import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
-import { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
-import { F_NEXT_SEQ, PARKED, PRNG } from "../../adapters/memory/vcpu_ctl.ts";
 import { percentile } from "../../domain/engine/colo_link.ts";
-import { ColoControl, DestColo } from "../../domain/engine/dest_colo.ts";
-import { ReturnPath } from "../../domain/engine/dest_support.ts";
-import { DEVICE_SECTION, DeviceSectionLoader } from "../../domain/engine/device_section.ts";
-import type { MainLink } from "../../domain/engine/main_link.ts";
-import type { WorkerMessage } from "../../domain/engine/messages.ts";
-import { RamLoader } from "../../domain/engine/ram_loader.ts";
-import { RamSectionLoader } from "../../domain/engine/ram_section_loader.ts";
-import { SectionTable } from "../../domain/engine/section_table.ts";
-import { createStats, STAT } from "../../domain/engine/stats.ts";
+import { STAT } from "../../domain/engine/stats.ts";
 import {
   COLO_BODY,
   COLO_OUTPUT_BODY,
@@ -32,17 +20,16 @@ import {
   decodeColoReply,
   encodeColoFrame,
   encodeColoOutput,
+  encodeColoRecords,
   encodeColoReply,
   encodePageRun,
-  encodeSectionFull,
-  encodeStreamHeader,
   FRAME_HEADER_SIZE,
-  FrameReader,
   OUTPUT_DIGEST_BYTES,
   RP_COLO,
   RP_COLO_OUTPUT,
   WireError,
 } from "../../domain/wire/mod.ts";
+import { secondary } from "../helpers/colo_secondary.ts";
 
 Deno.test("colo frames: the primary's and the secondary's messages round-trip; each side's only", () => {
   const f = encodeColoFrame(ColoMessage.VMSTATE_SIZE, 2 ** 40 + 3);
@@ -72,80 +59,6 @@ Deno.test("colo frames: the primary's and the secondary's messages round-trip; e
   assert.equal(percentile([1, 2, 3, 4], 0.99), 4);
 });
 
-const BLOCKS = [{ name: "pc.ram", size: 16 * PAGE_SIZE }];
-
-/** A guest without a vCPU Worker: its vCPU counts as parked (it never executes). */
-function parkedGuest() {
-  const guest = allocateGuest(BLOCKS);
-  const ctl = new Int32Array(guest.ctl);
-  Atomics.store(ctl, PARKED, 1);
-  ctl.set([1, 2, 3, 4], PRNG); // a vCPU's PRNG state is never all zero
-  new Float64Array(guest.ctl)[F_NEXT_SEQ] = 1; // nor its next output seq
-  return guest;
-}
-
-/** A secondary whose first state arrived (RAM filled with 1s), ready for checkpoints. */
-async function secondary() {
-  const guest = parkedGuest();
-  const ram = new Uint8Array(guest.ram[0]);
-  ram.fill(1);
-  const dirty = new Uint8Array(guest.dirty);
-  const vcpu = new VcpuControl(guest);
-  const stats = createStats();
-  const loader = new RamLoader(guest, stats);
-  const ramSection = new RamSectionLoader(loader, stats, 1);
-  const device = new DeviceSectionLoader(vcpu);
-  const [primary, channel] = memoryChannelPair(1 << 20);
-  // The precopy's stream came first (its frames are not this test's).
-  const reader = new FrameReader(channel);
-  await primary.write(encodeStreamHeader());
-  await reader.readStreamHeader();
-  const messages: WorkerMessage[] = [];
-  const transitions: string[] = [];
-  const link = {
-    status: "colo",
-    post: (m: WorkerMessage) => messages.push(m),
-    transition: (from: string, to: string) => {
-      transitions.push(`${from}->${to}`);
-      return Promise.resolve(true);
-    },
-  } as unknown as MainLink;
-  const control = new ColoControl();
-  const colo = new DestColo({
-    guest,
-    vcpu,
-    link,
-    stats,
-    reader,
-    channel,
-    rp: new ReturnPath(channel),
-    ram: loader,
-    ramSection,
-    sections: new SectionTable([ramSection, device]),
-    control,
-    timeoutMs: 30_000,
-    unwatch: () => {},
-  });
-  colo.prepare();
-  vcpu.setRunstate("running");
-  /** The device state of the primary's stopped vCPU, as a SECTION_FULL record. */
-  const state = encodeSectionFull(
-    DEVICE_SECTION,
-    new VcpuControl(parkedGuest()).saveDeviceState(),
-  );
-  /** Reads the secondary's next COLO message. */
-  async function reply(): Promise<number> {
-    const b = new Uint8Array(4 + COLO_BODY);
-    for (let got = 0; got < b.length;) {
-      const n = await primary.read(b.subarray(got));
-      if (n === null) throw new Error("the secondary closed");
-      got += n;
-    }
-    return decodeColoReply(b.subarray(4)).msg;
-  }
-  return { ram, dirty, vcpu, stats, primary, colo, messages, transitions, state, reply };
-}
-
 Deno.test("colo secondary: a whole checkpoint overwrites what either side dirtied; a cut one is not applied", async () => {
   const s = await secondary();
   const running = s.colo.run();
@@ -161,6 +74,7 @@ Deno.test("colo secondary: a whole checkpoint overwrites what either side dirtie
   await s.primary.write(encodePageRun(0, 4, PAGE_SIZE, new Uint8Array(PAGE_SIZE).fill(2)));
   await s.primary.write(encodePageRun(0, 9, PAGE_SIZE, new Uint8Array(PAGE_SIZE).fill(2)));
   assert.equal(s.ram[9 * PAGE_SIZE], 1, "pages wait in the cache");
+  await s.primary.write(encodeColoRecords(1, []));
   await s.primary.write(encodeColoFrame(ColoMessage.VMSTATE_SIZE, s.state.length));
   await s.primary.write(s.state);
   assert.equal(await s.reply(), ColoMessage.VMSTATE_RECEIVED);
@@ -180,6 +94,9 @@ Deno.test("colo secondary: a whole checkpoint overwrites what either side dirtie
   assert.equal(await s.reply(), ColoMessage.CHECKPOINT_REPLY);
   await s.primary.write(encodeColoFrame(ColoMessage.VMSTATE_SEND));
   await s.primary.write(encodePageRun(0, 10, PAGE_SIZE, new Uint8Array(PAGE_SIZE).fill(3)));
+  await s.primary.write(
+    encodeColoRecords(2, [{ seq: 1, stream: "stdout", bytes: new Uint8Array(1) }]),
+  );
   await s.primary.write(encodeColoFrame(ColoMessage.VMSTATE_SIZE, s.state.length));
   await s.primary.write(s.state.subarray(0, 20));
   s.primary.close(); // EOF: the primary's process died
@@ -189,8 +106,9 @@ Deno.test("colo secondary: a whole checkpoint overwrites what either side dirtie
   assert.equal(s.stats[STAT.coloCheckpoints], 1);
   assert.deepEqual(s.messages.filter((m) => m.t === "colo"), [
     { t: "colo", what: "enter", mode: "secondary" },
+    { t: "colo", what: "records", next: 1, gen: 1, records: [] },
     { t: "colo", what: "exit", reason: "error" },
-  ]);
+  ], "the cut checkpoint's records are not applied either");
   assert.deepEqual(s.transitions, ["colo->completed"]);
 });
 
