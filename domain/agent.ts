@@ -17,7 +17,7 @@ import { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
 import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
 import { ColoState } from "./colo_state.ts";
-import { coloOutputOf } from "./colo_output.ts";
+import { coloOutputOf, loadOutputDigest } from "./colo_output.ts";
 import { IncomingSide } from "./incoming_side.ts";
 import { tlsOptionsFor } from "./tls_options.ts";
 import type { Migration } from "./migration.ts";
@@ -113,7 +113,7 @@ export class Agent {
       linkTimeoutMs: config.linkTimeoutMs,
       colo: this.colo,
     });
-    this.colo.setEnabled(this.capabilities["x-colo"]);
+    this.#coloEnabled();
     setLateBlockActivate(machine.shared, this.capabilities["late-block-activate"]);
     this.colo.route((mode) =>
       mode === "primary" ? this.#out.lostHeartbeat() : this.#incoming.lostHeartbeat()
@@ -313,9 +313,17 @@ export class Agent {
     const current = this.#sourceStatus;
     if (isSetupOrActive(current)) throw new DomainError("active", MIGRATION_ACTIVE);
     this.capabilities = mergeCapabilities(this.capabilities, patch);
-    this.colo.setEnabled(this.capabilities["x-colo"]);
+    this.#coloEnabled();
     setLateBlockActivate(this.machine.shared, this.capabilities["late-block-activate"]);
     return this.capabilities;
+  }
+
+  /** x-colo as the capabilities say; on, the output compare's digest loads meanwhile. */
+  #coloEnabled(): void {
+    this.colo.setEnabled(this.capabilities["x-colo"]);
+    if (this.capabilities["x-colo"]) {
+      loadOutputDigest().catch((e) => console.error(`ferry: COLO output digest: ${e}`));
+    }
   }
 
   /** QMP stop; resolves to the runstate after it. */

@@ -15,7 +15,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import type { GuestOutput } from "../adapters/memory/guest_output.ts";
 import type { OutputRecord } from "../adapters/wasm/output_log.ts";
 import type { ColoReport } from "./colo_state.ts";
@@ -69,9 +68,23 @@ export function coloOutputOf(
   });
 }
 
-/** SHA-256 of a record's bytes. */
+let sha256: ((bytes: Uint8Array) => Uint8Array) | null = null;
+
+/**
+ * Loads the SHA-256 that COLO's output compare digests records with. node:crypto costs an
+ * agent ~35 ms of CPU to load, so only an agent with `x-colo` on loads it (the agent asks
+ * when the capability is set; COLO begins only after a whole precopy).
+ */
+export async function loadOutputDigest(): Promise<void> {
+  if (sha256) return;
+  const { createHash } = await import("node:crypto");
+  sha256 = (bytes) => new Uint8Array(createHash("sha256").update(bytes).digest());
+}
+
+/** SHA-256 of a record's bytes (loadOutputDigest must have run). */
 export function outputDigest(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash("sha256").update(bytes).digest());
+  if (!sha256) throw new Error("COLO's output digest is not loaded (x-colo was never set)");
+  return sha256(bytes);
 }
 
 /** A record's bytes again (its text, or its base64). */

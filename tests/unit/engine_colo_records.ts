@@ -16,7 +16,7 @@ import {
   type WasmShared,
 } from "../../adapters/wasm/wasm_shared.ts";
 import { wasmNextSeq } from "../../adapters/wasm/wasm_state_cell.ts";
-import { outputDigest } from "../../domain/colo_output.ts";
+import { loadOutputDigest, outputDigest } from "../../domain/colo_output.ts";
 import { ColoRecordBook } from "../../domain/engine/colo_records.ts";
 import { OutputCompare } from "../../domain/output_compare.ts";
 import {
@@ -32,6 +32,7 @@ import { secondary } from "../helpers/colo_secondary.ts";
 const enc = new TextEncoder();
 const bytesOf = (seq: number) => enc.encode(`increment pass ${seq} pages ${seq * 8192}\n`);
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+await loadOutputDigest();
 const digestOf = (b: Uint8Array) => hex(outputDigest(b));
 const rec = (seq: number, bytes = bytesOf(seq)): ColoRecord => ({ seq, stream: "stdout", bytes });
 const seqs = (rs: readonly { seq: number }[]) => rs.map((r) => r.seq);
