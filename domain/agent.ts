@@ -345,6 +345,7 @@ export class Agent {
   async close(): Promise<void> {
     this.cancel();
     await Promise.race([this.#out.done, new Promise((r) => setTimeout(r, 2000))]);
+    this.#out.close();
     this.#incoming.close();
     this.#watch.close();
     await this.machine.dispose();

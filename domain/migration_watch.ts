@@ -42,7 +42,11 @@ export class MigrationWatch {
 
   /** Called on every status change of a migration (after its MIGRATION event). */
   changed(m: Migration, to: MigrationStatus): void {
-    if (isFinished(to) || !isSetupOrActive(to)) this.#publishProgress(m);
+    if (isFinished(to) || !isSetupOrActive(to)) {
+      this.#publishProgress(m);
+      // The last running migration ended: no timer outlives it (not even until its next tick).
+      if (this.#running().length === 0) this.close();
+    }
     if (to === "active" && this.#timer === undefined) {
       this.#timer = setInterval(() => this.#tick(), this.#progressMs);
     }
@@ -54,11 +58,16 @@ export class MigrationWatch {
     this.#timer = undefined;
   }
 
-  #tick(): void {
-    const out = this.#watched.outgoing();
-    const running = [out?.migration, this.#watched.incoming()].filter(
+  /** The migrations past setup and still running. */
+  #running(): Migration[] {
+    return [this.#watched.outgoing()?.migration, this.#watched.incoming()].filter(
       (m): m is Migration => !!m && m.status !== "setup" && isSetupOrActive(m.status),
     );
+  }
+
+  #tick(): void {
+    const out = this.#watched.outgoing();
+    const running = this.#running();
     for (const m of running) this.#publishProgress(m);
     if (out?.migration.status === "active") this.#watchConvergence(out);
     if (running.length === 0) this.close();

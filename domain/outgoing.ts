@@ -22,6 +22,7 @@ import type { Migration } from "./migration.ts";
 import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 import { STAT } from "./engine/stats.ts";
 import { WorkerHost } from "./worker_host.ts";
+import type { WarmWorkers } from "./warm_workers.ts";
 
 const SOURCE_WORKER = new URL("./engine/source_worker.ts", import.meta.url);
 const CHANNEL_WORKER = new URL("./engine/multifd_worker.ts", import.meta.url);
@@ -47,6 +48,8 @@ export interface OutgoingOptions {
   sourceWorker?: URL;
   /** Hears the data path's COLO reports. */
   onColo?(m: ColoReport): void;
+  /** Where the source Worker comes from and goes back to (kept warm between migrations). */
+  warm?: WarmWorkers;
 }
 
 /** A running outgoing migration's controls. */
@@ -62,6 +65,7 @@ export class Outgoing {
   readonly #workerUrl: URL;
   readonly #resolveDone: () => void;
   readonly #channelWorkers: Worker[] = [];
+  readonly #warm: WarmWorkers | undefined;
 
   /** Starts the data path; `onPass` hears each dirty-log sync. */
   constructor(
@@ -77,6 +81,8 @@ export class Outgoing {
     this.#vcpu = new VcpuControl(guest);
     this.#runstateBefore = this.#vcpu.runstate;
     this.#workerUrl = options.sourceWorker ?? SOURCE_WORKER;
+    // Only the product's source Worker runs one migration after another (a test seam's not).
+    this.#warm = options.sourceWorker ? undefined : options.warm;
     this.#onPass = onPass;
     this.#onColo = options.onColo;
     // QEMU's migrate_init: the clock of total-time starts with status setup, before the data
@@ -120,12 +126,18 @@ export class Outgoing {
 
   #spawn(start: SourceStart, transfer: Transferable[] = []): void {
     const migration = this.migration;
-    this.#host = new WorkerHost(this.#workerUrl, start, {
-      current: () => migration,
-      onPass: this.#onPass,
-      onColo: this.#onColo,
-      onDone: (crash) => this.#ended(crash),
-    }, transfer);
+    this.#host = new WorkerHost(
+      this.#workerUrl,
+      start,
+      {
+        current: () => migration,
+        onPass: this.#onPass,
+        onColo: this.#onColo,
+        onDone: (crash) => this.#ended(crash),
+      },
+      transfer,
+      this.#warm,
+    );
   }
 
   /** The data path ended (`crash`: it died, with this message). */

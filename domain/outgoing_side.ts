@@ -22,6 +22,7 @@ import { type CancelAnswer, cancelRefusal, Outgoing } from "./outgoing.ts";
 import { PolicyTracker } from "./policy.ts";
 import { type MigrateRequest, startProblems } from "./preflight.ts";
 import type { MigrationStatus } from "./state_machine.ts";
+import { WarmWorkers } from "./warm_workers.ts";
 
 /** What the outgoing side uses of its agent. */
 export interface OutgoingDeps {
@@ -48,10 +49,17 @@ export class OutgoingSide {
   #source: Migration | null = null;
   /** The data path of `#source`, once started. */
   #outgoing: Outgoing | null = null;
+  /** The source Worker kept between migrations. */
+  readonly #warm = new WarmWorkers();
 
   /** An outgoing side with nothing started. */
   constructor(deps: OutgoingDeps) {
     this.#deps = deps;
+  }
+
+  /** Terminates the source Worker kept between migrations (agent shutdown). */
+  close(): void {
+    this.#warm.close();
   }
 
   /** The newest outgoing migration, if any. */
@@ -111,7 +119,11 @@ export class OutgoingSide {
       caps,
       tls,
       (pass) => this.#deps.events.publish("MIGRATION_PASS", { pass }),
-      { linkTimeoutMs: this.#deps.linkTimeoutMs, onColo: (m) => this.#deps.colo?.report(m) },
+      {
+        linkTimeoutMs: this.#deps.linkTimeoutMs,
+        onColo: (m) => this.#deps.colo?.report(m),
+        warm: this.#warm,
+      },
     );
     return migrationInfo(migration);
   }

@@ -9,6 +9,7 @@ import type { ColoReport } from "./colo_state.ts";
 import type { MainMessage, WorkerMessage } from "./engine/messages.ts";
 import type { Migration } from "./migration.ts";
 import { CodecSpawner } from "./codecs/codec_spawner.ts";
+import type { WarmWorkers } from "./warm_workers.ts";
 
 /** Handlers for the messages that are not transitions. */
 export interface WorkerHandlers {
@@ -27,22 +28,36 @@ export interface WorkerHandlers {
   onDone(crash?: string): void;
 }
 
+/** Numbers runs across every host of this thread (a warm Worker's runs differ). */
+let lastRun = 0;
+
 /** Starts a module Worker and wires it to the state machine. */
 export class WorkerHost {
   readonly #worker: Worker;
   readonly #codecs = new CodecSpawner();
+  readonly #url: URL;
+  readonly #warm: WarmWorkers | undefined;
   #alive = true;
 
-  /** Starts `url` and posts `start` to it. */
+  /**
+   * Starts `url` (an idle one from `warm`, given back there when its run ends cleanly) and
+   * posts `start` to it, numbered: the Worker tags what its run posts with that number, and
+   * anything else it posts (a finished run's leftovers in a warm Worker) is dropped.
+   */
   constructor(
     url: URL,
-    start: unknown,
+    start: object,
     handlers: WorkerHandlers,
     transfer: Transferable[] = [],
+    warm?: WarmWorkers,
   ) {
-    this.#worker = new Worker(url, { type: "module" });
-    this.#worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
+    this.#url = url;
+    this.#warm = warm;
+    const run = ++lastRun;
+    this.#worker = warm ? warm.take(url) : new Worker(url, { type: "module" });
+    this.#worker.onmessage = (e: MessageEvent<WorkerMessage & { run?: number }>) => {
       const m = e.data;
+      if (m.run !== undefined && m.run !== run) return;
       const mig = handlers.current();
       switch (m.t) {
         case "transition": {
@@ -90,7 +105,7 @@ export class WorkerHost {
           console.error(JSON.stringify({ level: "warn", msg: m.message, id: mig?.id }));
           break;
         case "done":
-          this.terminate();
+          this.#release();
           handlers.onDone();
           break;
       }
@@ -101,7 +116,7 @@ export class WorkerHost {
       this.terminate();
       handlers.onDone(e.message);
     };
-    this.#worker.postMessage(start, transfer);
+    this.#worker.postMessage({ ...start, run }, transfer);
   }
 
   /** Sends a message if the Worker still runs. */
@@ -112,6 +127,15 @@ export class WorkerHost {
   /** Codec Workers running for this Worker's pools. */
   get codecWorkers(): number {
     return this.#codecs.running;
+  }
+
+  /** The run ended cleanly: its Worker goes back to `warm` (or is terminated without one). */
+  #release(): void {
+    if (!this.#alive) return;
+    if (!this.#warm) return this.terminate();
+    this.#alive = false;
+    this.#codecs.stopAll();
+    this.#warm.give(this.#url, this.#worker);
   }
 
   /** Stops the Worker (and its codec Workers) at once. */

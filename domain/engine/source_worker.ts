@@ -18,63 +18,89 @@ import { runSource, type SourceContext } from "./source_run.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
 import { CANCEL_GRACE_MS } from "./peer_reason.ts";
 
-let link: MainLink | null = null;
-let writer: ChannelWriter | null = null;
-let resumeTls: TlsChannelOptions | undefined;
-let ctx: SourceContext | null = null;
-const control = new SourceControl();
-const params: LiveParams = liveParameters(DEFAULT_PARAMETERS);
+/**
+ * One migration's state in this Worker. A Worker kept warm (warm_workers.ts) runs several
+ * migrations one after another: each start makes a new run, and what a finished run's
+ * leftovers (a cancel's grace timer, a late reply) touch is that run's, never the next one's.
+ */
+interface Run {
+  /** The number the main thread gave this run: everything it posts carries it. */
+  id: number;
+  link: MainLink;
+  writer: ChannelWriter | null;
+  resumeTls: TlsChannelOptions | undefined;
+  ctx: SourceContext;
+  control: SourceControl;
+  params: LiveParams;
+}
+
+let run: Run | null = null;
 /** Compression pools get their Workers from the main thread (nested ones start slowly). */
 const codecAnswer = useParentCodecThreads((m) => self.postMessage(m satisfies WorkerMessage));
+
+/** A new run from the main thread's start message. */
+function startRun(m: SourceStart & { run?: number }): Run {
+  const id = m.run ?? 0;
+  const post = (msg: WorkerMessage) => self.postMessage({ ...msg, run: id });
+  const control = new SourceControl();
+  const params: LiveParams = { ...liveParameters(DEFAULT_PARAMETERS), ...m.params };
+  const link = new MainLink(m.status, post);
+  const io = { writer: null as ChannelWriter | null, resumeTls: m.recover?.tls };
+  if (m.recover) control.resumeUri = m.recover.uri;
+  const ctx: SourceContext = {
+    guest: m.guest,
+    stats: m.stats,
+    link,
+    params,
+    caps: m.caps,
+    control,
+    uri: m.uri,
+    tls: m.tls,
+    connect: (uri) => connectChannel(uri ?? m.uri, { tls: io.resumeTls ?? m.tls }),
+    onWriter: (w) => {
+      io.writer = w;
+      if (control.cancelled) w?.shutdown();
+    },
+    multifdPorts: m.multifdPorts,
+    point: new PointOfNoReturn(m.point),
+    linkTimeoutMs: m.linkTimeoutMs,
+    recovering: m.recover !== undefined,
+  };
+  const r: Run = Object.assign(io, { id, link, control, params, ctx });
+  runSource(ctx).finally(() => {
+    if (run === r) run = null;
+    post({ t: "done" });
+  });
+  return r;
+}
 
 self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
   const m = e.data;
   if (codecAnswer(m)) return;
+  if (m.t === "start") {
+    run = startRun(m);
+    return;
+  }
+  const r = run;
+  if (r === null) return; // for a run that ended
+  const { control } = r;
   switch (m.t) {
-    case "start":
-      Object.assign(params, m.params);
-      link = new MainLink(m.status, (msg: WorkerMessage) => self.postMessage(msg));
-      if (m.recover) {
-        resumeTls = m.recover.tls;
-        control.resumeUri = m.recover.uri;
-      }
-      ctx = {
-        guest: m.guest,
-        stats: m.stats,
-        link,
-        params,
-        caps: m.caps,
-        control,
-        uri: m.uri,
-        tls: m.tls,
-        connect: (uri) => connectChannel(uri ?? m.uri, { tls: resumeTls ?? m.tls }),
-        onWriter: (w) => {
-          writer = w;
-          if (control.cancelled) w?.shutdown();
-        },
-        multifdPorts: m.multifdPorts,
-        point: new PointOfNoReturn(m.point),
-        linkTimeoutMs: m.linkTimeoutMs,
-        recovering: m.recover !== undefined,
-      };
-      runSource(ctx).finally(() => self.postMessage({ t: "done" } satisfies WorkerMessage));
-      break;
     case "cancel":
       control.cancelled = true;
       // The run ends its stream with CANCEL at its next frame boundary (unthrottled, so it
       // gets there); a write stuck on a peer that stopped reading is cut after a grace.
-      writer?.setRateLimit(0);
-      setTimeout(() => writer?.shutdown(), CANCEL_GRACE_MS);
+      r.writer?.setRateLimit(0);
+      setTimeout(() => r.writer?.shutdown(), CANCEL_GRACE_MS);
       break;
     case "params":
-      Object.assign(params, m.params);
+      Object.assign(r.params, m.params);
       control.paramsChanged = true;
       break;
     case "postcopy":
       control.startPostcopy = true;
       // Precopy is over: its rate limit must not hold the switch (a write waiting for the
       // next 100 ms window would delay it, and the package behind it, by up to 100 ms).
-      writer?.setRateLimit(0);
+      r.writer?.setRateLimit(0);
       break;
     case "continue":
       control.continued = true;
@@ -93,17 +119,17 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
       break;
     case "pause":
       control.pauseRequested = true;
-      writer?.shutdown();
+      r.writer?.shutdown();
       break;
     case "multifd-crash":
-      ctx?.onMultifdCrash?.(m.id, m.message);
+      r.ctx.onMultifdCrash?.(m.id, m.message);
       break;
     case "resume":
-      resumeTls = m.tls;
+      r.resumeTls = m.tls;
       control.resumeUri = m.uri;
       break;
     default:
-      link?.receive(m);
+      r.link.receive(m);
   }
   control.wake.notify();
 };

@@ -1,0 +1,71 @@
+/**
+ * A source Worker kept warm between migrations (domain/warm_workers.ts, worker_host.ts): the
+ * second migration gets the first one's Worker, and what the first run posts after it ended
+ * never reaches the second migration.
+ */
+import assert from "node:assert/strict";
+import { WarmWorkers } from "../../domain/warm_workers.ts";
+import { type WorkerHandlers, WorkerHost } from "../../domain/worker_host.ts";
+import type { Migration } from "../../domain/migration.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const FIXTURE = new URL("../helpers/warm_fixture_worker.ts", import.meta.url);
+
+/** Handlers recording what a host hears: passes, errors set on its migration, its end. */
+function recorder() {
+  const seen = { passes: [] as number[], errors: [] as string[], done: 0 };
+  const migration = { setError: (message: string) => seen.errors.push(message) };
+  const handlers: WorkerHandlers = {
+    current: () => migration as unknown as Migration,
+    onPass: (pass) => seen.passes.push(pass),
+    onDone: () => seen.done++,
+  };
+  return { seen, handlers };
+}
+
+Deno.test("warm workers: the next run reuses the Worker; a finished run's late messages are dropped", async () => {
+  const warm = new WarmWorkers();
+  try {
+    const first = recorder();
+    new WorkerHost(FIXTURE, { t: "start" }, first.handlers, [], warm);
+    await waitFor("the first run to end", () => first.seen.done === 1);
+    assert.deepEqual(first.seen.passes, [1]);
+
+    const second = recorder();
+    const host = new WorkerHost(FIXTURE, { t: "start", hold: true }, second.handlers, [], warm);
+    await waitFor("the second run's pass", () => second.seen.passes.length === 1);
+    assert.deepEqual(second.seen.passes, [2], "the same Worker, started a second time");
+    // The first run's leftover error comes 20 ms after its end: it must reach no one.
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(second.seen.errors, []);
+    assert.deepEqual(first.seen.errors, [], "a host whose run ended hears nothing more");
+    host.terminate();
+
+    // Without a warm pool every run gets a Worker of its own.
+    const alone = recorder();
+    const own = new WorkerHost(FIXTURE, { t: "start", hold: true }, alone.handlers);
+    await waitFor("a fresh Worker's pass", () => alone.seen.passes.length === 1);
+    assert.deepEqual(alone.seen.passes, [1]);
+    own.terminate();
+  } finally {
+    warm.close();
+  }
+});
+
+Deno.test("warm workers: one idle Worker per module; after close every one given back ends", () => {
+  const warm = new WarmWorkers();
+  const url = FIXTURE;
+  const a = warm.take(url);
+  const b = warm.take(url);
+  assert.notEqual(a, b, "nothing idle yet: two new Workers");
+  warm.give(url, a);
+  warm.give(url, b); // a second idle one is terminated, not kept
+  assert.equal(warm.take(url), a);
+  warm.close();
+  const c = new Worker(url, { type: "module" });
+  warm.give(url, c); // terminated: the agent is shutting down
+  const d = warm.take(url);
+  assert.notEqual(d, c);
+  d.terminate();
+  a.terminate();
+});
