@@ -365,6 +365,7 @@ export class Agent {
       parameters: this.parameters,
       allowExec: this.allowExec,
       wasmGuest: this.machine.shared.wasm !== undefined,
+      coloSecondary: this.#incoming.current?.status === "colo",
     };
   }
 

@@ -40,7 +40,14 @@ export interface PreflightState {
   allowExec: boolean;
   /** The guest is a WebAssembly program (`--guest wasm:`). */
   wasmGuest?: boolean;
+  /** This agent's incoming migration is in COLO: its guest is a primary's standby. */
+  coloSecondary?: boolean;
 }
+
+/** Why a COLO secondary does not migrate its guest (beyond QEMU: that would be a third copy). */
+export const COLO_SECONDARY =
+  "This agent is a COLO secondary: its guest is the primary's standby and runs on alone only " +
+  "after a failover (POST /colo/lost-heartbeat)";
 
 /** Why a WebAssembly guest cannot be migrated with postcopy. */
 export const WASM_POSTCOPY =
@@ -96,6 +103,7 @@ export function prepareProblems(req: MigrateRequest, s: PreflightState): DomainE
   if (s.runstate === "inmigrate") {
     problems.push(new DomainError("wrong-state", "Guest is waiting for an incoming migration"));
   }
+  if (s.coloSecondary) problems.push(new DomainError("wrong-state", COLO_SECONDARY));
   if (s.wasmGuest && s.capabilities["postcopy-ram"]) {
     problems.push(new DomainError("wrong-state", WASM_POSTCOPY));
   }

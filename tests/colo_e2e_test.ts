@@ -175,6 +175,10 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
           }
           await progresses(a, "the primary");
           await progresses(b, "the secondary");
+          // The standby does not migrate its guest away (that would make a third copy).
+          const third = await b.api("POST", "/migrations", { uri: c.incomingUri });
+          assert.equal(third.status, 409, JSON.stringify(third.body));
+          assert.match(third.body.detail, /COLO secondary/);
           // Output compare: increment writes the same records on both sides, so every record
           // is released when the secondary's equal one comes, and no checkpoint is triggered.
           const aOut = await recordEvents(a.base, undefined, "/machine/output");
