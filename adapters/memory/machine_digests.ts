@@ -39,7 +39,7 @@ export class MachineDigests {
   }
 
   /**
-   * Destination, when an incoming migration has loaded: starts hashing RAM as it arrived, in a
+   * Destination, when an incoming migration has loaded: starts hashing RAM as it arrived, in the
    * digest Worker, from the copy-on-first-write snapshot that the engine began (vcpu
    * .beginSnapshot()) before letting the vCPU run; does not wait for the vCPU. When the digest
    * is done the snapshot is ended. The snap buffers stay allocated (the vCPU Worker holds them;
@@ -48,24 +48,16 @@ export class MachineDigests {
    */
   captureArrival(): void {
     this.#discardArrival();
-    const worker = new Worker(DIGEST_WORKER, { type: "module" });
-    this.#workers.add(worker);
     let discard!: () => void;
-    const result = new Promise<DigestResult>((resolve, reject) => {
+    const discarded = new Promise<never>((_, reject) => {
       discard = () => reject(new ArrivalDiscarded("arrival digest discarded"));
-      worker.onmessage = (e: MessageEvent<DigestResult>) => resolve(e.data);
-      worker.onerror = (e: ErrorEvent) => {
-        e.preventDefault();
-        reject(new Error(`digest_worker.ts: ${e.message}`));
-      };
-      const request: DigestRequest = { guest: this.#shared, mode: "snapshot", check: null };
-      worker.postMessage(request);
     });
+    // In the kept digest Worker (a discarded one still finishes there, its answer ignored).
+    const result = Promise.race([this.#digestWorker("snapshot", null), discarded]);
     const arrival: Arrival = { result, settled: false, discard };
     this.#arrival = arrival;
     const settle = () => {
       arrival.settled = true;
-      this.#workers.drop(worker);
       if (this.#arrival === arrival) this.#vcpu.endSnapshot();
     };
     result.then(settle, (e) => {
