@@ -91,7 +91,12 @@ async function recoverAndComplete(src: AgentProcess, dst: AgentProcess): Promise
   await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 0 });
   const m = await src.api<Json>("POST", "/migrations", { uri, resume: true });
   assert.equal(m.status, 202, JSON.stringify(m.body));
-  assert.equal((await src.waitStatus(/^(completed|failed|cancelled)$/)).status, "completed");
+  const end = await src.waitStatus(/^(completed|failed|cancelled)$/).catch((e) => {
+    // What both agents said, for a resume that never completes.
+    const tail = (a: AgentProcess) => a.log().slice(-2500);
+    throw new Error(`${e.message}\nsource log:\n${tail(src)}\ndestination log:\n${tail(dst)}`);
+  });
+  assert.equal(end.status, "completed", JSON.stringify(end));
   assert.equal((await dst.waitStatus(/^(completed|failed)$/)).status, "completed");
   assert.equal((await dst.api<Json>("GET", "/machine")).body.runstate, "running");
   assert.deepEqual(await digest(dst), await digest(src));
