@@ -84,7 +84,11 @@ export class Agent {
   private constructor(machine: Machine, config: AgentConfig) {
     this.#tls = config.tls ?? new TlsCredsRegistry();
     this.machine = machine;
-    this.#guest = new GuestControl(machine, () => this.#sourceStatus);
+    this.#guest = new GuestControl(
+      machine,
+      () => this.#sourceStatus,
+      (bytes) => this.#out.coloInput(bytes),
+    );
     this.bitmaps = new DriveBitmapControl(() => machine.shared.drives ?? []);
     this.parameters = config.parameters ?? { ...DEFAULT_PARAMETERS };
     this.capabilities = config.capabilities ?? { ...DEFAULT_CAPABILITIES };

@@ -26,11 +26,20 @@ const INPUT_REFUSED: Record<InputRefusal, (m: Machine) => string> = {
 export class GuestControl {
   readonly #machine: Machine;
   readonly #sourceStatus: () => MigrationStatus;
+  readonly #coloInput: (bytes: Uint8Array) => void;
 
-  /** Operations on `machine`; `sourceStatus` is the newest outgoing migration's status. */
-  constructor(machine: Machine, sourceStatus: () => MigrationStatus) {
+  /**
+   * Operations on `machine`; `sourceStatus` is the newest outgoing migration's status, and
+   * `coloInput` takes the guest's input while that migration runs COLO (engine/colo_input.ts).
+   */
+  constructor(
+    machine: Machine,
+    sourceStatus: () => MigrationStatus,
+    coloInput: (bytes: Uint8Array) => void = () => {},
+  ) {
     this.#machine = machine;
     this.#sourceStatus = sourceStatus;
+    this.#coloInput = coloInput;
   }
 
   /** QMP stop; resolves to the runstate after it. */
@@ -42,10 +51,13 @@ export class GuestControl {
 
   /** `POST /machine/input`: appends `bytes` to a WebAssembly guest's stdin. */
   input(bytes: Uint8Array): void {
-    const refused = this.#machine.input(bytes);
+    const colo = this.#sourceStatus() === "colo";
+    const refused = colo ? this.#machine.inputRefusal(bytes) : this.#machine.input(bytes);
     if (refused !== null) {
       throw new DomainError("wrong-state", INPUT_REFUSED[refused](this.#machine));
     }
+    // A COLO primary's Worker gives it to the guest and to the secondary's, in one step.
+    if (colo) this.#coloInput(bytes);
   }
 
   /** QMP cont; returns the runstate after it. */

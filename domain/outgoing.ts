@@ -227,7 +227,8 @@ export class Outgoing {
           | "auto-converge"
           | "colo-lost-heartbeat"
           | "colo-checkpoint"
-          | "colo-records";
+          | "colo-records"
+          | "colo-input";
       }
     >,
   ): void {

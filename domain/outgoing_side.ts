@@ -170,6 +170,11 @@ export class OutgoingSide {
     if (this.status === "colo") this.#outgoing?.command({ t: "colo-records", records });
   }
 
+  /** COLO primary: input for its guest, given there and to the secondary's (colo_input.ts). */
+  coloInput(bytes: Uint8Array): void {
+    this.#outgoing?.command({ t: "colo-input", bytes });
+  }
+
   /** migrate_cancel: what it did (`refused` past the point of no return). */
   cancel(): CancelAnswer {
     return this.#outgoing?.cancel() ?? "idle";

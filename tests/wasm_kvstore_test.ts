@@ -197,3 +197,63 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
     await w.done();
   }
 });
+
+Deno.test("kvstore guest under COLO: the client's input reaches both guests, their answers compare equal, a failover keeps the store", async () => {
+  const kvstore = (await buildGuest("kvstore")).path;
+  const w = await workDir({});
+  const start = (args: string[]) =>
+    startAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args], [], undefined, w.env);
+  try {
+    await withAgents(async (track) => {
+      const p = track(await start([]));
+      const s = track(await start(["--incoming", "tcp:127.0.0.1:0"]));
+      for (const a of [p, s]) {
+        assert.equal((await a.api("PATCH", "/capabilities", { "x-colo": true })).status, 200);
+      }
+      // No periodic checkpoint during the test: only the output compare releases answers (or
+      // its timeout, 3 s, through a triggered checkpoint: what happens when the secondary's
+      // guest never got the input).
+      await p.api("PATCH", "/parameters", {
+        "x-checkpoint-delay": 600_000,
+        "max-bandwidth": 10 * 1024 ** 3,
+      });
+      assert.equal((await p.api("POST", "/migrations", { uri: s.incomingUri })).status, 202);
+      for (const a of [p, s]) {
+        assert.equal((await a.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
+      }
+      const pOut = await readOutput(p);
+      const sOut = await readOutput(s);
+      const sent = ["SET a 1", "SET b 2", "GET a"];
+      for (const c of sent) {
+        const r = await fetch(`${p.base}/machine/input`, { method: "POST", body: `${c}\n` });
+        assert.equal(r.status, 202, await r.text());
+      }
+      await pOut.waitFor((r) => r.seq === 3, "the primary's third answer");
+      assert.deepEqual(pOut.records.map((r: Json) => r.text), ["OK\n", "OK\n", "VALUE 1\n"]);
+      const x = (await p.api<Json>("GET", "/migrations/current")).body["x-colo"];
+      assert.equal(x["checkpoints-triggered"], 0, `released by the compare: ${JSON.stringify(x)}`);
+      assert.equal(x["records-mismatched"], 0, JSON.stringify(x));
+      assert.ok(x["records-compared"] >= 3, JSON.stringify(x));
+      await sOut.waitFor((r) => r.seq === 3, "the secondary's guest answering too");
+      // The primary dies: the secondary runs on with the store the client built.
+      p.kill("SIGKILL");
+      await p.exited;
+      await waitFor("the secondary to leave COLO", async () => {
+        return (await s.api<Json>("GET", "/colo")).body.mode === "none";
+      });
+      const r = await fetch(`${s.base}/machine/input`, { method: "POST", body: "GET b\n" });
+      assert.equal(r.status, 202, await r.text());
+      await sOut.waitFor((r) => r.seq === 4, "the secondary's answer after the failover");
+      assert.deepEqual(sOut.records.map((r: Json) => r.text), [
+        "OK\n",
+        "OK\n",
+        "VALUE 1\n",
+        "VALUE 2\n",
+      ]);
+      pOut.close();
+      sOut.close();
+    });
+  } finally {
+    await w.done();
+  }
+});

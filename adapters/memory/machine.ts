@@ -37,7 +37,13 @@ import { type GuestSpec, loadGuest } from "../wasm/wasm_guest.ts";
 import { WasmModuleError } from "../wasm/wasm_binary.ts";
 import { OutputLog } from "../wasm/output_log.ts";
 import { GuestOutput } from "./guest_output.ts";
-import { exitCode, stdinOffer } from "../wasm/wasm_shared.ts";
+import {
+  exitCode,
+  STDIN_CAPACITY,
+  stdinOffer,
+  stdinPending,
+  type WasmShared,
+} from "../wasm/wasm_shared.ts";
 import type { WasmVcpuMessage } from "../wasm/wasm_vcpu.ts";
 
 export { parseSize } from "./guest_ram.ts";
@@ -275,6 +281,20 @@ export class Machine {
     const w = this.shared.wasm;
     if (!w || exitCode(w.state) !== null || this.#trap !== null) return "no-input";
     if (this.vcpu.runstate === "inmigrate") return "incoming";
+    return this.#offer(w, bytes);
+  }
+
+  /**
+   * Why {@link input} would refuse `bytes` now, writing nothing (COLO: the primary's Worker
+   * gives the input to the guest, between checkpoints; colo_input.ts).
+   */
+  inputRefusal(bytes: Uint8Array): InputRefusal | null {
+    const w = this.shared.wasm;
+    if (!w || exitCode(w.state) !== null || this.#trap !== null) return "no-input";
+    return stdinPending(w.stdin) + bytes.length > STDIN_CAPACITY ? "full" : null;
+  }
+
+  #offer(w: WasmShared, bytes: Uint8Array): InputRefusal | null {
     const away = () => ["finish-migrate", "postmigrate"].includes(this.vcpu.runstate);
     const refused = stdinOffer(w.stdin, bytes, () => !away());
     if (refused !== null) return refused === "sealed" ? "away" : refused;

@@ -27,6 +27,7 @@ import {
   type ColoMsg,
   coloName,
   encodeColoFrame,
+  encodeColoInput,
 } from "../wire/colo.ts";
 import { encodeColoRecords, FrameType, WireError } from "../wire/mod.ts";
 import { encodeU32Frame } from "../wire/postcopy.ts";
@@ -42,6 +43,7 @@ import {
   PeerExit,
 } from "./colo_link.ts";
 import { ColoRecordBook, RECORDS_WAIT_MS } from "./colo_records.ts";
+import { giveInput, InputQueue } from "./colo_input.ts";
 import { CHUNK_PAGES } from "./ram_section.ts";
 import type { SourceSession } from "./source_session.ts";
 
@@ -61,6 +63,8 @@ export class ColoPhase {
   #epoch = 0;
   /** This guest's output records for the secondary (set as COLO begins). */
   #book: ColoRecordBook | null = null;
+  /** Input for this guest, given to it and sent to the secondary between checkpoints. */
+  readonly #input = new InputQueue();
 
   /** The COLO phase of `session`, whose precopy completed with the connection kept open. */
   constructor(session: SourceSession) {
@@ -80,6 +84,10 @@ export class ColoPhase {
     const book = new ColoRecordBook(s.vcpu.nextOutputSeq());
     this.#book = book;
     s.control.onColoRecords = (records) => book.primary(records);
+    s.control.onColoInput = (bytes) => {
+      this.#input.push(bytes);
+      s.control.wake.notify();
+    };
     s.link.post({ t: "colo", what: "enter", mode: "primary" });
     let ending: ColoEnding;
     try {
@@ -111,6 +119,7 @@ export class ColoPhase {
     }
     this.#watchdog?.stop();
     s.control.onColoRecords = null;
+    s.control.onColoInput = null;
     await this.#leave(ending);
   }
 
@@ -152,6 +161,7 @@ export class ColoPhase {
         continue;
       }
       await this.#sendReleased();
+      await this.#sendInput();
       if (this.#book!.due) this.#triggered = true; // a checkpoint carries only so many records
       if (this.#triggered || Date.now() >= next) {
         const periodic = !this.#triggered;
@@ -214,6 +224,22 @@ export class ColoPhase {
       await this.#s.sender.append(encodeColoRecords(book.lo, r));
       await this.#s.sender.flush();
     }
+  }
+
+  /** Gives the input that came to this guest and sends it to the secondary (colo_input.ts). */
+  async #sendInput(): Promise<void> {
+    const s = this.#s;
+    for (const bytes of this.#input.take()) {
+      if (!giveInput(s.ctx.guest, bytes)) {
+        s.link.post({
+          t: "notice",
+          message: `COLO: ${bytes.length} bytes of input dropped: the guest's unread input is full`,
+        });
+        continue;
+      }
+      for (const f of encodeColoInput(bytes)) await s.sender.append(f);
+    }
+    await s.sender.flush();
   }
 
   /** Waits (bounded) until every record this guest wrote below `next` came from the main thread. */
@@ -284,6 +310,10 @@ export class ColoPhase {
       await this.#sendExit(ending.kind === "request" ? ColoExitCode.REQUEST : ColoExitCode.ERROR);
     }
     s.shutdown();
+    // Input accepted here and not yet given: this guest's, when it runs on.
+    if (ending.kind !== "fenced") {
+      for (const bytes of this.#input.take()) giveInput(s.ctx.guest, bytes);
+    }
     // The secondary runs the guest on alone: its state stays there; this one stops.
     if (ending.kind === "fenced") vcpu.setRunstate("postmigrate");
     else vcpu.setRunstate("running");

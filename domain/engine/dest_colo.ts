@@ -44,6 +44,7 @@ import type { RamLoader } from "./ram_loader.ts";
 import type { SectionTable } from "./section_table.ts";
 import { Signal } from "./signal.ts";
 import { STAT } from "./stats.ts";
+import { giveInput } from "./colo_input.ts";
 
 /** The most device-state bytes one checkpoint may announce (VMSTATE_SIZE). */
 export const MAX_COLO_STATE = 16 << 20;
@@ -238,7 +239,8 @@ export class DestColo {
 
   /**
    * Reads up to the primary's next COLO message (answering PINGs; between checkpoints, taking
-   * the records the primary released before COLO began): it must be `msg`.
+   * the records the primary released before COLO began and the input its guest was given): it
+   * must be `msg`.
    */
   async #expect(msg: ColoMessageCode): Promise<void> {
     const d = this.#d;
@@ -251,6 +253,17 @@ export class DestColo {
       if (f.type === FrameType.COLO_RECORDS && msg === ColoMessage.CHECKPOINT_REQUEST) {
         const { next, records } = await this.#records(f.length);
         d.link.post({ t: "colo", what: "records", next, gen: null, records });
+        continue;
+      }
+      if (f.type === FrameType.COLO_INPUT && msg === ColoMessage.CHECKPOINT_REQUEST) {
+        // Input the primary's guest was given: this guest reads it too (colo_input.ts).
+        const bytes = await d.reader.readPayload();
+        if (!giveInput(d.guest, bytes.slice())) {
+          d.link.post({
+            t: "notice",
+            message: `COLO: ${bytes.length} bytes of mirrored input dropped: unread input is full`,
+          });
+        }
         continue;
       }
       if (f.type !== FrameType.COLO) {

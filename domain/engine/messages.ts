@@ -107,4 +107,5 @@ export type MainMessage =
    * the output's backlog as COLO begins.
    */
   | { t: "colo-records"; records: ForwardedRecord[] }
+  | { t: "colo-input"; bytes: Uint8Array }
   | CodecAnswer;

@@ -27,6 +27,8 @@ export class SourceControl {
   checkpointNow = false;
   /** COLO: where the main thread's forwarded output records go (set while COLO runs). */
   onColoRecords: ((records: ForwardedRecord[]) => void) | null = null;
+  /** COLO: input for the guest, mirrored to the secondary (colo_input.ts; set while COLO runs). */
+  onColoInput: ((bytes: Uint8Array) => void) | null = null;
   /** migrate_cancel. */
   cancelled = false;
   /** Wakes the loop after any change. */

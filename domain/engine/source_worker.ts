@@ -114,6 +114,9 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
     case "colo-records":
       control.onColoRecords?.(m.records);
       break;
+    case "colo-input":
+      control.onColoInput?.(m.bytes);
+      break;
     case "auto-converge":
       control.forceAutoConverge = true;
       break;

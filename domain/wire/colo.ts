@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { FRAME_HEADER_SIZE, FrameType } from "./frames.ts";
+import { FRAME_HEADER_SIZE, FrameType, MAX_SMALL_PAYLOAD } from "./frames.ts";
 import { putFrameHeader } from "./encode.ts";
 import { RP_HEADER_SIZE } from "./return_path.ts";
 import { WireError } from "./wire_error.ts";
@@ -156,4 +156,20 @@ export function decodeColoOutput(data: Uint8Array): ColoOutput {
     throw new WireError(`COLO: output seq ${seq} out of range`);
   }
   return { seq: Number(seq), digest: data.slice(8) };
+}
+
+/**
+ * COLO_INPUT frames carrying `bytes` (input the primary's guest was given, for the secondary's
+ * guest to read too), at most 64 KiB each; none for no bytes.
+ */
+export function encodeColoInput(bytes: Uint8Array): Uint8Array<ArrayBuffer>[] {
+  const frames: Uint8Array<ArrayBuffer>[] = [];
+  for (let at = 0; at < bytes.length; at += MAX_SMALL_PAYLOAD) {
+    const part = bytes.subarray(at, Math.min(bytes.length, at + MAX_SMALL_PAYLOAD));
+    const f = new Uint8Array(FRAME_HEADER_SIZE + part.length);
+    putFrameHeader(new DataView(f.buffer), 0, FrameType.COLO_INPUT, part.length);
+    f.set(part, FRAME_HEADER_SIZE);
+    frames.push(f);
+  }
+  return frames;
 }

@@ -76,6 +76,8 @@ export const FrameType = {
   COLO_ENABLE: 0x51,
   /** The primary's output records a checkpoint releases (docs/wire-format.md, "COLO"). */
   COLO_RECORDS: 0x52,
+  /** Input the primary's guest took, for the secondary's (docs/wire-format.md, "COLO"). */
+  COLO_INPUT: 0x53,
   /** The disk section's drive list (docs/wire-format.md, "Disk records"). */
   DISK_CONFIG: 0x60,
   /** A run of a drive's bytes at an offset. */
@@ -179,6 +181,8 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
     min: COLO_RECORDS_FIXED,
     max: COLO_RECORDS_FIXED + MAX_COLO_RECORDS * COLO_RECORD_HEADER + MAX_COLO_RECORD_BYTES,
   },
+  // The input bytes themselves.
+  [FrameType.COLO_INPUT]: { name: "COLO_INPUT", min: 1, max: MAX_SMALL_PAYLOAD },
   [FrameType.DISK_CONFIG]: { name: "DISK_CONFIG", min: 2, max: MAX_SMALL_PAYLOAD },
   [FrameType.DISK_DATA]: {
     name: "DISK_DATA",

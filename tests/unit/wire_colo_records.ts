@@ -10,6 +10,7 @@ import {
   type ColoRecord,
   decodeColoRecords,
   decodeFrameHeader,
+  encodeColoInput,
   encodeColoRecords,
   FRAME_HEADER_SIZE,
   FRAMES,
@@ -140,4 +141,30 @@ Deno.test("colo records: a hand-made payload out of bounds is refused, saying wh
   head[0] = FrameType.COLO_RECORDS;
   new DataView(head.buffer).setUint32(1, FRAMES[FrameType.COLO_RECORDS].max! + 1);
   throwsWire(() => decodeFrameHeader(head), /COLO_RECORDS payload length \d+ exceeds/);
+});
+
+Deno.test("COLO_INPUT: input bytes go in frames of at most 64 KiB, in order, none for none", () => {
+  const spec = FRAMES[FrameType.COLO_INPUT];
+  assert.deepEqual([spec.name, spec.min, spec.max], ["COLO_INPUT", 1, 65536]);
+  assert.deepEqual(encodeColoInput(new Uint8Array(0)), []);
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 200_000 }), fc.integer({ min: 0, max: 255 }), (n, b) => {
+      const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 7 + b) & 0xff);
+      const frames = encodeColoInput(bytes);
+      assert.equal(frames.length, Math.ceil(n / 65536));
+      const back = new Uint8Array(n);
+      let at = 0;
+      for (const f of frames) {
+        const h = decodeFrameHeader(f);
+        assert.equal(h.type, FrameType.COLO_INPUT);
+        assert.ok(h.length >= spec.min! && h.length <= spec.max!, `${h.length} bytes`);
+        assert.equal(f.length, FRAME_HEADER_SIZE + h.length);
+        back.set(f.subarray(FRAME_HEADER_SIZE), at);
+        at += h.length;
+      }
+      assert.equal(at, n);
+      assert.deepEqual(back, bytes);
+    }),
+    { seed, numRuns: 15 },
+  );
 });
