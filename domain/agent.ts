@@ -17,7 +17,7 @@ import { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
 import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
 import { ColoState } from "./colo_state.ts";
-import { coloOutputOf, loadOutputDigest } from "./colo_output.ts";
+import { type ColoOutput, coloOutputOf, loadOutputDigest } from "./colo_output.ts";
 import { IncomingSide } from "./incoming_side.ts";
 import { tlsOptionsFor } from "./tls_options.ts";
 import type { Migration } from "./migration.ts";
@@ -64,6 +64,7 @@ export class Agent {
   readonly #history: Migration[] = [];
   readonly #blockers = new Blockers();
   readonly #globals: Globals["flags"];
+  readonly #output: ColoOutput;
   readonly #out: OutgoingSide;
   readonly #incoming: IncomingSide;
   /** stop, cont, input and the drives: the guest-facing operations. */
@@ -72,7 +73,6 @@ export class Agent {
     outgoing: () => this.#out.outgoing,
     incoming: () => this.#incoming.current,
   });
-
   readonly #tls: TlsCredsRegistry;
   /** blk/inc set the block options of the running migration (the seed's flag). */
   #mustRemoveBlock = false;
@@ -84,11 +84,8 @@ export class Agent {
   private constructor(machine: Machine, config: AgentConfig) {
     this.#tls = config.tls ?? new TlsCredsRegistry();
     this.machine = machine;
-    this.#guest = new GuestControl(
-      machine,
-      () => this.#sourceStatus,
-      (bytes) => this.#out.coloInput(bytes),
-    );
+    const coloInput = (bytes: Uint8Array) => this.#out.coloInput(bytes);
+    this.#guest = new GuestControl(machine, () => this.#sourceStatus, coloInput);
     this.bitmaps = new DriveBitmapControl(() => machine.shared.drives ?? []);
     this.parameters = config.parameters ?? { ...DEFAULT_PARAMETERS };
     this.capabilities = config.capabilities ?? { ...DEFAULT_CAPABILITIES };
@@ -122,7 +119,7 @@ export class Agent {
     this.colo.route((mode) =>
       mode === "primary" ? this.#out.lostHeartbeat() : this.#incoming.lostHeartbeat()
     );
-    const output = coloOutputOf(machine, this.#out, this.#incoming);
+    const output = this.#output = coloOutputOf(machine, this.#out, this.#incoming);
     this.colo.listen((m) => output.report(m));
   }
 
@@ -388,8 +385,10 @@ export class Agent {
 
   #onTransition = (m: Migration, _from: MigrationStatus, to: MigrationStatus): void => {
     this.events.publish("MIGRATION", { status: to, side: m.side, id: m.id });
-    if (m.side === "destination") this.#incoming.changed(to);
-    else if (
+    if (m.side === "destination") {
+      this.#incoming.changed(to);
+      this.#output.incoming(to, this.capabilities["x-colo"]);
+    } else if (
       this.#mustRemoveBlock && (to === "completed" || to === "failed" || to === "cancelled")
     ) {
       this.#setOptions(withoutBlockOptions(this), false); // in migrate_fd_cleanup

@@ -21,6 +21,7 @@ import type { ColoReport } from "./colo_state.ts";
 import type { ForwardedRecord } from "./engine/colo_records.ts";
 import { COMPARE_TIMEOUT_MS, OutputCompare } from "./output_compare.ts";
 import { STAT } from "./engine/stats.ts";
+import type { MigrationStatus } from "./state_machine.ts";
 
 /** How often the compare timeout is checked (ms). */
 const TICK_MS = 100;
@@ -162,6 +163,7 @@ export class ColoOutput {
     if (this.#secondary) return;
     this.#secondary = true;
     const { output, toPrimary } = this.#d;
+    output.log.hold(); // only the primary releases output while COLO runs
     // What its guest wrote before this report came (it runs from COLO's start), then the rest.
     for (const r of output.log.since(0)) toPrimary(r.seq, outputDigest(recordBytes(r)));
     output.tap = (r, bytes) => {
@@ -170,9 +172,24 @@ export class ColoOutput {
     };
   }
 
+  /**
+   * An incoming migration's status changed: with x-colo on (`colo`) this machine may become a
+   * secondary, so its guest's output is held from the start (its guest may run before the
+   * `enter` report comes) until it runs on alone; a migration that ends with this guest
+   * running here (not in COLO, or after a failover) shows it (OutputLog.hold / release).
+   */
+  incoming(to: MigrationStatus, colo: boolean): void {
+    const log = this.#d.output.log;
+    if ((to === "setup" || to === "active") && colo) log.hold();
+    else if ((to === "completed" || to === "failed" || to === "cancelled") && this.#d.running()) {
+      log.release();
+    }
+  }
+
   #leave(): void {
     clearInterval(this.#timer);
     this.#d.output.tap = null;
+    if (this.#secondary && this.#d.running()) this.#d.output.log.release(); // it runs on alone
     this.#secondary = false;
     const compare = this.#compare;
     this.#compare = null;

@@ -100,7 +100,7 @@ function outputStream(
   };
   return new ReadableStream<Uint8Array>({
     start(controller) {
-      pending = log.since(last);
+      pending = log.shown(last);
       unsubscribe = log.subscribe((r) => {
         pending.push(r);
         if (pending.length > MAX_BEHIND) finish();

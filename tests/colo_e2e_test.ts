@@ -189,10 +189,9 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
           });
           assert.equal(compared["checkpoints-triggered"], 0, JSON.stringify(compared));
           assert.equal(compared["records-mismatched"], 0, JSON.stringify(compared));
-          // Those from before COLO too (A's backlog went to B as COLO began).
-          const seen = outputs(aOut);
-          await holdsEvery(b, seen);
-          assert.match(seen.get(1)!, /^increment pass \d+ pages \d+\n$/);
+          // A record from before COLO reached the client (B holds A's backlog, unreleased
+          // while COLO runs: the kill -9 step reads it there after the failover).
+          assert.match(outputs(aOut).get(1)!, /^increment pass \d+ pages \d+\n$/);
           const firstCounters = await checkpoints(a, 3);
           const c0 = firstCounters;
           assert.ok(c0["checkpoints-periodic"] >= 3, JSON.stringify(c0));
@@ -372,11 +371,11 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
           assert.ok(triggered["records-mismatched"] >= 1, JSON.stringify(triggered));
           assert.ok(triggered["records-compared"] >= triggered["records-mismatched"]);
           // What a client got from E, up to a record E's guest wrote in COLO (held, released
-          // by a checkpoint: D's guest wrote it with its own clock). D holds E's records only
-          // because the checkpoints carried them.
+          // by a checkpoint: D's guest wrote it with its own clock). D keeps its own unshown
+          // while COLO runs (wasm_kvstore_test reads the primary's in place of them after a
+          // failover).
           const out = await outputOf(e, beforeColo + 1);
           assert.match(out.get(beforeColo + 1)!, /^random pages \d+ clock \d+\n$/);
-          await holdsEvery(d, out);
           const r = await e.api("POST", "/colo/lost-heartbeat");
           assert.equal(r.status, 202, JSON.stringify(r.body));
           await waitFor("the primary to leave colo", async () => (await colo(e)).mode === "none");

@@ -8,6 +8,7 @@
  * @module
  */
 import "./unit/disk_drive.ts";
+import "./unit/output_log_hold.ts";
 import "./unit/memory_device_state.ts";
 import "./unit/memory_dirty_log.ts";
 import "./unit/memory_huge_pages.ts";

@@ -52,13 +52,38 @@ export class OutputLog {
   readonly #records: OutputRecord[] = [];
   #bytes = 0;
   readonly #subscribers = new Set<(r: OutputRecord) => void>();
+  /** While held (a COLO secondary), clients see records up to this seq only. */
+  #shownUpTo: number | null = null;
 
-  /** Appends a record and hands it to every subscriber. */
+  /** Appends a record and hands it to every subscriber (unless held). */
   append(r: OutputRecord): void {
     this.#records.push(r);
     this.#bytes += size(r);
     this.#trim();
-    for (const s of this.#subscribers) s(r);
+    if (this.#shownUpTo === null) { for (const s of this.#subscribers) s(r); }
+  }
+
+  /**
+   * COLO secondary: records from now on are kept but not shown to clients (neither live nor
+   * in `shown`) until {@link release}: while COLO runs only the primary releases output, as
+   * QEMU's secondary's packets never leave it.
+   */
+  hold(): void {
+    if (this.#shownUpTo === null) this.#shownUpTo = this.lastSeq;
+  }
+
+  /** The guest runs on alone here: clients get what was held (as it is now), in order. */
+  release(): void {
+    const from = this.#shownUpTo;
+    if (from === null) return;
+    this.#shownUpTo = null;
+    for (const r of this.since(from)) for (const s of this.#subscribers) s(r);
+  }
+
+  /** What clients may read: records with seq > `after`, up to what is released. */
+  shown(after: number): OutputRecord[] {
+    const upTo = this.#shownUpTo ?? Infinity;
+    return this.#records.filter((r) => r.seq > after && r.seq <= upTo);
   }
 
   /**
@@ -81,6 +106,7 @@ export class OutputLog {
     }
     while (t < tail.length) kept.push(tail[t++]);
     this.#trim();
+    if (this.#shownUpTo !== null) return;
     for (const r of records) {
       if (r.seq > last) { for (const s of this.#subscribers) s(r); }
     }

@@ -16,6 +16,7 @@ import {
   proc_exit,
   putU64,
   random_get,
+  realtimeNs,
 } from "./wasi";
 
 // An entry: next in its bucket u32, hash u32, key length u32, value length u32, key, value.
@@ -272,6 +273,11 @@ function serve(p: usize, n: usize): void {
     putU64(<u64>memory.size() << 16);
     putByte(10);
   } else if (is(p, cn, "PING")) putStr("PONG\n");
+  else if (is(p, cn, "TIME")) {
+    putStr("TIME ");
+    putU64(realtimeNs());
+    putByte(10);
+  }
   else if (is(p, cn, "QUIT")) {
     putStr("BYE\n");
     flush();

@@ -22,6 +22,8 @@ export declare function args_get(argv: usize, argvBuf: usize): u16;
 @external("wasi_snapshot_preview1", "proc_exit")
 export declare function proc_exit(code: u32): void;
 
+/** CLOCK_REALTIME. */
+export const CLOCK_REALTIME: u32 = 0;
 /** CLOCK_MONOTONIC. */
 export const CLOCK_MONOTONIC: u32 = 1;
 
@@ -105,6 +107,12 @@ export function fail(msg: string, code: u32): void {
 /** CLOCK_MONOTONIC in nanoseconds. */
 export function monotonicNs(): u64 {
   if (clock_time_get(CLOCK_MONOTONIC, 1000, scratch) != 0) return 0;
+  return load<u64>(scratch);
+}
+
+/** CLOCK_REALTIME in nanoseconds (host input: two runs of the guest differ here). */
+export function realtimeNs(): u64 {
+  if (clock_time_get(CLOCK_REALTIME, 1000, scratch) != 0) return 0;
   return load<u64>(scratch);
 }
 
