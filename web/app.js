@@ -175,6 +175,7 @@ function render() {
     counters: state.coloCounters ?? info["x-colo"],
     colo: state.colo,
     exit: state.coloExit,
+    side: state.side,
   }));
   const empty = state.side === "destination"
     ? "The destination reports no rates: the source's page has this chart"

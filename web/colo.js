@@ -65,11 +65,14 @@ export function formatPause(ms) {
 /**
  * The card's lines from the followed migration's status, its `x-colo` counters, the last
  * `GET /colo` and the last COLO_EXIT event (each possibly missing).
+ * On the secondary (the incoming side) only the checkpoints applied are counted: how each
+ * started, the pause and the output compare are the primary's, and the card says so.
  * @param {{ status?: string, counters?: Record<string, number> | null,
- *   colo?: ColoStatus | null, exit?: ColoExit | null }} input
+ *   colo?: ColoStatus | null, exit?: ColoExit | null,
+ *   side?: "source" | "destination" }} input
  * @returns {ColoView}
  */
-export function coloView({ status, counters, colo, exit }) {
+export function coloView({ status, counters, colo, exit, side }) {
   const c = counters ?? undefined;
   const shown = status === "colo" || c !== undefined || !!exit ||
     (!!colo && (colo.mode !== "none" || colo["last-mode"] !== "none"));
@@ -91,20 +94,33 @@ export function coloView({ status, counters, colo, exit }) {
     ? "good"
     : "neutral";
   const n = c?.checkpoints;
+  const bytes = c === undefined || !n ? "–" : `last ${formatBytes(c["checkpoint-bytes-last"])} · ` +
+    `average ${formatBytes(c["checkpoint-bytes-total"] / n)} · ` +
+    `${formatBytes(c["checkpoint-bytes-total"])} in all`;
+  const view = { shown, mode, reason, tone, bytes, exit: exitText(exit) };
+  if (side === "destination") {
+    const primary = c === undefined ? "–" : "the primary's page has it";
+    const checkpoints = c === undefined ? "–" : `${formatCount(n)} applied`;
+    return { ...view, checkpoints, pause: primary, records: primary };
+  }
   const checkpoints = c === undefined ? "–" : `${formatCount(n)}: ` +
     `${formatCount(c["checkpoints-periodic"])} periodic / ` +
     `${formatCount(c["checkpoints-triggered"])} triggered`;
   const pause = c === undefined || !n ? "–" : `last ${formatPause(c["pause-last-ms"])} · ` +
     `p50 ${formatPause(c["pause-p50-ms"])} · p99 ${formatPause(c["pause-p99-ms"])}`;
-  const bytes = c === undefined || !n ? "–" : `last ${formatBytes(c["checkpoint-bytes-last"])} · ` +
-    `average ${formatBytes(c["checkpoint-bytes-total"] / n)} · ` +
-    `${formatBytes(c["checkpoint-bytes-total"])} in all`;
   const records = c === undefined ? "–" : `${formatCount(c["records-compared"])} compared · ` +
     `${formatCount(c["records-held"])} held · ${formatCount(c["records-mismatched"])} mismatched`;
-  const exitText = !exit
-    ? ""
-    : `${exit.time ? `${formatClock(exit.time)} ` : ""}${exit.mode} left COLO: ${exit.reason}`;
-  return { shown, mode, reason, tone, checkpoints, pause, bytes, records, exit: exitText };
+  return { ...view, checkpoints, pause, records };
+}
+
+/**
+ * The COLO_EXIT line, e.g. "12:00:01.250 primary left COLO: error"; "" before any.
+ * @param {ColoExit | null | undefined} exit
+ * @returns {string}
+ */
+function exitText(exit) {
+  if (!exit) return "";
+  return `${exit.time ? `${formatClock(exit.time)} ` : ""}${exit.mode} left COLO: ${exit.reason}`;
 }
 
 /**

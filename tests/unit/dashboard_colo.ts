@@ -95,6 +95,22 @@ Deno.test("COLO card: after COLO_EXIT it stays, with the last mode, the reason a
   );
 });
 
+Deno.test("COLO card: the secondary counts checkpoints applied; the rest is the primary's", () => {
+  const applied = { ...COUNTERS, "checkpoints-periodic": 0, "checkpoints-triggered": 0 };
+  const v = coloView({
+    status: "colo",
+    counters: { ...applied, "pause-last-ms": 0, "pause-p50-ms": 0, "pause-p99-ms": 0 },
+    colo: { mode: "secondary", "last-mode": "none", reason: "none" },
+    side: "destination",
+  });
+  assert.equal(v.shown, true);
+  assert.equal(v.mode, "secondary");
+  assert.equal(v.checkpoints, "12 applied");
+  assert.equal(v.pause, "the primary's page has it");
+  assert.equal(v.records, "the primary's page has it");
+  assert.equal(v.bytes, "last 3 MiB · average 2 MiB · 24 MiB in all");
+});
+
 Deno.test("COLO card: a side holding after a silent link says so", () => {
   const v = coloView({
     status: "colo",
