@@ -5,8 +5,8 @@
  * not an error: the exit code is non-zero only when something crashed.
  *
  * Scenarios: A (+C) 1 GiB over TCP, B 1 GiB zero guest, P postcopy, M multifd over unix,
- * X XBZRLE, V auto-converge, L load (bench/load.ts), U micro-measurements in one process
- * (bench/micro.ts).
+ * X XBZRLE, V auto-converge, O COLO (bench/colo.ts), L load (bench/load.ts), U
+ * micro-measurements in one process (bench/micro.ts).
  *
  * Options: --reps N (default 3; L runs --load-reps times, default 9), --rate R (scenario C's
  * GETs per second, 0 = back to back; default 200), --only LIST (comma-separated scenario
@@ -30,6 +30,7 @@ import {
   loadScenario,
   type LoadSched,
 } from "./load.ts";
+import { type ColoRateRun, coloScenario, figuresColo } from "./colo.ts";
 import { hostLabel, hostPages } from "./limit.ts";
 import type { QuietWait } from "./measure.ts";
 import { figuresMicro, type MicroRun, microScenario } from "./micro.ts";
@@ -47,6 +48,7 @@ export const SCENARIOS: Readonly<Record<string, string[]>> = {
   M: ["m", "multifd"],
   X: ["x", "xbzrle"],
   V: ["v", "auto-converge", "autoconverge"],
+  O: ["o", "colo"],
   L: ["l", "load"],
   U: ["u", "micro"],
 };
@@ -176,6 +178,23 @@ function logU(i: number, r: MicroRun): void {
   );
 }
 
+function logO(i: number, runs: ColoRateRun[]): void {
+  for (const r of runs) {
+    const sorted = [...r.pauses].sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+    console.error(
+      `O#${i + 1} ${r.rate} pages/s: ${quiet(r.quiet)}; pause p50 ${at(0.5)?.toFixed(2)} p99 ${
+        at(0.99)?.toFixed(2)
+      } max ${sorted.at(-1)?.toFixed(2)} ms (${r.pauses.length} of ${r.checkpoints} checkpoints; ` +
+        `agent's p50 ${r.colo["pause-p50-ms"]} p99 ${r.colo["pause-p99-ms"]}); ${
+          (r.bytes / Math.max(1, r.checkpoints) / 1024).toFixed(0)
+        } KiB per checkpoint; progress ${r.coloRate.toFixed(0)} / ${
+          r.aloneRate.toFixed(0)
+        } pages/s`,
+    );
+  }
+}
+
 function logL(i: number, r: LoadRun): void {
   console.error(
     `L#${i + 1}: alone ${r.aloneMs} ms, loaded ${r.loadedMs} ms (ratio ${r.ratio.toFixed(2)}); ` +
@@ -245,6 +264,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     () => autoConvergeScenario({ control: true, timeoutMs: CONTROL_MS }),
     (_, r) => logV("V control (auto-converge off)", r),
   );
+  const o = await repeat(picked, "O", reps, coloScenario, logO);
   let loadRep = 0;
   const l = await repeat(
     picked,
@@ -265,6 +285,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     ...figuresMultifd(m, hostLabel(pages)),
     ...figuresXbzrle(x),
     ...figuresAutoConverge(v, vControl),
+    ...figuresColo(o),
     ...figuresLoad(l),
     ...figuresMicro(u),
   ];
@@ -280,7 +301,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     machine: host,
     options: { reps, loadReps, pollRate: rate, only: values.only ?? null, loadSched },
     figures,
-    runs: { A: a, B: b, P: p, M: m, X: x, V: v, VControl: vControl, L: l, U: u },
+    runs: { A: a, B: b, P: p, M: m, X: x, V: v, VControl: vControl, O: o, L: l, U: u },
   };
   await Deno.mkdir(RESULTS, { recursive: true });
   const text = JSON.stringify(doc, null, 2) + "\n";

@@ -91,6 +91,8 @@ async function migratesWithItsButtons(ctx: BrowserContext): Promise<void> {
       // The state diagram highlights the current state; the log has the transitions.
       await page.locator("#diagram .node.current.completed").waitFor();
       await page.locator("#log-body tr[data-event=MIGRATION]").first().waitFor();
+      // A migration that never entered COLO has no COLO card (tests/unit/dashboard_colo.ts).
+      assert.equal(await page.locator("#colo-card").isHidden(), true, "a COLO card");
       await page.waitForTimeout(400);
       await saveScreenshot(page, "dashboard.png");
 

@@ -21,6 +21,7 @@ import "./unit/contract_etag.ts";
 import "./unit/contract_migrations.ts";
 import "./unit/contract_openapi.ts";
 import "./unit/convergence_policy.ts";
+import "./unit/dashboard_colo.ts";
 import "./unit/dashboard_model.ts";
 import "./unit/errors_by_code.ts";
 import "./unit/events_catalogue.ts";

@@ -9,6 +9,7 @@
 import { updateActions, wireActions } from "./actions.js";
 import { api, onUnauthorized, storedToken, storeToken } from "./api.js";
 import { drawChart } from "./chart.js";
+import { coloView, renderColo } from "./colo.js";
 import { EventLog } from "./event_log.js";
 import { formatBytes, formatCount, formatMbps, formatMs, ProgressTracker } from "./model.js";
 import { currentCapabilities, currentParameters, loadOptions } from "./options.js";
@@ -40,6 +41,12 @@ const state = {
   diagramKey: "",
   /** The last event id received: a new connection resumes after it ("0": the backlog). */
   lastEventId: "0",
+  /** @type {import("./colo.js").ColoStatus | null} the last GET /colo */
+  colo: null,
+  /** @type {Record<string, number> | null} the followed migration's last `x-colo` counters */
+  coloCounters: null,
+  /** @type {import("./colo.js").ColoExit | null} the COLO_EXIT event since it was followed */
+  coloExit: null,
 };
 const tracker = new ProgressTracker();
 const FINISHED = ["completed", "failed", "cancelled"];
@@ -60,6 +67,8 @@ function follow(id) {
   state.samples = [];
   state.passMarks = [];
   state.lastT = 0;
+  state.coloCounters = null;
+  state.coloExit = null;
   tracker.reset(id);
   return true;
 }
@@ -68,6 +77,7 @@ function follow(id) {
 function applyQuery(info) {
   if (info["x-id"] && state.seen.has(info["x-id"])) return;
   state.info = info;
+  state.coloCounters = info["x-colo"] ?? null;
   if (info["x-side"]) state.side = info["x-side"];
   tracker.info(info);
 }
@@ -81,7 +91,7 @@ function onEvent(message) {
   } catch { /* not JSON: log the text */ }
   state.lastEventId = message.id || state.lastEventId;
   const known = data !== null && typeof data === "object";
-  if (!known || !["progress", "MIGRATION", "MIGRATION_PASS"].includes(message.event)) {
+  if (!known || !["progress", "MIGRATION", "MIGRATION_PASS", "COLO_EXIT"].includes(message.event)) {
     log.add(message.id, message.event, data);
   } else if (message.event === "progress") {
     if (data["x-id"]) follow(data["x-id"]);
@@ -94,6 +104,10 @@ function onEvent(message) {
       state.samples.push({ t: state.lastT, mbps: ram.mbps, dirty: ram["dirty-pages-rate"] });
       if (state.samples.length > 2400) state.samples = state.samples.filter((_, i) => i % 2);
     }
+  } else if (message.event === "COLO_EXIT") {
+    log.add(message.id, message.event, data);
+    state.coloExit = data;
+    machineSoon();
   } else if (message.event === "MIGRATION") {
     log.add(message.id, message.event, data);
     const fresh = data.id ? follow(data.id) : false;
@@ -156,6 +170,13 @@ function render() {
   setText("postcopy-requests", formatCount(ram["postcopy-requests"]));
   renderSwitchover(info, currentParameters(), currentCapabilities(), state.side);
   renderGuest(state.machine, info, state.side);
+  renderColo(coloView({
+    status: info.status,
+    counters: state.coloCounters ?? info["x-colo"],
+    colo: state.colo,
+    exit: state.coloExit,
+    side: state.side,
+  }));
   const empty = state.side === "destination"
     ? "The destination reports no rates: the source's page has this chart"
     : "No samples yet: the chart fills while a migration runs";
@@ -181,8 +202,22 @@ async function refreshMachine() {
     if (!state.info["x-side"] && state.machine?.runstate === "inmigrate") {
       state.side = "destination";
     }
+    await refreshColo();
     schedule();
   } catch { /* shown by the connection chip */ }
+}
+
+/**
+ * COLO's mode, and while in COLO its checkpoint counters: the agent sends no `progress`
+ * events in status colo, so the card is kept by queries.
+ */
+async function refreshColo() {
+  state.colo = await api("GET", "colo");
+  if (state.info.status !== "colo" && state.colo?.mode === "none") return;
+  const info = await api("GET", "migrations/current");
+  if (state.pathId === null || info["x-id"] === state.pathId) {
+    state.coloCounters = info["x-colo"] ?? state.coloCounters;
+  }
 }
 
 /**
@@ -195,6 +230,7 @@ async function refreshFinal(id) {
     const info = await api("GET", "migrations/current");
     if (info["x-id"] !== id || id !== state.pathId) return;
     state.info = info;
+    state.coloCounters = info["x-colo"] ?? state.coloCounters;
     tracker.info(info);
     schedule();
   } catch { /* the stream's view stays */ }

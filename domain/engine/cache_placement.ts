@@ -20,6 +20,8 @@ export class CachePlacement implements Placement {
   readonly #cache: Uint8Array[];
   /** Pages touched since the last commit (one byte per page, guest-wide). */
   readonly #dirty: Uint8Array;
+  /** The same bytes as 32-bit words (the buffer is rounded up to whole words). */
+  readonly #dirty32: Uint32Array;
   #pending = 0;
 
   /** Copies `maps`' RAM into the cache (what the guest holds now is the starting point). */
@@ -27,7 +29,10 @@ export class CachePlacement implements Placement {
     this.#m = maps;
     this.#cache = maps.ram8.map((r) => r.slice());
     const last = maps.guest.layout.at(-1);
-    this.#dirty = new Uint8Array(last ? last.firstPage + last.pages : 0);
+    const pages = last ? last.firstPage + last.pages : 0;
+    const words = new ArrayBuffer(Math.ceil(pages / 4) * 4);
+    this.#dirty = new Uint8Array(words, 0, pages);
+    this.#dirty32 = new Uint32Array(words);
   }
 
   /** Pages the next {@link commit} will copy into RAM. */
@@ -74,16 +79,25 @@ export class CachePlacement implements Placement {
    */
   commit(own?: Uint8Array): number {
     const m = this.#m;
-    if (own) syncDirtyLog(own.subarray(0, this.#dirty.length), this.#dirty);
+    const dirty = this.#dirty;
+    if (own) syncDirtyLog(own.subarray(0, dirty.length), dirty);
+    const layout = m.guest.layout;
+    const words = this.#dirty32;
     let n = 0;
-    for (const [b, blk] of m.guest.layout.entries()) {
-      const ram = m.ram8[b];
-      const cache = this.#cache[b];
-      const pages = Math.min(blk.pages, cache.length / PAGE_SIZE, ram.length / PAGE_SIZE);
-      for (let p = 0; p < pages; p++) {
-        const flat = blk.firstPage + p;
-        if (this.#dirty[flat] === 0) continue;
-        this.#dirty[flat] = 0;
+    let b = 0;
+    // A checkpoint touches a few pages of many: whole words of untouched pages are skipped.
+    for (let w = 0; w < words.length; w++) {
+      if (words[w] === 0) continue;
+      for (let flat = w * 4, end = Math.min(flat + 4, dirty.length); flat < end; flat++) {
+        if (dirty[flat] === 0) continue;
+        while (b < layout.length && flat >= layout[b].firstPage + layout[b].pages) b++;
+        if (b === layout.length) break;
+        const ram = m.ram8[b];
+        const cache = this.#cache[b];
+        const p = flat - layout[b].firstPage;
+        // A page past what the cache or RAM holds now (a block that grew) waits.
+        if ((p + 1) * PAGE_SIZE > cache.length || (p + 1) * PAGE_SIZE > ram.length) continue;
+        dirty[flat] = 0;
         ram.set(cache.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), p * PAGE_SIZE);
         m.written[flat] = 1;
         n++;

@@ -36,6 +36,8 @@ export function bitmapBytes(pages: number): number {
 const STAGING = 256 * 1024;
 /** Writes handed to the sink and not yet done, at most. */
 const MAX_INFLIGHT = 2;
+/** Runs of at most this many pages are copied into the staging buffer, not written apart. */
+const COPY_RUN_PAGES = 8;
 
 /** Sends dirty pages; owns the migration bitmap (one byte per page). */
 export class PageSender {
@@ -325,12 +327,23 @@ export class PageSender {
           count++;
         }
         this.normal += count;
-        // The header goes through the staging buffer; the pages go straight from guest
-        // RAM to the socket (copying them first costs a third of the throughput here).
-        await this.#ensure(RUN_OVERHEAD);
-        this.#off = putPageRunHeader(this.#views[this.#cur], this.#off, b, first, count, 4096);
-        await this.#swap();
-        await this.#queue(this.#ram8[b].subarray(first * 4096, (first + count) * 4096));
+        const pages = this.#ram8[b].subarray(first * 4096, (first + count) * 4096);
+        if (count <= COPY_RUN_PAGES) {
+          // A short run (scattered dirty pages: a COLO checkpoint, a random guest's later
+          // passes) is copied into the staging buffer: two writes per page cost more than
+          // the copy (a checkpoint of ~900 scattered pages: 25–40 ms → see bench scenario O).
+          await this.#ensure(RUN_OVERHEAD + pages.length);
+          this.#off = putPageRunHeader(this.#views[this.#cur], this.#off, b, first, count, 4096);
+          this.#bufs[this.#cur].set(pages, this.#off);
+          this.#off += pages.length;
+        } else {
+          // The header goes through the staging buffer; the pages go straight from guest
+          // RAM to the socket (copying them first costs a third of the throughput here).
+          await this.#ensure(RUN_OVERHEAD);
+          this.#off = putPageRunHeader(this.#views[this.#cur], this.#off, b, first, count, 4096);
+          await this.#swap();
+          await this.#queue(pages);
+        }
         this.releaseLog?.push([b, first, count]);
       }
       this.pending -= count;
