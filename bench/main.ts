@@ -5,7 +5,8 @@
  * not an error: the exit code is non-zero only when something crashed.
  *
  * Scenarios: A (+C) 1 GiB over TCP, B 1 GiB zero guest, P postcopy, M multifd over unix,
- * X XBZRLE, V auto-converge, O COLO (bench/colo.ts), L load (bench/load.ts), U
+ * D the disk (bench/disk.ts), X XBZRLE, V auto-converge, O COLO (bench/colo.ts), L load
+ * (bench/load.ts), U
  * micro-measurements in one process (bench/micro.ts).
  *
  * Options: --reps N (default 3; L runs --load-reps times, default 9), --rate R (scenario C's
@@ -33,6 +34,7 @@ import {
 import { type ColoRateRun, coloScenario, figuresColo } from "./colo.ts";
 import { hostLabel, hostPages } from "./limit.ts";
 import type { QuietWait } from "./measure.ts";
+import { type DiskRun, diskScenario, figuresDisk } from "./disk.ts";
 import { figuresMicro, type MicroRun, microScenario } from "./micro.ts";
 import { figuresMultifd, type MultifdRun, multifdScenario } from "./multifd.ts";
 import { figuresPostcopy, type PostcopyRun, postcopyScenario } from "./postcopy.ts";
@@ -46,6 +48,7 @@ export const SCENARIOS: Readonly<Record<string, string[]>> = {
   B: ["b", "zero"],
   P: ["p", "postcopy"],
   M: ["m", "multifd"],
+  D: ["d", "disk"],
   X: ["x", "xbzrle"],
   V: ["v", "auto-converge", "autoconverge"],
   O: ["o", "colo"],
@@ -144,6 +147,18 @@ function logM(i: number, r: MultifdRun): void {
     }; multifd ${gbps(r.bytesPerSec)} GB/s (total ${r.info["total-time"]} ms, setup ${
       r.info["setup-time"]
     }, downtime ${r.info.downtime}); one channel ${gbps(r.singleBytesPerSec)} GB/s`,
+  );
+}
+
+function logD(i: number, r: DiskRun): void {
+  console.error(
+    `D#${i + 1}: ${quiet(r.quiet)}; raw file copy ${gbps(r.raw.bytesPerSec)} GB/s (${
+      r.raw.ms.toFixed(0)
+    } ms); disk migration ${gbps(r.bytesPerSec)} GB/s (total ${r.info["total-time"]} ms, setup ${
+      r.info["setup-time"]
+    }, wall ${r.wallMs.toFixed(0)}, CPU ${r.cpuMs} ms vs raw ${
+      (r.raw.sinkCpuMs + r.raw.sourceCpuMs).toFixed(0)
+    } ms); RAM + disk ${r.withDiskMs} ms, RAM alone ${r.ramAloneMs} ms`,
   );
 }
 
@@ -253,6 +268,7 @@ export async function main(args: string[]): Promise<Figure[]> {
   const b = await repeat(picked, "B", reps, scenarioB, logB);
   const p = await repeat(picked, "P", reps, postcopyScenario, logP);
   const m = await repeat(picked, "M", reps, multifdScenario, logM);
+  const d = await repeat(picked, "D", reps, diskScenario, logD);
   const x = await repeat(picked, "X", reps, xbzrleScenario, logX);
   const v = await repeat(picked, "V", reps, () => autoConvergeScenario(), (i, r) => {
     logV(`V#${i + 1}`, r);
@@ -283,6 +299,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     ...figuresB(b),
     ...figuresPostcopy(p),
     ...figuresMultifd(m, hostLabel(pages)),
+    ...figuresDisk(d),
     ...figuresXbzrle(x),
     ...figuresAutoConverge(v, vControl),
     ...figuresColo(o),
@@ -301,7 +318,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     machine: host,
     options: { reps, loadReps, pollRate: rate, only: values.only ?? null, loadSched },
     figures,
-    runs: { A: a, B: b, P: p, M: m, X: x, V: v, VControl: vControl, O: o, L: l, U: u },
+    runs: { A: a, B: b, P: p, M: m, D: d, X: x, V: v, VControl: vControl, O: o, L: l, U: u },
   };
   await Deno.mkdir(RESULTS, { recursive: true });
   const text = JSON.stringify(doc, null, 2) + "\n";

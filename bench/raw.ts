@@ -65,7 +65,9 @@ function kill(child: Deno.ChildProcess): void {
 /**
  * Moves `bytes` bytes in `chunk`-sized writes from one fresh process to another over
  * `transport` (a unix socket lives in a temp dir removed afterwards), each side cycling
- * through a buffer of `span` bytes on `pages`, touched before the clock starts.
+ * through a buffer of `span` bytes on `pages`, touched before the clock starts. With
+ * `files`, a file copy: the source reads each chunk from `files.from`, the sink writes it to
+ * `files.to` and flushes that before its end of stream counts.
  */
 export async function runRaw(
   transport: "tcp" | "unix",
@@ -73,17 +75,25 @@ export async function runRaw(
   chunk: number,
   span = chunk,
   pages: RawPages = "4k",
+  files?: { from: string; to: string },
 ): Promise<RawResult> {
   const dir = transport === "unix" ? await Deno.makeTempDir({ prefix: "ferry-bench-" }) : null;
   const uri = dir ? `unix:${dir}/raw.sock` : "tcp:127.0.0.1:0";
   const sizes = ["--chunk", String(chunk), "--span", String(span), "--pages", pages];
-  const sink = spawn(["sink", uri, ...sizes]);
+  const sink = spawn(["sink", uri, ...sizes, ...(files ? ["--file", files.to] : [])]);
   let source: Deno.ChildProcess | null = null;
   try {
     const sinkOut = jsonLines(sink);
     const ready = (await sinkOut.next()).value as SinkReady | undefined;
     if (!ready?.listening) throw new Error("raw sink did not start");
-    source = spawn(["source", ready.listening, "--bytes", String(bytes), ...sizes]);
+    source = spawn([
+      "source",
+      ready.listening,
+      "--bytes",
+      String(bytes),
+      ...sizes,
+      ...(files ? ["--file", files.from] : []),
+    ]);
     const [sinkDone, sourceDone] = await Promise.all([
       sinkOut.next(),
       jsonLines(source).next(),

@@ -13,6 +13,9 @@
  * buffer; a span as big as the transfer streams through memory as a migration does.
  * `--pages huge` advises the buffer MADV_HUGEPAGE before it is touched (`4k`, the default,
  * MADV_NOHUGEPAGE), as an agent does with guest RAM (adapters/memory/huge_pages.ts).
+ * `--file PATH` makes it a file copy (the disk's baseline): the source reads each chunk from
+ * the file before writing it (from its start, in order), the sink writes each chunk it filled
+ * to the file (created or truncated) and flushes it (fdatasync) before it reports the end.
  *
  * @module
  */
@@ -115,8 +118,12 @@ async function sink(
   chunk: number,
   span: number,
   pages: RawPages,
+  path?: string,
 ): Promise<SinkResult> {
   const { next, hugeBytes } = spanBuffer(span, chunk, false, pages);
+  const file = path === undefined
+    ? null
+    : Deno.openSync(path, { write: true, create: true, truncate: true });
   const listener = listenOn(uri);
   const a = listener.addr;
   const bound = a.transport === "unix"
@@ -140,14 +147,32 @@ async function sink(
     reads++;
     filled += n;
     if (filled === buf.length) {
+      if (file) writeAll(file, buf);
       buf = next();
       filled = 0;
     }
+  }
+  if (file) {
+    writeAll(file, buf.subarray(0, filled));
+    file.syncDataSync();
+    file.close();
   }
   const eofAt = wallNow();
   const cpuMs = cpuMsSince(cpu0);
   conn.close();
   return { bytes, reads, firstByteAt, eofAt, cpuMs, hugeBytes };
+}
+
+function writeAll(file: Deno.FsFile, data: Uint8Array): void {
+  for (let off = 0; off < data.length;) off += file.writeSync(data.subarray(off));
+}
+
+function readFull(file: Deno.FsFile, buf: Uint8Array): void {
+  for (let off = 0; off < buf.length;) {
+    const n = file.readSync(buf.subarray(off));
+    if (n === null) throw new Error("raw source: the file is shorter than --bytes");
+    off += n;
+  }
 }
 
 async function source(
@@ -156,8 +181,10 @@ async function source(
   chunk: number,
   span: number,
   pages: RawPages,
+  path?: string,
 ): Promise<SourceResult> {
   const { next, hugeBytes } = spanBuffer(span, chunk, true, pages);
+  const file = path === undefined ? null : Deno.openSync(path, { read: true });
   const cpu0 = cpuUsage();
   const connectAt = wallNow();
   const conn = await connectTo(uri);
@@ -168,6 +195,7 @@ async function source(
   while (sent < total) {
     const piece = Math.min(chunk, total - sent);
     const buf = next();
+    if (file) readFull(file, buf.subarray(0, piece));
     let off = 0;
     while (off < piece) {
       off += await conn.write(off === 0 && piece === chunk ? buf : buf.subarray(off, piece));
@@ -176,6 +204,7 @@ async function source(
     sent += piece;
   }
   await conn.closeWrite();
+  file?.close();
   const doneAt = wallNow();
   const cpuMs = cpuMsSince(cpu0);
   conn.close();
@@ -190,6 +219,7 @@ if (import.meta.main) {
       chunk: { type: "string", default: String(1 << 20) },
       span: { type: "string" },
       pages: { type: "string", default: "4k" },
+      file: { type: "string" },
     },
     allowPositionals: true,
   });
@@ -200,10 +230,11 @@ if (import.meta.main) {
   if (!uri || !(chunk > 0) || !["4k", "huge"].includes(pages)) {
     throw new Error("usage: raw_socket.ts sink|source URI [--bytes N] [--pages 4k|huge]");
   }
-  if (mode === "sink") console.log(JSON.stringify(await sink(uri, chunk, span, pages)));
+  const file = values.file;
+  if (mode === "sink") console.log(JSON.stringify(await sink(uri, chunk, span, pages, file)));
   else if (mode === "source") {
     const bytes = Number(values.bytes);
     if (!(bytes > 0)) throw new Error("source needs --bytes N");
-    console.log(JSON.stringify(await source(uri, bytes, chunk, span, pages)));
+    console.log(JSON.stringify(await source(uri, bytes, chunk, span, pages, file)));
   } else throw new Error(`unknown mode '${mode}'`);
 }

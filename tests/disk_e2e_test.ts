@@ -2,9 +2,10 @@
  * Issue 23, end to end: the guest's disk. Three agents over real sockets: one source whose
  * vCPU writes its drive while it migrates, a destination for `blk` (its image existing and
  * full of other bytes, with zero-blocks on; the disk ends in precopy, then postcopy moves the
- * RAM), one for `inc` (its image the source's base; late-block-activate: its drives activate
- * at `cont`). The
- * images' SHA-256 are equal once the source's guest stopped; the disk counters are measured;
+ * RAM, paused by migrate-pause and recovered on a new port), one for `inc` (its image the
+ * source's base; late-block-activate: its drives activate at `cont`; its guest writes its disk
+ * there, and the dirty bitmap that came with the disk counts those writes). The images'
+ * SHA-256 are equal once the source's guest stopped; the disk counters are measured;
  * a cancelled block migration leaves the source's guest and image as they were, and so does
  * a failed one (the link cut mid-disk), whose destination never runs a guest on its partly
  * written image and takes a full `blk` afterwards; the seed's refusals for conflicting options.
@@ -13,6 +14,7 @@ import assert from "node:assert/strict";
 import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { expectDestinationFailed, incomingPort, waitingAttempt } from "./helpers/fault_kit.ts";
+import { freePort, listening } from "./helpers/ports.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const MiB = 1 << 20;
@@ -69,7 +71,16 @@ Deno.test("disk: blk then postcopy under disk writes, inc with late activation, 
           ...drive("src.img"),
         ],
         ["--ram", "16M", ...drive("blk.img"), "--incoming", "tcp:127.0.0.1:0"],
-        ["--ram", "16M", ...drive("base.img"), "--incoming", "tcp:127.0.0.1:0"],
+        [
+          "--ram",
+          "16M",
+          // Its guest (the source's, once arrived) writes its disk at this rate.
+          "--workload",
+          "increment,rate=2000,disk=50",
+          ...drive("base.img"),
+          "--incoming",
+          "tcp:127.0.0.1:0",
+        ],
       );
 
       await t.step("the seed's refusals for conflicting block options", async () => {
@@ -153,7 +164,7 @@ Deno.test("disk: blk then postcopy under disk writes, inc with late activation, 
       );
 
       await t.step(
-        "blk, then postcopy: the disk ends in precopy under disk writes, images equal",
+        "blk, then postcopy, paused and recovered: the disk ends in precopy under disk writes, images equal",
         async () => {
           await s.api("PATCH", "/parameters", { "max-bandwidth": 48 * MiB });
           await s.api("PATCH", "/capabilities", {
@@ -170,13 +181,37 @@ Deno.test("disk: blk then postcopy under disk writes, inc with late activation, 
             const info = (await s.api("GET", "/migrations/current")).body;
             return info.status === "active" && info.disk?.transferred > 0;
           });
-          // As the seed: postcopy starts once the disk's rest fits; it moves RAM only.
+          // As the seed: postcopy starts once the disk's rest fits; it moves RAM only. Its
+          // background pages slowed, so that migrate-pause finds it running.
+          await s.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 1 * MiB });
           assert.equal((await s.api("POST", "/migrations/current/postcopy")).status, 202);
+          assert.equal(
+            (await s.waitStatus(/^postcopy-active$|^failed$/)).status,
+            "postcopy-active",
+          );
+          // The guest runs on the destination: the package has arrived.
+          const there = await dBlk.waitStatus(/^(postcopy-active|completed|failed)$/);
+          assert.equal(there.status, "postcopy-active", JSON.stringify(there));
+          // The disk went whole before postcopy began: a pause and a recovery move RAM only.
+          assert.equal((await s.api("POST", "/migrations/current/pause")).status, 202);
+          const paused = await s.waitStatus(/postcopy-paused|failed/);
+          assert.equal(paused.status, "postcopy-paused", JSON.stringify(paused));
+          assert.equal((await dBlk.waitStatus(/postcopy-paused|failed/)).status, "postcopy-paused");
+          const port = freePort();
+          const uri = `tcp:127.0.0.1:${port}`;
+          const rec = await dBlk.api("POST", "/migrations/incoming/recover", { uri });
+          assert.equal(rec.status, 202, JSON.stringify(rec.body));
+          await waitFor(`the destination listening on ${uri} to recover`, () => listening(port));
+          await s.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 0 });
+          const resumed = await s.api("POST", "/migrations", { uri, resume: true });
+          assert.equal(resumed.status, 202, JSON.stringify(resumed.body));
           const done = await s.waitStatus(/^(completed|failed|cancelled)$/, 60_000);
           assert.equal(done.status, "completed", JSON.stringify(done));
           const one = (await s.api("GET", `/migrations/${r.body["x-id"]}`)).body;
           const path = one["x-history"].map((h: Json) => h.status);
-          assert.ok(path.includes("postcopy-active"), path.join(" "));
+          for (const st of ["postcopy-active", "postcopy-paused", "postcopy-recover"]) {
+            assert.ok(path.includes(st), path.join(" "));
+          }
           await s.api("PATCH", "/capabilities", { "postcopy-ram": false });
           assert.equal(done.disk.total, DISK);
           assert.equal(done.disk.remaining, 0);
@@ -217,18 +252,26 @@ Deno.test("disk: blk then postcopy under disk writes, inc with late activation, 
       );
 
       await t.step(
-        "inc, late-block-activate: only written blocks move; drives active at cont",
+        "inc, late-block-activate: only written blocks move; drives active at cont; the bitmap counts on",
         async () => {
           assert.equal((await s.api("POST", "/machine/cont")).status, 202); // writes again
           assert.equal((await s.api("DELETE", "/drives/disk0/bitmaps/since-blk")).status, 204);
           assert.deepEqual((await s.api("GET", "/drives")).body, [drive0("src.img", true)]);
+          // A bitmap made on the source, counting its guest's writes, travels with the disk.
+          const add = await s.api("POST", "/drives/disk0/bitmaps", { name: "since-inc" });
+          assert.equal(add.status, 201, JSON.stringify(add.body));
+          await waitFor(
+            "the source's guest to write its disk",
+            async () => (await s.api("GET", "/drives")).body[0]["dirty-bitmaps"][0].count > 0,
+          );
           // A paused guest arrives paused: with late-block-activate its drives wait for cont.
           assert.equal((await s.api("POST", "/machine/stop")).status, 202);
+          const [bitmap] = (await s.api("GET", "/drives")).body[0]["dirty-bitmaps"];
           assert.equal(
             (await dInc.api("PATCH", "/capabilities", { "late-block-activate": true })).status,
             200,
           );
-          await s.api("PATCH", "/capabilities", { "zero-blocks": false });
+          await s.api("PATCH", "/capabilities", { "zero-blocks": false, "dirty-bitmaps": true });
           const done = await migrate(s, { uri: dInc.incomingUri, inc: true });
           assert.equal(done.disk.total, DISK);
           assert.ok(
@@ -242,11 +285,24 @@ Deno.test("disk: blk then postcopy under disk writes, inc with late activation, 
           assert.equal(await sha256(`${dir}/base.img`), await sha256(`${dir}/src.img`));
           const arrived = (await dInc.api("GET", "/machine")).body;
           assert.equal(arrived.runstate, "paused");
-          assert.deepEqual(arrived.drives, [drive0("base.img", false)], "not yet: late");
+          assert.deepEqual(arrived.drives, [drive0("base.img", false, [bitmap])], "not yet: late");
           assert.equal((await dInc.api("POST", "/machine/cont")).status, 202);
           const running = (await dInc.api("GET", "/machine")).body;
           assert.equal(running.runstate, "running");
-          assert.deepEqual(running.drives, [drive0("base.img", true)], "cont activated them");
+          assert.equal(running.drives[0].active, true, "cont activated them");
+          // The destination's guest writes its disk: the bitmap that came counts on there.
+          const grown = await waitFor(
+            "the arrived bitmap to count the destination's writes",
+            async () => {
+              const [d] = (await dInc.api("GET", "/drives")).body;
+              return d["dirty-bitmaps"][0].count > bitmap.count && d;
+            },
+          );
+          assert.deepEqual(grown["dirty-bitmaps"].map((b: Json) => b.name), ["since-inc"]);
+          assert.equal(
+            (await s.api("GET", "/drives")).body[0]["dirty-bitmaps"][0].count,
+            bitmap.count,
+          );
         },
       );
     });

@@ -17,3 +17,4 @@ import "./unit/memory_parse.ts";
 import "./unit/memory_snapshot.ts";
 import "./unit/memory_wasm_stdin.ts";
 import "./unit/memory_workload.ts";
+import "./unit/wasm_drives.ts";

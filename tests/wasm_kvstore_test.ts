@@ -8,15 +8,43 @@
  * the store answers "ERR out of memory" and serves on. Its memory starts small and grows as it
  * stores (issue 22, item 2): the client makes it store 6 MiB more during the precopy, and the
  * destination's memory ends the same size. Two agents, reused step after step.
+ *
+ * Issue 23, item 1: the store persists (PERSIST) to its drive, a WASI file of the preopened
+ * `/drives`, so the guest writes its disk while it is migrated with `blk`: the images are
+ * equal once it arrived, the destination's guest goes on appending at the position its open
+ * file had on the source, and the log replays to the same store.
  */
 import assert from "node:assert/strict";
 import { type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
-import { expectedAnswer, fillValue, kvSum, startKvClient } from "./helpers/kv_client.ts";
+import {
+  expectedAnswer,
+  fillValue,
+  kvSum,
+  logRecords,
+  startKvClient,
+} from "./helpers/kv_client.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { type OutputReader, readOutput, waitMachine, workDir } from "./helpers/wasm_guest.ts";
 import { buildGuest } from "../guests/build.ts";
 
 /** The kvstore's answer lines so far: the records of both sides, numbered 1, 2, ... n. */
+const MiB = 1 << 20;
+
+async function sha256(path: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The records of the kvstore's log in image `path`: the header's length, from byte 4096. */
+async function imageLog(path: string): Promise<string[]> {
+  const image = await Deno.readFile(path);
+  assert.equal(new TextDecoder().decode(image.subarray(0, 8)), "FKVLOG01");
+  const length = Number(new DataView(image.buffer).getBigUint64(8, true));
+  const text = new TextDecoder().decode(image.subarray(4096, 4096 + length));
+  assert.match(text, /\n$/, "whole records");
+  return text.slice(0, -1).split("\n");
+}
+
 function answers(...readers: OutputReader[]): string[] {
   const records = readers.flatMap((r) => r.records).sort((a, b) => a.seq - b.seq);
   records.forEach((r: Json, i) => {
@@ -32,11 +60,13 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
   const w = await workDir({});
   const start = (args: string[]) =>
     startAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args], [], undefined, w.env);
+  const image = (side: string) => `${w.dir}/${side}.img`;
+  const drive = (side: string) => ["--drive", `id=disk0,file=${image(side)},size=16M`];
   try {
     await withAgents(async (track) => {
-      const src = track(await start([]));
+      const src = track(await start(drive("src")));
       // After the source: the prepared module is then in the cache (one binaryen pass).
-      const dst = track(await start(["--incoming", "tcp:127.0.0.1:0", "-S"]));
+      const dst = track(await start([...drive("dst"), "--incoming", "tcp:127.0.0.1:0", "-S"]));
       const srcOut = await readOutput(src);
       const dstOut = await readOutput(dst);
       const store = new Map<string, string>();
@@ -50,11 +80,17 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
         waitFor(what, () => answers(srcOut, dstOut).length >= n && answers(srcOut, dstOut));
 
       await t.step("before: FILL and SET answered; the store holds what was put", async () => {
+        await send(src, "PERSIST disk0"); // a fresh log on the drive: every change goes there
         await send(src, "FILL 2000 4096");
         for (let i = 0; i < 50; i++) await send(src, `SET pre:${i} v${i}`);
         await send(src, "COUNT");
-        const got = await waitAnswers(52, "52 answers on the source");
-        assert.deepEqual(got, ["OK 2000", ...Array(50).fill("OK"), "COUNT 2050"]);
+        const got = await waitAnswers(53, "53 answers on the source");
+        assert.deepEqual(got, [
+          "OK PERSIST records=0 bytes=0",
+          "OK 2000",
+          ...Array(50).fill("OK"),
+          "COUNT 2050",
+        ]);
         for (let i = 0; i < 2000; i++) store.set(`fill:${i}`, fillValue(i, 4096));
         for (let i = 0; i < 50; i++) store.set(`pre:${i}`, `v${i}`);
       });
@@ -74,19 +110,34 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
       const client = startKvClient(src, dst, next);
       try {
         await t.step(
-          "migrated while the client writes: the source's input goes along",
+          "migrated with its drive (blk) while the client writes: the source's input goes along",
           async () => {
             await waitFor("10 commands taken by the source", () => client.count("source") >= 10);
             const caps = { "pause-before-switchover": true, "return-path": true };
             assert.equal((await src.api("PATCH", "/capabilities", caps)).status, 200);
-            // 4 MiB/s: the first 8 MiB the precopy sends (a chunk, after which a new
-            // max-bandwidth applies) take 2 s, while the store grows.
-            const slow = { "max-bandwidth": 4 << 20 };
-            assert.equal((await src.api("PATCH", "/parameters", slow)).status, 200);
+            // Slow at first, so that the guest writes its drive while the disk moves, and its
+            // store grows (a FILL of 6 MiB) during the precopy.
+            await src.api("PATCH", "/parameters", { "max-bandwidth": 8 * MiB });
             const startUsed = await used(src);
-            const r = await src.api<Json>("POST", "/migrations", { uri: dst.incomingUri });
+            const r = await src.api<Json>("POST", "/migrations", {
+              uri: dst.incomingUri,
+              blk: true,
+            });
             assert.equal(r.status, 202, JSON.stringify(r.body));
-            await src.waitStatus(/active/);
+            await waitFor("the block migration to send disk blocks", async () => {
+              const info = (await src.api<Json>("GET", "/migrations/current")).body;
+              return info.disk?.transferred > 0;
+            });
+            // Each SET the guest serves now appends to its log and rewrites its header block,
+            // which went first: those blocks must go again.
+            const served = srcOut.records.at(-1)?.seq ?? 0;
+            const oks = () =>
+              srcOut.records.filter((rec) => rec.seq > served)
+                .reduce((n, rec) => n + (rec.text.match(/^OK$/gm)?.length ?? 0), 0);
+            await waitFor(
+              "5 more SETs served by the source's guest while its disk moves",
+              () => oks() >= 5,
+            );
             grow = true;
             await waitFor(
               "the source's memory grown by the FILL during the precopy",
@@ -94,8 +145,7 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
             );
             const during = (await src.api<Json>("GET", "/migrations/current")).body;
             assert.equal(during.status, "active", "it grew during the precopy");
-            const fast = { "max-bandwidth": 1 << 30 };
-            assert.equal((await src.api("PATCH", "/parameters", fast)).status, 200);
+            await src.api("PATCH", "/parameters", { "max-bandwidth": 1024 * MiB });
             assert.equal((await src.waitStatus(/pre-switchover|failed/)).status, "pre-switchover");
             assert.equal((await src.api<Json>("GET", "/machine")).body.runstate, "finish-migrate");
             // The source is stopped and still takes input: unread, it travels in the device state.
@@ -110,11 +160,14 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
             assert.equal(go.status, 202, JSON.stringify(go.body));
             const info = await src.waitStatus(/completed|failed|cancelled/);
             assert.equal(info.status, "completed", JSON.stringify(info));
+            assert.equal(info.disk.total, 16 * MiB);
+            assert.ok(info.disk.transferred > 16 * MiB, "written blocks went again");
             await waitMachine(
               dst,
               (m) => m.runstate === "paused",
               "paused on the destination (-S)",
             );
+            assert.equal(await sha256(image("dst")), await sha256(image("src")), "images equal");
             assert.equal((await src.api<Json>("GET", "/machine")).body.runstate, "postmigrate");
             const digest = async (a: typeof src) =>
               (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
@@ -162,17 +215,27 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
       }
 
       await t.step("after: what was stored before is read back; COUNT and SUM agree", async () => {
+        // The destination's log on its drive: the source's records, then its own, appended at
+        // the position the open file had when the guest left.
+        const records = logRecords(commands);
+        assert.deepEqual(await imageLog(image("dst")), records);
+        const bytes = records.reduce((n, r) => n + new TextEncoder().encode(r).length + 1, 0);
         const n = answers(srcOut, dstOut).length;
-        for (const c of ["GET pre:7", "GET fill:1234", "GET nothing", "COUNT", "SUM"]) {
+        const asked = ["GET pre:7", "GET fill:1234", "GET nothing", "PERSIST off"];
+        // Replayed onto the same store (fd_seek, fd_read), the log changes nothing.
+        for (const c of [...asked, "PERSIST disk0", "COUNT", "SUM", "PERSIST off"]) {
           await send(dst, c);
         }
-        const got = (await waitAnswers(n + 5, "5 more answers")).slice(n);
+        const got = (await waitAnswers(n + 8, "8 more answers")).slice(n);
         assert.deepEqual(got, [
           "VALUE v7",
           `VALUE ${fillValue(1234, 4096)}`,
           "NOT_FOUND",
+          "OK",
+          `OK PERSIST records=${records.length} bytes=${bytes}`,
           `COUNT ${store.size}`,
           `SUM ${kvSum(store)}`,
+          "OK",
         ]);
       });
 

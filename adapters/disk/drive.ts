@@ -111,6 +111,8 @@ export class DriveFile {
   readonly written: Uint8Array;
   readonly #bitmaps: DriveBitmaps;
   readonly #file: Deno.FsFile;
+  /** The handle's file position (a seek is skipped where the position already is). */
+  #pos = 0;
 
   /** Opens `drive`'s image for reading and writing. */
   constructor(drive: SharedDrive) {
@@ -128,22 +130,35 @@ export class DriveFile {
 
   /** Reads `buf.length` bytes at `offset` (inside the image). */
   read(offset: number, buf: Uint8Array): void {
-    this.#file.seekSync(offset, Deno.SeekMode.Start);
+    this.#seek(offset);
     let done = 0;
     while (done < buf.length) {
       const n = this.#file.readSync(buf.subarray(done));
       if (n === null || n === 0) {
+        this.#pos = -1; // unknown
         throw new Error(`drive ${this.drive.id}: short read at ${offset + done}`);
       }
       done += n;
+      this.#pos += n;
     }
   }
 
   /** Writes `data` at `offset` (no marks: see {@link guestWrite}). */
   write(offset: number, data: Uint8Array): void {
-    this.#file.seekSync(offset, Deno.SeekMode.Start);
+    this.#seek(offset);
     let done = 0;
-    while (done < data.length) done += this.#file.writeSync(data.subarray(done));
+    while (done < data.length) {
+      const n = this.#file.writeSync(data.subarray(done));
+      done += n;
+      this.#pos += n;
+    }
+  }
+
+  #seek(offset: number): void {
+    if (this.#pos === offset) return; // sequential: one syscall instead of two
+    this.#pos = -1; // unknown until the seek returned
+    this.#file.seekSync(offset, Deno.SeekMode.Start);
+    this.#pos = offset;
   }
 
   /** A guest's write: the data, then the blocks it covers marked dirty and written. */
@@ -166,6 +181,11 @@ export class DriveFile {
   /** Flushes the image's data to the device (fdatasync). */
   sync(): void {
     this.#file.syncDataSync();
+  }
+
+  /** Flushes the image's data to the device (fdatasync) on a thread of the runtime's pool. */
+  syncAsync(): Promise<void> {
+    return this.#file.syncData();
   }
 
   /** Closes this Worker's handle. */

@@ -75,6 +75,8 @@ export class VcpuControl {
   readonly #snapCopied: Uint8Array | null;
   /** A WebAssembly guest's shared parts; null for the synthetic workloads. */
   readonly #wasm: WasmShared | null;
+  /** The machine's drives, which a WebAssembly guest's open files must name. */
+  readonly #drives: readonly { id: string; size: number }[];
 
   /** Wraps a guest's control block. */
   constructor(source: SharedGuest | SharedArrayBuffer) {
@@ -82,6 +84,7 @@ export class VcpuControl {
     this.#ctl = ctlViews(guest === null ? source as SharedArrayBuffer : guest.ctl);
     this.#snapCopied = guest === null ? null : new Uint8Array(guest.snapCopied);
     this.#wasm = guest?.wasm ?? null;
+    this.#drives = guest?.drives ?? [];
   }
 
   /** The current runstate. */
@@ -163,7 +166,7 @@ export class VcpuControl {
     }
     if (this.#wasm !== null) {
       if (!this.isParked()) throw new Error("device state: the vCPU is executing; stop it first");
-      writeRegs(this.#ctl, loadWasmState(this.#wasm, bytes, this.ramSize));
+      writeRegs(this.#ctl, loadWasmState(this.#wasm, bytes, this.ramSize, this.#drives));
       Atomics.add(this.#ctl.i32, GEN, 1);
       return;
     }

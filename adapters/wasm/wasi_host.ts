@@ -1,6 +1,7 @@
 /**
  * WASI preview1 for a guest in the vCPU Worker: stdout/stderr become output records, stdin is
- * the ring `POST /machine/input` fills, clocks, random, args, environment and exit. Calls
+ * the ring `POST /machine/input` fills, the drives are files in the preopened directory
+ * `/drives` (wasi_drives.ts), clocks, random, args, environment and exit. Calls
  * that may block (`fd_read`, `poll_oneoff`) unwind the guest's stack (asyncify) when the vCPU
  * must stop, and are called again when it is rewound. Every byte the host writes into guest
  * memory marks its page in the dirty log (the guest's own stores are instrumented).
@@ -9,6 +10,7 @@
  */
 
 import { stdinPending, stdinRead } from "./wasm_shared.ts";
+import type { GuestBytes, WasiDrives } from "./wasi_drives.ts";
 
 /** WASI preview1's functions; the ones not implemented answer ENOSYS. */
 export const WASI_FUNCTIONS = [
@@ -72,8 +74,10 @@ export class ProcExit extends Error {
 
 /** What the host needs from the vCPU around it. */
 export interface HostDeps {
-  memory: WebAssembly.Memory;
-  dirty: Uint8Array;
+  /** The guest's memory, marked dirty as the host writes it (wasi_drives.ts guestBytes). */
+  mem: GuestBytes;
+  /** The drives as files (fds 3 and up). */
+  files: WasiDrives;
   stdin: SharedArrayBuffer;
   args: string[];
   env: string[];
@@ -93,15 +97,9 @@ export interface HostDeps {
 
 /** The `wasi_snapshot_preview1` import object. */
 export function wasiImports(d: HostDeps): Record<string, (...a: never[]) => unknown> {
-  // The memory grows (memory.grow): views of its growable buffer follow its size.
-  const grows = d.memory as unknown as { toResizableBuffer(): SharedArrayBuffer };
-  const u8 = new Uint8Array(grows.toResizableBuffer());
-  const dv = new DataView(u8.buffer);
+  const { u8, dv, mark } = d.mem;
+  const files = d.files;
   const enc = new TextEncoder();
-  const mark = (addr: number, len: number) => {
-    if (len <= 0) return;
-    for (let p = addr >>> 12; p <= (addr + len - 1) >>> 12; p++) d.dirty[p] = 1;
-  };
   const put32 = (addr: number, v: number) => {
     mark(addr, 4);
     dv.setUint32(addr, v, true);
@@ -136,6 +134,7 @@ export function wasiImports(d: HostDeps): Record<string, (...a: never[]) => unkn
 
   const fdRead = (fd: number, iovs: number, iovsLen: number, nread: number): number => {
     if (d.rewinding()) d.stopRewind();
+    if (files.owns(fd)) return files.read(fd, iovs, iovsLen, null, nread);
     if (fd !== 0) return EBADF;
     for (;;) {
       if (stdinPending(d.stdin) > 0) {
@@ -234,6 +233,7 @@ export function wasiImports(d: HostDeps): Record<string, (...a: never[]) => unkn
       return ESUCCESS;
     },
     fd_write: (fd: number, iovs: number, iovsLen: number, nwritten: number) => {
+      if (files.owns(fd)) return files.write(fd, iovs, iovsLen, null, nwritten);
       if (fd !== 1 && fd !== 2) return EBADF;
       const parts: Uint8Array[] = [];
       let total = 0;
@@ -252,6 +252,7 @@ export function wasiImports(d: HostDeps): Record<string, (...a: never[]) => unkn
     fd_read: fdRead,
     poll_oneoff: pollOneoff,
     fd_fdstat_get: (fd: number, buf: number) => {
+      if (files.owns(fd)) return files.fdstatGet(fd, buf);
       if (fd > 2) return EBADF;
       mark(buf, 24);
       dv.setUint8(buf, 2); // character device
@@ -260,12 +261,38 @@ export function wasiImports(d: HostDeps): Record<string, (...a: never[]) => unkn
       dv.setBigUint64(buf + 16, 0n, true);
       return ESUCCESS;
     },
-    fd_close: (fd: number) => (fd <= 2 ? ESUCCESS : EBADF),
-    fd_seek: (fd: number) => (fd <= 2 ? ESPIPE : EBADF),
-    fd_tell: (fd: number) => (fd <= 2 ? ESPIPE : EBADF),
-    fd_prestat_get: () => EBADF,
-    fd_prestat_dir_name: () => EBADF,
-    fd_fdstat_set_flags: (fd: number) => (fd <= 2 ? ESUCCESS : EBADF),
+    fd_close: (fd: number) => (files.owns(fd) ? files.close_(fd) : fd <= 2 ? ESUCCESS : EBADF),
+    fd_seek: (fd: number, offset: bigint, whence: number, out: number) =>
+      files.owns(fd) ? files.seek(fd, offset, whence, out) : fd <= 2 ? ESPIPE : EBADF,
+    fd_tell: (fd: number, out: number) =>
+      files.owns(fd) ? files.tell(fd, out) : fd <= 2 ? ESPIPE : EBADF,
+    fd_pread: (fd: number, iovs: number, n: number, at: bigint, out: number) =>
+      files.owns(fd) ? files.read(fd, iovs, n, at, out) : fd <= 2 ? ESPIPE : EBADF,
+    fd_pwrite: (fd: number, iovs: number, n: number, at: bigint, out: number) =>
+      files.owns(fd) ? files.write(fd, iovs, n, at, out) : fd <= 2 ? ESPIPE : EBADF,
+    fd_sync: (fd: number) => (files.owns(fd) ? files.sync(fd) : fd <= 2 ? EINVAL : EBADF),
+    fd_datasync: (fd: number) => (files.owns(fd) ? files.sync(fd) : fd <= 2 ? EINVAL : EBADF),
+    fd_advise: (fd: number) => (files.owns(fd) || fd <= 2 ? ESUCCESS : EBADF),
+    fd_filestat_get: (fd: number, buf: number) =>
+      files.owns(fd) ? files.filestatGet(fd, buf) : EBADF,
+    fd_prestat_get: (fd: number, buf: number) => files.prestatGet(fd, buf),
+    fd_prestat_dir_name: (fd: number, buf: number, len: number) =>
+      files.prestatDirName(fd, buf, len),
+    path_open: (
+      dirFd: number,
+      _dirflags: number,
+      path: number,
+      pathLen: number,
+      oflags: number,
+      rights: bigint,
+      _inheriting: bigint,
+      fdflags: number,
+      out: number,
+    ) => files.pathOpen(dirFd, path, pathLen, oflags, rights, fdflags, out),
+    path_filestat_get: (dirFd: number, _flags: number, path: number, len: number, buf: number) =>
+      files.pathFilestatGet(dirFd, path, len, buf),
+    fd_fdstat_set_flags: (fd: number, flags: number) =>
+      files.owns(fd) ? files.setFlags(fd, flags) : fd <= 2 ? ESUCCESS : EBADF,
     sched_yield: () => ESUCCESS,
     proc_exit: (code: number) => {
       throw new ProcExit(code);

@@ -8,20 +8,22 @@
  * | reserved, 0                   |    2 |
  * | module SHA-256                |   32 |
  * | RAM size in bytes (the cap)   |    8 |
- * | memory in use, bytes          |    8 | (version 2: the memory grows; a multiple of 64 KiB)
+ * | memory in use, bytes          |    8 | (a multiple of 64 KiB: the memory grows)
  * | length L1, the vCPU registers |  4+L1 (device_state.ts, workload `idle`) |
  * | length L2, the guest's state  |  4+L2 (written by the parked vCPU, see GuestState) |
  * | length L3, unread stdin       |  4+L3 |
  *
  * The guest's state (GuestState, encodeGuestState): flags u8 (bit 0 started, bit 1 exited),
- * exit code i32, next output seq f64, monotonic clock ns f64, globals u32 count then per
- * global a type byte (0 i32, 1 i64, 2 f32, 3 f64) and 8 value bytes, then the unwound
- * asyncify stack: u32 length and its bytes (asyncify memory from offset 0).
+ * exit code i32, next output seq f64, monotonic clock ns f64, open files u32 count, globals u32 count then per global a type byte (0 i32, 1 i64, 2 f32,
+ * 3 f64) and 8 value bytes, then per open file (wasi_drives.ts) its fd u32, flags u8,
+ * position f64, the drive id's length u8 and bytes, then the unwound asyncify stack: u32
+ * length and its bytes (asyncify memory from offset 0).
  *
  * @module
  */
 
 import { DeviceStateError } from "../memory/device_state.ts";
+import { MAX_OPEN_FILES, type OpenFile } from "./wasi_drives.ts";
 
 /** "FWSM". */
 export const WASM_STATE_MAGIC = 0x4657534d;
@@ -41,6 +43,8 @@ export interface GuestState {
   /** CLOCK_MONOTONIC as the guest last saw it, ns. */
   monotonicNs: number;
   globals: GlobalValue[];
+  /** The drives it has open (fd table beyond stdio and the preopen). */
+  files: OpenFile[];
   /** The unwound stack (asyncify memory from 0); empty when not started or exited. */
   stack: Uint8Array;
 }
@@ -99,7 +103,8 @@ export function decodeWasmDeviceState(
   if (bytes.length < HEADER) fail(`truncated wasm guest state: ${bytes.length} bytes`);
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (v.getUint32(0) !== WASM_STATE_MAGIC) fail("not a WebAssembly guest's state");
-  if (v.getUint16(4) !== VERSION) fail(`wasm guest state version ${v.getUint16(4)} not supported`);
+  const version = v.getUint16(4);
+  if (version !== VERSION) fail(`wasm guest state version ${version} not supported`);
   const theirs = hexOf(bytes.subarray(8, 40));
   if (theirs !== sha256) {
     fail(`the source runs guest module sha256 ${theirs}, this machine ${sha256}`);
@@ -125,13 +130,15 @@ export function decodeWasmDeviceState(
 
 /** Encodes what the vCPU saves. */
 export function encodeGuestState(g: GuestState): Uint8Array {
-  const out = new Uint8Array(25 + 4 + 9 * g.globals.length + 4 + g.stack.length);
+  const ids = g.files.map((f) => new TextEncoder().encode(f.drive));
+  const filesBytes = ids.reduce((n, id) => n + 14 + id.length, 0);
+  const out = new Uint8Array(25 + 4 + 9 * g.globals.length + filesBytes + 4 + g.stack.length);
   const v = new DataView(out.buffer);
   v.setUint8(0, (g.started ? 1 : 0) | (g.exited ? 2 : 0));
   v.setInt32(1, g.exitCode);
   v.setFloat64(5, g.nextSeq);
   v.setFloat64(13, g.monotonicNs);
-  v.setUint32(21, 0);
+  v.setUint32(21, g.files.length);
   v.setUint32(25, g.globals.length);
   let at = 29;
   for (const gl of g.globals) {
@@ -142,6 +149,14 @@ export function encodeGuestState(g: GuestState): Uint8Array {
     else v.setInt32(at + 1, gl.value);
     at += 9;
   }
+  g.files.forEach((f, i) => {
+    v.setUint32(at, f.fd);
+    v.setUint8(at + 4, f.flags);
+    v.setFloat64(at + 5, f.pos);
+    v.setUint8(at + 13, ids[i].length);
+    out.set(ids[i], at + 14);
+    at += 14 + ids[i].length;
+  });
   v.setUint32(at, g.stack.length);
   out.set(g.stack, at + 4);
   return out;
@@ -169,6 +184,24 @@ export function decodeGuestState(b: Uint8Array, globals: number): GuestState {
     else if (type === 0) list.push({ type, value: v.getInt32(at + 1) });
     else fail(`global ${i} has unknown type ${type}`);
   }
+  const nFiles = v.getUint32(21);
+  if (nFiles > MAX_OPEN_FILES) fail(`${nFiles} open files`);
+  const files: OpenFile[] = [];
+  for (let i = 0; i < nFiles; i++) {
+    if (at + 14 > b.length) fail("truncated");
+    const idLen = v.getUint8(at + 13);
+    if (at + 14 + idLen + 4 > b.length) fail("truncated");
+    const pos = v.getFloat64(at + 5);
+    if (!Number.isSafeInteger(pos) || pos < 0) fail(`open file position ${pos} invalid`);
+    files.push({
+      fd: v.getUint32(at),
+      flags: v.getUint8(at + 4),
+      pos,
+      drive: String.fromCharCode(...b.subarray(at + 14, at + 14 + idLen)), // ids are ASCII
+    });
+    at += 14 + idLen;
+  }
+  if (at + 4 > b.length) fail("truncated");
   const len = v.getUint32(at);
   if (at + 4 + len !== b.length) fail("stack length does not match");
   const nextSeq = v.getFloat64(5);
@@ -180,6 +213,7 @@ export function decodeGuestState(b: Uint8Array, globals: number): GuestState {
     nextSeq,
     monotonicNs: v.getFloat64(13),
     globals: list,
+    files,
     stack: b.slice(at + 4),
   };
 }

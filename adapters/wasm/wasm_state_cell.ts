@@ -14,6 +14,7 @@ import {
   encodeWasmDeviceState,
   isWasmDeviceState,
 } from "./wasm_device_state.ts";
+import { checkOpenFiles } from "./wasi_drives.ts";
 import {
   STATE_LOAD,
   STATE_SAVED,
@@ -55,12 +56,17 @@ export function wasmNextSeq(w: WasmShared): number {
 }
 
 /**
- * Checks `bytes` completely (module hash, RAM size, memory in use, registers, guest state),
- * then hands the guest state to the vCPU (applied before it next runs) and replaces the unread
- * stdin.
- * Returns the registers to install. Throws DeviceStateError, changing nothing.
+ * Checks `bytes` completely (module hash, RAM size, memory in use, registers, guest state, its
+ * open files against this machine's `drives`), then hands the guest state to the vCPU (applied
+ * before it next runs) and replaces the unread stdin. Returns the registers to install. Throws
+ * DeviceStateError, changing nothing.
  */
-export function loadWasmState(w: WasmShared, bytes: Uint8Array, ramSize: number): WorkloadRegs {
+export function loadWasmState(
+  w: WasmShared,
+  bytes: Uint8Array,
+  ramSize: number,
+  drives: readonly { id: string; size: number }[] = [],
+): WorkloadRegs {
   if (!isWasmDeviceState(bytes)) {
     throw new DeviceStateError(
       "the source runs a --workload, this machine a WebAssembly guest (--guest wasm:)",
@@ -81,7 +87,7 @@ export function loadWasmState(w: WasmShared, bytes: Uint8Array, ramSize: number)
     );
   }
   const regs = decodeDeviceState(s.regs, ramSize);
-  decodeGuestState(s.guest, w.globals);
+  checkOpenFiles(decodeGuestState(s.guest, w.globals).files, drives);
   const cell = stateViews(w.state);
   if (s.guest.length > cell.bytes.length) throw new DeviceStateError("wasm guest state too big");
   if (s.stdin.length > STDIN_CAPACITY) throw new DeviceStateError("unread stdin too big");

@@ -25,6 +25,7 @@ import {
   WAKE,
 } from "../memory/vcpu_ctl.ts";
 import { ProcExit, wasiImports } from "./wasi_host.ts";
+import { guestBytes, WasiDrives } from "./wasi_drives.ts";
 import {
   decodeGuestState,
   encodeGuestState,
@@ -80,10 +81,15 @@ export function runWasmVcpu(
     nextSeq: 1,
     monotonicNs: 0,
     globals: [],
+    files: [],
     stack: new Uint8Array(0),
   };
   /** The device-state generation the guest runs (read as it starts running, after any load). */
   let gen = 0;
+  const files = new WasiDrives(
+    guest.drives ?? [],
+    guestBytes(w.memory, new Uint8Array(guest.dirty)),
+  );
   let resumedAt = performance.now();
   let monoAtResume = 0;
   const monotonicNs = () => monoAtResume + (performance.now() - resumedAt) * 1e6;
@@ -104,8 +110,8 @@ export function runWasmVcpu(
   };
   const imports = {
     wasi_snapshot_preview1: wasiImports({
-      memory: w.memory,
-      dirty: new Uint8Array(guest.dirty),
+      mem: guestBytes(w.memory, new Uint8Array(guest.dirty)),
+      files,
       stdin: w.stdin,
       args: w.args,
       env: w.env,
@@ -154,6 +160,7 @@ export function runWasmVcpu(
       const v = gl.value;
       return typeof v === "bigint" ? { type: 1, value: v } : { type: 3, value: v as number };
     });
+    g.files = files.files();
     const used = g.started && !g.exited ? new DataView(stackMem.buffer).getUint32(0, true) : 0;
     g.stack = stackMem.slice(0, used);
     const bytes = encodeGuestState(g);
@@ -165,6 +172,7 @@ export function runWasmVcpu(
     const n = Atomics.load(cell.i32, 1);
     const s = decodeGuestState(cell.bytes.slice(0, n), w.globals);
     Object.assign(g, s);
+    files.restore(s.files);
     s.globals.forEach((gl, i) => {
       globals[i].value = gl.value;
     });
@@ -233,4 +241,5 @@ export function runWasmVcpu(
     Atomics.store(i32, PARKED, 1);
     Atomics.notify(i32, PARKED);
   }
+  files.close();
 }

@@ -67,6 +67,8 @@ export async function completeLoad(p: CompletionParts): Promise<void> {
     vcpu.setPostcopy(false);
     const bt = vcpu.blocktime();
     stats[STAT.blocktime] = bt.totalMs;
+    // What the sections wrote (the disk's images) is on the device before `completed`.
+    await sections.flush();
     stats[STAT.totalTime] = Date.now() - p.start;
     if (ctx.arrivalDigest) link.post({ t: "arrived" });
     if (!await link.transition("postcopy-active", "completed")) {
@@ -88,6 +90,9 @@ export async function completeLoad(p: CompletionParts): Promise<void> {
   p.ran();
   const runstate = colo ? "running" : runstateAfter(p.globalState, ctx.autostart);
   vcpu.setRunstate(activateOnArrival(ctx.guest, runstate));
+  // The guest runs on what the sections wrote (the disk's images, in the page cache); it is on
+  // the device before `completed`.
+  await sections.flush();
   stats[STAT.totalTime] = Date.now() - p.start;
   if (!await link.transition("active", colo ? "colo" : "completed")) {
     throw new WireError("incoming migration was stopped");

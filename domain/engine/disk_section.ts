@@ -14,8 +14,8 @@
 import { bitmapsOf, DISK_BLOCK, DriveFile, type SharedDrive } from "../../adapters/disk/drive.ts";
 import { encodeDiskBitmap, MAX_BITMAP_RUN } from "../wire/disk_bitmap.ts";
 import type { Capabilities } from "../options.ts";
-import { encodeDiskConfig, encodeDiskData, encodeDiskZero } from "../wire/disk.ts";
-import type { FrameSink, LiveSection, PendingBytes } from "./live_section.ts";
+import { encodeDiskConfig, encodeDiskDataHeader, encodeDiskZero } from "../wire/disk.ts";
+import type { FrameSink, LiveSection, PendingBytes, StagingSink } from "./live_section.ts";
 import { STAT } from "./stats.ts";
 
 /** The disk section's wire identity (docs/wire-format.md, "Sections"). */
@@ -30,7 +30,7 @@ export interface DiskSectionHost {
   /** `block-incremental`: send only the blocks written since the base. */
   readonly incremental: boolean;
   /** Where frames go (the session's page sender: rate-limited, counted). */
-  readonly sender: FrameSink;
+  readonly sender: StagingSink;
   readonly stats: Float64Array;
   /** Throws on cancel, a return-path error or a failed write. */
   checkErrors(): void;
@@ -53,7 +53,6 @@ export class DiskSection implements LiveSection {
   readonly #host: DiskSectionHost;
   readonly #specs: readonly SharedDrive[];
   #drives: DriveState[] = [];
-  readonly #buf = new Uint8Array(DISK_BLOCK);
 
   /** The section of `drives`, driven through `host`. */
   constructor(host: DiskSectionHost, drives: readonly SharedDrive[]) {
@@ -181,12 +180,21 @@ export class DiskSection implements LiveSection {
       d.pending--;
       const offset = b * DISK_BLOCK;
       const length = Math.min(DISK_BLOCK, size - offset);
-      const data = this.#buf.subarray(0, length);
-      d.file.read(offset, data);
       const run = { drive: k, offset, length };
-      await sender.append(
-        caps["zero-blocks"] && isZero(data) ? encodeDiskZero(run) : encodeDiskData(run, data),
-      );
+      const head = encodeDiskDataHeader(run);
+      // The block is read straight into the sender's staging buffer, behind its header; an
+      // all-zero one becomes a DISK_ZERO there instead, with zero-blocks.
+      await sender.stage(head.length + length, (into) => {
+        const data = into.subarray(head.length, head.length + length);
+        d.file.read(offset, data);
+        if (caps["zero-blocks"] && isZero(data)) {
+          const zero = encodeDiskZero(run);
+          into.set(zero);
+          return zero.length;
+        }
+        into.set(head);
+        return head.length + length;
+      });
       stats[STAT.diskTransferred] += length;
       sent++;
     }
@@ -203,10 +211,16 @@ export class DiskSection implements LiveSection {
   }
 }
 
-/** The block is all zero bytes. */
+/** The block is all zero bytes (it may start anywhere: behind its header in staging). */
 function isZero(data: Uint8Array): boolean {
-  const words = new BigUint64Array(data.buffer, data.byteOffset, data.length >>> 3);
+  const head = Math.min(data.length, (8 - (data.byteOffset % 8)) % 8);
+  for (let i = 0; i < head; i++) if (data[i] !== 0) return false;
+  const words = new BigUint64Array(
+    data.buffer,
+    data.byteOffset + head,
+    (data.length - head) >>> 3,
+  );
   for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
-  for (let i = words.length * 8; i < data.length; i++) if (data[i] !== 0) return false;
+  for (let i = head + words.length * 8; i < data.length; i++) if (data[i] !== 0) return false;
   return true;
 }

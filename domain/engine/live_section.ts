@@ -38,6 +38,15 @@ export interface FrameSink {
   append(frame: Uint8Array): Promise<void>;
 }
 
+/** A FrameSink that can also build a frame in place (the session's PageSender). */
+export interface StagingSink extends FrameSink {
+  /**
+   * Stages a frame of at most `max` bytes that `fill` writes, synchronously, at the start of
+   * the view it is given; `fill` returns the frame's length.
+   */
+  stage(max: number, fill: (into: Uint8Array) => number): Promise<void>;
+}
+
 /** The source side of one section (QEMU's SaveVMHandlers). */
 export interface LiveSection {
   /** The section id on the wire: the destination dispatches by it. */
@@ -129,6 +138,11 @@ export interface SectionLoader {
   loadFull(version: number, body: Uint8Array): void;
   /** A record boundary: everything the loader holds back must be in place now. */
   settle(): Promise<void>;
+  /**
+   * Before the destination reports `completed` (after EOF): what the loader wrote is on the device
+   * (absent: nothing to flush).
+   */
+  flush?(): Promise<void>;
   /** load_cleanup: releases what the loader holds (once, however the run ended). */
   loadCleanup(): void;
 }

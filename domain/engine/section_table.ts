@@ -124,6 +124,11 @@ export class SectionTable {
     for (const l of this.#byId.values()) await l.settle();
   }
 
+  /** Before `completed`: every loader's writes on the device. */
+  async flush(): Promise<void> {
+    for (const l of this.#byId.values()) await l.flush?.();
+  }
+
   /** load_cleanup of every loader. */
   cleanup(): void {
     for (const l of this.#byId.values()) l.loadCleanup();

@@ -19,6 +19,30 @@ export declare function args_sizes_get(argc: usize, argvBufSize: usize): u16;
 @external("wasi_snapshot_preview1", "args_get")
 export declare function args_get(argv: usize, argvBuf: usize): u16;
 
+@external("wasi_snapshot_preview1", "fd_pread")
+export declare function fd_pread(fd: u32, iovs: usize, iovsLen: u32, offset: u64, nread: usize): u16;
+
+@external("wasi_snapshot_preview1", "fd_pwrite")
+export declare function fd_pwrite(fd: u32, iovs: usize, iovsLen: u32, offset: u64, nwritten: usize): u16;
+
+@external("wasi_snapshot_preview1", "fd_seek")
+export declare function fd_seek(fd: u32, offset: i64, whence: u8, newOffset: usize): u16;
+
+@external("wasi_snapshot_preview1", "fd_close")
+export declare function fd_close(fd: u32): u16;
+
+@external("wasi_snapshot_preview1", "fd_datasync")
+export declare function fd_datasync(fd: u32): u16;
+
+@external("wasi_snapshot_preview1", "fd_prestat_get")
+export declare function fd_prestat_get(fd: u32, buf: usize): u16;
+
+@external("wasi_snapshot_preview1", "path_open")
+export declare function path_open(
+  dirFd: u32, dirFlags: u32, path: usize, pathLen: usize, oflags: u16,
+  rightsBase: u64, rightsInheriting: u64, fdflags: u16, fd: usize,
+): u16;
+
 @external("wasi_snapshot_preview1", "proc_exit")
 export declare function proc_exit(code: u32): void;
 
@@ -144,4 +168,20 @@ export function arg(i: u32, buf: usize, cap: usize): i64 {
   let n: i64 = 0;
   while (load<u8>(argPtr + <usize>n) != 0) n++;
   return n;
+}
+
+/** Whether [p, p+n) is the ASCII `word`. */
+export function is(p: usize, n: usize, word: string): bool {
+  if (n != <usize>word.length) return false;
+  for (let i = 0; i < word.length; i++) {
+    if (<u32>load<u8>(p + <usize>i) != <u32>word.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** Length of the word at [p, end) (up to a space). */
+export function wordLen(p: usize, end: usize): usize {
+  let q = p;
+  while (q < end && load<u8>(q) != 32) q++;
+  return q - p;
 }

@@ -121,3 +121,22 @@ export function kvSum(entries: Iterable<[string, string]>): string {
   }
   return total.toString(16).padStart(16, "0");
 }
+
+/**
+ * The records the kvstore's log (guests/assembly/kvlog.ts) holds after `commands`, all sent
+ * while persisting: each SET as it came, each FILL's items as SETs (reads add none; DEL and a
+ * command that failed are not modelled).
+ */
+export function logRecords(commands: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const c of commands) {
+    const [verb, n, size, prefix = "fill:"] = c.split(" ");
+    if (verb === "SET") out.push(c);
+    else if (verb === "FILL") {
+      for (let i = 0; i < Number(n); i++) {
+        out.push(`SET ${prefix}${i} ${fillValue(i, Number(size))}`);
+      }
+    } else if (verb === "DEL") throw new Error("logRecords: no model of DEL");
+  }
+  return out;
+}

@@ -198,6 +198,7 @@ Deno.test("colo records: a parked WebAssembly guest's next seq is the one its sa
     nextSeq: 2 ** 40 + 5,
     monotonicNs: 1e9,
     globals: [{ type: 1, value: 3n }],
+    files: [],
     stack: new Uint8Array(40),
   });
   cell.bytes.set(bytes);
