@@ -17,6 +17,7 @@ import { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
 import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
 import { ColoState } from "./colo_state.ts";
+import { arbiterFor } from "./colo_arbiter.ts";
 import { coloOutputOf, loadOutputDigest } from "./colo_output.ts";
 import { IncomingSide } from "./incoming_side.ts";
 import { tlsOptionsFor } from "./tls_options.ts";
@@ -85,6 +86,7 @@ export class Agent {
     this.#tls = config.tls ?? new TlsCredsRegistry();
     this.machine = machine;
     this.#guest = new GuestControl(machine, () => this.#sourceStatus);
+    if (config.coloArbiter) this.colo.arbitrate(arbiterFor(config.coloArbiter, this.colo, machine));
     this.bitmaps = new DriveBitmapControl(() => machine.shared.drives ?? []);
     this.parameters = config.parameters ?? { ...DEFAULT_PARAMETERS };
     this.capabilities = config.capabilities ?? { ...DEFAULT_CAPABILITIES };
@@ -115,8 +117,8 @@ export class Agent {
     });
     this.#coloEnabled();
     setLateBlockActivate(machine.shared, this.capabilities["late-block-activate"]);
-    this.colo.route((mode) =>
-      mode === "primary" ? this.#out.lostHeartbeat() : this.#incoming.lostHeartbeat()
+    this.colo.route((mode, verdict) =>
+      mode === "primary" ? this.#out.lostHeartbeat(verdict) : this.#incoming.lostHeartbeat(verdict)
     );
     const output = coloOutputOf(machine, this.#out, this.#incoming);
     this.colo.listen((m) => output.report(m));
@@ -347,6 +349,7 @@ export class Agent {
     await Promise.race([this.#out.done, new Promise((r) => setTimeout(r, 2000))]);
     this.#incoming.close();
     this.#watch.close();
+    await this.colo.close();
     await this.machine.dispose();
   }
 

@@ -47,6 +47,8 @@ export interface OutgoingOptions {
   sourceWorker?: URL;
   /** Hears the data path's COLO reports. */
   onColo?(m: ColoReport): void;
+  /** `--colo-arbiter` is set (colo_arbiter.ts). */
+  coloArbiter?: boolean;
 }
 
 /** A running outgoing migration's controls. */
@@ -111,6 +113,7 @@ export class Outgoing {
       tls,
       point: this.#point.cell,
       linkTimeoutMs: options.linkTimeoutMs,
+      coloArbiter: options.coloArbiter,
     };
     this.#spawn({ ...this.#start, multifdPorts: ports.length ? ports : undefined }, ports);
   }

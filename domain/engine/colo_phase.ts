@@ -107,7 +107,7 @@ export class ColoPhase {
       await this.#loop();
       ending = { kind: "request" }; // not reached: #loop ends by throwing
     } catch (e) {
-      ending = coloEnding(e);
+      ending = coloEnding(e, s.control.verdict);
     }
     this.#watchdog?.stop();
     s.control.onColoRecords = null;
@@ -274,20 +274,25 @@ export class ColoPhase {
   async #leave(ending: ColoEnding): Promise<void> {
     const s = this.#s;
     const { link, vcpu } = s;
-    if (ending.kind === "silent") {
-      // No proof the secondary died: this guest stops and waits for lost-heartbeat.
+    if (ending.kind === "silent" || (ending.kind === "dead" && s.ctx.coloArbiter)) {
+      // No proof the secondary died (with an arbiter, no decision yet either): this guest stops
+      // and waits for lost-heartbeat or the arbiter's verdict (colo_arbiter.ts).
       vcpu.setRunstate("colo");
       link.post({ t: "colo", what: "hold" });
       while (!s.control.lostHeartbeat) await s.control.wake.wait(1000);
+      if (s.control.verdict) ending = { kind: s.control.verdict };
     }
-    if (ending.kind === "request" || ending.kind === "failed") {
-      await this.#sendExit(ending.kind === "request" ? ColoExitCode.REQUEST : ColoExitCode.ERROR);
+    if (ending.kind === "request" || ending.kind === "won" || ending.kind === "failed") {
+      // Won: a secondary that still hears this side stops (the key is this side's anyway).
+      await this.#sendExit(ending.kind === "failed" ? ColoExitCode.ERROR : ColoExitCode.REQUEST);
     }
-    s.shutdown();
-    // The secondary runs the guest on alone: its state stays there; this one stops.
-    if (ending.kind === "fenced") vcpu.setRunstate("postmigrate");
+    s.shutdown(); // lost: no EXIT, the connection just ends (a live secondary then claims)
+    // The secondary runs the guest on alone (its state stays there), or the arbiter fenced
+    // this side: it stops.
+    if (ending.kind === "fenced" || ending.kind === "lost") vcpu.setRunstate("postmigrate");
     else vcpu.setRunstate("running");
-    const error = ending.kind === "dead" || ending.kind === "failed";
+    const error = ending.kind === "dead" || ending.kind === "failed" || ending.kind === "won" ||
+      ending.kind === "lost";
     link.post({ t: "colo", what: "exit", reason: error ? "error" : "request" });
     if (ending.kind === "failed") {
       link.post({ t: "error", message: `COLO: ${ending.message}` });

@@ -55,6 +55,7 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
         multifdPorts: m.multifdPorts,
         point: new PointOfNoReturn(m.point),
         linkTimeoutMs: m.linkTimeoutMs,
+        coloArbiter: m.coloArbiter,
         recovering: m.recover !== undefined,
       };
       runSource(ctx).finally(() => self.postMessage({ t: "done" } satisfies WorkerMessage));
@@ -80,6 +81,7 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
       control.continued = true;
       break;
     case "colo-lost-heartbeat":
+      control.verdict = m.verdict ?? null;
       control.lostHeartbeat = true;
       break;
     case "colo-checkpoint":
