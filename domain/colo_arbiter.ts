@@ -299,13 +299,12 @@ export class ColoArbiter {
     }, (this.#spec.ttlS * 1000) / 3);
   }
 
-  /** A timer at the lapse deadline, so a lapse fences at once. */
+  /** A timer at the lapse deadline, so a lapse fences at once (again if it fired early). */
   #armLapse(): void {
     clearTimeout(this.#lapseTimer);
-    this.#lapseTimer = setTimeout(
-      () => this.checkLapse(),
-      Math.max(0, this.#deadline - this.#now()),
-    );
+    this.#lapseTimer = setTimeout(() => {
+      if (!this.checkLapse() && this.#lease && this.#holdsLease()) this.#armLapse();
+    }, Math.max(1, Math.ceil(this.#deadline - this.#now())));
   }
 
   #stopTimers(): void {
