@@ -5,7 +5,8 @@
  * other fenced), the lease bookkeeping on a clock the test moves (renewals move the lapse
  * deadline; a lapse fences at once: in COLO a "lost" verdict, after a win a fence; a lease etcd
  * dropped lapses at once), errors that are clear and bounded (down, silent, etcd's own), and
- * what a way out of COLO does to the lease.
+ * what a way out of COLO does to the lease; and the arbiter in the agent's COLO status (the data
+ * path's reports drive it, its verdict goes to the side in COLO, `GET /colo` shows it).
  */
 import assert from "node:assert/strict";
 import { EtcdError, EtcdGateway } from "../../adapters/etcd/gateway.ts";
@@ -15,6 +16,9 @@ import {
   parseArbiter,
   requestTimeoutMs,
 } from "../../domain/colo_arbiter.ts";
+import { ColoState } from "../../domain/colo_state.ts";
+import { EventBus } from "../../domain/event_bus.ts";
+import type { FerryEventMap } from "../../domain/events.ts";
 import { FakeEtcd } from "../helpers/fake_etcd.ts";
 
 const SPEC = { url: "http://etcd.test:2379", key: "pair/1", ttlS: 5 };
@@ -206,3 +210,49 @@ Deno.test("colo arbiter: peerLost claims until etcd answers, then delivers the v
     await s.a.close();
   }
 });
+
+Deno.test("colo arbiter in the COLO status: enter leases, a hold claims, the verdict goes to the side in COLO", async () => {
+  const etcd = new FakeEtcd();
+  const events = new EventBus<FerryEventMap>();
+  const sub = events.subscribe();
+  const colo = new ColoState(events);
+  const delivered: unknown[] = [];
+  colo.route((mode, verdict) => {
+    delivered.push([mode, verdict]);
+    return true;
+  });
+  const gateway = new EtcdGateway(SPEC.url, 200, etcd.fetch);
+  colo.arbitrate(
+    new ColoArbiter(SPEC, gateway, { verdict: (v) => colo.verdict(v), fence: () => {} }),
+  );
+  try {
+    assert.equal(colo.arbitrated, true);
+    colo.report({ t: "colo", what: "enter", mode: "secondary" });
+    await until("a lease", () => colo.status()["x-arbiter"]!.lease !== null);
+    assert.equal(colo.status()["x-arbiter"]!.state, "leased");
+    colo.report({ t: "colo", what: "hold" }); // the primary went silent (or died)
+    assert.equal(colo.status().reason, "processing");
+    await until("the verdict", () => delivered.length > 0);
+    assert.deepEqual(delivered, [["secondary", "won"]]);
+    assert.equal(etcd.value(SPEC.key), "ferry");
+    colo.report({ t: "colo", what: "exit", reason: "error" }); // the Worker ran on alone
+    const { "x-arbiter": arbiter, ...status } = colo.status();
+    assert.deepEqual(status, { mode: "none", "last-mode": "secondary", reason: "error" });
+    assert.deepEqual(arbiter, { state: "won", key: SPEC.key, lease: arbiter!.lease, error: null });
+    const exit = await sub.next();
+    assert.deepEqual([exit?.event, exit?.data], ["COLO_EXIT", {
+      mode: "secondary",
+      reason: "error",
+    }]);
+  } finally {
+    sub.close();
+    await colo.close();
+  }
+  assert.equal(etcd.value(SPEC.key), undefined, "the agent closed: its lease and the key went");
+});
+
+/** Waits (event-loop turns, bounded) until `cond` holds. */
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 1));
+  assert.ok(cond(), `timed out waiting for ${what}`);
+}
