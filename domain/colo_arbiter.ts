@@ -3,8 +3,8 @@
  * the guest on. Without one, a side that merely lost the link holds and waits for
  * `lost-heartbeat`, and one that saw its peer's connection end runs on (colo_link.ts). With
  * one, both sides hold a lease in etcd while in COLO (granted as COLO begins, renewed every
- * third of its TTL), and a side that lost its peer — silent or ended alike — holds and
- * claims one key: a transaction that creates it bound to its lease unless it exists. The
+ * third of its TTL), and a side that lost its peer — silent or ended alike, or a primary
+ * that failed in COLO (it tells its secondary, which stops) — holds and claims one key: a transaction that creates it bound to its lease unless it exists. The
  * decision table:
  *
  * | what happens                              | verdict | the side                          |

@@ -274,17 +274,23 @@ export class ColoPhase {
   async #leave(ending: ColoEnding): Promise<void> {
     const s = this.#s;
     const { link, vcpu } = s;
-    if (ending.kind === "silent" || (ending.kind === "dead" && s.ctx.coloArbiter)) {
+    const arbitrated = s.ctx.coloArbiter === true;
+    // An error: the secondary is told (it stops); with an arbiter this side runs on only if it
+    // wins the key (the EXIT may not get through: the secondary would then claim it).
+    if (ending.kind === "failed") await this.#sendExit(ColoExitCode.ERROR);
+    const failed = ending.kind === "failed";
+    if (ending.kind === "silent" || (arbitrated && (ending.kind === "dead" || failed))) {
       // No proof the secondary died (with an arbiter, no decision yet either): this guest stops
       // and waits for lost-heartbeat or the arbiter's verdict (colo_arbiter.ts).
       vcpu.setRunstate("colo");
       link.post({ t: "colo", what: "hold" });
       while (!s.control.lostHeartbeat) await s.control.wake.wait(1000);
-      if (s.control.verdict) ending = { kind: s.control.verdict };
+      const v = s.control.verdict;
+      if (v === "lost" || (v === "won" && !failed)) ending = { kind: v };
     }
-    if (ending.kind === "request" || ending.kind === "won" || ending.kind === "failed") {
+    if (ending.kind === "request" || ending.kind === "won") {
       // Won: a secondary that still hears this side stops (the key is this side's anyway).
-      await this.#sendExit(ending.kind === "failed" ? ColoExitCode.ERROR : ColoExitCode.REQUEST);
+      await this.#sendExit(ColoExitCode.REQUEST);
     }
     s.shutdown(); // lost: no EXIT, the connection just ends (a live secondary then claims)
     // The secondary runs the guest on alone (its state stays there), or the arbiter fenced
