@@ -119,6 +119,8 @@ export class ColoArbiter {
   #session = 0;
   #renewTimer: ReturnType<typeof setTimeout> | undefined;
   #lapseTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A claim loop runs (one at a time: the peer may come back and go again meanwhile). */
+  #claiming = false;
 
   /** The arbiter of `spec` through `gateway`; `who` goes in the key's value. */
   constructor(
@@ -227,6 +229,16 @@ export class ColoArbiter {
   async peerLost(): Promise<void> {
     if (this.#state !== "leased") return;
     this.#state = "claiming";
+    if (this.#claiming) return; // the loop that runs goes on
+    this.#claiming = true;
+    try {
+      await this.#claimUntilVerdict();
+    } finally {
+      this.#claiming = false;
+    }
+  }
+
+  async #claimUntilVerdict(): Promise<void> {
     const session = this.#session;
     for (;;) {
       const v = await this.claim();

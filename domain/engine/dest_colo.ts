@@ -8,9 +8,9 @@
  * running guest as they were. How COLO is left: colo_link.ts (EOF / RST = the primary died:
  * run on alone; the primary's EXIT: stop). A primary silent for the link timeout is held for:
  * the guest stops until it speaks again or lost-heartbeat comes. With `--colo-arbiter` a primary
- * that died is held for too, until the arbiter's verdict: run on alone (won) or stop (lost). This guest's output records,
- * which the main thread hands over (`colo-output`), go to the primary as RP_COLO_OUTPUT for its
- * output compare. The primary's records a checkpoint carries (COLO_RECORDS, once, before
+ * that died is held for too, until the arbiter's verdict: run on alone (won) or stop (lost).
+ * This guest's output records, which the main thread hands over (`colo-output`), go to the
+ * primary as RP_COLO_OUTPUT for its output compare. The primary's records a checkpoint carries (COLO_RECORDS, once, before
  * VMSTATE_SIZE) are held with it and go to the main thread only when it is applied, before
  * VMSTATE_LOADED, to take the place of this guest's own (colo_output.ts); those that come
  * between checkpoints (released before COLO began) go at once. Never throws.

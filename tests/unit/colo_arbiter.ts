@@ -204,6 +204,14 @@ Deno.test("colo arbiter: peerLost claims until etcd answers, then delivers the v
     await qLost;
     assert.equal(q.a.status().state, "leased");
     assert.deepEqual(q.said, []);
+    // Lost, back, lost again before etcd answers: one claim loop, one verdict.
+    etcd.mode = "down";
+    const again = [q.a.peerLost()];
+    q.a.peerBack();
+    again.push(q.a.peerLost());
+    etcd.mode = "up";
+    await Promise.all(again);
+    assert.deepEqual(q.said, ["lost"], "the secondary holds the key");
     await q.a.close();
   } finally {
     await p.a.close();
