@@ -18,6 +18,7 @@ import { requireExecAllowed } from "./domain/exec_policy.ts";
 import { type Globals, parseGlobals } from "./domain/globals.ts";
 import { type LogLevel, parseLogLevel } from "./domain/log.ts";
 import { LINK_TIMEOUT_RANGE } from "./domain/engine/link_watch.ts";
+import { parseArbiter } from "./domain/colo_arbiter.ts";
 import {
   type ApiListen,
   exposureProblem,
@@ -169,6 +170,7 @@ export const START_OPTIONS = {
   guest: { type: "string" },
   "arrival-digest": { type: "boolean", default: false },
   drive: { type: "string", multiple: true, default: [] as string[] },
+  "colo-arbiter": { type: "string" },
 } satisfies ParseArgsOptionsConfig;
 
 type StartValues = ReturnType<typeof parseArgs<{ options: typeof START_OPTIONS }>>["values"];
@@ -220,6 +222,8 @@ async function checked(values: StartValues): Promise<StartOptions> {
     specs.forEach(checkDriveFile);
     return specs;
   });
+  const arbiter = values["colo-arbiter"];
+  const coloArbiter = arbiter === undefined ? undefined : usage(() => parseArbiter(arbiter));
   const tls = await TlsCredsRegistry.fromObjects(values.object).catch((e) => {
     throw new UsageError((e as Error).message);
   });
@@ -241,6 +245,7 @@ async function checked(values: StartValues): Promise<StartOptions> {
       linkTimeoutMs,
       arrivalDigest,
       drives,
+      ...(coloArbiter ? { coloArbiter } : {}),
     },
     logLevel,
     listen,

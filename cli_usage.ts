@@ -51,6 +51,13 @@ migration
   --global migration.PROPERTY=VALUE   a QEMU migration property (repeatable)
   --object tls-creds-x509,id=ID,dir=DIR,endpoint=server|client,verify-peer=on|off
                                  TLS credentials for the tls-creds parameter (repeatable)
+  --colo-arbiter etcd:URL[,key=KEY][,ttl=SECONDS]
+                                 COLO: when the two sides lose each other, the one that
+                                 claims KEY in etcd (its JSON gateway at URL, e.g.
+                                 http://127.0.0.1:2379) with its lease runs on; the other,
+                                 and a side whose lease lapses, stops (default: none, a side
+                                 that merely lost the link waits for lost-heartbeat; KEY
+                                 ferry/colo, the same on both sides; TTL 5)
   --only-migratable              refuse migration blockers
   -h, --help                     this text (exit status 2, as for a usage error)
 

@@ -17,6 +17,7 @@ import { EventBus } from "./event_bus.ts";
 import type { FerryEventMap } from "./events.ts";
 import { GLOBAL_DEFAULTS, type Globals } from "./globals.ts";
 import { ColoState } from "./colo_state.ts";
+import { arbiterFor } from "./colo_arbiter.ts";
 import { type ColoOutput, coloOutputOf, loadOutputDigest } from "./colo_output.ts";
 import { IncomingSide } from "./incoming_side.ts";
 import { tlsOptionsFor } from "./tls_options.ts";
@@ -86,6 +87,7 @@ export class Agent {
     this.machine = machine;
     const coloInput = (bytes: Uint8Array) => this.#out.coloInput(bytes);
     this.#guest = new GuestControl(machine, () => this.#sourceStatus, coloInput);
+    if (config.coloArbiter) this.colo.arbitrate(arbiterFor(config.coloArbiter, this.colo, machine));
     this.bitmaps = new DriveBitmapControl(() => machine.shared.drives ?? []);
     this.parameters = config.parameters ?? { ...DEFAULT_PARAMETERS };
     this.capabilities = config.capabilities ?? { ...DEFAULT_CAPABILITIES };
@@ -116,8 +118,8 @@ export class Agent {
     });
     this.#coloEnabled();
     setLateBlockActivate(machine.shared, this.capabilities["late-block-activate"]);
-    this.colo.route((mode) =>
-      mode === "primary" ? this.#out.lostHeartbeat() : this.#incoming.lostHeartbeat()
+    this.colo.route((mode, verdict) =>
+      mode === "primary" ? this.#out.lostHeartbeat(verdict) : this.#incoming.lostHeartbeat(verdict)
     );
     const output = this.#output = coloOutputOf(machine, this.#out, this.#incoming);
     this.colo.listen((m) => output.report(m));
@@ -163,7 +165,6 @@ export class Agent {
   get #sourceStatus(): MigrationStatus {
     return this.#out.status;
   }
-
   #infoOptions(): { blocktime: boolean } {
     return { blocktime: this.capabilities["postcopy-blocktime"] };
   }
@@ -349,6 +350,7 @@ export class Agent {
     this.#out.close();
     this.#incoming.close();
     this.#watch.close();
+    await this.colo.close();
     await this.machine.dispose();
   }
 

@@ -11,6 +11,7 @@ import type { TlsCredsRegistry } from "../adapters/channels/tls_creds.ts";
 import type { Globals } from "./globals.ts";
 import type { Logger } from "./log.ts";
 import type { Capabilities, Parameters } from "./options.ts";
+import type { ArbiterSpec } from "./colo_arbiter.ts";
 
 /** How an agent starts (from the command line). */
 export interface AgentConfig {
@@ -48,4 +49,6 @@ export interface AgentConfig {
   arrivalDigest?: boolean;
   /** `--drive`: the machine's raw disk images. */
   drives?: DriveSpec[];
+  /** `--colo-arbiter etcd:URL`: who decides which COLO side runs on (colo_arbiter.ts). */
+  coloArbiter?: ArbiterSpec;
 }

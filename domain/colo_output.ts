@@ -141,9 +141,13 @@ export class ColoOutput {
   /** Primary: its records go through the compare (a second `enter`, after a hold, keeps it). */
   #primary(): void {
     if (this.#compare) return;
-    const log = this.#d.output.log;
+    const { output } = this.#d;
+    const log = output.log;
+    output.fenced = false; // a new session (the arbiter's fence was for the last one)
     const compare = new OutputCompare<OutputRecord>({
-      release: (r) => log.append(r),
+      release: (r) => {
+        if (!output.fenced) log.append(r);
+      },
       trigger: () => this.#d.checkpointNow(),
     }, COMPARE_TIMEOUT_MS);
     this.#compare = compare;
@@ -164,6 +168,7 @@ export class ColoOutput {
     this.#secondary = true;
     const { output, toPrimary } = this.#d;
     output.log.hold(); // only the primary releases output while COLO runs
+    output.fenced = false; // a new session (the arbiter's fence was for the last one)
     // What its guest wrote before this report came (it runs from COLO's start), then the rest.
     for (const r of output.log.since(0)) toPrimary(r.seq, outputDigest(recordBytes(r)));
     output.tap = (r, bytes) => {

@@ -67,6 +67,7 @@ export class GuestControl {
     if (rs === "shutdown" || rs === "guest-panicked") {
       throw new DomainError("wrong-state", `The guest has ended (runstate ${rs})`);
     }
+    this.#machine.guestOutput.fenced = false; // the operator's decision (colo_arbiter.ts)
     this.#machine.cont();
     return this.#machine.runstate;
   }

@@ -46,7 +46,7 @@ export class Incoming {
       linkTimeoutMs?: number;
       arrivalDigest?: boolean;
       /** The agent's x-colo cell and who hears the data path's COLO reports. */
-      colo?: { enabled: Int32Array; report(m: ColoReport): void };
+      colo?: { enabled: Int32Array; arbitrated: boolean; report(m: ColoReport): void };
     } = {},
   ) {
     this.#listener = (m, from, to) => {
@@ -70,6 +70,7 @@ export class Incoming {
       linkTimeoutMs: options.linkTimeoutMs,
       arrivalDigest: options.arrivalDigest,
       colo: options.colo?.enabled,
+      coloArbiter: options.colo?.arbitrated,
     };
     this.#host = new WorkerHost(DEST_WORKER, start, {
       current: () => this.current,
@@ -122,9 +123,9 @@ export class Incoming {
   /** True between a migrate-recover and the end of that recovery attempt. */
   recoverTriggered = false;
 
-  /** x-colo-lost-heartbeat for the secondary. */
-  lostHeartbeat(): void {
-    this.#host.post({ t: "colo-lost-heartbeat" });
+  /** x-colo-lost-heartbeat (or an arbiter's verdict) for the secondary. */
+  lostHeartbeat(verdict?: "won" | "lost"): void {
+    this.#host.post({ t: "colo-lost-heartbeat", ...(verdict ? { verdict } : {}) });
   }
 
   /** COLO secondary: its guest's output record `seq` for the primary (RP_COLO_OUTPUT). */

@@ -174,10 +174,10 @@ export class IncomingSide {
     return true;
   }
 
-  /** x-colo-lost-heartbeat for the secondary: false when its migration is not in COLO. */
-  lostHeartbeat(): boolean {
+  /** x-colo-lost-heartbeat (or an arbiter's verdict) for the secondary: false outside COLO. */
+  lostHeartbeat(verdict?: "won" | "lost"): boolean {
     if (this.#incoming?.current.status !== "colo") return false;
-    this.#incoming.lostHeartbeat();
+    this.#incoming.lostHeartbeat(verdict);
     return true;
   }
 

@@ -50,6 +50,8 @@ export interface OutgoingOptions {
   onColo?(m: ColoReport): void;
   /** Where the source Worker comes from and goes back to (kept warm between migrations). */
   warm?: WarmWorkers;
+  /** `--colo-arbiter` is set (colo_arbiter.ts). */
+  coloArbiter?: boolean;
 }
 
 /** A running outgoing migration's controls. */
@@ -117,6 +119,7 @@ export class Outgoing {
       tls,
       point: this.#point.cell,
       linkTimeoutMs: options.linkTimeoutMs,
+      coloArbiter: options.coloArbiter,
     };
     this.#spawn({ ...this.#start, multifdPorts: ports.length ? ports : undefined }, ports);
   }

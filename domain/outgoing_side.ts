@@ -16,7 +16,7 @@ import type { ForwardedRecord } from "./engine/colo_records.ts";
 import type { LiveParams } from "./engine/messages.ts";
 import { Migration, type MigrationListener } from "./migration.ts";
 import { type MigrationInfo, migrationInfo } from "./migration_info.ts";
-import type { ColoState } from "./colo_state.ts";
+import type { ColoState, ColoVerdict } from "./colo_state.ts";
 import type { Capabilities } from "./options.ts";
 import { type CancelAnswer, cancelRefusal, Outgoing } from "./outgoing.ts";
 import { PolicyTracker } from "./policy.ts";
@@ -123,6 +123,7 @@ export class OutgoingSide {
         linkTimeoutMs: this.#deps.linkTimeoutMs,
         onColo: (m) => this.#deps.colo?.report(m),
         warm: this.#warm,
+        coloArbiter: this.#deps.colo?.arbitrated,
       },
     );
     return migrationInfo(migration);
@@ -153,10 +154,10 @@ export class OutgoingSide {
     return true;
   }
 
-  /** x-colo-lost-heartbeat for the primary: false when no data path runs. */
-  lostHeartbeat(): boolean {
+  /** x-colo-lost-heartbeat (or an arbiter's verdict) for the primary: false when none runs. */
+  lostHeartbeat(verdict?: ColoVerdict): boolean {
     if (!this.#outgoing || this.status !== "colo") return false;
-    this.#outgoing.command({ t: "colo-lost-heartbeat" });
+    this.#outgoing.command({ t: "colo-lost-heartbeat", ...(verdict ? { verdict } : {}) });
     return true;
   }
 

@@ -20,8 +20,22 @@ export const ColoStatusSchema = z.object({
   "last-mode": z.enum(MODES).meta({ description: "The mode before COLO was last left." }),
   reason: z.enum(["none", "request", "error", "processing"]).meta({
     description: "Why COLO was left: request (lost-heartbeat, or the peer's announced exit), " +
-      "error (the peer died), processing (the link went silent: this side holds and waits " +
-      "for lost-heartbeat), none.",
+      "error (the peer died, or the arbiter decided), processing (the peer is lost: this side " +
+      "holds and waits for lost-heartbeat, or for the arbiter's verdict), none.",
+  }),
+  "x-arbiter": z.object({
+    state: z.enum(["idle", "leased", "claiming", "won", "lost", "fenced"]).meta({
+      description: "idle (not in COLO), leased (in COLO), claiming (the peer is lost), won " +
+        "(this side holds the key and runs on), lost (the peer holds it: this side stopped), " +
+        "fenced (this side's lease lapsed: it stopped).",
+    }),
+    key: z.string().meta({ description: "The etcd key the pair claims." }),
+    lease: z.string().nullable().meta({ description: "This side's etcd lease id, or null." }),
+    error: z.string().nullable().meta({
+      description: "The last error talking to etcd since the state changed, or null.",
+    }),
+  }).optional().meta({
+    description: "With --colo-arbiter: which side runs on when the two lose each other.",
   }),
 }).meta({ id: "ColoStatus" });
 

@@ -1016,10 +1016,24 @@ export interface components {
        */
       "last-mode": "primary" | "secondary" | "none";
       /**
-       * @description Why COLO was left: request (lost-heartbeat, or the peer's announced exit), error (the peer died), processing (the link went silent: this side holds and waits for lost-heartbeat), none.
+       * @description Why COLO was left: request (lost-heartbeat, or the peer's announced exit), error (the peer died, or the arbiter decided), processing (the peer is lost: this side holds and waits for lost-heartbeat, or for the arbiter's verdict), none.
        * @enum {string}
        */
       reason: "none" | "request" | "error" | "processing";
+      /** @description With --colo-arbiter: which side runs on when the two lose each other. */
+      "x-arbiter"?: {
+        /**
+         * @description idle (not in COLO), leased (in COLO), claiming (the peer is lost), won (this side holds the key and runs on), lost (the peer holds it: this side stopped), fenced (this side's lease lapsed: it stopped).
+         * @enum {string}
+         */
+        state: "idle" | "leased" | "claiming" | "won" | "lost" | "fenced";
+        /** @description The etcd key the pair claims. */
+        key: string;
+        /** @description This side's etcd lease id, or null. */
+        lease: string | null;
+        /** @description The last error talking to etcd since the state changed, or null. */
+        error: string | null;
+      };
     };
     MigrationCapabilities: {
       /** @description Send resent pages as XOR deltas against a page cache (XBZRLE). */

@@ -29,6 +29,12 @@ export class GuestOutput {
   readonly log = new OutputLog();
   /** Set while COLO runs (colo_output.ts); null: straight to the log. */
   tap: OutputTap | null = null;
+  /**
+   * COLO's arbiter fenced this side (domain/colo_arbiter.ts): the records its guest writes go
+   * nowhere (its guest stops; the side that runs on writes them). Lifted by a new COLO session
+   * or the operator's cont.
+   */
+  fenced = false;
   #gen = 0;
 
   /**
@@ -51,6 +57,7 @@ export class GuestOutput {
 
   /** A record from the vCPU Worker. */
   take(m: VcpuOutput): void {
+    if (this.fenced) return;
     const gen = m.gen ?? this.#gen;
     if (gen < this.#gen) return;
     if (gen > this.#gen) {

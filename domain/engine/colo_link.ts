@@ -7,7 +7,10 @@
  * and the other side runs on alone — so in COLO a live side never closes the connection without
  * an EXIT first. A link that only went silent proves nothing (the peer may run on behind a
  * partition, or be frozen): that side holds — its guest stopped, the connection open — and waits
- * for `lost-heartbeat` (or for the peer to speak again). See {@link ColoWatchdog}.
+ * for `lost-heartbeat` (or for the peer to speak again). See {@link ColoWatchdog}. With
+ * `--colo-arbiter` neither proves anything: a side that lost its peer either way holds until the
+ * arbiter's verdict (domain/colo_arbiter.ts) comes as a lost-heartbeat with a verdict: it runs on
+ * alone (won) or stops, fenced (lost).
  *
  * @module
  */
@@ -42,7 +45,11 @@ export type ColoEnding =
   /** The link went silent: hold, wait for lost-heartbeat. */
   | { kind: "silent" }
   /** A protocol or local error (or the peer's announced error): this side runs on alone. */
-  | { kind: "failed"; message: string };
+  | { kind: "failed"; message: string }
+  /** The arbiter's verdict: this side holds the key and runs on alone. */
+  | { kind: "won" }
+  /** The arbiter's verdict: the peer holds the key, or this side's lease lapsed: it stops. */
+  | { kind: "lost" };
 
 /** lost-heartbeat came while a checkpoint was under way. */
 export class LostHeartbeat extends Error {
@@ -62,9 +69,12 @@ export class PeerExit extends Error {
   }
 }
 
-/** Classifies what ended a COLO run (see the module doc). */
-export function coloEnding(e: unknown): ColoEnding {
-  if (e instanceof LostHeartbeat) return { kind: "request" };
+/**
+ * Classifies what ended a COLO run (see the module doc); `verdict`: the arbiter's, which came
+ * with the lost-heartbeat.
+ */
+export function coloEnding(e: unknown, verdict: "won" | "lost" | null = null): ColoEnding {
+  if (e instanceof LostHeartbeat) return { kind: verdict ?? "request" };
   if (e instanceof PeerExit) {
     return e.value === ColoExitCode.REQUEST
       ? { kind: "fenced" }

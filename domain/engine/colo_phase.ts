@@ -115,7 +115,7 @@ export class ColoPhase {
       await this.#loop();
       ending = { kind: "request" }; // not reached: #loop ends by throwing
     } catch (e) {
-      ending = coloEnding(e);
+      ending = coloEnding(e, s.control.verdict);
     }
     this.#watchdog?.stop();
     s.control.onColoRecords = null;
@@ -300,24 +300,34 @@ export class ColoPhase {
   async #leave(ending: ColoEnding): Promise<void> {
     const s = this.#s;
     const { link, vcpu } = s;
-    if (ending.kind === "silent") {
-      // No proof the secondary died: this guest stops and waits for lost-heartbeat.
+    const arbitrated = s.ctx.coloArbiter === true;
+    // An error: the secondary is told (it stops); with an arbiter this side runs on only if it
+    // wins the key (the EXIT may not get through: the secondary would then claim it).
+    if (ending.kind === "failed") await this.#sendExit(ColoExitCode.ERROR);
+    const failed = ending.kind === "failed";
+    if (ending.kind === "silent" || (arbitrated && (ending.kind === "dead" || failed))) {
+      // No proof the secondary died (with an arbiter, no decision yet either): this guest stops
+      // and waits for lost-heartbeat or the arbiter's verdict (colo_arbiter.ts).
       vcpu.setRunstate("colo");
       link.post({ t: "colo", what: "hold" });
       while (!s.control.lostHeartbeat) await s.control.wake.wait(1000);
+      const v = s.control.verdict;
+      if (v === "lost" || (v === "won" && !failed)) ending = { kind: v };
     }
-    if (ending.kind === "request" || ending.kind === "failed") {
-      await this.#sendExit(ending.kind === "request" ? ColoExitCode.REQUEST : ColoExitCode.ERROR);
+    if (ending.kind === "request" || ending.kind === "won") {
+      // Won: a secondary that still hears this side stops (the key is this side's anyway).
+      await this.#sendExit(ColoExitCode.REQUEST);
     }
-    s.shutdown();
+    s.shutdown(); // lost: no EXIT, the connection just ends (a live secondary then claims)
+    const stops = ending.kind === "fenced" || ending.kind === "lost";
     // Input accepted here and not yet given: this guest's, when it runs on.
-    if (ending.kind !== "fenced") {
-      for (const bytes of this.#input.take()) giveInput(s.ctx.guest, bytes);
-    }
-    // The secondary runs the guest on alone: its state stays there; this one stops.
-    if (ending.kind === "fenced") vcpu.setRunstate("postmigrate");
+    if (!stops) { for (const bytes of this.#input.take()) giveInput(s.ctx.guest, bytes); }
+    // The secondary runs the guest on alone (its state stays there), or the arbiter fenced
+    // this side: it stops.
+    if (stops) vcpu.setRunstate("postmigrate");
     else vcpu.setRunstate("running");
-    const error = ending.kind === "dead" || ending.kind === "failed";
+    const error = ending.kind === "dead" || ending.kind === "failed" || ending.kind === "won" ||
+      ending.kind === "lost";
     link.post({ t: "colo", what: "exit", reason: error ? "error" : "request" });
     if (ending.kind === "failed") {
       link.post({ t: "error", message: `COLO: ${ending.message}` });

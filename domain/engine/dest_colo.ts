@@ -7,9 +7,10 @@
  * device state is loaded, the guest runs again. A checkpoint cut halfway leaves RAM and the
  * running guest as they were. How COLO is left: colo_link.ts (EOF / RST = the primary died:
  * run on alone; the primary's EXIT: stop). A primary silent for the link timeout is held for:
- * the guest stops until it speaks again or lost-heartbeat comes. This guest's output records,
- * which the main thread hands over (`colo-output`), go to the primary as RP_COLO_OUTPUT for its
- * output compare. The primary's records a checkpoint carries (COLO_RECORDS, once, before
+ * the guest stops until it speaks again or lost-heartbeat comes. With `--colo-arbiter` a primary
+ * that died is held for too, until the arbiter's verdict: run on alone (won) or stop (lost).
+ * This guest's output records, which the main thread hands over (`colo-output`), go to the
+ * primary as RP_COLO_OUTPUT for its output compare. The primary's records a checkpoint carries (COLO_RECORDS, once, before
  * VMSTATE_SIZE) are held with it and go to the main thread only when it is applied, before
  * VMSTATE_LOADED, to take the place of this guest's own (colo_output.ts); those that come
  * between checkpoints (released before COLO began) go at once. Never throws.
@@ -53,6 +54,10 @@ export const MAX_COLO_STATE = 16 << 20;
 export class ColoControl {
   /** lost-heartbeat was asked. */
   lostHeartbeat = false;
+  /** The arbiter's verdict that came with lostHeartbeat (null: the operator's request). */
+  verdict: "won" | "lost" | null = null;
+  /** `--colo-arbiter`: a secondary that lost its primary holds for the verdict. */
+  readonly arbitrated: boolean;
   readonly wake = new Signal();
   /** What a lost-heartbeat does to a running COLO (set while one runs). */
   onLostHeartbeat: (() => void) | null = null;
@@ -61,8 +66,9 @@ export class ColoControl {
   readonly #enabled?: Int32Array;
 
   /** Reads x-colo from `enabled` (the agent's cell), off without one. */
-  constructor(enabled?: Int32Array) {
+  constructor(enabled?: Int32Array, arbitrated = false) {
     this.#enabled = enabled;
+    this.arbitrated = arbitrated;
   }
 
   /** The agent's x-colo is on now. */
@@ -70,8 +76,9 @@ export class ColoControl {
     return this.#enabled !== undefined && Atomics.load(this.#enabled, 0) === 1;
   }
 
-  /** x-colo-lost-heartbeat. */
-  requestLostHeartbeat(): void {
+  /** x-colo-lost-heartbeat, or the arbiter's `verdict`. */
+  requestLostHeartbeat(verdict?: "won" | "lost"): void {
+    this.verdict = verdict ?? null;
     this.lostHeartbeat = true;
     this.onLostHeartbeat?.();
     this.wake.notify();
@@ -143,8 +150,10 @@ export class DestColo {
     const d = this.#d;
     d.link.post({ t: "colo", what: "enter", mode: "secondary" });
     d.control.onLostHeartbeat = () => {
-      // Tell the primary first (it stops its guest), then end the exchange here.
-      void this.#sendExit(ColoExitCode.REQUEST).finally(() => d.channel.close());
+      // Tell the primary first (it stops its guest), then end the exchange here; fenced by the
+      // arbiter: no word, the connection just ends (a live primary then claims).
+      if (d.control.verdict === "lost") d.channel.close();
+      else void this.#sendExit(ColoExitCode.REQUEST).finally(() => d.channel.close());
     };
     // This guest's output records go to the primary for its output compare (RP_COLO_OUTPUT).
     d.control.onOutput = (seq, digest) => void d.rp.send(encodeColoOutput(seq, digest));
@@ -164,7 +173,7 @@ export class DestColo {
       await d.rp.send(encodeColoReply(ColoMessage.CHECKPOINT_READY));
       for (;;) await this.#checkpoint();
     } catch (e) {
-      ending = d.control.lostHeartbeat ? { kind: "request" } : coloEnding(e);
+      ending = d.control.lostHeartbeat ? { kind: d.control.verdict ?? "request" } : coloEnding(e);
     }
     watchdog.stop();
     d.control.onLostHeartbeat = null;
@@ -285,19 +294,22 @@ export class DestColo {
   /** Leaves COLO as `ending` says, and reports it. */
   async #leave(ending: ColoEnding): Promise<void> {
     const d = this.#d;
-    if (ending.kind === "silent") {
-      // No proof that the primary died: the guest stays stopped until lost-heartbeat.
+    if (ending.kind === "silent" || (ending.kind === "dead" && d.control.arbitrated)) {
+      // No proof that the primary died (with an arbiter, no decision yet either): the guest
+      // stays stopped until lost-heartbeat or the arbiter's verdict (colo_arbiter.ts).
       d.vcpu.setRunstate("colo");
       d.link.post({ t: "colo", what: "hold" });
       while (!d.control.lostHeartbeat) await d.control.wake.wait(1000);
-      ending = { kind: "request" };
+      ending = { kind: d.control.verdict ?? "request" };
     }
     if (ending.kind === "failed") await this.#sendExit(ColoExitCode.ERROR);
     d.channel.close();
-    // Runs on alone when the primary died or was given up by request; stops otherwise.
-    const alone = ending.kind === "request" || ending.kind === "dead";
+    // Runs on alone when the primary died, was given up by request, or the arbiter said so;
+    // stops otherwise.
+    const alone = ending.kind === "request" || ending.kind === "dead" || ending.kind === "won";
     d.vcpu.setRunstate(alone ? "running" : "paused");
-    const error = ending.kind === "dead" || ending.kind === "failed";
+    const error = ending.kind === "dead" || ending.kind === "failed" || ending.kind === "won" ||
+      ending.kind === "lost";
     d.link.post({ t: "colo", what: "exit", reason: error ? "error" : "request" });
     if (ending.kind === "failed") {
       d.link.post({ t: "error", message: `COLO: ${ending.message}` });

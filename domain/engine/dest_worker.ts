@@ -117,7 +117,7 @@ async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
     decompressThreads: m.decompressThreads,
     linkTimeoutMs: m.linkTimeoutMs,
     arrivalDigest: m.arrivalDigest,
-    colo: coloControl ??= new ColoControl(m.colo),
+    colo: coloControl ??= new ColoControl(m.colo, m.coloArbiter),
     awaitRecovery,
     onChannel: (ch: Channel | null) => (current = ch),
     multifd: registry,
@@ -179,7 +179,7 @@ self.onmessage = (e: MessageEvent<DestinationStart | MainMessage>) => {
   } else if (m.t === "pause") {
     current?.close();
   } else if (m.t === "colo-lost-heartbeat") {
-    coloControl?.requestLostHeartbeat();
+    coloControl?.requestLostHeartbeat(m.verdict);
   } else if (m.t === "colo-output") {
     coloControl?.onOutput?.(m.seq, m.digest);
   } else if (m.t === "recover") {

@@ -37,6 +37,8 @@ export interface SourceStart {
   point: Int32Array;
   /** The link timeout (ms; link_watch.ts), when not the default. */
   linkTimeoutMs?: number;
+  /** `--colo-arbiter`: a primary that lost its secondary holds for the arbiter's verdict. */
+  coloArbiter?: boolean;
   /**
    * A postcopy whose data path died after the point of no return: this Worker resumes it on
    * `uri` (the recovery handshake), then serves the pages the destination still lacks.
@@ -63,6 +65,8 @@ export interface DestinationStart {
   arrivalDigest?: boolean;
   /** The agent's x-colo now (1 = on), written by the main thread on every change. */
   colo?: Int32Array;
+  /** `--colo-arbiter`: a secondary that lost its primary holds for the arbiter's verdict. */
+  coloArbiter?: boolean;
 }
 
 /** Worker → main. */
@@ -96,8 +100,11 @@ export type MainMessage =
   | { t: "recover"; uri: string }
   | { t: "stop" }
   | { t: "multifd-crash"; id: number; message: string }
-  /** x-colo-lost-heartbeat: leave COLO and run on alone. */
-  | { t: "colo-lost-heartbeat" }
+  /**
+   * x-colo-lost-heartbeat: leave COLO and run on alone; with an arbiter's `verdict`, run on
+   * alone (won) or stop (lost) (colo_arbiter.ts).
+   */
+  | { t: "colo-lost-heartbeat"; verdict?: "won" | "lost" }
   /** COLO primary: the output compare wants a checkpoint now. */
   | { t: "colo-checkpoint" }
   /** COLO secondary: its guest wrote output record `seq` (`digest`: its bytes' SHA-256). */

@@ -28,6 +28,8 @@ export interface SourceContext {
   tls?: TlsChannelOptions;
   /** The link timeout (ms; default DEFAULT_LINK_TIMEOUT_MS): see link_watch.ts. */
   linkTimeoutMs?: number;
+  /** `--colo-arbiter`: a primary that lost its secondary holds for the verdict (colo_arbiter.ts). */
+  coloArbiter?: boolean;
   /** Opens the migration's channel, or the one given on resume. */
   connect: (uri?: string) => Promise<Channel>;
   /** Called with the writer once it exists, so cancel can shut it down. */

@@ -23,6 +23,8 @@ export class SourceControl {
   forceAutoConverge = false;
   /** x-colo-lost-heartbeat (COLO: leave and run on alone). */
   lostHeartbeat = false;
+  /** COLO: the arbiter's verdict that came with lostHeartbeat (null: the operator's request). */
+  verdict: "won" | "lost" | null = null;
   /** COLO: the output compare wants a checkpoint now. */
   checkpointNow = false;
   /** COLO: where the main thread's forwarded output records go (set while COLO runs). */

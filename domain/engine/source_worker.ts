@@ -64,6 +64,7 @@ function startRun(m: SourceStart & { run?: number }): Run {
     multifdPorts: m.multifdPorts,
     point: new PointOfNoReturn(m.point),
     linkTimeoutMs: m.linkTimeoutMs,
+    coloArbiter: m.coloArbiter,
     recovering: m.recover !== undefined,
   };
   const r: Run = Object.assign(io, { id, link, control, params, ctx });
@@ -106,6 +107,7 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
       control.continued = true;
       break;
     case "colo-lost-heartbeat":
+      control.verdict = m.verdict ?? null;
       control.lostHeartbeat = true;
       break;
     case "colo-checkpoint":

@@ -40,9 +40,10 @@ export function parkedGuest(nextSeq = 1): SharedGuest {
 
 /**
  * A secondary whose first state arrived (RAM filled with 1s), ready for checkpoints; `state` is
- * the device state of a primary whose guest's next output record is `primaryNextSeq`.
+ * the device state of a primary whose guest's next output record is `primaryNextSeq`;
+ * `arbitrated`: started with `--colo-arbiter`.
  */
-export async function secondary(primaryNextSeq = 1) {
+export async function secondary(primaryNextSeq = 1, arbitrated = false) {
   const guest = parkedGuest();
   const ram = new Uint8Array(guest.ram[0]);
   ram.fill(1);
@@ -67,7 +68,7 @@ export async function secondary(primaryNextSeq = 1) {
       return Promise.resolve(true);
     },
   } as unknown as MainLink;
-  const control = new ColoControl();
+  const control = new ColoControl(undefined, arbitrated);
   const colo = new DestColo({
     guest,
     vcpu,
@@ -100,5 +101,5 @@ export async function secondary(primaryNextSeq = 1) {
     }
     return decodeColoReply(b.subarray(4)).msg;
   }
-  return { ram, dirty, vcpu, stats, primary, colo, messages, transitions, state, reply };
+  return { ram, dirty, vcpu, stats, primary, colo, control, messages, transitions, state, reply };
 }

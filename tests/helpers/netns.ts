@@ -68,14 +68,20 @@ export class NetnsPair {
   shaping = "";
   /** The netem rate and delay the link was made with (when netem is there). */
   #netem: { rate: string; delay: string } | null = null;
+  readonly #tag: string;
+  readonly #n: number;
+  /** A third namespace linked to a and b apart from their link (see {@link third}). */
+  #third: string | null = null;
 
   private constructor() {
     const t = tag();
+    this.#tag = t;
     this.a = `ferry-${t}-a`;
     this.b = `ferry-${t}-b`;
     this.vethA = `fa${t}`;
     this.vethB = `fb${t}`;
     const n = crypto.getRandomValues(new Uint8Array(1))[0];
+    this.#n = n;
     this.addrA = `10.210.${n}.1`;
     this.addrB = `10.210.${n}.2`;
   }
@@ -166,6 +172,42 @@ export class NetnsPair {
     }
   }
 
+  /**
+   * A third namespace with a link of its own to a and to b (10.211.N.1 ↔ .2 in a, 10.212.N.1 ↔
+   * .2 in b), which {@link drop} leaves alone: a service both sides reach across a partition.
+   * Returns the namespace and its address as a and as b see it.
+   */
+  third(): { ns: string; forA: string; forB: string } {
+    const ns = `ferry-${this.#tag}-c`;
+    const forA = `10.211.${this.#n}.1`;
+    const forB = `10.212.${this.#n}.1`;
+    must("ip", ["netns", "add", ns]);
+    this.#third = ns;
+    must("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    for (const [side, veth, net] of [[this.a, "ca", "211"], [this.b, "cb", "212"]]) {
+      const dev = `${veth}${this.#tag}`;
+      must("ip", [
+        "-n",
+        ns,
+        "link",
+        "add",
+        dev,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        dev,
+        "netns",
+        side,
+      ]);
+      must("ip", ["-n", ns, "addr", "add", `10.${net}.${this.#n}.1/24`, "dev", dev]);
+      must("ip", ["-n", side, "addr", "add", `10.${net}.${this.#n}.2/24`, "dev", dev]);
+      must("ip", ["-n", ns, "link", "set", dev, "up"]);
+      must("ip", ["-n", side, "link", "set", dev, "up"]);
+    }
+    return { ns, forA, forB };
+  }
+
   /** `ip link set down` (or up) on a's end of the link. */
   setLink(up: boolean): void {
     must("ip", ["-n", this.a, "link", "set", this.vethA, up ? "up" : "down"]);
@@ -175,6 +217,7 @@ export class NetnsPair {
   destroy(): void {
     run("ip", ["netns", "del", this.a]);
     run("ip", ["netns", "del", this.b]);
+    if (this.#third) run("ip", ["netns", "del", this.#third]);
   }
 }
 
@@ -184,6 +227,8 @@ export interface NsAgent {
   /** The agent's process id (`ip netns exec` execs it: the same process). */
   pid: number;
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }>;
+  /** A request as it comes (a stream's body, say). */
+  request(path: string, init?: RequestInit): Promise<Response>;
   waitStatus(pattern: RegExp, timeoutMs?: number): Promise<Json>;
   stop(): Promise<void>;
   log(): string;
@@ -259,6 +304,7 @@ export async function startNsAgent(
     incomingUri: ready.incoming,
     pid: child.pid,
     api,
+    request: (path, init) => fetch(`http://ferry${path}`, { ...init, client }),
     async waitStatus(pattern, timeoutMs = 60_000) {
       const until = Date.now() + timeoutMs;
       let last: Json = {};

@@ -4,7 +4,8 @@
  * checkpoint is applied (the cached pages that either side dirtied since the last one reach
  * RAM, this guest's own writes overwritten from the cache), a checkpoint cut halfway is not
  * (RAM and the guest as they were; EOF: the guest runs on alone), and the primary's EXIT stops
- * the guest.
+ * the guest. With an arbiter (--colo-arbiter) the primary's death holds the guest until the
+ * verdict: won runs on, lost stops; lost with the link up ends it without an EXIT.
  */
 import assert from "node:assert/strict";
 import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
@@ -144,3 +145,37 @@ Deno.test("colo output: the secondary's record round-trips; a bad length or seq 
   assert.throws(() => encodeColoOutput(0, digest), RangeError);
   assert.throws(() => encodeColoOutput(1, digest.subarray(1)), RangeError);
 });
+
+Deno.test("colo secondary with an arbiter: the primary's death holds until the verdict; won runs on", async () => {
+  const s = await secondary(1, true);
+  const running = s.colo.run();
+  assert.equal(await s.reply(), ColoMessage.CHECKPOINT_READY);
+  s.primary.close(); // EOF: proof enough without an arbiter, not with one
+  await waitUntil(() => s.messages.some((m) => m.t === "colo" && m.what === "hold"));
+  assert.equal(s.vcpu.runstate, "colo", "held: the guest stopped");
+  assert.deepEqual(s.transitions, [], "still in COLO");
+  s.control.requestLostHeartbeat("won");
+  await running;
+  assert.equal(s.vcpu.runstate, "running");
+  assert.deepEqual(s.messages.at(-1), { t: "colo", what: "exit", reason: "error" });
+  assert.deepEqual(s.transitions, ["colo->completed"]);
+});
+
+Deno.test("colo secondary with an arbiter: lost stops the guest and ends the link without an EXIT", async () => {
+  const s = await secondary(1, true);
+  const running = s.colo.run();
+  assert.equal(await s.reply(), ColoMessage.CHECKPOINT_READY);
+  s.control.requestLostHeartbeat("lost"); // the peer won, or this side's lease lapsed
+  await running;
+  assert.equal(s.vcpu.runstate, "paused", "fenced: it never runs on");
+  assert.deepEqual(s.messages.at(-1), { t: "colo", what: "exit", reason: "error" });
+  assert.deepEqual(s.transitions, ["colo->completed"]);
+  await assert.rejects(s.reply(), /the secondary closed/, "no EXIT: the connection just ends");
+  s.primary.close();
+});
+
+/** Waits (event-loop turns, bounded) until `cond` holds. */
+async function waitUntil(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 1));
+  assert.ok(cond(), "the condition to hold");
+}
