@@ -222,6 +222,11 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
         // never writes them itself.
         const aOut = client.aOut!;
         const before = Math.max(...outputs(aOut).keys());
+        // No checkpoint in flight when B freezes (one caught past its reply would keep A's
+        // guest stopped, writing nothing to hold): a long delay, after the one it starts.
+        const done = (await info(a))["x-colo"].checkpoints;
+        await a.api("PATCH", "/parameters", { "x-checkpoint-delay": 600_000 });
+        await checkpoints(a, done + 1);
         b.kill("SIGSTOP");
         try {
           await waitFor("the primary to hold three records", async () => {
@@ -230,6 +235,8 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
         } finally {
           b.kill("SIGCONT");
         }
+        // A checkpoint at once (the delay changed), while B is still behind: it carries them.
+        await a.api("PATCH", "/parameters", { "x-checkpoint-delay": 100 });
         await aOut.waitFor((e) => Number(e.id) >= before + 3);
         const received = outputs(aOut);
         a.kill("SIGKILL");
