@@ -224,13 +224,21 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
         const before = Math.max(...outputs(aOut).keys());
         // No checkpoint in flight when B freezes (one caught past its reply would keep A's
         // guest stopped, writing nothing to hold): a long delay, after the one it starts.
-        const done = (await info(a))["x-colo"].checkpoints;
+        const triggered = (await info(a))["x-colo"]["checkpoints-triggered"];
         await a.api("PATCH", "/parameters", { "x-checkpoint-delay": 600_000 });
-        await checkpoints(a, done + 1);
+        await waitFor("the checkpoint the changed delay starts, done", async () => {
+          return (await info(a))["x-colo"]["checkpoints-triggered"] > triggered;
+        });
         b.kill("SIGSTOP");
         try {
           await waitFor("the primary to hold three records", async () => {
             return (await info(a))["x-colo"]["records-held"] >= 3;
+          }).catch(async (e) => {
+            const seen = {
+              "x-colo": (await info(a))["x-colo"],
+              runstate: (await machine(a)).runstate,
+            };
+            throw new Error(`${e.message}; the primary: ${JSON.stringify(seen)}`);
           });
         } finally {
           b.kill("SIGCONT");
