@@ -32,6 +32,9 @@ for (const hp of ["on", "off"]) {
   Deno.test(`postcopy, huge pages ${hp}: a guest that does not converge in precopy completes in postcopy`, async () => {
     await withAgents(async (track) => {
       const { src, dst } = await hardPair(track, false, hp);
+      // The background push slow enough (16 MiB in 2 s) that the destination's guest asks for
+      // pages even on a busy host: at 32 MiB/s, 8 huge pages could all arrive before it ran.
+      await src.api("PATCH", "/parameters", { "max-postcopy-bandwidth": 8 << 20 });
       const pageSize = hp === "on" && hugePagesUnavailable() === null ? 2 ** 21 : 4096;
       for (const a of [src, dst]) {
         const b = (await a.api("GET", "/machine")).body["x-ram-backing"];
