@@ -167,7 +167,6 @@ export class ColoOutput {
     if (this.#secondary) return;
     this.#secondary = true;
     const { output, toPrimary } = this.#d;
-    output.log.hold(); // only the primary releases output while COLO runs
     output.fenced = false; // a new session (the arbiter's fence was for the last one)
     // What its guest wrote before this report came (it runs from COLO's start), then the rest.
     for (const r of output.log.since(0)) toPrimary(r.seq, outputDigest(recordBytes(r)));

@@ -278,28 +278,27 @@ export class Machine {
    * after, it is refused here until the guest runs here again (the migration failed).
    */
   input(bytes: Uint8Array): InputRefusal | null {
-    const w = this.shared.wasm;
-    if (!w || exitCode(w.state) !== null || this.#trap !== null) return "no-input";
+    const w = this.#inputTaker();
+    if (!w) return "no-input";
     if (this.vcpu.runstate === "inmigrate") return "incoming";
-    return this.#offer(w, bytes);
-  }
-
-  /**
-   * Why {@link input} would refuse `bytes` now, writing nothing (COLO: the primary's Worker
-   * gives the input to the guest, between checkpoints; colo_input.ts).
-   */
-  inputRefusal(bytes: Uint8Array): InputRefusal | null {
-    const w = this.shared.wasm;
-    if (!w || exitCode(w.state) !== null || this.#trap !== null) return "no-input";
-    return stdinPending(w.stdin) + bytes.length > STDIN_CAPACITY ? "full" : null;
-  }
-
-  #offer(w: WasmShared, bytes: Uint8Array): InputRefusal | null {
     const away = () => ["finish-migrate", "postmigrate"].includes(this.vcpu.runstate);
     const refused = stdinOffer(w.stdin, bytes, () => !away());
     if (refused !== null) return refused === "sealed" ? "away" : refused;
     ringWake(ctlViews(this.shared.ctl).i32);
     return null;
+  }
+
+  /** Why {@link input} refuses `bytes` now, writing nothing (COLO: engine/colo_input.ts). */
+  inputRefusal(bytes: Uint8Array): InputRefusal | null {
+    const w = this.#inputTaker();
+    if (!w) return "no-input";
+    return stdinPending(w.stdin) + bytes.length > STDIN_CAPACITY ? "full" : null;
+  }
+
+  /** The WebAssembly guest that takes input (not exited, not trapped), or null. */
+  #inputTaker(): WasmShared | null {
+    const w = this.shared.wasm;
+    return w && exitCode(w.state) === null && this.#trap === null ? w : null;
   }
 
   /** Fills or pre-touches RAM, spread over Workers when the guest is big. */

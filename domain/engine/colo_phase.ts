@@ -229,6 +229,7 @@ export class ColoPhase {
   /** Gives the input that came to this guest and sends it to the secondary (colo_input.ts). */
   async #sendInput(): Promise<void> {
     const s = this.#s;
+    if (!this.#input.waiting) return; // the COLO loop comes here on every wake
     for (const bytes of this.#input.take()) {
       if (!giveInput(s.ctx.guest, bytes)) {
         s.link.post({
