@@ -79,7 +79,12 @@ Deno.test("auto-converge: a guest that does not converge without it converges wi
     );
     assert.deepEqual(without.throttles, [], "no throttle without auto-converge");
     assert.equal(withIt.converged, true, "auto-converge makes it converge");
-    assert.ok(withIt.throttles[0] === 50, `the throttle starts at 50: ${withIt.throttles}`);
+    // Polls may miss a step on a busy host, never invent one: what was seen is 50
+    // (cpu-throttle-initial), then 99 (+49, up to max-cpu-throttle), or part of that, in order.
+    assert.ok(
+      ["50", "50,99", "99"].includes(withIt.throttles.join()),
+      `the throttle goes 50, then 99: ${withIt.throttles}`,
+    );
     assert.equal(withIt.after, 0, "the throttle is lifted when the migration ends");
   });
 });

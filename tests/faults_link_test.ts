@@ -14,7 +14,6 @@ import {
   expectSourceIntact,
   FAULT_RAM,
   incomingPort,
-  sentAtLeast,
   SLOW,
   startFaultAgents,
   waitingAttempt,
@@ -38,14 +37,12 @@ Deno.test("faults: broken links (a cut, a peer that stops reading), each on a de
           const before = await digest(src);
           const attempt = await waitingAttempt(dst);
           await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
+          // The proxy cuts at 2 MiB by itself, wherever the test is then.
+          const cut = proxy.cutAt(2 << 20);
           assert.equal((await src.api("POST", "/migrations", { uri: proxy.uri })).status, 202);
-          await sentAtLeast(src, 2 << 20);
-          proxy.cut();
+          await cut;
           const info = await expectSourceIntact(src, before, "failed");
-          assert.ok(
-            proxy.bytesUp < FAULT_RAM,
-            `the cut landed mid-flight (${proxy.bytesUp} bytes)`,
-          );
+          assert.equal(proxy.bytesUp, 2 << 20, "the cut landed mid-flight, at 2 MiB");
           assert.match(info["error-desc"], /pipe|reset|closed|shut/i);
           await expectDestinationFailed(dst, attempt);
           await expectMigrationCompletes(src, dst, proxy.uri);
@@ -67,9 +64,10 @@ Deno.test("faults: broken links (a cut, a peer that stops reading), each on a de
           const before = await digest(src);
           const attempt = await waitingAttempt(dst);
           await src.api("PATCH", "/parameters", { "max-bandwidth": SLOW });
+          // The proxy stops reading at 2 MiB by itself, wherever the test is then.
+          const paused = proxy.pauseAt(2 << 20);
           await src.api("POST", "/migrations", { uri: proxy.uri });
-          await sentAtLeast(src, 2 << 20);
-          proxy.pause();
+          await paused;
           // The socket buffers fill, then the source's writes block: nothing more is sent. Time
           // must pass to show that: three looks 300 ms apart (three 100 ms windows of the rate
           // limiter each) that see the same count.

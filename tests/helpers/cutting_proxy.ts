@@ -10,6 +10,9 @@
  *   a peer that stopped reading;
  * - cut a connection after it has forwarded N bytes in a direction (`cutAfter`): exactly N
  *   bytes reach the far side, then both sides are closed;
+ * - once, at an exact count of bytes forwarded client→target over all connections
+ *   (`cutAt(n)`, `pauseAt(n)`): cut or pause at that byte by itself, so that where a fault
+ *   lands does not depend on how soon a test gets to run;
  * - pass an end of stream or a reset on late (`endDelayMs`), as a long path would: the far
  *   side learns of it that much later than the near side caused it.
  *
@@ -55,6 +58,8 @@ export class CuttingProxy {
   };
   #bytesUp = 0;
   #bytesDown = 0;
+  /** A one-shot fault armed at a count of bytes up (cutAt, pauseAt). */
+  #armed: { at: number; fault: "cut" | "pause"; reached: PromiseWithResolvers<void> } | null = null;
   #connections = 0;
   #cuts = 0;
   #closed = false;
@@ -112,6 +117,38 @@ export class CuttingProxy {
     for (const d of dir ? [dir] : ["up", "down"] as const) {
       this.#gates[d] ??= Promise.withResolvers<void>();
     }
+  }
+
+  /**
+   * Cuts every connection once exactly `bytesUp` bytes have gone client→target in all (one
+   * shot; later connections are left alone). Resolves when it happened.
+   */
+  cutAt(bytesUp: number): Promise<void> {
+    return this.#arm(bytesUp, "cut");
+  }
+
+  /**
+   * Pauses both directions once exactly `bytesUp` bytes have gone client→target in all (one
+   * shot, as pause()). Resolves when it happened.
+   */
+  pauseAt(bytesUp: number): Promise<void> {
+    return this.#arm(bytesUp, "pause");
+  }
+
+  #arm(at: number, fault: "cut" | "pause"): Promise<void> {
+    if (at <= this.#bytesUp) throw new Error(`${at} bytes have already gone up`);
+    this.#armed = { at, fault, reached: Promise.withResolvers<void>() };
+    return this.#armed.reached.promise;
+  }
+
+  /** Fires the armed fault if the bytes up reached it. */
+  #fire(): void {
+    const armed = this.#armed;
+    if (armed === null || this.#bytesUp < armed.at) return;
+    this.#armed = null;
+    if (armed.fault === "cut") this.cut();
+    else this.pause();
+    armed.reached.resolve();
   }
 
   /** Forwards again after pause() (in both directions, or in `dir`). */
@@ -188,7 +225,8 @@ export class CuttingProxy {
       for (;;) {
         if (forwarded >= limit) return this.#cut(link);
         if (!await this.#open(link, dir)) return;
-        const want = Math.min(buf.length, limit - forwarded);
+        const armedLeft = dir === "up" && this.#armed ? this.#armed.at - this.#bytesUp : Infinity;
+        const want = Math.min(buf.length, limit - forwarded, armedLeft);
         const n = await from.read(want === buf.length ? buf : buf.subarray(0, want));
         if (n === null) {
           await this.#lateEnd();
@@ -197,8 +235,10 @@ export class CuttingProxy {
         if (!await this.#open(link, dir)) return;
         for (let off = 0; off < n;) off += await to.write(buf.subarray(off, n));
         forwarded += n;
-        if (dir === "up") this.#bytesUp += n;
-        else this.#bytesDown += n;
+        if (dir === "up") {
+          this.#bytesUp += n;
+          this.#fire();
+        } else this.#bytesDown += n;
       }
     } catch {
       // A cut or a reset: close both sides so the other pump ends too.
