@@ -205,7 +205,13 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
           assert.equal(r.status, 202, JSON.stringify(r.body));
           const info = await computeSrc.waitStatus(/completed|failed|cancelled/);
           assert.equal(info.status, "completed", JSON.stringify(info));
-          assert.ok(info.ram["multifd-bytes"] > COMPUTE_MIB << 20, JSON.stringify(info.ram));
+          // Every page sent whole went over the page channels (the sieve's own pace, which a
+          // busy host slows, decides how many that is).
+          assert.ok(info.ram["normal-bytes"] > 0, JSON.stringify(info.ram));
+          assert.ok(
+            info.ram["multifd-bytes"] >= info.ram["normal-bytes"],
+            JSON.stringify(info.ram),
+          );
           await waitMachine(computeDst, (m) => m.runstate === "paused", "paused (-S)");
           const digest = async (a: AgentProcess) =>
             (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
