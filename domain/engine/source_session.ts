@@ -387,6 +387,8 @@ export class SourceSession implements SwitchoverRun, RamSectionHost, DiskSection
     if (transferTime > 0) stats[STAT.mbps] = this.transferred() * 8 / transferTime / 1000;
     // The throttle ends with the migration: lifted before anyone can read `completed`.
     this.liftThrottle();
+    // postmigrate (migration_iteration_finish) before anyone can read `completed`.
+    if (this.vcpu.runstate === "finish-migrate") this.vcpu.setRunstate("postmigrate");
     if (!await link.transition(state, "completed")) throw new Cancelled();
   }
 
