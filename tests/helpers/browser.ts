@@ -1,9 +1,11 @@
 /**
  * Test helper: finds a Chromium for the browser tests without any install step.
  *
- * In order: `FERRY_CHROMIUM` (a path; `npm` skips the system's), a system Chromium (Debian's `/usr/bin/chromium` and
- * the usual names), else the Chromium that `npm:@sparticuz/chromium` ships (pinned in
- * deno.lock), unpacked once into `~/.cache/ferry/` under a file lock so that test files
+ * In order: `FERRY_CHROMIUM` (a path, or `system`), else the Chromium that
+ * `npm:@sparticuz/chromium` ships (pinned in deno.lock: the same browser on every machine, and
+ * a headless shell that costs the suite a third of the CPU a full system browser does),
+ * else, when that cannot be unpacked, a system Chromium (Debian's `/usr/bin/chromium` and the
+ * usual names). The package's Chromium is unpacked once into `~/.cache/ferry/` under a file lock so that test files
  * running in parallel never see a half-written binary. The package unpacks into the OS temp
  * dir by design; a child process with TMPDIR pointed at the cache directory does it, so
  * nothing lands in /tmp and this process's environment never changes.
@@ -43,6 +45,12 @@ const SYSTEM_PATHS = [
 
 /** The package's flags that weaken the page's security: the tests must see the real rules. */
 const UNSAFE_FLAG = /disable-web-security|allow-running-insecure|site-isolation|IsolateOrigins/;
+
+/**
+ * The package's flags that draw with GL in software (SwiftShader): the dashboard needs no GL,
+ * and compositing through it cost a third more CPU than the system browser's suite run.
+ */
+const SOFTWARE_GL_FLAG = /use-gl|use-angle|swiftshader|ignore-gpu-blocklist|in-process-gpu/;
 
 const PACKAGE_VERSION = "153.0.0";
 
@@ -104,10 +112,12 @@ async function packaged(dir: string): Promise<FoundBrowser> {
       lock.close();
     }
   }
-  const args = (chromium.args as string[]).filter((a) => !UNSAFE_FLAG.test(a));
+  const args = (chromium.args as string[]).filter((a) =>
+    !UNSAFE_FLAG.test(a) && !SOFTWARE_GL_FLAG.test(a)
+  );
   return {
     executablePath: exe,
-    args: [...args, ...QUIET_FLAGS],
+    args: [...args, "--disable-gpu", ...QUIET_FLAGS],
     env: { FONTCONFIG_FILE: fontsConf },
     source: "npm:@sparticuz/chromium",
   };
@@ -123,19 +133,25 @@ export function findBrowser(): Promise<FoundBrowser> {
   found ??= (async (): Promise<FoundBrowser> => {
     const flags = ["--headless", "--disable-gpu", ...QUIET_FLAGS];
     const explicit = Deno.env.get("FERRY_CHROMIUM");
-    const system = explicit === "npm" ? undefined : SYSTEM_PATHS.find(isFile);
+    const system = SYSTEM_PATHS.find(isFile);
+    if (explicit === "system") {
+      if (!system) throw new Error(`FERRY_CHROMIUM=system: none at ${SYSTEM_PATHS.join(", ")}`);
+      return { executablePath: system, args: flags, env: {}, source: "system" };
+    }
     if (explicit && explicit !== "npm") {
       if (!isFile(explicit)) throw new Error(`FERRY_CHROMIUM=${explicit} is not a file`);
       return { executablePath: explicit, args: flags, env: {}, source: "FERRY_CHROMIUM" };
     }
-    if (system) return { executablePath: system, args: flags, env: {}, source: "system" };
     try {
       return await packaged(join(cacheRoot(), `sparticuz-chromium-${PACKAGE_VERSION}`));
     } catch (e) {
+      if (system && explicit !== "npm") {
+        return { executablePath: system, args: flags, env: {}, source: "system" };
+      }
       throw new Error(
-        `no Chromium for the browser tests: none at ${SYSTEM_PATHS[0]} and the one in ` +
-          `npm:@sparticuz/chromium@${PACKAGE_VERSION} could not be unpacked ` +
-          `(${(e as Error).message}); install one ('apt-get install -y chromium') or set ` +
+        `no Chromium for the browser tests: the one in npm:@sparticuz/chromium@` +
+          `${PACKAGE_VERSION} could not be unpacked (${(e as Error).message}) and none is at ` +
+          `${SYSTEM_PATHS[0]}; install one ('apt-get install -y chromium') or set ` +
           `FERRY_CHROMIUM=/path/to/chromium`,
       );
     }
