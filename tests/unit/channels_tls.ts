@@ -26,14 +26,14 @@ import {
 } from "../helpers/tls_fixture.ts";
 
 Deno.test(
-  "tls: mutual TLS 64 MiB round trip with checksum",
+  "tls: mutual TLS 16 MiB round trip with checksum (more than the socket buffers hold)",
   withPki(async (pki) => {
     const listener = await tlsListen(pki.server);
     try {
       assert.match(listener.uri, /^tcp:127\.0\.0\.1:\d+$/);
       const [a, c] = await meet(listener, tlsConnect(listener, pki.client));
       try {
-        await roundTrip(value(a), value(c), 64 * MiB);
+        await roundTrip(value(a), value(c), 16 * MiB + 3);
       } finally {
         closeAll(a, c);
       }
