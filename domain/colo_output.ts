@@ -9,9 +9,11 @@
  * the checkpoints carry what the secondary lacks (colo_records.ts). On the secondary, every
  * record goes to its log and, as a digest, to the primary (through its COLO Worker,
  * RP_COLO_OUTPUT); the primary's records a checkpoint carried take the place of its own when
- * the checkpoint is applied. Leaving COLO: a primary that runs on releases what it held; one
- * that stopped (the secondary runs on) drops it — the secondary's guest writes those records
- * again.
+ * the checkpoint is applied. While the primary holds (its secondary went silent), records the
+ * compare finds equal wait too: only a checkpoint that completes proves the secondary is still
+ * its secondary (a healed partition brings digests the secondary sent before it ran alone).
+ * Leaving COLO: a primary that runs on releases what it held; one that stopped (the secondary
+ * runs on) drops it — the secondary's guest writes those records again.
  *
  * @module
  */
@@ -117,6 +119,8 @@ export class ColoOutput {
   #compare: OutputCompare<OutputRecord> | null = null;
   #secondary = false;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** Primary, holding: records found equal wait here for the next checkpoint (or the exit). */
+  #gated: OutputRecord[] | null = null;
 
   /** The output path of the agent whose parts `deps` are. */
   constructor(deps: ColoOutputDeps) {
@@ -129,10 +133,13 @@ export class ColoOutput {
       if (m.mode === "primary") this.#primary();
       else this.#startSecondary();
     } else if (m.what === "exit") this.#leave();
-    else if (m.what === "output") {
+    else if (m.what === "hold") {
+      if (this.#compare) this.#gated ??= [];
+    } else if (m.what === "output") {
       this.#compare?.secondary(m.seq, m.digest, m.epoch);
       this.#count();
     } else if (m.what === "checkpoint") {
+      this.#ungate(true);
       this.#compare?.checkpointed(m.nextSeq, m.epoch);
       this.#count();
     } else if (m.what === "records") this.#d.output.adopt(m.records, m.next, m.gen);
@@ -146,7 +153,8 @@ export class ColoOutput {
     output.fenced = false; // a new session (the arbiter's fence was for the last one)
     const compare = new OutputCompare<OutputRecord>({
       release: (r) => {
-        if (!output.fenced) log.append(r);
+        if (this.#gated) this.#gated.push(r);
+        else if (!output.fenced) log.append(r);
       },
       trigger: () => this.#d.checkpointNow(),
     }, COMPARE_TIMEOUT_MS);
@@ -199,8 +207,18 @@ export class ColoOutput {
     this.#compare = null;
     if (!compare) return;
     const held = compare.drain();
-    if (this.#d.running()) { for (const r of held) this.#d.output.log.append(r); }
+    const running = this.#d.running();
+    this.#ungate(running);
+    if (running) { for (const r of held) this.#d.output.log.append(r); }
     this.#count(compare);
+  }
+
+  /** Ends a hold: the records found equal meanwhile go to clients (`release`) or are dropped. */
+  #ungate(release: boolean): void {
+    const gated = this.#gated;
+    this.#gated = null;
+    if (!gated || !release || this.#d.output.fenced) return;
+    for (const r of gated) this.#d.output.log.append(r);
   }
 
   /** The compare's counters into the outgoing migration's stats. */

@@ -56,6 +56,11 @@ export class ColoPhase {
   #watchdog: ColoWatchdog | null = null;
   /** Between CHECKPOINT_REQUEST and VMSTATE_LOADED. */
   #inCheckpoint = false;
+  /**
+   * The secondary went silent and no checkpoint completed since: a connection that ends now is
+   * no proof that it died (it may have run alone, by lost-heartbeat, and hung up meanwhile).
+   */
+  #unproven = false;
   #lastPing = 0;
   /** x-checkpoint-delay changed or the output compare asked: the next checkpoint starts at once. */
   #triggered = false;
@@ -116,6 +121,7 @@ export class ColoPhase {
       ending = { kind: "request" }; // not reached: #loop ends by throwing
     } catch (e) {
       ending = coloEnding(e, s.control.verdict);
+      if (ending.kind === "dead" && this.#unproven) ending = { kind: "silent" };
     }
     this.#watchdog?.stop();
     s.control.onColoRecords = null;
@@ -125,15 +131,21 @@ export class ColoPhase {
 
   /** The secondary went silent: this guest stops; checkpoints wait (see colo_link.ts). */
   #hold(): void {
+    this.#unproven = true;
     this.#s.vcpu.setRunstate("colo");
     this.#s.link.post({ t: "colo", what: "hold" });
     this.#s.control.wake.notify();
   }
 
-  /** The secondary speaks again: between checkpoints this guest runs again. */
+  /**
+   * The secondary speaks again. Bytes are no proof that it is still this side's secondary (a
+   * healed partition brings what it sent before a lost-heartbeat made it run alone, then its
+   * EXIT): this guest stays stopped until a checkpoint, at once, gets the secondary's reply
+   * (or its EXIT ends COLO here). One in progress goes on and ends with the guest running.
+   */
   #resume(): void {
     this.#s.link.post({ t: "colo", what: "enter", mode: "primary" });
-    if (!this.#inCheckpoint) this.#s.vcpu.setRunstate("running");
+    if (!this.#inCheckpoint) this.#triggered = true;
     this.#s.control.wake.notify();
   }
 
@@ -211,6 +223,7 @@ export class ColoPhase {
     await this.#expect(ColoMessage.VMSTATE_RECEIVED);
     await this.#expect(ColoMessage.VMSTATE_LOADED);
     this.#inCheckpoint = false;
+    this.#unproven = false;
     // The held output written before it can go to clients (output_compare.ts).
     s.link.post({ t: "colo", what: "checkpoint", epoch: ++this.#epoch, nextSeq });
     s.vcpu.setRunstate("running");
