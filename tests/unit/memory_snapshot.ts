@@ -4,7 +4,6 @@ import { digestGuest } from "../../adapters/memory/digest_worker.ts";
 import { allocateGuest, guestMemory, prepareGuest } from "../../adapters/memory/guest_ram.ts";
 import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
 import { Machine, type MachineOptions } from "../../adapters/memory/machine.ts";
-import { initControl } from "../../adapters/memory/vcpu_control.ts";
 import { stepIncrement, stepRandom } from "../../adapters/memory/workload.ts";
 import { resolveWorkload } from "../../adapters/memory/workload_spec.ts";
 import type { SnapResidency } from "../helpers/snap_residency.ts";
