@@ -63,6 +63,80 @@ function outputClient(a: NsAgent): OutputClient {
   };
 }
 
+/**
+ * A paced increment guest (about eight output records a second) in `pair.a` and its secondary
+ * in `pair.b` (each given `flags` too, by its side), in COLO with a 2 s checkpoint delay.
+ */
+async function coloPair(
+  pair: NetnsPair,
+  dir: string,
+  agents: NsAgent[],
+  flags: (side: "a" | "b") => string[] = () => [],
+): Promise<[NsAgent, NsAgent]> {
+  const [p, s] = await Promise.all([
+    startNsAgent(pair.a, `${dir}/p.sock`, [
+      "--ram",
+      "4M",
+      "--workload",
+      "increment,rate=1000,start=1M,end=1536K",
+      ...flags("a"),
+    ], ENV),
+    startNsAgent(pair.b, `${dir}/s.sock`, [
+      "--ram",
+      "4M",
+      "--incoming",
+      `tcp:${pair.addrB}:4444`,
+      ...flags("b"),
+    ], ENV),
+  ]);
+  agents.push(p, s);
+  for (const a of [p, s]) {
+    const r = await a.api("PATCH", "/capabilities", { "x-colo": true });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+  }
+  await p.api("PATCH", "/parameters", { "x-checkpoint-delay": 2000 });
+  const r = await p.api("POST", "/migrations", { uri: `tcp:${pair.addrB}:4444` });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  assert.equal((await p.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
+  assert.equal((await s.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
+  return [p, s];
+}
+
+/** Waits for the primary's client to get a record released in COLO, then three more. */
+async function releasing(out: OutputClient): Promise<void> {
+  const first = await waitFor("a record released in COLO", () => out.last() || null);
+  await waitFor(`the primary to release records beyond ${first}`, () => out.last() > first + 2);
+}
+
+/** What a partition test works with; everything in it is cleaned up after. */
+interface Scene {
+  pair: NetnsPair;
+  dir: string;
+  agents: NsAgent[];
+  clients: OutputClient[];
+  /** More to clean up (after the agents stopped). */
+  cleanups: (() => Promise<void>)[];
+}
+
+/** Runs `fn` in a new scene (two namespaces, a temp dir); prints the agents' logs on failure. */
+async function inScene(fn: (scene: Scene) => Promise<void>): Promise<void> {
+  const pair = NetnsPair.create("1gbit", "1ms");
+  const dir = await Deno.makeTempDir({ prefix: "ferry-colo-netns-" });
+  const scene: Scene = { pair, dir, agents: [], clients: [], cleanups: [] };
+  try {
+    await fn(scene);
+  } catch (e) {
+    for (const a of scene.agents) console.error(a.log().slice(-3000));
+    throw e;
+  } finally {
+    await Promise.all(scene.clients.map((c) => c.close()));
+    await Promise.all(scene.agents.map((a) => a.stop()));
+    for (const cleanup of scene.cleanups) await cleanup();
+    pair.destroy();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 async function colo(a: NsAgent): Promise<Json> {
   return (await a.api("GET", "/colo")).body;
 }
@@ -76,47 +150,22 @@ Deno.test({
     "colo partition with an etcd arbiter: no verdict, both hold; then one runs on, one is fenced",
   ignore: unavailable !== null,
   sanitizeResources: false,
-  async fn() {
-    const pair = NetnsPair.create("1gbit", "1ms");
-    const dir = await Deno.makeTempDir({ prefix: "ferry-colo-netns-" });
-    const agents: NsAgent[] = [];
-    const clients: OutputClient[] = [];
-    let etcd: EtcdMember | null = null;
-    try {
+  fn: () =>
+    inScene(async ({ pair, dir, agents, clients, cleanups }) => {
       const third = pair.third();
-      etcd = await EtcdMember.start(third.ns, [third.forA, third.forB]);
+      const etcd = await EtcdMember.start(third.ns, [third.forA, third.forB]);
+      cleanups.push(() => etcd.dispose());
       const key = `ferry-test/${dir.split("/").pop()}`;
       const flag = (host: string) => [
         "--colo-arbiter",
         `etcd:http://${host}:2379,ttl=${TTL_S},key=${key}`,
       ];
-      // A paced increment guest (about eight output records a second) and its secondary.
-      const [p, s] = await Promise.all([
-        startNsAgent(pair.a, `${dir}/p.sock`, [
-          "--ram",
-          "4M",
-          "--workload",
-          "increment,rate=1000,start=1M,end=1536K",
-          ...flag(third.forA),
-        ], ENV),
-        startNsAgent(pair.b, `${dir}/s.sock`, [
-          "--ram",
-          "4M",
-          "--incoming",
-          `tcp:${pair.addrB}:4444`,
-          ...flag(third.forB),
-        ], ENV),
-      ]);
-      agents.push(p, s);
-      for (const a of [p, s]) {
-        const r = await a.api("PATCH", "/capabilities", { "x-colo": true });
-        assert.equal(r.status, 200, JSON.stringify(r.body));
-      }
-      await p.api("PATCH", "/parameters", { "x-checkpoint-delay": 2000 });
-      const r = await p.api("POST", "/migrations", { uri: `tcp:${pair.addrB}:4444` });
-      assert.equal(r.status, 202, JSON.stringify(r.body));
-      assert.equal((await p.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
-      assert.equal((await s.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
+      const [p, s] = await coloPair(
+        pair,
+        dir,
+        agents,
+        (side) => flag(side === "a" ? third.forA : third.forB),
+      );
       await waitFor("both sides in COLO, each with a lease", async () => {
         const [cp, cs] = [await colo(p), await colo(s)];
         return cp.mode === "primary" && cs.mode === "secondary" &&
@@ -125,11 +174,7 @@ Deno.test({
       const pOut = outputClient(p);
       const sOut = outputClient(s);
       clients.push(pOut, sOut);
-      const first = await waitFor("a record released in COLO", () => pOut.last() || null);
-      await waitFor(
-        `the primary to release records beyond ${first}`,
-        () => pOut.last() > first + 2,
-      );
+      await releasing(pOut);
 
       // 1. etcd down, then the partition: no verdict, so both hold and release nothing.
       await etcd.stop();
@@ -201,17 +246,7 @@ Deno.test({
       await waitFor("the fenced winner's guest to stop", async () => {
         return (await runstate(winner)) === "paused";
       });
-    } catch (e) {
-      for (const a of agents) console.error(a.log().slice(-3000));
-      throw e;
-    } finally {
-      await Promise.all(clients.map((c) => c.close()));
-      await Promise.all(agents.map((a) => a.stop()));
-      await etcd?.dispose();
-      pair.destroy();
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 });
 
 Deno.test({
@@ -219,44 +254,13 @@ Deno.test({
     "colo partition without an arbiter: both hold; lost-heartbeat on the secondary; the primary stops",
   ignore: noNetns !== null,
   sanitizeResources: false,
-  async fn() {
-    const pair = NetnsPair.create("1gbit", "1ms");
-    const dir = await Deno.makeTempDir({ prefix: "ferry-colo-netns-" });
-    const agents: NsAgent[] = [];
-    const clients: OutputClient[] = [];
-    try {
-      const [p, s] = await Promise.all([
-        startNsAgent(pair.a, `${dir}/p.sock`, [
-          "--ram",
-          "4M",
-          "--workload",
-          "increment,rate=1000,start=1M,end=1536K",
-        ], ENV),
-        startNsAgent(pair.b, `${dir}/s.sock`, [
-          "--ram",
-          "4M",
-          "--incoming",
-          `tcp:${pair.addrB}:4444`,
-        ], ENV),
-      ]);
-      agents.push(p, s);
-      for (const a of [p, s]) {
-        const r = await a.api("PATCH", "/capabilities", { "x-colo": true });
-        assert.equal(r.status, 200, JSON.stringify(r.body));
-      }
-      await p.api("PATCH", "/parameters", { "x-checkpoint-delay": 2000 });
-      const r = await p.api("POST", "/migrations", { uri: `tcp:${pair.addrB}:4444` });
-      assert.equal(r.status, 202, JSON.stringify(r.body));
-      assert.equal((await p.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
-      assert.equal((await s.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
+  fn: () =>
+    inScene(async ({ pair, dir, agents, clients }) => {
+      const [p, s] = await coloPair(pair, dir, agents);
       const pOut = outputClient(p);
       const sOut = outputClient(s);
       clients.push(pOut, sOut);
-      const first = await waitFor("a record released in COLO", () => pOut.last() || null);
-      await waitFor(
-        `the primary to release records beyond ${first}`,
-        () => pOut.last() > first + 2,
-      );
+      await releasing(pOut);
 
       // The partition: each side loses the other, with no proof that it died. Both hold.
       pair.drop(true);
@@ -316,14 +320,5 @@ Deno.test({
       assert.notEqual(await runstate(p), "running", "one guest runs: the secondary's");
       assert.equal(pOut.last(), held.p, "the primary never released again");
       assert.equal(await runstate(s), "running");
-    } catch (e) {
-      for (const a of agents) console.error(a.log().slice(-3000));
-      throw e;
-    } finally {
-      await Promise.all(clients.map((c) => c.close()));
-      await Promise.all(agents.map((a) => a.stop()));
-      pair.destroy();
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 });
