@@ -21,7 +21,8 @@ import { concat } from "./helpers/bytes.ts";
 import { encodeStreamHeader, FrameType } from "../domain/wire/mod.ts";
 import { encodeEmpty, encodePackage } from "../domain/wire/postcopy.ts";
 
-const seed = Date.now();
+/** The property's seed, logged; FERRY_SEED replays a logged one. */
+const seed = Number(Deno.env.get("FERRY_SEED") ?? Date.now());
 console.log("fast-check seed", seed);
 
 function portOf(a: AgentProcess): number {

@@ -20,6 +20,8 @@ import type { WireSection } from "../wire/sections.ts";
 import { FrameType } from "../wire/frames.ts";
 import { WireError } from "../wire/wire_error.ts";
 
+/** Frames an out-of-order refusal names at most (its text stays short). */
+const MAX_NAMED = 8;
 /** The loader's position in the stream (see the module doc). */
 export type StreamState =
   | "header"
@@ -174,7 +176,11 @@ export class StreamStates {
 
   #refuse(what: string, why?: string): never {
     const allowed = Object.keys(STREAM_TABLE[this.#state]);
-    const expected = allowed.length ? `expected ${allowed.join(", ")}` : "expected nothing more";
+    // Bounded: a state that takes most frames names the first few and how many more.
+    const named = allowed.length > MAX_NAMED
+      ? `${allowed.slice(0, MAX_NAMED).join(", ")} or ${allowed.length - MAX_NAMED} more`
+      : allowed.join(", ");
+    const expected = allowed.length ? `expected ${named}` : "expected nothing more";
     throw new WireError(
       `migration stream: ${what} out of order in state ${this.#state} (${why ?? expected})`,
     );
