@@ -9,6 +9,7 @@
  * @module
  */
 import "./unit/colo_arbiter.ts";
+import "./unit/colo_ending.ts";
 import "./unit/engine_colo.ts";
 import "./unit/engine_colo_records.ts";
 import "./unit/engine_disk_loader.ts";

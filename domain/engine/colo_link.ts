@@ -71,9 +71,15 @@ export class PeerExit extends Error {
 
 /**
  * Classifies what ended a COLO run (see the module doc); `verdict`: the arbiter's, which came
- * with the lost-heartbeat.
+ * with the lost-heartbeat; `unproven`: the peer went silent and no checkpoint completed since
+ * ({@link ColoWatchdog.unproven}), so a connection that ends is no proof that it died (it may
+ * have run alone, by lost-heartbeat, and hung up meanwhile): silent, not dead.
  */
-export function coloEnding(e: unknown, verdict: "won" | "lost" | null = null): ColoEnding {
+export function coloEnding(
+  e: unknown,
+  verdict: "won" | "lost" | null = null,
+  unproven = false,
+): ColoEnding {
   if (e instanceof LostHeartbeat) return { kind: verdict ?? "request" };
   if (e instanceof PeerExit) {
     return e.value === ColoExitCode.REQUEST
@@ -81,7 +87,7 @@ export function coloEnding(e: unknown, verdict: "won" | "lost" | null = null): C
       : { kind: "failed", message: e.message };
   }
   if (e instanceof LinkError) return { kind: "silent" };
-  if (failureKind(e) === "link") return { kind: "dead" };
+  if (failureKind(e) === "link") return { kind: unproven ? "silent" : "dead" };
   return { kind: "failed", message: e instanceof Error ? e.message : String(e) };
 }
 
@@ -180,6 +186,12 @@ export class ColoWatchdog {
   #timer: ReturnType<typeof setInterval> | undefined;
   /** The peer has been silent for the timeout (and not heard since). */
   holding = false;
+  /**
+   * The peer went silent and no checkpoint completed since ({@link proven}): bytes from it are
+   * no proof that it is still this side's peer (a healed partition brings what it sent before
+   * it ran alone), nor is a connection that ends proof that it died.
+   */
+  unproven = false;
 
   /** Watches `progress` (bytes read from the peer so far). */
   constructor(timeoutMs: number, progress: () => number, onHold: () => void, onResume: () => void) {
@@ -209,8 +221,14 @@ export class ColoWatchdog {
       }
     } else if (!this.holding && now - this.#heard >= this.#timeoutMs) {
       this.holding = true;
+      this.unproven = true;
       this.#onHold();
     }
+  }
+
+  /** A checkpoint completed with the peer: it is this side's peer, alive. */
+  proven(): void {
+    this.unproven = false;
   }
 
   /** Stops watching. */

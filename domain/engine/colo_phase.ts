@@ -56,11 +56,6 @@ export class ColoPhase {
   #watchdog: ColoWatchdog | null = null;
   /** Between CHECKPOINT_REQUEST and VMSTATE_LOADED. */
   #inCheckpoint = false;
-  /**
-   * The secondary went silent and no checkpoint completed since: a connection that ends now is
-   * no proof that it died (it may have run alone, by lost-heartbeat, and hung up meanwhile).
-   */
-  #unproven = false;
   #lastPing = 0;
   /** x-checkpoint-delay changed or the output compare asked: the next checkpoint starts at once. */
   #triggered = false;
@@ -120,8 +115,7 @@ export class ColoPhase {
       await this.#loop();
       ending = { kind: "request" }; // not reached: #loop ends by throwing
     } catch (e) {
-      ending = coloEnding(e, s.control.verdict);
-      if (ending.kind === "dead" && this.#unproven) ending = { kind: "silent" };
+      ending = coloEnding(e, s.control.verdict, this.#watchdog?.unproven);
     }
     this.#watchdog?.stop();
     s.control.onColoRecords = null;
@@ -131,7 +125,6 @@ export class ColoPhase {
 
   /** The secondary went silent: this guest stops; checkpoints wait (see colo_link.ts). */
   #hold(): void {
-    this.#unproven = true;
     this.#s.vcpu.setRunstate("colo");
     this.#s.link.post({ t: "colo", what: "hold" });
     this.#s.control.wake.notify();
@@ -223,7 +216,7 @@ export class ColoPhase {
     await this.#expect(ColoMessage.VMSTATE_RECEIVED);
     await this.#expect(ColoMessage.VMSTATE_LOADED);
     this.#inCheckpoint = false;
-    this.#unproven = false;
+    this.#watchdog!.proven();
     // The held output written before it can go to clients (output_compare.ts).
     s.link.post({ t: "colo", what: "checkpoint", epoch: ++this.#epoch, nextSeq });
     s.vcpu.setRunstate("running");

@@ -130,8 +130,8 @@ export function enableSecondary(
 export class DestColo {
   readonly #d: DestColoDeps;
   readonly #own: Uint8Array;
-  /** Clears the run's "unproven" mark (a checkpoint was applied). */
-  #proven: () => void = () => {};
+  /** Watches the primary while COLO runs (see colo_link.ts). */
+  #watchdog: ColoWatchdog | null = null;
 
   /** The COLO side of an incoming run that received COLO_ENABLE. */
   constructor(deps: DestColoDeps) {
@@ -158,13 +158,8 @@ export class DestColo {
     // This guest's output records go to the primary for its output compare (RP_COLO_OUTPUT).
     d.control.onOutput = (seq, digest) => void d.rp.send(encodeColoOutput(seq, digest));
     d.unwatch(); // a silent primary is held for, never hung up on (colo_link.ts)
-    // While unproven (silent, and no checkpoint since), a connection that ends is no proof that
-    // the primary died: it may have run alone, by lost-heartbeat, and hung up meanwhile.
-    let unproven = false;
-    this.#proven = () => unproven = false;
     const watchdog = new ColoWatchdog(d.timeoutMs, () => d.reader.bytesRead, () => {
       // No proof that the primary died: the guest stops until it speaks or lost-heartbeat.
-      unproven = true;
       d.vcpu.setRunstate("colo");
       d.link.post({ t: "colo", what: "hold" });
     }, () => {
@@ -172,6 +167,7 @@ export class DestColo {
       // alone): the guest runs again when the next checkpoint is applied.
       d.link.post({ t: "colo", what: "enter", mode: "secondary" });
     });
+    this.#watchdog = watchdog;
     watchdog.start();
     let ending: ColoEnding;
     try {
@@ -179,8 +175,9 @@ export class DestColo {
       await d.rp.send(encodeColoReply(ColoMessage.CHECKPOINT_READY));
       for (;;) await this.#checkpoint();
     } catch (e) {
-      ending = d.control.lostHeartbeat ? { kind: d.control.verdict ?? "request" } : coloEnding(e);
-      if (ending.kind === "dead" && unproven) ending = { kind: "silent" };
+      ending = d.control.lostHeartbeat
+        ? { kind: d.control.verdict ?? "request" }
+        : coloEnding(e, null, watchdog.unproven);
     }
     watchdog.stop();
     d.control.onLostHeartbeat = null;
@@ -240,7 +237,7 @@ export class DestColo {
     d.stats[STAT.coloBytesLast] = d.reader.bytesRead - start;
     d.stats[STAT.coloBytesTotal] += d.reader.bytesRead - start;
     d.stats[STAT.transferred] = d.reader.bytesRead;
-    this.#proven();
+    this.#watchdog?.proven();
     d.vcpu.setRunstate("running");
     await d.rp.send(encodeColoReply(ColoMessage.VMSTATE_LOADED));
   }

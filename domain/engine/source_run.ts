@@ -30,9 +30,9 @@ export async function runSource(ctx: SourceContext): Promise<void> {
   ctx.stats[STAT.startTime] ||= s.started;
   ctx.stats[STAT.expectedDowntime] = ctx.params["downtime-limit"];
   try {
+    // Every way to its end sets the guest's runstate before the status says so: finish()
+    // (postmigrate), COLO's leave (running on, or postmigrate).
     await drive(s);
-    // The guest left (COLO's primary keeps running it, or stopped it handing it over).
-    if (s.vcpu.runstate === "finish-migrate") s.vcpu.setRunstate("postmigrate");
   } catch (caught) {
     await fail(s, caught);
   } finally {
