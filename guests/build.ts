@@ -1,10 +1,11 @@
 /**
  * The sample guests: WASI preview1 programs written in AssemblyScript (`guests/assembly/`),
- * built with npm `assemblyscript` (pinned in deno.json) into `guests/build/`, which git
- * ignores. A build is cached by the hash of the compiler's version, its flags and every
- * source file, so building again costs only that hash: the tests call {@link buildGuest}
- * for what they need, `deno task guests` builds them all and also writes them as
- * `guests/build/NAME.wasm`, the names the README uses. See docs/guests.md.
+ * built with npm `assemblyscript` (pinned in deno.json). A build is cached in the user's cache
+ * directory (`~/.cache/ferry/guests/NAME-KEY.wasm`, adapters/cache_dir.ts), KEY being the hash
+ * of the compiler's version, its flags and every source file, so building again costs only
+ * that hash, in this clone or any other: the tests call {@link buildGuest} for what they need,
+ * `deno task guests` builds them all and also writes them as `guests/build/NAME.wasm` (git
+ * ignores it), the names the README uses. See docs/guests.md.
  *
  * ```sh
  * deno task guests            # every guest
@@ -13,6 +14,7 @@
  *
  * @module
  */
+import { ferryCacheDir } from "../adapters/cache_dir.ts";
 
 /** The sample guests, by the name of their source file in guests/assembly/. */
 export const GUESTS = ["kvstore", "compute"] as const;
@@ -22,6 +24,11 @@ export type GuestName = (typeof GUESTS)[number];
 
 const SOURCES = new URL("./assembly/", import.meta.url);
 const BUILD = new URL("./build/", import.meta.url);
+
+/** The keyed builds, shared by every clone on this machine. */
+function cacheDir(): string {
+  return ferryCacheDir("guests");
+}
 
 /**
  * The compiler's flags: no garbage collector (the programs manage their own heap), no abort
@@ -65,7 +72,7 @@ async function buildKey(name: GuestName): Promise<string> {
 /** What building one guest did. */
 export interface BuiltGuest {
   name: GuestName;
-  /** The module, `guests/build/NAME-KEY.wasm` (never rewritten: KEY is its sources' hash). */
+  /** The module, `~/.cache/ferry/guests/NAME-KEY.wasm` (never rewritten: KEY is its sources' hash). */
   path: string;
   /** False when it was built now. */
   cached: boolean;
@@ -80,13 +87,14 @@ export interface BuiltGuest {
  */
 export async function buildGuest(name: GuestName): Promise<BuiltGuest> {
   if (!GUESTS.includes(name)) throw new RangeError(`no sample guest '${name}' (${GUESTS})`);
-  const path = new URL(`${name}-${await buildKey(name)}.wasm`, BUILD).pathname;
+  const dir = cacheDir();
+  const path = `${dir}/${name}-${await buildKey(name)}.wasm`;
   try {
     await Deno.stat(path);
     return { name, path, cached: true, ms: 0 };
   } catch { /* not built yet */ }
   const t0 = performance.now();
-  await Deno.mkdir(BUILD, { recursive: true });
+  await Deno.mkdir(dir, { recursive: true });
   const tmp = `${path}.${crypto.randomUUID()}.tmp`;
   const { default: asc } = await import("assemblyscript/asc");
   const { error, stderr } = await asc.main([
@@ -103,7 +111,10 @@ export async function buildGuest(name: GuestName): Promise<BuiltGuest> {
   return { name, path, cached: false, ms: performance.now() - t0 };
 }
 
-/** `deno task guests [NAME...]`: builds and writes `guests/build/NAME.wasm`; removes stale builds. */
+/**
+ * `deno task guests [NAME...]`: builds and writes `guests/build/NAME.wasm`. Older builds stay
+ * in the cache (a few hundred KiB each): another clone may be on those sources.
+ */
 async function main(args: string[]): Promise<number> {
   const bad = args.filter((a) => !(GUESTS as readonly string[]).includes(a));
   if (bad.length > 0) {
@@ -113,16 +124,11 @@ async function main(args: string[]): Promise<number> {
   const names = (args.length > 0 ? args : [...GUESTS]) as GuestName[];
   for (const name of names) {
     const built = await buildGuest(name);
+    await Deno.mkdir(BUILD, { recursive: true });
     const named = new URL(`${name}.wasm`, BUILD).pathname;
     const tmp = `${named}.${crypto.randomUUID()}.tmp`;
     await Deno.copyFile(built.path, tmp);
     await Deno.rename(tmp, named);
-    const own = built.path.slice(built.path.lastIndexOf("/") + 1);
-    for await (const e of Deno.readDir(BUILD)) {
-      if (e.name.startsWith(`${name}-`) && e.name.endsWith(".wasm") && e.name !== own) {
-        await Deno.remove(new URL(e.name, BUILD)).catch(() => {});
-      }
-    }
     const size = (await Deno.stat(named)).size;
     const how = built.cached ? "cached" : `built in ${Math.round(built.ms)} ms`;
     console.log(`guests/build/${name}.wasm  ${size} bytes  (${how})`);

@@ -8,6 +8,7 @@
  */
 
 import { basename } from "node:path";
+import { ferryCacheDir } from "../cache_dir.ts";
 import { WasmModuleError } from "./wasm_binary.ts";
 import { WASI_FUNCTIONS } from "./wasi_host.ts";
 import { allocateWasmBuffers, type WasmShared } from "./wasm_shared.ts";
@@ -46,11 +47,7 @@ function hex(b: ArrayBuffer): string {
 }
 
 function cacheDir(): string {
-  const explicit = Deno.env.get("FERRY_WASM_CACHE");
-  if (explicit) return explicit;
-  const base = Deno.env.get("XDG_CACHE_HOME") ??
-    `${Deno.env.get("HOME") ?? Deno.env.get("TMPDIR") ?? "/tmp"}/.cache`;
-  return `${base}/ferry/wasm`;
+  return Deno.env.get("FERRY_WASM_CACHE") || ferryCacheDir("wasm");
 }
 
 interface CachedMeta {

@@ -13,6 +13,7 @@
  * @module
  */
 import { dirname, join } from "node:path";
+import { ferryCacheDir } from "../../adapters/cache_dir.ts";
 
 /** How to launch the browser that was found. */
 export interface FoundBrowser {
@@ -60,12 +61,6 @@ function isFile(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-function cacheRoot(): string {
-  const xdg = Deno.env.get("XDG_CACHE_HOME");
-  const home = Deno.env.get("HOME") ?? "/tmp";
-  return join(xdg || join(home, ".cache"), "ferry");
 }
 
 /**
@@ -143,7 +138,7 @@ export function findBrowser(): Promise<FoundBrowser> {
       return { executablePath: explicit, args: flags, env: {}, source: "FERRY_CHROMIUM" };
     }
     try {
-      return await packaged(join(cacheRoot(), `sparticuz-chromium-${PACKAGE_VERSION}`));
+      return await packaged(ferryCacheDir(`sparticuz-chromium-${PACKAGE_VERSION}`));
     } catch (e) {
       if (system && explicit !== "npm") {
         return { executablePath: system, args: flags, env: {}, source: "system" };
