@@ -1,0 +1,255 @@
+/**
+ * Issue 21 item 6, with real agents over real sockets: a cancel and failures in each phase of
+ * COLO leave one guest running, never two, never none for good (a side that holds waits, its
+ * guest stopped, for `lost-heartbeat`, as QEMU's COLO does). One primary, A, runs an
+ * `increment` guest and enters COLO four times, each time with a fresh secondary behind a
+ * proxy that freezes or cuts the link at a chosen point:
+ * - in COLO between checkpoints a cancel changes nothing (QEMU's migrate_cancel acts only on a
+ *   setup or active migration), nor does one on the secondary, and a second migrate is refused
+ *   with QEMU's text; checkpoints go on;
+ * - the link stalls halfway through a checkpoint's state: both sides hold (guests stopped), a
+ *   cancel still changes nothing; lost-heartbeat on the primary runs it alone, and the
+ *   secondary, its link then cut, goes on holding (not a second guest);
+ * - the secondary's process dies while a checkpoint waits for its reply, and while the
+ *   checkpoint's state is half sent: the primary's guest runs on alone;
+ * - the primary's process dies with a checkpoint half sent: the secondary discards it and runs
+ *   on from the last whole checkpoint, its guest's increment pattern intact.
+ */
+import assert from "node:assert/strict";
+import { type AgentProcess, startAgent, withAgents } from "./helpers/agent_process.ts";
+import {
+  checkpoints,
+  colo,
+  enterColo,
+  ENV,
+  GUEST,
+  INCOMING,
+  incrementOk,
+  info,
+  machine,
+  progresses,
+} from "./helpers/colo_kit.ts";
+import { CuttingProxy } from "./helpers/cutting_proxy.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+/** Bytes into a checkpoint's state where the link is frozen (the state is ~2 MiB). */
+const HALFWAY = 100_000;
+
+/** A proxy in front of `s`'s incoming port. */
+function proxyTo(s: AgentProcess): Promise<CuttingProxy> {
+  return CuttingProxy.start({
+    hostname: "127.0.0.1",
+    port: Number(s.incomingUri!.split(":").at(-1)),
+  });
+}
+
+/** No periodic checkpoint from now on: the next one starts when the test changes the delay. */
+async function quiet(p: AgentProcess): Promise<void> {
+  const triggered = (await info(p))["x-colo"]["checkpoints-triggered"];
+  await p.api("PATCH", "/parameters", { "x-checkpoint-delay": 600_000 });
+  await waitFor("the checkpoint the changed delay starts, done", async () => {
+    return (await info(p))["x-colo"]["checkpoints-triggered"] > triggered;
+  });
+}
+
+/**
+ * Waits until `p`'s guest has written its whole 2 MiB range again since the last checkpoint,
+ * so that the next checkpoint's state is far larger than {@link HALFWAY}.
+ */
+async function dirtied(p: AgentProcess): Promise<void> {
+  const before = (await machine(p)).workload["pages-written"];
+  await waitFor("the primary's guest to rewrite its range", async () => {
+    return (await machine(p)).workload["pages-written"] >= before + 2 * 512;
+  });
+}
+
+/** Starts a checkpoint at once (a changed delay does). */
+async function checkpointNow(p: AgentProcess): Promise<void> {
+  assert.equal((await p.api("PATCH", "/parameters", { "x-checkpoint-delay": 100 })).status, 200);
+}
+
+/**
+ * After its secondary died: `p` leaves COLO and its guest runs alone. It does so by itself
+ * when the end of the connection came while the peer was proven alive; had the link been
+ * silent for the link timeout first (a host too busy to run the test promptly), it holds
+ * instead, and lost-heartbeat (what an operator does then) runs it. `requested`: the test sent
+ * lost-heartbeat itself.
+ */
+async function runsAlone(p: AgentProcess, who: string, requested = false): Promise<void> {
+  const left = await waitFor(`${who} to leave colo or hold`, async () => {
+    const c = await colo(p);
+    return c.mode === "none" || (!requested && c.reason === "processing") ? c : undefined;
+  });
+  if (left.mode !== "none") {
+    assert.equal((await p.api("POST", "/colo/lost-heartbeat")).status, 202);
+    await waitFor(`${who} to leave colo`, async () => (await colo(p)).mode === "none");
+  }
+  const c = await colo(p);
+  assert.equal(c["last-mode"], "primary");
+  assert.match(c.reason, /^(error|request)$/);
+  assert.equal((await p.waitStatus(/^(completed|failed)$/)).status, "completed");
+  assert.equal((await machine(p)).runstate, "running");
+  await progresses(p, `${who} alone`);
+}
+
+Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one guest running", async (t) => {
+  await withAgents(async (track) => {
+    const [a, b, c, d, e] = await Promise.all([
+      [...GUEST, "--fill", "random", "--workload", "increment,rate=5000,start=1M,end=3M"],
+      INCOMING,
+      INCOMING,
+      INCOMING,
+      INCOMING,
+    ].map((args) => startAgent(args, [], undefined, ENV).then(track)));
+
+    await t.step(
+      "a cancel in colo changes nothing; a stall halfway through a checkpoint holds both sides",
+      async () => {
+        const proxy = await proxyTo(b);
+        try {
+          await enterColo(a, b, proxy.uri);
+          const before = await checkpoints(a, 2);
+          for (const [x, who] of [[a, "primary"], [b, "secondary"]] as const) {
+            const r = await x.api("POST", "/migrations/current/cancel");
+            assert.equal(r.status, 202, `${who}: ${JSON.stringify(r.body)}`);
+            assert.equal(r.body.status, "colo", `a cancel on the ${who} leaves colo as it was`);
+          }
+          const again = await a.api("POST", "/migrations", { uri: c.incomingUri });
+          assert.equal(again.status, 409);
+          assert.equal(again.body.detail, "There's a migration process in progress");
+          await checkpoints(a, before.checkpoints + 2);
+          assert.equal((await colo(a)).mode, "primary");
+          assert.equal((await colo(b)).mode, "secondary");
+          await progresses(a, "the primary after the cancel");
+          await progresses(b, "the secondary after the cancel");
+
+          // The link freezes with a checkpoint's state half sent.
+          await quiet(a);
+          const applied = (await info(b))["x-colo"].checkpoints;
+          await dirtied(a);
+          const frozen = proxy.pauseAt(proxy.bytesUp + HALFWAY);
+          await checkpointNow(a);
+          await frozen;
+          assert.equal((await machine(a)).runstate, "colo", "stopped for the checkpoint");
+          assert.equal((await a.api("POST", "/migrations/current/cancel")).body.status, "colo");
+          for (const [x, who] of [[a, "primary"], [b, "secondary"]] as const) {
+            await waitFor(
+              `the ${who} to hold`,
+              async () => (await colo(x)).reason === "processing",
+            );
+            assert.equal((await machine(x)).runstate, "colo", `the ${who}'s guest stopped`);
+          }
+          // The operator picks the primary.
+          assert.equal((await a.api("POST", "/colo/lost-heartbeat")).status, 202);
+          await runsAlone(a, "the primary", true);
+          assert.deepEqual(await colo(a), {
+            mode: "none",
+            "last-mode": "primary",
+            reason: "request",
+          });
+          // The secondary never heard of it: its link now ends with no word from the primary,
+          // which proves nothing, so it holds on; the half checkpoint was never applied.
+          proxy.cut();
+          await new Promise((r) => setTimeout(r, 500)); // what would make it run, if anything
+          assert.equal((await colo(b)).mode, "secondary");
+          assert.equal((await machine(b)).runstate, "colo", "one guest runs: the primary's");
+          assert.equal((await info(b))["x-colo"].checkpoints, applied);
+          await incrementOk(a);
+        } finally {
+          await proxy.close();
+        }
+        b.kill("SIGKILL");
+      },
+    );
+
+    await t.step(
+      "the secondary dies while a checkpoint waits for its reply: the primary runs on",
+      async () => {
+        const proxy = await proxyTo(c);
+        try {
+          await enterColo(a, c, proxy.uri);
+          await checkpoints(a, (await info(a))["x-colo"].checkpoints + 2);
+          await quiet(a);
+          proxy.pause("down"); // the secondary's reply (and its pongs) go nowhere
+          const up = proxy.bytesUp;
+          await checkpointNow(a);
+          await waitFor("the checkpoint request to go up", () => proxy.bytesUp > up);
+          assert.equal((await machine(a)).runstate, "running", "it runs until the reply");
+          c.kill("SIGKILL");
+          await c.exited;
+          proxy.cut();
+          await runsAlone(a, "the primary");
+          await incrementOk(a);
+        } finally {
+          await proxy.close();
+        }
+      },
+    );
+
+    await t.step(
+      "the secondary dies with a checkpoint's state half sent: the primary's guest runs again",
+      async () => {
+        const proxy = await proxyTo(d);
+        try {
+          await enterColo(a, d, proxy.uri);
+          await checkpoints(a, (await info(a))["x-colo"].checkpoints + 2);
+          await quiet(a);
+          await dirtied(a);
+          const frozen = proxy.pauseAt(proxy.bytesUp + HALFWAY);
+          await checkpointNow(a);
+          await frozen;
+          assert.equal((await machine(a)).runstate, "colo", "stopped for the checkpoint");
+          d.kill("SIGKILL");
+          await d.exited;
+          proxy.cut();
+          await runsAlone(a, "the primary");
+          await incrementOk(a);
+        } finally {
+          await proxy.close();
+        }
+      },
+    );
+
+    await t.step(
+      "the primary dies with a checkpoint's state half sent: the secondary runs on from the last whole one",
+      async () => {
+        const proxy = await proxyTo(e);
+        try {
+          await enterColo(a, e, proxy.uri);
+          await checkpoints(a, (await info(a))["x-colo"].checkpoints + 2);
+          await quiet(a);
+          const applied = await waitFor("the secondary to apply the last checkpoint", async () => {
+            const [p, s] = [(await info(a))["x-colo"], (await info(e))["x-colo"]];
+            return s.checkpoints === p.checkpoints ? s.checkpoints : undefined;
+          });
+          await dirtied(a);
+          const frozen = proxy.pauseAt(proxy.bytesUp + HALFWAY);
+          await checkpointNow(a);
+          await frozen;
+          assert.equal((await machine(a)).runstate, "colo", "stopped for the checkpoint");
+          a.kill("SIGKILL");
+          await a.exited;
+          proxy.cut();
+          const left = await waitFor("the secondary to leave colo or hold", async () => {
+            const x = await colo(e);
+            return x.mode === "none" || x.reason === "processing" ? x : undefined;
+          });
+          if (left.mode !== "none") {
+            assert.equal((await e.api("POST", "/colo/lost-heartbeat")).status, 202);
+            await waitFor(
+              "the secondary to leave colo",
+              async () => (await colo(e)).mode === "none",
+            );
+          }
+          assert.equal((await colo(e))["last-mode"], "secondary");
+          assert.equal((await info(e))["x-colo"].checkpoints, applied, "the half one not applied");
+          assert.equal((await machine(e)).runstate, "running");
+          await progresses(e, "the secondary alone");
+          await incrementOk(e);
+        } finally {
+          await proxy.close();
+        }
+      },
+    );
+  });
+});
