@@ -22,6 +22,7 @@ export interface Follower {
   close(): Promise<void>;
 }
 
+/** For whole ASCII pieces (chunk sizes, the response head): it keeps no state between calls. */
 const decoder = new TextDecoder();
 
 /** Undoes HTTP/1.1 chunked transfer coding, fed bytes as they come (exported for its test). */
@@ -95,8 +96,11 @@ export async function follow(base: string): Promise<Follower> {
       }
     },
   });
+  // This stream's own decoder: a character split between two reads waits here for its rest
+  // (one shared by every follower mixed their pending bytes, and the ASCII decodes flushed them).
+  const body = new TextDecoder();
   const take = (bytes: Uint8Array) => {
-    for (const part of dechunk.push(bytes)) parser.feed(decoder.decode(part, { stream: true }));
+    for (const part of dechunk.push(bytes)) parser.feed(body.decode(part, { stream: true }));
   };
 
   const pump = (async () => {

@@ -71,6 +71,50 @@ async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   }
 }
 
+Deno.test("SSE follower: a character split between two chunks (and two reads) arrives whole, per stream", async () => {
+  // Two streams whose bodies each split an 'é' (0xC3 0xA9) between two HTTP chunks sent
+  // apart, so that each follower reads them apart: its decoder must keep the first byte for
+  // the second, neither losing it to the chunk-size line nor handing it to the other stream.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const base = `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+  const chunkOf = (bytes: Uint8Array) => {
+    const out = new Uint8Array([...enc.encode(`${bytes.length.toString(16)}\r\n`), ...bytes]);
+    return new Uint8Array([...out, 13, 10]);
+  };
+  const first = chunkOf(new Uint8Array([...enc.encode("id: 1\ndata: "), 0xc3]));
+  const second = chunkOf(new Uint8Array([0xa9, ...enc.encode("\n\nid: 2\ndata: x\n\n")]));
+  const conns: Deno.Conn[] = [];
+  const served = (async () => {
+    for (let i = 0; i < 2; i++) {
+      const c = await listener.accept();
+      conns.push(c);
+      await c.read(new Uint8Array(4096)); // the request
+      await c.write(enc.encode(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+      ));
+      await c.write(chunkOf(enc.encode(": open\n\n")));
+    }
+  })();
+  const followers = await Promise.all([follow(base), follow(base)]);
+  try {
+    await served;
+    for (const c of conns) await c.write(first);
+    await new Promise((r) => setTimeout(r, 50)); // read apart from what follows
+    for (const c of conns) await c.write(second);
+    await waitFor("both followers to get both events", () => {
+      return followers.every((f) => f.ids.length >= 2 || f.ended);
+    });
+    for (const f of followers) {
+      assert.deepEqual(f.ids, [1, 2]);
+      assert.equal(f.ended, false);
+    }
+  } finally {
+    await Promise.all(followers.map((f) => f.close()));
+    for (const c of conns) c.close();
+    listener.close();
+  }
+});
+
 Deno.test("SSE follower and GET load against a served agent", async () => {
   await withAgent(async ({ app, agent }) => {
     const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
