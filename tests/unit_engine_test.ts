@@ -11,6 +11,7 @@
 import "./unit/colo_arbiter.ts";
 import "./unit/colo_ending.ts";
 import "./unit/engine_colo.ts";
+import "./unit/engine_colo_live.ts";
 import "./unit/engine_colo_records.ts";
 import "./unit/engine_disk_loader.ts";
 import "./unit/engine_memory.ts";

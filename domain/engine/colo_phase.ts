@@ -47,6 +47,11 @@ import { giveInput, InputQueue } from "./colo_input.ts";
 import { CHUNK_PAGES } from "./ram_section.ts";
 import type { SourceSession } from "./source_session.ts";
 
+/** At most this many passes of a checkpoint's pages while the guest runs (#livePasses). */
+const LIVE_PASSES = 3;
+/** Fewer dirty pages than this go with the guest stopped at once (a pass costs a round). */
+const LIVE_MIN_PAGES = 64;
+
 /** One outgoing migration's COLO phase (see the module doc). */
 export class ColoPhase {
   readonly #s: SourceSession;
@@ -189,11 +194,12 @@ export class ColoPhase {
     await sender.append(encodeColoFrame(ColoMessage.CHECKPOINT_REQUEST));
     await sender.flush();
     await this.#expect(ColoMessage.CHECKPOINT_REPLY);
+    await sender.append(encodeColoFrame(ColoMessage.VMSTATE_SEND));
+    await this.#livePasses();
     const t0 = performance.now();
     s.vcpu.setRunstate("colo");
     if (!await s.vcpu.waitParkedAsync(5000)) throw new Error("vCPU did not stop");
     const nextSeq = s.vcpu.nextOutputSeq();
-    await sender.append(encodeColoFrame(ColoMessage.VMSTATE_SEND));
     sender.sync();
     while (!await sender.send(CHUNK_PAGES)) this.#check();
     const state: Uint8Array[] = [];
@@ -221,6 +227,28 @@ export class ColoPhase {
     s.link.post({ t: "colo", what: "checkpoint", epoch: ++this.#epoch, nextSeq });
     s.vcpu.setRunstate("running");
     this.#counters.record(periodic, performance.now() - t0, s.transferred() - before);
+  }
+
+  /**
+   * The checkpoint's pages while this guest still runs, as a precopy's passes: the pages it
+   * dirtied since the last checkpoint go to the secondary's cache now, and only those it
+   * dirties meanwhile go with it stopped. The secondary (stopped since its reply) cannot tell:
+   * every page arrives between VMSTATE_SEND and VMSTATE_SIZE, its last copy wins, and a page
+   * written after it was read is marked again, so the stopped pass sends it. Up to
+   * {@link LIVE_PASSES} passes, while more than {@link LIVE_MIN_PAGES} are dirty and fewer each
+   * time. The primary's pause is what the guest feels (issue 21's figure); the secondary's
+   * guest, whose output is never released while COLO runs, waits for the passes too.
+   */
+  async #livePasses(): Promise<void> {
+    const sender = this.#s.sender;
+    let last = Infinity;
+    for (let pass = 0; pass < LIVE_PASSES; pass++) {
+      sender.sync();
+      const dirty = sender.pending;
+      if (dirty <= LIVE_MIN_PAGES || dirty >= last) return;
+      last = dirty;
+      while (!await sender.send(CHUNK_PAGES)) this.#check();
+    }
   }
 
   /** Records released before COLO began, to the secondary (between checkpoints). */

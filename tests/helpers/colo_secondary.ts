@@ -29,8 +29,8 @@ import {
 const BLOCKS = [{ name: "pc.ram", size: 16 * PAGE_SIZE }];
 
 /** A guest without a vCPU Worker: its vCPU counts as parked (it never executes). */
-export function parkedGuest(nextSeq = 1): SharedGuest {
-  const guest = allocateGuest(BLOCKS);
+export function parkedGuest(nextSeq = 1, blocks = BLOCKS): SharedGuest {
+  const guest = allocateGuest(blocks);
   const ctl = new Int32Array(guest.ctl);
   Atomics.store(ctl, PARKED, 1);
   ctl.set([1, 2, 3, 4], PRNG); // a vCPU's PRNG state is never all zero
