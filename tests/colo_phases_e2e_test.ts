@@ -63,6 +63,15 @@ async function dirtied(p: AgentProcess): Promise<void> {
   });
 }
 
+/**
+ * Waits until `p`'s guest stopped with its link frozen in a checkpoint: for the checkpoint once
+ * its live passes went into the socket buffers, or, had they not fit, held when the secondary's
+ * silence outlasts the link timeout (colo_link.ts). Either way the checkpoint is half sent.
+ */
+async function stopped(p: AgentProcess): Promise<void> {
+  await waitFor("the primary's guest to stop", async () => (await machine(p)).runstate === "colo");
+}
+
 /** Starts a checkpoint at once (a changed delay does). */
 async function checkpointNow(p: AgentProcess): Promise<void> {
   assert.equal((await p.api("PATCH", "/parameters", { "x-checkpoint-delay": 100 })).status, 200);
@@ -130,7 +139,7 @@ Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one g
           const frozen = proxy.pauseAt(proxy.bytesUp + HALFWAY);
           await checkpointNow(a);
           await frozen;
-          assert.equal((await machine(a)).runstate, "colo", "stopped for the checkpoint");
+          await stopped(a);
           assert.equal((await a.api("POST", "/migrations/current/cancel")).body.status, "colo");
           for (const [x, who] of [[a, "primary"], [b, "secondary"]] as const) {
             await waitFor(
@@ -198,7 +207,7 @@ Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one g
           const frozen = proxy.pauseAt(proxy.bytesUp + HALFWAY);
           await checkpointNow(a);
           await frozen;
-          assert.equal((await machine(a)).runstate, "colo", "stopped for the checkpoint");
+          await stopped(a);
           d.kill("SIGKILL");
           await d.exited;
           proxy.cut();
@@ -226,7 +235,7 @@ Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one g
           const frozen = proxy.pauseAt(proxy.bytesUp + HALFWAY);
           await checkpointNow(a);
           await frozen;
-          assert.equal((await machine(a)).runstate, "colo", "stopped for the checkpoint");
+          await stopped(a);
           a.kill("SIGKILL");
           await a.exited;
           proxy.cut();
