@@ -13,7 +13,10 @@
  * - the secondary's process dies while a checkpoint waits for its reply, and while the
  *   checkpoint's state is half sent: the primary's guest runs on alone;
  * - the primary's process dies with a checkpoint half sent: the secondary discards it and runs
- *   on from the last whole checkpoint, its guest's increment pattern intact.
+ *   on from the last whole checkpoint, its guest's increment pattern intact;
+ * - as COLO begins (E, which took over, now the primary), the secondary's side of the link goes
+ *   silent (its SHUT and CHECKPOINT_READY never come): the primary, past its point of no return, fails with its guest stopped, and
+ *   the secondary runs the guest alone (by itself, or by lost-heartbeat when it held first).
  */
 import assert from "node:assert/strict";
 import { type AgentProcess, startAgent, withAgents } from "./helpers/agent_process.ts";
@@ -103,8 +106,9 @@ async function runsAlone(p: AgentProcess, who: string, requested = false): Promi
 
 Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one guest running", async (t) => {
   await withAgents(async (track) => {
-    const [a, b, c, d, e] = await Promise.all([
+    const [a, b, c, d, e, f] = await Promise.all([
       [...GUEST, "--fill", "random", "--workload", "increment,rate=5000,start=1M,end=3M"],
+      INCOMING,
       INCOMING,
       INCOMING,
       INCOMING,
@@ -255,6 +259,47 @@ Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one g
           assert.equal((await machine(e)).runstate, "running");
           await progresses(e, "the secondary alone");
           await incrementOk(e);
+        } finally {
+          await proxy.close();
+        }
+      },
+    );
+
+    await t.step(
+      "the secondary's side of the link goes silent as COLO begins: one guest runs, the secondary's",
+      async () => {
+        const proxy = await proxyTo(f);
+        try {
+          for (const x of [e, f]) {
+            assert.equal((await x.api("PATCH", "/capabilities", { "x-colo": true })).status, 200);
+          }
+          await e.api("PATCH", "/parameters", { "max-bandwidth": 10 * 1024 ** 3 });
+          // The secondary's SHUT and CHECKPOINT_READY, and all it says after, go nowhere.
+          proxy.pause("down");
+          assert.equal((await e.api("POST", "/migrations", { uri: proxy.uri })).status, 202);
+          const failed = await e.waitStatus(/^(colo|completed|failed)$/);
+          assert.equal(failed.status, "failed", JSON.stringify(failed));
+          assert.match(failed["error-desc"], /^no answer from the peer for 3 s; past the point/);
+          assert.equal((await machine(e)).runstate, "postmigrate", "the secondary may run it");
+          // The secondary ran its guest as COLO began. It runs on alone by itself when the
+          // primary's hang-up comes first, or holds when its own watchdog spoke first (the
+          // primary, waiting for the SHUT, sent nothing): lost-heartbeat then runs it.
+          const left = await waitFor("the secondary to run alone or hold", async () => {
+            const x = await colo(f);
+            return x.mode === "none" || x.reason === "processing" ? x : undefined;
+          });
+          if (left.mode !== "none") {
+            assert.equal((await f.api("POST", "/colo/lost-heartbeat")).status, 202);
+            await waitFor(
+              "the secondary to leave colo",
+              async () => (await colo(f)).mode === "none",
+            );
+          }
+          assert.equal((await colo(f))["last-mode"], "secondary");
+          assert.equal((await machine(f)).runstate, "running");
+          assert.equal((await machine(e)).runstate, "postmigrate", "one guest: the secondary's");
+          await progresses(f, "the secondary alone");
+          await incrementOk(f);
         } finally {
           await proxy.close();
         }
