@@ -15,8 +15,9 @@
  * - the primary's process dies with a checkpoint half sent: the secondary discards it and runs
  *   on from the last whole checkpoint, its guest's increment pattern intact;
  * - as COLO begins (E, which took over, now the primary), the secondary's side of the link goes
- *   silent (its SHUT and CHECKPOINT_READY never come): the primary, past its point of no return, fails with its guest stopped, and
- *   the secondary runs the guest alone (by itself, or by lost-heartbeat when it held first).
+ *   silent (its SHUT and CHECKPOINT_READY never come): a cancel is refused; the primary, past
+ *   its point of no return, fails with its guest stopped, and the secondary runs the guest
+ *   alone (by itself, or by lost-heartbeat when it held first).
  */
 import assert from "node:assert/strict";
 import { type AgentProcess, startAgent, withAgents } from "./helpers/agent_process.ts";
@@ -277,6 +278,13 @@ Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one g
           // The secondary's SHUT and CHECKPOINT_READY, and all it says after, go nowhere.
           proxy.pause("down");
           assert.equal((await e.api("POST", "/migrations", { uri: proxy.uri })).status, 202);
+          await waitFor("the primary to wait for the secondary's SHUT", async () => {
+            return (await machine(e)).runstate === "finish-migrate";
+          });
+          // A cancel now would leave two guests if the secondary runs: refused, nothing changes.
+          const cancel = await e.api("POST", "/migrations/current/cancel");
+          assert.equal(cancel.status, 409);
+          assert.match(cancel.body.detail, /past its point of no return/);
           const failed = await e.waitStatus(/^(colo|completed|failed)$/);
           assert.equal(failed.status, "failed", JSON.stringify(failed));
           assert.match(failed["error-desc"], /^no answer from the peer for 3 s; past the point/);
