@@ -82,27 +82,61 @@ async function checkpointNow(p: AgentProcess): Promise<void> {
 }
 
 /**
- * After its secondary died: `p` leaves COLO and its guest runs alone. It does so by itself
- * when the end of the connection came while the peer was proven alive; had the link been
- * silent for the link timeout first (a host too busy to run the test promptly), it holds
- * instead, and lost-heartbeat (what an operator does then) runs it. `requested`: the test sent
- * lost-heartbeat itself.
+ * Waits until `x` (the `who`) left COLO by itself, or holds: then lost-heartbeat there (what an
+ * operator does) makes it leave. It leaves by itself when the end of the connection came while
+ * the peer was proven alive; had the link been silent for the link timeout first (or a host too
+ * busy to run the test promptly), it holds instead. `requested`: the test sent lost-heartbeat.
  */
-async function runsAlone(p: AgentProcess, who: string, requested = false): Promise<void> {
+async function leaves(x: AgentProcess, who: string, requested = false): Promise<void> {
   const left = await waitFor(`${who} to leave colo or hold`, async () => {
-    const c = await colo(p);
+    const c = await colo(x);
     return c.mode === "none" || (!requested && c.reason === "processing") ? c : undefined;
   });
   if (left.mode !== "none") {
-    assert.equal((await p.api("POST", "/colo/lost-heartbeat")).status, 202);
-    await waitFor(`${who} to leave colo`, async () => (await colo(p)).mode === "none");
+    assert.equal((await x.api("POST", "/colo/lost-heartbeat")).status, 202);
+    await waitFor(`${who} to leave colo`, async () => (await colo(x)).mode === "none");
   }
+}
+
+/** After its secondary died: `p` leaves COLO (see {@link leaves}) and its guest runs alone. */
+async function runsAlone(p: AgentProcess, who: string, requested = false): Promise<void> {
+  await leaves(p, who, requested);
   const c = await colo(p);
   assert.equal(c["last-mode"], "primary");
   assert.match(c.reason, /^(error|request)$/);
   assert.equal((await p.waitStatus(/^(completed|failed)$/)).status, "completed");
   assert.equal((await machine(p)).runstate, "running");
   await progresses(p, `${who} alone`);
+}
+
+/** `p` enters COLO with `s` behind a fresh proxy and takes two checkpoints, then goes quiet. */
+async function coloThrough(p: AgentProcess, s: AgentProcess): Promise<CuttingProxy> {
+  const proxy = await proxyTo(s);
+  try {
+    await enterColo(p, s, proxy.uri);
+    await checkpoints(p, (await info(p))["x-colo"].checkpoints + 2);
+    await quiet(p);
+    return proxy;
+  } catch (e) {
+    await proxy.close();
+    throw e;
+  }
+}
+
+/** `kill -9` of `x`'s process, then the proxy in front of its link cut (its kernel's RST). */
+async function killed(x: AgentProcess, proxy: CuttingProxy): Promise<void> {
+  x.kill("SIGKILL");
+  await x.exited;
+  proxy.cut();
+}
+
+/** Freezes `proxy` with a checkpoint of `p` half sent, its guest stopped (see {@link stopped}). */
+async function freezeHalfway(p: AgentProcess, proxy: CuttingProxy): Promise<void> {
+  await dirtied(p);
+  const frozen = proxy.pauseAt(proxy.bytesUp + HALFWAY);
+  await checkpointNow(p);
+  await frozen;
+  await stopped(p);
 }
 
 Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one guest running", async (t) => {
@@ -140,11 +174,7 @@ Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one g
           // The link freezes with a checkpoint's state half sent.
           await quiet(a);
           const applied = (await info(b))["x-colo"].checkpoints;
-          await dirtied(a);
-          const frozen = proxy.pauseAt(proxy.bytesUp + HALFWAY);
-          await checkpointNow(a);
-          await frozen;
-          await stopped(a);
+          await freezeHalfway(a, proxy);
           assert.equal((await a.api("POST", "/migrations/current/cancel")).body.status, "colo");
           for (const [x, who] of [[a, "primary"], [b, "secondary"]] as const) {
             await waitFor(
@@ -179,19 +209,14 @@ Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one g
     await t.step(
       "the secondary dies while a checkpoint waits for its reply: the primary runs on",
       async () => {
-        const proxy = await proxyTo(c);
+        const proxy = await coloThrough(a, c);
         try {
-          await enterColo(a, c, proxy.uri);
-          await checkpoints(a, (await info(a))["x-colo"].checkpoints + 2);
-          await quiet(a);
           proxy.pause("down"); // the secondary's reply (and its pongs) go nowhere
           const up = proxy.bytesUp;
           await checkpointNow(a);
           await waitFor("the checkpoint request to go up", () => proxy.bytesUp > up);
           assert.equal((await machine(a)).runstate, "running", "it runs until the reply");
-          c.kill("SIGKILL");
-          await c.exited;
-          proxy.cut();
+          await killed(c, proxy);
           await runsAlone(a, "the primary");
           await incrementOk(a);
         } finally {
@@ -203,19 +228,10 @@ Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one g
     await t.step(
       "the secondary dies with a checkpoint's state half sent: the primary's guest runs again",
       async () => {
-        const proxy = await proxyTo(d);
+        const proxy = await coloThrough(a, d);
         try {
-          await enterColo(a, d, proxy.uri);
-          await checkpoints(a, (await info(a))["x-colo"].checkpoints + 2);
-          await quiet(a);
-          await dirtied(a);
-          const frozen = proxy.pauseAt(proxy.bytesUp + HALFWAY);
-          await checkpointNow(a);
-          await frozen;
-          await stopped(a);
-          d.kill("SIGKILL");
-          await d.exited;
-          proxy.cut();
+          await freezeHalfway(a, proxy);
+          await killed(d, proxy);
           await runsAlone(a, "the primary");
           await incrementOk(a);
         } finally {
@@ -227,34 +243,15 @@ Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one g
     await t.step(
       "the primary dies with a checkpoint's state half sent: the secondary runs on from the last whole one",
       async () => {
-        const proxy = await proxyTo(e);
+        const proxy = await coloThrough(a, e);
         try {
-          await enterColo(a, e, proxy.uri);
-          await checkpoints(a, (await info(a))["x-colo"].checkpoints + 2);
-          await quiet(a);
           const applied = await waitFor("the secondary to apply the last checkpoint", async () => {
             const [p, s] = [(await info(a))["x-colo"], (await info(e))["x-colo"]];
             return s.checkpoints === p.checkpoints ? s.checkpoints : undefined;
           });
-          await dirtied(a);
-          const frozen = proxy.pauseAt(proxy.bytesUp + HALFWAY);
-          await checkpointNow(a);
-          await frozen;
-          await stopped(a);
-          a.kill("SIGKILL");
-          await a.exited;
-          proxy.cut();
-          const left = await waitFor("the secondary to leave colo or hold", async () => {
-            const x = await colo(e);
-            return x.mode === "none" || x.reason === "processing" ? x : undefined;
-          });
-          if (left.mode !== "none") {
-            assert.equal((await e.api("POST", "/colo/lost-heartbeat")).status, 202);
-            await waitFor(
-              "the secondary to leave colo",
-              async () => (await colo(e)).mode === "none",
-            );
-          }
+          await freezeHalfway(a, proxy);
+          await killed(a, proxy);
+          await leaves(e, "the secondary");
           assert.equal((await colo(e))["last-mode"], "secondary");
           assert.equal((await info(e))["x-colo"].checkpoints, applied, "the half one not applied");
           assert.equal((await machine(e)).runstate, "running");
@@ -291,18 +288,8 @@ Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one g
           assert.equal((await machine(e)).runstate, "postmigrate", "the secondary may run it");
           // The secondary ran its guest as COLO began. It runs on alone by itself when the
           // primary's hang-up comes first, or holds when its own watchdog spoke first (the
-          // primary, waiting for the SHUT, sent nothing): lost-heartbeat then runs it.
-          const left = await waitFor("the secondary to run alone or hold", async () => {
-            const x = await colo(f);
-            return x.mode === "none" || x.reason === "processing" ? x : undefined;
-          });
-          if (left.mode !== "none") {
-            assert.equal((await f.api("POST", "/colo/lost-heartbeat")).status, 202);
-            await waitFor(
-              "the secondary to leave colo",
-              async () => (await colo(f)).mode === "none",
-            );
-          }
+          // primary, waiting for the SHUT, sent nothing).
+          await leaves(f, "the secondary");
           assert.equal((await colo(f))["last-mode"], "secondary");
           assert.equal((await machine(f)).runstate, "running");
           assert.equal((await machine(e)).runstate, "postmigrate", "one guest: the secondary's");
