@@ -5,7 +5,8 @@
  * not an error: the exit code is non-zero only when something crashed.
  *
  * Scenarios: A (+C) 1 GiB over TCP, B 1 GiB zero guest, P postcopy, M multifd over unix,
- * D the disk (bench/disk.ts), X XBZRLE, V auto-converge, O COLO (bench/colo.ts), L load
+ * D the disk (bench/disk.ts), X XBZRLE, V auto-converge, O COLO (bench/colo.ts), W a
+ * WebAssembly guest under its client (bench/wasm_guests.ts), L load
  * (bench/load.ts), U
  * micro-measurements in one process (bench/micro.ts).
  *
@@ -33,7 +34,7 @@ import {
 } from "./load.ts";
 import { type ColoRateRun, coloScenario, figuresColo } from "./colo.ts";
 import { hostLabel, hostPages } from "./limit.ts";
-import type { QuietWait } from "./measure.ts";
+import { percentile, type QuietWait } from "./measure.ts";
 import { type DiskRun, diskScenario, figuresDisk } from "./disk.ts";
 import { figuresMicro, type MicroRun, microScenario } from "./micro.ts";
 import { figuresMultifd, type MultifdRun, multifdScenario } from "./multifd.ts";
@@ -41,6 +42,7 @@ import { figuresPostcopy, type PostcopyRun, postcopyScenario } from "./postcopy.
 import { type Figure, figuresA, figuresB, renderTable } from "./report.ts";
 import { scenarioA, type ScenarioARun, scenarioB, type ScenarioBRun } from "./scenarios.ts";
 import { figuresXbzrle, type XbzrleRun, xbzrleScenario } from "./xbzrle.ts";
+import { figuresWasmGuests, type WasmGuestRun, wasmGuestScenario } from "./wasm_guests.ts";
 
 /** Scenario letters in the order they run, and the names `--only` also accepts. */
 export const SCENARIOS: Readonly<Record<string, string[]>> = {
@@ -52,6 +54,7 @@ export const SCENARIOS: Readonly<Record<string, string[]>> = {
   X: ["x", "xbzrle"],
   V: ["v", "auto-converge", "autoconverge"],
   O: ["o", "colo"],
+  W: ["w", "wasm"],
   L: ["l", "load"],
   U: ["u", "micro"],
 };
@@ -210,6 +213,19 @@ function logO(i: number, runs: ColoRateRun[]): void {
   }
 }
 
+function logW(i: number, runs: WasmGuestRun[]): void {
+  for (const r of runs) {
+    const p = (xs: number[], q: number) => percentile(xs, q).toFixed(1);
+    console.error(
+      `W#${i + 1} kvstore ${r.ramMiB} MiB: ${quiet(r.quiet)}; total ${r.info["total-time"]} ms, ` +
+        `downtime ${r.info.downtime} ms; answers ${r.answered} of ${r.sent}; latency alone p50 ` +
+        `${p(r.alone, 50)} p99 ${p(r.alone, 99)}, during p50 ${p(r.during, 50)} p99 ${
+          p(r.during, 99)
+        } ms`,
+    );
+  }
+}
+
 function logL(i: number, r: LoadRun): void {
   console.error(
     `L#${i + 1}: alone ${r.aloneMs} ms, loaded ${r.loadedMs} ms (ratio ${r.ratio.toFixed(2)}); ` +
@@ -281,6 +297,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     (_, r) => logV("V control (auto-converge off)", r),
   );
   const o = await repeat(picked, "O", reps, coloScenario, logO);
+  const w = await repeat(picked, "W", reps, wasmGuestScenario, logW);
   let loadRep = 0;
   const l = await repeat(
     picked,
@@ -303,6 +320,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     ...figuresXbzrle(x),
     ...figuresAutoConverge(v, vControl),
     ...figuresColo(o),
+    ...figuresWasmGuests(w),
     ...figuresLoad(l),
     ...figuresMicro(u),
   ];
@@ -318,7 +336,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     machine: host,
     options: { reps, loadReps, pollRate: rate, only: values.only ?? null, loadSched },
     figures,
-    runs: { A: a, B: b, P: p, M: m, D: d, X: x, V: v, VControl: vControl, O: o, L: l, U: u },
+    runs: { A: a, B: b, P: p, M: m, D: d, X: x, V: v, VControl: vControl, O: o, W: w, L: l, U: u },
   };
   await Deno.mkdir(RESULTS, { recursive: true });
   const text = JSON.stringify(doc, null, 2) + "\n";
