@@ -87,3 +87,18 @@ export async function cancelAndSettle(src: BenchAgent): Promise<Json> {
 export function engineBytesPerSec(info: Json): number {
   return info.ram.transferred / ((info["total-time"] - info["setup-time"]) / 1000);
 }
+
+/** `p`, or an error naming `what` after `ms`. */
+export async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -13,7 +13,7 @@
  */
 import { createParser } from "eventsource-parser";
 import { type BenchAgent, startAgent, withAgents } from "./agent.ts";
-import { completedInfo, migrate, patch } from "./kit.ts";
+import { bounded, completedInfo, migrate, patch } from "./kit.ts";
 import { median, percentile, type QuietWait, waitForQuiet } from "./measure.ts";
 import { type Figure, infoFigure as info } from "./report.ts";
 import { buildGuest } from "../guests/build.ts";
@@ -175,21 +175,6 @@ async function input(a: BenchAgent, line: string, must = true): Promise<boolean>
   return false;
 }
 
-/** `p`, or an error naming `what` after `ms`. */
-async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 async function until(ok: () => boolean, ms: number, what: string): Promise<void> {
   const end = performance.now() + ms;
   while (!ok()) {
@@ -234,28 +219,17 @@ export function figuresWasmGuests(reps: readonly WasmGuestRun[][]): Figure[] {
         target: `≤ ${WASM_GOAL_DOWNTIME_MS} ms`,
         pass: downtime <= WASM_GOAL_DOWNTIME_MS,
       },
-      {
+      ...[50, 99].map((q) => ({
         ...info(
-          `W.p50.${mib}`,
-          `${name}: answer latency p50 during the migration`,
-          percentile(during, 50),
+          `W.p${q}.${mib}`,
+          `${name}: answer latency p${q} during the migration`,
+          percentile(during, q),
           "ms",
         ),
-        baseline: percentile(alone, 50),
+        baseline: percentile(alone, q),
         baselineName: "the same client, the store alone just before",
-        ratio: percentile(during, 50) / percentile(alone, 50),
-      },
-      {
-        ...info(
-          `W.p99.${mib}`,
-          `${name}: answer latency p99 during the migration`,
-          percentile(during, 99),
-          "ms",
-        ),
-        baseline: percentile(alone, 99),
-        baselineName: "the same client, the store alone just before",
-        ratio: percentile(during, 99) / percentile(alone, 99),
-      },
+        ratio: percentile(during, q) / percentile(alone, q),
+      })),
     );
   }
   return out;

@@ -10,6 +10,7 @@ import fc from "fast-check";
 import { withAgent } from "../contract_fixture.ts";
 import { Dechunker, follow } from "../../bench/sse_follower.ts";
 import { httpLoad, type HttpLoadResult } from "../../bench/http_load.ts";
+import { bounded } from "../../bench/kit.ts";
 import { waitFor } from "../helpers/wait.ts";
 import type { EventBus } from "../../domain/event_bus.ts";
 import type { Agent } from "../../domain/agent.ts";
@@ -55,21 +56,6 @@ Deno.test("dechunker: any split of a chunked body gives back the body", () => {
 Deno.test("dechunker: a malformed size line is an error, not a guess", () => {
   assert.throws(() => new Dechunker().push(enc.encode("zz\r\nabc\r\n")), /chunk size/);
 });
-
-/** `p`, or a failure naming `what` after `ms`: nothing here may hang the suite. */
-async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 Deno.test("SSE follower: a character split between two chunks (and two reads) arrives whole, per stream", async () => {
   // Two streams whose bodies each split an 'é' (0xC3 0xA9) between two HTTP chunks sent
