@@ -17,6 +17,7 @@ import { bounded, completedInfo, migrate, patch } from "./kit.ts";
 import { median, percentile, type QuietWait, waitForQuiet } from "./measure.ts";
 import { type Figure, infoFigure as info } from "./report.ts";
 import { buildGuest } from "../guests/build.ts";
+import { waitFor } from "../tests/helpers/wait.ts";
 
 /** The RAM sizes, MiB. */
 export const WASM_RAM_MIB = [256, 1024] as const;
@@ -97,7 +98,7 @@ export function wasmGuestRun(ramMiB: number): Promise<WasmGuestRun> {
       const filled = seen.size;
       const count = Math.floor((ramMiB * 2 ** 20) / 2 / VALUE_BYTES);
       await input(src, `FILL ${count} ${VALUE_BYTES} fill:`);
-      await until(() => seen.size > filled, 120_000, "the FILL answer");
+      await waitFor("the FILL answer", () => seen.size > filled, { timeoutMs: 120_000 });
       if (last !== `OK ${count}`) throw new Error(`FILL ${count}: the store answered '${last}'`);
       const base = seen.size;
       const sentAt: number[] = [];
@@ -135,7 +136,8 @@ export function wasmGuestRun(ramMiB: number): Promise<WasmGuestRun> {
       await new Promise((r) => setTimeout(r, 500)); // answers after the switchover
       stop = true;
       await bounded(client, 10_000, "the client to stop");
-      await until(() => seen.size - base >= sentAt.length, 10_000, "every answer").catch(() => {});
+      await waitFor("every answer", () => seen.size - base >= sentAt.length, { timeoutMs: 10_000 })
+        .catch(() => {}); // counted as answered below
       const answers = [...seen.entries()].sort((x, y) => x[0] - y[0]).slice(base);
       const alone: number[] = [];
       const during: number[] = [];
@@ -173,14 +175,6 @@ async function input(a: BenchAgent, line: string, must = true): Promise<boolean>
   if (r.status === 202) return true;
   if (must) throw new Error(`POST /machine/input: ${r.status} ${text}`);
   return false;
-}
-
-async function until(ok: () => boolean, ms: number, what: string): Promise<void> {
-  const end = performance.now() + ms;
-  while (!ok()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** One repetition: every RAM size, each with fresh agents. */

@@ -25,11 +25,6 @@ export type GuestName = (typeof GUESTS)[number];
 const SOURCES = new URL("./assembly/", import.meta.url);
 const BUILD = new URL("./build/", import.meta.url);
 
-/** The keyed builds, shared by every clone on this machine. */
-function cacheDir(): string {
-  return ferryCacheDir("guests");
-}
-
 /**
  * The compiler's flags: no garbage collector (the programs manage their own heap), no abort
  * import (they import WASI only), `_start` runs the top-level code (a WASI command), no
@@ -87,7 +82,7 @@ export interface BuiltGuest {
  */
 export async function buildGuest(name: GuestName): Promise<BuiltGuest> {
   if (!GUESTS.includes(name)) throw new RangeError(`no sample guest '${name}' (${GUESTS})`);
-  const dir = cacheDir();
+  const dir = ferryCacheDir("guests"); // shared by every clone on this machine
   const path = `${dir}/${name}-${await buildKey(name)}.wasm`;
   try {
     await Deno.stat(path);
@@ -122,9 +117,9 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const names = (args.length > 0 ? args : [...GUESTS]) as GuestName[];
+  await Deno.mkdir(BUILD, { recursive: true });
   for (const name of names) {
     const built = await buildGuest(name);
-    await Deno.mkdir(BUILD, { recursive: true });
     const named = new URL(`${name}.wasm`, BUILD).pathname;
     const tmp = `${named}.${crypto.randomUUID()}.tmp`;
     await Deno.copyFile(built.path, tmp);

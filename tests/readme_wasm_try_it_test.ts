@@ -4,7 +4,7 @@
  * README's own client loop keeps writing to it. The blocks are read from README.md and run as
  * written, each in its own bash, with the substitutions of readme_blocks.ts only (this Deno,
  * free ports; `ctl`'s default agent follows through `FERRY_AGENT`); the agents' prepared
- * modules go to the test agents' shared cache (`FERRY_WASM_CACHE`, helpers/wasm_guest.ts).
+ * modules go to their default cache, shared by every test (helpers/wasm_guest.ts).
  * The client's commands must go to the source, then to the destination, never back; every
  * command it sent must be answered once, in order, numbered on across the switchover; what was
  * set on the source must be read back on the destination.
@@ -20,7 +20,6 @@ import {
   waitUp,
 } from "./helpers/readme_blocks.ts";
 import { waitFor } from "./helpers/wait.ts";
-import { TEST_WASM_CACHE } from "./helpers/wasm_guest.ts";
 
 /** The `data:` records of an output stream, in the order shown. */
 function records(sse: string): { seq: number; text: string }[] {
@@ -38,7 +37,7 @@ Deno.test({
     const ports = readmePorts();
     const src = `http://127.0.0.1:${ports.get("8080")}`;
     const dst = `http://127.0.0.1:${ports.get("8081")}`;
-    const env = { FERRY_AGENT: src, NO_COLOR: "1", FERRY_WASM_CACHE: TEST_WASM_CACHE };
+    const env = { FERRY_AGENT: src, NO_COLOR: "1" };
     const terminals: Terminal[] = [];
     const open = (n: number) => {
       const t = terminal(asRun(blocks.get(n)!, ports), env);

@@ -33,9 +33,6 @@ Deno.test("wasm guest: stdin from POST /machine/input, stdout as output records,
       const a = track(
         await startAgent(
           ["--ram", "1M", "--guest", `wasm:${w.dir}/echo.wasm`],
-          [],
-          undefined,
-          w.env,
         ),
       );
       const m = (await a.api<Json>("GET", "/machine")).body;
@@ -97,7 +94,7 @@ Deno.test("wasm guest: hostile modules fail clearly; a trapping one leaves the a
       [["--guest", `wasm:${w.dir}/echo.wasm`, "--ram", "65537"], /not a positive multiple|64 KiB/],
     ];
     for (const [args, want] of cases) {
-      const r = await refusedStart(args, w.env);
+      const r = await refusedStart(args);
       assert.equal(r.listened, false, args.join(" "));
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, want);
@@ -106,9 +103,6 @@ Deno.test("wasm guest: hostile modules fail clearly; a trapping one leaves the a
       const a = track(
         await startAgent(
           ["--ram", "1M", "--guest", `wasm:${w.dir}/trap.wasm`],
-          [],
-          undefined,
-          w.env,
         ),
       );
       const m = await waitMachine(a, (x) => x.runstate === "guest-panicked", "panicked");

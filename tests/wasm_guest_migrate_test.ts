@@ -63,7 +63,7 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
   const w = await workDir({ "ticker.wasm": await wasmOf(await Deno.readTextFile(TICKER_WAT)) });
   const ticker = `wasm:${w.dir}/ticker.wasm`;
   const compute = `wasm:${(await buildGuest("compute")).path},args=${COMPUTE_MIB}`;
-  const start = (args: string[]) => startAgent(["--ram", "16M", ...args], [], undefined, w.env);
+  const start = (args: string[]) => startAgent(["--ram", "16M", ...args]);
   try {
     await withAgents(async (track) => {
       // The compute pair starts paused (-S): it runs only in its own step. Each module's

@@ -59,7 +59,7 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
   const kvstore = (await buildGuest("kvstore")).path;
   const w = await workDir({});
   const start = (args: string[]) =>
-    startAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args], [], undefined, w.env);
+    startAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args]);
   const image = (side: string) => `${w.dir}/${side}.img`;
   const drive = (side: string) => ["--drive", `id=disk0,file=${image(side)},size=16M`];
   try {
@@ -263,67 +263,62 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
 
 Deno.test("kvstore guest under COLO: the client's input reaches both guests, equal answers are released by the compare, a clock read by a checkpoint; a failover keeps the store", async () => {
   const kvstore = (await buildGuest("kvstore")).path;
-  const w = await workDir({});
   const start = (args: string[]) =>
-    startAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args], [], undefined, w.env);
-  try {
-    await withAgents(async (track) => {
-      const p = track(await start([]));
-      const s = track(await start(["--incoming", "tcp:127.0.0.1:0"]));
-      for (const a of [p, s]) {
-        assert.equal((await a.api("PATCH", "/capabilities", { "x-colo": true })).status, 200);
-      }
-      // No periodic checkpoint during the test: only the output compare releases answers (or
-      // its timeout, 3 s, through a triggered checkpoint: what happens when the secondary's
-      // guest never got the input).
-      await p.api("PATCH", "/parameters", {
-        "x-checkpoint-delay": 600_000,
-        "max-bandwidth": 10 * 1024 ** 3,
-      });
-      assert.equal((await p.api("POST", "/migrations", { uri: s.incomingUri })).status, 202);
-      for (const a of [p, s]) {
-        assert.equal((await a.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
-      }
-      const pOut = await readOutput(p);
-      const sOut = await readOutput(s);
-      const colo = async () => (await p.api<Json>("GET", "/migrations/current")).body["x-colo"];
-      /** Sends `command` to `to` and waits for answer number `seq` there. */
-      const ask = async (to: typeof p, out: OutputReader, command: string, seq: number) => {
-        const r = await fetch(`${to.base}/machine/input`, { method: "POST", body: `${command}\n` });
-        assert.equal(r.status, 202, await r.text());
-        return (await out.waitFor((x) => x.seq === seq, `answer ${seq}, to ${command}`)).text;
-      };
-      // One at a time: the kvstore answers what it read in one batch, and the two guests may
-      // read two quick inputs in different batches.
-      assert.equal(await ask(p, pOut, "SET a 1", 1), "OK\n");
-      assert.equal(await ask(p, pOut, "SET b 2", 2), "OK\n");
-      assert.equal(await ask(p, pOut, "GET a", 3), "VALUE 1\n");
-      const x = await colo();
-      assert.equal(x["checkpoints-triggered"], 0, `released by the compare: ${JSON.stringify(x)}`);
-      assert.equal(x["records-mismatched"], 0, JSON.stringify(x));
-      assert.ok(x["records-compared"] >= 3, JSON.stringify(x));
-      // The host's clock differs on the two sides: a mismatch, a checkpoint, then released.
-      const time = await ask(p, pOut, "TIME", 4);
-      assert.match(time, /^TIME \d+\n$/);
-      const y = await colo();
-      assert.ok(y["records-mismatched"] >= 1 && y["checkpoints-triggered"] >= 1, JSON.stringify(y));
-      // The primary dies: the secondary runs on with the store the client built, and holds the
-      // primary's answers (its own TIME was replaced by the checkpoint).
-      p.kill("SIGKILL");
-      await p.exited;
-      await waitFor("the secondary to leave COLO", async () => {
-        return (await s.api<Json>("GET", "/colo")).body.mode === "none";
-      });
-      // While COLO ran the secondary released nothing (only the primary does); now it shows
-      // what it holds: the primary's answers, its own TIME replaced by the checkpoint's.
-      assert.equal(await ask(s, sOut, "GET b", 5), "VALUE 2\n");
-      assert.deepEqual(sOut.records.map((r: Json) => r.seq), [1, 2, 3, 4, 5], "none twice");
-      const mine = new Map(sOut.records.map((r: Json) => [r.seq, r.text]));
-      for (const r of pOut.records) assert.equal(mine.get(r.seq), r.text, `record ${r.seq}`);
-      pOut.close();
-      sOut.close();
+    startAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args]);
+  await withAgents(async (track) => {
+    const p = track(await start([]));
+    const s = track(await start(["--incoming", "tcp:127.0.0.1:0"]));
+    for (const a of [p, s]) {
+      assert.equal((await a.api("PATCH", "/capabilities", { "x-colo": true })).status, 200);
+    }
+    // No periodic checkpoint during the test: only the output compare releases answers (or
+    // its timeout, 3 s, through a triggered checkpoint: what happens when the secondary's
+    // guest never got the input).
+    await p.api("PATCH", "/parameters", {
+      "x-checkpoint-delay": 600_000,
+      "max-bandwidth": 10 * 1024 ** 3,
     });
-  } finally {
-    await w.done();
-  }
+    assert.equal((await p.api("POST", "/migrations", { uri: s.incomingUri })).status, 202);
+    for (const a of [p, s]) {
+      assert.equal((await a.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
+    }
+    const pOut = await readOutput(p);
+    const sOut = await readOutput(s);
+    const colo = async () => (await p.api<Json>("GET", "/migrations/current")).body["x-colo"];
+    /** Sends `command` to `to` and waits for answer number `seq` there. */
+    const ask = async (to: typeof p, out: OutputReader, command: string, seq: number) => {
+      const r = await fetch(`${to.base}/machine/input`, { method: "POST", body: `${command}\n` });
+      assert.equal(r.status, 202, await r.text());
+      return (await out.waitFor((x) => x.seq === seq, `answer ${seq}, to ${command}`)).text;
+    };
+    // One at a time: the kvstore answers what it read in one batch, and the two guests may
+    // read two quick inputs in different batches.
+    assert.equal(await ask(p, pOut, "SET a 1", 1), "OK\n");
+    assert.equal(await ask(p, pOut, "SET b 2", 2), "OK\n");
+    assert.equal(await ask(p, pOut, "GET a", 3), "VALUE 1\n");
+    const x = await colo();
+    assert.equal(x["checkpoints-triggered"], 0, `released by the compare: ${JSON.stringify(x)}`);
+    assert.equal(x["records-mismatched"], 0, JSON.stringify(x));
+    assert.ok(x["records-compared"] >= 3, JSON.stringify(x));
+    // The host's clock differs on the two sides: a mismatch, a checkpoint, then released.
+    const time = await ask(p, pOut, "TIME", 4);
+    assert.match(time, /^TIME \d+\n$/);
+    const y = await colo();
+    assert.ok(y["records-mismatched"] >= 1 && y["checkpoints-triggered"] >= 1, JSON.stringify(y));
+    // The primary dies: the secondary runs on with the store the client built, and holds the
+    // primary's answers (its own TIME was replaced by the checkpoint).
+    p.kill("SIGKILL");
+    await p.exited;
+    await waitFor("the secondary to leave COLO", async () => {
+      return (await s.api<Json>("GET", "/colo")).body.mode === "none";
+    });
+    // While COLO ran the secondary released nothing (only the primary does); now it shows
+    // what it holds: the primary's answers, its own TIME replaced by the checkpoint's.
+    assert.equal(await ask(s, sOut, "GET b", 5), "VALUE 2\n");
+    assert.deepEqual(sOut.records.map((r: Json) => r.seq), [1, 2, 3, 4, 5], "none twice");
+    const mine = new Map(sOut.records.map((r: Json) => [r.seq, r.text]));
+    for (const r of pOut.records) assert.equal(mine.get(r.seq), r.text, `record ${r.seq}`);
+    pOut.close();
+    sOut.close();
+  });
 });

@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import { backoff } from "./wait.ts";
 import type { AgentProcess, Json } from "./agent_process.ts";
 import { sseItems } from "./sse.ts";
-import { ferryCacheDir } from "../../adapters/cache_dir.ts";
 
 /** The echo guest: reads stdin lines, answers "got: LINE"; "q" exits with code 7. */
 export const ECHO_WAT = `(module
@@ -43,23 +42,17 @@ export async function wasmOf(wat: string): Promise<Uint8Array> {
 }
 
 /**
- * The prepared-module cache the test agents share (FERRY_WASM_CACHE): the agent's default, in
- * the user's cache directory (adapters/cache_dir.ts), so that it outlives a clone as the
- * guests' builds do. Preparing a module (binaryen: asyncify and the store instrumentation) costs
- * 1.5–3.5 s of CPU; with a cache per test every agent of every wasm test paid it again, and a
- * fresh clone's first run paid it for every guest and RAM size the tests use.
+ * A temp dir holding `files` (name → bytes); removed by the returned fn. The agents prepare
+ * modules into their default cache (`~/.cache/ferry/wasm`), which every test and clone shares:
+ * preparing one (binaryen: asyncify and the store instrumentation) costs 1.5–3.5 s of CPU.
  */
-export const TEST_WASM_CACHE = ferryCacheDir("wasm");
-
-/** A temp dir holding `files` (name → bytes), with the shared module cache; removed by the returned fn. */
 export async function workDir(
   files: Record<string, Uint8Array>,
-): Promise<{ dir: string; env: Record<string, string>; done: () => Promise<void> }> {
+): Promise<{ dir: string; done: () => Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "ferry-wasm-test-" });
   for (const [name, bytes] of Object.entries(files)) await Deno.writeFile(`${dir}/${name}`, bytes);
   return {
     dir,
-    env: { FERRY_WASM_CACHE: TEST_WASM_CACHE },
     done: () => Deno.remove(dir, { recursive: true }),
   };
 }
