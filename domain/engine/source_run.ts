@@ -86,8 +86,9 @@ async function fail(s: SourceSession, caught: unknown): Promise<void> {
   if (caught instanceof Cancelled) await s.endCancelled();
   s.shutdown();
   // Beyond QEMU: a destination that refused or failed the stream says why (a peer error).
+  // A connection never made has no destination to wait for.
   const explained = failureKind(caught) !== "cancel" && s.status !== "cancelling" &&
-    isTwoWayUri(s.ctx.uri);
+    s.connected && isTwoWayUri(s.ctx.uri);
   const e = explained ? await s.reason.explain(caught) : caught;
   const kind = failureKind(e);
   // The destination said it failed to load: it does not run the guest.

@@ -175,6 +175,11 @@ export class SourceSession implements SwitchoverRun, RamSectionHost, DiskSection
     return this.#conn.channel;
   }
 
+  /** True once a connection was made: only then can the destination have said why it stopped. */
+  get connected(): boolean {
+    return this.#conn !== null;
+  }
+
   /** The page channels (x-multifd), once started. */
   get mfd(): MultifdSource | null {
     return this.#mfd;
