@@ -133,10 +133,14 @@ function localNames(): { hostname: string; addresses: string[] } {
 }
 
 /**
- * Parses and checks `args` (and FERRY_API_TOKEN); reads the `--api-tls` and `--object`
- * files. Throws UsageError with a message for the user.
+ * Parses and checks `args` (and the FERRY_* variables `env` gives: the process's environment
+ * unless told otherwise); reads the `--api-tls` and `--object` files. Throws UsageError with a
+ * message for the user.
  */
-export async function parseCommandLine(args: string[]): Promise<StartOptions> {
+export async function parseCommandLine(
+  args: string[],
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): Promise<StartOptions> {
   if (args.includes("--help") || args.includes("-h")) throw new HelpRequested();
   const { values } = usage(() =>
     parseArgs({
@@ -145,7 +149,7 @@ export async function parseCommandLine(args: string[]): Promise<StartOptions> {
       strict: true,
     })
   );
-  return await checked(values);
+  return await checked(values, env);
 }
 
 /** Every option the agent takes, as node:util's parseArgs reads them. */
@@ -176,7 +180,10 @@ export const START_OPTIONS = {
 type StartValues = ReturnType<typeof parseArgs<{ options: typeof START_OPTIONS }>>["values"];
 
 /** Checks parsed `values` and builds what they decide (reads the TLS files). */
-async function checked(values: StartValues): Promise<StartOptions> {
+async function checked(
+  values: StartValues,
+  env: (name: string) => string | undefined,
+): Promise<StartOptions> {
   if (!["zero", "random", "pattern"].includes(values.fill)) {
     throw new UsageError(`--fill expects zero, random or pattern`);
   }
@@ -186,7 +193,7 @@ async function checked(values: StartValues): Promise<StartOptions> {
   const hosts = usage(() =>
     hostNamesFor(listen, values["api-host"].map((h) => h.trim()), localNames)
   );
-  const apiToken = values["api-token"] || Deno.env.get("FERRY_API_TOKEN") || undefined;
+  const apiToken = values["api-token"] || env("FERRY_API_TOKEN") || undefined;
   const apiTls = values["api-tls"] === undefined ? undefined : await readApiTls(
     values["api-tls"],
   ).catch((e) => {
@@ -205,9 +212,9 @@ async function checked(values: StartValues): Promise<StartOptions> {
   }
   const hugePages = usage(() => hugePagesModeFrom(values["huge-pages"]));
   const blocks = usage(() => blocksFrom(values.ram, values["ram-block"]));
-  const linkTimeoutMs = linkTimeoutFrom(Deno.env.get("FERRY_LINK_TIMEOUT_MS"));
+  const linkTimeoutMs = linkTimeoutFrom(env("FERRY_LINK_TIMEOUT_MS"));
   const arrivalDigest = values["arrival-digest"] ||
-    switchFrom("FERRY_ARRIVAL_DIGEST", Deno.env.get("FERRY_ARRIVAL_DIGEST"));
+    switchFrom("FERRY_ARRIVAL_DIGEST", env("FERRY_ARRIVAL_DIGEST"));
   const workload = usage(() => parseWorkload(values.workload));
   // An increment range must lie in the RAM, as the vCPU will check.
   usage(() => resolveWorkload(workload, blocks.reduce((n, b) => n + b.size, 0), []));

@@ -11,7 +11,8 @@
  * such periods; then it converges. Both migrations use one pair, one after the other.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 /** Dirty passes the guest goes through without converging, to count as "does not converge". */
@@ -25,7 +26,7 @@ interface Outcome {
 }
 
 /** Migrates the hot guest of `src` to `dst`, with or without auto-converge (see the module doc). */
-async function run(src: AgentProcess, dst: AgentProcess, autoConverge: boolean): Promise<Outcome> {
+async function run(src: TestAgent, dst: TestAgent, autoConverge: boolean): Promise<Outcome> {
   await src.api("PATCH", "/parameters", {
     "max-bandwidth": 32 << 20,
     "downtime-limit": 20,
@@ -66,7 +67,7 @@ Deno.test("auto-converge: a guest that does not converge without it converges wi
   await withAgents(async (track) => {
     const hot = ["--ram", "16M", "--fill", "random", "--workload", "random,rate=20000,hot=0.5"];
     const incoming = ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"];
-    const [dst, src] = await startAgents(track, incoming, hot);
+    const [dst, src] = await startLocalAgents(track, incoming, hot);
     // One pair, one migration after the other: the one without auto-converge is cancelled
     // after its passes (the source runs on, the destination waits for the next stream).
     const without = await run(src, dst, false);

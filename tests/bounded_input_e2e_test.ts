@@ -4,17 +4,18 @@
  * at once; the held ones go after 10 s); once they are gone an honest migration completes.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { HOSTILE_AGENT_ARGS } from "./helpers/hostile_streams.ts";
 
 const FLOOD = 100;
 const HELD = 64; // domain/engine/dest_worker.ts MAX_UNIDENTIFIED
 
 Deno.test("bounded input: a flood of silent connections: 64 held, the rest closed at once; then a migration completes", async () => {
-  const agents: AgentProcess[] = [];
+  const agents: TestAgent[] = [];
   const conns: Deno.TcpConn[] = [];
   try {
-    const [dst, src] = await startAgents(
+    const [dst, src] = await startLocalAgents(
       (a) => (agents.push(a), a),
       [...HOSTILE_AGENT_ARGS, "--incoming", "tcp:127.0.0.1:0"],
       [...HOSTILE_AGENT_ARGS, "--fill", "random", "--workload", "idle"],

@@ -8,12 +8,13 @@
  * What Ferry still cannot do is refused as a Ferry limitation.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { recordEvents } from "./helpers/sse.ts";
 import { withAgent } from "./contract_fixture.ts";
 
 /** Polls the source's query-migrate until `pred` holds (the status must stay running). */
-async function waitInfo(src: AgentProcess, what: string, pred: (i: Json) => boolean) {
+async function waitInfo(src: TestAgent, what: string, pred: (i: Json) => boolean) {
   const end = Date.now() + 60_000;
   for (;;) {
     const info = (await src.api("GET", "/migrations/current")).body;
@@ -26,7 +27,7 @@ async function waitInfo(src: AgentProcess, what: string, pred: (i: Json) => bool
 }
 
 /** Stops the destination's guest and compares both guests' RAM as it arrived. */
-async function assertSameGuest(src: AgentProcess, dst: AgentProcess) {
+async function assertSameGuest(src: TestAgent, dst: TestAgent) {
   assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
   await dst.api("POST", "/machine/stop");
   const a = (await src.api("GET", "/machine/digest")).body;
@@ -43,7 +44,7 @@ const NONE = { "postcopy-ram": false, xbzrle: false, compress: false };
  * on, as QEMU's does) and sets multifd with 2 channels plus `caps` and `params` for the
  * next migration.
  */
-async function configure(src: AgentProcess, caps: Json, params: Json) {
+async function configure(src: TestAgent, caps: Json, params: Json) {
   assert.equal((await src.api("POST", "/machine/cont")).status, 202);
   const p = await src.api("PATCH", "/parameters", { "x-multifd-channels": 2, ...params });
   assert.equal(p.status, 200, JSON.stringify(p.body));
@@ -56,7 +57,7 @@ async function configure(src: AgentProcess, caps: Json, params: Json) {
 Deno.test("capability combinations with multifd, one source", async (t) => {
   await withAgents(async (track) => {
     const incoming = ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"];
-    const [src, ...dsts] = await startAgents(
+    const [src, ...dsts] = await startLocalAgents(
       track,
       ["--ram", "16M", "--fill", "random", "--workload", "increment", "-S"],
       incoming,

@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { withAgent } from "./contract_fixture.ts";
-import { startAgents, withAgents } from "./helpers/agent_process.ts";
+import { withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { assertSameRam } from "./helpers/same_ram.ts";
 
 // One source for both: a compressible guest (pattern fill) held paused (-S) is idle for the
@@ -12,7 +13,7 @@ import { assertSameRam } from "./helpers/same_ram.ts";
 // pass, for the xbzrle step to a second destination. Both destinations start at once.
 Deno.test("codecs between real agents", async (t) => {
   await withAgents(async (track) => {
-    const [dst, dst2, src] = await startAgents(
+    const [dst, dst2, src] = await startLocalAgents(
       track,
       ["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"],
       ["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"],

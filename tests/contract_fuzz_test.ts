@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { replyOf, withAgent } from "./contract_fixture.ts";
-import { startAgent } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import {
   checkOne,
   endpoints,
@@ -53,7 +53,7 @@ Deno.test("property: random requests over real HTTP never 5xx; a 4xx changes not
   const seed = Date.now();
   console.log("fast-check seed", seed);
   const ops = endpoints().filter(([m, p]) => !(m === "GET" && p === "/events"));
-  const agent = await startAgent(["--ram", "4M"]);
+  const agent = await startLocalAgent(["--ram", "4M"]);
   try {
     const blocker = await agent.api("POST", "/blockers", { reason: "fuzzing over HTTP" });
     assert.equal(blocker.status, 201);

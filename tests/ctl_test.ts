@@ -15,7 +15,8 @@ import {
 import { parameterValue, parseValue } from "../scripts/ctl.ts";
 import type { Convergence } from "../domain/convergence.ts";
 import { assessProgress } from "../domain/progress.ts";
-import { type AgentProcess, startAgent, startAgents } from "./helpers/agent_process.ts";
+import { type TestAgent } from "./helpers/agent_process.ts";
+import { startLocalAgent, startLocalAgents } from "./helpers/local_agent.ts";
 import { REFUSING_PORT } from "./helpers/ports.ts";
 
 const CTL = new URL("../scripts/ctl.ts", import.meta.url).pathname;
@@ -231,10 +232,10 @@ Deno.test("--help and usage errors: the usage text and exit 2, no stack trace", 
 });
 
 Deno.test("ctl drives real agents: set, caps, info, migrate --watch, errors", async () => {
-  const agents: AgentProcess[] = [];
+  const agents: TestAgent[] = [];
   try {
     // An idle guest: the CLI's view of a migration does not need a busy vCPU.
-    const [dst, src] = await startAgents(
+    const [dst, src] = await startLocalAgents(
       (a) => (agents.push(a), a),
       ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
       ["--ram", "16M", "--fill", "random", "--workload", "idle"],
@@ -318,7 +319,7 @@ Deno.test("ctl drives real agents: set, caps, info, migrate --watch, errors", as
 });
 
 Deno.test("ctl: token from --token or FERRY_API_TOKEN; FERRY_AGENT; unreachable agent exits 2", async () => {
-  const agent = await startAgent(["--ram", "4M", "--api-token", "s3cret"]);
+  const agent = await startLocalAgent(["--ram", "4M", "--api-token", "s3cret"]);
   try {
     const denied = await ctl(["--agent", agent.base, "info"]);
     assert.equal(denied.code, 2);
@@ -336,13 +337,13 @@ Deno.test("ctl: token from --token or FERRY_API_TOKEN; FERRY_AGENT; unreachable 
 });
 
 Deno.test("ctl watch attaches to a stalled migration: no ETA while stalled, then its end", async () => {
-  const agents: AgentProcess[] = [];
+  const agents: TestAgent[] = [];
   try {
-    const dst = await startAgent(["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"]);
+    const dst = await startLocalAgent(["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"]);
     agents.push(dst);
     // A 14 MiB working set rewritten all the time, sent at 16 MiB/s: every pass leaves
     // ~14 MiB, far above what 300 ms at 16 MiB/s can send at switchover.
-    const src = await startAgent([
+    const src = await startLocalAgent([
       "--ram",
       "16M",
       "--fill",

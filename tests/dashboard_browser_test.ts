@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import type { BrowserContext, Page } from "playwright-core";
-import { type Json, startAgent, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type Json, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent, startLocalAgents } from "./helpers/local_agent.ts";
 import { recordEvents } from "./helpers/sse.ts";
 import { saveScreenshot, watch, withBrowser, withPages } from "./dashboard_browser_kit.ts";
 
@@ -23,7 +24,7 @@ async function migratesWithItsButtons(ctx: BrowserContext): Promise<void> {
   await withAgents(async (track) => {
     // A small guest sent slowly: each pass lasts seconds, long enough for the bar to move
     // several times before the page's postcopy button acts.
-    const [dst, src] = await startAgents(
+    const [dst, src] = await startLocalAgents(
       track,
       ["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"],
       ["--ram", "32M", "--fill", "random", "--workload", "increment"],
@@ -146,7 +147,7 @@ async function migratesWithItsButtons(ctx: BrowserContext): Promise<void> {
 
 /** With --api-token the page loads openly and asks for the token. */
 async function asksForTheToken(ctx: BrowserContext): Promise<void> {
-  const agent = await startAgent(["--ram", "4M", "--api-token", "dash-token"]);
+  const agent = await startLocalAgent(["--ram", "4M", "--api-token", "dash-token"]);
   try {
     const page = await fetch(`${agent.base}/`);
     assert.equal(page.status, 200);
@@ -201,7 +202,7 @@ async function stalledThenRaised(ctx: BrowserContext): Promise<void> {
   await withAgents(async (track) => {
     // 14 MiB rewritten all the time, sent at 16 MiB/s: every pass leaves ~14 MiB, far
     // above the 4.8 MiB that 300 ms at 16 MiB/s can send at switchover.
-    const [dst, src] = await startAgents(
+    const [dst, src] = await startLocalAgents(
       track,
       ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
       ["--ram", "16M", "--fill", "random", "--workload", "increment,start=1M,end=15M"],

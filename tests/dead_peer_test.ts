@@ -9,7 +9,7 @@
  * against a destination of its own (the multifd attempt's, failed, waits again for postcopy).
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, type Track } from "./helpers/agent_process.ts";
 import {
   digest,
   expectDestinationFailed,
@@ -28,7 +28,7 @@ const RAM = "32M";
 
 /** Starts `n` destinations (listening, their guests waiting) and one source, all at once. */
 function startAll(
-  track: (a: AgentProcess) => AgentProcess,
+  track: Track,
   n: number,
 ): Promise<AgentProcess[]> {
   const dst = ["--ram", RAM, "--incoming", "tcp:127.0.0.1:0"];

@@ -11,7 +11,8 @@
  * written image and takes a full `blk` afterwards; the seed's refusals for conflicting options.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { expectDestinationFailed, incomingPort, waitingAttempt } from "./helpers/fault_kit.ts";
 import { freePort, listening } from "./helpers/ports.ts";
@@ -25,7 +26,7 @@ async function sha256(path: string): Promise<string> {
   return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function migrate(src: AgentProcess, body: Json): Promise<Json> {
+async function migrate(src: TestAgent, body: Json): Promise<Json> {
   const r = await src.api("POST", "/migrations", body);
   assert.equal(r.status, 202, JSON.stringify(r.body));
   const done = await src.waitStatus(/^(completed|failed|cancelled)$/, 60_000);
@@ -36,7 +37,7 @@ async function migrate(src: AgentProcess, body: Json): Promise<Json> {
 /** GET /drives' entry for disk0 on image `file` of the test's directory. */
 let drive0: (file: string, active: boolean, bitmaps?: Json[]) => Json;
 
-async function caps(a: AgentProcess): Promise<Json> {
+async function caps(a: TestAgent): Promise<Json> {
   return (await a.api("GET", "/capabilities")).body;
 }
 
@@ -60,7 +61,7 @@ Deno.test("disk: blk then postcopy under disk writes, inc with late activation, 
     await Deno.writeFile(`${dir}/blk.img`, new Uint8Array(DISK).fill(0x5a));
     await withAgents(async (track) => {
       const drive = (f: string) => ["--drive", `id=disk0,file=${dir}/${f},size=32M`];
-      const [s, dBlk, dInc] = await startAgents(
+      const [s, dBlk, dInc] = await startLocalAgents(
         track,
         [
           "--ram",

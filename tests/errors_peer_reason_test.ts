@@ -6,7 +6,8 @@
  * refused and cancelled migrations leave it running for the next step.
  */
 import assert from "node:assert/strict";
-import { type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type Json, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import {
   digest,
   expectDestinationFailed,
@@ -31,7 +32,7 @@ Deno.test("errors explain on the side the user looks at: a size mismatch, a canc
     // One source; two destinations with twice its RAM (one per return-path setting) and one
     // of its size for the cancel. A refused or cancelled source runs on for the next step.
     const bigger = ["--ram", String(2 * SOURCE_RAM), "--incoming", "tcp:127.0.0.1:0"];
-    const [src, big1, big2, dst] = await startAgents(
+    const [src, big1, big2, dst] = await startLocalAgents(
       track,
       ["--ram", String(SOURCE_RAM), "--fill", "random", "--workload", "idle"],
       bigger,

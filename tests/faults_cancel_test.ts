@@ -5,7 +5,7 @@
  * second migration to the same destination completes.
  */
 import assert from "node:assert/strict";
-import type { Json } from "./helpers/agent_process.ts";
+import { type Json } from "./helpers/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import {
   destinationIdle,
@@ -14,7 +14,7 @@ import {
   incomingPort,
   sentAtLeast,
   SLOW,
-  startFaultAgents,
+  startLocalFaultAgents,
   waitingAttempt,
   withAgents,
 } from "./helpers/fault_kit.ts";
@@ -34,7 +34,7 @@ function sequence(ev: SseRecorder, id: string): string[] {
  */
 Deno.test("faults: cancel at every state of a precopy migration", async (t) => {
   await withAgents(async (track) => {
-    const [dst, src] = await startFaultAgents(track, "destination", "source");
+    const [dst, src] = await startLocalFaultAgents(track, "destination", "source");
     const proxy = await CuttingProxy.start({ hostname: "127.0.0.1", port: incomingPort(dst) });
     const ev = await recordEvents(src.base);
     try {

@@ -5,7 +5,7 @@
  * completes. The cases are steps of one source (`cont` after each completed migration).
  */
 import assert from "node:assert/strict";
-import type { Json } from "./helpers/agent_process.ts";
+import { type Json } from "./helpers/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import {
   digest,
@@ -15,14 +15,14 @@ import {
   FAULT_RAM,
   incomingPort,
   SLOW,
-  startFaultAgents,
+  startLocalFaultAgents,
   waitingAttempt,
   withAgents,
 } from "./helpers/fault_kit.ts";
 
 Deno.test("faults: broken links (a cut, a peer that stops reading), each on a destination of its own", async (t) => {
   await withAgents(async (track) => {
-    const [src, dst1, dst2] = await startFaultAgents(
+    const [src, dst1, dst2] = await startLocalFaultAgents(
       track,
       "source",
       "destination",

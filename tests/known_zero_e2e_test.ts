@@ -5,10 +5,11 @@
  * in the destination's RAM.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { waitFor } from "./helpers/wait.ts";
 
-async function migrate(src: AgentProcess, dst: AgentProcess): Promise<void> {
+async function migrate(src: TestAgent, dst: TestAgent): Promise<void> {
   await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
   assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
   const info = await src.waitStatus(/completed|failed/);
@@ -16,12 +17,12 @@ async function migrate(src: AgentProcess, dst: AgentProcess): Promise<void> {
   assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
 }
 
-async function digests(a: AgentProcess): Promise<Json> {
+async function digests(a: TestAgent): Promise<Json> {
   return (await a.api<Json>("GET", "/machine/digest")).body;
 }
 
 /** Waits until the guest of `a` has written more than `than` pages; returns its count. */
-function writesBeyond(a: AgentProcess, than: number): Promise<number> {
+function writesBeyond(a: TestAgent, than: number): Promise<number> {
   return waitFor(`the vCPU of ${a.base} to write beyond page count ${than}`, async () => {
     const n = (await a.api<Json>("GET", "/machine")).body.workload["pages-written"];
     return n > than && n;
@@ -32,7 +33,7 @@ function writesBeyond(a: AgentProcess, than: number): Promise<number> {
  * A zero-filled guest running `workload` migrates from `a` to `b`, whose guest writes pages of
  * its own, then from `b` to `c`: it arrives whole, twice.
  */
-async function twice(a: AgentProcess, b: AgentProcess, c: AgentProcess, workload: string) {
+async function twice(a: TestAgent, b: TestAgent, c: TestAgent, workload: string) {
   assert.equal((await a.api("POST", "/machine/cont")).status, 202); // runs from here on
   await writesBeyond(a, 0); // some pages written, most still known zero
   await migrate(a, b);
@@ -56,7 +57,7 @@ function chain(workload: string): string[][] {
 Deno.test("known zero: a zero-filled guest running random,rate=20000 arrives whole, twice", async (t) => {
   const workload = "random,rate=20000";
   await withAgents(async (track) => {
-    const [a, b, c, dst, r] = await startAgents(
+    const [a, b, c, dst, r] = await startLocalAgents(
       track,
       ...chain(workload),
       ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
@@ -85,7 +86,7 @@ Deno.test("known zero: a zero-filled guest running random,rate=20000 arrives who
 
 Deno.test("known zero: a zero-filled guest running increment arrives whole, twice", async () => {
   await withAgents(async (track) => {
-    const [a, b, c] = await startAgents(track, ...chain("increment"));
+    const [a, b, c] = await startLocalAgents(track, ...chain("increment"));
     await twice(a, b, c, "increment");
   });
 });

@@ -12,7 +12,7 @@ import {
   migrationEventLogger,
   parseLogLevel,
 } from "../domain/log.ts";
-import { type AgentProcess, type Json, startAgent, startAgents } from "./helpers/agent_process.ts";
+import { type Json, startAgent, startAgents, type TestAgent } from "./helpers/agent_process.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const AT = new Date("2026-01-02T03:04:05.678Z");
@@ -113,7 +113,7 @@ Deno.test("event logger: state lines with ids, failures at error with error-desc
 });
 
 Deno.test("agents log every state change of a migration as JSON lines with its id", async () => {
-  const agents: AgentProcess[] = [];
+  const agents: TestAgent[] = [];
   try {
     const [dst, src] = await startAgents(
       (a) => (agents.push(a), a),

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { createLogger, migrationEventLogger } from "../domain/log.ts";
 import { FerryMetrics } from "../routes/metrics.ts";
-import { type AgentProcess, type Json, startAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { type InProcess, openAgent } from "./contract_fixture.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -151,9 +152,9 @@ function statusOf(samples: Map<string, number>): string {
 }
 
 Deno.test("metrics agree with /migrations/current during and after a migration", async () => {
-  const agents: AgentProcess[] = [];
+  const agents: TestAgent[] = [];
   try {
-    const [dst, src] = await startAgents(
+    const [dst, src] = await startLocalAgents(
       (a) => (agents.push(a), a),
       ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
       ["--ram", "16M", "--fill", "random"],

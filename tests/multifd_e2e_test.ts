@@ -4,7 +4,8 @@
  * wrong migration uuid is refused and the migration goes on.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { encodeStreamHeader } from "../domain/wire/frames.ts";
 import { encodeHello } from "../domain/wire/multifd.ts";
 import { createMultifdShared, MF, stopChannels } from "../domain/engine/multifd_shared.ts";
@@ -16,7 +17,7 @@ import { createMultifdShared, MF, stopChannels } from "../domain/engine/multifd_
  * pages go. `stray`: a page channel of another migration reaches the destination first; it
  * must be closed, and the migration still completes.
  */
-async function multifd(src: AgentProcess, dst: AgentProcess, channels: number, stray = false) {
+async function multifd(src: TestAgent, dst: TestAgent, channels: number, stray = false) {
   await src.api("PATCH", "/parameters", {
     "max-bandwidth": 0,
     "x-multifd-channels": channels,
@@ -70,7 +71,7 @@ Deno.test("multifd: one source over 1, 2 and 4 channels (tcp) and 2 (unix socket
   try {
     await withAgents(async (track) => {
       const tcp = ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"];
-      const [src, d1, d2, d4, du] = await startAgents(
+      const [src, d1, d2, d4, du] = await startLocalAgents(
         track,
         ["--ram", "16M", "--fill", "random", "--workload", "increment", "-S"],
         tcp,

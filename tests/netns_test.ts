@@ -8,7 +8,7 @@
  * cannot be made (not root, no iproute2, or a kernel that refuses).
  */
 import assert from "node:assert/strict";
-import type { Json } from "./helpers/agent_process.ts";
+import { type Json } from "./helpers/agent_process.ts";
 import { NetnsPair, netnsUnavailable, type NsAgent, startNsAgent } from "./helpers/netns.ts";
 import { listening } from "./helpers/ports.ts";
 import { waitFor } from "./helpers/wait.ts";

@@ -5,15 +5,20 @@
  * already runs the guest), and in postcopy-active (the answer names the pause instead).
  */
 import assert from "node:assert/strict";
-import type { Json } from "./helpers/agent_process.ts";
+import { type Json } from "./helpers/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
-import { incomingPort, startFaultAgents, waitingAttempt, withAgents } from "./helpers/fault_kit.ts";
+import {
+  incomingPort,
+  startLocalFaultAgents,
+  waitingAttempt,
+  withAgents,
+} from "./helpers/fault_kit.ts";
 
 // One source for both cases, each to a destination of its own: the source that completed the
 // first migration runs again after `cont` (as QEMU's) and migrates on.
 Deno.test("no return: a cancel past the point of no return is refused; the migration completes", async (t) => {
   await withAgents(async (track) => {
-    const [dst, dst2, src] = await startFaultAgents(
+    const [dst, dst2, src] = await startLocalFaultAgents(
       track,
       "destination",
       "destination",

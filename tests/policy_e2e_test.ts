@@ -4,7 +4,8 @@
  * announced as MIGRATION_POLICY and written in the migration's history.
  */
 import assert from "node:assert/strict";
-import { type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type Json, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { recordEvents } from "./helpers/sse.ts";
 
 /**
@@ -20,7 +21,7 @@ const HOT_LINK = { "max-bandwidth": 32 << 20, "downtime-limit": 20 };
 // source that completed it runs again after `cont` and goes to a second destination.
 Deno.test("policy on a guest precopy alone cannot migrate", async (t) => {
   await withAgents(async (track) => {
-    const [dst, dst2, src] = await startAgents(
+    const [dst, dst2, src] = await startLocalAgents(
       track,
       ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
       ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],

@@ -5,7 +5,8 @@
  */
 import { hugePagesUnavailable } from "../adapters/memory/huge_pages.ts";
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { freePort, listening } from "./helpers/ports.ts";
 import { hardPair, statuses, untilStatus as until } from "./helpers/postcopy_pair.ts";
@@ -14,13 +15,13 @@ import { waitFor } from "./helpers/wait.ts";
 import { completesWhole } from "./helpers/same_ram.ts";
 
 /** Waits until both sides are in postcopy: the guest runs on the destination, pages flow. */
-async function inPostcopy(src: AgentProcess, dst: AgentProcess): Promise<void> {
+async function inPostcopy(src: TestAgent, dst: TestAgent): Promise<void> {
   await src.waitStatus(/^postcopy-active$/);
   assert.equal((await dst.waitStatus(/^(postcopy-active|completed)$/)).status, "postcopy-active");
 }
 
 /** Asks the destination to listen on a new port for the recovery and waits until it does. */
-async function recoverOn(dst: AgentProcess): Promise<string> {
+async function recoverOn(dst: TestAgent): Promise<string> {
   const p = freePort();
   const uri = `tcp:127.0.0.1:${p}`;
   assert.equal((await dst.api("POST", "/migrations/incoming/recover", { uri })).status, 202);
@@ -100,7 +101,7 @@ Deno.test("postcopy recovery: a cut link, then migrate-pause", async (t) => {
   await withAgents(async (track) => {
     const [{ src, dst }, dst2] = await Promise.all([
       hardPair(track, true),
-      startAgent(["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"]).then(track),
+      startLocalAgent(["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"]).then(track),
     ]);
     await t.step("a cut link pauses both sides; recover on a new port completes", async () => {
       const target = Number(dst.incomingUri!.split(":").pop());

@@ -9,7 +9,8 @@
  * recover that cannot listen is a 400 at once and does not block the next one.
  */
 import assert from "node:assert/strict";
-import { type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type Json, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
 import { completesWhole } from "./helpers/same_ram.ts";
@@ -46,7 +47,7 @@ async function nth(rec: SseRecorder, side: string, status: string, n: number) {
 
 Deno.test(`postcopy recovery: pause, wait for the source's event, recover, resume — ${ROUNDS} times`, async () => {
   await withAgents(async (track) => {
-    const [dst, src] = await startAgents(
+    const [dst, src] = await startLocalAgents(
       track,
       ["--ram", "64M", "--incoming", "tcp:127.0.0.1:0"],
       ["--ram", "64M", "--fill", "random", "--workload", "random,rate=200"],

@@ -4,13 +4,8 @@
  * exact; failures and cancel leave the source running.
  */
 import assert from "node:assert/strict";
-import {
-  type AgentProcess,
-  type Json,
-  startAgent,
-  startAgents,
-  withAgents,
-} from "./helpers/agent_process.ts";
+import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent, startLocalAgents } from "./helpers/local_agent.ts";
 import { REFUSING_PORT } from "./helpers/ports.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -23,17 +18,17 @@ function statuses(rec: SseRecorder, side: string, id?: string): string[] {
   ).map((e) => (e.data as Json).status);
 }
 
-async function digests(a: AgentProcess): Promise<Json> {
+async function digests(a: TestAgent): Promise<Json> {
   return (await a.api<Json>("GET", "/machine/digest")).body;
 }
 
 /** The vCPU's pages-written counter. */
-async function pagesWritten(a: AgentProcess): Promise<number> {
+async function pagesWritten(a: TestAgent): Promise<number> {
   return (await a.api<Json>("GET", "/machine")).body.workload["pages-written"];
 }
 
 /** Waits until the guest of `a` has written more than `than` pages: its vCPU runs. */
-function writesBeyond(a: AgentProcess, than: number, who: string): Promise<number> {
+function writesBeyond(a: TestAgent, than: number, who: string): Promise<number> {
   return waitFor(`${who}'s vCPU to write beyond page count ${than}`, async () => {
     const n = await pagesWritten(a);
     return n > than && n;
@@ -50,7 +45,7 @@ Deno.test("precopy: failures, a cancel, then tcp, a unix socket and exec from on
   try {
     await withAgents(async (track) => {
       const sock = `${dir}/mig.sock`;
-      const [src, dst, unixDst, smallDst] = await startAgents(
+      const [src, dst, unixDst, smallDst] = await startLocalAgents(
         track,
         ["--ram", "16M", "--fill", "random", "--workload", "increment", "-S", "--allow-exec"],
         ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
@@ -233,7 +228,7 @@ Deno.test("precopy: failures, a cancel, then tcp, a unix socket and exec from on
         );
         assert.equal((await src.waitStatus(/completed|failed/)).status, "completed");
         const execDst = track(
-          await startAgent(["--ram", "16M", "--allow-exec", "--incoming", `exec:cat ${file}`]),
+          await startLocalAgent(["--ram", "16M", "--allow-exec", "--incoming", `exec:cat ${file}`]),
         );
         assert.equal((await execDst.waitStatus(/completed|failed/)).status, "completed");
         await execDst.api("POST", "/machine/stop");

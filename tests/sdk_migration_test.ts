@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { type components, ferryClient } from "../sdk/client.ts";
 import { ContractValidator } from "./helpers/contract_validator.ts";
-import { type AgentProcess, startAgents } from "./helpers/agent_process.ts";
+import { type TestAgent } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { recordEvents } from "./helpers/sse.ts";
 
 type MigrationInfo = components["schemas"]["MigrationInfo"];
@@ -22,10 +23,10 @@ Deno.test("sdk: a typed client migrates a guest between two real agents; every r
   const contract = new ContractValidator(
     await Deno.readTextFile(new URL("../openapi.yaml", import.meta.url)),
   );
-  const agents: AgentProcess[] = [];
+  const agents: TestAgent[] = [];
   try {
     // 16 MiB: a whole migration with passes (MIGRATION_PASS), all a client sees of one.
-    const [dst, src] = await startAgents(
+    const [dst, src] = await startLocalAgents(
       (a) => (agents.push(a), a),
       ["--ram", "16M", "--incoming", "tcp:127.0.0.1:0"],
       ["--ram", "16M", "--fill", "random", "--workload", "increment"],

@@ -6,7 +6,8 @@
  * `--incoming`, migrate-incoming, migrate-recover).
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import { rawRequest } from "./helpers/raw_http.ts";
 import { refusedStart } from "./helpers/refused_start.ts";
 
@@ -49,7 +50,7 @@ function assertRefused(status: number, type: string | null, body: string, header
 }
 
 async function fetchWith(
-  agent: AgentProcess,
+  agent: TestAgent,
   method: string,
   path: string,
   headers: Record<string, string>,
@@ -71,7 +72,7 @@ async function fetchWith(
 Deno.test("a DNS-rebinding request gets 403 and runs nothing, even with --allow-exec", async () => {
   await withTempDir(async (dir) => {
     await withAgents(async (track) => {
-      const agent = track(await startAgent(["--ram", "4M", "--allow-exec"]));
+      const agent = track(await startLocalAgent(["--ram", "4M", "--allow-exec"]));
       const pwned = `${dir}/pwned`;
       const send = (headers: Record<string, string>, file: string) =>
         rawRequest(
@@ -112,7 +113,7 @@ Deno.test("a DNS-rebinding request gets 403 and runs nothing, even with --allow-
 
 Deno.test("a foreign Origin is refused on GET, POST, the event stream and the dashboard", async () => {
   await withAgents(async (track) => {
-    const agent = track(await startAgent(["--ram", "4M"]));
+    const agent = track(await startLocalAgent(["--ram", "4M"]));
     const evil = { origin: "http://evil.example" };
     for (const [method, path] of [["GET", "/parameters"], ["GET", "/events"], ["GET", "/"]]) {
       const r = await fetchWith(agent, method, path, evil);
@@ -151,7 +152,7 @@ Deno.test("a foreign Origin is refused on GET, POST, the event stream and the da
 
 Deno.test("Host must name the agent: loopback names, --api-host names; /healthz is open", async () => {
   await withAgents(async (track) => {
-    const agent = track(await startAgent(["--ram", "4M", "--api-host", "ferry.test"]));
+    const agent = track(await startLocalAgent(["--ram", "4M", "--api-host", "ferry.test"]));
     const port = new URL(agent.base).port;
     const get = (host: string, path = "/migrations/current", extra = {}) =>
       rawRequest(agent.base, "GET", path, { host, ...extra });
@@ -187,7 +188,7 @@ Deno.test("the token is never logged; a wrong one gets 401 and changes nothing",
   const token = "t0ken-that-must-not-leak-4b1d";
   await withAgents(async (track) => {
     const agent = track(
-      await startAgent(["--ram", "4M", "--api-token", token, "--log-level", "debug"]),
+      await startLocalAgent(["--ram", "4M", "--api-token", token, "--log-level", "debug"]),
     );
     const wrong = await fetchWith(agent, "PATCH", "/parameters", {
       authorization: `Bearer ${token.slice(0, -1)}x`,
@@ -208,7 +209,7 @@ Deno.test("exec: without --allow-exec is refused wherever a URI is taken, naming
   await withTempDir(async (dir) => {
     await withAgents(async (track) => {
       const mark = `${dir}/ran`;
-      const src = track(await startAgent(["--ram", "4M"]));
+      const src = track(await startLocalAgent(["--ram", "4M"]));
       for (const path of ["/migrations", "/migrations?dry-run=true"]) {
         const r = await src.api("POST", path, { uri: `exec:touch ${mark}` });
         assert.equal(r.status, 409, JSON.stringify(r.body));
@@ -223,7 +224,7 @@ Deno.test("exec: without --allow-exec is refused wherever a URI is taken, naming
       assert.match(resume.body.detail, /--allow-exec/);
       assert.deepEqual((await src.api("GET", "/migrations")).body, [], "nothing was started");
 
-      const dst = track(await startAgent(["--ram", "4M", "--incoming", "defer"]));
+      const dst = track(await startLocalAgent(["--ram", "4M", "--incoming", "defer"]));
       const incoming = await dst.api("POST", "/migrations/incoming", { uri: `exec:touch ${mark}` });
       assert.equal(incoming.status, 409);
       assert.match(incoming.body.detail, /--allow-exec/);

@@ -4,7 +4,8 @@
  * streams beyond `--max-sse-subscribers` get 503 until one closes.
  */
 import assert from "node:assert/strict";
-import { startAgent, withAgents } from "./helpers/agent_process.ts";
+import { withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 
 /** The value of an unlabelled metric in a Prometheus exposition. */
 function metric(text: string, name: string): number {
@@ -18,7 +19,7 @@ Deno.test("a real agent's limits", async (t) => {
   await withAgents(async (track) => {
     // 256 MiB of random RAM: each digest is a real pass, long next to a request round trip.
     const agent = track(
-      await startAgent(["--ram", "256M", "--fill", "random", "--max-sse-subscribers", "2"]),
+      await startLocalAgent(["--ram", "256M", "--fill", "random", "--max-sse-subscribers", "2"]),
     );
     await t.step(
       "20 concurrent digests run one at a time; the agent answers meanwhile",

@@ -7,7 +7,7 @@
  * shutdown still waits for the open streams).
  */
 import assert from "node:assert/strict";
-import type { AgentProcess, Json } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json } from "./helpers/agent_process.ts";
 import {
   digest,
   expectDestinationFailed,

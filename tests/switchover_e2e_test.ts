@@ -4,7 +4,8 @@
  * the seed's refusal of a continue from the wrong state, and a cancel from pre-switchover.
  */
 import assert from "node:assert/strict";
-import { startAgents, withAgents } from "./helpers/agent_process.ts";
+import { withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { statuses, untilStatus as until } from "./helpers/postcopy_pair.ts";
 import { recordEvents } from "./helpers/sse.ts";
 import { assertSameRam } from "./helpers/same_ram.ts";
@@ -14,7 +15,7 @@ import { assertSameRam } from "./helpers/same_ram.ts";
 // and migrates in postcopy to a second destination.
 Deno.test("pause-before-switchover", async (t) => {
   await withAgents(async (track) => {
-    const [src, dst, dst2] = await startAgents(
+    const [src, dst, dst2] = await startLocalAgents(
       track,
       ["--ram", "8M", "--fill", "random", "--workload", "increment", "-S"],
       ["--ram", "8M", "--incoming", "tcp:127.0.0.1:0"],

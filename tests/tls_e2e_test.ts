@@ -4,17 +4,18 @@
  * plain-TCP peer is refused and nothing is written to the guest.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, startAgents } from "./helpers/agent_process.ts";
+import { type TestAgent, type Track } from "./helpers/agent_process.ts";
+import { startLocalAgents } from "./helpers/local_agent.ts";
 import { modulePkiDirs, type PkiDirs } from "./helpers/pki.ts";
 import { freePort } from "./helpers/ports.ts";
 import { assertSameRam } from "./helpers/same_ram.ts";
 
 /** Runs `fn` with the module's PKI; every agent it tracks is stopped afterwards. */
 async function withPki(
-  fn: (pki: PkiDirs, track: (a: AgentProcess) => AgentProcess) => Promise<void>,
+  fn: (pki: PkiDirs, track: Track) => Promise<void>,
 ) {
   const pki = await modulePkiDirs();
-  const agents: AgentProcess[] = [];
+  const agents: TestAgent[] = [];
   try {
     await fn(pki, (a) => (agents.push(a), a));
   } finally {
@@ -42,7 +43,7 @@ function sourceArgs(dir: string | null, ...workload: string[]): string[] {
 }
 
 /** Takes TLS on the destination (tls-creds, then migrate-incoming on a fresh port); its URI. */
-async function listenTls(dst: AgentProcess): Promise<string> {
+async function listenTls(dst: TestAgent): Promise<string> {
   assert.equal((await dst.api("PATCH", "/parameters", { "tls-creds": "tls0" })).status, 200);
   const uri = `tcp:127.0.0.1:${freePort()}`;
   const r = await dst.api("POST", "/migrations/incoming", { uri });
@@ -51,7 +52,7 @@ async function listenTls(dst: AgentProcess): Promise<string> {
 }
 
 /** Sets the source's parameters: unlimited bandwidth, and TLS (`tls1`) or plain channels. */
-async function useTls(src: AgentProcess, tls: boolean): Promise<AgentProcess> {
+async function useTls(src: TestAgent, tls: boolean): Promise<TestAgent> {
   const r = await src.api("PATCH", "/parameters", {
     "max-bandwidth": 0,
     "tls-creds": tls ? "tls1" : "",
@@ -65,7 +66,7 @@ async function useTls(src: AgentProcess, tls: boolean): Promise<AgentProcess> {
 // migrates to the destination that refused them.
 Deno.test("tls: refusals, errors, and a trusted peer over mutual TLS", async (t) => {
   await withPki(async (pki, track) => {
-    const [dst, untrusted, good] = await startAgents(
+    const [dst, untrusted, good] = await startLocalAgents(
       track,
       destinationArgs(pki),
       [...sourceArgs(pki.untrustedClient, "idle"), "--allow-exec"],
@@ -89,7 +90,7 @@ Deno.test("tls: refusals, errors, and a trusted peer over mutual TLS", async (t)
  * A source with untrusted credentials, then the same one without TLS, is refused by `dst`
  * listening on `uri`: nothing reaches its guest and it still waits.
  */
-async function refused(dst: AgentProcess, untrusted: AgentProcess, uri: string): Promise<void> {
+async function refused(dst: TestAgent, untrusted: TestAgent, uri: string): Promise<void> {
   const before = (await dst.api("GET", "/machine/digest?at=now")).body.blocks;
   for (const tls of [true, false]) {
     await useTls(untrusted, tls);
@@ -108,7 +109,7 @@ async function refused(dst: AgentProcess, untrusted: AgentProcess, uri: string):
 }
 
 /** The trusted source migrates to `dst` (which refused others on `uri`) whole. */
-async function trusted(dst: AgentProcess, src: AgentProcess, uri: string): Promise<void> {
+async function trusted(dst: TestAgent, src: TestAgent, uri: string): Promise<void> {
   await useTls(src, true);
   await src.api("PATCH", "/capabilities", { "return-path": true, "x-multifd": true });
   assert.equal((await src.api("POST", "/machine/cont")).status, 202);
@@ -121,7 +122,7 @@ async function trusted(dst: AgentProcess, src: AgentProcess, uri: string): Promi
 }
 
 /** On a source with client credentials `tls1`: its TLS errors; an agent whose files are missing. */
-async function errors(src: AgentProcess, pki: PkiDirs): Promise<void> {
+async function errors(src: TestAgent, pki: PkiDirs): Promise<void> {
   await useTls(src, true);
   await src.api("PATCH", "/parameters", { "tls-creds": "nope" });
   const r = await src.api("POST", "/migrations", { uri: "tcp:127.0.0.1:9" });

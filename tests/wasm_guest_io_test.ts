@@ -5,7 +5,8 @@
  * in its own cache directory, removed afterwards.
  */
 import assert from "node:assert/strict";
-import { type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { type Json, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import { refusedStart } from "./helpers/refused_start.ts";
 import { ECHO_WAT, readOutput, waitMachine, wasmOf, workDir } from "./helpers/wasm_guest.ts";
 
@@ -31,7 +32,7 @@ Deno.test("wasm guest: stdin from POST /machine/input, stdout as output records,
   try {
     await withAgents(async (track) => {
       const a = track(
-        await startAgent(
+        await startLocalAgent(
           ["--ram", "1M", "--guest", `wasm:${w.dir}/echo.wasm`],
         ),
       );
@@ -101,7 +102,7 @@ Deno.test("wasm guest: hostile modules fail clearly; a trapping one leaves the a
     }
     await withAgents(async (track) => {
       const a = track(
-        await startAgent(
+        await startLocalAgent(
           ["--ram", "1M", "--guest", `wasm:${w.dir}/trap.wasm`],
         ),
       );

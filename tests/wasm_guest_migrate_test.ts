@@ -8,7 +8,8 @@
  * to a cache directory of the test's own, removed afterwards.
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import { readOutput, waitMachine, wasmOf, workDir } from "./helpers/wasm_guest.ts";
 import { buildGuest } from "../guests/build.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -63,7 +64,7 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
   const w = await workDir({ "ticker.wasm": await wasmOf(await Deno.readTextFile(TICKER_WAT)) });
   const ticker = `wasm:${w.dir}/ticker.wasm`;
   const compute = `wasm:${(await buildGuest("compute")).path},args=${COMPUTE_MIB}`;
-  const start = (args: string[]) => startAgent(["--ram", "16M", ...args]);
+  const start = (args: string[]) => startLocalAgent(["--ram", "16M", ...args]);
   try {
     await withAgents(async (track) => {
       // The compute pair starts paused (-S): it runs only in its own step. Each module's
@@ -100,7 +101,7 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
           // With the return path the source learns of the refusal and runs on.
           const on = await src.api("PATCH", "/capabilities", { "return-path": true });
           assert.equal(on.status, 200);
-          const digest = async (a: AgentProcess) =>
+          const digest = async (a: TestAgent) =>
             (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
           const before = await digest(computeDst);
           const r = await src.api<Json>("POST", "/migrations", { uri: computeDst.incomingUri });
@@ -213,7 +214,7 @@ Deno.test("wasm guests: refusals leave the ticker running; the ticker, then the 
             JSON.stringify(info.ram),
           );
           await waitMachine(computeDst, (m) => m.runstate === "paused", "paused (-S)");
-          const digest = async (a: AgentProcess) =>
+          const digest = async (a: TestAgent) =>
             (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
           assert.deepEqual(await digest(computeDst), await digest(computeSrc), "RAM as it left");
           assert.equal((await computeDst.api("POST", "/machine/cont")).status, 202);

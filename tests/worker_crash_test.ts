@@ -17,7 +17,8 @@ import {
   liveParameters,
 } from "../domain/options.ts";
 import { Outgoing } from "../domain/outgoing.ts";
-import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 
 const RAM = 32 << 20;
@@ -32,8 +33,8 @@ function sourceGuest(): Promise<Machine> {
   });
 }
 
-function destination(): Promise<AgentProcess> {
-  return startAgent(["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"]);
+function destination(): Promise<TestAgent> {
+  return startLocalAgent(["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"]);
 }
 
 /** An outgoing migration to `uri` whose source Worker crashes as `crash` says (none: ""). */
@@ -68,11 +69,11 @@ async function until(what: string, f: () => boolean | Promise<boolean>, ms = 30_
   }
 }
 
-async function status(a: AgentProcess): Promise<Json> {
+async function status(a: TestAgent): Promise<Json> {
   return (await a.api<Json>("GET", "/migrations/current")).body;
 }
 
-async function runstate(a: AgentProcess): Promise<string> {
+async function runstate(a: TestAgent): Promise<string> {
   return (await a.api<Json>("GET", "/machine")).body.runstate;
 }
 

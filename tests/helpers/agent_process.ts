@@ -13,17 +13,11 @@ const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 // deno-lint-ignore no-explicit-any
 export type Json = any;
 
-/** A running agent. */
-export interface AgentProcess {
+/** A running agent, in a process of its own or in this one (local_agent.ts). */
+export interface TestAgent {
   base: string;
   /** The bound incoming URI (with --incoming), e.g. tcp:127.0.0.1:40123. */
   incomingUri: string | null;
-  /** The agent's process id. */
-  pid: number;
-  /** Sends `signal` to the agent process (SIGKILL by default); a no-op once it has exited. */
-  kill(signal?: Deno.Signal): void;
-  /** Resolves with the exit status once the process has exited. */
-  exited: Promise<Deno.CommandStatus>;
   api<T = Json>(
     method: string,
     path: string,
@@ -31,8 +25,20 @@ export interface AgentProcess {
   ): Promise<{ status: number; body: T; headers: Headers }>;
   /** Polls /migrations/current until the status matches; returns it. */
   waitStatus(pattern: RegExp, timeoutMs?: number): Promise<Json>;
+  /** Shuts the agent down as SIGTERM does; safe to call twice. */
   stop(): Promise<void>;
+  /** Everything it logged so far. */
   log(): string;
+}
+
+/** An agent in a process of its own: it can be signalled, killed and watched exit. */
+export interface AgentProcess extends TestAgent {
+  /** The agent's process id. */
+  pid: number;
+  /** Sends `signal` to the agent process (SIGKILL by default); a no-op once it has exited. */
+  kill(signal?: Deno.Signal): void;
+  /** Resolves with the exit status once the process has exited. */
+  exited: Promise<Deno.CommandStatus>;
 }
 
 /**
@@ -106,7 +112,7 @@ export async function startAgent(
   let exit: Deno.CommandStatus | null = null;
   let expectExit = false;
   child.status.then((s) => (exit = s));
-  const api = async <T>(method: string, path: string, body?: unknown) => {
+  const api = agentApi(base, client, () => {
     if (exit !== null && !expectExit) {
       // Its port may already belong to another process: say what happened instead.
       const e = exit as Deno.CommandStatus;
@@ -115,15 +121,7 @@ export async function startAgent(
           `log tail:\n${logText.slice(-3000)}`,
       );
     }
-    const r = await fetch(base + path, {
-      client,
-      method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-    });
-    const text = await r.text();
-    return { status: r.status, body: (text ? JSON.parse(text) : null) as T, headers: r.headers };
-  };
+  });
   let stopped = false;
   return {
     base,
@@ -137,17 +135,7 @@ export async function startAgent(
     },
     exited: child.status,
     api,
-    async waitStatus(pattern, timeoutMs = 60_000) {
-      const end = Date.now() + timeoutMs;
-      const pause = backoff();
-      let last: Json = {};
-      while (Date.now() < end) {
-        last = (await api<Json>("GET", "/migrations/current")).body;
-        if (pattern.test(String(last.status))) return last;
-        await new Promise((r) => setTimeout(r, pause()));
-      }
-      throw new Error(`status ${JSON.stringify(last)} never matched ${pattern}`);
-    },
+    waitStatus: (pattern, timeoutMs) => waitStatus(api, pattern, timeoutMs),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -159,11 +147,12 @@ export async function startAgent(
   };
 }
 
+/** Hands an agent to whoever stops it afterwards; returns it. */
+export type Track = <A extends TestAgent>(a: A) => A;
+
 /** Runs `fn` with a tracker; every agent it tracks is stopped afterwards, whatever happens. */
-export async function withAgents(
-  fn: (track: (a: AgentProcess) => AgentProcess) => Promise<void>,
-): Promise<void> {
-  const agents: AgentProcess[] = [];
+export async function withAgents(fn: (track: Track) => Promise<void>): Promise<void> {
+  const agents: TestAgent[] = [];
   try {
     await fn((a) => (agents.push(a), a));
   } finally {
@@ -176,10 +165,57 @@ export async function withAgents(
  * runs, so none is left behind when another fails to start. Resolves in argument order.
  */
 export async function startAgents(
-  track: (a: AgentProcess) => AgentProcess,
+  track: Track,
   ...argLists: string[][]
 ): Promise<AgentProcess[]> {
-  const started = await Promise.allSettled(argLists.map((args) => startAgent(args).then(track)));
+  return await startAll(track, argLists.map((args) => () => startAgent(args)));
+}
+
+/** Runs every start at once, tracking each agent as it runs; resolves in order or throws. */
+export async function startAll<A extends TestAgent>(
+  track: Track,
+  starts: (() => Promise<A>)[],
+): Promise<A[]> {
+  const started = await Promise.allSettled(starts.map((start) => start().then(track)));
   for (const s of started) if (s.status === "rejected") throw s.reason;
-  return started.map((s) => (s as PromiseFulfilledResult<AgentProcess>).value);
+  return started.map((s) => (s as PromiseFulfilledResult<A>).value);
+}
+
+/**
+ * The API client of an agent at `base`: `guard` runs before each request (it throws when
+ * the agent is known to be gone).
+ */
+export function agentApi(
+  base: string,
+  client: Deno.HttpClient | undefined,
+  guard: () => void = () => {},
+): TestAgent["api"] {
+  return async <T>(method: string, path: string, body?: unknown) => {
+    guard();
+    const r = await fetch(base + path, {
+      client,
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    const text = await r.text();
+    return { status: r.status, body: (text ? JSON.parse(text) : null) as T, headers: r.headers };
+  };
+}
+
+/** Polls `api`'s /migrations/current until its status matches `pattern`; returns it. */
+export async function waitStatus(
+  api: TestAgent["api"],
+  pattern: RegExp,
+  timeoutMs = 60_000,
+): Promise<Json> {
+  const end = Date.now() + timeoutMs;
+  const pause = backoff();
+  let last: Json = {};
+  while (Date.now() < end) {
+    last = (await api<Json>("GET", "/migrations/current")).body;
+    if (pattern.test(String(last.status))) return last;
+    await new Promise((r) => setTimeout(r, pause()));
+  }
+  throw new Error(`status ${JSON.stringify(last)} never matched ${pattern}`);
 }

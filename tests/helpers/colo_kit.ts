@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { AgentProcess, Json } from "./agent_process.ts";
+import { type AgentProcess, type Json } from "./agent_process.ts";
 import { recordEvents, type SseRecorder } from "./sse.ts";
 import { waitFor } from "./wait.ts";
 

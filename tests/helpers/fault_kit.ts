@@ -9,7 +9,15 @@
  */
 import assert from "node:assert/strict";
 import { backoff } from "./wait.ts";
-import { type AgentProcess, type Json, startAgent, startAgents } from "./agent_process.ts";
+import {
+  type AgentProcess,
+  type Json,
+  startAgent,
+  startAgents,
+  type TestAgent,
+  type Track,
+} from "./agent_process.ts";
+import { startLocalAgents } from "./local_agent.ts";
 
 /** Guest size of the fault tests, in bytes. */
 export const FAULT_RAM = 24 << 20;
@@ -42,24 +50,32 @@ export function startSource(): Promise<AgentProcess> {
 
 /** Starts destinations and sources (in the order of `roles`) at once; see startAgents. */
 export function startFaultAgents(
-  track: (a: AgentProcess) => AgentProcess,
+  track: Track,
   ...roles: (keyof typeof ARGS)[]
 ): Promise<AgentProcess[]> {
   return startAgents(track, ...roles.map((role) => ARGS[role]));
 }
 
+/** As {@link startFaultAgents}, in this process (local_agent.ts): for faults of the link. */
+export function startLocalFaultAgents(
+  track: Track,
+  ...roles: (keyof typeof ARGS)[]
+): Promise<TestAgent[]> {
+  return startLocalAgents(track, ...roles.map((role) => ARGS[role]));
+}
+
 /** The guest's RAM digest now. */
-export async function digest(a: AgentProcess): Promise<Json> {
+export async function digest(a: TestAgent): Promise<Json> {
   return (await a.api<Json>("GET", "/machine/digest?at=now")).body.blocks;
 }
 
 /** The port of a destination's incoming URI. */
-export function incomingPort(a: AgentProcess): number {
+export function incomingPort(a: TestAgent): number {
   return Number(a.incomingUri!.split(":").pop());
 }
 
 /** The id of the attempt a fresh destination is waiting with (status setup). */
-export async function waitingAttempt(dst: AgentProcess): Promise<string> {
+export async function waitingAttempt(dst: TestAgent): Promise<string> {
   const c = await dst.waitStatus(/^setup$/, 15_000);
   return c["x-id"];
 }
@@ -68,12 +84,12 @@ export async function waitingAttempt(dst: AgentProcess): Promise<string> {
  * Waits until the destination is idle again: still waiting (`setup`) or showing its failed
  * attempt (which stays visible until the next connection); returns that status.
  */
-export async function destinationIdle(dst: AgentProcess): Promise<string> {
+export async function destinationIdle(dst: TestAgent): Promise<string> {
   return (await dst.waitStatus(/^(setup|failed)$/, 30_000)).status;
 }
 
 /** Polls until the source has sent at least `bytes` (and is still active). */
-export async function sentAtLeast(src: AgentProcess, bytes: number): Promise<void> {
+export async function sentAtLeast(src: TestAgent, bytes: number): Promise<void> {
   const end = Date.now() + 30_000;
   const pause = backoff();
   for (;;) {
@@ -87,7 +103,7 @@ export async function sentAtLeast(src: AgentProcess, bytes: number): Promise<voi
 
 /** The source failed (or was cancelled): its guest runs on with exactly the RAM it had. */
 export async function expectSourceIntact(
-  src: AgentProcess,
+  src: TestAgent,
   before: Json,
   status: "failed" | "cancelled",
 ): Promise<Json> {
@@ -103,7 +119,7 @@ export async function expectSourceIntact(
  * The destination's attempt `id` failed with a reason and its guest never ran; query-migrate
  * shows the failure (until the next attempt, which the second migration then proves welcome).
  */
-export async function expectDestinationFailed(dst: AgentProcess, id: string): Promise<Json> {
+export async function expectDestinationFailed(dst: TestAgent, id: string): Promise<Json> {
   const end = Date.now() + 30_000;
   const pause = backoff();
   let info: Json;
@@ -124,8 +140,8 @@ export async function expectDestinationFailed(dst: AgentProcess, id: string): Pr
 
 /** A migration from `src` to `uri` (default: the destination's own URI) completes. */
 export async function expectMigrationCompletes(
-  src: AgentProcess,
-  dst: AgentProcess,
+  src: TestAgent,
+  dst: TestAgent,
   uri = dst.incomingUri!,
 ): Promise<void> {
   await destinationIdle(dst);

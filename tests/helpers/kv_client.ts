@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { AgentProcess, Json } from "./agent_process.ts";
+import { type Json, type TestAgent } from "./agent_process.ts";
 
 /** One command the guest took (202): its text and which side took it. */
 export interface Sent {
@@ -33,8 +33,8 @@ export interface KvClient {
  * longer waits in `inmigrate`, else the source) and sends it there.
  */
 export function startKvClient(
-  source: AgentProcess,
-  destination: AgentProcess,
+  source: TestAgent,
+  destination: TestAgent,
   next: (i: number) => string,
 ): KvClient {
   const sent: Sent[] = [];

@@ -5,7 +5,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgents } from "./agent_process.ts";
+import { type Json, type Track } from "./agent_process.ts";
+import { startLocalAgents } from "./local_agent.ts";
 import type { SseRecorder } from "./sse.ts";
 
 /** The MIGRATION statuses `rec` saw for `side`, in order. */
@@ -31,13 +32,13 @@ export function untilStatus(rec: SseRecorder, side: string, status: string) {
  * window here: a second or two for the 30 MiB).
  */
 export async function hardPair(
-  track: (a: AgentProcess) => AgentProcess,
+  track: Track,
   narrow = false,
   hugePages = "auto",
 ) {
   const ram = narrow ? "32M" : "16M";
   const pages = ["--huge-pages", hugePages];
-  const [dst, src] = await startAgents(
+  const [dst, src] = await startLocalAgents(
     track,
     ["--ram", ram, "--incoming", "tcp:127.0.0.1:0", ...pages],
     [

@@ -4,7 +4,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { AgentProcess, Json } from "./agent_process.ts";
+import { type Json, type TestAgent } from "./agent_process.ts";
 
 /**
  * Compares the two agents' RAM digests block by block. With `stopDestination` the
@@ -12,8 +12,8 @@ import type { AgentProcess, Json } from "./agent_process.ts";
  * from the stopped source's (test agents also keep the digest as RAM arrived).
  */
 export async function assertSameRam(
-  src: AgentProcess,
-  dst: AgentProcess,
+  src: TestAgent,
+  dst: TestAgent,
   stopDestination = true,
 ): Promise<void> {
   if (stopDestination) await dst.api("POST", "/machine/stop");
@@ -28,7 +28,7 @@ export async function assertSameRam(
  * Waits for the migration's end on both sides: both `completed` (the source's final info is
  * in the failure message otherwise), then the destination's RAM is the source's.
  */
-export async function completesWhole(src: AgentProcess, dst: AgentProcess): Promise<Json> {
+export async function completesWhole(src: TestAgent, dst: TestAgent): Promise<Json> {
   const info = await src.waitStatus(/completed|failed/);
   assert.equal(info.status, "completed", JSON.stringify(info));
   assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { backoff } from "./wait.ts";
-import type { AgentProcess, Json } from "./agent_process.ts";
+import { type Json, type TestAgent } from "./agent_process.ts";
 import { sseItems } from "./sse.ts";
 
 /** The echo guest: reads stdin lines, answers "got: LINE"; "q" exits with code 7. */
@@ -65,7 +65,7 @@ export interface OutputReader {
 }
 
 /** Reads `GET /machine/output` into `records`. */
-export async function readOutput(a: AgentProcess, lastEventId?: string): Promise<OutputReader> {
+export async function readOutput(a: TestAgent, lastEventId?: string): Promise<OutputReader> {
   const ac = new AbortController();
   const r = await fetch(`${a.base}/machine/output`, {
     signal: ac.signal,
@@ -107,7 +107,7 @@ export async function readOutput(a: AgentProcess, lastEventId?: string): Promise
 }
 
 /** Polls `GET /machine` until `pred` holds (30 s at most). */
-export async function waitMachine(a: AgentProcess, pred: (m: Json) => boolean, what: string) {
+export async function waitMachine(a: TestAgent, pred: (m: Json) => boolean, what: string) {
   const end = Date.now() + 30_000;
   const pause = backoff();
   for (;;) {
