@@ -6,8 +6,10 @@
  * without a token; client certificates do.
  */
 import assert from "node:assert/strict";
-import { startAgent, withAgents } from "./helpers/agent_process.ts";
+import { withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import { makeCas } from "./helpers/pki.ts";
+import { parseCommandLine, UsageError } from "../cli.ts";
 import { refusedStart } from "./helpers/refused_start.ts";
 
 const CTL = new URL("../scripts/ctl.ts", import.meta.url).pathname;
@@ -54,7 +56,9 @@ async function serverOnly(work: string): Promise<void> {
     const trusting = client(work);
     try {
       const tls = `${work}/srv-cert.pem,${work}/srv-key.pem`;
-      const agent = track(await startAgent(["--ram", "4M", "--api-tls", tls], [], trusting));
+      const agent = track(
+        await startLocalAgent(["--ram", "4M", "--api-tls", tls], { client: trusting }),
+      );
       assert.match(agent.base, /^https:\/\/127\.0\.0\.1:\d+$/);
       const r = await agent.api("GET", "/migrations/current");
       assert.equal(r.status, 200);
@@ -94,7 +98,9 @@ async function mutual(work: string): Promise<void> {
     const anonymous = client(work);
     try {
       const tls = `${work}/srv-cert.pem,${work}/srv-key.pem,${work}/caA-cert.pem`;
-      const agent = track(await startAgent(["--ram", "4M", "--api-tls", tls], [], good));
+      const agent = track(
+        await startLocalAgent(["--ram", "4M", "--api-tls", tls], { client: good }),
+      );
       assert.equal((await agent.api("GET", "/migrations/current")).body.status, "none");
       await assertNoAnswer(`${agent.base}/healthz`, anonymous, "no client certificate");
       await assertNoAnswer(`${agent.base}/migrations/current`, untrusted, "CA B's client");
@@ -149,23 +155,19 @@ async function refusals(work: string): Promise<void> {
   assert.equal(r.listened, false);
   assert.equal(r.code, 2, "a usage error");
   assert.match(r.stderr, /is not a loopback address/);
-  const bad = await refusedStart(
-    ["--listen", "127.0.0.1:0", "--ram", "4M", "--api-tls", `${work}/srv-cert.pem`],
-  );
-  assert.equal(bad.code, 2, "a usage error");
-  assert.match(bad.stderr, /--api-tls expects CERT,KEY\[,CLIENT_CA\]/);
-  const missing = await refusedStart(
-    [
-      "--listen",
-      "127.0.0.1:0",
-      "--ram",
-      "4M",
-      "--api-tls",
-      `${work}/nope.pem,${work}/srv-key.pem`,
-    ],
-  );
-  assert.equal(missing.code, 2, "a usage error");
-  assert.match(missing.stderr, /--api-tls: cannot read the certificate '.*nope\.pem'/);
+  // Bad values are refused by cli.ts's checks (main.ts: usage, exit 2, as above).
+  const refusal = (args: string[]) => parseCommandLine(args).then(() => null, (e: unknown) => e);
+  const bad = await refusal(["--ram", "4M", "--api-tls", `${work}/srv-cert.pem`]);
+  assert.ok(bad instanceof UsageError, "a usage error");
+  assert.match(bad.message, /--api-tls expects CERT,KEY\[,CLIENT_CA\]/);
+  const missing = await refusal([
+    "--ram",
+    "4M",
+    "--api-tls",
+    `${work}/nope.pem,${work}/srv-key.pem`,
+  ]);
+  assert.ok(missing instanceof UsageError, "a usage error");
+  assert.match(missing.message, /--api-tls: cannot read the certificate '.*nope\.pem'/);
 }
 
 // One PKI (CA A, CA B and their leaves, made with openssl) for the three checks.

@@ -6,13 +6,14 @@
  * the digest is computed).
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import { type Json, startAgent, type TestAgent } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import { rssMiB } from "./helpers/hostile_streams.ts";
 
 const RAM_MIB = 64;
 
 /** Migrates `src` into `dst`; both end completed. */
-async function migrate(src: AgentProcess, dst: AgentProcess): Promise<void> {
+async function migrate(src: TestAgent, dst: TestAgent): Promise<void> {
   const r = await src.api<Json>("POST", "/migrations", { uri: dst.incomingUri });
   assert.equal(r.status, 202, JSON.stringify(r.body));
   assert.equal((await src.waitStatus(/^(completed|failed|cancelled)$/)).status, "completed");
@@ -20,7 +21,7 @@ async function migrate(src: AgentProcess, dst: AgentProcess): Promise<void> {
 }
 
 /** Waits until the destination's guest has written every page once since it arrived. */
-async function everyPageWritten(dst: AgentProcess): Promise<void> {
+async function everyPageWritten(dst: TestAgent): Promise<void> {
   const end = Date.now() + 30_000;
   const start = (await dst.api<Json>("GET", "/machine")).body.workload["pages-written"];
   for (;;) {
@@ -32,10 +33,10 @@ async function everyPageWritten(dst: AgentProcess): Promise<void> {
 }
 
 Deno.test("arrival digest: opt-in; without it the destination hashes RAM now and holds one copy", async () => {
-  const agents: AgentProcess[] = [];
+  const agents: TestAgent[] = [];
   try {
     const ram = ["--ram", `${RAM_MIB}M`];
-    const src = await startAgent([...ram, "--fill", "random", "--workload", "increment"]);
+    const src = await startLocalAgent([...ram, "--fill", "random", "--workload", "increment"]);
     agents.push(src);
     // A guest dirtying at full speed converges without a bandwidth cap and with some downtime.
     await src.api("PATCH", "/parameters", { "max-bandwidth": 0, "downtime-limit": 2000 });

@@ -17,6 +17,7 @@
  */
 import assert from "node:assert/strict";
 import { type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import {
   checkpoints,
   colo,
@@ -39,15 +40,21 @@ import { waitFor } from "./helpers/wait.ts";
 
 Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death and on lost-heartbeat", async (t) => {
   await withAgents(async (track) => {
-    const [a, b, c, d, f] = await Promise.all([
-      // Paced so that the precopy converges on a busy 2-core host; a 2 MiB range: ten passes,
-      // so ten output records, a second.
-      [...GUEST, "--fill", "random", "--workload", "increment,rate=5000,start=1M,end=3M"],
-      INCOMING,
-      INCOMING,
-      INCOMING,
-      INCOMING,
-    ].map((args) => startAgent(args, [], undefined, ENV).then(track)));
+    // Processes for those killed or frozen (A, B); the others live in this one
+    // (tests/helpers/local_agent.ts).
+    const [[a, b], [c, d, f]] = await Promise.all([
+      Promise.all([
+        // Paced so that the precopy converges on a busy 2-core host; a 2 MiB range: ten
+        // passes, so ten output records, a second.
+        [...GUEST, "--fill", "random", "--workload", "increment,rate=5000,start=1M,end=3M"],
+        INCOMING,
+      ].map((args) => startAgent(args, [], undefined, ENV).then(track))),
+      Promise.all(
+        [INCOMING, INCOMING, INCOMING].map((args) =>
+          startLocalAgent(args, { env: ENV }).then(track)
+        ),
+      ),
+    ]);
     const bEvents = await recordEvents(b.base);
     const aEvents = await recordEvents(a.base);
     /** A client of the primary's output. */
@@ -265,11 +272,9 @@ Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death
         async () => {
           // A's place (it was killed): a guest whose output carries the host clock, so that
           // the two sides' records differ and the output compare triggers checkpoints.
-          const e = await startAgent(
+          const e = await startLocalAgent(
             [...GUEST, "--workload", "random,rate=4000,clock=on"],
-            [],
-            undefined,
-            ENV,
+            { env: ENV },
           ).then(track);
           await enterColo(e, d);
           // A record every 1000 pages: those before COLO are at most this many (+1: the pages

@@ -20,7 +20,13 @@
  *   alone (by itself, or by lost-heartbeat when it held first).
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, startAgent, withAgents } from "./helpers/agent_process.ts";
+import {
+  type AgentProcess,
+  startAgent,
+  type TestAgent,
+  withAgents,
+} from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import {
   checkpoints,
   colo,
@@ -40,7 +46,7 @@ import { waitFor } from "./helpers/wait.ts";
 const HALFWAY = 100_000;
 
 /** A proxy in front of `s`'s incoming port. */
-function proxyTo(s: AgentProcess): Promise<CuttingProxy> {
+function proxyTo(s: TestAgent): Promise<CuttingProxy> {
   return CuttingProxy.start({
     hostname: "127.0.0.1",
     port: Number(s.incomingUri!.split(":").at(-1)),
@@ -48,7 +54,7 @@ function proxyTo(s: AgentProcess): Promise<CuttingProxy> {
 }
 
 /** No periodic checkpoint from now on: the next one starts when the test changes the delay. */
-async function quiet(p: AgentProcess): Promise<void> {
+async function quiet(p: TestAgent): Promise<void> {
   const triggered = (await info(p))["x-colo"]["checkpoints-triggered"];
   await p.api("PATCH", "/parameters", { "x-checkpoint-delay": 600_000 });
   await waitFor("the checkpoint the changed delay starts, done", async () => {
@@ -60,7 +66,7 @@ async function quiet(p: AgentProcess): Promise<void> {
  * Waits until `p`'s guest has written its whole 2 MiB range again since the last checkpoint,
  * so that the next checkpoint's state is far larger than {@link HALFWAY}.
  */
-async function dirtied(p: AgentProcess): Promise<void> {
+async function dirtied(p: TestAgent): Promise<void> {
   const before = (await machine(p)).workload["pages-written"];
   await waitFor("the primary's guest to rewrite its range", async () => {
     return (await machine(p)).workload["pages-written"] >= before + 2 * 512;
@@ -72,12 +78,12 @@ async function dirtied(p: AgentProcess): Promise<void> {
  * its live passes went into the socket buffers, or, had they not fit, held when the secondary's
  * silence outlasts the link timeout (colo_link.ts). Either way the checkpoint is half sent.
  */
-async function stopped(p: AgentProcess): Promise<void> {
+async function stopped(p: TestAgent): Promise<void> {
   await waitFor("the primary's guest to stop", async () => (await machine(p)).runstate === "colo");
 }
 
 /** Starts a checkpoint at once (a changed delay does). */
-async function checkpointNow(p: AgentProcess): Promise<void> {
+async function checkpointNow(p: TestAgent): Promise<void> {
   assert.equal((await p.api("PATCH", "/parameters", { "x-checkpoint-delay": 100 })).status, 200);
 }
 
@@ -87,7 +93,7 @@ async function checkpointNow(p: AgentProcess): Promise<void> {
  * the peer was proven alive; had the link been silent for the link timeout first (or a host too
  * busy to run the test promptly), it holds instead. `requested`: the test sent lost-heartbeat.
  */
-async function leaves(x: AgentProcess, who: string, requested = false): Promise<void> {
+async function leaves(x: TestAgent, who: string, requested = false): Promise<void> {
   const left = await waitFor(`${who} to leave colo or hold`, async () => {
     const c = await colo(x);
     return c.mode === "none" || (!requested && c.reason === "processing") ? c : undefined;
@@ -99,7 +105,7 @@ async function leaves(x: AgentProcess, who: string, requested = false): Promise<
 }
 
 /** After its secondary died: `p` leaves COLO (see {@link leaves}) and its guest runs alone. */
-async function runsAlone(p: AgentProcess, who: string, requested = false): Promise<void> {
+async function runsAlone(p: TestAgent, who: string, requested = false): Promise<void> {
   await leaves(p, who, requested);
   const c = await colo(p);
   assert.equal(c["last-mode"], "primary");
@@ -110,7 +116,7 @@ async function runsAlone(p: AgentProcess, who: string, requested = false): Promi
 }
 
 /** `p` enters COLO with `s` behind a fresh proxy and takes two checkpoints, then goes quiet. */
-async function coloThrough(p: AgentProcess, s: AgentProcess): Promise<CuttingProxy> {
+async function coloThrough(p: TestAgent, s: TestAgent): Promise<CuttingProxy> {
   const proxy = await proxyTo(s);
   try {
     await enterColo(p, s, proxy.uri);
@@ -131,7 +137,7 @@ async function killed(x: AgentProcess, proxy: CuttingProxy): Promise<void> {
 }
 
 /** Freezes `proxy` with a checkpoint of `p` half sent, its guest stopped (see {@link stopped}). */
-async function freezeHalfway(p: AgentProcess, proxy: CuttingProxy): Promise<void> {
+async function freezeHalfway(p: TestAgent, proxy: CuttingProxy): Promise<void> {
   await dirtied(p);
   const frozen = proxy.pauseAt(proxy.bytesUp + HALFWAY);
   await checkpointNow(p);
@@ -141,14 +147,18 @@ async function freezeHalfway(p: AgentProcess, proxy: CuttingProxy): Promise<void
 
 Deno.test("colo: a cancel and failures in each phase of a checkpoint leave one guest running", async (t) => {
   await withAgents(async (track) => {
-    const [a, b, c, d, e, f] = await Promise.all([
-      [...GUEST, "--fill", "random", "--workload", "increment,rate=5000,start=1M,end=3M"],
-      INCOMING,
-      INCOMING,
-      INCOMING,
-      INCOMING,
-      INCOMING,
-    ].map((args) => startAgent(args, [], undefined, ENV).then(track)));
+    // Processes for those killed; the others live in this one (tests/helpers/local_agent.ts).
+    const [[a, b, c, d], [e, f]] = await Promise.all([
+      Promise.all([
+        [...GUEST, "--fill", "random", "--workload", "increment,rate=5000,start=1M,end=3M"],
+        INCOMING,
+        INCOMING,
+        INCOMING,
+      ].map((args) => startAgent(args, [], undefined, ENV).then(track))),
+      Promise.all(
+        [INCOMING, INCOMING].map((args) => startLocalAgent(args, { env: ENV }).then(track)),
+      ),
+    ]);
 
     await t.step(
       "a cancel in colo changes nothing; a stall halfway through a checkpoint holds both sides",

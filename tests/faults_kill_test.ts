@@ -14,6 +14,7 @@ import {
   sentAtLeast,
   SLOW,
   startFaultAgents,
+  startLocalFaultAgents,
   waitingAttempt,
   withAgents,
 } from "./helpers/fault_kit.ts";
@@ -22,14 +23,11 @@ Deno.test("faults: a killed peer process fails the other side; a second migratio
   await withAgents(async (track) => {
     // src dies in the first step, into dst; src2 then migrates into dst, and from there on
     // into dst2 (a cont after completing), whose first destination, dst3, is killed.
-    const [dst, src, src2, dst3, dst2] = await startFaultAgents(
-      track,
-      "destination",
-      "source",
-      "source",
-      "destination",
-      "destination",
-    );
+    // The two killed (src, dst3) are processes; the others live in this one.
+    const [[src, dst3], [dst, src2, dst2]] = await Promise.all([
+      startFaultAgents(track, "source", "destination"),
+      startLocalFaultAgents(track, "destination", "source", "destination"),
+    ]);
 
     await t.step(
       "the source process killed mid-precopy fails the destination, which never runs the guest",

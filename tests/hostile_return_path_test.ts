@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import { assertClearError, rssMiB } from "./helpers/hostile_streams.ts";
 import { concat } from "./helpers/bytes.ts";
 import { encodeRpMessage, RpType } from "../domain/wire/mod.ts";
@@ -156,11 +157,11 @@ Deno.test({
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     try {
       await withAgents(async (track) => {
-        const [src, dst] = await startAgents(
-          track,
-          ["--ram", String(RAM), "--fill", "random", "--workload", "idle"],
-          ["--ram", String(RAM), "--incoming", "tcp:127.0.0.1:0"],
-        );
+        // The source is a process: its RSS is checked.
+        const [src, dst] = await Promise.all([
+          startAgent(["--ram", String(RAM), "--fill", "random", "--workload", "idle"]).then(track),
+          startLocalAgent(["--ram", String(RAM), "--incoming", "tcp:127.0.0.1:0"]).then(track),
+        ]);
         // 1 MiB/s: the 1 MiB guest takes a second, so the hostile reply (written at once) is
         // read long before the device state leaves, even on a busy host; past that point of no
         // return a failure rightly leaves the source's guest stopped (issue 18), not this

@@ -7,7 +7,13 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type AgentProcess, type Json, startAgent } from "./helpers/agent_process.ts";
+import {
+  type AgentProcess,
+  type Json,
+  startAgent,
+  type TestAgent,
+} from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import {
   applyMutation,
   assertClearError,
@@ -99,8 +105,14 @@ async function expectFailed(dst: AgentProcess, bytes: Uint8Array, what: string):
 }
 
 /** An honest source migrates into `dst`; both guests then hold the same RAM. */
-async function honestMigration(dst: AgentProcess, track: (a: AgentProcess) => void) {
-  const src = await startAgent([...HOSTILE_AGENT_ARGS, "--fill", "random", "--workload", "idle"]);
+async function honestMigration(dst: AgentProcess, track: (a: TestAgent) => void) {
+  const src = await startLocalAgent([
+    ...HOSTILE_AGENT_ARGS,
+    "--fill",
+    "random",
+    "--workload",
+    "idle",
+  ]);
   track(src);
   await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
   assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
@@ -113,8 +125,8 @@ async function honestMigration(dst: AgentProcess, track: (a: AgentProcess) => vo
   );
 }
 
-async function withAgents(fn: (track: (a: AgentProcess) => void) => Promise<void>) {
-  const agents: AgentProcess[] = [];
+async function withAgents(fn: (track: (a: TestAgent) => void) => Promise<void>) {
+  const agents: TestAgent[] = [];
   try {
     await fn((a) => agents.push(a));
   } finally {

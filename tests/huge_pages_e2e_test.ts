@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { hugePagesUnavailable, thpMode } from "../adapters/memory/huge_pages.ts";
 import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 
 const MiB = 2 ** 20;
 const HUGE = 2 * MiB;
@@ -123,8 +124,8 @@ Deno.test("huge pages: --huge-pages on without FFI runs on 4 KiB pages and says 
 
 Deno.test("huge pages: a bad --huge-pages value stops the agent with a clear message", async () => {
   await assert.rejects(
-    () => startAgent(["--ram", "4M", "--huge-pages", "maybe"]),
-    /ferry: --huge-pages expects on, off, auto, got 'maybe'/,
+    () => startLocalAgent(["--ram", "4M", "--huge-pages", "maybe"]),
+    /--huge-pages expects on, off, auto, got 'maybe'/,
   );
   await assert.rejects(
     () => startAgent(["--ram", "4M"], [], undefined, { FERRY_HUGE_PAGES: "yes" }),

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { hugePagesUnavailable } from "../adapters/memory/huge_pages.ts";
-import { type AgentProcess, type Json, startAgents, withAgents } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent, startLocalAgents } from "./helpers/local_agent.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -23,11 +24,13 @@ for (const hp of ["on", "off"]) {
   Deno.test(`release-ram, huge pages ${hp}: the source's sent pages go back to the OS; the guest arrives whole`, async () => {
     await withAgents(async (track) => {
       const pages = ["--huge-pages", hp];
-      const [dst, src] = await startAgents(
-        track,
-        ["--ram", "64M", "--incoming", "tcp:127.0.0.1:0", ...pages],
-        ["--ram", "64M", "--fill", "random", "--workload", "idle", ...pages],
-      );
+      // The source is a process: its RSS is what release-ram lowers.
+      const [dst, src] = await Promise.all([
+        startLocalAgent(["--ram", "64M", "--incoming", "tcp:127.0.0.1:0", ...pages]).then(track),
+        startAgent(["--ram", "64M", "--fill", "random", "--workload", "idle", ...pages]).then(
+          track,
+        ),
+      ]);
       const hugeBefore = await hugeBytes(src);
       if (hp === "on" && hugePagesUnavailable() === null) {
         assert.ok(hugeBefore > 60 * 2 ** 20, `source RAM on huge pages: ${hugeBefore}`);
@@ -69,7 +72,7 @@ for (const hp of ["on", "off"]) {
 Deno.test("release-ram: a paused postcopy migration cannot be resumed", async () => {
   await withAgents(async (track) => {
     // As postcopy_e2e's narrow pair: a slowed postcopy lasts a second or two; the cut lands in it.
-    const [dst, src] = await startAgents(
+    const [dst, src] = await startLocalAgents(
       track,
       ["--ram", "32M", "--incoming", "tcp:127.0.0.1:0"],
       ["--ram", "32M", "--fill", "random", "--workload", "increment,start=1M,end=3M", "-S"],

@@ -17,6 +17,7 @@ import {
   sentAtLeast,
   SLOW,
   startFaultAgents,
+  startLocalFaultAgents,
   startSource,
   waitingAttempt,
   withAgents,
@@ -61,7 +62,11 @@ async function alive(a: AgentProcess): Promise<boolean> {
 Deno.test("shutdown: SIGTERM mid-migration cancels it cleanly and exits 0, SSE streams open", async () => {
   await withAgents(async (track) => {
     // src2: the source whose migration the destination takes afterwards.
-    const [dst, src, src2] = await startFaultAgents(track, "destination", "source", "source");
+    // The signalled source is a process; its peers live in this one.
+    const [[src], [dst, src2]] = await Promise.all([
+      startFaultAgents(track, "source"),
+      startLocalFaultAgents(track, "destination", "source"),
+    ]);
     const ev = await recordEvents(src.base);
     const idle = await recordEvents(src.base); // a second subscriber that only listens
     try {
@@ -91,7 +96,11 @@ Deno.test("shutdown: SIGTERM mid-migration cancels it cleanly and exits 0, SSE s
 
 Deno.test("shutdown: SIGINT on a destination closes its listeners, exits 0; the source runs on", async () => {
   await withAgents(async (track) => {
-    const [dst, src] = await startFaultAgents(track, "destination", "source");
+    // The signalled destination is a process; the source lives in this one.
+    const [[dst], [src]] = await Promise.all([
+      startFaultAgents(track, "destination"),
+      startLocalFaultAgents(track, "source"),
+    ]);
     const ev = await recordEvents(dst.base); // keeps the agent in its grace period a while
     try {
       const before = await digest(src);

@@ -16,6 +16,7 @@
  */
 import assert from "node:assert/strict";
 import { type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { startLocalAgent } from "./helpers/local_agent.ts";
 import {
   expectedAnswer,
   fillValue,
@@ -59,7 +60,7 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
   const kvstore = (await buildGuest("kvstore")).path;
   const w = await workDir({});
   const start = (args: string[]) =>
-    startAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args]);
+    startLocalAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args]);
   const image = (side: string) => `${w.dir}/${side}.img`;
   const drive = (side: string) => ["--drive", `id=disk0,file=${image(side)},size=16M`];
   try {

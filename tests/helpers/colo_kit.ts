@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json } from "./agent_process.ts";
+import { type Json, type TestAgent } from "./agent_process.ts";
 import { recordEvents, type SseRecorder } from "./sse.ts";
 import { waitFor } from "./wait.ts";
 
@@ -17,20 +17,20 @@ export const ENV = { FERRY_LINK_TIMEOUT_MS: "3000" };
 /** An incoming agent for GUEST. */
 export const INCOMING = [...GUEST, "--incoming", "tcp:127.0.0.1:0"];
 
-export async function colo(a: AgentProcess): Promise<Json> {
+export async function colo(a: TestAgent): Promise<Json> {
   return (await a.api("GET", "/colo")).body;
 }
 
-export async function machine(a: AgentProcess): Promise<Json> {
+export async function machine(a: TestAgent): Promise<Json> {
   return (await a.api("GET", "/machine")).body;
 }
 
-export async function info(a: AgentProcess): Promise<Json> {
+export async function info(a: TestAgent): Promise<Json> {
   return (await a.api("GET", "/migrations/current")).body;
 }
 
 /** Waits until the guest of `a` wrote pages beyond what it had written when called. */
-export async function progresses(a: AgentProcess, who: string): Promise<void> {
+export async function progresses(a: TestAgent, who: string): Promise<void> {
   const before = (await machine(a)).workload["pages-written"];
   await waitFor(
     `${who}'s guest to write beyond ${before} pages`,
@@ -39,7 +39,7 @@ export async function progresses(a: AgentProcess, who: string): Promise<void> {
 }
 
 /** Stops `a`'s guest and checks QEMU's increment pattern over its RAM. */
-export async function incrementOk(a: AgentProcess): Promise<void> {
+export async function incrementOk(a: TestAgent): Promise<void> {
   assert.equal((await a.api("POST", "/machine/stop")).status, 202);
   const d = (await a.api("GET", "/machine/digest?at=now")).body;
   assert.equal(d["x-increment-check"].ok, true, JSON.stringify(d["x-increment-check"]));
@@ -48,8 +48,8 @@ export async function incrementOk(a: AgentProcess): Promise<void> {
 
 /** x-colo on both, a 200 ms checkpoint delay; migrate (to `uri`); both reach colo. */
 export async function enterColo(
-  p: AgentProcess,
-  s: AgentProcess,
+  p: TestAgent,
+  s: TestAgent,
   uri = s.incomingUri,
 ): Promise<void> {
   for (const a of [p, s]) {
@@ -70,7 +70,7 @@ export async function enterColo(
 }
 
 /** Waits until the checkpoint counters of `p` say at least `n` were taken; returns them. */
-export function checkpoints(p: AgentProcess, n: number): Promise<Json> {
+export function checkpoints(p: TestAgent, n: number): Promise<Json> {
   return waitFor(`${n} checkpoints`, async () => {
     const c = (await info(p))["x-colo"];
     return c && c.checkpoints >= n ? c : undefined;
@@ -83,7 +83,7 @@ export function outputs(r: SseRecorder): Map<number, string> {
 }
 
 /** The output records `a` keeps, once it wrote record `atLeast`, by seq. */
-export async function outputOf(a: AgentProcess, atLeast: number): Promise<Map<number, string>> {
+export async function outputOf(a: TestAgent, atLeast: number): Promise<Map<number, string>> {
   const r = await recordEvents(a.base, undefined, "/machine/output");
   try {
     await r.waitFor((e) => Number(e.id) >= atLeast);
@@ -101,7 +101,7 @@ export async function outputOf(a: AgentProcess, atLeast: number): Promise<Map<nu
  * past them. Fails naming the records it lacks or has different.
  */
 export async function holdsEvery(
-  s: AgentProcess,
+  s: TestAgent,
   received: Map<number, string>,
   then = false,
 ): Promise<void> {
