@@ -43,6 +43,7 @@ import { type Figure, figuresA, figuresB, renderTable } from "./report.ts";
 import { scenarioA, type ScenarioARun, scenarioB, type ScenarioBRun } from "./scenarios.ts";
 import { figuresXbzrle, type XbzrleRun, xbzrleScenario } from "./xbzrle.ts";
 import { figuresWasmGuests, type WasmGuestRun, wasmGuestScenario } from "./wasm_guests.ts";
+import { type ComputeRun, computeScenario, figuresWasmCompute, lostMs } from "./wasm_compute.ts";
 
 /** Scenario letters in the order they run, and the names `--only` also accepts. */
 export const SCENARIOS: Readonly<Record<string, string[]>> = {
@@ -226,6 +227,22 @@ function logW(i: number, runs: WasmGuestRun[]): void {
   }
 }
 
+function logWCompute(i: number, runs: ComputeRun[]): void {
+  for (const r of runs) {
+    const ended = r.converged
+      ? `total ${r.info["total-time"]} ms, downtime ${r.info.downtime} ms`
+      : `did not converge: ${r.info.status}`;
+    console.error(
+      `W#${i + 1} compute ${r.ramMiB} MiB (array ${r.arrayMiB} MiB): ${
+        quiet(r.quiet)
+      }; ${ended}; ` +
+        `round ms alone ${r.alone.join(", ")}, during ${r.during.join(", ")}: ${
+          lostMs(r).toFixed(0)
+        } ms lost; rounds continuous: ${r.continuous}`,
+    );
+  }
+}
+
 function logL(i: number, r: LoadRun): void {
   console.error(
     `L#${i + 1}: alone ${r.aloneMs} ms, loaded ${r.loadedMs} ms (ratio ${r.ratio.toFixed(2)}); ` +
@@ -298,6 +315,7 @@ export async function main(args: string[]): Promise<Figure[]> {
   );
   const o = await repeat(picked, "O", reps, coloScenario, logO);
   const w = await repeat(picked, "W", reps, wasmGuestScenario, logW);
+  const wCompute = await repeat(picked, "W", reps, computeScenario, logWCompute);
   let loadRep = 0;
   const l = await repeat(
     picked,
@@ -321,6 +339,7 @@ export async function main(args: string[]): Promise<Figure[]> {
     ...figuresAutoConverge(v, vControl),
     ...figuresColo(o),
     ...figuresWasmGuests(w),
+    ...figuresWasmCompute(wCompute),
     ...figuresLoad(l),
     ...figuresMicro(u),
   ];
@@ -336,7 +355,21 @@ export async function main(args: string[]): Promise<Figure[]> {
     machine: host,
     options: { reps, loadReps, pollRate: rate, only: values.only ?? null, loadSched },
     figures,
-    runs: { A: a, B: b, P: p, M: m, D: d, X: x, V: v, VControl: vControl, O: o, W: w, L: l, U: u },
+    runs: {
+      A: a,
+      B: b,
+      P: p,
+      M: m,
+      D: d,
+      X: x,
+      V: v,
+      VControl: vControl,
+      O: o,
+      W: w,
+      WCompute: wCompute,
+      L: l,
+      U: u,
+    },
   };
   await Deno.mkdir(RESULTS, { recursive: true });
   const text = JSON.stringify(doc, null, 2) + "\n";

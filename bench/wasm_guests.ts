@@ -44,8 +44,11 @@ export interface WasmGuestRun {
   answered: number;
 }
 
-/** The answers an agent's guest writes, each with the time it was read here. */
-function readAnswers(a: BenchAgent, onLine: (key: number, at: number, line: string) => void) {
+/** The lines an agent's guest writes, each with the time it was read here. */
+export function readAnswers(
+  a: BenchAgent,
+  onLine: (key: number, at: number, line: string) => void,
+) {
   let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   let closing = false;
   const done = (async () => {
