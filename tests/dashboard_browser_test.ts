@@ -2,7 +2,8 @@
  * Issue 7: the dashboard in a real headless Chromium. Two real agents; the page edits a
  * parameter (and shows a refusal inline), starts the migration with its own button,
  * its progress bar moves, its status reaches `completed` on both sides, and it never
- * asks any host but its agent for anything. Screenshots go to tests/artifacts/.
+ * asks any host but its agent for anything. Screenshots go to tests/artifacts/. Then the page
+ * against a scripted agent (dashboard_converging.ts), in the same browser.
  */
 import assert from "node:assert/strict";
 import type { BrowserContext, Page } from "playwright-core";
@@ -10,6 +11,7 @@ import { type Json, withAgents } from "./helpers/agent_process.ts";
 import { startLocalAgent, startLocalAgents } from "./helpers/local_agent.ts";
 import { recordEvents } from "./helpers/sse.ts";
 import { saveScreenshot, watch, withBrowser, withPages } from "./dashboard_browser_kit.ts";
+import { convergingAfterPolicy } from "./dashboard_converging.ts";
 
 /** The bar's value and pass, read together (one render never splits them). */
 function progressValue(page: Page): Promise<{ value: number; pass: string }> {
@@ -328,5 +330,10 @@ Deno.test({
         asksForTheToken(ctx));
       await t.step("a stalled migration shows no 100 %, no ETA, no fit; raised, it finishes", () =>
         stalledThenRaised(ctx));
+      await t.step(
+        "a long migration converging after its policy fired, against a scripted agent",
+        () =>
+          convergingAfterPolicy(ctx),
+      );
     }),
 });

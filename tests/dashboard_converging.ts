@@ -6,13 +6,15 @@
  * the green fit, the policy and convergence events as sentences, each row's own time, the
  * pass labels thinned, readable axis ticks, and a reconnect that resumes after the last id.
  * Issue 23: the guest has a disk; its counters (`disk`) are a row of the progress card.
+ * A step of dashboard_browser_test.ts, in its browser.
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { assessConvergence, type Convergence } from "../domain/convergence.ts";
 import { assessProgress } from "../domain/progress.ts";
 import { dashboardRoutes } from "../routes/dashboard.ts";
-import { saveScreenshot, watch, withBrowser } from "./dashboard_browser_kit.ts";
+import type { BrowserContext, Page } from "playwright-core";
+import { saveScreenshot, watch } from "./dashboard_browser_kit.ts";
 
 const ID = "out-scripted-1";
 const MiB = 2 ** 20;
@@ -161,98 +163,94 @@ function scriptedAgent(lastIds: string[]): Hono {
   return app;
 }
 
-Deno.test({
-  name: "dashboard: a long migration converging after its policy fired, against a scripted agent",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const lastIds: string[] = [];
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-      scriptedAgent(lastIds).fetch,
+/** The page against the scripted agent, in `ctx` (see the module doc). */
+export async function convergingAfterPolicy(ctx: BrowserContext): Promise<void> {
+  const lastIds: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    scriptedAgent(lastIds).fetch,
+  );
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const final = EVENTS.at(-1)![1] as ReturnType<typeof info>;
+  assert.equal(final["x-progress"]?.state, "converging", "the script ends converging");
+  assert.equal(final["x-progress"]?.fits, "fits");
+  let page: Page | null = null;
+  try {
+    page = await ctx.newPage();
+    const seen = watch(page, [404]); // this agent has no OpenAPI document
+    await page.goto(`${base}/`);
+    const lastPass = page.locator("#log-body tr[data-event=MIGRATION_PASS]", {
+      hasText: `pass ${LAST}`,
+    });
+    await lastPass.waitFor({ timeout: 15_000 });
+    assert.deepEqual(lastIds.slice(0, 2), ["0", "5"], "reconnected after the last id");
+    await page.locator("#conn[data-state=live]").waitFor();
+
+    // The switchover card: the agent's verdict, ETA and a green fit.
+    await page.locator("#verdict", { hasText: "converging" }).waitFor();
+    assert.equal(await page.locator("#verdict").getAttribute("data-tone"), "good");
+    const eta = final["x-progress"]!["eta-ms"]!;
+    assert.ok(eta > 0);
+    assert.match(String(await page.locator("#eta").textContent()), /^switchover in ≈ /);
+    assert.equal(await page.locator("#downtime-verdict").getAttribute("data-fits"), "fits");
+    assert.equal(
+      await page.locator("#downtime-verdict").textContent(),
+      "fits: can switch over",
     );
-    const base = `http://127.0.0.1:${server.addr.port}`;
-    const final = EVENTS.at(-1)![1] as ReturnType<typeof info>;
-    assert.equal(final["x-progress"]?.state, "converging", "the script ends converging");
-    assert.equal(final["x-progress"]?.fits, "fits");
-    try {
-      await withBrowser(async (ctx) => {
-        const page = await ctx.newPage();
-        const seen = watch(page, [404]); // this agent has no OpenAPI document
-        await page.goto(`${base}/`);
-        const lastPass = page.locator("#log-body tr[data-event=MIGRATION_PASS]", {
-          hasText: `pass ${LAST}`,
-        });
-        await lastPass.waitFor({ timeout: 15_000 });
-        assert.deepEqual(lastIds.slice(0, 2), ["0", "5"], "reconnected after the last id");
-        await page.locator("#conn[data-state=live]").waitFor();
+    assert.equal(await page.locator("#expected-downtime").textContent(), "250 ms");
+    assert.equal(await page.locator("#throttle").textContent(), "20 %");
+    // The bar is the agent's percent.
+    assert.equal(
+      await page.locator("#progress-pct").textContent(),
+      `${final["x-progress"]!.percent.toFixed(1)} %`,
+    );
+    assert.equal(await page.locator("#progress").getAttribute("data-pass"), String(LAST));
+    assert.match(String(await page.locator("#passes li.gap").textContent()), /more/);
+    // The disk's counters: 64 MiB + 123 × 256 KiB sent, one pass's blocks left.
+    assert.equal(await page.locator("#disk-row").isVisible(), true);
+    assert.equal(
+      await page.locator("#disk-counters").textContent(),
+      "94.8 MiB sent of 64 MiB · 256 KiB remaining",
+    );
 
-        // The switchover card: the agent's verdict, ETA and a green fit.
-        await page.locator("#verdict", { hasText: "converging" }).waitFor();
-        assert.equal(await page.locator("#verdict").getAttribute("data-tone"), "good");
-        const eta = final["x-progress"]!["eta-ms"]!;
-        assert.ok(eta > 0);
-        assert.match(String(await page.locator("#eta").textContent()), /^switchover in ≈ /);
-        assert.equal(await page.locator("#downtime-verdict").getAttribute("data-fits"), "fits");
-        assert.equal(
-          await page.locator("#downtime-verdict").textContent(),
-          "fits: can switch over",
-        );
-        assert.equal(await page.locator("#expected-downtime").textContent(), "250 ms");
-        assert.equal(await page.locator("#throttle").textContent(), "20 %");
-        // The bar is the agent's percent.
-        assert.equal(
-          await page.locator("#progress-pct").textContent(),
-          `${final["x-progress"]!.percent.toFixed(1)} %`,
-        );
-        assert.equal(await page.locator("#progress").getAttribute("data-pass"), String(LAST));
-        assert.match(String(await page.locator("#passes li.gap").textContent()), /more/);
-        // The disk's counters: 64 MiB + 123 × 256 KiB sent, one pass's blocks left.
-        assert.equal(await page.locator("#disk-row").isVisible(), true);
-        assert.equal(
-          await page.locator("#disk-counters").textContent(),
-          "94.8 MiB sent of 64 MiB · 256 KiB remaining",
-        );
-
-        // Policy and convergence events as sentences; every row at its event's own time.
-        const policy = page.locator("#log-body tr[data-event=MIGRATION_POLICY]");
-        assert.equal(await policy.getAttribute("class"), "tone-policy");
-        assert.equal(await policy.locator("td").nth(3).textContent(), POLICY_NOTE);
-        const verdicts = await page.locator(
-          "#log-body tr[data-event=MIGRATION_CONVERGENCE] td:nth-child(4)",
-        ).allTextContents();
-        assert.ok(verdicts.some((v) => v.startsWith("verdict stalled · ")), verdicts.join("\n"));
-        assert.ok(verdicts.some((v) => /^verdict converging · .*switchover in ≈/.test(v)));
-        assert.ok(verdicts.every((v) => !v.includes("{")), verdicts.join("\n"));
-        const rows = await page.locator("#log-body tr").evaluateAll((trs) =>
-          trs.map((tr) => ({
-            id: tr.querySelector("td")?.textContent ?? "",
-            time: tr.querySelector("time")?.getAttribute("datetime") ?? "",
-          }))
-        );
-        const logged = rows.filter((r) => r.id !== "");
-        assert.ok(logged.length > LAST, `${logged.length} rows`);
-        for (const r of logged) {
-          assert.equal(r.time, EVENTS[Number(r.id) - 1][1].time, `row ${r.id}'s time`);
-        }
-
-        // 124 passes: thinned labels (the first, every k-th, the latest), readable ticks.
-        await page.waitForTimeout(300);
-        const chart = page.locator("#chart");
-        const labels = String(await chart.getAttribute("data-pass-labels")).split(" ");
-        assert.ok(labels.length >= 5 && labels.length <= 17, labels.join(" "));
-        assert.equal(labels[0], "1");
-        assert.equal(labels.at(-1), String(LAST));
-        assert.ok(Number(await chart.getAttribute("data-pass-lines")) < LAST);
-        const ticks = String(await chart.getAttribute("data-dirty-ticks")).split("|");
-        assert.equal(new Set(ticks).size, ticks.length, ticks.join(" "));
-        await page.locator("#diagram .node.current.active").waitFor();
-        await saveScreenshot(page, "dashboard_converging.png");
-        assert.deepEqual(seen.errors, []);
-        assert.deepEqual(seen.urls.filter((u) => new URL(u).origin !== base), []);
-      });
-    } finally {
-      await server.shutdown();
+    // Policy and convergence events as sentences; every row at its event's own time.
+    const policy = page.locator("#log-body tr[data-event=MIGRATION_POLICY]");
+    assert.equal(await policy.getAttribute("class"), "tone-policy");
+    assert.equal(await policy.locator("td").nth(3).textContent(), POLICY_NOTE);
+    const verdicts = await page.locator(
+      "#log-body tr[data-event=MIGRATION_CONVERGENCE] td:nth-child(4)",
+    ).allTextContents();
+    assert.ok(verdicts.some((v) => v.startsWith("verdict stalled · ")), verdicts.join("\n"));
+    assert.ok(verdicts.some((v) => /^verdict converging · .*switchover in ≈/.test(v)));
+    assert.ok(verdicts.every((v) => !v.includes("{")), verdicts.join("\n"));
+    const rows = await page.locator("#log-body tr").evaluateAll((trs) =>
+      trs.map((tr) => ({
+        id: tr.querySelector("td")?.textContent ?? "",
+        time: tr.querySelector("time")?.getAttribute("datetime") ?? "",
+      }))
+    );
+    const logged = rows.filter((r) => r.id !== "");
+    assert.ok(logged.length > LAST, `${logged.length} rows`);
+    for (const r of logged) {
+      assert.equal(r.time, EVENTS[Number(r.id) - 1][1].time, `row ${r.id}'s time`);
     }
-  },
-});
+
+    // 124 passes: thinned labels (the first, every k-th, the latest), readable ticks.
+    await page.waitForTimeout(300);
+    const chart = page.locator("#chart");
+    const labels = String(await chart.getAttribute("data-pass-labels")).split(" ");
+    assert.ok(labels.length >= 5 && labels.length <= 17, labels.join(" "));
+    assert.equal(labels[0], "1");
+    assert.equal(labels.at(-1), String(LAST));
+    assert.ok(Number(await chart.getAttribute("data-pass-lines")) < LAST);
+    const ticks = String(await chart.getAttribute("data-dirty-ticks")).split("|");
+    assert.equal(new Set(ticks).size, ticks.length, ticks.join(" "));
+    await page.locator("#diagram .node.current.active").waitFor();
+    await saveScreenshot(page, "dashboard_converging.png");
+    assert.deepEqual(seen.errors, []);
+    assert.deepEqual(seen.urls.filter((u) => new URL(u).origin !== base), []);
+  } finally {
+    await page?.close();
+    await server.shutdown();
+  }
+}
