@@ -18,7 +18,7 @@ import { type BenchAgent, startAgent, withAgents } from "./agent.ts";
 import { cancelAndSettle, finalInfo, migrate, patch } from "./kit.ts";
 import { median, type QuietWait, waitForQuiet } from "./measure.ts";
 import { type Figure, infoFigure as info } from "./report.ts";
-import { readAnswers, WASM_RAM_MIB } from "./wasm_guests.ts";
+import { eachRamSize, ramLabel, readAnswers, WASM_RAM_MIB } from "./wasm_guests.ts";
 import { buildGuest } from "../guests/build.ts";
 import { waitFor } from "../tests/helpers/wait.ts";
 
@@ -120,10 +120,8 @@ async function cont(a: BenchAgent): Promise<void> {
 }
 
 /** One repetition: every RAM size, each with fresh agents. */
-export async function computeScenario(): Promise<ComputeRun[]> {
-  const runs: ComputeRun[] = [];
-  for (const mib of WASM_RAM_MIB) runs.push(await computeRun(mib));
-  return runs;
+export function computeScenario(): Promise<ComputeRun[]> {
+  return eachRamSize(computeRun);
 }
 
 /** The compute guest's figures: per RAM size, medians over the repetitions. */
@@ -133,8 +131,7 @@ export function figuresWasmCompute(reps: readonly ComputeRun[][]): Figure[] {
   for (const mib of WASM_RAM_MIB) {
     const runs = reps.flat().filter((r) => r.ramMiB === mib);
     const done = runs.filter((r) => r.converged);
-    const size = mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`;
-    const name = `W: compute in ${size}, sieving ${runs[0]?.arrayMiB} MiB`;
+    const name = `W: compute in ${ramLabel(mib)}, sieving ${runs[0]?.arrayMiB} MiB`;
     out.push(
       info(`W.compute.converged.${mib}`, `${name}: runs that converged`, done.length, "runs"),
     );

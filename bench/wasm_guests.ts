@@ -180,11 +180,21 @@ async function input(a: BenchAgent, line: string, must = true): Promise<boolean>
   return false;
 }
 
-/** One repetition: every RAM size, each with fresh agents. */
-export async function wasmGuestScenario(): Promise<WasmGuestRun[]> {
-  const runs: WasmGuestRun[] = [];
-  for (const mib of WASM_RAM_MIB) runs.push(await wasmGuestRun(mib));
+/** Runs `run` for every RAM size in turn (each makes its own agents). */
+export async function eachRamSize<T>(run: (mib: number) => Promise<T>): Promise<T[]> {
+  const runs: T[] = [];
+  for (const mib of WASM_RAM_MIB) runs.push(await run(mib));
   return runs;
+}
+
+/** A RAM size as the figures name it: 256 MiB, 1 GiB. */
+export function ramLabel(mib: number): string {
+  return mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`;
+}
+
+/** One repetition: every RAM size, each with fresh agents. */
+export function wasmGuestScenario(): Promise<WasmGuestRun[]> {
+  return eachRamSize(wasmGuestRun);
 }
 
 /** The figures of scenario W: per RAM size, medians over the repetitions (latencies pooled). */
@@ -193,7 +203,7 @@ export function figuresWasmGuests(reps: readonly WasmGuestRun[][]): Figure[] {
   const out: Figure[] = [];
   for (const mib of WASM_RAM_MIB) {
     const runs = reps.flat().filter((r) => r.ramMiB === mib);
-    const name = `W: kvstore in ${mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`}, half full, ` +
+    const name = `W: kvstore in ${ramLabel(mib)}, half full, ` +
       `${CLIENT_RATE} SET/s`;
     const downtime = median(runs.map((r) => r.info.downtime));
     const alone = runs.flatMap((r) => r.alone);
