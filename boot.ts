@@ -20,6 +20,8 @@ const SHUTDOWN_GRACE_MS = 1500;
 export interface BootedAgent {
   agent: Agent;
   server: ApiServer;
+  /** Where the API listens (`host:port` or `unix:PATH`), as the `listening` line says. */
+  listening: { addr: string; tls: boolean };
   /**
    * Stops taking requests, cancels an outgoing migration and waits for it to end (bounded,
    * in agent.close, which also closes the incoming listener), then gives open requests and
@@ -49,18 +51,16 @@ export async function bootAgent(
     maxSseSubscribers: options.maxSseSubscribers,
   });
   let server: ApiServer;
+  const said: { listening?: BootedAgent["listening"] } = {};
   try {
-    server = await serveApi(
-      options.listen,
-      options.apiTls,
-      app.fetch,
-      ({ addr, tls }) =>
-        logger.announce("listening", {
-          addr,
-          ...(tls ? { tls: true } : {}),
-          incoming: agent.incomingUri,
-        }),
-    );
+    server = await serveApi(options.listen, options.apiTls, app.fetch, (where) => {
+      said.listening = where;
+      logger.announce("listening", {
+        addr: where.addr,
+        ...(where.tls ? { tls: true } : {}),
+        incoming: agent.incomingUri,
+      });
+    });
   } catch (e) {
     await agent.close().catch(() => {});
     throw e;
@@ -72,5 +72,10 @@ export async function bootAgent(
     await Promise.race([closed, new Promise((r) => timer = setTimeout(r, SHUTDOWN_GRACE_MS))]);
     clearTimeout(timer);
   };
-  return { agent, server, shutdown };
+  // serveApi resolves once it listens, its onListen called.
+  if (said.listening === undefined) {
+    await shutdown();
+    throw new Error("the API server started without saying where it listens");
+  }
+  return { agent, server, listening: said.listening, shutdown };
 }

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { type BenchAgent, startAgent, withAgents } from "./agent.ts";
+import { startAgent, withAgents } from "./agent.ts";
 import { cancelAndSettle, finalInfo, migrate, patch } from "./kit.ts";
 import { median, type QuietWait, waitForQuiet } from "./measure.ts";
 import { type Figure, infoFigure as info } from "./report.ts";
@@ -86,9 +86,9 @@ export function computeRun(ramMiB: number): Promise<ComputeRun> {
       await migrate(src, dst.incomingUri!);
       let final = await finalInfo(src, CONVERGE_MS).catch(() => null);
       const converged = final?.status === "completed";
+      // Cancelled, the source's guest runs on by itself (its rounds go on there).
       if (!converged) final = await cancelAndSettle(src);
       const endAt = performance.now();
-      if (!converged) await cont(src);
       const seen = Math.max(...rounds.keys());
       await waitFor(
         `${AFTER_ROUNDS} rounds after the migration`,
@@ -111,12 +111,6 @@ export function computeRun(ramMiB: number): Promise<ComputeRun> {
 export function lostMs(r: ComputeRun): number {
   const alone = median(r.alone);
   return r.during.reduce((sum, ms) => sum + ms - alone, 0);
-}
-
-/** `POST /machine/cont` on `a` (a source whose migration was cancelled runs on by itself). */
-async function cont(a: BenchAgent): Promise<void> {
-  const m = (await a.api("GET", "/machine")).body as { runstate: string };
-  if (m.runstate !== "running") await a.api("POST", "/machine/cont");
 }
 
 /** One repetition: every RAM size, each with fresh agents. */

@@ -4,7 +4,7 @@
  * real loopback port; its migrations go over real sockets from its own Workers. What it
  * cannot be is signalled, killed or frozen: tests that need that start a process
  * (agent_process.ts). Starting a process costs ~0.4 CPU-s (Deno, the agent's modules, a
- * second copy of every page it touches), which on 2 cores made half of the suite's time.
+ * second copy of every page it touches), which on 2 cores made a fifth of the suite's time.
  *
  * @module
  */
@@ -12,7 +12,6 @@ import { bootAgent, type BootedAgent } from "../../boot.ts";
 import { parseCommandLine } from "../../cli.ts";
 import {
   agentApi,
-  type Json,
   paced,
   startAll,
   type TestAgent,
@@ -49,15 +48,13 @@ export async function startLocalAgent(
   } catch (e) {
     throw new Error(`agent did not start: ${(e as Error).message}`);
   }
-  const line = logText.split("\n").find((l) => l.includes('"msg":"listening"'));
-  if (line === undefined) throw new Error(`agent announced no address: ${logText}`);
-  const listening: Json = JSON.parse(line);
-  const base = `${listening.tls ? "https" : "http"}://${listening.addr}`;
+  const { addr, tls } = booted.listening;
+  const base = `${tls ? "https" : "http"}://${addr}`;
   let stopped: Promise<void> | null = null;
   const api = agentApi(base, options.client);
   return {
     base,
-    incomingUri: listening.incoming,
+    incomingUri: booted.agent.incomingUri,
     api,
     waitStatus: (pattern, timeoutMs) => waitStatus(api, pattern, timeoutMs),
     stop: () => stopped ??= booted.shutdown(),
