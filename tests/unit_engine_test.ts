@@ -14,6 +14,7 @@ import "./unit/engine_colo.ts";
 import "./unit/engine_colo_live.ts";
 import "./unit/engine_colo_records.ts";
 import "./unit/engine_disk_loader.ts";
+import "./unit/engine_disk_runs.ts";
 import "./unit/engine_memory.ts";
 import "./unit/engine_output_compare.ts";
 import "./unit/engine_postcopy.ts";

@@ -15,14 +15,28 @@ import { bitmapsOf, DISK_BLOCK, DriveFile, type SharedDrive } from "../../adapte
 import { encodeDiskBitmap, MAX_BITMAP_RUN } from "../wire/disk_bitmap.ts";
 import type { Capabilities } from "../options.ts";
 import { encodeDiskConfig, encodeDiskDataHeader, encodeDiskZero } from "../wire/disk.ts";
+import { DISK_HEADER_SIZE, FRAME_HEADER_SIZE, MAX_DISK_RUN } from "../wire/frames.ts";
 import type { FrameSink, LiveSection, PendingBytes, StagingSink } from "./live_section.ts";
+import { STAGING_BYTES } from "./page_sender.ts";
 import { STAT } from "./stats.ts";
 
 /** The disk section's wire identity (docs/wire-format.md, "Sections"). */
-export const DISK_SECTION = { id: 4, name: "block", version: 1 } as const;
+export const DISK_SECTION = { id: 4, name: "block", version: 2 } as const;
 
 /** Blocks sent per iterate call (8 MiB, as RAM's chunk). */
 const CHUNK_BLOCKS = 128;
+/** Bytes ahead of a DISK_DATA run's data: the frame header and the run header. */
+const DISK_DATA_HEAD = FRAME_HEADER_SIZE + DISK_HEADER_SIZE;
+/**
+ * Most blocks in one run: as many as fit the sender's staging buffer behind their headers
+ * (15 blocks, 960 KiB). One frame per block (64 KiB) made the destination do a socket read or
+ * two per block: measured 2026-12-07 (2 cores, a 256 MiB random image on tmpfs, loopback TCP),
+ * 1.15 GB/s against 2.6 GB/s for a raw file→socket→file copy with 1 MiB reads.
+ */
+const RUN_BLOCKS = Math.min(
+  Math.floor((STAGING_BYTES - DISK_DATA_HEAD) / DISK_BLOCK),
+  MAX_DISK_RUN / DISK_BLOCK,
+);
 
 /** What the disk section uses of its session. */
 export interface DiskSectionHost {
@@ -166,39 +180,66 @@ export class DiskSection implements LiveSection {
     for (const d of this.#drives) d.file.close();
   }
 
-  /** Sends up to `max` marked blocks of drive `k` from its cursor; returns how many. */
+  /**
+   * Sends up to `max` marked blocks of drive `k` from its cursor, in runs of consecutive
+   * marked blocks (see {@link RUN_BLOCKS}); returns how many.
+   */
   async #send(k: number, max: number): Promise<number> {
+    const d = this.#drives[k];
+    let sent = 0;
+    while (sent < max && d.pending > 0) {
+      // A block is marked somewhere (pending > 0): the next one from the cursor starts the run.
+      while (d.toSend[d.cursor] === 0) d.cursor = (d.cursor + 1) % d.toSend.length;
+      const first = d.cursor;
+      const limit = Math.min(RUN_BLOCKS, max - sent, d.toSend.length - first);
+      let count = 1;
+      while (count < limit && d.toSend[first + count] === 1) count++;
+      const n = await this.#sendRun(k, first, count);
+      d.toSend.fill(0, first, first + n);
+      d.pending -= n;
+      sent += n;
+      d.cursor = (first + n) % d.toSend.length;
+    }
+    return sent;
+  }
+
+  /**
+   * One frame for blocks `first`.. of drive `k` (at most `count`), read straight into the
+   * sender's staging buffer behind its header: a DISK_DATA run; with zero-blocks, the blocks
+   * are read one by one and the run ends where a block's zero-ness changes (that block stays
+   * marked), so a run of all-zero blocks goes as one DISK_ZERO without its bytes. Returns the
+   * blocks it covered.
+   */
+  async #sendRun(k: number, first: number, count: number): Promise<number> {
     const d = this.#drives[k];
     const { caps, sender, stats } = this.#host;
     const size = d.file.drive.size;
-    let sent = 0;
-    while (sent < max && d.pending > 0) {
-      const b = d.cursor;
-      d.cursor = (d.cursor + 1) % d.toSend.length;
-      if (d.toSend[b] === 0) continue;
-      d.toSend[b] = 0;
-      d.pending--;
-      const offset = b * DISK_BLOCK;
-      const length = Math.min(DISK_BLOCK, size - offset);
-      const run = { drive: k, offset, length };
-      const head = encodeDiskDataHeader(run);
-      // The block is read straight into the sender's staging buffer, behind its header; an
-      // all-zero one becomes a DISK_ZERO there instead, with zero-blocks.
-      await sender.stage(head.length + length, (into) => {
-        const data = into.subarray(head.length, head.length + length);
-        d.file.read(offset, data);
-        if (caps["zero-blocks"] && isZero(data)) {
-          const zero = encodeDiskZero(run);
-          into.set(zero);
-          return zero.length;
+    const offset = first * DISK_BLOCK;
+    const bytes = (blocks: number) => Math.min(blocks * DISK_BLOCK, size - offset);
+    let used = count;
+    await sender.stage(DISK_DATA_HEAD + bytes(count), (into) => {
+      const data = into.subarray(DISK_DATA_HEAD, DISK_DATA_HEAD + bytes(count));
+      let zero = false;
+      if (!caps["zero-blocks"]) d.file.read(offset, data);
+      else {
+        for (let i = 0; i < count; i++) {
+          const block = data.subarray(i * DISK_BLOCK, bytes(i + 1));
+          d.file.read(offset + i * DISK_BLOCK, block);
+          const z = isZero(block);
+          if (i === 0) zero = z;
+          else if (z !== zero) {
+            used = i;
+            break;
+          }
         }
-        into.set(head);
-        return head.length + length;
-      });
-      stats[STAT.diskTransferred] += length;
-      sent++;
-    }
-    return sent;
+      }
+      const run = { drive: k, offset, length: bytes(used) };
+      const head = zero ? encodeDiskZero(run) : encodeDiskDataHeader(run);
+      into.set(head);
+      return zero ? head.length : head.length + run.length;
+    });
+    stats[STAT.diskTransferred] += bytes(used);
+    return used;
   }
 
   #bytes(): PendingBytes {
@@ -215,6 +256,7 @@ export class DiskSection implements LiveSection {
 function isZero(data: Uint8Array): boolean {
   const head = Math.min(data.length, (8 - (data.byteOffset % 8)) % 8);
   for (let i = 0; i < head; i++) if (data[i] !== 0) return false;
+  if (head === data.length) return true; // shorter than its way to an 8-byte boundary
   const words = new BigUint64Array(
     data.buffer,
     data.byteOffset + head,

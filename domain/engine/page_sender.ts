@@ -35,7 +35,7 @@ export function bitmapBytes(pages: number): number {
  * 256 KiB) holds 15 disk blocks with their headers: a block migration writes ~1 MiB at a time,
  * as a plain file copy does (a 256 MiB image to a file: 239–278 ms against 322–409 ms).
  */
-const STAGING = 1024 * 1024;
+export const STAGING_BYTES = 1024 * 1024;
 /** Writes handed to the sink and not yet done, at most. */
 const MAX_INFLIGHT = 2;
 /** Runs of at most this many pages are copied into the staging buffer, not written apart. */
@@ -68,7 +68,7 @@ export class PageSender {
    */
   readonly #announced: number[];
   readonly #totalPages: number;
-  readonly #bufs = [new Uint8Array(STAGING), new Uint8Array(STAGING)];
+  readonly #bufs = [new Uint8Array(STAGING_BYTES), new Uint8Array(STAGING_BYTES)];
   readonly #views = this.#bufs.map((b) => new DataView(b.buffer));
   #cur = 0;
   #off = 0;
@@ -368,7 +368,7 @@ export class PageSender {
    * large frame's copy and allocation (a disk block read straight into the staging buffer).
    */
   async stage(max: number, fill: (into: Uint8Array) => number): Promise<void> {
-    if (max > STAGING) throw new RangeError(`a frame of ${max} bytes does not fit staging`);
+    if (max > STAGING_BYTES) throw new RangeError(`a frame of ${max} bytes does not fit staging`);
     await this.#ensure(max);
     const n = fill(this.#bufs[this.#cur].subarray(this.#off, this.#off + max));
     this.#off += n;
@@ -388,7 +388,7 @@ export class PageSender {
   }
 
   async #ensure(n: number): Promise<void> {
-    if (this.#off + n > STAGING) await this.#swap();
+    if (this.#off + n > STAGING_BYTES) await this.#swap();
   }
 
   /** Hands `bytes` to the sink, keeping at most a few writes in flight (in order). */

@@ -90,8 +90,11 @@ export const FrameType = {
 
 /** Size of the header of DISK_DATA / DISK_ZERO: u16 drive, u64 offset, u32 length. */
 export const DISK_HEADER_SIZE = 14;
-/** Most bytes one DISK_DATA or DISK_ZERO covers (the disk's 64 KiB block). */
-export const MAX_DISK_RUN = 65536;
+/**
+ * Most bytes one DISK_DATA or DISK_ZERO covers: 16 of the disk's 64 KiB blocks (section
+ * version 2; version 1 sent one block per frame). A destination holds one run at a time.
+ */
+export const MAX_DISK_RUN = 1 << 20;
 
 /** COLO_RECORDS' fixed part: `u64 next, u32 count`. */
 export const COLO_RECORDS_FIXED = 12;

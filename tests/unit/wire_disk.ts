@@ -77,7 +77,7 @@ Deno.test("disk records: a run outside its drive, or of an unknown drive, is ref
   refused(huge, /outside drive 'disk0'/);
   const big = zero({ drive: 0, offset: 0, length: 1 });
   new DataView(big.buffer, big.byteOffset).setUint32(10, MAX_DISK_RUN + 1);
-  refused(big, /length 65537 is not in 1\.\.65536/);
+  refused(big, /length 1048577 is not in 1\.\.1048576/);
 });
 
 Deno.test("disk records: a truncated or padded record is refused", () => {
