@@ -235,7 +235,26 @@ for (const huge of [true, false]) {
         // what GET /machine must then report, as checked on the next line).
         if (huge) {
           const got = info["huge-page-bytes"] ?? 0;
-          assert.ok(got > 0 && got <= aligned, `huge pages back ${got} of ${aligned} bytes`);
+          // What the kernel says of each block's mappings, and a second reading, should this
+          // ever fail again (it did once, in a fresh clone's full run, not since).
+          const seen = () =>
+            JSON.stringify({
+              info: info["huge-page-bytes"],
+              again: hugePageBytes(m.shared.ram),
+              mappings: m.shared.ram.map((b) =>
+                mappingsOf(b).map((x) => ({
+                  at: x.start.toString(16),
+                  mib: Number(x.end - x.start) / MiB,
+                  flags: x.flags.join(" "),
+                  hugeKiB: x.anonHugeKiB,
+                }))
+              ),
+              resident: m.shared.ram.map(residentBytes),
+            });
+          assert.ok(
+            got > 0 && got <= aligned,
+            `huge pages back ${got} of ${aligned} bytes: ${seen()}`,
+          );
         } else assert.equal(info["huge-page-bytes"], 0);
         assert.equal(hugePageBytes(m.shared.ram), info["huge-page-bytes"]);
         for (const ram of m.shared.ram) {
