@@ -12,6 +12,15 @@
  * Then the total time of a 256 MiB random guest with the same disk (`blk`) against the same
  * guest without it, each with fresh agents: what the disk adds to a migration.
  *
+ * The device decides much here: measured 2026-12-07 on this machine kind (ext4 on a virtual
+ * disk), the same code's ratio went 0.24–0.69, then 2.1, between runs with the raw copy
+ * always first: whichever of the two wrote second after the image was made was the slow one
+ * (the device takes a burst of writes, then slows, then recovers), and the first file of the
+ * image's size written after the image cost the filesystem fresh blocks. So each repetition
+ * makes one untimed copy first, then runs them in the order raw, migration, migration, raw
+ * (ABBA: a drift in the device's speed weighs on both alike), each writer into the blocks the
+ * one before it freed, and compares the migrations' mean with the better raw copy.
+ *
  * @module
  */
 import { type BenchAgent, type Json, startAgent, withAgents } from "./agent.ts";
@@ -25,12 +34,9 @@ import { ferryClient } from "../sdk/client.ts";
 export const DISK_BYTES = 256 * MIB;
 const CHUNK = MIB;
 
-/** One repetition of scenario D. */
-export interface DiskRun {
-  quiet: QuietWait;
-  /** The raw file→socket→file copy of the image. */
-  raw: RawResult;
-  /** The disk migration's source info once completed. */
+/** One disk migration of the image. */
+export interface DiskMigration {
+  /** The source's info once completed. */
   info: Json;
   /** disk.transferred / (total-time − setup-time), bytes per second. */
   bytesPerSec: number;
@@ -38,9 +44,33 @@ export interface DiskRun {
   wallMs: number;
   /** CPU ms of the two agents over the disk migration (POST → completed). */
   cpuMs: number;
+}
+
+/** One repetition of scenario D. */
+export interface DiskRun {
+  quiet: QuietWait;
+  /** The raw file→socket→file copies of the image, before and after the migrations. */
+  raw: [RawResult, RawResult];
+  /** The two disk migrations between them. */
+  migrations: [DiskMigration, DiskMigration];
   /** total-time of the 256 MiB random guest with the disk (blk), and without. */
   withDiskMs: number;
   ramAloneMs: number;
+}
+
+/**
+ * The host's limit for the work in a repetition: the better of its two raw copies, bytes per
+ * second (as scenario A takes the better page size). Measured 2026-12-07 the same copy ran at
+ * 0.55–0.61 GB/s (its sink 413–474 ms of CPU in the kernel) or 2.1–2.3 GB/s (~120 ms) by the
+ * filesystem's state, not by anything the copy does; the slower one says nothing of the limit.
+ */
+export function rawBytesPerSec(r: DiskRun): number {
+  return Math.max(r.raw[0].bytesPerSec, r.raw[1].bytesPerSec);
+}
+
+/** Mean throughput of a repetition's disk migrations, bytes per second. */
+export function migrationBytesPerSec(r: DiskRun): number {
+  return (r.migrations[0].bytesPerSec + r.migrations[1].bytesPerSec) / 2;
 }
 
 async function postMigration(src: BenchAgent, body: { uri: string; blk: boolean }): Promise<void> {
@@ -111,35 +141,54 @@ function migrateOnce(
   });
 }
 
+/**
+ * The raw file→socket→file copy of `dir`'s image, into a file removed afterwards (the last
+ * migration's destination image is removed first: each writer gets the blocks the one before
+ * it freed, as the destination agent does, see migrateOnce).
+ */
+async function rawCopy(dir: string): Promise<RawResult> {
+  await Deno.remove(`${dir}/dst.img`).catch(() => {});
+  const raw = await runRaw("tcp", DISK_BYTES, CHUNK, CHUNK, "4k", {
+    from: `${dir}/src.img`,
+    to: `${dir}/raw.img`,
+  });
+  await Deno.remove(`${dir}/raw.img`);
+  return raw;
+}
+
+/** A disk migration of `dir`'s image to a fresh destination image, checked equal. */
+async function diskMigration(dir: string): Promise<DiskMigration> {
+  const { info, wallMs, cpuMs } = await migrateOnce(dir, "16M", "zero", true);
+  if (info.disk?.transferred !== DISK_BYTES) {
+    throw new Error(`the disk migration moved ${JSON.stringify(info.disk)}`);
+  }
+  if (!await sameFile(`${dir}/src.img`, `${dir}/dst.img`)) {
+    throw new Error("the destination's image differs from the source's");
+  }
+  const bytesPerSec = info.disk.transferred / ((info["total-time"] - info["setup-time"]) / 1000);
+  return { info, bytesPerSec, wallMs, cpuMs };
+}
+
 /** One repetition of scenario D (see the module doc). */
 export async function diskScenario(): Promise<DiskRun> {
   const dir = await Deno.makeTempDir({ prefix: "ferry-bench-disk-" });
   try {
     await randomImage(`${dir}/src.img`, DISK_BYTES);
+    // Not timed: the first file of the image's size written after it costs the filesystem
+    // fresh blocks (measured 2026-12-07: the raw copy's sink 424–540 ms of CPU then, 64–85 ms
+    // in the copies after it, each into the blocks the one before freed).
+    await rawCopy(dir);
     const quiet = await waitForQuiet(0.25, 250, 10_000);
-    const raw = await runRaw("tcp", DISK_BYTES, CHUNK, CHUNK, "4k", {
-      from: `${dir}/src.img`,
-      to: `${dir}/raw.img`,
-    });
-    await Deno.remove(`${dir}/raw.img`);
-    const disk = await migrateOnce(dir, "16M", "zero", true);
-    if (disk.info.disk?.transferred !== DISK_BYTES) {
-      throw new Error(`the disk migration moved ${JSON.stringify(disk.info.disk)}`);
-    }
-    if (!await sameFile(`${dir}/src.img`, `${dir}/dst.img`)) {
-      throw new Error("the destination's image differs from the source's");
-    }
-    const info = disk.info;
-    const bytesPerSec = info.disk.transferred / ((info["total-time"] - info["setup-time"]) / 1000);
+    const raw0 = await rawCopy(dir);
+    const m0 = await diskMigration(dir);
+    const m1 = await diskMigration(dir);
+    const raw1 = await rawCopy(dir);
     const withDisk = await migrateOnce(dir, "256M", "random", true);
     const ramAlone = await migrateOnce(dir, "256M", "random", false);
     return {
       quiet,
-      raw,
-      info,
-      bytesPerSec,
-      wallMs: disk.wallMs,
-      cpuMs: disk.cpuMs,
+      raw: [raw0, raw1],
+      migrations: [m0, m1],
       withDiskMs: withDisk.info["total-time"],
       ramAloneMs: ramAlone.info["total-time"],
     };
@@ -151,16 +200,22 @@ export async function diskScenario(): Promise<DiskRun> {
 /** The figures of scenario D (medians; ratios are medians of per-repetition ratios). */
 export function figuresDisk(runs: readonly DiskRun[]): Figure[] {
   if (runs.length === 0) return [];
-  const ratio = median(runs.map((r) => r.bytesPerSec / r.raw.bytesPerSec));
   const mib = DISK_BYTES / MIB;
+  const ratios = runs.map((r) => migrationBytesPerSec(r) / rawBytesPerSec(r));
+  const ratio = median(ratios);
+  const cpu = (r: DiskRun) => (r.migrations[0].cpuMs + r.migrations[1].cpuMs) / 2;
+  const rawCpu = (r: DiskRun) => Math.min(...r.raw.map((x) => x.sinkCpuMs + x.sourceCpuMs));
   return [
     {
       id: "D.throughput",
-      figure: `D: disk migration, ${mib} MiB random image, blk, TCP (16 MiB zero guest)`,
-      value: median(runs.map((r) => r.bytesPerSec / 1e9)),
+      figure: `D: disk migration, ${mib} MiB random image, blk, TCP (16 MiB zero guest; ratios ${
+        Math.min(...ratios).toFixed(2)
+      }–${Math.max(...ratios).toFixed(2)})`,
+      value: median(runs.map((r) => migrationBytesPerSec(r) / 1e9)),
       unit: "GB/s",
-      baseline: median(runs.map((r) => r.raw.bytesPerSec / 1e9)),
-      baselineName: "raw file→TCP→file copy of the image, two Deno processes, 1 MiB, fdatasync",
+      baseline: median(runs.map((r) => rawBytesPerSec(r) / 1e9)),
+      baselineName:
+        "raw file→TCP→file copy of the image, two Deno processes, 1 MiB, fdatasync: the better of the copies before and after the two migrations",
       ratio,
       target: "ratio ≥ 0.8",
       pass: ratio >= 0.8,
@@ -168,18 +223,18 @@ export function figuresDisk(runs: readonly DiskRun[]): Figure[] {
     {
       id: "D.cpu",
       figure: "D: CPU of both agents over the disk migration",
-      value: median(runs.map((r) => r.cpuMs)),
+      value: median(runs.map(cpu)),
       unit: "ms",
-      baseline: median(runs.map((r) => r.raw.sinkCpuMs + r.raw.sourceCpuMs)),
-      baselineName: "CPU of the raw copy's two processes",
-      ratio: median(runs.map((r) => r.cpuMs / (r.raw.sinkCpuMs + r.raw.sourceCpuMs))),
+      baseline: median(runs.map(rawCpu)),
+      baselineName: "CPU of the raw copy's two processes (the cheaper copy)",
+      ratio: median(runs.map((r) => cpu(r) / rawCpu(r))),
       target: null,
       pass: null,
     },
     infoFigure(
       "D.wall",
       "D: disk migration, POST → completed (destination flushed)",
-      median(runs.map((r) => r.wallMs)),
+      median(runs.flatMap((r) => r.migrations.map((m) => m.wallMs))),
       "ms",
     ),
     {

@@ -35,7 +35,8 @@ import {
 import { type ColoRateRun, coloScenario, figuresColo } from "./colo.ts";
 import { hostLabel, hostPages } from "./limit.ts";
 import { percentile, type QuietWait } from "./measure.ts";
-import { type DiskRun, diskScenario, figuresDisk } from "./disk.ts";
+import { type DiskMigration, type DiskRun, diskScenario, figuresDisk } from "./disk.ts";
+import type { RawResult } from "./raw.ts";
 import { figuresMicro, type MicroRun, microScenario } from "./micro.ts";
 import { figuresMultifd, type MultifdRun, multifdScenario } from "./multifd.ts";
 import { figuresPostcopy, type PostcopyRun, postcopyScenario } from "./postcopy.ts";
@@ -155,14 +156,16 @@ function logM(i: number, r: MultifdRun): void {
 }
 
 function logD(i: number, r: DiskRun): void {
+  const raw = (x: RawResult) =>
+    `raw ${gbps(x.bytesPerSec)} GB/s (CPU ${(x.sinkCpuMs + x.sourceCpuMs).toFixed(0)} ms)`;
+  const mig = (m: DiskMigration) =>
+    `migration ${gbps(m.bytesPerSec)} GB/s (total ${m.info["total-time"]} ms, setup ${
+      m.info["setup-time"]
+    }, downtime ${m.info.downtime}, wall ${m.wallMs.toFixed(0)}, CPU ${m.cpuMs} ms)`;
   console.error(
-    `D#${i + 1}: ${quiet(r.quiet)}; raw file copy ${gbps(r.raw.bytesPerSec)} GB/s (${
-      r.raw.ms.toFixed(0)
-    } ms); disk migration ${gbps(r.bytesPerSec)} GB/s (total ${r.info["total-time"]} ms, setup ${
-      r.info["setup-time"]
-    }, wall ${r.wallMs.toFixed(0)}, CPU ${r.cpuMs} ms vs raw ${
-      (r.raw.sinkCpuMs + r.raw.sourceCpuMs).toFixed(0)
-    } ms); RAM + disk ${r.withDiskMs} ms, RAM alone ${r.ramAloneMs} ms`,
+    `D#${i + 1}: ${quiet(r.quiet)}; ${raw(r.raw[0])}, ${mig(r.migrations[0])}, ${
+      mig(r.migrations[1])
+    }, ${raw(r.raw[1])}; RAM + disk ${r.withDiskMs} ms, RAM alone ${r.ramAloneMs} ms`,
   );
 }
 

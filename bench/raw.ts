@@ -80,7 +80,12 @@ export async function runRaw(
   const dir = transport === "unix" ? await Deno.makeTempDir({ prefix: "ferry-bench-" }) : null;
   const uri = dir ? `unix:${dir}/raw.sock` : "tcp:127.0.0.1:0";
   const sizes = ["--chunk", String(chunk), "--span", String(span), "--pages", pages];
-  const sink = spawn(["sink", uri, ...sizes, ...(files ? ["--file", files.to] : [])]);
+  const sink = spawn([
+    "sink",
+    uri,
+    ...sizes,
+    ...(files ? ["--file", files.to, "--size", String(bytes)] : []),
+  ]);
   let source: Deno.ChildProcess | null = null;
   try {
     const sinkOut = jsonLines(sink);

@@ -15,7 +15,10 @@
  * MADV_NOHUGEPAGE), as an agent does with guest RAM (adapters/memory/huge_pages.ts).
  * `--file PATH` makes it a file copy (the disk's baseline): the source reads each chunk from
  * the file before writing it (from its start, in order), the sink writes each chunk it filled
- * to the file (created or truncated) and flushes it (fdatasync) before it reports the end.
+ * to the file (created or truncated) and flushes it (fdatasync) before it reports the end;
+ * with `--size N` the sink makes the file N bytes long (sparse) before it listens, as a
+ * destination agent sizes its image at start (adapters/disk/drive.ts prepareDrive), so the
+ * baseline writes into a sized image as the destination does.
  *
  * @module
  */
@@ -119,11 +122,13 @@ async function sink(
   span: number,
   pages: RawPages,
   path?: string,
+  size?: number,
 ): Promise<SinkResult> {
   const { next, hugeBytes } = spanBuffer(span, chunk, false, pages);
   const file = path === undefined
     ? null
     : Deno.openSync(path, { write: true, create: true, truncate: true });
+  if (file && size !== undefined) file.truncateSync(size);
   const listener = listenOn(uri);
   const a = listener.addr;
   const bound = a.transport === "unix"
@@ -220,6 +225,7 @@ if (import.meta.main) {
       span: { type: "string" },
       pages: { type: "string", default: "4k" },
       file: { type: "string" },
+      size: { type: "string" },
     },
     allowPositionals: true,
   });
@@ -231,8 +237,11 @@ if (import.meta.main) {
     throw new Error("usage: raw_socket.ts sink|source URI [--bytes N] [--pages 4k|huge]");
   }
   const file = values.file;
-  if (mode === "sink") console.log(JSON.stringify(await sink(uri, chunk, span, pages, file)));
-  else if (mode === "source") {
+  const size = values.size === undefined ? undefined : Number(values.size);
+  if (size !== undefined && !(size >= 0)) throw new Error("--size expects a byte count");
+  if (mode === "sink") {
+    console.log(JSON.stringify(await sink(uri, chunk, span, pages, file, size)));
+  } else if (mode === "source") {
     const bytes = Number(values.bytes);
     if (!(bytes > 0)) throw new Error("source needs --bytes N");
     console.log(JSON.stringify(await source(uri, bytes, chunk, span, pages, file)));
