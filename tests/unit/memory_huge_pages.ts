@@ -130,7 +130,7 @@ Deno.test("huge pages: on and off are decided without measuring; on falls back w
   } else assert.deepEqual([on.pageSize, on.fallback], [PAGE_SIZE, true]);
 });
 
-Deno.test("huge pages: smaps counting takes only mappings wholly inside the buffers", () => {
+Deno.test("huge pages: smaps counting: mappings inside count whole, one reaching beyond a buffer at most its share", () => {
   const smaps = [
     "7f0000000000-7f0000400000 rw-p 00000000 00:00 0",
     "AnonHugePages:      4096 kB",
@@ -139,9 +139,21 @@ Deno.test("huge pages: smaps counting takes only mappings wholly inside the buff
     "7f0000a00000-7f0000c00000 rw-p 00000000 00:00 0",
     "AnonHugePages:      2048 kB",
   ].join("\n");
+  // The first mapping shares 2 MiB with the range, the last 1 MiB (less than a huge page).
   const range = { start: 0x7f0000200000n, end: 0x7f0000b00000n };
-  assert.equal(hugeBytesInSmaps(smaps, [range]), 6 * MiB, "only the middle mapping lies inside");
+  assert.equal(hugeBytesInSmaps(smaps, [range]), 8 * MiB, "6 MiB inside, 2 MiB shared");
   assert.equal(hugeBytesInSmaps(smaps, []), 0);
+  // Two buffers in one mapping of 22 MiB (memory the allocator reused; advice merged):
+  // each counts its own share of the huge pages, and together no more than the mapping has.
+  const merged = "55c284800000-55c285e00000 rw-p 00000000 00:00 0\nAnonHugePages:     22528 kB";
+  const a = { start: 0x55c284800000n, end: 0x55c284800000n + BigInt(18 * MiB) };
+  const b = { start: a.end + 4096n, end: 0x55c285e00000n };
+  assert.equal(hugeBytesInSmaps(merged, [a]), 18 * MiB);
+  assert.equal(hugeBytesInSmaps(merged, [b]), 2 * MiB, "its whole 2 MiB pages only");
+  assert.equal(hugeBytesInSmaps(merged, [a, b]), 20 * MiB);
+  // A mapping with fewer huge pages than the share counts what it has.
+  const sparse = "55c284800000-55c285e00000 rw-p 00000000 00:00 0\nAnonHugePages:      4096 kB";
+  assert.equal(hugeBytesInSmaps(sparse, [a]), 4 * MiB);
 });
 
 Deno.test("huge pages: an advised buffer's first touch faults in huge pages; NOHUGEPAGE gets none", () => {
