@@ -42,6 +42,7 @@ import {
   STDIN_CAPACITY,
   stdinOffer,
   stdinPending,
+  trapMessage,
   type WasmShared,
 } from "../wasm/wasm_shared.ts";
 import type { WasmVcpuMessage } from "../wasm/wasm_vcpu.ts";
@@ -161,7 +162,6 @@ export class Machine {
   readonly guestOutput = new GuestOutput();
   /** The guest's output records (`GET /machine/output`). */
   readonly output: OutputLog = this.guestOutput.log;
-  #trap: string | null = null;
 
   private constructor(
     shared: SharedGuest,
@@ -253,22 +253,21 @@ export class Machine {
       Atomics.notify(i32, OUT_PENDING);
     }
     if (m.kind === "output") this.guestOutput.take(m);
-    else if (m.kind === "trap") {
-      this.#trap = m.message;
-      console.error(`wasm guest trapped: ${m.message}`);
-    } else console.error(`wasm guest exited with code ${m.code}`);
+    else if (m.kind === "trap") console.error(`wasm guest trapped: ${m.message}`);
+    else console.error(`wasm guest exited with code ${m.code}`);
   }
 
   /** A WebAssembly guest's module and exit, or null for the synthetic workloads. */
   guestInfo(): GuestInfo | null {
     const w = this.shared.wasm;
     if (!w) return null;
+    const trap = trapMessage(w.trap);
     return {
       kind: "wasm",
       path: w.path,
       sha256: w.sha256,
-      "exit-code": this.#trap === null ? exitCode(w.state) : null,
-      error: this.#trap,
+      "exit-code": trap === null ? exitCode(w.state) : null,
+      error: trap,
     };
   }
 
@@ -298,7 +297,7 @@ export class Machine {
   /** The WebAssembly guest that takes input (not exited, not trapped), or null. */
   #inputTaker(): WasmShared | null {
     const w = this.shared.wasm;
-    return w && exitCode(w.state) === null && this.#trap === null ? w : null;
+    return w && exitCode(w.state) === null && trapMessage(w.trap) === null ? w : null;
   }
 
   /** Fills or pre-touches RAM, spread over Workers when the guest is big. */

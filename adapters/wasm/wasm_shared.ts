@@ -13,6 +13,10 @@
  * state) | STATE_LOAD (a loaded state waits for the vCPU), [1] = byte length, [2] = exit
  * code, [3] = exited flag; the bytes from offset 16.
  *
+ * Trap cell (`trap`): int32 [0] = 0 until the guest trapped, then 1 + the byte length of the
+ * trap's message (UTF-8, from offset 4, at most TRAP_TEXT_CAPACITY), written by the vCPU before it sets the runstate `guest-panicked`,
+ * so whoever sees that runstate finds the reason too.
+ *
  * @module
  */
 
@@ -43,14 +47,39 @@ export interface WasmShared {
   env: string[];
   stdin: SharedArrayBuffer;
   state: SharedArrayBuffer;
+  trap: SharedArrayBuffer;
 }
 
-/** Allocates the stdin ring and state cell. */
-export function allocateWasmBuffers(): { stdin: SharedArrayBuffer; state: SharedArrayBuffer } {
+/** Bytes of a trap's message the trap cell keeps (a longer one is cut at a character). */
+export const TRAP_TEXT_CAPACITY = 4096;
+
+/** Allocates the stdin ring, the state cell and the trap cell. */
+export function allocateWasmBuffers(): {
+  stdin: SharedArrayBuffer;
+  state: SharedArrayBuffer;
+  trap: SharedArrayBuffer;
+} {
   return {
     stdin: new SharedArrayBuffer(16 + STDIN_CAPACITY),
     state: new SharedArrayBuffer(16 + STATE_CAPACITY),
+    trap: new SharedArrayBuffer(4 + TRAP_TEXT_CAPACITY),
   };
+}
+
+/** Keeps why the guest trapped in the trap cell (before the runstate says so). */
+export function publishTrap(trap: SharedArrayBuffer, message: string): void {
+  const { written } = new TextEncoder().encodeInto(
+    message,
+    new Uint8Array(trap, 4, TRAP_TEXT_CAPACITY),
+  );
+  Atomics.store(new Int32Array(trap, 0, 1), 0, written + 1);
+}
+
+/** Why the guest trapped, or null while it has not. */
+export function trapMessage(trap: SharedArrayBuffer): string | null {
+  const cell = Atomics.load(new Int32Array(trap, 0, 1), 0);
+  if (cell === 0) return null;
+  return new TextDecoder().decode(new Uint8Array(trap, 4, cell - 1).slice());
 }
 
 /** Bytes waiting in the stdin ring. */

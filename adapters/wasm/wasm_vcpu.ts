@@ -33,7 +33,7 @@ import {
   type GuestState,
 } from "./wasm_device_state.ts";
 import { ASYNCIFY_MEMORY_EXPORT, GLOBAL_EXPORT_PREFIX } from "./wasm_prepare_names.ts";
-import { STATE_LOAD, STATE_NONE, STATE_SAVED, stateViews } from "./wasm_shared.ts";
+import { publishTrap, STATE_LOAD, STATE_NONE, STATE_SAVED, stateViews } from "./wasm_shared.ts";
 
 /** Messages the vCPU posts to the main thread. */
 export type WasmVcpuMessage =
@@ -210,8 +210,10 @@ export function runWasmVcpu(
         g.exited = true;
         g.exitCode = -1;
         publishExit();
+        const message = e instanceof Error ? e.message : String(e);
+        publishTrap(w.trap, message); // before the runstate: who sees one finds the other
         setRunstate("guest-panicked");
-        post({ kind: "trap", message: e instanceof Error ? e.message : String(e) });
+        post({ kind: "trap", message });
       }
     }
   };

@@ -2,17 +2,20 @@
  * A WebAssembly guest's stdin at a switchover (adapters/wasm/wasm_shared.ts): input taken
  * before the device state travels with it; input offered after is refused while the guest
  * is away, so none is accepted and lost. And the wasm device state refuses another module or
- * RAM size, saying which.
+ * RAM size, saying which. A trap's reason is in shared memory before the runstate says so.
  */
 import assert from "node:assert/strict";
 import {
   allocateWasmBuffers,
+  publishTrap,
   STDIN_CAPACITY,
   stdinOffer,
   stdinPending,
   stdinRead,
   stdinReplace,
   stdinSeal,
+  TRAP_TEXT_CAPACITY,
+  trapMessage,
 } from "../../adapters/wasm/wasm_shared.ts";
 import {
   decodeWasmDeviceState,
@@ -72,4 +75,17 @@ Deno.test("wasm device state: another module or RAM size is refused, saying whic
       e.message.includes("RAM size 16777216 differs from this machine's 33554432 bytes"),
   );
   assert.equal(text(decodeWasmDeviceState(state, ours, 16 << 20).stdin), "GET a\n");
+});
+
+Deno.test("wasm trap cell: none until the guest trapped, then its message (cut at the cell's size)", () => {
+  const { trap } = allocateWasmBuffers();
+  assert.equal(trapMessage(trap), null);
+  publishTrap(trap, "");
+  assert.equal(trapMessage(trap), "", "an empty message is still a trap");
+  publishTrap(trap, "unreachable executed");
+  assert.equal(trapMessage(trap), "unreachable executed");
+  const long = "é".repeat(TRAP_TEXT_CAPACITY);
+  publishTrap(trap, long);
+  const kept = trapMessage(trap)!;
+  assert.ok(long.startsWith(kept) && kept.length === TRAP_TEXT_CAPACITY / 2, `${kept.length}`);
 });
