@@ -154,18 +154,6 @@ export class DriveFile {
     }
   }
 
-  /**
-   * Writes `data` at `offset` on a thread of the runtime's pool (no marks). The handle's
-   * position moves with it: make no other call on this handle until it settles.
-   */
-  async writeAsync(offset: number, data: Uint8Array): Promise<void> {
-    this.#seek(offset);
-    this.#pos = -1; // unknown until every byte is written
-    let done = 0;
-    while (done < data.length) done += await this.#file.write(data.subarray(done));
-    this.#pos = offset + done;
-  }
-
   #seek(offset: number): void {
     if (this.#pos === offset) return; // sequential: one syscall instead of two
     this.#pos = -1; // unknown until the seek returned

@@ -5,12 +5,11 @@
  * checked against those sizes (wire/disk.ts) and written through this Worker's own handle of
  * the image, and the blocks marked written (an incremental migration onward starts from
  * them). Consecutive DISK_DATA runs of a drive are read into one 1 MiB extent and written
- * with one write (at a record boundary, a gap, another drive or a full extent at the latest)
- * on the runtime's thread pool, while the next runs are read into a second extent buffer: the
- * socket and the image are busy at once, as a block layer's asynchronous writes keep them
- * (measured 2026-12-07, 2 cores, 256 MiB on tmpfs: the destination spent 55 ms reading the
- * socket and 93 ms writing the image, one after the other, with one buffer). One write is in
- * flight at a time (the handle's position is shared).
+ * with one write (at a record boundary, a gap, another drive or a full extent at the latest).
+ * The write is synchronous, in this Worker: writing each extent on the runtime's thread pool
+ * while the next run was read into a second buffer was measured slower (2026-12-07, 2 cores,
+ * bench D on the host's disk: 1.30–1.32 GB/s against 1.62–1.76 GB/s, and more CPU): the
+ * other core is the source's.
  *
  * Every byte is on the device before the destination reports `completed`: the completion
  * flushes the images (fdatasync; {@link DiskSectionLoader.flush}) once the guest runs here on
@@ -56,13 +55,8 @@ export class DiskSectionLoader implements SectionLoader {
   readonly #bitmaps = new Set<string>();
   readonly #head = new Uint8Array(DISK_HEADER_SIZE);
   /** Consecutive runs not yet written: their drive, where they start, how many bytes. */
-  #extent: { file: DriveFile; offset: number; length: number; buf: Uint8Array } | null = null;
-  /** The two extent buffers (allocated with the first DISK_DATA): one filling, one writing. */
-  #extentBufs: Uint8Array[] = [];
-  /** The extent write in flight (its buffer is the one not filling), if any. */
-  #writing: Promise<void> | null = null;
-  /** How the last extent write failed (reported at the next frame, settle or flush). */
-  #writeError: unknown = null;
+  #extent: { file: DriveFile; offset: number; length: number } | null = null;
+  #extentBuf: Uint8Array | null = null;
   #zero: Uint8Array | null = null;
   /** Bytes written since the last fdatasync began. */
   #unsynced = 0;
@@ -90,16 +84,17 @@ export class DiskSectionLoader implements SectionLoader {
         await reader.readInto(this.#head);
         const run = decodeDiskRun(this.#head, type, length, files.map((f) => f.drive));
         const file = files[run.drive];
+        this.#extentBuf ??= new Uint8Array(EXTENT_BYTES);
         let e = this.#extent;
         if (
           e && (e.file !== file || e.offset + e.length !== run.offset ||
             e.length + run.length > EXTENT_BYTES)
         ) {
-          await this.#writeExtent();
+          this.#writeExtent();
           e = null;
         }
-        e ??= this.#extent = { file, offset: run.offset, length: 0, buf: this.#freeBuffer() };
-        await reader.readInto(e.buf.subarray(e.length, e.length + run.length));
+        e ??= this.#extent = { file, offset: run.offset, length: 0 };
+        await reader.readInto(this.#extentBuf.subarray(e.length, e.length + run.length));
         e.length += run.length;
         return;
       }
@@ -107,13 +102,9 @@ export class DiskSectionLoader implements SectionLoader {
         const files = this.#need(type);
         const payload = await reader.readPayload();
         const run = decodeDiskRun(payload, type, length, files.map((f) => f.drive));
-        await this.#writeExtent();
-        await this.#drain();
+        this.#writeExtent();
         this.#zero ??= new Uint8Array(MAX_DISK_RUN);
-        const zeros = this.#zero.subarray(0, run.length);
-        files[run.drive].write(run.offset, zeros);
-        this.#unsynced += run.length;
-        this.#written(files[run.drive], run.offset, run.length);
+        this.#write(files[run.drive], run.offset, this.#zero.subarray(0, run.length));
         return;
       }
       case FrameType.DISK_BITMAP: {
@@ -146,14 +137,13 @@ export class DiskSectionLoader implements SectionLoader {
   }
 
   /**
-   * A record boundary: the extent is written and every write is done (in the page cache);
-   * after 16 MiB of writes an fdatasync of the images begins unless one is under way (a later
-   * boundary starts it then); the stream does not wait for it.
+   * A record boundary: the extent is written; after 16 MiB of writes an fdatasync of the
+   * images begins unless one is under way (a later boundary starts it then); the stream does
+   * not wait for it.
    */
-  async settle(): Promise<void> {
+  settle(): Promise<void> {
     this.#throwSyncError();
-    await this.#writeExtent();
-    await this.#drain();
+    this.#writeExtent();
     if (this.#unsynced >= SYNC_EVERY && this.#files && this.#syncing === null) {
       const files = this.#files;
       this.#unsynced = 0;
@@ -167,12 +157,12 @@ export class DiskSectionLoader implements SectionLoader {
         },
       );
     }
+    return Promise.resolve();
   }
 
   /** Before `completed`: the fdatasync under way ends, then one more covers what was written since. */
   async flush(): Promise<void> {
-    await this.#writeExtent();
-    await this.#drain();
+    this.#writeExtent();
     await this.#syncing;
     this.#throwSyncError();
     if (this.#unsynced > 0 && this.#files) {
@@ -182,13 +172,6 @@ export class DiskSectionLoader implements SectionLoader {
   }
 
   #throwSyncError(): void {
-    if (this.#writeError !== null) {
-      const e = this.#writeError;
-      this.#writeError = null;
-      throw new Error(
-        `block migration: writing the image failed: ${e instanceof Error ? e.message : e}`,
-      );
-    }
     if (this.#syncError !== null) {
       const e = this.#syncError;
       this.#syncError = null;
@@ -244,49 +227,20 @@ export class DiskSectionLoader implements SectionLoader {
     return this.#files;
   }
 
-  /**
-   * Starts writing the runs held in the extent, if any, once the write before it is done (it
-   * then holds the other buffer, which the next extent fills meanwhile).
-   */
-  async #writeExtent(): Promise<void> {
+  /** Writes the runs held in the extent, if any. */
+  #writeExtent(): void {
     const e = this.#extent;
     if (e === null) return;
     this.#extent = null;
-    await this.#drain();
-    this.#unsynced += e.length;
-    this.#writing = e.file.writeAsync(e.offset, e.buf.subarray(0, e.length)).then(
-      () => {
-        this.#writing = null;
-        this.#written(e.file, e.offset, e.length);
-      },
-      (err) => {
-        this.#writing = null;
-        this.#writeError = err;
-      },
-    );
+    this.#write(e.file, e.offset, this.#extentBuf!.subarray(0, e.length));
   }
 
-  /** Waits for the extent write in flight; throws how it failed. */
-  async #drain(): Promise<void> {
-    await this.#writing;
-    this.#throwSyncError();
-  }
-
-  /** An extent buffer no write holds: the one the write in flight (if any) does not. */
-  #freeBuffer(): Uint8Array {
-    if (this.#extentBufs.length === 0) {
-      this.#extentBufs = [new Uint8Array(EXTENT_BYTES), new Uint8Array(EXTENT_BYTES)];
-    }
-    const [a, b] = this.#extentBufs;
-    this.#extentBufs = [b, a];
-    return a;
-  }
-
-  /** Marks the blocks of [offset, offset + length) written. */
-  #written(file: DriveFile, offset: number, length: number): void {
-    const last = Math.floor((offset + length - 1) / DISK_BLOCK);
+  #write(file: DriveFile, offset: number, data: Uint8Array): void {
+    file.write(offset, data);
+    const last = Math.floor((offset + data.length - 1) / DISK_BLOCK);
     for (let b = Math.floor(offset / DISK_BLOCK); b <= last; b++) {
       Atomics.store(file.written, b, 1);
     }
+    this.#unsynced += data.length;
   }
 }
