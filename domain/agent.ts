@@ -115,6 +115,7 @@ export class Agent {
       setPolicy: (p) => (this.#watch.policy = p),
       linkTimeoutMs: config.linkTimeoutMs,
       colo: this.colo,
+      prestart: !config.incoming,
     });
     this.#coloEnabled();
     setLateBlockActivate(machine.shared, this.capabilities["late-block-activate"]);

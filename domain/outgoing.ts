@@ -24,7 +24,8 @@ import { STAT } from "./engine/stats.ts";
 import { WorkerHost } from "./worker_host.ts";
 import type { WarmWorkers } from "./warm_workers.ts";
 
-const SOURCE_WORKER = new URL("./engine/source_worker.ts", import.meta.url);
+/** The source's data-path Worker. */
+export const SOURCE_WORKER = new URL("./engine/source_worker.ts", import.meta.url);
 const CHANNEL_WORKER = new URL("./engine/multifd_worker.ts", import.meta.url);
 
 /** What a cancel did: went ahead, was refused (past the point of no return), or found nothing. */

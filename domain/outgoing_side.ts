@@ -18,7 +18,7 @@ import { Migration, type MigrationListener } from "./migration.ts";
 import { type MigrationInfo, migrationInfo } from "./migration_info.ts";
 import type { ColoState, ColoVerdict } from "./colo_state.ts";
 import type { Capabilities } from "./options.ts";
-import { type CancelAnswer, cancelRefusal, Outgoing } from "./outgoing.ts";
+import { type CancelAnswer, cancelRefusal, Outgoing, SOURCE_WORKER } from "./outgoing.ts";
 import { PolicyTracker } from "./policy.ts";
 import { type MigrateRequest, startProblems } from "./preflight.ts";
 import type { MigrationStatus } from "./state_machine.ts";
@@ -27,6 +27,11 @@ import { WarmWorkers } from "./warm_workers.ts";
 /** What the outgoing side uses of its agent. */
 export interface OutgoingDeps {
   machine: Machine;
+  /**
+   * Start the source's data-path Worker now (an agent not started `--incoming`): the first
+   * migration takes it instead of waiting for one to come up.
+   */
+  prestart?: boolean;
   events: EventBus<FerryEventMap>;
   /** TLS for a channel to `uri` (the tls-creds parameter), or undefined; throws when unusable. */
   tlsFor(uri: string): TlsChannelOptions | undefined;
@@ -55,6 +60,7 @@ export class OutgoingSide {
   /** An outgoing side with nothing started. */
   constructor(deps: OutgoingDeps) {
     this.#deps = deps;
+    if (deps.prestart) this.#warm.prestart(SOURCE_WORKER);
   }
 
   /** Terminates the source Worker kept between migrations (agent shutdown). */

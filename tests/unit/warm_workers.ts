@@ -69,3 +69,39 @@ Deno.test("warm workers: one idle Worker per module; after close every one given
   d.terminate();
   a.terminate();
 });
+
+Deno.test("warm workers: prestart keeps one Worker started ahead for the first take; one that fails to load is dropped, no uncaught error here", async () => {
+  const made: Worker[] = [];
+  const Real = globalThis.Worker;
+  globalThis.Worker = class extends Real {
+    constructor(url: string | URL, options?: WorkerOptions) {
+      super(url, options);
+      made.push(this);
+    }
+  };
+  const warm = new WarmWorkers();
+  try {
+    warm.prestart(FIXTURE);
+    warm.prestart(FIXTURE);
+    assert.equal(made.length, 1, "one started ahead, not two");
+    const first = warm.take(FIXTURE);
+    assert.equal(first, made[0], "the first take gets the Worker started ahead");
+    assert.notEqual(warm.take(FIXTURE), first, "nothing idle after it: a new one");
+    // A module that cannot load: its error is no one's (no uncaught error in this process);
+    // the Worker is dropped, so the next prestart starts another.
+    const bad = new URL("data:application/javascript,throw new Error('cannot load')");
+    warm.prestart(bad);
+    const before = made.length;
+    await waitFor("the Worker that failed to load to be dropped", () => {
+      warm.prestart(bad);
+      return made.length === before + 1;
+    });
+    warm.close();
+    warm.prestart(FIXTURE);
+    assert.equal(made.length, before + 1, "nothing starts once closed");
+  } finally {
+    globalThis.Worker = Real;
+    warm.close();
+    for (const w of made) w.terminate();
+  }
+});
