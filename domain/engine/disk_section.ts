@@ -29,9 +29,10 @@ const CHUNK_BLOCKS = 128;
 const DISK_DATA_HEAD = FRAME_HEADER_SIZE + DISK_HEADER_SIZE;
 /**
  * Most blocks in one run: as many as fit the sender's staging buffer behind their headers
- * (15 blocks, 960 KiB). One frame per block (64 KiB) made the destination do a socket read or
- * two per block: measured 2026-12-07 (2 cores, a 256 MiB random image on tmpfs, loopback TCP),
- * 1.15 GB/s against 2.6 GB/s for a raw file→socket→file copy with 1 MiB reads.
+ * (15 blocks, 960 KiB). One frame per block (64 KiB) made each side do a read, a write and a
+ * frame's work per block: measured 2026-12-07 (2 cores, bench D, a 256 MiB random image on the
+ * host's disk, loopback TCP), 0.98–1.05 GB/s with a frame per block, 1.62–1.76 GB/s with runs,
+ * against ~2.1 GB/s for a raw file→socket→file copy with 1 MiB reads.
  */
 const RUN_BLOCKS = Math.min(
   Math.floor((STAGING_BYTES - DISK_DATA_HEAD) / DISK_BLOCK),
