@@ -296,6 +296,7 @@ async function vcpuRates(): Promise<{ off: number; first: number; on: number }> 
     workload: { kind: "increment", start: 2 * MIB, end: 60 * MIB },
     startPaused: true,
     incoming: false,
+    arrivalDigest: true, // the copy-on-first-write snapshot's buffers, measured below
   });
   const written = () => m.vcpu.registers()["pages-written"];
   const measure = async () => {
