@@ -5,10 +5,10 @@
  * hundreds of ms on a busy host, paid by every migration before. An agent that may be a source
  * starts one ahead (prestart), so its first migration does not wait either: measured
  * 2026-12-07, status `setup` to `active` 37–39 ms with a Worker started at the POST, 15 ms
- * with one started ahead (1 GiB guest, 2 cores). At most one idle Worker per
- * module is kept; one that crashed, or that the agent terminated, is never reused. Runs are
- * numbered: what a finished run's leftovers post later is dropped (worker_host.ts), and the
- * Worker sets up each run from its start message alone (source_worker.ts).
+ * with one started ahead (1 GiB guest, 2 cores). At most one idle Worker per module is kept;
+ * one that crashed, or that the agent terminated, is never reused. Runs are numbered: what a
+ * finished run's leftovers post later is dropped (worker_host.ts), and the Worker sets up each
+ * run from its start message alone (source_worker.ts).
  *
  * @module
  */

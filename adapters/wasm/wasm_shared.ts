@@ -14,8 +14,9 @@
  * code, [3] = exited flag; the bytes from offset 16.
  *
  * Trap cell (`trap`): int32 [0] = 0 until the guest trapped, then 1 + the byte length of the
- * trap's message (UTF-8, from offset 4, at most TRAP_TEXT_CAPACITY), written by the vCPU before it sets the runstate `guest-panicked`,
- * so whoever sees that runstate finds the reason too.
+ * trap's message (UTF-8, from offset 4, at most TRAP_TEXT_CAPACITY), written by the vCPU
+ * before it sets the runstate `guest-panicked`, so whoever sees that runstate finds the
+ * reason too.
  *
  * @module
  */
