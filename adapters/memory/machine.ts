@@ -253,8 +253,9 @@ export class Machine {
       Atomics.notify(i32, OUT_PENDING);
     }
     if (m.kind === "output") this.guestOutput.take(m);
-    else if (m.kind === "trap") console.error(`wasm guest trapped: ${m.message}`);
-    else console.error(`wasm guest exited with code ${m.code}`);
+    else if (m.kind === "trap") {
+      console.error(`wasm guest trapped: ${trapMessage(this.shared.wasm!.trap)}`);
+    } else console.error(`wasm guest exited with code ${m.code}`);
   }
 
   /** A WebAssembly guest's module and exit, or null for the synthetic workloads. */

@@ -43,6 +43,7 @@ import {
 } from "./vcpu_ctl.ts";
 import { type GuestMemory, WORKLOAD_STEPS, type WorkloadRegs } from "./workload.ts";
 import { runWasmVcpu, type WasmVcpuMessage } from "../wasm/wasm_vcpu.ts";
+import { publishTrap } from "../wasm/wasm_shared.ts";
 import { DiskWriter } from "../disk/disk_writer.ts";
 
 const encoder = new TextEncoder();
@@ -244,7 +245,10 @@ scope.onmessage = (e) => {
         scope.postMessage("ready");
       });
     } catch (err) {
-      scope.postMessage(started ? { kind: "trap", message: String(err) } : { error: String(err) });
+      if (started) {
+        publishTrap(guest.wasm.trap, String(err));
+        scope.postMessage({ kind: "trap" } satisfies WasmVcpuMessage);
+      } else scope.postMessage({ error: String(err) });
     }
     scope.close();
     return;

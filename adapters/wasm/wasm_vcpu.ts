@@ -48,7 +48,8 @@ export type WasmVcpuMessage =
     counted?: boolean;
   }
   | { kind: "exit"; code: number }
-  | { kind: "trap"; message: string };
+  /** The guest trapped: the reason is in the trap cell (wasm_shared.ts trapMessage). */
+  | { kind: "trap" };
 
 const SLICE_MS = 10;
 
@@ -210,10 +211,10 @@ export function runWasmVcpu(
         g.exited = true;
         g.exitCode = -1;
         publishExit();
-        const message = e instanceof Error ? e.message : String(e);
-        publishTrap(w.trap, message); // before the runstate: who sees one finds the other
+        // The reason before the runstate: who sees one finds the other.
+        publishTrap(w.trap, e instanceof Error ? e.message : String(e));
         setRunstate("guest-panicked");
-        post({ kind: "trap", message });
+        post({ kind: "trap" });
       }
     }
   };
