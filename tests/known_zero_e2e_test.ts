@@ -5,16 +5,24 @@
  * in the destination's RAM.
  */
 import assert from "node:assert/strict";
-import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import {
+  type Json,
+  markAttempt,
+  type TestAgent,
+  waitNextEnd,
+  withAgents,
+} from "./helpers/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 async function migrate(src: TestAgent, dst: TestAgent): Promise<void> {
   await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
+  const mark = await markAttempt(dst); // a failed attempt before shows until this one starts
   assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
   const info = await src.waitStatus(/completed|failed/);
   assert.equal(info.status, "completed", JSON.stringify(info));
-  assert.equal((await dst.waitStatus(/completed|failed/)).status, "completed");
+  const arrived = await waitNextEnd(dst, mark);
+  assert.equal(arrived.status, "completed", JSON.stringify(arrived));
 }
 
 async function digests(a: TestAgent): Promise<Json> {

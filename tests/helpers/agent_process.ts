@@ -203,6 +203,46 @@ export function agentApi(
   };
 }
 
+/** Which incoming attempt a destination shows now: {@link waitNextEnd} waits past it. */
+export interface AttemptMark {
+  id: string;
+  status: string;
+}
+
+/** The attempt `dst`'s /migrations/current shows now; take it before the source starts. */
+export async function markAttempt(dst: TestAgent): Promise<AttemptMark> {
+  const info = (await dst.api<Json>("GET", "/migrations/current")).body;
+  return { id: info["x-id"], status: info.status };
+}
+
+/**
+ * Waits until `dst`'s incoming attempt after `mark` ends (completed or failed); returns its
+ * record. A destination shows its failed attempt until the next stream's first bytes are
+ * read, and a source without a return path may say `completed` before that: a failed record
+ * that is `mark` itself is the attempt before, not this one.
+ */
+export async function waitNextEnd(
+  dst: TestAgent,
+  mark: AttemptMark,
+  timeoutMs = 60_000,
+): Promise<Json> {
+  const stale = mark.status === "failed" || mark.status === "completed";
+  const end = Date.now() + timeoutMs;
+  const pause = backoff();
+  let last: Json = {};
+  while (Date.now() < end) {
+    last = (await dst.api<Json>("GET", "/migrations/current")).body;
+    const ended = /^(completed|failed)$/.test(String(last.status));
+    if (ended && !(stale && last["x-id"] === mark.id)) return last;
+    await new Promise((r) => setTimeout(r, pause()));
+  }
+  throw new Error(
+    `the attempt after ${JSON.stringify(mark)} never ended on ${dst.base}: last ${
+      JSON.stringify(last)
+    }`,
+  );
+}
+
 /** Polls `api`'s /migrations/current until its status matches `pattern`; returns it. */
 export async function waitStatus(
   api: TestAgent["api"],
