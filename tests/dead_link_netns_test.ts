@@ -7,7 +7,7 @@
  * cannot be made (not root, no iproute2, a kernel that refuses).
  */
 import assert from "node:assert/strict";
-import { type Json } from "./helpers/agent_process.ts";
+import { type Json, markAttempt, waitNextEnd } from "./helpers/agent_process.ts";
 import { NetnsPair, netnsUnavailable, type NsAgent, startNsAgent } from "./helpers/netns.ts";
 
 const unavailable = netnsUnavailable();
@@ -83,8 +83,13 @@ Deno.test({
       // The link carries again: a new migration completes.
       pair.drop(false);
       await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
+      // Without a return path the source completes before the destination has loaded the
+      // stream's tail (and may before it read its header: it shows the failed attempt until).
+      const mark = await markAttempt(dst);
       assert.equal((await src.api("POST", "/migrations", { uri })).status, 202);
       assert.equal((await src.waitStatus(/^(failed|completed|cancelled)$/)).status, "completed");
+      const arrived = await waitNextEnd(dst, mark, 30_000);
+      assert.equal(arrived.status, "completed", JSON.stringify(arrived));
       assert.deepEqual(await digest(dst), before);
     }),
 });

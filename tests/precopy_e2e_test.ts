@@ -4,7 +4,13 @@
  * exact; failures and cancel leave the source running.
  */
 import assert from "node:assert/strict";
-import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import {
+  type Json,
+  markAttempt,
+  type TestAgent,
+  waitNextEnd,
+  withAgents,
+} from "./helpers/agent_process.ts";
 import { startLocalAgent, startLocalAgents } from "./helpers/local_agent.ts";
 import { REFUSING_PORT } from "./helpers/ports.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
@@ -152,14 +158,15 @@ Deno.test("precopy: failures, a cancel, then tcp, a unix socket and exec from on
               "downtime-limit": 300,
             });
             assert.equal(p.status, 200);
+            // The cancelled attempt's failure shows until this stream's first bytes are read.
+            const mark = await markAttempt(dst);
             const r = await src.api<Json>("POST", "/migrations", { uri: dst.incomingUri });
             assert.equal(r.status, 202, JSON.stringify(r.body));
             assert.match(r.headers.get("location") ?? "", /^\/migrations\/out-/);
             const info = await src.waitStatus(/completed|failed|cancelled/);
             assert.equal(info.status, "completed", JSON.stringify(info));
-            await dst.waitStatus(/completed|failed/);
-            const current = (await dst.api<Json>("GET", "/migrations/current")).body;
-            assert.equal(current.status, "completed");
+            const current = await waitNextEnd(dst, mark);
+            assert.equal(current.status, "completed", JSON.stringify(current));
 
             // Counters are measured, not invented.
             assert.equal(info.ram.total, 16 * 2 ** 20);

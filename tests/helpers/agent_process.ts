@@ -209,9 +209,18 @@ export interface AttemptMark {
   status: string;
 }
 
+/**
+ * What {@link markAttempt} and {@link waitNextEnd} need of a destination: its API (a
+ * {@link TestAgent}, or an agent in a network namespace, tests/helpers/netns.ts).
+ */
+export interface IncomingApi {
+  api(method: string, path: string): Promise<{ body: Json }>;
+  base?: string;
+}
+
 /** The attempt `dst`'s /migrations/current shows now; take it before the source starts. */
-export async function markAttempt(dst: TestAgent): Promise<AttemptMark> {
-  const info = (await dst.api<Json>("GET", "/migrations/current")).body;
+export async function markAttempt(dst: IncomingApi): Promise<AttemptMark> {
+  const info = (await dst.api("GET", "/migrations/current")).body;
   return { id: info["x-id"], status: info.status };
 }
 
@@ -222,7 +231,7 @@ export async function markAttempt(dst: TestAgent): Promise<AttemptMark> {
  * that is `mark` itself is the attempt before, not this one.
  */
 export async function waitNextEnd(
-  dst: TestAgent,
+  dst: IncomingApi,
   mark: AttemptMark,
   timeoutMs = 60_000,
 ): Promise<Json> {
@@ -231,13 +240,13 @@ export async function waitNextEnd(
   const pause = backoff();
   let last: Json = {};
   while (Date.now() < end) {
-    last = (await dst.api<Json>("GET", "/migrations/current")).body;
+    last = (await dst.api("GET", "/migrations/current")).body;
     const ended = /^(completed|failed)$/.test(String(last.status));
     if (ended && !(stale && last["x-id"] === mark.id)) return last;
     await new Promise((r) => setTimeout(r, pause()));
   }
   throw new Error(
-    `the attempt after ${JSON.stringify(mark)} never ended on ${dst.base}: last ${
+    `the attempt after ${JSON.stringify(mark)} never ended on ${dst.base ?? "its agent"}: last ${
       JSON.stringify(last)
     }`,
   );
