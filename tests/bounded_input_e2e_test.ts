@@ -4,7 +4,7 @@
  * at once; the held ones go after 10 s); once they are gone an honest migration completes.
  */
 import assert from "node:assert/strict";
-import { type Json, type TestAgent } from "./helpers/agent_process.ts";
+import { type Json, markAttempt, type TestAgent, waitNextEnd } from "./helpers/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { HOSTILE_AGENT_ARGS } from "./helpers/hostile_streams.ts";
 
@@ -43,8 +43,13 @@ Deno.test("bounded input: a flood of silent connections: 64 held, the rest close
     // The agent is fine and takes an honest migration.
     await dst.waitStatus(/^setup$/, 15_000);
     await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });
+    const mark = await markAttempt(dst);
     assert.equal((await src.api("POST", "/migrations", { uri: dst.incomingUri })).status, 202);
     assert.equal((await src.waitStatus(/^(completed|failed|cancelled)$/)).status, "completed");
+    // Without a return path the source completes once its ~1 MiB stream is in the socket
+    // buffers: the destination may not have loaded it yet.
+    const arrived = await waitNextEnd(dst, mark);
+    assert.equal(arrived.status, "completed", JSON.stringify(arrived));
     assert.deepEqual(
       (await src.api<Json>("GET", "/machine/digest?at=now")).body.blocks,
       (await dst.api<Json>("GET", "/machine/digest?at=now")).body.blocks,
