@@ -99,6 +99,8 @@ export class Agent {
       events: this.events,
       tlsFor: (uri) => this.#tlsFor(uri, "server"),
       decompressThreads: () => this.parameters["decompress-threads"],
+      multifdChannels: () =>
+        this.capabilities["x-multifd"] ? this.parameters["x-multifd-channels"] : 0,
       listener: this.#onTransition,
       record: (m) => this.#record(m),
       allowExec: this.allowExec,
@@ -315,8 +317,12 @@ export class Agent {
   setCapabilities(patch: Partial<Capabilities>): Capabilities {
     const current = this.#sourceStatus;
     if (isSetupOrActive(current)) throw new DomainError("active", MIGRATION_ACTIVE);
+    const multifdBefore = this.capabilities["x-multifd"];
     this.capabilities = mergeCapabilities(this.capabilities, patch);
     this.#coloEnabled();
+    if (this.capabilities["x-multifd"] && !multifdBefore) {
+      this.#incoming.prepareMultifd(this.parameters["x-multifd-channels"]);
+    }
     setLateBlockActivate(this.machine.shared, this.capabilities["late-block-activate"]);
     return this.capabilities;
   }

@@ -47,6 +47,8 @@ export class Incoming {
       arrivalDigest?: boolean;
       /** The agent's x-colo cell and who hears the data path's COLO reports. */
       colo?: { enabled: Int32Array; arbitrated: boolean; report(m: ColoReport): void };
+      /** x-multifd-channels with x-multifd on (receive threads start ahead), else 0. */
+      multifdChannels?: number;
     } = {},
   ) {
     this.#listener = (m, from, to) => {
@@ -71,6 +73,7 @@ export class Incoming {
       arrivalDigest: options.arrivalDigest,
       colo: options.colo?.enabled,
       coloArbiter: options.colo?.arbitrated,
+      multifdChannels: options.multifdChannels,
     };
     this.#host = new WorkerHost(DEST_WORKER, start, {
       current: () => this.current,
@@ -131,6 +134,11 @@ export class Incoming {
   /** COLO secondary: its guest's output record `seq` for the primary (RP_COLO_OUTPUT). */
   coloOutput(seq: number, digest: Uint8Array): void {
     this.#host.post({ t: "colo-output", seq, digest });
+  }
+
+  /** x-multifd went on: the incoming Worker starts receive threads for `channels`. */
+  prepareMultifd(channels: number): void {
+    this.#host.post({ t: "multifd-prepare", channels });
   }
 
   /** migrate-pause on the destination: shut the current channel (postcopy pauses). */

@@ -33,6 +33,8 @@ export interface IncomingDeps {
   tlsFor(uri: string): TlsChannelOptions | undefined;
   /** The decompress-threads parameter now. */
   decompressThreads(): number;
+  /** x-multifd-channels with x-multifd on, else 0 (receive threads start ahead). */
+  multifdChannels(): number;
   /** Hears every status change of every incoming migration. */
   listener: MigrationListener;
   /** Records a new incoming migration in the agent's history. */
@@ -87,6 +89,7 @@ export class IncomingSide {
         linkTimeoutMs: this.#deps.linkTimeoutMs,
         arrivalDigest: this.#deps.arrivalDigest,
         colo: this.#deps.colo,
+        multifdChannels: this.#deps.multifdChannels(),
       },
     );
     await this.#incoming.ready;
@@ -95,6 +98,11 @@ export class IncomingSide {
       throw new DomainError("invalid-value", failed.error ?? "listen failed");
     }
     this.#started = true;
+  }
+
+  /** x-multifd went on (as QEMU's destination sets it): receive threads start now. */
+  prepareMultifd(channels: number): void {
+    this.#incoming?.prepareMultifd(channels);
   }
 
   /** QMP migrate-incoming (only with `--incoming defer`). */

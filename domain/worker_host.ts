@@ -93,6 +93,7 @@ export class WorkerHost {
               }
             },
             (message) => this.post({ t: "codec-crash", id: m.id, message }),
+            m.module,
           );
           break;
         case "colo":

@@ -5,14 +5,19 @@
  *
  * @module
  */
-import { CODEC_WORKER } from "./codec_threads.ts";
+import { CODEC_WORKER, type ThreadModule } from "./codec_threads.ts";
+
+const MODULES: Record<ThreadModule, URL> = {
+  codec: CODEC_WORKER,
+  "multifd-rx": new URL("../engine/multifd_rx_worker.ts", import.meta.url),
+};
 
 /** The main thread's side: starts and stops the codec Workers its data-path Workers ask for. */
 export class CodecSpawner {
   readonly #sets = new Map<number, Worker[]>();
 
   /**
-   * Starts `threads` codec Workers for pool `id`; `send` gets one port per Worker,
+   * Starts `threads` codec (or `module`) Workers for pool `id`; `send` gets one port per Worker,
    * `crashed` hears the first one that dies (the others are stopped then).
    */
   start(
@@ -20,12 +25,13 @@ export class CodecSpawner {
     threads: number,
     send: (ports: MessagePort[]) => void,
     crashed: (message: string) => void,
+    module: ThreadModule = "codec",
   ): void {
     this.stop(id);
     const workers: Worker[] = [];
     const ports: MessagePort[] = [];
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(CODEC_WORKER, { type: "module", name: `codec-${i}` });
+      const w = new Worker(MODULES[module], { type: "module", name: `${module}-${i}` });
       const mc = new MessageChannel();
       w.postMessage({ t: "port", port: mc.port1 }, [mc.port1]);
       w.onerror = (e) => {

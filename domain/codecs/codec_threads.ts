@@ -31,9 +31,15 @@ export type CodecThreadSource = (
   onCrash: (message: string) => void,
 ) => CodecEndpoint[];
 
+/**
+ * Which Worker a request starts: a codec thread (the default), or a multifd receive thread
+ * (multifd_rx_worker.ts), which uses the same protocol.
+ */
+export type ThreadModule = "codec" | "multifd-rx";
+
 /** Requests from a pool's thread to the main thread. */
 export type CodecRequest =
-  | { t: "codec-request"; id: number; threads: number }
+  | { t: "codec-request"; id: number; threads: number; module?: ThreadModule }
   | { t: "codec-release"; id: number };
 
 /** Answers from the main thread. */
@@ -105,6 +111,31 @@ class DeferredPort implements CodecEndpoint {
 
 let source: CodecThreadSource = localCodecThreads;
 
+/** Threads of another module than codecs asked of the main thread (see {@link threadPorts}). */
+let portsOf:
+  | ((module: ThreadModule, threads: number, onCrash: (m: string) => void) => ThreadPorts)
+  | null = null;
+
+/** Threads the main thread started for this one: their ports, and how to let them go. */
+export interface ThreadPorts {
+  /** One port per Worker, once the main thread answered. */
+  ports: Promise<MessagePort[]>;
+  /** The main thread stops those Workers. */
+  release(): void;
+}
+
+/**
+ * Asks the main thread for `threads` Workers of `module` (after useParentCodecThreads; null
+ * elsewhere: the caller goes without them). `onCrash` hears one that died.
+ */
+export function threadPorts(
+  module: ThreadModule,
+  threads: number,
+  onCrash: (message: string) => void,
+): ThreadPorts | null {
+  return portsOf?.(module, threads, onCrash) ?? null;
+}
+
 /** The codec thread source of this thread. */
 export function codecThreads(): CodecThreadSource {
   return source;
@@ -119,7 +150,23 @@ export function useParentCodecThreads(
   post: (m: CodecRequest) => void,
 ): (m: { t: string }) => boolean {
   const pools = new Map<number, { ends: DeferredPort[]; onCrash: (m: string) => void }>();
+  const portPools = new Map<
+    number,
+    { resolve: (p: MessagePort[]) => void; onCrash: (m: string) => void }
+  >();
   let next = 1;
+  portsOf = (module, threads, onCrash) => {
+    const id = next++;
+    const ports = Promise.withResolvers<MessagePort[]>();
+    portPools.set(id, { resolve: ports.resolve, onCrash });
+    post({ t: "codec-request", id, threads, module });
+    return {
+      ports: ports.promise,
+      release: () => {
+        if (portPools.delete(id)) post({ t: "codec-release", id });
+      },
+    };
+  };
   source = (threads, onCrash) => {
     const id = next++;
     let open = threads;
@@ -135,6 +182,12 @@ export function useParentCodecThreads(
   return (m) => {
     if (m.t !== "codec-ports" && m.t !== "codec-crash") return false;
     const a = m as CodecAnswer;
+    const ported = portPools.get(a.id);
+    if (ported) {
+      if (a.t === "codec-ports") ported.resolve(a.ports);
+      else ported.onCrash(a.message);
+      return true;
+    }
     const pool = pools.get(a.id);
     if (a.t === "codec-ports") {
       if (pool) a.ports.forEach((p, i) => pool.ends[i]?.attach(p));

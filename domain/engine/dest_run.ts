@@ -255,6 +255,7 @@ class DestinationRun {
           throw new WireError("Postcopy is not supported: page sizes differ");
         }
         this.#ram.advised = true;
+        this.#mfd?.advise();
         break;
       case FrameType.COLO_ENABLE:
         this.#colo = enableSecondary(this.#ctx.colo, {

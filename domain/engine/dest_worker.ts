@@ -16,9 +16,10 @@ import type { DestinationStart, MainMessage, WorkerMessage } from "./messages.ts
 import { runDestination } from "./dest_run.ts";
 import { isTwoWayUri } from "./peer_reason.ts";
 import { MultifdRegistry } from "./multifd_dest.ts";
+import { ReceivePool } from "./multifd_rx_pool.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameType } from "../wire/frames.ts";
-import { decodeHello } from "../wire/multifd.ts";
+import { decodeHello, encodeRedirect } from "../wire/multifd.ts";
 import { failureKind } from "./failure.ts";
 import { GuardedChannel } from "./link_watch.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
@@ -29,6 +30,10 @@ let current: Channel | null = null;
 let recovery: { resolve: (ch: Channel) => void } | null = null;
 const pendingRecovery: Channel[] = [];
 const registry = new MultifdRegistry();
+/** Receive threads for page channels (a plain TCP or unix listener only). */
+let rxPool: ReceivePool | null = null;
+/** x-multifd went on before the listener was up: receive threads for this many channels. */
+let prepared: number | null = null;
 let tlsOpts: TlsChannelOptions | undefined;
 let running = false;
 let attempts = 0;
@@ -73,6 +78,13 @@ async function recover(uri: string): Promise<void> {
   }
 }
 
+/** Answers a redirectable HELLO with "stay on this connection" (no receive threads here). */
+async function stay(channel: Channel): Promise<false> {
+  const answer = encodeRedirect({ token: new Uint8Array(16), address: "" });
+  for (let off = 0; off < answer.length;) off += await channel.write(answer.subarray(off));
+  return false;
+}
+
 /** Classifies a new connection: a main stream starts a run, a page channel waits for one. */
 async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
   // Guarded from the start: the run that takes this channel watches it for a dead peer.
@@ -89,7 +101,13 @@ async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
     if (await reader.readStreamHeader(null) === "multifd") {
       const f = await reader.next();
       if (f.type !== FrameType.MULTIFD_HELLO) throw new Error("multifd channel without HELLO");
-      registry.offer(decodeHello(await reader.readPayload()), channel, reader);
+      const hello = decodeHello(await reader.readPayload());
+      if (hello.redirectable) {
+        // To a receive thread of its own; without one the answer is to stay on this connection.
+        const redirected = rxPool ? await rxPool.answer(hello, channel) : await stay(channel);
+        if (redirected) return;
+      }
+      registry.offer(hello, channel, reader);
       return;
     }
   } catch (e) {
@@ -130,6 +148,7 @@ async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
     listenerClosed = true;
     listener?.close();
     registry.close();
+    rxPool?.close();
   }
 }
 
@@ -144,6 +163,11 @@ async function serve(m: DestinationStart): Promise<void> {
     return;
   }
   link.post({ t: "listening", uri: listener.uri });
+  if (!m.tls && /^(tcp|unix):/.test(listener.uri)) {
+    rxPool = new ReceivePool(listener.uri, registry);
+    const ahead = prepared ?? m.multifdChannels ?? 0;
+    if (ahead > 0) rxPool.prepare(ahead);
+  }
   const runs = new Set<Promise<void>>();
   for (;;) {
     let channel;
@@ -176,6 +200,10 @@ self.onmessage = (e: MessageEvent<DestinationStart | MainMessage>) => {
     listenerClosed = true;
     listener?.close();
     registry.close();
+    rxPool?.close();
+  } else if (m.t === "multifd-prepare") {
+    if (rxPool) rxPool.prepare(m.channels);
+    else prepared = m.channels;
   } else if (m.t === "pause") {
     current?.close();
   } else if (m.t === "colo-lost-heartbeat") {

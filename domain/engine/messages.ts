@@ -67,6 +67,8 @@ export interface DestinationStart {
   colo?: Int32Array;
   /** `--colo-arbiter`: a secondary that lost its primary holds for the arbiter's verdict. */
   coloArbiter?: boolean;
+  /** x-multifd is on here: start this many receive threads now (x-multifd-channels). */
+  multifdChannels?: number;
 }
 
 /** Worker → main. */
@@ -100,6 +102,8 @@ export type MainMessage =
   | { t: "recover"; uri: string }
   | { t: "stop" }
   | { t: "multifd-crash"; id: number; message: string }
+  /** The destination's x-multifd went on: start receive threads for this many channels. */
+  | { t: "multifd-prepare"; channels: number }
   /**
    * x-colo-lost-heartbeat: leave COLO and run on alone; with an arbiter's `verdict`, run on
    * alone (won) or stop (lost) (colo_arbiter.ts).

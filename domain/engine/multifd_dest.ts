@@ -5,9 +5,9 @@
  * count or id does not fit the setup (ids 0 .. channels-1, each once), or one nobody claims
  * within the timeout is refused (closed).
  *
- * Deno cannot move an accepted socket into another Worker, so on this side the page
- * channels are read concurrently in the incoming Worker; their payload is read straight
- * into guest RAM, so the kernel does the copying.
+ * A channel is held here as it connected (read in the incoming Worker), or, redirected to a
+ * receive thread, as that thread's {@link RemoteChannel} (multifd_rx_pool.ts), without a
+ * reader here. Either way its payload is read straight into guest RAM.
  *
  * @module
  */
@@ -20,7 +20,8 @@ import { WireError } from "../wire/wire_error.ts";
 export interface PageChannel {
   id: number;
   channel: Channel;
-  reader: FrameReader;
+  /** Its reader here; null for a channel a receive thread reads. */
+  reader: FrameReader | null;
 }
 
 const HOLD_MS = 10_000;
@@ -38,7 +39,7 @@ export class MultifdRegistry {
   #active: string | null = null;
 
   /** Takes a new channel; returns false (and closes it) when it is refused. */
-  offer(hello: MultifdHello, channel: Channel, reader: FrameReader): boolean {
+  offer(hello: MultifdHello, channel: Channel, reader: FrameReader | null): boolean {
     const uuid = uuidText(hello.uuid);
     const refuse = () => {
       channel.close();

@@ -1,44 +1,63 @@
 /**
- * The destination's page channels once claimed: each is read concurrently in the incoming
- * Worker (runs straight into guest RAM), and each MULTIFD_SYNC(pass) is a barrier: neither
- * a channel nor the main stream goes past pass N until every channel has reached it, so no
- * stale page overtakes a newer one. Passes come in order (each sync is for the pass after the
- * last), and the main stream waits at a barrier only while the channels behind make progress
- * (a link timeout without any is a dead peer).
+ * The destination's page channels once claimed. Each is read into guest RAM by a receive
+ * thread of its own (a channel redirected there, multifd_rx_pool.ts) or here in the incoming
+ * Worker, concurrently with the main stream; wherever it is read, it reports to shared cells
+ * (multifd_rx_shared.ts), and each MULTIFD_SYNC(pass) is a barrier: neither a channel nor the
+ * main stream goes past pass N until every channel has reached it, so no stale page overtakes
+ * a newer one. Passes come in order (each sync is for the pass after the last), and the main
+ * stream waits at a barrier only while the channels behind make progress (a link timeout
+ * without any is a dead peer).
  *
  * @module
  */
-import { FrameType } from "../wire/frames.ts";
-import { decodeU32 } from "../wire/postcopy.ts";
+import { decodeSetup } from "../wire/multifd.ts";
 import { WireError } from "../wire/wire_error.ts";
+import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import type { MultifdRegistry, PageChannel } from "./multifd_dest.ts";
 import type { LinkWatch } from "./link_watch.ts";
-import { decodeSetup } from "../wire/multifd.ts";
 import type { RamLoader } from "./ram_loader.ts";
-import { Signal } from "./signal.ts";
+import { readPageChannel } from "./multifd_channel_reader.ts";
+import { RemoteChannel } from "./multifd_rx_pool.ts";
+import {
+  chStat,
+  createRxShared,
+  RX,
+  RX_STAT,
+  type RxShared,
+  rxState,
+  setCell,
+  sumRx,
+} from "./multifd_rx_shared.ts";
+import { chCell, RX_CH } from "./multifd_rx_shared.ts";
 import { STAT } from "./stats.ts";
-import { LinkError } from "./failure.ts";
+import { LinkError, TypedFailure } from "./failure.ts";
+import type { FailureKind } from "./failure.ts";
+
+/** How long a failed channel's reason may take to arrive after its failed mark (ms). */
+const REASON_WAIT_MS = 1000;
 
 /** Reads one incoming migration's page channels (see the module doc). */
 export class MultifdReceiver {
   readonly #channels: readonly PageChannel[];
-  readonly #ram: RamLoader;
+  readonly #shared: RxShared;
+  readonly #ctl: Int32Array;
+  readonly #rx: Float64Array;
   readonly #stats: Float64Array;
-  /** Per channel, the last pass whose MULTIFD_SYNC it reached. */
-  readonly #reached: number[];
-  #ended = 0;
+  readonly #onError: () => void;
+  /** Page counts of receive threads already added to the run's counters. */
+  readonly #added = { normal: 0, duplicate: 0 };
+  #error: Error | null = null;
   /** The last pass the main stream synced. */
   #mainPass = 0;
-  #error: Error | null = null;
-  readonly #readers: Promise<void>[];
-  readonly #barrier = new Signal();
+  readonly #readers: Promise<void>[] = [];
 
   /**
    * MULTIFD_SETUP (`payload`): claims the page channels it announces from `ctx.multifd`
-   * (refused without one), guards each with `watch`, and starts reading them into `ram`.
+   * (refused without one), guards each read here with `watch`, and starts reading them into
+   * `ram` (here, or in their receive threads).
    */
   static async claim(
-    ctx: { multifd?: MultifdRegistry; stats: Float64Array },
+    ctx: { multifd?: MultifdRegistry; stats: Float64Array; guest: SharedGuest },
     payload: Uint8Array,
     watch: LinkWatch,
     ram: RamLoader,
@@ -47,36 +66,63 @@ export class MultifdReceiver {
     if (!ctx.multifd) throw new WireError("migration stream: unexpected multifd setup");
     const setup = decodeSetup(payload);
     const channels = await ctx.multifd.claim(setup.uuid, setup.channels);
-    for (const c of channels) c.channel = watch.guard(c.channel);
-    return new MultifdReceiver(channels, ram, ctx.stats, onError);
+    for (const c of channels) if (c.reader) c.channel = watch.guard(c.channel);
+    return new MultifdReceiver(channels, ram, ctx.stats, onError, ctx.guest);
   }
 
   /**
-   * Starts reading `channels` into `ram`; `onError` runs once a channel fails (the caller
-   * closes its main stream so that its reader stops too).
+   * Starts reading `channels` into `ram` (`guest`'s: receive threads need it); `onError` runs
+   * once a channel fails (the caller closes its main stream so that its reader stops too).
    */
   constructor(
     channels: readonly PageChannel[],
     ram: RamLoader,
     stats: Float64Array,
     onError: () => void,
+    guest?: SharedGuest,
   ) {
     this.#channels = channels;
-    this.#ram = ram;
     this.#stats = stats;
-    this.#reached = channels.map(() => 0);
-    this.#readers = channels.map((c) =>
-      this.#read(c).catch((e) => {
-        this.#error ??= e instanceof Error ? e : new Error(String(e));
-        onError();
-        this.#barrier.notify();
-      })
-    );
+    this.#onError = onError;
+    this.#shared = createRxShared(channels.length, ram.seenMap);
+    this.#ctl = new Int32Array(this.#shared.ctl);
+    this.#rx = new Float64Array(this.#shared.stats);
+    if (ram.advised) this.advise();
+    const cells = { ctl: this.#ctl, stats: this.#rx, channels: channels.length };
+    for (const c of channels) {
+      if (c.channel instanceof RemoteChannel) {
+        if (!guest) throw new Error("a receive thread's channel needs the guest");
+        const { thread, conn } = c.channel;
+        thread.failures.set(conn, (kind, message) => {
+          this.#fail(new TypedFailure(kind as FailureKind, message));
+        });
+        thread.post({ t: "load", conn, id: c.id, guest, shared: this.#shared });
+      } else if (c.reader) {
+        this.#readers.push(
+          readPageChannel(c.id, c.reader, ram, cells).catch((e) => {
+            setCell(this.#ctl, chCell(c.id, RX_CH.FAILED), 1);
+            this.#fail(e instanceof Error ? e : new Error(String(e)));
+          }),
+        );
+      }
+    }
+  }
+
+  /** POSTCOPY_ADVISE: pages the receive threads place are received for the vCPU too. */
+  advise(): void {
+    setCell(this.#ctl, RX.ADVISED, 1);
+  }
+
+  #fail(e: Error): void {
+    if (this.#error) return;
+    this.#error = e;
+    this.#onError();
+    setCell(this.#ctl, RX.EPOCH, Atomics.load(this.#ctl, RX.EPOCH) + 1);
   }
 
   /**
    * The main stream's MULTIFD_SYNC(pass): waits until every page channel has reached it,
-   * failing after `timeoutMs` in which none of the channels behind received a byte.
+   * failing after `timeoutMs` in which none of the channels received a byte.
    */
   async mainSync(pass: number, timeoutMs: number): Promise<void> {
     if (pass !== this.#mainPass + 1) {
@@ -86,83 +132,88 @@ export class MultifdReceiver {
     let progress = -1;
     let since = Date.now();
     for (;;) {
-      const behind = this.#channels.filter((c) => this.#reached[c.id] < pass);
-      if (behind.length === 0) return;
-      const bytes = behind.reduce((n, c) => n + c.reader.bytesRead, 0);
+      const epoch = Atomics.load(this.#ctl, RX.EPOCH);
+      const s = await this.#check();
+      if (s.lowest >= pass) {
+        this.#publish();
+        return;
+      }
+      const early = this.#channels.some((c) =>
+        Atomics.load(this.#ctl, chCell(c.id, RX_CH.ENDED)) !== 0 &&
+        Atomics.load(this.#ctl, chCell(c.id, RX_CH.REACHED)) < pass
+      );
+      if (early) throw new WireError("multifd: a channel ended before the pass did");
+      const bytes = this.#publish();
       if (bytes !== progress) {
         progress = bytes;
         since = Date.now();
       } else if (Date.now() - since > timeoutMs) {
+        const behind = this.#channels.find((c) =>
+          Atomics.load(this.#ctl, chCell(c.id, RX_CH.REACHED)) < pass
+        );
         throw new LinkError(
           "timeout",
-          `multifd: channel ${
-            behind[0].id
-          } did not reach pass ${pass} (nothing received for ${+(timeoutMs / 1000).toFixed(1)} s)`,
+          `multifd: channel ${behind?.id} did not reach pass ${pass} (nothing received for ${+(
+            timeoutMs / 1000
+          ).toFixed(1)} s)`,
         );
       }
-      await this.#wait(Math.min(1000, timeoutMs));
+      const r = Atomics.waitAsync(this.#ctl, RX.EPOCH, epoch, Math.min(1000, timeoutMs));
+      if (r.async) await r.value;
     }
   }
 
-  /** Waits until every page channel has reached MULTIFD_SYNC(pass). */
-  async awaitBarrier(pass: number): Promise<void> {
-    while (this.#reached.some((r) => r < pass)) await this.#wait(1000);
-  }
-
-  async #wait(ms: number): Promise<void> {
+  /**
+   * Throws the first channel error. A receive thread marks its channel failed at once and
+   * says why in a message, which this Worker reads only between tasks: when the mark is there
+   * and the reason not yet, wait (bounded) for the reason, so the failure keeps its kind.
+   */
+  async #check(): Promise<{ failed: number; ended: number; lowest: number }> {
+    let s = rxState(this.#ctl, this.#channels.length);
+    const end = Date.now() + REASON_WAIT_MS;
+    while (!this.#error && s.failed > 0 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 5));
+      s = rxState(this.#ctl, this.#channels.length);
+    }
     if (this.#error) throw this.#error;
-    if (this.#ended > 0) throw new WireError("multifd: a channel ended before the pass did");
-    await this.#barrier.wait(ms);
+    if (s.failed > 0) throw new WireError("multifd: a page channel failed");
+    return s;
   }
 
-  /** After the main stream's EOF: every channel must end cleanly too. */
+  /** Copies the channels' counters into the run's; returns the bytes received on them. */
+  #publish(): number {
+    const n = this.#channels.length;
+    const bytes = sumRx(this.#rx, n, RX_STAT.BYTES);
+    this.#stats[STAT.multifdBytes] = bytes;
+    let normal = 0, duplicate = 0;
+    for (const c of this.#channels) {
+      if (!(c.channel instanceof RemoteChannel)) continue; // counted by the run's loader
+      normal += this.#rx[chStat(c.id, RX_STAT.NORMAL)];
+      duplicate += this.#rx[chStat(c.id, RX_STAT.DUPLICATE)];
+    }
+    this.#stats[STAT.normal] += normal - this.#added.normal;
+    this.#stats[STAT.duplicate] += duplicate - this.#added.duplicate;
+    this.#added.normal = normal;
+    this.#added.duplicate = duplicate;
+    return bytes;
+  }
+
+  /** After the main stream's EOF (or before postcopy listens): every channel ends cleanly. */
   async finish(): Promise<void> {
-    await Promise.all(this.#readers);
-    if (this.#error) throw this.#error;
-    if (this.#ended !== this.#channels.length) {
-      throw new WireError("multifd: the main stream ended before its page channels");
-    }
-  }
-
-  /** Closes every page channel. */
-  close(): void {
-    for (const c of this.#channels) c.channel.close();
-  }
-
-  async #read(c: PageChannel): Promise<void> {
-    const header = new Uint8Array(10);
     for (;;) {
-      const f = await c.reader.next();
-      if (f.type === FrameType.PAGE_RUN) {
-        await this.#ram.pageRun(c.reader, f.length, header, true);
-      } else if (f.type === FrameType.ZERO_RUN) {
-        this.#ram.zeroRun(await c.reader.readPayload(), true);
-      } else if (f.type === FrameType.RAM_USED) {
-        // Each channel says a growable block's size before its first page past the old end.
-        this.#ram.ramUsed(await c.reader.readPayload());
-      } else if (f.type === FrameType.MULTIFD_SYNC) {
-        const pass = decodeU32(await c.reader.readPayload());
-        if (pass !== this.#reached[c.id] + 1) {
-          throw new WireError(
-            `multifd channel ${c.id}: sync for pass ${pass} after pass ${this.#reached[c.id]}`,
-          );
-        }
-        this.#reached[c.id] = pass;
-        this.#barrier.notify();
-        await this.awaitBarrier(this.#reached[c.id]);
-      } else if (f.type === FrameType.EOF) {
-        this.#ended++;
-        this.#barrier.notify();
-        return;
-      } else {
-        throw new WireError(
-          `multifd channel ${c.id}: unexpected frame type 0x${f.type.toString(16)}`,
-        );
-      }
-      this.#stats[STAT.multifdBytes] = this.#channels.reduce(
-        (n, x) => n + x.reader.bytesRead,
-        0,
-      );
+      const epoch = Atomics.load(this.#ctl, RX.EPOCH);
+      const s = await this.#check();
+      if (s.ended === this.#channels.length) break;
+      const r = Atomics.waitAsync(this.#ctl, RX.EPOCH, epoch, 1000);
+      if (r.async) await r.value;
     }
+    await Promise.all(this.#readers);
+    this.#publish();
+  }
+
+  /** Closes every page channel (the receive threads stop reading theirs). */
+  close(): void {
+    setCell(this.#ctl, RX.ABORT, 1);
+    for (const c of this.#channels) c.channel.close();
   }
 }

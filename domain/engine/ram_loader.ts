@@ -49,8 +49,8 @@ export class RamLoader {
   readonly #ram32: Uint32Array[];
   readonly #written: Uint8Array;
   readonly #received: Uint8Array;
+  /** One byte per page, 1 once a frame carried it (shared with multifd receive threads). */
   readonly #seen: Uint8Array;
-  #seenCount = 0;
   readonly #maps: PageMaps;
   #placement: Placement;
   /** Pages of the whole guest. */
@@ -60,24 +60,33 @@ export class RamLoader {
   /** The source's guest module was checked (GUEST_MODULE, or its absence at the first page). */
   #moduleChecked = false;
 
-  /** Views `guest`'s RAM and maps; clears the received map (a new incoming run). */
-  constructor(guest: SharedGuest, stats: Float64Array) {
+  /**
+   * Views `guest`'s RAM and maps; clears the received map (a new incoming run). A multifd
+   * receive thread's loader (`channel`) shares the run's loader's `seen` map and POSTCOPY_ADVISE
+   * and leaves the received map alone.
+   */
+  constructor(
+    guest: SharedGuest,
+    stats: Float64Array,
+    channel?: { seen: SharedArrayBuffer; advised: () => boolean },
+  ) {
     this.#guest = guest;
     this.#stats = stats;
     ({ ram8: this.#ram8, ram32: this.#ram32 } = ramViews(guest));
     this.#written = new Uint8Array(guest.written);
     this.#received = new Uint8Array(guest.received);
-    this.#received.fill(0);
+    if (!channel) this.#received.fill(0);
     const last = guest.layout[guest.layout.length - 1];
     this.totalPages = last ? last.firstPage + last.pages : 0;
-    this.#seen = new Uint8Array(this.totalPages);
+    this.#seen = new Uint8Array(channel?.seen ?? new SharedArrayBuffer(this.totalPages));
+    const advised = channel?.advised ?? (() => this.advised);
     this.#maps = {
       guest,
       ram8: this.#ram8,
       ram32: this.#ram32,
       written: this.#written,
       received: this.#received,
-      advised: () => this.advised,
+      advised,
     };
     this.#placement = new DirectPlacement(this.#maps);
   }
@@ -269,9 +278,19 @@ export class RamLoader {
     }
   }
 
-  /** Pages no frame carried (precopy: must be 0 at EOF). */
+  /** The `seen` map, for a multifd receive thread's loader. */
+  get seenMap(): SharedArrayBuffer {
+    return this.#seen.buffer as SharedArrayBuffer;
+  }
+
+  /** Pages in use that no frame carried (precopy: must be 0 at EOF). */
   unseen(): number {
-    return this.usedTotal() - this.#seenCount;
+    let n = 0;
+    this.#guest.layout.forEach((blk, b) => {
+      const end = blk.firstPage + usedPages(this.#guest, b);
+      for (let p = blk.firstPage; p < end; p++) n += this.#seen[p] ^ 1;
+    });
+    return n;
   }
 
   /** Pages the running guest still lacks (postcopy: must be 0 at EOF). */
@@ -291,11 +310,6 @@ export class RamLoader {
   }
 
   #markSeen(first: number, count: number): void {
-    for (let p = first; p < first + count; p++) {
-      if (this.#seen[p] === 0) {
-        this.#seen[p] = 1;
-        this.#seenCount++;
-      }
-    }
+    this.#seen.fill(1, first, first + count);
   }
 }

@@ -70,6 +70,10 @@ export const FrameType = {
   MULTIFD_SYNC: 0x30,
   MULTIFD_HELLO: 0x31,
   MULTIFD_SETUP: 0x32,
+  /** The destination's answer to a HELLO that allows it: go on here, or reconnect elsewhere. */
+  MULTIFD_REDIRECT: 0x33,
+  /** A redirected page channel's first frame on its new connection: the redirect's token. */
+  MULTIFD_JOIN: 0x34,
   /** A COLO message from the primary (docs/wire-format.md, "COLO"). */
   COLO: 0x50,
   /** The source runs COLO after this precopy (QEMU's MIG_CMD_ENABLE_COLO). */
@@ -175,8 +179,12 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   // The module's SHA-256.
   [FrameType.GUEST_MODULE]: { name: "GUEST_MODULE", fixed: 32 },
   [FrameType.MULTIFD_SYNC]: { name: "MULTIFD_SYNC", fixed: 4 },
-  [FrameType.MULTIFD_HELLO]: { name: "MULTIFD_HELLO", fixed: 20 },
+  // Version 1 of HELLO has no flags byte.
+  [FrameType.MULTIFD_HELLO]: { name: "MULTIFD_HELLO", min: 20, max: 21 },
   [FrameType.MULTIFD_SETUP]: { name: "MULTIFD_SETUP", fixed: 20 },
+  // token[16], then the address (UTF-8, empty: stay on this connection).
+  [FrameType.MULTIFD_REDIRECT]: { name: "MULTIFD_REDIRECT", min: 16, max: 16 + 255 },
+  [FrameType.MULTIFD_JOIN]: { name: "MULTIFD_JOIN", fixed: 16 },
   [FrameType.COLO]: { name: "COLO", fixed: 12 },
   [FrameType.COLO_ENABLE]: { name: "COLO_ENABLE", fixed: 0 },
   [FrameType.COLO_RECORDS]: {

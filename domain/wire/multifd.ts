@@ -4,6 +4,13 @@
  * and MULTIFD_HELLO (uuid, its id, the count) so a stray or duplicate connection is
  * refused; MULTIFD_SYNC(pass) marks the end of a dirty pass on every channel (a barrier).
  *
+ * A HELLO may allow a redirect (flags bit 0): the destination then answers on the same
+ * connection with MULTIFD_REDIRECT — an empty address (go on here) or the address of one of
+ * its receive threads and a one-time token — and a redirected channel opens its new
+ * connection with the "FERM" header and MULTIFD_JOIN(token). So each page channel can be
+ * read by a thread of its own, as QEMU's multifd receive threads do (Deno cannot move an
+ * accepted socket between Workers).
+ *
  * @module
  */
 import { FRAME_HEADER_SIZE, FrameType } from "./frames.ts";
@@ -18,7 +25,16 @@ export interface MultifdHello {
   id: number;
   /** How many page channels the migration uses. */
   channels: number;
+  /** HELLO only: the source follows a MULTIFD_REDIRECT answer (flags bit 0). */
+  redirectable?: boolean;
 }
+
+/** HELLO flags: bit 0, the source reads a MULTIFD_REDIRECT answer and follows it. */
+const HELLO_REDIRECTABLE = 1;
+/** Token of a redirect (random, one use). */
+export const JOIN_TOKEN_BYTES = 16;
+/** Longest redirect address (UTF-8 bytes). */
+export const MAX_REDIRECT_ADDRESS = 255;
 
 function encode20(type: number, h: MultifdHello): Uint8Array<ArrayBuffer> {
   if (h.uuid.length !== 16) throw new RangeError("uuid must be 16 bytes");
@@ -31,24 +47,100 @@ function encode20(type: number, h: MultifdHello): Uint8Array<ArrayBuffer> {
   return b;
 }
 
-function decode20(payload: Uint8Array, what: string): MultifdHello {
-  if (payload.length !== 20) throw new WireError(`${what} payload of ${payload.length} bytes`);
+function decode20(payload: Uint8Array, what: string, most = 20): MultifdHello {
+  if (payload.length < 20 || payload.length > most) {
+    throw new WireError(`${what} payload of ${payload.length} bytes`);
+  }
   const v = new DataView(payload.buffer, payload.byteOffset, 20);
   return { uuid: payload.slice(0, 16), id: v.getUint16(16), channels: v.getUint16(18) };
 }
 
-/** A page channel's first frame: which migration, which channel. */
+/**
+ * A page channel's first frame: which migration, which channel; with `redirectable`, a
+ * flags byte that allows a redirect.
+ */
 export function encodeHello(h: MultifdHello): Uint8Array<ArrayBuffer> {
-  return encode20(FrameType.MULTIFD_HELLO, h);
+  const b = encode20(FrameType.MULTIFD_HELLO, h);
+  if (!h.redirectable) return b;
+  const out = new Uint8Array(b.length + 1);
+  out.set(b);
+  new DataView(out.buffer).setUint32(1, 21); // the frame's length
+  out[b.length] = HELLO_REDIRECTABLE;
+  return out;
 }
 
-/** Decodes MULTIFD_HELLO; the id must be below the channel count (1..255). */
+/**
+ * Decodes MULTIFD_HELLO (20 bytes, or 21 with flags: only bit 0 is known); the id must be
+ * below the channel count (1..255).
+ */
 export function decodeHello(payload: Uint8Array): MultifdHello {
-  const h = decode20(payload, "MULTIFD_HELLO");
+  const h = decode20(payload, "MULTIFD_HELLO", 21);
   if (h.channels < 1 || h.channels > 255 || h.id >= h.channels) {
     throw new WireError(`multifd channel ${h.id} of ${h.channels} is out of range`);
   }
+  if (payload.length === 21) {
+    if (payload[20] & ~HELLO_REDIRECTABLE) {
+      throw new WireError(`MULTIFD_HELLO with unknown flags 0x${payload[20].toString(16)}`);
+    }
+    h.redirectable = (payload[20] & HELLO_REDIRECTABLE) !== 0;
+  }
   return h;
+}
+
+/** A redirect: where the channel goes on (empty: this connection) and its one-time token. */
+export interface MultifdRedirect {
+  token: Uint8Array;
+  address: string;
+}
+
+/** The destination's answer to a redirectable HELLO. */
+export function encodeRedirect(r: MultifdRedirect): Uint8Array<ArrayBuffer> {
+  if (r.token.length !== JOIN_TOKEN_BYTES) throw new RangeError("token must be 16 bytes");
+  const a = new TextEncoder().encode(r.address);
+  if (a.length > MAX_REDIRECT_ADDRESS) throw new RangeError("redirect address too long");
+  const b = new Uint8Array(FRAME_HEADER_SIZE + JOIN_TOKEN_BYTES + a.length);
+  putFrameHeader(
+    new DataView(b.buffer),
+    0,
+    FrameType.MULTIFD_REDIRECT,
+    JOIN_TOKEN_BYTES + a.length,
+  );
+  b.set(r.token, FRAME_HEADER_SIZE);
+  b.set(a, FRAME_HEADER_SIZE + JOIN_TOKEN_BYTES);
+  return b;
+}
+
+/** Decodes MULTIFD_REDIRECT's payload (the address must be UTF-8). */
+export function decodeRedirect(payload: Uint8Array): MultifdRedirect {
+  if (
+    payload.length < JOIN_TOKEN_BYTES || payload.length > JOIN_TOKEN_BYTES + MAX_REDIRECT_ADDRESS
+  ) {
+    throw new WireError(`MULTIFD_REDIRECT payload of ${payload.length} bytes`);
+  }
+  let address: string;
+  try {
+    address = new TextDecoder("utf-8", { fatal: true }).decode(payload.subarray(JOIN_TOKEN_BYTES));
+  } catch {
+    throw new WireError("MULTIFD_REDIRECT address is not UTF-8");
+  }
+  return { token: payload.slice(0, JOIN_TOKEN_BYTES), address };
+}
+
+/** A redirected channel's first frame on its new connection. */
+export function encodeJoin(token: Uint8Array): Uint8Array<ArrayBuffer> {
+  if (token.length !== JOIN_TOKEN_BYTES) throw new RangeError("token must be 16 bytes");
+  const b = new Uint8Array(FRAME_HEADER_SIZE + JOIN_TOKEN_BYTES);
+  putFrameHeader(new DataView(b.buffer), 0, FrameType.MULTIFD_JOIN, JOIN_TOKEN_BYTES);
+  b.set(token, FRAME_HEADER_SIZE);
+  return b;
+}
+
+/** Decodes MULTIFD_JOIN's payload: the token. */
+export function decodeJoin(payload: Uint8Array): Uint8Array {
+  if (payload.length !== JOIN_TOKEN_BYTES) {
+    throw new WireError(`MULTIFD_JOIN payload of ${payload.length} bytes`);
+  }
+  return payload.slice();
 }
 
 /** The main channel's announcement: uuid, page count per packet (`id`), channel count. */

@@ -1,0 +1,108 @@
+/**
+ * What the destination's page channels share with the incoming run, wherever they are read
+ * (in the incoming Worker, or each in a receive Worker of its own): per channel the last pass
+ * whose MULTIFD_SYNC it reached, whether it ended (EOF) or failed, and its counters; for all,
+ * an epoch every change bumps (waiters sleep on it), an abort flag and POSTCOPY_ADVISE. Pure
+ * layout helpers over SharedArrayBuffers; no I/O.
+ *
+ * @module
+ */
+
+/** Control cells (Int32Array indices) before the per-channel ones. */
+export const RX = {
+  /** Bumped (and notified) on every change below. */
+  EPOCH: 0,
+  /** 1: the run gave up; readers stop. */
+  ABORT: 1,
+  /** 1: POSTCOPY_ADVISE came (placed pages are received for the vCPU). */
+  ADVISED: 2,
+} as const;
+
+/** Per-channel control cells, at {@link chCell}. */
+export const RX_CH = { REACHED: 0, ENDED: 1, FAILED: 2 } as const;
+
+/** Per-channel counters (Float64Array), at {@link chStat}. */
+export const RX_STAT = { BYTES: 0, NORMAL: 1, DUPLICATE: 2 } as const;
+
+const FIRST_CH = 4;
+const CH_CELLS = 4;
+const CH_STATS = 4;
+
+/** The shared state of one incoming migration's page channels. */
+export interface RxShared {
+  ctl: SharedArrayBuffer;
+  stats: SharedArrayBuffer;
+  /** The run's `seen` map (RamLoader.seenMap). */
+  seen: SharedArrayBuffer;
+  channels: number;
+}
+
+/** Allocates the shared state for `channels` channels over the run's `seen` map. */
+export function createRxShared(channels: number, seen: SharedArrayBuffer): RxShared {
+  return {
+    ctl: new SharedArrayBuffer((FIRST_CH + channels * CH_CELLS) * 4),
+    stats: new SharedArrayBuffer(channels * CH_STATS * 8),
+    seen,
+    channels,
+  };
+}
+
+/** Index of channel `id`'s control cell `cell` (an {@link RX_CH} value). */
+export function chCell(id: number, cell: number): number {
+  return FIRST_CH + id * CH_CELLS + cell;
+}
+
+/** Index of channel `id`'s counter `slot` (an {@link RX_STAT} value). */
+export function chStat(id: number, slot: number): number {
+  return id * CH_STATS + slot;
+}
+
+/** Sets a cell and wakes every waiter. */
+export function setCell(ctl: Int32Array, index: number, value: number): void {
+  Atomics.store(ctl, index, value);
+  Atomics.add(ctl, RX.EPOCH, 1);
+  Atomics.notify(ctl, RX.EPOCH);
+}
+
+/** Sums counter `slot` over every channel. */
+export function sumRx(stats: Float64Array, channels: number, slot: number): number {
+  let n = 0;
+  for (let id = 0; id < channels; id++) n += stats[chStat(id, slot)];
+  return n;
+}
+
+/** Channels that failed, ended, and the lowest pass any channel reached. */
+export function rxState(
+  ctl: Int32Array,
+  channels: number,
+): { failed: number; ended: number; lowest: number } {
+  let failed = 0, ended = 0, lowest = Infinity;
+  for (let id = 0; id < channels; id++) {
+    failed += Atomics.load(ctl, chCell(id, RX_CH.FAILED));
+    ended += Atomics.load(ctl, chCell(id, RX_CH.ENDED));
+    lowest = Math.min(lowest, Atomics.load(ctl, chCell(id, RX_CH.REACHED)));
+  }
+  return { failed, ended, lowest };
+}
+
+/**
+ * Waits until every channel reached MULTIFD_SYNC(`pass`) (a channel that reached it may
+ * have ended since); resolves false when the run aborts, a channel fails, or one ended
+ * before the pass (whoever waits then reads why elsewhere).
+ */
+export async function waitPass(ctl: Int32Array, channels: number, pass: number): Promise<boolean> {
+  for (;;) {
+    const epoch = Atomics.load(ctl, RX.EPOCH);
+    if (Atomics.load(ctl, RX.ABORT) !== 0) return false;
+    let behind = 0;
+    for (let id = 0; id < channels; id++) {
+      if (Atomics.load(ctl, chCell(id, RX_CH.FAILED)) !== 0) return false;
+      if (Atomics.load(ctl, chCell(id, RX_CH.REACHED)) >= pass) continue;
+      if (Atomics.load(ctl, chCell(id, RX_CH.ENDED)) !== 0) return false;
+      behind++;
+    }
+    if (behind === 0) return true;
+    const r = Atomics.waitAsync(ctl, RX.EPOCH, epoch, 1000);
+    if (r.async) await r.value;
+  }
+}
