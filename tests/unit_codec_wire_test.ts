@@ -17,6 +17,7 @@ import "./unit/wire_colo_records.ts";
 import "./unit/wire_codec.ts";
 import "./unit/wire_disk.ts";
 import "./unit/wire_frame_reader.ts";
+import "./unit/wire_multifd_redirect.ts";
 import "./unit/wire_peer_reason.ts";
 import "./unit/wire_read_coalesce.ts";
 import "./unit/wire_return_path.ts";

@@ -124,7 +124,9 @@ class DestinationRun {
       await this.#rp?.send(encodeRpShut(0));
       await this.#colo?.run(); // x-colo: the secondary runs on the same connection
       return true;
-    } catch (e) {
+    } catch (thrown) {
+      // A failed page channel closed the main stream: its reason is the run's.
+      const e = this.#mfd?.error ?? thrown;
       const message = e instanceof Error ? e.message : String(e);
       link.post({ t: "error", message: `load of migration failed: ${message}` });
       // The guest stops here before the source hears of the failure: a SHUT with an error

@@ -108,6 +108,11 @@ export class MultifdReceiver {
     }
   }
 
+  /** The first page channel's failure, if any (the run's reason when it stopped the main stream). */
+  get error(): Error | null {
+    return this.#error;
+  }
+
   /** POSTCOPY_ADVISE: pages the receive threads place are received for the vCPU too. */
   advise(): void {
     setCell(this.#ctl, RX.ADVISED, 1);

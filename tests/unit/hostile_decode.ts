@@ -35,7 +35,16 @@ import {
   RpType,
   WireError,
 } from "../../domain/wire/mod.ts";
-import { decodeHello, decodeSetup, encodeHello, encodeSetup } from "../../domain/wire/multifd.ts";
+import {
+  decodeHello,
+  decodeJoin,
+  decodeRedirect,
+  decodeSetup,
+  encodeHello,
+  encodeJoin,
+  encodeRedirect,
+  encodeSetup,
+} from "../../domain/wire/multifd.ts";
 import {
   decodeDiscard,
   decodeRecvBitmapRequest,
@@ -76,7 +85,15 @@ const DECODERS: [string, (b: Uint8Array) => unknown, Uint8Array[]][] = [
   ["decodeDiscard", decodeDiscard, [payload(encodeDiscard(1, [{ first: 2, count: 3 }])[0])]],
   ["decodeU32", decodeU32, [payload(of(FrameType.PING))]],
   ["decodeSetup", decodeSetup, [payload(encodeSetup(uuid, 64, 4))]],
-  ["decodeHello", decodeHello, [payload(encodeHello({ uuid, id: 1, channels: 4 }))]],
+  ["decodeHello", decodeHello, [
+    payload(encodeHello({ uuid, id: 1, channels: 4 })),
+    payload(encodeHello({ uuid, id: 1, channels: 4, redirectable: true })),
+  ]],
+  ["decodeRedirect", decodeRedirect, [
+    payload(encodeRedirect({ token: uuid, address: "tcp:127.0.0.1:4000" })),
+    payload(encodeRedirect({ token: uuid, address: "" })),
+  ]],
+  ["decodeJoin", decodeJoin, [payload(encodeJoin(uuid))]],
   ["decodeRecvBitmapRequest", decodeRecvBitmapRequest, [payload(encodeRecvBitmapRequest("vga"))]],
   ["decodeEncodedPage", decodeEncodedPage, [new Uint8Array([0, 1, 0, 0, 0, 3, 0, 1, 9])]],
   ["decodeRpHeader", (b) => decodeRpHeader(b), [new Uint8Array([0, 3, 0, 16])]],
