@@ -9,41 +9,15 @@ import { DOWNTIME_SLACK } from "./kit.ts";
 import type { MemoryLimit } from "./limit.ts";
 import { median, percentile } from "./measure.ts";
 import { rssFigures } from "./rss.ts";
-import type { ScenarioARun, ScenarioBRun } from "./scenarios.ts";
+import { type Figure, infoFigure } from "./figure.ts";
 
-/** One row of the table. */
-export interface Figure {
-  id: string;
-  figure: string;
-  value: number;
-  unit: string;
-  baseline: number | null;
-  baselineName: string | null;
-  /** value / baseline (for A: the median of the per-repetition ratios). */
-  ratio: number | null;
-  /** Human form of the target, or null for an informational row. */
-  target: string | null;
-  pass: boolean | null;
-}
+export type { Figure };
+export { infoFigure };
+import type { ScenarioARun, ScenarioBRun } from "./scenarios.ts";
 
 const GB = 1e9;
 /** QEMU 7.2 migrates a 1 GiB all-zero guest in 73 ms total on these machines (perf-facts.md). */
 const QEMU_ZERO_GUEST_MS = 73;
-
-/** An informational row: a value with no baseline and no target. */
-export function infoFigure(id: string, figure: string, value: number, unit: string): Figure {
-  return {
-    id,
-    figure,
-    value,
-    unit,
-    baseline: null,
-    baselineName: null,
-    ratio: null,
-    target: null,
-    pass: null,
-  };
-}
 
 /** Median GB/s of each page size's pair and the page size whose median is higher. */
 export function limitSummary(limits: readonly MemoryLimit[]): {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Figure } from "./report.ts";
+import type { Figure } from "./figure.ts";
 import { median } from "./measure.ts";
 
 /** What the sampler saw of one process, in KiB. */
