@@ -16,6 +16,7 @@ import "./unit/engine_colo_records.ts";
 import "./unit/engine_disk_loader.ts";
 import "./unit/engine_disk_runs.ts";
 import "./unit/engine_memory.ts";
+import "./unit/engine_multifd_rx.ts";
 import "./unit/engine_output_compare.ts";
 import "./unit/engine_postcopy.ts";
 import "./unit/engine_postcopy_pacer.ts";

@@ -73,10 +73,17 @@ export class RemoteChannel implements Channel {
   }
 }
 
+/** Starts `threads` receive Workers and hands their ports over; null where none can start. */
+export type RxSpawn = (threads: number, onCrash: (message: string) => void) => ThreadPorts | null;
+
+/** The incoming Worker's way: the main thread starts them (codec_threads.ts). */
+const parentSpawn: RxSpawn = (threads, onCrash) => threadPorts("multifd-rx", threads, onCrash);
+
 /** The receive threads of one incoming Worker (see the module doc). */
 export class ReceivePool {
   readonly #listenUri: string;
   readonly #registry: MultifdRegistry;
+  readonly #spawnThreads: RxSpawn;
   #threads: Promise<RxThread[]> | null = null;
   #ported: ThreadPorts | null = null;
   readonly #pending = new Map<
@@ -85,10 +92,14 @@ export class ReceivePool {
   >();
   #closed = false;
 
-  /** Threads listen next to `listenUri` (the incoming listener's bound URI). */
-  constructor(listenUri: string, registry: MultifdRegistry) {
+  /**
+   * Threads listen next to `listenUri` (the incoming listener's bound URI), started by
+   * `spawn` (the main thread's, by default).
+   */
+  constructor(listenUri: string, registry: MultifdRegistry, spawn: RxSpawn = parentSpawn) {
     this.#listenUri = listenUri;
     this.#registry = registry;
+    this.#spawnThreads = spawn;
   }
 
   /**
@@ -133,7 +144,7 @@ export class ReceivePool {
       Math.min(channels, Math.max(2, navigator.hardwareConcurrency), MAX_THREADS),
     );
     if (uris.length === 0 || this.#closed) return [];
-    const ported = threadPorts("multifd-rx", uris.length, (message) => this.#crashed(message));
+    const ported = this.#spawnThreads(uris.length, (message) => this.#crashed(message));
     if (!ported) return [];
     this.#ported = ported;
     const ports = await ported.ports;
