@@ -19,7 +19,7 @@ import { MultifdRegistry } from "./multifd_dest.ts";
 import { ReceivePool } from "./multifd_rx_pool.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameType } from "../wire/frames.ts";
-import { decodeHello, encodeRedirect } from "../wire/multifd.ts";
+import { decodeHello, encodeStay } from "../wire/multifd.ts";
 import { failureKind } from "./failure.ts";
 import { GuardedChannel } from "./link_watch.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
@@ -80,7 +80,7 @@ async function recover(uri: string): Promise<void> {
 
 /** Answers a redirectable HELLO with "stay on this connection" (no receive threads here). */
 async function stay(channel: Channel): Promise<false> {
-  const answer = encodeRedirect({ token: new Uint8Array(16), address: "" });
+  const answer = encodeStay();
   for (let off = 0; off < answer.length;) off += await channel.write(answer.subarray(off));
   return false;
 }

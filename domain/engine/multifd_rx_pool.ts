@@ -12,7 +12,7 @@
 import type { Channel } from "../ports.ts";
 import { type ThreadPorts, threadPorts } from "../codecs/codec_threads.ts";
 import { formatMigrationUri, parseMigrationUri } from "../../adapters/channels/uri.ts";
-import { encodeRedirect, type MultifdHello, uuidText } from "../wire/multifd.ts";
+import { encodeRedirect, encodeStay, type MultifdHello, uuidText } from "../wire/multifd.ts";
 import type { MultifdRegistry } from "./multifd_dest.ts";
 import type { RxCommand, RxReport } from "./multifd_rx_worker.ts";
 
@@ -20,6 +20,10 @@ import type { RxCommand, RxReport } from "./multifd_rx_worker.ts";
 const REDIRECT_HOLD_MS = 10_000;
 /** Most receive threads. */
 const MAX_THREADS = 8;
+
+async function writeAll(channel: Channel, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await channel.write(bytes.subarray(off));
+}
 
 /** One receive thread as the incoming Worker sees it. */
 class RxThread {
@@ -88,7 +92,7 @@ export class ReceivePool {
   #ported: ThreadPorts | null = null;
   readonly #pending = new Map<
     string,
-    { hello: MultifdHello; timer: ReturnType<typeof setTimeout> }
+    { hello: MultifdHello; answer: Uint8Array; timer: ReturnType<typeof setTimeout> }
   >();
   #closed = false;
 
@@ -108,17 +112,19 @@ export class ReceivePool {
    */
   async answer(hello: MultifdHello, channel: Channel): Promise<boolean> {
     const threads = await this.#start(hello.channels);
-    const token = crypto.getRandomValues(new Uint8Array(16));
     const thread = threads.length > 0 ? threads[hello.id % threads.length] : null;
-    if (thread) {
-      const key = uuidText(token);
-      const timer = setTimeout(() => this.#pending.delete(key), REDIRECT_HOLD_MS);
-      this.#pending.set(key, { hello, timer });
+    if (!thread) {
+      await writeAll(channel, encodeStay());
+      return false;
     }
-    const answer = encodeRedirect({ token, address: thread?.uri ?? "" });
-    for (let off = 0; off < answer.length;) off += await channel.write(answer.subarray(off));
-    if (thread) channel.close();
-    return thread !== null;
+    const token = crypto.getRandomValues(new Uint8Array(16));
+    const answer = crypto.getRandomValues(new Uint8Array(16));
+    const key = uuidText(token);
+    const timer = setTimeout(() => this.#pending.delete(key), REDIRECT_HOLD_MS);
+    this.#pending.set(key, { hello, answer, timer });
+    await writeAll(channel, encodeRedirect({ token, answer, address: thread.uri }));
+    channel.close();
+    return true;
   }
 
   /** Starts the threads for `channels` channels ahead of the first HELLO (x-multifd is on). */
@@ -189,6 +195,8 @@ export class ReceivePool {
     if (!p || this.#closed) return thread.post({ t: "drop", conn });
     this.#pending.delete(key);
     clearTimeout(p.timer);
+    // The thread answers first (messages keep their order: before any `load` of it).
+    thread.post({ t: "accept", conn, answer: p.answer });
     this.#registry.offer(p.hello, new RemoteChannel(thread, conn), null);
   }
 

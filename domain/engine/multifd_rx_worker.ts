@@ -15,7 +15,7 @@ import type { Channel, ChannelListener } from "../ports.ts";
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameType } from "../wire/frames.ts";
-import { decodeJoin } from "../wire/multifd.ts";
+import { decodeJoin, encodeJoined } from "../wire/multifd.ts";
 import { failureRecord } from "./failure.ts";
 import { readPageChannel } from "./multifd_channel_reader.ts";
 import { chCell, chStat, RX_CH, RX_STAT, type RxShared, setCell } from "./multifd_rx_shared.ts";
@@ -28,6 +28,8 @@ export type RxCommand =
   | { t: "listen"; uri: string }
   | { t: "load"; conn: number; id: number; guest: SharedGuest; shared: RxShared }
   | { t: "drop"; conn: number }
+  /** The JOIN's token was the destination's: answer MULTIFD_JOINED(answer) on it. */
+  | { t: "accept"; conn: number; answer: Uint8Array }
   | { t: "stop" };
 
 /** To the incoming Worker. */
@@ -125,9 +127,22 @@ async function load(m: Extract<RxCommand, { t: "load" }>): Promise<void> {
   }
 }
 
+/** Says MULTIFD_JOINED on connection `conn` (a failed write closes it: the source goes back). */
+async function accept(conn: number, answer: Uint8Array): Promise<void> {
+  const h = held.get(conn);
+  if (!h) return;
+  const bytes = encodeJoined(answer);
+  try {
+    for (let off = 0; off < bytes.length;) off += await h.channel.write(bytes.subarray(off));
+  } catch {
+    h.channel.close();
+  }
+}
+
 function handle(m: RxCommand): void {
   if (m.t === "listen") listen(m.uri);
   else if (m.t === "load") load(m);
+  else if (m.t === "accept") accept(m.conn, m.answer);
   else if (m.t === "drop") {
     held.get(m.conn)?.channel.close();
     held.delete(m.conn);

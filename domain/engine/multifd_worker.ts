@@ -6,14 +6,11 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { connectChannel } from "../../adapters/channels/connect.ts";
 import type { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
-import { SourceLink } from "./source_link.ts";
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
-import { encodeEof, encodeStreamHeader, FrameType } from "../wire/mod.ts";
-import { encodeHello, encodeJoin } from "../wire/multifd.ts";
-import { readRedirect, redirectUri } from "./multifd_redirect.ts";
+import { encodeEof, FrameType } from "../wire/mod.ts";
+import { openPageChannel } from "./multifd_redirect.ts";
 import { encodeU32Frame } from "../wire/postcopy.ts";
 import { MF, MF_STAT, type MultifdShared } from "./multifd_shared.ts";
 import { PageSender } from "./page_sender.ts";
@@ -44,41 +41,23 @@ async function run(m: MultifdChannelStart): Promise<void> {
   const ctl = new Int32Array(m.shared.ctl);
   const stats = new Float64Array(m.shared.stats);
   const base = m.id * 4;
-  let link = await SourceLink.open(() => connectChannel(m.uri, { tls: m.tls }), {
-    timeoutMs: m.linkTimeoutMs,
-    rateLimit: m.rateLimit,
-    answers: false,
-  });
+  const opened = await openPageChannel(
+    m.uri,
+    { uuid: m.uuid, id: m.id, channels: m.channels },
+    {
+      tls: m.tls,
+      timeoutMs: m.linkTimeoutMs,
+      rateLimit: m.rateLimit,
+      onFallback: (why) => console.error(JSON.stringify({ level: "warn", msg: why })),
+    },
+  );
+  const link = opened.link;
+  const before = opened.bytesBefore; // bytes on connections the channel left count too
   writer = link.writer;
-  let w = writer;
+  const w = writer;
   const sender = new PageSender(m.guest, w, m.shared.bitmap, m.shared.sent);
   const last = m.guest.layout[m.guest.layout.length - 1];
   const total = last.firstPage + last.pages;
-  // Over plain TCP or unix the destination may send this channel to a receive thread of its own.
-  let before = 0;
-  const redirectable = !m.tls && /^(tcp|unix):/.test(m.uri);
-  await sender.append(encodeStreamHeader("multifd"));
-  await sender.append(encodeHello({ uuid: m.uuid, id: m.id, channels: m.channels, redirectable }));
-  await sender.flush();
-  if (redirectable) {
-    const r = await readRedirect(link.channel, m.linkTimeoutMs);
-    if (r.address !== "") {
-      const to = redirectUri(m.uri, r.address);
-      const moved = await SourceLink.open(() => connectChannel(to), {
-        timeoutMs: m.linkTimeoutMs,
-        rateLimit: m.rateLimit,
-        answers: false,
-      });
-      before = w.bytesWritten; // HELLO's connection counts too
-      link.close();
-      link = moved;
-      writer = w = moved.writer;
-      sender.retarget(w);
-      await sender.append(encodeStreamHeader("multifd"));
-      await sender.append(encodeJoin(r.token));
-      await sender.flush();
-    }
-  }
   Atomics.add(ctl, MF.READY, 1);
   Atomics.notify(ctl, MF.READY);
   const batch = Math.max(1, Math.floor(CLAIM_PAGES / m.pageCount));

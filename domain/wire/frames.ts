@@ -74,6 +74,8 @@ export const FrameType = {
   MULTIFD_REDIRECT: 0x33,
   /** A redirected page channel's first frame on its new connection: the redirect's token. */
   MULTIFD_JOIN: 0x34,
+  /** The receive thread's answer to a JOIN it took: the redirect's answer value. */
+  MULTIFD_JOINED: 0x35,
   /** A COLO message from the primary (docs/wire-format.md, "COLO"). */
   COLO: 0x50,
   /** The source runs COLO after this precopy (QEMU's MIG_CMD_ENABLE_COLO). */
@@ -182,9 +184,10 @@ export const FRAMES: Readonly<Record<number, Readonly<FrameSpec>>> = {
   // Version 1 of HELLO has no flags byte.
   [FrameType.MULTIFD_HELLO]: { name: "MULTIFD_HELLO", min: 20, max: 21 },
   [FrameType.MULTIFD_SETUP]: { name: "MULTIFD_SETUP", fixed: 20 },
-  // token[16], then the address (UTF-8, empty: stay on this connection).
-  [FrameType.MULTIFD_REDIRECT]: { name: "MULTIFD_REDIRECT", min: 16, max: 16 + 255 },
+  // token[16], answer[16], then the address (UTF-8, empty: stay on this connection).
+  [FrameType.MULTIFD_REDIRECT]: { name: "MULTIFD_REDIRECT", min: 32, max: 32 + 255 },
   [FrameType.MULTIFD_JOIN]: { name: "MULTIFD_JOIN", fixed: 16 },
+  [FrameType.MULTIFD_JOINED]: { name: "MULTIFD_JOINED", fixed: 16 },
   [FrameType.COLO]: { name: "COLO", fixed: 12 },
   [FrameType.COLO_ENABLE]: { name: "COLO_ENABLE", fixed: 0 },
   [FrameType.COLO_RECORDS]: {

@@ -6,10 +6,11 @@
  *
  * A HELLO may allow a redirect (flags bit 0): the destination then answers on the same
  * connection with MULTIFD_REDIRECT — an empty address (go on here) or the address of one of
- * its receive threads and a one-time token — and a redirected channel opens its new
- * connection with the "FERM" header and MULTIFD_JOIN(token). So each page channel can be
- * read by a thread of its own, as QEMU's multifd receive threads do (Deno cannot move an
- * accepted socket between Workers).
+ * its receive threads with a one-time token and an answer value — and a redirected channel
+ * opens its new connection with the "FERM" header and MULTIFD_JOIN(token); the thread that
+ * takes it says MULTIFD_JOINED(answer), which only the destination knows, before any page
+ * goes. So each page channel can be read by a thread of its own, as QEMU's multifd receive
+ * threads do (Deno cannot move an accepted socket between Workers).
  *
  * @module
  */
@@ -87,60 +88,92 @@ export function decodeHello(payload: Uint8Array): MultifdHello {
   return h;
 }
 
-/** A redirect: where the channel goes on (empty: this connection) and its one-time token. */
+/**
+ * A redirect: where the channel goes on (empty: this connection), the one-time token it joins
+ * with there, and the answer the receive thread gives back (proof that it is the destination's).
+ */
 export interface MultifdRedirect {
   token: Uint8Array;
+  answer: Uint8Array;
   address: string;
 }
 
+/** The token and answer of a "stay" (unused: zeros). */
+const NO_TOKEN = new Uint8Array(JOIN_TOKEN_BYTES);
+
 /** The destination's answer to a redirectable HELLO. */
 export function encodeRedirect(r: MultifdRedirect): Uint8Array<ArrayBuffer> {
-  if (r.token.length !== JOIN_TOKEN_BYTES) throw new RangeError("token must be 16 bytes");
+  if (r.token.length !== JOIN_TOKEN_BYTES || r.answer.length !== JOIN_TOKEN_BYTES) {
+    throw new RangeError("token and answer must be 16 bytes each");
+  }
   const a = new TextEncoder().encode(r.address);
   if (a.length > MAX_REDIRECT_ADDRESS) throw new RangeError("redirect address too long");
-  const b = new Uint8Array(FRAME_HEADER_SIZE + JOIN_TOKEN_BYTES + a.length);
-  putFrameHeader(
-    new DataView(b.buffer),
-    0,
-    FrameType.MULTIFD_REDIRECT,
-    JOIN_TOKEN_BYTES + a.length,
-  );
+  const fixed = 2 * JOIN_TOKEN_BYTES;
+  const b = new Uint8Array(FRAME_HEADER_SIZE + fixed + a.length);
+  putFrameHeader(new DataView(b.buffer), 0, FrameType.MULTIFD_REDIRECT, fixed + a.length);
   b.set(r.token, FRAME_HEADER_SIZE);
-  b.set(a, FRAME_HEADER_SIZE + JOIN_TOKEN_BYTES);
+  b.set(r.answer, FRAME_HEADER_SIZE + JOIN_TOKEN_BYTES);
+  b.set(a, FRAME_HEADER_SIZE + fixed);
   return b;
+}
+
+/** The answer that keeps a channel on its connection. */
+export function encodeStay(): Uint8Array<ArrayBuffer> {
+  return encodeRedirect({ token: NO_TOKEN, answer: NO_TOKEN, address: "" });
 }
 
 /** Decodes MULTIFD_REDIRECT's payload (the address must be UTF-8). */
 export function decodeRedirect(payload: Uint8Array): MultifdRedirect {
-  if (
-    payload.length < JOIN_TOKEN_BYTES || payload.length > JOIN_TOKEN_BYTES + MAX_REDIRECT_ADDRESS
-  ) {
+  const fixed = 2 * JOIN_TOKEN_BYTES;
+  if (payload.length < fixed || payload.length > fixed + MAX_REDIRECT_ADDRESS) {
     throw new WireError(`MULTIFD_REDIRECT payload of ${payload.length} bytes`);
   }
   let address: string;
   try {
-    address = new TextDecoder("utf-8", { fatal: true }).decode(payload.subarray(JOIN_TOKEN_BYTES));
+    address = new TextDecoder("utf-8", { fatal: true }).decode(payload.subarray(fixed));
   } catch {
     throw new WireError("MULTIFD_REDIRECT address is not UTF-8");
   }
-  return { token: payload.slice(0, JOIN_TOKEN_BYTES), address };
+  return {
+    token: payload.slice(0, JOIN_TOKEN_BYTES),
+    answer: payload.slice(JOIN_TOKEN_BYTES, fixed),
+    address,
+  };
 }
 
-/** A redirected channel's first frame on its new connection. */
-export function encodeJoin(token: Uint8Array): Uint8Array<ArrayBuffer> {
+function token16(type: number, token: Uint8Array): Uint8Array<ArrayBuffer> {
   if (token.length !== JOIN_TOKEN_BYTES) throw new RangeError("token must be 16 bytes");
   const b = new Uint8Array(FRAME_HEADER_SIZE + JOIN_TOKEN_BYTES);
-  putFrameHeader(new DataView(b.buffer), 0, FrameType.MULTIFD_JOIN, JOIN_TOKEN_BYTES);
+  putFrameHeader(new DataView(b.buffer), 0, type, JOIN_TOKEN_BYTES);
   b.set(token, FRAME_HEADER_SIZE);
   return b;
 }
 
-/** Decodes MULTIFD_JOIN's payload: the token. */
-export function decodeJoin(payload: Uint8Array): Uint8Array {
+function decode16(payload: Uint8Array, what: string): Uint8Array {
   if (payload.length !== JOIN_TOKEN_BYTES) {
-    throw new WireError(`MULTIFD_JOIN payload of ${payload.length} bytes`);
+    throw new WireError(`${what} payload of ${payload.length} bytes`);
   }
   return payload.slice();
+}
+
+/** A redirected channel's first frame on its new connection. */
+export function encodeJoin(token: Uint8Array): Uint8Array<ArrayBuffer> {
+  return token16(FrameType.MULTIFD_JOIN, token);
+}
+
+/** Decodes MULTIFD_JOIN's payload: the token. */
+export function decodeJoin(payload: Uint8Array): Uint8Array {
+  return decode16(payload, "MULTIFD_JOIN");
+}
+
+/** The receive thread's answer to a JOIN it took. */
+export function encodeJoined(answer: Uint8Array): Uint8Array<ArrayBuffer> {
+  return token16(FrameType.MULTIFD_JOINED, answer);
+}
+
+/** Decodes MULTIFD_JOINED's payload: the answer. */
+export function decodeJoined(payload: Uint8Array): Uint8Array {
+  return decode16(payload, "MULTIFD_JOINED");
 }
 
 /** The main channel's announcement: uuid, page count per packet (`id`), channel count. */

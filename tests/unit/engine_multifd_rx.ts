@@ -15,7 +15,7 @@ import { RamLoader } from "../../domain/engine/ram_loader.ts";
 import { createStats, STAT } from "../../domain/engine/stats.ts";
 import { FrameReader } from "../../domain/wire/frame_reader.ts";
 import { encodePageRun, encodeStreamHeader, FrameType } from "../../domain/wire/mod.ts";
-import { decodeHello, encodeHello, encodeJoin } from "../../domain/wire/multifd.ts";
+import { decodeHello, encodeHello, encodeJoin, encodeJoined } from "../../domain/wire/multifd.ts";
 import { encodeU32Frame } from "../../domain/wire/postcopy.ts";
 import { readRedirect } from "../../domain/engine/multifd_redirect.ts";
 import { ConnChannel } from "../../adapters/channels/conn_channel.ts";
@@ -77,6 +77,10 @@ Deno.test("multifd receive threads: a redirected channel is read into RAM by its
     });
     await joined.write(concat([encodeStreamHeader("multifd"), encodeJoin(redirect.token)]));
     const [channel] = await registry.claim(uuid, 1, 10_000);
+    // The thread answers with the redirect's answer before any page goes.
+    const ack = new Uint8Array(21);
+    for (let off = 0; off < ack.length;) off += (await joined.read(ack.subarray(off)))!;
+    assert.deepEqual(ack, encodeJoined(redirect.answer));
     assert.equal(channel.reader, null, "read by its thread, not here");
     const stats = createStats();
     const ram = new RamLoader(guest, stats);

@@ -38,10 +38,12 @@ import {
 import {
   decodeHello,
   decodeJoin,
+  decodeJoined,
   decodeRedirect,
   decodeSetup,
   encodeHello,
   encodeJoin,
+  encodeJoined,
   encodeRedirect,
   encodeSetup,
 } from "../../domain/wire/multifd.ts";
@@ -90,10 +92,11 @@ const DECODERS: [string, (b: Uint8Array) => unknown, Uint8Array[]][] = [
     payload(encodeHello({ uuid, id: 1, channels: 4, redirectable: true })),
   ]],
   ["decodeRedirect", decodeRedirect, [
-    payload(encodeRedirect({ token: uuid, address: "tcp:127.0.0.1:4000" })),
-    payload(encodeRedirect({ token: uuid, address: "" })),
+    payload(encodeRedirect({ token: uuid, answer: uuid, address: "tcp:127.0.0.1:4000" })),
+    payload(encodeRedirect({ token: uuid, answer: uuid, address: "" })),
   ]],
   ["decodeJoin", decodeJoin, [payload(encodeJoin(uuid))]],
+  ["decodeJoined", decodeJoined, [payload(encodeJoined(uuid))]],
   ["decodeRecvBitmapRequest", decodeRecvBitmapRequest, [payload(encodeRecvBitmapRequest("vga"))]],
   ["decodeEncodedPage", decodeEncodedPage, [new Uint8Array([0, 1, 0, 0, 0, 3, 0, 1, 9])]],
   ["decodeRpHeader", (b) => decodeRpHeader(b), [new Uint8Array([0, 3, 0, 16])]],

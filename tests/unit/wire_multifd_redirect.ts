@@ -8,15 +8,26 @@ import fc from "fast-check";
 import {
   decodeHello,
   decodeJoin,
+  decodeJoined,
   decodeRedirect,
   encodeHello,
   encodeJoin,
+  encodeJoined,
   encodeRedirect,
+  encodeStay,
   MAX_REDIRECT_ADDRESS,
+  type MultifdHello,
 } from "../../domain/wire/multifd.ts";
 import { decodeFrameHeader, FrameType } from "../../domain/wire/frames.ts";
 import { WireError } from "../../domain/wire/wire_error.ts";
-import { readRedirect, redirectUri } from "../../domain/engine/multifd_redirect.ts";
+import {
+  openPageChannel,
+  readRedirect,
+  redirectUri,
+} from "../../domain/engine/multifd_redirect.ts";
+import { FrameReader } from "../../domain/wire/frame_reader.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { ConnChannel } from "../../adapters/channels/conn_channel.ts";
 import { memoryChannelPair } from "../../adapters/channels/memory_pair.ts";
 import { LinkError } from "../../domain/engine/failure.ts";
 
@@ -41,29 +52,29 @@ Deno.test("multifd HELLO: 20 bytes without flags, 21 with; unknown flags are ref
   assert.throws(() => decodeHello(new Uint8Array(22)), WireError);
 });
 
-Deno.test("multifd REDIRECT and JOIN: round trips; lengths bounded", () => {
+Deno.test("multifd REDIRECT, JOIN and JOINED: round trips; lengths bounded", () => {
+  const bytes16 = fc.uint8Array({ minLength: 16, maxLength: 16 });
   fc.assert(
-    fc.property(
-      fc.uint8Array({ minLength: 16, maxLength: 16 }),
-      fc.string({ maxLength: 80 }),
-      (token, address) => {
-        const f = encodeRedirect({ token, address });
-        const h = decodeFrameHeader(f);
-        assert.equal(h.type, FrameType.MULTIFD_REDIRECT);
-        assert.equal(h.length, f.length - 5);
-        const r = decodeRedirect(f.subarray(5));
-        assert.deepEqual([r.token, r.address], [token, address]);
-        assert.deepEqual(decodeJoin(encodeJoin(token).subarray(5)), token);
-      },
-    ),
+    fc.property(bytes16, bytes16, fc.string({ maxLength: 80 }), (token, answer, address) => {
+      const f = encodeRedirect({ token, answer, address });
+      const h = decodeFrameHeader(f);
+      assert.equal(h.type, FrameType.MULTIFD_REDIRECT);
+      assert.equal(h.length, f.length - 5);
+      const r = decodeRedirect(f.subarray(5));
+      assert.deepEqual([r.token, r.answer, r.address], [token, answer, address]);
+      assert.deepEqual(decodeJoin(encodeJoin(token).subarray(5)), token);
+      assert.deepEqual(decodeJoined(encodeJoined(answer).subarray(5)), answer);
+    }),
     { seed, numRuns: 200 },
   );
+  assert.equal(decodeRedirect(encodeStay().subarray(5)).address, "", "stay: no address");
   assert.throws(() =>
-    encodeRedirect({ token: uuid, address: "x".repeat(MAX_REDIRECT_ADDRESS + 1) })
+    encodeRedirect({ token: uuid, answer: uuid, address: "x".repeat(MAX_REDIRECT_ADDRESS + 1) })
   );
-  assert.throws(() => decodeRedirect(new Uint8Array(15)), WireError);
-  assert.throws(() => decodeRedirect(new Uint8Array(16 + 256)), WireError);
-  const badUtf8 = new Uint8Array([...uuid, 0xff, 0xfe]);
+  assert.throws(() => decodeRedirect(new Uint8Array(31)), WireError);
+  assert.throws(() => decodeRedirect(new Uint8Array(32 + 256)), WireError);
+  assert.throws(() => decodeJoined(new Uint8Array(15)), WireError);
+  const badUtf8 = new Uint8Array([...uuid, ...uuid, 0xff, 0xfe]);
   assert.throws(
     () => decodeRedirect(badUtf8),
     (e) => e instanceof WireError && /UTF-8/.test(e.message),
@@ -72,11 +83,13 @@ Deno.test("multifd REDIRECT and JOIN: round trips; lengths bounded", () => {
   // The frame table bounds a hostile length before any payload is read.
   const huge = new Uint8Array([FrameType.MULTIFD_REDIRECT, 0, 0, 2, 0]); // 512 bytes
   assert.throws(() => decodeFrameHeader(huge), WireError);
+  const joined = new Uint8Array([FrameType.MULTIFD_JOINED, 0, 0, 0, 17]);
+  assert.throws(() => decodeFrameHeader(joined), WireError);
 });
 
 Deno.test("multifd redirect: the source reads the answer, or fails clearly", async () => {
   const [a, b] = memoryChannelPair(1 << 12);
-  await b.write(encodeRedirect({ token: uuid, address: "unix:/tmp/x.sock.rx1" }));
+  await b.write(encodeRedirect({ token: uuid, answer: uuid, address: "unix:/tmp/x.sock.rx1" }));
   const r = await readRedirect(a, 5000);
   assert.equal(r.address, "unix:/tmp/x.sock.rx1");
   // Something else than REDIRECT.
@@ -126,5 +139,98 @@ Deno.test("multifd redirect: only next to the migration's URI", () => {
       (e) => e instanceof WireError && /is not next to/.test(e.message),
       `${from} → ${to}`,
     );
+  }
+});
+
+/** A fake destination at `path`: answers each redirectable HELLO with `answer`. */
+async function fakeDestination(
+  path: string,
+  answer: (hello: MultifdHello) => Uint8Array,
+): Promise<{ hellos: MultifdHello[]; close: () => void; conns: Deno.Conn[] }> {
+  const l = Deno.listen({ transport: "unix", path });
+  const hellos: MultifdHello[] = [];
+  const conns: Deno.Conn[] = [];
+  (async () => {
+    for await (const c of l) {
+      conns.push(c);
+      const r = new FrameReader(new ConnChannel(c));
+      await r.readStreamHeader("multifd");
+      await r.next();
+      const h = decodeHello(await r.readPayload());
+      hellos.push(h);
+      if (h.redirectable) await c.write(answer(h));
+    }
+  })().catch(() => {});
+  const close = () => {
+    l.close();
+    conns.forEach((c) => c.close());
+  };
+  return { hellos, conns, close };
+}
+
+Deno.test("multifd redirect: a receive thread that cannot be reached, or is not the destination's, sends the channel back to the URI", async () => {
+  const dir = await Deno.makeTempDir();
+  const hello = { uuid, id: 1, channels: 2 };
+  const opts = (notes: string[]) => ({
+    timeoutMs: 5000,
+    rateLimit: 0,
+    onFallback: (why: string) => notes.push(why),
+  });
+  try {
+    // 1. Nothing listens where the redirect points (a port forward, a firewall).
+    let dest = await fakeDestination(
+      `${dir}/a.sock`,
+      () => encodeRedirect({ token: uuid, answer: uuid, address: `unix:${dir}/a.sock.rx0` }),
+    );
+    let notes: string[] = [];
+    let opened = await openPageChannel(`unix:${dir}/a.sock`, hello, opts(notes));
+    await waitFor("the second HELLO", () => dest.hellos.length === 2);
+    assert.deepEqual(dest.hellos.map((h) => h.redirectable), [true, undefined]);
+    assert.equal(notes.length, 1);
+    assert.match(notes[0], /channel 1: its receive thread at unix:.*\.rx0 was not reached/);
+    assert.ok(opened.bytesBefore > 0, "the first HELLO's bytes count");
+    opened.link.close();
+    dest.close();
+
+    // 2. Something else listens there: it takes the JOIN and answers wrongly, or hangs up.
+    for (const impostor of ["wrong answer", "hang up"]) {
+      const at = `${dir}/${impostor.replace(" ", "-")}.sock`;
+      dest = await fakeDestination(
+        at,
+        () => encodeRedirect({ token: uuid, answer: uuid, address: `unix:${at}.rx1` }),
+      );
+      const other = Deno.listen({ transport: "unix", path: `${at}.rx1` });
+      const serving = (async () => {
+        const c = await other.accept();
+        await c.read(new Uint8Array(64));
+        if (impostor === "wrong answer") await c.write(encodeJoined(new Uint8Array(16).fill(9)));
+        c.close();
+      })();
+      notes = [];
+      opened = await openPageChannel(`unix:${at}`, hello, opts(notes));
+      await serving;
+      await waitFor("the second HELLO", () => dest.hellos.length === 2);
+      assert.deepEqual(dest.hellos.map((h) => h.redirectable), [true, undefined], impostor);
+      assert.equal(notes.length, 1, impostor);
+      if (impostor === "wrong answer") assert.match(notes[0], /not as the destination's/);
+      opened.link.close();
+      other.close();
+      dest.close();
+    }
+
+    // 3. A redirect away from the URI is refused outright: no channel goes anywhere.
+    dest = await fakeDestination(
+      `${dir}/c.sock`,
+      () => encodeRedirect({ token: uuid, answer: uuid, address: "unix:/tmp/elsewhere.sock" }),
+    );
+    notes = [];
+    await assert.rejects(
+      openPageChannel(`unix:${dir}/c.sock`, hello, opts(notes)),
+      (e) => e instanceof WireError && /is not next to/.test(e.message),
+    );
+    assert.deepEqual(notes, []);
+    dest.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
