@@ -143,10 +143,10 @@ Deno.test("multifd redirect: only next to the migration's URI", () => {
 });
 
 /** A fake destination at `path`: answers each redirectable HELLO with `answer`. */
-async function fakeDestination(
+function fakeDestination(
   path: string,
   answer: (hello: MultifdHello) => Uint8Array,
-): Promise<{ hellos: MultifdHello[]; close: () => void; conns: Deno.Conn[] }> {
+): { hellos: MultifdHello[]; close: () => void; conns: Deno.Conn[] } {
   const l = Deno.listen({ transport: "unix", path });
   const hellos: MultifdHello[] = [];
   const conns: Deno.Conn[] = [];
@@ -178,7 +178,7 @@ Deno.test("multifd redirect: a receive thread that cannot be reached, or is not 
   });
   try {
     // 1. Nothing listens where the redirect points (a port forward, a firewall).
-    let dest = await fakeDestination(
+    let dest = fakeDestination(
       `${dir}/a.sock`,
       () => encodeRedirect({ token: uuid, answer: uuid, address: `unix:${dir}/a.sock.rx0` }),
     );
@@ -195,7 +195,7 @@ Deno.test("multifd redirect: a receive thread that cannot be reached, or is not 
     // 2. Something else listens there: it takes the JOIN and answers wrongly, or hangs up.
     for (const impostor of ["wrong answer", "hang up"]) {
       const at = `${dir}/${impostor.replace(" ", "-")}.sock`;
-      dest = await fakeDestination(
+      dest = fakeDestination(
         at,
         () => encodeRedirect({ token: uuid, answer: uuid, address: `unix:${at}.rx1` }),
       );
@@ -219,7 +219,7 @@ Deno.test("multifd redirect: a receive thread that cannot be reached, or is not 
     }
 
     // 3. A redirect away from the URI is refused outright: no channel goes anywhere.
-    dest = await fakeDestination(
+    dest = fakeDestination(
       `${dir}/c.sock`,
       () => encodeRedirect({ token: uuid, answer: uuid, address: "unix:/tmp/elsewhere.sock" }),
     );
