@@ -19,19 +19,21 @@ import type { RamLoader } from "./ram_loader.ts";
 import { readPageChannel } from "./multifd_channel_reader.ts";
 import { RemoteChannel } from "./multifd_rx_pool.ts";
 import {
+  chCell,
   chStat,
   createRxShared,
   RX,
+  RX_CH,
   RX_STAT,
   type RxShared,
   rxState,
   setCell,
   sumRx,
+  waitEpoch,
+  wake,
 } from "./multifd_rx_shared.ts";
-import { chCell, RX_CH } from "./multifd_rx_shared.ts";
 import { STAT } from "./stats.ts";
-import { LinkError, TypedFailure } from "./failure.ts";
-import type { FailureKind } from "./failure.ts";
+import { type FailureKind, LinkError, TypedFailure } from "./failure.ts";
 
 /** How long a failed channel's reason may take to arrive after its failed mark (ms). */
 const REASON_WAIT_MS = 1000;
@@ -122,7 +124,7 @@ export class MultifdReceiver {
     if (this.#error) return;
     this.#error = e;
     this.#onError();
-    setCell(this.#ctl, RX.EPOCH, Atomics.load(this.#ctl, RX.EPOCH) + 1);
+    wake(this.#ctl);
   }
 
   /**
@@ -163,8 +165,7 @@ export class MultifdReceiver {
           ).toFixed(1)} s)`,
         );
       }
-      const r = Atomics.waitAsync(this.#ctl, RX.EPOCH, epoch, Math.min(1000, timeoutMs));
-      if (r.async) await r.value;
+      await waitEpoch(this.#ctl, epoch, Math.min(1000, timeoutMs));
     }
   }
 
@@ -209,8 +210,7 @@ export class MultifdReceiver {
       const epoch = Atomics.load(this.#ctl, RX.EPOCH);
       const s = await this.#check();
       if (s.ended === this.#channels.length) break;
-      const r = Atomics.waitAsync(this.#ctl, RX.EPOCH, epoch, 1000);
-      if (r.async) await r.value;
+      await waitEpoch(this.#ctl, epoch, 1000);
     }
     await Promise.all(this.#readers);
     this.#publish();

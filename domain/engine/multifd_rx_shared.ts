@@ -57,11 +57,28 @@ export function chStat(id: number, slot: number): number {
   return id * CH_STATS + slot;
 }
 
+/** Wakes every waiter (they look at the cells again). */
+export function wake(ctl: Int32Array): void {
+  Atomics.add(ctl, RX.EPOCH, 1);
+  Atomics.notify(ctl, RX.EPOCH);
+}
+
+/**
+ * Waits until the epoch moves past `epoch`, or `ms` pass. A timer runs beside the wait: an
+ * Atomics.waitAsync alone does not keep Deno's event loop alive.
+ */
+export async function waitEpoch(ctl: Int32Array, epoch: number, ms: number): Promise<void> {
+  const r = Atomics.waitAsync(ctl, RX.EPOCH, epoch, ms);
+  if (!r.async) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([r.value, new Promise((done) => timer = setTimeout(done, ms))]);
+  clearTimeout(timer);
+}
+
 /** Sets a cell and wakes every waiter. */
 export function setCell(ctl: Int32Array, index: number, value: number): void {
   Atomics.store(ctl, index, value);
-  Atomics.add(ctl, RX.EPOCH, 1);
-  Atomics.notify(ctl, RX.EPOCH);
+  wake(ctl);
 }
 
 /** Sums counter `slot` over every channel. */
@@ -102,7 +119,6 @@ export async function waitPass(ctl: Int32Array, channels: number, pass: number):
       behind++;
     }
     if (behind === 0) return true;
-    const r = Atomics.waitAsync(ctl, RX.EPOCH, epoch, 1000);
-    if (r.async) await r.value;
+    await waitEpoch(ctl, epoch, 1000);
   }
 }

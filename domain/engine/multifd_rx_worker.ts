@@ -18,10 +18,9 @@ import { FrameType } from "../wire/frames.ts";
 import { decodeJoin, encodeJoined } from "../wire/multifd.ts";
 import { failureRecord } from "./failure.ts";
 import { readPageChannel } from "./multifd_channel_reader.ts";
-import { chCell, chStat, RX_CH, RX_STAT, type RxShared, setCell } from "./multifd_rx_shared.ts";
+import { chCell, chStat, RX, RX_CH, RX_STAT, type RxShared, setCell } from "./multifd_rx_shared.ts";
 import { RamLoader } from "./ram_loader.ts";
 import { createStats, STAT } from "./stats.ts";
-import { RX } from "./multifd_rx_shared.ts";
 
 /** From the incoming Worker. */
 export type RxCommand =
