@@ -218,7 +218,10 @@ export interface IncomingApi {
   base?: string;
 }
 
-/** The attempt `dst`'s /migrations/current shows now; take it before the source starts. */
+/**
+ * The attempt `dst`'s /migrations/current shows now; take it before the source starts, once
+ * any attempt before has ended (an attempt still active when marked is not told apart).
+ */
 export async function markAttempt(dst: IncomingApi): Promise<AttemptMark> {
   const info = (await dst.api("GET", "/migrations/current")).body;
   return { id: info["x-id"], status: info.status };
