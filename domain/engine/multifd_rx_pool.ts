@@ -18,6 +18,8 @@ import type { RxCommand, RxReport } from "./multifd_rx_worker.ts";
 
 /** A redirect not followed within this (ms) is forgotten (the registry's hold time). */
 const REDIRECT_HOLD_MS = 10_000;
+/** How long a new receive thread may take to say it listens (ms). */
+const LISTEN_WAIT_MS = 10_000;
 /** Most receive threads. */
 const MAX_THREADS = 8;
 
@@ -173,15 +175,23 @@ export class ReceivePool {
     return [];
   }
 
-  /** Starts one thread listening on `uri`; null when it cannot. */
+  /**
+   * Starts one thread listening on `uri`; null when it cannot, or has not said so within
+   * LISTEN_WAIT_MS (a thread that died loading says nothing: the channels then stay here).
+   */
   #listen(port: MessagePort, uri: string): Promise<RxThread | null> {
     return new Promise((resolve) => {
       let thread: RxThread | null = null;
+      const timer = setTimeout(() => resolve(null), LISTEN_WAIT_MS);
       port.onmessage = (e: MessageEvent<RxReport>) => {
         const m = e.data;
-        if (m.t === "listening") resolve(thread = new RxThread(port, m.uri));
-        else if (m.t === "listen-failed") resolve(null);
-        else if (m.t === "join" && thread) this.#join(thread, m.conn, m.token);
+        if (m.t === "listening") {
+          clearTimeout(timer);
+          resolve(thread = new RxThread(port, m.uri));
+        } else if (m.t === "listen-failed") {
+          clearTimeout(timer);
+          resolve(null);
+        } else if (m.t === "join" && thread) this.#join(thread, m.conn, m.token);
         else if (m.t === "rx-error" && thread) thread.failures.get(m.conn)?.(m.kind, m.message);
       };
       port.postMessage({ t: "listen", uri } satisfies RxCommand);
