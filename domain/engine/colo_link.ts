@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { readFull } from "./channel_io.ts";
 import type { Channel } from "../ports.ts";
 import {
   ColoMessage,
@@ -162,11 +163,8 @@ function rpLength(head: Uint8Array): { length: number } {
 }
 
 async function readExact(ch: Channel, buf: Uint8Array): Promise<void> {
-  let got = 0;
-  while (got < buf.length) {
-    const n = await ch.read(buf.subarray(got));
-    if (n === null) throw new WireError("COLO: the peer closed the connection", "truncated");
-    got += n;
+  if (!await readFull(ch, buf)) {
+    throw new WireError("COLO: the peer closed the connection", "truncated");
   }
 }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { writeAll } from "./channel_io.ts";
 import type { RunState } from "../../adapters/memory/vcpu_control.ts";
 import type { Channel } from "../ports.ts";
 import { WireError } from "../wire/wire_error.ts";
@@ -39,8 +40,7 @@ export class ReturnPath {
     this.#tail = this.#tail.then(async () => {
       if (this.broken) return;
       try {
-        let off = 0;
-        while (off < bytes.length) off += await this.channel.write(bytes.subarray(off));
+        await writeAll(this.channel, bytes);
       } catch {
         this.broken = true;
       }

@@ -16,10 +16,10 @@ import type { DestinationStart, MainMessage, WorkerMessage } from "./messages.ts
 import { runDestination } from "./dest_run.ts";
 import { isTwoWayUri } from "./peer_reason.ts";
 import { MultifdRegistry } from "./multifd_dest.ts";
-import { ReceivePool } from "./multifd_rx_pool.ts";
+import { ReceivePool, stayHere } from "./multifd_rx_pool.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameType } from "../wire/frames.ts";
-import { decodeHello, encodeStay } from "../wire/multifd.ts";
+import { decodeHello } from "../wire/multifd.ts";
 import { failureKind } from "./failure.ts";
 import { GuardedChannel } from "./link_watch.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
@@ -78,13 +78,6 @@ async function recover(uri: string): Promise<void> {
   }
 }
 
-/** Answers a redirectable HELLO with "stay on this connection" (no receive threads here). */
-async function stay(channel: Channel): Promise<false> {
-  const answer = encodeStay();
-  for (let off = 0; off < answer.length;) off += await channel.write(answer.subarray(off));
-  return false;
-}
-
 /** Classifies a new connection: a main stream starts a run, a page channel waits for one. */
 async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
   // Guarded from the start: the run that takes this channel watches it for a dead peer.
@@ -104,7 +97,7 @@ async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
       const hello = decodeHello(await reader.readPayload());
       if (hello.redirectable) {
         // To a receive thread of its own; without one the answer is to stay on this connection.
-        const redirected = rxPool ? await rxPool.answer(hello, channel) : await stay(channel);
+        const redirected = rxPool ? await rxPool.answer(hello, channel) : await stayHere(channel);
         if (redirected) return;
       }
       registry.offer(hello, channel, reader);
@@ -163,7 +156,7 @@ async function serve(m: DestinationStart): Promise<void> {
     return;
   }
   link.post({ t: "listening", uri: listener.uri });
-  if (!m.tls && /^(tcp|unix):/.test(listener.uri)) {
+  if (!m.tls && isTwoWayUri(listener.uri)) {
     rxPool = new ReceivePool(listener.uri, registry);
     const ahead = prepared ?? m.multifdChannels ?? 0;
     if (ahead > 0) rxPool.prepare(ahead);

@@ -28,16 +28,16 @@ import {
 import { WireError } from "../wire/wire_error.ts";
 import { LinkError } from "./failure.ts";
 import { connectWithin, SourceLink } from "./source_link.ts";
+import { readFull } from "./channel_io.ts";
+import { isTwoWayUri } from "./peer_reason.ts";
 
 /** Longest wait for a receive thread: connecting to it, and its MULTIFD_JOINED (ms). */
 export const REDIRECT_WAIT_MS = 5000;
 
 async function readExact(channel: Channel, n: number): Promise<Uint8Array> {
   const b = new Uint8Array(n);
-  for (let off = 0; off < n;) {
-    const r = await channel.read(b.subarray(off));
-    if (r === null) throw new WireError("multifd: the destination closed before its answer");
-    off += r;
+  if (!await readFull(channel, b)) {
+    throw new WireError("multifd: the destination closed before its answer");
   }
   return b;
 }
@@ -129,7 +129,7 @@ export async function openPageChannel(
 ): Promise<OpenedChannel> {
   const linkOpts = { timeoutMs: opts.timeoutMs, rateLimit: opts.rateLimit, answers: false };
   const open = () => SourceLink.open(() => connectChannel(uri, { tls: opts.tls }), linkOpts);
-  const redirectable = !opts.tls && /^(tcp|unix):/.test(uri);
+  const redirectable = !opts.tls && isTwoWayUri(uri);
   const first = await open();
   await say(first, encodeStreamHeader("multifd"), encodeHello({ ...hello, redirectable }));
   if (!redirectable) return { link: first, bytesBefore: 0 };

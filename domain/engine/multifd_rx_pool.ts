@@ -10,6 +10,7 @@
  * @module
  */
 import type { Channel } from "../ports.ts";
+import { writeAll } from "./channel_io.ts";
 import { type ThreadPorts, threadPorts } from "../codecs/codec_threads.ts";
 import { formatMigrationUri, parseMigrationUri } from "../../adapters/channels/uri.ts";
 import { encodeRedirect, encodeStay, type MultifdHello, uuidText } from "../wire/multifd.ts";
@@ -23,8 +24,10 @@ const LISTEN_WAIT_MS = 10_000;
 /** Most receive threads. */
 const MAX_THREADS = 8;
 
-async function writeAll(channel: Channel, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await channel.write(bytes.subarray(off));
+/** Answers a redirectable HELLO with "stay on this connection" (no receive thread for it). */
+export async function stayHere(channel: Channel): Promise<false> {
+  await writeAll(channel, encodeStay());
+  return false;
 }
 
 /** One receive thread as the incoming Worker sees it. */
@@ -115,10 +118,7 @@ export class ReceivePool {
   async answer(hello: MultifdHello, channel: Channel): Promise<boolean> {
     const threads = await this.#start(hello.channels);
     const thread = threads.length > 0 ? threads[hello.id % threads.length] : null;
-    if (!thread) {
-      await writeAll(channel, encodeStay());
-      return false;
-    }
+    if (!thread) return await stayHere(channel);
     const token = crypto.getRandomValues(new Uint8Array(16));
     const answer = crypto.getRandomValues(new Uint8Array(16));
     const key = uuidText(token);

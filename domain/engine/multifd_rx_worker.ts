@@ -18,6 +18,7 @@ import { FrameType } from "../wire/frames.ts";
 import { decodeJoin, encodeJoined } from "../wire/multifd.ts";
 import { failureRecord } from "./failure.ts";
 import { readPageChannel } from "./multifd_channel_reader.ts";
+import { writeAll } from "./channel_io.ts";
 import { chCell, chStat, RX, RX_CH, RX_STAT, type RxShared, setCell } from "./multifd_rx_shared.ts";
 import { RamLoader } from "./ram_loader.ts";
 import { createStats, STAT } from "./stats.ts";
@@ -130,9 +131,8 @@ async function load(m: Extract<RxCommand, { t: "load" }>): Promise<void> {
 async function accept(conn: number, answer: Uint8Array): Promise<void> {
   const h = held.get(conn);
   if (!h) return;
-  const bytes = encodeJoined(answer);
   try {
-    for (let off = 0; off < bytes.length;) off += await h.channel.write(bytes.subarray(off));
+    await writeAll(h.channel, encodeJoined(answer));
   } catch {
     h.channel.close();
   }

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { readFull, writeAll } from "./channel_io.ts";
 import type { Channel } from "../ports.ts";
 import { PeerError } from "./failure.ts";
 import { decodeRpReason, encodeRpReason, isRpReason } from "../wire/peer_reason.ts";
@@ -48,8 +49,7 @@ export function isTwoWayUri(uri: string): boolean {
 export async function sendReason(channel: Channel, text: string): Promise<void> {
   const bytes = encodeRpReason(text);
   try {
-    let off = 0;
-    while (off < bytes.length) off += await channel.write(bytes.subarray(off));
+    await writeAll(channel, bytes);
   } catch {
     /* the source is gone: nobody to tell */
   }
@@ -131,17 +131,6 @@ export class PeerReason {
     }
     return this.#text !== null ? new DestinationRefused(this.#text) : e;
   }
-}
-
-/** Reads exactly `buf.length` bytes; false at the end of the stream. */
-async function readFull(channel: Channel, buf: Uint8Array): Promise<boolean> {
-  let got = 0;
-  while (got < buf.length) {
-    const n = await channel.read(buf.subarray(got));
-    if (n === null) return false;
-    got += n;
-  }
-  return true;
 }
 
 /**

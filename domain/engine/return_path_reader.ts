@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { readFull } from "./channel_io.ts";
 import type { Channel } from "../ports.ts";
 import type { RamBlockLayout } from "../../adapters/memory/layout.ts";
 import { decodeRpHeader, decodeRpMessage, RP_HEADER_SIZE, RpType } from "../wire/return_path.ts";
@@ -28,12 +29,7 @@ export interface ReturnPathHandlers {
 
 /** Reads exactly n bytes into buf (throws on end of stream). */
 async function readExact(ch: Channel, buf: Uint8Array): Promise<void> {
-  let got = 0;
-  while (got < buf.length) {
-    const n = await ch.read(buf.subarray(got));
-    if (n === null) throw new WireError("RP: return path closed", "truncated");
-    got += n;
-  }
+  if (!await readFull(ch, buf)) throw new WireError("RP: return path closed", "truncated");
 }
 
 /**
