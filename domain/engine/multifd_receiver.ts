@@ -22,6 +22,7 @@ import {
   chCell,
   chStat,
   createRxShared,
+  passState,
   RX,
   RX_CH,
   RX_STAT,
@@ -140,27 +141,23 @@ export class MultifdReceiver {
     let since = Date.now();
     for (;;) {
       const epoch = Atomics.load(this.#ctl, RX.EPOCH);
-      const s = await this.#check();
-      if (s.lowest >= pass) {
+      await this.#check();
+      const s = passState(this.#ctl, this.#channels.length, pass);
+      if (s.state === "reached") {
         this.#publish();
         return;
       }
-      const early = this.#channels.some((c) =>
-        Atomics.load(this.#ctl, chCell(c.id, RX_CH.ENDED)) !== 0 &&
-        Atomics.load(this.#ctl, chCell(c.id, RX_CH.REACHED)) < pass
-      );
-      if (early) throw new WireError("multifd: a channel ended before the pass did");
+      if (s.state === "ended-early") {
+        throw new WireError("multifd: a channel ended before the pass did");
+      }
       const bytes = this.#publish();
       if (bytes !== progress) {
         progress = bytes;
         since = Date.now();
       } else if (Date.now() - since > timeoutMs) {
-        const behind = this.#channels.find((c) =>
-          Atomics.load(this.#ctl, chCell(c.id, RX_CH.REACHED)) < pass
-        );
         throw new LinkError(
           "timeout",
-          `multifd: channel ${behind?.id} did not reach pass ${pass} (nothing received for ${+(
+          `multifd: channel ${s.behind} did not reach pass ${pass} (nothing received for ${+(
             timeoutMs / 1000
           ).toFixed(1)} s)`,
         );
@@ -174,7 +171,7 @@ export class MultifdReceiver {
    * says why in a message, which this Worker reads only between tasks: when the mark is there
    * and the reason not yet, wait (bounded) for the reason, so the failure keeps its kind.
    */
-  async #check(): Promise<{ failed: number; ended: number; lowest: number }> {
+  async #check(): Promise<{ failed: number; ended: number }> {
     let s = rxState(this.#ctl, this.#channels.length);
     const end = Date.now() + REASON_WAIT_MS;
     while (!this.#error && s.failed > 0 && Date.now() < end) {

@@ -88,37 +88,46 @@ export function sumRx(stats: Float64Array, channels: number, slot: number): numb
   return n;
 }
 
-/** Channels that failed, ended, and the lowest pass any channel reached. */
-export function rxState(
-  ctl: Int32Array,
-  channels: number,
-): { failed: number; ended: number; lowest: number } {
-  let failed = 0, ended = 0, lowest = Infinity;
+/** Channels that failed, and channels that ended. */
+export function rxState(ctl: Int32Array, channels: number): { failed: number; ended: number } {
+  let failed = 0, ended = 0;
   for (let id = 0; id < channels; id++) {
     failed += Atomics.load(ctl, chCell(id, RX_CH.FAILED));
     ended += Atomics.load(ctl, chCell(id, RX_CH.ENDED));
-    lowest = Math.min(lowest, Atomics.load(ctl, chCell(id, RX_CH.REACHED)));
   }
-  return { failed, ended, lowest };
+  return { failed, ended };
 }
 
 /**
- * Waits until every channel reached MULTIFD_SYNC(`pass`) (a channel that reached it may
- * have ended since); resolves false when the run aborts, a channel fails, or one ended
- * before the pass (whoever waits then reads why elsewhere).
+ * Where the channels stand against MULTIFD_SYNC(`pass`): every one reached it (one that did may
+ * have ended since), one failed, one ended before it (it never will), or some are on the way;
+ * with the first channel behind.
+ */
+export function passState(
+  ctl: Int32Array,
+  channels: number,
+  pass: number,
+): { state: "reached" | "failed" | "ended-early" | "waiting"; behind?: number } {
+  let behind: number | undefined;
+  for (let id = 0; id < channels; id++) {
+    if (Atomics.load(ctl, chCell(id, RX_CH.FAILED)) !== 0) return { state: "failed" };
+    if (Atomics.load(ctl, chCell(id, RX_CH.REACHED)) >= pass) continue;
+    if (Atomics.load(ctl, chCell(id, RX_CH.ENDED)) !== 0) return { state: "ended-early" };
+    behind ??= id;
+  }
+  return behind === undefined ? { state: "reached" } : { state: "waiting", behind };
+}
+
+/**
+ * Waits until every channel reached MULTIFD_SYNC(`pass`); resolves false when the run aborts,
+ * a channel fails, or one ended before the pass (whoever waits then reads why elsewhere).
  */
 export async function waitPass(ctl: Int32Array, channels: number, pass: number): Promise<boolean> {
   for (;;) {
     const epoch = Atomics.load(ctl, RX.EPOCH);
     if (Atomics.load(ctl, RX.ABORT) !== 0) return false;
-    let behind = 0;
-    for (let id = 0; id < channels; id++) {
-      if (Atomics.load(ctl, chCell(id, RX_CH.FAILED)) !== 0) return false;
-      if (Atomics.load(ctl, chCell(id, RX_CH.REACHED)) >= pass) continue;
-      if (Atomics.load(ctl, chCell(id, RX_CH.ENDED)) !== 0) return false;
-      behind++;
-    }
-    if (behind === 0) return true;
+    const { state } = passState(ctl, channels, pass);
+    if (state !== "waiting") return state === "reached";
     await waitEpoch(ctl, epoch, 1000);
   }
 }
