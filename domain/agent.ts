@@ -320,9 +320,7 @@ export class Agent {
     const multifdBefore = this.capabilities["x-multifd"];
     this.capabilities = mergeCapabilities(this.capabilities, patch);
     this.#coloEnabled();
-    if (this.capabilities["x-multifd"] && !multifdBefore) {
-      this.#incoming.prepareMultifd(this.parameters["x-multifd-channels"]);
-    }
+    if (!multifdBefore) this.#incoming.prepareMultifd();
     setLateBlockActivate(this.machine.shared, this.capabilities["late-block-activate"]);
     return this.capabilities;
   }

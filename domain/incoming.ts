@@ -47,8 +47,6 @@ export class Incoming {
       arrivalDigest?: boolean;
       /** The agent's x-colo cell and who hears the data path's COLO reports. */
       colo?: { enabled: Int32Array; arbitrated: boolean; report(m: ColoReport): void };
-      /** x-multifd-channels with x-multifd on (receive threads start ahead), else 0. */
-      multifdChannels?: number;
     } = {},
   ) {
     this.#listener = (m, from, to) => {
@@ -73,7 +71,6 @@ export class Incoming {
       arrivalDigest: options.arrivalDigest,
       colo: options.colo?.enabled,
       coloArbiter: options.colo?.arbitrated,
-      multifdChannels: options.multifdChannels,
     };
     this.#host = new WorkerHost(DEST_WORKER, start, {
       current: () => this.current,

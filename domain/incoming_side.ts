@@ -89,9 +89,9 @@ export class IncomingSide {
         linkTimeoutMs: this.#deps.linkTimeoutMs,
         arrivalDigest: this.#deps.arrivalDigest,
         colo: this.#deps.colo,
-        multifdChannels: this.#deps.multifdChannels(),
       },
     );
+    this.prepareMultifd();
     await this.#incoming.ready;
     const failed = this.#incoming.current;
     if (failed.status === "failed") {
@@ -100,9 +100,10 @@ export class IncomingSide {
     this.#started = true;
   }
 
-  /** x-multifd went on (as QEMU's destination sets it): receive threads start now. */
-  prepareMultifd(channels: number): void {
-    this.#incoming?.prepareMultifd(channels);
+  /** With x-multifd on here (QEMU's destination sets it too), receive threads start now. */
+  prepareMultifd(): void {
+    const channels = this.#deps.multifdChannels();
+    if (channels > 0) this.#incoming?.prepareMultifd(channels);
   }
 
   /** QMP migrate-incoming (only with `--incoming defer`). */

@@ -158,8 +158,7 @@ async function serve(m: DestinationStart): Promise<void> {
   link.post({ t: "listening", uri: listener.uri });
   if (!m.tls && isTwoWayUri(listener.uri)) {
     rxPool = new ReceivePool(listener.uri, registry);
-    const ahead = prepared ?? m.multifdChannels ?? 0;
-    if (ahead > 0) rxPool.prepare(ahead);
+    if (prepared !== null) rxPool.prepare(prepared);
   }
   const runs = new Set<Promise<void>>();
   for (;;) {

@@ -67,8 +67,6 @@ export interface DestinationStart {
   colo?: Int32Array;
   /** `--colo-arbiter`: a secondary that lost its primary holds for the arbiter's verdict. */
   coloArbiter?: boolean;
-  /** x-multifd is on here: start this many receive threads now (x-multifd-channels). */
-  multifdChannels?: number;
 }
 
 /** Worker → main. */
