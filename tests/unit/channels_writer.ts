@@ -226,3 +226,50 @@ Deno.test("writer: concurrent writes reach the channel whole and in call order",
   assert.deepEqual(Uint8Array.from(sink.data), Uint8Array.from([...a, ...b, ...c]));
   assert.equal(writer.bytesWritten, 203);
 });
+
+Deno.test("writer: shutdown ends a write on a channel that leaves it pending when closed", async () => {
+  let closed = false;
+  const stuck: Channel = {
+    read: () => Promise.resolve(null),
+    write: () => new Promise<number>(() => {}), // never settles, not even once closed
+    closeWrite: () => Promise.resolve(),
+    close: () => {
+      closed = true;
+    },
+  };
+  const writer = new ChannelWriter(stuck);
+  const writing = writer.write(new Uint8Array(4096));
+  const queued = writer.write(new Uint8Array(1));
+  writer.shutdown();
+  await assert.rejects(writing, ChannelShutdownError);
+  await assert.rejects(queued, ChannelShutdownError);
+  assert.ok(closed);
+});
+
+Deno.test("writer: a long run of writes keeps no memory per write", async () => {
+  // In a child with --expose-gc: the heap after 100 000 writes (each of them awaited) against
+  // the heap before, both after a full collection. Writes raced against a promise that lived
+  // as long as the writer used to keep ~300 bytes each (~30 MB here) until the shutdown.
+  const writerUrl = new URL("../../adapters/channels/channel_writer.ts", import.meta.url).href;
+  const code = `
+    const { ChannelWriter } = await import(${JSON.stringify(writerUrl)});
+    const ch = { read: () => Promise.resolve(null), write: (p) => Promise.resolve(p.length),
+      closeWrite: () => Promise.resolve(), close() {} };
+    const w = new ChannelWriter(ch);
+    const p = new Uint8Array(16);
+    for (let i = 0; i < 1000; i++) await w.write(p);
+    globalThis.gc(); const before = Deno.memoryUsage().heapUsed;
+    for (let i = 0; i < 100000; i++) await w.write(p);
+    globalThis.gc(); const after = Deno.memoryUsage().heapUsed;
+    console.log(JSON.stringify({ before, after, written: w.bytesWritten }));`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const r = JSON.parse(new TextDecoder().decode(out.stdout).trim());
+  assert.equal(r.written, 101_000 * 16);
+  const grewMb = (r.after - r.before) / 1e6;
+  assert.ok(grewMb < 3, `the heap grew by ${grewMb.toFixed(1)} MB over 100 000 writes`);
+});
