@@ -9,7 +9,7 @@
 import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import type { Channel } from "../ports.ts";
 import type { MigrationStatus } from "../state_machine.ts";
-import type { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
+import type { PostcopyFault, VcpuControl } from "../../adapters/memory/vcpu_control.ts";
 import { FrameType } from "../wire/frames.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { decodeRecvBitmapRequest, decodeU32 } from "../wire/postcopy.ts";
@@ -65,8 +65,16 @@ export async function requestFaults(f: FaultRequests): Promise<void> {
   const { guest, vcpu, ram } = f;
   const layout = guest.layout;
   let seq = vcpu.nextFault(-1)?.seq ?? 0;
+  // The run's end wakes the wait of the moment through one reaction on `ended` for the whole
+  // loop (racing `ended` itself each turn left a reaction on it per turn until the run ended).
+  let wake: (() => void) | null = null;
+  f.ended.then(() => wake?.());
   while (!f.done()) {
-    const fault = await Promise.race([vcpu.waitFaultAsync(seq, 100), f.ended.then(() => null)]);
+    const fault = await new Promise<PostcopyFault | null>((resolve) => {
+      wake = () => resolve(null);
+      vcpu.waitFaultAsync(seq, 100).then(resolve);
+    });
+    wake = null;
     if (f.done()) break;
     if (fault) seq = fault.seq;
     const page = fault?.page ?? vcpu.nextFault(-1)?.page ?? -1;
