@@ -5,7 +5,7 @@
  * @module
  */
 
-import { startAgent as startAgentProcess } from "../tests/helpers/agent_process.ts";
+import { startAgent as startAgentProcess } from "../harness/agent_process.ts";
 
 /** Loosely typed JSON as the agent answers it. */
 // deno-lint-ignore no-explicit-any

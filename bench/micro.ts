@@ -34,7 +34,7 @@ import {
   putPageRunHeader,
   RUN_HEADER_SIZE,
 } from "../domain/wire/mod.ts";
-import { makePki } from "../tests/helpers/tls_fixture.ts";
+import { makePki } from "../harness/pki.ts";
 import { median } from "./measure.ts";
 import { type Figure, infoFigure as info } from "./report.ts";
 

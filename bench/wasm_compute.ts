@@ -20,7 +20,7 @@ import { median, type QuietWait, waitForQuiet } from "./measure.ts";
 import { type Figure, infoFigure as info } from "./report.ts";
 import { eachRamSize, ramLabel, readAnswers, WASM_RAM_MIB } from "./wasm_guests.ts";
 import { buildGuest } from "../guests/build.ts";
-import { waitFor } from "../tests/helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 /** Rounds the guest runs alone before the migration (at least; and at least `ALONE_MS`). */
 const ALONE_ROUNDS = 3;

@@ -17,7 +17,7 @@ import { bounded, completedInfo, migrate, patch } from "./kit.ts";
 import { median, percentile, type QuietWait, waitForQuiet } from "./measure.ts";
 import { type Figure, infoFigure as info } from "./report.ts";
 import { buildGuest } from "../guests/build.ts";
-import { waitFor } from "../tests/helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 /** The RAM sizes, MiB. */
 export const WASM_RAM_MIB = [256, 1024] as const;

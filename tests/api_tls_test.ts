@@ -6,9 +6,9 @@
  * without a token; client certificates do.
  */
 import assert from "node:assert/strict";
-import { withAgents } from "./helpers/agent_process.ts";
+import { withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
-import { makeCas } from "./helpers/pki.ts";
+import { makeCas } from "../harness/pki.ts";
 import { parseCommandLine, UsageError } from "../cli.ts";
 import { refusedStart } from "./helpers/refused_start.ts";
 

@@ -6,7 +6,7 @@
  * the digest is computed).
  */
 import assert from "node:assert/strict";
-import { type Json, startAgent, type TestAgent } from "./helpers/agent_process.ts";
+import { type Json, startAgent, type TestAgent } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 import { rssMiB } from "./helpers/hostile_streams.ts";
 

@@ -11,9 +11,9 @@
  * such periods; then it converges. Both migrations use one pair, one after the other.
  */
 import assert from "node:assert/strict";
-import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 /** Dirty passes the guest goes through without converging, to count as "does not converge". */
 const PASSES_WITHOUT = 8;

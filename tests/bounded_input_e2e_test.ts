@@ -4,7 +4,7 @@
  * at once; the held ones go after 10 s); once they are gone an honest migration completes.
  */
 import assert from "node:assert/strict";
-import { type Json, markAttempt, type TestAgent, waitNextEnd } from "./helpers/agent_process.ts";
+import { type Json, markAttempt, type TestAgent, waitNextEnd } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { HOSTILE_AGENT_ARGS } from "./helpers/hostile_streams.ts";
 

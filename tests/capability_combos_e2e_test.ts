@@ -8,7 +8,7 @@
  * What Ferry still cannot do is refused as a Ferry limitation.
  */
 import assert from "node:assert/strict";
-import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { recordEvents } from "./helpers/sse.ts";
 import { withAgent } from "./contract_fixture.ts";

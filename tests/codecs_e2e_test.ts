@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { withAgent } from "./contract_fixture.ts";
-import { withAgents } from "./helpers/agent_process.ts";
+import { withAgents } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { assertSameRam } from "./helpers/same_ram.ts";
 

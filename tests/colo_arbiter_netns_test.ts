@@ -17,11 +17,11 @@
  * (apt-get install -y etcd-server; the case without an arbiter needs no etcd).
  */
 import assert from "node:assert/strict";
-import type { Json } from "./helpers/agent_process.ts";
+import type { Json } from "../harness/agent_process.ts";
 import { EtcdMember, etcdUnavailable } from "./helpers/etcd.ts";
 import { NetnsPair, netnsUnavailable, type NsAgent, startNsAgent } from "./helpers/netns.ts";
 import { sseItems } from "./helpers/sse.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 const noNetns = netnsUnavailable();
 const unavailable = noNetns ?? etcdUnavailable();

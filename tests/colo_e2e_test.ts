@@ -16,7 +16,7 @@
  * (cut), E (in A's place, a host-clock guest) → D (lost-heartbeat on the primary E).
  */
 import assert from "node:assert/strict";
-import { type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { type Json, startAgent, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 import {
   checkpoints,
@@ -36,7 +36,7 @@ import {
 } from "./helpers/colo_kit.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 Deno.test("colo: enter, checkpoints, live delay, failover on the primary's death and on lost-heartbeat", async (t) => {
   await withAgents(async (track) => {

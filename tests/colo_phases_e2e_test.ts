@@ -25,7 +25,7 @@ import {
   startAgent,
   type TestAgent,
   withAgents,
-} from "./helpers/agent_process.ts";
+} from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 import {
   checkpoints,
@@ -40,7 +40,7 @@ import {
   progresses,
 } from "./helpers/colo_kit.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 /** Bytes into a checkpoint's state where the link is frozen (the state is ~2 MiB). */
 const HALFWAY = 100_000;

@@ -15,7 +15,7 @@ import {
 import { parameterValue, parseValue } from "../scripts/ctl.ts";
 import type { Convergence } from "../domain/convergence.ts";
 import { assessProgress } from "../domain/progress.ts";
-import { type TestAgent } from "./helpers/agent_process.ts";
+import { type TestAgent } from "../harness/agent_process.ts";
 import { startLocalAgent, startLocalAgents } from "./helpers/local_agent.ts";
 import { REFUSING_PORT } from "./helpers/ports.ts";
 

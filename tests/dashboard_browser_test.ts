@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import type { BrowserContext, Page } from "playwright-core";
-import { type Json, withAgents } from "./helpers/agent_process.ts";
+import { type Json, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent, startLocalAgents } from "./helpers/local_agent.ts";
 import { recordEvents } from "./helpers/sse.ts";
 import { saveScreenshot, watch, withBrowser, withPages } from "./dashboard_browser_kit.ts";

@@ -7,7 +7,7 @@
  * cannot be made (not root, no iproute2, a kernel that refuses).
  */
 import assert from "node:assert/strict";
-import { type Json, markAttempt, waitNextEnd } from "./helpers/agent_process.ts";
+import { type Json, markAttempt, waitNextEnd } from "../harness/agent_process.ts";
 import { NetnsPair, netnsUnavailable, type NsAgent, startNsAgent } from "./helpers/netns.ts";
 
 const unavailable = netnsUnavailable();

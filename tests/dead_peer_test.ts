@@ -9,7 +9,7 @@
  * against a destination of its own (the multifd attempt's, failed, waits again for postcopy).
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json, startAgent, type Track } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, type Track } from "../harness/agent_process.ts";
 import {
   digest,
   expectDestinationFailed,

@@ -11,12 +11,12 @@
  * written image and takes a full `blk` afterwards; the seed's refusals for conflicting options.
  */
 import assert from "node:assert/strict";
-import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { expectDestinationFailed, incomingPort, waitingAttempt } from "./helpers/fault_kit.ts";
 import { freePort, listening } from "./helpers/ports.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 const MiB = 1 << 20;
 const DISK = 32 * MiB;

@@ -6,7 +6,7 @@
  * refused and cancelled migrations leave it running for the next step.
  */
 import assert from "node:assert/strict";
-import { type Json, withAgents } from "./helpers/agent_process.ts";
+import { type Json, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import {
   digest,

@@ -5,7 +5,7 @@
  * second migration to the same destination completes.
  */
 import assert from "node:assert/strict";
-import { type Json, markAttempt, waitNextEnd } from "./helpers/agent_process.ts";
+import { type Json, markAttempt, waitNextEnd } from "../harness/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import {
   destinationIdle,

@@ -5,7 +5,7 @@
  * completes. The cases are steps of one source (`cont` after each completed migration).
  */
 import assert from "node:assert/strict";
-import { type Json } from "./helpers/agent_process.ts";
+import { type Json } from "../harness/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import {
   digest,

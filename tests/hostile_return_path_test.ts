@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 import { assertClearError, rssMiB } from "./helpers/hostile_streams.ts";
 import { concat } from "./helpers/bytes.ts";

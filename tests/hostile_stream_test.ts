@@ -14,7 +14,7 @@ import {
   startAgent,
   type TestAgent,
   waitNextEnd,
-} from "./helpers/agent_process.ts";
+} from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 import {
   applyMutation,

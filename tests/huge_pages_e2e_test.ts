@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { hugePagesUnavailable, thpMode } from "../adapters/memory/huge_pages.ts";
-import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 
 const MiB = 2 ** 20;

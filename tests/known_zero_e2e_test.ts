@@ -11,9 +11,9 @@ import {
   type TestAgent,
   waitNextEnd,
   withAgents,
-} from "./helpers/agent_process.ts";
+} from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 async function migrate(src: TestAgent, dst: TestAgent): Promise<void> {
   await src.api("PATCH", "/parameters", { "max-bandwidth": 0 });

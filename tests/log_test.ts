@@ -12,8 +12,8 @@ import {
   migrationEventLogger,
   parseLogLevel,
 } from "../domain/log.ts";
-import { type Json, startAgent, startAgents, type TestAgent } from "./helpers/agent_process.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { type Json, startAgent, startAgents, type TestAgent } from "../harness/agent_process.ts";
+import { waitFor } from "../harness/wait.ts";
 
 const AT = new Date("2026-01-02T03:04:05.678Z");
 

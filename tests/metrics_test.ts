@@ -8,10 +8,10 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { createLogger, migrationEventLogger } from "../domain/log.ts";
 import { FerryMetrics } from "../routes/metrics.ts";
-import { type Json, type TestAgent } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { type InProcess, openAgent } from "./contract_fixture.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 /** Parsed exposition: family types and every sample by series key `name{a="x",b="y"}`. */
 interface Exposition {

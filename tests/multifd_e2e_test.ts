@@ -4,7 +4,7 @@
  * wrong migration uuid is refused and the migration goes on.
  */
 import assert from "node:assert/strict";
-import { type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { type TestAgent, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { encodeStreamHeader } from "../domain/wire/frames.ts";
 import { encodeHello } from "../domain/wire/multifd.ts";

@@ -6,7 +6,7 @@
  * error, the agent stays up, and an honest multifd migration then completes into it.
  */
 import assert from "node:assert/strict";
-import { type Json, markAttempt, waitNextEnd, withAgents } from "./helpers/agent_process.ts";
+import { type Json, markAttempt, waitNextEnd, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { HOSTILE_AGENT_ARGS, PAGE, validFrames } from "./helpers/hostile_streams.ts";
 import { concat } from "./helpers/bytes.ts";
@@ -19,7 +19,7 @@ import {
   type MultifdRedirect,
 } from "../domain/wire/multifd.ts";
 import { FrameType } from "../domain/wire/frames.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 /** Reads `n` bytes from `c`, or null at end of stream. */
 async function readN(c: Deno.Conn, n: number): Promise<Uint8Array | null> {

@@ -8,10 +8,10 @@
  * cannot be made (not root, no iproute2, or a kernel that refuses).
  */
 import assert from "node:assert/strict";
-import { type Json } from "./helpers/agent_process.ts";
+import { type Json } from "../harness/agent_process.ts";
 import { NetnsPair, netnsUnavailable, type NsAgent, startNsAgent } from "./helpers/netns.ts";
 import { listening } from "./helpers/ports.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 const unavailable = netnsUnavailable();
 if (unavailable) console.log(`netns test skipped: ${unavailable}`);

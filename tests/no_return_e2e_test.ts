@@ -5,7 +5,7 @@
  * already runs the guest), and in postcopy-active (the answer names the pause instead).
  */
 import assert from "node:assert/strict";
-import { type Json } from "./helpers/agent_process.ts";
+import { type Json } from "../harness/agent_process.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import {
   incomingPort,

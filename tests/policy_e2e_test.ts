@@ -4,7 +4,7 @@
  * announced as MIGRATION_POLICY and written in the migration's history.
  */
 import assert from "node:assert/strict";
-import { type Json, withAgents } from "./helpers/agent_process.ts";
+import { type Json, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { recordEvents } from "./helpers/sse.ts";
 

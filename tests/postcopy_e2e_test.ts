@@ -5,13 +5,13 @@
  */
 import { hugePagesUnavailable } from "../adapters/memory/huge_pages.ts";
 import assert from "node:assert/strict";
-import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { freePort, listening } from "./helpers/ports.ts";
 import { hardPair, statuses, untilStatus as until } from "./helpers/postcopy_pair.ts";
 import { recordEvents } from "./helpers/sse.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 import { completesWhole } from "./helpers/same_ram.ts";
 
 /** Waits until both sides are in postcopy: the guest runs on the destination, pages flow. */

@@ -9,7 +9,7 @@
  * recover that cannot listen is a 400 at once and does not block the next one.
  */
 import assert from "node:assert/strict";
-import { type Json, withAgents } from "./helpers/agent_process.ts";
+import { type Json, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";

@@ -10,11 +10,11 @@ import {
   type TestAgent,
   waitNextEnd,
   withAgents,
-} from "./helpers/agent_process.ts";
+} from "../harness/agent_process.ts";
 import { startLocalAgent, startLocalAgents } from "./helpers/local_agent.ts";
 import { REFUSING_PORT } from "./helpers/ports.ts";
 import { recordEvents, type SseRecorder } from "./helpers/sse.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 /** The MIGRATION statuses `rec` saw for `side` (and for migration `id` only, if given). */
 function statuses(rec: SseRecorder, side: string, id?: string): string[] {

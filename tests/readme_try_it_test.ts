@@ -15,7 +15,7 @@
  * pages to open (each must answer) but no command: every command is in a block, run here.
  */
 import assert from "node:assert/strict";
-import { TEST_INCREMENT_RATE } from "./helpers/agent_process.ts";
+import { TEST_INCREMENT_RATE } from "../harness/agent_process.ts";
 import {
   asRun,
   isCommand,

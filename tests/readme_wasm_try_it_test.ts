@@ -19,7 +19,7 @@ import {
   terminal,
   waitUp,
 } from "./helpers/readme_blocks.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 /** The `data:` records of an output stream, in the order shown. */
 function records(sse: string): { seq: number; text: string }[] {

@@ -6,10 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { hugePagesUnavailable } from "../adapters/memory/huge_pages.ts";
-import { type AgentProcess, type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json, startAgent, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent, startLocalAgents } from "./helpers/local_agent.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 async function hugeBytes(a: AgentProcess): Promise<number> {
   return (await a.api("GET", "/machine")).body["x-ram-backing"]["huge-page-bytes"];

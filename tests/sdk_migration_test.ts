@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { type components, ferryClient } from "../sdk/client.ts";
 import { ContractValidator } from "./helpers/contract_validator.ts";
-import { type TestAgent } from "./helpers/agent_process.ts";
+import { type TestAgent } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { recordEvents } from "./helpers/sse.ts";
 

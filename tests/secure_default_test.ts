@@ -6,7 +6,7 @@
  * `--incoming`, migrate-incoming, migrate-recover).
  */
 import assert from "node:assert/strict";
-import { type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { type TestAgent, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 import { rawRequest } from "./helpers/raw_http.ts";
 import { refusedStart } from "./helpers/refused_start.ts";

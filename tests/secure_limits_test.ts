@@ -4,7 +4,7 @@
  * streams beyond `--max-sse-subscribers` get 503 until one closes.
  */
 import assert from "node:assert/strict";
-import { withAgents } from "./helpers/agent_process.ts";
+import { withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 
 /** The value of an unlabelled metric in a Prometheus exposition. */

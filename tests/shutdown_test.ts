@@ -7,7 +7,7 @@
  * shutdown still waits for the open streams).
  */
 import assert from "node:assert/strict";
-import { type AgentProcess, type Json } from "./helpers/agent_process.ts";
+import { type AgentProcess, type Json } from "../harness/agent_process.ts";
 import {
   digest,
   expectDestinationFailed,
@@ -23,7 +23,7 @@ import {
   withAgents,
 } from "./helpers/fault_kit.ts";
 import { recordEvents } from "./helpers/sse.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 
 function apiPort(a: AgentProcess): number {
   return Number(new URL(a.base).port);

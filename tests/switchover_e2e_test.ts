@@ -4,7 +4,7 @@
  * the seed's refusal of a continue from the wrong state, and a cancel from pre-switchover.
  */
 import assert from "node:assert/strict";
-import { withAgents } from "./helpers/agent_process.ts";
+import { withAgents } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
 import { statuses, untilStatus as until } from "./helpers/postcopy_pair.ts";
 import { recordEvents } from "./helpers/sse.ts";

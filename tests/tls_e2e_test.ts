@@ -4,9 +4,9 @@
  * plain-TCP peer is refused and nothing is written to the guest.
  */
 import assert from "node:assert/strict";
-import { type TestAgent, type Track } from "./helpers/agent_process.ts";
+import { type TestAgent, type Track } from "../harness/agent_process.ts";
 import { startLocalAgents } from "./helpers/local_agent.ts";
-import { modulePkiDirs, type PkiDirs } from "./helpers/pki.ts";
+import { modulePkiDirs, type PkiDirs } from "../harness/pki.ts";
 import { freePort } from "./helpers/ports.ts";
 import { assertSameRam } from "./helpers/same_ram.ts";
 

@@ -5,7 +5,7 @@
  * in its own cache directory, removed afterwards.
  */
 import assert from "node:assert/strict";
-import { type Json, withAgents } from "./helpers/agent_process.ts";
+import { type Json, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 import { refusedStart } from "./helpers/refused_start.ts";
 import { ECHO_WAT, readOutput, waitMachine, wasmOf, workDir } from "./helpers/wasm_guest.ts";

@@ -8,11 +8,11 @@
  * to a cache directory of the test's own, removed afterwards.
  */
 import assert from "node:assert/strict";
-import { type Json, type TestAgent, withAgents } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 import { readOutput, waitMachine, wasmOf, workDir } from "./helpers/wasm_guest.ts";
 import { buildGuest } from "../guests/build.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 import { RAM_SECTION } from "../domain/engine/ram_section.ts";
 import {
   encodeConfig,

@@ -15,7 +15,7 @@
  * file had on the source, and the log replays to the same store.
  */
 import assert from "node:assert/strict";
-import { type Json, startAgent, withAgents } from "./helpers/agent_process.ts";
+import { type Json, startAgent, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 import {
   expectedAnswer,
@@ -24,7 +24,7 @@ import {
   logRecords,
   startKvClient,
 } from "./helpers/kv_client.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor } from "../harness/wait.ts";
 import { type OutputReader, readOutput, waitMachine, workDir } from "./helpers/wasm_guest.ts";
 import { buildGuest } from "../guests/build.ts";
 

@@ -17,7 +17,7 @@ import {
   liveParameters,
 } from "../domain/options.ts";
 import { Outgoing } from "../domain/outgoing.ts";
-import { type Json, type TestAgent } from "./helpers/agent_process.ts";
+import { type Json, type TestAgent } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 import { CuttingProxy } from "./helpers/cutting_proxy.ts";
 

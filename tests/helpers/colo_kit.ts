@@ -6,9 +6,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Json, type TestAgent } from "./agent_process.ts";
+import { type Json, type TestAgent } from "../../harness/agent_process.ts";
 import { recordEvents, type SseRecorder } from "./sse.ts";
-import { waitFor } from "./wait.ts";
+import { waitFor } from "../../harness/wait.ts";
 
 /** A guest for COLO tests. */
 export const GUEST = ["--ram", "32M"];

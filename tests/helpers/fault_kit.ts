@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { backoff } from "./wait.ts";
+import { backoff } from "../../harness/wait.ts";
 import {
   type AgentProcess,
   type Json,
@@ -16,7 +16,7 @@ import {
   startAgents,
   type TestAgent,
   type Track,
-} from "./agent_process.ts";
+} from "../../harness/agent_process.ts";
 import { startLocalAgents } from "./local_agent.ts";
 
 /** Guest size of the fault tests, in bytes. */
@@ -29,7 +29,7 @@ export const FAULT_RAM = 24 << 20;
 export const SLOW = 8 << 20;
 
 /** Runs `fn`; every agent it tracks is stopped afterwards, whatever happens. */
-export { withAgents } from "./agent_process.ts";
+export { withAgents } from "../../harness/agent_process.ts";
 
 const ARGS = {
   /** A destination listening on a free loopback port. */

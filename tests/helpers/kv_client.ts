@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Json, type TestAgent } from "./agent_process.ts";
+import { type Json, type TestAgent } from "../../harness/agent_process.ts";
 
 /** One command the guest took (202): its text and which side took it. */
 export interface Sent {

@@ -17,7 +17,7 @@ import {
   type TestAgent,
   type Track,
   waitStatus,
-} from "./agent_process.ts";
+} from "../../harness/agent_process.ts";
 
 /** What a local agent is started with besides its command line. */
 export interface LocalAgentOptions {

@@ -7,8 +7,8 @@
  *
  * @module
  */
-import type { Json } from "./agent_process.ts";
-import { paced } from "./agent_process.ts";
+import type { Json } from "../../harness/agent_process.ts";
+import { paced } from "../../harness/agent_process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -254,7 +254,7 @@ export async function startNsAgent(
       `unix:${socket}`,
       ...paced(args),
     ],
-    // As tests/helpers/agent_process.ts: test agents keep the arrival digest (opt-in).
+    // As harness/agent_process.ts: test agents keep the arrival digest (opt-in).
     env: { FERRY_ARRIVAL_DIGEST: "1", ...env },
     stdin: "null",
     stdout: "null",

@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Json, type Track } from "./agent_process.ts";
+import { type Json, type Track } from "../../harness/agent_process.ts";
 import { startLocalAgents } from "./local_agent.ts";
 import type { SseRecorder } from "./sse.ts";
 

@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { stopChild } from "./child_stop.ts";
+import { stopChild } from "../../harness/child_stop.ts";
 
 /** The repository's root. */
 export const ROOT = new URL("../../", import.meta.url);

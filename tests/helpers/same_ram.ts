@@ -4,7 +4,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Json, type TestAgent } from "./agent_process.ts";
+import { type Json, type TestAgent } from "../../harness/agent_process.ts";
 
 /**
  * Compares the two agents' RAM digests block by block. With `stopDestination` the

@@ -1,7 +1,6 @@
 /**
- * Fixtures of the TLS channel tests: a throw-away PKI (two CAs, server and client
- * credentials with verify-peer on and off), settled-connection helpers and a checked round
- * trip.
+ * Fixtures of the TLS channel tests: this module's PKI (harness/pki.ts's makePki, made once
+ * per test module), settled-connection helpers and a checked round trip.
  *
  * @module
  */
@@ -9,61 +8,14 @@ import assert from "node:assert/strict";
 import type { Channel, ChannelListener } from "../../domain/ports.ts";
 import { connectChannel } from "../../adapters/channels/connect.ts";
 import { listenChannel } from "../../adapters/channels/listen.ts";
-import { loadTlsCreds, parseTlsObject, type TlsCreds } from "../../adapters/channels/tls_creds.ts";
+import type { TlsCreds } from "../../adapters/channels/tls_creds.ts";
 import { drainAndHash, pseudoRandomBytes, readAll, sha256 } from "../channels_helpers.ts";
-import { credsDir, makeCas, perModule } from "./pki.ts";
+import { makePki, perModule, type Pki } from "../../harness/pki.ts";
+
+export type { Pki };
 
 /** One mebibyte. */
 export const MiB = 1024 * 1024;
-
-/** A throw-away PKI made with openssl: CA "A" (trusted) and CA "B" (untrusted). */
-export interface Pki {
-  root: string;
-  /** Server creds (CA A, cert for 127.0.0.1/localhost), verify-peer on and off. */
-  server: TlsCreds;
-  serverNoVerify: TlsCreds;
-  /** Server whose certificate names only "ferry-dst". */
-  serverNamed: TlsCreds;
-  /** Server whose certificate CA B signed. */
-  serverUntrusted: TlsCreds;
-  client: TlsCreds;
-  clientUntrusted: TlsCreds;
-  clientNoCert: TlsCreds;
-  clientNoVerify: TlsCreds;
-}
-
-/** Makes the PKI in a temp dir (the caller removes `root`). */
-export async function makePki(): Promise<Pki> {
-  const root = await Deno.makeTempDir({ prefix: "ferry-tls-" });
-  await makeCas(root);
-  const load = async (name: string, ca: string, leaf: [string, string] | undefined, obj: string) =>
-    await loadTlsCreds(
-      parseTlsObject(
-        `tls-creds-x509,id=${name},dir=${await credsDir(root, name, ca, leaf)},${obj}`,
-      ),
-    );
-  return {
-    root,
-    server: await load("server", "caA", ["srv", "server"], "endpoint=server"),
-    serverNoVerify: await load(
-      "serverNoVerify",
-      "caA",
-      ["srv", "server"],
-      "endpoint=server,verify-peer=off",
-    ),
-    serverNamed: await load("serverNamed", "caA", ["named", "server"], "endpoint=server"),
-    serverUntrusted: await load("serverUntrusted", "caA", ["srvB", "server"], "endpoint=server"),
-    client: await load("client", "caA", ["cli", "client"], "endpoint=client"),
-    clientUntrusted: await load("clientUntrusted", "caA", ["cliB", "client"], "endpoint=client"),
-    clientNoCert: await load("clientNoCert", "caA", undefined, "endpoint=client"),
-    clientNoVerify: await load(
-      "clientNoVerify",
-      "caA",
-      ["cli", "client"],
-      "endpoint=client,verify-peer=off",
-    ),
-  };
-}
 
 const modulePki = perModule(makePki);
 

@@ -6,8 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { backoff } from "./wait.ts";
-import { type Json, type TestAgent } from "./agent_process.ts";
+import { backoff } from "../../harness/wait.ts";
+import { type Json, type TestAgent } from "../../harness/agent_process.ts";
 import { sseItems } from "./sse.ts";
 
 /** The echo guest: reads stdin lines, answers "got: LINE"; "q" exits with code 7. */

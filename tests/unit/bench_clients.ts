@@ -11,7 +11,7 @@ import { withAgent } from "../contract_fixture.ts";
 import { Dechunker, follow } from "../../bench/sse_follower.ts";
 import { httpLoad, type HttpLoadResult } from "../../bench/http_load.ts";
 import { bounded } from "../../bench/kit.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../../harness/wait.ts";
 import type { EventBus } from "../../domain/event_bus.ts";
 import type { Agent } from "../../domain/agent.ts";
 

@@ -12,7 +12,7 @@ import { figuresLoad, loadCpuMs, type LoadRun, type RunCpu } from "../../bench/l
 import type { MemoryLimit } from "../../bench/limit.ts";
 import type { RawResult } from "../../bench/raw.ts";
 import { downtimeFigure, limitSummary } from "../../bench/report.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../../harness/wait.ts";
 
 /** A child process running `script` with `deno eval`; killed (by its pid) after `fn`. */
 async function withChild(script: string, fn: (pid: number) => Promise<void>): Promise<void> {

@@ -4,7 +4,7 @@ import { connectChannel } from "../../adapters/channels/connect.ts";
 import { listenChannel } from "../../adapters/channels/listen.ts";
 import { drainAndHash, pseudoRandomBytes, readAll, sha256, within } from "../channels_helpers.ts";
 import { CuttingProxy } from "../helpers/cutting_proxy.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../../harness/wait.ts";
 
 const MiB = 1024 * 1024;
 

@@ -13,7 +13,7 @@ import { connectTlsChannel, connectTlsUnixChannel } from "../../adapters/channel
 import { TlsCredsError } from "../../adapters/channels/tls_creds.ts";
 import { drainAndHash, pseudoRandomBytes, sha256, within } from "../channels_helpers.ts";
 import { CuttingProxy } from "../helpers/cutting_proxy.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../../harness/wait.ts";
 import {
   closeAll,
   meet,

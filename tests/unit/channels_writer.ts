@@ -8,7 +8,7 @@ import {
 import { connectChannel } from "../../adapters/channels/connect.ts";
 import { listenChannel } from "../../adapters/channels/listen.ts";
 import { delay, pseudoRandomBytes, within } from "../channels_helpers.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../../harness/wait.ts";
 
 const MiB = 1024 * 1024;
 

@@ -4,7 +4,7 @@ import { CompressPool } from "../../domain/codecs/compress_pool.ts";
 import { DecompressPool } from "../../domain/codecs/decompress_pool.ts";
 import { zlib } from "../../domain/codecs/zlib.ts";
 import { PAGE, textPage, workerThreads } from "../codec_helpers.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../../harness/wait.ts";
 
 /** `n` pages: random ones when `random`, otherwise text-like. */
 function pages(n: number, salt: number, random = false): Uint8Array {

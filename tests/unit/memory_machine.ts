@@ -16,7 +16,7 @@ import {
   OUT_PENDING,
   OUT_PENDING_MAX,
 } from "../../adapters/memory/vcpu_ctl.ts";
-import { waitFor as until } from "../helpers/wait.ts";
+import { waitFor as until } from "../../harness/wait.ts";
 
 const MiB = 1 << 20;
 

@@ -11,7 +11,7 @@ import { MigrationWatch } from "../../domain/migration_watch.ts";
 import type { Outgoing } from "../../domain/outgoing.ts";
 import { PolicyTracker } from "../../domain/policy.ts";
 import { STAT } from "../../domain/engine/stats.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../../harness/wait.ts";
 
 const PERIOD = 20;
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { WarmWorkers } from "../../domain/warm_workers.ts";
 import { type WorkerHandlers, WorkerHost } from "../../domain/worker_host.ts";
 import type { Migration } from "../../domain/migration.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../../harness/wait.ts";
 
 const FIXTURE = new URL("../helpers/warm_fixture_worker.ts", import.meta.url);
 

@@ -26,7 +26,7 @@ import {
   redirectUri,
 } from "../../domain/engine/multifd_redirect.ts";
 import { FrameReader } from "../../domain/wire/frame_reader.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { waitFor } from "../../harness/wait.ts";
 import { ConnChannel } from "../../adapters/channels/conn_channel.ts";
 import { memoryChannelPair } from "../../adapters/channels/memory_pair.ts";
 import { LinkError } from "../../domain/engine/failure.ts";

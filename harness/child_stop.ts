@@ -1,5 +1,5 @@
 /**
- * Test helper: stops a child process as a user would — SIGTERM, then SIGKILL if it has not
+ * Stops a child process as a user would — SIGTERM, then SIGKILL if it has not
  * exited after a grace period — and waits for it to end.
  *
  * @module

@@ -1,7 +1,7 @@
 /**
- * Test helper: wait for a condition, not for time. `waitFor` polls a probe until it yields a
- * value and, when its generous deadline passes, fails saying what it waited for and what it saw
- * last. A test waits with it wherever it would otherwise sleep and hope.
+ * Waiting for a condition, not for time (the tests and the bench). `waitFor` polls a probe until
+ * it yields a value and, when its generous deadline passes, fails saying what it waited for and
+ * what it saw last. A test waits with it wherever it would otherwise sleep and hope.
  *
  * @module
  */

@@ -1,9 +1,11 @@
 /**
- * Test helper: a throw-away PKI made with openssl at test time (EC P-256, SANs for
- * 127.0.0.1 and localhost), laid out in QEMU's tls-creds-x509 directories.
+ * A throw-away PKI made with openssl when the tests or the bench need one (EC P-256, SANs for
+ * 127.0.0.1 and localhost), laid out in QEMU's tls-creds-x509 directories, and loaded as the
+ * agent loads its credentials.
  *
  * @module
  */
+import { loadTlsCreds, parseTlsObject, type TlsCreds } from "../adapters/channels/tls_creds.ts";
 
 /** Runs openssl (from PATH) in `cwd`; throws with its stderr on failure. */
 export async function openssl(cwd: string, ...args: string[]): Promise<void> {
@@ -159,3 +161,52 @@ export function perModule<T extends { root: string }>(make: () => Promise<T>): (
 
 /** This test module's PKI directories (see perModule). */
 export const modulePkiDirs: () => Promise<PkiDirs> = perModule(makePkiDirs);
+
+/** A throw-away PKI made with openssl: CA "A" (trusted) and CA "B" (untrusted). */
+export interface Pki {
+  root: string;
+  /** Server creds (CA A, cert for 127.0.0.1/localhost), verify-peer on and off. */
+  server: TlsCreds;
+  serverNoVerify: TlsCreds;
+  /** Server whose certificate names only "ferry-dst". */
+  serverNamed: TlsCreds;
+  /** Server whose certificate CA B signed. */
+  serverUntrusted: TlsCreds;
+  client: TlsCreds;
+  clientUntrusted: TlsCreds;
+  clientNoCert: TlsCreds;
+  clientNoVerify: TlsCreds;
+}
+
+/** Makes the PKI in a temp dir (the caller removes `root`). */
+export async function makePki(): Promise<Pki> {
+  const root = await Deno.makeTempDir({ prefix: "ferry-tls-" });
+  await makeCas(root);
+  const load = async (name: string, ca: string, leaf: [string, string] | undefined, obj: string) =>
+    await loadTlsCreds(
+      parseTlsObject(
+        `tls-creds-x509,id=${name},dir=${await credsDir(root, name, ca, leaf)},${obj}`,
+      ),
+    );
+  return {
+    root,
+    server: await load("server", "caA", ["srv", "server"], "endpoint=server"),
+    serverNoVerify: await load(
+      "serverNoVerify",
+      "caA",
+      ["srv", "server"],
+      "endpoint=server,verify-peer=off",
+    ),
+    serverNamed: await load("serverNamed", "caA", ["named", "server"], "endpoint=server"),
+    serverUntrusted: await load("serverUntrusted", "caA", ["srvB", "server"], "endpoint=server"),
+    client: await load("client", "caA", ["cli", "client"], "endpoint=client"),
+    clientUntrusted: await load("clientUntrusted", "caA", ["cliB", "client"], "endpoint=client"),
+    clientNoCert: await load("clientNoCert", "caA", undefined, "endpoint=client"),
+    clientNoVerify: await load(
+      "clientNoVerify",
+      "caA",
+      ["cli", "client"],
+      "endpoint=client,verify-peer=off",
+    ),
+  };
+}

@@ -1,5 +1,5 @@
 /**
- * Test helper: starts a real Ferry agent process (Deno.execPath() main.ts) on an ephemeral
+ * Starts a real Ferry agent process (Deno.execPath() main.ts) on an ephemeral
  * loopback port, talks to its API, follows its SSE stream, and stops it.
  *
  * @module
@@ -7,7 +7,7 @@
 import { stopChild } from "./child_stop.ts";
 import { backoff } from "./wait.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** Loosely typed JSON for assertions. */
 // deno-lint-ignore no-explicit-any
