@@ -161,7 +161,7 @@ export class IncomingSide {
     // without a change of state: the event says `setup`, the status stays postcopy-paused.
     const m = incoming.current;
     this.#deps.events.publish("MIGRATION", { status: "setup", side: m.side, id: m.id });
-    m.history.push({ time: new Date().toISOString(), status: m.status, note: `recover: ${uri}` });
+    m.note(`recover: ${uri}`);
     try {
       await incoming.recover(uri);
     } catch (e) {

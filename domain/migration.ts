@@ -17,6 +17,16 @@ export type MigrationListener = (m: Migration, from: MigrationStatus, to: Migrat
 
 let counter = 0;
 
+/** One line of a migration's history (`x-history`). */
+export interface HistoryEntry {
+  time: string;
+  status: MigrationStatus;
+  note?: string;
+  /** The same note (by key) came again this many times (Migration.note), the last at `last`. */
+  repeats?: number;
+  last?: string;
+}
+
 /** One outgoing or incoming migration. */
 export class Migration {
   readonly id: string;
@@ -34,8 +44,10 @@ export class Migration {
   verdict = "";
   /** The seed's `s->error`: the first error only. */
   error: string | null = null;
-  /** Escalations, policy decisions and other notes, in order. */
-  readonly history: { time: string; status: MigrationStatus; note?: string }[] = [];
+  /** Status changes, escalations, policy decisions and other notes, in order (see note()). */
+  readonly history: HistoryEntry[] = [];
+  #lastNote: HistoryEntry | null = null;
+  #lastNoteKey = "";
 
   /**
    * Creates a migration in status none; the listener hears every transition. An incoming
@@ -59,6 +71,29 @@ export class Migration {
       this.history.push({ time: new Date().toISOString(), status: to });
       listener(this, from, to);
     });
+  }
+
+  /**
+   * Adds a note to the history. A note with the same `key` as the last entry's (still the last
+   * line, in the same status) counts on that entry instead of adding one: a policy whose last
+   * action fires again at every timeout of a migration that never converges (up to four times a
+   * second) would otherwise grow the history for as long as the migration runs, and every
+   * `GET /migrations` with it.
+   */
+  note(note: string, key = note): void {
+    const time = new Date().toISOString();
+    const last = this.history.at(-1);
+    if (
+      last && last === this.#lastNote && this.#lastNoteKey === key && last.status === this.status
+    ) {
+      last.repeats = (last.repeats ?? 0) + 1;
+      last.last = time;
+      return;
+    }
+    const entry: HistoryEntry = { time, status: this.status, note };
+    this.history.push(entry);
+    this.#lastNote = entry;
+    this.#lastNoteKey = key;
   }
 
   /** The current status. */

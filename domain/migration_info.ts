@@ -60,7 +60,7 @@ export interface MigrationInfo {
   "x-colo"?: ColoInfo;
   "x-convergence"?: Convergence;
   "x-progress"?: Progress;
-  "x-history"?: { time: string; status: string; note?: string }[];
+  "x-history"?: { time: string; status: string; note?: string; repeats?: number; last?: string }[];
   "x-id"?: string;
   "x-side"?: "source" | "destination";
 }

@@ -90,7 +90,8 @@ export class MigrationWatch {
     else if (firing.action === "auto-converge") out.command({ t: "auto-converge" });
     else if (m.caps["postcopy-ram"]) out.command({ t: "postcopy" });
     else note += " skipped: the postcopy-ram capability is off";
-    m.history.push({ time: new Date().toISOString(), status: m.status, note });
+    // A repeat of the same action counts on its line (Migration.note).
+    m.note(note, `${firing.trigger} ${firing.action}`);
     this.#events.publish("MIGRATION_POLICY", { id: m.id, ...firing, note });
   }
 

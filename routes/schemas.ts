@@ -140,6 +140,11 @@ export const MigrationInfoSchema = z.object({
     time: z.string(),
     status: z.string(),
     note: z.string().optional(),
+    repeats: z.number().int().optional().meta({
+      description: "The same action came again this many times (a policy repeats its last " +
+        "action at every timeout), counted on this line instead of a line each.",
+    }),
+    last: z.string().optional().meta({ description: "When the last of those repeats came." }),
   })).optional().meta({ description: "Ferry: status changes and policy escalations, in order." }),
   "x-id": z.string().optional().meta({ description: "Ferry: the migration resource id." }),
   "x-side": z.enum(["source", "destination"]).optional().meta({ description: "Ferry: which end." }),

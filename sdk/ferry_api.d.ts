@@ -704,6 +704,10 @@ export interface components {
         time: string;
         status: string;
         note?: string;
+        /** @description The same action came again this many times (a policy repeats its last action at every timeout), counted on this line instead of a line each. */
+        repeats?: number;
+        /** @description When the last of those repeats came. */
+        last?: string;
       }[];
       /** @description Ferry: the migration resource id. */
       "x-id"?: string;
@@ -913,6 +917,10 @@ export interface components {
         time: string;
         status: string;
         note?: string;
+        /** @description The same action came again this many times (a policy repeats its last action at every timeout), counted on this line instead of a line each. */
+        repeats?: number;
+        /** @description When the last of those repeats came. */
+        last?: string;
       }[];
       /** @description Ferry: the migration resource id. */
       "x-id"?: string;
