@@ -7,6 +7,8 @@
 
 const KIB = 1024;
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
+/** Passes the progress tracker's bytes-per-pass list keeps (the newest). */
+export const MAX_PASSES = 1000;
 
 /**
  * Three significant digits, no trailing ".0".
@@ -146,6 +148,8 @@ export class ProgressTracker {
   #readings = 0;
   /** @type {Map<number, { start: number, reading: number }>} pass → transferred when it began */
   #starts = new Map();
+  /** The newest pass in #starts (0: none). */
+  #latest = 0;
 
   /**
    * Starts over for migration `id`.
@@ -160,6 +164,7 @@ export class ProgressTracker {
     this.#disk = undefined;
     this.#readings = 0;
     this.#starts = new Map();
+    this.#latest = 0;
   }
 
   /**
@@ -167,12 +172,19 @@ export class ProgressTracker {
    * @param {number} n
    */
   pass(n) {
-    if (Number.isFinite(n) && n > 0 && !this.#starts.has(n)) {
-      const latest = Math.max(0, ...this.#starts.keys());
-      if (n > latest) {
-        this.#starts.set(n, { start: this.#ram.transferred ?? 0, reading: this.#readings });
-      }
-    }
+    if (Number.isFinite(n) && n > 0 && n > this.#latest) this.#begin(n, this.#ram.transferred ?? 0);
+  }
+
+  /**
+   * Pass `n` began at `start` bytes. The list keeps the newest MAX_PASSES passes: a migration
+   * that never converges makes passes for as long as it runs.
+   * @param {number} n
+   * @param {number} start
+   */
+  #begin(n, start) {
+    this.#starts.set(n, { start, reading: this.#readings });
+    this.#latest = Math.max(this.#latest, n);
+    if (this.#starts.size > MAX_PASSES) this.#starts.delete(this.#starts.keys().next().value);
   }
 
   /**
@@ -197,6 +209,7 @@ export class ProgressTracker {
       if (this.#starts.size === 0) {
         // The first pass seen began at 0 bytes, before any reading.
         this.#starts.set(ram["dirty-sync-count"] ?? 0, { start: 0, reading: 0 });
+        this.#latest = Math.max(this.#latest, ram["dirty-sync-count"] ?? 0);
       }
       this.pass(ram["dirty-sync-count"]);
     }

@@ -23,6 +23,7 @@ import {
   formatMbps,
   formatMs,
   formatRamBacking,
+  MAX_PASSES,
   ProgressTracker,
 } from "../../web/model.js";
 import { parameterHint } from "../../web/options.js";
@@ -200,6 +201,21 @@ Deno.test("progress: a stalled migration shows what is left, not 100 %; bytes pe
   t.info({ status: "setup", "x-id": "out-2" });
   assert.deepEqual([t.view().id, t.view().pass, t.view().passes], ["out-2", 0, []]);
   assert.equal(t.view().progress, undefined);
+});
+
+Deno.test("progress: a migration that never converges keeps the newest passes, not all of them", () => {
+  const t = new ProgressTracker();
+  const passes = 200_000; // ~6 hours of a pass every 100 ms
+  for (let n = 1; n <= passes; n++) {
+    t.pass(n);
+    if (n % 1000 === 0) {
+      t.info({ status: "active", "x-id": "out-1", ram: { transferred: n, "dirty-sync-count": n } });
+    }
+  }
+  const shown = t.view().passes;
+  assert.ok(shown.length <= MAX_PASSES, `${shown.length} passes kept`);
+  assert.equal(shown.at(-1)?.pass, passes - 999, "the newest run of passes is there");
+  assert.equal(shown.at(-1)?.last, passes);
 });
 
 Deno.test("progress: a migration with a disk shows its counters; one without shows none", () => {
