@@ -85,8 +85,10 @@ export class Agent {
   private constructor(machine: Machine, config: AgentConfig) {
     this.#tls = config.tls ?? new TlsCredsRegistry();
     this.machine = machine;
-    const coloInput = (bytes: Uint8Array) => this.#out.coloInput(bytes);
-    this.#guest = new GuestControl(machine, () => this.#sourceStatus, coloInput);
+    this.#guest = new GuestControl(machine, () => this.#sourceStatus, {
+      give: (bytes) => this.#out.coloInput(bytes),
+      waiting: () => this.#out.coloInputWaiting(),
+    });
     if (config.coloArbiter) this.colo.arbitrate(arbiterFor(config.coloArbiter, this.colo, machine));
     this.bitmaps = new DriveBitmapControl(() => machine.shared.drives ?? []);
     this.parameters = config.parameters ?? { ...DEFAULT_PARAMETERS };

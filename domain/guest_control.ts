@@ -22,11 +22,18 @@ const INPUT_REFUSED: Record<InputRefusal, (m: Machine) => string> = {
     "runs on here",
 };
 
+/** Where a COLO primary's guest input goes (the outgoing data path), and how much waits there. */
+export interface ColoInput {
+  give(bytes: Uint8Array): void;
+  /** Bytes handed over and not given to the guest yet. */
+  waiting(): number;
+}
+
 /** Stop, cont, input and the drives of one agent's guest. */
 export class GuestControl {
   readonly #machine: Machine;
   readonly #sourceStatus: () => MigrationStatus;
-  readonly #coloInput: (bytes: Uint8Array) => void;
+  readonly #coloInput: ColoInput;
 
   /**
    * Operations on `machine`; `sourceStatus` is the newest outgoing migration's status, and
@@ -35,7 +42,7 @@ export class GuestControl {
   constructor(
     machine: Machine,
     sourceStatus: () => MigrationStatus,
-    coloInput: (bytes: Uint8Array) => void = () => {},
+    coloInput: ColoInput = { give: () => {}, waiting: () => 0 },
   ) {
     this.#machine = machine;
     this.#sourceStatus = sourceStatus;
@@ -52,12 +59,16 @@ export class GuestControl {
   /** `POST /machine/input`: appends `bytes` to a WebAssembly guest's stdin. */
   input(bytes: Uint8Array): void {
     const colo = this.#sourceStatus() === "colo";
-    const refused = colo ? this.#machine.inputRefusal(bytes) : this.#machine.input(bytes);
+    // In COLO the input waiting for the COLO loop counts too: nothing is given while COLO
+    // holds, and input accepted is never dropped for want of room (engine/colo_input.ts).
+    const refused = colo
+      ? this.#machine.inputRefusal(bytes, this.#coloInput.waiting())
+      : this.#machine.input(bytes);
     if (refused !== null) {
       throw new DomainError("wrong-state", INPUT_REFUSED[refused](this.#machine));
     }
     // A COLO primary's Worker gives it to the guest and to the secondary's, in one step.
-    if (colo) this.#coloInput(bytes);
+    if (colo) this.#coloInput.give(bytes);
   }
 
   /** QMP cont; returns the runstate after it. */

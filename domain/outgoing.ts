@@ -61,6 +61,11 @@ export class Outgoing {
   #host: WorkerHost | null = null;
   readonly done: Promise<void>;
   readonly #point = new PointOfNoReturn();
+  /**
+   * Bytes of guest input handed to the data path in COLO and not given to the guest yet
+   * (engine/colo_input.ts): counted up here before each is posted, down by the Worker.
+   */
+  readonly coloInputWaiting = new Int32Array(new SharedArrayBuffer(4));
   readonly #vcpu: VcpuControl;
   /** The guest's runstate when the migration began (what a dead data path gives back). */
   readonly #runstateBefore: RunState;
@@ -121,6 +126,7 @@ export class Outgoing {
       point: this.#point.cell,
       linkTimeoutMs: options.linkTimeoutMs,
       coloArbiter: options.coloArbiter,
+      coloInputWaiting: this.coloInputWaiting,
     };
     this.#spawn({ ...this.#start, multifdPorts: ports.length ? ports : undefined }, ports);
   }

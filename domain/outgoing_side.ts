@@ -179,7 +179,15 @@ export class OutgoingSide {
 
   /** COLO primary: input for its guest, given there and to the secondary's (colo_input.ts). */
   coloInput(bytes: Uint8Array): void {
-    this.#outgoing?.command({ t: "colo-input", bytes });
+    const out = this.#outgoing;
+    if (!out) return;
+    Atomics.add(out.coloInputWaiting, 0, bytes.length);
+    out.command({ t: "colo-input", bytes });
+  }
+
+  /** COLO primary: bytes of its guest's input handed to the data path and not given yet. */
+  coloInputWaiting(): number {
+    return this.#outgoing ? Atomics.load(this.#outgoing.coloInputWaiting, 0) : 0;
   }
 
   /** migrate_cancel: what it did (`refused` past the point of no return). */

@@ -323,3 +323,68 @@ Deno.test("kvstore guest under COLO: the client's input reaches both guests, equ
     sOut.close();
   });
 });
+
+Deno.test("kvstore guest under COLO: input sent while the primary holds waits, bounded by the 1 MiB of unread input, and reaches the guest when it runs on", async () => {
+  const kvstore = (await buildGuest("kvstore")).path;
+  // A link timeout of 3 s: a frozen secondary is noticed (the primary holds) within it.
+  const start = (args: string[]) =>
+    startAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args], [], undefined, {
+      FERRY_LINK_TIMEOUT_MS: "3000",
+    });
+  await withAgents(async (track) => {
+    const p = track(await start([]));
+    const s = track(await start(["--incoming", "tcp:127.0.0.1:0"]));
+    for (const a of [p, s]) {
+      assert.equal((await a.api("PATCH", "/capabilities", { "x-colo": true })).status, 200);
+    }
+    await p.api("PATCH", "/parameters", {
+      "x-checkpoint-delay": 600_000,
+      "max-bandwidth": 10 * 1024 ** 3,
+    });
+    assert.equal((await p.api("POST", "/migrations", { uri: s.incomingUri })).status, 202);
+    for (const a of [p, s]) {
+      assert.equal((await a.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
+    }
+    const out = await readOutput(p);
+    const send = (text: string | Uint8Array<ArrayBuffer>) =>
+      fetch(`${p.base}/machine/input`, { method: "POST", body: text });
+    let r = await send("SET a 1\n");
+    assert.equal(r.status, 202, await r.text());
+    assert.equal((await out.waitFor((x) => x.seq === 1, "the answer to SET a")).text, "OK\n");
+    s.kill("SIGSTOP"); // silent: the primary holds, its guest stopped, nothing given to it
+    try {
+      await waitFor(
+        "the primary to hold",
+        async () => (await p.api<Json>("GET", "/colo")).body.reason === "processing",
+      );
+      r = await send("SET b 2\n");
+      assert.equal(r.status, 202, await r.text());
+      // What waits for the hold counts against the guest's 1 MiB of unread input: 64 KiB
+      // bodies (the largest a request may have) of empty lines (the store ignores them) are
+      // taken while 8 bytes + 15 of them fit, and the 16th is refused, where every one used to
+      // be accepted and queued for as long as the hold lasted.
+      const lines = new Uint8Array(64 * 1024).fill(0x0a);
+      for (let i = 1; i <= 15; i++) {
+        r = await send(lines);
+        assert.equal(r.status, 202, `body ${i}: ${await r.text()}`);
+      }
+      r = await send(lines);
+      assert.equal(r.status, 409);
+      assert.match((await r.json()).detail, /unread input fills its buffer/);
+      // No proof the secondary died: the operator says so, and the primary runs on.
+      assert.equal((await p.api("POST", "/colo/lost-heartbeat")).status, 202);
+      await waitFor(
+        "the primary to leave colo",
+        async () => (await p.api<Json>("GET", "/colo")).body.mode === "none",
+      );
+    } finally {
+      s.kill("SIGKILL"); // frozen: the guest runs on the primary alone now
+    }
+    // The input accepted during the hold was given to the guest as it ran on.
+    assert.equal((await out.waitFor((x) => x.seq === 2, "the answer to SET b")).text, "OK\n");
+    r = await send("GET b\n");
+    assert.equal(r.status, 202, await r.text());
+    assert.equal((await out.waitFor((x) => x.seq === 3, "the answer to GET b")).text, "VALUE 2\n");
+    out.close();
+  });
+});

@@ -288,11 +288,14 @@ export class Machine {
     return null;
   }
 
-  /** Why {@link input} refuses `bytes` now, writing nothing (COLO: engine/colo_input.ts). */
-  inputRefusal(bytes: Uint8Array): InputRefusal | null {
+  /**
+   * Why {@link input} refuses `bytes` now, writing nothing (COLO: engine/colo_input.ts), with
+   * `waiting` more bytes of input on their way to the guest.
+   */
+  inputRefusal(bytes: Uint8Array, waiting = 0): InputRefusal | null {
     const w = this.#inputTaker();
     if (!w) return "no-input";
-    return stdinPending(w.stdin) + bytes.length > STDIN_CAPACITY ? "full" : null;
+    return stdinPending(w.stdin) + waiting + bytes.length > STDIN_CAPACITY ? "full" : null;
   }
 
   /** The WebAssembly guest that takes input (not exited, not trapped), or null. */

@@ -24,9 +24,21 @@ export function giveInput(guest: SharedGuest, bytes: Uint8Array): boolean {
   return true;
 }
 
-/** The primary's inputs waiting for the COLO loop (between checkpoints). */
+/**
+ * The primary's inputs waiting for the COLO loop (between checkpoints). The main thread counts
+ * the bytes it hands over in `waitingBytes` (shared) before it posts them, and refuses input
+ * once those and the guest's unread input would pass its 1 MiB (guest_control.ts): while COLO
+ * holds (a silent secondary), nothing is given for as long as the hold lasts. What is taken
+ * from here is counted off.
+ */
 export class InputQueue {
   readonly #queue: Uint8Array[] = [];
+  readonly #waitingBytes: Int32Array | undefined;
+
+  /** A queue; `waitingBytes` is the main thread's count of what it handed over (if shared). */
+  constructor(waitingBytes?: Int32Array) {
+    this.#waitingBytes = waitingBytes;
+  }
 
   /** Input that arrived (from the main thread). */
   push(bytes: Uint8Array): void {
@@ -38,8 +50,17 @@ export class InputQueue {
     return this.#queue.length > 0;
   }
 
-  /** Takes everything waiting, oldest first. */
+  /** Takes everything waiting, oldest first (given to the guest or dropped: counted off). */
   take(): Uint8Array[] {
-    return this.#queue.splice(0);
+    const taken = this.#queue.splice(0);
+    countOff(this.#waitingBytes, taken);
+    return taken;
   }
+}
+
+/** Counts `taken` off the main thread's count of input handed to this Worker. */
+export function countOff(waitingBytes: Int32Array | undefined, taken: Uint8Array[]): void {
+  if (!waitingBytes) return;
+  const bytes = taken.reduce((n, b) => n + b.length, 0);
+  if (bytes > 0) Atomics.sub(waitingBytes, 0, bytes);
 }

@@ -69,13 +69,14 @@ export class ColoPhase {
   /** This guest's output records for the secondary (set as COLO begins). */
   #book: ColoRecordBook | null = null;
   /** Input for this guest, given to it and sent to the secondary between checkpoints. */
-  readonly #input = new InputQueue();
+  readonly #input: InputQueue;
 
   /** The COLO phase of `session`, whose precopy completed with the connection kept open. */
   constructor(session: SourceSession) {
     this.#s = session;
     this.#counters = new ColoCounters(session.stats);
     this.#delay = Number(session.params["x-checkpoint-delay"]);
+    this.#input = new InputQueue(session.ctx.coloInputWaiting);
   }
 
   /** Enters COLO from `from` (the status the completion ran in) and runs it to its end. */
@@ -124,7 +125,7 @@ export class ColoPhase {
     }
     this.#watchdog?.stop();
     s.control.onColoRecords = null;
-    s.control.onColoInput = null;
+    // Input still comes while #leave holds: it waits here for whichever way this side goes.
     await this.#leave(ending);
   }
 
@@ -355,8 +356,19 @@ export class ColoPhase {
     }
     s.shutdown(); // lost: no EXIT, the connection just ends (a live secondary then claims)
     const stops = ending.kind === "fenced" || ending.kind === "lost";
-    // Input accepted here and not yet given: this guest's, when it runs on.
-    if (!stops) { for (const bytes of this.#input.take()) giveInput(s.ctx.guest, bytes); }
+    // Input accepted here and not yet given: this guest's, when it runs on; when this side
+    // stops, the secondary runs the guest and never had it (said, not dropped in silence).
+    s.control.onColoInput = null;
+    const waiting = this.#input.take();
+    if (!stops) { for (const bytes of waiting) giveInput(s.ctx.guest, bytes); }
+    else if (waiting.length > 0) {
+      const bytes = waiting.reduce((n, b) => n + b.length, 0);
+      link.post({
+        t: "notice",
+        message: `COLO: ${bytes} bytes of input not given: this side stopped, the secondary ` +
+          "runs the guest",
+      });
+    }
     // The secondary runs the guest on alone (its state stays there), or the arbiter fenced
     // this side: it stops.
     if (stops) vcpu.setRunstate("postmigrate");

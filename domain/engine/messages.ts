@@ -39,6 +39,8 @@ export interface SourceStart {
   linkTimeoutMs?: number;
   /** `--colo-arbiter`: a primary that lost its secondary holds for the arbiter's verdict. */
   coloArbiter?: boolean;
+  /** Bytes of guest input the main thread handed this Worker (COLO) not given yet (colo_input.ts). */
+  coloInputWaiting?: Int32Array;
   /**
    * A postcopy whose data path died after the point of no return: this Worker resumes it on
    * `uri` (the recovery handshake), then serves the pages the destination still lacks.

@@ -30,6 +30,8 @@ export interface SourceContext {
   linkTimeoutMs?: number;
   /** `--colo-arbiter`: a primary that lost its secondary holds for the verdict (colo_arbiter.ts). */
   coloArbiter?: boolean;
+  /** Bytes of guest input handed over by the main thread (COLO) and not given yet (colo_input.ts). */
+  coloInputWaiting?: Int32Array;
   /** Opens the migration's channel, or the one given on resume. */
   connect: (uri?: string) => Promise<Channel>;
   /** Called with the writer once it exists, so cancel can shut it down. */

@@ -6,6 +6,7 @@
  * @module
  */
 /// <reference lib="deno.worker" />
+import { countOff } from "./colo_input.ts";
 import { connectChannel } from "../../adapters/channels/connect.ts";
 import type { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
 import { MainLink } from "./main_link.ts";
@@ -65,6 +66,7 @@ function startRun(m: SourceStart & { run?: number }): Run {
     point: new PointOfNoReturn(m.point),
     linkTimeoutMs: m.linkTimeoutMs,
     coloArbiter: m.coloArbiter,
+    coloInputWaiting: m.coloInputWaiting,
     recovering: m.recover !== undefined,
   };
   const r: Run = Object.assign(io, { id, link, control, params, ctx });
@@ -117,7 +119,15 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
       control.onColoRecords?.(m.records);
       break;
     case "colo-input":
-      control.onColoInput?.(m.bytes);
+      if (control.onColoInput) control.onColoInput(m.bytes);
+      else {
+        // COLO ended before this came (the main thread had not seen it yet): not given.
+        countOff(r.ctx.coloInputWaiting, [m.bytes]);
+        r.link.post({
+          t: "notice",
+          message: `COLO: ${m.bytes.length} bytes of input not given: COLO had ended`,
+        });
+      }
       break;
     case "auto-converge":
       control.forceAutoConverge = true;
