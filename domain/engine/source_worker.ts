@@ -6,7 +6,8 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { countOff } from "./colo_input.ts";
+import { countOff, giveInput } from "./colo_input.ts";
+import { VcpuControl } from "../../adapters/memory/vcpu_control.ts";
 import { connectChannel } from "../../adapters/channels/connect.ts";
 import type { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
 import { MainLink } from "./main_link.ts";
@@ -121,12 +122,16 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
     case "colo-input":
       if (control.onColoInput) control.onColoInput(m.bytes);
       else {
-        // COLO ended before this came (the main thread had not seen it yet): not given.
+        // COLO ended before this came (the main thread had not seen it yet): the guest's if it
+        // runs on here, else said, not dropped in silence.
         countOff(r.ctx.coloInputWaiting, [m.bytes]);
-        r.link.post({
-          t: "notice",
-          message: `COLO: ${m.bytes.length} bytes of input not given: COLO had ended`,
-        });
+        const here = new VcpuControl(r.ctx.guest).runstate === "running";
+        if (!here || !giveInput(r.ctx.guest, m.bytes)) {
+          r.link.post({
+            t: "notice",
+            message: `COLO: ${m.bytes.length} bytes of input not given: COLO had ended`,
+          });
+        }
       }
       break;
     case "auto-converge":
