@@ -480,7 +480,7 @@ export interface paths {
     put?: never;
     /**
      * Append bytes to the guest's stdin
-     * @description The request body's bytes, as sent (any content type), go to the end of the guest's stdin. 409 when the guest takes no input (no WebAssembly guest, or it has ended), its unread input already fills the 1 MiB buffer, it has not arrived yet (runstate inmigrate), or a migration took its state (runstate finish-migrate or postmigrate): input accepted is never lost, it travels with the guest's state, and input sent after that state was taken is refused until the guest runs here again; send it to the destination once the guest runs there.
+     * @description The request body's bytes, as sent (any content type), go to the end of the guest's stdin. 409 when the guest takes no input (no WebAssembly guest, or it has ended), its unread input already fills the 1 MiB buffer (a COLO primary's input waiting for the COLO loop counts too), it has not arrived yet (runstate inmigrate), or a migration took its state (runstate finish-migrate or postmigrate): input accepted is never lost, it travels with the guest's state, and input sent after that state was taken is refused until the guest runs here again; send it to the destination once the guest runs there.
      */
     post: operations["machineInput"];
     delete?: never;
