@@ -15,7 +15,7 @@
  * file had on the source, and the log replays to the same store.
  */
 import assert from "node:assert/strict";
-import { type Json, startAgent, withAgents } from "../harness/agent_process.ts";
+import { type Json, startAgent, type Track, withAgents } from "../harness/agent_process.ts";
 import { startLocalAgent } from "./helpers/local_agent.ts";
 import {
   expectedAnswer,
@@ -262,27 +262,36 @@ Deno.test("kvstore guest: migrated under a client's commands, none lost, every a
   }
 });
 
-Deno.test("kvstore guest under COLO: the client's input reaches both guests, equal answers are released by the compare, a clock read by a checkpoint; a failover keeps the store", async () => {
+/**
+ * Two kvstore agents (`env` added to theirs) in COLO: the primary `p` and its secondary `s`,
+ * with no periodic checkpoint (only the output compare, or its timeout, starts one).
+ */
+async function coloPair(track: Track, env: Record<string, string> = {}) {
   const kvstore = (await buildGuest("kvstore")).path;
   const start = (args: string[]) =>
-    startAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args]);
+    startAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args], [], undefined, env);
+  const p = track(await start([]));
+  const s = track(await start(["--incoming", "tcp:127.0.0.1:0"]));
+  for (const a of [p, s]) {
+    assert.equal((await a.api("PATCH", "/capabilities", { "x-colo": true })).status, 200);
+  }
+  await p.api("PATCH", "/parameters", {
+    "x-checkpoint-delay": 600_000,
+    "max-bandwidth": 10 * 1024 ** 3,
+  });
+  assert.equal((await p.api("POST", "/migrations", { uri: s.incomingUri })).status, 202);
+  for (const a of [p, s]) {
+    assert.equal((await a.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
+  }
+  return { p, s };
+}
+
+Deno.test("kvstore guest under COLO: the client's input reaches both guests, equal answers are released by the compare, a clock read by a checkpoint; a failover keeps the store", async () => {
   await withAgents(async (track) => {
-    const p = track(await start([]));
-    const s = track(await start(["--incoming", "tcp:127.0.0.1:0"]));
-    for (const a of [p, s]) {
-      assert.equal((await a.api("PATCH", "/capabilities", { "x-colo": true })).status, 200);
-    }
     // No periodic checkpoint during the test: only the output compare releases answers (or
     // its timeout, 3 s, through a triggered checkpoint: what happens when the secondary's
     // guest never got the input).
-    await p.api("PATCH", "/parameters", {
-      "x-checkpoint-delay": 600_000,
-      "max-bandwidth": 10 * 1024 ** 3,
-    });
-    assert.equal((await p.api("POST", "/migrations", { uri: s.incomingUri })).status, 202);
-    for (const a of [p, s]) {
-      assert.equal((await a.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
-    }
+    const { p, s } = await coloPair(track);
     const pOut = await readOutput(p);
     const sOut = await readOutput(s);
     const colo = async () => (await p.api<Json>("GET", "/migrations/current")).body["x-colo"];
@@ -325,26 +334,9 @@ Deno.test("kvstore guest under COLO: the client's input reaches both guests, equ
 });
 
 Deno.test("kvstore guest under COLO: input sent while the primary holds waits, bounded by the 1 MiB of unread input, and reaches the guest when it runs on", async () => {
-  const kvstore = (await buildGuest("kvstore")).path;
-  // A link timeout of 3 s: a frozen secondary is noticed (the primary holds) within it.
-  const start = (args: string[]) =>
-    startAgent(["--ram", "32M", "--guest", `wasm:${kvstore}`, ...args], [], undefined, {
-      FERRY_LINK_TIMEOUT_MS: "3000",
-    });
   await withAgents(async (track) => {
-    const p = track(await start([]));
-    const s = track(await start(["--incoming", "tcp:127.0.0.1:0"]));
-    for (const a of [p, s]) {
-      assert.equal((await a.api("PATCH", "/capabilities", { "x-colo": true })).status, 200);
-    }
-    await p.api("PATCH", "/parameters", {
-      "x-checkpoint-delay": 600_000,
-      "max-bandwidth": 10 * 1024 ** 3,
-    });
-    assert.equal((await p.api("POST", "/migrations", { uri: s.incomingUri })).status, 202);
-    for (const a of [p, s]) {
-      assert.equal((await a.waitStatus(/^(colo|completed|failed)$/)).status, "colo");
-    }
+    // A link timeout of 3 s: a frozen secondary is noticed (the primary holds) within it.
+    const { p, s } = await coloPair(track, { FERRY_LINK_TIMEOUT_MS: "3000" });
     const out = await readOutput(p);
     const send = (text: string | Uint8Array<ArrayBuffer>) =>
       fetch(`${p.base}/machine/input`, { method: "POST", body: text });
