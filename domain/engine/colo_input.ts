@@ -50,6 +50,16 @@ export class InputQueue {
     return this.#queue.length > 0;
   }
 
+  /**
+   * Leaving COLO: what waits goes to `guest` when it runs on here (`runsOn`); returns the bytes
+   * not given (this side stops: the secondary runs the guest, and never had them).
+   */
+  leave(guest: SharedGuest, runsOn: boolean): number {
+    let lost = 0;
+    for (const bytes of this.take()) if (!runsOn || !giveInput(guest, bytes)) lost += bytes.length;
+    return lost;
+  }
+
   /** Takes everything waiting, oldest first (given to the guest or dropped: counted off). */
   take(): Uint8Array[] {
     const taken = this.#queue.splice(0);

@@ -356,18 +356,10 @@ export class ColoPhase {
     }
     s.shutdown(); // lost: no EXIT, the connection just ends (a live secondary then claims)
     const stops = ending.kind === "fenced" || ending.kind === "lost";
-    // Input accepted here and not yet given: this guest's, when it runs on; when this side
-    // stops, the secondary runs the guest and never had it (said, not dropped in silence).
     s.control.onColoInput = null;
-    const waiting = this.#input.take();
-    if (!stops) { for (const bytes of waiting) giveInput(s.ctx.guest, bytes); }
-    else if (waiting.length > 0) {
-      const bytes = waiting.reduce((n, b) => n + b.length, 0);
-      link.post({
-        t: "notice",
-        message: `COLO: ${bytes} bytes of input not given: this side stopped, the secondary ` +
-          "runs the guest",
-      });
+    const lost = this.#input.leave(s.ctx.guest, !stops);
+    if (lost > 0) {
+      link.post({ t: "notice", message: `COLO: ${lost} bytes of input not given: ${STOPPED}` });
     }
     // The secondary runs the guest on alone (its state stays there), or the arbiter fenced
     // this side: it stops.
@@ -402,6 +394,9 @@ export class ColoPhase {
     }
   }
 }
+
+/** Why input that waited is not given when this side leaves COLO and stops. */
+const STOPPED = "this side stopped, the secondary runs the guest";
 
 function hex(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
