@@ -172,17 +172,20 @@ export class ProgressTracker {
    * @param {number} n
    */
   pass(n) {
-    if (Number.isFinite(n) && n > 0 && n > this.#latest) this.#begin(n, this.#ram.transferred ?? 0);
+    if (Number.isFinite(n) && n > 0 && n > this.#latest) {
+      this.#begin(n, this.#ram.transferred ?? 0, this.#readings);
+    }
   }
 
   /**
-   * Pass `n` began at `start` bytes. The list keeps the newest MAX_PASSES passes: a migration
-   * that never converges makes passes for as long as it runs.
+   * Pass `n` began at `start` bytes, after `reading` readings. The list keeps the newest
+   * MAX_PASSES passes: a migration that never converges makes passes for as long as it runs.
    * @param {number} n
    * @param {number} start
+   * @param {number} reading
    */
-  #begin(n, start) {
-    this.#starts.set(n, { start, reading: this.#readings });
+  #begin(n, start, reading) {
+    this.#starts.set(n, { start, reading });
     this.#latest = Math.max(this.#latest, n);
     if (this.#starts.size > MAX_PASSES) this.#starts.delete(this.#starts.keys().next().value);
   }
@@ -208,8 +211,7 @@ export class ProgressTracker {
       this.#readings++;
       if (this.#starts.size === 0) {
         // The first pass seen began at 0 bytes, before any reading.
-        this.#starts.set(ram["dirty-sync-count"] ?? 0, { start: 0, reading: 0 });
-        this.#latest = Math.max(this.#latest, ram["dirty-sync-count"] ?? 0);
+        this.#begin(ram["dirty-sync-count"] ?? 0, 0, 0);
       }
       this.pass(ram["dirty-sync-count"]);
     }
