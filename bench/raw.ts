@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { RawPages, SinkReady, SinkResult, SourceResult } from "./raw_socket.ts";
+import type { PairResult, RawPages, SinkReady, SinkResult, SourceResult } from "./raw_socket.ts";
 
 const SCRIPT = new URL("./raw_socket.ts", import.meta.url).pathname;
 
@@ -149,4 +149,44 @@ export async function runRawMedian(
   for (let i = 0; i < n; i++) runs.push(await runRaw(transport, bytes, chunk));
   const sorted = [...runs].sort((a, b) => a.bytesPerSec - b.bytesPerSec);
   return { ...sorted[Math.floor((n - 1) / 2)], samples: runs.map((r) => r.bytesPerSec) };
+}
+
+/** A one-process pair, measured: both halves on one thread. */
+export interface OneProcessResult {
+  pages: RawPages;
+  bytesPerSec: number;
+  ms: number;
+  cpuMs: number;
+  hugeBytes: number | null;
+}
+
+/**
+ * Moves `bytes` over loopback TCP between two touched buffers of that size in ONE fresh
+ * process, its reads and writes taking turns on one thread: the pair that
+ * ../shared/acceptance/lib/raw_pair.ts measures. A reference only: two agents are two
+ * processes, so a migration is judged against the two-process pair ({@link runRaw}).
+ */
+export async function runRawOneProcess(
+  bytes: number,
+  chunk: number,
+  pages: RawPages,
+): Promise<OneProcessResult> {
+  const args = ["pair", "tcp:127.0.0.1:0", "--bytes", String(bytes), "--chunk", String(chunk)];
+  const child = spawn([...args, "--span", String(bytes), "--pages", pages]);
+  try {
+    const r = (await jsonLines(child).next()).value as PairResult | undefined;
+    const status = await child.status;
+    if (!status.success || !r) throw new Error("raw one-process pair failed");
+    if (r.bytes !== bytes) throw new Error(`raw one-process pair moved ${r.bytes} of ${bytes}`);
+    return {
+      pages,
+      bytesPerSec: bytes / (r.ms / 1000),
+      ms: r.ms,
+      cpuMs: r.cpuMs,
+      hugeBytes: r.hugeBytes,
+    };
+  } finally {
+    kill(child);
+    await child.status;
+  }
 }

@@ -13,6 +13,9 @@
  * buffer; a span as big as the transfer streams through memory as a migration does.
  * `--pages huge` advises the buffer MADV_HUGEPAGE before it is touched (`4k`, the default,
  * MADV_NOHUGEPAGE), as an agent does with guest RAM (adapters/memory/huge_pages.ts).
+ * `pair` runs both halves in one process, on one thread (`deno run -A bench/raw_socket.ts pair
+ * tcp:127.0.0.1:0 --bytes N --span N`): the pair ../shared/acceptance/lib/raw_pair.ts measures,
+ * kept as a reference beside the two-process pair that agents are judged against.
  * `--file PATH` makes it a file copy (the disk's baseline): the source reads each chunk from
  * the file before writing it (from its start, in order), the sink writes each chunk it filled
  * to the file (created or truncated) and flushes it (fdatasync) before it reports the end;
@@ -216,6 +219,66 @@ async function source(
   return { bytes: sent, writes, connectAt, firstWriteAt, doneAt, cpuMs, hugeBytes };
 }
 
+/** What `pair` prints: both halves in one process. */
+export interface PairResult {
+  bytes: number;
+  /** The first write to the end of stream, ms. */
+  ms: number;
+  /** CPU ms of the process (user + system) over the same span. */
+  cpuMs: number;
+  /** Bytes of its two buffers backed by huge pages once touched (null: unknown). */
+  hugeBytes: number | null;
+}
+
+/**
+ * Both halves in one process: the sink's reads and the source's writes interleave on this one
+ * thread, so each chunk is read back while it is still in this core's cache.
+ */
+async function pair(uri: string, total: number, chunk: number, span: number, pages: RawPages) {
+  const from = spanBuffer(span, chunk, true, pages);
+  const into = spanBuffer(span, chunk, false, pages);
+  const listener = listenOn(uri);
+  const a = listener.addr as Deno.NetAddr | Deno.UnixAddr;
+  const bound = "path" in a ? `unix:${a.path}` : `tcp:${a.hostname}:${a.port}`;
+  const accepted = listener.accept();
+  const conn = await connectTo(bound);
+  const peer = await accepted;
+  listener.close();
+  for (const c of [conn, peer]) {
+    if (c.localAddr.transport === "tcp") (c as Deno.TcpConn).setNoDelay(true);
+  }
+  const cpu0 = cpuUsage();
+  const t0 = performance.now();
+  const reading = (async () => {
+    let got = 0;
+    let buf = into.next();
+    let filled = 0;
+    for (;;) {
+      const n = await peer.read(filled === 0 ? buf : buf.subarray(filled));
+      if (n === null) return got;
+      got += n;
+      filled += n;
+      if (filled === buf.length) (buf = into.next()), (filled = 0);
+    }
+  })();
+  for (let sent = 0; sent < total;) {
+    const piece = Math.min(chunk, total - sent);
+    const buf = from.next();
+    for (let off = 0; off < piece;) off += await conn.write(buf.subarray(off, piece));
+    sent += piece;
+  }
+  await conn.closeWrite();
+  const bytes = await reading;
+  const ms = performance.now() - t0;
+  const cpuMs = cpuMsSince(cpu0);
+  conn.close();
+  peer.close();
+  const hugeBytes = from.hugeBytes === null || into.hugeBytes === null
+    ? null
+    : from.hugeBytes + into.hugeBytes;
+  return { bytes, ms, cpuMs, hugeBytes } satisfies PairResult;
+}
+
 if (import.meta.main) {
   const { values, positionals } = parseArgs({
     args: Deno.args,
@@ -234,7 +297,7 @@ if (import.meta.main) {
   const span = values.span === undefined ? chunk : Number(values.span);
   const pages = values.pages as RawPages;
   if (!uri || !(chunk > 0) || !["4k", "huge"].includes(pages)) {
-    throw new Error("usage: raw_socket.ts sink|source URI [--bytes N] [--pages 4k|huge]");
+    throw new Error("usage: raw_socket.ts sink|source|pair URI [--bytes N] [--pages 4k|huge]");
   }
   const file = values.file;
   const size = values.size === undefined ? undefined : Number(values.size);
@@ -245,5 +308,9 @@ if (import.meta.main) {
     const bytes = Number(values.bytes);
     if (!(bytes > 0)) throw new Error("source needs --bytes N");
     console.log(JSON.stringify(await source(uri, bytes, chunk, span, pages, file)));
+  } else if (mode === "pair") {
+    const bytes = Number(values.bytes);
+    if (!(bytes > 0)) throw new Error("pair needs --bytes N");
+    console.log(JSON.stringify(await pair(uri, bytes, chunk, span, pages)));
   } else throw new Error(`unknown mode '${mode}'`);
 }

@@ -14,6 +14,7 @@ import { type Figure, infoFigure } from "./figure.ts";
 export type { Figure };
 export { infoFigure };
 import type { ScenarioARun, ScenarioBRun } from "./scenarios.ts";
+import type { OneProcessResult } from "./raw.ts";
 
 const GB = 1e9;
 /** QEMU 7.2 migrates a 1 GiB all-zero guest in 73 ms total on these machines (perf-facts.md). */
@@ -36,6 +37,37 @@ export function limitSummary(limits: readonly MemoryLimit[]): {
     (winner === "huge" ? small : huge).toFixed(2)
   } GB/s; huge pages won ${wins} of ${limits.length})`;
   return { small, huge, winner, label };
+}
+
+/**
+ * A reference row: A against the same raw TCP pair in one process (both ends on one thread, the
+ * better of 4 KiB and huge pages per repetition), which ../shared/acceptance/lib/raw_pair.ts
+ * measures. Agents are two processes, so A is judged against the two-process pair; this row
+ * shows in the same run how far the one-thread pair is above it, and its CPU.
+ */
+function oneProcessFigure(runs: readonly ScenarioARun[]): Figure {
+  const best = runs.map((r) =>
+    r.oneProcess.small.bytesPerSec >= r.oneProcess.huge.bytesPerSec
+      ? r.oneProcess.small
+      : r.oneProcess.huge
+  );
+  const gb = (xs: readonly OneProcessResult[]) => median(xs.map((x) => x.bytesPerSec / GB));
+  const small = gb(runs.map((r) => r.oneProcess.small));
+  const huge = gb(runs.map((r) => r.oneProcess.huge));
+  const cpu = median(best.map((b) => b.cpuMs));
+  return {
+    ...infoFigure(
+      "A.oneprocess",
+      "A: against the raw TCP pair in ONE process (reference: the acceptance check's pair)",
+      median(runs.map((r) => r.agentBytesPerSec / GB)),
+      "GB/s",
+    ),
+    baseline: gb(best),
+    baselineName: `one process, one thread, through touched 1 GiB buffers (4 KiB ${
+      small.toFixed(2)
+    }, huge ${huge.toFixed(2)} GB/s; its CPU ${cpu.toFixed(0)} ms per GiB)`,
+    ratio: median(runs.map((r, i) => r.agentBytesPerSec / best[i].bytesPerSec)),
+  };
 }
 
 /** A judged downtime row: the worst converging run against downtime-limit × DOWNTIME_SLACK. */
@@ -125,6 +157,7 @@ export function figuresA(runs: readonly ScenarioARun[], host: string): Figure[] 
       baselineName: "raw Deno TCP, cache-hot 1 MiB buffer",
       ratio: median(runs.map((r) => r.limit.huge.bytesPerSec / r.rawTcp.bytesPerSec)),
     },
+    oneProcessFigure(runs),
     {
       ...info(
         "A.cachehot",

@@ -2,8 +2,8 @@
  * The bench's scenarios, each one repetition with fresh agents:
  * - A: a 1 GiB random idle guest over loopback TCP at unlimited bandwidth, judged against the
  *   host's memory-to-memory limit (bench/limit.ts: raw TCP pairs through touched 1 GiB buffers
- *   on 4 KiB and on huge pages, the better one), with the raw unix socket and cache-hot raw TCP
- *   (median of three) as references, measured in that order between the agents' start and the
+ *   on 4 KiB and on huge pages, the better one), with the raw unix socket, the same pairs in one
+ *   process and cache-hot raw TCP (median of three) as references, measured in that order between the agents' start and the
  *   POST; the destination starts alone first, timed to `ready` (listening, RAM pre-touched);
  *   the bench asks 20 times a second whether it is over; the agents' peak resident memory
  *   (VmHWM) read at the end.
@@ -24,7 +24,13 @@ import {
 } from "./measure.ts";
 import { measureLimit, type MemoryLimit } from "./limit.ts";
 import { pollFor, type PollResult, pollUntil } from "./poller.ts";
-import { type RawResult, runRaw, runRawMedian } from "./raw.ts";
+import {
+  type OneProcessResult,
+  type RawResult,
+  runRaw,
+  runRawMedian,
+  runRawOneProcess,
+} from "./raw.ts";
 import { type RssPeak, watchRss } from "./rss.ts";
 
 /** Guest size, and the bytes each raw baseline moves. */
@@ -50,6 +56,11 @@ export interface ScenarioARun {
   /** The host's limit over TCP: raw pairs through touched 1 GiB buffers, 4 KiB and huge pages. */
   limit: MemoryLimit;
   rawUnix: RawResult;
+  /**
+   * The same bytes between two touched 1 GiB buffers in ONE process, 4 KiB and huge pages (the
+   * pair ../shared/acceptance/lib/raw_pair.ts measures): a reference, not the limit.
+   */
+  oneProcess: { small: OneProcessResult; huge: OneProcessResult };
   /** The destination: start → ready (listening, RAM pre-touched), and what it said of its RAM. */
   destReady: AgentReady;
   /** The source's page size asked for RAM (x-ram-backing), and its downtime-limit. */
@@ -190,6 +201,10 @@ export async function scenarioA(pollRate: number): Promise<ScenarioARun> {
     const quiet = await waitForQuiet();
     const rawUnix = await runRaw("unix", GIB, CHUNK);
     const limit = await measureLimit("tcp", GIB, CHUNK);
+    const oneProcess = {
+      small: await runRawOneProcess(GIB, CHUNK, "4k"),
+      huge: await runRawOneProcess(GIB, CHUNK, "huge"),
+    };
     const rawTcp = await runRawMedian("tcp", GIB, CHUNK);
     const rss = watchRss({ source: src.pid, destination: dst.pid });
     const cpu = sampleCpu({ source: src.pid, destination: dst.pid, bench: Deno.pid });
@@ -207,6 +222,7 @@ export async function scenarioA(pollRate: number): Promise<ScenarioARun> {
       rawTcp,
       limit,
       rawUnix,
+      oneProcess,
       destReady,
       sourcePageSize,
       downtimeLimit,
