@@ -17,7 +17,7 @@ import type { Capabilities } from "../options.ts";
 import { encodeDiskConfig, encodeDiskDataHeader, encodeDiskZero } from "../wire/disk.ts";
 import { DISK_HEADER_SIZE, FRAME_HEADER_SIZE, MAX_DISK_RUN } from "../wire/frames.ts";
 import type { FrameSink, LiveSection, PendingBytes, StagingSink } from "./live_section.ts";
-import { STAGING_BYTES } from "./page_sender.ts";
+import { STAGING_BYTES } from "./staging.ts";
 import { STAT } from "./stats.ts";
 
 /** The disk section's wire identity (docs/wire-format.md, "Sections"). */

@@ -1,7 +1,7 @@
 /**
  * The source's hot path: walks the migration bitmap, classifies each dirty page as zero
  * or normal, and packs runs of each into ~1 MiB frames (one `set()` per run straight from
- * guest RAM), double-buffered so one buffer is written while the next is filled.
+ * guest RAM) through the double-buffered staging (staging.ts).
  *
  * @module
  */
@@ -12,32 +12,14 @@ import { MAX_RUN_PAGES, putPageRunHeader, putZeroRun } from "../wire/mod.ts";
 import { ENCODED_PAGE_OVERHEAD, putEncodedPageHeader } from "../wire/encoded_page.ts";
 import { encodeRamUsed } from "../wire/ram_used.ts";
 import type { EncodedSink, PageEncoder } from "./page_encoder.ts";
-
-/** The byte sink the sender writes through (a ChannelWriter). */
-export interface ByteSink {
-  write(p: Uint8Array): Promise<void>;
-}
+import { type ByteSink, Staging, STAGING_BYTES } from "./staging.ts";
 
 const RUN_OVERHEAD = 15; // frame header + run header
-const RAM_USED_BYTES = 15; // frame header + RAM_USED
 
 /** Bytes of a migration bitmap for `pages` pages (padded to whole 8-byte words). */
 export function bitmapBytes(pages: number): number {
   return Math.ceil(pages / 8) * 8;
 }
-/**
- * Each staging buffer (two per sender: the main channel and every multifd channel). Not advised
- * huge pages, by measurement: at 1 MiB a buffer holds no aligned 2 MiB page, and it is reused,
- * so the per-4 KiB-page cost of socket copies on hosts that have one is paid once per page, not
- * per byte sent. Measured 2026-12-06 (kernel 6.18, THP madvise): the first socket copy of a
- * freshly touched 4 KiB page runs at 0.33–0.42 GB/s, later copies of the same page at
- * 2.2–6 GB/s, so a staging buffer's first use costs ~3 ms once per migration. 1 MiB (it was
- * 256 KiB) holds 15 disk blocks with their headers: a block migration writes ~1 MiB at a time,
- * as a plain file copy does (a 256 MiB image to a file: 239–278 ms against 322–409 ms).
- */
-export const STAGING_BYTES = 1024 * 1024;
-/** Writes handed to the sink and not yet done, at most. */
-const MAX_INFLIGHT = 2;
 /** Runs of at most this many pages are copied into the staging buffer, not written apart. */
 const COPY_RUN_PAGES = 8;
 
@@ -54,7 +36,6 @@ export class PageSender {
   /** Normal pages sent (QMP `normal`). */
   normal = 0;
   readonly #guest: SharedGuest;
-  #sink: ByteSink;
   readonly #ram8: Uint8Array[];
   readonly #ram32: Uint32Array[];
   readonly #bitmap32: Uint32Array;
@@ -68,12 +49,7 @@ export class PageSender {
    */
   readonly #announced: number[];
   readonly #totalPages: number;
-  readonly #bufs = [new Uint8Array(STAGING_BYTES), new Uint8Array(STAGING_BYTES)];
-  readonly #views = this.#bufs.map((b) => new DataView(b.buffer));
-  #cur = 0;
-  #off = 0;
-  readonly #writes: Promise<void>[] = [];
-  readonly #bufBusy: (Promise<void> | undefined)[] = [undefined, undefined];
+  readonly #staging: Staging;
   #cursor = 0;
   /** release-ram in postcopy: runs sent since the last release (block, first page, count). */
   releaseLog: [number, number, number][] | null = null;
@@ -82,18 +58,18 @@ export class PageSender {
   /** The encoder's way into the staging buffer. */
   readonly #encodedSink: EncodedSink = {
     encoded: async (type, block, page, data) => {
-      await this.#ensure(ENCODED_PAGE_OVERHEAD + data.length);
-      const view = this.#views[this.#cur];
-      const off = putEncodedPageHeader(view, this.#off, type, block, page, data.length);
-      this.#bufs[this.#cur].set(data, off);
-      this.#off = off + data.length;
+      const st = this.#staging;
+      await st.ensure(ENCODED_PAGE_OVERHEAD + data.length);
+      const off = putEncodedPageHeader(st.view, st.off, type, block, page, data.length);
+      st.buf.set(data, off);
+      st.off = off + data.length;
     },
     whole: async (block, page, data) => {
-      await this.#ensure(RUN_OVERHEAD + data.length);
-      const view = this.#views[this.#cur];
-      const off = putPageRunHeader(view, this.#off, block, page, 1, data.length);
-      this.#bufs[this.#cur].set(data, off);
-      this.#off = off + data.length;
+      const st = this.#staging;
+      await st.ensure(RUN_OVERHEAD + data.length);
+      const off = putPageRunHeader(st.view, st.off, block, page, 1, data.length);
+      st.buf.set(data, off);
+      st.off = off + data.length;
       this.normal++;
     },
   };
@@ -111,7 +87,7 @@ export class PageSender {
     sharedSent?: SharedArrayBuffer,
   ) {
     this.#guest = guest;
-    this.#sink = sink;
+    this.#staging = new Staging(sink);
     ({ ram8: this.#ram8, ram32: this.#ram32 } = ramViews(guest));
     const last = guest.layout[guest.layout.length - 1];
     this.#totalPages = last ? last.firstPage + last.pages : 0;
@@ -142,10 +118,7 @@ export class PageSender {
   async #announce(b: number): Promise<void> {
     const used = usedPages(this.#guest, b);
     if (used === this.#announced[b]) return;
-    await this.#ensure(RAM_USED_BYTES);
-    const frame = encodeRamUsed(b, used * this.#guest.pageSize);
-    this.#bufs[this.#cur].set(frame, this.#off);
-    this.#off += frame.length;
+    await this.#staging.append(encodeRamUsed(b, used * this.#guest.pageSize));
     this.#announced[b] = used;
     // Views at the size now (a growable buffer's views without a length read slowly).
     const views = ramViews(this.#guest);
@@ -155,10 +128,7 @@ export class PageSender {
 
   /** Writes through a new sink (after a resume); anything staged for the old one is dropped. */
   retarget(sink: ByteSink): void {
-    this.#sink = sink;
-    this.#off = 0;
-    this.#writes.length = 0;
-    this.#bufBusy.fill(undefined);
+    this.#staging.retarget(sink);
   }
 
   /**
@@ -223,7 +193,7 @@ export class PageSender {
   async sendRange(first: number, count: number): Promise<number> {
     const before = this.pending;
     await this.#sendBetween(first, Math.min(first + count, this.#totalPages), Infinity);
-    await this.#swap();
+    await this.#staging.swap();
     return before - this.pending;
   }
 
@@ -246,6 +216,7 @@ export class PageSender {
 
   async #sendBetween(from: number, to: number, maxPages: number): Promise<number> {
     const layout = this.#guest.layout;
+    const st = this.#staging;
     const bitmap = this.bitmap;
     const b32 = this.#bitmap32;
     let p = from;
@@ -301,8 +272,8 @@ export class PageSender {
         for (let i = 0; this.encoder && i < count; i++) {
           this.encoder.zeroPage(blk.firstPage + first + i);
         }
-        await this.#ensure(RUN_OVERHEAD);
-        this.#off = putZeroRun(this.#views[this.#cur], this.#off, b, first, count);
+        await st.ensure(RUN_OVERHEAD);
+        st.off = putZeroRun(st.view, st.off, b, first, count);
       } else if (this.encoder?.active) {
         // One page at a time through XBZRLE or the compression pool.
         const enc = this.encoder;
@@ -334,17 +305,17 @@ export class PageSender {
           // A short run (scattered dirty pages: a COLO checkpoint, a random guest's later
           // passes) is copied into the staging buffer: two writes per page cost more than
           // the copy (a checkpoint of ~900 scattered pages: 25–40 ms → see bench scenario O).
-          await this.#ensure(RUN_OVERHEAD + pages.length);
-          this.#off = putPageRunHeader(this.#views[this.#cur], this.#off, b, first, count, 4096);
-          this.#bufs[this.#cur].set(pages, this.#off);
-          this.#off += pages.length;
+          await st.ensure(RUN_OVERHEAD + pages.length);
+          st.off = putPageRunHeader(st.view, st.off, b, first, count, 4096);
+          st.buf.set(pages, st.off);
+          st.off += pages.length;
         } else {
           // The header goes through the staging buffer; the pages go straight from guest
           // RAM to the socket (copying them first costs a third of the throughput here).
-          await this.#ensure(RUN_OVERHEAD);
-          this.#off = putPageRunHeader(this.#views[this.#cur], this.#off, b, first, count, 4096);
-          await this.#swap();
-          await this.#queue(pages);
+          await st.ensure(RUN_OVERHEAD);
+          st.off = putPageRunHeader(st.view, st.off, b, first, count, 4096);
+          await st.swap();
+          await st.queue(pages);
         }
         this.releaseLog?.push([b, first, count]);
       }
@@ -356,10 +327,8 @@ export class PageSender {
   }
 
   /** Appends raw bytes (small frames) to the staging buffer. */
-  async append(bytes: Uint8Array): Promise<void> {
-    await this.#ensure(bytes.length);
-    this.#bufs[this.#cur].set(bytes, this.#off);
-    this.#off += bytes.length;
+  append(bytes: Uint8Array): Promise<void> {
+    return this.#staging.append(bytes);
   }
 
   /**
@@ -369,46 +338,19 @@ export class PageSender {
    */
   async stage(max: number, fill: (into: Uint8Array) => number): Promise<void> {
     if (max > STAGING_BYTES) throw new RangeError(`a frame of ${max} bytes does not fit staging`);
-    await this.#ensure(max);
-    const n = fill(this.#bufs[this.#cur].subarray(this.#off, this.#off + max));
-    this.#off += n;
+    const st = this.#staging;
+    await st.ensure(max);
+    st.off += fill(st.buf.subarray(st.off, st.off + max));
   }
 
   /** Writes out everything staged and waits until the sink took all of it. */
-  async flush(): Promise<void> {
-    await this.#swap();
-    await Promise.all(this.#writes);
-    this.#writes.length = 0;
+  flush(): Promise<void> {
+    return this.#staging.flush();
   }
 
   #isZero(b: number, page: number): boolean {
     // Never written since allocation: zero, and not worth a page fault to read.
     if (this.#written[this.#blockFirst[b] + page] === 0) return true;
     return isZeroPage(this.#ram32[b], page);
-  }
-
-  async #ensure(n: number): Promise<void> {
-    if (this.#off + n > STAGING_BYTES) await this.#swap();
-  }
-
-  /** Hands `bytes` to the sink, keeping at most a few writes in flight (in order). */
-  async #queue(bytes: Uint8Array): Promise<void> {
-    const w = this.#sink.write(bytes);
-    w.catch(() => {}); // observed when awaited below or in flush()
-    this.#writes.push(w);
-    if (this.#writes.length > MAX_INFLIGHT) await this.#writes.shift();
-  }
-
-  /** Starts writing the staged bytes and switches to the other staging buffer. */
-  async #swap(): Promise<void> {
-    if (this.#off === 0) return;
-    const out = this.#bufs[this.#cur].subarray(0, this.#off);
-    const done = this.#queue(out);
-    this.#bufBusy[this.#cur] = this.#writes[this.#writes.length - 1];
-    await done;
-    this.#cur ^= 1;
-    this.#off = 0;
-    // The other buffer may still be on its way out: wait before filling it.
-    await this.#bufBusy[this.#cur];
   }
 }

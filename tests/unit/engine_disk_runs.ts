@@ -14,7 +14,7 @@ import fc from "fast-check";
 import { DISK_BLOCK, prepareDrive, type SharedDrive } from "../../adapters/disk/drive.ts";
 import { DiskSection } from "../../domain/engine/disk_section.ts";
 import { DiskSectionLoader } from "../../domain/engine/disk_section_loader.ts";
-import { STAGING_BYTES } from "../../domain/engine/page_sender.ts";
+import { STAGING_BYTES } from "../../domain/engine/staging.ts";
 import { STAT } from "../../domain/engine/stats.ts";
 import { DEFAULT_CAPABILITIES } from "../../domain/options.ts";
 import type { FrameReader } from "../../domain/wire/frame_reader.ts";
