@@ -23,6 +23,7 @@ import "./unit/contract_openapi.ts";
 import "./unit/convergence_policy.ts";
 import "./unit/dashboard_colo.ts";
 import "./unit/dashboard_model.ts";
+import "./unit/dashboard_views.ts";
 import "./unit/errors_by_code.ts";
 import "./unit/events_catalogue.ts";
 import "./unit/events_stream.ts";
