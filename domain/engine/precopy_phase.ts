@@ -1,7 +1,8 @@
 /**
  * The source's precopy phase (the seed's migration_thread before the switchover, and its
  * completion): the stream's set-up, passes while what the sections have left costs at least
- * the threshold (the bandwidth over the last five 100 ms windows × downtime-limit), then —
+ * the switchover budget (the bandwidth over the last five 100 ms windows × downtime-limit, less
+ * the bytes already on their way and one more dirty-log sync: source_counters.ts), then —
  * unless postcopy was asked for — the completion with the vCPU stopped: the rest of each
  * live section, the global state, the full sections (device state), EOF past the point of
  * no return, and the destination's SHUT. It drives a {@link SourceSession}'s sections
@@ -91,7 +92,7 @@ export class PrecopyPhase {
       if (s.status !== "active") throw new Cancelled();
       await s.keepalive();
       this.#applyParams();
-      const threshold = s.stats[STAT.thresholdSize];
+      const threshold = s.counters.switchoverBudget(s.sender.unwritten);
       // The seed: postcopy starts once what cannot move in postcopy (the disk) fits.
       if (s.toPostcopy && pendingEstimate(s.sections).mustPrecopy <= threshold) {
         await this.#closeRecords();

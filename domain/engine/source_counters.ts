@@ -38,6 +38,8 @@ export interface CounterInputs {
   transferred: () => number;
   /** Announces a dirty-log sync (MIGRATION_PASS). */
   onPass: (pass: number) => void;
+  /** The clock a dirty-log sync is timed with, ms (default performance.now). */
+  now?: () => number;
 }
 
 /** The source's counters. */
@@ -58,6 +60,10 @@ export class SourceCounters {
   #bytesPerPage = 0;
   /** Bytes and ms of the last THRESHOLD_WINDOWS windows. */
   readonly #windows: { bytes: number; ms: number }[] = [];
+  /** Bytes per ms of those windows together (what the threshold is made of). */
+  #rate = 0;
+  /** How long the last dirty-log sync took, ms (the switchover makes one more). */
+  #syncMs = 0;
 
   /** Counts for one migration. */
   constructor(inputs: CounterInputs) {
@@ -99,7 +105,8 @@ export class SourceCounters {
     this.#windows.push({ bytes: transferred, ms: spent });
     if (this.#windows.length > THRESHOLD_WINDOWS) this.#windows.shift();
     const recent = this.#windows.reduce((a, w) => ({ bytes: a.bytes + w.bytes, ms: a.ms + w.ms }));
-    stats[STAT.thresholdSize] = (recent.bytes / recent.ms) * params["downtime-limit"];
+    this.#rate = recent.bytes / recent.ms;
+    stats[STAT.thresholdSize] = this.#rate * params["downtime-limit"];
     stats[STAT.mbps] = transferred * 8 / (spent / 1000) / 1e6;
     if (stats[STAT.dirtyPagesRate] && transferred > 10000) {
       const pending = stats[STAT.remaining] / pageSize;
@@ -153,8 +160,29 @@ export class SourceCounters {
     return pages * Math.min(this.#bytesPerPage, pageSize + 64);
   }
 
+  /**
+   * What may be left to send when the switchover starts, in wire bytes: the threshold (QEMU's
+   * threshold-size: bandwidth × downtime-limit) less what the switchover must do besides
+   * sending it, measured here — the `backlog` bytes already staged or on their way out (they go
+   * first), and one more dirty-log sync at the last sync's duration. Both count against the
+   * downtime; QEMU's threshold leaves them out. Measured 2026-12-07 (the bench's W, a 1 GiB
+   * WebAssembly guest, downtime-limit 20 ms): a switchover started with up to 3 MiB backlog
+   * (~2 ms at its 1.6 GB/s), and downtimes of 19–24 ms.
+   */
+  switchoverBudget(backlog: number): number {
+    const threshold = this.#in.stats[STAT.thresholdSize];
+    return threshold - backlog - this.#rate * this.#syncMs;
+  }
+
   /** A dirty-log sync (migration_bitmap_sync) and what is measured at it. */
   sync(): void {
+    const clock = this.#in.now ?? (() => performance.now());
+    const t0 = clock();
+    this.#sync();
+    this.#syncMs = clock() - t0;
+  }
+
+  #sync(): void {
     const { stats, pageSize } = this.#in;
     const sender = this.#in.sender();
     const sent = this.#pagesSent() - this.#passMark.pages;

@@ -51,3 +51,42 @@ Deno.test("threshold: the bandwidth of the last five windows together × downtim
   assert.equal(Math.round(stats[STAT.thresholdSize]), Math.round((541_000_000 / 600) * 300));
   assert.ok(stats[STAT.thresholdSize] < 1_200_000 * 300, "below the last, fast window's");
 });
+
+Deno.test("switchover budget: the threshold less the backlog and one more sync at the last one's duration", () => {
+  const stats = createStats();
+  let transferred = 0;
+  let clock = 0;
+  const sender = {
+    pending: 1000,
+    duplicate: 0,
+    normal: 0,
+    encoder: null,
+    bitmap: new Uint8Array(8),
+    // A dirty-log sync that takes 3 ms by the counters' clock.
+    sync: () => (clock += 3, 0),
+  };
+  const counters = new SourceCounters({
+    stats,
+    params: liveParameters({ ...DEFAULT_PARAMETERS, "downtime-limit": 20 }),
+    caps: { ...DEFAULT_CAPABILITIES },
+    pageSize: 4096,
+    vcpu: { throttle: 0 } as unknown as VcpuControl,
+    forceAutoConverge: () => false,
+    sender: () => sender as unknown as PageSender,
+    mfd: () => null,
+    transferred: () => transferred,
+    onPass: () => {},
+    now: () => clock,
+  });
+  counters.begin(0);
+  // Before any window: no threshold, so nothing but an empty RAM can switch over.
+  assert.equal(counters.switchoverBudget(0), 0);
+  transferred = 160_000_000; // 1.6 GB/s over 100 ms: 1.6e6 bytes per ms
+  counters.update(100);
+  assert.equal(stats[STAT.thresholdSize], 1_600_000 * 20, "QEMU's threshold-size, reported as is");
+  assert.equal(counters.switchoverBudget(0), 1_600_000 * 20, "no sync measured yet");
+  counters.sync();
+  const backlog = 3 * 2 ** 20;
+  assert.equal(counters.switchoverBudget(backlog), 1_600_000 * 20 - backlog - 1_600_000 * 3);
+  assert.equal(stats[STAT.thresholdSize], 1_600_000 * 20, "the reported threshold is unchanged");
+});
