@@ -14,6 +14,7 @@ import "./unit/memory_dirty_log.ts";
 import "./unit/memory_huge_pages.ts";
 import "./unit/memory_machine.ts";
 import "./unit/memory_parse.ts";
+import "./unit/memory_prefault.ts";
 import "./unit/memory_snapshot.ts";
 import "./unit/memory_wasm_stdin.ts";
 import "./unit/memory_workload.ts";

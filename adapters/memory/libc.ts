@@ -11,7 +11,7 @@
  */
 
 /** madvise advice values (Linux, every architecture Deno runs on). */
-export const MADV = { DONTNEED: 4, HUGEPAGE: 14, NOHUGEPAGE: 15 } as const;
+export const MADV = { DONTNEED: 4, HUGEPAGE: 14, NOHUGEPAGE: 15, POPULATE_WRITE: 23 } as const;
 
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
@@ -19,6 +19,7 @@ const O_CLOEXEC = 0o2000000;
 type Libc = {
   symbols: {
     madvise(p: Deno.PointerValue, len: bigint, advice: number): number;
+    madvise_async(p: Deno.PointerValue, len: bigint, advice: number): Promise<number>;
     open(path: Uint8Array, flags: number): number;
     read(fd: number, buf: Uint8Array, count: bigint): bigint;
     close(fd: number): number;
@@ -32,6 +33,12 @@ function open(): Libc | null {
     if (Deno.build.os !== "linux") throw new Error("not Linux");
     libc = Deno.dlopen("libc.so.6", {
       madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+      madvise_async: {
+        name: "madvise",
+        parameters: ["pointer", "usize", "i32"],
+        result: "i32",
+        nonblocking: true,
+      },
       open: { parameters: ["buffer", "i32"], result: "i32" },
       read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
       close: { parameters: ["i32"], result: "i32" },
@@ -88,6 +95,25 @@ export function madviseRange(
   return c.symbols.madvise(Deno.UnsafePointer.create(start), end - start, advice) === 0
     ? Number(end - start)
     : 0;
+}
+
+/**
+ * {@link madviseRange} on one of the FFI's blocking threads: the calling thread goes on while
+ * the kernel works (MADV_POPULATE_WRITE faults a range in, which takes ~0.3 s a GiB on 4 KiB
+ * pages here). Resolves to the bytes advised, 0 when the call failed or could not be made.
+ */
+export async function madviseRangeAsync(
+  buf: SharedArrayBuffer | ArrayBuffer,
+  offset: number,
+  length: number,
+  advice: number,
+): Promise<number> {
+  const c = open();
+  if (!c || length <= 0) return 0;
+  const { start, end } = alignedRange(buf, offset, length, 4096);
+  if (end <= start) return 0;
+  const r = await c.symbols.madvise_async(Deno.UnsafePointer.create(start), end - start, advice);
+  return r === 0 ? Number(end - start) : 0;
 }
 
 /**

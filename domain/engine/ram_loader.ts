@@ -19,6 +19,7 @@ import {
   usedPages,
 } from "../../adapters/memory/guest_ram.ts";
 import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
+import { prefaultDown } from "../../adapters/memory/prefault.ts";
 import { xbzrle } from "../codecs/xbzrle.ts";
 import { decodeEncodedPage } from "../wire/encoded_page.ts";
 import { checkPageRunLength, checkRun, decodeRunHeader, decodeZeroRun } from "../wire/mod.ts";
@@ -148,7 +149,8 @@ export class RamLoader {
    * RAM_USED: a growable block grows to the source's size before pages past its old end land,
    * never past its maximum (checkRamUsed refuses, nothing grows). The pages it grows by are zero
    * here as on the source (a grown wasm page is zero; those the source wrote follow as runs),
-   * so they count as arrived.
+   * so they count as arrived. The grown range is prefaulted meanwhile, off this thread
+   * (prefault.ts), as a synthetic guest's RAM is pre-touched before the stream.
    */
   ramUsed(payload: Uint8Array): void {
     const guest = this.#guest;
@@ -162,6 +164,8 @@ export class RamLoader {
     const bytes = checkRamUsed(blocks, u.block, u.bytes);
     const before = usedPages(guest, u.block);
     growBlock(guest, u.block, bytes);
+    // Not awaited: it runs beside the stream, and a failure only leaves pages to fault later.
+    prefaultDown(guest.ram[u.block], before * PAGE_SIZE, bytes).catch(() => {});
     this.#fitViews(u.block);
     const first = guest.layout[u.block].firstPage;
     this.#markSeen(first + before, usedPages(guest, u.block) - before);

@@ -13,17 +13,22 @@ export function addressOf(buf: SharedArrayBuffer | ArrayBuffer): bigint {
 
 /**
  * Bytes of `buf` resident in RAM right now (mincore(2) over its pages, through FFI): unlike the
- * process's RSS, other test modules running in parallel cannot move it.
+ * process's RSS, other test modules running in parallel cannot move it. With `offset` and
+ * `length`, of those bytes only (the pages they touch).
  */
-export function residentBytes(buf: SharedArrayBuffer): number {
+export function residentBytes(
+  buf: SharedArrayBuffer,
+  offset = 0,
+  length = buf.byteLength - offset,
+): number {
   const libc = Deno.dlopen("libc.so.6", {
     mincore: { parameters: ["pointer", "usize", "buffer"], result: "i32" },
   });
   try {
-    const addr = addressOf(buf);
+    const addr = addressOf(buf) + BigInt(offset);
     const page = 4096n;
     const start = addr & ~(page - 1n);
-    const end = (addr + BigInt(buf.byteLength) + page - 1n) & ~(page - 1n);
+    const end = (addr + BigInt(length) + page - 1n) & ~(page - 1n);
     const vec = new Uint8Array(Number((end - start) / page));
     const rc = libc.symbols.mincore(Deno.UnsafePointer.create(start), end - start, vec);
     if (rc !== 0) throw new Error(`mincore failed (${rc})`);

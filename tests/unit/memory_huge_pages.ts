@@ -261,7 +261,7 @@ for (const huge of [true, false]) {
                   hugeKiB: x.anonHugeKiB,
                 }))
               ),
-              resident: m.shared.ram.map(residentBytes),
+              resident: m.shared.ram.map((b) => residentBytes(b)),
             });
           assert.ok(
             got > 0 && got <= aligned,
