@@ -93,8 +93,9 @@ export class PrecopyPhase {
       await s.keepalive();
       this.#applyParams();
       const threshold = s.counters.switchoverBudget(s.sender.unwritten);
-      // The seed: postcopy starts once what cannot move in postcopy (the disk) fits.
-      if (s.toPostcopy && pendingEstimate(s.sections).mustPrecopy <= threshold) {
+      // The seed: postcopy starts once what cannot move in postcopy (the disk) fits; with
+      // nothing of that kind left it starts at once, whatever the budget (which may be < 0).
+      if (s.toPostcopy && pendingEstimate(s.sections).mustPrecopy <= Math.max(0, threshold)) {
         await this.#closeRecords();
         return "postcopy";
       }
