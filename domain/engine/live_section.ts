@@ -110,11 +110,12 @@ export function pendingExact(sections: readonly LiveSection[]): PendingBytes {
 }
 
 /**
- * The switchover may start: nothing is left, or sending what is left costs less than the
- * threshold (bandwidth × downtime-limit), summed over every section.
+ * The switchover may start: nothing is left, or sending what is left, summed over every
+ * section, costs less than the switchover budget (bandwidth × downtime-limit less what else the
+ * downtime pays: SourceCounters.switchoverBudget).
  */
-export function canSwitchOver(pending: PendingBytes, threshold: number): boolean {
-  return pending.wire === 0 || pending.wire < threshold;
+export function canSwitchOver(pending: PendingBytes, budget: number): boolean {
+  return pending.wire === 0 || pending.wire < budget;
 }
 
 /** The destination side of one section (QEMU's load_setup, load_state, load_cleanup). */

@@ -82,7 +82,7 @@ export class PrecopyPhase {
   }
 
   /**
-   * Passes until what every section has left costs less than the threshold (completion) or
+   * Passes until what every section has left costs less than the switchover budget (completion) or
    * postcopy is asked for. Each pass, each live section sends inside its ITERATE record.
    */
   async iterate(): Promise<PrecopyNext> {
@@ -92,17 +92,17 @@ export class PrecopyPhase {
       if (s.status !== "active") throw new Cancelled();
       await s.keepalive();
       this.#applyParams();
-      const threshold = s.counters.switchoverBudget(s.sender.unwritten);
+      const budget = s.counters.switchoverBudget(s.sender.unwritten);
       // The seed: postcopy starts once what cannot move in postcopy (the disk) fits; with
       // nothing of that kind left it starts at once, whatever the budget (which may be < 0).
-      if (s.toPostcopy && pendingEstimate(s.sections).mustPrecopy <= Math.max(0, threshold)) {
+      if (s.toPostcopy && pendingEstimate(s.sections).mustPrecopy <= Math.max(0, budget)) {
         await this.#closeRecords();
         return "postcopy";
       }
-      if (canSwitchOver(pendingEstimate(s.sections), threshold)) {
+      if (canSwitchOver(pendingEstimate(s.sections), budget)) {
         // The pass is over: its records close, then the exact figure (a dirty-log sync).
         await this.#closeRecords();
-        if (canSwitchOver(s.exactPending(), threshold)) return "complete";
+        if (canSwitchOver(s.exactPending(), budget)) return "complete";
       }
       for (const section of this.#live) {
         if (!this.#open.has(section)) {
