@@ -99,10 +99,15 @@ export class PrecopyPhase {
         await this.#closeRecords();
         return "postcopy";
       }
-      if (canSwitchOver(pendingEstimate(s.sections), budget)) {
-        // The pass is over: its records close, then the exact figure (a dirty-log sync).
+      if (canSwitchOver(pendingEstimate(s.sections), s.counters.switchoverBudget(0))) {
+        // The pass is over: its records close, what is staged or on its way goes out now,
+        // while the guest runs (not in the downtime), then the exact figure (a dirty-log sync).
         await this.#closeRecords();
-        if (canSwitchOver(s.exactPending(), budget)) return "complete";
+        await s.sender.flush();
+        const exact = s.exactPending();
+        if (canSwitchOver(exact, s.counters.switchoverBudget(s.sender.unwritten))) {
+          return "complete";
+        }
       }
       for (const section of this.#live) {
         if (!this.#open.has(section)) {
