@@ -10,28 +10,40 @@ import { SourceCounters } from "../../domain/engine/source_counters.ts";
 import type { PageSender } from "../../domain/engine/page_sender.ts";
 import { createStats, STAT } from "../../domain/engine/stats.ts";
 
-Deno.test("threshold: the bandwidth of the last five windows together × downtime-limit", () => {
+/**
+ * Counters over a fake sender and link: `bytes()` is what was sent so far, `clock()` the clock
+ * a dirty-log sync is timed by, and each sync takes `syncMs` by it.
+ */
+function fakeCounters(downtimeLimit: number, bytes: () => number, syncMs = 0) {
   const stats = createStats();
-  let transferred = 0;
+  let clock = 0;
   const sender = {
     pending: 1000,
     duplicate: 0,
     normal: 0,
     encoder: null,
     bitmap: new Uint8Array(8),
+    sync: () => (clock += syncMs, 0),
   };
   const counters = new SourceCounters({
     stats,
-    params: liveParameters({ ...DEFAULT_PARAMETERS, "downtime-limit": 300 }),
+    params: liveParameters({ ...DEFAULT_PARAMETERS, "downtime-limit": downtimeLimit }),
     caps: { ...DEFAULT_CAPABILITIES },
     pageSize: 4096,
     vcpu: { throttle: 0 } as unknown as VcpuControl,
     forceAutoConverge: () => false,
     sender: () => sender as unknown as PageSender,
     mfd: () => null,
-    transferred: () => transferred,
+    transferred: bytes,
     onPass: () => {},
+    now: () => clock,
   });
+  return { stats, counters };
+}
+
+Deno.test("threshold: the bandwidth of the last five windows together × downtime-limit", () => {
+  let transferred = 0;
+  const { stats, counters } = fakeCounters(300, () => transferred);
   let now = 1_000_000;
   counters.begin(now);
   // bytes per ms, each window 100 ms but the third (200 ms: a dirty-log sync ran long)
@@ -53,31 +65,9 @@ Deno.test("threshold: the bandwidth of the last five windows together × downtim
 });
 
 Deno.test("switchover budget: the threshold less the backlog and one more sync at the last one's duration", () => {
-  const stats = createStats();
   let transferred = 0;
-  let clock = 0;
-  const sender = {
-    pending: 1000,
-    duplicate: 0,
-    normal: 0,
-    encoder: null,
-    bitmap: new Uint8Array(8),
-    // A dirty-log sync that takes 3 ms by the counters' clock.
-    sync: () => (clock += 3, 0),
-  };
-  const counters = new SourceCounters({
-    stats,
-    params: liveParameters({ ...DEFAULT_PARAMETERS, "downtime-limit": 20 }),
-    caps: { ...DEFAULT_CAPABILITIES },
-    pageSize: 4096,
-    vcpu: { throttle: 0 } as unknown as VcpuControl,
-    forceAutoConverge: () => false,
-    sender: () => sender as unknown as PageSender,
-    mfd: () => null,
-    transferred: () => transferred,
-    onPass: () => {},
-    now: () => clock,
-  });
+  // A dirty-log sync that takes 3 ms by the counters' clock.
+  const { stats, counters } = fakeCounters(20, () => transferred, 3);
   counters.begin(0);
   // Before any window: no threshold, so nothing but an empty RAM can switch over.
   assert.equal(counters.switchoverBudget(0), 0);
