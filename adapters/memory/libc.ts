@@ -88,13 +88,22 @@ export function madviseRange(
   advice: number,
   align = 4096,
 ): number {
+  const call = madviseCall(buf, offset, length, align);
+  if (!call) return 0;
+  return call.c.symbols.madvise(call.ptr, call.len, advice) === 0 ? Number(call.len) : 0;
+}
+
+/** libc and the aligned range to advise, or null when there is nothing to call (or no libc). */
+function madviseCall(
+  buf: SharedArrayBuffer | ArrayBuffer,
+  offset: number,
+  length: number,
+  align: number,
+): { c: Libc; ptr: Deno.PointerValue; len: bigint } | null {
   const c = open();
-  if (!c || length <= 0) return 0;
+  if (!c || length <= 0) return null;
   const { start, end } = alignedRange(buf, offset, length, align);
-  if (end <= start) return 0;
-  return c.symbols.madvise(Deno.UnsafePointer.create(start), end - start, advice) === 0
-    ? Number(end - start)
-    : 0;
+  return end > start ? { c, ptr: Deno.UnsafePointer.create(start), len: end - start } : null;
 }
 
 /**
@@ -108,12 +117,11 @@ export async function madviseRangeAsync(
   length: number,
   advice: number,
 ): Promise<number> {
-  const c = open();
-  if (!c || length <= 0) return 0;
-  const { start, end } = alignedRange(buf, offset, length, 4096);
-  if (end <= start) return 0;
-  const r = await c.symbols.madvise_async(Deno.UnsafePointer.create(start), end - start, advice);
-  return r === 0 ? Number(end - start) : 0;
+  const call = madviseCall(buf, offset, length, 4096);
+  if (!call) return 0;
+  return await call.c.symbols.madvise_async(call.ptr, call.len, advice) === 0
+    ? Number(call.len)
+    : 0;
 }
 
 /**
