@@ -24,7 +24,6 @@ import "./unit/engine_ram_grow.ts";
 import "./unit/warm_workers.ts";
 import "./unit/engine_ram_loader.ts";
 import "./unit/engine_signal.ts";
-import "./unit/engine_staging.ts";
 import "./unit/engine_stream_state.ts";
 import "./unit/engine_threshold.ts";
 import "./unit/hostile_decode.ts";

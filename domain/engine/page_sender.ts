@@ -126,11 +126,6 @@ export class PageSender {
     this.#ram32[b] = views.ram32[b];
   }
 
-  /** Bytes staged or on their way and not yet written (see Staging.unwritten). */
-  get unwritten(): number {
-    return this.#staging.unwritten;
-  }
-
   /** Writes through a new sink (after a resume); anything staged for the old one is dropped. */
   retarget(sink: ByteSink): void {
     this.#staging.retarget(sink);

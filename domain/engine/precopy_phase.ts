@@ -2,7 +2,7 @@
  * The source's precopy phase (the seed's migration_thread before the switchover, and its
  * completion): the stream's set-up, passes while what the sections have left costs at least
  * the switchover budget (the bandwidth over the last five 100 ms windows × downtime-limit, less
- * the bytes already on their way and one more dirty-log sync: source_counters.ts), then —
+ * one more dirty-log sync: source_counters.ts; what is staged goes out first), then —
  * unless postcopy was asked for — the completion with the vCPU stopped: the rest of each
  * live section, the global state, the full sections (device state), EOF past the point of
  * no return, and the destination's SHUT. It drives a {@link SourceSession}'s sections
@@ -92,22 +92,19 @@ export class PrecopyPhase {
       if (s.status !== "active") throw new Cancelled();
       await s.keepalive();
       this.#applyParams();
-      const budget = s.counters.switchoverBudget(s.sender.unwritten);
+      const budget = s.counters.switchoverBudget();
       // The seed: postcopy starts once what cannot move in postcopy (the disk) fits; with
       // nothing of that kind left it starts at once, whatever the budget (which may be < 0).
       if (s.toPostcopy && pendingEstimate(s.sections).mustPrecopy <= Math.max(0, budget)) {
         await this.#closeRecords();
         return "postcopy";
       }
-      if (canSwitchOver(pendingEstimate(s.sections), s.counters.switchoverBudget(0))) {
+      if (canSwitchOver(pendingEstimate(s.sections), budget)) {
         // The pass is over: its records close, what is staged or on its way goes out now,
         // while the guest runs (not in the downtime), then the exact figure (a dirty-log sync).
         await this.#closeRecords();
         await s.sender.flush();
-        const exact = s.exactPending();
-        if (canSwitchOver(exact, s.counters.switchoverBudget(s.sender.unwritten))) {
-          return "complete";
-        }
+        if (canSwitchOver(s.exactPending(), s.counters.switchoverBudget())) return "complete";
       }
       for (const section of this.#live) {
         if (!this.#open.has(section)) {

@@ -162,16 +162,14 @@ export class SourceCounters {
 
   /**
    * What may be left to send when the switchover starts, in wire bytes: the threshold (QEMU's
-   * threshold-size: bandwidth × downtime-limit) less what the switchover must do besides
-   * sending it, measured here — the `backlog` bytes already staged or on their way out (they go
-   * first), and one more dirty-log sync at the last sync's duration. Both count against the
-   * downtime; QEMU's threshold leaves them out. Measured 2026-12-07 (the bench's W, a 1 GiB
-   * WebAssembly guest, downtime-limit 20 ms): a switchover started with up to 3 MiB backlog
-   * (~2 ms at its 1.6 GB/s), and downtimes of 19–24 ms.
+   * threshold-size: bandwidth × downtime-limit) less the one more dirty-log sync the switchover
+   * makes, at the last sync's measured duration, which QEMU's threshold leaves out. (What is
+   * staged or on its way when the pass ends is written out before the guest stops:
+   * precopy_phase.ts.) Measured 2026-12-07 (the bench's W, a 1 GiB WebAssembly guest,
+   * downtime-limit 20 ms): syncs of 0.1–1.5 ms, downtimes of 19–24 ms before this and the flush.
    */
-  switchoverBudget(backlog: number): number {
-    const threshold = this.#in.stats[STAT.thresholdSize];
-    return threshold - backlog - this.#rate * this.#syncMs;
+  switchoverBudget(): number {
+    return this.#in.stats[STAT.thresholdSize] - this.#rate * this.#syncMs;
   }
 
   /** A dirty-log sync (migration_bitmap_sync) and what is measured at it. */

@@ -37,10 +37,6 @@ export class Staging {
   #cur = 0;
   readonly #writes: Promise<void>[] = [];
   readonly #bufBusy: (Promise<void> | undefined)[] = [undefined, undefined];
-  /** Bytes handed to the sink whose writes have not finished. */
-  #inFlight = 0;
-  /** Counts retargets: a write handed to an earlier sink no longer counts when it settles. */
-  #generation = 0;
 
   /** Stages for `sink`. */
   constructor(sink: ByteSink) {
@@ -57,22 +53,12 @@ export class Staging {
     return this.#views[this.#cur];
   }
 
-  /**
-   * Bytes staged or on their way and not yet taken by the sink: they go out before anything
-   * sent from now on (a switchover counts them in what it has left to send).
-   */
-  get unwritten(): number {
-    return this.off + this.#inFlight;
-  }
-
   /** Writes through a new sink (after a resume); anything staged for the old one is dropped. */
   retarget(sink: ByteSink): void {
     this.#sink = sink;
     this.off = 0;
     this.#writes.length = 0;
     this.#bufBusy.fill(undefined);
-    this.#inFlight = 0;
-    this.#generation++;
   }
 
   /** Makes room for `n` more bytes (≤ STAGING_BYTES), writing out what is staged if need be. */
@@ -90,15 +76,7 @@ export class Staging {
   /** Hands `bytes` to the sink after what is in flight, keeping at most a few writes in flight. */
   async queue(bytes: Uint8Array): Promise<void> {
     const w = this.#sink.write(bytes);
-    const n = bytes.length;
-    this.#inFlight += n;
-    const generation = this.#generation;
-    // Settled either way: a failed write fails the migration (observed when awaited below or
-    // in flush()); one of an old sink no longer counts (retarget zeroed the count).
-    const settled = () => {
-      if (this.#generation === generation) this.#inFlight -= n;
-    };
-    w.then(settled, settled);
+    w.catch(() => {}); // observed when awaited below or in flush()
     this.#writes.push(w);
     if (this.#writes.length > MAX_INFLIGHT) await this.#writes.shift();
   }
