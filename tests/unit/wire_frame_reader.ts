@@ -266,3 +266,60 @@ Deno.test("reader errors: bad header, unknown frame, end before EOF, misuse", as
   assert.equal(r2.bytesRead, dev.length);
   assert.throws(() => new FrameReader(new MemChannel(dev, 1), 1000), RangeError);
 });
+
+Deno.test("a page run that follows a page run lands in its target straight from the channel", async () => {
+  const mib = 1 << 20;
+  const runA = new Uint8Array(mib).fill(0xa1);
+  const runB = new Uint8Array(mib).fill(0xb2);
+  const zeros = Array.from({ length: 100 }, (_, i) => encodeZeroRun(0, 512 + i, 1));
+  const bytes = concat([
+    encodeStreamHeader(),
+    encodePageRun(0, 0, 4096, runA),
+    encodePageRun(0, 256, 4096, runB),
+    ...zeros,
+    encodeEof(),
+  ]);
+  // Serves whatever each read asks for and records where it went (a target, or the reader's
+  // buffer) and how much.
+  const reads: { into: "target" | "buffer"; n: number }[] = [];
+  const targets = new Set<ArrayBufferLike>();
+  const ch = new MemChannel(bytes, Infinity);
+  const record: Channel = {
+    read: async (p) => {
+      const n = await ch.read(p);
+      if (n !== null) reads.push({ into: targets.has(p.buffer) ? "target" : "buffer", n });
+      return n;
+    },
+    write: (p) => ch.write(p),
+    closeWrite: () => ch.closeWrite(),
+    close: () => ch.close(),
+  };
+  const r = new FrameReader(record);
+  await r.readStreamHeader();
+  const landed: Uint8Array[] = [];
+  const buffered: number[] = [];
+  for (const _ of [runA, runB]) {
+    assert.equal((await r.next()).type, FrameType.PAGE_RUN);
+    await r.readBytes(RUN_HEADER_SIZE);
+    const target = new Uint8Array(mib);
+    targets.add(target.buffer);
+    const before = reads.length;
+    await r.readInto(target);
+    landed.push(target);
+    // What of this run's pages came through the reader's buffer (read before readInto).
+    buffered.push(mib - reads.slice(before).reduce((s, x) => s + x.n, 0));
+  }
+  assert.deepEqual(landed, [runA, runB]);
+  // The first run follows small frames: up to the full read-ahead of it may come buffered.
+  assert.ok(buffered[0] > 0 && buffered[0] <= 64 << 10, `first run buffered ${buffered[0]}`);
+  // The second follows a direct read: only what shares a small header read with it.
+  assert.ok(buffered[1] <= 64, `second run: ${buffered[1]} bytes went through the buffer`);
+  // Small frames after it are read ahead in full again: 100 zero runs in two reads at most.
+  const before = reads.length;
+  for (let i = 0; i < zeros.length; i++) {
+    assert.equal((await r.next()).type, FrameType.ZERO_RUN);
+    await r.readPayload();
+  }
+  assert.ok(reads.length - before <= 2, `${reads.length - before} reads for 100 zero runs`);
+  assert.equal((await r.next()).type, FrameType.EOF);
+});
