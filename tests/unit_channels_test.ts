@@ -10,6 +10,7 @@
 import "./unit/channels_exec_file.ts";
 import "./unit/channels_memory_pair.ts";
 import "./unit/channels_proxy.ts";
+import "./unit/channels_send_buffer.ts";
 import "./unit/channels_socket.ts";
 import "./unit/channels_tls.ts";
 import "./unit/channels_tls_trust.ts";

@@ -74,7 +74,7 @@ export class ConnListener implements ChannelListener {
   readonly #listener: Deno.Listener;
   readonly #onAccept: (conn: Deno.Conn) => void;
   readonly #onClose: () => void;
-  readonly #readCoalesceUs?: number;
+  readonly #readCoalesceUs?: number | ((peer: Deno.Addr) => number | undefined);
   #closed = false;
 
   /**
@@ -82,14 +82,15 @@ export class ConnListener implements ChannelListener {
    * @param uri the bound address as a migration URI.
    * @param onAccept tunes each accepted connection (e.g. TCP no-delay).
    * @param onClose runs once after the socket is closed (e.g. removes a socket file).
-   * @param readCoalesceUs the accepted channels' {@link Channel.readCoalesceUs}.
+   * @param readCoalesceUs the accepted channels' {@link Channel.readCoalesceUs}, or how to
+   *   pick it from each one's peer address.
    */
   constructor(
     listener: Deno.Listener,
     uri: string,
     onAccept: (conn: Deno.Conn) => void = () => {},
     onClose: () => void = () => {},
-    readCoalesceUs?: number,
+    readCoalesceUs?: number | ((peer: Deno.Addr) => number | undefined),
   ) {
     this.#listener = listener;
     this.uri = uri;
@@ -103,7 +104,11 @@ export class ConnListener implements ChannelListener {
     if (this.#closed) throw new ChannelClosedError("accept on a closed listener");
     const conn = await this.#listener.accept();
     this.#onAccept(conn);
-    return new ConnChannel(conn, this.#readCoalesceUs);
+    const coalesce = this.#readCoalesceUs;
+    return new ConnChannel(
+      conn,
+      typeof coalesce === "function" ? coalesce(conn.remoteAddr) : coalesce,
+    );
   }
 
   /** Stops listening (pending accepts reject). Safe to call twice. */

@@ -2,7 +2,8 @@
  * Read coalescing (FrameReader.coalesceUs, Channel.readCoalesceUs): over a real TCP socket
  * fed in small pieces by a writer on another thread, a reader that pauses after short reads
  * inside a large payload reads the same bytes in far fewer, larger reads; with coalescing
- * off it reads as the pieces come. TCP channels offer it, unix ones do not.
+ * off it reads as the pieces come. TCP channels offer it unless the peer is on loopback (whose
+ * sender keeps a 1 MiB send buffer: adapters/channels/send_buffer.ts); unix ones do not.
  */
 import assert from "node:assert/strict";
 import type { Channel } from "../../domain/ports.ts";
@@ -12,7 +13,7 @@ import {
   FrameReader,
   RUN_HEADER_SIZE,
 } from "../../domain/wire/mod.ts";
-import { listenTcp } from "../../adapters/channels/tcp.ts";
+import { listenTcp, TCP_READ_COALESCE_US, tcpReadCoalesceUs } from "../../adapters/channels/tcp.ts";
 import { listenUnix } from "../../adapters/channels/unix.ts";
 import { concat } from "../helpers/bytes.ts";
 
@@ -59,7 +60,7 @@ async function readRuns(coalesceUs: number, bytes: Uint8Array) {
     close: () => channel.close(),
   };
   try {
-    assert.equal(channel.readCoalesceUs, 200, "a TCP channel offers read coalescing");
+    assert.equal(channel.readCoalesceUs, undefined, "a loopback TCP channel does not pause");
     const reader = new FrameReader(counting);
     reader.coalesceUs = coalesceUs;
     await reader.readStreamHeader();
@@ -118,5 +119,16 @@ Deno.test("read coalescing: unix channels do not offer it", async () => {
     listener.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("read coalescing: TCP channels offer it to peers off loopback only", () => {
+  const tcp = (hostname: string): Deno.NetAddr => ({ transport: "tcp", hostname, port: 4444 });
+  assert.equal(TCP_READ_COALESCE_US, 200);
+  for (const far of ["192.0.2.7", "10.1.2.3", "2001:db8::1", "::ffff:192.0.2.7"]) {
+    assert.equal(tcpReadCoalesceUs(tcp(far)), 200, far);
+  }
+  for (const near of ["127.0.0.1", "127.3.4.5", "::1", "::ffff:127.0.0.1"]) {
+    assert.equal(tcpReadCoalesceUs(tcp(near)), undefined, near);
   }
 });
