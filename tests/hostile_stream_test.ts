@@ -207,7 +207,7 @@ Deno.test("hostile: streams that are not Ferry's, and one ending after POSTCOPY_
         const qevm = concat([new TextEncoder().encode("QEVM"), new Uint8Array(1 << 20).fill(0x5a)]);
         const cases: [Uint8Array, RegExp][] = [
           [qevm, /not a Ferry migration stream \(magic 0x5145564d/],
-          [v1, /unsupported migration stream version 1 \(this side speaks version 2\)/],
+          [v1, /unsupported migration stream version 1 \(this side speaks version 3\)/],
           [flags, /reserved flags set \(0x0001\)/],
         ];
         for (const [bytes, text] of cases) {

@@ -34,7 +34,7 @@ export interface MultifdChannelStart {
 
 let writer: ChannelWriter | null = null;
 
-/** Fewest pages a channel claims at once (1 MiB: one PAGE_RUN of MAX_RUN_PAGES). */
+/** Fewest pages a channel claims at once (1 MiB; a PAGE_RUN may hold up to MAX_RUN_PAGES). */
 const CLAIM_PAGES = 256;
 
 async function run(m: MultifdChannelStart): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * The source's hot path: walks the migration bitmap, classifies each dirty page as zero
- * or normal, and packs runs of each into ~1 MiB frames (one `set()` per run straight from
- * guest RAM) through the double-buffered staging (staging.ts).
+ * or normal, and sends runs of each: zero runs and short page runs packed into the
+ * double-buffered staging (staging.ts), long page runs (up to MAX_RUN_PAGES, 4 MiB) written
+ * straight from guest RAM behind their header.
  *
  * @module
  */

@@ -18,16 +18,19 @@ import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import { PAGE_SIZE } from "../../adapters/memory/layout.ts";
 import { markReceivedRange } from "../../adapters/memory/vcpu_control.ts";
 import { isZeroPage } from "../../adapters/memory/zero_page.ts";
+import { MAX_RUN_PAGES } from "../wire/frames.ts";
 import { WireError } from "../wire/wire_error.ts";
 
 /** The kinds of placement (see the module doc). */
 export type PlacementKind = "ram" | "postcopy" | "cache";
 
 /**
- * The biggest PAGE_RUN (MAX_RUN_PAGES pages), landed aside in postcopy. A reused 1 MiB buffer:
- * not advised huge pages (see STAGING in page_sender.ts for why and the figures).
+ * The biggest PAGE_RUN (MAX_RUN_PAGES pages), landed aside in postcopy. A reused 4 MiB buffer,
+ * allocated by the first run that lands: not advised huge pages (see STAGING in staging.ts for
+ * why and the figures). A postcopy source sends at most 64 pages between looks at its request
+ * queue, so in practice runs there are small and little of it is touched.
  */
-const RUN_BYTES = 256 * PAGE_SIZE;
+const RUN_BYTES = MAX_RUN_PAGES * PAGE_SIZE;
 
 /** The guest's RAM and the page maps a placement writes (owned by the RAM loader). */
 export interface PageMaps {

@@ -194,7 +194,7 @@ export interface Mutation {
   byteOps: ByteOp[];
 }
 
-const BIG = [0xffffffff, 0x80000000, 0x7fffffff, 0x01000000, 16777227, 65537, 1 << 20];
+const BIG = [0xffffffff, 0x80000000, 0x7fffffff, 0x01000000, 67108875, 65537, 1 << 20];
 
 /** Lengths a hostile peer likes: huge, off by one around the table's bounds, small. */
 const hostileLength = fc.oneof(
@@ -219,7 +219,21 @@ const hostileType = fc.oneof(
 );
 
 const runValue = fc.oneof(
-  fc.constantFrom(0, 1, 2, 255, 256, 257, 0xffff, 0xffffffff, 0xfffffffe, 0x7fffffff),
+  fc.constantFrom(
+    0,
+    1,
+    2,
+    255,
+    256,
+    257,
+    1023,
+    1024,
+    1025,
+    0xffff,
+    0xffffffff,
+    0xfffffffe,
+    0x7fffffff,
+  ),
   fc.nat({ max: 0xffffffff }),
 );
 

@@ -63,7 +63,7 @@ const nameArb = utf8Names(40);
 
 Deno.test("stream header round-trips and rejects bad magic, version and flags", () => {
   const h = encodeStreamHeader();
-  assert.deepEqual([...h], [0x46, 0x45, 0x52, 0x59, 0, 2, 0, 0]);
+  assert.deepEqual([...h], [0x46, 0x45, 0x52, 0x59, 0, 3, 0, 0]);
   decodeStreamHeader(h);
   throwsWire(() => decodeStreamHeader(h.subarray(0, 7)), /migration stream truncated/);
   const bad = h.slice();
@@ -73,13 +73,19 @@ Deno.test("stream header round-trips and rejects bad magic, version and flags", 
   v1[5] = 1;
   throwsWire(
     () => decodeStreamHeader(v1),
-    "unsupported migration stream version 1 (this side speaks version 2)",
+    "unsupported migration stream version 1 (this side speaks version 3)",
   );
-  const v3 = h.slice();
-  v3[5] = 3;
+  const v2 = h.slice();
+  v2[5] = 2;
   throwsWire(
-    () => decodeStreamHeader(v3),
-    "unsupported migration stream version 3 (this side speaks version 2)",
+    () => decodeStreamHeader(v2),
+    "unsupported migration stream version 2 (this side speaks version 3)",
+  );
+  const v4 = h.slice();
+  v4[5] = 4;
+  throwsWire(
+    () => decodeStreamHeader(v4),
+    "unsupported migration stream version 4 (this side speaks version 3)",
   );
   const flags = h.slice();
   flags[7] = 1;
@@ -213,8 +219,8 @@ Deno.test("frame header rejects unknown types, wrong fixed lengths and oversize 
   throwsWire(() => decodeFrameHeader(header(FrameType.SECTION_FULL, 0xffffffff)), /exceeds/);
   throwsWire(() => decodeFrameHeader(header(FrameType.GLOBAL_STATE, 65)), /exceeds the maximum 64/);
   throwsWire(
-    () => decodeFrameHeader(header(FrameType.PAGE_RUN, 10 + 256 * 65536 + 1)),
-    "frame PAGE_RUN payload length 16777227 exceeds the maximum 16777226",
+    () => decodeFrameHeader(header(FrameType.PAGE_RUN, 10 + 1024 * 65536 + 1)),
+    "frame PAGE_RUN payload length 67108875 exceeds the maximum 67108874",
   );
   throwsWire(() => decodeFrameHeader(header(FrameType.PAGE_RUN, 9)), /below the minimum/);
   throwsWire(() => decodeFrameHeader(header(FrameType.CONFIG, 0).subarray(0, 4)), /truncated/);
@@ -269,9 +275,9 @@ Deno.test("malformed payloads are rejected with WireError", () => {
   throwsWire(() => decodeZeroRun(zero), "ZERO_RUN with a page count of 0");
   throwsWire(() => decodeZeroRun(new Uint8Array(9)), /expected 10/);
   throwsWire(() => decodeRunHeader(zero), "PAGE_RUN with a page count of 0");
-  zero[8] = 1; // count 257
+  zero[8] = 4; // count 1025
   zero[9] = 1;
-  throwsWire(() => decodeRunHeader(zero), "PAGE_RUN page count 257 exceeds 256");
+  throwsWire(() => decodeRunHeader(zero), "PAGE_RUN page count 1025 exceeds 1024");
   throwsWire(() => decodeRunHeader(new Uint8Array(9)), /truncated/);
   throwsWire(
     () => checkPageRunLength(10 + 4096, 2, 4096),
@@ -330,7 +336,7 @@ Deno.test("decoders given random bytes return or throw WireError, nothing else",
 Deno.test("encoders refuse values the format cannot carry", () => {
   const v = new DataView(new ArrayBuffer(64));
   assert.throws(() => putPageRunHeader(v, 0, 0, 0, 0, 4096), RangeError);
-  assert.throws(() => putPageRunHeader(v, 0, 0, 0, 257, 4096), RangeError);
+  assert.throws(() => putPageRunHeader(v, 0, 0, 0, MAX_RUN_PAGES + 1, 4096), RangeError);
   assert.throws(() => putPageRunHeader(v, 0, 0, 0, 1, 3000), RangeError);
   assert.throws(() => putPageRunHeader(v, 0, 0x10000, 0, 1, 4096), RangeError);
   assert.throws(() => putZeroRun(v, 0, 0, 2 ** 32, 1), RangeError);

@@ -113,7 +113,7 @@ function recording(ch: Channel, into: Uint8Array[]): Channel {
   });
 }
 
-Deno.test("wire v2: a migration carries RAM in 'ram' records and the device state whole", async () => {
+Deno.test("wire sections: a migration carries RAM in 'ram' records and the device state whole", async () => {
   const src = await Machine.create({
     blocks: [{ name: "pc.ram", size: 2 << 20 }],
     fill: "random",
@@ -137,7 +137,7 @@ Deno.test("wire v2: a migration carries RAM in 'ram' records and the device stat
     assert.equal(ok, true, d.errors.join("; "));
     assert.deepEqual((await src.digest("now")).blocks, (await dst.digest("now")).blocks);
     const stream = concat(written);
-    assert.deepEqual([...stream.subarray(4, 6)], [0, 2], "stream version 2");
+    assert.deepEqual([...stream.subarray(4, 6)], [0, 3], "stream version 3");
     const frames = framesOf(stream);
     const starts = frames.filter((f) => f.type === FrameType.SECTION_START)
       .map((f) => decodeSectionStart(f.payload));
@@ -165,7 +165,7 @@ Deno.test("wire v2: a migration carries RAM in 'ram' records and the device stat
   }
 });
 
-Deno.test("wire v2: an unknown section id, another name or an unsupported version is refused", async () => {
+Deno.test("wire sections: an unknown section id, another name or an unsupported version is refused", async () => {
   const dst = await hostileDestination();
   const isStart = (f: Uint8Array) => f[0] === FrameType.SECTION_START;
   const isFull = (f: Uint8Array) => f[0] === FrameType.SECTION_FULL;
@@ -210,12 +210,12 @@ Deno.test("wire v2: an unknown section id, another name or an unsupported versio
   }
 });
 
-Deno.test("wire v2: a version 1 stream is refused naming both versions, and the source hears why", async () => {
+Deno.test("wire sections: a version 1 stream is refused naming both versions, and the source hears why", async () => {
   const dst = await hostileDestination();
   try {
     const v1 = concat(validFrames());
     v1[5] = 1;
-    const message = "unsupported migration stream version 1 (this side speaks version 2)";
+    const message = "unsupported migration stream version 1 (this side speaks version 3)";
     assert.equal(await load(dst, v1), message);
     // Over a socket the destination sends its reason back; the source's error-desc says it.
     const [a, b] = memoryChannelPair(256 << 10);
@@ -244,7 +244,7 @@ Deno.test("wire v2: a version 1 stream is refused naming both versions, and the 
   }
 });
 
-Deno.test("wire v2: truncated, extended or oversized section records are refused clearly", async () => {
+Deno.test("wire sections: truncated, extended or oversized section records are refused clearly", async () => {
   const dst = await hostileDestination();
   const base = validFrames();
   const records = base.flatMap((f, i) =>
@@ -292,7 +292,7 @@ Deno.test("wire v2: truncated, extended or oversized section records are refused
   }
 });
 
-Deno.test("wire v2: section decoders refuse what their lengths do not cover", () => {
+Deno.test("wire sections: section decoders refuse what their lengths do not cover", () => {
   const full = deviceRecord(idleDeviceState()).subarray(FRAME_HEADER_SIZE);
   assert.throws(() => decodeSectionFull(full.subarray(0, 9)), /at least 10/);
   assert.throws(() => decodeSectionFull(full.subarray(0, 12)), /shorter than its 6-byte name/);
