@@ -76,7 +76,10 @@ function decodeSockaddr(b: Uint8Array): { family: number; port: number; v4: stri
   return { family, port, v4: family === AF_INET ? `${b[4]}.${b[5]}.${b[6]}.${b[7]}` : null };
 }
 
-/** True when a socket address the kernel reported is `addr`. */
+/**
+ * True when a socket address the kernel reported is `addr`: family, port and (IPv4) address; an
+ * IPv6 one by family and port (local and peer ports together name one connection here).
+ */
 function sameAddr(raw: Uint8Array, addr: Deno.NetAddr): boolean {
   const a = decodeSockaddr(raw);
   if (a.port !== addr.port) return false;
