@@ -1,10 +1,10 @@
 /**
  * The raw baseline's two halves, one per process: `sink` listens, accepts one connection
  * and reads it to the end into one reused buffer; `source` connects and writes `--bytes`
- * bytes from one buffer in `--chunk`-sized writes (with an agent's sender's socket settings: over
- * loopback TCP a 1 MiB send buffer, adapters/channels/send_buffer.ts), then half-closes. Each prints one JSON
- * line on stdout with wall-clock timestamps (performance.timeOrigin + now(), so the
- * orchestrator can compare the two processes' clocks).
+ * bytes from one buffer in `--chunk`-sized writes (with an agent's sender's socket settings:
+ * over loopback TCP a 1 MiB send buffer, adapters/channels/send_buffer.ts), then half-closes.
+ * Each prints one JSON line on stdout with wall-clock timestamps (performance.timeOrigin +
+ * now(), so the orchestrator can compare the two processes' clocks).
  *
  * Usage:
  *   deno run -A bench/raw_socket.ts sink tcp:127.0.0.1:0 [--chunk N] [--span N]

@@ -74,7 +74,7 @@ export class ConnListener implements ChannelListener {
   readonly #listener: Deno.Listener;
   readonly #onAccept: (conn: Deno.Conn) => void;
   readonly #onClose: () => void;
-  readonly #readCoalesceUs?: number | ((peer: Deno.Addr) => number | undefined);
+  readonly #readCoalesceUs: (peer: Deno.Addr) => number | undefined;
   #closed = false;
 
   /**
@@ -82,15 +82,15 @@ export class ConnListener implements ChannelListener {
    * @param uri the bound address as a migration URI.
    * @param onAccept tunes each accepted connection (e.g. TCP no-delay).
    * @param onClose runs once after the socket is closed (e.g. removes a socket file).
-   * @param readCoalesceUs the accepted channels' {@link Channel.readCoalesceUs}, or how to
-   *   pick it from each one's peer address.
+   * @param readCoalesceUs each accepted channel's {@link Channel.readCoalesceUs}, from its peer's
+   *   address (default: none).
    */
   constructor(
     listener: Deno.Listener,
     uri: string,
     onAccept: (conn: Deno.Conn) => void = () => {},
     onClose: () => void = () => {},
-    readCoalesceUs?: number | ((peer: Deno.Addr) => number | undefined),
+    readCoalesceUs: (peer: Deno.Addr) => number | undefined = () => undefined,
   ) {
     this.#listener = listener;
     this.uri = uri;
@@ -104,11 +104,7 @@ export class ConnListener implements ChannelListener {
     if (this.#closed) throw new ChannelClosedError("accept on a closed listener");
     const conn = await this.#listener.accept();
     this.#onAccept(conn);
-    const coalesce = this.#readCoalesceUs;
-    return new ConnChannel(
-      conn,
-      typeof coalesce === "function" ? coalesce(conn.remoteAddr) : coalesce,
-    );
+    return new ConnChannel(conn, this.#readCoalesceUs(conn.remoteAddr));
   }
 
   /** Stops listening (pending accepts reject). Safe to call twice. */

@@ -38,9 +38,10 @@ const READ_AHEAD = 64 << 10;
 /**
  * How far it reads ahead for the first header after a payload read straight into its target.
  * What follows a page run is most often another one, whose pages would otherwise land in this
- * buffer first (up to 64 KiB of each MiB) and be copied into guest RAM a second time. Measured
- * 2026-12-07 (1 GiB random guest over loopback TCP, 4 alternating pairs): 4.53–4.75 GB/s against
- * 4.23–4.44 with the source's send buffer capped (tcp.ts), 3.51–4.08 against 3.59–3.65 without.
+ * buffer first (up to 64 KiB of each run) and be copied into guest RAM a second time. Measured
+ * 2026-12-07 (1 GiB random guest over loopback TCP, 1 MiB runs, 4 alternating pairs): 4.53–4.75
+ * GB/s against 4.23–4.44 with the source's send buffer capped
+ * (adapters/channels/send_buffer.ts), 3.51–4.08 against 3.59–3.65 without.
  * Streams of small frames (zero runs, device state) keep the full read-ahead.
  */
 const AFTER_DIRECT_READ_AHEAD = 64;
