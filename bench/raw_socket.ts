@@ -2,7 +2,8 @@
  * The raw baseline's two halves, one per process: `sink` listens, accepts one connection
  * and reads it to the end into one reused buffer; `source` connects and writes `--bytes`
  * bytes from one buffer in `--chunk`-sized writes (with an agent's sender's socket settings:
- * over loopback TCP a 1 MiB send buffer, adapters/channels/send_buffer.ts), then half-closes.
+ * over loopback TCP a 1 MiB send buffer, over a unix socket 4 MiB;
+ * adapters/channels/send_buffer.ts), then half-closes.
  * Each prints one JSON line on stdout with wall-clock timestamps (performance.timeOrigin +
  * now(), so the orchestrator can compare the two processes' clocks).
  *
@@ -28,7 +29,7 @@
  */
 import { cpuUsage } from "node:process";
 import { parseArgs } from "node:util";
-import { capLoopbackSendBuffer } from "../adapters/channels/send_buffer.ts";
+import { capLoopbackSendBuffer, raiseUnixSendBuffer } from "../adapters/channels/send_buffer.ts";
 import { adviseHugePages, hugePageBytes } from "../adapters/memory/huge_pages.ts";
 
 /** What `sink` prints once listening. */
@@ -199,8 +200,11 @@ async function source(
   const connectAt = wallNow();
   const conn = await connectTo(uri);
   if (conn.localAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
-  // The socket settings an agent's sender has: over loopback, a 1 MiB send buffer.
+  // The socket settings an agent's sender has: over loopback TCP a 1 MiB send buffer, over a
+  // unix socket 4 MiB (adapters/channels/send_buffer.ts).
   capLoopbackSendBuffer(conn);
+  const a = parseUri(uri);
+  if ("path" in a) raiseUnixSendBuffer(a.path);
   const firstWriteAt = wallNow();
   let sent = 0;
   let writes = 0;

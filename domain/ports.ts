@@ -22,8 +22,8 @@ export interface Channel {
   /**
    * How long (µs) a reader in the middle of a large payload may pause after a short read, so
    * the transport hands over a bigger batch next time: fewer wake-ups of both ends, like a
-   * NIC's interrupt coalescing. Only transports with deep kernel buffers set it (TCP);
-   * elsewhere (unix sockets: ~200 KiB) a pause would stall the writer.
+   * NIC's interrupt coalescing. Only TCP to a peer off this host sets it: with a local peer
+   * (loopback TCP, unix sockets) the sender waits while the reader pauses.
    */
   readonly readCoalesceUs?: number;
 }

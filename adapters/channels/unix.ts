@@ -8,10 +8,16 @@
 
 import type { ChannelListener } from "../../domain/ports.ts";
 import { ConnChannel, ConnListener } from "./conn_channel.ts";
+import { raiseUnixSendBuffer } from "./send_buffer.ts";
 
-/** Connects to the socket at `path`. Errors are Deno's (see connectChannel for wrapping). */
+/**
+ * Connects to the socket at `path`, with a 4 MiB send buffer (send_buffer.ts). Errors are
+ * Deno's (see connectChannel for wrapping).
+ */
 export async function connectUnix(path: string): Promise<ConnChannel> {
-  return new ConnChannel(await Deno.connect({ transport: "unix", path }));
+  const conn = await Deno.connect({ transport: "unix", path });
+  raiseUnixSendBuffer(path);
+  return new ConnChannel(conn);
 }
 
 /** Listens on `path`, replacing a stale socket file; the listener's `uri` is `unix:PATH`. */
