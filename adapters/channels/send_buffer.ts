@@ -24,7 +24,7 @@
  * ends take turns every 208 KiB. Measured 2026-12-07 on the same host, 1 GiB between two
  * touched buffers in two processes, three alternating rounds:
  * - a raw Deno pair: 7.8–8.2 GB/s with 4 MiB, each end ~130 ms of CPU; with the default 1.5,
- *   6.5 and 4.8 GB/s (the slow runs spend 700 ms of CPU sending); with 1 MiB 4.0, 7.8, 1.4;
+ *   6.5 and 4.8 GB/s (the slowest spent 700 ms of CPU sending); with 1 MiB 4.0, 7.8, 1.4;
  * - Ferry's 1 GiB random guest over multifd (2 channels, unix), every unix socket's default
  *   at 4 MiB (net.core.wmem_default): median 6.8 GB/s (5.5–7.4, 6 repetitions) against 5.9
  *   (5.2–6.1); one channel: median 6.2 against 5.8;
