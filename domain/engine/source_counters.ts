@@ -166,7 +166,8 @@ export class SourceCounters {
    * makes, at the last sync's measured duration, which QEMU's threshold leaves out. (What is
    * staged or on its way when the pass ends is written out before the guest stops:
    * precopy_phase.ts.) Measured 2026-12-07 (the bench's W, a 1 GiB WebAssembly guest,
-   * downtime-limit 20 ms): syncs of 0.1–1.5 ms, downtimes of 19–24 ms before this and the flush.
+   * downtime-limit 20 ms): syncs of 0.1–1.5 ms, downtimes of 19–24 ms before this and the
+   * flush.
    */
   switchoverBudget(): number {
     return this.#in.stats[STAT.thresholdSize] - this.#rate * this.#syncMs;

@@ -101,7 +101,10 @@ export function decodeZeroRun(payload: Uint8Array): WireRun {
   return decodeRun(payload, "ZERO_RUN");
 }
 
-/** Decodes the 10-byte run header at the start of a PAGE_RUN payload; count must be 1..MAX_RUN_PAGES. */
+/**
+ * Decodes the 10-byte run header at the start of a PAGE_RUN payload; count must be
+ * 1..MAX_RUN_PAGES.
+ */
 export function decodeRunHeader(payload: Uint8Array): WireRun {
   const run = decodeRun(payload, "PAGE_RUN");
   if (run.count > MAX_RUN_PAGES) {

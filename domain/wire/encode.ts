@@ -170,7 +170,10 @@ export function encodeZeroRun(
   return b;
 }
 
-/** Encodes a whole PAGE_RUN frame; `data.length` must be a whole number (1..MAX_RUN_PAGES) of pages. */
+/**
+ * Encodes a whole PAGE_RUN frame; `data.length` must be a whole number (1..MAX_RUN_PAGES) of
+ * pages.
+ */
 export function encodePageRun(
   block: number,
   firstPage: number,
