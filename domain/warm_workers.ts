@@ -41,6 +41,8 @@ export class WarmWorkers {
       if (this.#idle.get(url.href) === worker) this.#idle.delete(url.href);
       worker.terminate();
     };
+    // While it waits, it makes its data path hot (engine/warm_up.ts).
+    worker.postMessage({ t: "warm-up" });
     this.#idle.set(url.href, worker);
   }
 

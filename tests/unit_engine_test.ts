@@ -22,6 +22,7 @@ import "./unit/engine_postcopy.ts";
 import "./unit/engine_postcopy_pacer.ts";
 import "./unit/engine_ram_grow.ts";
 import "./unit/warm_workers.ts";
+import "./unit/engine_warm_up.ts";
 import "./unit/engine_ram_loader.ts";
 import "./unit/engine_signal.ts";
 import "./unit/engine_stream_state.ts";

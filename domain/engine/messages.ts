@@ -93,6 +93,8 @@ export type WorkerMessage =
 export type MainMessage =
   | { t: "transition-result"; seq: number; ok: boolean }
   | { t: "cancel" }
+  /** An idle Worker makes its data path hot for the next migration (warm_up.ts). */
+  | { t: "warm-up" }
   | { t: "params"; params: LiveParams }
   | { t: "postcopy" }
   | { t: "auto-converge" }

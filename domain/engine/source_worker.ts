@@ -19,6 +19,7 @@ import { DEFAULT_PARAMETERS, liveParameters } from "../options.ts";
 import { runSource, type SourceContext } from "./source_run.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
 import { CANCEL_GRACE_MS } from "./peer_reason.ts";
+import { warmUpDataPath } from "./warm_up.ts";
 
 /**
  * One migration's state in this Worker. A Worker kept warm (warm_workers.ts) runs several
@@ -37,6 +38,8 @@ interface Run {
 }
 
 let run: Run | null = null;
+/** The warm-up under way or done (warm_up.ts); a run starts after it. */
+let warming: Promise<unknown> = Promise.resolve();
 /** Compression pools get their Workers from the main thread (nested ones start slowly). */
 const codecAnswer = useParentCodecThreads((m) => self.postMessage(m satisfies WorkerMessage));
 
@@ -71,7 +74,7 @@ function startRun(m: SourceStart & { run?: number }): Run {
     recovering: m.recover !== undefined,
   };
   const r: Run = Object.assign(io, { id, link, control, params, ctx });
-  runSource(ctx).finally(() => {
+  warming.then(() => runSource(ctx)).finally(() => {
     if (run === r) run = null;
     post({ t: "done" });
   });
@@ -83,6 +86,11 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
   if (codecAnswer(m)) return;
   if (m.t === "start") {
     run = startRun(m);
+    return;
+  }
+  if (m.t === "warm-up") {
+    // Without a loopback socket the run goes on cold; nothing else depends on it.
+    warming = warmUpDataPath().catch(() => {});
     return;
   }
   const r = run;

@@ -70,7 +70,17 @@ Deno.test("warm workers: one idle Worker per module; after close every one given
   a.terminate();
 });
 
-Deno.test("warm workers: prestart keeps one Worker started ahead for the first take; one that fails to load is dropped, no uncaught error here", async () => {
+/** Starts a run in `w` (the fixture) and resolves to the `warm-up` messages it had before. */
+function firstPass(w: Worker): Promise<number> {
+  return new Promise((resolve) => {
+    w.onmessage = (e) => {
+      if (e.data.t === "pass") resolve(e.data.warmUps);
+    };
+    w.postMessage({ t: "start", hold: true });
+  });
+}
+
+Deno.test("warm workers: prestart keeps one Worker started ahead (told to warm up) for the first take; one that fails to load is dropped, no uncaught error here", async () => {
   const made: Worker[] = [];
   const Real = globalThis.Worker;
   globalThis.Worker = class extends Real {
@@ -86,7 +96,12 @@ Deno.test("warm workers: prestart keeps one Worker started ahead for the first t
     assert.equal(made.length, 1, "one started ahead, not two");
     const first = warm.take(FIXTURE);
     assert.equal(first, made[0], "the first take gets the Worker started ahead");
-    assert.notEqual(warm.take(FIXTURE), first, "nothing idle after it: a new one");
+    const fresh = warm.take(FIXTURE);
+    assert.notEqual(fresh, first, "nothing idle after it: a new one");
+    // The one started ahead was asked to warm its data path up while idle; a Worker started
+    // for a take was not (its migration would wait for it).
+    assert.deepEqual(await firstPass(first), 1);
+    assert.deepEqual(await firstPass(fresh), 0);
     // A module that cannot load: its error is no one's (no uncaught error in this process);
     // the Worker is dropped, so the next prestart starts another.
     const bad = new URL("data:application/javascript,throw new Error('cannot load')");
