@@ -11,8 +11,9 @@
  * stream's first ~25 ms, and the rest at the switchover; a trace of the scheduler showed those
  * compiles taking a CPU for 1–3.6 ms at a time while the data path or the receiver waited to
  * run. The same source agent's third migration (warm code, a fresh destination) ran at a
- * median of 5.6 GB/s against 5.1 for its first (8 agents). The figures with this warm-up are in
- * `deno task bench` (scenario A) and in the commit that brought it.
+ * median of 5.6 GB/s against 5.1 for its first (8 agents). With this warm-up, fresh agents
+ * each time, 26 alternating pairs against the code before it: median 4.96 GB/s against 4.74,
+ * 18 of 26 pairs faster, means 4.77 against 4.74 (the host's noise is of the same size).
  *
  * What it costs: two scratch guests of WARM_UP_BYTES and ~10–30 ms of one core, once per
  * Worker, while the Worker waits for work (the source's kept-warm Worker, warm_workers.ts; the
