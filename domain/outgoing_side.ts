@@ -60,7 +60,9 @@ export class OutgoingSide {
   /** An outgoing side with nothing started. */
   constructor(deps: OutgoingDeps) {
     this.#deps = deps;
-    if (deps.prestart) this.#warm.prestart(SOURCE_WORKER);
+    if (deps.prestart) {
+      this.#warm.prestart(SOURCE_WORKER, { t: "warm-up", guest: deps.machine.shared });
+    }
   }
 
   /** Terminates the source Worker kept between migrations (agent shutdown). */

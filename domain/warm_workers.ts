@@ -31,9 +31,10 @@ export class WarmWorkers {
   /**
    * Starts a Worker of `url` now and keeps it idle for the next take, unless one is kept
    * already (the first migration then does not wait for a Worker to come up). One that fails
-   * to load is dropped; the take after it starts a new one, whose failure is reported.
+   * to load is dropped; the take after it starts a new one, whose failure is reported. It is
+   * sent `warmUp` at once, to make its data path hot while it waits.
    */
-  prestart(url: URL): void {
+  prestart(url: URL, warmUp: object = { t: "warm-up" }): void {
     if (this.#closed || this.#idle.has(url.href)) return;
     const worker = new Worker(url, { type: "module" });
     worker.onerror = (e) => {
@@ -42,7 +43,7 @@ export class WarmWorkers {
       worker.terminate();
     };
     // While it waits, it makes its data path hot (engine/warm_up.ts).
-    worker.postMessage({ t: "warm-up" });
+    worker.postMessage(warmUp);
     this.#idle.set(url.href, worker);
   }
 

@@ -153,7 +153,7 @@ async function serve(m: DestinationStart): Promise<void> {
   link = new MainLink(m.status, (msg: WorkerMessage) => self.postMessage(msg));
   // While it waits for a source, the data path gets hot; without a loopback socket it goes on
   // cold (nothing else depends on it).
-  warmed = warmUpDataPath().catch(() => {});
+  warmed = warmUpDataPath(m.guest).catch(() => {});
   try {
     tlsOpts = m.tls;
     listener = await listenChannel(m.uri, { tls: m.tls });

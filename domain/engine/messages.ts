@@ -93,8 +93,11 @@ export type WorkerMessage =
 export type MainMessage =
   | { t: "transition-result"; seq: number; ok: boolean }
   | { t: "cancel" }
-  /** An idle Worker makes its data path hot for the next migration (warm_up.ts). */
-  | { t: "warm-up" }
+  /**
+   * An idle Worker makes its data path hot for the next migration (warm_up.ts), on scratch
+   * guests shaped like `guest` (the agent's; not touched).
+   */
+  | { t: "warm-up"; guest?: SharedGuest }
   | { t: "params"; params: LiveParams }
   | { t: "postcopy" }
   | { t: "auto-converge" }

@@ -90,7 +90,7 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
   }
   if (m.t === "warm-up") {
     // Without a loopback socket the run goes on cold; nothing else depends on it.
-    warming = warmUpDataPath().catch(() => {});
+    warming = warmUpDataPath(m.guest).catch(() => {});
     return;
   }
   const r = run;
