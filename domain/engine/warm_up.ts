@@ -161,6 +161,7 @@ async function send(guest: SharedGuest, link: SourceLink, passes: number): Promi
 /** The destination's side: every frame up to EOF through the RAM section's loader. */
 async function receive(guest: SharedGuest, channel: Channel): Promise<void> {
   const reader = new FrameReader(channel);
+  reader.coalesceUs = 0; // as a destination's run sets it (dest_run.ts)
   const stats = createStats();
   const section = new RamSectionLoader(new RamLoader(guest, stats), stats, 0);
   await reader.readStreamHeader("main");
