@@ -5,17 +5,24 @@
  * FrameReader, the RAM section's loader and RamLoader on the other), several passes over it.
  *
  * Why: V8 compiles a function for speed only once it has run a while, on a helper thread, and
- * installs it when done. In a fresh Worker that happens during the migration itself: measured
- * 2026-12-07 (kernel 6.18, 2 vCPUs, a 1 GiB random guest over loopback TCP) with V8's
- * --trace-opt, the page walk, the writer and Deno's socket write path were compiled in the
- * stream's first ~25 ms, and the rest at the switchover; a trace of the scheduler showed those
- * compiles taking a CPU for 1–3.6 ms at a time while the data path or the receiver waited to
- * run. The same source agent's third migration (warm code, a fresh destination) ran at a
- * median of 5.6 GB/s against 5.1 for its first (8 agents). With this warm-up, fresh agents
- * each time, against the code before it: a first version (plain scratch guests, no message
- * posted first) 26 alternating pairs, median 4.96 GB/s against 4.74, 18 of 26 pairs faster,
- * means 4.77 against 4.74; this one, 10 rounds of three: median 4.90 GB/s, the first version
- * 4.75, none 4.77 (means 4.86, 4.81, 4.71). The host's noise is of the same size.
+ * installs it when done. In a fresh Worker that happens during the migration itself. Measured
+ * 2026-12-07 (kernel 6.18, 2 vCPUs, a 1 GiB random idle guest over loopback TCP, V8's
+ * --trace-opt, and `perf` of the scheduler against a raw sink's clock):
+ * - the page walk (PageSender's #sendBetween) reaches V8's optimizing tier (TurboFan) around
+ *   the switchover; its compile takes 12–33 ms of a helper thread. That helper held the CPU the
+ *   data path had run on, in slices of 2–4 ms, while the other CPU sat idle and the data path
+ *   waited to run: the stream stopped for 3–7 ms three or four times in the 20 ms after the
+ *   switchover (a raw sender: no such gap).
+ * - the writer, Deno's socket write path and the rest were compiled in the stream's first 25 ms.
+ * So the warm-up runs until the page walk has reached TurboFan (28 passes did in a test, 24 did
+ * not; it takes WARM_UP_PASSES), over a guest mostly never written, whose pages cost the walk's
+ * work but neither memory nor socket bytes. Then no function of the data path was compiled for
+ * TurboFan during a migration; a Ferry source into a raw sink ran as a raw sender did (5.86,
+ * 5.47, 5.32 GB/s against 5.81, 5.55, 5.10, alternating). The Ferry pair, fresh agents each
+ * time, 12 rounds of three on a noisy hour: median 4.46 GB/s with this warm-up, 4.46 with one
+ * of 120 passes over 2 MiB (TurboFan too, 244 MB moved), 3.89 with 48 passes over 2 MiB (no
+ * TurboFan; means 4.29, 4.33, 3.87); an earlier 10 rounds, 120 passes against 48: 5.16 against
+ * 4.59. Against no warm-up at all the 48-pass one had gained 3–5 % (medians of 26 pairs).
  *
  * Compiled code is thrown away when what it was compiled for changes, so the warm-up sees what
  * the migration will (both measured with V8's --trace-deopt in a Worker, 2026-12-07):
@@ -26,9 +33,11 @@
  *   postMessage changed a prototype chain every compiled function of the data path depended on,
  *   and all of them were thrown away at the run's first message to the main thread.
  *
- * What it costs: two scratch guests of WARM_UP_BYTES and ~20–40 ms of one core, once per
- * Worker, while the Worker waits for work (the source's kept-warm Worker, warm_workers.ts; the
- * destination's before it listens). Nothing of it outlives the call but compiled code.
+ * What it costs, once per Worker, while it waits for work (the source's kept-warm Worker,
+ * warm_workers.ts; the destination's before it listens): two scratch guests of WARM_UP_SPAN,
+ * WARM_UP_BYTES of each touched, ~60–70 ms of one core and ~97 MB through a loopback socket, and
+ * the compiles on V8's helper threads (the page walk's TurboFan compile, 17–33 ms). Nothing of it
+ * outlives the call but compiled code.
  *
  * @module
  */
@@ -46,9 +55,15 @@ import { createStats } from "./stats.ts";
 import { DEFAULT_LINK_TIMEOUT_MS, GuardedChannel } from "./link_watch.ts";
 import { SourceLink } from "./source_link.ts";
 
-/** Bytes of each scratch guest (2 MiB: 512 pages). */
+/** Bytes of each scratch guest that hold data (2 MiB: 512 pages). */
 export const WARM_UP_BYTES = 2 << 20;
-/** Passes over the scratch guest: enough for V8 to compile the page walk and the writes. */
+/**
+ * Bytes of each scratch guest in all: past WARM_UP_BYTES its pages were never written, so the
+ * walk finds them zero without reading them (the bulk stage of an idle guest's untouched RAM)
+ * and they cost neither memory nor socket bytes, only the walk's own work.
+ */
+export const WARM_UP_SPAN = 32 << 20;
+/** Passes over the scratch guest: enough for V8 to compile the page walk for TurboFan. */
 export const WARM_UP_PASSES = 48;
 /** Pages sent per call, as a migration's passes do (SourceSession's chunk). */
 const SEND_PAGES = 256;
@@ -108,7 +123,7 @@ export async function warmUpDataPath(
  * growable buffer no scratch guest has; it gets a plain one.
  */
 export function scratchGuest(filled: boolean, like?: SharedGuest): SharedGuest {
-  const own = allocateGuest([{ name: "warm-up", size: WARM_UP_BYTES }], { snapshot: false });
+  const own = allocateGuest([{ name: "warm-up", size: WARM_UP_SPAN }], { snapshot: false });
   let guest = own;
   if (like && !like.wasm) {
     const shaped: Record<string, unknown> = {};
@@ -118,7 +133,7 @@ export function scratchGuest(filled: boolean, like?: SharedGuest): SharedGuest {
     guest = structuredClone(shaped) as unknown as SharedGuest;
   }
   if (!filled) return guest;
-  const words = new Uint32Array(guest.ram[0]);
+  const words = new Uint32Array(guest.ram[0], 0, WARM_UP_BYTES / 4);
   fillRandom(words, 0x5eed);
   // Zero runs among the pages, as a real guest has: in the first half one page in 16 (short
   // runs of pages: many writes for few bytes, so the writes get hot too), in the second half
@@ -128,7 +143,7 @@ export function scratchGuest(filled: boolean, like?: SharedGuest): SharedGuest {
     words.fill(0, (p * PAGE_SIZE) / 4, ((p + n) * PAGE_SIZE) / 4);
   for (let p = 0; p < pages / 2; p += 16) zero(p, 1);
   for (let p = pages / 2; p < pages; p += 128) zero(p, 16);
-  new Uint8Array(guest.written).fill(1);
+  new Uint8Array(guest.written).fill(1, 0, pages);
   return guest;
 }
 
@@ -173,8 +188,8 @@ async function receive(guest: SharedGuest, channel: Channel): Promise<void> {
 }
 
 function sameRam(a: SharedGuest, b: SharedGuest): boolean {
-  const x = new Uint32Array(a.ram[0]);
-  const y = new Uint32Array(b.ram[0]);
+  const x = new Uint32Array(a.ram[0], 0, WARM_UP_BYTES / 4);
+  const y = new Uint32Array(b.ram[0], 0, WARM_UP_BYTES / 4);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
 }

@@ -5,7 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { allocateGuest } from "../../adapters/memory/guest_ram.ts";
-import { scratchGuest, WARM_UP_BYTES, warmUpDataPath } from "../../domain/engine/warm_up.ts";
+import {
+  scratchGuest,
+  WARM_UP_BYTES,
+  WARM_UP_SPAN,
+  warmUpDataPath,
+} from "../../domain/engine/warm_up.ts";
 
 Deno.test("warm-up: the scratch guest arrives whole through the real sender and loader, each pass", async () => {
   const passes = 3;
@@ -27,7 +32,7 @@ Deno.test("warm-up: scratch guests have the agent's guest's shape, never its mem
   assert.deepEqual(Object.keys(scratch), Object.keys(like), "the same keys, in the same order");
   assert.notEqual(scratch.ram[0], like.ram[0]);
   assert.notEqual(scratch.dirty, like.dirty);
-  assert.equal(scratch.ram[0].byteLength, WARM_UP_BYTES);
+  assert.equal(scratch.ram[0].byteLength, WARM_UP_SPAN);
   const r = await warmUpDataPath(like, 2);
   assert.equal(r.intact, true);
   assert.ok(ram.every((b) => b === 0), "the agent's guest RAM is never written");
