@@ -120,6 +120,8 @@ export class Agent {
       linkTimeoutMs: config.linkTimeoutMs,
       colo: this.colo,
       prestart: !config.incoming,
+      multifdChannels: () =>
+        this.capabilities["x-multifd"] ? this.parameters["x-multifd-channels"] : 0,
     });
     this.#coloEnabled();
     setLateBlockActivate(machine.shared, this.capabilities["late-block-activate"]);
@@ -284,6 +286,7 @@ export class Agent {
   setParameters(patch: Partial<Record<keyof Parameters, unknown>>): Parameters {
     this.parameters = mergeParameters(this.parameters, patch);
     this.#out.setParams(this.#liveParams());
+    this.#out.prepareMultifd(); // more page channels than started ahead
     return this.parameters;
   }
 
@@ -322,7 +325,10 @@ export class Agent {
     const multifdBefore = this.capabilities["x-multifd"];
     this.capabilities = mergeCapabilities(this.capabilities, patch);
     this.#coloEnabled();
-    if (!multifdBefore) this.#incoming.prepareMultifd();
+    if (!multifdBefore) {
+      this.#incoming.prepareMultifd();
+      this.#out.prepareMultifd();
+    }
     setLateBlockActivate(this.machine.shared, this.capabilities["late-block-activate"]);
     return this.capabilities;
   }

@@ -26,7 +26,8 @@ import type { WarmWorkers } from "./warm_workers.ts";
 
 /** The source's data-path Worker. */
 export const SOURCE_WORKER = new URL("./engine/source_worker.ts", import.meta.url);
-const CHANNEL_WORKER = new URL("./engine/multifd_worker.ts", import.meta.url);
+/** The module of a multifd page channel's Worker. */
+export const CHANNEL_WORKER = new URL("./engine/multifd_worker.ts", import.meta.url);
 
 /** What a cancel did: went ahead, was refused (past the point of no return), or found nothing. */
 export type CancelAnswer = "cancelling" | "refused" | "idle";
@@ -104,7 +105,9 @@ export class Outgoing {
     const channels = caps["x-multifd"] ? Number(params["x-multifd-channels"]) : 0;
     const ports: MessagePort[] = [];
     for (let id = 0; id < channels; id++) {
-      const w = new Worker(CHANNEL_WORKER, { type: "module" });
+      // One started ahead and warmed up (OutgoingSide.prepareMultifd), or a new one.
+      const w = options.warm?.take(CHANNEL_WORKER) ??
+        new Worker(CHANNEL_WORKER, { type: "module" });
       const mc = new MessageChannel();
       w.postMessage({ t: "port", port: mc.port1 }, [mc.port1]);
       w.onerror = (e) => {

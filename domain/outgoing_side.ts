@@ -18,7 +18,13 @@ import { Migration, type MigrationListener } from "./migration.ts";
 import { type MigrationInfo, migrationInfo } from "./migration_info.ts";
 import type { ColoState, ColoVerdict } from "./colo_state.ts";
 import type { Capabilities } from "./options.ts";
-import { type CancelAnswer, cancelRefusal, Outgoing, SOURCE_WORKER } from "./outgoing.ts";
+import {
+  type CancelAnswer,
+  cancelRefusal,
+  CHANNEL_WORKER,
+  Outgoing,
+  SOURCE_WORKER,
+} from "./outgoing.ts";
 import { PolicyTracker } from "./policy.ts";
 import { type MigrateRequest, startProblems } from "./preflight.ts";
 import type { MigrationStatus } from "./state_machine.ts";
@@ -45,6 +51,8 @@ export interface OutgoingDeps {
   linkTimeoutMs?: number;
   /** The agent's COLO status (the data path reports to it). */
   colo?: ColoState;
+  /** Page channels the next migration opens (x-multifd-channels with x-multifd on, else 0). */
+  multifdChannels?: () => number;
 }
 
 /** Outgoing migrations of one agent. */
@@ -54,8 +62,10 @@ export class OutgoingSide {
   #source: Migration | null = null;
   /** The data path of `#source`, once started. */
   #outgoing: Outgoing | null = null;
-  /** The source Worker kept between migrations. */
+  /** The source Worker kept between migrations, and page-channel Workers started ahead. */
   readonly #warm = new WarmWorkers();
+  /** An outgoing migration's data path runs (no Worker is started ahead meanwhile). */
+  #running = false;
 
   /** An outgoing side with nothing started. */
   constructor(deps: OutgoingDeps) {
@@ -63,6 +73,18 @@ export class OutgoingSide {
     if (deps.prestart) {
       this.#warm.prestart(SOURCE_WORKER, { t: "warm-up", guest: deps.machine.shared });
     }
+    this.prepareMultifd();
+  }
+
+  /**
+   * With x-multifd on, the next migration's page-channel Workers start now and warm up while
+   * they wait (warm_workers.ts, engine/warm_up.ts); each runs one migration.
+   */
+  prepareMultifd(): void {
+    const channels = this.#deps.multifdChannels?.() ?? 0;
+    if (channels === 0 || this.#running) return;
+    const warmUp = { t: "warm-up", guest: this.#deps.machine.shared };
+    this.#warm.prestart(CHANNEL_WORKER, warmUp, channels);
   }
 
   /** Terminates the source Worker kept between migrations (agent shutdown). */
@@ -134,6 +156,13 @@ export class OutgoingSide {
         coloArbiter: this.#deps.colo?.arbitrated,
       },
     );
+    // The next migration's page channels start ahead once this one is over (not during it:
+    // their warm-up would take CPU from its data path).
+    this.#running = true;
+    this.#outgoing.done.then(() => {
+      this.#running = false;
+      this.prepareMultifd();
+    });
     return migrationInfo(migration);
   }
 

@@ -5,8 +5,9 @@
  * hundreds of ms on a busy host, paid by every migration before. An agent that may be a source
  * starts one ahead (prestart), so its first migration does not wait either: measured
  * 2026-12-07, status `setup` to `active` 37–39 ms with a Worker started at the POST, 15 ms
- * with one started ahead (1 GiB guest, 2 cores). At most one idle Worker per module is kept;
- * one that crashed, or that the agent terminated, is never reused. Runs are numbered: what a
+ * with one started ahead (1 GiB guest, 2 cores). At most one idle source Worker is kept (a
+ * multifd agent also keeps its page channels' Workers started ahead, one per channel; those run
+ * one migration each); one that crashed, or that the agent terminated, is never reused. Runs are numbered: what a
  * finished run's leftovers post later is dropped (worker_host.ts), and the Worker sets up each
  * run from its start message alone (source_worker.ts).
  *
@@ -15,50 +16,55 @@
 
 /** The idle Workers of one agent, by module URL. */
 export class WarmWorkers {
-  readonly #idle = new Map<string, Worker>();
+  readonly #idle = new Map<string, Worker[]>();
   #closed = false;
 
-  /** An idle Worker of `url`, or a new one. */
+  #list(url: URL): Worker[] {
+    let list = this.#idle.get(url.href);
+    if (!list) this.#idle.set(url.href, list = []);
+    return list;
+  }
+
+  /** An idle Worker of `url` (the one started first), or a new one. */
   take(url: URL): Worker {
-    const idle = this.#idle.get(url.href);
-    if (idle) {
-      this.#idle.delete(url.href);
-      return idle;
-    }
-    return new Worker(url, { type: "module" });
+    return this.#list(url).shift() ?? new Worker(url, { type: "module" });
   }
 
   /**
-   * Starts a Worker of `url` now and keeps it idle for the next take, unless one is kept
-   * already (the first migration then does not wait for a Worker to come up). One that fails
-   * to load is dropped; the take after it starts a new one, whose failure is reported. It is
-   * sent `warmUp` at once, to make its data path hot while it waits.
+   * Starts Workers of `url` now until `count` are kept idle for the next takes (the first
+   * migration then does not wait for them to come up). One that fails to load is dropped; the
+   * take after it starts a new one, whose failure is reported. Each is sent `warmUp` at once, to
+   * make its data path hot while it waits.
    */
-  prestart(url: URL, warmUp: object = { t: "warm-up" }): void {
-    if (this.#closed || this.#idle.has(url.href)) return;
-    const worker = new Worker(url, { type: "module" });
-    worker.onerror = (e) => {
-      e.preventDefault();
-      if (this.#idle.get(url.href) === worker) this.#idle.delete(url.href);
-      worker.terminate();
-    };
-    // While it waits, it makes its data path hot (engine/warm_up.ts).
-    worker.postMessage(warmUp);
-    this.#idle.set(url.href, worker);
+  prestart(url: URL, warmUp: object = { t: "warm-up" }, count = 1): void {
+    const list = this.#list(url);
+    while (!this.#closed && list.length < count) {
+      const worker = new Worker(url, { type: "module" });
+      worker.onerror = (e) => {
+        e.preventDefault();
+        const at = list.indexOf(worker);
+        if (at >= 0) list.splice(at, 1);
+        worker.terminate();
+      };
+      // While it waits, it makes its data path hot (engine/warm_up.ts).
+      worker.postMessage(warmUp);
+      list.push(worker);
+    }
   }
 
   /** Keeps `worker` (of `url`, its run ended cleanly) for the next take, or terminates it. */
   give(url: URL, worker: Worker): void {
     worker.onmessage = null;
     worker.onerror = null;
-    if (this.#closed || this.#idle.has(url.href)) worker.terminate();
-    else this.#idle.set(url.href, worker);
+    const list = this.#list(url);
+    if (this.#closed || list.length > 0) worker.terminate();
+    else list.push(worker);
   }
 
   /** Terminates the idle Workers; later ones given back are terminated too (agent shutdown). */
   close(): void {
     this.#closed = true;
-    for (const w of this.#idle.values()) w.terminate();
+    for (const list of this.#idle.values()) for (const w of list) w.terminate();
     this.#idle.clear();
   }
 }

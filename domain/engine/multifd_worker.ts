@@ -15,6 +15,7 @@ import { encodeU32Frame } from "../wire/postcopy.ts";
 import { MF, MF_STAT, type MultifdShared } from "./multifd_shared.ts";
 import { PageSender } from "./page_sender.ts";
 import { failureRecord } from "./failure.ts";
+import { warmUpDataPath } from "./warm_up.ts";
 
 /** Starts one channel. */
 export interface MultifdChannelStart {
@@ -105,7 +106,11 @@ type ChannelMessage =
   | MultifdChannelStart
   | { t: "rate"; rate: number }
   | { t: "shutdown" }
-  | { t: "port"; port: MessagePort };
+  | { t: "port"; port: MessagePort }
+  | { t: "warm-up"; guest?: SharedGuest };
+
+/** The warm-up under way or done (warm_up.ts); a run starts after it. */
+let warming: Promise<unknown> = Promise.resolve();
 
 /** Replies go to the port the source Worker holds, when the main thread started us. */
 let reply: (m: unknown) => void = (m) => self.postMessage(m);
@@ -117,8 +122,14 @@ function handle(m: ChannelMessage): void {
     port.onmessage = (e: MessageEvent<ChannelMessage>) => handle(e.data);
     return;
   }
+  if (m.t === "warm-up") {
+    // Started ahead by the main thread (warm_workers.ts): the page walk gets hot meanwhile.
+    // Without a loopback socket the run goes on cold; nothing else depends on it.
+    warming = warmUpDataPath(m.guest).catch(() => {});
+    return;
+  }
   if (m.t === "start") {
-    run(m).then(
+    warming.then(() => run(m)).then(
       () => reply({ t: "done" }),
       (err) => {
         // The reason first, then the mark that wakes the source (which waits for the reason).

@@ -120,3 +120,31 @@ Deno.test("warm workers: prestart keeps one Worker started ahead (told to warm u
     for (const w of made) w.terminate();
   }
 });
+
+Deno.test("warm workers: prestart with a count keeps that many started ahead, each told to warm up; takes come first-started first", async () => {
+  const warm = new WarmWorkers();
+  const made: Worker[] = [];
+  const Real = globalThis.Worker;
+  globalThis.Worker = class extends Real {
+    constructor(url: string | URL, options?: WorkerOptions) {
+      super(url, options);
+      made.push(this);
+    }
+  };
+  try {
+    warm.prestart(FIXTURE, { t: "warm-up" }, 2);
+    warm.prestart(FIXTURE, { t: "warm-up" }, 2);
+    assert.equal(made.length, 2, "two kept, none more");
+    const a = warm.take(FIXTURE);
+    warm.prestart(FIXTURE, { t: "warm-up" }, 2);
+    assert.equal(made.length, 3, "one started again to make two");
+    assert.equal(a, made[0]);
+    assert.equal(warm.take(FIXTURE), made[1]);
+    assert.equal(warm.take(FIXTURE), made[2]);
+    for (const w of made) assert.equal(await firstPass(w), 1, "each was told to warm up");
+  } finally {
+    globalThis.Worker = Real;
+    warm.close();
+    for (const w of made) w.terminate();
+  }
+});
