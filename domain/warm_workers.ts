@@ -7,9 +7,10 @@
  * 2026-12-07, status `setup` to `active` 37–39 ms with a Worker started at the POST, 15 ms
  * with one started ahead (1 GiB guest, 2 cores). At most one idle source Worker is kept (a
  * multifd agent also keeps its page channels' Workers started ahead, one per channel; those run
- * one migration each); one that crashed, or that the agent terminated, is never reused. Runs are numbered: what a
- * finished run's leftovers post later is dropped (worker_host.ts), and the Worker sets up each
- * run from its start message alone (source_worker.ts).
+ * one migration each); one that crashed, or that the agent terminated, is never reused. Runs
+ * are numbered: what a finished run's leftovers post later is dropped (worker_host.ts), and the
+ * Worker sets up each run from its start message alone (source_worker.ts). Every Worker started
+ * ahead warms its data path up while it waits (engine/warm_up.ts).
  *
  * @module
  */
