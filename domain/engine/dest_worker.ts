@@ -52,6 +52,8 @@ let unidentified = 0;
 let coloControl: ColoControl | null = null;
 /** The warm-up under way or done (warm_up.ts); a run starts after it. */
 let warmed: Promise<unknown> = Promise.resolve();
+/** A run came: the warm-up ends after its pass under way (a run never waits for more). */
+let runCame = false;
 
 function awaitRecovery(): Promise<Channel> {
   const ready = pendingRecovery.shift();
@@ -137,6 +139,7 @@ async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
     multifd: registry,
     twoWay: isTwoWayUri(m.uri),
   };
+  runCame = true;
   await warmed;
   const ok = await runDestination(ctx, channel, reader, refused);
   running = false;
@@ -153,7 +156,7 @@ async function serve(m: DestinationStart): Promise<void> {
   link = new MainLink(m.status, (msg: WorkerMessage) => self.postMessage(msg));
   // While it waits for a source, the data path gets hot; without a loopback socket it goes on
   // cold (nothing else depends on it).
-  warmed = warmUpDataPath(m.guest).catch(() => {});
+  warmed = warmUpDataPath(m.guest, undefined, () => runCame).catch(() => {});
   try {
     tlsOpts = m.tls;
     listener = await listenChannel(m.uri, { tls: m.tls });

@@ -111,6 +111,8 @@ type ChannelMessage =
 
 /** The warm-up under way or done (warm_up.ts); a run starts after it. */
 let warming: Promise<unknown> = Promise.resolve();
+/** A run came: the warm-up ends after its pass under way (a run never waits for more). */
+let runCame = false;
 
 /** Replies go to the port the source Worker holds, when the main thread started us. */
 let reply: (m: unknown) => void = (m) => self.postMessage(m);
@@ -125,10 +127,11 @@ function handle(m: ChannelMessage): void {
   if (m.t === "warm-up") {
     // Started ahead by the main thread (warm_workers.ts): the page walk gets hot meanwhile.
     // Without a loopback socket the run goes on cold; nothing else depends on it.
-    warming = warmUpDataPath(m.guest).catch(() => {});
+    warming = warmUpDataPath(m.guest, undefined, () => runCame).catch(() => {});
     return;
   }
   if (m.t === "start") {
+    runCame = true;
     warming.then(() => run(m)).then(
       () => reply({ t: "done" }),
       (err) => {

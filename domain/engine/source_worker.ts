@@ -40,6 +40,8 @@ interface Run {
 let run: Run | null = null;
 /** The warm-up under way or done (warm_up.ts); a run starts after it. */
 let warming: Promise<unknown> = Promise.resolve();
+/** A run came: the warm-up ends after its pass under way (a run never waits for more). */
+let runCame = false;
 /** Compression pools get their Workers from the main thread (nested ones start slowly). */
 const codecAnswer = useParentCodecThreads((m) => self.postMessage(m satisfies WorkerMessage));
 
@@ -85,12 +87,13 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
   const m = e.data;
   if (codecAnswer(m)) return;
   if (m.t === "start") {
+    runCame = true;
     run = startRun(m);
     return;
   }
   if (m.t === "warm-up") {
     // Without a loopback socket the run goes on cold; nothing else depends on it.
-    warming = warmUpDataPath(m.guest).catch(() => {});
+    warming = warmUpDataPath(m.guest, undefined, () => runCame).catch(() => {});
     return;
   }
   const r = run;

@@ -79,12 +79,14 @@ export interface WarmUpResult {
 }
 
 /**
- * Moves a scratch guest to itself over loopback TCP `passes` times (see the module doc).
+ * Moves a scratch guest to itself over loopback TCP `passes` times (see the module doc), or
+ * fewer: once `stop()` says so (a migration came), it ends after the pass under way (~1 ms).
  * Rejects only if the loopback socket cannot be opened; the caller goes on without it.
  */
 export async function warmUpDataPath(
   like?: SharedGuest,
   passes = WARM_UP_PASSES,
+  stop: () => boolean = () => false,
 ): Promise<WarmUpResult> {
   const t0 = performance.now();
   const mc = new MessageChannel();
@@ -107,7 +109,10 @@ export async function warmUpDataPath(
     ]);
     const from = scratchGuest(true, like);
     const into = scratchGuest(false, like);
-    const [bytes] = await Promise.all([send(from, sending, passes), receive(into, receiving)]);
+    const [bytes] = await Promise.all([
+      send(from, sending, passes, stop),
+      receive(into, receiving),
+    ]);
     return { ms: performance.now() - t0, bytes, intact: sameRam(from, into) };
   } finally {
     sending?.close();
@@ -148,7 +153,12 @@ export function scratchGuest(filled: boolean, like?: SharedGuest): SharedGuest {
 }
 
 /** The source's side: every pass sends the whole guest, as the bulk stage does. */
-async function send(guest: SharedGuest, link: SourceLink, passes: number): Promise<number> {
+async function send(
+  guest: SharedGuest,
+  link: SourceLink,
+  passes: number,
+  stop: () => boolean,
+): Promise<number> {
   const writer = link.writer;
   const sender = new PageSender(guest, writer);
   // As a session sets it (source_session.ts): a field set after construction is compiled as
@@ -157,7 +167,7 @@ async function send(guest: SharedGuest, link: SourceLink, passes: number): Promi
   const dirty = new Uint8Array(guest.dirty);
   const pages = WARM_UP_BYTES / PAGE_SIZE;
   await sender.append(encodeStreamHeader());
-  for (let pass = 0; pass < passes; pass++) {
+  for (let pass = 0; pass < passes && !stop(); pass++) {
     // The bulk stage: every page.
     sender.markAll();
     while (!await sender.send(SEND_PAGES));

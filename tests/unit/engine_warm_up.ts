@@ -37,3 +37,12 @@ Deno.test("warm-up: scratch guests have the agent's guest's shape, never its mem
   assert.equal(r.intact, true);
   assert.ok(ram.every((b) => b === 0), "the agent's guest RAM is never written");
 });
+
+Deno.test("warm-up: once told to stop (a migration came), it ends after the pass under way", async () => {
+  let asked = 0;
+  const r = await warmUpDataPath(undefined, 1000, () => asked++ > 0);
+  assert.equal(r.intact, true);
+  assert.equal(asked, 2, "asked before each pass: one ran, the second was not started");
+  const pass = (WARM_UP_BYTES * 29) / 32;
+  assert.ok(r.bytes >= pass && r.bytes < 2 * pass, `${r.bytes} bytes: one pass`);
+});
