@@ -70,6 +70,19 @@ Deno.test("warm workers: one idle Worker per module; after close every one given
   a.terminate();
 });
 
+/** Records every Worker this process starts from now on, until `restore()`. */
+function recordWorkers(): { made: Worker[]; restore: () => void } {
+  const made: Worker[] = [];
+  const Real = globalThis.Worker;
+  globalThis.Worker = class extends Real {
+    constructor(url: string | URL, options?: WorkerOptions) {
+      super(url, options);
+      made.push(this);
+    }
+  };
+  return { made, restore: () => (globalThis.Worker = Real) };
+}
+
 /** Starts a run in `w` (the fixture) and resolves to the `warm-up` messages it had before. */
 function firstPass(w: Worker): Promise<number> {
   return new Promise((resolve) => {
@@ -81,14 +94,7 @@ function firstPass(w: Worker): Promise<number> {
 }
 
 Deno.test("warm workers: prestart keeps one Worker started ahead (told to warm up) for the first take; one that fails to load is dropped, no uncaught error here", async () => {
-  const made: Worker[] = [];
-  const Real = globalThis.Worker;
-  globalThis.Worker = class extends Real {
-    constructor(url: string | URL, options?: WorkerOptions) {
-      super(url, options);
-      made.push(this);
-    }
-  };
+  const { made, restore } = recordWorkers();
   const warm = new WarmWorkers();
   try {
     warm.prestart(FIXTURE);
@@ -115,7 +121,7 @@ Deno.test("warm workers: prestart keeps one Worker started ahead (told to warm u
     warm.prestart(FIXTURE);
     assert.equal(made.length, before + 1, "nothing starts once closed");
   } finally {
-    globalThis.Worker = Real;
+    restore();
     warm.close();
     for (const w of made) w.terminate();
   }
@@ -123,14 +129,7 @@ Deno.test("warm workers: prestart keeps one Worker started ahead (told to warm u
 
 Deno.test("warm workers: prestart with a count keeps that many started ahead, each told to warm up; takes come first-started first", async () => {
   const warm = new WarmWorkers();
-  const made: Worker[] = [];
-  const Real = globalThis.Worker;
-  globalThis.Worker = class extends Real {
-    constructor(url: string | URL, options?: WorkerOptions) {
-      super(url, options);
-      made.push(this);
-    }
-  };
+  const { made, restore } = recordWorkers();
   try {
     warm.prestart(FIXTURE, { t: "warm-up" }, 2);
     warm.prestart(FIXTURE, { t: "warm-up" }, 2);
@@ -143,7 +142,7 @@ Deno.test("warm workers: prestart with a count keeps that many started ahead, ea
     assert.equal(warm.take(FIXTURE), made[2]);
     for (const w of made) assert.equal(await firstPass(w), 1, "each was told to warm up");
   } finally {
-    globalThis.Worker = Real;
+    restore();
     warm.close();
     for (const w of made) w.terminate();
   }
