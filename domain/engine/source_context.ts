@@ -47,4 +47,9 @@ export interface SourceContext {
    * postcopy-paused): recover on `control.resumeUri`, then serve the missing pages.
    */
   recovering?: boolean;
+  /**
+   * The Worker's warm-up (warm_up.ts) under way, if any: the run waits for it inside its
+   * set-up, so the wait counts in setup-time as QEMU counts its thread's own set-up.
+   */
+  warmedUp?: Promise<unknown>;
 }

@@ -30,6 +30,7 @@ export async function runSource(ctx: SourceContext): Promise<void> {
   ctx.stats[STAT.startTime] ||= s.started;
   ctx.stats[STAT.expectedDowntime] = ctx.params["downtime-limit"];
   try {
+    await ctx.warmedUp;
     // Every way to its end sets the guest's runstate before the status says so: finish()
     // (postmigrate), COLO's leave (running on, or postmigrate).
     await drive(s);

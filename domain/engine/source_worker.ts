@@ -38,10 +38,13 @@ interface Run {
 }
 
 let run: Run | null = null;
-/** The warm-up under way or done (warm_up.ts); a run starts after it. */
+/**
+ * The warm-up under way or done (warm_up.ts); a run waits for it whole, in its set-up: a source
+ * has not connected yet, so no peer waits meanwhile, and the wait (≤ ~100 ms, only for a
+ * migration asked for right after the agent started) counts in setup-time (source_run.ts). A
+ * destination's and a page channel's warm-up stop early instead (their peer is waiting).
+ */
 let warming: Promise<unknown> = Promise.resolve();
-/** A run came: the warm-up ends after its pass under way (a run never waits for more). */
-let runCame = false;
 /** Compression pools get their Workers from the main thread (nested ones start slowly). */
 const codecAnswer = useParentCodecThreads((m) => self.postMessage(m satisfies WorkerMessage));
 
@@ -74,9 +77,10 @@ function startRun(m: SourceStart & { run?: number }): Run {
     coloArbiter: m.coloArbiter,
     coloInputWaiting: m.coloInputWaiting,
     recovering: m.recover !== undefined,
+    warmedUp: warming,
   };
   const r: Run = Object.assign(io, { id, link, control, params, ctx });
-  warming.then(() => runSource(ctx)).finally(() => {
+  runSource(ctx).finally(() => {
     if (run === r) run = null;
     post({ t: "done" });
   });
@@ -87,13 +91,12 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
   const m = e.data;
   if (codecAnswer(m)) return;
   if (m.t === "start") {
-    runCame = true;
     run = startRun(m);
     return;
   }
   if (m.t === "warm-up") {
     // Without a loopback socket the run goes on cold; nothing else depends on it.
-    warming = warmUpDataPath(m.guest, undefined, () => runCame).catch(() => {});
+    warming = warmUpDataPath(m.guest).catch(() => {});
     return;
   }
   const r = run;
