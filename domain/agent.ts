@@ -101,8 +101,7 @@ export class Agent {
       events: this.events,
       tlsFor: (uri) => this.#tlsFor(uri, "server"),
       decompressThreads: () => this.parameters["decompress-threads"],
-      multifdChannels: () =>
-        this.capabilities["x-multifd"] ? this.parameters["x-multifd-channels"] : 0,
+      multifdChannels: () => this.#multifdChannels(),
       listener: this.#onTransition,
       record: (m) => this.#record(m),
       allowExec: this.allowExec,
@@ -120,8 +119,7 @@ export class Agent {
       linkTimeoutMs: config.linkTimeoutMs,
       colo: this.colo,
       prestart: !config.incoming,
-      multifdChannels: () =>
-        this.capabilities["x-multifd"] ? this.parameters["x-multifd-channels"] : 0,
+      multifdChannels: () => this.#multifdChannels(),
     });
     this.#coloEnabled();
     setLateBlockActivate(machine.shared, this.capabilities["late-block-activate"]);
@@ -288,6 +286,11 @@ export class Agent {
     this.#out.setParams(this.#liveParams());
     this.#out.prepareMultifd(); // more page channels than started ahead
     return this.parameters;
+  }
+
+  /** Page channels of a migration (x-multifd-channels with x-multifd on, else 0). */
+  #multifdChannels(): number {
+    return this.capabilities["x-multifd"] ? this.parameters["x-multifd-channels"] : 0;
   }
 
   /** The parameters a running source applies live. */
