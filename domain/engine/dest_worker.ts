@@ -23,7 +23,7 @@ import { decodeHello } from "../wire/multifd.ts";
 import { failureKind } from "./failure.ts";
 import { GuardedChannel } from "./link_watch.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
-import { warmUpDataPath } from "./warm_up.ts";
+import { IdleWarmUp } from "./warm_up.ts";
 
 let link: MainLink | null = null;
 let listener: ChannelListener | null = null;
@@ -50,10 +50,8 @@ export const MAX_UNIDENTIFIED = 64;
 let unidentified = 0;
 /** x-colo and lost-heartbeat for the run that becomes COLO's secondary. */
 let coloControl: ColoControl | null = null;
-/** The warm-up under way or done (warm_up.ts); a run starts after it. */
-let warmed: Promise<unknown> = Promise.resolve();
-/** A run came: the warm-up ends after its pass under way (a run never waits for more). */
-let runCame = false;
+/** This Worker's warm-up (warm_up.ts): a run that comes stops it (the source is waiting). */
+const warmUp = new IdleWarmUp();
 
 function awaitRecovery(): Promise<Channel> {
   const ready = pendingRecovery.shift();
@@ -139,8 +137,7 @@ async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
     multifd: registry,
     twoWay: isTwoWayUri(m.uri),
   };
-  runCame = true;
-  await warmed;
+  await warmUp.runCame();
   const ok = await runDestination(ctx, channel, reader, refused);
   running = false;
   if (ok) {
@@ -154,9 +151,7 @@ async function dispatch(m: DestinationStart, accepted: Channel): Promise<void> {
 
 async function serve(m: DestinationStart): Promise<void> {
   link = new MainLink(m.status, (msg: WorkerMessage) => self.postMessage(msg));
-  // While it waits for a source, the data path gets hot; without a loopback socket it goes on
-  // cold (nothing else depends on it).
-  warmed = warmUpDataPath(m.guest, undefined, () => runCame).catch(() => {});
+  warmUp.start(m.guest, true); // while it waits for a source
   try {
     tlsOpts = m.tls;
     listener = await listenChannel(m.uri, { tls: m.tls });

@@ -15,7 +15,7 @@ import { encodeU32Frame } from "../wire/postcopy.ts";
 import { MF, MF_STAT, type MultifdShared } from "./multifd_shared.ts";
 import { PageSender } from "./page_sender.ts";
 import { failureRecord } from "./failure.ts";
-import { warmUpDataPath } from "./warm_up.ts";
+import { IdleWarmUp } from "./warm_up.ts";
 
 /** Starts one channel. */
 export interface MultifdChannelStart {
@@ -109,10 +109,8 @@ type ChannelMessage =
   | { t: "port"; port: MessagePort }
   | { t: "warm-up"; guest?: SharedGuest };
 
-/** The warm-up under way or done (warm_up.ts); a run starts after it. */
-let warming: Promise<unknown> = Promise.resolve();
-/** A run came: the warm-up ends after its pass under way (a run never waits for more). */
-let runCame = false;
+/** This Worker's warm-up (warm_up.ts): a run that comes stops it (the destination waits). */
+const warmUp = new IdleWarmUp();
 
 /** Replies go to the port the source Worker holds, when the main thread started us. */
 let reply: (m: unknown) => void = (m) => self.postMessage(m);
@@ -125,14 +123,11 @@ function handle(m: ChannelMessage): void {
     return;
   }
   if (m.t === "warm-up") {
-    // Started ahead by the main thread (warm_workers.ts): the page walk gets hot meanwhile.
-    // Without a loopback socket the run goes on cold; nothing else depends on it.
-    warming = warmUpDataPath(m.guest, undefined, () => runCame).catch(() => {});
+    warmUp.start(m.guest, true); // started ahead by the main thread (warm_workers.ts)
     return;
   }
   if (m.t === "start") {
-    runCame = true;
-    warming.then(() => run(m)).then(
+    warmUp.runCame().then(() => run(m)).then(
       () => reply({ t: "done" }),
       (err) => {
         // The reason first, then the mark that wakes the source (which waits for the reason).

@@ -19,7 +19,7 @@ import { DEFAULT_PARAMETERS, liveParameters } from "../options.ts";
 import { runSource, type SourceContext } from "./source_run.ts";
 import { useParentCodecThreads } from "../codecs/codec_threads.ts";
 import { CANCEL_GRACE_MS } from "./peer_reason.ts";
-import { warmUpDataPath } from "./warm_up.ts";
+import { IdleWarmUp } from "./warm_up.ts";
 
 /**
  * One migration's state in this Worker. A Worker kept warm (warm_workers.ts) runs several
@@ -39,12 +39,11 @@ interface Run {
 
 let run: Run | null = null;
 /**
- * The warm-up under way or done (warm_up.ts); a run waits for it whole, in its set-up: a source
- * has not connected yet, so no peer waits meanwhile, and the wait (≤ ~100 ms, only for a
- * migration asked for right after the agent started) counts in setup-time (source_run.ts). A
- * destination's and a page channel's warm-up stop early instead (their peer is waiting).
+ * This Worker's warm-up (warm_up.ts). A run waits for all of it, in its set-up: a source has
+ * not connected yet, so no peer waits meanwhile, and the wait (≤ ~100 ms, only for a migration
+ * asked for right after the agent started) counts in setup-time (source_run.ts).
  */
-let warming: Promise<unknown> = Promise.resolve();
+const warmUp = new IdleWarmUp();
 /** Compression pools get their Workers from the main thread (nested ones start slowly). */
 const codecAnswer = useParentCodecThreads((m) => self.postMessage(m satisfies WorkerMessage));
 
@@ -77,7 +76,7 @@ function startRun(m: SourceStart & { run?: number }): Run {
     coloArbiter: m.coloArbiter,
     coloInputWaiting: m.coloInputWaiting,
     recovering: m.recover !== undefined,
-    warmedUp: warming,
+    warmedUp: warmUp.runCame(),
   };
   const r: Run = Object.assign(io, { id, link, control, params, ctx });
   runSource(ctx).finally(() => {
@@ -95,8 +94,7 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
     return;
   }
   if (m.t === "warm-up") {
-    // Without a loopback socket the run goes on cold; nothing else depends on it.
-    warming = warmUpDataPath(m.guest).catch(() => {});
+    warmUp.start(m.guest, false);
     return;
   }
   const r = run;

@@ -65,7 +65,7 @@ export const WARM_UP_BYTES = 2 << 20;
 export const WARM_UP_SPAN = 32 << 20;
 /** Passes over the scratch guest: enough for V8 to compile the page walk for TurboFan. */
 export const WARM_UP_PASSES = 48;
-/** Pages sent per call, as a migration's passes do (SourceSession's chunk). */
+/** Pages per send call: fewer than a pass's chunk (ram_section.ts), so the calls get hot too. */
 const SEND_PAGES = 256;
 
 /** What a warm-up did. */
@@ -89,6 +89,7 @@ export async function warmUpDataPath(
   stop: () => boolean = () => false,
 ): Promise<WarmUpResult> {
   const t0 = performance.now();
+  // A Worker's first message changes a prototype chain compiled code depends on (module doc).
   const mc = new MessageChannel();
   mc.port1.postMessage(0);
   mc.port1.close();
@@ -118,6 +119,32 @@ export async function warmUpDataPath(
     sending?.close();
     receiving?.close();
     listener.close();
+  }
+}
+
+/**
+ * A Worker's warm-up while it waits for its run (one per Worker): started once, and what a run
+ * that comes awaits first.
+ */
+export class IdleWarmUp {
+  #done: Promise<unknown> = Promise.resolve();
+  #runCame = false;
+
+  /**
+   * Starts it on scratch guests shaped like `like`. With `yieldToRun` (a destination's, a page
+   * channel's: their peer waits), a run that comes stops it after the pass under way; without
+   * (a source's, not connected yet), the run waits for all of it. Without a loopback socket the
+   * run goes on cold: nothing else depends on it.
+   */
+  start(like: SharedGuest | undefined, yieldToRun: boolean): void {
+    const stop = () => yieldToRun && this.#runCame;
+    this.#done = warmUpDataPath(like, WARM_UP_PASSES, stop).catch(() => {});
+  }
+
+  /** A run came: resolves once it may start. */
+  runCame(): Promise<unknown> {
+    this.#runCame = true;
+    return this.#done;
   }
 }
 

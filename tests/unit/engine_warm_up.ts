@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { allocateGuest } from "../../adapters/memory/guest_ram.ts";
 import {
+  IdleWarmUp,
   scratchGuest,
   WARM_UP_BYTES,
   WARM_UP_SPAN,
@@ -45,4 +46,13 @@ Deno.test("warm-up: once told to stop (a migration came), it ends after the pass
   assert.equal(asked, 2, "asked before each pass: one ran, the second was not started");
   const pass = (WARM_UP_BYTES * 29) / 32;
   assert.ok(r.bytes >= pass && r.bytes < 2 * pass, `${r.bytes} bytes: one pass`);
+});
+
+Deno.test("warm-up: a Worker's idle warm-up is what a run that comes awaits, and leaves nothing open", async () => {
+  for (const yieldToRun of [true, false]) {
+    const w = new IdleWarmUp();
+    w.start(undefined, yieldToRun);
+    await w.runCame(); // the resource sanitizer fails the test if a socket stayed open
+  }
+  assert.equal(await new IdleWarmUp().runCame(), undefined, "never started: nothing to wait for");
 });
