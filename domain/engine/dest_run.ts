@@ -77,6 +77,8 @@ class DestinationRun {
   /** Watches the current stream's channels for a dead source (a new one per recovery). */
   #watch: LinkWatch | null = null;
   readonly #ramSection: RamSectionLoader;
+  /** setup → active, asked as the run starts and answered while it loads (run()). */
+  #activation: Promise<boolean> = Promise.resolve(true);
   /** COLO_ENABLE came (and x-colo is on here): the secondary's side after EOF. */
   #colo: DestColo | null = null;
 
@@ -103,9 +105,11 @@ class DestinationRun {
     stats[STAT.startTime] = this.#start;
     stats[STAT.total] = this.#ram.totalPages * this.#ctx.guest.pageSize;
     try {
-      if (!await link.transition("setup", "active")) {
-        throw new WireError("incoming migration was stopped");
-      }
+      // The stream is read while the main thread makes the status active: its answer takes a
+      // message each way (~2 ms here) that the source's first pages would otherwise wait out.
+      // The completion and postcopy ask for their transitions from `active` after this one;
+      // a failure awaits its answer before it reads the status (below).
+      this.#activation = link.transition("setup", "active");
       if (refused) throw refused; // not a migration stream at all
       let reader = await this.#begin(channel, opened);
       for (;;) {
@@ -120,6 +124,7 @@ class DestinationRun {
           reader = await this.#pauseAndRecover(e);
         }
       }
+      if (!await this.#activation) throw new WireError("incoming migration was stopped");
       await this.#complete();
       await this.#rp?.send(encodeRpShut(0));
       await this.#colo?.run(); // x-colo: the secondary runs on the same connection
@@ -133,6 +138,7 @@ class DestinationRun {
       // tells the source that this side does not run the guest (it may run it again).
       if (this.#ran) this.#vcpu.setRunstate("paused");
       await tellSource(e, message, this.#rp, this.#ctx.twoWay ?? false, this.#channel ?? channel);
+      await this.#activation;
       const status = this.#status;
       if (status !== "failed" && status !== "completed") await link.transition(status, "failed");
       return false;

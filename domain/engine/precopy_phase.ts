@@ -35,6 +35,8 @@ export class PrecopyPhase {
   readonly #s: SourceSession;
   /** Live sections whose ITERATE record is open on the stream. */
   readonly #open = new Set<LiveSection>();
+  /** Where setup → active stands (see setup()). */
+  #activation: "asked" | "active" | "refused" = "asked";
 
   /** The precopy phase of `session` (connected). */
   constructor(session: SourceSession) {
@@ -77,8 +79,29 @@ export class PrecopyPhase {
       await sender.append(encodeSectionEnd(SectionKind.SETUP, 0, section.id));
     }
     stats[STAT.setupTime] = Date.now() - s.started;
-    if (!await link.transition("setup", "active")) throw new Cancelled();
+    // The first pages go out while the main thread makes the status active: its answer takes a
+    // message each way (1–2 ms here, ~1 % of a 1 GiB migration at the host's limit) that the
+    // stream would otherwise wait out. Every later transition (the completion's, postcopy's,
+    // COLO's, a failure's) is asked from `active` after this answer is in (iterate(), fail()),
+    // and a cancel that came first refuses it: the passes stop at their next check.
+    this.#activation = "asked";
+    s.activation = link.transition("setup", "active").then((ok) => {
+      this.#activation = ok ? "active" : "refused";
+      return ok;
+    });
     s.counters.begin(Date.now());
+  }
+
+  /** The status allows another chunk: active, or setup with the main thread's answer due. */
+  #mayGoOn(): boolean {
+    const status = this.#s.status;
+    if (this.#activation === "asked") return status === "setup" || status === "active";
+    return this.#activation === "active" && status === "active";
+  }
+
+  /** Before any step past the passes: the status is active (else cancelled). */
+  async #active(): Promise<void> {
+    if (!await this.#s.activation || this.#s.status !== "active") throw new Cancelled();
   }
 
   /**
@@ -89,7 +112,7 @@ export class PrecopyPhase {
     const s = this.#s;
     for (;;) {
       s.checkErrors();
-      if (s.status !== "active") throw new Cancelled();
+      if (!this.#mayGoOn()) throw new Cancelled();
       await s.keepalive();
       this.#applyParams();
       const budget = s.counters.switchoverBudget();
@@ -97,6 +120,7 @@ export class PrecopyPhase {
       // nothing of that kind left it starts at once, whatever the budget (which may be < 0).
       if (s.toPostcopy && pendingEstimate(s.sections).mustPrecopy <= Math.max(0, budget)) {
         await this.#closeRecords();
+        await this.#active();
         return "postcopy";
       }
       if (canSwitchOver(pendingEstimate(s.sections), budget)) {
@@ -104,7 +128,10 @@ export class PrecopyPhase {
         // while the guest runs (not in the downtime), then the exact figure (a dirty-log sync).
         await this.#closeRecords();
         await s.sender.flush();
-        if (canSwitchOver(s.exactPending(), s.counters.switchoverBudget())) return "complete";
+        if (canSwitchOver(s.exactPending(), s.counters.switchoverBudget())) {
+          await this.#active();
+          return "complete";
+        }
       }
       for (const section of this.#live) {
         if (!this.#open.has(section)) {

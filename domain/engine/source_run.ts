@@ -83,6 +83,8 @@ async function takeOver(s: SourceSession): Promise<void> {
  */
 async function fail(s: SourceSession, caught: unknown): Promise<void> {
   const { link, point } = s;
+  // Its status is read below: setup → active, if asked, is answered first (precopy_phase.ts).
+  await s.activation;
   s.liftThrottle(); // before any final status is read
   if (caught instanceof Cancelled) await s.endCancelled();
   s.shutdown();

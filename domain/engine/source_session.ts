@@ -57,6 +57,8 @@ export class SourceSession implements SwitchoverRun, RamSectionHost, DiskSection
   readonly sections: readonly LiveSection[];
   /** The stream header is on its way: a CANCEL frame may follow it. */
   streamStarted = false;
+  /** setup → active as precopy's set-up asked for it, answered later (precopy_phase.ts). */
+  activation: Promise<boolean> = Promise.resolve(true);
   /** The current connection (channel, writer, keepalive), replaced on a resume. */
   #conn: SourceLink | null = null;
   #writer: ChannelWriter | null = null;
