@@ -56,40 +56,60 @@ export class GuardedChannel implements Channel {
     return this.inner.readCoalesceUs;
   }
 
-  /** Reads, recording progress; fails with the watch's error once the link was given up. */
-  async read(p: Uint8Array): Promise<number | null> {
-    this.#check();
+  /**
+   * Reads, recording progress; fails with the watch's error once the link was given up. Not an
+   * async function: a migration's data path reads ~10 000 times per GiB, and an async wrapper
+   * costs each read a promise and a turn of the microtask queue more than this `then` does.
+   */
+  read(p: Uint8Array): Promise<number | null> {
+    if (this.#error) return Promise.reject(this.#error);
     if (this.pendingReads++ === 0) this.readSince = this.#now();
-    let n: number | null;
+    let reading: Promise<number | null>;
     try {
-      n = await this.inner.read(p);
+      reading = this.inner.read(p);
     } catch (e) {
-      throw this.#error ?? e;
-    } finally {
-      this.pendingReads--;
+      return Promise.reject(this.#readFailed(e));
     }
+    return reading.then(this.#readDone, this.#readFailed);
+  }
+
+  readonly #readDone = (n: number | null): number | null => {
+    this.pendingReads--;
     this.#check();
     this.lastRead = this.#now();
     this.#watch?.heard();
     return n;
-  }
+  };
+
+  readonly #readFailed = (e: unknown): never => {
+    this.pendingReads--;
+    throw this.#error ?? e;
+  };
 
   /** Writes, recording progress; fails with the watch's error once the link was given up. */
-  async write(p: Uint8Array): Promise<number> {
-    this.#check();
+  write(p: Uint8Array): Promise<number> {
+    if (this.#error) return Promise.reject(this.#error);
     if (this.pendingWrites++ === 0) this.writeSince = this.#now();
-    let n: number;
+    let writing: Promise<number>;
     try {
-      n = await this.inner.write(p);
+      writing = this.inner.write(p);
     } catch (e) {
-      throw this.#error ?? e;
-    } finally {
-      this.pendingWrites--;
+      return Promise.reject(this.#writeFailed(e));
     }
+    return writing.then(this.#writeDone, this.#writeFailed);
+  }
+
+  readonly #writeDone = (n: number): number => {
+    this.pendingWrites--;
     this.#check();
     this.lastWrite = this.#now();
     return n;
-  }
+  };
+
+  readonly #writeFailed = (e: unknown): never => {
+    this.pendingWrites--;
+    throw this.#error ?? e;
+  };
 
   /** Passed through. */
   closeWrite(): Promise<void> {
