@@ -59,6 +59,10 @@ function singleChannel(dir: string): Promise<number> {
 export async function multifdScenario(): Promise<MultifdRun> {
   const dir = await Deno.makeTempDir({ prefix: "ferry-bench-mfd-" });
   try {
+    // The baselines before the agents start, as scenario A's (scenarios.ts says why).
+    const quiet = await waitForQuiet(0.25, 250, 3000);
+    const limit = await measureLimit("unix", GIB, CHUNK);
+    const rawUnix = await runRawMedian("unix", GIB, CHUNK);
     return await withAgents(async (track) => {
       const [dst, src] = await Promise.all([
         track(startAgent(["--ram", "1G", "--incoming", `unix:${dir}/m.sock`])),
@@ -71,9 +75,7 @@ export async function multifdScenario(): Promise<MultifdRun> {
       });
       const downtimeLimit = (await src.api("GET", "/parameters")).body["downtime-limit"];
       const sourcePageSize = (await src.api("GET", "/machine")).body["x-ram-backing"]["page-size"];
-      const quiet = await waitForQuiet(0.25, 250, 3000);
-      const limit = await measureLimit("unix", GIB, CHUNK);
-      const rawUnix = await runRawMedian("unix", GIB, CHUNK);
+      await waitForQuiet(0.25, 250, 3000); // the agents' start is over
       const t0 = wallNow();
       await migrate(src, dst.incomingUri ?? `unix:${dir}/m.sock`);
       await completedInfo(dst, 60_000);

@@ -3,8 +3,9 @@
  * - A: a 1 GiB random idle guest over loopback TCP at unlimited bandwidth, judged against the
  *   host's memory-to-memory limit (bench/limit.ts: raw TCP pairs through touched 1 GiB buffers
  *   on 4 KiB and on huge pages, the better one), with the raw unix socket, the same pairs in one
- *   process and cache-hot raw TCP (median of three) as references, measured in that order between the agents' start and the
- *   POST; the destination starts alone first, timed to `ready` (listening, RAM pre-touched);
+ *   process and cache-hot raw TCP (median of three) as references, measured in that order
+ *   before the agents start (scenarioA says why); the destination starts alone first, timed to
+ *   `ready` (listening, RAM pre-touched);
  *   the bench asks 20 times a second whether it is over; the agents' peak resident memory
  *   (VmHWM) read at the end.
  * - C: the same migration with fresh agents while a client polls `GET /migrations/current`
@@ -191,21 +192,33 @@ const A_POLL_RATE = 20;
  * Scenario A with C: see the module doc. `pollRate` is C's requests per second (0 = back to
  * back). A's throughput run and C's latency run are two migrations with fresh agents: a
  * client polling at 200/s is a load of its own, which the raw baseline does not carry.
+ *
+ * The raw baselines are measured before the agents start, not between their start and the
+ * POST: each baseline moves 1 GiB between two buffers touched just before, while a guest
+ * filled before them sat through them, and on this project's kind of host (a VM whose kernel
+ * hands freed memory back to its host: `page_reporting`) a guest's RAM was slower to read and
+ * write after gigabytes of other memory came and went meanwhile. Measured 2026-12-07 (a 1 GiB random idle guest over
+ * loopback TCP, fresh agents, 8 alternating rounds): 5.51 GB/s migrated right after the agents'
+ * start, 5.16 after six raw 1 GiB pairs in between, 5.53 when both agents then read all their
+ * RAM once more (GET /machine/digest) before the POST; the slow runs cost the agents more
+ * CPU. Baselines and migration each run right after their own memory was touched.
  */
 export async function scenarioA(pollRate: number): Promise<ScenarioARun> {
+  // The baselines first, then the agents (see above).
+  const quiet = await waitForQuiet();
+  const rawUnix = await runRaw("unix", GIB, CHUNK);
+  const limit = await measureLimit("tcp", GIB, CHUNK);
+  const oneProcess = {
+    small: await runRawOneProcess(GIB, CHUNK, "4k"),
+    huge: await runRawOneProcess(GIB, CHUNK, "huge"),
+  };
+  const rawTcp = await runRawMedian("tcp", GIB, CHUNK);
   const a = await withAgents(async (track) => {
     const { dst, src, uri, destReady, downtimeLimit, sourcePageSize } = await pair(
       track,
       "random",
     );
-    const quiet = await waitForQuiet();
-    const rawUnix = await runRaw("unix", GIB, CHUNK);
-    const limit = await measureLimit("tcp", GIB, CHUNK);
-    const oneProcess = {
-      small: await runRawOneProcess(GIB, CHUNK, "4k"),
-      huge: await runRawOneProcess(GIB, CHUNK, "huge"),
-    };
-    const rawTcp = await runRawMedian("tcp", GIB, CHUNK);
+    await waitForQuiet(); // the agents' start (their data paths warm up) is over
     const rss = watchRss({ source: src.pid, destination: dst.pid });
     const cpu = sampleCpu({ source: src.pid, destination: dst.pid, bench: Deno.pid });
     const t0 = wallNow();
