@@ -1,6 +1,6 @@
 /**
- * Unit tests in one module: the engine without sockets: the RAM loader, a RAM block that grows,
- * postcopy, thresholds, wire v2 sections, the stream state and hostile streams (10 000 per
+ * Unit tests in one module: the engine without sockets: the RAM loader, setup → active, a RAM
+ * block that grows, postcopy, thresholds, wire v2 sections, the stream state and hostile streams (10 000 per
  * run). Pure tests (no agent process) live in tests/unit/ and run as a few modules like this
  * one, not one module each: `deno test` spends ~0.3 s of CPU starting every test module (a fresh
  * runtime), which for these small files was a sixth of the suite's CPU. One runs alone with
@@ -10,6 +10,7 @@
  */
 import "./unit/colo_arbiter.ts";
 import "./unit/colo_ending.ts";
+import "./unit/engine_activation.ts";
 import "./unit/engine_colo.ts";
 import "./unit/engine_colo_live.ts";
 import "./unit/engine_colo_records.ts";

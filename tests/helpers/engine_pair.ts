@@ -24,13 +24,26 @@ import { MIGRATION_STATUSES, type Side, StateMachine } from "../../domain/state_
 import type { Channel } from "../../domain/ports.ts";
 import { WireError } from "../../domain/wire/wire_error.ts";
 
-/** A main-thread stand-in for one side. */
+/**
+ * Holds back the main thread's handling of a transition request: a promise it waits for
+ * before it makes (or refuses) the transition and answers, or undefined to handle it at once.
+ * `sm` is that side's state machine (what the main thread's other commands change).
+ */
+export type TransitionHold = (
+  from: string,
+  to: string,
+  sm: StateMachine,
+) => Promise<void> | undefined;
+
+/** A main-thread stand-in for one side (`hold` delays chosen transition requests). */
 export function fakeMain(
   side: Side,
   onChange?: (to: string) => void,
   onArrived?: () => void,
+  hold?: TransitionHold,
 ) {
   const status = new Int32Array(new SharedArrayBuffer(4));
+  let tail: Promise<void> | null = null;
   const seen: string[] = [];
   const errors: string[] = [];
   const sm = new StateMachine(side, (_f, to) => {
@@ -41,8 +54,15 @@ export function fakeMain(
   sm.transition("none", "setup");
   const link: MainLink = new MainLink(status, (m: WorkerMessage) => {
     if (m.t === "transition") {
-      const ok = sm.transition(m.from, m.to);
-      queueMicrotask(() => link.receive({ t: "transition-result", seq: m.seq, ok } as MainMessage));
+      const answer = () => {
+        const ok = sm.transition(m.from, m.to);
+        link.receive({ t: "transition-result", seq: m.seq, ok } as MainMessage);
+      };
+      const held = hold?.(m.from, m.to, sm);
+      // A held request and every one after it wait (the main thread answers in order).
+      tail = held || tail !== null
+        ? (tail ?? Promise.resolve()).then(() => held).then(answer)
+        : (queueMicrotask(answer), null);
     } else if (m.t === "error") errors.push(m.message);
     else if (m.t === "arrived") onArrived?.();
   });
@@ -80,14 +100,17 @@ export interface EngineRun {
   point?: PointOfNoReturn;
   /** The destination keeps the digest of RAM as it arrived (its Machine needs snapshots). */
   arrivalDigest?: boolean;
+  /** Delays the source's / the destination's main thread on chosen transitions. */
+  holdSource?: TransitionHold;
+  holdDestination?: TransitionHold;
 }
 
 /** Migrates `src` into `dst` in this thread; resolves when both ends are done. */
 export async function migrateInProcess(src: Machine, dst: Machine, r: EngineRun = {}) {
   const [a, b] = memoryChannelPair(1 << 20);
   const control = new SourceControl();
-  const s = fakeMain("source", (to) => r.onSourceState?.(to, control));
-  const d = fakeMain("destination", undefined, () => dst.captureArrival());
+  const s = fakeMain("source", (to) => r.onSourceState?.(to, control), undefined, r.holdSource);
+  const d = fakeMain("destination", undefined, () => dst.captureArrival(), r.holdDestination);
   const dstStats = createStats();
   const srcStats = createStats();
   const dest = runDestination({
