@@ -193,15 +193,15 @@ const A_POLL_RATE = 20;
  * back). A's throughput run and C's latency run are two migrations with fresh agents: a
  * client polling at 200/s is a load of its own, which the raw baseline does not carry.
  *
- * The raw baselines are measured before the agents start, not between their start and the
- * POST: each baseline moves 1 GiB between two buffers touched just before, while a guest
- * filled before them sat through them, and on this project's kind of host (a VM whose kernel
- * hands freed memory back to its host: `page_reporting`) a guest's RAM was slower to read and
- * write after gigabytes of other memory came and went meanwhile. Measured 2026-12-07 (a 1 GiB random idle guest over
+ * The raw baselines are measured before the agents start, not between their start and the POST:
+ * each baseline moves 1 GiB between two buffers touched just before, while a guest filled before
+ * them sat through them, and on this project's kind of host (a VM whose kernel hands freed memory
+ * back to its host: `page_reporting`) a guest's RAM was slower to read and write after gigabytes of
+ * other memory came and went meanwhile. Measured 2026-12-07 (a 1 GiB random idle guest over
  * loopback TCP, fresh agents, 8 alternating rounds): 5.51 GB/s migrated right after the agents'
- * start, 5.16 after six raw 1 GiB pairs in between, 5.53 when both agents then read all their
- * RAM once more (GET /machine/digest) before the POST; the slow runs cost the agents more
- * CPU. Baselines and migration each run right after their own memory was touched.
+ * start, 5.16 after six raw 1 GiB pairs in between, 5.53 when both agents then read all their RAM
+ * once more (GET /machine/digest) before the POST; the slow runs cost the agents more CPU.
+ * Baselines and migration each run right after their own memory was touched.
  */
 export async function scenarioA(pollRate: number): Promise<ScenarioARun> {
   // The baselines first, then the agents (see above).

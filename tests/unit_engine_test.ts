@@ -1,10 +1,10 @@
 /**
  * Unit tests in one module: the engine without sockets: the RAM loader, setup → active, a RAM
- * block that grows, postcopy, thresholds, wire v2 sections, the stream state and hostile streams (10 000 per
- * run). Pure tests (no agent process) live in tests/unit/ and run as a few modules like this
- * one, not one module each: `deno test` spends ~0.3 s of CPU starting every test module (a fresh
- * runtime), which for these small files was a sixth of the suite's CPU. One runs alone with
- * `deno test -A tests/unit/<name>.ts`.
+ * block that grows, postcopy, thresholds, wire v2 sections, the stream state and hostile streams
+ * (10 000 per run). Pure tests (no agent process) live in tests/unit/ and run as a few modules
+ * like this one, not one module each: `deno test` spends ~0.3 s of CPU starting every test module
+ * (a fresh runtime), which for these small files was a sixth of the suite's CPU. One runs alone
+ * with `deno test -A tests/unit/<name>.ts`.
  *
  * @module
  */

@@ -51,7 +51,7 @@ function holdActivation(dst: Machine, seen: { pagesFirst: boolean | null }): Tra
       : undefined;
 }
 
-Deno.test("engine: the source's first pages go out before its main thread made it active", async () => {
+Deno.test("engine: the source sends pages before its main thread said active", async () => {
   const { src, dst } = await guests();
   try {
     const seen = { pagesFirst: null as boolean | null };
@@ -69,7 +69,7 @@ Deno.test("engine: the source's first pages go out before its main thread made i
   }
 });
 
-Deno.test("engine: the destination loads pages before its main thread made it active", async () => {
+Deno.test("engine: the destination loads pages before its main thread said active", async () => {
   const { src, dst } = await guests();
   try {
     const seen = { pagesFirst: null as boolean | null };
@@ -88,7 +88,7 @@ Deno.test("engine: the destination loads pages before its main thread made it ac
   }
 });
 
-Deno.test("engine: a cancel before the main thread made the source active still cancels", async () => {
+Deno.test("engine: a cancel before the source's main thread said active wins", async () => {
   const { src, dst } = await guests();
   try {
     let control: SourceControl | null = null;
