@@ -18,6 +18,7 @@ import { PostcopyPhase } from "./postcopy_phase.ts";
 import { PrecopyPhase } from "./precopy_phase.ts";
 import type { SourceContext } from "./source_context.ts";
 import { SourceSession } from "./source_session.ts";
+import type { MigrationStatus } from "../state_machine.ts";
 import { STAT } from "./stats.ts";
 
 export type { SourceContext };
@@ -54,11 +55,11 @@ async function drive(s: SourceSession): Promise<void> {
     const postcopy = new PostcopyPhase(s);
     await postcopy.start();
     await postcopy.loop();
-    await s.finish("postcopy-active");
+    await finish(s, "postcopy-active");
   } else if (s.caps["x-colo"]) {
     await new ColoPhase(s).run(await precopy.complete(true));
   } else {
-    await s.finish(await precopy.complete());
+    await finish(s, await precopy.complete());
   }
 }
 
@@ -74,7 +75,7 @@ async function takeOver(s: SourceSession): Promise<void> {
   const postcopy = new PostcopyPhase(s);
   await postcopy.takeOver();
   await postcopy.loop();
-  await s.finish("postcopy-active");
+  await finish(s, "postcopy-active");
 }
 
 /**
@@ -111,4 +112,24 @@ async function fail(s: SourceSession, caught: unknown): Promise<void> {
       await link.transition(status, "failed");
     }
   }
+}
+
+/**
+ * migration_calculate_complete, then `completed`: the final counters are in place before
+ * anyone can read it.
+ */
+async function finish(s: SourceSession, state: MigrationStatus): Promise<void> {
+  const { stats, link } = s.ctx;
+  s.counters.update(Date.now());
+  const end = Date.now();
+  stats[STAT.totalTime] = end - stats[STAT.startTime];
+  stats[STAT.remaining] = 0;
+  stats[STAT.transferred] = s.transferred();
+  const transferTime = stats[STAT.totalTime] - stats[STAT.setupTime];
+  if (transferTime > 0) stats[STAT.mbps] = s.transferred() * 8 / transferTime / 1000;
+  // The throttle ends with the migration: lifted before anyone can read `completed`.
+  s.liftThrottle();
+  // postmigrate (migration_iteration_finish) before anyone can read `completed`.
+  if (s.vcpu.runstate === "finish-migrate") s.vcpu.setRunstate("postmigrate");
+  if (!await link.transition(state, "completed")) throw new Cancelled();
 }

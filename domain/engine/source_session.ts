@@ -379,26 +379,6 @@ export class SourceSession implements SwitchoverRun, RamSectionHost, DiskSection
     this.#writer?.shutdown();
   }
 
-  /**
-   * migration_calculate_complete, then `completed`: the final counters are in place before
-   * anyone can read it.
-   */
-  async finish(state: MigrationStatus): Promise<void> {
-    const { stats, link } = this.ctx;
-    this.counters.update(Date.now());
-    const end = Date.now();
-    stats[STAT.totalTime] = end - stats[STAT.startTime];
-    stats[STAT.remaining] = 0;
-    stats[STAT.transferred] = this.transferred();
-    const transferTime = stats[STAT.totalTime] - stats[STAT.setupTime];
-    if (transferTime > 0) stats[STAT.mbps] = this.transferred() * 8 / transferTime / 1000;
-    // The throttle ends with the migration: lifted before anyone can read `completed`.
-    this.liftThrottle();
-    // postmigrate (migration_iteration_finish) before anyone can read `completed`.
-    if (this.vcpu.runstate === "finish-migrate") this.vcpu.setRunstate("postmigrate");
-    if (!await link.transition(state, "completed")) throw new Cancelled();
-  }
-
   /** Ends the session: page channels, encoder, throttle, total-time, the connection. */
   close(): void {
     const stats = this.ctx.stats;
