@@ -68,7 +68,7 @@ export class GuardedChannel implements Channel {
     try {
       reading = this.inner.read(p);
     } catch (e) {
-      return Promise.reject(this.#readFailed(e));
+      return Promise.reject(this.#readError(e));
     }
     return reading.then(this.#readDone, this.#readFailed);
   }
@@ -82,9 +82,14 @@ export class GuardedChannel implements Channel {
   };
 
   readonly #readFailed = (e: unknown): never => {
-    this.pendingReads--;
-    throw this.#error ?? e;
+    throw this.#readError(e);
   };
+
+  /** A read ended in `e`: what it fails with (the watch's error once the link was given up). */
+  #readError(e: unknown): unknown {
+    this.pendingReads--;
+    return this.#error ?? e;
+  }
 
   /** Writes, recording progress; fails with the watch's error once the link was given up. */
   write(p: Uint8Array): Promise<number> {
@@ -94,7 +99,7 @@ export class GuardedChannel implements Channel {
     try {
       writing = this.inner.write(p);
     } catch (e) {
-      return Promise.reject(this.#writeFailed(e));
+      return Promise.reject(this.#writeError(e));
     }
     return writing.then(this.#writeDone, this.#writeFailed);
   }
@@ -107,9 +112,14 @@ export class GuardedChannel implements Channel {
   };
 
   readonly #writeFailed = (e: unknown): never => {
-    this.pendingWrites--;
-    throw this.#error ?? e;
+    throw this.#writeError(e);
   };
+
+  /** A write ended in `e`: what it fails with (the watch's error once the link was given up). */
+  #writeError(e: unknown): unknown {
+    this.pendingWrites--;
+    return this.#error ?? e;
+  }
 
   /** Passed through. */
   closeWrite(): Promise<void> {
