@@ -138,3 +138,26 @@ Deno.test("link watch: a connection that does not come within the timeout fails 
   await flush();
   assert.equal(late.closed, true);
 });
+
+Deno.test("link watch: a guarded call whose channel throws at once rejects; nothing stays pending", async () => {
+  const boom = new Error("bad resource");
+  const throwing: Channel = {
+    read: () => {
+      throw boom;
+    },
+    write: () => {
+      throw boom;
+    },
+    closeWrite: () => Promise.resolve(),
+    close: () => {},
+  };
+  const g = new GuardedChannel(throwing, () => 0);
+  let reading: Promise<number | null> | null = null;
+  let writing: Promise<number> | null = null;
+  assert.doesNotThrow(() => reading = g.read(new Uint8Array(4)));
+  assert.doesNotThrow(() => writing = g.write(new Uint8Array(4)));
+  await assert.rejects(reading!, (e) => e === boom);
+  await assert.rejects(writing!, (e) => e === boom);
+  assert.equal(g.pendingReads, 0);
+  assert.equal(g.pendingWrites, 0);
+});
