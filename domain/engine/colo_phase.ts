@@ -121,7 +121,9 @@ export class ColoPhase {
       await this.#loop();
       ending = { kind: "request" }; // not reached: #loop ends by throwing
     } catch (e) {
-      ending = coloEnding(e, s.control.verdict, this.#watchdog?.unproven);
+      // After a lost-heartbeat, whatever surfaced (a write it cut: source_worker.ts) is its doing.
+      const cause = s.control.lostHeartbeat ? new LostHeartbeat() : e;
+      ending = coloEnding(cause, s.control.verdict, this.#watchdog?.unproven);
     }
     this.#watchdog?.stop();
     s.control.onColoRecords = null;

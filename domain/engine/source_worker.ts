@@ -124,6 +124,11 @@ self.onmessage = (e: MessageEvent<SourceStart | MainMessage>) => {
     case "colo-lost-heartbeat":
       control.verdict = m.verdict ?? null;
       control.lostHeartbeat = true;
+      control.wake.notify();
+      // COLO is left at the next check; a checkpoint's write stuck on a frozen link (its
+      // secondary stopped reading) is cut after a grace, as a cancel's is, so the operator's
+      // lost-heartbeat takes effect now, not once the link timeout gives the link up.
+      setTimeout(() => r.writer?.shutdown(), CANCEL_GRACE_MS);
       break;
     case "colo-checkpoint":
       control.checkpointNow = true;
