@@ -35,8 +35,6 @@ export class PrecopyPhase {
   readonly #s: SourceSession;
   /** Live sections whose ITERATE record is open on the stream. */
   readonly #open = new Set<LiveSection>();
-  /** Where setup → active stands (see setup()). */
-  #activation: "asked" | "active" | "refused" = "asked";
 
   /** The precopy phase of `session` (connected). */
   constructor(session: SourceSession) {
@@ -84,19 +82,17 @@ export class PrecopyPhase {
     // stream would otherwise wait out. Every later transition (the completion's, postcopy's,
     // COLO's, a failure's) is asked from `active` after this answer is in (iterate(), fail()),
     // and a cancel that came first refuses it: the passes stop at their next check.
-    this.#activation = "asked";
-    s.activation = link.transition("setup", "active").then((ok) => {
-      this.#activation = ok ? "active" : "refused";
-      return ok;
-    });
+    s.activation = link.transition("setup", "active");
     s.counters.begin(Date.now());
   }
 
-  /** The status allows another chunk: active, or setup with the main thread's answer due. */
+  /**
+   * The status allows another chunk: active, or still setup (the main thread has not answered:
+   * it moves the status before it answers, and refuses only a status that left setup).
+   */
   #mayGoOn(): boolean {
     const status = this.#s.status;
-    if (this.#activation === "asked") return status === "setup" || status === "active";
-    return this.#activation === "active" && status === "active";
+    return status === "active" || status === "setup";
   }
 
   /** Before any step past the passes: the status is active (else cancelled). */
