@@ -257,17 +257,11 @@ export class PageSender {
       const zero = this.#isZero(b, first);
       let count = 0;
       if (zero) {
-        while (
-          p < end && bitmap[p] === 1 && count < 0xffff_0000 &&
-          // The first page was classified just now: the vCPU may have written it since,
-          // in which case it is dirty again and goes once more next pass.
-          (count === 0 || this.#isZero(b, p - blk.firstPage))
-        ) {
-          bitmap[p] = 0;
-          this.sentOnce[p] = 1;
-          p++;
-          count++;
-        }
+        // The first page was classified just now: the vCPU may have written it since, in
+        // which case it is dirty again and goes once more next pass.
+        count = this.#runLength(b, p, Math.min(end, p + 0xffff_0000), true);
+        this.#take(p, count);
+        p += count;
         this.duplicate += count;
         this.releaseLog?.push([b, first, count]);
         for (let i = 0; this.encoder && i < count; i++) {
@@ -291,15 +285,9 @@ export class PageSender {
           count++;
         }
       } else {
-        while (
-          p < end && bitmap[p] === 1 && count < MAX_RUN_PAGES &&
-          (count === 0 || !this.#isZero(b, p - blk.firstPage))
-        ) {
-          bitmap[p] = 0;
-          this.sentOnce[p] = 1;
-          p++;
-          count++;
-        }
+        count = this.#runLength(b, p, Math.min(end, p + MAX_RUN_PAGES), false);
+        this.#take(p, count);
+        p += count;
         this.normal += count;
         const pages = this.#ram8[b].subarray(first * 4096, (first + count) * 4096);
         if (count <= COPY_RUN_PAGES) {
@@ -347,6 +335,38 @@ export class PageSender {
   /** Writes out everything staged and waits until the sink took all of it. */
   flush(): Promise<void> {
     return this.#staging.flush();
+  }
+
+  /**
+   * How many pages from `p` (global page numbers, in block `b`; `p` itself counted, already
+   * classified) up to `end` are marked in the bitmap and, with `zero`, zero pages, else not.
+   * The hot loop of a bulk pass: one test of the map and the page per page (~2 ms per GiB).
+   */
+  #runLength(b: number, p: number, end: number, zero: boolean): number {
+    const bitmap = this.bitmap;
+    const written = this.#written;
+    const ram32 = this.#ram32[b];
+    const first = this.#blockFirst[b];
+    let q = p + 1;
+    for (; q < end && bitmap[q] === 1; q++) {
+      // Never written since allocation: zero, and not worth a page fault to read.
+      const isZero = written[q] === 0 || isZeroPage(ram32, q - first);
+      if (isZero !== zero) break;
+    }
+    return q - p;
+  }
+
+  /** Clears pages [p, p + count) in the bitmap and records them as sent once. */
+  #take(p: number, count: number): void {
+    if (count > COPY_RUN_PAGES) {
+      this.bitmap.fill(0, p, p + count);
+      this.sentOnce.fill(1, p, p + count);
+      return;
+    }
+    for (let q = p; q < p + count; q++) {
+      this.bitmap[q] = 0;
+      this.sentOnce[q] = 1;
+    }
   }
 
   #isZero(b: number, page: number): boolean {
