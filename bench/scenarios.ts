@@ -6,8 +6,8 @@
  *   process and cache-hot raw TCP (median of three) as references, measured in that order
  *   before the agents start (scenarioA says why); the destination starts alone first, timed to
  *   `ready` (listening, RAM pre-touched);
- *   the bench asks 20 times a second whether it is over; the agents' peak resident memory
- *   (VmHWM) read at the end.
+ *   the bench learns that it is over from both agents' event streams (scenarioA says why it
+ *   does not poll); the agents' peak resident memory (VmHWM) read at the end.
  * - C: the same migration with fresh agents while a client polls `GET /migrations/current`
  *   at `--rate` (200/s), and the same GET on the idle source before it as C's baseline.
  * - B: a 1 GiB all-zero idle guest, with an in-process 1 GiB zero scan as its baseline.
@@ -25,6 +25,7 @@ import {
 } from "./measure.ts";
 import { measureLimit, type MemoryLimit } from "./limit.ts";
 import { pollFor, type PollResult, pollUntil } from "./poller.ts";
+import { follow } from "./sse_follower.ts";
 import {
   type OneProcessResult,
   type RawResult,
@@ -185,8 +186,37 @@ async function migrateAndPoll(src: BenchAgent, uri: string, rate: number): Promi
   return poll;
 }
 
-/** How often A's throughput run asks whether the migration is over (C's run polls at its rate). */
-const A_POLL_RATE = 20;
+/**
+ * Starts the migration and follows both agents' event streams until each saw the migration end
+ * (else throws); returns when each did (wall-clock ms).
+ *
+ * Why not poll: on a 2-core host the two data paths keep both cores busy, and every GET costs
+ * the source's main thread (and the asking process) CPU the data path then waits for: a fresh
+ * agent's first GETs run its HTTP stack uncompiled, ~1 ms each. Measured 2026-12-07 (1 GiB
+ * random idle guest over loopback TCP, 8 alternating rounds, the same code): asked 20 times a
+ * second, median 5.68 GB/s (4.86–5.87); followed on its event stream, 6.00 (5.74–6.03); the
+ * raw pair then 6.55. The raw pair has no one asking; neither does the migration now.
+ */
+async function migrateAndFollow(
+  src: BenchAgent,
+  dst: BenchAgent,
+  uri: string,
+): Promise<{ sourceAt: number; destAt: number }> {
+  const [s, d] = await Promise.all([follow(src.base), follow(dst.base)]);
+  try {
+    const r = await src.api("POST", "/migrations", { uri });
+    if (r.status !== 202) {
+      throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
+    }
+    const source = await s.waitStatus(TERMINAL, 60_000);
+    if (source.status !== "completed") throw new Error(`migration ended ${source.status}`);
+    const dest = await d.waitStatus(TERMINAL, 10_000);
+    if (dest.status !== "completed") throw new Error(`destination ended ${dest.status}`);
+    return { sourceAt: source.at, destAt: dest.at };
+  } finally {
+    await Promise.all([s.close(), d.close()]);
+  }
+}
 
 /**
  * Scenario A with C: see the module doc. `pollRate` is C's requests per second (0 = back to
@@ -222,14 +252,13 @@ export async function scenarioA(pollRate: number): Promise<ScenarioARun> {
     const rss = watchRss({ source: src.pid, destination: dst.pid });
     const cpu = sampleCpu({ source: src.pid, destination: dst.pid, bench: Deno.pid });
     const t0 = wallNow();
-    const poll = await migrateAndPoll(src, uri, A_POLL_RATE);
-    await pollFor(dst.base, "/migrations/current", (b) => TERMINAL.test(b.status), 10_000, 2);
-    const destAt = wallNow();
+    const ends = await migrateAndFollow(src, dst, uri);
     const cpuUsed = cpu();
     const peaks = await rss.stop();
     const info = await settledInfo(src);
     const transferred = info.ram.transferred;
-    const wallMs = poll.terminalAt - t0;
+    const wallMs = ends.sourceAt - t0;
+    const destAt = ends.destAt;
     return {
       quiet,
       rawTcp,

@@ -9,6 +9,7 @@
  */
 import { createParser } from "eventsource-parser";
 import { headEnd } from "./http_load.ts";
+import { wallNow } from "./measure.ts";
 
 /** What one subscriber saw. */
 export interface Follower {
@@ -20,6 +21,11 @@ export interface Follower {
   ended: boolean;
   /** Closes the connection (does not count as ended). */
   close(): Promise<void>;
+  /**
+   * Resolves with the first MIGRATION status matching `status` (one seen already counts) and the
+   * wall-clock ms its event was read at; rejects after `timeoutMs` or once the stream ended.
+   */
+  waitStatus(status: RegExp, timeoutMs: number): Promise<{ status: string; at: number }>;
 }
 
 /** For whole ASCII pieces (chunk sizes, the response head): it keeps no state between calls. */
@@ -74,7 +80,38 @@ export async function follow(base: string): Promise<Follower> {
       `GET /events HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n\r\n`,
     ),
   );
-  const f: Follower = { ids: [], statuses: new Map(), ended: false, close: async () => {} };
+  const waiters: { status: RegExp; found: (s: string) => void }[] = [];
+  let endStream: (e: Error) => void = () => {};
+  const ended = new Promise<never>((_, reject) => (endStream = reject));
+  ended.catch(() => {}); // observed by waitStatus
+  const f: Follower = {
+    ids: [],
+    statuses: new Map(),
+    ended: false,
+    close: async () => {},
+    waitStatus: (status, timeoutMs) => {
+      const seen = [...f.statuses.values()].flat().find((s) => status.test(s));
+      if (seen !== undefined) return Promise.resolve({ status: seen, at: wallNow() });
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          reject(new Error(`no MIGRATION event with status ${status} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const waiter = {
+          status,
+          found: (s: string) => {
+            clearTimeout(timer);
+            resolve({ status: s, at: wallNow() });
+          },
+        };
+        waiters.push(waiter);
+        ended.catch((e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+      });
+    },
+  };
   const chunk = new Uint8Array(64 * 1024);
   const dechunk = new Dechunker();
   let head = new Uint8Array(0);
@@ -93,6 +130,9 @@ export async function follow(base: string): Promise<Follower> {
         const list = f.statuses.get(data.id) ?? [];
         list.push(data.status);
         f.statuses.set(data.id, list);
+        for (let i = waiters.length - 1; i >= 0; i--) {
+          if (waiters[i].status.test(data.status)) waiters.splice(i, 1)[0].found(data.status);
+        }
       }
     },
   });
@@ -128,6 +168,7 @@ export async function follow(base: string): Promise<Follower> {
       }
     } catch { /* closed or failed */ }
     if (!closing) f.ended = true;
+    endStream(new Error(closing ? "the event stream was closed" : "the event stream ended"));
     opened();
   })();
 

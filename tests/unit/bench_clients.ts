@@ -159,3 +159,36 @@ Deno.test("SSE follower and GET load against a served agent", async () => {
     }
   });
 });
+
+Deno.test("SSE follower: waitStatus resolves at the first matching MIGRATION status, seen or to come", async () => {
+  await withAgent(async ({ app, agent }) => {
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    const f = await bounded(follow(base), 30_000, "the event stream to open");
+    try {
+      const publish = (status: string) =>
+        anyEvents(agent).publish("MIGRATION", { status, side: "source", id: "m1" });
+      publish("setup");
+      let settled = false;
+      const ended = f.waitStatus(/^(completed|failed)$/, 30_000);
+      ended.finally(() => (settled = true));
+      publish("active");
+      await f.waitStatus(/^active$/, 30_000);
+      assert.equal(settled, false, "no end was published yet");
+      const before = performance.timeOrigin + performance.now();
+      publish("completed");
+      const done = await ended;
+      assert.equal(done.status, "completed");
+      assert.ok(done.at >= before, "the time the event was read");
+      // A status seen before the wait began counts at once.
+      assert.equal((await f.waitStatus(/^setup$/, 30_000)).status, "setup");
+      // Once the stream is closed, a wait for what never came fails instead of hanging.
+      const never = f.waitStatus(/^cancelled$/, 30_000);
+      await f.close();
+      await assert.rejects(never, /closed/);
+    } finally {
+      await f.close();
+      await bounded(server.shutdown(), 30_000, "the server to shut down");
+    }
+  });
+});
