@@ -340,7 +340,8 @@ export class PageSender {
   /**
    * How many pages from `p` (global page numbers, in block `b`; `p` itself counted, already
    * classified) up to `end` are marked in the bitmap and, with `zero`, zero pages, else not.
-   * The hot loop of a bulk pass: one test of the map and the page per page (~2 ms per GiB).
+   * The hot loop of a bulk pass: one test of the map and the page per page (a 1 GiB random guest,
+   * no socket: 3.6 ms, 2026-12-07).
    */
   #runLength(b: number, p: number, end: number, zero: boolean): number {
     const bitmap = this.bitmap;
