@@ -9,7 +9,7 @@
  * @module
  */
 import { type Json, startAgent, withAgents } from "./agent.ts";
-import { completedInfo, engineBytesPerSec, migrate, patch } from "./kit.ts";
+import { completedInfo, engineBytesPerSec, migrateAndFollow, patch } from "./kit.ts";
 import { limitSummary } from "./report.ts";
 import { measureLimit, type MemoryLimit } from "./limit.ts";
 import { median, type QuietWait, waitForQuiet, wallNow } from "./measure.ts";
@@ -50,8 +50,8 @@ function singleChannel(dir: string): Promise<number> {
     ]);
     await patch(src, "/parameters", { "max-bandwidth": 0 });
     await waitForQuiet(0.25, 250, 3000);
-    await migrate(src, dst.incomingUri ?? `unix:${dir}/s.sock`);
-    return engineBytesPerSec(await completedInfo(src, 60_000));
+    await migrateAndFollow(src, dst, dst.incomingUri ?? `unix:${dir}/s.sock`);
+    return engineBytesPerSec(await completedInfo(src, 10_000));
   });
 }
 
@@ -77,9 +77,8 @@ export async function multifdScenario(): Promise<MultifdRun> {
       const sourcePageSize = (await src.api("GET", "/machine")).body["x-ram-backing"]["page-size"];
       await waitForQuiet(0.25, 250, 3000); // the agents' start is over
       const t0 = wallNow();
-      await migrate(src, dst.incomingUri ?? `unix:${dir}/m.sock`);
-      await completedInfo(dst, 60_000);
-      const destWallMs = wallNow() - t0;
+      const ends = await migrateAndFollow(src, dst, dst.incomingUri ?? `unix:${dir}/m.sock`);
+      const destWallMs = ends.destAt - t0;
       const info = await completedInfo(src, 10_000);
       if (!(info.ram["multifd-bytes"] > 0)) throw new Error("no bytes went over multifd");
       const bytesPerSec = engineBytesPerSec(info);

@@ -15,6 +15,7 @@
  * @module
  */
 import { type BenchAgent, type Json, startAgent, withAgents } from "./agent.ts";
+import { migrateAndFollow } from "./kit.ts";
 import {
   type CpuSample,
   percentile,
@@ -25,7 +26,6 @@ import {
 } from "./measure.ts";
 import { measureLimit, type MemoryLimit } from "./limit.ts";
 import { pollFor, type PollResult, pollUntil } from "./poller.ts";
-import { follow } from "./sse_follower.ts";
 import {
   type OneProcessResult,
   type RawResult,
@@ -184,38 +184,6 @@ async function migrateAndPoll(src: BenchAgent, uri: string, rate: number): Promi
     throw new Error(`migration ended ${poll.last?.status}: ${poll.last?.["error-desc"] ?? ""}`);
   }
   return poll;
-}
-
-/**
- * Starts the migration and follows both agents' event streams until each saw the migration end
- * (else throws); returns when each did (wall-clock ms).
- *
- * Why not poll: on a 2-core host the two data paths keep both cores busy, and every GET costs
- * the source's main thread (and the asking process) CPU the data path then waits for: a fresh
- * agent's first GETs run its HTTP stack uncompiled, ~1 ms each. Measured 2026-12-07 (1 GiB
- * random idle guest over loopback TCP, 8 alternating rounds, the same code): asked 20 times a
- * second, median 5.68 GB/s (4.86–5.87); followed on its event stream, 6.00 (5.74–6.03); the
- * raw pair then 6.55. The raw pair has no one asking; neither does the migration now.
- */
-async function migrateAndFollow(
-  src: BenchAgent,
-  dst: BenchAgent,
-  uri: string,
-): Promise<{ sourceAt: number; destAt: number }> {
-  const [s, d] = await Promise.all([follow(src.base), follow(dst.base)]);
-  try {
-    const r = await src.api("POST", "/migrations", { uri });
-    if (r.status !== 202) {
-      throw new Error(`POST /migrations: ${r.status} ${JSON.stringify(r.body)}`);
-    }
-    const source = await s.waitStatus(TERMINAL, 60_000);
-    if (source.status !== "completed") throw new Error(`migration ended ${source.status}`);
-    const dest = await d.waitStatus(TERMINAL, 10_000);
-    if (dest.status !== "completed") throw new Error(`destination ended ${dest.status}`);
-    return { sourceAt: source.at, destAt: dest.at };
-  } finally {
-    await Promise.all([s.close(), d.close()]);
-  }
 }
 
 /**
