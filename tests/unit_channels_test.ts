@@ -7,6 +7,7 @@
  *
  * @module
  */
+import "./unit/channels_direct_io.ts";
 import "./unit/channels_exec_file.ts";
 import "./unit/channels_memory_pair.ts";
 import "./unit/channels_proxy.ts";

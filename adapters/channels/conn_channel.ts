@@ -8,19 +8,33 @@
  */
 
 import type { Channel, ChannelListener } from "../../domain/ports.ts";
+import type { DirectSocket } from "./direct_io.ts";
 import { ChannelClosedError } from "./errors.ts";
 
 /** A connected socket as a Channel. */
 export class ConnChannel implements Channel {
   readonly #conn: Deno.Conn;
   readonly readCoalesceUs?: number;
+  readonly #direct: DirectSocket | null;
+  /** Deno reads / writes not settled yet: while there are any, a direct call would overtake. */
+  #denoReads = 0;
+  #denoWrites = 0;
   #closed = false;
   #writeClosed = false;
 
-  /** Wraps `conn`; the channel owns it from now on. See {@link Channel.readCoalesceUs}. */
-  constructor(conn: Deno.Conn, readCoalesceUs?: number) {
+  /**
+   * Wraps `conn`; the channel owns it from now on. See {@link Channel.readCoalesceUs}. With
+   * `direct`, reads and writes go through it while the socket has data or room (direct_io.ts).
+   */
+  constructor(conn: Deno.Conn, readCoalesceUs?: number, direct: DirectSocket | null = null) {
     this.#conn = conn;
     if (readCoalesceUs !== undefined) this.readCoalesceUs = readCoalesceUs;
+    this.#direct = direct;
+  }
+
+  /** True when reads and writes go through synchronous calls while they can (direct_io.ts). */
+  get directIo(): boolean {
+    return this.#direct !== null;
   }
 
   /** The socket's local address (as Deno reports it). */
@@ -36,7 +50,20 @@ export class ConnChannel implements Channel {
   /** Reads up to `p.length` bytes; `null` at end of stream. */
   read(p: Uint8Array): Promise<number | null> {
     if (this.#closed) return Promise.reject(new ChannelClosedError("read on a closed channel"));
-    return this.#conn.read(p);
+    if (this.#direct !== null && this.#denoReads === 0) {
+      try {
+        const got = this.#direct.recv(p);
+        if (got !== "wait") return Promise.resolve(got === 0 ? null : got);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    // Nothing to read now (or no direct socket): Deno's read waits for data.
+    this.#denoReads++;
+    const r = this.#conn.read(p);
+    const settled = () => void this.#denoReads--;
+    r.then(settled, settled);
+    return r;
   }
 
   /** Writes some of `p`; resolves to the count. */
@@ -45,7 +72,20 @@ export class ConnChannel implements Channel {
     if (this.#writeClosed) {
       return Promise.reject(new ChannelClosedError("write after closeWrite"));
     }
-    return this.#conn.write(p);
+    if (this.#direct !== null && this.#denoWrites === 0) {
+      try {
+        const sent = this.#direct.send(p);
+        if (sent !== "wait") return Promise.resolve(sent);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    // The socket is full (or no direct sender): Deno's write waits for room.
+    this.#denoWrites++;
+    const w = this.#conn.write(p);
+    const settled = () => void this.#denoWrites--;
+    w.then(settled, settled);
+    return w;
   }
 
   /** Half-closes the socket (shutdown(SHUT_WR)); a second call does nothing. */
@@ -75,6 +115,7 @@ export class ConnListener implements ChannelListener {
   readonly #onAccept: (conn: Deno.Conn) => void;
   readonly #onClose: () => void;
   readonly #readCoalesceUs: (peer: Deno.Addr) => number | undefined;
+  readonly #direct: (conn: Deno.Conn) => DirectSocket | null;
   #closed = false;
 
   /**
@@ -84,6 +125,8 @@ export class ConnListener implements ChannelListener {
    * @param onClose runs once after the socket is closed (e.g. removes a socket file).
    * @param readCoalesceUs each accepted channel's {@link Channel.readCoalesceUs}, from its peer's
    *   address (default: none).
+   * @param direct each accepted channel's synchronous reads and writes (direct_io.ts; default:
+   *   none).
    */
   constructor(
     listener: Deno.Listener,
@@ -91,12 +134,14 @@ export class ConnListener implements ChannelListener {
     onAccept: (conn: Deno.Conn) => void = () => {},
     onClose: () => void = () => {},
     readCoalesceUs: (peer: Deno.Addr) => number | undefined = () => undefined,
+    direct: (conn: Deno.Conn) => DirectSocket | null = () => null,
   ) {
     this.#listener = listener;
     this.uri = uri;
     this.#onAccept = onAccept;
     this.#onClose = onClose;
     this.#readCoalesceUs = readCoalesceUs;
+    this.#direct = direct;
   }
 
   /** Waits for the next peer; rejects once the listener is closed. */
@@ -104,7 +149,7 @@ export class ConnListener implements ChannelListener {
     if (this.#closed) throw new ChannelClosedError("accept on a closed listener");
     const conn = await this.#listener.accept();
     this.#onAccept(conn);
-    return new ConnChannel(conn, this.#readCoalesceUs(conn.remoteAddr));
+    return new ConnChannel(conn, this.#readCoalesceUs(conn.remoteAddr), this.#direct(conn));
   }
 
   /** Stops listening (pending accepts reject). Safe to call twice. */

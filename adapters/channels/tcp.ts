@@ -1,13 +1,15 @@
 /**
  * TCP transport: `tcp:HOST:PORT`. No-delay is set on every connection (the stream is
  * written in large pieces; small trailing frames must not wait for Nagle); a connection made
- * to a loopback peer gets a 1 MiB send buffer (send_buffer.ts).
+ * to a loopback peer gets a 1 MiB send buffer (send_buffer.ts); every connection reads and
+ * writes with synchronous calls while its socket has data or room (direct_io.ts).
  *
  * @module
  */
 
 import type { ChannelListener } from "../../domain/ports.ts";
 import { ConnChannel, ConnListener } from "./conn_channel.ts";
+import { directSocket } from "./direct_io.ts";
 import { capLoopbackSendBuffer, isLoopbackHost } from "./send_buffer.ts";
 import { formatHostPort } from "./uri.ts";
 
@@ -34,7 +36,7 @@ export async function connectTcp(host: string, port: number): Promise<ConnChanne
   const conn = await Deno.connect({ hostname: host, port, transport: "tcp" });
   conn.setNoDelay(true);
   capLoopbackSendBuffer(conn);
-  return new ConnChannel(conn, tcpReadCoalesceUs(conn.remoteAddr));
+  return new ConnChannel(conn, tcpReadCoalesceUs(conn.remoteAddr), directSocket(conn));
 }
 
 /**
@@ -54,6 +56,7 @@ export function listenTcp(host: string, port: number): ChannelListener {
     setNoDelay,
     undefined,
     tcpReadCoalesceUs,
+    directSocket,
   );
 }
 
