@@ -22,7 +22,8 @@ import { type ColoOutput, coloOutputOf, loadOutputDigest } from "./colo_output.t
 import { IncomingSide } from "./incoming_side.ts";
 import { tlsOptionsFor } from "./tls_options.ts";
 import type { Migration } from "./migration.ts";
-import { type MigrationInfo, migrationInfo, queryMigrate } from "./migration_info.ts";
+import { type MigrationInfo, queryMigrate } from "./migration_info.ts";
+import { MigrationHistory } from "./migration_history.ts";
 import { MigrationWatch } from "./migration_watch.ts";
 import { mergeCapabilities, mergeParameters } from "./option_checks.ts";
 import {
@@ -40,16 +41,21 @@ import {
   type PreflightState,
   prepareProblems,
 } from "./preflight.ts";
-import { isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
+import { isFinished, isSetupOrActive, type MigrationStatus } from "./state_machine.ts";
 import type { AgentConfig } from "./agent_config.ts";
 import { buildMachine } from "./agent_machine.ts";
 import { setLateBlockActivate } from "./block_activation.ts";
 import { DriveBitmapControl } from "./drive_bitmap_control.ts";
 import { GuestControl } from "./guest_control.ts";
+import {
+  continueMigration,
+  pauseMigration,
+  startPostcopy,
+  type SwitchoverSides,
+} from "./switchover_control.ts";
 
 export type { AgentConfig, MigrateRequest };
 
-const HISTORY = 32;
 /** Events published within this many ms reach each SSE subscriber together. */
 const EVENT_COALESCE_MS = 10;
 
@@ -62,7 +68,7 @@ export class Agent {
   readonly onlyMigratable: boolean;
   /** `--allow-exec`: whether `exec:` migration URIs are taken. */
   readonly allowExec: boolean;
-  readonly #history: Migration[] = [];
+  readonly #history = new MigrationHistory();
   readonly #blockers = new Blockers();
   readonly #globals: Globals["flags"];
   readonly #output: ColoOutput;
@@ -103,7 +109,7 @@ export class Agent {
       decompressThreads: () => this.parameters["decompress-threads"],
       multifdChannels: () => this.#multifdChannels(),
       listener: this.#onTransition,
-      record: (m) => this.#record(m),
+      record: (m) => this.#history.record(m),
       allowExec: this.allowExec,
       linkTimeoutMs: config.linkTimeoutMs,
       arrivalDigest: config.arrivalDigest,
@@ -114,7 +120,7 @@ export class Agent {
       events: this.events,
       tlsFor: (uri) => this.#tlsFor(uri, "client"),
       listener: this.#onTransition,
-      record: (m) => this.#record(m),
+      record: (m) => this.#history.record(m),
       setPolicy: (p) => (this.#watch.policy = p),
       linkTimeoutMs: config.linkTimeoutMs,
       colo: this.colo,
@@ -155,15 +161,12 @@ export class Agent {
 
   /** Recent migrations, newest first. */
   list(): MigrationInfo[] {
-    const opts = { ...this.#infoOptions(), history: true };
-    return this.#history.map((m) => migrationInfo(m, opts)).reverse();
+    return this.#history.list(this.#infoOptions());
   }
 
   /** One migration by id. */
   get(id: string): MigrationInfo {
-    const m = this.#history.find((x) => x.id === id);
-    if (!m) throw new DomainError("not-found", `Migration '${id}' not found`, "DeviceNotFound");
-    return migrationInfo(m, { ...this.#infoOptions(), history: true });
+    return this.#history.get(id, this.#infoOptions());
   }
 
   /** The newest outgoing migration's status (`none` before any). */
@@ -212,47 +215,31 @@ export class Agent {
     return problems;
   }
 
-  /** migrate-start-postcopy: the seed's checks, then the flag the source's loop reads. */
+  /** migrate-start-postcopy (switchover_control.ts), then query-migrate. */
   startPostcopy(): MigrationInfo {
-    if (!this.capabilities["postcopy-ram"]) {
-      throw new DomainError(
-        "wrong-state",
-        "Enable postcopy with migrate_set_capability before the start of migration",
-      );
-    }
-    if (this.#sourceStatus === "none") {
-      throw new DomainError(
-        "wrong-state",
-        "Postcopy must be started after migration has been started",
-      );
-    }
-    this.#out.startPostcopy();
+    startPostcopy(this.#switchover());
     return this.query();
   }
 
-  /**
-   * migrate-continue: succeeds when the status is the one named (`none` included, with no
-   * migration at all), releasing a migration paused in pre-switchover; as in the seed, a
-   * continue in any other matching state changes nothing.
-   */
+  /** migrate-continue (switchover_control.ts), then query-migrate. */
   continueMigration(state: MigrationStatus): MigrationInfo {
-    const status = this.#sourceStatus;
-    if (status !== state) {
-      throw new DomainError("wrong-state", `Migration not in expected state: ${status}`);
-    }
-    this.#out.continue();
+    continueMigration(this.#switchover(), state);
     return this.query();
   }
 
-  /** migrate-pause: only in postcopy-active, on either side. */
+  /** migrate-pause (switchover_control.ts), then query-migrate. */
   pauseMigration(): MigrationInfo {
-    if (!this.#out.pause() && !this.#incoming.pause()) {
-      throw new DomainError(
-        "wrong-state",
-        "migrate-pause is currently only supported during postcopy-active state",
-      );
-    }
+    pauseMigration(this.#switchover());
     return this.query();
+  }
+
+  #switchover(): SwitchoverSides {
+    return {
+      capabilities: this.capabilities,
+      sourceStatus: this.#sourceStatus,
+      outgoing: this.#out,
+      incoming: this.#incoming,
+    };
   }
 
   /** migrate-recover on the destination (see IncomingSide.recover), then query-migrate. */
@@ -306,8 +293,7 @@ export class Agent {
   /** migrate_add_blocker. */
   addBlocker(reason: string): Blocker {
     const status = this.#sourceStatus;
-    const idle = status === "none" || status === "cancelled" || status === "completed" ||
-      status === "failed";
+    const idle = status === "none" || isFinished(status);
     return this.#blockers.add(reason, { idle, onlyMigratable: this.onlyMigratable });
   }
 
@@ -393,12 +379,6 @@ export class Agent {
     this.capabilities = o.capabilities;
     this.parameters = o.parameters;
     this.#mustRemoveBlock = remove;
-  }
-
-  #record(m: Migration): Migration {
-    this.#history.push(m);
-    if (this.#history.length > HISTORY) this.#history.shift();
-    return m;
   }
 
   #onTransition = (m: Migration, _from: MigrationStatus, to: MigrationStatus): void => {
