@@ -21,7 +21,6 @@
  */
 import type { MigrationStatus } from "../state_machine.ts";
 import {
-  ColoExitCode,
   ColoMessage,
   type ColoMessageCode,
   type ColoMsg,
@@ -44,6 +43,7 @@ import {
 } from "./colo_link.ts";
 import { ColoRecordBook, RECORDS_WAIT_MS } from "./colo_records.ts";
 import { giveInput, InputQueue } from "./colo_input.ts";
+import { leaveColo } from "./colo_leave.ts";
 import { CHUNK_PAGES } from "./ram_section.ts";
 import type { SourceSession } from "./source_session.ts";
 
@@ -127,8 +127,8 @@ export class ColoPhase {
     }
     this.#watchdog?.stop();
     s.control.onColoRecords = null;
-    // Input still comes while #leave holds: it waits here for whichever way this side goes.
-    await this.#leave(ending);
+    // Input still comes while leaveColo holds: it waits here for whichever way this side goes.
+    await leaveColo(this.#s, this.#input, ending);
   }
 
   /** The secondary went silent: this guest stops; checkpoints wait (see colo_link.ts). */
@@ -333,72 +333,7 @@ export class ColoPhase {
     const werr = s.writer.error;
     if (werr) throw werr;
   }
-
-  /** Leaves COLO as `ending` says (see colo_link.ts), and reports it. */
-  async #leave(ending: ColoEnding): Promise<void> {
-    const s = this.#s;
-    const { link, vcpu } = s;
-    const arbitrated = s.ctx.coloArbiter === true;
-    // An error: the secondary is told (it stops); with an arbiter this side runs on only if it
-    // wins the key (the EXIT may not get through: the secondary would then claim it).
-    if (ending.kind === "failed") await this.#sendExit(ColoExitCode.ERROR);
-    const failed = ending.kind === "failed";
-    if (ending.kind === "silent" || (arbitrated && (ending.kind === "dead" || failed))) {
-      // No proof the secondary died (with an arbiter, no decision yet either): this guest stops
-      // and waits for lost-heartbeat or the arbiter's verdict (colo_arbiter.ts).
-      vcpu.setRunstate("colo");
-      link.post({ t: "colo", what: "hold" });
-      while (!s.control.lostHeartbeat) await s.control.wake.wait(1000);
-      const v = s.control.verdict;
-      if (v === "lost" || (v === "won" && !failed)) ending = { kind: v };
-    }
-    if (ending.kind === "request" || ending.kind === "won") {
-      // Won: a secondary that still hears this side stops (the key is this side's anyway).
-      await this.#sendExit(ColoExitCode.REQUEST);
-    }
-    s.shutdown(); // lost: no EXIT, the connection just ends (a live secondary then claims)
-    const stops = ending.kind === "fenced" || ending.kind === "lost";
-    s.control.onColoInput = null;
-    const lost = this.#input.leave(s.ctx.guest, !stops);
-    if (lost > 0) {
-      link.post({ t: "notice", message: `COLO: ${lost} bytes of input not given: ${STOPPED}` });
-    }
-    // The secondary runs the guest on alone (its state stays there), or the arbiter fenced
-    // this side: it stops.
-    if (stops) vcpu.setRunstate("postmigrate");
-    else vcpu.setRunstate("running");
-    const error = ending.kind === "dead" || ending.kind === "failed" || ending.kind === "won" ||
-      ending.kind === "lost";
-    link.post({ t: "colo", what: "exit", reason: error ? "error" : "request" });
-    if (ending.kind === "failed") {
-      link.post({ t: "error", message: `COLO: ${ending.message}` });
-      await link.transition("colo", "failed");
-    } else await link.transition("colo", "completed");
-  }
-
-  /** Tells the secondary this side leaves (it stops its guest); the link may be gone. */
-  async #sendExit(code: number): Promise<void> {
-    const s = this.#s;
-    if (s.writer.error) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        (async () => {
-          await s.sender.append(encodeColoFrame(ColoMessage.EXIT, code));
-          await s.sender.flush();
-        })(),
-        new Promise<void>((r) => timer = setTimeout(r, 300)),
-      ]);
-    } catch {
-      /* the link is gone: the secondary sees it end */
-    } finally {
-      clearTimeout(timer);
-    }
-  }
 }
-
-/** Why input that waited is not given when this side leaves COLO and stops. */
-const STOPPED = "this side stopped, the secondary runs the guest";
 
 function hex(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
