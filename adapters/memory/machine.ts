@@ -37,21 +37,21 @@ import { type GuestSpec, loadGuest } from "../wasm/wasm_guest.ts";
 import { WasmModuleError } from "../wasm/wasm_binary.ts";
 import { OutputLog } from "../wasm/output_log.ts";
 import { GuestOutput } from "./guest_output.ts";
+import { trapMessage } from "../wasm/wasm_shared.ts";
 import {
-  exitCode,
-  STDIN_CAPACITY,
-  stdinOffer,
-  stdinPending,
-  trapMessage,
-  type WasmShared,
-} from "../wasm/wasm_shared.ts";
+  type GuestInfo,
+  guestInfoOf,
+  type InputRefusal,
+  inputRefusal,
+  offerInput,
+} from "./guest_stdin.ts";
 import type { WasmVcpuMessage } from "../wasm/wasm_vcpu.ts";
 
 export { parseSize } from "./guest_ram.ts";
 export { parseWorkload } from "./workload_spec.ts";
 export { parseGuest } from "../wasm/wasm_guest.ts";
 export { OutputLog, WasmModuleError };
-export type { GuestSpec };
+export type { GuestInfo, GuestSpec, InputRefusal };
 export type {
   DigestResult,
   RamBacking,
@@ -84,26 +84,6 @@ export interface MachineOptions {
   /** `--drive`: raw disk images (created when missing; see adapters/disk/drive.ts). */
   drives?: DriveSpec[];
 }
-
-/** `GET /machine`'s `x-guest` for a WebAssembly guest. */
-export interface GuestInfo {
-  kind: "wasm";
-  path: string;
-  sha256: string;
-  /** The exit code once the program exited (runstate `shutdown`), else null. */
-  "exit-code": number | null;
-  /** Why the program stopped when it trapped (runstate `guest-panicked`), else null. */
-  error: string | null;
-}
-
-/**
- * Why `POST /machine/input` was refused: `no-input` (no WebAssembly guest, or it has ended),
- * `full` (its unread input fills the buffer), `incoming` (the guest has not arrived: runstate
- * inmigrate; what is written now would be replaced by the source's unread input), `away`
- * (a migration took the guest's state, unread input included: runstate finish-migrate or
- * postmigrate; its input goes to the destination).
- */
-export type InputRefusal = "no-input" | "full" | "incoming" | "away";
 
 const OFF: RamBacking = {
   mode: "off",
@@ -260,32 +240,12 @@ export class Machine {
 
   /** A WebAssembly guest's module and exit, or null for the synthetic workloads. */
   guestInfo(): GuestInfo | null {
-    const w = this.shared.wasm;
-    if (!w) return null;
-    const trap = trapMessage(w.trap);
-    return {
-      kind: "wasm",
-      path: w.path,
-      sha256: w.sha256,
-      "exit-code": trap === null ? exitCode(w.state) : null,
-      error: trap,
-    };
+    return guestInfoOf(this.shared);
   }
 
-  /**
-   * Appends `bytes` to the guest's stdin; null when done, else why not (InputRefusal). Input
-   * accepted is never lost: before a migration takes the guest's state it travels with it;
-   * after, it is refused here until the guest runs here again (the migration failed).
-   */
+  /** Appends `bytes` to the guest's stdin; null when done, else why not (guest_stdin.ts). */
   input(bytes: Uint8Array): InputRefusal | null {
-    const w = this.#inputTaker();
-    if (!w) return "no-input";
-    if (this.vcpu.runstate === "inmigrate") return "incoming";
-    const away = () => ["finish-migrate", "postmigrate"].includes(this.vcpu.runstate);
-    const refused = stdinOffer(w.stdin, bytes, () => !away());
-    if (refused !== null) return refused === "sealed" ? "away" : refused;
-    ringWake(ctlViews(this.shared.ctl).i32);
-    return null;
+    return offerInput(this.shared, () => this.vcpu.runstate, bytes);
   }
 
   /**
@@ -293,15 +253,7 @@ export class Machine {
    * `waiting` more bytes of input on their way to the guest.
    */
   inputRefusal(bytes: Uint8Array, waiting = 0): InputRefusal | null {
-    const w = this.#inputTaker();
-    if (!w) return "no-input";
-    return stdinPending(w.stdin) + waiting + bytes.length > STDIN_CAPACITY ? "full" : null;
-  }
-
-  /** The WebAssembly guest that takes input (not exited, not trapped), or null. */
-  #inputTaker(): WasmShared | null {
-    const w = this.shared.wasm;
-    return w && exitCode(w.state) === null && trapMessage(w.trap) === null ? w : null;
+    return inputRefusal(this.shared, bytes, waiting);
   }
 
   /** Fills or pre-touches RAM, spread over Workers when the guest is big. */
