@@ -5,6 +5,8 @@
  *
  * @module
  */
+import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
+import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 
 /** Control cells (Int32Array indices). */
 export const MF = {
@@ -65,4 +67,20 @@ export function sumStat(shared: MultifdShared, slot: number): number {
   let n = 0;
   for (let i = slot; i < f.length; i += 4) n += f[i];
   return n;
+}
+
+/** Starts one channel. */
+export interface MultifdChannelStart {
+  t: "start";
+  uri: string;
+  guest: SharedGuest;
+  shared: MultifdShared;
+  id: number;
+  channels: number;
+  pageCount: number;
+  uuid: Uint8Array;
+  rateLimit: number;
+  tls?: TlsChannelOptions;
+  /** The link timeout (ms): a write stuck that long fails the channel. */
+  linkTimeoutMs: number;
 }

@@ -10,6 +10,7 @@ import {
   createMultifdShared,
   MF,
   MF_STAT,
+  type MultifdChannelStart,
   type MultifdShared,
   stopChannels,
   sumStat,
@@ -17,7 +18,6 @@ import {
 import { encodeSetup } from "../wire/multifd.ts";
 import type { SourceContext } from "./source_context.ts";
 import { DEFAULT_LINK_TIMEOUT_MS } from "./link_watch.ts";
-import type { MultifdChannelStart } from "./multifd_worker.ts";
 import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import { type FailureRecord, LinkError, TypedFailure } from "./failure.ts";
 

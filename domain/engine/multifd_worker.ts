@@ -7,31 +7,13 @@
  */
 /// <reference lib="deno.worker" />
 import type { ChannelWriter } from "../../adapters/channels/channel_writer.ts";
-import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
-import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import { encodeEof, FrameType } from "../wire/mod.ts";
 import { openPageChannel } from "./multifd_redirect.ts";
 import { encodeU32Frame } from "../wire/postcopy.ts";
-import { MF, MF_STAT, type MultifdShared } from "./multifd_shared.ts";
+import { MF, MF_STAT, type MultifdChannelStart } from "./multifd_shared.ts";
 import { PageSender } from "./page_sender.ts";
 import { failureRecord } from "./failure.ts";
 import { IdleWarmUp } from "./warm_up.ts";
-
-/** Starts one channel. */
-export interface MultifdChannelStart {
-  t: "start";
-  uri: string;
-  guest: SharedGuest;
-  shared: MultifdShared;
-  id: number;
-  channels: number;
-  pageCount: number;
-  uuid: Uint8Array;
-  rateLimit: number;
-  tls?: TlsChannelOptions;
-  /** The link timeout (ms): a write stuck that long fails the channel. */
-  linkTimeoutMs: number;
-}
 
 let writer: ChannelWriter | null = null;
 
