@@ -12,6 +12,7 @@ import { openPageChannel } from "./multifd_redirect.ts";
 import { encodeU32Frame } from "../wire/postcopy.ts";
 import { MF, MF_STAT, type MultifdChannelStart } from "./multifd_shared.ts";
 import { PageSender } from "./page_sender.ts";
+import type { SharedGuest } from "../../adapters/memory/guest_ram.ts";
 import { failureRecord } from "./failure.ts";
 import { IdleWarmUp } from "./warm_up.ts";
 
