@@ -65,6 +65,41 @@ export async function measureLimit(
   return { transport, small, huge, winner, best: winner === "huge" ? huge : small };
 }
 
+/** The mean of two runs of the same pair: rate, time and CPU; `samples` keeps both rates. */
+function meanRun(a: RawResult, b: RawResult): RawResult {
+  const mean = (x: number, y: number) => (x + y) / 2;
+  return {
+    ...a,
+    ms: mean(a.ms, b.ms),
+    bytesPerSec: mean(a.bytesPerSec, b.bytesPerSec),
+    sinkMs: mean(a.sinkMs, b.sinkMs),
+    sinkReads: mean(a.sinkReads, b.sinkReads),
+    sourceMs: mean(a.sourceMs, b.sourceMs),
+    sinkCpuMs: mean(a.sinkCpuMs, b.sinkCpuMs),
+    sourceCpuMs: mean(a.sourceCpuMs, b.sourceCpuMs),
+    samples: [a.bytesPerSec, b.bytesPerSec],
+  };
+}
+
+/**
+ * The limit around a migration: each page size's pair measured just before it and just after,
+ * averaged. This host changes speed from one minute to the next (bench/README.md, "Two speeds"),
+ * and the migration between the two pairs is judged against where the host was on both sides
+ * of it, not against one moment before.
+ */
+export function bracketLimit(before: MemoryLimit, after: MemoryLimit): MemoryLimit {
+  const small = meanRun(before.small, after.small);
+  const huge = meanRun(before.huge, after.huge);
+  const winner = huge.bytesPerSec > small.bytesPerSec ? "huge" : "4k";
+  return {
+    transport: before.transport,
+    small,
+    huge,
+    winner,
+    best: winner === "huge" ? huge : small,
+  };
+}
+
 /** `huge pages won (2.41 vs 0.35 GB/s)`: a limit in words. */
 export function limitLabel(l: MemoryLimit): string {
   const gb = (r: RawResult) => (r.bytesPerSec / 1e9).toFixed(2);

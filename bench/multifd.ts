@@ -3,15 +3,17 @@
  * destination listening on a unix socket in a temp dir, unlimited bandwidth. Its throughput
  * (ram.transferred / (total-time − setup-time)) is judged against the host's limit over unix
  * sockets (issue 17; bench/limit.ts: raw pairs through touched 1 GiB buffers on 4 KiB and on
- * huge pages, the better one) and against the same guest over one channel (multifd must never
- * lose to it); a raw unix pair from one cache-hot buffer (median of three) is a reference.
+ * huge pages, the better one, measured before the agents start and again right after the
+ * migration, averaged) and against the same guest over one channel (multifd must never lose to
+ * it); a raw unix pair from one cache-hot buffer (median of three, after the migration) is a
+ * reference.
  *
  * @module
  */
 import { type Json, startAgent, withAgents } from "./agent.ts";
 import { completedInfo, engineBytesPerSec, migrateAndFollow, patch } from "./kit.ts";
 import { limitSummary } from "./report.ts";
-import { measureLimit, type MemoryLimit } from "./limit.ts";
+import { bracketLimit, measureLimit, type MemoryLimit } from "./limit.ts";
 import { median, type QuietWait, waitForQuiet, wallNow } from "./measure.ts";
 import { type RawResult, runRawMedian } from "./raw.ts";
 import { downtimeFigure, type Figure, infoFigure, pagesName } from "./report.ts";
@@ -59,11 +61,11 @@ function singleChannel(dir: string): Promise<number> {
 export async function multifdScenario(): Promise<MultifdRun> {
   const dir = await Deno.makeTempDir({ prefix: "ferry-bench-mfd-" });
   try {
-    // The baselines before the agents start, as scenario A's (scenarios.ts says why).
+    // The limit around the migration and the reference after it, as scenario A's
+    // (scenarios.ts says why).
     const quiet = await waitForQuiet(0.25, 250, 3000);
-    const limit = await measureLimit("unix", GIB, CHUNK);
-    const rawUnix = await runRawMedian("unix", GIB, CHUNK);
-    return await withAgents(async (track) => {
+    const before = await measureLimit("unix", GIB, CHUNK);
+    const run = await withAgents(async (track) => {
       const [dst, src] = await Promise.all([
         track(startAgent(["--ram", "1G", "--incoming", `unix:${dir}/m.sock`])),
         track(startAgent(["--ram", "1G", "--fill", "random", "--workload", "idle"])),
@@ -82,17 +84,11 @@ export async function multifdScenario(): Promise<MultifdRun> {
       const info = await completedInfo(src, 10_000);
       if (!(info.ram["multifd-bytes"] > 0)) throw new Error("no bytes went over multifd");
       const bytesPerSec = engineBytesPerSec(info);
-      return {
-        quiet,
-        rawUnix,
-        limit,
-        sourcePageSize,
-        downtimeLimit,
-        info,
-        bytesPerSec,
-        destWallMs,
-      };
-    }).then(async (run) => ({ ...run, singleBytesPerSec: await singleChannel(dir) }));
+      return { quiet, sourcePageSize, downtimeLimit, info, bytesPerSec, destWallMs };
+    });
+    const limit = bracketLimit(before, await measureLimit("unix", GIB, CHUNK));
+    const rawUnix = await runRawMedian("unix", GIB, CHUNK);
+    return { ...run, limit, rawUnix, singleBytesPerSec: await singleChannel(dir) };
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }

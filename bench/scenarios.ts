@@ -2,11 +2,11 @@
  * The bench's scenarios, each one repetition with fresh agents:
  * - A: a 1 GiB random idle guest over loopback TCP at unlimited bandwidth, judged against the
  *   host's memory-to-memory limit (bench/limit.ts: raw TCP pairs through touched 1 GiB buffers
- *   on 4 KiB and on huge pages, the better one), with the raw unix socket, the same pairs in one
- *   process and cache-hot raw TCP (median of three) as references, measured in that order
- *   before the agents start (scenarioA says why); the destination starts alone first, timed to
- *   `ready` (listening, RAM pre-touched);
- *   the bench learns that it is over from both agents' event streams (scenarioA says why it
+ *   on 4 KiB and on huge pages, the better one, measured before the agents start and again right
+ *   after the migration, averaged), with the raw unix socket, the same pairs in one process and
+ *   cache-hot raw TCP (median of three) as references, measured in that order after C
+ *   (scenarioA says why); the destination starts alone first, timed to `ready` (listening, RAM
+ *   pre-touched); the bench learns that it is over from both agents' event streams (scenarioA says why it
  *   does not poll); the agents' peak resident memory (VmHWM) read at the end.
  * - C: the same migration with fresh agents while a client polls `GET /migrations/current`
  *   at `--rate` (200/s), and the same GET on the idle source before it as C's baseline.
@@ -24,7 +24,7 @@ import {
   waitForQuiet,
   wallNow,
 } from "./measure.ts";
-import { measureLimit, type MemoryLimit } from "./limit.ts";
+import { bracketLimit, measureLimit, type MemoryLimit } from "./limit.ts";
 import { pollFor, type PollResult, pollUntil } from "./poller.ts";
 import {
   type OneProcessResult,
@@ -53,7 +53,7 @@ export interface LatencySummary {
 export interface ScenarioARun {
   /** How long the machine took to go quiet before the repetition, and how busy it was. */
   quiet: QuietWait;
-  /** Raw TCP from/into one cache-hot 1 MiB buffer: a reference (measured last, before A). */
+  /** Raw TCP from/into one cache-hot 1 MiB buffer: a reference (measured last, after C). */
   rawTcp: RawResult;
   /** The host's limit over TCP: raw pairs through touched 1 GiB buffers, 4 KiB and huge pages. */
   limit: MemoryLimit;
@@ -191,8 +191,8 @@ async function migrateAndPoll(src: BenchAgent, uri: string, rate: number): Promi
  * back). A's throughput run and C's latency run are two migrations with fresh agents: a
  * client polling at 200/s is a load of its own, which the raw baseline does not carry.
  *
- * The raw baselines are measured before the agents start, not between their start and the POST:
- * each baseline moves 1 GiB between two buffers touched just before, while a guest filled before
+ * The limit's pairs are measured before the agents start, not between their start and the POST:
+ * each pair moves 1 GiB between two buffers touched just before, while a guest filled before
  * them sat through them, and on this project's kind of host (a VM whose kernel hands freed memory
  * back to its host: `page_reporting`) a guest's RAM was slower to read and write after gigabytes of
  * other memory came and went meanwhile. Measured 2026-12-07 (a 1 GiB random idle guest over
@@ -200,17 +200,17 @@ async function migrateAndPoll(src: BenchAgent, uri: string, rate: number): Promi
  * start, 5.16 after six raw 1 GiB pairs in between, 5.53 when both agents then read all their RAM
  * once more (GET /machine/digest) before the POST; the slow runs cost the agents more CPU.
  * Baselines and migration each run right after their own memory was touched.
+ *
+ * Only the limit's two pairs come before the agents, and the same two again right after the
+ * migration (the limit is their mean: limit.ts bracketLimit); the reference pairs (unix, one
+ * process, cache-hot) come after both migrations: raw pairs before the agents' start slow the
+ * migration too. Measured 2026-12-07 (same guest, 8 alternating rounds): 5.77 GB/s with none
+ * before the agents started, 5.37 after six (a raw pair then 6.17).
  */
 export async function scenarioA(pollRate: number): Promise<ScenarioARun> {
-  // The baselines first, then the agents (see above).
+  // The limit first, then the agents (see above); the references after both migrations.
   const quiet = await waitForQuiet();
-  const rawUnix = await runRaw("unix", GIB, CHUNK);
-  const limit = await measureLimit("tcp", GIB, CHUNK);
-  const oneProcess = {
-    small: await runRawOneProcess(GIB, CHUNK, "4k"),
-    huge: await runRawOneProcess(GIB, CHUNK, "huge"),
-  };
-  const rawTcp = await runRawMedian("tcp", GIB, CHUNK);
+  const before = await measureLimit("tcp", GIB, CHUNK);
   const a = await withAgents(async (track) => {
     const { dst, src, uri, destReady, downtimeLimit, sourcePageSize } = await pair(
       track,
@@ -229,10 +229,6 @@ export async function scenarioA(pollRate: number): Promise<ScenarioARun> {
     const destAt = ends.destAt;
     return {
       quiet,
-      rawTcp,
-      limit,
-      rawUnix,
-      oneProcess,
       destReady,
       sourcePageSize,
       downtimeLimit,
@@ -245,14 +241,25 @@ export async function scenarioA(pollRate: number): Promise<ScenarioARun> {
       rss: peaks,
     };
   });
+  const limit = bracketLimit(before, await measureLimit("tcp", GIB, CHUNK));
   const c = await withAgents(async (track) => {
     const { src, uri } = await pair(track, "random");
     await waitForQuiet();
     const idle = await pollUntil(src.base, { rate: pollRate, timeoutMs: 500, terminal: /^$/ });
     return { idle, poll: await migrateAndPoll(src, uri, pollRate) };
   });
+  const rawUnix = await runRaw("unix", GIB, CHUNK);
+  const oneProcess = {
+    small: await runRawOneProcess(GIB, CHUNK, "4k"),
+    huge: await runRawOneProcess(GIB, CHUNK, "huge"),
+  };
+  const rawTcp = await runRawMedian("tcp", GIB, CHUNK);
   return {
     ...a,
+    limit,
+    rawUnix,
+    oneProcess,
+    rawTcp,
     idleLatency: summarize(c.idle.latencies),
     idleLatencyMs: c.idle.latencies.map(round3),
     latency: summarize(c.poll.latencies),
