@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { sampleCpu } from "../../bench/measure.ts";
 import { figuresLoad, loadCpuMs, type LoadRun, type RunCpu } from "../../bench/load.ts";
-import type { MemoryLimit } from "../../bench/limit.ts";
+import { bracketLimit, type MemoryLimit } from "../../bench/limit.ts";
 import type { RawResult } from "../../bench/raw.ts";
 import { downtimeFigure, limitSummary } from "../../bench/report.ts";
 import { waitFor } from "../../harness/wait.ts";
@@ -196,4 +196,23 @@ Deno.test("bench: the host's limit is the better page size's pair; downtime judg
   assert.deepEqual([ok.value, ok.baseline, ok.pass], [329, 330, true]);
   const over = downtimeFigure("X", "X: downtime", [120, 583, 40], 300);
   assert.deepEqual([over.value, over.pass], [583, false]);
+});
+
+Deno.test("bench: a limit bracketing a migration is the mean of the pairs before and after it", () => {
+  const run = (gbps: number, cpu: number) =>
+    ({ bytesPerSec: gbps * 1e9, ms: 1000 / gbps, sinkCpuMs: cpu, sourceCpuMs: cpu }) as RawResult;
+  const limit = (small: RawResult, huge: RawResult): MemoryLimit => {
+    const winner = huge.bytesPerSec > small.bytesPerSec ? "huge" : "4k";
+    return { transport: "tcp", small, huge, winner, best: winner === "huge" ? huge : small };
+  };
+  // Before, 4 KiB pages won; after, huge pages did; over both, huge pages are ahead.
+  const before = limit(run(6.7, 150), run(5.6, 160));
+  const after = limit(run(5.2, 190), run(6.8, 140));
+  const l = bracketLimit(before, after);
+  assert.equal(l.small.bytesPerSec, 5.95e9);
+  assert.equal(l.huge.bytesPerSec, 6.2e9);
+  assert.deepEqual(l.huge.samples, [5.6e9, 6.8e9]);
+  assert.equal(l.small.sinkCpuMs, 170);
+  assert.equal(l.winner, "huge");
+  assert.equal(l.best, l.huge);
 });
