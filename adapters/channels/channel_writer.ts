@@ -72,7 +72,7 @@ export class ChannelWriter {
   /** Writes to `channel`; see ChannelWriterOptions. */
   constructor(channel: Channel, opts: ChannelWriterOptions = {}) {
     this.channel = channel;
-    this.#now = opts.now ?? (() => performance.now());
+    this.#now = opts.now ?? performanceNow;
     this.#sleep = opts.sleep ?? sleep;
     this.#windowStart = this.#now();
     this.setRateLimit(opts.rateLimit ?? 0);
@@ -198,6 +198,14 @@ export class ChannelWriter {
     this.#error ??= err instanceof Error ? err : new Error(String(err));
     return this.#error;
   }
+}
+
+/**
+ * The default clock: one function for every writer, so that a data path compiled for the
+ * warm-up's writer (domain/engine/warm_up.ts) still fits a migration's.
+ */
+function performanceNow(): number {
+  return performance.now();
 }
 
 /** Resolves after `ms` milliseconds, or at once when `signal` aborts; leaves no timer behind. */

@@ -33,6 +33,7 @@ const EAGAIN = 11;
 /** send(2)/recv(2) flags: never block; no SIGPIPE on a closed peer (EPIPE instead). */
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
+const SEND_FLAGS = MSG_DONTWAIT | MSG_NOSIGNAL;
 
 /** The errors Deno's read or write gives for these errno values, with its message text. */
 const DENO_ERRORS: Record<number, [new (m: string) => Error, string]> = {
@@ -76,44 +77,58 @@ function libc(): Libc | null {
  */
 export type DirectResult = number | "wait";
 
-/** One socket's synchronous reads and writes. */
-export interface DirectSocket {
+/**
+ * One socket's synchronous reads and writes. A class, so that every socket's calls go to the
+ * same functions: a data path compiled for the warm-up's socket (domain/engine/warm_up.ts) is
+ * not thrown away at a migration's first read for calling another socket's closure.
+ */
+export class DirectSocket {
   /** The socket's descriptor. */
   readonly fd: number;
-  /** Sends what fits of `p` now (at least 1 byte, or "wait"); throws as Deno's write would. */
-  send(p: Uint8Array): DirectResult;
-  /** Receives what is there into `p` now (0 = end of stream, or "wait"); throws as Deno would. */
-  recv(p: Uint8Array): DirectResult;
-}
+  readonly #c: Libc;
 
-/**
- * Synchronous reads and writes of the TCP connection `conn`, or null (not Linux, no FFI,
- * descriptor not found). Its user must stop calling it once the connection is closed: the
- * descriptor's number may then name another file.
- */
-export function directSocket(conn: TcpEnds): DirectSocket | null {
-  const c = libc();
-  if (!c) return null;
-  const fd = tcpConnFd(conn);
-  if (fd === null) return null;
-  const failed = (): "wait" => {
-    const e = new Deno.UnsafePointerView(c.symbols.__errno_location()!).getInt32();
+  private constructor(c: Libc, fd: number) {
+    this.#c = c;
+    this.fd = fd;
+  }
+
+  /**
+   * Synchronous reads and writes of the TCP connection `conn`, or null (not Linux, no FFI,
+   * descriptor not found). Its user must stop calling it once the connection is closed: the
+   * descriptor's number may then name another file.
+   */
+  static of(conn: TcpEnds): DirectSocket | null {
+    const c = libc();
+    if (!c) return null;
+    const fd = tcpConnFd(conn);
+    return fd === null ? null : new DirectSocket(c, fd);
+  }
+
+  /** Sends what fits of `p` now (at least 1 byte, or "wait"); throws as Deno's write would. */
+  send(p: Uint8Array): DirectResult {
+    if (p.length === 0) return "wait";
+    const n = Number(this.#c.symbols.send(this.fd, p, BigInt(p.length), SEND_FLAGS));
+    return n > 0 ? n : this.#failed();
+  }
+
+  /** Receives what is there into `p` now (0 = end of stream, or "wait"); throws as Deno would. */
+  recv(p: Uint8Array): DirectResult {
+    if (p.length === 0) return "wait";
+    const n = Number(this.#c.symbols.recv(this.fd, p, BigInt(p.length), MSG_DONTWAIT));
+    return n >= 0 ? n : this.#failed();
+  }
+
+  /** A failed call: "wait" for EAGAIN/EINTR (or an errno Deno reports better), else a throw. */
+  #failed(): "wait" {
+    const e = new Deno.UnsafePointerView(this.#c.symbols.__errno_location()!).getInt32();
     if (e === EAGAIN || e === EINTR) return "wait";
     const known = DENO_ERRORS[e];
     if (known) throw new known[0](`${known[1]} (os error ${e})`);
     return "wait";
-  };
-  return {
-    fd,
-    send(p: Uint8Array): DirectResult {
-      if (p.length === 0) return "wait";
-      const n = Number(c.symbols.send(fd, p, BigInt(p.length), MSG_DONTWAIT | MSG_NOSIGNAL));
-      return n > 0 ? n : failed();
-    },
-    recv(p: Uint8Array): DirectResult {
-      if (p.length === 0) return "wait";
-      const n = Number(c.symbols.recv(fd, p, BigInt(p.length), MSG_DONTWAIT));
-      return n >= 0 ? n : failed();
-    },
-  };
+  }
+}
+
+/** {@link DirectSocket.of} as a function (a listener's per-connection hook). */
+export function directSocket(conn: TcpEnds): DirectSocket | null {
+  return DirectSocket.of(conn);
 }

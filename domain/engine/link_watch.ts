@@ -20,6 +20,14 @@
 import type { Channel } from "../ports.ts";
 import { LinkError } from "./failure.ts";
 
+/**
+ * The default clock: one function for every channel and watch, so that a data path compiled
+ * for the warm-up's (domain/engine/warm_up.ts) still fits a migration's.
+ */
+function performanceNow(): number {
+  return performance.now();
+}
+
 /** How long a peer may stay silent or stuck before the link is given up (ms). */
 export const DEFAULT_LINK_TIMEOUT_MS = 30_000;
 /** Fewest and most milliseconds a link timeout may be set to. */
@@ -46,7 +54,7 @@ export class GuardedChannel implements Channel {
   readonly #now: () => number;
 
   /** Guards `inner`; `now` is the clock (default `performance.now`). */
-  constructor(inner: Channel, now: () => number = () => performance.now()) {
+  constructor(inner: Channel, now: () => number = performanceNow) {
     this.inner = inner;
     this.#now = now;
   }
@@ -146,7 +154,7 @@ export class LinkWatch {
   constructor(opts: LinkWatchOptions) {
     this.#opts = opts;
     this.timeoutMs = opts.timeoutMs;
-    this.#now = opts.now ?? (() => performance.now());
+    this.#now = opts.now ?? performanceNow;
     if (opts.timer !== false) {
       const every = Math.max(10, Math.min(1000, Math.floor(opts.timeoutMs / 4)));
       this.#timer = setInterval(() => this.check(), every);

@@ -102,7 +102,11 @@ async function load(m: Extract<RxCommand, { t: "load" }>): Promise<void> {
   const own = createStats();
   const ram = new RamLoader(m.guest, own, {
     seen: m.shared.seen,
-    advised: () => Atomics.load(ctl, RX.ADVISED) !== 0,
+    advise: {
+      get advised() {
+        return Atomics.load(ctl, RX.ADVISED) !== 0;
+      },
+    },
   });
   const counted = () => {
     stats[chStat(m.id, RX_STAT.NORMAL)] = own[STAT.normal];

@@ -69,7 +69,7 @@ export class RamLoader {
   constructor(
     guest: SharedGuest,
     stats: Float64Array,
-    channel?: { seen: SharedArrayBuffer; advised: () => boolean },
+    channel?: { seen: SharedArrayBuffer; advise: { readonly advised: boolean } },
   ) {
     this.#guest = guest;
     this.#stats = stats;
@@ -80,14 +80,14 @@ export class RamLoader {
     const last = guest.layout[guest.layout.length - 1];
     this.totalPages = last ? last.firstPage + last.pages : 0;
     this.#seen = new Uint8Array(channel?.seen ?? new SharedArrayBuffer(this.totalPages));
-    const advised = channel?.advised ?? (() => this.advised);
+    const advise = channel?.advise ?? this;
     this.#maps = {
       guest,
       ram8: this.#ram8,
       ram32: this.#ram32,
       written: this.#written,
       received: this.#received,
-      advised,
+      advise,
     };
     this.#placement = new DirectPlacement(this.#maps);
   }

@@ -43,8 +43,12 @@ export interface PageMaps {
   readonly written: Uint8Array;
   /** Postcopy: the guest may touch it (shared with the vCPU). */
   readonly received: Uint8Array;
-  /** POSTCOPY_ADVISE came: placed pages are marked received for the vCPU. */
-  advised(): boolean;
+  /**
+   * Whose `advised` says POSTCOPY_ADVISE came (placed pages are then marked received for the
+   * vCPU): the run's loader, or a page channel's flag. An object read, not a closure called:
+   * every loader is the same class, so code compiled in the warm-up still fits a migration's.
+   */
+  readonly advise: { readonly advised: boolean };
 }
 
 /** Where checked pages go (see the module doc). All positions are checked by the caller. */
@@ -86,7 +90,7 @@ export class DirectPlacement implements Placement {
   /** Under postcopy-advise the run is received for the vCPU. */
   runLanded(block: number, page: number, count: number): void {
     const m = this.#m;
-    if (m.advised()) markReceivedRange(m.guest, m.guest.layout[block].firstPage + page, count);
+    if (m.advise.advised) markReceivedRange(m.guest, m.guest.layout[block].firstPage + page, count);
   }
 
   /** Clears only pages stored to since the pre-touch (the others are zero already). */
@@ -94,7 +98,7 @@ export class DirectPlacement implements Placement {
     const m = this.#m;
     const base = m.guest.layout[block].firstPage;
     for (let p = page; p < page + count; p++) zeroPage(m, block, p);
-    if (m.advised()) markReceivedRange(m.guest, base + page, count);
+    if (m.advise.advised) markReceivedRange(m.guest, base + page, count);
   }
 
   /** Copies the page into RAM. */
@@ -103,7 +107,7 @@ export class DirectPlacement implements Placement {
     const flat = m.guest.layout[block].firstPage + page;
     m.written[flat] = 1;
     m.ram8[block].set(data, page * PAGE_SIZE);
-    if (m.advised()) markReceivedRange(m.guest, flat, 1);
+    if (m.advise.advised) markReceivedRange(m.guest, flat, 1);
   }
 
   /** The page in RAM (it changes: stored to). */
@@ -154,7 +158,7 @@ export class PostcopyPlacement implements Placement {
     for (let p = page; p < page + count; p++) {
       if (m.received[base + p]) continue;
       zeroPage(m, block, p);
-      if (m.advised()) markReceivedRange(m.guest, base + p, 1);
+      if (m.advise.advised) markReceivedRange(m.guest, base + p, 1);
     }
   }
 
