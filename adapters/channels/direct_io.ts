@@ -27,6 +27,7 @@
  */
 
 import { tcpConnFd, type TcpEnds } from "./send_buffer.ts";
+import { type SocketLibc, socketLibc } from "./socket_libc.ts";
 
 const EINTR = 4;
 const EAGAIN = 11;
@@ -44,32 +45,6 @@ const DENO_ERRORS: Record<number, [new (m: string) => Error, string]> = {
   110: [Deno.errors.TimedOut, "Connection timed out"],
 };
 
-type Libc = {
-  symbols: {
-    send(fd: number, buf: Uint8Array, len: bigint, flags: number): bigint;
-    recv(fd: number, buf: Uint8Array, len: bigint, flags: number): bigint;
-    __errno_location(): Deno.PointerValue;
-  };
-};
-let lib: Libc | null | undefined;
-
-function libc(): Libc | null {
-  if (lib !== undefined) return lib;
-  lib = null;
-  if (Deno.build.os !== "linux") return lib;
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return lib;
-  try {
-    lib = Deno.dlopen("libc.so.6", {
-      send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
-      recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
-      __errno_location: { parameters: [], result: "pointer" },
-    }) as unknown as Libc;
-  } catch {
-    lib = null;
-  }
-  return lib;
-}
-
 /**
  * What one direct call did: bytes moved (a read's 0 is the end of the stream), or "wait": the
  * socket is empty or full (or the call was interrupted, or failed in a way Deno's own call
@@ -85,9 +60,9 @@ export type DirectResult = number | "wait";
 export class DirectSocket {
   /** The socket's descriptor. */
   readonly fd: number;
-  readonly #c: Libc;
+  readonly #c: SocketLibc;
 
-  private constructor(c: Libc, fd: number) {
+  private constructor(c: SocketLibc, fd: number) {
     this.#c = c;
     this.fd = fd;
   }
@@ -98,7 +73,7 @@ export class DirectSocket {
    * descriptor's number may then name another file.
    */
   static of(conn: TcpEnds): DirectSocket | null {
-    const c = libc();
+    const c = socketLibc();
     if (!c) return null;
     const fd = tcpConnFd(conn);
     return fd === null ? null : new DirectSocket(c, fd);

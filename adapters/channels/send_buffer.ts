@@ -39,6 +39,7 @@
  *
  * @module
  */
+import { socketLibc } from "./socket_libc.ts";
 
 /** What a loopback sender's SO_SNDBUF is set to (the kernel doubles it: 1 MiB in use). */
 export const LOOPBACK_SEND_BUFFER = 512 * 1024;
@@ -57,34 +58,6 @@ const SOCKADDR_BYTES = 32;
 const SOCKADDR_UN_BYTES = 110;
 /** Descriptors tried when /proc/self/fd cannot be listed. */
 const SCAN_FDS = 4096;
-
-type Sockets = {
-  symbols: {
-    getsockname(fd: number, addr: Uint8Array, len: Uint8Array): number;
-    getpeername(fd: number, addr: Uint8Array, len: Uint8Array): number;
-    setsockopt(fd: number, level: number, name: number, value: Uint8Array, len: number): number;
-    getsockopt(fd: number, level: number, name: number, value: Uint8Array, len: Uint8Array): number;
-  };
-};
-let lib: Sockets | null | undefined;
-
-function sockets(): Sockets | null {
-  if (lib !== undefined) return lib;
-  lib = null;
-  if (Deno.build.os !== "linux") return lib;
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return lib;
-  try {
-    lib = Deno.dlopen("libc.so.6", {
-      getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-      getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-      setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-      getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-    }) as unknown as Sockets;
-  } catch {
-    lib = null;
-  }
-  return lib;
-}
 
 /** True for 127.0.0.0/8, ::1 and ::ffff:127.x.x.x. */
 export function isLoopbackHost(hostname: string): boolean {
@@ -132,7 +105,7 @@ export interface TcpEnds {
 
 /** The descriptor of the TCP connection `conn`, or null when it cannot be found. */
 export function tcpConnFd(conn: TcpEnds): number | null {
-  const c = sockets();
+  const c = socketLibc();
   if (!c || conn.localAddr.transport !== "tcp") return null;
   const local = conn.localAddr as Deno.NetAddr;
   const remote = conn.remoteAddr as Deno.NetAddr;
@@ -157,7 +130,7 @@ export function sendBufferBytes(conn: TcpEnds): number | null {
 }
 
 function fdSendBuffer(fd: number): number | null {
-  const c = sockets();
+  const c = socketLibc();
   if (!c) return null;
   const v = new Int32Array(1);
   const len = new Uint32Array([4]);
@@ -172,7 +145,7 @@ function fdSendBuffer(fd: number): number | null {
 }
 
 function setSendBuffer(fd: number, bytes: number): boolean {
-  const c = sockets();
+  const c = socketLibc();
   const v = new Int32Array([bytes]);
   return c !== null &&
     c.symbols.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, new Uint8Array(v.buffer), 4) === 0;
@@ -191,7 +164,7 @@ export function capLoopbackSendBuffer(conn: TcpEnds): boolean {
 
 /** The descriptors of this process's sockets connected to the unix socket at `path`. */
 export function unixPeerFds(path: string): number[] {
-  const c = sockets();
+  const c = socketLibc();
   if (!c || path === "") return [];
   const want = new TextEncoder().encode(path);
   const raw = new Uint8Array(SOCKADDR_UN_BYTES);

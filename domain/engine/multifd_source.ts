@@ -18,7 +18,6 @@ import {
 import { encodeSetup } from "../wire/multifd.ts";
 import type { SourceContext } from "./source_context.ts";
 import { DEFAULT_LINK_TIMEOUT_MS } from "./link_watch.ts";
-import type { TlsChannelOptions } from "../../adapters/channels/tls.ts";
 import { type FailureRecord, LinkError, TypedFailure } from "./failure.ts";
 
 const CHANNEL_WORKER = new URL("./multifd_worker.ts", import.meta.url);
@@ -41,17 +40,15 @@ export class MultifdSource {
     guest: SharedGuest,
     uri: string,
     shared: MultifdShared,
-    opts: {
-      channels: number;
-      pageCount: number;
-      uuid: Uint8Array;
-      rateLimit: number;
-      tls?: TlsChannelOptions;
-      /** The link timeout (ms) for each page channel. */
-      linkTimeoutMs: number;
-      /** Ports of channel Workers started elsewhere (the main thread); else started here. */
-      ports?: MessagePort[];
-    },
+    opts:
+      & Pick<
+        MultifdChannelStart,
+        "channels" | "pageCount" | "uuid" | "rateLimit" | "tls" | "linkTimeoutMs"
+      >
+      & {
+        /** Ports of channel Workers started elsewhere (the main thread); else started here. */
+        ports?: MessagePort[];
+      },
   ) {
     this.shared = shared;
     this.#ctl = new Int32Array(shared.ctl);
