@@ -102,8 +102,3 @@ export class DirectSocket {
     return "wait";
   }
 }
-
-/** {@link DirectSocket.of} as a function (a listener's per-connection hook). */
-export function directSocket(conn: TcpEnds): DirectSocket | null {
-  return DirectSocket.of(conn);
-}

@@ -153,12 +153,12 @@ function setSendBuffer(fd: number, bytes: number): boolean {
 
 /**
  * Caps the send buffer of `conn` at {@link LOOPBACK_SEND_BUFFER} when its peer is on loopback
- * (see the module doc); returns whether it did.
+ * (see the module doc); returns whether it did. `known`: its descriptor, when already found.
  */
-export function capLoopbackSendBuffer(conn: TcpEnds): boolean {
+export function capLoopbackSendBuffer(conn: TcpEnds, known?: number): boolean {
   if (conn.remoteAddr.transport !== "tcp") return false;
   if (!isLoopbackHost((conn.remoteAddr as Deno.NetAddr).hostname)) return false;
-  const fd = tcpConnFd(conn);
+  const fd = known ?? tcpConnFd(conn);
   return fd !== null && setSendBuffer(fd, LOOPBACK_SEND_BUFFER);
 }
 

@@ -9,7 +9,7 @@
 
 import type { ChannelListener } from "../../domain/ports.ts";
 import { ConnChannel, ConnListener } from "./conn_channel.ts";
-import { directSocket } from "./direct_io.ts";
+import { DirectSocket } from "./direct_io.ts";
 import { capLoopbackSendBuffer, isLoopbackHost } from "./send_buffer.ts";
 import { formatHostPort } from "./uri.ts";
 
@@ -35,8 +35,10 @@ export function tcpReadCoalesceUs(peer: Deno.Addr): number | undefined {
 export async function connectTcp(host: string, port: number): Promise<ConnChannel> {
   const conn = await Deno.connect({ hostname: host, port, transport: "tcp" });
   conn.setNoDelay(true);
-  capLoopbackSendBuffer(conn);
-  return new ConnChannel(conn, tcpReadCoalesceUs(conn.remoteAddr), directSocket(conn));
+  // One search of the process's descriptors for the socket serves both.
+  const direct = DirectSocket.of(conn);
+  capLoopbackSendBuffer(conn, direct?.fd);
+  return new ConnChannel(conn, tcpReadCoalesceUs(conn.remoteAddr), direct);
 }
 
 /**
@@ -56,7 +58,7 @@ export function listenTcp(host: string, port: number): ChannelListener {
     setNoDelay,
     undefined,
     tcpReadCoalesceUs,
-    directSocket,
+    DirectSocket.of,
   );
 }
 

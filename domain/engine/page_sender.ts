@@ -350,9 +350,7 @@ export class PageSender {
     const first = this.#blockFirst[b];
     let q = p + 1;
     for (; q < end && bitmap[q] === 1; q++) {
-      // Never written since allocation: zero, and not worth a page fault to read.
-      const isZero = written[q] === 0 || isZeroPage(ram32, q - first);
-      if (isZero !== zero) break;
+      if (zeroAt(written, ram32, q, q - first) !== zero) break;
     }
     return q - p;
   }
@@ -371,8 +369,14 @@ export class PageSender {
   }
 
   #isZero(b: number, page: number): boolean {
-    // Never written since allocation: zero, and not worth a page fault to read.
-    if (this.#written[this.#blockFirst[b] + page] === 0) return true;
-    return isZeroPage(this.#ram32[b], page);
+    return zeroAt(this.#written, this.#ram32[b], this.#blockFirst[b] + page, page);
   }
+}
+
+/**
+ * Whether page `page` of a block viewed as `ram32` (guest-wide page `flat`) is zero: never
+ * written since allocation (zero, and not worth a page fault to read), or all zero now.
+ */
+function zeroAt(written: Uint8Array, ram32: Uint32Array, flat: number, page: number): boolean {
+  return written[flat] === 0 || isZeroPage(ram32, page);
 }

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { directSocket } from "../../adapters/channels/direct_io.ts";
+import { DirectSocket } from "../../adapters/channels/direct_io.ts";
 import type { ConnChannel } from "../../adapters/channels/conn_channel.ts";
 import { connectTcp, listenTcp } from "../../adapters/channels/tcp.ts";
 import { failureKind } from "../../domain/engine/failure.ts";
@@ -40,8 +40,8 @@ Deno.test({
     const s = await listener.accept();
     listener.close();
     try {
-      const dc = directSocket(c);
-      const ds = directSocket(s);
+      const dc = DirectSocket.of(c);
+      const ds = DirectSocket.of(s);
       assert.ok(dc && ds, "both ends found their descriptor");
       assert.notEqual(dc.fd, ds.fd);
       const buf = new Uint8Array(16);
